@@ -1,0 +1,1 @@
+//! DAG engine. Being written (issue #3).

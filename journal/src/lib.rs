@@ -1,0 +1,1 @@
+//! Event-sourced journal. Being written (issue #3).
