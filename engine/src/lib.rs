@@ -1,1 +1,52 @@
-//! DAG engine. Being written (issue #3).
+//! loko's engine: runs a DAG of idempotent steps on tokio, journaling every transition, and
+//! resumes exactly where a previous run stopped.
+//!
+//! The engine knows nothing of Packet, DNS or SSH: a step is an id, its dependencies, a digest
+//! of its inputs, a retry policy, a resource class and an async action (see [`step`] for the
+//! contract every action keeps). Its tests use toy steps.
+//!
+//! How a run goes:
+//! 1. [`Plan::new`] builds the petgraph DAG and rejects duplicates, missing dependencies and
+//!    cycles before anything runs.
+//! 2. [`Engine::run`] reads the journal's ledger. Nothing to do → [`Outcome::UpToDate`]. An
+//!    unfinished last run with the same spec → `RunResumed`; otherwise `RunStarted`.
+//! 3. A step starts as soon as its dependencies succeeded. If the ledger holds its success
+//!    with the same effective inputs digest (its own inputs plus its dependencies' outputs), it
+//!    is reused. Otherwise its attempts run under its class's semaphore: `StepStarted` is
+//!    durable before the action runs, `StepSucceeded` (with outputs) or `StepFailed` after.
+//!    Retryable errors are retried with jittered exponential backoff, bounded by attempts and
+//!    elapsed time; a permanent failure skips only the step's dependents.
+//! 4. Cancellation (Ctrl-C): no new step starts, running steps see
+//!    [`StepContext::cancelled`] and record their outcome, the run ends `Interrupted` and the
+//!    next run resumes it.
+//!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use engine::{Engine, Plan, RunRequest, StepDef, StepContext, StepError};
+//! use journal::{Digest, Journal, Outputs, RunKind, StepId};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let journal = Arc::new(Journal::open(dir.path())?);
+//! let hello = StepDef::new(StepId::new("hello")?, Digest::of(b"v1"), |_ctx: StepContext| async {
+//!     Ok::<_, StepError>(Outputs::new().with("greeting", "hi")?)
+//! });
+//! let plan = Plan::new(vec![hello])?;
+//! let request = RunRequest { kind: RunKind::Apply, spec_digest: Digest::of(b"spec"), spec: serde_json::json!({}) };
+//! let report = Engine::new(journal).run(&plan, request, Default::default()).await?;
+//! assert_eq!(report.outcome, engine::Outcome::Succeeded);
+//! # Ok(()) }
+//! ```
+
+mod observe;
+mod plan;
+mod retry;
+mod run;
+pub mod step;
+
+pub use observe::{Notice, NoticeKind, Observer, Silent};
+pub use plan::{Plan, PlanError};
+pub use retry::RetryPolicy;
+pub use run::{Engine, EngineError, Outcome, RunReport, RunRequest};
+pub use step::{Action, ResourceClass, StepContext, StepDef, StepError, StepFuture};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,96 @@
+//! A plan: the steps of a run as a validated DAG.
+
+use std::collections::HashMap;
+
+use journal::StepId;
+use petgraph::algo::toposort;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::step::StepDef;
+
+/// Why a set of steps is not a runnable plan. Found before anything runs.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("step {0} is defined twice")]
+    Duplicate(journal::StepId),
+    #[error("step {step} depends on {missing}, which is not in the plan")]
+    MissingDependency { step: StepId, missing: StepId },
+    #[error("steps form a cycle through {0}")]
+    Cycle(StepId),
+}
+
+/// Steps in a DAG whose edges point from a dependency to its dependents.
+pub struct Plan {
+    pub(crate) graph: DiGraph<StepDef, ()>,
+    /// Node indexes in a topological order.
+    pub(crate) order: Vec<NodeIndex>,
+}
+
+impl Plan {
+    /// Builds the DAG, rejecting duplicate ids, missing dependencies and cycles.
+    pub fn new(steps: Vec<StepDef>) -> Result<Plan, PlanError> {
+        let mut graph = DiGraph::with_capacity(steps.len(), steps.len() * 2);
+        let mut index: HashMap<StepId, NodeIndex> = HashMap::with_capacity(steps.len());
+        for step in steps {
+            let id = step.id.clone();
+            let node = graph.add_node(step);
+            if index.insert(id.clone(), node).is_some() {
+                return Err(PlanError::Duplicate(id));
+            }
+        }
+        let mut edges = Vec::new();
+        for node in graph.node_indices() {
+            let step = &graph[node];
+            for dep in &step.deps {
+                let from = index.get(dep).ok_or_else(|| PlanError::MissingDependency {
+                    step: step.id.clone(),
+                    missing: dep.clone(),
+                })?;
+                edges.push((*from, node));
+            }
+        }
+        for (from, to) in edges {
+            graph.update_edge(from, to, ());
+        }
+        let order =
+            toposort(&graph, None).map_err(|c| PlanError::Cycle(graph[c.node_id()].id.clone()))?;
+        Ok(Plan { graph, order })
+    }
+
+    /// The step ids in a topological order.
+    pub fn step_ids(&self) -> Vec<StepId> {
+        self.order
+            .iter()
+            .map(|n| self.graph[*n].id.clone())
+            .collect()
+    }
+
+    /// The steps, in a topological order.
+    pub fn steps(&self) -> impl Iterator<Item = &StepDef> {
+        self.order.iter().map(|n| &self.graph[*n])
+    }
+
+    /// Number of steps.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// True for a plan without steps.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The DAG in Graphviz DOT, for `loko graph`.
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from("digraph loko {\n  rankdir=LR;\n  node [shape=box];\n");
+        for n in &self.order {
+            let step = &self.graph[*n];
+            out.push_str(&format!("  \"{}\";\n", step.id));
+            for dep in &step.deps {
+                out.push_str(&format!("  \"{dep}\" -> \"{}\";\n", step.id));
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+}

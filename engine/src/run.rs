@@ -1,0 +1,648 @@
+//! The executor: runs a [`Plan`] on tokio, journaling every transition, resuming from the
+//! journal's ledger.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use journal::{
+    AttemptEnd, ClusterState, Digest, Event, Intent, Journal, JournalError, Outputs, RunId,
+    RunKind, RunOutcome, StepId,
+};
+use petgraph::Direction;
+use petgraph::graph::NodeIndex;
+use petgraph::visit::{Bfs, Walker};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::observe::{Notice, NoticeKind, Observer, Silent};
+use crate::plan::Plan;
+use crate::step::{ResourceClass, StepContext, StepDef, StepError};
+
+/// What a run is for: recorded in `RunStarted`, and compared to decide whether an unfinished
+/// run is continued (same spec digest) or a new run starts.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    pub kind: RunKind,
+    pub spec_digest: Digest,
+    /// The desired state, recorded for the audit and the next run's change classification.
+    pub spec: Value,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Every step was already done with the same inputs; nothing ran and nothing was journaled.
+    UpToDate,
+    /// Every step succeeded.
+    Succeeded,
+    /// Steps failed for good; their dependents were skipped. Resumable.
+    Failed {
+        failed: Vec<(StepId, String)>,
+        skipped: Vec<(StepId, StepId)>,
+    },
+    /// Cancelled before every step ran. Resumable.
+    Interrupted,
+}
+
+/// The result of [`Engine::run`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunReport {
+    /// The run's id; `None` when nothing needed to be done.
+    pub run: Option<RunId>,
+    /// True when the run continued an unfinished one.
+    pub resumed: bool,
+    pub outcome: Outcome,
+    /// Steps that ran at least one attempt.
+    pub executed: Vec<StepId>,
+    /// Steps whose recorded results were reused.
+    pub reused: usize,
+}
+
+/// The engine stopped because the journal failed; the run is resumable from what was durable.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// Runs plans against one cluster's journal.
+pub struct Engine {
+    journal: Arc<Journal>,
+    limits: HashMap<ResourceClass, usize>,
+    default_limit: usize,
+    observer: Arc<dyn Observer>,
+}
+
+impl Engine {
+    /// An engine over `journal` with a default limit of 16 concurrent steps per resource class.
+    pub fn new(journal: Arc<Journal>) -> Engine {
+        Engine {
+            journal,
+            limits: HashMap::new(),
+            default_limit: 16,
+            observer: Arc::new(Silent),
+        }
+    }
+
+    /// At most `limit` steps of `class` run at once (at least 1).
+    pub fn limit(mut self, class: ResourceClass, limit: usize) -> Engine {
+        self.limits.insert(class, limit.max(1));
+        self
+    }
+
+    /// Reports step transitions to `observer`.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Engine {
+        self.observer = observer;
+        self
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    /// Runs `plan` to completion, failure or cancellation.
+    ///
+    /// - If every step already succeeded with the same inputs and the last run completed,
+    ///   returns [`Outcome::UpToDate`] without journaling anything.
+    /// - If the last run did not succeed and had the same spec digest, continues it
+    ///   (`RunResumed`); otherwise starts a new run.
+    /// - A step whose recorded result has the same inputs digest is reused; any other step
+    ///   runs, and a step that started without an outcome runs again (and must reconcile).
+    pub async fn run(
+        &self,
+        plan: &Plan,
+        request: RunRequest,
+        cancel: CancellationToken,
+    ) -> Result<RunReport, EngineError> {
+        let snapshot = self.journal.with_state(Snapshot::take);
+        if snapshot.last_succeeded_or_none && up_to_date(plan, &snapshot.ledger) {
+            return Ok(RunReport {
+                run: None,
+                resumed: false,
+                outcome: Outcome::UpToDate,
+                executed: Vec::new(),
+                reused: plan.len(),
+            });
+        }
+        let ids = plan.step_ids();
+        let resumable = snapshot
+            .last_unfinished
+            .as_ref()
+            .filter(|(_, digest)| *digest == request.spec_digest)
+            .map(|(run, _)| *run);
+        let (run, resumed) = match resumable {
+            Some(run) => {
+                self.journal.resume_run(run, ids).await?;
+                (run, true)
+            }
+            None => {
+                let run = self
+                    .journal
+                    .begin_run(request.kind, request.spec_digest, request.spec, ids)
+                    .await?;
+                (run, false)
+            }
+        };
+        self.observer.run_started(run, resumed, plan.len());
+        let mut exec = Execution {
+            engine: self,
+            plan,
+            run,
+            snapshot,
+            cancel,
+            semaphores: HashMap::new(),
+            remaining: plan
+                .graph
+                .node_indices()
+                .map(|n| {
+                    plan.graph
+                        .neighbors_directed(n, Direction::Incoming)
+                        .count()
+                })
+                .collect(),
+            outputs: vec![None; plan.graph.node_count()],
+            settled: vec![false; plan.graph.node_count()],
+            ready: VecDeque::new(),
+            tasks: JoinSet::new(),
+            failed: Vec::new(),
+            skipped: Vec::new(),
+            executed: Vec::new(),
+            reused: 0,
+            interrupted: false,
+        };
+        let outcome = exec.drive().await;
+        let (executed, reused) = (exec.executed, exec.reused);
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // The journal failed: stop everything; what was durable is the resume point.
+                exec.cancel.cancel();
+                exec.tasks.shutdown().await;
+                return Err(e);
+            }
+        };
+        let ended = match &outcome {
+            Outcome::Succeeded | Outcome::UpToDate => RunOutcome::Succeeded,
+            Outcome::Interrupted => RunOutcome::Interrupted,
+            Outcome::Failed { failed, skipped } => RunOutcome::Failed {
+                failed: failed.iter().map(|(s, _)| s.clone()).collect(),
+                skipped: skipped.iter().map(|(s, _)| s.clone()).collect(),
+            },
+        };
+        self.journal
+            .append(run, Event::RunEnded { outcome: ended })
+            .await?;
+        Ok(RunReport {
+            run: Some(run),
+            resumed,
+            outcome,
+            executed,
+            reused,
+        })
+    }
+}
+
+/// What the engine reads from the journal once, at the start of a run.
+struct Snapshot {
+    ledger: BTreeMap<StepId, journal::StepResult>,
+    attempts: BTreeMap<StepId, u32>,
+    /// Intents of attempts that never recorded an outcome, per step.
+    unfinished_intents: HashMap<StepId, Vec<Intent>>,
+    last_succeeded_or_none: bool,
+    last_unfinished: Option<(RunId, Digest)>,
+}
+
+impl Snapshot {
+    fn take(state: &ClusterState) -> Snapshot {
+        let last = state.last_run();
+        let mut unfinished_intents: HashMap<StepId, Vec<Intent>> = HashMap::new();
+        for run in state.runs.values() {
+            for (step, history) in &run.steps {
+                let done_at = state.ledger.get(step).map_or(0, |r| r.attempt);
+                for attempt in &history.attempts {
+                    if attempt.end == AttemptEnd::Unfinished && attempt.attempt > done_at {
+                        unfinished_intents
+                            .entry(step.clone())
+                            .or_default()
+                            .extend(attempt.intents.iter().cloned());
+                    }
+                }
+            }
+        }
+        Snapshot {
+            ledger: state.ledger.clone(),
+            attempts: state.attempts.clone(),
+            unfinished_intents,
+            last_succeeded_or_none: last.is_none_or(|r| r.succeeded()),
+            last_unfinished: last
+                .filter(|r| !r.succeeded())
+                .map(|r| (r.id, r.spec_digest.clone())),
+        }
+    }
+}
+
+/// The digest a step's recorded result must match to be reused: its own inputs plus every
+/// dependency's outputs, so that a dependency that produced something new (a recreated device
+/// with a new IP) makes its dependents run again.
+fn effective_digest(step: &StepDef, deps: &BTreeMap<StepId, Outputs>) -> Digest {
+    let encoded: Vec<(String, Vec<u8>)> = deps
+        .iter()
+        .map(|(id, out)| {
+            // Outputs are a map of JSON values; encoding them cannot fail.
+            (id.to_string(), serde_json::to_vec(out).unwrap_or_default())
+        })
+        .collect();
+    let mut parts: Vec<&[u8]> = vec![step.inputs.as_str().as_bytes()];
+    for (id, out) in &encoded {
+        parts.push(id.as_bytes());
+        parts.push(out);
+    }
+    Digest::of_parts(parts)
+}
+
+fn up_to_date(plan: &Plan, ledger: &BTreeMap<StepId, journal::StepResult>) -> bool {
+    plan.steps().all(|step| {
+        let Some(done) = ledger.get(&step.id) else {
+            return false;
+        };
+        let deps: Option<BTreeMap<StepId, Outputs>> = step
+            .deps
+            .iter()
+            .map(|d| ledger.get(d).map(|r| (d.clone(), r.outputs.clone())))
+            .collect();
+        deps.is_some_and(|deps| effective_digest(step, &deps) == done.inputs_digest)
+    })
+}
+
+/// How one step's attempts ended in this run.
+enum StepEnd {
+    Succeeded(Outputs),
+    Failed(String),
+    Interrupted,
+    /// Cancelled before its first attempt started; nothing was journaled for it.
+    NotStarted,
+    Journal(JournalError),
+}
+
+struct Execution<'a> {
+    engine: &'a Engine,
+    plan: &'a Plan,
+    run: RunId,
+    snapshot: Snapshot,
+    cancel: CancellationToken,
+    semaphores: HashMap<ResourceClass, Arc<Semaphore>>,
+    remaining: Vec<usize>,
+    outputs: Vec<Option<Outputs>>,
+    settled: Vec<bool>,
+    ready: VecDeque<NodeIndex>,
+    tasks: JoinSet<(NodeIndex, StepEnd)>,
+    failed: Vec<(StepId, String)>,
+    skipped: Vec<(StepId, StepId)>,
+    executed: Vec<StepId>,
+    reused: usize,
+    interrupted: bool,
+}
+
+impl Execution<'_> {
+    async fn drive(&mut self) -> Result<Outcome, EngineError> {
+        let graph = &self.plan.graph;
+        self.ready.extend(
+            self.plan
+                .order
+                .iter()
+                .copied()
+                .filter(|n| self.remaining[n.index()] == 0),
+        );
+        loop {
+            while let Some(node) = self.ready.pop_front() {
+                if self.cancel.is_cancelled() {
+                    self.interrupted = true;
+                    continue;
+                }
+                self.start(node);
+            }
+            let Some(joined) = self.tasks.join_next().await else {
+                break;
+            };
+            let (node, end) = match joined {
+                Ok(done) => done,
+                // Steps run inside their own task (see `attempts`), so this task only ends by
+                // panic if the engine itself has a bug.
+                Err(e) => panic!("engine step task failed: {e}"),
+            };
+            let id = graph[node].id.clone();
+            match end {
+                StepEnd::Succeeded(out) => self.complete(node, out),
+                StepEnd::Failed(error) => {
+                    self.settled[node.index()] = true;
+                    self.failed.push((id.clone(), error));
+                    self.skip_dependents_of(node).await?;
+                }
+                StepEnd::Interrupted | StepEnd::NotStarted => {
+                    self.settled[node.index()] = true;
+                    self.interrupted = true;
+                }
+                StepEnd::Journal(e) => return Err(e.into()),
+            }
+        }
+        Ok(
+            if self.settled.iter().all(|s| *s) && self.failed.is_empty() && !self.interrupted {
+                Outcome::Succeeded
+            } else if self.interrupted {
+                Outcome::Interrupted
+            } else {
+                Outcome::Failed {
+                    failed: std::mem::take(&mut self.failed),
+                    skipped: std::mem::take(&mut self.skipped),
+                }
+            },
+        )
+    }
+
+    fn dependency_outputs(&self, node: NodeIndex) -> BTreeMap<StepId, Outputs> {
+        self.plan
+            .graph
+            .neighbors_directed(node, Direction::Incoming)
+            .filter_map(|d| {
+                self.outputs[d.index()]
+                    .clone()
+                    .map(|o| (self.plan.graph[d].id.clone(), o))
+            })
+            .collect()
+    }
+
+    fn start(&mut self, node: NodeIndex) {
+        let step = self.plan.graph[node].clone();
+        let deps = self.dependency_outputs(node);
+        let digest = effective_digest(&step, &deps);
+        if let Some(done) = self.snapshot.ledger.get(&step.id)
+            && done.inputs_digest == digest
+        {
+            let outputs = done.outputs.clone();
+            self.reused += 1;
+            self.engine.observer.notice(&Notice {
+                step: step.id.clone(),
+                kind: NoticeKind::Reused,
+            });
+            self.complete(node, outputs);
+            return;
+        }
+        self.executed.push(step.id.clone());
+        let limit = self
+            .engine
+            .limits
+            .get(&step.class)
+            .copied()
+            .unwrap_or(self.engine.default_limit);
+        let semaphore = Arc::clone(
+            self.semaphores
+                .entry(step.class.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(limit))),
+        );
+        let first_attempt = self.snapshot.attempts.get(&step.id).copied().unwrap_or(0) + 1;
+        let previous_intents = Arc::new(
+            self.snapshot
+                .unfinished_intents
+                .remove(&step.id)
+                .unwrap_or_default(),
+        );
+        let attempt = Attempts {
+            journal: Arc::clone(&self.engine.journal),
+            observer: Arc::clone(&self.engine.observer),
+            run: self.run,
+            cancel: self.cancel.clone(),
+            step,
+            digest,
+            deps: Arc::new(deps),
+            previous_intents,
+            first_attempt,
+            semaphore,
+        };
+        self.tasks.spawn(async move { (node, attempt.run().await) });
+    }
+
+    /// Records a step's outputs and readies the dependents whose dependencies are all done.
+    fn complete(&mut self, node: NodeIndex, outputs: Outputs) {
+        self.outputs[node.index()] = Some(outputs);
+        self.settled[node.index()] = true;
+        let dependents: Vec<NodeIndex> = self
+            .plan
+            .graph
+            .neighbors_directed(node, Direction::Outgoing)
+            .collect();
+        for d in dependents {
+            self.remaining[d.index()] -= 1;
+            if self.remaining[d.index()] == 0 {
+                self.ready.push_back(d);
+            }
+        }
+    }
+
+    /// Journals every transitive dependent of a failed step as skipped; independent branches
+    /// go on.
+    async fn skip_dependents_of(&mut self, node: NodeIndex) -> Result<(), EngineError> {
+        let graph = &self.plan.graph;
+        let because = graph[node].id.clone();
+        let dependents: Vec<NodeIndex> = Bfs::new(graph, node)
+            .iter(graph)
+            .filter(|n| *n != node)
+            .collect();
+        for d in dependents {
+            if self.settled[d.index()] {
+                continue;
+            }
+            self.settled[d.index()] = true;
+            let step = graph[d].id.clone();
+            self.engine
+                .journal
+                .append(
+                    self.run,
+                    Event::StepSkipped {
+                        step: step.clone(),
+                        because: because.clone(),
+                    },
+                )
+                .await?;
+            self.engine.observer.notice(&Notice {
+                step: step.clone(),
+                kind: NoticeKind::Skipped {
+                    because: because.clone(),
+                },
+            });
+            self.skipped.push((step, because.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// The attempts of one step in one run, with retries.
+struct Attempts {
+    journal: Arc<Journal>,
+    observer: Arc<dyn Observer>,
+    run: RunId,
+    cancel: CancellationToken,
+    step: StepDef,
+    digest: Digest,
+    deps: Arc<BTreeMap<StepId, Outputs>>,
+    previous_intents: Arc<Vec<Intent>>,
+    first_attempt: u32,
+    semaphore: Arc<Semaphore>,
+}
+
+impl Attempts {
+    async fn run(self) -> StepEnd {
+        match self.attempts().await {
+            Ok(end) => end,
+            Err(e) => StepEnd::Journal(e),
+        }
+    }
+
+    async fn attempts(&self) -> Result<StepEnd, JournalError> {
+        let policy = &self.step.retry;
+        let mut backoff = policy.backoff();
+        let began = Instant::now();
+        let mut attempt = self.first_attempt;
+        loop {
+            let permit = tokio::select! {
+                permit = self.semaphore.acquire() => permit,
+                () = self.cancel.cancelled() => {
+                    return Ok(if attempt == self.first_attempt {
+                        StepEnd::NotStarted
+                    } else {
+                        StepEnd::Interrupted
+                    });
+                }
+            };
+            self.journal
+                .append(
+                    self.run,
+                    Event::StepStarted {
+                        step: self.step.id.clone(),
+                        attempt,
+                        inputs_digest: self.digest.clone(),
+                    },
+                )
+                .await?;
+            self.notice(NoticeKind::Started { attempt });
+            let t0 = Instant::now();
+            let result = self.attempt(attempt).await;
+            drop(permit);
+            let duration = t0.elapsed();
+            let duration_ms = duration.as_millis() as u64;
+            let error = match result {
+                Ok(outputs) => {
+                    self.journal
+                        .append(
+                            self.run,
+                            Event::StepSucceeded {
+                                step: self.step.id.clone(),
+                                attempt,
+                                inputs_digest: self.digest.clone(),
+                                outputs: outputs.clone(),
+                                duration_ms,
+                                invalidates: self.step.invalidates.clone(),
+                            },
+                        )
+                        .await?;
+                    self.notice(NoticeKind::Succeeded { attempt, duration });
+                    return Ok(StepEnd::Succeeded(outputs));
+                }
+                Err(error) => error,
+            };
+            let retryable = !matches!(error, StepError::Permanent { .. });
+            let message = journal::redact(&error.to_string());
+            self.journal
+                .append(
+                    self.run,
+                    Event::StepFailed {
+                        step: self.step.id.clone(),
+                        attempt,
+                        error: message.clone(),
+                        retryable,
+                        duration_ms,
+                    },
+                )
+                .await?;
+            let after = match error {
+                StepError::Interrupted => return Ok(StepEnd::Interrupted),
+                StepError::Permanent { .. } => {
+                    self.notice(NoticeKind::Failed {
+                        attempt,
+                        error: message.clone(),
+                    });
+                    return Ok(StepEnd::Failed(message));
+                }
+                StepError::Retryable { after, .. } => after,
+            };
+            let tries = attempt - self.first_attempt + 1;
+            let out_of_time = policy.max_elapsed.is_some_and(|max| began.elapsed() >= max);
+            if tries >= policy.max_attempts || out_of_time {
+                let why = if out_of_time {
+                    format!("gave up after {:.0?} ({tries} attempts)", began.elapsed())
+                } else {
+                    format!("gave up after {tries} attempts")
+                };
+                let message = format!("{message} ({why})");
+                self.notice(NoticeKind::Failed {
+                    attempt,
+                    error: message.clone(),
+                });
+                return Ok(StepEnd::Failed(message));
+            }
+            let delay = backoff.next_delay(after);
+            self.notice(NoticeKind::Retrying {
+                attempt,
+                error: message,
+                delay,
+            });
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.cancel.cancelled() => return Ok(StepEnd::Interrupted),
+            }
+            attempt += 1;
+        }
+    }
+
+    /// One attempt, in its own task so that a panicking step fails itself, not the engine.
+    async fn attempt(&self, attempt: u32) -> Result<Outputs, StepError> {
+        let ctx = StepContext {
+            id: self.step.id.clone(),
+            run: self.run,
+            attempt,
+            journal: Arc::clone(&self.journal),
+            deps: Arc::clone(&self.deps),
+            previous_intents: Arc::clone(&self.previous_intents),
+            cancel: self.cancel.clone(),
+            observer: Arc::clone(&self.observer),
+        };
+        let future = self.step.action.run(ctx);
+        match tokio::spawn(future).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => Err(StepError::permanent(format!(
+                "step {} panicked: {}",
+                self.step.id,
+                panic_message(e.into_panic())
+            ))),
+            Err(_) => Err(StepError::Interrupted),
+        }
+    }
+
+    fn notice(&self, kind: NoticeKind) {
+        self.observer.notice(&Notice {
+            step: self.step.id.clone(),
+            kind,
+        });
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
+}

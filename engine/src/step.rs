@@ -1,0 +1,273 @@
+//! What a step is, and the contract every step must keep.
+//!
+//! # The step contract
+//!
+//! A step may be run again after a crash at *any* point: before its side effect, during it, or
+//! after it but before its success was journaled. So `run` must be idempotent by
+//! reconciliation:
+//!
+//! 1. Look before acting: find what an earlier attempt may have done (a device by its tags, a
+//!    file by its path, a DNS record by its name) and adopt it instead of doing it again.
+//!    [`StepContext::previous_intents`] lists the intents that earlier unfinished attempts
+//!    journaled, so a step knows when a lookup is mandatory rather than a courtesy.
+//! 2. Journal the intent before a side effect that is not idempotent by itself (a POST that
+//!    creates something) with [`StepContext::intent`], which returns once the intent is durable.
+//! 3. Return outputs that say what the step produced (ids, addresses, fingerprints), never
+//!    secrets: [`Outputs`] refuses them.
+//! 4. Classify errors: [`StepError::Retryable`] for what may pass (timeouts, 5xx, 429, a device
+//!    still booting), [`StepError::Permanent`] for what will not (a 422, a refused spec).
+//! 5. Observe cancellation in long waits ([`StepContext::cancelled`]) and return
+//!    [`StepError::Interrupted`], so Ctrl-C does not wait for a ten-minute provisioning.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use journal::{Digest, Event, Intent, Journal, Outputs, RunId, StepId};
+use tokio_util::sync::CancellationToken;
+
+use crate::observe::{Notice, NoticeKind, Observer};
+use crate::retry::RetryPolicy;
+
+/// A step's failure.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum StepError {
+    /// May succeed if tried again; `after` is the earliest sensible retry (a `Retry-After`).
+    #[error("{message}")]
+    Retryable {
+        message: String,
+        after: Option<Duration>,
+    },
+    /// Will fail again the same way; its dependents are skipped.
+    #[error("{message}")]
+    Permanent { message: String },
+    /// The step stopped because the run was cancelled.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl StepError {
+    /// A retryable error.
+    pub fn retryable(message: impl fmt::Display) -> StepError {
+        StepError::Retryable {
+            message: message.to_string(),
+            after: None,
+        }
+    }
+
+    /// A retryable error that should not be retried before `after`.
+    pub fn retry_after(message: impl fmt::Display, after: Duration) -> StepError {
+        StepError::Retryable {
+            message: message.to_string(),
+            after: Some(after),
+        }
+    }
+
+    /// A permanent error.
+    pub fn permanent(message: impl fmt::Display) -> StepError {
+        StepError::Permanent {
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<journal::OutputError> for StepError {
+    /// An output that cannot be published is a bug in the step, not a passing condition.
+    fn from(e: journal::OutputError) -> Self {
+        StepError::permanent(e)
+    }
+}
+
+/// The future a step's action returns.
+pub type StepFuture = Pin<Box<dyn Future<Output = Result<Outputs, StepError>> + Send + 'static>>;
+
+/// The work of a step. Implemented for every `Fn(StepContext) -> impl Future` closure.
+pub trait Action: Send + Sync + 'static {
+    /// Runs one attempt. See the module docs for the contract.
+    fn run(&self, ctx: StepContext) -> StepFuture;
+}
+
+impl<F, Fut> Action for F
+where
+    F: Fn(StepContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Outputs, StepError>> + Send + 'static,
+{
+    fn run(&self, ctx: StepContext) -> StepFuture {
+        Box::pin(self(ctx))
+    }
+}
+
+/// The kind of resource a step uses; each class has its own concurrency limit (for example
+/// `packet-api` 16, `ssh` 8, `local` 4), so that a thousand device steps do not open a thousand
+/// connections.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceClass(pub &'static str);
+
+impl ResourceClass {
+    /// Work on this machine only (rendering, files).
+    pub const LOCAL: ResourceClass = ResourceClass("local");
+}
+
+impl fmt::Display for ResourceClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// One step of a plan.
+#[derive(Clone)]
+pub struct StepDef {
+    pub(crate) id: StepId,
+    pub(crate) deps: Vec<StepId>,
+    pub(crate) inputs: Digest,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) class: ResourceClass,
+    pub(crate) invalidates: Vec<StepId>,
+    pub(crate) action: Arc<dyn Action>,
+}
+
+impl StepDef {
+    /// A step with its id, the digest of its own inputs (what it reads from the spec and from
+    /// files; its dependencies' outputs are added by the engine), and its action. It has no
+    /// dependencies, runs in class [`ResourceClass::LOCAL`] and retries with the default policy
+    /// until configured otherwise.
+    pub fn new(id: StepId, inputs: Digest, action: impl Action) -> StepDef {
+        StepDef {
+            id,
+            deps: Vec::new(),
+            inputs,
+            retry: RetryPolicy::default(),
+            class: ResourceClass::LOCAL,
+            invalidates: Vec::new(),
+            action: Arc::new(action),
+        }
+    }
+
+    /// Runs after `deps` succeeded, and reads their outputs.
+    pub fn after(mut self, deps: impl IntoIterator<Item = StepId>) -> StepDef {
+        self.deps.extend(deps);
+        self
+    }
+
+    /// Uses `policy` for retries.
+    pub fn retry(mut self, policy: RetryPolicy) -> StepDef {
+        self.retry = policy;
+        self
+    }
+
+    /// Runs in resource class `class`.
+    pub fn class(mut self, class: ResourceClass) -> StepDef {
+        self.class = class;
+        self
+    }
+
+    /// On success, forgets the recorded results of `steps` (a delete step invalidates the
+    /// create step of the same object, so a later run creates it again).
+    pub fn invalidates(mut self, steps: impl IntoIterator<Item = StepId>) -> StepDef {
+        self.invalidates.extend(steps);
+        self
+    }
+
+    /// The step's id.
+    pub fn id(&self) -> &StepId {
+        &self.id
+    }
+
+    /// The step's dependencies.
+    pub fn deps(&self) -> &[StepId] {
+        &self.deps
+    }
+
+    /// The step's resource class.
+    pub fn resource_class(&self) -> &ResourceClass {
+        &self.class
+    }
+}
+
+/// What a step attempt can see and do.
+#[derive(Clone)]
+pub struct StepContext {
+    pub(crate) id: StepId,
+    pub(crate) run: RunId,
+    pub(crate) attempt: u32,
+    pub(crate) journal: Arc<Journal>,
+    pub(crate) deps: Arc<BTreeMap<StepId, Outputs>>,
+    pub(crate) previous_intents: Arc<Vec<Intent>>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) observer: Arc<dyn Observer>,
+}
+
+impl StepContext {
+    /// This step's id.
+    pub fn id(&self) -> &StepId {
+        &self.id
+    }
+
+    /// This attempt's number, counted over the life of the cluster.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The outputs of a declared dependency.
+    pub fn output_of(&self, dep: &StepId) -> Result<&Outputs, StepError> {
+        self.deps.get(dep).ok_or_else(|| {
+            StepError::permanent(format!(
+                "step {} read the outputs of {dep}, which is not one of its dependencies",
+                self.id
+            ))
+        })
+    }
+
+    /// The outputs of every dependency.
+    pub fn dependency_outputs(&self) -> &BTreeMap<StepId, Outputs> {
+        &self.deps
+    }
+
+    /// Journals the intent to perform `effect` and returns once it is durable. Call it right
+    /// before a side effect that a resumed attempt must look for.
+    pub async fn intent(&self, effect: &str, detail: Outputs) -> Result<(), StepError> {
+        self.journal
+            .append(
+                self.run,
+                Event::StepIntent {
+                    step: self.id.clone(),
+                    attempt: self.attempt,
+                    effect: effect.to_owned(),
+                    detail,
+                },
+            )
+            .await
+            .map_err(|e| StepError::permanent(format!("journal: {e}")))?;
+        Ok(())
+    }
+
+    /// Intents journaled by earlier attempts of this step that never recorded an outcome:
+    /// their side effects may have happened, so look for them before acting again.
+    pub fn previous_intents(&self) -> &[Intent] {
+        &self.previous_intents
+    }
+
+    /// True once the run is cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the run is cancelled; select on it in long waits.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// Reports progress of a long wait ("waiting for 3 devices: 2 provisioning, 1 queued") to
+    /// the observers. Not journaled.
+    pub fn progress(&self, message: impl Into<String>) {
+        self.observer.notice(&Notice {
+            step: self.id.clone(),
+            kind: NoticeKind::Progress {
+                message: message.into(),
+            },
+        });
+    }
+}

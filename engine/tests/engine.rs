@@ -1,0 +1,473 @@
+//! The engine's behavior with toy steps against a real journal.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use engine::{
+    CancellationToken, Engine, Outcome, Plan, PlanError, ResourceClass, RetryPolicy, RunRequest,
+    StepContext, StepDef, StepError,
+};
+use journal::{AttemptEnd, Digest, Event, Journal, Outputs, RunKind, RunOutcome, StepId};
+
+fn id(s: &str) -> StepId {
+    StepId::new(s).unwrap()
+}
+
+fn request(spec: &str) -> RunRequest {
+    RunRequest {
+        kind: RunKind::Apply,
+        spec_digest: Digest::of(spec.as_bytes()),
+        spec: serde_json::json!({ "spec": spec }),
+    }
+}
+
+fn fast_retry(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        initial: Duration::from_millis(5),
+        max_interval: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    }
+}
+
+/// A step that counts its invocations and outputs its id.
+fn counting(name: &str, calls: &Arc<AtomicUsize>) -> StepDef {
+    let calls = Arc::clone(calls);
+    let name_owned = name.to_owned();
+    StepDef::new(
+        id(name),
+        Digest::of(name.as_bytes()),
+        move |_ctx: StepContext| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let name = name_owned.clone();
+            async move { Ok(Outputs::new().with("name", name)?) }
+        },
+    )
+}
+
+fn open(dir: &tempfile::TempDir) -> Arc<Journal> {
+    Arc::new(Journal::open(dir.path()).unwrap())
+}
+
+#[tokio::test]
+async fn a_flaky_step_is_retried_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let flaky = StepDef::new(id("flaky"), Digest::of(b"f"), move |_ctx: StepContext| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < 2 {
+                Err(StepError::retryable(format!("HTTP 503 on try {n}")))
+            } else {
+                Ok(Outputs::new())
+            }
+        }
+    })
+    .retry(fast_retry(5));
+    let plan = Plan::new(vec![flaky]).unwrap();
+    let report = Engine::new(Arc::clone(&journal))
+        .run(&plan, request("a"), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let state = journal.state();
+    let attempts = &state.last_run().unwrap().steps[&id("flaky")].attempts;
+    assert_eq!(attempts.len(), 3);
+    assert!(
+        matches!(&attempts[0].end, AttemptEnd::Failed { retryable: true, error, .. } if error == "HTTP 503 on try 0")
+    );
+    assert!(matches!(attempts[2].end, AttemptEnd::Succeeded { .. }));
+    assert_eq!(state.ledger[&id("flaky")].attempt, 3);
+}
+
+#[tokio::test]
+async fn a_permanent_failure_skips_only_its_dependents() {
+    // a -> b -> c, a -> d -> e; b fails for good.
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let b = StepDef::new(id("b"), Digest::of(b"b"), |_ctx: StepContext| async {
+        Err::<Outputs, _>(StepError::permanent("422: plan not available in ams1"))
+    })
+    .after([id("a")])
+    .retry(fast_retry(5));
+    let plan = Plan::new(vec![
+        counting("a", &calls),
+        b,
+        counting("c", &calls).after([id("b")]),
+        counting("d", &calls).after([id("a")]),
+        counting("e", &calls).after([id("d")]),
+    ])
+    .unwrap();
+    let report = Engine::new(Arc::clone(&journal))
+        .run(&plan, request("a"), CancellationToken::new())
+        .await
+        .unwrap();
+    let Outcome::Failed { failed, skipped } = &report.outcome else {
+        panic!("expected failure, got {:?}", report.outcome)
+    };
+    assert_eq!(
+        failed,
+        &vec![(id("b"), "422: plan not available in ams1".to_owned())]
+    );
+    assert_eq!(skipped, &vec![(id("c"), id("b"))]);
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "a, d and e ran");
+    let state = journal.state();
+    let run = state.last_run().unwrap();
+    assert_eq!(
+        run.steps[&id("b")].attempts.len(),
+        1,
+        "permanent errors are not retried"
+    );
+    assert_eq!(run.steps[&id("c")].skipped_because, Some(id("b")));
+    assert_eq!(
+        run.ended.as_ref().map(|(_, o)| o.clone()),
+        Some(RunOutcome::Failed {
+            failed: vec![id("b")],
+            skipped: vec![id("c")]
+        })
+    );
+}
+
+#[tokio::test]
+async fn retries_stop_at_max_attempts_and_the_next_run_resumes_the_failed_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir);
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (h, c) = (Arc::clone(&healthy), Arc::clone(&calls));
+    let plan = Plan::new(vec![
+        counting("before", &calls),
+        StepDef::new(id("api"), Digest::of(b"api"), move |_ctx: StepContext| {
+            let ok = h.load(Ordering::SeqCst);
+            c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if ok {
+                    Ok(Outputs::new())
+                } else {
+                    Err(StepError::retry_after(
+                        "429 Too Many Requests",
+                        Duration::from_millis(1),
+                    ))
+                }
+            }
+        })
+        .after([id("before")])
+        .retry(fast_retry(3)),
+    ])
+    .unwrap();
+    let engine = Engine::new(Arc::clone(&journal));
+    let report = engine
+        .run(&plan, request("s"), CancellationToken::new())
+        .await
+        .unwrap();
+    let Outcome::Failed { failed, .. } = &report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    assert!(
+        failed[0].1.contains("gave up after 3 attempts"),
+        "{}",
+        failed[0].1
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        4,
+        "before once, api three times"
+    );
+
+    healthy.store(true, Ordering::SeqCst);
+    let report = engine
+        .run(&plan, request("s"), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert!(report.resumed);
+    assert_eq!(report.run, Some(journal::RunId(1)));
+    assert_eq!(report.executed, vec![id("api")], "the done step is reused");
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    let state = journal.state();
+    assert_eq!(state.runs.len(), 1);
+    assert_eq!(state.last_run().unwrap().resumes.len(), 1);
+    assert_eq!(
+        state.ledger[&id("api")].attempt,
+        4,
+        "attempts count on across the resume"
+    );
+}
+
+#[tokio::test]
+async fn cancellation_lets_running_steps_record_their_outcome_and_starts_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(tokio::sync::Notify::new());
+    let s = Arc::clone(&started);
+    let waiting = StepDef::new(
+        id("wait-device"),
+        Digest::of(b"w"),
+        move |ctx: StepContext| {
+            let s = Arc::clone(&s);
+            async move {
+                s.notify_one();
+                ctx.cancelled().await;
+                Err::<Outputs, _>(StepError::Interrupted)
+            }
+        },
+    );
+    let plan = Plan::new(vec![
+        waiting,
+        counting("after", &calls).after([id("wait-device")]),
+    ])
+    .unwrap();
+    let cancel = CancellationToken::new();
+    let engine = Engine::new(Arc::clone(&journal));
+    let run = engine.run(&plan, request("s"), cancel.clone());
+    let trigger = async {
+        started.notified().await;
+        cancel.cancel();
+    };
+    let (report, ()) = tokio::join!(run, trigger);
+    let report = report.unwrap();
+    assert_eq!(report.outcome, Outcome::Interrupted);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let state = journal.state();
+    let run = state.last_run().unwrap();
+    assert!(
+        matches!(&run.steps[&id("wait-device")].attempts[0].end, AttemptEnd::Failed { retryable: true, error, .. } if error == "interrupted")
+    );
+    assert_eq!(
+        run.ended.as_ref().map(|(_, o)| o.clone()),
+        Some(RunOutcome::Interrupted)
+    );
+}
+
+#[test]
+fn cycles_missing_dependencies_and_duplicates_are_rejected_before_anything_runs() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let cycle = Plan::new(vec![
+        counting("a", &calls).after([id("c")]),
+        counting("b", &calls).after([id("a")]),
+        counting("c", &calls).after([id("b")]),
+    ]);
+    assert!(matches!(cycle, Err(PlanError::Cycle(_))));
+    let missing = Plan::new(vec![counting("a", &calls).after([id("nope")])]);
+    assert_eq!(
+        missing.err().unwrap().to_string(),
+        "step a depends on nope, which is not in the plan"
+    );
+    let dup = Plan::new(vec![counting("a", &calls), counting("a", &calls)]);
+    assert!(matches!(dup, Err(PlanError::Duplicate(_))));
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn an_unchanged_spec_does_nothing_and_a_changed_input_reruns_the_step_and_what_it_feeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let make = |version: &str| {
+        let c = Arc::clone(&calls);
+        let v = version.to_owned();
+        let source = StepDef::new(
+            id("source"),
+            Digest::of(version.as_bytes()),
+            move |_ctx: StepContext| {
+                c.fetch_add(1, Ordering::SeqCst);
+                let v = v.clone();
+                async move { Ok(Outputs::new().with("v", v)?) }
+            },
+        );
+        Plan::new(vec![
+            source,
+            counting("reads-source", &calls).after([id("source")]),
+            counting("independent", &calls),
+        ])
+        .unwrap()
+    };
+    let engine = Engine::new(Arc::clone(&journal));
+    let first = engine
+        .run(&make("v1"), request("s1"), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(first.outcome, Outcome::Succeeded);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+    let events_before = journal.state().runs.values().map(|r| r.events).sum::<u64>();
+    let again = engine
+        .run(&make("v1"), request("s1"), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::UpToDate);
+    assert_eq!(again.run, None);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        journal.state().runs.values().map(|r| r.events).sum::<u64>(),
+        events_before
+    );
+
+    let changed = engine
+        .run(&make("v2"), request("s2"), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(changed.outcome, Outcome::Succeeded);
+    assert!(!changed.resumed);
+    assert_eq!(changed.executed, vec![id("source"), id("reads-source")]);
+    assert_eq!(changed.reused, 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resource_class_limits_concurrency() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir);
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let class = ResourceClass("ssh");
+    let steps = (0..12)
+        .map(|i| {
+            let (r, p) = (Arc::clone(&running), Arc::clone(&peak));
+            StepDef::new(
+                id(&format!("ssh/{i}")),
+                Digest::of(b"x"),
+                move |_ctx: StepContext| {
+                    let (r, p) = (Arc::clone(&r), Arc::clone(&p));
+                    async move {
+                        let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                        p.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        r.fetch_sub(1, Ordering::SeqCst);
+                        Ok(Outputs::new())
+                    }
+                },
+            )
+            .class(class.clone())
+        })
+        .collect();
+    let plan = Plan::new(steps).unwrap();
+    let report = Engine::new(journal)
+        .limit(class, 3)
+        .run(&plan, request("s"), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    let peak = peak.load(Ordering::SeqCst);
+    assert!((1..=3).contains(&peak), "peak concurrency {peak}");
+}
+
+#[tokio::test]
+async fn a_panicking_step_fails_itself_not_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let boom = StepDef::new(id("boom"), Digest::of(b"b"), |_ctx: StepContext| async {
+        if true {
+            panic!("index out of range");
+        }
+        Ok(Outputs::new())
+    });
+    let plan = Plan::new(vec![boom, counting("other", &calls)]).unwrap();
+    let report = Engine::new(journal)
+        .run(&plan, request("s"), CancellationToken::new())
+        .await
+        .unwrap();
+    let Outcome::Failed { failed, .. } = report.outcome else {
+        panic!()
+    };
+    assert_eq!(failed[0].0, id("boom"));
+    assert!(
+        failed[0].1.contains("panicked: index out of range"),
+        "{}",
+        failed[0].1
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn intents_of_an_unfinished_attempt_reach_the_next_attempt_and_outputs_feed_dependents() {
+    let dir = tempfile::tempdir().unwrap();
+    // Simulate a crash: an attempt that journaled an intent and never finished.
+    {
+        let journal = Journal::open(dir.path()).unwrap();
+        let run = journal
+            .begin_run(
+                RunKind::Apply,
+                Digest::of(b"s"),
+                serde_json::json!({}),
+                vec![id("create")],
+            )
+            .await
+            .unwrap();
+        journal
+            .append(
+                run,
+                Event::StepStarted {
+                    step: id("create"),
+                    attempt: 1,
+                    inputs_digest: Digest::of(b"x"),
+                },
+            )
+            .await
+            .unwrap();
+        journal
+            .append(
+                run,
+                Event::StepIntent {
+                    step: id("create"),
+                    attempt: 1,
+                    effect: "POST /devices".into(),
+                    detail: Outputs::new().with("hostname", "n-0").unwrap(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let journal = open(&dir);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    let create = StepDef::new(id("create"), Digest::of(b"c"), move |ctx: StepContext| {
+        s.lock()
+            .unwrap()
+            .extend(ctx.previous_intents().iter().map(|i| i.effect.clone()));
+        let attempt = ctx.attempt();
+        async move { Ok(Outputs::new().with("device_id", format!("dev-{attempt}"))?) }
+    });
+    let got = Arc::new(std::sync::Mutex::new(String::new()));
+    let g = Arc::clone(&got);
+    let reader = StepDef::new(id("dns"), Digest::of(b"d"), move |ctx: StepContext| {
+        let value: Result<String, StepError> = ctx
+            .output_of(&id("create"))
+            .and_then(|o| o.get::<String>("device_id").map_err(StepError::from));
+        *g.lock().unwrap() = value.clone().unwrap_or_default();
+        async move { value.map(|_| Outputs::new()) }
+    })
+    .after([id("create")]);
+    let plan = Plan::new(vec![create, reader]).unwrap();
+    let report = Engine::new(Arc::clone(&journal))
+        .run(
+            &plan,
+            request_with_digest(Digest::of(b"s")),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert!(report.resumed);
+    assert_eq!(*seen.lock().unwrap(), vec!["POST /devices".to_owned()]);
+    assert_eq!(
+        *got.lock().unwrap(),
+        "dev-2",
+        "attempt 2 follows the unfinished attempt 1"
+    );
+}
+
+fn request_with_digest(digest: Digest) -> RunRequest {
+    RunRequest {
+        kind: RunKind::Apply,
+        spec_digest: digest,
+        spec: serde_json::json!({}),
+    }
+}

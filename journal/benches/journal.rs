@@ -1,0 +1,128 @@
+//! Journal benchmarks; prints figures, asserts nothing. Run: `cargo bench -p journal`.
+//!
+//! - durable appends per second with 1 and 64 concurrent writers (group commit at work);
+//! - time to open and fold a journal of 100,000 events.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use journal::{Digest, Event, Journal, Outputs, RunKind, StepId};
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        for writers in [1usize, 64] {
+            appends_per_second(writers).await;
+        }
+        open_and_fold(100_000).await;
+    });
+}
+
+fn started(step: &StepId, attempt: u32) -> Event {
+    Event::StepStarted {
+        step: step.clone(),
+        attempt,
+        inputs_digest: Digest::of(step.as_str().as_bytes()),
+    }
+}
+
+async fn appends_per_second(writers: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = Arc::new(Journal::open(dir.path()).expect("open"));
+    let run = journal
+        .begin_run(
+            RunKind::Apply,
+            Digest::of(b"bench"),
+            serde_json::json!({}),
+            vec![],
+        )
+        .await
+        .expect("begin");
+    let per_writer = if writers == 1 { 2_000 } else { 200 };
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let journal = Arc::clone(&journal);
+        tasks.push(tokio::spawn(async move {
+            let step = StepId::new(format!("bench/{w}")).expect("id");
+            for attempt in 1..=per_writer {
+                journal
+                    .append(run, started(&step, attempt))
+                    .await
+                    .expect("append");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let total = writers * per_writer as usize;
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "journal append: {writers:>2} writer(s): {total} durable appends in {secs:.3} s = {:.0} appends/s",
+        total as f64 / secs
+    );
+}
+
+async fn open_and_fold(events: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let journal = Arc::new(Journal::open(dir.path()).expect("open"));
+        let run = journal
+            .begin_run(
+                RunKind::Apply,
+                Digest::of(b"bench"),
+                serde_json::json!({}),
+                vec![],
+            )
+            .await
+            .expect("begin");
+        // Writers in parallel so that writing 100k durable events takes seconds, not minutes.
+        let steps = (events - 1) / 2;
+        let mut tasks = Vec::new();
+        for w in 0..64 {
+            let journal = Arc::clone(&journal);
+            tasks.push(tokio::spawn(async move {
+                for i in (w..steps).step_by(64) {
+                    let step = StepId::new(format!("device/node-{i}")).expect("id");
+                    journal
+                        .append(run, started(&step, 1))
+                        .await
+                        .expect("append");
+                    let outputs = Outputs::new()
+                        .with("device_id", format!("6f1c3b0e-0000-4000-8000-{i:012}"))
+                        .and_then(|o| o.with("public_ipv4", "127.10.0.1"))
+                        .expect("outputs");
+                    let done = Event::StepSucceeded {
+                        step,
+                        attempt: 1,
+                        inputs_digest: Digest::of(b"in"),
+                        outputs,
+                        duration_ms: 1,
+                        invalidates: vec![],
+                    };
+                    journal.append(run, done).await.expect("append");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("writer");
+        }
+    }
+    let t0 = Instant::now();
+    let journal = Journal::open(dir.path()).expect("reopen");
+    let elapsed = t0.elapsed();
+    let (count, ledger) = journal.with_state(|s| {
+        (
+            s.runs.values().map(|r| r.events).sum::<u64>(),
+            s.ledger.len(),
+        )
+    });
+    println!(
+        "journal open+fold: {count} events ({ledger} step results) in {:.1} ms",
+        elapsed.as_secs_f64() * 1e3
+    );
+}

@@ -1,0 +1,146 @@
+//! Identifiers and digests that appear in journal keys and events.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// A run of `loko run` or `loko destroy`, numbered from 1 in the order runs started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub u64);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The position of an event within its run, from 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Seq(pub u64);
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The stable name of a step, such as `device/supernova-helium-worker-1`.
+///
+/// Stable means: the same spec yields the same ids in every run, because resume matches the
+/// journal's records to the plan's steps by id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StepId(String);
+
+/// A step id that is empty or holds whitespace or control characters.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid step id {0:?}: it must be non-empty and hold no whitespace or control characters")]
+pub struct InvalidStepId(String);
+
+impl StepId {
+    /// Makes a step id, refusing ids that would be ambiguous in the audit output.
+    pub fn new(id: impl Into<String>) -> Result<StepId, InvalidStepId> {
+        let id = id.into();
+        if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(InvalidStepId(id));
+        }
+        Ok(StepId(id))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for StepId {
+    type Error = InvalidStepId;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        StepId::new(value)
+    }
+}
+
+impl From<StepId> for String {
+    fn from(value: StepId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A SHA-256 digest in lowercase hex; used for spec digests and step inputs digests.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Digest(String);
+
+impl Digest {
+    /// The digest of a sequence of byte strings. Each part is length-prefixed so that
+    /// `["ab", "c"]` and `["a", "bc"]` differ.
+    pub fn of_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Digest {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        Digest(hex::encode(hasher.finalize()))
+    }
+
+    /// The digest of one byte string.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest::of_parts([bytes])
+    }
+
+    /// The digest of a value's JSON encoding. serde_json writes struct fields in declaration
+    /// order and maps in their iteration order, so callers should use ordered maps
+    /// (`BTreeMap`) for the digest to be stable.
+    pub fn of_json<T: Serialize + ?Sized>(value: &T) -> Result<Digest, serde_json::Error> {
+        Ok(Digest::of(&serde_json::to_vec(value)?))
+    }
+
+    /// The hex text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 hex digits, for humans.
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min(12)]
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_ids_refuse_whitespace_and_empty() {
+        assert!(StepId::new("device/supernova-controller-0").is_ok());
+        assert!(StepId::new("").is_err());
+        assert!(StepId::new("a b").is_err());
+        assert!(StepId::new("a\nb").is_err());
+        assert!(serde_json::from_str::<StepId>("\"a b\"").is_err());
+    }
+
+    #[test]
+    fn digest_parts_are_length_prefixed() {
+        assert_ne!(
+            Digest::of_parts([b"ab".as_slice(), b"c".as_slice()]),
+            Digest::of_parts([b"a".as_slice(), b"bc".as_slice()])
+        );
+        assert_eq!(Digest::of(b"x"), Digest::of(b"x"));
+        assert_eq!(Digest::of(b"x").as_str().len(), 64);
+    }
+}

@@ -1,0 +1,85 @@
+//! One writer per cluster: an exclusive OS file lock that names its holder.
+//!
+//! The lock is `flock`-style (`File::try_lock`), so the kernel releases it when the holding
+//! process dies, however it dies: a `kill -9` never leaves a stale lock to clean up by hand
+//! (unlike Terraform's state lock after a forced abort). The file's text says who holds it, so
+//! a second `loko` can name the holder in its error.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Holds the lock until dropped.
+#[derive(Debug)]
+pub(crate) struct RunLock {
+    _file: File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LockError {
+    #[error("journal {path} is locked by another loko ({holder})")]
+    Held { path: PathBuf, holder: String },
+    #[error("cannot lock journal {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Who this process is, as written into lock files and run events: `pid 123 on host`.
+pub(crate) fn whoami() -> String {
+    format!("pid {} on {}", std::process::id(), hostname())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown host".to_owned())
+}
+
+impl RunLock {
+    /// Takes the lock at `path` (the journal directory's `LOCK` file) or reports its holder.
+    pub(crate) fn acquire(path: &Path, journal: &Path) -> Result<RunLock, LockError> {
+        let io = |source| LockError::Io {
+            path: journal.to_owned(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                // The holder writes its name right after locking; an empty file means it is
+                // between those two calls.
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(LockError::Held {
+                    path: journal.to_owned(),
+                    holder: if holder.is_empty() {
+                        "holder unknown".to_owned()
+                    } else {
+                        holder.to_owned()
+                    },
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        file.set_len(0).map_err(io)?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        write!(file, "{}, since unix time {since}", whoami()).map_err(io)?;
+        file.flush().map_err(io)?;
+        Ok(RunLock { _file: file })
+    }
+}
