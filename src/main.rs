@@ -1,6 +1,57 @@
-//! The `loko` command line. Its subcommands arrive with issue #8.
+//! The `loko` command line: thin glue over the library crates.
+//!
+//! Exit codes (documented in the README and `loko --help`):
+//! 0 done, 1 run failed (resumable), 2 bad spec or usage, 3 journal locked by another run,
+//! 130 interrupted.
 
-fn main() {
-    eprintln!("loko {}: no commands yet", env!("CARGO_PKG_VERSION"));
-    std::process::exit(2);
+mod cli;
+mod failure;
+mod journal_view;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let verbose = cli.verbose > 0;
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(err) => failure::report(&err, verbose),
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Journal(args) => journal_view::run(&cli.global, &args),
+    }
+}
+
+/// Logs go to stderr through `tracing`: `-v` for info, `-vv` for debug, or `RUST_LOG`.
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
 }

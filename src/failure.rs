@@ -1,0 +1,65 @@
+//! How the binary reports an error: one line saying what failed and for which object, a hint of
+//! what to do, no stack trace and no secret; `-v` adds the chain of causes.
+
+use std::process::ExitCode;
+
+use journal::JournalError;
+
+/// Exit code of a failed run (resumable) and of errors without a more specific code.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code of a bad spec or bad usage.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code when another loko holds the journal.
+pub const EXIT_LOCKED: u8 = 3;
+
+/// An error that already says what it means for the user: the message, the exit code and a hint.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct UserError {
+    pub message: String,
+    pub code: u8,
+    pub hint: Option<String>,
+}
+
+impl UserError {
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> UserError {
+        UserError {
+            message: message.into(),
+            code: EXIT_USAGE,
+            hint: Some(hint.into()),
+        }
+    }
+}
+
+/// Prints `err` and returns the exit code it maps to.
+pub fn report(err: &anyhow::Error, verbose: bool) -> ExitCode {
+    let (code, hint) = classify(err);
+    eprintln!("error: {}", journal::redact(&err.to_string()));
+    if verbose {
+        for cause in err.chain().skip(1) {
+            eprintln!("  caused by: {}", journal::redact(&cause.to_string()));
+        }
+    }
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+    ExitCode::from(code)
+}
+
+fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
+    if let Some(user) = err.downcast_ref::<UserError>() {
+        return (user.code, user.hint.clone());
+    }
+    match err.downcast_ref::<JournalError>() {
+        Some(JournalError::Locked { .. }) => (
+            EXIT_LOCKED,
+            Some("another loko is running on this cluster; wait for it, or stop it (the lock is released when it exits)".into()),
+        ),
+        Some(JournalError::Corrupt { .. }) => (
+            EXIT_FAILED,
+            Some("the journal is damaged; keep a copy of the state directory for a bug report before changing anything".into()),
+        ),
+        Some(JournalError::BadCrashPoint(_)) => (EXIT_USAGE, None),
+        _ => (EXIT_FAILED, None),
+    }
+}

@@ -1,0 +1,248 @@
+//! The `loko` binary, run as a user runs it.
+
+use std::process::{Command, Output};
+
+use journal::{Digest, Event, Journal, Outputs, RunKind, RunOutcome, StepId};
+
+fn loko(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loko"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run loko")
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+/// A journal with one run: `pki` succeeded, `device/n-0` failed twice then succeeded,
+/// `dns` failed permanently, `ssh` skipped.
+fn sample_journal(state_dir: &std::path::Path) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let j = Journal::open(&state_dir.join("journal")).unwrap();
+        let ids = ["pki", "device/n-0", "dns", "ssh"].map(|s| StepId::new(s).unwrap());
+        let run = j
+            .begin_run(
+                RunKind::Apply,
+                Digest::of(b"spec"),
+                serde_json::json!({}),
+                ids.to_vec(),
+            )
+            .await
+            .unwrap();
+        let start = |step: &StepId, attempt| Event::StepStarted {
+            step: step.clone(),
+            attempt,
+            inputs_digest: Digest::of(b"in"),
+        };
+        let ok = |step: &StepId, attempt, out: Outputs| Event::StepSucceeded {
+            step: step.clone(),
+            attempt,
+            inputs_digest: Digest::of(b"in"),
+            outputs: out,
+            duration_ms: 1500,
+            invalidates: vec![],
+        };
+        let fail = |step: &StepId, attempt, error: &str, retryable| Event::StepFailed {
+            step: step.clone(),
+            attempt,
+            error: error.into(),
+            retryable,
+            duration_ms: 20,
+        };
+        j.append(run, start(&ids[0], 1)).await.unwrap();
+        j.append(
+            run,
+            ok(
+                &ids[0],
+                1,
+                Outputs::new().with("ca_fingerprint", "ab12").unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+        for attempt in 1..=2 {
+            j.append(run, start(&ids[1], attempt)).await.unwrap();
+            j.append(
+                run,
+                fail(
+                    &ids[1],
+                    attempt,
+                    "HTTP 503 from POST /projects/p/devices",
+                    true,
+                ),
+            )
+            .await
+            .unwrap();
+        }
+        j.append(run, start(&ids[1], 3)).await.unwrap();
+        j.append(
+            run,
+            Event::StepIntent {
+                step: ids[1].clone(),
+                attempt: 3,
+                effect: "create device".into(),
+                detail: Outputs::new().with("hostname", "n-0").unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+        j.append(
+            run,
+            ok(
+                &ids[1],
+                3,
+                Outputs::new().with("device_id", "d-42").unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+        j.append(run, start(&ids[2], 1)).await.unwrap();
+        j.append(run, fail(&ids[2], 1, "zone Z123 not found", false))
+            .await
+            .unwrap();
+        j.append(
+            run,
+            Event::StepSkipped {
+                step: ids[3].clone(),
+                because: ids[2].clone(),
+            },
+        )
+        .await
+        .unwrap();
+        j.append(
+            run,
+            Event::RunEnded {
+                outcome: RunOutcome::Failed {
+                    failed: vec![ids[2].clone()],
+                    skipped: vec![ids[3].clone()],
+                },
+            },
+        )
+        .await
+        .unwrap();
+    });
+}
+
+#[test]
+fn journal_lists_runs_steps_and_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_journal(dir.path());
+    let state = dir.path().to_str().unwrap();
+
+    let out = loko(&["journal", "--state-dir", state]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runs = text(&out.stdout);
+    assert!(
+        runs.contains("failed: 1 failed, 1 skipped (resumable)"),
+        "{runs}"
+    );
+    assert!(runs.contains("2/4"), "{runs}");
+
+    let out = loko(&["journal", "--state-dir", state, "1"]);
+    let steps = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let device = steps
+        .lines()
+        .find(|l| l.starts_with("device/n-0"))
+        .expect(&steps);
+    assert!(
+        device.contains(" 3 ") && device.contains("succeeded") && device.contains("device_id=d-42"),
+        "{device}"
+    );
+    let dns = steps.lines().find(|l| l.starts_with("dns")).expect(&steps);
+    assert!(
+        dns.contains("failed!") && dns.contains("zone Z123 not found"),
+        "{dns}"
+    );
+    let ssh = steps.lines().find(|l| l.starts_with("ssh")).expect(&steps);
+    assert!(
+        ssh.contains("skipped") && ssh.contains("because dns failed"),
+        "{ssh}"
+    );
+
+    let out = loko(&["journal", "--state-dir", state, "--step", "device/n-0"]);
+    let attempts = text(&out.stdout);
+    assert!(attempts.contains("attempt 1 started"), "{attempts}");
+    assert!(
+        attempts.contains("failed after 20ms (retryable): HTTP 503"),
+        "{attempts}"
+    );
+    assert!(
+        attempts.contains("intent") && attempts.contains("create device hostname=n-0"),
+        "{attempts}"
+    );
+    assert!(attempts.contains("device_id = \"d-42\""), "{attempts}");
+}
+
+#[test]
+fn journal_json_prints_one_parseable_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_journal(dir.path());
+    let state = dir.path().to_str().unwrap();
+    let out = loko(&["journal", "--state-dir", state, "1", "--json"]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    assert_eq!(lines.len(), 14);
+    assert_eq!(lines[0]["seq"], 1);
+    assert!(lines[0]["event"]["run_started"].is_object());
+    assert!(lines[13]["event"]["run_ended"].is_object());
+    let out = loko(&["journal", "--state-dir", state, "--json"]);
+    let run: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(run["run"], 1);
+    assert_eq!(run["events"], 14);
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_hint() {
+    let out = loko(&["journal"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("error: loko journal needs to know which cluster"),
+        "{err}"
+    );
+    assert!(err.contains("hint: pass --state-dir"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = loko(&["journal", "--state-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no journal at"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = loko(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_locked_journal_exits_3_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_journal(dir.path());
+    let _held = Journal::open(&dir.path().join("journal")).unwrap();
+    let out = loko(&["journal", "--state-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(err.contains("is locked by another loko"), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    assert!(err.contains("hint: another loko is running"), "{err}");
+}
+
+#[test]
+fn help_shows_examples_and_exit_codes() {
+    let out = loko(&["--help"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("Exit codes: 0 done, 1 run failed"));
+    let out = loko(&["journal", "--help"]);
+    assert!(text(&out.stdout).contains("Examples:"));
+}
