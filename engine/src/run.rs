@@ -410,7 +410,13 @@ impl Execution<'_> {
                 .remove(&step.id)
                 .unwrap_or_default(),
         );
+        let recorded = self
+            .snapshot
+            .ledger
+            .get(&step.id)
+            .map(|r| Arc::new(r.outputs.clone()));
         let attempt = Attempts {
+            recorded,
             journal: Arc::clone(&self.engine.journal),
             observer: Arc::clone(&self.engine.observer),
             run: self.run,
@@ -481,6 +487,7 @@ impl Execution<'_> {
 
 /// The attempts of one step in one run, with retries.
 struct Attempts {
+    recorded: Option<Arc<Outputs>>,
     journal: Arc<Journal>,
     observer: Arc<dyn Observer>,
     run: RunId,
@@ -616,6 +623,7 @@ impl Attempts {
             journal: Arc::clone(&self.journal),
             deps: Arc::clone(&self.deps),
             previous_intents: Arc::clone(&self.previous_intents),
+            recorded: self.recorded.clone(),
             cancel: self.cancel.clone(),
             observer: Arc::clone(&self.observer),
         };

@@ -196,6 +196,7 @@ pub struct StepContext {
     pub(crate) journal: Arc<Journal>,
     pub(crate) deps: Arc<BTreeMap<StepId, Outputs>>,
     pub(crate) previous_intents: Arc<Vec<Intent>>,
+    pub(crate) recorded: Option<Arc<Outputs>>,
     pub(crate) cancel: CancellationToken,
     pub(crate) observer: Arc<dyn Observer>,
 }
@@ -248,6 +249,13 @@ impl StepContext {
     /// their side effects may have happened, so look for them before acting again.
     pub fn previous_intents(&self) -> &[Intent] {
         &self.previous_intents
+    }
+
+    /// The outputs of this step's last recorded success, if any (it runs again because its
+    /// inputs changed). Lets a step recognize what it made earlier, e.g. DNS values it set,
+    /// as its own.
+    pub fn recorded_outputs(&self) -> Option<&Outputs> {
+        self.recorded.as_deref()
     }
 
     /// True once the run is cancelled.

@@ -471,3 +471,40 @@ fn request_with_digest(digest: Digest) -> RunRequest {
         spec: serde_json::json!({}),
     }
 }
+
+#[tokio::test]
+async fn a_step_rerun_for_changed_inputs_sees_what_it_recorded_last_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let plan = |version: &str| {
+        let s = Arc::clone(&seen);
+        let v = version.to_owned();
+        Plan::new(vec![StepDef::new(
+            id("dns"),
+            Digest::of(version.as_bytes()),
+            move |ctx: StepContext| {
+                s.lock().unwrap().push(
+                    ctx.recorded_outputs()
+                        .and_then(|o| o.get::<String>("ip").ok()),
+                );
+                let v = v.clone();
+                async move { Ok(Outputs::new().with("ip", v)?) }
+            },
+        )])
+        .unwrap()
+    };
+    let engine = Engine::new(journal);
+    engine
+        .run(&plan("10.0.0.1"), request("a"), CancellationToken::new())
+        .await
+        .unwrap();
+    engine
+        .run(&plan("10.0.0.2"), request("b"), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![None, Some("10.0.0.1".to_owned())]
+    );
+}

@@ -21,6 +21,22 @@ fn main() {
     });
 }
 
+/// The bench's journal directory: a temporary one, or one kept for profiling
+/// (`LOKO_BENCH_KEEP=/path cargo bench -p journal`, then `journal/examples/fold_probe.rs`).
+enum KeepDir {
+    Temp(tempfile::TempDir),
+    Kept(std::path::PathBuf),
+}
+
+impl KeepDir {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            KeepDir::Temp(t) => t.path(),
+            KeepDir::Kept(p) => p,
+        }
+    }
+}
+
 fn started(step: &StepId, attempt: u32) -> Event {
     Event::StepStarted {
         step: step.clone(),
@@ -69,6 +85,14 @@ async fn appends_per_second(writers: usize) {
 
 async fn open_and_fold(events: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
+    let dir = match std::env::var("LOKO_BENCH_KEEP") {
+        Ok(path) => {
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).expect("keep dir");
+            KeepDir::Kept(std::path::PathBuf::from(path))
+        }
+        Err(_) => KeepDir::Temp(dir),
+    };
     {
         let journal = Arc::new(Journal::open(dir.path()).expect("open"));
         let run = journal
