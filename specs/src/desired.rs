@@ -1,0 +1,390 @@
+//! The desired cluster: what a spec asks to exist, node by node and record by record.
+//!
+//! This is what the provisioning steps build and what the journal records for the next run's
+//! [`crate::classify`], so it is plain data (Serialize, Deserialize, PartialEq) with a stable
+//! [`DesiredCluster::digest`].
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::spec::{
+    ClusterName, DnsZone, DnsZoneId, Facility, HardwareReservation, Networking, OsArch, OsChannel,
+    OsSettings, Plan, PoolName, ProjectId, Role, Spec, SshPublicKey, Taint, WorkerPool,
+};
+
+/// The cluster's DNS service is this host of service_cidr (Lokomotive's `cidrhost(service_cidr, 10)`).
+const DNS_SERVICE_HOST: u32 = 10;
+/// The apiserver's `kubernetes` service is the first host of service_cidr.
+const APISERVER_SERVICE_HOST: u32 = 1;
+/// TTL of every record, as the Terraform module set it.
+const RECORD_TTL_SECONDS: u32 = 300;
+
+/// Settings that hold for the whole cluster; none of them can change after installation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSettings {
+    pub cluster_name: ClusterName,
+    pub dns_zone: DnsZone,
+    pub dns_zone_id: DnsZoneId,
+    pub project_id: ProjectId,
+    pub facility: Facility,
+    pub ssh_keys: Vec<SshPublicKey>,
+    pub management_cidrs: Vec<Ipv4Net>,
+    pub node_private_cidr: Ipv4Net,
+    pub controller_count: u32,
+    pub controller_type: Plan,
+    pub controller_os: OsImage,
+    pub networking: Networking,
+    /// CNI MTU; only meaningful with calico.
+    pub network_mtu: u32,
+    pub pod_cidr: Ipv4Net,
+    pub service_cidr: Ipv4Net,
+    pub cluster_domain_suffix: String,
+    pub enable_reporting: bool,
+    pub enable_aggregation: bool,
+    pub certs_validity_period_hours: u32,
+}
+
+/// How a node gets Flatcar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum OsImage {
+    /// Packet's own Flatcar image of the channel (`flatcar_<channel>`).
+    Flatcar { channel: OsChannel, arch: OsArch },
+    /// Boot an iPXE script that runs `flatcar-install` (Packet's `custom_ipxe`).
+    Ipxe {
+        script_url: String,
+        channel: OsChannel,
+        arch: OsArch,
+        version: String,
+    },
+}
+
+impl OsImage {
+    fn from_settings(os: &OsSettings) -> Self {
+        match &os.ipxe_script_url {
+            Some(url) => OsImage::Ipxe {
+                script_url: url.clone(),
+                channel: os.os_channel,
+                arch: os.os_arch,
+                version: os.os_version.clone(),
+            },
+            None => OsImage::Flatcar {
+                channel: os.os_channel,
+                arch: os.os_arch,
+            },
+        }
+    }
+
+    /// The Packet API's `operating_system` slug for the device.
+    pub fn packet_operating_system(&self) -> String {
+        match self {
+            OsImage::Flatcar { channel, .. } => format!("flatcar_{channel}"),
+            OsImage::Ipxe { .. } => "custom_ipxe".into(),
+        }
+    }
+
+    /// The architecture Flatcar is installed for.
+    pub fn arch(&self) -> OsArch {
+        match self {
+            OsImage::Flatcar { arch, .. } | OsImage::Ipxe { arch, .. } => *arch,
+        }
+    }
+}
+
+/// The RAID a worker builds from its extra disks. The module's flags are exclusive and the first
+/// set wins, so the four flags collapse to one choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RaidSetup {
+    None,
+    /// Every extra disk, `/dev/md/node-local-storage`, with a file system.
+    AllDisks,
+    /// Extra HDDs only, `/dev/md/node-local-hdd-storage`, with a file system.
+    Hdd,
+    /// Extra SSDs only, `/dev/md/node-local-ssd-storage`, with a file system if `filesystem`.
+    Ssd {
+        filesystem: bool,
+    },
+}
+
+impl RaidSetup {
+    fn from_pool(pool: &WorkerPool) -> Self {
+        if pool.setup_raid {
+            RaidSetup::AllDisks
+        } else if pool.setup_raid_hdd {
+            RaidSetup::Hdd
+        } else if pool.setup_raid_ssd {
+            RaidSetup::Ssd {
+                filesystem: pool.setup_raid_ssd_fs,
+            }
+        } else {
+            RaidSetup::None
+        }
+    }
+}
+
+/// A worker pool as desired: what all its nodes share, and how many there are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredPool {
+    pub name: PoolName,
+    pub count: u32,
+    pub plan: Plan,
+    pub os: OsImage,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub raid: RaidSetup,
+}
+
+/// One device to exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredNode {
+    /// `<cluster>-controller-<i>` or `<cluster>-<pool>-worker-<i>`.
+    pub hostname: String,
+    pub role: Role,
+    /// The worker pool; `None` for controllers.
+    pub pool: Option<PoolName>,
+    /// Index within the controllers or within the pool.
+    pub index: u32,
+    pub plan: Plan,
+    pub facility: Facility,
+    pub os: OsImage,
+    pub reservation: HardwareReservation,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub raid: RaidSetup,
+}
+
+/// What a DNS record resolves to, once the devices have addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecordTarget {
+    /// Every controller's public IPv4 (the apiserver for kubectl).
+    ControllersPublicIpv4,
+    /// Every controller's private IPv4 (the apiserver for kubelets).
+    ControllersPrivateIpv4,
+    /// Controller `index`'s private IPv4 (its etcd member).
+    ControllerPrivateIpv4 { index: u32 },
+}
+
+/// A Route53 A record of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    /// The fully qualified name, without the trailing dot.
+    pub name: String,
+    pub zone: DnsZone,
+    pub zone_id: DnsZoneId,
+    pub target: RecordTarget,
+    pub ttl_seconds: u32,
+}
+
+/// Everything a spec asks to exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredCluster {
+    pub settings: ClusterSettings,
+    pub pools: Vec<DesiredPool>,
+    /// Controllers first, then each pool's workers in pool order.
+    pub nodes: Vec<DesiredNode>,
+    pub dns_records: Vec<DnsRecord>,
+    /// The `kubernetes` service IP (first host of service_cidr), a SAN of the apiserver cert.
+    pub apiserver_service_ip: Ipv4Addr,
+    /// The cluster DNS service IP (10th host of service_cidr), the kubelets' `--cluster-dns`.
+    pub dns_service_ip: Ipv4Addr,
+}
+
+/// The `n`th host of a range, as Terraform's `cidrhost`. Validation keeps service_cidr at /28 or
+/// larger, so hosts 1 and 10 exist.
+fn cidr_host(net: Ipv4Net, n: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(net.network()).saturating_add(n))
+}
+
+impl Spec {
+    /// The desired cluster of this spec.
+    pub fn desired(&self) -> DesiredCluster {
+        let controller_os = OsImage::from_settings(&self.os);
+        let settings = ClusterSettings {
+            cluster_name: self.cluster_name.clone(),
+            dns_zone: self.dns_zone.clone(),
+            dns_zone_id: self.dns_zone_id.clone(),
+            project_id: self.project_id.clone(),
+            facility: self.facility.clone(),
+            ssh_keys: self.ssh_keys.clone(),
+            management_cidrs: self.management_cidrs.clone(),
+            node_private_cidr: self.node_private_cidr,
+            controller_count: self.controller_count,
+            controller_type: self.controller_type.clone(),
+            controller_os: controller_os.clone(),
+            networking: self.networking,
+            network_mtu: self.network_mtu,
+            pod_cidr: self.pod_cidr,
+            service_cidr: self.service_cidr,
+            cluster_domain_suffix: self.cluster_domain_suffix.clone(),
+            enable_reporting: self.enable_reporting,
+            enable_aggregation: self.enable_aggregation,
+            certs_validity_period_hours: self.certs_validity_period_hours,
+        };
+        let cluster = &self.cluster_name;
+        let mut nodes: Vec<DesiredNode> = (0..self.controller_count)
+            .map(|index| DesiredNode {
+                hostname: controller_hostname(cluster, index),
+                role: Role::Controller,
+                pool: None,
+                index,
+                plan: self.controller_type.clone(),
+                facility: self.facility.clone(),
+                os: controller_os.clone(),
+                reservation: self.reservations.for_node(Role::Controller, index),
+                labels: BTreeMap::new(),
+                taints: Vec::new(),
+                raid: RaidSetup::None,
+            })
+            .collect();
+        let pools: Vec<DesiredPool> = self
+            .worker_pools
+            .iter()
+            .map(|p| DesiredPool {
+                name: p.pool_name.clone(),
+                count: p.count,
+                plan: p.plan.clone(),
+                os: OsImage::from_settings(&p.os),
+                labels: p.labels.clone(),
+                taints: p.taints.clone(),
+                raid: RaidSetup::from_pool(p),
+            })
+            .collect();
+        for (pool, spec_pool) in pools.iter().zip(&self.worker_pools) {
+            nodes.extend((0..pool.count).map(|index| DesiredNode {
+                hostname: worker_hostname(cluster, &pool.name, index),
+                role: Role::Worker,
+                pool: Some(pool.name.clone()),
+                index,
+                plan: pool.plan.clone(),
+                facility: self.facility.clone(),
+                os: pool.os.clone(),
+                reservation: spec_pool.reservations.for_node(Role::Worker, index),
+                labels: pool.labels.clone(),
+                taints: pool.taints.clone(),
+                raid: pool.raid,
+            }));
+        }
+        let record = |name: String, target: RecordTarget| DnsRecord {
+            name: format!("{name}.{}", self.dns_zone),
+            zone: self.dns_zone.clone(),
+            zone_id: self.dns_zone_id.clone(),
+            target,
+            ttl_seconds: RECORD_TTL_SECONDS,
+        };
+        let mut dns_records = vec![
+            record(cluster.to_string(), RecordTarget::ControllersPublicIpv4),
+            record(
+                format!("{cluster}-private"),
+                RecordTarget::ControllersPrivateIpv4,
+            ),
+        ];
+        dns_records.extend((0..self.controller_count).map(|index| {
+            record(
+                format!("{cluster}-etcd{index}"),
+                RecordTarget::ControllerPrivateIpv4 { index },
+            )
+        }));
+        DesiredCluster {
+            settings,
+            pools,
+            nodes,
+            dns_records,
+            apiserver_service_ip: cidr_host(self.service_cidr, APISERVER_SERVICE_HOST),
+            dns_service_ip: cidr_host(self.service_cidr, DNS_SERVICE_HOST),
+        }
+    }
+}
+
+/// `<cluster>-controller-<i>`, as Lokomotive named controllers.
+pub fn controller_hostname(cluster: &ClusterName, index: u32) -> String {
+    format!("{cluster}-controller-{index}")
+}
+
+/// `<cluster>-<pool>-worker-<i>`, as Lokomotive named workers.
+pub fn worker_hostname(cluster: &ClusterName, pool: &PoolName, index: u32) -> String {
+    format!("{cluster}-{pool}-worker-{index}")
+}
+
+impl DesiredCluster {
+    /// A stable SHA-256 (hex) of the desired cluster: equal clusters have equal digests across
+    /// runs and builds. The encoding is the JSON of the fields in declaration order, maps sorted.
+    pub fn digest(&self) -> String {
+        // Serializing plain structs, enums and BTreeMaps to JSON cannot fail.
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(&bytes))
+    }
+
+    /// The controllers, in index order.
+    pub fn controllers(&self) -> impl Iterator<Item = &DesiredNode> {
+        self.nodes.iter().filter(|n| n.role == Role::Controller)
+    }
+
+    /// The workers, pool by pool.
+    pub fn workers(&self) -> impl Iterator<Item = &DesiredNode> {
+        self.nodes.iter().filter(|n| n.role == Role::Worker)
+    }
+
+    /// A node by hostname.
+    pub fn node(&self, hostname: &str) -> Option<&DesiredNode> {
+        self.nodes.iter().find(|n| n.hostname == hostname)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_ips_are_hosts_1_and_10_of_the_range() {
+        let net: Ipv4Net = "10.23.0.0/24".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            cidr_host(net, APISERVER_SERVICE_HOST),
+            Ipv4Addr::new(10, 23, 0, 1)
+        );
+        assert_eq!(
+            cidr_host(net, DNS_SERVICE_HOST),
+            Ipv4Addr::new(10, 23, 0, 10)
+        );
+    }
+
+    #[test]
+    fn the_first_raid_flag_wins() {
+        let os = OsSettings {
+            os_channel: OsChannel::Stable,
+            os_arch: OsArch::Amd64,
+            os_version: "current".into(),
+            ipxe_script_url: None,
+        };
+        let mut pool = WorkerPool {
+            pool_name: PoolName("p".into()),
+            count: 1,
+            plan: Plan("t1.small.x86".into()),
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            os,
+            setup_raid: false,
+            setup_raid_hdd: false,
+            setup_raid_ssd: true,
+            setup_raid_ssd_fs: false,
+            reservations: Default::default(),
+        };
+        assert_eq!(
+            RaidSetup::from_pool(&pool),
+            RaidSetup::Ssd { filesystem: false }
+        );
+        pool.setup_raid_hdd = true;
+        assert_eq!(RaidSetup::from_pool(&pool), RaidSetup::Hdd);
+        pool.setup_raid = true;
+        assert_eq!(RaidSetup::from_pool(&pool), RaidSetup::AllDisks);
+        assert_eq!(
+            OsImage::from_settings(&pool.os).packet_operating_system(),
+            "flatcar_stable"
+        );
+    }
+}

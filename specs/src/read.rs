@@ -1,0 +1,893 @@
+//! From the located YAML tree to a [`Spec`]: every field read, checked and defaulted, every
+//! mistake recorded with its place.
+//!
+//! Checks that involve several fields (CIDR overlaps, plan against arch, reservation keys against
+//! counts) are made here too, while the nodes of both fields are at hand for the error location.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+
+use crate::document::{Errors, Fields, Node};
+use crate::spec::{
+    ClusterName, DnsZone, DnsZoneId, Endpoints, Facility, HardwareReservation, Networking, OsArch,
+    OsChannel, OsSettings, Plan, PoolName, ProjectId, Reservations, Role, Spec, SshPublicKey,
+    WorkerPool, defaults,
+};
+use labels::{labels, taints};
+
+mod labels;
+
+/// Largest controller count accepted: etcd runs on every controller, and beyond this a quorum is
+/// slower, not safer.
+const MAX_CONTROLLERS: u32 = 9;
+/// Largest pool accepted; a typo like `count: 200` should not order two hundred servers.
+const MAX_POOL_COUNT: u32 = 100;
+/// Hostnames are DNS labels.
+const MAX_LABEL: usize = 63;
+
+pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Errors) -> Option<Spec> {
+    let mut f = root.fields(errors)?;
+
+    let cluster_name = f.required(errors, "cluster_name").and_then(|n| {
+        let text = n.string(errors)?;
+        dns_label(&text).map_err(|m| errors.at(&n, m)).ok()?;
+        Some(ClusterName(text))
+    });
+    let dns_zone = f
+        .required(errors, "dns_zone")
+        .and_then(|n| dns_zone(&n, errors));
+    let dns_zone_id = f.required(errors, "dns_zone_id").and_then(|n| {
+        let text = n.string(errors)?;
+        let text = text
+            .strip_prefix("/hostedzone/")
+            .unwrap_or(&text)
+            .to_owned();
+        if text.is_empty()
+            || text.len() > 32
+            || !text
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        {
+            errors.at(
+                &n,
+                format!("{text:?} is not a Route53 hosted zone id (like Z3PAABBCFAKEC0)"),
+            );
+            return None;
+        }
+        Some(DnsZoneId(text))
+    });
+    let ssh_keys = f
+        .required(errors, "ssh_keys")
+        .and_then(|n| ssh_keys(&n, errors));
+    let asset_dir = f
+        .required(errors, "asset_dir")
+        .and_then(|n| asset_dir(&n, base_dir, errors));
+    let project_id = f.required(errors, "project_id").and_then(|n| {
+        let text = n.string(errors)?;
+        if !is_full_uuid(&text) {
+            errors.at(&n, format!("{text:?} is not a Packet project id (a UUID like 93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2c, from Project Settings)"));
+            return None;
+        }
+        Some(ProjectId(text.to_ascii_lowercase()))
+    });
+    let facility = f.required(errors, "facility").and_then(|n| {
+        let text = n.string(errors)?;
+        let ok = (2..=16).contains(&text.len())
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !ok {
+            errors.at(
+                &n,
+                format!("{text:?} is not a Packet facility code (like ams1)"),
+            );
+            return None;
+        }
+        Some(Facility(text))
+    });
+    let management_cidrs = f.required(errors, "management_cidrs").and_then(|n| {
+        let items = n.list(errors)?;
+        if items.is_empty() {
+            errors.at(&n, "must list at least one CIDR allowed to SSH into the nodes (0.0.0.0/0 for anywhere)");
+            return None;
+        }
+        let cidrs: Vec<Option<Ipv4Net>> = items.iter().map(|item| cidr(item, errors)).collect();
+        cidrs.into_iter().collect()
+    });
+    let node_private_cidr = f.required(errors, "node_private_cidr").and_then(|n| {
+        let net = cidr(&n, errors)?;
+        if !net.network().is_private() {
+            errors.at(&n, format!("{net} is not a private range; use the private IPv4 block Packet assigned to the project in this facility (IPs & Networks)"));
+            return None;
+        }
+        Some((net, n))
+    });
+
+    let controller_count = match f.optional("controller_count") {
+        Some(n) => n.count(errors, 1, MAX_CONTROLLERS),
+        None => Some(defaults::controller_count()),
+    };
+    if let (Some(name), Some(count), Some(at)) =
+        (&cluster_name, controller_count, f.key("cluster_name"))
+    {
+        let longest = crate::desired::controller_hostname(name, count.saturating_sub(1));
+        if longest.len() > MAX_LABEL {
+            errors.at(&at, format!("hostname {longest:?} would be longer than {MAX_LABEL} characters; shorten cluster_name"));
+        }
+    }
+    let controller_type_node = f.optional("controller_type");
+    let controller_type = match &controller_type_node {
+        Some(n) => plan(n, errors),
+        None => Some(defaults::plan()),
+    };
+    let os = os_settings(
+        &mut f,
+        root,
+        controller_type.as_ref(),
+        controller_type_node.as_ref(),
+        "controller_type",
+        errors,
+    );
+
+    let networking = match f.optional("networking") {
+        Some(n) => one_of(&n, errors, Networking::NAMES, Networking::from_name),
+        None => Some(defaults::networking()),
+    };
+    let network_mtu = match f.optional("network_mtu") {
+        Some(n) => {
+            let mtu = n.count(errors, 576, 9000);
+            // Only a value that would be silently ignored is refused; the default is harmless, and
+            // the recorded spec (which writes every field) must parse again.
+            if networking == Some(Networking::Flannel)
+                && mtu.is_some_and(|m| m != defaults::network_mtu())
+            {
+                errors.at(
+                    &n,
+                    "network_mtu applies to calico only; remove it or use networking: calico",
+                );
+            }
+            mtu
+        }
+        None => Some(defaults::network_mtu()),
+    };
+    let pod_cidr = match f.optional("pod_cidr") {
+        Some(n) => cluster_cidr(&n, errors, 24).map(|c| (c, Some(n))),
+        None => Some((defaults::pod_cidr(), None)),
+    };
+    let service_cidr = match f.optional("service_cidr") {
+        // The cluster DNS service is the 10th host, so the range needs at least 16 addresses.
+        Some(n) => cluster_cidr(&n, errors, 28).map(|c| (c, Some(n))),
+        None => Some((defaults::service_cidr(), None)),
+    };
+    check_overlaps(root, &node_private_cidr, &pod_cidr, &service_cidr, errors);
+
+    let cluster_domain_suffix = match f.optional("cluster_domain_suffix") {
+        Some(n) => domain_suffix(&n, errors),
+        None => Some(defaults::cluster_domain_suffix()),
+    };
+    let enable_reporting = optional_bool(&mut f, "enable_reporting", false, errors);
+    let enable_aggregation = optional_bool(&mut f, "enable_aggregation", false, errors);
+    let reservations = reservations(&mut f, Role::Controller, controller_count, errors);
+    let certs_validity_period_hours = match f.optional("certs_validity_period_hours") {
+        Some(n) => n.count(errors, 1, u32::MAX),
+        None => Some(defaults::certs_validity_period_hours()),
+    };
+    let inherited = Inherited {
+        cluster_name: cluster_name.as_ref(),
+        service_cidr: service_cidr.as_ref().map(|(c, _)| *c),
+        cluster_domain_suffix: cluster_domain_suffix.as_deref(),
+    };
+    let worker_pools = f
+        .required(errors, "worker_pools")
+        .and_then(|n| worker_pools(&n, &inherited, errors));
+    let endpoints = match f.optional("endpoints") {
+        Some(n) => endpoints(&n, errors),
+        None => Some(Endpoints::default()),
+    };
+    f.finish(errors);
+
+    if !errors.0.is_empty() {
+        return None;
+    }
+    Some(Spec {
+        cluster_name: cluster_name?,
+        dns_zone: dns_zone?,
+        dns_zone_id: dns_zone_id?,
+        ssh_keys: ssh_keys?,
+        asset_dir: asset_dir?,
+        project_id: project_id?,
+        facility: facility?,
+        management_cidrs: management_cidrs?,
+        node_private_cidr: node_private_cidr?.0,
+        controller_count: controller_count?,
+        controller_type: controller_type?,
+        os: os?,
+        networking: networking?,
+        network_mtu: network_mtu?,
+        pod_cidr: pod_cidr?.0,
+        service_cidr: service_cidr?.0,
+        cluster_domain_suffix: cluster_domain_suffix?,
+        enable_reporting: enable_reporting?,
+        enable_aggregation: enable_aggregation?,
+        reservations: reservations?,
+        certs_validity_period_hours: certs_validity_period_hours?,
+        worker_pools: worker_pools?,
+        endpoints: endpoints?,
+    })
+}
+
+/// Cluster values a pool may repeat (the worker module had them as variables) but not change.
+struct Inherited<'a> {
+    cluster_name: Option<&'a ClusterName>,
+    service_cidr: Option<Ipv4Net>,
+    cluster_domain_suffix: Option<&'a str>,
+}
+
+fn worker_pools(
+    n: &Node<'_, '_>,
+    inherited: &Inherited<'_>,
+    errors: &mut Errors,
+) -> Option<Vec<WorkerPool>> {
+    let items = n.list(errors)?;
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut pools = Vec::new();
+    let mut total: u64 = 0;
+    let mut counts_known = true;
+    for item in &items {
+        let pool = worker_pool(item, inherited, &mut seen, errors);
+        match &pool {
+            Some(p) => total += u64::from(p.count),
+            None => counts_known = false,
+        }
+        pools.push(pool);
+    }
+    if counts_known && total == 0 {
+        errors.at(
+            n,
+            "the cluster needs at least one worker: add a pool, or give a pool a count > 0 (the total of worker_pools[*].count must be > 0)",
+        );
+    }
+    pools.into_iter().collect()
+}
+
+fn worker_pool(
+    n: &Node<'_, '_>,
+    inherited: &Inherited<'_>,
+    seen: &mut HashMap<String, String>,
+    errors: &mut Errors,
+) -> Option<WorkerPool> {
+    let mut f = n.fields(errors)?;
+    let pool_name = f.required(errors, "pool_name").and_then(|name| {
+        let text = name.string(errors)?;
+        dns_label(&text).map_err(|m| errors.at(&name, m)).ok()?;
+        if let Some(first) = seen.get(&text) {
+            errors.at(
+                &name,
+                format!("pool name {text:?} is already used by {first}; pool names must be unique"),
+            );
+            return None;
+        }
+        seen.insert(text.clone(), n.path.clone());
+        Some((PoolName(text), name))
+    });
+    let count = match f.optional("count") {
+        Some(c) => c.count(errors, 0, MAX_POOL_COUNT),
+        None => Some(defaults::worker_count()),
+    };
+    if let (Some(cluster), Some((pool, at)), Some(count)) =
+        (inherited.cluster_name, &pool_name, count)
+    {
+        let longest = format!("{cluster}-{pool}-worker-{}", count.saturating_sub(1));
+        if longest.len() > MAX_LABEL {
+            errors.at(at, format!("hostname {longest:?} would be longer than {MAX_LABEL} characters; shorten pool_name or cluster_name"));
+        }
+    }
+    let plan_node = f.optional("type");
+    let pool_plan = match &plan_node {
+        Some(p) => plan(p, errors),
+        None => Some(defaults::plan()),
+    };
+    let labels = f
+        .optional("labels")
+        .map_or(Some(BTreeMap::new()), |l| labels(&l, errors));
+    let taints = f
+        .optional("taints")
+        .map_or(Some(Vec::new()), |t| taints(&t, errors));
+    let os = os_settings(
+        &mut f,
+        n,
+        pool_plan.as_ref(),
+        plan_node.as_ref(),
+        "type",
+        errors,
+    );
+    if let Some(suffix) = f.optional("cluster_domain_suffix")
+        && let (Some(text), Some(cluster)) =
+            (suffix.string(errors), inherited.cluster_domain_suffix)
+        && text != cluster
+    {
+        errors.at(&suffix, format!("must equal the cluster's cluster_domain_suffix {cluster:?} (got {text:?}); remove it, pools inherit it"));
+    }
+    if let Some(service) = f.optional("service_cidr")
+        && let (Some(net), Some(cluster)) = (cidr(&service, errors), inherited.service_cidr)
+        && net != cluster
+    {
+        errors.at(&service, format!("must equal the cluster's service_cidr {cluster} (got {net}); remove it, pools inherit it"));
+    }
+    let setup_raid = optional_bool(&mut f, "setup_raid", false, errors);
+    let setup_raid_hdd = optional_bool(&mut f, "setup_raid_hdd", false, errors);
+    let setup_raid_ssd = optional_bool(&mut f, "setup_raid_ssd", false, errors);
+    let setup_raid_ssd_fs = optional_bool(
+        &mut f,
+        "setup_raid_ssd_fs",
+        defaults::setup_raid_ssd_fs(),
+        errors,
+    );
+    // The RAID flags are exclusive in the module (the first set wins); a second flag set would
+    // silently do nothing, so it is refused.
+    if setup_raid == Some(true) {
+        for other in ["setup_raid_hdd", "setup_raid_ssd"] {
+            if let (Some(key), Some(v)) = (f.key(other), f.optional(other))
+                // The value itself was checked when read; a wrong one is already reported.
+                && v.boolean(&mut Errors::default()) == Some(true)
+            {
+                errors.at(&key, format!("{other} has no effect when setup_raid is true (setup_raid already uses every extra disk); remove one of them"));
+            }
+        }
+    } else if setup_raid_hdd == Some(true)
+        && setup_raid_ssd == Some(true)
+        && let Some(key) = f.key("setup_raid_ssd")
+    {
+        errors.at(&key, "setup_raid_hdd and setup_raid_ssd are exclusive (the HDD RAID would win); use setup_raid for both kinds of disks");
+    }
+    if setup_raid_ssd != Some(true)
+        && setup_raid_ssd_fs == Some(false)
+        && let Some(key) = f.key("setup_raid_ssd_fs")
+    {
+        errors.at(
+            &key,
+            "setup_raid_ssd_fs only applies with setup_raid_ssd: true",
+        );
+    }
+    let reservations = reservations(&mut f, Role::Worker, count, errors);
+    // The worker module's other variables, which a user moving from Terraform would copy.
+    for name in ["cluster_name", "project_id", "facility", "ssh_keys"] {
+        f.refuse(
+            errors,
+            name,
+            "pools use the cluster's value; remove it from the pool",
+        );
+    }
+    f.refuse(
+        errors,
+        "kubeconfig",
+        "loko passes the generated kubelet kubeconfig to the workers; remove it",
+    );
+    f.finish(errors);
+    Some(WorkerPool {
+        pool_name: pool_name?.0,
+        count: count?,
+        plan: pool_plan?,
+        labels: labels?,
+        taints: taints?,
+        os: os?,
+        setup_raid: setup_raid?,
+        setup_raid_hdd: setup_raid_hdd?,
+        setup_raid_ssd: setup_raid_ssd?,
+        setup_raid_ssd_fs: setup_raid_ssd_fs?,
+        reservations: reservations?,
+    })
+}
+
+/// The `os_*` and `ipxe_script_url` fields of the cluster or a pool, checked against the plan.
+fn os_settings(
+    f: &mut Fields<'_, '_>,
+    owner: &Node<'_, '_>,
+    plan: Option<&Plan>,
+    plan_node: Option<&Node<'_, '_>>,
+    plan_field: &str,
+    errors: &mut Errors,
+) -> Option<OsSettings> {
+    let channel_node = f.optional("os_channel");
+    let os_channel = match &channel_node {
+        Some(n) => one_of(n, errors, OsChannel::NAMES, OsChannel::from_name),
+        None => Some(defaults::os_channel()),
+    };
+    let arch_node = f.optional("os_arch");
+    let os_arch = match &arch_node {
+        Some(n) => one_of(n, errors, OsArch::NAMES, OsArch::from_name),
+        None => Some(defaults::os_arch()),
+    };
+    let ipxe_script_url = match f.optional("ipxe_script_url") {
+        Some(n) => match n.string(errors) {
+            Some(text) if text.is_empty() => Some(None),
+            Some(text) => http_url(&n, &text, errors).map(Some),
+            None => None,
+        },
+        None => Some(None),
+    };
+    let os_version = match f.optional("os_version") {
+        Some(n) => {
+            let text = n.string(errors)?;
+            let is_version = text
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+            if text != "current" && !is_version {
+                errors.at(
+                    &n,
+                    format!("{text:?} is not a Flatcar version (like 2191.5.0) or \"current\""),
+                );
+                None
+            } else if text != "current" && ipxe_script_url == Some(None) {
+                errors.at(&n, "os_version only applies when booting from ipxe_script_url; Packet's Flatcar image installs the channel's current version");
+                None
+            } else {
+                Some(text)
+            }
+        }
+        None => Some(defaults::os_version()),
+    };
+    if let (Some(plan), Some(arch)) = (plan, os_arch)
+        && let Some(plan_arch) = plan.arch().filter(|a| *a != arch)
+    {
+        let message = format!(
+            "plan {plan} is {plan_arch} but os_arch is {arch}{}; set os_arch: {plan_arch} or choose a plan for {arch}",
+            if arch_node.is_none() {
+                " (the default)"
+            } else {
+                ""
+            }
+        );
+        let at = arch_node.clone().or_else(|| plan_node.cloned());
+        let at = at.unwrap_or_else(|| Node {
+            yaml: owner.yaml,
+            path: format!("{}{plan_field}", prefix(&owner.path)),
+        });
+        errors.at(&at, message);
+    }
+    Some(OsSettings {
+        os_channel: os_channel?,
+        os_arch: os_arch?,
+        os_version: os_version?,
+        ipxe_script_url: ipxe_script_url?,
+    })
+}
+
+fn prefix(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}.")
+    }
+}
+
+/// `reservation_ids` and `reservation_ids_default` of the cluster (keys `controller-<i>`) or of a
+/// pool (keys `worker-<i>`), with keys checked against the number of nodes.
+fn reservations(
+    f: &mut Fields<'_, '_>,
+    role: Role,
+    count: Option<u32>,
+    errors: &mut Errors,
+) -> Option<Reservations> {
+    let mut ok = true;
+    let mut reservation_ids = BTreeMap::new();
+    if let Some(n) = f.optional("reservation_ids") {
+        match n.entries(errors) {
+            Some(entries) => {
+                for (key, key_node, value) in entries {
+                    let index = key
+                        .strip_prefix(role.key_prefix())
+                        .and_then(|rest| rest.strip_prefix('-'))
+                        .and_then(|i| i.parse::<u32>().ok())
+                        .filter(|i| i.to_string() == key[role.key_prefix().len() + 1..]);
+                    let other = match role {
+                        Role::Controller => "worker",
+                        Role::Worker => "controller",
+                    };
+                    match index {
+                        None if key.starts_with(other) => {
+                            let place = match role {
+                                Role::Controller => "a worker pool's reservation_ids",
+                                Role::Worker => "the cluster's reservation_ids (top level)",
+                            };
+                            errors.at(
+                                &key_node,
+                                format!(
+                                    "{key:?} is not a {} node; it belongs in {place}",
+                                    role.key_prefix()
+                                ),
+                            );
+                            ok = false;
+                        }
+                        None => {
+                            errors.at(
+                                &key_node,
+                                format!(
+                                    "{key:?} does not name a node; keys are {}-<index> like {}-0",
+                                    role.key_prefix(),
+                                    role.key_prefix()
+                                ),
+                            );
+                            ok = false;
+                        }
+                        Some(i) if count.is_some_and(|c| i >= c) => {
+                            let c = count.unwrap_or_default();
+                            let (field, p) = match role {
+                                Role::Controller => ("controller_count", role.key_prefix()),
+                                Role::Worker => ("count", role.key_prefix()),
+                            };
+                            let keys = if c == 0 {
+                                "no node has a reservation".to_owned()
+                            } else {
+                                format!("the keys are {p}-0 to {p}-{}", c - 1)
+                            };
+                            errors.at(
+                                &key_node,
+                                format!("{key:?} names no node: {field} is {c}, so {keys}"),
+                            );
+                            ok = false;
+                        }
+                        Some(_) => match reservation(&value, errors, false) {
+                            Some(r) => {
+                                reservation_ids.insert(key, r);
+                            }
+                            None => ok = false,
+                        },
+                    }
+                }
+            }
+            None => ok = false,
+        }
+    }
+    let reservation_ids_default = match f.optional("reservation_ids_default") {
+        Some(n) => reservation(&n, errors, true),
+        None => Some(HardwareReservation::None),
+    };
+    (ok && count.is_some()).then_some(())?;
+    Some(Reservations {
+        reservation_ids,
+        reservation_ids_default: reservation_ids_default?,
+    })
+}
+
+fn reservation(
+    n: &Node<'_, '_>,
+    errors: &mut Errors,
+    allow_empty: bool,
+) -> Option<HardwareReservation> {
+    let text = n.string(errors)?;
+    if text == "next-available" {
+        Some(HardwareReservation::NextAvailable)
+    } else if text.is_empty() && allow_empty {
+        Some(HardwareReservation::None)
+    } else if is_full_uuid(&text) {
+        Some(HardwareReservation::Id(text.to_ascii_lowercase()))
+    } else {
+        errors.at(n, format!("{text:?} is not a hardware reservation id: write its full UUID (like 55555f20-a1fb-55bd-1e11-11af11d11111) or \"next-available\""));
+        None
+    }
+}
+
+/// A UUID in its full hyphenated form, as Packet shows ids; a shortened id is a likely paste error.
+fn is_full_uuid(text: &str) -> bool {
+    text.len() == 36 && uuid::Uuid::try_parse(text).is_ok()
+}
+
+fn endpoints(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Endpoints> {
+    let mut f = n.fields(errors)?;
+    let mut url = |name: &'static str, f: &mut Fields<'_, '_>| match f.optional(name) {
+        Some(u) => u
+            .string(errors)
+            .and_then(|text| http_url(&u, &text, errors))
+            .map(Some),
+        None => Some(None),
+    };
+    let packet_api_url = url("packet_api_url", &mut f);
+    let route53_endpoint_url = url("route53_endpoint_url", &mut f);
+    f.finish(errors);
+    Some(Endpoints {
+        packet_api_url: packet_api_url?,
+        route53_endpoint_url: route53_endpoint_url?,
+    })
+}
+
+fn http_url(n: &Node<'_, '_>, text: &str, errors: &mut Errors) -> Option<String> {
+    match url::Url::parse(text) {
+        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {
+            Some(text.to_owned())
+        }
+        Ok(u) => {
+            errors.at(
+                n,
+                format!(
+                    "{text:?} must be an http or https URL (got scheme {:?})",
+                    u.scheme()
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            errors.at(n, format!("{text:?} is not a URL: {e}"));
+            None
+        }
+    }
+}
+
+fn optional_bool(
+    f: &mut Fields<'_, '_>,
+    name: &'static str,
+    default: bool,
+    errors: &mut Errors,
+) -> Option<bool> {
+    match f.optional(name) {
+        Some(n) => n.boolean(errors),
+        None => Some(default),
+    }
+}
+
+fn one_of<T>(
+    n: &Node<'_, '_>,
+    errors: &mut Errors,
+    names: &[&str],
+    parse: fn(&str) -> Option<T>,
+) -> Option<T> {
+    let text = n.string(errors)?;
+    let value = parse(&text);
+    if value.is_none() {
+        let hint = crate::document::closest(&text.to_ascii_lowercase(), names)
+            .map(|near| format!("; did you mean {near:?}?"))
+            .unwrap_or_default();
+        errors.at(
+            n,
+            format!("must be one of {} (got {text:?}){hint}", names.join(", ")),
+        );
+    }
+    value
+}
+
+/// A DNS label as Kubernetes and Packet hostnames need it: lowercase letters, digits, `-`.
+fn dns_label(text: &str) -> Result<(), String> {
+    if text.is_empty() || text.len() > MAX_LABEL {
+        return Err(format!("{text:?} must be 1 to {MAX_LABEL} characters long"));
+    }
+    if !text
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(format!(
+            "{text:?} is not a DNS label: use lowercase letters, digits and '-'"
+        ));
+    }
+    if text.starts_with('-') || text.ends_with('-') {
+        return Err(format!(
+            "{text:?} is not a DNS label: it must start and end with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+fn dns_name(text: &str, min_labels: usize) -> Result<(), String> {
+    if text.len() > 253 {
+        return Err(format!("{text:?} is longer than 253 characters"));
+    }
+    let labels: Vec<&str> = text.split('.').collect();
+    if labels.len() < min_labels {
+        return Err(format!(
+            "{text:?} is not a fully qualified domain name (like packet.example.com)"
+        ));
+    }
+    labels
+        .iter()
+        .try_for_each(|l| dns_label(l).map_err(|m| format!("in {text:?}: {m}")))
+}
+
+fn dns_zone(n: &Node<'_, '_>, errors: &mut Errors) -> Option<DnsZone> {
+    let text = n.string(errors)?;
+    // Route53 prints zones with the root's trailing dot; records are built by appending the zone.
+    let zone = text.strip_suffix('.').unwrap_or(&text).to_ascii_lowercase();
+    dns_name(&zone, 2).map_err(|m| errors.at(n, m)).ok()?;
+    Some(DnsZone(zone))
+}
+
+fn domain_suffix(n: &Node<'_, '_>, errors: &mut Errors) -> Option<String> {
+    let text = n.string(errors)?;
+    dns_name(&text, 1).map_err(|m| errors.at(n, m)).ok()?;
+    Some(text)
+}
+
+fn plan(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Plan> {
+    let text = n.string(errors)?;
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+    if !ok {
+        errors.at(
+            n,
+            format!("{text:?} is not a Packet plan (like t1.small.x86 or c2.large.arm)"),
+        );
+        return None;
+    }
+    Some(Plan(text))
+}
+
+fn ssh_keys(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Vec<SshPublicKey>> {
+    let items = n.list(errors)?;
+    if items.is_empty() {
+        errors.at(n, "must list at least one SSH public key: loko logs into the nodes as user core with ssh-agent");
+        return None;
+    }
+    let keys: Vec<Option<SshPublicKey>> = items
+        .iter()
+        .map(|item| {
+            let text = item.string(errors)?;
+            let text = text.trim();
+            // Never echo the text: a pasted private key must not end up in logs.
+            if text.contains("PRIVATE KEY") {
+                errors.at(item, "this is a private key; put the public key here (the .pub file, or `ssh-add -L`)");
+                return None;
+            }
+            match ssh_key::PublicKey::from_openssh(text) {
+                Ok(_) => Some(SshPublicKey(text.to_owned())),
+                Err(e) => {
+                    errors.at(item, format!("is not an OpenSSH public key ({e}); expected a line like `ssh-ed25519 AAAA... user@host`"));
+                    None
+                }
+            }
+        })
+        .collect();
+    keys.into_iter().collect()
+}
+
+fn asset_dir(n: &Node<'_, '_>, base_dir: &Path, errors: &mut Errors) -> Option<PathBuf> {
+    let text = n.string(errors)?;
+    if text.trim().is_empty() {
+        errors.at(n, "must be a directory path");
+        return None;
+    }
+    if text.starts_with('~') {
+        errors.at(n, format!("{text:?}: `~` is not expanded; write an absolute path or one relative to the spec file"));
+        return None;
+    }
+    let path = Path::new(&text);
+    if path.parent().is_none() {
+        errors.at(
+            n,
+            "must not be the root directory: loko writes secrets and its journal there",
+        );
+        return None;
+    }
+    // `./assets` and `assets` are the same directory; keeping the `.` would only clutter messages.
+    let path: PathBuf = path
+        .components()
+        .filter(|c| *c != std::path::Component::CurDir)
+        .collect();
+    Some(if path.is_absolute() {
+        path
+    } else {
+        base_dir.join(path)
+    })
+}
+
+fn cidr(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Ipv4Net> {
+    let text = n.string(errors)?;
+    match text.parse::<Ipv4Net>() {
+        Ok(net) => Some(net),
+        Err(_) if text.parse::<Ipv4Addr>().is_ok() => {
+            errors.at(
+                n,
+                format!("{text:?} is an address, not a CIDR; write {text}/32 for a single address"),
+            );
+            None
+        }
+        Err(_) => {
+            errors.at(
+                n,
+                format!("{text:?} is not an IPv4 CIDR (like 10.2.0.0/16)"),
+            );
+            None
+        }
+    }
+}
+
+/// pod_cidr and service_cidr: network addresses, large enough for what the cluster puts in them.
+fn cluster_cidr(n: &Node<'_, '_>, errors: &mut Errors, max_prefix: u8) -> Option<Ipv4Net> {
+    let net = cidr(n, errors)?;
+    if net.addr() != net.network() {
+        errors.at(
+            n,
+            format!("{net} has host bits set; did you mean {}?", net.trunc()),
+        );
+        return None;
+    }
+    if net.prefix_len() > max_prefix {
+        errors.at(
+            n,
+            format!("{net} is too small: the prefix must be /{max_prefix} or shorter"),
+        );
+        return None;
+    }
+    Some(net)
+}
+
+type Located<'a, 'i> = Option<(Ipv4Net, Node<'a, 'i>)>;
+type Defaulted<'a, 'i> = Option<(Ipv4Net, Option<Node<'a, 'i>>)>;
+
+/// pod_cidr, service_cidr and node_private_cidr must be disjoint: a pod or service address inside
+/// the nodes' network would be routed to the wrong place. The error is put on the later field, or
+/// on the document when that field is a default.
+fn check_overlaps<'a, 'i>(
+    root: &Node<'a, 'i>,
+    node_private: &Located<'a, 'i>,
+    pod: &Defaulted<'a, 'i>,
+    service: &Defaulted<'a, 'i>,
+    errors: &mut Errors,
+) {
+    let at = |name: &str, node: &Option<Node<'a, 'i>>| -> Node<'a, 'i> {
+        node.clone().unwrap_or_else(|| Node {
+            yaml: root.yaml,
+            path: name.to_owned(),
+        })
+    };
+    let mut ranges = Vec::new();
+    if let Some((net, n)) = node_private {
+        ranges.push(("node_private_cidr", *net, Some(n.clone())));
+    }
+    if let Some((net, n)) = pod {
+        ranges.push(("pod_cidr", *net, n.clone()));
+    }
+    if let Some((net, n)) = service {
+        ranges.push(("service_cidr", *net, n.clone()));
+    }
+    let shown = |name: &str, net: Ipv4Net, node: &Option<Node<'a, 'i>>| {
+        format!(
+            "{name} {net}{}",
+            if node.is_none() { " (the default)" } else { "" }
+        )
+    };
+    for (i, (name_a, a, node_a)) in ranges.iter().enumerate() {
+        for (name_b, b, node_b) in &ranges[i + 1..] {
+            if a.contains(&b.network()) || b.contains(&a.network()) {
+                // The error goes on a field the user wrote, the later one if both are written.
+                let (name, node) = if node_b.is_some() {
+                    (name_b, node_b)
+                } else {
+                    (name_a, node_a)
+                };
+                errors.at(
+                    &at(name, node),
+                    format!(
+                        "{} overlaps {}; the ranges must be disjoint",
+                        shown(name_b, *b, node_b),
+                        shown(name_a, *a, node_a)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_labels() {
+        assert!(dns_label("supernova").is_ok());
+        assert!(dns_label("a-1").is_ok());
+        assert!(dns_label("Supernova").is_err());
+        assert!(dns_label("-a").is_err());
+        assert!(dns_label(&"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn full_uuids_only() {
+        assert!(is_full_uuid("55555f20-a1fb-55bd-1e11-11af11d11111"));
+        assert!(!is_full_uuid("55555f20a1fb55bd1e1111af11d11111"));
+        assert!(!is_full_uuid("55555f20"));
+    }
+}
