@@ -1,1 +1,623 @@
-//! A Packet (Equinix Metal) API, Route53, SSH node and apiserver simulator. Filled by issue #5; nothing here yet.
+//! A Packet (Equinix Metal) API, Route53, SSH-reachable nodes and an apiserver, simulated: a
+//! cloud that behaves, and fails, like the real ones, for loko's tests and `loko sim`.
+//!
+//! Packet's API is no longer reachable and tests have no network, so loko runs against this.
+//! The simulator shares no code with loko's clients: it only speaks HTTP (and SSH, on the node
+//! side), so a client bug cannot hide behind the same bug here.
+//!
+//! - The Packet API is served under `/metal/v1` and follows the OpenAPI document in
+//!   `sim/openapi/` (the contract tests validate every exchange against it).
+//! - Route53 is served under `/2013-04-01` in AWS's REST-XML.
+//! - Time is scaled ([`SimConfig::time_scale`]): every duration in [`Timings`] is simulated time.
+//! - Faults follow a seeded [`FaultPlan`], replaceable at runtime with `PUT /_sim/faults`.
+//! - `GET /_sim/state` shows everything ([`SimState`]); `--state FILE` persists it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sim::SimError> {
+//! let handle = sim::start(sim::SimConfig::new("/tmp/loko-sim-nodes".into())).await?;
+//! println!("{}", handle.packet_url());
+//! handle.shutdown().await
+//! # }
+//! ```
+
+pub mod apiserver;
+mod clock;
+pub mod faults;
+mod lifecycle;
+pub mod nodes;
+mod packet;
+mod persist;
+mod route53;
+mod server;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+pub use faults::{
+    DeviceFate, DeviceFaults, FaultPlan, FaultPlanError, NodeFaults, OperationFaults,
+};
+pub use lifecycle::{NoNodes, NodeFuture, NodeLifecycle, NodeSpec};
+pub use packet::catalog::Arch;
+pub use state::{DeviceRecord, HostedZoneRecord, RecordSetRecord, SimState};
+
+use clock::SimClock;
+use packet::model::PacketCloud;
+use route53::model::Route53;
+use server::{Shared, Stats, World};
+
+/// The API token clients send as `X-Auth-Token`. Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// A token with this value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Token(value.into())
+    }
+
+    /// A fresh random token.
+    pub fn generate() -> Self {
+        let bytes: [u8; 16] = rand::random();
+        Token(format!(
+            "sim-{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ))
+    }
+
+    /// The value, for the client that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Simulated durations of the clouds' slow operations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timings {
+    /// How long a new device stays `queued`.
+    pub queued: Duration,
+    /// How long it then stays `provisioning`.
+    pub provisioning: Duration,
+    /// How long a deleted device stays `deprovisioning` before it is gone.
+    pub deprovisioning: Duration,
+    /// How long a hardware reservation stays unprovisionable after its device is gone.
+    pub reservation_cooldown: Duration,
+    /// How long a Route53 change stays `PENDING`.
+    pub dns_propagation: Duration,
+}
+
+impl Default for Timings {
+    /// Close to what Packet and Route53 take.
+    fn default() -> Self {
+        Timings {
+            queued: Duration::from_secs(10),
+            provisioning: Duration::from_secs(300),
+            deprovisioning: Duration::from_secs(60),
+            reservation_cooldown: Duration::from_secs(600),
+            dns_propagation: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Timings {
+    pub(crate) fn queued(&self) -> chrono::Duration {
+        sim_time(self.queued)
+    }
+    pub(crate) fn provisioning(&self) -> chrono::Duration {
+        sim_time(self.provisioning)
+    }
+    pub(crate) fn deprovisioning(&self) -> chrono::Duration {
+        sim_time(self.deprovisioning)
+    }
+    pub(crate) fn reservation_cooldown(&self) -> chrono::Duration {
+        sim_time(self.reservation_cooldown)
+    }
+    pub(crate) fn dns_propagation(&self) -> chrono::Duration {
+        sim_time(self.dns_propagation)
+    }
+}
+
+fn sim_time(d: Duration) -> chrono::Duration {
+    clock::sim_duration(d.as_secs_f64())
+}
+
+/// Packet's rate limit: at most `requests` per `window` of real time, per simulator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Requests allowed per window.
+    pub requests: u32,
+    /// The window, in real time (clients wait real time for `Retry-After`).
+    pub window: Duration,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            requests: 600,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Hardware reservations to give the project at first start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReservationSeed {
+    /// Plan slug, e.g. `c3.small.x86`.
+    pub plan: String,
+    /// Facility code, e.g. `sv15`.
+    pub facility: String,
+    /// How many.
+    pub count: u32,
+}
+
+/// How to run the simulator.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// Where to listen; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Real seconds per simulated second: 0.001 makes a 5-minute provisioning take 300 ms.
+    pub time_scale: f64,
+    /// The faults to inject.
+    pub faults: FaultPlan,
+    /// Where to persist the state; loaded at start when it exists.
+    pub state_file: Option<PathBuf>,
+    /// The project that exists from the start; `None` takes the state file's, else a random one.
+    pub project_id: Option<Uuid>,
+    /// Its name.
+    pub project_name: String,
+    /// The token clients must send; `None` takes the state file's, else a random one.
+    pub token: Option<Token>,
+    /// A hosted zone that exists from the start (e.g. `example.com`).
+    pub hosted_zone: String,
+    /// Hardware reservations of the project, created at first start.
+    pub hardware_reservations: Vec<ReservationSeed>,
+    /// Simulated durations.
+    pub timings: Timings,
+    /// Packet's rate limit.
+    pub rate_limit: RateLimit,
+    /// The port nodes listen on for SSH.
+    pub ssh_port: u16,
+    /// Where the node side keeps each node's root directory.
+    pub node_root: PathBuf,
+    /// The node side; [`NoNodes`] for the cloud alone, or the SSH-reachable machines:
+    /// `Arc::new(nodes::Nodes::new(nodes::NodesConfig { root_dir: node_root, ssh_port, backend })?)`
+    /// with the same `node_root` and `ssh_port` as here.
+    pub nodes: Arc<dyn NodeLifecycle>,
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("listen", &self.listen)
+            .field("time_scale", &self.time_scale)
+            .field("faults", &self.faults)
+            .field("state_file", &self.state_file)
+            .field("project_id", &self.project_id)
+            .field("project_name", &self.project_name)
+            .field("token", &self.token)
+            .field("hosted_zone", &self.hosted_zone)
+            .field("hardware_reservations", &self.hardware_reservations)
+            .field("timings", &self.timings)
+            .field("rate_limit", &self.rate_limit)
+            .field("ssh_port", &self.ssh_port)
+            .field("node_root", &self.node_root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimConfig {
+    /// Defaults: 127.0.0.1 on a free port, real time, no faults, no state file, a random project
+    /// and token (or the state file's), hosted zone `example.com`, SSH port 2222, no node side.
+    pub fn new(node_root: PathBuf) -> Self {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            time_scale: 1.0,
+            faults: FaultPlan::default(),
+            state_file: None,
+            project_id: None,
+            project_name: "loko-sim".to_owned(),
+            token: None,
+            hosted_zone: "example.com".to_owned(),
+            hardware_reservations: Vec::new(),
+            timings: Timings::default(),
+            rate_limit: RateLimit::default(),
+            ssh_port: 2222,
+            node_root,
+            nodes: Arc::new(NoNodes),
+        }
+    }
+}
+
+/// Why the simulator could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The time scale is not a positive number.
+    #[error("time scale {0} is not a positive number")]
+    InvalidTimeScale(f64),
+    /// A seeded reservation names an unknown plan or facility.
+    #[error("hardware reservation seed names unknown {what} {value:?}")]
+    UnknownCatalogEntry {
+        /// `plan` or `facility`.
+        what: &'static str,
+        /// The slug or code given.
+        value: String,
+    },
+    /// The configured hosted zone cannot be created (e.g. an invalid name).
+    #[error("cannot create hosted zone {zone:?}: {message}")]
+    HostedZone {
+        /// The zone name.
+        zone: String,
+        /// Route53's message.
+        message: String,
+    },
+    /// The fault plan is invalid.
+    #[error(transparent)]
+    Faults(#[from] FaultPlanError),
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The state file cannot be read.
+    #[error("cannot read simulator state {path}: {source}")]
+    StateRead {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The state file is not a simulator state.
+    #[error("cannot parse simulator state {path}: {message}")]
+    StateParse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The state file cannot be written.
+    #[error("cannot write simulator state {path}: {source}")]
+    StateWrite {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("simulator HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    /// The endpoints could not be printed, or the signal handler not installed.
+    #[error("cannot run the simulator in the foreground: {0}")]
+    Foreground(std::io::Error),
+}
+
+/// `loko sim`: starts the simulator, writes its endpoints and token to `out`, serves until
+/// Ctrl-C or SIGTERM, then shuts down (stopping nodes and writing the state file).
+pub async fn serve_until_interrupted(
+    config: SimConfig,
+    out: &mut impl std::io::Write,
+) -> Result<(), SimError> {
+    let handle = start(config).await?;
+    handle
+        .write_endpoints(out)
+        .and_then(|()| out.flush())
+        .map_err(SimError::Foreground)?;
+    let interrupted = wait_for_interrupt().await;
+    let stopped = handle.shutdown().await;
+    interrupted.map_err(SimError::Foreground)?;
+    stopped
+}
+
+async fn wait_for_interrupt() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+/// A running simulator. Dropping it without [`SimHandle::shutdown`] leaves the server running
+/// until the runtime ends.
+pub struct SimHandle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    token: Token,
+    project_id: Uuid,
+    hosted_zone_id: String,
+    hosted_zone_name: String,
+    ssh_port: u16,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .field("project_id", &self.project_id)
+            .field("hosted_zone_id", &self.hosted_zone_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long [`SimHandle::shutdown`] lets running requests finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How often devices are checked for machines to start or stop (real time).
+const TICK: Duration = Duration::from_millis(20);
+
+/// Starts the simulator: loads the state file if any, ensures the configured project, its
+/// reservations and the hosted zone exist, and serves until [`SimHandle::shutdown`].
+pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+    if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
+        return Err(SimError::InvalidTimeScale(config.time_scale));
+    }
+    config.faults.validate()?;
+    for seed in &config.hardware_reservations {
+        if packet::catalog::plan(&seed.plan).is_none() {
+            return Err(SimError::UnknownCatalogEntry {
+                what: "plan",
+                value: seed.plan.clone(),
+            });
+        }
+        if packet::catalog::facility(&seed.facility).is_none() {
+            return Err(SimError::UnknownCatalogEntry {
+                what: "facility",
+                value: seed.facility.clone(),
+            });
+        }
+    }
+
+    let loaded = match &config.state_file {
+        Some(path) => persist::load(path)?,
+        None => None,
+    };
+    // A reloaded cloud continues from the simulated time it was saved at, plus the real time
+    // since, scaled: devices are as far along as if the simulator had kept running.
+    let (clock, identity, packet, route53, stats) = match loaded {
+        Some(s) => {
+            let real_since = (Utc::now() - s.saved_at).to_std().unwrap_or_default();
+            let away = clock::sim_duration(real_since.as_secs_f64() / config.time_scale);
+            let identity = (
+                config.project_id.unwrap_or(s.project_id),
+                config.token.clone().unwrap_or(Token(s.token)),
+            );
+            (
+                SimClock::new(config.time_scale, s.sim_now + away),
+                identity,
+                s.packet,
+                s.route53,
+                s.stats,
+            )
+        }
+        None => (
+            SimClock::new(config.time_scale, Utc::now()),
+            (
+                config.project_id.unwrap_or_else(packet::model::new_id),
+                config.token.clone().unwrap_or_else(Token::generate),
+            ),
+            PacketCloud::default(),
+            Route53::default(),
+            Stats::default(),
+        ),
+    };
+    let (project_id, token) = identity.clone();
+    let mut world = World::new(identity, packet, route53, stats, config.faults.clone());
+    let now = clock.now();
+    if world.packet.projects.contains_key(&project_id) {
+        tracing::info!(project = %project_id, "project restored from the state file");
+    } else {
+        world
+            .packet
+            .ensure_project(project_id, &config.project_name, now);
+        for seed in &config.hardware_reservations {
+            for _ in 0..seed.count {
+                world
+                    .packet
+                    .add_reservation(project_id, &seed.plan, &seed.facility, now);
+            }
+        }
+    }
+    let zone_name = route53::model::normalize_name(&config.hosted_zone);
+    let hosted_zone_id = match world.route53.zones.values().find(|z| z.name == zone_name) {
+        Some(zone) => zone.id.clone(),
+        None => {
+            let reference = format!("loko-sim-{zone_name}");
+            world
+                .route53
+                .create_zone(
+                    &zone_name,
+                    &reference,
+                    Some("created by loko sim".to_owned()),
+                    now,
+                )
+                .map_err(|e| SimError::HostedZone {
+                    zone: zone_name.clone(),
+                    message: e.message(),
+                })?
+                .0
+        }
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| SimError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| SimError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    let shared = Arc::new(Shared::new(
+        world,
+        clock,
+        config.timings.clone(),
+        token.clone(),
+        config.rate_limit.clone(),
+        config.nodes.clone(),
+        config.state_file.clone().map(persist::Persister::new),
+    ));
+    shared.persist().await;
+
+    let app = server::router(shared.clone());
+    let server_shared = shared.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_shared.stopping().await })
+            .await
+    });
+    let ticker_shared = shared.clone();
+    let ticker = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stopping = tokio::select! {
+                _ = interval.tick() => false,
+                () = ticker_shared.stopping() => true,
+            };
+            if stopping {
+                break;
+            }
+            ticker_shared.sync_nodes().await;
+        }
+    });
+    tracing::info!(%addr, project = %project_id, "simulator listening");
+    Ok(SimHandle {
+        shared,
+        addr,
+        token,
+        project_id,
+        hosted_zone_id,
+        hosted_zone_name: zone_name,
+        ssh_port: config.ssh_port,
+        server,
+        ticker,
+    })
+}
+
+impl SimHandle {
+    /// The address the simulator listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Packet API base URL, e.g. `http://127.0.0.1:PORT/metal/v1`.
+    pub fn packet_url(&self) -> String {
+        format!("http://{}/metal/v1", self.addr)
+    }
+
+    /// The Route53 endpoint URL, e.g. `http://127.0.0.1:PORT`.
+    pub fn route53_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The token clients must send as `X-Auth-Token`.
+    pub fn token(&self) -> &str {
+        self.token.expose()
+    }
+
+    /// The pre-created project.
+    pub fn project_id(&self) -> Uuid {
+        self.project_id
+    }
+
+    /// The pre-created hosted zone's bare id (`Z...`).
+    pub fn hosted_zone_id(&self) -> &str {
+        &self.hosted_zone_id
+    }
+
+    /// The bare id of the hosted zone named `zone` (with or without the trailing dot).
+    pub fn zone_id_for(&self, zone: &str) -> Option<String> {
+        let name = route53::model::normalize_name(zone);
+        self.shared
+            .world()
+            .route53
+            .zones
+            .values()
+            .find(|z| z.name == name)
+            .map(|z| z.id.clone())
+    }
+
+    /// Everything the simulator knows (the same data as `GET /_sim/state`).
+    pub fn state(&self) -> SimState {
+        self.shared.state()
+    }
+
+    /// Replaces the fault plan (as `PUT /_sim/faults` does).
+    pub fn set_faults(&self, plan: FaultPlan) -> Result<(), FaultPlanError> {
+        self.shared.set_faults(plan)
+    }
+
+    /// Stops serving, stops every node, and writes the state file a last time.
+    /// Requests still running after [`SHUTDOWN_GRACE`] (e.g. held by a latency fault) are cut.
+    pub async fn shutdown(mut self) -> Result<(), SimError> {
+        self.shared.request_stop();
+        let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
+            Ok(served) => served,
+            Err(_) => {
+                tracing::warn!("requests still running at shutdown; cutting them");
+                self.server.abort();
+                Ok(Ok(()))
+            }
+        };
+        let _ = self.ticker.await;
+        self.shared.stop_all_nodes().await;
+        self.shared.persist().await;
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(SimError::Serve(e)),
+            Err(e) => Err(SimError::Serve(std::io::Error::other(e))),
+        }
+    }
+
+    /// Writes the endpoints and the token for a user of `loko sim`.
+    pub fn write_endpoints(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        writeln!(out, "loko sim listening on {}", self.addr)?;
+        writeln!(out, "  Packet API:  {}", self.packet_url())?;
+        writeln!(
+            out,
+            "  token:       {}  (send as X-Auth-Token)",
+            self.token()
+        )?;
+        writeln!(out, "  project:     {}", self.project_id)?;
+        writeln!(
+            out,
+            "  Route53:     {}  (any SigV4 credentials)",
+            self.route53_url()
+        )?;
+        writeln!(
+            out,
+            "  hosted zone: {} ({})",
+            self.hosted_zone_name, self.hosted_zone_id
+        )?;
+        writeln!(
+            out,
+            "  node SSH:    port {} on each device's public IPv4",
+            self.ssh_port
+        )?;
+        writeln!(out, "  state:       GET {}/_sim/state", self.route53_url())?;
+        writeln!(out, "  faults:      PUT {}/_sim/faults", self.route53_url())
+    }
+}

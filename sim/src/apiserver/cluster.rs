@@ -1,0 +1,152 @@
+//! Which kubelets belong to the cluster whose assets an apiserver emulator was started from.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
+use serde_yaml::Value;
+
+use super::ApiserverError;
+
+/// The apiserver names and CA of one cluster, read from its bootkube assets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterIdentity {
+    /// Host names a kubelet may use for this apiserver: the admin kubeconfig's server host and
+    /// its `<cluster>-private` variant.
+    hosts: Vec<String>,
+    /// DER of the cluster CA certificate.
+    ca_der: Vec<u8>,
+}
+
+impl ClusterIdentity {
+    /// Reads `auth/kubeconfig` and `tls/ca.crt` under `assets_dir`.
+    pub fn from_assets(assets_dir: &Path) -> Result<Self, ApiserverError> {
+        let kubeconfig_path = assets_dir.join("auth/kubeconfig");
+        let asset_error = |path: &Path, reason: String| ApiserverError::Asset {
+            path: path.to_owned(),
+            reason,
+        };
+        let kubeconfig = std::fs::read_to_string(&kubeconfig_path)
+            .map_err(|error| asset_error(&kubeconfig_path, error.to_string()))?;
+        let server = kubeconfig_cluster(&kubeconfig)
+            .and_then(|cluster| cluster.get("server")?.as_str().map(str::to_owned))
+            .ok_or_else(|| asset_error(&kubeconfig_path, "names no cluster server".to_owned()))?;
+        let host = server_host(&server).ok_or_else(|| {
+            asset_error(&kubeconfig_path, format!("server {server:?} has no host"))
+        })?;
+        let mut hosts = vec![host.to_owned()];
+        if let Some((cluster, zone)) = host.split_once('.') {
+            hosts.push(format!("{cluster}-private.{zone}"));
+        }
+        let ca_path = assets_dir.join("tls/ca.crt");
+        let ca = CertificateDer::from_pem_file(&ca_path)
+            .map_err(|error| asset_error(&ca_path, format!("no PEM certificate: {error}")))?;
+        Ok(ClusterIdentity {
+            hosts,
+            ca_der: ca.as_ref().to_vec(),
+        })
+    }
+
+    /// Whether a kubelet with this kubeconfig talks to this cluster's apiserver with its CA.
+    pub fn admits_kubelet(&self, kubeconfig: &str) -> bool {
+        let Some(cluster) = kubeconfig_cluster(kubeconfig) else {
+            return false;
+        };
+        let host_matches = cluster
+            .get("server")
+            .and_then(Value::as_str)
+            .and_then(server_host)
+            .is_some_and(|host| {
+                self.hosts
+                    .iter()
+                    .any(|known| known.eq_ignore_ascii_case(host))
+            });
+        let ca_matches = cluster
+            .get("certificate-authority-data")
+            .and_then(Value::as_str)
+            .and_then(|data| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(data.trim())
+                    .ok()
+            })
+            .and_then(|pem| CertificateDer::from_pem_slice(&pem).ok())
+            .is_some_and(|ca| ca.as_ref() == self.ca_der.as_slice());
+        host_matches && ca_matches
+    }
+}
+
+/// The `cluster` map of the kubeconfig's current context (or its first cluster).
+fn kubeconfig_cluster(kubeconfig: &str) -> Option<Value> {
+    let document: Value = serde_yaml::from_str(kubeconfig).ok()?;
+    let clusters = document.get("clusters")?.as_sequence()?;
+    let current_cluster = document
+        .get("current-context")
+        .and_then(Value::as_str)
+        .and_then(|current| {
+            document
+                .get("contexts")?
+                .as_sequence()?
+                .iter()
+                .find(|context| context.get("name").and_then(Value::as_str) == Some(current))?
+                .get("context")?
+                .get("cluster")?
+                .as_str()
+        });
+    let named = current_cluster.and_then(|name| {
+        clusters
+            .iter()
+            .find(|cluster| cluster.get("name").and_then(Value::as_str) == Some(name))
+    });
+    named.or_else(|| clusters.first())?.get("cluster").cloned()
+}
+
+/// The host of an `https://host:port/path` URL.
+fn server_host(server: &str) -> Option<&str> {
+    let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
+    let authority = rest.split('/').next()?;
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_host_strips_scheme_port_and_path() {
+        assert_eq!(
+            server_host("https://c.example.com:6443"),
+            Some("c.example.com")
+        );
+        assert_eq!(server_host("https://c.example.com/"), Some("c.example.com"));
+        assert_eq!(server_host("https://:6443"), None);
+    }
+
+    #[test]
+    fn kubeconfig_cluster_follows_the_current_context() {
+        let kubeconfig = "
+apiVersion: v1
+clusters:
+- name: a
+  cluster: {server: 'https://a.example.com:6443'}
+- name: b
+  cluster: {server: 'https://b.example.com:6443'}
+contexts:
+- name: ctx
+  context: {cluster: b, user: u}
+current-context: ctx
+";
+        let cluster = kubeconfig_cluster(kubeconfig);
+        assert_eq!(
+            cluster
+                .as_ref()
+                .and_then(|c| c.get("server"))
+                .and_then(Value::as_str),
+            Some("https://b.example.com:6443")
+        );
+    }
+}

@@ -1,0 +1,506 @@
+//! SSH-reachable emulated Flatcar nodes.
+//!
+//! When the cloud reports a device active it calls [`Nodes::start_node`]: the node gets a root
+//! directory (its filesystem; `root.rs` documents the layout and how node paths such as
+//! `/opt/bootkube` are kept inside it), an SSH server on its public
+//! IPv4 (each node has its own 127.x.y.z address), and a kubelet entry that the apiserver emulator
+//! lists once bootkube started on a controller. Loko drives nodes only through SSH, as it does real
+//! ones: uploading files (tar or cat over exec, or sftp), `sudo` commands, and
+//! `sudo systemctl start bootkube`.
+//!
+//! Two SSH backends exist: [`SshBackend::Embedded`] (in-process, user `core`) and
+//! [`SshBackend::OpenSsh`] (a real `sshd` per node; login as the simulator's OS user, see
+//! [`Nodes::ssh_login_user`]). Both run commands through the same wrapper and shims.
+
+mod embedded;
+mod ignition;
+mod openssh;
+mod root;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use russh::keys::{PrivateKey, PublicKey};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::apiserver::{APISERVER_PORT, Apiserver, Kubelet, KubeletRegistry};
+/// One node to boot: the seam's type, shared with the cloud side.
+pub use crate::lifecycle::NodeSpec;
+use crate::lifecycle::{NodeFuture, NodeLifecycle};
+use ignition::NodeIgnition;
+use root::NodeRoot;
+
+/// How each node's SSH server is provided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SshBackend {
+    /// An in-process SSH server; clients log in as `core`.
+    #[default]
+    Embedded,
+    /// A real OpenSSH `sshd` per node; clients log in as the simulator's OS user.
+    OpenSsh {
+        /// The sshd binary, usually `/usr/sbin/sshd`.
+        sshd_path: PathBuf,
+    },
+}
+
+/// Where and how nodes run.
+#[derive(Debug, Clone)]
+pub struct NodesConfig {
+    /// Directory holding one root directory per node (`<root_dir>/<hostname>/`).
+    pub root_dir: PathBuf,
+    /// SSH port on every node's public IPv4 (22 needs privileges).
+    pub ssh_port: u16,
+    /// The SSH server implementation.
+    pub backend: SshBackend,
+}
+
+/// What went wrong with a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodesError {
+    /// The hostname cannot name a directory.
+    #[error("node hostname {hostname:?} is not a valid host name")]
+    InvalidHostname {
+        /// The hostname.
+        hostname: String,
+    },
+    /// A node root file or directory could not be written.
+    #[error("node root {path}: {source}")]
+    RootDir {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The Ignition's SSH host key cannot be used (the key itself is never shown).
+    #[error("node {hostname}: SSH host key: {reason}")]
+    HostKey {
+        /// The node.
+        hostname: String,
+        /// Why.
+        reason: String,
+    },
+    /// The SSH address could not be bound.
+    #[error("node {hostname}: cannot listen for SSH on {addr}: {source}")]
+    SshBind {
+        /// The node.
+        hostname: String,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The configured sshd binary does not exist.
+    #[error("sshd binary {path} not found")]
+    SshdMissing {
+        /// The configured path.
+        path: PathBuf,
+    },
+}
+
+/// The emulated nodes of one simulated cloud. Cheap to clone; clones share the nodes.
+#[derive(Debug, Clone)]
+pub struct Nodes {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: NodesConfig,
+    kubelets: KubeletRegistry,
+    running: Mutex<BTreeMap<String, RunningNode>>,
+}
+
+#[derive(Debug)]
+struct RunningNode {
+    hostname: String,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        // Aborting drops what the tasks own: listeners, sshd children, apiserver emulators.
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Nodes {
+    /// Prepares `root_dir`; nodes start with [`Nodes::start_node`].
+    pub fn new(config: NodesConfig) -> Result<Nodes, NodesError> {
+        std::fs::create_dir_all(&config.root_dir).map_err(|source| NodesError::RootDir {
+            path: config.root_dir.clone(),
+            source,
+        })?;
+        if let SshBackend::OpenSsh { sshd_path } = &config.backend
+            && !sshd_path.is_file()
+        {
+            return Err(NodesError::SshdMissing {
+                path: sshd_path.clone(),
+            });
+        }
+        Ok(Nodes {
+            inner: Arc::new(Inner {
+                config,
+                kubelets: KubeletRegistry::default(),
+                running: Mutex::new(BTreeMap::new()),
+            }),
+        })
+    }
+
+    /// The login name SSH clients must use: `core` (embedded) or the OS user (OpenSSH backend).
+    pub fn ssh_login_user(&self) -> String {
+        match self.inner.config.backend {
+            SshBackend::Embedded => ignition::SSH_USER.to_owned(),
+            SshBackend::OpenSsh { .. } => openssh::os_user_name(),
+        }
+    }
+
+    /// The host directory holding `hostname`'s filesystem.
+    pub fn node_root(&self, hostname: &str) -> PathBuf {
+        self.inner.config.root_dir.join(hostname)
+    }
+
+    /// Boots a node: prepares its root, starts SSH (after `ssh_refused_for`) and its kubelet.
+    ///
+    /// Starting a device that is already running restarts it; a running node of the same
+    /// hostname (an older device) is stopped first.
+    pub async fn start_node(&self, spec: NodeSpec) -> Result<(), NodesError> {
+        validate_hostname(&spec.hostname)?;
+        // The device itself (a restart), or an older device of the same hostname whose root
+        // and addresses this one takes over.
+        let superseded: Vec<String> = self
+            .running()
+            .iter()
+            .filter(|(device_id, node)| {
+                **device_id == spec.device_id || node.hostname == spec.hostname
+            })
+            .map(|(device_id, _)| device_id.clone())
+            .collect();
+        for device_id in superseded {
+            self.stop_node(&device_id).await;
+        }
+        let ignition = NodeIgnition::parse(&spec.user_data);
+        for warning in &ignition.warnings {
+            tracing::warn!(hostname = %spec.hostname, "Ignition: {warning}");
+        }
+        let config = &self.inner.config;
+        let root = NodeRoot::prepare(&config.root_dir, &spec.hostname, &spec.device_id, &ignition)?;
+        let host_key = host_key(&root, &spec.hostname, &ignition)?;
+        let authorized = authorized_keys(&root, &spec.hostname, &ignition)?;
+        let addr = SocketAddr::from((spec.public_ip, config.ssh_port));
+
+        let mut tasks = Vec::new();
+        match &config.backend {
+            SshBackend::Embedded => {
+                let server = embedded::EmbeddedSsh::new(host_key, authorized, root.exec_wrapper());
+                let hostname = spec.hostname.clone();
+                let bind_error = move |source| NodesError::SshBind {
+                    hostname: hostname.clone(),
+                    addr,
+                    source,
+                };
+                if spec.ssh_refused_for.is_zero() {
+                    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+                    tasks.push(tokio::spawn(server.serve(listener)));
+                } else {
+                    let delay = spec.ssh_refused_for;
+                    tasks.push(tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        match TcpListener::bind(addr).await {
+                            Ok(listener) => server.serve(listener).await,
+                            Err(source) => tracing::error!("{}", bind_error(source)),
+                        }
+                    }));
+                }
+            }
+            SshBackend::OpenSsh { sshd_path } => {
+                let sshd = openssh::Sshd::configure(sshd_path, &root, &spec.hostname, addr)?;
+                let delay = spec.ssh_refused_for;
+                tasks.push(tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    sshd.run().await;
+                }));
+            }
+        }
+        if ignition.declares_unit("bootkube") {
+            tasks.push(tokio::spawn(run_bootkube(
+                root.clone(),
+                SocketAddr::from((spec.public_ip, APISERVER_PORT)),
+                spec.apiserver_start_delay,
+                self.inner.kubelets.clone(),
+            )));
+        }
+        self.inner.kubelets.register(Kubelet {
+            node_name: spec.hostname.clone(),
+            kubeconfig: ignition.kubelet_kubeconfig(),
+            labels: ignition.node_labels(),
+            internal_ip: spec.private_ip,
+            external_ip: spec.public_ip,
+            registered_at: chrono::Utc::now(),
+        });
+        tracing::info!(hostname = %spec.hostname, device_id = %spec.device_id, %addr, "node started");
+        let mut running = self.running();
+        running.insert(
+            spec.device_id.clone(),
+            RunningNode {
+                hostname: spec.hostname,
+                tasks,
+            },
+        );
+        Ok(())
+    }
+
+    /// Powers a node off: SSH, sshd and its apiserver stop, its kubelet leaves the apiserver.
+    /// Its root stays on disk for inspection. Unknown devices are ignored.
+    pub async fn stop_node(&self, device_id: &str) {
+        let stopped = self.running().remove(device_id);
+        if let Some(mut node) = stopped {
+            // Wait for the tasks to be gone, so that their sockets are closed before a restart
+            // binds the same addresses.
+            for task in std::mem::take(&mut node.tasks) {
+                task.abort();
+                let _ = task.await;
+            }
+            self.inner.kubelets.unregister(&node.hostname);
+            tracing::info!(hostname = %node.hostname, device_id, "node stopped");
+        }
+    }
+
+    /// Hostname → how many times `systemctl start bootkube` ran there (running nodes and every
+    /// node that ever ran it under this root directory).
+    pub fn bootkube_starts(&self) -> BTreeMap<String, u32> {
+        let root_dir = &self.inner.config.root_dir;
+        let mut hostnames: Vec<String> = self
+            .running()
+            .values()
+            .map(|node| node.hostname.clone())
+            .collect();
+        hostnames.extend(root::hostnames_with_bootkube_starts(root_dir));
+        hostnames
+            .into_iter()
+            .map(|hostname| {
+                let starts = root::bootkube_starts(root_dir, &hostname);
+                (hostname, starts)
+            })
+            .collect()
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RunningNode>> {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The cloud drives nodes through this trait; errors become the cloud's log lines.
+impl NodeLifecycle for Nodes {
+    fn start_node(&self, spec: NodeSpec) -> NodeFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            Nodes::start_node(self, spec)
+                .await
+                .map_err(|error| error.to_string())
+        })
+    }
+
+    fn stop_node<'a>(&'a self, device_id: &'a str) -> NodeFuture<'a, ()> {
+        Box::pin(Nodes::stop_node(self, device_id))
+    }
+
+    fn bootkube_starts(&self) -> BTreeMap<String, u32> {
+        Nodes::bootkube_starts(self)
+    }
+}
+
+/// Waits for bootkube to have run (`init_bootkube.done`), then serves the apiserver emulator
+/// after `delay`, for as long as the node runs.
+async fn run_bootkube(
+    root: NodeRoot,
+    listen: SocketAddr,
+    delay: Duration,
+    kubelets: KubeletRegistry,
+) {
+    let done = root.bootkube_dir().join("init_bootkube.done");
+    while !done.exists() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(delay).await;
+    let assets = root.bootkube_dir().join("assets");
+    match Apiserver::start(listen, &assets, kubelets).await {
+        Ok(apiserver) => {
+            root.journal(
+                "bootkube.service",
+                &format!("kube-apiserver answers on {}", apiserver.local_addr()),
+            );
+            // Held until the node stops (this task is then aborted, dropping the server).
+            std::future::pending::<()>().await;
+            drop(apiserver);
+        }
+        Err(error) => {
+            root.journal(
+                "bootkube.service",
+                &format!("kube-apiserver failed to start: {error}"),
+            );
+            tracing::error!(node = %root.dir().display(), %error, "apiserver emulator failed to start");
+        }
+    }
+}
+
+/// The Ignition's host key, else the one generated for this node on an earlier boot, else a new one.
+fn host_key(
+    root: &NodeRoot,
+    hostname: &str,
+    ignition: &NodeIgnition,
+) -> Result<PrivateKey, NodesError> {
+    let key_error = |reason: String| NodesError::HostKey {
+        hostname: hostname.to_owned(),
+        reason,
+    };
+    let path = root.host_key_path();
+    let key = if let Some(text) = ignition.host_key() {
+        russh::keys::decode_secret_key(&text, None).map_err(|error| {
+            key_error(format!(
+                "the Ignition's {} is not a usable private key: {error}",
+                ignition::HOST_KEY_PATH
+            ))
+        })?
+    } else if let Ok(text) = std::fs::read_to_string(&path) {
+        russh::keys::decode_secret_key(&text, None).map_err(|error| {
+            key_error(format!(
+                "{} is not a usable private key: {error}",
+                path.display()
+            ))
+        })?
+    } else {
+        let seed: [u8; 32] = rand::random();
+        PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(
+            &seed,
+        ))
+    };
+    let text = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .map_err(|error| key_error(format!("cannot encode it for sshd: {error}")))?;
+    write_private(&path, text.as_bytes())?;
+    Ok(key)
+}
+
+/// Parses `core`'s authorized keys and writes them for sshd; unparsable lines are skipped.
+fn authorized_keys(
+    root: &NodeRoot,
+    hostname: &str,
+    ignition: &NodeIgnition,
+) -> Result<Vec<PublicKey>, NodesError> {
+    let mut keys = Vec::new();
+    let mut lines = String::new();
+    for line in &ignition.authorized_keys {
+        match PublicKey::from_openssh(line) {
+            Ok(key) => {
+                keys.push(key);
+                lines.push_str(line);
+                lines.push('\n');
+            }
+            Err(error) => {
+                tracing::warn!(hostname, %error, "skipping an unparsable sshAuthorizedKeys entry")
+            }
+        }
+    }
+    write_private(&root.authorized_keys_path(), lines.as_bytes())?;
+    Ok(keys)
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), NodesError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let result = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            file.write_all(contents)
+        });
+    result.map_err(|source| NodesError::RootDir {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn validate_hostname(hostname: &str) -> Result<(), NodesError> {
+    let valid = !hostname.is_empty()
+        && hostname.len() <= 253
+        && !hostname.starts_with(['.', '-'])
+        && hostname
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if valid {
+        Ok(())
+    } else {
+        Err(NodesError::InvalidHostname {
+            hostname: hostname.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn nodes_can_be_shared_across_tasks() {
+        fn assert_shareable<T: Send + Sync + Clone + 'static>() {}
+        assert_shareable::<Nodes>();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nodes = Nodes::new(NodesConfig {
+            root_dir: dir.path().to_owned(),
+            ssh_port: 2222,
+            backend: SshBackend::Embedded,
+        })
+        .expect("nodes");
+        let spec = NodeSpec {
+            device_id: "d".to_owned(),
+            hostname: "h".to_owned(),
+            public_ip: Ipv4Addr::LOCALHOST,
+            private_ip: Ipv4Addr::LOCALHOST,
+            user_data: String::new(),
+            ssh_refused_for: Duration::ZERO,
+            apiserver_start_delay: Duration::ZERO,
+        };
+        // Never polled: only its type matters (spawnable from any task).
+        let future = nodes.start_node(spec);
+        assert_send(&future);
+    }
+
+    #[test]
+    fn hostnames_must_be_plain_dns_names() {
+        for bad in ["", "../x", "a/b", ".hidden", "-x", "a b"] {
+            assert!(validate_hostname(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_hostname("mercury-controller-0").is_ok());
+    }
+
+    #[test]
+    fn the_openssh_backend_needs_its_binary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let error = Nodes::new(NodesConfig {
+            root_dir: dir.path().to_owned(),
+            ssh_port: 2222,
+            backend: SshBackend::OpenSsh {
+                sshd_path: dir.path().join("no-sshd"),
+            },
+        })
+        .expect_err("missing sshd");
+        assert!(error.to_string().contains("no-sshd"), "{error}");
+    }
+}

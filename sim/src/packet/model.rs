@@ -1,0 +1,824 @@
+//! The Packet cloud's state and rules, without HTTP.
+//!
+//! A device's state is a pure function of its record and the simulated time (see
+//! [`Device::status`]): nothing needs to tick for a device to become active, a state file loaded
+//! later shows every device as far along as the elapsed time says, and a test can reason about
+//! states from timings alone. Only side effects on the node side (start or stop a machine) are
+//! driven by a ticker, through [`PacketCloud::node_changes`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::catalog::{self, Arch};
+use crate::Timings;
+use crate::faults::{DeviceFate, DeviceFaults};
+
+/// The first public address block: 127.10.0.0, far from 127.0.0.1 which the host itself uses.
+const PUBLIC_BASE: u32 = u32::from_be_bytes([127, 10, 0, 0]);
+const PUBLIC_END: u32 = u32::from_be_bytes([127, 255, 255, 254]);
+/// Documentation prefix 2001:db8::/32; never routed.
+const IPV6_BASE: u128 = 0x2001_0db8_0000_0000_0000_0000_0000_0000;
+/// A project's private block is a /16; each device takes a /31 of it.
+const PRIVATE_BLOCK_DEVICES: u32 = 1 << 15;
+/// The API's text for a device moved out of the project after failing.
+pub(crate) const FORBIDDEN_DEVICE: &str = "You are not authorized to view this device";
+
+/// Everything the Packet side holds; persisted as is.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct PacketCloud {
+    pub(crate) projects: BTreeMap<Uuid, Project>,
+    pub(crate) devices: BTreeMap<Uuid, Device>,
+    pub(crate) reservations: BTreeMap<Uuid, Reservation>,
+    next_public_block: u32,
+    /// Devices whose machine the node side runs; rebuilt after a restart by starting them again.
+    #[serde(skip)]
+    nodes_running: BTreeSet<Uuid>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Project {
+    pub(crate) id: Uuid,
+    pub(crate) name: String,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) private_block: Ipv4Addr,
+    next_private_block: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Reservation {
+    pub(crate) id: Uuid,
+    pub(crate) project_id: Uuid,
+    pub(crate) plan: String,
+    pub(crate) facility: String,
+    pub(crate) created_at: DateTime<Utc>,
+    /// The last device provisioned on it, live or gone.
+    pub(crate) device_id: Option<Uuid>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Device {
+    pub(crate) id: Uuid,
+    pub(crate) project_id: Uuid,
+    pub(crate) hostname: String,
+    pub(crate) plan: String,
+    pub(crate) operating_system: String,
+    pub(crate) facility: String,
+    pub(crate) tags: Vec<String>,
+    pub(crate) userdata: String,
+    pub(crate) customdata: Value,
+    pub(crate) description: Option<String>,
+    pub(crate) locked: bool,
+    pub(crate) billing_cycle: String,
+    pub(crate) ipxe_script_url: Option<String>,
+    pub(crate) always_pxe: bool,
+    pub(crate) hardware_reservation_id: Option<Uuid>,
+    pub(crate) public_ipv4: Ipv4Addr,
+    pub(crate) public_ipv6: Ipv6Addr,
+    pub(crate) private_ipv4: Ipv4Addr,
+    pub(crate) private_block: Ipv4Addr,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
+    pub(crate) fate: DeviceFate,
+    /// The undocumented state a [`DeviceFate::PassesUnknownState`] device reports.
+    pub(crate) unknown_state: String,
+    pub(crate) delete_requested_at: Option<DateTime<Utc>>,
+}
+
+/// Where a device is in its life, as its owner sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    Queued,
+    Provisioning,
+    /// A state outside the documented enum (e.g. `post_provisioning`).
+    Undocumented(String),
+    Active,
+    Failed,
+    /// Failed and moved out of the project: the owner gets 403.
+    Forbidden,
+    Deprovisioning,
+    /// Deprovisioned: the API answers 404.
+    Gone,
+}
+
+impl Status {
+    /// The `state` string the API reports; `None` when the owner cannot see the device.
+    pub(crate) fn api_state(&self) -> Option<&str> {
+        match self {
+            Status::Queued => Some("queued"),
+            Status::Provisioning => Some("provisioning"),
+            Status::Undocumented(s) => Some(s),
+            Status::Active => Some("active"),
+            Status::Failed => Some("failed"),
+            Status::Deprovisioning => Some("deprovisioning"),
+            Status::Forbidden | Status::Gone => None,
+        }
+    }
+
+    /// The state shown in `/_sim/state`, where nothing is hidden.
+    pub(crate) fn sim_state(&self) -> &str {
+        match self {
+            Status::Forbidden => "failed_moved_out_of_project",
+            Status::Gone => "deleted",
+            other => other.api_state().unwrap_or("unknown"),
+        }
+    }
+}
+
+/// Why a Packet operation was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PacketError {
+    /// 404 with this message.
+    NotFound(String),
+    /// 403 with this message.
+    Forbidden(String),
+    /// 422 with these messages.
+    Unprocessable(Vec<String>),
+}
+
+/// A create request, as the API accepts it (`DeviceCreateInMetroInput` or
+/// `DeviceCreateInFacilityInput`). Unknown fields are ignored, as the API does.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct CreateDevice {
+    hostname: Option<String>,
+    plan: Option<String>,
+    operating_system: Option<String>,
+    metro: Option<String>,
+    facility: Option<FacilityField>,
+    #[serde(default)]
+    tags: Vec<String>,
+    userdata: Option<String>,
+    customdata: Option<Value>,
+    description: Option<String>,
+    #[serde(default)]
+    locked: bool,
+    billing_cycle: Option<String>,
+    ipxe_script_url: Option<String>,
+    #[serde(default)]
+    always_pxe: bool,
+    hardware_reservation_id: Option<String>,
+}
+
+/// `facility` is documented as a list of codes in priority order; older clients send one code.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FacilityField {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// An update request (`DeviceUpdateInput`).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct UpdateDevice {
+    hostname: Option<String>,
+    tags: Option<Vec<String>>,
+    description: Option<String>,
+    locked: Option<bool>,
+    userdata: Option<String>,
+    customdata: Option<Value>,
+    ipxe_script_url: Option<String>,
+    always_pxe: Option<bool>,
+    billing_cycle: Option<String>,
+}
+
+/// A machine to start or stop on the node side.
+#[derive(Debug)]
+pub(crate) enum NodeChange {
+    Start(Box<Device>),
+    Stop(Uuid),
+}
+
+impl Device {
+    pub(crate) fn status(&self, now: DateTime<Utc>, t: &Timings) -> Status {
+        if let Some(deleted) = self.delete_requested_at {
+            return if now < deleted + t.deprovisioning() {
+                Status::Deprovisioning
+            } else {
+                Status::Gone
+            };
+        }
+        let elapsed = now - self.created_at;
+        if elapsed < t.queued() {
+            return Status::Queued;
+        }
+        if elapsed < t.queued() + t.provisioning() {
+            return Status::Provisioning;
+        }
+        match self.fate {
+            DeviceFate::Active => Status::Active,
+            DeviceFate::Failed => Status::Failed,
+            DeviceFate::FailedThenForbidden => Status::Forbidden,
+            DeviceFate::StuckProvisioning => Status::Provisioning,
+            DeviceFate::PassesUnknownState => {
+                if elapsed < t.queued() + t.provisioning() + t.provisioning() {
+                    Status::Undocumented(self.unknown_state.clone())
+                } else {
+                    Status::Active
+                }
+            }
+        }
+    }
+
+    /// When the device left its owner's view (deprovisioned, or moved out after failing).
+    pub(crate) fn gone_at(&self, t: &Timings) -> Option<DateTime<Utc>> {
+        match (self.delete_requested_at, self.fate) {
+            (Some(deleted), _) => Some(deleted + t.deprovisioning()),
+            (None, DeviceFate::FailedThenForbidden) => {
+                Some(self.created_at + t.queued() + t.provisioning())
+            }
+            (None, _) => None,
+        }
+    }
+
+    pub(crate) fn arch(&self) -> Arch {
+        catalog::plan(&self.plan).map_or(Arch::Amd64, catalog::Plan::arch)
+    }
+
+    pub(crate) fn short_id(&self) -> String {
+        self.id.simple().to_string()[..8].to_owned()
+    }
+
+    /// What `provisioning_percentage` reports while provisioning.
+    pub(crate) fn provisioning_percentage(&self, now: DateTime<Utc>, t: &Timings) -> f64 {
+        let total = t.provisioning().as_seconds_f64();
+        if total <= 0.0 {
+            return 100.0;
+        }
+        let done = (now - self.created_at - t.queued()).as_seconds_f64();
+        (done / total * 100.0).clamp(0.0, 100.0)
+    }
+}
+
+impl Reservation {
+    /// A reservation takes a new device when its last device is gone for the cool-down period
+    /// (Packet needs up to an hour to clean a machine).
+    pub(crate) fn provisionable(
+        &self,
+        devices: &BTreeMap<Uuid, Device>,
+        now: DateTime<Utc>,
+        t: &Timings,
+    ) -> bool {
+        let Some(device) = self.device_id.and_then(|id| devices.get(&id)) else {
+            return true;
+        };
+        device
+            .gone_at(t)
+            .is_some_and(|gone| now >= gone + t.reservation_cooldown())
+    }
+
+    /// The device on this reservation that its owner still sees.
+    pub(crate) fn live_device(
+        &self,
+        devices: &BTreeMap<Uuid, Device>,
+        now: DateTime<Utc>,
+        t: &Timings,
+    ) -> Option<Uuid> {
+        let device = devices.get(&self.device_id?)?;
+        device.status(now, t).api_state().map(|_| device.id)
+    }
+}
+
+impl PacketCloud {
+    /// Adds a project unless one with this id exists.
+    pub(crate) fn ensure_project(&mut self, id: Uuid, name: &str, now: DateTime<Utc>) {
+        let ordinal = u8::try_from(self.projects.len() % 128).unwrap_or(0);
+        self.projects.entry(id).or_insert_with(|| Project {
+            id,
+            name: name.to_owned(),
+            created_at: now,
+            private_block: Ipv4Addr::new(10, 64 + ordinal, 0, 0),
+            next_private_block: 0,
+        });
+    }
+
+    /// Adds a reservation of `plan` in `facility` to the project.
+    pub(crate) fn add_reservation(
+        &mut self,
+        project_id: Uuid,
+        plan: &str,
+        facility: &str,
+        now: DateTime<Utc>,
+    ) -> Uuid {
+        let id = new_id();
+        self.reservations.insert(
+            id,
+            Reservation {
+                id,
+                project_id,
+                plan: plan.to_owned(),
+                facility: facility.to_owned(),
+                created_at: now,
+                device_id: None,
+            },
+        );
+        id
+    }
+
+    pub(crate) fn project(&self, id: Uuid) -> Result<&Project, PacketError> {
+        self.projects
+            .get(&id)
+            .ok_or_else(|| PacketError::NotFound("Not found".to_owned()))
+    }
+
+    /// Creates a device as `POST /projects/{id}/devices` does.
+    pub(crate) fn create_device(
+        &mut self,
+        project_id: Uuid,
+        input: CreateDevice,
+        faults: &DeviceFaults,
+        roll: f64,
+        now: DateTime<Utc>,
+        t: &Timings,
+    ) -> Result<Uuid, PacketError> {
+        self.project(project_id)?;
+        let mut errors = Vec::new();
+        let plan = match input.plan.as_deref() {
+            None | Some("") => {
+                errors.push("plan is required".to_owned());
+                None
+            }
+            Some(slug) => {
+                let plan = catalog::plan(slug);
+                if plan.is_none() {
+                    errors.push(format!("plan {slug:?} is not a valid plan"));
+                }
+                plan
+            }
+        };
+        let os = match input.operating_system.as_deref() {
+            None | Some("") => {
+                errors.push("operating_system is required".to_owned());
+                None
+            }
+            Some(slug) => {
+                let os = catalog::operating_system(slug);
+                if os.is_none() {
+                    errors.push(format!(
+                        "operating_system {slug:?} is not a valid operating system"
+                    ));
+                }
+                os
+            }
+        };
+        if os.is_some_and(|o| o.slug == "custom_ipxe")
+            && input.ipxe_script_url.as_deref().unwrap_or("").is_empty()
+        {
+            errors.push(
+                "ipxe_script_url is required when operating_system is custom_ipxe".to_owned(),
+            );
+        }
+        if let Err(e) = check_billing_cycle(input.billing_cycle.as_deref()) {
+            errors.push(e);
+        }
+        let requested_facility = match resolve_location(&input) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let (Some(plan), Some(os), true) = (plan, os, errors.is_empty()) else {
+            return Err(PacketError::Unprocessable(errors));
+        };
+
+        let reservation = match input.hardware_reservation_id.as_deref() {
+            None | Some("") => None,
+            Some("next-available") => Some(
+                self.next_available(project_id, plan.slug, requested_facility, now, t)
+                    .ok_or_else(|| {
+                        PacketError::Unprocessable(vec![format!(
+                            "no available hardware reservations for plan {} in {}",
+                            plan.slug,
+                            requested_facility.map_or("any location", |f| f.code)
+                        )])
+                    })?,
+            ),
+            Some(id) => Some(self.explicit_reservation(project_id, id, plan.slug, now, t)?),
+        };
+        let facility = match reservation {
+            Some(r) => catalog::facility(&self.reservations[&r].facility),
+            None => requested_facility,
+        }
+        .unwrap_or(&catalog::FACILITIES[0]);
+        if let (Some(r), Some(wanted)) = (reservation, requested_facility)
+            && wanted.metro != facility.metro
+        {
+            return Err(PacketError::Unprocessable(vec![format!(
+                "hardware reservation {r} is in {}, not in {}",
+                facility.code, wanted.code
+            )]));
+        }
+
+        let public_index = self.next_public_block;
+        let public_network = PUBLIC_BASE
+            .checked_add(public_index.saturating_mul(2))
+            .filter(|n| *n < PUBLIC_END)
+            .ok_or_else(|| {
+                PacketError::Unprocessable(vec!["no public IPv4 addresses left".to_owned()])
+            })?;
+        let project = self
+            .projects
+            .get_mut(&project_id)
+            .ok_or_else(|| PacketError::NotFound("Not found".to_owned()))?;
+        if project.next_private_block >= PRIVATE_BLOCK_DEVICES {
+            return Err(PacketError::Unprocessable(vec![format!(
+                "project {project_id} has no private IPv4 addresses left"
+            )]));
+        }
+        let private_network = u32::from(project.private_block) + project.next_private_block * 2;
+        project.next_private_block += 1;
+        self.next_public_block += 1;
+
+        let hostname = input
+            .hostname
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| format!("{}-{public_index}", plan.slug.replace('.', "-")));
+        let fate = faults
+            .by_hostname
+            .get(&hostname)
+            .copied()
+            .unwrap_or_else(|| fate_for_roll(faults, roll));
+        let id = new_id();
+        let device = Device {
+            id,
+            project_id,
+            hostname,
+            plan: plan.slug.to_owned(),
+            operating_system: os.slug.to_owned(),
+            facility: facility.code.to_owned(),
+            tags: input.tags,
+            userdata: input.userdata.unwrap_or_default(),
+            customdata: input
+                .customdata
+                .unwrap_or_else(|| Value::Object(Default::default())),
+            description: input.description,
+            locked: input.locked,
+            billing_cycle: input.billing_cycle.unwrap_or_else(|| "hourly".to_owned()),
+            ipxe_script_url: input.ipxe_script_url.filter(|u| !u.is_empty()),
+            always_pxe: input.always_pxe,
+            hardware_reservation_id: reservation,
+            public_ipv4: Ipv4Addr::from(public_network + 1),
+            public_ipv6: Ipv6Addr::from(IPV6_BASE + u128::from(public_index) * 2 + 1),
+            private_ipv4: Ipv4Addr::from(private_network + 1),
+            private_block: Ipv4Addr::from(private_network),
+            created_at: now,
+            updated_at: now,
+            fate,
+            unknown_state: faults.unknown_state.clone(),
+            delete_requested_at: None,
+        };
+        if let Some(r) = reservation.and_then(|r| self.reservations.get_mut(&r)) {
+            r.device_id = Some(id);
+        }
+        self.devices.insert(id, device);
+        Ok(id)
+    }
+
+    fn next_available(
+        &self,
+        project_id: Uuid,
+        plan: &str,
+        facility: Option<&catalog::Facility>,
+        now: DateTime<Utc>,
+        t: &Timings,
+    ) -> Option<Uuid> {
+        self.reservations
+            .values()
+            .filter(|r| r.project_id == project_id && r.plan == plan)
+            .filter(|r| {
+                facility.is_none_or(|f| {
+                    catalog::facility(&r.facility).is_some_and(|rf| rf.metro == f.metro)
+                })
+            })
+            .filter(|r| r.provisionable(&self.devices, now, t))
+            .min_by_key(|r| (r.created_at, r.id))
+            .map(|r| r.id)
+    }
+
+    fn explicit_reservation(
+        &self,
+        project_id: Uuid,
+        id: &str,
+        plan: &str,
+        now: DateTime<Utc>,
+        t: &Timings,
+    ) -> Result<Uuid, PacketError> {
+        let not_found = || {
+            PacketError::Unprocessable(vec![format!(
+                "hardware reservation {id} was not found in this project"
+            )])
+        };
+        let uuid = Uuid::parse_str(id).map_err(|_| not_found())?;
+        let r = self
+            .reservations
+            .get(&uuid)
+            .filter(|r| r.project_id == project_id)
+            .ok_or_else(not_found)?;
+        if r.plan != plan {
+            return Err(PacketError::Unprocessable(vec![format!(
+                "hardware reservation {id} is for plan {}, not {plan}",
+                r.plan
+            )]));
+        }
+        if !r.provisionable(&self.devices, now, t) {
+            return Err(PacketError::Unprocessable(vec![format!(
+                "hardware reservation {id} is not provisionable"
+            )]));
+        }
+        Ok(uuid)
+    }
+
+    /// The device as its owner may see it: 404 when unknown or gone, 403 when moved out.
+    pub(crate) fn visible_device(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        t: &Timings,
+    ) -> Result<&Device, PacketError> {
+        let not_found = || PacketError::NotFound("Not found".to_owned());
+        let uuid = Uuid::parse_str(id).map_err(|_| not_found())?;
+        let device = self.devices.get(&uuid).ok_or_else(not_found)?;
+        match device.status(now, t) {
+            Status::Gone => Err(not_found()),
+            Status::Forbidden => Err(PacketError::Forbidden(FORBIDDEN_DEVICE.to_owned())),
+            _ => Ok(device),
+        }
+    }
+
+    pub(crate) fn update_device(
+        &mut self,
+        id: &str,
+        input: UpdateDevice,
+        now: DateTime<Utc>,
+        t: &Timings,
+    ) -> Result<Uuid, PacketError> {
+        let uuid = self.visible_device(id, now, t)?.id;
+        check_billing_cycle(input.billing_cycle.as_deref())
+            .map_err(|e| PacketError::Unprocessable(vec![e]))?;
+        let device = self
+            .devices
+            .get_mut(&uuid)
+            .ok_or_else(|| PacketError::NotFound("Not found".to_owned()))?;
+        if let Some(v) = input.hostname {
+            device.hostname = v;
+        }
+        if let Some(v) = input.tags {
+            device.tags = v;
+        }
+        if let Some(v) = input.description {
+            device.description = Some(v);
+        }
+        if let Some(v) = input.locked {
+            device.locked = v;
+        }
+        if let Some(v) = input.userdata {
+            device.userdata = v;
+        }
+        if let Some(v) = input.customdata {
+            device.customdata = v;
+        }
+        if let Some(v) = input.ipxe_script_url {
+            device.ipxe_script_url = Some(v).filter(|u| !u.is_empty());
+        }
+        if let Some(v) = input.always_pxe {
+            device.always_pxe = v;
+        }
+        if let Some(v) = input.billing_cycle {
+            device.billing_cycle = v;
+        }
+        device.updated_at = now;
+        Ok(uuid)
+    }
+
+    /// Starts deprovisioning. Deleting a device that is already deprovisioning changes nothing.
+    pub(crate) fn delete_device(
+        &mut self,
+        id: &str,
+        now: DateTime<Utc>,
+        t: &Timings,
+    ) -> Result<(), PacketError> {
+        let uuid = self.visible_device(id, now, t)?.id;
+        let device = self
+            .devices
+            .get_mut(&uuid)
+            .ok_or_else(|| PacketError::NotFound("Not found".to_owned()))?;
+        if device.locked {
+            return Err(PacketError::Unprocessable(vec![
+                "Cannot delete a locked device; unlock it first".to_owned(),
+            ]));
+        }
+        if device.delete_requested_at.is_none() {
+            device.delete_requested_at = Some(now);
+            device.updated_at = now;
+        }
+        Ok(())
+    }
+
+    /// The project's devices its owner sees, oldest first, filtered as `GET
+    /// /projects/{id}/devices` filters: `tag` exactly, `hostname` as a substring.
+    pub(crate) fn list_devices(
+        &self,
+        project_id: Uuid,
+        tag: Option<&str>,
+        hostname: Option<&str>,
+        now: DateTime<Utc>,
+        t: &Timings,
+    ) -> Result<Vec<&Device>, PacketError> {
+        self.project(project_id)?;
+        let hostname = hostname.map(str::to_lowercase);
+        let mut devices: Vec<&Device> = self
+            .devices
+            .values()
+            .filter(|d| d.project_id == project_id)
+            .filter(|d| d.status(now, t).api_state().is_some())
+            .filter(|d| tag.is_none_or(|tag| d.tags.iter().any(|t| t == tag)))
+            .filter(|d| {
+                hostname
+                    .as_deref()
+                    .is_none_or(|h| d.hostname.to_lowercase().contains(h))
+            })
+            .collect();
+        devices.sort_by_key(|d| (d.created_at, d.id));
+        Ok(devices)
+    }
+
+    /// Which machines to start (devices that became active) and stop (devices that left
+    /// `active`), marking them as handled so each change is reported once.
+    pub(crate) fn node_changes(&mut self, now: DateTime<Utc>, t: &Timings) -> Vec<NodeChange> {
+        let mut changes = Vec::new();
+        for device in self.devices.values() {
+            let active = device.status(now, t) == Status::Active;
+            let running = self.nodes_running.contains(&device.id);
+            if active && !running {
+                changes.push(NodeChange::Start(Box::new(device.clone())));
+            } else if running && !active {
+                changes.push(NodeChange::Stop(device.id));
+            }
+        }
+        for change in &changes {
+            match change {
+                NodeChange::Start(d) => self.nodes_running.insert(d.id),
+                NodeChange::Stop(id) => self.nodes_running.remove(id),
+            };
+        }
+        changes
+    }
+
+    /// Every running machine, to stop them all at shutdown.
+    pub(crate) fn take_running_nodes(&mut self) -> Vec<Uuid> {
+        std::mem::take(&mut self.nodes_running)
+            .into_iter()
+            .collect()
+    }
+}
+
+/// The facility a create request asks for: `None` for "any", an error for none or an unknown one.
+fn resolve_location(input: &CreateDevice) -> Result<Option<&'static catalog::Facility>, String> {
+    if let Some(field) = &input.facility {
+        let codes = match field {
+            FacilityField::One(code) => vec![code.clone()],
+            FacilityField::Many(codes) => codes.clone(),
+        };
+        for code in &codes {
+            if code == "any" {
+                return Ok(None);
+            }
+            if let Some(f) = catalog::facility(code) {
+                return Ok(Some(f));
+            }
+        }
+        return Err(format!("facility {codes:?} is not a valid facility"));
+    }
+    match input.metro.as_deref() {
+        Some("any") => Ok(None),
+        Some(code) => catalog::facility_in(code)
+            .map(Some)
+            .ok_or_else(|| format!("metro {code:?} is not a valid metro")),
+        None => Err("metro or facility is required".to_owned()),
+    }
+}
+
+/// The billing cycles the API documents.
+fn check_billing_cycle(cycle: Option<&str>) -> Result<(), String> {
+    const CYCLES: [&str; 4] = ["hourly", "daily", "monthly", "yearly"];
+    match cycle {
+        Some(c) if !CYCLES.contains(&c) => Err(format!(
+            "billing_cycle {c:?} is not one of {}",
+            CYCLES.join(", ")
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Picks a fate from the shares with a uniform `roll` in `[0, 1)`.
+fn fate_for_roll(faults: &DeviceFaults, roll: f64) -> DeviceFate {
+    let mut threshold = 0.0;
+    for (share, fate) in [
+        (faults.failed_share, DeviceFate::Failed),
+        (
+            faults.forbidden_after_failure_share,
+            DeviceFate::FailedThenForbidden,
+        ),
+        (
+            faults.stuck_provisioning_share,
+            DeviceFate::StuckProvisioning,
+        ),
+        (faults.unknown_state_share, DeviceFate::PassesUnknownState),
+    ] {
+        threshold += share;
+        if roll < threshold {
+            return fate;
+        }
+    }
+    DeviceFate::Active
+}
+
+pub(crate) fn new_id() -> Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timings() -> Timings {
+        Timings::default()
+    }
+
+    fn cloud() -> (PacketCloud, Uuid, DateTime<Utc>) {
+        let now = Utc::now();
+        let mut cloud = PacketCloud::default();
+        let project = new_id();
+        cloud.ensure_project(project, "p", now);
+        (cloud, project, now)
+    }
+
+    fn input(hostname: &str) -> CreateDevice {
+        CreateDevice {
+            hostname: Some(hostname.to_owned()),
+            plan: Some("c3.small.x86".to_owned()),
+            operating_system: Some("flatcar_stable".to_owned()),
+            metro: Some("sv".to_owned()),
+            ..CreateDevice::default()
+        }
+    }
+
+    #[test]
+    fn states_follow_the_clock() {
+        let (mut cloud, project, now) = cloud();
+        let t = timings();
+        let id = cloud
+            .create_device(project, input("a"), &DeviceFaults::default(), 0.5, now, &t)
+            .unwrap();
+        let d = &cloud.devices[&id];
+        assert_eq!(d.status(now, &t), Status::Queued);
+        assert_eq!(d.status(now + t.queued(), &t), Status::Provisioning);
+        assert_eq!(
+            d.status(now + t.queued() + t.provisioning(), &t),
+            Status::Active
+        );
+        cloud.delete_device(&id.to_string(), now, &t).unwrap();
+        let d = &cloud.devices[&id];
+        assert_eq!(d.status(now, &t), Status::Deprovisioning);
+        assert_eq!(d.status(now + t.deprovisioning(), &t), Status::Gone);
+    }
+
+    #[test]
+    fn addresses_are_distinct_loopback_and_private() {
+        let (mut cloud, project, now) = cloud();
+        let t = timings();
+        let mut seen = BTreeSet::new();
+        for i in 0..5 {
+            let id = cloud
+                .create_device(
+                    project,
+                    input(&format!("n{i}")),
+                    &DeviceFaults::default(),
+                    0.5,
+                    now,
+                    &t,
+                )
+                .unwrap();
+            let d = &cloud.devices[&id];
+            assert!(d.public_ipv4.is_loopback() && d.public_ipv4 != Ipv4Addr::LOCALHOST);
+            assert!(d.private_ipv4.is_private());
+            assert!(seen.insert(d.public_ipv4) && seen.insert(d.private_ipv4));
+        }
+    }
+
+    #[test]
+    fn fates_follow_the_shares_in_order() {
+        let faults = DeviceFaults {
+            failed_share: 0.25,
+            forbidden_after_failure_share: 0.25,
+            ..DeviceFaults::default()
+        };
+        assert_eq!(fate_for_roll(&faults, 0.1), DeviceFate::Failed);
+        assert_eq!(fate_for_roll(&faults, 0.3), DeviceFate::FailedThenForbidden);
+        assert_eq!(fate_for_roll(&faults, 0.6), DeviceFate::Active);
+    }
+}

@@ -1,0 +1,176 @@
+//! The apiserver emulator against the real kubectl: client certificates of the cluster CA only,
+//! and only kubelets configured for this cluster are listed.
+
+mod nodes_support;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use sim::apiserver::{Apiserver, Kubelet, KubeletRegistry};
+
+use nodes_support::{cluster, cluster_rsa, kubectl, text};
+
+fn kubelet(name: &str, kubeconfig: &str, octet: u8) -> Kubelet {
+    Kubelet {
+        node_name: name.to_owned(),
+        kubeconfig: Some(kubeconfig.to_owned()),
+        labels: BTreeMap::from([("node-role.kubernetes.io/master".to_owned(), String::new())]),
+        internal_ip: Ipv4Addr::new(10, 0, 0, octet),
+        external_ip: Ipv4Addr::new(127, 77, 1, octet),
+        registered_at: chrono::Utc::now(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_lists_only_this_clusters_ready_nodes_and_rejects_foreign_clients() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = cluster(&dir.path().join("ours"), "mercury");
+    let theirs = cluster(&dir.path().join("theirs"), "venus");
+    let registry = KubeletRegistry::default();
+    registry.register(kubelet("mercury-controller-0", &ours.kubelet_kubeconfig, 1));
+    registry.register(kubelet("venus-controller-0", &theirs.kubelet_kubeconfig, 2));
+    let mut wrong_ca = ours.kubelet_kubeconfig.clone();
+    // Same server name but the other cluster's CA: must not be admitted either.
+    let theirs_ca = theirs
+        .kubelet_kubeconfig
+        .lines()
+        .find(|l| l.contains("certificate-authority-data"));
+    let ours_ca = ours
+        .kubelet_kubeconfig
+        .lines()
+        .find(|l| l.contains("certificate-authority-data"));
+    if let (Some(theirs_ca), Some(ours_ca)) = (theirs_ca, ours_ca) {
+        wrong_ca = wrong_ca.replace(ours_ca, theirs_ca);
+    }
+    registry.register(kubelet("mercury-impostor", &wrong_ca, 3));
+
+    let listen = SocketAddr::from((Ipv4Addr::new(127, 77, 1, 1), 0));
+    let apiserver = Apiserver::start(listen, &ours.assets, registry.clone())
+        .await
+        .expect("apiserver starts from the assets");
+    let addr = apiserver.local_addr();
+
+    let output = kubectl(
+        dir.path(),
+        &ours.admin_kubeconfig(),
+        addr,
+        &ours.fqdn(),
+        &["get", "nodes"],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(stdout.contains("mercury-controller-0"), "{}", text(&output));
+    assert!(stdout.contains("Ready"), "{}", text(&output));
+    assert!(
+        stdout.contains("master"),
+        "roles come from --node-labels: {}",
+        text(&output)
+    );
+    assert!(!stdout.contains("venus"), "{}", text(&output));
+    assert!(!stdout.contains("impostor"), "{}", text(&output));
+
+    let output = kubectl(
+        dir.path(),
+        &ours.admin_kubeconfig(),
+        addr,
+        &ours.fqdn(),
+        &["get", "node", "mercury-controller-0", "-o", "json"],
+    )
+    .await;
+    assert!(output.status.success(), "{}", text(&output));
+    let node: serde_json::Value = serde_json::from_slice(&output.stdout).expect("node JSON");
+    assert_eq!(
+        node["metadata"]["labels"]["kubernetes.io/hostname"],
+        "mercury-controller-0"
+    );
+    assert_eq!(
+        node["metadata"]["labels"]["node-role.kubernetes.io/master"],
+        ""
+    );
+    assert_eq!(node["status"]["conditions"][0]["type"], "Ready");
+    assert_eq!(node["status"]["conditions"][0]["status"], "True");
+
+    let output = kubectl(
+        dir.path(),
+        &ours.admin_kubeconfig(),
+        addr,
+        &ours.fqdn(),
+        &["get", "node", "venus-controller-0"],
+    )
+    .await;
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not found"),
+        "{}",
+        text(&output)
+    );
+
+    // An admin of another cluster has a certificate from another CA: the handshake fails.
+    let output = kubectl(
+        dir.path(),
+        &theirs.admin_kubeconfig(),
+        addr,
+        &ours.fqdn(),
+        &["--insecure-skip-tls-verify", "get", "nodes"],
+    )
+    .await;
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("mercury-controller-0"));
+
+    registry.unregister("mercury-controller-0");
+    let output = kubectl(
+        dir.path(),
+        &ours.admin_kubeconfig(),
+        addr,
+        &ours.fqdn(),
+        &["get", "nodes", "-o", "name"],
+    )
+    .await;
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("mercury-controller-0"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[tokio::test]
+async fn missing_assets_are_named_in_the_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = cluster(dir.path(), "mars");
+    std::fs::remove_file(ours.assets.join("tls/apiserver.key")).expect("remove key");
+    let error = Apiserver::start(
+        SocketAddr::from((Ipv4Addr::new(127, 77, 1, 9), 0)),
+        &ours.assets,
+        KubeletRegistry::default(),
+    )
+    .await
+    .expect_err("no key, no apiserver");
+    assert!(error.to_string().contains("tls/apiserver.key"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_pkcs1_assets_as_terraform_wrote_them_work_with_kubectl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rsa = cluster_rsa(dir.path(), "pluto");
+    let registry = KubeletRegistry::default();
+    registry.register(kubelet("pluto-controller-0", &rsa.kubelet_kubeconfig, 1));
+    let listen = SocketAddr::from((Ipv4Addr::new(127, 77, 1, 2), 0));
+    let apiserver = Apiserver::start(listen, &rsa.assets, registry)
+        .await
+        .expect("apiserver starts from RSA assets");
+    let output = kubectl(
+        dir.path(),
+        &rsa.admin_kubeconfig(),
+        apiserver.local_addr(),
+        &rsa.fqdn(),
+        &["get", "nodes", "-o", "name"],
+    )
+    .await;
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "node/pluto-controller-0\n"
+    );
+}

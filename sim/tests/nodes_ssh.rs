@@ -1,0 +1,601 @@
+//! Emulated nodes over the embedded SSH server, driven by the real OpenSSH client.
+
+mod nodes_support;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use sim::nodes::{NodeSpec, Nodes, NodesConfig, SshBackend};
+
+use nodes_support::{
+    IgnitionSpec, SshClient, cluster, free_port, ignition, kubectl, ssh_keygen, text,
+};
+
+fn spec(hostname: &str, device_id: &str, ip: Ipv4Addr, user_data: String) -> NodeSpec {
+    NodeSpec {
+        device_id: device_id.to_owned(),
+        hostname: hostname.to_owned(),
+        public_ip: ip,
+        private_ip: Ipv4Addr::new(10, 88, 0, ip.octets()[3]),
+        user_data,
+        ssh_refused_for: Duration::ZERO,
+        apiserver_start_delay: Duration::from_millis(300),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_auth_admits_core_with_ignition_keys_and_presents_the_ignition_host_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, public) = ssh_keygen(dir.path(), "admin");
+    let (stranger_key, _) = ssh_keygen(dir.path(), "stranger");
+    let (host_private, host_public) = ssh_keygen(dir.path(), "host");
+    let (_, other_host_public) = ssh_keygen(dir.path(), "other-host");
+    let ip = Ipv4Addr::new(127, 77, 2, 1);
+    let port = free_port(ip);
+    let nodes = Nodes::new(NodesConfig {
+        root_dir: dir.path().join("nodes"),
+        ssh_port: port,
+        backend: SshBackend::Embedded,
+    })
+    .expect("nodes");
+    let user_data = ignition(&IgnitionSpec {
+        authorized_keys: vec![public],
+        host_key: Some(std::fs::read_to_string(&host_private).expect("host key")),
+        ..Default::default()
+    });
+    nodes
+        .start_node(spec("k-worker-0", "dev-1", ip, user_data))
+        .await
+        .expect("node starts");
+    let addr = SocketAddr::from((ip, port));
+
+    let core = SshClient::new(dir.path(), key.clone(), "core", addr, &host_public);
+    let output = core.run("echo hi; echo oops >&2; exit 3", b"").await;
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "hi\n");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "oops\n");
+
+    // `ssh -tt` asks for a terminal; the command runs (on pipes).
+    let output = tokio::process::Command::new("ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-tt",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", core.known_hosts.display()))
+        .arg("-i")
+        .arg(&core.key)
+        .arg("-p")
+        .arg(port.to_string())
+        .arg(format!("core@{ip}"))
+        .arg("echo with-tty")
+        .stdin(std::process::Stdio::null())
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output)
+        .await
+        .expect("ssh -tt finished")
+        .expect("run ssh -tt");
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("with-tty"),
+        "{}",
+        text(&output)
+    );
+
+    let stranger = SshClient::new(dir.path(), stranger_key, "core", addr, &host_public);
+    let output = stranger.run("echo hi", b"").await;
+    assert_eq!(output.status.code(), Some(255), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("Permission denied"),
+        "{}",
+        text(&output)
+    );
+
+    let root = SshClient::new(dir.path(), key.clone(), "root", addr, &host_public);
+    let output = root.run("echo hi", b"").await;
+    assert_eq!(output.status.code(), Some(255), "{}", text(&output));
+
+    // A client that expects another host key must refuse to talk to the node.
+    let mitm = SshClient::new(
+        &dir.path().join("nodes"),
+        key,
+        "core",
+        addr,
+        &other_host_public,
+    );
+    let output = mitm.run("echo hi", b"").await;
+    assert_eq!(output.status.code(), Some(255), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("HOST IDENTIFICATION HAS CHANGED"),
+        "{}",
+        text(&output)
+    );
+
+    // A session open when the node stops is cut, like a powered-off machine's.
+    let mut long = tokio::process::Command::new("ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-T",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", core.known_hosts.display()))
+        .arg("-i")
+        .arg(&core.key)
+        .arg("-p")
+        .arg(port.to_string())
+        .arg(format!("core@{ip}"))
+        .arg("echo started; sleep 600")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn ssh");
+    let mut stdout = tokio::io::BufReader::new(long.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line)
+        .await
+        .expect("read the first line");
+    assert_eq!(line, "started\n");
+
+    nodes.stop_node("dev-1").await;
+    let status = tokio::time::timeout(Duration::from_secs(60), long.wait())
+        .await
+        .expect("the open session ends when the node stops")
+        .expect("ssh status");
+    assert!(!status.success());
+    let output = core.run("echo hi", b"").await;
+    assert_eq!(
+        output.status.code(),
+        Some(255),
+        "a stopped node answers no SSH: {}",
+        text(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_arrive_by_tar_and_cat_and_node_paths_stay_in_the_node_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, public) = ssh_keygen(dir.path(), "admin");
+    let (host_private, host_public) = ssh_keygen(dir.path(), "host");
+    let ip = Ipv4Addr::new(127, 77, 2, 2);
+    let port = free_port(ip);
+    let nodes = Nodes::new(NodesConfig {
+        root_dir: dir.path().join("nodes"),
+        ssh_port: port,
+        backend: SshBackend::Embedded,
+    })
+    .expect("nodes");
+    let user_data = ignition(&IgnitionSpec {
+        authorized_keys: vec![public],
+        host_key: Some(std::fs::read_to_string(&host_private).expect("host key")),
+        controller: true,
+        ..Default::default()
+    });
+    nodes
+        .start_node(spec("k-controller-0", "dev-2", ip, user_data))
+        .await
+        .expect("node starts");
+    let core = SshClient::new(
+        dir.path(),
+        key,
+        "core",
+        SocketAddr::from((ip, port)),
+        &host_public,
+    );
+
+    let upload = dir.path().join("upload");
+    std::fs::create_dir_all(upload.join("tls")).expect("upload dir");
+    std::fs::write(upload.join("tls/etcd-client.crt"), "CERT").expect("upload file");
+    let tarball = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&upload)
+        .args(["-cf", "-", "."])
+        .output()
+        .expect("tar");
+    let output = core
+        .run(
+            "mkdir -p $HOME/assets && tar -x -C $HOME/assets",
+            &tarball.stdout,
+        )
+        .await;
+    assert!(output.status.success(), "{}", text(&output));
+    let output = core
+        .run("cat > $HOME/note.txt", b"written through stdin\n")
+        .await;
+    assert!(output.status.success(), "{}", text(&output));
+
+    let node_root = nodes.node_root("k-controller-0");
+    assert_eq!(
+        std::fs::read_to_string(node_root.join("home/core/assets/tls/etcd-client.crt"))
+            .expect("uploaded"),
+        "CERT"
+    );
+    assert_eq!(
+        std::fs::read_to_string(node_root.join("home/core/note.txt")).expect("catted"),
+        "written through stdin\n"
+    );
+
+    let output = core
+        .run(
+            "sudo mkdir -p /etc/ssl/etcd/etcd && sudo mv $HOME/assets/tls/etcd-client.crt /etc/ssl/etcd/ \
+             && sudo chown -R etcd:etcd /etc/ssl/etcd && sudo chmod -R 500 /etc/ssl/etcd && ls /etc/ssl/etcd",
+            b"",
+        )
+        .await;
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("etcd-client.crt"),
+        "{}",
+        text(&output)
+    );
+    assert!(node_root.join("etc/ssl/etcd/etcd-client.crt").is_file());
+    assert!(
+        !std::path::Path::new("/etc/ssl/etcd/etcd-client.crt").exists(),
+        "the host's /etc was touched"
+    );
+
+    let output = core
+        .run("sudo chown nobody-such-user /etc/ssl/etcd/missing", b"")
+        .await;
+    assert!(
+        !output.status.success(),
+        "chown of a missing file must fail: {}",
+        text(&output)
+    );
+
+    let output = core
+        .run(
+            "systemctl is-active kubelet; systemctl is-active bootkube; systemctl status nosuch",
+            b"",
+        )
+        .await;
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .take(2)
+            .collect::<Vec<_>>(),
+        ["active", "inactive"]
+    );
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootkube_fails_without_assets_then_starts_the_apiserver_and_is_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, public) = ssh_keygen(dir.path(), "admin");
+    let (host_private, host_public) = ssh_keygen(dir.path(), "host");
+    let controller_ip = Ipv4Addr::new(127, 77, 2, 3);
+    let worker_ip = Ipv4Addr::new(127, 77, 2, 4);
+    let port = free_port(controller_ip);
+    let nodes = Nodes::new(NodesConfig {
+        root_dir: dir.path().join("nodes"),
+        ssh_port: port,
+        backend: SshBackend::Embedded,
+    })
+    .expect("nodes");
+    let pki = cluster(&dir.path().join("pki"), "jupiter");
+    let host_key = std::fs::read_to_string(&host_private).expect("host key");
+    let controller = ignition(&IgnitionSpec {
+        authorized_keys: vec![public.clone()],
+        host_key: Some(host_key.clone()),
+        kubelet_kubeconfig: Some(&pki.kubelet_kubeconfig),
+        controller: true,
+    });
+    let worker = ignition(&IgnitionSpec {
+        authorized_keys: vec![public],
+        host_key: Some(host_key),
+        kubelet_kubeconfig: Some(&pki.kubelet_kubeconfig),
+        controller: false,
+    });
+    nodes
+        .start_node(spec(
+            "jupiter-controller-0",
+            "dev-c0",
+            controller_ip,
+            controller,
+        ))
+        .await
+        .expect("controller");
+    nodes
+        .start_node(spec(
+            "jupiter-general-worker-0",
+            "dev-w0",
+            worker_ip,
+            worker,
+        ))
+        .await
+        .expect("worker");
+    let core = SshClient::new(
+        dir.path(),
+        key.clone(),
+        "core",
+        SocketAddr::from((controller_ip, port)),
+        &host_public,
+    );
+    let start = "sudo systemctl start bootkube || (sudo journalctl -u bootkube --no-pager; exit 1)";
+
+    let output = core.run(start, b"").await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("/opt/bootkube/assets/tls/ca.crt"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        stdout.contains("/opt/bootkube/assets/manifests/"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(
+        nodes.bootkube_starts().get("jupiter-controller-0"),
+        Some(&1)
+    );
+
+    let tarball = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&pki.assets)
+        .args(["-cf", "-", "."])
+        .output()
+        .expect("tar");
+    let output = core
+        .run(
+            "mkdir -p $HOME/assets && tar -x -C $HOME/assets",
+            &tarball.stdout,
+        )
+        .await;
+    assert!(output.status.success(), "{}", text(&output));
+    let output = core
+        .run(
+            &format!("sudo mv $HOME/assets /opt/bootkube/ && {start}"),
+            b"",
+        )
+        .await;
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(
+        nodes.bootkube_starts().get("jupiter-controller-0"),
+        Some(&2)
+    );
+    // ConditionPathExists: a second start is a counted no-op.
+    let output = core.run(start, b"").await;
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(
+        nodes.bootkube_starts().get("jupiter-controller-0"),
+        Some(&3)
+    );
+    assert_eq!(
+        nodes.bootkube_starts().get("jupiter-general-worker-0"),
+        Some(&0)
+    );
+
+    // Bootkube on a worker fails: there is no such unit.
+    let worker_client = SshClient::new(
+        dir.path(),
+        key,
+        "core",
+        SocketAddr::from((worker_ip, port)),
+        &host_public,
+    );
+    let output = worker_client
+        .run("sudo systemctl start bootkube", b"")
+        .await;
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
+
+    let apiserver = SocketAddr::from((controller_ip, 6443));
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let output = kubectl(
+            dir.path(),
+            &pki.admin_kubeconfig(),
+            apiserver,
+            &pki.fqdn(),
+            &["get", "nodes"],
+        )
+        .await;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() {
+            assert!(stdout.contains("jupiter-controller-0"), "{}", text(&output));
+            assert!(
+                stdout.contains("jupiter-general-worker-0"),
+                "{}",
+                text(&output)
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "apiserver never answered: {}",
+            text(&output)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_is_refused_until_sshd_is_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, public) = ssh_keygen(dir.path(), "admin");
+    let (host_private, host_public) = ssh_keygen(dir.path(), "host");
+    let ip = Ipv4Addr::new(127, 77, 2, 5);
+    let port = free_port(ip);
+    let nodes = Nodes::new(NodesConfig {
+        root_dir: dir.path().join("nodes"),
+        ssh_port: port,
+        backend: SshBackend::Embedded,
+    })
+    .expect("nodes");
+    let mut node = spec(
+        "k-worker-1",
+        "dev-5",
+        ip,
+        ignition(&IgnitionSpec {
+            authorized_keys: vec![public],
+            host_key: Some(std::fs::read_to_string(&host_private).expect("host key")),
+            ..Default::default()
+        }),
+    );
+    // Long enough that the first attempt below surely lands inside it, even on a busy machine.
+    node.ssh_refused_for = Duration::from_secs(5);
+    nodes.start_node(node).await.expect("node starts");
+    let core = SshClient::new(
+        dir.path(),
+        key,
+        "core",
+        SocketAddr::from((ip, port)),
+        &host_public,
+    );
+    let output = core.run("echo hi", b"").await;
+    assert_eq!(output.status.code(), Some(255), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("Connection refused"),
+        "{}",
+        text(&output)
+    );
+    core.wait_ready().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_keys_boots_and_refuses_everyone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, _) = ssh_keygen(dir.path(), "admin");
+    let ip = Ipv4Addr::new(127, 77, 2, 6);
+    let port = free_port(ip);
+    let nodes = Nodes::new(NodesConfig {
+        root_dir: dir.path().join("nodes"),
+        ssh_port: port,
+        backend: SshBackend::Embedded,
+    })
+    .expect("nodes");
+    nodes
+        .start_node(spec("k-worker-2", "dev-6", ip, "not ignition".to_owned()))
+        .await
+        .expect("node starts");
+    let generated = std::fs::read_to_string(
+        nodes
+            .node_root("k-worker-2")
+            .join(".sim/ssh/ssh_host_ed25519_key"),
+    )
+    .expect("generated host key");
+    let key_file = dir.path().join("generated_host_key");
+    std::fs::write(&key_file, generated).expect("write key");
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    let public = std::process::Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&key_file)
+        .output()
+        .expect("ssh-keygen -y");
+    let host_public = String::from_utf8_lossy(&public.stdout).into_owned();
+    let core = SshClient::new(
+        dir.path(),
+        key,
+        "core",
+        SocketAddr::from((ip, port)),
+        &host_public,
+    );
+    let output = core.run("echo hi", b"").await;
+    assert_eq!(output.status.code(), Some(255), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("Permission denied"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_and_legacy_scp_uploads_land_in_the_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, public) = ssh_keygen(dir.path(), "admin");
+    let (host_private, host_public) = ssh_keygen(dir.path(), "host");
+    let ip = Ipv4Addr::new(127, 77, 2, 7);
+    let port = free_port(ip);
+    let nodes = Nodes::new(NodesConfig {
+        root_dir: dir.path().join("nodes"),
+        ssh_port: port,
+        backend: SshBackend::Embedded,
+    })
+    .expect("nodes");
+    let user_data = ignition(&IgnitionSpec {
+        authorized_keys: vec![public],
+        host_key: Some(std::fs::read_to_string(&host_private).expect("host key")),
+        ..Default::default()
+    });
+    nodes
+        .start_node(spec("k-worker-3", "dev-7", ip, user_data))
+        .await
+        .expect("node starts");
+    let client = SshClient::new(
+        dir.path(),
+        key,
+        "core",
+        SocketAddr::from((ip, port)),
+        &host_public,
+    );
+    let local = dir.path().join("local.txt");
+    std::fs::write(&local, "payload\n").expect("local file");
+    let common = |program: &str| {
+        let mut command = std::process::Command::new(program);
+        command
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+            ])
+            .args(["-o", "StrictHostKeyChecking=yes"])
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                client.known_hosts.display()
+            ))
+            .arg("-i")
+            .arg(&client.key)
+            .arg("-P")
+            .arg(port.to_string());
+        command
+    };
+
+    let batch = dir.path().join("batch");
+    std::fs::write(&batch, format!("put {} via-sftp.txt\n", local.display())).expect("batch");
+    let output = common("sftp")
+        .arg("-b")
+        .arg(&batch)
+        .arg(format!("core@{ip}"))
+        .output()
+        .expect("run sftp");
+    assert!(output.status.success(), "{}", text(&output));
+
+    // Legacy scp runs `scp -t /home/core/...` over exec: the node path is rewritten.
+    let output = common("scp")
+        .arg("-O")
+        .arg(&local)
+        .arg(format!("core@{ip}:/home/core/via-scp.txt"))
+        .output()
+        .expect("run scp");
+    assert!(output.status.success(), "{}", text(&output));
+
+    let home = nodes.node_root("k-worker-3").join("home/core");
+    for name in ["via-sftp.txt", "via-scp.txt"] {
+        assert_eq!(
+            std::fs::read_to_string(home.join(name)).expect("uploaded file"),
+            "payload\n",
+            "{name}"
+        );
+    }
+}
