@@ -1,1 +1,15 @@
-//! The provisioning steps (assets, ignition, packet, dns, ssh, readiness) that run on the engine. Filled by issues #6 and #7; nothing here yet.
+//! loko's provisioning steps. Each module is one kind of resource, with its client and the
+//! engine step that creates it; every step keeps the contract of [`engine::step`] (reconcile
+//! before acting, journal intents before non-idempotent effects, never publish secrets).
+//!
+//! - [`packet`]: the Packet API client, the shared device poller, the device steps.
+//! - [`dns`]: Route53 records.
+//! - [`ssh`]: the SSH client (ssh-agent keys, pinned host keys).
+//! - [`bootstrap`]: etcd certificates to the controllers, bootkube on controller 0.
+//! - [`readiness`]: the apiserver answers and every node is Ready.
+
+pub mod bootstrap;
+pub mod dns;
+pub mod packet;
+pub mod readiness;
+pub mod ssh;

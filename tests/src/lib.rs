@@ -1,1 +1,193 @@
-//! End-to-end test support: see `tests/tests/`.
+//! Support for loko's tests: the real peers they run against (moto's Route53 server, OpenSSH's
+//! sshd and ssh-agent), started on loopback addresses and stopped when dropped.
+//!
+//! A peer that is not installed is a test failure with a pointer to `scripts/test`, never a
+//! silent skip: CI installs them all.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process killed (and reaped) on drop.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+/// Waits until something accepts connections on `host:port`.
+pub fn wait_for_port(host: &str, port: u16, within: Duration) {
+    let start = Instant::now();
+    while TcpStream::connect((host, port)).is_err() {
+        assert!(
+            start.elapsed() < within,
+            "nothing listens on {host}:{port} after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs a command to completion and returns its stdout; panics with its stderr on failure.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test installs the test peers)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The name of the user running the tests.
+pub fn current_user() -> String {
+    run(Command::new("id").arg("-un")).trim().to_owned()
+}
+
+/// moto's server, speaking Route53.
+pub struct Moto {
+    _child: Killed,
+    pub url: String,
+}
+
+impl Moto {
+    /// Starts `moto_server` on a free port.
+    pub fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server must be installed (scripts/test runs pip install 'moto[server]')");
+        wait_for_port("127.0.0.1", port, Duration::from_secs(60));
+        Moto {
+            _child: Killed(child),
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Creates a hosted zone with a raw Route53 request and returns its id (without the
+    /// `/hostedzone/` prefix). moto routes requests to a service by the signature's credential
+    /// scope, so the request carries a route53-scoped `Authorization` header.
+    pub fn create_zone(&self, name: &str) -> String {
+        let body = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><CreateHostedZoneRequest xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><Name>{name}</Name><CallerReference>{}-{name}</CallerReference></CreateHostedZoneRequest>"#,
+            std::process::id()
+        );
+        let text = run(Command::new("curl")
+            .args(["-s", "-X", "POST", "-H", "Content-Type: application/xml"])
+            .args(["-H", "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/route53/aws4_request, SignedHeaders=host, Signature=0"])
+            .args(["--data", &body])
+            .arg(format!("{}/2013-04-01/hostedzone", self.url)));
+        let marker = "<Id>/hostedzone/";
+        let start = text
+            .find(marker)
+            .unwrap_or_else(|| panic!("no zone id in {text}"))
+            + marker.len();
+        let end = text[start..]
+            .find('<')
+            .unwrap_or_else(|| panic!("no zone id in {text}"));
+        text[start..start + end].to_owned()
+    }
+}
+
+/// Generates an ed25519 key pair with `ssh-keygen` at `path` (and `path.pub`); returns the
+/// public key line.
+pub fn ssh_keygen(path: &Path) -> String {
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "loko-test", "-f"])
+        .arg(path));
+    std::fs::read_to_string(path.with_extension("pub"))
+        .expect("ssh-keygen wrote no public key")
+        .trim()
+        .to_owned()
+}
+
+/// An `ssh-agent` with its own socket.
+pub struct SshAgent {
+    _child: Killed,
+    pub socket: PathBuf,
+}
+
+impl SshAgent {
+    /// Starts an agent whose socket is in `dir`.
+    pub fn start(dir: &Path) -> SshAgent {
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .args(["-D", "-a"])
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ssh-agent (openssh-client) must be installed");
+        let start = Instant::now();
+        while !socket.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "ssh-agent did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SshAgent {
+            _child: Killed(child),
+            socket,
+        }
+    }
+
+    /// Adds a private key to the agent.
+    pub fn add(&self, key: &Path) {
+        run(Command::new("ssh-add")
+            .env("SSH_AUTH_SOCK", &self.socket)
+            .arg(key));
+    }
+}
+
+/// A real OpenSSH `sshd` on 127.0.0.1, accepting the keys in `authorized_keys` for the current
+/// user only.
+pub struct Sshd {
+    _child: Killed,
+    pub port: u16,
+}
+
+impl Sshd {
+    /// Starts sshd with `host_key` (private key path) and `authorized_keys` (file path).
+    pub fn start(dir: &Path, host_key: &Path, authorized_keys: &Path) -> Sshd {
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nAuthorizedKeysFile {ak}\nPidFile none\n\
+             UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nAllowUsers {user}\n",
+            host = host_key.display(),
+            ak = authorized_keys.display(),
+            user = current_user()
+        );
+        let config_path = dir.join("sshd_config");
+        std::fs::write(&config_path, config).expect("write sshd_config");
+        // sshd refuses to start without its privilege separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config_path)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sshd (openssh-server) must be installed");
+        wait_for_port("127.0.0.1", port, Duration::from_secs(30));
+        Sshd {
+            _child: Killed(child),
+            port,
+        }
+    }
+}

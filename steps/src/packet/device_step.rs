@@ -1,0 +1,443 @@
+//! The device step: one Packet device per node, created at most once.
+//!
+//! Every attempt reconciles first: the device is looked up by its tag `loko:node=<hostname>`
+//! and adopted if it exists, so a crash between the POST and the journal's record of it never
+//! makes a second device (the `next-available` duplicates of the Terraform provider). The
+//! create intent is journaled before the POST. A device that ends `failed`, or that answers 403
+//! or 404 after a failed provisioning (Packet moves such devices to an internal project), is
+//! deleted and replaced, a bounded number of times, each replacement journaled; none is left
+//! behind. Waiting uses the cluster's shared [`DevicePoller`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::{StepContext, StepError};
+use journal::Outputs;
+
+use super::client::PacketClient;
+use super::error::PacketError;
+use super::model::{CreateDevice, Device, DeviceState};
+use super::poller::DevicePoller;
+
+/// Where a device goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    Facility(String),
+    Metro(String),
+}
+
+/// What a device boots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceOs {
+    /// Packet's Flatcar image of a channel (`flatcar_stable`).
+    Flatcar { channel: String },
+    /// `custom_ipxe` with a script URL.
+    Ipxe { url: String },
+}
+
+/// The device of one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceSpec {
+    pub cluster: String,
+    pub hostname: String,
+    pub plan: String,
+    pub location: Location,
+    pub os: DeviceOs,
+    /// A reservation UUID, `next-available`, or none.
+    pub reservation: Option<String>,
+    /// The node's Ignition (rendered into asset_dir; it holds secrets, so it travels as a file
+    /// and is read only to be sent).
+    pub userdata_path: PathBuf,
+}
+
+/// Tag of every device of a cluster.
+pub fn cluster_tag(cluster: &str) -> String {
+    format!("loko:cluster={cluster}")
+}
+
+/// Tag of a node's device.
+pub fn node_tag(hostname: &str) -> String {
+    format!("loko:node={hostname}")
+}
+
+/// Limits of waiting and replacing.
+#[derive(Clone, Debug)]
+pub struct DeviceSettings {
+    /// How long a device may take from creation to `active` before the attempt gives up
+    /// (the device is kept; the next attempt adopts it and waits again).
+    pub provision_deadline: Duration,
+    /// How many failed devices one attempt replaces before failing for good.
+    pub max_replacements: u32,
+    /// How often a deleted device is checked until it is gone.
+    pub poll_interval: Duration,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        DeviceSettings {
+            provision_deadline: Duration::from_secs(30 * 60),
+            max_replacements: 3,
+            poll_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Maps an API failure to the engine's retry classes.
+pub fn step_error(e: PacketError) -> StepError {
+    match (e.is_retryable(), e.retry_after()) {
+        (true, Some(after)) => StepError::retry_after(e, after),
+        (true, None) => StepError::retryable(e),
+        (false, _) => StepError::permanent(e),
+    }
+}
+
+/// How waiting for a device ended.
+enum Waited {
+    Active(Device),
+    Failed(Device),
+    Gone,
+}
+
+/// Creates (or adopts) the device of a node and waits until it is active.
+pub struct DeviceStep {
+    pub client: Arc<PacketClient>,
+    pub poller: Arc<DevicePoller>,
+    pub spec: DeviceSpec,
+    pub settings: DeviceSettings,
+}
+
+impl DeviceStep {
+    /// One attempt; see the module docs.
+    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+        let hostname = &self.spec.hostname;
+        let mut replaced: Vec<String> = Vec::new();
+        loop {
+            let device = match self.find().await? {
+                Some(device) if device.state == DeviceState::Failed => {
+                    self.replace(&ctx, &device, &mut replaced).await?;
+                    continue;
+                }
+                Some(device) if device.plan_slug().is_some_and(|p| p != self.spec.plan) => {
+                    // The pool's type changed: delete, then create (the tutorial's "recreate",
+                    // with the downtime it warns about).
+                    self.retire(&ctx, &device, "plan changed").await?;
+                    continue;
+                }
+                Some(device) => {
+                    ctx.progress(format!("adopted device {} ({})", device.id, device.state));
+                    device
+                }
+                None => self.create(&ctx).await?,
+            };
+            match self.wait_active(&ctx, &device).await? {
+                Waited::Active(device) => return outputs(&device, &replaced),
+                Waited::Failed(device) => self.replace(&ctx, &device, &mut replaced).await?,
+                Waited::Gone => {
+                    ctx.progress(format!(
+                        "device {} of {hostname} is gone (403/404 after a failed provisioning); creating a replacement",
+                        device.id
+                    ));
+                    note_replacement(
+                        &mut replaced,
+                        &device.id,
+                        self.settings.max_replacements,
+                        hostname,
+                    )?;
+                }
+            }
+        }
+    }
+
+    /// The node's device, by tag. More than one is a conflict loko will not guess about.
+    async fn find(&self) -> Result<Option<Device>, StepError> {
+        let tag = node_tag(&self.spec.hostname);
+        let mut found: Vec<Device> = self
+            .client
+            .list_devices(&tag)
+            .await
+            .map_err(step_error)?
+            .into_iter()
+            .filter(|d| d.has_tag(&tag) && d.state != DeviceState::Deprovisioning)
+            .collect();
+        if found.len() > 1 {
+            let ids: Vec<&str> = found.iter().map(|d| d.id.as_str()).collect();
+            return Err(StepError::permanent(format!(
+                "{} devices carry tag {tag}: {}; delete the ones that are not the node's device and run again",
+                found.len(),
+                ids.join(", ")
+            )));
+        }
+        Ok(found.pop())
+    }
+
+    async fn create(&self, ctx: &StepContext) -> Result<Device, StepError> {
+        let spec = &self.spec;
+        let userdata = std::fs::read_to_string(&spec.userdata_path).map_err(|e| {
+            StepError::permanent(format!(
+                "cannot read the Ignition of {} at {}: {e}",
+                spec.hostname,
+                spec.userdata_path.display()
+            ))
+        })?;
+        let (facility, metro) = match &spec.location {
+            Location::Facility(f) => (Some(vec![f.clone()]), None),
+            Location::Metro(m) => (None, Some(m.clone())),
+        };
+        let (operating_system, ipxe_script_url) = match &spec.os {
+            DeviceOs::Flatcar { channel } => (format!("flatcar_{channel}"), None),
+            DeviceOs::Ipxe { url } => ("custom_ipxe".to_owned(), Some(url.clone())),
+        };
+        let request = CreateDevice {
+            hostname: spec.hostname.clone(),
+            plan: spec.plan.clone(),
+            facility,
+            metro,
+            operating_system,
+            ipxe_script_url,
+            // As the Lokomotive modules: PXE only on the first boot.
+            always_pxe: false,
+            billing_cycle: "hourly".to_owned(),
+            tags: vec![cluster_tag(&spec.cluster), node_tag(&spec.hostname)],
+            userdata,
+            hardware_reservation_id: spec.reservation.clone(),
+        };
+        let mut intent = Outputs::new()
+            .with("hostname", &spec.hostname)?
+            .with("plan", &spec.plan)?;
+        if let Some(r) = &spec.reservation {
+            intent.insert("reservation", r)?;
+        }
+        ctx.intent("create device", intent).await?;
+        let device = self
+            .client
+            .create_device(&request)
+            .await
+            .map_err(step_error)?;
+        ctx.progress(format!("created device {} ({})", device.id, device.state));
+        Ok(device)
+    }
+
+    /// Deletes a failed device (journaled) so that the loop creates its replacement.
+    async fn replace(
+        &self,
+        ctx: &StepContext,
+        device: &Device,
+        replaced: &mut Vec<String>,
+    ) -> Result<(), StepError> {
+        note_replacement(
+            replaced,
+            &device.id,
+            self.settings.max_replacements,
+            &self.spec.hostname,
+        )?;
+        self.retire(ctx, device, "failed provisioning").await
+    }
+
+    /// Deletes the node's current device, journaling why, and waits until Packet no longer
+    /// lists it, so that its replacement never coexists with it under the same tag.
+    async fn retire(&self, ctx: &StepContext, device: &Device, why: &str) -> Result<(), StepError> {
+        let mut detail = Outputs::new()
+            .with("device_id", &device.id)?
+            .with("reason", why)?;
+        if let Some(plan) = device.plan_slug() {
+            detail.insert("plan", plan)?;
+        }
+        ctx.intent("delete device", detail).await?;
+        self.client
+            .delete_device(&device.id)
+            .await
+            .map_err(step_error)?;
+        ctx.progress(format!(
+            "deleting device {} ({why}); a new one follows",
+            device.id
+        ));
+        let deadline = Instant::now() + self.settings.provision_deadline;
+        loop {
+            match self.client.get_device(&device.id).await {
+                Err(e) if e.is_gone() => return Ok(()),
+                Err(e) => return Err(step_error(e)),
+                Ok(_) if Instant::now() >= deadline => {
+                    return Err(StepError::retryable(format!(
+                        "device {} of {} is still deprovisioning after {}s",
+                        device.id,
+                        self.spec.hostname,
+                        self.settings.provision_deadline.as_secs()
+                    )));
+                }
+                Ok(_) => {}
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.settings.poll_interval) => {}
+                () = ctx.cancelled() => return Err(StepError::Interrupted),
+            }
+        }
+    }
+
+    async fn wait_active(&self, ctx: &StepContext, device: &Device) -> Result<Waited, StepError> {
+        let hostname = &self.spec.hostname;
+        let deadline = Instant::now() + self.settings.provision_deadline;
+        let since = Instant::now();
+        let mut sub = self.poller.subscribe();
+        let mut last_state = device.state.clone();
+        if let Some(done) = settled(device) {
+            return Ok(done);
+        }
+        loop {
+            tokio::select! {
+                changed = sub.rx.changed() => {
+                    if changed.is_err() {
+                        return Err(StepError::retryable("the device poller stopped"));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    return Err(StepError::retryable(format!(
+                        "device {} of {hostname} is still {last_state} after {}s; it is kept and the next attempt waits for it again",
+                        device.id,
+                        self.settings.provision_deadline.as_secs()
+                    )));
+                }
+                () = ctx.cancelled() => return Err(StepError::Interrupted),
+            }
+            let listing = Arc::clone(&sub.rx.borrow_and_update());
+            match listing.devices.get(&device.id) {
+                Some(now) => {
+                    if now.state != last_state {
+                        last_state = now.state.clone();
+                        if let DeviceState::Other(state) = &now.state {
+                            tracing::info!(
+                                "device {} of {hostname} is in state {state:?}, which loko does not act on; waiting",
+                                now.id
+                            );
+                        }
+                        ctx.progress(format!("device {} {}", now.id, now.state));
+                    }
+                    if let Some(done) = settled(now) {
+                        return Ok(done);
+                    }
+                }
+                // Absent from a listing requested after we started waiting: ask for it by id.
+                None if listing.error.is_none() && listing.requested_at > since => {
+                    match self.client.get_device(&device.id).await {
+                        Ok(now) => {
+                            if let Some(done) = settled(&now) {
+                                return Ok(done);
+                            }
+                        }
+                        Err(e) if e.is_gone() => return Ok(Waited::Gone),
+                        Err(e) => return Err(step_error(e)),
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+fn settled(device: &Device) -> Option<Waited> {
+    match device.state {
+        // Active without addresses is not usable yet; the API fills them in shortly after.
+        DeviceState::Active
+            if device.public_ipv4().is_some() && device.private_ipv4().is_some() =>
+        {
+            Some(Waited::Active(device.clone()))
+        }
+        DeviceState::Failed => Some(Waited::Failed(device.clone())),
+        _ => None,
+    }
+}
+
+fn note_replacement(
+    replaced: &mut Vec<String>,
+    id: &str,
+    max: u32,
+    hostname: &str,
+) -> Result<(), StepError> {
+    replaced.push(id.to_owned());
+    if replaced.len() as u32 > max {
+        return Err(StepError::permanent(format!(
+            "the device of {hostname} failed provisioning {} times (devices {}); not trying again in this run",
+            replaced.len(),
+            replaced.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn outputs(device: &Device, replaced: &[String]) -> Result<Outputs, StepError> {
+    let mut out = Outputs::new()
+        .with("device_id", &device.id)?
+        .with("hostname", &device.hostname)?
+        .with("public_ipv4", device.public_ipv4().map(|ip| ip.to_string()))?
+        .with(
+            "private_ipv4",
+            device.private_ipv4().map(|ip| ip.to_string()),
+        )?;
+    if let Some(r) = device.reservation_id() {
+        out.insert("reservation_id", r)?;
+    }
+    if !replaced.is_empty() {
+        out.insert("replaced_failed_devices", replaced)?;
+    }
+    Ok(out)
+}
+
+/// Removes a node's device: for a pool scaled down, and for `loko destroy`. Finds the device by
+/// its tag (so a device a crash left unrecorded is found too), deletes it, and waits until
+/// Packet no longer lists it. Nothing to delete is success: destroy can be rerun until nothing
+/// is left.
+pub struct DeleteDeviceStep {
+    pub client: Arc<PacketClient>,
+    pub hostname: String,
+    pub poll_interval: Duration,
+    pub deadline: Duration,
+}
+
+impl DeleteDeviceStep {
+    /// One attempt.
+    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+        let tag = node_tag(&self.hostname);
+        let start = Instant::now();
+        let mut deleted: Vec<String> = Vec::new();
+        loop {
+            let devices = self.client.list_devices(&tag).await.map_err(step_error)?;
+            let mut remaining = 0;
+            for device in devices.iter().filter(|d| d.has_tag(&tag)) {
+                remaining += 1;
+                if device.state == DeviceState::Deprovisioning || deleted.contains(&device.id) {
+                    continue;
+                }
+                ctx.intent(
+                    "delete device",
+                    Outputs::new().with("device_id", &device.id)?,
+                )
+                .await?;
+                self.client
+                    .delete_device(&device.id)
+                    .await
+                    .map_err(step_error)?;
+                ctx.progress(format!(
+                    "deleting device {} of {}",
+                    device.id, self.hostname
+                ));
+                deleted.push(device.id.clone());
+            }
+            if remaining == 0 {
+                return Ok(Outputs::new()
+                    .with("hostname", &self.hostname)?
+                    .with("deleted_devices", &deleted)?);
+            }
+            if start.elapsed() >= self.deadline {
+                return Err(StepError::retryable(format!(
+                    "{remaining} device(s) of {} still listed after {}s of deleting",
+                    self.hostname,
+                    self.deadline.as_secs()
+                )));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.poll_interval) => {}
+                () = ctx.cancelled() => return Err(StepError::Interrupted),
+            }
+        }
+    }
+}

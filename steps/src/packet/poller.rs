@@ -1,0 +1,121 @@
+//! One poller for every waiting device of a cluster.
+//!
+//! The Terraform provider polled `GET /devices/{id}` for each device every few seconds, and
+//! Packet complained about the volume (peer lesson). Here every device step waits on one shared
+//! listing: one `GET /projects/{id}/devices?tag=loko:cluster=<name>` per interval for the whole
+//! cluster, whatever the number of waiting devices, and none while nobody waits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::client::PacketClient;
+use super::error::PacketError;
+use super::model::Device;
+
+/// One listing of the cluster's devices.
+#[derive(Debug)]
+pub struct Listing {
+    /// Increases with every poll, successful or not.
+    pub generation: u64,
+    /// When the list call was sent (a device created after this may be missing from it).
+    pub requested_at: Instant,
+    /// The devices by id, from the last successful poll.
+    pub devices: HashMap<String, Device>,
+    /// The error of the last poll, if it failed (the devices are then from an earlier poll).
+    pub error: Option<PacketError>,
+}
+
+/// The shared poller. Dropping it stops the polling task.
+pub struct DevicePoller {
+    latest: watch::Receiver<Arc<Listing>>,
+    waiters: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DevicePoller {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Registers a waiter for as long as it lives; the poller polls only while there are waiters.
+pub struct Subscription {
+    pub rx: watch::Receiver<Arc<Listing>>,
+    waiters: Arc<AtomicUsize>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl DevicePoller {
+    /// Starts polling the devices tagged `cluster_tag` every `interval`.
+    pub fn spawn(
+        client: Arc<PacketClient>,
+        cluster_tag: String,
+        interval: Duration,
+    ) -> DevicePoller {
+        let (tx, rx) = watch::channel(Arc::new(Listing {
+            generation: 0,
+            requested_at: Instant::now(),
+            devices: HashMap::new(),
+            error: None,
+        }));
+        let waiters = Arc::new(AtomicUsize::new(0));
+        let w = Arc::clone(&waiters);
+        let task = tokio::spawn(async move {
+            let mut generation = 0;
+            let mut devices = HashMap::new();
+            loop {
+                let mut pause = interval;
+                if w.load(Ordering::SeqCst) > 0 {
+                    generation += 1;
+                    let requested_at = Instant::now();
+                    let error = match client.list_devices(&cluster_tag).await {
+                        Ok(list) => {
+                            devices = list.into_iter().map(|d| (d.id.clone(), d)).collect();
+                            None
+                        }
+                        Err(e) => {
+                            tracing::warn!("polling devices: {e}");
+                            pause = pause.max(e.retry_after().unwrap_or_default());
+                            Some(e)
+                        }
+                    };
+                    let listing = Listing {
+                        generation,
+                        requested_at,
+                        devices: devices.clone(),
+                        error,
+                    };
+                    if tx.send(Arc::new(listing)).is_err() {
+                        return;
+                    }
+                }
+                tokio::time::sleep(pause).await;
+            }
+        });
+        DevicePoller {
+            latest: rx,
+            waiters,
+            task,
+        }
+    }
+
+    /// Waits on the listings from now on.
+    pub fn subscribe(&self) -> Subscription {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut rx = self.latest.clone();
+        rx.mark_unchanged();
+        Subscription {
+            rx,
+            waiters: Arc::clone(&self.waiters),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The DNS step against moto's Route53 server (a real peer, not code of ours), through the real
+//! engine and journal: records are written, read back, owned records are updated, and records
+//! somebody else set are refused with a diff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::{
+    CancellationToken, Engine, Outcome, Plan, RetryPolicy, RunRequest, StepContext, StepDef,
+    StepError,
+};
+use journal::{Digest, Journal, Outputs, RunKind, StepId};
+use loko_tests::Moto;
+use steps::dns::{ARecord, DnsStep, RecordSource, Route53};
+
+fn id(s: &str) -> StepId {
+    StepId::new(s).unwrap()
+}
+
+async fn route53(url: &str) -> Route53 {
+    // SAFETY: set before any other thread reads the environment in this test process's runtime.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing-secret-key-0001");
+        std::env::set_var("AWS_REGION", "us-east-1");
+    }
+    Route53::from_env(Some(url)).await
+}
+
+fn device(name: &str, ip: &str) -> StepDef {
+    let ip = ip.to_owned();
+    StepDef::new(
+        id(name),
+        Digest::of(ip.as_bytes()),
+        move |_ctx: StepContext| {
+            let ip = ip.clone();
+            async move { Ok::<_, StepError>(Outputs::new().with("public_ipv4", ip)?) }
+        },
+    )
+}
+
+fn dns_plan(r53: &Route53, zone: &str, ips: [&str; 2]) -> Plan {
+    let step = DnsStep {
+        route53: r53.clone(),
+        zone_id: zone.to_owned(),
+        records: vec![
+            RecordSource {
+                name: "supernova.example.com.".into(),
+                ttl: 300,
+                values_from: vec![
+                    (id("device/c0"), "public_ipv4"),
+                    (id("device/c1"), "public_ipv4"),
+                ],
+            },
+            RecordSource {
+                name: "supernova-etcd0.example.com.".into(),
+                ttl: 300,
+                values_from: vec![(id("device/c0"), "public_ipv4")],
+            },
+        ],
+        take_over: false,
+        poll_every: Duration::from_millis(50),
+        in_sync_deadline: Duration::from_secs(30),
+    };
+    let step = Arc::new(step);
+    Plan::new(vec![
+        device("device/c0", ips[0]),
+        device("device/c1", ips[1]),
+        StepDef::new(id("dns"), Digest::of(b"dns"), move |ctx: StepContext| {
+            let step = Arc::clone(&step);
+            async move { step.run(ctx).await }
+        })
+        .after([id("device/c0"), id("device/c1")])
+        .retry(RetryPolicy {
+            max_attempts: 2,
+            initial: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        }),
+    ])
+    .unwrap()
+}
+
+fn request(spec: &str) -> RunRequest {
+    RunRequest {
+        kind: RunKind::Apply,
+        spec_digest: Digest::of(spec.as_bytes()),
+        spec: serde_json::json!({}),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_upserted_owned_records_updated_and_foreign_records_refused() {
+    let moto = Moto::start();
+    let zone = moto.create_zone("example.com.");
+    let r53 = route53(&moto.url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Journal::open(dir.path()).unwrap());
+    let engine = Engine::new(Arc::clone(&journal));
+
+    let report = engine
+        .run(
+            &dns_plan(&r53, &zone, ["127.10.0.1", "127.10.0.2"]),
+            request("v1"),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+    let rec = r53
+        .a_record(&zone, "supernova.example.com.")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rec.values,
+        vec![
+            "127.10.0.1".parse::<std::net::Ipv4Addr>().unwrap(),
+            "127.10.0.2".parse().unwrap()
+        ]
+    );
+    assert_eq!(rec.ttl, 300);
+
+    // A controller got a new address: the records loko set are its own, so they are updated.
+    let report = engine
+        .run(
+            &dns_plan(&r53, &zone, ["127.10.0.9", "127.10.0.2"]),
+            request("v2"),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+    let rec = r53
+        .a_record(&zone, "supernova-etcd0.example.com.")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rec.values,
+        vec!["127.10.0.9".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+
+    // Somebody else changes a record; loko refuses to overwrite it and says what differs.
+    r53.upsert(
+        &zone,
+        &[ARecord {
+            name: "supernova-etcd0.example.com.".into(),
+            values: vec!["192.0.2.7".parse().unwrap()],
+            ttl: 60,
+        }],
+    )
+    .await
+    .unwrap();
+    let report = engine
+        .run(
+            &dns_plan(&r53, &zone, ["127.10.0.5", "127.10.0.2"]),
+            request("v3"),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    let Outcome::Failed { failed, .. } = &report.outcome else {
+        panic!("{report:?}")
+    };
+    let message = &failed[0].1;
+    assert!(
+        message.contains("supernova-etcd0.example.com. has 192.0.2.7 (wanted 127.10.0.5)"),
+        "{message}"
+    );
+    assert!(message.contains("--take-over-dns"), "{message}");
+    assert!(!message.contains("testing-secret-key-0001"));
+    let rec = r53
+        .a_record(&zone, "supernova-etcd0.example.com.")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rec.values,
+        vec!["192.0.2.7".parse::<std::net::Ipv4Addr>().unwrap()],
+        "foreign record untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_zone_is_a_permanent_error_naming_it() {
+    let moto = Moto::start();
+    let r53 = route53(&moto.url).await;
+    let err = r53
+        .a_record("ZNOSUCHZONE", "x.example.com.")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("ZNOSUCHZONE"), "{text}");
+    assert!(
+        matches!(StepError::from(err), StepError::Permanent { .. }),
+        "a missing zone will not appear by retrying"
+    );
+}
