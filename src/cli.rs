@@ -37,6 +37,51 @@ pub enum Command {
         loko journal --state-dir assets/supernova/.loko 3 --step device/supernova-controller-0\n  \
         loko journal --state-dir assets/supernova/.loko 3 --json   # one JSON object per event")]
     Journal(JournalArgs),
+    /// Check a spec without touching any API: every error with its field, line and column.
+    #[command(after_help = "Example:\n  loko validate examples/tutorial.yaml")]
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of spec.yaml, for editors.
+    #[command(after_help = "Example:\n  loko schema > spec.schema.json")]
+    Schema,
+    /// Run the simulator: a Packet API, Route53, SSH-reachable nodes and an apiserver.
+    #[command(after_help = "Example:\n  \
+        loko sim --listen 127.0.0.1:8080 --time-scale 0.01 --state /tmp/sim.json\n\n\
+        It prints its endpoints and the token to use, and serves until Ctrl-C.")]
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The spec file.
+    pub spec: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Real seconds per simulated second: 0.001 makes a 5-minute provisioning take 300 ms.
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Fault plan (YAML or JSON), see sim/faults.example.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub faults: Option<PathBuf>,
+    /// Persist the cloud's state here, and resume from it when it exists.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Port of each node's SSH server (on the node's own 127.x.y.z address).
+    #[arg(long, default_value_t = 2222)]
+    pub ssh_port: u16,
+    /// Where the nodes' root directories live (default: beside --state, else a temporary dir).
+    #[arg(long, value_name = "DIR")]
+    pub node_root: Option<PathBuf>,
+    /// Run each node's SSH with a real OpenSSH sshd instead of the embedded server.
+    #[arg(long)]
+    pub openssh: bool,
+    /// The hosted zone that exists from the start.
+    #[arg(long, default_value = "example.com")]
+    pub zone: String,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,8 @@
 mod cli;
 mod failure;
 mod journal_view;
+mod sim_cmd;
+mod spec_cmd;
 
 use std::process::ExitCode;
 
@@ -37,6 +39,9 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Journal(args) => journal_view::run(&cli.global, &args),
+        Command::Validate(args) => spec_cmd::validate(&args),
+        Command::Schema => spec_cmd::schema(),
+        Command::Sim(args) => sim_cmd::run(&args).await,
     }
 }
 

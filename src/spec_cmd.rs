@@ -1,0 +1,43 @@
+//! `loko validate` and `loko schema`: the spec, checked without touching any API.
+
+use std::process::ExitCode;
+
+use crate::cli::ValidateArgs;
+use crate::failure::{EXIT_USAGE, UserError};
+
+pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    match specs::load(&args.spec) {
+        Ok(spec) => {
+            let desired = spec.desired();
+            println!(
+                "{}: valid: cluster {}, {} controller(s), {} worker(s) in {} pool(s)",
+                args.spec.display(),
+                desired.settings.cluster_name,
+                desired.controllers().count(),
+                desired.workers().count(),
+                desired.pools.len(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            // Every error on its own line, as compilers print them; the summary goes through
+            // the common error path for the exit code.
+            eprintln!("{errors}");
+            Err(UserError {
+                message: format!(
+                    "{}: {} error(s) in the spec",
+                    args.spec.display(),
+                    errors.errors.len()
+                ),
+                code: EXIT_USAGE,
+                hint: Some("see docs/spec.md for every field and its default".into()),
+            }
+            .into())
+        }
+    }
+}
+
+pub fn schema() -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(&specs::json_schema())?);
+    Ok(ExitCode::SUCCESS)
+}
