@@ -45,9 +45,9 @@ fn started(step: &StepId, attempt: u32) -> Event {
     }
 }
 
-async fn appends_per_second(writers: usize) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let journal = Arc::new(Journal::open(dir.path()).expect("open"));
+/// A journal in `dir` with one run begun, as every bench needs.
+async fn open_with_run(dir: &std::path::Path) -> (Arc<Journal>, journal::RunId) {
+    let journal = Arc::new(Journal::open(dir).expect("open"));
     let run = journal
         .begin_run(
             RunKind::Apply,
@@ -57,6 +57,12 @@ async fn appends_per_second(writers: usize) {
         )
         .await
         .expect("begin");
+    (journal, run)
+}
+
+async fn appends_per_second(writers: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (journal, run) = open_with_run(dir.path()).await;
     let per_writer = if writers == 1 { 2_000 } else { 200 };
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -94,16 +100,7 @@ async fn open_and_fold(events: usize) {
         Err(_) => KeepDir::Temp(dir),
     };
     {
-        let journal = Arc::new(Journal::open(dir.path()).expect("open"));
-        let run = journal
-            .begin_run(
-                RunKind::Apply,
-                Digest::of(b"bench"),
-                serde_json::json!({}),
-                vec![],
-            )
-            .await
-            .expect("begin");
+        let (journal, run) = open_with_run(dir.path()).await;
         // Writers in parallel so that writing 100k durable events takes seconds, not minutes.
         let steps = (events - 1) / 2;
         let mut tasks = Vec::new();
