@@ -2,14 +2,18 @@
 //! engine step that creates it; every step keeps the contract of [`engine::step`] (reconcile
 //! before acting, journal intents before non-idempotent effects, never publish secrets).
 //!
+//! - [`assets`]: the asset directory: PKI, kubeconfigs, bootkube manifests.
+//! - [`ignition`]: each node's Ignition and SSH host key.
 //! - [`packet`]: the Packet API client, the shared device poller, the device steps.
 //! - [`dns`]: Route53 records.
 //! - [`ssh`]: the SSH client (ssh-agent keys, pinned host keys).
 //! - [`bootstrap`]: etcd certificates to the controllers, bootkube on controller 0.
 //! - [`readiness`]: the apiserver answers and every node is Ready.
 
+pub mod assets;
 pub mod bootstrap;
 pub mod dns;
+pub mod ignition;
 pub mod packet;
 pub mod readiness;
 pub mod ssh;
