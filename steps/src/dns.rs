@@ -390,3 +390,45 @@ fn join(ips: &[Ipv4Addr]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// Deletes the cluster's records for `loko destroy`. Records are named after the cluster, so
+/// every A record of those names is the cluster's; one that is already gone is success.
+pub struct DnsDeleteStep {
+    pub route53: Route53,
+    pub zone_id: String,
+    pub names: Vec<String>,
+    pub poll_every: Duration,
+    pub in_sync_deadline: Duration,
+}
+
+impl DnsDeleteStep {
+    /// One attempt: read each record's current values (Route53 deletes only exact matches),
+    /// DELETE those that exist in one batch, wait for INSYNC.
+    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+        let zone = &self.zone_id;
+        let mut existing = Vec::new();
+        for name in &self.names {
+            if let Some(record) = self.route53.a_record(zone, name).await? {
+                existing.push(record);
+            }
+        }
+        let deleted: Vec<String> = existing.iter().map(|r| r.name.clone()).collect();
+        let mut out = Outputs::new().with("deleted_records", &deleted)?;
+        if existing.is_empty() {
+            return Ok(out);
+        }
+        ctx.intent("delete records", Outputs::new().with("records", &deleted)?)
+            .await?;
+        let change = self.route53.delete(zone, &existing).await?;
+        ctx.progress(format!(
+            "deleted {} record set(s); waiting for change {change} to be INSYNC",
+            existing.len()
+        ));
+        tokio::select! {
+            waited = self.route53.wait_in_sync(zone, &change, self.poll_every, self.in_sync_deadline) => waited?,
+            () = ctx.cancelled() => return Err(StepError::Interrupted),
+        }
+        out.insert("change_id", change)?;
+        Ok(out)
+    }
+}

@@ -12,6 +12,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -114,14 +115,19 @@ pub fn public_key_blob(line: &str) -> Option<Vec<u8>> {
     STANDARD.decode(b64).ok()
 }
 
-/// The public keys the agent at `SSH_AUTH_SOCK` holds, as blobs. Used before any device is
-/// created to check that one of them is in the spec's `ssh_keys`.
-pub fn agent_keys() -> Result<Vec<Vec<u8>>, String> {
-    if std::env::var_os(AGENT_ENV).is_none() {
+/// The public keys the agent holds (at `socket`, else at `SSH_AUTH_SOCK`), as blobs. Used
+/// before any device is created to check that one of them is in the spec's `ssh_keys`.
+pub fn agent_keys(socket: Option<&Path>) -> Result<Vec<Vec<u8>>, String> {
+    if socket.is_none() && std::env::var_os(AGENT_ENV).is_none() {
         return Err(format!("{AGENT_ENV} is not set"));
     }
     let session = ssh2::Session::new().map_err(|e| e.to_string())?;
     let mut agent = session.agent().map_err(|e| e.to_string())?;
+    if let Some(socket) = socket {
+        agent
+            .set_identity_path(socket)
+            .map_err(|e| format!("agent socket {}: {e}", socket.display()))?;
+    }
     agent
         .connect()
         .map_err(|e| format!("cannot connect to the agent: {e}"))?;
@@ -145,6 +151,8 @@ pub struct Ssh {
     /// Timeout of each blocking libssh2 call (0 = none); long commands should print progress
     /// or be polled rather than block past it.
     pub io_timeout: Duration,
+    /// The ssh-agent socket; `None` means `SSH_AUTH_SOCK`, as the tutorial has it.
+    pub agent: Option<PathBuf>,
 }
 
 impl Default for Ssh {
@@ -152,6 +160,7 @@ impl Default for Ssh {
         Ssh {
             connect_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(15 * 60),
+            agent: None,
         }
     }
 }
@@ -262,10 +271,15 @@ impl Ssh {
             node: target.node.clone(),
             reason,
         };
-        if std::env::var_os(AGENT_ENV).is_none() {
+        if self.agent.is_none() && std::env::var_os(AGENT_ENV).is_none() {
             return Err(no_agent(format!("{AGENT_ENV} is not set")));
         }
         let mut agent = session.agent().map_err(|e| no_agent(e.to_string()))?;
+        if let Some(socket) = &self.agent {
+            agent
+                .set_identity_path(socket)
+                .map_err(|e| no_agent(format!("agent socket {}: {e}", socket.display())))?;
+        }
         agent.connect().map_err(|e| no_agent(e.to_string()))?;
         agent
             .list_identities()

@@ -43,6 +43,7 @@ fn commands_run_with_agent_keys_and_pinned_host_keys() {
     let ssh = Ssh {
         connect_timeout: Duration::from_secs(10),
         io_timeout: Duration::from_secs(60),
+        agent: None,
     };
 
     // An agent without the user's key: rejected, not retried.
@@ -115,4 +116,18 @@ fn commands_run_with_agent_keys_and_pinned_host_keys() {
     let err = ssh.run_blocking(&target, "true", b"").unwrap_err();
     assert!(matches!(err, SshError::NoAgent { .. }), "{err}");
     assert!(err.to_string().contains("ssh-agent"), "{err}");
+
+    // An agent named explicitly (the demo's own) needs no SSH_AUTH_SOCK.
+    let explicit = Ssh {
+        agent: Some(agent.socket.clone()),
+        ..ssh.clone()
+    };
+    let out = explicit
+        .run_blocking(&target, "echo explicit", b"")
+        .unwrap();
+    assert_eq!(out.stdout.trim(), "explicit");
+    assert_eq!(
+        steps::ssh::agent_keys(Some(&agent.socket)).unwrap().len(),
+        2
+    );
 }

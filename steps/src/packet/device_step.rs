@@ -382,13 +382,14 @@ fn outputs(device: &Device, replaced: &[String]) -> Result<Outputs, StepError> {
     Ok(out)
 }
 
-/// Removes a node's device: for a pool scaled down, and for `loko destroy`. Finds the device by
-/// its tag (so a device a crash left unrecorded is found too), deletes it, and waits until
-/// Packet no longer lists it. Nothing to delete is success: destroy can be rerun until nothing
-/// is left.
+/// Removes devices by tag: a node's (`loko:node=`) for a pool scaled down, or the whole
+/// cluster's (`loko:cluster=`) for `loko destroy`. Looking up by tag finds devices a crash left
+/// unrecorded too. Waits until Packet no longer lists them. Nothing to delete is success, so
+/// destroy can be rerun until nothing is left.
 pub struct DeleteDeviceStep {
     pub client: Arc<PacketClient>,
-    pub hostname: String,
+    /// The tag every device to delete carries.
+    pub tag: String,
     pub poll_interval: Duration,
     pub deadline: Duration,
 }
@@ -396,13 +397,13 @@ pub struct DeleteDeviceStep {
 impl DeleteDeviceStep {
     /// One attempt.
     pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
-        let tag = node_tag(&self.hostname);
+        let tag = &self.tag;
         let start = Instant::now();
         let mut deleted: Vec<String> = Vec::new();
         loop {
-            let devices = self.client.list_devices(&tag).await.map_err(step_error)?;
+            let devices = self.client.list_devices(tag).await.map_err(step_error)?;
             let mut remaining = 0;
-            for device in devices.iter().filter(|d| d.has_tag(&tag)) {
+            for device in devices.iter().filter(|d| d.has_tag(tag)) {
                 remaining += 1;
                 if device.state == DeviceState::Deprovisioning || deleted.contains(&device.id) {
                     continue;
@@ -417,20 +418,19 @@ impl DeleteDeviceStep {
                     .await
                     .map_err(step_error)?;
                 ctx.progress(format!(
-                    "deleting device {} of {}",
-                    device.id, self.hostname
+                    "deleting device {} ({})",
+                    device.id, device.hostname
                 ));
                 deleted.push(device.id.clone());
             }
             if remaining == 0 {
                 return Ok(Outputs::new()
-                    .with("hostname", &self.hostname)?
+                    .with("tag", tag)?
                     .with("deleted_devices", &deleted)?);
             }
             if start.elapsed() >= self.deadline {
                 return Err(StepError::retryable(format!(
-                    "{remaining} device(s) of {} still listed after {}s of deleting",
-                    self.hostname,
+                    "{remaining} device(s) tagged {tag} still listed after {}s of deleting",
                     self.deadline.as_secs()
                 )));
             }

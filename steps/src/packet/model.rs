@@ -129,8 +129,19 @@ impl Device {
     }
 
     /// The hardware reservation the device actually took (for `next-available`, which one).
+    /// The API returns only `{"href": "/hardware-reservations/<id>"}` unless asked to include
+    /// the reservation, so the id is read from the href when absent.
     pub fn reservation_id(&self) -> Option<&str> {
-        self.hardware_reservation.as_ref()?.id.as_deref()
+        let reference = self.hardware_reservation.as_ref()?;
+        reference.id.as_deref().or_else(|| {
+            let id = reference
+                .href
+                .as_deref()?
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()?;
+            (!id.is_empty()).then_some(id)
+        })
     }
 
     /// The device's plan, by slug.
@@ -216,6 +227,12 @@ mod tests {
         assert_eq!(d.public_ipv4(), Some(Ipv4Addr::new(147, 75, 1, 2)));
         assert_eq!(d.private_ipv4(), Some(Ipv4Addr::new(10, 0, 0, 5)));
         assert_eq!(d.reservation_id(), Some("r-1"));
+        let href_only: Device = serde_json::from_value(serde_json::json!({
+            "id": "d", "state": "active",
+            "hardware_reservation": {"href": "/metal/v1/hardware-reservations/r-2"}
+        }))
+        .unwrap();
+        assert_eq!(href_only.reservation_id(), Some("r-2"));
         assert!(d.has_tag("loko:cluster=x"));
         assert!(!format!("{d:?}").contains("hunter22"));
     }
