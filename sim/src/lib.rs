@@ -180,6 +180,8 @@ pub struct SimConfig {
     pub token: Option<Token>,
     /// A hosted zone that exists from the start (e.g. `example.com`).
     pub hosted_zone: String,
+    /// Its id; `None` makes one up. `loko run --sim` passes the spec's `dns_zone_id`.
+    pub hosted_zone_id: Option<String>,
     /// Hardware reservations of the project, created at first start.
     pub hardware_reservations: Vec<ReservationSeed>,
     /// Simulated durations.
@@ -207,6 +209,7 @@ impl std::fmt::Debug for SimConfig {
             .field("project_name", &self.project_name)
             .field("token", &self.token)
             .field("hosted_zone", &self.hosted_zone)
+            .field("hosted_zone_id", &self.hosted_zone_id)
             .field("hardware_reservations", &self.hardware_reservations)
             .field("timings", &self.timings)
             .field("rate_limit", &self.rate_limit)
@@ -229,6 +232,7 @@ impl SimConfig {
             project_name: "loko-sim".to_owned(),
             token: None,
             hosted_zone: "example.com".to_owned(),
+            hosted_zone_id: None,
             hardware_reservations: Vec::new(),
             timings: Timings::default(),
             rate_limit: RateLimit::default(),
@@ -449,6 +453,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
                     &zone_name,
                     &reference,
                     Some("created by loko sim".to_owned()),
+                    config.hosted_zone_id.clone(),
                     now,
                 )
                 .map_err(|e| SimError::HostedZone {

@@ -725,16 +725,15 @@ fn ssh_keys(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Vec<SshPublicKey>> 
         .iter()
         .map(|item| {
             let text = item.string(errors)?;
-            let text = text.trim();
             // Never echo the text: a pasted private key must not end up in logs.
             if text.contains("PRIVATE KEY") {
                 errors.at(item, "this is a private key; put the public key here (the .pub file, or `ssh-add -L`)");
                 return None;
             }
-            match ssh_key::PublicKey::from_openssh(text) {
-                Ok(_) => Some(SshPublicKey(text.to_owned())),
+            match SshPublicKey::parse(&text) {
+                Ok(key) => Some(key),
                 Err(e) => {
-                    errors.at(item, format!("is not an OpenSSH public key ({e}); expected a line like `ssh-ed25519 AAAA... user@host`"));
+                    errors.at(item, format!("is {e}; expected a line like `ssh-ed25519 AAAA... user@host`"));
                     None
                 }
             }

@@ -117,6 +117,20 @@ string_newtype!(
     SshPublicKey
 );
 
+impl SshPublicKey {
+    /// An OpenSSH public key line (`ssh-ed25519 AAAA... comment`), checked like a spec's.
+    /// The error never echoes the text: a pasted private key must not end up in logs.
+    pub fn parse(line: &str) -> Result<SshPublicKey, String> {
+        let line = line.trim();
+        if line.contains("PRIVATE KEY") {
+            return Err("this is a private key, not a public key".into());
+        }
+        ssh_key::PublicKey::from_openssh(line)
+            .map(|_| SshPublicKey(line.to_owned()))
+            .map_err(|e| format!("not an OpenSSH public key ({e})"))
+    }
+}
+
 impl Plan {
     /// The CPU architecture the plan's name announces: Packet names arm64 plans `*.arm`
     /// (`c1.large.arm`, `c2.large.arm`) and x86 plans `*.x86`; other names say nothing.

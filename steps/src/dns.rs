@@ -82,6 +82,29 @@ impl Route53 {
     /// credentials files, web identity, ECS and EC2 metadata) and the endpoint from
     /// `endpoint` or `AWS_ENDPOINT_URL_ROUTE_53`. TLS uses rustls with ring.
     pub async fn from_env(endpoint: Option<&str>) -> Route53 {
+        Route53::build(endpoint, None).await
+    }
+
+    /// A client with fixed credentials, for an endpoint that is not AWS (the simulator).
+    pub async fn with_static_credentials(
+        endpoint: &str,
+        access_key_id: &str,
+        secret_access_key: &str,
+    ) -> Route53 {
+        let credentials = aws_credential_types::Credentials::new(
+            access_key_id,
+            secret_access_key,
+            None,
+            None,
+            "loko-static",
+        );
+        Route53::build(Some(endpoint), Some(credentials)).await
+    }
+
+    async fn build(
+        endpoint: Option<&str>,
+        credentials: Option<aws_credential_types::Credentials>,
+    ) -> Route53 {
         use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
@@ -94,6 +117,9 @@ impl Route53 {
             .region(region);
         if let Some(url) = endpoint {
             loader = loader.endpoint_url(url);
+        }
+        if let Some(credentials) = credentials {
+            loader = loader.credentials_provider(credentials);
         }
         let config = loader.load().await;
         if let Some(provider) = config.credentials_provider() {

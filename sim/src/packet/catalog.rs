@@ -95,6 +95,25 @@ pub(crate) const FACILITIES: &[Facility] = &[
         name: "Amsterdam, NL",
         metro: "am",
     },
+    // The 2019 facilities of the Lokomotive tutorial and its examples.
+    Facility {
+        id: "8e6470b3-b75e-47d1-bb93-45b225750976",
+        code: "ams1",
+        name: "Amsterdam, NL (legacy)",
+        metro: "am",
+    },
+    Facility {
+        id: "e1e9c52e-a0bc-4117-b996-0fc94843ea09",
+        code: "ewr1",
+        name: "Parsippany, NJ (legacy)",
+        metro: "ny",
+    },
+    Facility {
+        id: "2b70eb8f-fa18-47c0-aba7-222a842362fe",
+        code: "sjc1",
+        name: "Sunnyvale, CA (legacy)",
+        metro: "sv",
+    },
 ];
 
 pub(crate) const PLANS: &[Plan] = &[
@@ -122,6 +141,27 @@ pub(crate) const PLANS: &[Plan] = &[
         id: "e3a0e0a9-0b4e-4d6e-a7f3-9f3c0a1c2b3d",
         slug: "c3.large.arm64",
         cpu: "Ampere Altra Q80-30 80-core processor @ 2.8GHz",
+    },
+    // The 2019 plans of the Lokomotive tutorial and its examples.
+    Plan {
+        id: "e829a3e6-4c5d-4b3e-9ba6-3f1e0c5d7a01",
+        slug: "t1.small.x86",
+        cpu: "Intel Atom C2550 @ 2.4GHz",
+    },
+    Plan {
+        id: "e829a3e6-4c5d-4b3e-9ba6-3f1e0c5d7a02",
+        slug: "c1.small.x86",
+        cpu: "Intel Xeon E3-1240 v3 @ 3.40GHz",
+    },
+    Plan {
+        id: "e829a3e6-4c5d-4b3e-9ba6-3f1e0c5d7a03",
+        slug: "m1.xlarge.x86",
+        cpu: "2 x Intel Xeon E5-2650 v4 @ 2.20GHz",
+    },
+    Plan {
+        id: "e829a3e6-4c5d-4b3e-9ba6-3f1e0c5d7a04",
+        slug: "s1.large.x86",
+        cpu: "2 x Intel Xeon E5-2620 v4 @ 2.10GHz",
     },
 ];
 

@@ -251,6 +251,7 @@ pub(crate) async fn create_hosted_zone(State(shared): State<Arc<Shared>>, body: 
                 &request.name,
                 &request.caller_reference,
                 comment,
+                None,
                 now,
             )?;
             let mut x = Xml::document("CreateHostedZoneResponse");

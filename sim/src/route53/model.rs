@@ -185,12 +185,14 @@ pub(crate) fn aws_id(prefix: char) -> String {
 }
 
 impl Route53 {
-    /// Creates a zone with AWS's default NS and SOA record sets.
+    /// Creates a zone with AWS's default NS and SOA record sets, with a fresh id unless `id`
+    /// is given (a simulator seeded with the id a spec names).
     pub(crate) fn create_zone(
         &mut self,
         name: &str,
         caller_reference: &str,
         comment: Option<String>,
+        id: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(String, String), Route53Error> {
         if self
@@ -208,7 +210,12 @@ impl Route53 {
                 "invalid domain name {name:?}"
             )));
         }
-        let id = aws_id('Z');
+        let id = id.unwrap_or_else(|| aws_id('Z'));
+        if self.zones.contains_key(&id) {
+            return Err(Route53Error::InvalidInput(format!(
+                "hosted zone id {id} exists already"
+            )));
+        }
         let mut zone = Zone {
             id: id.clone(),
             name: name.clone(),
@@ -420,7 +427,9 @@ mod tests {
     fn a_failing_batch_changes_nothing() {
         let mut r = Route53::default();
         let now = Utc::now();
-        let (zone, _) = r.create_zone("example.com", "ref", None, now).unwrap();
+        let (zone, _) = r
+            .create_zone("example.com", "ref", None, None, now)
+            .unwrap();
         r.change(
             &zone,
             vec![(Action::Create, a("a.example.com", &["1.1.1.1"]))],

@@ -5,6 +5,9 @@
 //! permission rules: directories 0700, private keys and anything embedding one 0600, written
 //! atomically (temporary file, fsync, rename) so that a crash never leaves half a key behind.
 
+pub mod kubeconfig;
+pub mod pki;
+
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};

@@ -1,0 +1,209 @@
+//! The kubeconfigs under `asset_dir/auth/`, built from the certificates [`super::pki`] wrote:
+//!
+//! - `auth/kubeconfig` (bootkube reads this path) and `auth/<cluster>-config` (the same text, for
+//!   the user): the admin certificate against `https://<cluster>.<zone>:6443`, the apiserver's
+//!   public name.
+//! - `auth/kubeconfig-kubelet`: the kubelet certificate against
+//!   `https://<cluster>-private.<zone>:6443`, the private name; every node's Ignition embeds it at
+//!   `/etc/kubernetes/kubeconfig` ([`kubelet_kubeconfig`]).
+//!
+//! Each embeds a private key, so each is written 0600.
+//!
+//! The YAML is written by hand. Names and URLs are double-quoted (a JSON string is a YAML
+//! double-quoted scalar), so no value can change the document's structure. The `*-data` values are
+//! base64, plain scalars on purpose: the kubelet unit of Lokomotive extracts the CA with
+//! `grep certificate-authority-data | awk '{print $2}' | base64 -d`, which quotes would break.
+//!
+//! Names: Lokomotive called the admin entries `<cluster>-cluster`, `<cluster>-user` and
+//! `<cluster>-context`, and left the kubelet's context unnamed. Here the cluster is `<cluster>`, the
+//! user `<cluster>-admin` (or `kubelet`), and the context and current-context `<cluster>` (or
+//! `kubelet`): names that stay distinct when a user merges the admin kubeconfigs of several
+//! clusters into one `KUBECONFIG`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::pki::{apiserver_names, apiserver_url};
+use super::{AssetDir, AssetError, Sensitivity};
+
+/// The admin kubeconfig bootkube reads.
+pub const ADMIN_KUBECONFIG: &str = "auth/kubeconfig";
+/// The kubelets' kubeconfig.
+pub const KUBELET_KUBECONFIG: &str = "auth/kubeconfig-kubelet";
+
+/// `auth/<cluster>-config`, the admin kubeconfig under the cluster's name.
+pub fn named_admin_kubeconfig(cluster: &specs::DesiredCluster) -> String {
+    format!("auth/{}-config", cluster.settings.cluster_name)
+}
+
+/// Writes the three kubeconfigs from `tls/ca.crt`, `tls/admin.{crt,key}` and
+/// `tls/kubelet.{crt,key}`, which [`super::pki::ensure_pki`] must have written.
+pub fn write_kubeconfigs(
+    dir: &AssetDir,
+    cluster: &specs::DesiredCluster,
+) -> Result<(), AssetError> {
+    let admin = admin_kubeconfig(dir, cluster)?;
+    dir.write(ADMIN_KUBECONFIG, admin.as_bytes(), Sensitivity::Secret)?;
+    dir.write(
+        named_admin_kubeconfig(cluster),
+        admin.as_bytes(),
+        Sensitivity::Secret,
+    )?;
+    let kubelet = kubelet_kubeconfig(dir, cluster)?;
+    dir.write(KUBELET_KUBECONFIG, kubelet.as_bytes(), Sensitivity::Secret)
+}
+
+/// The kubelets' kubeconfig text (it holds the kubelet's private key: a secret).
+pub fn kubelet_kubeconfig(
+    dir: &AssetDir,
+    cluster: &specs::DesiredCluster,
+) -> Result<String, AssetError> {
+    let (_, private) = apiserver_names(cluster);
+    render(
+        dir,
+        &Entry {
+            cluster: cluster.settings.cluster_name.as_str(),
+            server: &apiserver_url(&private),
+            user: "kubelet",
+            context: "kubelet",
+            cert: "tls/kubelet.crt",
+            key: "tls/kubelet.key",
+        },
+    )
+}
+
+/// The admin kubeconfig text.
+fn admin_kubeconfig(dir: &AssetDir, cluster: &specs::DesiredCluster) -> Result<String, AssetError> {
+    let (public, _) = apiserver_names(cluster);
+    let name = cluster.settings.cluster_name.as_str();
+    render(
+        dir,
+        &Entry {
+            cluster: name,
+            server: &apiserver_url(&public),
+            user: &format!("{name}-admin"),
+            context: name,
+            cert: "tls/admin.crt",
+            key: "tls/admin.key",
+        },
+    )
+}
+
+/// One cluster, user and context.
+struct Entry<'a> {
+    cluster: &'a str,
+    server: &'a str,
+    user: &'a str,
+    context: &'a str,
+    /// Certificate and key files of the user, relative to the asset directory.
+    cert: &'a str,
+    key: &'a str,
+}
+
+fn render(dir: &AssetDir, e: &Entry<'_>) -> Result<String, AssetError> {
+    let ca = base64_of(dir, "tls/ca.crt")?;
+    let cert = base64_of(dir, e.cert)?;
+    let key = base64_of(dir, e.key)?;
+    let (cluster, server, user, context) = (
+        quote(e.cluster),
+        quote(e.server),
+        quote(e.user),
+        quote(e.context),
+    );
+    Ok(format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: {cluster}
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca}
+users:
+- name: {user}
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+contexts:
+- name: {context}
+  context:
+    cluster: {cluster}
+    user: {user}
+current-context: {context}
+"
+    ))
+}
+
+/// The base64 of the file `rel`, which must exist.
+fn base64_of(dir: &AssetDir, rel: &str) -> Result<String, AssetError> {
+    let bytes = dir.read(rel)?.ok_or_else(|| AssetError::Invalid {
+        path: dir.path(rel),
+        reason: "is missing; the PKI (ensure_pki) writes it before the kubeconfigs".into(),
+    })?;
+    Ok(STANDARD.encode(bytes))
+}
+
+/// `s` as a YAML double-quoted scalar.
+fn quote(s: &str) -> String {
+    // A JSON string is a valid YAML double-quoted scalar; serializing a &str cannot fail.
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::assets::pki::{PkiInputs, ensure_pki};
+
+    fn tutorial() -> specs::DesiredCluster {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tutorial.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        specs::parse(&text, &path.display().to_string())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .desired()
+    }
+
+    #[test]
+    fn the_kubelet_unit_can_extract_the_ca_with_grep_and_awk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = AssetDir::create(tmp.path()).unwrap();
+        let cluster = tutorial();
+        let now = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+        ensure_pki(&dir, &PkiInputs::from_desired(&cluster), now).unwrap();
+        write_kubeconfigs(&dir, &cluster).unwrap();
+        let text = kubelet_kubeconfig(&dir, &cluster).unwrap();
+        assert_eq!(
+            dir.read_text(KUBELET_KUBECONFIG).unwrap().as_deref(),
+            Some(text.as_str())
+        );
+        // grep 'certificate-authority-data' | awk '{print $2}' | base64 -d
+        let line = text
+            .lines()
+            .find(|l| l.contains("certificate-authority-data"))
+            .unwrap();
+        let field = line.split_whitespace().nth(1).unwrap();
+        assert_eq!(
+            STANDARD.decode(field).unwrap(),
+            dir.read("tls/ca.crt").unwrap().unwrap()
+        );
+        assert!(text.contains("server: \"https://supernova-private.packet.example.com:6443\"\n"));
+    }
+
+    #[test]
+    fn without_the_pki_the_missing_file_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = AssetDir::create(tmp.path()).unwrap();
+        let err = write_kubeconfigs(&dir, &tutorial()).unwrap_err();
+        assert!(
+            matches!(&err, AssetError::Invalid { path, .. } if path == &dir.path("tls/ca.crt")),
+            "{err}"
+        );
+        assert_eq!(dir.read(ADMIN_KUBECONFIG).unwrap(), None);
+    }
+
+    #[test]
+    fn quoting_keeps_yaml_structure() {
+        assert_eq!(quote("a\"b: c\n- d"), r#""a\"b: c\n- d""#);
+    }
+}
