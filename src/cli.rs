@@ -30,6 +30,29 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Bring the cluster to the spec: create it, apply a change, or resume an unfinished run.
+    #[command(after_help = "Examples:\n  \
+        loko run examples/tutorial.yaml --sim        # the demo: everything simulated in-process\n  \
+        PACKET_AUTH_TOKEN=... loko run cluster.yaml  # real Packet and Route53 (AWS credential chain)\n\n\
+        A run that failed or was interrupted resumes where it stopped when run again.")]
+    Run(RunArgs),
+    /// Show what `loko run` would add, change and destroy, without calling any API.
+    #[command(after_help = "Example:\n  loko plan examples/tutorial.yaml")]
+    Plan(PlanArgs),
+    /// Delete every device tagged with the cluster and its DNS records.
+    #[command(
+        after_help = "Example:\n  loko destroy examples/tutorial.yaml --yes\n\n\
+        The asset directory (CA, keys, kubeconfigs) is kept: a later `loko run` reuses it."
+    )]
+    Destroy(DestroyArgs),
+    /// Each node's device (id, state, IPs) and each DNS record, and what differs from the spec.
+    #[command(
+        after_help = "Examples:\n  loko status cluster.yaml\n  loko status examples/tutorial.yaml --sim"
+    )]
+    Status(StatusArgs),
+    /// Print the provisioning DAG as Graphviz DOT.
+    #[command(after_help = "Example:\n  loko graph examples/tutorial.yaml | dot -Tsvg > plan.svg")]
+    Graph(GraphArgs),
     /// Show the journal: every run, a run's steps, a step's attempts.
     #[command(after_help = "Examples:\n  \
         loko journal --state-dir assets/supernova/.loko            # every run\n  \
@@ -48,6 +71,78 @@ pub enum Command {
         loko sim --listen 127.0.0.1:8080 --time-scale 0.01 --state /tmp/sim.json\n\n\
         It prints its endpoints and the token to use, and serves until Ctrl-C.")]
     Sim(SimArgs),
+}
+
+/// The in-process simulator, for the demo and for trying loko without an account.
+#[derive(Debug, Args)]
+pub struct SimOptions {
+    /// Run against a simulator started in this process (state kept in the state directory,
+    /// so a resumed demo sees the same cloud); needs no token, agent or network.
+    #[arg(long)]
+    pub sim: bool,
+    /// With --sim: real seconds per simulated second.
+    #[arg(long, default_value_t = 0.01, requires = "sim")]
+    pub time_scale: f64,
+    /// With --sim: a fault plan for the simulator (see sim/faults.example.yaml).
+    #[arg(long, value_name = "FILE", requires = "sim")]
+    pub sim_faults: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The spec file.
+    pub spec: PathBuf,
+    #[command(flatten)]
+    pub sim: SimOptions,
+    /// Overwrite DNS records of the cluster's names that loko did not write.
+    #[arg(long)]
+    pub take_over_dns: bool,
+    /// The nodes' SSH port (the simulator's nodes listen on another port than 22).
+    #[arg(long, default_value_t = 22)]
+    pub ssh_port: u16,
+    /// The user loko logs in as (Flatcar's is core).
+    #[arg(long, default_value = "core")]
+    pub ssh_user: String,
+    /// One JSON object per event on stdout instead of lines of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The spec file.
+    pub spec: PathBuf,
+    /// The changes as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The spec file.
+    pub spec: PathBuf,
+    /// Do not ask for confirmation (required when not on a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub sim: SimOptions,
+    /// One JSON object per event on stdout instead of lines of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The spec file.
+    pub spec: PathBuf,
+    #[command(flatten)]
+    pub sim: SimOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The spec file.
+    pub spec: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -5,8 +5,11 @@
 //! 130 interrupted.
 
 mod cli;
+mod demo_agent;
 mod failure;
 mod journal_view;
+mod progress;
+mod run_cmd;
 mod sim_cmd;
 mod spec_cmd;
 
@@ -38,6 +41,11 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run(args) => run_cmd::run(&cli.global, &args).await,
+        Command::Plan(args) => run_cmd::plan(&cli.global, &args).await,
+        Command::Destroy(args) => run_cmd::destroy(&cli.global, &args).await,
+        Command::Status(args) => run_cmd::status(&cli.global, &args).await,
+        Command::Graph(args) => run_cmd::graph(&cli.global, &args).await,
         Command::Journal(args) => journal_view::run(&cli.global, &args),
         Command::Validate(args) => spec_cmd::validate(&args),
         Command::Schema => spec_cmd::schema(),

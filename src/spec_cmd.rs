@@ -1,24 +1,28 @@
 //! `loko validate` and `loko schema`: the spec, checked without touching any API.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::ValidateArgs;
 use crate::failure::{EXIT_USAGE, UserError};
 
 pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
-    match specs::load(&args.spec) {
-        Ok(spec) => {
-            let desired = spec.desired();
-            println!(
-                "{}: valid: cluster {}, {} controller(s), {} worker(s) in {} pool(s)",
-                args.spec.display(),
-                desired.settings.cluster_name,
-                desired.controllers().count(),
-                desired.workers().count(),
-                desired.pools.len(),
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+    let desired = load_spec(&args.spec)?.desired();
+    println!(
+        "{}: valid: cluster {}, {} controller(s), {} worker(s) in {} pool(s)",
+        args.spec.display(),
+        desired.settings.cluster_name,
+        desired.controllers().count(),
+        desired.workers().count(),
+        desired.pools.len(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads a spec; errors are printed one per line and end as a usage error.
+pub fn load_spec(path: &Path) -> anyhow::Result<specs::Spec> {
+    match specs::load(path) {
+        Ok(spec) => Ok(spec),
         Err(errors) => {
             // Every error on its own line, as compilers print them; the summary goes through
             // the common error path for the exit code.
@@ -26,7 +30,7 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
             Err(UserError {
                 message: format!(
                     "{}: {} error(s) in the spec",
-                    args.spec.display(),
+                    path.display(),
                     errors.errors.len()
                 ),
                 code: EXIT_USAGE,

@@ -4,6 +4,7 @@
 //!
 //! - [`assets`]: the asset directory: PKI, kubeconfigs, bootkube manifests.
 //! - [`ignition`]: each node's Ignition and SSH host key.
+//! - [`cluster`]: the DAG of `loko run` and `loko destroy` from the desired cluster.
 //! - [`packet`]: the Packet API client, the shared device poller, the device steps.
 //! - [`dns`]: Route53 records.
 //! - [`ssh`]: the SSH client (ssh-agent keys, pinned host keys).
@@ -12,6 +13,7 @@
 
 pub mod assets;
 pub mod bootstrap;
+pub mod cluster;
 pub mod dns;
 pub mod ignition;
 pub mod packet;

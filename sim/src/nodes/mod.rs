@@ -13,7 +13,7 @@
 //! [`Nodes::ssh_login_user`]). Both run commands through the same wrapper and shims.
 
 mod embedded;
-mod ignition;
+pub mod ignition;
 mod openssh;
 mod root;
 

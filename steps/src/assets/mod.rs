@@ -6,6 +6,7 @@
 //! atomically (temporary file, fsync, rename) so that a crash never leaves half a key behind.
 
 pub mod kubeconfig;
+pub mod manifests;
 pub mod pki;
 
 use std::fs;

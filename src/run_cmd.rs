@@ -1,0 +1,627 @@
+//! `loko run`, `loko plan` and `loko destroy`: a spec, its journal, the clients, the engine.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use engine::{CancellationToken, Engine, Outcome, RunRequest};
+use journal::{Digest, Journal, RunKind};
+use specs::{DesiredCluster, SshPublicKey};
+use steps::assets::AssetDir;
+use steps::cluster::{self, Clients, History, RunSettings};
+use steps::dns::Route53;
+use steps::packet::{DevicePoller, PacketClient, Timeouts, Token, cluster_tag};
+use steps::ssh::Ssh;
+
+use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs, SimOptions, StatusArgs};
+use crate::demo_agent::DemoAgent;
+use crate::failure::{EXIT_FAILED, EXIT_USAGE, UserError};
+use crate::journal_view::journal_dir;
+use crate::progress::Printer;
+use crate::spec_cmd::load_spec;
+
+/// The port of the demo's nodes' SSH servers (each on its own 127.x.y.z address).
+const SIM_SSH_PORT: u16 = 2222;
+
+/// Exit code of an interrupted run.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// A spec with its desired cluster and where its state lives.
+struct Target {
+    desired: DesiredCluster,
+    assets: PathBuf,
+    state_dir: PathBuf,
+    endpoints: specs::Endpoints,
+}
+
+fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target> {
+    let spec = load_spec(spec_path)?;
+    // Absolute paths: they are recorded, shown, and handed to the simulator's nodes.
+    let absolute = |path: &Path| {
+        std::path::absolute(path)
+            .with_context(|| format!("cannot resolve the path {}", path.display()))
+    };
+    let assets = absolute(&spec.asset_dir)?;
+    let state_dir = match &global.state_dir {
+        Some(dir) => absolute(dir)?,
+        None => assets.join(".loko"),
+    };
+    Ok(Target {
+        desired: spec.desired(),
+        assets,
+        state_dir,
+        endpoints: spec.endpoints.clone(),
+    })
+}
+
+fn open_journal(state_dir: &Path) -> anyhow::Result<Arc<Journal>> {
+    std::fs::create_dir_all(state_dir).map_err(|e| UserError {
+        message: format!(
+            "cannot create the state directory {}: {e}",
+            state_dir.display()
+        ),
+        code: EXIT_USAGE,
+        hint: Some("choose a writable place with --state-dir".into()),
+    })?;
+    Ok(Arc::new(Journal::open(&journal_dir(state_dir))?))
+}
+
+fn history(journal: &Journal) -> anyhow::Result<History> {
+    journal
+        .with_state(History::read)
+        .map_err(anyhow::Error::from)
+}
+
+/// Refused changes are usage errors naming each field.
+fn changes(desired: &DesiredCluster, history: &History) -> anyhow::Result<cluster::Changes> {
+    cluster::changes(desired, history).map_err(|refused| {
+        UserError {
+            message: refused.to_string(),
+            code: EXIT_USAGE,
+            hint: Some(
+                "only adding a worker pool, scaling a pool (even to 0) and changing a pool's type can change after installation; \
+                 put the field back, or destroy the cluster and create it again"
+                    .into(),
+            ),
+        }
+        .into()
+    })
+}
+
+/// The simulator of `--sim`, its demo agent, and how the clients reach it.
+struct SimSession {
+    handle: sim::SimHandle,
+    agent: DemoAgent,
+    time_scale: f64,
+}
+
+impl SimSession {
+    /// Starts the simulator in this process with its state beside the journal, so that a resumed
+    /// demo sees the same cloud; its project and hosted zone are the spec's.
+    async fn start(target: &Target, options: &SimOptions) -> anyhow::Result<SimSession> {
+        let dir = target.state_dir.join("sim");
+        let node_root = dir.join("nodes");
+        std::fs::create_dir_all(&node_root)
+            .with_context(|| format!("cannot create {}", node_root.display()))?;
+        let ssh_port = SIM_SSH_PORT;
+        let nodes = sim::nodes::Nodes::new(sim::nodes::NodesConfig {
+            root_dir: node_root.clone(),
+            ssh_port,
+            backend: sim::nodes::SshBackend::Embedded,
+        })
+        .with_context(|| format!("cannot prepare the nodes' roots in {}", node_root.display()))?;
+        let settings = &target.desired.settings;
+        let mut config = sim::SimConfig::new(node_root);
+        config.time_scale = options.time_scale;
+        config.state_file = Some(dir.join("state.json"));
+        config.project_id = Some(
+            settings
+                .project_id
+                .as_str()
+                .parse()
+                .context("the spec's project_id is not a UUID")?,
+        );
+        config.hosted_zone = settings.dns_zone.as_str().to_owned();
+        config.hosted_zone_id = Some(settings.dns_zone_id.as_str().to_owned());
+        config.ssh_port = ssh_port;
+        config.nodes = Arc::new(nodes);
+        if let Some(path) = &options.sim_faults {
+            config.faults = sim::FaultPlan::from_file(path)?;
+        }
+        let handle = sim::start(config)
+            .await
+            .context("cannot start the simulator")?;
+        let agent = DemoAgent::start(&dir)?;
+        Ok(SimSession {
+            handle,
+            agent,
+            time_scale: options.time_scale,
+        })
+    }
+}
+
+/// Everything a run talks to.
+struct Wiring {
+    clients: Clients,
+    timings: RunSettings,
+}
+
+/// How to reach the nodes over SSH.
+struct Login {
+    port: u16,
+    user: String,
+}
+
+/// The API clients, for the simulator of `--sim` or for what the spec and environment name.
+async fn connect(
+    target: &Target,
+    sim: Option<&SimSession>,
+) -> anyhow::Result<(PacketClient, Route53)> {
+    let project = target.desired.settings.project_id.as_str();
+    let (url, token, route53) = match sim {
+        Some(sim) => (
+            sim.handle.packet_url(),
+            Token::new(sim.handle.token()),
+            Route53::with_static_credentials(
+                &sim.handle.route53_url(),
+                "loko-sim",
+                "loko-sim-secret",
+            )
+            .await,
+        ),
+        None => {
+            let token = Token::from_env().map_err(|e| UserError {
+                message: e.to_string(),
+                code: EXIT_USAGE,
+                hint: Some("or try the simulator: loko run SPEC --sim".into()),
+            })?;
+            let url = target
+                .endpoints
+                .packet_api_url
+                .clone()
+                .unwrap_or_else(|| steps::packet::DEFAULT_BASE_URL.to_owned());
+            let route53 = Route53::from_env(target.endpoints.route53_endpoint_url.as_deref()).await;
+            (url, token, route53)
+        }
+    };
+    let packet = PacketClient::new(&url, project, &token, &Timeouts::default())?;
+    Ok((packet, route53))
+}
+
+async fn wire(
+    target: &Target,
+    sim: Option<&SimSession>,
+    login: Login,
+    take_over_dns: bool,
+) -> anyhow::Result<Wiring> {
+    let (agent, timings, extra_keys) = match sim {
+        Some(sim) => {
+            let key = SshPublicKey::parse(&sim.agent.public_line)
+                .map_err(|e| anyhow::anyhow!("the demo key: {e}"))?;
+            (
+                Some(sim.agent.socket.clone()),
+                scaled_timings(sim.time_scale, SIM_SSH_PORT),
+                vec![key],
+            )
+        }
+        None => (
+            None,
+            RunSettings {
+                ssh_port: login.port,
+                ssh_user: login.user,
+                ..RunSettings::default()
+            },
+            Vec::new(),
+        ),
+    };
+    // Before anything is created: a run that cannot log into its nodes must not start.
+    check_agent(agent.as_deref(), &target.desired, &extra_keys)?;
+    let (packet, route53) = connect(target, sim).await?;
+    let packet = Arc::new(packet);
+    let poller = Arc::new(DevicePoller::spawn(
+        Arc::clone(&packet),
+        cluster_tag(target.desired.settings.cluster_name.as_str()),
+        timings.device.poll_interval,
+    ));
+    let ssh = Ssh {
+        agent,
+        ..Ssh::default()
+    };
+    Ok(Wiring {
+        clients: Clients {
+            packet,
+            poller,
+            route53,
+            ssh,
+        },
+        timings: RunSettings {
+            take_over_dns,
+            extra_authorized_keys: extra_keys,
+            ..timings
+        },
+    })
+}
+
+/// The simulator runs `scale` real seconds per simulated one; waits shrink alike, with floors
+/// that keep a busy machine from spinning.
+fn scaled_timings(scale: f64, ssh_port: u16) -> RunSettings {
+    let scaled = |d: Duration, floor_ms: u64| {
+        Duration::from_secs_f64(d.as_secs_f64() * scale).max(Duration::from_millis(floor_ms))
+    };
+    let base = RunSettings::default();
+    let mut device = base.device.clone();
+    device.poll_interval = scaled(device.poll_interval, 50);
+    device.provision_deadline = scaled(device.provision_deadline, 30_000);
+    RunSettings {
+        device,
+        dns_poll: scaled(base.dns_poll, 50),
+        dns_deadline: scaled(base.dns_deadline, 30_000),
+        ssh_port,
+        ready_poll: scaled(base.ready_poll, 100),
+        ready_deadline: scaled(base.ready_deadline, 60_000),
+        ..base
+    }
+}
+
+/// Before any device exists: one of the agent's keys must be in the spec's `ssh_keys`, or no
+/// SSH step could ever log in (a failure the tutorial's users met only after 10 minutes).
+fn check_agent(
+    socket: Option<&Path>,
+    desired: &DesiredCluster,
+    extra: &[SshPublicKey],
+) -> anyhow::Result<()> {
+    let agent_keys = steps::ssh::agent_keys(socket).map_err(|reason| UserError {
+        message: format!("no usable ssh-agent: {reason}"),
+        code: EXIT_USAGE,
+        hint: Some(
+            "start one and load the key whose public half is in ssh_keys: eval $(ssh-agent) && ssh-add ~/.ssh/id_ed25519"
+                .into(),
+        ),
+    })?;
+    let wanted: Vec<Vec<u8>> = desired
+        .settings
+        .ssh_keys
+        .iter()
+        .chain(extra)
+        .filter_map(|k| steps::ssh::public_key_blob(k.as_str()))
+        .collect();
+    if agent_keys.iter().any(|k| wanted.contains(k)) {
+        return Ok(());
+    }
+    Err(UserError {
+        message: format!(
+            "none of the ssh-agent's {} key(s) is in the spec's ssh_keys, so loko could not log into the nodes",
+            agent_keys.len()
+        ),
+        code: EXIT_USAGE,
+        hint: Some("ssh-add the private key of one of ssh_keys (ssh-add -L lists what the agent holds)".into()),
+    }
+    .into())
+}
+
+fn request(kind: RunKind, desired: &DesiredCluster) -> anyhow::Result<RunRequest> {
+    Ok(RunRequest {
+        kind,
+        spec_digest: Digest::of_json(desired)?,
+        spec: serde_json::to_value(desired)?,
+    })
+}
+
+fn engine(journal: Arc<Journal>, json: bool) -> Engine {
+    Engine::new(journal)
+        .limit(cluster::PACKET_API, 16)
+        .limit(cluster::DNS, 4)
+        .limit(cluster::SSH, 8)
+        .limit(engine::ResourceClass::LOCAL, 4)
+        .observer(Arc::new(Printer::new(json)))
+}
+
+/// Ctrl-C cancels the run: no new steps, in-flight ones record their outcome.
+fn cancel_on_interrupt() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: finishing the steps in flight; run again to resume");
+            token.cancel();
+        }
+    });
+    cancel
+}
+
+fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
+    match outcome {
+        Outcome::UpToDate | Outcome::Succeeded => Ok(ExitCode::SUCCESS),
+        Outcome::Interrupted => {
+            eprintln!("{what} interrupted; run the same command again to resume");
+            Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        Outcome::Failed { failed, skipped } => {
+            for (step, error) in failed {
+                eprintln!("failed: {step}: {}", journal::redact(error));
+            }
+            if !skipped.is_empty() {
+                eprintln!("skipped {} step(s) that depend on them", skipped.len());
+            }
+            Err(UserError {
+                message: format!("{what} failed: {} step(s) failed", failed.len()),
+                code: EXIT_FAILED,
+                hint: Some(
+                    "fix the cause and run the same command again: finished steps are not repeated (loko journal shows every attempt)"
+                        .into(),
+                ),
+            }
+            .into())
+        }
+    }
+}
+
+pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let target = target(global, &args.spec)?;
+    let journal = open_journal(&target.state_dir)?;
+    let history = history(&journal)?;
+    // Refused changes stop here, before any API is called.
+    let changes = changes(&target.desired, &history)?;
+    let sim = match args.sim.sim {
+        true => Some(SimSession::start(&target, &args.sim).await?),
+        false => None,
+    };
+    let login = Login {
+        port: args.ssh_port,
+        user: args.ssh_user.clone(),
+    };
+    let wiring = wire(&target, sim.as_ref(), login, args.take_over_dns).await?;
+    if !args.json {
+        println!("{changes}");
+    }
+    let assets = AssetDir::create(&target.assets).map_err(|e| UserError {
+        message: format!("asset_dir: {e}"),
+        code: EXIT_USAGE,
+        hint: Some("asset_dir must be a writable directory; it holds the cluster's keys".into()),
+    })?;
+    let plan = cluster::apply_plan(
+        &target.desired,
+        &history,
+        &assets,
+        &wiring.clients,
+        &wiring.timings,
+    )?;
+    let report = engine(journal, args.json)
+        .run(
+            &plan,
+            request(RunKind::Apply, &target.desired)?,
+            cancel_on_interrupt(),
+        )
+        .await?;
+    if let Some(sim) = sim {
+        sim.handle.shutdown().await?;
+    }
+    if report.outcome == Outcome::UpToDate && !args.json {
+        println!("Nothing to do: the cluster matches the spec.");
+    }
+    let code = outcome_code(&report.outcome, "the run")?;
+    if !args.json {
+        let settings = &target.desired.settings;
+        println!(
+            "\nCluster {} is ready: https://{}.{}:6443\nexport KUBECONFIG={}",
+            settings.cluster_name,
+            settings.cluster_name,
+            settings.dns_zone,
+            target.assets.join("auth/kubeconfig").display()
+        );
+    }
+    Ok(code)
+}
+
+pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let target = target(global, &args.spec)?;
+    // Reading the journal needs its lock: a plan during a run would show a moving target.
+    let journal = open_journal(&target.state_dir)?;
+    let history = history(&journal)?;
+    let changes = changes(&target.desired, &history)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&changes)?);
+    } else {
+        println!("{changes}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<ExitCode> {
+    let target = target(global, &args.spec)?;
+    if !args.yes && !confirm(&target.desired)? {
+        eprintln!("destroy cancelled");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let journal = open_journal(&target.state_dir)?;
+    let history = history(&journal)?;
+    let sim = match args.sim.sim {
+        true => Some(SimSession::start(&target, &args.sim).await?),
+        false => None,
+    };
+    let login = Login {
+        port: 22,
+        user: "core".into(),
+    };
+    let wiring = wire(&target, sim.as_ref(), login, false).await?;
+    let plan = cluster::destroy_plan(&target.desired, &history, &wiring.clients, &wiring.timings)?;
+    let report = engine(journal, args.json)
+        .run(
+            &plan,
+            request(RunKind::Destroy, &target.desired)?,
+            cancel_on_interrupt(),
+        )
+        .await?;
+    if let Some(sim) = sim {
+        sim.handle.shutdown().await?;
+    }
+    let code = outcome_code(&report.outcome, "destroy")?;
+    if !args.json {
+        println!(
+            "Cluster {} destroyed: its devices and DNS records are gone; {} keeps its CA and keys.",
+            target.desired.settings.cluster_name,
+            target.assets.display()
+        );
+    }
+    Ok(code)
+}
+
+/// Asks on a terminal; refuses without one (use `--yes`).
+fn confirm(desired: &DesiredCluster) -> anyhow::Result<bool> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    let name = desired.settings.cluster_name.as_str();
+    if !std::io::stdin().is_terminal() {
+        return Err(UserError {
+            message: format!("destroy of cluster {name} needs confirmation"),
+            code: EXIT_USAGE,
+            hint: Some("pass --yes when not on a terminal".into()),
+        }
+        .into());
+    }
+    print!(
+        "Destroy cluster {name}: every device tagged loko:cluster={name} and its DNS records? Type the cluster name to confirm: "
+    );
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == name)
+}
+
+pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode> {
+    let target = target(global, &args.spec)?;
+    let journal = open_journal(&target.state_dir)?;
+    let history = history(&journal)?;
+    changes(&target.desired, &history)?;
+    // The plan's actions hold clients; these point nowhere and are never called.
+    let inert = "http://127.0.0.1:9";
+    let packet = Arc::new(PacketClient::new(
+        inert,
+        target.desired.settings.project_id.as_str(),
+        &Token::new("inert"),
+        &Timeouts::default(),
+    )?);
+    let clients = Clients {
+        poller: Arc::new(DevicePoller::spawn(
+            Arc::clone(&packet),
+            String::new(),
+            Duration::from_secs(3600),
+        )),
+        packet,
+        route53: Route53::with_static_credentials(inert, "inert", "inert").await,
+        ssh: Ssh::default(),
+    };
+    let assets = AssetDir::create(&target.assets)?;
+    let plan = cluster::apply_plan(
+        &target.desired,
+        &history,
+        &assets,
+        &clients,
+        &RunSettings::default(),
+    )?;
+    print!("{}", plan.to_dot());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let target = target(global, &args.spec)?;
+    let sim = match args.sim.sim {
+        true => Some(SimSession::start(&target, &args.sim).await?),
+        false => None,
+    };
+    let (packet, route53) = connect(&target, sim.as_ref()).await?;
+    let settings = &target.desired.settings;
+    let devices = packet
+        .list_devices(&cluster_tag(settings.cluster_name.as_str()))
+        .await
+        .context("cannot list the cluster's devices")?;
+    let mut differences = Vec::new();
+    println!(
+        "NODE                                      DEVICE                                STATE         PUBLIC IPV4      PRIVATE IPV4"
+    );
+    for node in &target.desired.nodes {
+        let tag = steps::packet::node_tag(&node.hostname);
+        let mine: Vec<_> = devices.iter().filter(|d| d.has_tag(&tag)).collect();
+        match mine.as_slice() {
+            [] => {
+                println!("{:<41} {:<37} {:<13}", node.hostname, "-", "missing");
+                differences.push(format!("{} has no device", node.hostname));
+            }
+            [device, rest @ ..] => {
+                println!(
+                    "{:<41} {:<37} {:<13} {:<16} {}",
+                    node.hostname,
+                    device.id,
+                    device.state.to_string(),
+                    device
+                        .public_ipv4()
+                        .map(|ip| ip.to_string())
+                        .unwrap_or("-".into()),
+                    device
+                        .private_ipv4()
+                        .map(|ip| ip.to_string())
+                        .unwrap_or("-".into()),
+                );
+                if !rest.is_empty() {
+                    differences.push(format!("{} has {} devices", node.hostname, mine.len()));
+                }
+                if device.plan_slug().is_some_and(|p| p != node.plan.as_str()) {
+                    differences.push(format!(
+                        "{} is a {} (the spec says {})",
+                        node.hostname,
+                        device.plan_slug().unwrap_or_default(),
+                        node.plan
+                    ));
+                }
+            }
+        }
+    }
+    for device in &devices {
+        if !target
+            .desired
+            .nodes
+            .iter()
+            .any(|n| device.has_tag(&steps::packet::node_tag(&n.hostname)))
+        {
+            differences.push(format!(
+                "device {} ({}) is tagged with the cluster but no node of the spec",
+                device.id, device.hostname
+            ));
+        }
+    }
+    println!("\nRECORD                                              VALUES");
+    for record in &target.desired.dns_records {
+        let current = route53
+            .a_record(record.zone_id.as_str(), &record.name)
+            .await
+            .with_context(|| format!("cannot read record {}", record.name))?;
+        match current {
+            Some(r) => println!(
+                "{:<51} {}",
+                record.name,
+                r.values
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => {
+                println!("{:<51} missing", record.name);
+                differences.push(format!("record {} is missing", record.name));
+            }
+        }
+    }
+    if let Some(sim) = sim {
+        sim.handle.shutdown().await?;
+    }
+    if differences.is_empty() {
+        println!("\nThe cluster matches the spec.");
+    } else {
+        println!("\nDifferences from the spec:");
+        for d in &differences {
+            println!("  {d}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

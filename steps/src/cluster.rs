@@ -1,0 +1,703 @@
+//! The provisioning DAG of a cluster: from the desired cluster and what the journal knows, the
+//! engine plans of `loko run` and `loko destroy`, and the `loko plan` summary.
+//!
+//! ```text
+//! assets/pki ─┬─ assets/kubeconfigs ── ignition/<node> ── device/<node> ─┬─ dns ──────────────┐
+//!             │                                                          ├─ etcd-secrets/<c> ─┤
+//!             └─ assets/manifests ───────────────────────────────────────┴────────── bootkube ─┴─ ready
+//! delete-device/<node>   (nodes the journal knows that the spec no longer has)
+//! ```
+//!
+//! Step ids are stable (`device/<hostname>`), so a rerun or resume of the same spec finds every
+//! step's recorded result. A node that leaves the spec gets a `delete-device/<hostname>` step;
+//! it and the node's `device/` step invalidate each other, so a node can come and go repeatedly.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use engine::{Plan, PlanError, ResourceClass, RetryPolicy, StepContext, StepDef, StepError};
+use journal::{ClusterState, Digest, Outputs, RunKind, StepId};
+use serde::Serialize;
+use specs::{DesiredCluster, DesiredNode, HardwareReservation, OsImage, RecordTarget};
+
+use crate::assets::{self, AssetDir};
+use crate::bootstrap::{BootkubeStep, EtcdSecretsStep, NodeAccess};
+use crate::dns::{DnsDeleteStep, DnsStep, RecordSource, Route53};
+use crate::ignition;
+use crate::packet::{
+    DeleteDeviceStep, DeviceOs, DevicePoller, DeviceSettings, DeviceSpec, DeviceStep, Location,
+    PacketClient, cluster_tag, node_tag,
+};
+use crate::readiness::ReadinessStep;
+use crate::ssh::Ssh;
+
+/// Calls to the Packet API.
+pub const PACKET_API: ResourceClass = ResourceClass("packet-api");
+/// Calls to Route53.
+pub const DNS: ResourceClass = ResourceClass("dns");
+/// SSH sessions to the nodes.
+pub const SSH: ResourceClass = ResourceClass("ssh");
+
+/// The clients every remote step uses.
+#[derive(Clone)]
+pub struct Clients {
+    pub packet: Arc<PacketClient>,
+    /// The one poller serving every waiting device step.
+    pub poller: Arc<DevicePoller>,
+    pub route53: Route53,
+    pub ssh: Ssh,
+}
+
+/// Waits, deadlines, ports and access; the simulator's demo shrinks the waits with its time
+/// scale.
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    pub device: DeviceSettings,
+    pub dns_poll: Duration,
+    pub dns_deadline: Duration,
+    pub ssh_port: u16,
+    pub ssh_user: String,
+    pub api_port: u16,
+    pub ready_poll: Duration,
+    pub ready_deadline: Duration,
+    /// Overwrite DNS records that hold values loko did not set (`--take-over-dns`).
+    pub take_over_dns: bool,
+    /// Keys the nodes admit besides the spec's `ssh_keys` (the demo's throwaway key). Not part
+    /// of the desired cluster, so the spec and its journal stay as the user wrote them.
+    pub extra_authorized_keys: Vec<specs::SshPublicKey>,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            device: DeviceSettings::default(),
+            dns_poll: Duration::from_secs(5),
+            dns_deadline: Duration::from_secs(10 * 60),
+            ssh_port: 22,
+            ssh_user: "core".into(),
+            api_port: 6443,
+            ready_poll: Duration::from_secs(5),
+            ready_deadline: Duration::from_secs(30 * 60),
+            take_over_dns: false,
+            extra_authorized_keys: Vec::new(),
+        }
+    }
+}
+
+/// What the journal knows of the cluster, for change classification and deletions.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// The desired cluster of the latest `loko run` since the last destroy, finished or not.
+    pub previous: Option<DesiredCluster>,
+    /// Every node any run since the last destroy planned a device for: such a node may have a
+    /// device, so one that leaves the spec is deleted.
+    pub known_nodes: BTreeSet<String>,
+    /// Steps with a recorded success (the journal's ledger).
+    pub recorded: BTreeSet<StepId>,
+}
+
+/// The journal holds a desired cluster that this loko cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("run {run} recorded a desired cluster this loko cannot read: {reason}")]
+pub struct HistoryError {
+    pub run: journal::RunId,
+    pub reason: String,
+}
+
+impl History {
+    /// Reads the journal's folded state.
+    pub fn read(state: &ClusterState) -> Result<History, HistoryError> {
+        let mut history = History {
+            recorded: state.ledger.keys().cloned().collect(),
+            ..History::default()
+        };
+        for (id, run) in &state.runs {
+            match run.kind {
+                RunKind::Destroy => {
+                    history.previous = None;
+                    history.known_nodes.clear();
+                }
+                RunKind::Apply => {
+                    let desired: DesiredCluster = serde_json::from_value(run.spec.clone())
+                        .map_err(|e| HistoryError {
+                            run: *id,
+                            reason: e.to_string(),
+                        })?;
+                    history.known_nodes.extend(
+                        run.plan
+                            .iter()
+                            .filter_map(|s| s.as_str().strip_prefix(DEVICE))
+                            .map(str::to_owned),
+                    );
+                    history.previous = Some(desired);
+                }
+            }
+        }
+        Ok(history)
+    }
+}
+
+const DEVICE: &str = "device/";
+
+/// Step ids, in one place so that the plan, `loko plan` and `loko status` agree.
+pub mod ids {
+    use journal::StepId;
+
+    fn id(text: String) -> StepId {
+        // Hostnames are validated by the spec (letters, digits, dashes), so ids are valid.
+        StepId::new(text).unwrap_or_else(|e| unreachable!("{e}"))
+    }
+    pub fn pki() -> StepId {
+        id("assets/pki".into())
+    }
+    pub fn kubeconfigs() -> StepId {
+        id("assets/kubeconfigs".into())
+    }
+    pub fn manifests() -> StepId {
+        id("assets/manifests".into())
+    }
+    pub fn ignition(host: &str) -> StepId {
+        id(format!("ignition/{host}"))
+    }
+    pub fn device(host: &str) -> StepId {
+        id(format!("{}{host}", super::DEVICE))
+    }
+    pub fn delete_device(host: &str) -> StepId {
+        id(format!("delete-device/{host}"))
+    }
+    pub fn dns() -> StepId {
+        id("dns".into())
+    }
+    pub fn etcd_secrets(host: &str) -> StepId {
+        id(format!("etcd-secrets/{host}"))
+    }
+    pub fn bootkube() -> StepId {
+        id("bootkube".into())
+    }
+    pub fn ready() -> StepId {
+        id("ready".into())
+    }
+    pub fn destroy_devices() -> StepId {
+        id("destroy/devices".into())
+    }
+    pub fn destroy_dns() -> StepId {
+        id("destroy/dns".into())
+    }
+}
+
+/// What `loko run` would do to the cluster's resources, counted as Terraform counts them (a
+/// replacement is one add and one destroy).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Changes {
+    /// Nodes whose device does not exist yet.
+    pub create: Vec<String>,
+    /// Nodes whose device is deleted and created again (their pool's type changed).
+    pub replace: Vec<String>,
+    /// Nodes whose device is deleted (their pool shrank).
+    pub delete: Vec<String>,
+    /// DNS records written for the first time.
+    pub records: Vec<String>,
+}
+
+impl Changes {
+    /// `(add, change, destroy)`.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.create.len() + self.replace.len() + self.records.len(),
+            0,
+            self.replace.len() + self.delete.len(),
+        )
+    }
+}
+
+impl std::fmt::Display for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (sign, what, names) in [
+            ("+", "create", &self.create),
+            ("-/+", "replace", &self.replace),
+            ("-", "delete", &self.delete),
+            ("+", "record", &self.records),
+        ] {
+            for name in names {
+                writeln!(f, "  {sign} {what} {name}")?;
+            }
+        }
+        let (add, change, destroy) = self.counts();
+        write!(
+            f,
+            "Plan: {add} to add, {change} to change, {destroy} to destroy."
+        )
+    }
+}
+
+/// The changes from what the journal knows to `desired`; refused changes are errors naming
+/// the spec fields.
+pub fn changes(
+    desired: &DesiredCluster,
+    history: &History,
+) -> Result<Changes, specs::RefusedChanges> {
+    let retyped: BTreeSet<String> = match &history.previous {
+        Some(previous) => specs::classify(previous, desired)?
+            .pools_retyped
+            .into_iter()
+            .flat_map(|r| r.nodes_deleted)
+            .collect(),
+        None => BTreeSet::new(),
+    };
+    let wanted: BTreeSet<&str> = desired.nodes.iter().map(|n| n.hostname.as_str()).collect();
+    let mut changes = Changes::default();
+    for node in &desired.nodes {
+        if retyped.contains(&node.hostname) {
+            changes.replace.push(node.hostname.clone());
+        } else if !history.recorded.contains(&ids::device(&node.hostname)) {
+            changes.create.push(node.hostname.clone());
+        }
+    }
+    changes.delete = history
+        .known_nodes
+        .iter()
+        .filter(|host| !wanted.contains(host.as_str()))
+        .filter(|host| !history.recorded.contains(&ids::delete_device(host)))
+        .cloned()
+        .collect();
+    if !history.recorded.contains(&ids::dns()) {
+        changes.records = desired.dns_records.iter().map(|r| r.name.clone()).collect();
+    }
+    Ok(changes)
+}
+
+/// Why a plan could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("cannot digest the inputs of a step: {0}")]
+    Inputs(String),
+    #[error("the desired cluster has no controller")]
+    NoController,
+}
+
+/// The digest of a step's own inputs.
+fn inputs<T: Serialize + ?Sized>(value: &T) -> Result<Digest, BuildError> {
+    Digest::of_json(value).map_err(|e| BuildError::Inputs(e.to_string()))
+}
+
+fn local_error(e: impl std::fmt::Display) -> StepError {
+    StepError::permanent(e)
+}
+
+/// The plan of `loko run`: bring the cluster to `desired`.
+pub fn apply_plan(
+    desired: &DesiredCluster,
+    history: &History,
+    assets: &AssetDir,
+    clients: &Clients,
+    timings: &RunSettings,
+) -> Result<Plan, BuildError> {
+    let settings = &desired.settings;
+    let cluster = settings.cluster_name.as_str().to_owned();
+    let mut steps = Vec::new();
+
+    // Assets: local, cheap, and their inputs are the cluster-wide settings.
+    let pki_inputs = assets::pki::PkiInputs::from_desired(desired);
+    {
+        let (dir, pki_inputs2) = (assets.clone(), pki_inputs.clone());
+        steps.push(StepDef::new(
+            ids::pki(),
+            inputs(&(&pki_inputs, renewal_epoch(&pki_inputs, SystemTime::now())))?,
+            move |ctx: StepContext| {
+                let (dir, pki_inputs) = (dir.clone(), pki_inputs2.clone());
+                async move {
+                    let report = assets::pki::ensure_pki(&dir, &pki_inputs, SystemTime::now())
+                        .map_err(local_error)?;
+                    for file in &report.files {
+                        if let assets::pki::FileStatus::Reissued { reason } = &file.status {
+                            ctx.progress(format!("reissued {}: {reason}", file.path));
+                        }
+                    }
+                    for warning in &report.warnings {
+                        tracing::warn!("{warning}");
+                        ctx.progress(warning.clone());
+                    }
+                    // Fingerprints only: dependents rerun exactly when a certificate changed
+                    // (a reissued etcd certificate is copied to the controllers again).
+                    let fingerprints: std::collections::BTreeMap<&str, &str> = report
+                        .files
+                        .iter()
+                        .map(|f| (f.path.as_str(), f.sha256.as_str()))
+                        .collect();
+                    Ok(Outputs::new().with("sha256", &fingerprints)?)
+                }
+            },
+        ));
+    }
+    {
+        let (dir, desired2) = (assets.clone(), desired.clone());
+        steps.push(
+            StepDef::new(ids::kubeconfigs(), inputs(settings)?, move |_ctx| {
+                let (dir, desired) = (dir.clone(), desired2.clone());
+                async move {
+                    assets::kubeconfig::write_kubeconfigs(&dir, &desired).map_err(local_error)?;
+                    let kubelet = assets::kubeconfig::kubelet_kubeconfig(&dir, &desired)
+                        .map_err(local_error)?;
+                    Ok(Outputs::new()
+                        .with("admin", "auth/kubeconfig")?
+                        .with("kubelet_sha256", Digest::of(kubelet.as_bytes()).as_str())?)
+                }
+            })
+            .after([ids::pki()]),
+        );
+    }
+    {
+        let (dir, desired2) = (assets.clone(), desired.clone());
+        steps.push(
+            StepDef::new(ids::manifests(), inputs(settings)?, move |_ctx| {
+                let (dir, desired) = (dir.clone(), desired2.clone());
+                async move {
+                    let report =
+                        assets::manifests::render_manifests(&dir, &desired).map_err(local_error)?;
+                    Ok(Outputs::new().with("files", &report)?)
+                }
+            })
+            .after([ids::pki()]),
+        );
+    }
+
+    // Nodes: Ignition, then the device.
+    for node in &desired.nodes {
+        steps.push(ignition_step(
+            desired,
+            node,
+            assets,
+            &timings.extra_authorized_keys,
+        )?);
+        steps.push(device_step(desired, node, assets, clients, timings)?);
+    }
+
+    // Nodes that left the spec.
+    for host in history
+        .known_nodes
+        .iter()
+        .filter(|host| desired.node(host).is_none())
+    {
+        let step = DeleteDeviceStep {
+            client: Arc::clone(&clients.packet),
+            tag: node_tag(host),
+            poll_interval: timings.device.poll_interval,
+            deadline: timings.device.provision_deadline,
+        };
+        let step = Arc::new(step);
+        steps.push(
+            StepDef::new(
+                ids::delete_device(host),
+                inputs(host.as_str())?,
+                move |ctx| {
+                    let step = Arc::clone(&step);
+                    async move { step.run(ctx).await }
+                },
+            )
+            .class(PACKET_API)
+            .invalidates([ids::device(host)]),
+        );
+    }
+
+    let controllers: Vec<&DesiredNode> = desired.controllers().collect();
+    steps.push(dns_step(desired, &controllers, clients, timings)?);
+
+    // Bootstrap over SSH.
+    let access = |node: &DesiredNode| NodeAccess {
+        hostname: node.hostname.clone(),
+        device_step: ids::device(&node.hostname),
+        host_key_step: ids::ignition(&node.hostname),
+        port: timings.ssh_port,
+        user: timings.ssh_user.clone(),
+    };
+    for node in &controllers {
+        let step = Arc::new(EtcdSecretsStep {
+            ssh: clients.ssh.clone(),
+            node: access(node),
+            asset_dir: assets.root().to_owned(),
+        });
+        steps.push(
+            StepDef::new(
+                ids::etcd_secrets(&node.hostname),
+                inputs(&node.hostname)?,
+                move |ctx| {
+                    let step = Arc::clone(&step);
+                    async move { step.run(ctx).await }
+                },
+            )
+            .after([
+                ids::pki(),
+                ids::device(&node.hostname),
+                ids::ignition(&node.hostname),
+            ])
+            .class(SSH)
+            .retry(ssh_retry()),
+        );
+    }
+    let first = controllers.first().ok_or(BuildError::NoController)?;
+    {
+        let step = Arc::new(BootkubeStep {
+            ssh: clients.ssh.clone(),
+            node: access(first),
+            asset_dir: assets.root().to_owned(),
+        });
+        let mut deps = vec![
+            ids::kubeconfigs(),
+            ids::manifests(),
+            ids::dns(),
+            ids::device(&first.hostname),
+            ids::ignition(&first.hostname),
+        ];
+        deps.extend(controllers.iter().map(|c| ids::etcd_secrets(&c.hostname)));
+        steps.push(
+            StepDef::new(ids::bootkube(), inputs(&first.hostname)?, move |ctx| {
+                let step = Arc::clone(&step);
+                async move { step.run(ctx).await }
+            })
+            .after(deps)
+            .class(SSH)
+            .retry(ssh_retry()),
+        );
+    }
+    {
+        let expected: Vec<String> = desired.nodes.iter().map(|n| n.hostname.clone()).collect();
+        let step = Arc::new(ReadinessStep {
+            api_name: format!("{cluster}.{}", settings.dns_zone.as_str()),
+            port: timings.api_port,
+            controllers: controllers
+                .iter()
+                .map(|c| (ids::device(&c.hostname), "public_ipv4"))
+                .collect(),
+            expected_nodes: expected.clone(),
+            asset_dir: assets.root().to_owned(),
+            poll_every: timings.ready_poll,
+            deadline: timings.ready_deadline,
+        });
+        let mut deps = vec![ids::bootkube()];
+        deps.extend(desired.nodes.iter().map(|n| ids::device(&n.hostname)));
+        steps.push(
+            StepDef::new(ids::ready(), inputs(&expected)?, move |ctx| {
+                let step = Arc::clone(&step);
+                async move { step.run(ctx).await }
+            })
+            .after(deps)
+            .retry(RetryPolicy::never()),
+        );
+    }
+    Ok(Plan::new(steps)?)
+}
+
+/// The PKI step's inputs change once per renewal window, so that a cluster that is run again now
+/// and then gets its certificates checked, and renewed before they expire (peer lesson:
+/// clusters whose certificates silently expired after a year).
+fn renewal_epoch(pki: &assets::pki::PkiInputs, now: SystemTime) -> u64 {
+    let validity = Duration::from_secs(u64::from(pki.validity_hours) * 3600);
+    let window = assets::pki::renewal_window(validity).as_secs().max(3600);
+    now.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() / window)
+        .unwrap_or_default()
+}
+
+/// SSH steps wait for sshd of a freshly booted node: many attempts, bounded by time.
+fn ssh_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 60,
+        max_interval: Duration::from_secs(15),
+        max_elapsed: Some(Duration::from_secs(30 * 60)),
+        ..RetryPolicy::default()
+    }
+}
+
+fn ignition_step(
+    desired: &DesiredCluster,
+    node: &DesiredNode,
+    assets: &AssetDir,
+    extra_keys: &[specs::SshPublicKey],
+) -> Result<StepDef, BuildError> {
+    let mut desired2 = desired.clone();
+    desired2
+        .settings
+        .ssh_keys
+        .extend(extra_keys.iter().cloned());
+    let (dir, node2) = (assets.clone(), node.clone());
+    Ok(StepDef::new(
+        ids::ignition(&node.hostname),
+        inputs(&(&desired2.settings, node, desired.dns_service_ip))?,
+        move |_ctx| {
+            let (dir, desired, node) = (dir.clone(), desired2.clone(), node2.clone());
+            async move {
+                let host_key =
+                    ignition::ensure_host_key(&dir, &node.hostname).map_err(local_error)?;
+                let kubelet =
+                    assets::kubeconfig::kubelet_kubeconfig(&dir, &desired).map_err(local_error)?;
+                let text =
+                    ignition::render(&desired, &node, &host_key, &kubelet).map_err(local_error)?;
+                let path = ignition::write(&dir, &node.hostname, &text).map_err(local_error)?;
+                Ok(Outputs::new()
+                    .with("ssh_host_key", host_key.public_line())?
+                    .with("userdata_path", path.display().to_string())?
+                    .with("ignition_sha256", ignition::digest(&text))?)
+            }
+        },
+    )
+    .after([ids::kubeconfigs()]))
+}
+
+fn device_step(
+    desired: &DesiredCluster,
+    node: &DesiredNode,
+    assets: &AssetDir,
+    clients: &Clients,
+    timings: &RunSettings,
+) -> Result<StepDef, BuildError> {
+    let os = match &node.os {
+        OsImage::Flatcar { channel, .. } => DeviceOs::Flatcar {
+            channel: channel.to_string(),
+        },
+        OsImage::Ipxe { script_url, .. } => DeviceOs::Ipxe {
+            url: script_url.clone(),
+        },
+    };
+    let reservation = match &node.reservation {
+        HardwareReservation::None => None,
+        other => other.api_value().map(str::to_owned),
+    };
+    let spec = DeviceSpec {
+        cluster: desired.settings.cluster_name.as_str().to_owned(),
+        hostname: node.hostname.clone(),
+        plan: node.plan.as_str().to_owned(),
+        location: Location::Facility(node.facility.as_str().to_owned()),
+        os,
+        reservation,
+        userdata_path: ignition::path(assets, &node.hostname),
+    };
+    // The Ignition is an input through the ignition step's outputs (its digest): a device is
+    // reconciled when it changes, and adopted as it is (Workers ignore later user_data).
+    let own = inputs(&(
+        &spec.hostname,
+        &spec.plan,
+        format!("{:?}", spec.location),
+        format!("{:?}", spec.os),
+        &spec.reservation,
+    ))?;
+    let step = Arc::new(DeviceStep {
+        client: Arc::clone(&clients.packet),
+        poller: Arc::clone(&clients.poller),
+        spec,
+        settings: timings.device.clone(),
+    });
+    Ok(StepDef::new(ids::device(&node.hostname), own, move |ctx| {
+        let step = Arc::clone(&step);
+        async move { step.run(ctx).await }
+    })
+    .after([ids::ignition(&node.hostname)])
+    .class(PACKET_API)
+    .invalidates([ids::delete_device(&node.hostname)]))
+}
+
+fn dns_step(
+    desired: &DesiredCluster,
+    controllers: &[&DesiredNode],
+    clients: &Clients,
+    timings: &RunSettings,
+) -> Result<StepDef, BuildError> {
+    let from = |node: &DesiredNode, key: &'static str| (ids::device(&node.hostname), key);
+    let records: Vec<RecordSource> = desired
+        .dns_records
+        .iter()
+        .map(|record| RecordSource {
+            name: record.name.clone(),
+            ttl: i64::from(record.ttl_seconds),
+            values_from: match record.target {
+                RecordTarget::ControllersPublicIpv4 => {
+                    controllers.iter().map(|c| from(c, "public_ipv4")).collect()
+                }
+                RecordTarget::ControllersPrivateIpv4 => controllers
+                    .iter()
+                    .map(|c| from(c, "private_ipv4"))
+                    .collect(),
+                RecordTarget::ControllerPrivateIpv4 { index } => controllers
+                    .get(index as usize)
+                    .map(|c| from(c, "private_ipv4"))
+                    .into_iter()
+                    .collect(),
+            },
+        })
+        .collect();
+    let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+    let own = inputs(&(&names, desired.settings.dns_zone_id.as_str()))?;
+    let step = Arc::new(DnsStep {
+        route53: clients.route53.clone(),
+        zone_id: desired.settings.dns_zone_id.as_str().to_owned(),
+        records,
+        take_over: timings.take_over_dns,
+        poll_every: timings.dns_poll,
+        in_sync_deadline: timings.dns_deadline,
+    });
+    Ok(StepDef::new(ids::dns(), own, move |ctx| {
+        let step = Arc::clone(&step);
+        async move { step.run(ctx).await }
+    })
+    .after(controllers.iter().map(|c| ids::device(&c.hostname)))
+    .class(DNS))
+}
+
+/// The plan of `loko destroy`: every device tagged with the cluster (also ones a crash left
+/// unrecorded) and the cluster's records. Every remote step's record is invalidated, so a later
+/// `loko run` builds the cluster again; the assets (CA, keys) stay.
+pub fn destroy_plan(
+    desired: &DesiredCluster,
+    history: &History,
+    clients: &Clients,
+    timings: &RunSettings,
+) -> Result<Plan, BuildError> {
+    let local = [ids::pki(), ids::kubeconfigs(), ids::manifests()];
+    let remote: Vec<StepId> = history
+        .recorded
+        .iter()
+        .filter(|s| !local.contains(s) && !s.as_str().starts_with("ignition/"))
+        .filter(|s| !s.as_str().starts_with("destroy/"))
+        .cloned()
+        .collect();
+    let cluster = desired.settings.cluster_name.as_str();
+    let devices = Arc::new(DeleteDeviceStep {
+        client: Arc::clone(&clients.packet),
+        tag: cluster_tag(cluster),
+        poll_interval: timings.device.poll_interval,
+        deadline: timings.device.provision_deadline,
+    });
+    let names: Vec<String> = desired.dns_records.iter().map(|r| r.name.clone()).collect();
+    let records = Arc::new(DnsDeleteStep {
+        route53: clients.route53.clone(),
+        zone_id: desired.settings.dns_zone_id.as_str().to_owned(),
+        names: names.clone(),
+        poll_every: timings.dns_poll,
+        in_sync_deadline: timings.dns_deadline,
+    });
+    // Each destroy runs again even when the last one succeeded: devices may have appeared since.
+    let nonce = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    Ok(Plan::new(vec![
+        StepDef::new(
+            ids::destroy_devices(),
+            inputs(&(cluster, nonce))?,
+            move |ctx| {
+                let step = Arc::clone(&devices);
+                async move { step.run(ctx).await }
+            },
+        )
+        .class(PACKET_API)
+        .invalidates(remote.clone()),
+        StepDef::new(ids::destroy_dns(), inputs(&(&names, nonce))?, move |ctx| {
+            let step = Arc::clone(&records);
+            async move { step.run(ctx).await }
+        })
+        .class(DNS)
+        .invalidates(remote),
+    ])?)
+}

@@ -1,0 +1,222 @@
+//! Each node's Ignition: accepted by Debian's `ignition-validate` (a peer nobody here wrote),
+//! read by the simulator's nodes as a Flatcar node would, and deterministic.
+
+use std::path::Path;
+use std::process::Command;
+
+use sim::nodes::ignition::NodeIgnition;
+use specs::{DesiredCluster, Role};
+use steps::assets::AssetDir;
+use steps::ignition::{self, HostKey};
+
+const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters: []\n";
+
+fn example(name: &str) -> DesiredCluster {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
+    specs::load(&path).unwrap().desired()
+}
+
+fn render_all(cluster: &DesiredCluster, dir: &AssetDir) -> Vec<(String, HostKey, String)> {
+    cluster
+        .nodes
+        .iter()
+        .map(|node| {
+            let key = ignition::ensure_host_key(dir, &node.hostname).unwrap();
+            let text = ignition::render(cluster, node, &key, KUBECONFIG).unwrap();
+            (node.hostname.clone(), key, text)
+        })
+        .collect()
+}
+
+#[test]
+fn ignition_validate_accepts_every_node_of_every_example() {
+    for name in ["tutorial.yaml", "hybrid.yaml", "flannel.yaml"] {
+        let cluster = example(name);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = AssetDir::create(tmp.path()).unwrap();
+        for (host, _, text) in render_all(&cluster, &dir) {
+            let path = ignition::write(&dir, &host, &text).unwrap();
+            let out = Command::new("ignition-validate")
+                .arg(&path)
+                .output()
+                .expect(
+                    "ignition-validate must be installed (scripts/test installs Debian's ignition)",
+                );
+            let report = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "{name} {host}: {report}");
+            assert!(
+                report.trim().is_empty(),
+                "{name} {host}: warnings: {report}"
+            );
+            // The installed Ignition inside an iPXE installer is validated too.
+            let node = cluster.node(&host).unwrap();
+            if matches!(node.os, specs::OsImage::Ipxe { .. }) {
+                let parsed = NodeIgnition::parse(&text);
+                assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+                assert!(parsed.file("/etc/kubernetes/kubeconfig").is_some());
+            }
+        }
+    }
+}
+
+#[test]
+fn the_simulated_node_finds_keys_host_key_kubeconfig_and_labels() {
+    let cluster = example("tutorial.yaml");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = AssetDir::create(tmp.path()).unwrap();
+    for (host, key, text) in render_all(&cluster, &dir) {
+        let node = cluster.node(&host).unwrap();
+        let parsed = NodeIgnition::parse(&text);
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+        let wanted: Vec<String> = cluster
+            .settings
+            .ssh_keys
+            .iter()
+            .map(|k| k.as_str().to_owned())
+            .collect();
+        assert_eq!(parsed.authorized_keys, wanted);
+        assert_eq!(
+            parsed.host_key().unwrap().trim(),
+            key.private_openssh().trim()
+        );
+        assert_eq!(parsed.kubelet_kubeconfig().as_deref(), Some(KUBECONFIG));
+        let labels = parsed.node_labels();
+        match node.role {
+            Role::Controller => {
+                assert!(labels.contains_key("node-role.kubernetes.io/master"));
+                assert!(parsed.declares_unit("bootkube"));
+                assert!(parsed.declares_unit("etcd-member.service"));
+            }
+            Role::Worker => {
+                assert!(labels.contains_key("node-role.kubernetes.io/node"));
+                assert_eq!(
+                    labels.get("node.supernova.io/role").map(String::as_str),
+                    Some("backend")
+                );
+                assert!(!parsed.declares_unit("bootkube"));
+                assert!(parsed.declares_unit("delete-node.service"));
+            }
+        }
+    }
+}
+
+#[test]
+fn controllers_name_every_etcd_peer_and_arm64_says_so() {
+    let cluster = example("hybrid.yaml");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = AssetDir::create(tmp.path()).unwrap();
+    let count = cluster.settings.controller_count;
+    let name = cluster.settings.cluster_name.as_str();
+    let zone = cluster.settings.dns_zone.as_str();
+    for (host, _, text) in render_all(&cluster, &dir) {
+        let node = cluster.node(&host).unwrap();
+        let parsed = NodeIgnition::parse(&text);
+        let etcd = parsed
+            .units
+            .iter()
+            .find(|u| u.name == "etcd-member.service");
+        match node.role {
+            Role::Controller => {
+                let etcd = etcd.unwrap();
+                for j in 0..count {
+                    let peer = format!("etcd{j}=https://{name}-etcd{j}.{zone}:2380");
+                    assert!(etcd.text.contains(&peer), "{host}: no {peer}");
+                }
+                let me = format!("--name=etcd{} ", node.index);
+                assert!(etcd.text.contains(me.trim_end()), "{host}");
+            }
+            Role::Worker => assert!(etcd.is_none(), "{host}"),
+        }
+        let kubelet = &parsed
+            .units
+            .iter()
+            .find(|u| u.name == "kubelet.service")
+            .unwrap()
+            .text;
+        assert!(kubelet.contains(&format!("--cluster-dns={}", cluster.dns_service_ip)));
+        assert!(kubelet.contains(&format!(
+            "--cluster-domain={}",
+            cluster.settings.cluster_domain_suffix
+        )));
+        for taint in &node.taints {
+            assert!(kubelet.contains(&taint.to_string()), "{host}: {taint}");
+        }
+        if node.os.arch() == specs::OsArch::Arm64 && node.role == Role::Controller {
+            assert!(
+                parsed
+                    .units
+                    .iter()
+                    .any(|u| u.text.contains("ETCD_UNSUPPORTED_ARCH=arm64"))
+            );
+        }
+    }
+}
+
+#[test]
+fn raid_flags_become_the_raid_unit() {
+    let cluster = example("flannel.yaml");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = AssetDir::create(tmp.path()).unwrap();
+    for (host, _, text) in render_all(&cluster, &dir) {
+        let node = cluster.node(&host).unwrap();
+        let parsed = NodeIgnition::parse(&text);
+        let script = parsed
+            .file("/opt/persist-data-raid")
+            .map(|f| String::from_utf8_lossy(&f.contents).into_owned());
+        match node.raid {
+            specs::RaidSetup::None => assert!(script.is_none(), "{host}"),
+            specs::RaidSetup::AllDisks => {
+                let s = script.unwrap();
+                assert!(s.contains("/dev/md/node-local-storage") && s.contains("mkfs.ext4"));
+            }
+            specs::RaidSetup::Hdd => {
+                assert!(script.unwrap().contains("node-local-hdd-storage"));
+            }
+            specs::RaidSetup::Ssd { filesystem } => {
+                let s = script.unwrap();
+                assert!(s.contains("node-local-ssd-storage"));
+                assert_eq!(s.contains("mkfs.ext4"), filesystem, "{host}");
+            }
+        }
+    }
+}
+
+#[test]
+fn host_keys_are_kept_and_rendering_is_deterministic() {
+    let cluster = example("tutorial.yaml");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = AssetDir::create(tmp.path()).unwrap();
+    let first = render_all(&cluster, &dir);
+    let second = render_all(&cluster, &dir);
+    for ((host, key1, text1), (_, key2, text2)) in first.iter().zip(&second) {
+        assert_eq!(key1.public_line(), key2.public_line(), "{host}");
+        assert_eq!(text1, text2, "{host}");
+        assert!(
+            !format!("{key1:?}").contains("PRIVATE"),
+            "Debug shows no secret"
+        );
+    }
+    let hosts: std::collections::BTreeSet<&str> =
+        first.iter().map(|(_, k, _)| k.public_line()).collect();
+    assert_eq!(hosts.len(), first.len(), "a key per node");
+    use std::os::unix::fs::PermissionsExt as _;
+    let key_path = dir.path("ssh/supernova-controller-0/ssh_host_ed25519_key");
+    assert_eq!(
+        std::fs::metadata(key_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // A damaged host key is an error naming it, never silently replaced.
+    std::fs::write(
+        dir.path("ssh/supernova-controller-0/ssh_host_ed25519_key"),
+        "garbage",
+    )
+    .unwrap();
+    let err = ignition::ensure_host_key(&dir, "supernova-controller-0").unwrap_err();
+    assert!(err.to_string().contains("ssh_host_ed25519_key"), "{err}");
+}
