@@ -388,7 +388,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         &wiring.clients,
         &wiring.timings,
     )?;
-    let report = engine(journal, args.json)
+    let report = engine(Arc::clone(&journal), args.json)
         .run(
             &plan,
             request(RunKind::Apply, &target.desired)?,
@@ -397,6 +397,9 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         .await?;
     if let Some(sim) = sim {
         sim.handle.shutdown().await?;
+    }
+    if !args.json && matches!(report.outcome, Outcome::Succeeded | Outcome::UpToDate) {
+        print_nodes(&journal, &target.desired);
     }
     if report.outcome == Outcome::UpToDate && !args.json {
         println!("Nothing to do: the cluster matches the spec.");
@@ -413,6 +416,35 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(code)
+}
+
+/// The nodes as the journal recorded them: what a user looks for after a run.
+fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
+    let ledger = journal.with_state(|state| state.ledger.clone());
+    println!(
+        "\n{:<34} {:<10} {:<37} {:<15} PRIVATE IPV4",
+        "NODE", "ROLE", "DEVICE", "PUBLIC IPV4"
+    );
+    for node in &desired.nodes {
+        let outputs = ledger.get(&cluster::ids::device(&node.hostname));
+        let field = |key: &str| {
+            outputs
+                .and_then(|r| r.outputs.get::<String>(key).ok())
+                .unwrap_or_else(|| "-".into())
+        };
+        let role = match node.role {
+            specs::Role::Controller => "controller",
+            specs::Role::Worker => "worker",
+        };
+        println!(
+            "{:<34} {:<10} {:<37} {:<15} {}",
+            node.hostname,
+            role,
+            field("device_id"),
+            field("public_ipv4"),
+            field("private_ipv4")
+        );
+    }
 }
 
 pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {

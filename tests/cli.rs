@@ -377,3 +377,98 @@ fn sim_prints_its_endpoints_and_serves_until_stopped() {
     drop(again);
     assert!(found, "the restarted simulator kept project {project}");
 }
+
+/// The README's demo, and every command on its cluster: run (then nothing to do), status,
+/// graph, plan, destroy with `--json` lines. All against the in-process simulator.
+#[test]
+fn the_demo_runs_end_to_end_and_every_command_works_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("tutorial.yaml");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tutorial.yaml"),
+        &spec,
+    )
+    .unwrap();
+    let spec = spec.to_str().unwrap();
+
+    let out = loko(&["run", spec, "--sim"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("Plan: 6 to add, 0 to change, 0 to destroy."),
+        "{stdout}"
+    );
+    for node in [
+        "supernova-controller-0",
+        "supernova-helium-worker-0",
+        "supernova-helium-worker-1",
+    ] {
+        assert!(stdout.contains(node), "{stdout}");
+    }
+    assert!(stdout.contains("export KUBECONFIG="), "{stdout}");
+    let kubeconfig = dir.path().join("assets/supernova/auth/kubeconfig");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let out = loko(&["run", spec, "--sim"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("Nothing to do"));
+
+    let out = loko(&["status", spec, "--sim"]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).contains("The cluster matches the spec."),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = loko(&["graph", spec]);
+    let dot = text(&out.stdout);
+    assert!(
+        dot.starts_with("digraph") && dot.contains("\"bootkube\""),
+        "{dot}"
+    );
+
+    let out = loko(&["plan", spec, "--json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["create"], serde_json::json!([]));
+
+    // Not on a terminal: destroy needs --yes.
+    let out = loko(&["destroy", spec, "--sim"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = loko(&["destroy", spec, "--sim", "--yes", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = text(&out.stdout);
+    assert!(!lines.trim().is_empty());
+    for line in lines.lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert!(event["event"].is_string(), "{line}");
+    }
+    let out = loko(&["status", spec, "--sim"]);
+    assert!(
+        text(&out.stdout).contains("has no device"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // The journal holds no secret: no PEM block, no private key.
+    let journal = loko(&[
+        "journal",
+        "--json",
+        "--state-dir",
+        dir.path().join("assets/supernova/.loko").to_str().unwrap(),
+    ]);
+    let audit = text(&journal.stdout);
+    assert!(
+        audit.contains("apply") && audit.contains("destroy"),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains("PRIVATE KEY") && !audit.contains("BEGIN"),
+        "{audit}"
+    );
+}

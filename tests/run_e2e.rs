@@ -15,7 +15,8 @@ struct World {
     _dir: tempfile::TempDir,
     root: PathBuf,
     sim: sim::SimHandle,
-    moto: Moto,
+    /// moto's Route53, or `None` for the simulator's (whose changes stay PENDING a while).
+    moto: Option<Moto>,
     zone_id: String,
     agent: SshAgent,
     public_key: String,
@@ -25,7 +26,9 @@ struct World {
 
 const PROJECT: &str = "93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2c";
 
-async fn world() -> World {
+/// The simulator (at `time_scale`) with OpenSSH nodes, an agent holding the spec's key, and
+/// moto's Route53 or the simulator's.
+async fn world(time_scale: f64, with_moto: bool) -> World {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
     let ssh_port = free_port();
@@ -39,13 +42,20 @@ async fn world() -> World {
     .expect("the OpenSSH backend needs /usr/sbin/sshd (scripts/test installs openssh-server)");
     let ssh_user = nodes.ssh_login_user();
     let mut config = sim::SimConfig::new(root.join("nodes"));
-    config.time_scale = 0.002;
+    config.time_scale = time_scale;
     config.project_id = Some(PROJECT.parse().unwrap());
     config.ssh_port = ssh_port;
+    config.hosted_zone = "packet.example.com".into();
+    config.hosted_zone_id = Some("ZLOKOE2E".into());
     config.nodes = Arc::new(nodes);
     let sim = sim::start(config).await.unwrap();
-    let moto = Moto::start();
-    let zone_id = moto.create_zone("packet.example.com");
+    let (moto, zone_id) = if with_moto {
+        let moto = Moto::start();
+        let zone = moto.create_zone("packet.example.com");
+        (Some(moto), zone)
+    } else {
+        (None, "ZLOKOE2E".to_owned())
+    };
     let public_key = ssh_keygen(&root.join("id_ed25519"));
     let agent = SshAgent::start(&root);
     agent.add(&root.join("id_ed25519"));
@@ -88,7 +98,10 @@ worker_pools:
                 zone = self.zone_id,
                 key = self.public_key,
                 packet = self.sim.packet_url(),
-                route53 = self.moto.url,
+                route53 = self
+                    .moto
+                    .as_ref()
+                    .map_or(self.sim.route53_url(), |m| m.url.clone()),
             ),
         )
         .unwrap();
@@ -96,21 +109,7 @@ worker_pools:
     }
 
     fn loko(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_loko"));
-        command.args(args);
-        if args[0] == "run" {
-            command
-                .args(["--ssh-port", &self.ssh_port.to_string()])
-                .args(["--ssh-user", &self.ssh_user]);
-        }
-        let output = command
-            .env("PACKET_AUTH_TOKEN", self.sim.token())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("SSH_AUTH_SOCK", &self.agent.socket)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
+        let output = self.command(args).output().unwrap();
         eprintln!(
             "loko {args:?} exited {:?}\n--- stdout\n{}\n--- stderr\n{}",
             output.status.code(),
@@ -118,6 +117,48 @@ worker_pools:
             String::from_utf8_lossy(&output.stderr)
         );
         output
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_loko"));
+        command.args(args);
+        if args[0] == "run" {
+            command
+                .args(["--ssh-port", &self.ssh_port.to_string()])
+                .args(["--ssh-user", &self.ssh_user]);
+        }
+        command
+            .env("PACKET_AUTH_TOKEN", self.sim.token())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("SSH_AUTH_SOCK", &self.agent.socket)
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    /// Starts `loko run` and SIGKILLs it as soon as `moment` holds of the simulator's state.
+    async fn kill_run_when(&self, spec: &str, what: &str, moment: impl Fn(&sim::SimState) -> bool) {
+        let mut child = loko_tests::Killed(
+            self.command(&["run", spec])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if moment(&self.sim.state()) {
+                child.0.kill().unwrap();
+                child.0.wait().unwrap();
+                eprintln!("killed loko {what}");
+                return;
+            }
+            if let Some(status) = child.0.try_wait().unwrap() {
+                panic!("loko exited {status} before {what}");
+            }
+            assert!(std::time::Instant::now() < deadline, "never {what}");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     /// Live devices by hostname, with how many devices each hostname ever had.
@@ -158,7 +199,7 @@ fn plans(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_change_and_destroy_a_cluster_over_the_wire() {
-    let w = world().await;
+    let w = world(0.002, true).await;
     let spec = w.spec(&pool("helium", 2, "t1.small.x86"));
     let spec_arg = spec.to_str().unwrap();
 
@@ -292,4 +333,52 @@ fn kubectl_lists_nodes(w: &World, assets: &Path, expected: usize) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(text.lines().count(), expected, "{text}");
+}
+
+/// SIGKILL in the middle of device creation, while the DNS change is PENDING, and right after
+/// bootkube was started: each resumed run goes on, and the end is one device per node and one
+/// bootkube start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_runs_resume_without_duplicates() {
+    let w = world(0.01, false).await;
+    let spec = w.spec(&pool("helium", 2, "t1.small.x86"));
+    let spec = spec.to_str().unwrap();
+
+    w.kill_run_when(spec, "while devices are being created", |s| {
+        !s.devices.is_empty() && s.devices.iter().any(|d| d.state != "active")
+    })
+    .await;
+    w.kill_run_when(spec, "while the DNS change is pending", |s| {
+        s.hosted_zones.iter().any(|z| {
+            z.record_sets
+                .iter()
+                .any(|r| r.name.starts_with("supernova-etcd0"))
+        })
+    })
+    .await;
+    w.kill_run_when(spec, "after bootkube was started", |s| {
+        s.bootkube_starts.values().sum::<u32>() > 0
+    })
+    .await;
+    let out = w.loko(&["run", spec]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("resuming run"), "{}", stdout(&out));
+
+    let (live, ever) = w.devices();
+    assert_eq!(live.len(), 3, "{live:?}");
+    assert!(
+        ever.values().all(|n| *n == 1),
+        "a device was created twice: {ever:?}"
+    );
+    assert_bootkube_started_once(&w);
+    let journal = w.loko(&[
+        "journal",
+        "--state-dir",
+        w.root.join("assets/.loko").to_str().unwrap(),
+    ]);
+    assert!(
+        stdout(&journal).contains("succeeded"),
+        "{}",
+        stdout(&journal)
+    );
 }

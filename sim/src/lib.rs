@@ -420,7 +420,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
                 config.project_id.unwrap_or_else(packet::model::new_id),
                 config.token.clone().unwrap_or_else(Token::generate),
             ),
-            PacketCloud::default(),
+            PacketCloud::fresh(),
             Route53::default(),
             Stats::default(),
         ),

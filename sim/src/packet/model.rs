@@ -283,6 +283,18 @@ impl Reservation {
 }
 
 impl PacketCloud {
+    /// A new, empty cloud whose public addresses start at a random block of 127.10.0.0 and
+    /// up, so that simulators running side by side (parallel tests, a demo beside a test) do
+    /// not hand out the same loopback address, whose port 6443 and 22 their nodes would both
+    /// bind.
+    pub(crate) fn fresh() -> PacketCloud {
+        let blocks = (PUBLIC_END - PUBLIC_BASE) / 2;
+        PacketCloud {
+            next_public_block: rand::random_range(0..blocks / 2),
+            ..PacketCloud::default()
+        }
+    }
+
     /// Adds a project unless one with this id exists.
     pub(crate) fn ensure_project(&mut self, id: Uuid, name: &str, now: DateTime<Utc>) {
         let ordinal = u8::try_from(self.projects.len() % 128).unwrap_or(0);
