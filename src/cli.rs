@@ -80,9 +80,11 @@ pub struct SimOptions {
     /// so a resumed demo sees the same cloud); needs no token, agent or network.
     #[arg(long)]
     pub sim: bool,
-    /// With --sim: real seconds per simulated second.
-    #[arg(long, default_value_t = 0.01, requires = "sim")]
-    pub time_scale: f64,
+    /// Real seconds per simulated second: with --sim, the simulator's pace (default 0.01);
+    /// without, shrinks loko's own polls and deadlines to match a simulator started with
+    /// `loko sim --time-scale` (default 1, real time).
+    #[arg(long, value_name = "SCALE")]
+    pub time_scale: Option<f64>,
     /// With --sim: a fault plan for the simulator (see sim/faults.example.yaml).
     #[arg(long, value_name = "FILE", requires = "sim")]
     pub sim_faults: Option<PathBuf>,

@@ -25,6 +25,9 @@ use crate::spec_cmd::load_spec;
 /// The port of the demo's nodes' SSH servers (each on its own 127.x.y.z address).
 const SIM_SSH_PORT: u16 = 2222;
 
+/// The demo's pace: a five-minute provisioning takes three seconds.
+const DEMO_TIME_SCALE: f64 = 0.01;
+
 /// Exit code of an interrupted run.
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -114,7 +117,8 @@ impl SimSession {
         .with_context(|| format!("cannot prepare the nodes' roots in {}", node_root.display()))?;
         let settings = &target.desired.settings;
         let mut config = sim::SimConfig::new(node_root);
-        config.time_scale = options.time_scale;
+        let time_scale = options.time_scale.unwrap_or(DEMO_TIME_SCALE);
+        config.time_scale = time_scale;
         config.state_file = Some(dir.join("state.json"));
         config.project_id = Some(
             settings
@@ -137,7 +141,7 @@ impl SimSession {
         Ok(SimSession {
             handle,
             agent,
-            time_scale: options.time_scale,
+            time_scale,
         })
     }
 }
@@ -193,9 +197,18 @@ async fn connect(
 async fn wire(
     target: &Target,
     sim: Option<&SimSession>,
-    login: Login,
+    login: Option<Login>,
+    time_scale: Option<f64>,
     take_over_dns: bool,
 ) -> anyhow::Result<Wiring> {
+    if let Some(scale) = time_scale.filter(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(UserError {
+            message: format!("--time-scale {scale} is not a positive number"),
+            code: EXIT_USAGE,
+            hint: None,
+        }
+        .into());
+    }
     let (agent, timings, extra_keys) = match sim {
         Some(sim) => {
             let key = SshPublicKey::parse(&sim.agent.public_line)
@@ -206,18 +219,22 @@ async fn wire(
                 vec![key],
             )
         }
-        None => (
-            None,
-            RunSettings {
-                ssh_port: login.port,
-                ssh_user: login.user,
-                ..RunSettings::default()
-            },
-            Vec::new(),
-        ),
+        None => {
+            let mut settings = match time_scale {
+                Some(scale) => scaled_timings(scale, 22),
+                None => RunSettings::default(),
+            };
+            if let Some(login) = &login {
+                settings.ssh_port = login.port;
+                settings.ssh_user = login.user.clone();
+            }
+            (None, settings, Vec::new())
+        }
     };
     // Before anything is created: a run that cannot log into its nodes must not start.
-    check_agent(agent.as_deref(), &target.desired, &extra_keys)?;
+    if login.is_some() {
+        check_agent(agent.as_deref(), &target.desired, &extra_keys)?;
+    }
     let (packet, route53) = connect(target, sim).await?;
     let packet = Arc::new(packet);
     let poller = Arc::new(DevicePoller::spawn(
@@ -253,7 +270,7 @@ fn scaled_timings(scale: f64, ssh_port: u16) -> RunSettings {
     let base = RunSettings::default();
     let mut device = base.device.clone();
     device.poll_interval = scaled(device.poll_interval, 50);
-    device.provision_deadline = scaled(device.provision_deadline, 30_000);
+    device.provision_deadline = scaled(device.provision_deadline, 5_000);
     RunSettings {
         device,
         dns_poll: scaled(base.dns_poll, 50),
@@ -368,11 +385,18 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         true => Some(SimSession::start(&target, &args.sim).await?),
         false => None,
     };
-    let login = Login {
+    let login = Some(Login {
         port: args.ssh_port,
         user: args.ssh_user.clone(),
-    };
-    let wiring = wire(&target, sim.as_ref(), login, args.take_over_dns).await?;
+    });
+    let wiring = wire(
+        &target,
+        sim.as_ref(),
+        login,
+        args.sim.time_scale,
+        args.take_over_dns,
+    )
+    .await?;
     if !args.json {
         println!("{changes}");
     }
@@ -405,7 +429,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         println!("Nothing to do: the cluster matches the spec.");
     }
     let code = outcome_code(&report.outcome, "the run")?;
-    if !args.json {
+    if !args.json && report.outcome != Outcome::Interrupted {
         let settings = &target.desired.settings;
         println!(
             "\nCluster {} is ready: https://{}.{}:6443\nexport KUBECONFIG={}",
@@ -473,11 +497,8 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         true => Some(SimSession::start(&target, &args.sim).await?),
         false => None,
     };
-    let login = Login {
-        port: 22,
-        user: "core".into(),
-    };
-    let wiring = wire(&target, sim.as_ref(), login, false).await?;
+    // Destroying logs into no node: no agent needed.
+    let wiring = wire(&target, sim.as_ref(), None, args.sim.time_scale, false).await?;
     let plan = cluster::destroy_plan(&target.desired, &history, &wiring.clients, &wiring.timings)?;
     let report = engine(journal, args.json)
         .run(
@@ -490,7 +511,7 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         sim.handle.shutdown().await?;
     }
     let code = outcome_code(&report.outcome, "destroy")?;
-    if !args.json {
+    if !args.json && report.outcome != Outcome::Interrupted {
         println!(
             "Cluster {} destroyed: its devices and DNS records are gone; {} keeps its CA and keys.",
             target.desired.settings.cluster_name,

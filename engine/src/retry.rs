@@ -11,7 +11,9 @@ use backoff::backoff::Backoff as _;
 /// How a step is retried after a retryable error.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
-    /// Attempts in one run, the first included; 1 means no retry.
+    /// Attempts in one run, the first included; 1 means no retry. Attempts that failed with a
+    /// `Retry-After` ([`crate::StepError::retry_after`]) do not count: only `max_elapsed`
+    /// bounds how long a server may pace a step.
     pub max_attempts: u32,
     /// The first delay before jitter.
     pub initial: Duration,

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::observe::{Notice, NoticeKind, Observer, Silent};
 use crate::plan::Plan;
-use crate::step::{ResourceClass, StepContext, StepDef, StepError};
+use crate::step::{ClassSlot, ResourceClass, StepContext, StepDef, StepError};
 
 /// What a run is for: recorded in `RunStarted`, and compared to decide whether an unfinished
 /// run is continued (same spec digest) or a new run starts.
@@ -513,9 +513,10 @@ impl Attempts {
         let mut backoff = policy.backoff();
         let began = Instant::now();
         let mut attempt = self.first_attempt;
+        let mut counted = 0;
         loop {
             let permit = tokio::select! {
-                permit = self.semaphore.acquire() => permit,
+                permit = Arc::clone(&self.semaphore).acquire_owned() => permit,
                 () = self.cancel.cancelled() => {
                     return Ok(if attempt == self.first_attempt {
                         StepEnd::NotStarted
@@ -536,8 +537,9 @@ impl Attempts {
                 .await?;
             self.notice(NoticeKind::Started { attempt });
             let t0 = Instant::now();
-            let result = self.attempt(attempt).await;
-            drop(permit);
+            let slot = Arc::new(ClassSlot::holding(Arc::clone(&self.semaphore), permit.ok()));
+            let result = self.attempt(attempt, Arc::clone(&slot)).await;
+            slot.release();
             let duration = t0.elapsed();
             let duration_ms = duration.as_millis() as u64;
             let error = match result {
@@ -585,7 +587,12 @@ impl Attempts {
                 }
                 StepError::Retryable { after, .. } => after,
             };
-            let tries = attempt - self.first_attempt + 1;
+            // A Retry-After is the server pacing us, not the step failing: it does not use up
+            // max_attempts (a burst of 429s would), only max_elapsed.
+            if after.is_none() {
+                counted += 1;
+            }
+            let tries = counted;
             let out_of_time = policy.max_elapsed.is_some_and(|max| began.elapsed() >= max);
             if tries >= policy.max_attempts || out_of_time {
                 let why = if out_of_time {
@@ -615,8 +622,9 @@ impl Attempts {
     }
 
     /// One attempt, in its own task so that a panicking step fails itself, not the engine.
-    async fn attempt(&self, attempt: u32) -> Result<Outputs, StepError> {
+    async fn attempt(&self, attempt: u32, slot: Arc<ClassSlot>) -> Result<Outputs, StepError> {
         let ctx = StepContext {
+            slot,
             id: self.step.id.clone(),
             run: self.run,
             attempt,

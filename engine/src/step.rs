@@ -23,10 +23,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use journal::{Digest, Event, Intent, Journal, Outputs, RunId, StepId};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::observe::{Notice, NoticeKind, Observer};
@@ -187,9 +188,41 @@ impl StepDef {
     }
 }
 
+/// A step attempt's place in its resource class: held while it works, handed back while it
+/// only waits (see [`StepContext::idle`]).
+pub(crate) struct ClassSlot {
+    semaphore: Arc<Semaphore>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+impl ClassSlot {
+    pub(crate) fn holding(semaphore: Arc<Semaphore>, permit: Option<OwnedSemaphorePermit>) -> Self {
+        ClassSlot {
+            semaphore,
+            permit: Mutex::new(permit),
+        }
+    }
+
+    pub(crate) fn release(&self) {
+        drop(self.lock().take());
+    }
+
+    async fn reacquire(&self) {
+        // The engine never closes its semaphores; a closed one would only mean no limit.
+        let permit = Arc::clone(&self.semaphore).acquire_owned().await.ok();
+        *self.lock() = permit;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<OwnedSemaphorePermit>> {
+        // The guarded value is an Option that is only taken or set: a panic cannot corrupt it.
+        self.permit.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// What a step attempt can see and do.
 #[derive(Clone)]
 pub struct StepContext {
+    pub(crate) slot: Arc<ClassSlot>,
     pub(crate) id: StepId,
     pub(crate) run: RunId,
     pub(crate) attempt: u32,
@@ -256,6 +289,17 @@ impl StepContext {
     /// as its own.
     pub fn recorded_outputs(&self) -> Option<&Outputs> {
         self.recorded.as_deref()
+    }
+
+    /// Awaits `wait` without holding this step's place in its resource class, then takes a
+    /// place again. Wrap long waits in it (a device provisioning, a DNS change propagating) so
+    /// that a class limit bounds the calls in flight, not the things being waited for: with a
+    /// `packet-api` limit of 16, a thousand devices still provision at the same time.
+    pub async fn idle<F: Future>(&self, wait: F) -> F::Output {
+        self.slot.release();
+        let out = wait.await;
+        self.slot.reacquire().await;
+        out
     }
 
     /// True once the run is cancelled.

@@ -84,6 +84,37 @@ async fn a_flaky_step_is_retried_and_succeeds() {
     assert_eq!(state.ledger[&id("flaky")].attempt, 3);
 }
 
+/// Six answers of "retry after 10 ms" do not exhaust a budget of two attempts; a seventh error
+/// without Retry-After and an eighth do.
+#[tokio::test]
+async fn retry_after_answers_do_not_use_up_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let step = StepDef::new(id("paced"), Digest::of(b"x"), move |_ctx: StepContext| {
+        let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            match n {
+                1..=6 => Err(StepError::retry_after("429", Duration::from_millis(10))),
+                _ => Err(StepError::retryable("500")),
+            }
+        }
+    })
+    .retry(fast_retry(2));
+    let plan = Plan::new(vec![step]).unwrap();
+    let report = Engine::new(journal)
+        .run(&plan, request("s"), CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(
+        matches!(report.outcome, Outcome::Failed { .. }),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 8);
+}
+
 #[tokio::test]
 async fn a_permanent_failure_skips_only_its_dependents() {
     // a -> b -> c, a -> d -> e; b fails for good.
@@ -149,10 +180,7 @@ async fn retries_stop_at_max_attempts_and_the_next_run_resumes_the_failed_run() 
                 if ok {
                     Ok(Outputs::new())
                 } else {
-                    Err(StepError::retry_after(
-                        "429 Too Many Requests",
-                        Duration::from_millis(1),
-                    ))
+                    Err(StepError::retryable("503 Service Unavailable"))
                 }
             }
         })
@@ -356,6 +384,58 @@ async fn a_resource_class_limits_concurrency() {
     assert_eq!(report.outcome, Outcome::Succeeded);
     let peak = peak.load(Ordering::SeqCst);
     assert!((1..=3).contains(&peak), "peak concurrency {peak}");
+}
+
+/// Ten steps of a class limited to 2 all wait at one barrier of 10: only steps that hand back
+/// their place while they wait (`StepContext::idle`) can all get there; the work around the
+/// wait still respects the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_step_hands_back_its_place_in_its_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir);
+    let barrier = Arc::new(tokio::sync::Barrier::new(10));
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let class = ResourceClass("packet-api");
+    let steps = (0..10)
+        .map(|i| {
+            let (b, r, p) = (
+                Arc::clone(&barrier),
+                Arc::clone(&running),
+                Arc::clone(&peak),
+            );
+            StepDef::new(
+                id(&format!("device/{i}")),
+                Digest::of(b"x"),
+                move |ctx: StepContext| {
+                    let (b, r, p) = (Arc::clone(&b), Arc::clone(&r), Arc::clone(&p));
+                    async move {
+                        let work = || async {
+                            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                            p.fetch_max(now, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            r.fetch_sub(1, Ordering::SeqCst);
+                        };
+                        work().await;
+                        ctx.idle(b.wait()).await;
+                        work().await;
+                        Ok(Outputs::new())
+                    }
+                },
+            )
+            .class(class.clone())
+        })
+        .collect();
+    let plan = Plan::new(steps).unwrap();
+    let engine = Engine::new(journal).limit(class, 2);
+    let run = engine.run(&plan, request("s"), CancellationToken::new());
+    let report = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the steps never all reached the barrier: idle kept their places")
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    let peak = peak.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&peak), "peak concurrency {peak}");
 }
 
 #[tokio::test]

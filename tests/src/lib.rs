@@ -4,6 +4,8 @@
 //! A peer that is not installed is a test failure with a pointer to `scripts/test`, never a
 //! silent skip: CI installs them all.
 
+pub mod world;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -3,10 +3,10 @@
 //! Every attempt reconciles first: the device is looked up by its tag `loko:node=<hostname>`
 //! and adopted if it exists, so a crash between the POST and the journal's record of it never
 //! makes a second device (the `next-available` duplicates of the Terraform provider). The
-//! create intent is journaled before the POST. A device that ends `failed`, or that answers 403
-//! or 404 after a failed provisioning (Packet moves such devices to an internal project), is
-//! deleted and replaced, a bounded number of times, each replacement journaled; none is left
-//! behind. Waiting uses the cluster's shared [`DevicePoller`].
+//! create intent is journaled before the POST. A device that ends `failed`, that is not active
+//! by the provisioning deadline, or that answers 403 or 404 after a failed provisioning (Packet
+//! moves such devices to an internal project), is deleted and replaced, a bounded number of
+//! times, each replacement journaled; none is left behind. Waiting uses the cluster's shared [`DevicePoller`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,8 +64,8 @@ pub fn node_tag(hostname: &str) -> String {
 /// Limits of waiting and replacing.
 #[derive(Clone, Debug)]
 pub struct DeviceSettings {
-    /// How long a device may take from creation to `active` before the attempt gives up
-    /// (the device is kept; the next attempt adopts it and waits again).
+    /// How long a device may take to become `active` once loko waits for it; past it, the
+    /// device is deleted and replaced like a failed one.
     pub provision_deadline: Duration,
     /// How many failed devices one attempt replaces before failing for good.
     pub max_replacements: u32,
@@ -96,6 +96,8 @@ pub fn step_error(e: PacketError) -> StepError {
 enum Waited {
     Active(Device),
     Failed(Device),
+    /// Not active by the provisioning deadline.
+    Stuck(Device),
     Gone,
 }
 
@@ -115,7 +117,8 @@ impl DeviceStep {
         loop {
             let device = match self.find().await? {
                 Some(device) if device.state == DeviceState::Failed => {
-                    self.replace(&ctx, &device, &mut replaced).await?;
+                    self.replace(&ctx, &device, &mut replaced, "failed provisioning")
+                        .await?;
                     continue;
                 }
                 Some(device) if device.plan_slug().is_some_and(|p| p != self.spec.plan) => {
@@ -130,9 +133,25 @@ impl DeviceStep {
                 }
                 None => self.create(&ctx).await?,
             };
-            match self.wait_active(&ctx, &device).await? {
+            // Waiting holds no place among the packet-api steps: the shared poller makes one
+            // list call for all waiting devices, so a thousand can provision at once.
+            match ctx.idle(self.wait_active(&ctx, &device)).await? {
                 Waited::Active(device) => return outputs(&device, &replaced),
-                Waited::Failed(device) => self.replace(&ctx, &device, &mut replaced).await?,
+                Waited::Failed(device) => {
+                    self.replace(&ctx, &device, &mut replaced, "failed provisioning")
+                        .await?
+                }
+                // Hardware that has not come up in the deadline rarely does: as with a failed
+                // device, a bounded number of replacements, each journaled.
+                Waited::Stuck(device) => {
+                    self.replace(
+                        &ctx,
+                        &device,
+                        &mut replaced,
+                        "stuck past the provisioning deadline",
+                    )
+                    .await?
+                }
                 Waited::Gone => {
                     ctx.progress(format!(
                         "device {} of {hostname} is gone (403/404 after a failed provisioning); creating a replacement",
@@ -224,6 +243,7 @@ impl DeviceStep {
         ctx: &StepContext,
         device: &Device,
         replaced: &mut Vec<String>,
+        why: &str,
     ) -> Result<(), StepError> {
         note_replacement(
             replaced,
@@ -231,7 +251,7 @@ impl DeviceStep {
             self.settings.max_replacements,
             &self.spec.hostname,
         )?;
-        self.retire(ctx, device, "failed provisioning").await
+        self.retire(ctx, device, why).await
     }
 
     /// Deletes the node's current device, journaling why, and waits until Packet no longer
@@ -291,11 +311,14 @@ impl DeviceStep {
                     }
                 }
                 () = tokio::time::sleep_until(deadline.into()) => {
-                    return Err(StepError::retryable(format!(
-                        "device {} of {hostname} is still {last_state} after {}s; it is kept and the next attempt waits for it again",
+                    ctx.progress(format!(
+                        "device {} of {hostname} is still {last_state} after {}s, past its provisioning deadline",
                         device.id,
                         self.settings.provision_deadline.as_secs()
-                    )));
+                    ));
+                    let mut stuck = device.clone();
+                    stuck.state = last_state;
+                    return Ok(Waited::Stuck(stuck));
                 }
                 () = ctx.cancelled() => return Err(StepError::Interrupted),
             }

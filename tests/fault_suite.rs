@@ -1,0 +1,208 @@
+//! The fault suite: `loko run` against a simulator that misbehaves the way Packet, Route53 and
+//! the nodes did for users of the Terraform modules (`peer-lessons.md`). Each run either builds
+//! the right cluster, or stops with an error naming the object and then, once the fault is
+//! lifted, resumes to completion. Nothing duplicated, nothing orphaned, no secret printed.
+
+use std::process::Output;
+use std::time::Duration;
+
+use loko_tests::world::{World, WorldConfig, assert_no_secret, pool, stderr, stdout};
+use sim::{DeviceFate, DeviceFaults, FaultPlan, OperationFaults};
+
+const LOKO: &str = env!("CARGO_BIN_EXE_loko");
+const WORKERS: u32 = 6;
+
+fn hosts() -> Vec<String> {
+    let mut hosts = vec!["supernova-controller-0".to_owned()];
+    hosts.extend((0..WORKERS).map(|i| format!("supernova-helium-worker-{i}")));
+    hosts
+}
+
+/// A cluster of one controller and six workers, run once under `plan`.
+async fn run_under(plan: FaultPlan) -> (World, String, Output) {
+    let w = World::start(
+        LOKO,
+        WorldConfig {
+            time_scale: 0.002,
+            moto: false,
+            openssh: false,
+        },
+    )
+    .await;
+    w.sim.set_faults(plan).expect("a valid fault plan");
+    let spec = w.spec(&pool("helium", WORKERS, "t1.small.x86"));
+    let spec = spec.to_str().unwrap().to_owned();
+    let out = w.loko(&["run", &spec]);
+    (w, spec, out)
+}
+
+/// The run succeeded, or failed (exit 1) naming `culprit` and succeeds once the faults are
+/// lifted; either way the cluster is exactly the desired one. Returns all loko printed.
+fn completes(w: &World, spec: &str, first: Output, culprit: &str, replaced: &[&str]) -> String {
+    let mut printed = stdout(&first) + &stderr(&first);
+    if !first.status.success() {
+        assert_eq!(first.status.code(), Some(1), "a failed run exits 1");
+        let err = stderr(&first);
+        assert!(
+            err.contains(culprit),
+            "the error does not name {culprit}: {err}"
+        );
+        w.sim.set_faults(FaultPlan::default()).unwrap();
+        let out = w.loko(&["run", spec]);
+        assert!(
+            out.status.success(),
+            "the run after lifting the faults failed"
+        );
+        assert!(stdout(&out).contains("resuming run 1"), "{}", stdout(&out));
+        printed += &(stdout(&out) + &stderr(&out));
+    }
+    w.assert_cluster(&hosts(), replaced);
+    assert_eq!(w.bootkube_starts(), 1);
+    let journal = w.loko(&[
+        "journal",
+        "--json",
+        "--state-dir",
+        w.state_dir().to_str().unwrap(),
+    ]);
+    assert_no_secret("the journal", &stdout(&journal), w.sim.token());
+    assert_no_secret("loko's output", &printed, w.sim.token());
+    printed
+}
+
+fn every_operation(faults: OperationFaults) -> FaultPlan {
+    FaultPlan::seeded(7).operation("*", faults)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_percent_server_errors() {
+    let (w, spec, out) = run_under(every_operation(
+        OperationFaults::default().server_errors(0.1),
+    ))
+    .await;
+    let printed = completes(&w, &spec, out, "failed", &[]);
+    assert!(printed.contains("retrying"), "no error was met: {printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_429_with_retry_after() {
+    let plan = every_operation(
+        OperationFaults::default()
+            .rate_limited_burst(25, 1)
+            .rate_limited(0.05, 1),
+    );
+    let (w, spec, out) = run_under(plan).await;
+    completes(&w, &spec, out, "429", &[]);
+    assert!(w.sim.state().rate_limited_responses >= 25);
+}
+
+/// A create whose answer is lost (the device exists, the client got a 502) is the classic
+/// orphan maker; the retry must find the device by its tag, not create a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_create_responses_make_no_duplicate() {
+    let plan = FaultPlan::seeded(3).operation(
+        "packet.devices.create",
+        OperationFaults::default().lost_responses(0.5),
+    );
+    let (w, spec, out) = run_under(plan).await;
+    let printed = completes(&w, &spec, out, "device/", &[]);
+    assert!(
+        printed.contains("adopted device"),
+        "no create was lost: {printed}"
+    );
+    let creates = w.sim.state().requests["packet.devices.create"];
+    assert_eq!(creates, u64::from(WORKERS) + 1, "one create per node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_truncated_json() {
+    let plan = FaultPlan::seeded(11).operation(
+        "*",
+        OperationFaults::default()
+            .malformed_json(0.15)
+            .truncated_json(0.15),
+    );
+    let (w, spec, out) = run_under(plan).await;
+    let printed = completes(&w, &spec, out, "failed", &[]);
+    assert!(
+        printed.contains("retrying"),
+        "no broken body was met: {printed}"
+    );
+}
+
+/// Devices that end `failed`, and one that then answers 403 (moved out of the project, as
+/// Packet did), are replaced; the failed ones are deleted, none is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_and_forbidden_devices_are_replaced() {
+    let plan = FaultPlan::seeded(5)
+        .devices(DeviceFaults {
+            failed_share: 0.05,
+            ..DeviceFaults::default()
+        })
+        .device_fate("supernova-helium-worker-1", DeviceFate::Failed)
+        .device_fate("supernova-helium-worker-2", DeviceFate::FailedThenForbidden);
+    let (w, spec, out) = run_under(plan).await;
+    // Every device of the two forced hostnames fails: the step gives up after its bounded
+    // replacements and names the node; with the fault lifted, the next run finishes.
+    let all: Vec<String> = hosts();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    completes(&w, &spec, out, "supernova-helium-worker-", &all);
+    let ever = w.devices().ever;
+    assert!(ever["supernova-helium-worker-1"] >= 2, "{ever:?}");
+    assert!(ever["supernova-helium-worker-2"] >= 2, "{ever:?}");
+}
+
+/// A device that never leaves `provisioning` is replaced after the provisioning deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_stuck_provisioning_is_replaced() {
+    let plan = FaultPlan::seeded(9)
+        .device_fate("supernova-helium-worker-0", DeviceFate::StuckProvisioning);
+    let (w, spec, out) = run_under(plan).await;
+    let printed = completes(
+        &w,
+        &spec,
+        out,
+        "supernova-helium-worker-0",
+        &["supernova-helium-worker-0"],
+    );
+    assert!(
+        printed.contains("past its provisioning deadline"),
+        "{printed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_device_state_is_waited_on() {
+    let plan = FaultPlan::seeded(13).devices(DeviceFaults {
+        unknown_state_share: 1.0,
+        unknown_state: "post_provisioning".into(),
+        ..DeviceFaults::default()
+    });
+    let (w, spec, out) = run_under(plan).await;
+    assert!(
+        out.status.success(),
+        "an unknown state must not fail the run"
+    );
+    let printed = completes(&w, &spec, out, "", &[]);
+    assert!(printed.contains("post_provisioning"), "{printed}");
+}
+
+/// SSH refused for the first 300 simulated seconds of every node: the SSH steps retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_refused_while_nodes_boot() {
+    let plan = FaultPlan::seeded(17).ssh_refused_for(Duration::from_secs(300));
+    let (w, spec, out) = run_under(plan).await;
+    let printed = completes(&w, &spec, out, "etcd-secrets", &[]);
+    assert!(
+        printed.contains("retrying"),
+        "no SSH step met the refusal: {printed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_apiserver_is_waited_for() {
+    let plan = FaultPlan::seeded(19).apiserver_start_delay(Duration::from_secs(900));
+    let (w, spec, out) = run_under(plan).await;
+    assert!(out.status.success(), "a slow apiserver must be waited for");
+    let printed = completes(&w, &spec, out, "", &[]);
+    assert!(printed.contains("does not answer"), "{printed}");
+}
