@@ -71,6 +71,32 @@ pub enum Command {
         loko sim --listen 127.0.0.1:8080 --time-scale 0.01 --state /tmp/sim.json\n\n\
         It prints its endpoints and the token to use, and serves until Ctrl-C.")]
     Sim(SimArgs),
+    /// Build clusters of 3 controllers and 1 to 1000 workers against the simulator and print
+    /// makespan, API calls, journal events and peak memory.
+    #[command(after_help = "Examples:\n  \
+        loko bench                              # 1, 10, 100 and 1000 workers\n  \
+        loko bench --workers 1,10 --time-scale 0.01\n\n\
+        One table row and one JSON line per size. The critical-path bound is the simulated \
+        provisioning and DNS time; the ratio is the makespan over it.")]
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The cluster sizes, in workers (3 controllers each).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 100, 1000])]
+    pub workers: Vec<usize>,
+    /// Real seconds per simulated second: larger makes loko's own work a smaller share.
+    #[arg(long, default_value_t = 0.05)]
+    pub time_scale: f64,
+    /// Run this spec once and print loko's own figures as JSON (what each size's child
+    /// process does, against the parent's simulator).
+    #[arg(long, hide = true)]
+    pub spec: Option<PathBuf>,
+    #[arg(long, hide = true, default_value_t = 22)]
+    pub ssh_port: u16,
+    #[arg(long, hide = true, default_value = "core")]
+    pub ssh_user: String,
 }
 
 /// The in-process simulator, for the demo and for trying loko without an account.

@@ -4,6 +4,7 @@
 //! 0 done, 1 run failed (resumable), 2 bad spec or usage, 3 journal locked by another run,
 //! 130 interrupted.
 
+mod bench_cmd;
 mod cli;
 mod demo_agent;
 mod failure;
@@ -50,6 +51,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => spec_cmd::validate(&args),
         Command::Schema => spec_cmd::schema(),
         Command::Sim(args) => sim_cmd::run(&args).await,
+        Command::Bench(args) => bench_cmd::bench(&args).await,
     }
 }
 
@@ -65,6 +67,8 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colors for a terminal, plain text for files and pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .try_init();
 }

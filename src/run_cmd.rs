@@ -32,14 +32,14 @@ const DEMO_TIME_SCALE: f64 = 0.01;
 const EXIT_INTERRUPTED: u8 = 130;
 
 /// A spec with its desired cluster and where its state lives.
-struct Target {
-    desired: DesiredCluster,
-    assets: PathBuf,
-    state_dir: PathBuf,
+pub(crate) struct Target {
+    pub(crate) desired: DesiredCluster,
+    pub(crate) assets: PathBuf,
+    pub(crate) state_dir: PathBuf,
     endpoints: specs::Endpoints,
 }
 
-fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target> {
+pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target> {
     let spec = load_spec(spec_path)?;
     // Absolute paths: they are recorded, shown, and handed to the simulator's nodes.
     let absolute = |path: &Path| {
@@ -59,7 +59,7 @@ fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target> {
     })
 }
 
-fn open_journal(state_dir: &Path) -> anyhow::Result<Arc<Journal>> {
+pub(crate) fn open_journal(state_dir: &Path) -> anyhow::Result<Arc<Journal>> {
     std::fs::create_dir_all(state_dir).map_err(|e| UserError {
         message: format!(
             "cannot create the state directory {}: {e}",
@@ -71,14 +71,17 @@ fn open_journal(state_dir: &Path) -> anyhow::Result<Arc<Journal>> {
     Ok(Arc::new(Journal::open(&journal_dir(state_dir))?))
 }
 
-fn history(journal: &Journal) -> anyhow::Result<History> {
+pub(crate) fn history(journal: &Journal) -> anyhow::Result<History> {
     journal
         .with_state(History::read)
         .map_err(anyhow::Error::from)
 }
 
 /// Refused changes are usage errors naming each field.
-fn changes(desired: &DesiredCluster, history: &History) -> anyhow::Result<cluster::Changes> {
+pub(crate) fn changes(
+    desired: &DesiredCluster,
+    history: &History,
+) -> anyhow::Result<cluster::Changes> {
     cluster::changes(desired, history).map_err(|refused| {
         UserError {
             message: refused.to_string(),
@@ -94,8 +97,8 @@ fn changes(desired: &DesiredCluster, history: &History) -> anyhow::Result<cluste
 }
 
 /// The simulator of `--sim`, its demo agent, and how the clients reach it.
-struct SimSession {
-    handle: sim::SimHandle,
+pub(crate) struct SimSession {
+    pub(crate) handle: sim::SimHandle,
     agent: DemoAgent,
     time_scale: f64,
 }
@@ -103,7 +106,7 @@ struct SimSession {
 impl SimSession {
     /// Starts the simulator in this process with its state beside the journal, so that a resumed
     /// demo sees the same cloud; its project and hosted zone are the spec's.
-    async fn start(target: &Target, options: &SimOptions) -> anyhow::Result<SimSession> {
+    pub(crate) async fn start(target: &Target, options: &SimOptions) -> anyhow::Result<SimSession> {
         let dir = target.state_dir.join("sim");
         let node_root = dir.join("nodes");
         std::fs::create_dir_all(&node_root)
@@ -130,6 +133,8 @@ impl SimSession {
         config.hosted_zone = settings.dns_zone.as_str().to_owned();
         config.hosted_zone_id = Some(settings.dns_zone_id.as_str().to_owned());
         config.ssh_port = ssh_port;
+        // Packet's rate limit, on the simulator's clock like everything else in it.
+        config.rate_limit.window = config.rate_limit.window.mul_f64(time_scale);
         config.nodes = Arc::new(nodes);
         if let Some(path) = &options.sim_faults {
             config.faults = sim::FaultPlan::from_file(path)?;
@@ -147,15 +152,15 @@ impl SimSession {
 }
 
 /// Everything a run talks to.
-struct Wiring {
-    clients: Clients,
-    timings: RunSettings,
+pub(crate) struct Wiring {
+    pub(crate) clients: Clients,
+    pub(crate) timings: RunSettings,
 }
 
 /// How to reach the nodes over SSH.
-struct Login {
-    port: u16,
-    user: String,
+pub(crate) struct Login {
+    pub(crate) port: u16,
+    pub(crate) user: String,
 }
 
 /// The API clients, for the simulator of `--sim` or for what the spec and environment name.
@@ -194,7 +199,7 @@ async fn connect(
     Ok((packet, route53))
 }
 
-async fn wire(
+pub(crate) async fn wire(
     target: &Target,
     sim: Option<&SimSession>,
     login: Option<Login>,
@@ -318,7 +323,7 @@ fn check_agent(
     .into())
 }
 
-fn request(kind: RunKind, desired: &DesiredCluster) -> anyhow::Result<RunRequest> {
+pub(crate) fn request(kind: RunKind, desired: &DesiredCluster) -> anyhow::Result<RunRequest> {
     Ok(RunRequest {
         kind,
         spec_digest: Digest::of_json(desired)?,
@@ -326,13 +331,13 @@ fn request(kind: RunKind, desired: &DesiredCluster) -> anyhow::Result<RunRequest
     })
 }
 
-fn engine(journal: Arc<Journal>, json: bool) -> Engine {
+pub(crate) fn engine(journal: Arc<Journal>, observer: Arc<dyn engine::Observer>) -> Engine {
     Engine::new(journal)
         .limit(cluster::PACKET_API, 16)
         .limit(cluster::DNS, 4)
         .limit(cluster::SSH, 8)
         .limit(engine::ResourceClass::LOCAL, 4)
-        .observer(Arc::new(Printer::new(json)))
+        .observer(observer)
 }
 
 /// Ctrl-C cancels the run: no new steps, in-flight ones record their outcome.
@@ -412,7 +417,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         &wiring.clients,
         &wiring.timings,
     )?;
-    let report = engine(Arc::clone(&journal), args.json)
+    let report = engine(Arc::clone(&journal), Arc::new(Printer::new(args.json)))
         .run(
             &plan,
             request(RunKind::Apply, &target.desired)?,
@@ -500,7 +505,7 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
     // Destroying logs into no node: no agent needed.
     let wiring = wire(&target, sim.as_ref(), None, args.sim.time_scale, false).await?;
     let plan = cluster::destroy_plan(&target.desired, &history, &wiring.clients, &wiring.timings)?;
-    let report = engine(journal, args.json)
+    let report = engine(journal, Arc::new(Printer::new(args.json)))
         .run(
             &plan,
             request(RunKind::Destroy, &target.desired)?,

@@ -87,12 +87,12 @@ async fn ten_percent_server_errors() {
 async fn bursts_of_429_with_retry_after() {
     let plan = every_operation(
         OperationFaults::default()
-            .rate_limited_burst(25, 1)
+            .rate_limited_burst(10, 1)
             .rate_limited(0.05, 1),
     );
     let (w, spec, out) = run_under(plan).await;
     completes(&w, &spec, out, "429", &[]);
-    assert!(w.sim.state().rate_limited_responses >= 25);
+    assert!(w.sim.state().rate_limited_responses >= 10);
 }
 
 /// A create whose answer is lost (the device exists, the client got a 502) is the classic
@@ -118,13 +118,14 @@ async fn malformed_and_truncated_json() {
     let plan = FaultPlan::seeded(11).operation(
         "*",
         OperationFaults::default()
-            .malformed_json(0.15)
-            .truncated_json(0.15),
+            .malformed_json(0.2)
+            .truncated_json(0.2),
     );
     let (w, spec, out) = run_under(plan).await;
     let printed = completes(&w, &spec, out, "failed", &[]);
+    // Met by a step (a retry line) or by the shared poller (a warning); either way named.
     assert!(
-        printed.contains("retrying"),
+        printed.contains("malformed response"),
         "no broken body was met: {printed}"
     );
 }

@@ -326,7 +326,13 @@ impl Shared {
             let changes = world.packet.node_changes(self.now(), &self.timings);
             (changes, world.faults.plan().nodes.clone())
         };
-        for change in changes {
+        // Stops first (a replacement takes over its predecessor's hostname), then the starts
+        // side by side: on Packet a thousand machines boot at once, not one after another.
+        let mut starts = tokio::task::JoinSet::new();
+        let (stops, others): (Vec<NodeChange>, Vec<NodeChange>) = changes
+            .into_iter()
+            .partition(|c| matches!(c, NodeChange::Stop(_)));
+        for change in stops.into_iter().chain(others) {
             match change {
                 NodeChange::Start(device) => {
                     let spec = NodeSpec {
@@ -342,13 +348,17 @@ impl Shared {
                             .clock
                             .to_real(sim_duration(node_faults.apiserver_start_delay_secs)),
                     };
-                    if let Err(e) = self.nodes.start_node(spec).await {
-                        tracing::warn!(device = %device.id, hostname = %device.hostname, error = %e, "cannot start the node of an active device");
-                    }
+                    let nodes = Arc::clone(&self.nodes);
+                    starts.spawn(async move {
+                        if let Err(e) = nodes.start_node(spec).await {
+                            tracing::warn!(device = %device.id, hostname = %device.hostname, error = %e, "cannot start the node of an active device");
+                        }
+                    });
                 }
                 NodeChange::Stop(id) => self.nodes.stop_node(&id.to_string()).await,
             }
         }
+        while starts.join_next().await.is_some() {}
     }
 
     /// Stops every machine (at shutdown).

@@ -192,6 +192,14 @@ async fn devices_go_queued_provisioning_active_then_deprovisioning_and_gone() {
     );
     assert_eq!(created["tags"], json!(["loko:test"]));
     let id = created["id"].as_str().unwrap().to_owned();
+    // `exclude` drops a plain attribute and reduces an object to its href.
+    let lean = cloud
+        .get(&format!("/devices/{id}?exclude=userdata,project"))
+        .await
+        .expect(200, "Device");
+    assert!(lean.get("userdata").is_none(), "{lean}");
+    assert_eq!(lean["project"].as_object().map(|o| o.len()), Some(1));
+    assert_eq!(lean["hostname"], "controller-0");
 
     let mut seen = Vec::new();
     let active = cloud

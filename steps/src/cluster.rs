@@ -364,14 +364,17 @@ pub fn apply_plan(
         );
     }
 
-    // Nodes: Ignition, then the device.
+    // Nodes: Ignition, then the device. One copy of the cluster for every node's Ignition
+    // (a copy per node would be quadratic: 1000 nodes, 1000 copies of 1000 nodes).
+    let for_ignition = {
+        let mut d = desired.clone();
+        d.settings
+            .ssh_keys
+            .extend(timings.extra_authorized_keys.iter().cloned());
+        Arc::new(d)
+    };
     for node in &desired.nodes {
-        steps.push(ignition_step(
-            desired,
-            node,
-            assets,
-            &timings.extra_authorized_keys,
-        )?);
+        steps.push(ignition_step(&for_ignition, node, assets)?);
         steps.push(device_step(desired, node, assets, clients, timings)?);
     }
 
@@ -511,23 +514,18 @@ fn ssh_retry() -> RetryPolicy {
     }
 }
 
+/// `desired` carries the extra authorized keys of the run (the demo's key).
 fn ignition_step(
-    desired: &DesiredCluster,
+    desired: &Arc<DesiredCluster>,
     node: &DesiredNode,
     assets: &AssetDir,
-    extra_keys: &[specs::SshPublicKey],
 ) -> Result<StepDef, BuildError> {
-    let mut desired2 = desired.clone();
-    desired2
-        .settings
-        .ssh_keys
-        .extend(extra_keys.iter().cloned());
-    let (dir, node2) = (assets.clone(), node.clone());
+    let (dir, node2, desired2) = (assets.clone(), node.clone(), Arc::clone(desired));
     Ok(StepDef::new(
         ids::ignition(&node.hostname),
-        inputs(&(&desired2.settings, node, desired.dns_service_ip))?,
+        inputs(&(&desired.settings, node, desired.dns_service_ip))?,
         move |_ctx| {
-            let (dir, desired, node) = (dir.clone(), desired2.clone(), node2.clone());
+            let (dir, desired, node) = (dir.clone(), Arc::clone(&desired2), node2.clone());
             async move {
                 let host_key =
                     ignition::ensure_host_key(&dir, &node.hostname).map_err(local_error)?;

@@ -193,12 +193,13 @@ worker_pools:
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.loko);
         command.args(args);
-        if args.first() == Some(&"run") {
+        let subcommand = args.iter().find(|a| !a.starts_with('-'));
+        if subcommand == Some(&"run") {
             command
                 .args(["--ssh-port", &self.ssh_port.to_string()])
                 .args(["--ssh-user", &self.ssh_user]);
         }
-        if matches!(args.first(), Some(&"run") | Some(&"destroy")) {
+        if matches!(subcommand, Some(&"run") | Some(&"destroy")) {
             command.args(["--time-scale", &self.time_scale.to_string()]);
         }
         command

@@ -282,16 +282,50 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, PacketEr
 }
 
 /// The `include` parameter: related objects to embed whole instead of as `{"href": ...}`.
-struct Include(Vec<String>);
+struct Include {
+    include: Vec<String>,
+    /// `exclude`: an excluded object comes back as its `href` only, an excluded plain
+    /// attribute (such as the multi-kilobyte `userdata`) not at all.
+    exclude: Vec<String>,
+}
 
 impl Include {
     fn from_query(query: &BTreeMap<String, String>) -> Include {
-        let names = query.get("include").map_or("", String::as_str);
-        Include(names.split(',').map(|n| n.trim().to_owned()).collect())
+        let names = |key: &str| -> Vec<String> {
+            query
+                .get(key)
+                .map_or("", String::as_str)
+                .split(',')
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect()
+        };
+        Include {
+            include: names("include"),
+            exclude: names("exclude"),
+        }
     }
 
     fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|n| n == name)
+        self.include.iter().any(|n| n == name)
+    }
+
+    fn apply_exclude(&self, body: &mut Value) {
+        let Some(fields) = body.as_object_mut() else {
+            return;
+        };
+        for name in &self.exclude {
+            match fields.get(name) {
+                Some(Value::Object(object)) if object.contains_key("href") => {
+                    let href = object["href"].clone();
+                    fields.insert(name.clone(), json!({ "href": href }));
+                }
+                Some(_) => {
+                    fields.remove(name);
+                }
+                None => {}
+            }
+        }
     }
 }
 
@@ -428,6 +462,7 @@ fn device_json(
     if status == Status::Provisioning {
         body["provisioning_percentage"] = json!(d.provisioning_percentage(now, t));
     }
+    include.apply_exclude(&mut body);
     body
 }
 

@@ -148,8 +148,11 @@ impl PacketClient {
         let mut page = 1;
         loop {
             let path = format!("/projects/{}/devices", self.project);
+            // Without `userdata`: each device's Ignition is kilobytes loko does not read back,
+            // and a thousand of them per poll would be most of the traffic.
             let query = [
                 ("tag", tag.to_owned()),
+                ("exclude", "userdata".to_owned()),
                 ("page", page.to_string()),
                 ("per_page", PER_PAGE.to_string()),
             ];

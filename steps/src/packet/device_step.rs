@@ -115,7 +115,7 @@ impl DeviceStep {
         let hostname = &self.spec.hostname;
         let mut replaced: Vec<String> = Vec::new();
         loop {
-            let device = match self.find().await? {
+            let device = match self.find(&ctx).await? {
                 Some(device) if device.state == DeviceState::Failed => {
                     self.replace(&ctx, &device, &mut replaced, "failed provisioning")
                         .await?;
@@ -168,16 +168,22 @@ impl DeviceStep {
         }
     }
 
-    /// The node's device, by tag. More than one is a conflict loko will not guess about.
-    async fn find(&self) -> Result<Option<Device>, StepError> {
+    /// The node's device, by tag, from the shared poller's next listing of the cluster (the
+    /// devices loko creates carry both tags). More than one is a conflict loko will not guess
+    /// about.
+    async fn find(&self, ctx: &StepContext) -> Result<Option<Device>, StepError> {
         let tag = node_tag(&self.spec.hostname);
-        let mut found: Vec<Device> = self
-            .client
-            .list_devices(&tag)
+        // Waiting for the next poll is no API call of this step's own: it holds no slot.
+        let listing = ctx
+            .idle(self.poller.fresh_listing())
             .await
-            .map_err(step_error)?
-            .into_iter()
+            .ok_or_else(|| StepError::retryable("the device poller stopped"))?
+            .map_err(step_error)?;
+        let mut found: Vec<Device> = listing
+            .devices
+            .values()
             .filter(|d| d.has_tag(&tag) && d.state != DeviceState::Deprovisioning)
+            .cloned()
             .collect();
         if found.len() > 1 {
             let ids: Vec<&str> = found.iter().map(|d| d.id.as_str()).collect();

@@ -108,6 +108,25 @@ impl DevicePoller {
         }
     }
 
+    /// The first listing requested after this call, or the error of that poll: every node's
+    /// "does my device exist already?" answered by the cluster-wide poll, not one call each.
+    /// `None` if the poller stopped.
+    pub async fn fresh_listing(&self) -> Option<Result<Arc<Listing>, PacketError>> {
+        let since = Instant::now();
+        let mut sub = self.subscribe();
+        loop {
+            sub.rx.changed().await.ok()?;
+            let listing = Arc::clone(&sub.rx.borrow_and_update());
+            if listing.requested_at < since {
+                continue;
+            }
+            return Some(match &listing.error {
+                Some(e) => Err(e.clone()),
+                None => Ok(listing),
+            });
+        }
+    }
+
     /// Waits on the listings from now on.
     pub fn subscribe(&self) -> Subscription {
         self.waiters.fetch_add(1, Ordering::SeqCst);

@@ -1,0 +1,223 @@
+//! Bad input and security, end to end: each bad input is one clear error with the documented
+//! exit code and no API call that changes anything; after a run, no secret in the journal,
+//! the output or the logs, private keys 0600 and asset directories 0700.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use loko_tests::world::{World, WorldConfig, assert_no_secret, pool, stderr, stdout};
+
+const LOKO: &str = env!("CARGO_BIN_EXE_loko");
+
+async fn world() -> World {
+    World::start(
+        LOKO,
+        WorldConfig {
+            time_scale: 0.002,
+            moto: false,
+            openssh: false,
+        },
+    )
+    .await
+}
+
+/// Calls that change the cloud: creating, updating or deleting devices, writing DNS.
+fn changing_calls(w: &World) -> u64 {
+    let requests = w.sim.state().requests;
+    [
+        "packet.devices.create",
+        "packet.devices.update",
+        "packet.devices.delete",
+        "route53.ChangeResourceRecordSets",
+    ]
+    .iter()
+    .map(|op| requests.get(*op).copied().unwrap_or(0))
+    .sum()
+}
+
+/// Runs `loko run` prepared by `adjust` and expects `code` with `words` in the error.
+fn refused(
+    w: &World,
+    spec: &Path,
+    code: i32,
+    words: &str,
+    adjust: impl FnOnce(&mut std::process::Command),
+) {
+    let before = changing_calls(w);
+    let mut command = w.command(&["run", spec.to_str().unwrap()]);
+    adjust(&mut command);
+    let out = command.output().unwrap();
+    let err = stderr(&out);
+    eprintln!("{err}");
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(
+        err.contains(words),
+        "the error does not say {words:?}: {err}"
+    );
+    assert!(err.contains("hint:") || code == 1, "no hint: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(changing_calls(w), before, "an API call changed something");
+    assert_no_secret("stderr", &err, w.sim.token());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_are_refused_before_anything_changes() {
+    let w = world().await;
+    let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
+
+    refused(&w, &spec, 2, "PACKET_AUTH_TOKEN", |c| {
+        c.env_remove("PACKET_AUTH_TOKEN")
+            .env_remove("METAL_AUTH_TOKEN");
+    });
+    refused(&w, &spec, 2, "ssh-agent", |c| {
+        c.env_remove("SSH_AUTH_SOCK");
+    });
+    // An agent that holds a key, but not one of ssh_keys.
+    let stranger = w.root.join("stranger");
+    loko_tests::ssh_keygen(&stranger);
+    std::fs::create_dir_all(w.root.join("other-agent")).unwrap();
+    let other = loko_tests::SshAgent::start(&w.root.join("other-agent"));
+    other.add(&stranger);
+    refused(&w, &spec, 2, "ssh_keys", |c| {
+        c.env("SSH_AUTH_SOCK", &other.socket);
+    });
+
+    // A spec with an error: its field, line and column.
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace("controller_count: 1", "controller_count: 0"),
+    )
+    .unwrap();
+    refused(&w, &spec, 2, "controller_count", |_| {});
+
+    // An asset_dir that cannot be a directory (a file is in the way).
+    std::fs::write(w.root.join("blocked"), b"a file").unwrap();
+    std::fs::write(
+        &spec,
+        text.replace("asset_dir: ./assets", "asset_dir: ./blocked/assets"),
+    )
+    .unwrap();
+    refused(&w, &spec, 2, "blocked", |_| {});
+    std::fs::write(&spec, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_journal_record_stops_the_next_run_naming_it() {
+    let w = world().await;
+    let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
+    assert!(w.loko(&["run", spec.to_str().unwrap()]).status.success());
+    {
+        let journal = journal::Journal::open(&w.state_dir().join("journal")).unwrap();
+        journal
+            .damage_record_for_tests(journal::RunId(1), journal::Seq(3), b"{not json")
+            .unwrap();
+    }
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(&spec, text.replace("count: 1", "count: 2")).unwrap();
+    let before = changing_calls(&w);
+    let out = w.loko(&["run", spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("run 1") && err.contains('3'), "{err}");
+    assert_eq!(changing_calls(&w), before);
+}
+
+/// A node that answers with another host key than the one loko put into its Ignition (here: a
+/// device someone made with the node's tags, which loko adopts) is refused, not trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_key_that_does_not_match_is_refused() {
+    let w = world().await;
+    let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
+    let client = steps::packet::PacketClient::new(
+        &w.sim.packet_url(),
+        loko_tests::world::PROJECT,
+        &steps::packet::Token::new(w.sim.token()),
+        &steps::packet::Timeouts::default(),
+    )
+    .unwrap();
+    let impostor = steps::packet::CreateDevice {
+        hostname: "supernova-controller-0".into(),
+        plan: "t1.small.x86".into(),
+        facility: Some(vec!["ams1".into()]),
+        metro: None,
+        operating_system: "flatcar_stable".into(),
+        ipxe_script_url: None,
+        always_pxe: false,
+        billing_cycle: "hourly".into(),
+        tags: vec![
+            "loko:cluster=supernova".into(),
+            "loko:node=supernova-controller-0".into(),
+        ],
+        // The agent's key may log in; the host key is the node's own, not loko's.
+        userdata: format!(
+            r#"{{"ignition":{{"version":"3.3.0"}},"passwd":{{"users":[{{"name":"core","sshAuthorizedKeys":["{}"]}}]}}}}"#,
+            w.public_key
+        ),
+        hardware_reservation_id: None,
+    };
+    client.create_device(&impostor).await.unwrap();
+    let out = w.loko(&["run", spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("host key mismatch"), "{err}");
+    assert!(err.contains("supernova-controller-0"), "{err}");
+    assert_eq!(
+        w.bootkube_starts(),
+        0,
+        "bootkube ran on a node that is not ours"
+    );
+}
+
+/// After a verbose run: no secret in the journal, the output or the logs; private keys 0600,
+/// directories 0700.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_stay_in_0600_files() {
+    let w = world().await;
+    let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
+    let out = w.loko(&["-vv", "run", spec.to_str().unwrap()]);
+    assert!(out.status.success());
+    let token = w.sim.token();
+    assert_no_secret("stdout", &stdout(&out), token);
+    assert_no_secret("the -vv logs", &stderr(&out), token);
+    let json = w.loko(&["run", spec.to_str().unwrap(), "--json"]);
+    assert_no_secret("--json", &stdout(&json), token);
+    let journal = w.loko(&[
+        "journal",
+        "--json",
+        "--state-dir",
+        w.state_dir().to_str().unwrap(),
+    ]);
+    assert_no_secret("the journal", &stdout(&journal), token);
+    let raw = std::fs::read_dir(w.state_dir().join("journal"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned())
+        .collect::<String>();
+    assert_no_secret("the journal's files", &raw, token);
+
+    let assets = w.root.join("assets");
+    let mut keys = 0;
+    let mut stack = vec![assets.clone()];
+    while let Some(dir) = stack.pop() {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if !path.ends_with(".loko") {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.contains("PRIVATE KEY") {
+                keys += 1;
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{} is {mode:o}", path.display());
+            }
+        }
+    }
+    assert!(keys >= 10, "only {keys} private keys found");
+}
