@@ -1,9 +1,14 @@
-//! What a run prints while it goes: one plain line per step transition, or with `--json` one
-//! JSON object per event. Everything printed goes through the journal's redactor.
+//! What a run prints while it goes: on a terminal, a progress line of phases and counts
+//! (`devices 37/100 active`, elapsed, retries) with the noteworthy transitions above it;
+//! otherwise one plain line per step transition, or with `--json` one JSON object per event.
+//! Everything printed goes through the journal's redactor.
 
-use std::io::Write as _;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Write as _};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use engine::{Notice, NoticeKind, Observer};
 use journal::{RunId, redact};
@@ -15,22 +20,134 @@ pub struct Printer {
     start: Instant,
     /// Serializes lines from the engine's tasks.
     out: Mutex<()>,
+    /// On a terminal (and not `--json`): the progress line and its counts.
+    live: Option<Live>,
+}
+
+/// The terminal's progress line.
+struct Live {
+    bar: ProgressBar,
+    counts: Mutex<Counts>,
+}
+
+/// Steps per phase (the part of the step id before `/`): planned and finished, and retries.
+#[derive(Default)]
+struct Counts {
+    planned: BTreeMap<String, usize>,
+    done: BTreeMap<String, usize>,
+    retries: usize,
+}
+
+impl Counts {
+    fn summary(&self) -> String {
+        // The phases still going, and always the devices: a line that fits a terminal.
+        let mut parts: Vec<String> = self
+            .planned
+            .iter()
+            .filter(|(phase, total)| {
+                phase.as_str() == "device" || self.done.get(*phase).copied().unwrap_or(0) < **total
+            })
+            .map(|(phase, total)| {
+                let done = self.done.get(phase).copied().unwrap_or(0);
+                let label = match phase.as_str() {
+                    "device" => "devices".to_owned(),
+                    "ignition" => "ignition".to_owned(),
+                    other => other.to_owned(),
+                };
+                let state = if phase == "device" { " active" } else { "" };
+                format!("{label} {done}/{total}{state}")
+            })
+            .collect();
+        if self.retries > 0 {
+            parts.push(format!("retries {}", self.retries));
+        }
+        parts.join(" · ")
+    }
+}
+
+fn phase(step: &str) -> &str {
+    step.split('/').next().unwrap_or(step)
 }
 
 impl Printer {
-    pub fn new(json: bool) -> Printer {
+    /// A printer for a run of the steps `plan`; the progress line only on a terminal.
+    pub fn new(json: bool, plan: &[journal::StepId]) -> Printer {
+        let live = (!json && std::io::stdout().is_terminal()).then(|| {
+            let mut counts = Counts::default();
+            for step in plan {
+                *counts
+                    .planned
+                    .entry(phase(step.as_str()).to_owned())
+                    .or_default() += 1;
+            }
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar.set_message(counts.summary());
+            Live {
+                bar,
+                counts: Mutex::new(counts),
+            }
+        });
         Printer {
             json,
             start: Instant::now(),
             out: Mutex::new(()),
+            live,
         }
     }
 
     fn line(&self, text: &str) {
+        let text = redact(text);
+        if let Some(live) = &self.live {
+            live.bar.println(text);
+            return;
+        }
         let _guard = self.out.lock();
         let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{}", redact(text));
+        let _ = writeln!(stdout, "{text}");
         let _ = stdout.flush();
+    }
+
+    /// Updates the progress line; true when the notice is routine and needs no line of its
+    /// own on a terminal (a thousand devices starting and finishing would scroll away what
+    /// matters: retries, failures, the cluster-wide steps).
+    fn count(&self, notice: &Notice) -> bool {
+        let Some(live) = &self.live else {
+            return false;
+        };
+        let phase = phase(notice.step.as_str());
+        let per_node = matches!(
+            phase,
+            "ignition" | "device" | "delete-device" | "etcd-secrets"
+        );
+        let Ok(mut counts) = live.counts.lock() else {
+            return false;
+        };
+        let routine = match &notice.kind {
+            NoticeKind::Reused | NoticeKind::Succeeded { .. } => {
+                *counts.done.entry(phase.to_owned()).or_default() += 1;
+                per_node
+            }
+            NoticeKind::Retrying { .. } => {
+                counts.retries += 1;
+                false
+            }
+            NoticeKind::Started { attempt: 1 } | NoticeKind::Progress { .. } => per_node,
+            _ => false,
+        };
+        live.bar.set_message(counts.summary());
+        routine
+    }
+
+    /// Ends the progress line (before the run's summary is printed).
+    pub fn finish(&self) {
+        if let Some(live) = &self.live {
+            live.bar.finish_and_clear();
+        }
     }
 
     fn elapsed(&self) -> String {
@@ -84,6 +201,9 @@ impl Observer for Printer {
             event["step"] = json!(step);
             event["elapsed_ms"] = json!(self.start.elapsed().as_millis() as u64);
             self.line(&event.to_string());
+            return;
+        }
+        if self.count(notice) {
             return;
         }
         let at = self.elapsed();

@@ -417,13 +417,16 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         &wiring.clients,
         &wiring.timings,
     )?;
-    let report = engine(Arc::clone(&journal), Arc::new(Printer::new(args.json)))
+    let printer = Arc::new(Printer::new(args.json, &plan.step_ids()));
+    let report = engine(Arc::clone(&journal), Arc::clone(&printer) as _)
         .run(
             &plan,
             request(RunKind::Apply, &target.desired)?,
             cancel_on_interrupt(),
         )
-        .await?;
+        .await;
+    printer.finish();
+    let report = report?;
     if let Some(sim) = sim {
         sim.handle.shutdown().await?;
     }
@@ -505,13 +508,16 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
     // Destroying logs into no node: no agent needed.
     let wiring = wire(&target, sim.as_ref(), None, args.sim.time_scale, false).await?;
     let plan = cluster::destroy_plan(&target.desired, &history, &wiring.clients, &wiring.timings)?;
-    let report = engine(journal, Arc::new(Printer::new(args.json)))
+    let printer = Arc::new(Printer::new(args.json, &plan.step_ids()));
+    let report = engine(journal, Arc::clone(&printer) as _)
         .run(
             &plan,
             request(RunKind::Destroy, &target.desired)?,
             cancel_on_interrupt(),
         )
-        .await?;
+        .await;
+    printer.finish();
+    let report = report?;
     if let Some(sim) = sim {
         sim.handle.shutdown().await?;
     }

@@ -182,13 +182,7 @@ async fn secrets_stay_in_0600_files() {
     assert_no_secret("the -vv logs", &stderr(&out), token);
     let json = w.loko(&["run", spec.to_str().unwrap(), "--json"]);
     assert_no_secret("--json", &stdout(&json), token);
-    let journal = w.loko(&[
-        "journal",
-        "--json",
-        "--state-dir",
-        w.state_dir().to_str().unwrap(),
-    ]);
-    assert_no_secret("the journal", &stdout(&journal), token);
+    assert_no_secret("the journal", &w.journal_json(), token);
     let raw = std::fs::read_dir(w.state_dir().join("journal"))
         .unwrap()
         .flatten()

@@ -81,13 +81,7 @@ fn assert_like_clean(w: &World, clean: &Clean, what: &str) {
         }
     }
     assert_eq!(w.bootkube_starts(), 1, "{what}: bootkube starts");
-    let journal = w.loko(&[
-        "journal",
-        "--json",
-        "--state-dir",
-        w.state_dir().to_str().unwrap(),
-    ]);
-    assert_no_secret("the journal", &stdout(&journal), w.sim.token());
+    assert_no_secret("the journal", &w.journal_json(), w.sim.token());
 }
 
 /// Files of the asset directory (not the journal, not a temporary file of a write the crash

@@ -310,13 +310,15 @@ struct Execution<'a> {
 impl Execution<'_> {
     async fn drive(&mut self) -> Result<Outcome, EngineError> {
         let graph = &self.plan.graph;
-        self.ready.extend(
-            self.plan
-                .order
-                .iter()
-                .copied()
-                .filter(|n| self.remaining[n.index()] == 0),
-        );
+        let mut roots: Vec<NodeIndex> = self
+            .plan
+            .order
+            .iter()
+            .copied()
+            .filter(|n| self.remaining[n.index()] == 0)
+            .collect();
+        roots.sort();
+        self.ready.extend(roots);
         loop {
             while let Some(node) = self.ready.pop_front() {
                 if self.cancel.is_cancelled() {
@@ -435,11 +437,16 @@ impl Execution<'_> {
     fn complete(&mut self, node: NodeIndex, outputs: Outputs) {
         self.outputs[node.index()] = Some(outputs);
         self.settled[node.index()] = true;
-        let dependents: Vec<NodeIndex> = self
+        let mut dependents: Vec<NodeIndex> = self
             .plan
             .graph
             .neighbors_directed(node, Direction::Outgoing)
             .collect();
+        // Steps that become ready together start in the order the plan declared them (node
+        // indexes are declaration order), so a plan puts its critical path first: the
+        // controllers' Ignition and devices before a thousand workers', not after (petgraph
+        // lists neighbors newest first).
+        dependents.sort();
         for d in dependents {
             self.remaining[d.index()] -= 1;
             if self.remaining[d.index()] == 0 {

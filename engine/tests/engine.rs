@@ -438,6 +438,47 @@ async fn an_idle_step_hands_back_its_place_in_its_class() {
     assert!((1..=2).contains(&peak), "peak concurrency {peak}");
 }
 
+/// Steps that become ready together start in the order the plan declared them, so that a
+/// plan can put its critical path first.
+#[tokio::test]
+async fn steps_ready_together_start_in_declaration_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir);
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let class = ResourceClass("one-at-a-time");
+    let mut steps = vec![StepDef::new(
+        id("root"),
+        Digest::of(b"r"),
+        |_ctx: StepContext| async { Ok(Outputs::new()) },
+    )];
+    for name in ["controller", "worker-0", "worker-1", "worker-2", "worker-3"] {
+        let order = Arc::clone(&order);
+        steps.push(
+            StepDef::new(
+                id(name),
+                Digest::of(name.as_bytes()),
+                move |_ctx: StepContext| {
+                    order.lock().unwrap().push(name);
+                    async { Ok(Outputs::new()) }
+                },
+            )
+            .after([id("root")])
+            .class(class.clone()),
+        );
+    }
+    let plan = Plan::new(steps).unwrap();
+    let report = Engine::new(journal)
+        .limit(class, 1)
+        .run(&plan, request("s"), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["controller", "worker-0", "worker-1", "worker-2", "worker-3"]
+    );
+}
+
 #[tokio::test]
 async fn a_panicking_step_fails_itself_not_the_run() {
     let dir = tempfile::tempdir().unwrap();

@@ -65,6 +65,9 @@ pub(crate) struct World {
 pub(crate) struct Stats {
     pub(crate) requests: BTreeMap<String, u64>,
     pub(crate) rate_limited: u64,
+    /// Faults injected by the plan, by kind (`server_error`, `lost_response`, ...).
+    #[serde(default)]
+    pub(crate) injected: BTreeMap<String, u64>,
 }
 
 /// What is persisted: the clouds, the counters, and the clock reading at save time.
@@ -101,6 +104,21 @@ struct Decision {
     lost_response: bool,
     malformed: bool,
     truncated: bool,
+}
+
+impl Decision {
+    /// The injected faults of this decision, by name.
+    fn kinds(&self) -> impl Iterator<Item = &'static str> {
+        [
+            (self.rate_limited.is_some(), "rate_limited"),
+            (self.server_error, "server_error"),
+            (self.lost_response, "lost_response"),
+            (self.malformed, "malformed_json"),
+            (self.truncated, "truncated_json"),
+        ]
+        .into_iter()
+        .filter_map(|(on, kind)| on.then_some(kind))
+    }
 }
 
 impl FaultState {
@@ -486,6 +504,9 @@ async fn gate(
         let decision = world.faults.decide(operation);
         if rate.as_ref().is_some_and(|r| !r.allowed) || decision.rate_limited.is_some() {
             world.stats.rate_limited += 1;
+        }
+        for kind in decision.kinds() {
+            *world.stats.injected.entry(kind.to_owned()).or_default() += 1;
         }
         (rate, decision)
     };

@@ -25,6 +25,10 @@ pub struct SimState {
     pub requests: BTreeMap<String, u64>,
     /// Rate-limit answers sent (Packet 429s and Route53 `Throttling`), real or injected.
     pub rate_limited_responses: u64,
+    /// Faults the fault plan injected, by kind: `rate_limited`, `server_error`,
+    /// `lost_response`, `malformed_json`, `truncated_json`.
+    #[serde(default)]
+    pub injected_faults: BTreeMap<String, u64>,
     /// How often bootkube was started, by node hostname.
     pub bootkube_starts: BTreeMap<String, u32>,
 }
@@ -144,6 +148,7 @@ impl SimState {
             hosted_zones,
             requests: world.stats.requests.clone(),
             rate_limited_responses: world.stats.rate_limited,
+            injected_faults: world.stats.injected.clone(),
             bootkube_starts,
         }
     }

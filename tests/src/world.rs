@@ -312,6 +312,17 @@ worker_pools:
         records
     }
 
+    /// The journal as `loko journal --json` prints it: every run, one object per line.
+    pub fn journal_json(&self) -> String {
+        let out = self.loko(&[
+            "journal",
+            "--json",
+            "--state-dir",
+            self.state_dir().to_str().unwrap_or_default(),
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// How often bootkube was started, over all nodes.
     pub fn bootkube_starts(&self) -> u32 {
         self.sim.state().bootkube_starts.values().sum()

@@ -29,6 +29,9 @@ pub struct Listing {
     pub error: Option<PacketError>,
 }
 
+/// Failed polls in a row after which [`DevicePoller::fresh_listing`] gives up.
+pub const FRESH_LISTING_TRIES: u32 = 5;
+
 /// The shared poller. Dropping it stops the polling task.
 pub struct DevicePoller {
     latest: watch::Receiver<Arc<Listing>>,
@@ -108,22 +111,30 @@ impl DevicePoller {
         }
     }
 
-    /// The first listing requested after this call, or the error of that poll: every node's
-    /// "does my device exist already?" answered by the cluster-wide poll, not one call each.
-    /// `None` if the poller stopped.
+    /// The first successful listing requested after this call: every node's "does my device
+    /// exist already?" answered by the cluster-wide poll, not one call each. A poll that failed
+    /// for a passing reason (a 429, a 5xx) is waited out, since the poller retries on its own
+    /// and one throttled poll must not fail a thousand lookups at once; a permanent error, or
+    /// [`FRESH_LISTING_TRIES`] failed polls in a row, is returned. `None` if the poller stopped.
     pub async fn fresh_listing(&self) -> Option<Result<Arc<Listing>, PacketError>> {
         let since = Instant::now();
         let mut sub = self.subscribe();
+        let mut failed = 0;
         loop {
             sub.rx.changed().await.ok()?;
             let listing = Arc::clone(&sub.rx.borrow_and_update());
             if listing.requested_at < since {
                 continue;
             }
-            return Some(match &listing.error {
-                Some(e) => Err(e.clone()),
-                None => Ok(listing),
-            });
+            match &listing.error {
+                None => return Some(Ok(listing)),
+                Some(e) => {
+                    failed += 1;
+                    if !e.is_retryable() || failed >= FRESH_LISTING_TRIES {
+                        return Some(Err(e.clone()));
+                    }
+                }
+            }
         }
     }
 
