@@ -15,11 +15,12 @@ use engine::{CancellationToken, Outcome};
 use journal::RunKind;
 use serde::{Deserialize, Serialize};
 use steps::assets::AssetDir;
-use steps::cluster;
 
 use crate::cli::{BenchArgs, Global};
 use crate::demo_agent::DemoAgent;
-use crate::run_cmd::{Login, changes, engine, history, open_journal, request, target, wire};
+use crate::run_cmd::{
+    Login, apply_plan, changes, engine, history, open_journal, request, target, wire,
+};
 
 /// Simulated seconds on the critical path: a device queued and provisioning, then the DNS
 /// change propagating (etcd and bootkube wait for the names), as the simulator's defaults.
@@ -243,13 +244,7 @@ async fn run_once(spec: &Path, time_scale: f64, login: Login) -> anyhow::Result<
     let wiring = wire(&target, None, Some(login), Some(time_scale), false).await?;
     let assets = AssetDir::create(&target.assets)?;
     let t1 = Instant::now();
-    let plan = cluster::apply_plan(
-        &target.desired,
-        &history,
-        &assets,
-        &wiring.clients,
-        &wiring.timings,
-    )?;
+    let plan = apply_plan(&target, &history, &assets, &wiring)?;
     let dag_ms = t1.elapsed().as_secs_f64() * 1e3;
 
     let start = Instant::now();

@@ -323,6 +323,22 @@ fn check_agent(
     .into())
 }
 
+/// The DAG of `loko run` for the target, from the journal's history.
+pub(crate) fn apply_plan(
+    target: &Target,
+    history: &History,
+    assets: &AssetDir,
+    wiring: &Wiring,
+) -> anyhow::Result<engine::Plan> {
+    Ok(cluster::apply_plan(
+        &target.desired,
+        history,
+        assets,
+        &wiring.clients,
+        &wiring.timings,
+    )?)
+}
+
 pub(crate) fn request(kind: RunKind, desired: &DesiredCluster) -> anyhow::Result<RunRequest> {
     Ok(RunRequest {
         kind,
@@ -410,13 +426,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         code: EXIT_USAGE,
         hint: Some("asset_dir must be a writable directory; it holds the cluster's keys".into()),
     })?;
-    let plan = cluster::apply_plan(
-        &target.desired,
-        &history,
-        &assets,
-        &wiring.clients,
-        &wiring.timings,
-    )?;
+    let plan = apply_plan(&target, &history, &assets, &wiring)?;
     let printer = Arc::new(Printer::new(args.json, &plan.step_ids()));
     let report = engine(Arc::clone(&journal), Arc::clone(&printer) as _)
         .run(
