@@ -19,7 +19,8 @@ use steps::assets::AssetDir;
 use crate::cli::{BenchArgs, Global};
 use crate::demo_agent::DemoAgent;
 use crate::run_cmd::{
-    Login, apply_plan, changes, engine, history, open_journal, request, target, wire,
+    Login, SIM_SSH_PORT, apply_plan, changes, embedded_sim_config, engine, history, open_journal,
+    request, target, wire,
 };
 
 /// Simulated seconds on the critical path: a device queued and provisioning, then the DNS
@@ -148,21 +149,13 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 /// per request), loko in a child process against it.
 async fn size(workers: usize, time_scale: f64) -> anyhow::Result<Figures> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let node_root = dir.path().join("nodes");
-    let nodes = sim::nodes::Nodes::new(sim::nodes::NodesConfig {
-        root_dir: node_root.clone(),
-        ssh_port: BENCH_SSH_PORT,
-        backend: sim::nodes::SshBackend::Embedded,
-    })?;
-    let ssh_user = nodes.ssh_login_user();
-    let mut config = sim::SimConfig::new(node_root);
-    config.time_scale = time_scale;
-    config.project_id = Some(PROJECT.parse()?);
-    config.hosted_zone = "packet.example.com".into();
-    config.hosted_zone_id = Some("ZBENCH".into());
-    config.ssh_port = BENCH_SSH_PORT;
-    config.rate_limit.window = config.rate_limit.window.mul_f64(time_scale);
-    config.nodes = std::sync::Arc::new(nodes);
+    let (config, ssh_user) = embedded_sim_config(
+        &dir.path().join("nodes"),
+        time_scale,
+        PROJECT,
+        "packet.example.com",
+        "ZBENCH",
+    )?;
     let sim = sim::start(config).await?;
     let agent = DemoAgent::start(dir.path())?;
     let spec = dir.path().join("bench.yaml");
@@ -174,7 +167,7 @@ async fn size(workers: usize, time_scale: f64) -> anyhow::Result<Figures> {
         .arg("--spec")
         .arg(&spec)
         .args(["--time-scale", &time_scale.to_string()])
-        .args(["--ssh-port", &BENCH_SSH_PORT.to_string()])
+        .args(["--ssh-port", &SIM_SSH_PORT.to_string()])
         .args(["--ssh-user", &ssh_user])
         .env("PACKET_AUTH_TOKEN", sim.token())
         .env("SSH_AUTH_SOCK", &agent.socket)
@@ -314,7 +307,6 @@ impl engine::Observer for Milestones {
 }
 
 const PROJECT: &str = "93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2c";
-const BENCH_SSH_PORT: u16 = 2222;
 
 fn write_spec(path: &Path, workers: usize, key: &str, sim: &sim::SimHandle) -> anyhow::Result<()> {
     // A pool holds at most 100 nodes (the spec's limit): larger sizes take several.

@@ -23,7 +23,7 @@ use crate::progress::Printer;
 use crate::spec_cmd::load_spec;
 
 /// The port of the demo's nodes' SSH servers (each on its own 127.x.y.z address).
-const SIM_SSH_PORT: u16 = 2222;
+pub(crate) const SIM_SSH_PORT: u16 = 2222;
 
 /// The demo's pace: a five-minute provisioning takes three seconds.
 const DEMO_TIME_SCALE: f64 = 0.01;
@@ -111,31 +111,16 @@ impl SimSession {
         let node_root = dir.join("nodes");
         std::fs::create_dir_all(&node_root)
             .with_context(|| format!("cannot create {}", node_root.display()))?;
-        let ssh_port = SIM_SSH_PORT;
-        let nodes = sim::nodes::Nodes::new(sim::nodes::NodesConfig {
-            root_dir: node_root.clone(),
-            ssh_port,
-            backend: sim::nodes::SshBackend::Embedded,
-        })
-        .with_context(|| format!("cannot prepare the nodes' roots in {}", node_root.display()))?;
         let settings = &target.desired.settings;
-        let mut config = sim::SimConfig::new(node_root);
         let time_scale = options.time_scale.unwrap_or(DEMO_TIME_SCALE);
-        config.time_scale = time_scale;
+        let (mut config, _user) = embedded_sim_config(
+            &node_root,
+            time_scale,
+            settings.project_id.as_str(),
+            settings.dns_zone.as_str(),
+            settings.dns_zone_id.as_str(),
+        )?;
         config.state_file = Some(dir.join("state.json"));
-        config.project_id = Some(
-            settings
-                .project_id
-                .as_str()
-                .parse()
-                .context("the spec's project_id is not a UUID")?,
-        );
-        config.hosted_zone = settings.dns_zone.as_str().to_owned();
-        config.hosted_zone_id = Some(settings.dns_zone_id.as_str().to_owned());
-        config.ssh_port = ssh_port;
-        // Packet's rate limit, on the simulator's clock like everything else in it.
-        config.rate_limit.window = config.rate_limit.window.mul_f64(time_scale);
-        config.nodes = Arc::new(nodes);
         if let Some(path) = &options.sim_faults {
             config.faults = sim::FaultPlan::from_file(path)?;
         }
@@ -149,6 +134,38 @@ impl SimSession {
             time_scale,
         })
     }
+}
+
+/// A simulator with embedded SSH nodes under `node_root` on [`SIM_SSH_PORT`], the project and
+/// hosted zone given, everything on its clock (Packet's rate limit too), and the user its nodes
+/// admit. For the demo and `loko bench`.
+pub(crate) fn embedded_sim_config(
+    node_root: &Path,
+    time_scale: f64,
+    project: &str,
+    zone: &str,
+    zone_id: &str,
+) -> anyhow::Result<(sim::SimConfig, String)> {
+    let nodes = sim::nodes::Nodes::new(sim::nodes::NodesConfig {
+        root_dir: node_root.to_owned(),
+        ssh_port: SIM_SSH_PORT,
+        backend: sim::nodes::SshBackend::Embedded,
+    })
+    .with_context(|| format!("cannot prepare the nodes' roots in {}", node_root.display()))?;
+    let user = nodes.ssh_login_user();
+    let mut config = sim::SimConfig::new(node_root.to_owned());
+    config.time_scale = time_scale;
+    config.project_id = Some(
+        project
+            .parse()
+            .with_context(|| format!("the project_id {project:?} is not a UUID"))?,
+    );
+    config.hosted_zone = zone.to_owned();
+    config.hosted_zone_id = Some(zone_id.to_owned());
+    config.ssh_port = SIM_SSH_PORT;
+    config.rate_limit.window = config.rate_limit.window.mul_f64(time_scale);
+    config.nodes = Arc::new(nodes);
+    Ok((config, user))
 }
 
 /// Everything a run talks to.
