@@ -93,10 +93,14 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "loko bench: 3 controllers + N workers against the simulator, time scale {} \
-         (a {:.0}s simulated critical path takes {:.1}s)",
+         (a {:.0}s simulated critical path takes {:.1}s), Packet API limit {}",
         args.time_scale,
         critical_path_sim_secs(),
-        critical_path_sim_secs() * args.time_scale
+        critical_path_sim_secs() * args.time_scale,
+        match args.api_rate_limit {
+            0 => "lifted".to_owned(),
+            n => format!("{n} requests a minute"),
+        }
     );
     println!(
         "\n{:>7} {:>10} {:>10} {:>6} {:>10} {:>10} {:>7} {:>9} {:>9} {:>5} {:>7} {:>8}",
@@ -115,7 +119,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     );
     let mut lines = Vec::new();
     for &workers in &args.workers {
-        let f = size(workers, args.time_scale).await?;
+        let f = size(workers, args.time_scale, args.api_rate_limit).await?;
         println!(
             "{:>7} {:>9.2}s {:>9.2}s {:>6.3} {:>9.0}s {:>9.0}s {:>5.0}ms {:>9.2} {:>9.1} {:>5} {:>7} {:>6.0}MB",
             f.workers,
@@ -147,15 +151,19 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 
 /// One size: a fresh simulator here (no state file: nothing survives, nothing is rewritten
 /// per request), loko in a child process against it.
-async fn size(workers: usize, time_scale: f64) -> anyhow::Result<Figures> {
+async fn size(workers: usize, time_scale: f64, api_rate_limit: u32) -> anyhow::Result<Figures> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let (config, ssh_user) = embedded_sim_config(
+    let (mut config, ssh_user) = embedded_sim_config(
         &dir.path().join("nodes"),
         time_scale,
         PROJECT,
         "packet.example.com",
         "ZBENCH",
     )?;
+    config.rate_limit.requests = match api_rate_limit {
+        0 => u32::MAX,
+        n => n,
+    };
     let sim = sim::start(config).await?;
     let agent = DemoAgent::start(dir.path())?;
     let spec = dir.path().join("bench.yaml");
@@ -299,7 +307,11 @@ impl engine::Observer for Milestones {
                 last.insert(kind.to_owned(), at);
             }
             engine::NoticeKind::Progress { message } if message.starts_with("created device") => {
+                last.entry("device created first".to_owned()).or_insert(at);
                 last.insert("device created".to_owned(), at);
+            }
+            engine::NoticeKind::Started { .. } => {
+                last.entry(format!("{kind} started first")).or_insert(at);
             }
             _ => {}
         }

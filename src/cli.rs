@@ -90,6 +90,11 @@ pub struct BenchArgs {
     /// work (booting a thousand emulated machines on this host) shows in the figures.
     #[arg(long, default_value_t = 0.2)]
     pub time_scale: f64,
+    /// The simulated Packet API's rate limit, in requests per simulated minute; 0 lifts it.
+    /// At 1000 workers the default makes some device creates wait for the next minute,
+    /// which no scheduler can avoid; 0 shows loko's own overhead.
+    #[arg(long, default_value_t = sim::RateLimit::default().requests)]
+    pub api_rate_limit: u32,
     /// Run this spec once and print loko's own figures as JSON (what each size's child
     /// process does, against the parent's simulator).
     #[arg(long, hide = true)]

@@ -1,5 +1,6 @@
 //! `loko run`, `loko plan` and `loko destroy`: a spec, its journal, the clients, the engine.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -121,6 +122,7 @@ impl SimSession {
             settings.dns_zone_id.as_str(),
         )?;
         config.state_file = Some(dir.join("state.json"));
+        config.hardware_reservations = reservation_seeds(&target.desired)?;
         if let Some(path) = &options.sim_faults {
             config.faults = sim::FaultPlan::from_file(path)?;
         }
@@ -134,6 +136,47 @@ impl SimSession {
             time_scale,
         })
     }
+}
+
+/// The hardware reservations the spec relies on, for the simulated project: each one it names
+/// by id, and one per node that takes the `next-available` one of its plan and facility. (At
+/// first start only: a resumed demo's project keeps its own.)
+fn reservation_seeds(desired: &DesiredCluster) -> anyhow::Result<Vec<sim::ReservationSeed>> {
+    let mut seeds = Vec::new();
+    let mut any: BTreeMap<(String, String), u32> = BTreeMap::new();
+    for node in &desired.nodes {
+        let (plan, facility) = (
+            node.plan.as_str().to_owned(),
+            node.facility.as_str().to_owned(),
+        );
+        match &node.reservation {
+            specs::HardwareReservation::Id(id) => seeds.push(sim::ReservationSeed {
+                plan,
+                facility,
+                count: 1,
+                id: Some(id.parse().with_context(|| {
+                    format!(
+                        "the reservation id {id:?} of {} is not a UUID",
+                        node.hostname
+                    )
+                })?),
+            }),
+            specs::HardwareReservation::NextAvailable => {
+                *any.entry((plan, facility)).or_default() += 1
+            }
+            specs::HardwareReservation::None => {}
+        }
+    }
+    seeds.extend(
+        any.into_iter()
+            .map(|((plan, facility), count)| sim::ReservationSeed {
+                plan,
+                facility,
+                count,
+                id: None,
+            }),
+    );
+    Ok(seeds)
 }
 
 /// A simulator with embedded SSH nodes under `node_root` on [`SIM_SSH_PORT`], the project and

@@ -472,3 +472,49 @@ fn the_demo_runs_end_to_end_and_every_command_works_on_it() {
         "{audit}"
     );
 }
+
+/// The flannel example names hardware reservations by id and asks for `next-available` ones:
+/// the embedded simulator gives its project exactly those, so the example runs as written.
+#[test]
+fn the_flannel_example_runs_on_its_reservations_against_the_embedded_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flannel.yaml");
+    let written = std::fs::read_to_string(example).unwrap();
+    let assets = dir.path().join("assets");
+    let spec = dir.path().join("flannel.yaml");
+    std::fs::write(
+        &spec,
+        written.replace(
+            "asset_dir: /var/lib/loko/lattice",
+            &format!("asset_dir: {}", assets.display()),
+        ),
+    )
+    .unwrap();
+    let out = loko(&["run", spec.to_str().unwrap(), "--sim"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(assets.join(".loko/sim/state.json")).unwrap())
+            .unwrap();
+    let reservation_of = |hostname: &str| {
+        let devices = state["packet"]["devices"].as_object().unwrap();
+        let device = devices
+            .values()
+            .find(|d| d["hostname"] == hostname)
+            .unwrap_or_else(|| panic!("no device {hostname}"));
+        device["hardware_reservation_id"].clone()
+    };
+    assert_eq!(
+        reservation_of("lattice-controller-0"),
+        "55555f20-a1fb-55bd-1e11-11af11d11111"
+    );
+    assert_eq!(
+        reservation_of("lattice-storage-worker-1"),
+        "77777f20-c3fb-77bd-3e33-33af33d33333"
+    );
+    assert!(reservation_of("lattice-general-worker-2").is_string());
+}

@@ -235,8 +235,9 @@ async fn the_hybrid_and_flannel_examples_come_up() {
     for (example, cluster, nodes) in [("hybrid", "hydra", 7), ("flannel", "lattice", 7)] {
         let w = world(0.002, true).await;
         let spec = w.spec_from_example(example);
-        // The simulator cannot be seeded with the example's made-up reservation ids: the
-        // flannel cluster goes on hourly devices here (reservations have tests of their own).
+        // This world's simulator starts before the spec is known, so its project has none of
+        // the example's reservations: the flannel cluster goes on hourly devices here. (`loko
+        // run --sim` seeds them; tests/cli.rs runs the example as written.)
         let text = std::fs::read_to_string(&spec).unwrap();
         let kept: Vec<&str> = text
             .lines()

@@ -38,6 +38,7 @@
 //! # Ok(()) }
 //! ```
 
+mod limit;
 mod observe;
 mod plan;
 mod retry;

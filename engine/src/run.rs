@@ -13,10 +13,10 @@ use petgraph::Direction;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::{Bfs, Walker};
 use serde_json::Value;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::limit::ClassLimit;
 use crate::observe::{Notice, NoticeKind, Observer, Silent};
 use crate::plan::Plan;
 use crate::step::{ClassSlot, ResourceClass, StepContext, StepDef, StepError};
@@ -154,7 +154,7 @@ impl Engine {
             run,
             snapshot,
             cancel,
-            semaphores: HashMap::new(),
+            limits: HashMap::new(),
             remaining: plan
                 .graph
                 .node_indices()
@@ -240,7 +240,7 @@ impl Snapshot {
             last_succeeded_or_none: last.is_none_or(|r| r.succeeded()),
             last_unfinished: last
                 .filter(|r| !r.succeeded())
-                .map(|r| (r.id, r.spec_digest.clone())),
+                .map(|r| (r.id, r.spec_digest)),
         }
     }
 }
@@ -256,7 +256,10 @@ fn effective_digest(step: &StepDef, deps: &BTreeMap<StepId, Outputs>) -> Digest 
             (id.to_string(), serde_json::to_vec(out).unwrap_or_default())
         })
         .collect();
-    let mut parts: Vec<&[u8]> = vec![step.inputs.as_str().as_bytes()];
+    // The hex text, not the raw bytes: journals written before digests were held as bytes
+    // must keep their effective digests.
+    let own = step.inputs.to_hex();
+    let mut parts: Vec<&[u8]> = vec![own.as_bytes()];
     for (id, out) in &encoded {
         parts.push(id.as_bytes());
         parts.push(out);
@@ -294,7 +297,7 @@ struct Execution<'a> {
     run: RunId,
     snapshot: Snapshot,
     cancel: CancellationToken,
-    semaphores: HashMap<ResourceClass, Arc<Semaphore>>,
+    limits: HashMap<ResourceClass, Arc<ClassLimit>>,
     remaining: Vec<usize>,
     outputs: Vec<Option<Outputs>>,
     settled: Vec<bool>,
@@ -400,10 +403,10 @@ impl Execution<'_> {
             .get(&step.class)
             .copied()
             .unwrap_or(self.engine.default_limit);
-        let semaphore = Arc::clone(
-            self.semaphores
+        let class_limit = Arc::clone(
+            self.limits
                 .entry(step.class.clone())
-                .or_insert_with(|| Arc::new(Semaphore::new(limit))),
+                .or_insert_with(|| ClassLimit::new(limit)),
         );
         let first_attempt = self.snapshot.attempts.get(&step.id).copied().unwrap_or(0) + 1;
         let previous_intents = Arc::new(
@@ -428,7 +431,9 @@ impl Execution<'_> {
             deps: Arc::new(deps),
             previous_intents,
             first_attempt,
-            semaphore,
+            class_limit,
+            // Plan order is declaration order, which puts the critical path first.
+            priority: node.index(),
         };
         self.tasks.spawn(async move { (node, attempt.run().await) });
     }
@@ -504,7 +509,8 @@ struct Attempts {
     deps: Arc<BTreeMap<StepId, Outputs>>,
     previous_intents: Arc<Vec<Intent>>,
     first_attempt: u32,
-    semaphore: Arc<Semaphore>,
+    class_limit: Arc<ClassLimit>,
+    priority: usize,
 }
 
 impl Attempts {
@@ -523,7 +529,7 @@ impl Attempts {
         let mut counted = 0;
         loop {
             let permit = tokio::select! {
-                permit = Arc::clone(&self.semaphore).acquire_owned() => permit,
+                permit = self.class_limit.acquire(self.priority) => permit,
                 () = self.cancel.cancelled() => {
                     return Ok(if attempt == self.first_attempt {
                         StepEnd::NotStarted
@@ -538,13 +544,17 @@ impl Attempts {
                     Event::StepStarted {
                         step: self.step.id.clone(),
                         attempt,
-                        inputs_digest: self.digest.clone(),
+                        inputs_digest: self.digest,
                     },
                 )
                 .await?;
             self.notice(NoticeKind::Started { attempt });
             let t0 = Instant::now();
-            let slot = Arc::new(ClassSlot::holding(Arc::clone(&self.semaphore), permit.ok()));
+            let slot = Arc::new(ClassSlot::holding(
+                Arc::clone(&self.class_limit),
+                self.priority,
+                permit,
+            ));
             let result = self.attempt(attempt, Arc::clone(&slot)).await;
             slot.release();
             let duration = t0.elapsed();
@@ -557,7 +567,7 @@ impl Attempts {
                             Event::StepSucceeded {
                                 step: self.step.id.clone(),
                                 attempt,
-                                inputs_digest: self.digest.clone(),
+                                inputs_digest: self.digest,
                                 outputs: outputs.clone(),
                                 duration_ms,
                                 invalidates: self.step.invalidates.clone(),

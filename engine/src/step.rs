@@ -27,9 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use journal::{Digest, Event, Intent, Journal, Outputs, RunId, StepId};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::limit::{ClassLimit, Permit};
 use crate::observe::{Notice, NoticeKind, Observer};
 use crate::retry::RetryPolicy;
 
@@ -191,15 +191,18 @@ impl StepDef {
 /// A step attempt's place in its resource class: held while it works, handed back while it
 /// only waits (see [`StepContext::idle`]).
 pub(crate) struct ClassSlot {
-    semaphore: Arc<Semaphore>,
-    permit: Mutex<Option<OwnedSemaphorePermit>>,
+    limit: Arc<ClassLimit>,
+    /// The step's place in the plan, which orders it among the class's waiters.
+    priority: usize,
+    permit: Mutex<Option<Permit>>,
 }
 
 impl ClassSlot {
-    pub(crate) fn holding(semaphore: Arc<Semaphore>, permit: Option<OwnedSemaphorePermit>) -> Self {
+    pub(crate) fn holding(limit: Arc<ClassLimit>, priority: usize, permit: Permit) -> Self {
         ClassSlot {
-            semaphore,
-            permit: Mutex::new(permit),
+            limit,
+            priority,
+            permit: Mutex::new(Some(permit)),
         }
     }
 
@@ -208,12 +211,11 @@ impl ClassSlot {
     }
 
     async fn reacquire(&self) {
-        // The engine never closes its semaphores; a closed one would only mean no limit.
-        let permit = Arc::clone(&self.semaphore).acquire_owned().await.ok();
-        *self.lock() = permit;
+        let permit = self.limit.acquire(self.priority).await;
+        *self.lock() = Some(permit);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<OwnedSemaphorePermit>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Permit>> {
         // The guarded value is an Option that is only taken or set: a panic cannot corrupt it.
         self.permit.lock().unwrap_or_else(|e| e.into_inner())
     }

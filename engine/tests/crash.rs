@@ -199,7 +199,7 @@ fn folded(dir: &Path) -> (BTreeMap<StepId, (Outputs, Digest)>, Vec<Event>) {
     let ledger = journal.with_state(|s| {
         s.ledger
             .iter()
-            .map(|(k, v)| (k.clone(), (v.outputs.clone(), v.inputs_digest.clone())))
+            .map(|(k, v)| (k.clone(), (v.outputs.clone(), v.inputs_digest)))
             .collect()
     });
     let runs: Vec<_> = journal.with_state(|s| s.runs.keys().copied().collect());

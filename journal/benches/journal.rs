@@ -1,14 +1,30 @@
 //! Journal benchmarks; prints figures, asserts nothing. Run: `cargo bench -p journal`.
 //!
 //! - durable appends per second with 1 and 64 concurrent writers (group commit at work);
-//! - time to open and fold a journal of 100,000 events.
+//! - time to open and fold a journal of 100,000 events, and of one with the most records after
+//!   its last snapshot (see `journal/src/snapshot.rs`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use journal::{Digest, Event, Journal, Outputs, RunKind, StepId};
 
+// The allocator the loko binary uses, so that the figures are loko's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Set in the child process that opens a journal and prints the milliseconds it took.
+const OPEN_ONLY_ENV: &str = "LOKO_BENCH_OPEN_ONLY";
+
 fn main() {
+    if let Ok(dir) = std::env::var(OPEN_ONLY_ENV) {
+        let t0 = Instant::now();
+        let journal = Journal::open(std::path::Path::new(&dir)).expect("open");
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        drop(journal);
+        println!("{ms}");
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -18,6 +34,10 @@ fn main() {
             appends_per_second(writers).await;
         }
         open_and_fold(100_000).await;
+        // The most records a journal of at most that size folds after its last snapshot.
+        let every = journal::SNAPSHOT_EVERY as usize;
+        let worst = 100_000 / every * every - 1;
+        open_and_fold(worst).await;
     });
 }
 
@@ -99,6 +119,7 @@ async fn open_and_fold(events: usize) {
         }
         Err(_) => KeepDir::Temp(dir),
     };
+    let t0 = Instant::now();
     {
         let (journal, run) = open_with_run(dir.path()).await;
         // Writers in parallel so that writing 100k durable events takes seconds, not minutes.
@@ -133,17 +154,41 @@ async fn open_and_fold(events: usize) {
             t.await.expect("writer");
         }
     }
-    let t0 = Instant::now();
+    let written = t0.elapsed();
+    // Opened by fresh processes, as `loko run` resuming a cluster would: the writer's heap and
+    // caches are not there to help. Five opens; the spread shows how busy the machine was.
+    let mut ms: Vec<f64> = (0..5).map(|_| open_in_child(dir.path())).collect();
+    ms.sort_by(f64::total_cmp);
     let journal = Journal::open(dir.path()).expect("reopen");
-    let elapsed = t0.elapsed();
     let (count, ledger) = journal.with_state(|s| {
         (
             s.runs.values().map(|r| r.events).sum::<u64>(),
             s.ledger.len(),
         )
     });
+    let after = count % journal::SNAPSHOT_EVERY;
     println!(
-        "journal open+fold: {count} events ({ledger} step results) in {:.1} ms",
-        elapsed.as_secs_f64() * 1e3
+        "journal open+fold: {count} events ({ledger} step results; snapshot + {after} records): median {:.1} ms (min {:.1}, max {:.1}, 5 processes); written in {:.1} s by 64 writers",
+        ms[2],
+        ms[0],
+        ms[4],
+        written.as_secs_f64()
     );
+}
+
+fn open_in_child(dir: &std::path::Path) -> f64 {
+    let me = std::env::current_exe().expect("bench executable");
+    let out = std::process::Command::new(me)
+        .env(OPEN_ONLY_ENV, dir)
+        .output()
+        .expect("run the bench's child");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("milliseconds")
 }

@@ -110,6 +110,11 @@ pub enum FoldError {
     UnknownRun(RunId),
     #[error("run {0} started twice")]
     RunStartedTwice(RunId),
+    /// Only the newest run takes events: a run is resumed or a new one begun, never an older
+    /// one written to. (This keeps every new record after every earlier one in store order,
+    /// which snapshots rely on.)
+    #[error("event for run {run}, but run {last} is newer; only the newest run takes events")]
+    NotLastRun { run: RunId, last: RunId },
     #[error("step {step} reports attempt {attempt}, which never started")]
     UnknownAttempt { step: StepId, attempt: u32 },
 }
@@ -125,10 +130,18 @@ impl ClusterState {
     pub fn admits(&self, run: RunId, event: &Event) -> Result<(), FoldError> {
         let state = match (event, self.runs.get(&run)) {
             (Event::RunStarted { .. }, Some(_)) => return Err(FoldError::RunStartedTwice(run)),
-            (Event::RunStarted { .. }, None) => return Ok(()),
+            (Event::RunStarted { .. }, None) => {
+                return match self.last_run().map(|r| r.id).filter(|last| *last > run) {
+                    Some(last) => Err(FoldError::NotLastRun { run, last }),
+                    None => Ok(()),
+                };
+            }
             (_, None) => return Err(FoldError::UnknownRun(run)),
             (_, Some(state)) => state,
         };
+        if let Some(last) = self.last_run().map(|r| r.id).filter(|last| *last != run) {
+            return Err(FoldError::NotLastRun { run, last });
+        }
         match event {
             Event::StepIntent { step, attempt, .. }
             | Event::StepSucceeded { step, attempt, .. }

@@ -75,10 +75,12 @@ impl fmt::Display for StepId {
     }
 }
 
-/// A SHA-256 digest in lowercase hex; used for spec digests and step inputs digests.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Digest(String);
+/// A SHA-256 digest; used for spec digests and step inputs digests. Written as lowercase hex.
+///
+/// Held as its 32 bytes rather than as hex text: a journal holds one per attempt and one per
+/// step result, and a `String` each would be an allocation each when a long journal is opened.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest([u8; 32]);
 
 impl Digest {
     /// The digest of a sequence of byte strings. Each part is length-prefixed so that
@@ -89,7 +91,7 @@ impl Digest {
             hasher.update((part.len() as u64).to_be_bytes());
             hasher.update(part);
         }
-        Digest(hex::encode(hasher.finalize()))
+        Digest(hasher.finalize().into())
     }
 
     /// The digest of one byte string.
@@ -104,20 +106,64 @@ impl Digest {
         Ok(Digest::of(&serde_json::to_vec(value)?))
     }
 
-    /// The hex text.
-    pub fn as_str(&self) -> &str {
+    /// The 32 bytes.
+    pub fn bytes(&self) -> &[u8; 32] {
         &self.0
     }
 
+    /// A digest from its 32 bytes (as [`Digest::bytes`] gives them).
+    pub fn from_bytes(bytes: [u8; 32]) -> Digest {
+        Digest(bytes)
+    }
+
+    /// The 64 hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
     /// The first 12 hex digits, for humans.
-    pub fn short(&self) -> &str {
-        &self.0[..self.0.len().min(12)]
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..6])
     }
 }
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        let mut buf = [0u8; 64];
+        // Cannot fail: the buffer is exactly twice the digest's length.
+        hex::encode_to_slice(self.0, &mut buf).map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = Digest;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a SHA-256 digest as 64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Digest, E> {
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(text, &mut bytes)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(text), &self))?;
+                Ok(Digest(bytes))
+            }
+        }
+        deserializer.deserialize_str(Hex)
     }
 }
 
@@ -141,6 +187,14 @@ mod tests {
             Digest::of_parts([b"a".as_slice(), b"bc".as_slice()])
         );
         assert_eq!(Digest::of(b"x"), Digest::of(b"x"));
-        assert_eq!(Digest::of(b"x").as_str().len(), 64);
+        assert_eq!(Digest::of(b"x").to_hex().len(), 64);
+        let json = serde_json::to_string(&Digest::of(b"x")).unwrap();
+        assert_eq!(json, format!("\"{}\"", Digest::of(b"x").to_hex()));
+        assert_eq!(
+            serde_json::from_str::<Digest>(&json).unwrap(),
+            Digest::of(b"x")
+        );
+        assert!(serde_json::from_str::<Digest>("\"abc\"").is_err());
+        assert_eq!(Digest::of(b"x").short(), &Digest::of(b"x").to_hex()[..12]);
     }
 }

@@ -44,6 +44,7 @@ mod fold;
 mod ids;
 mod lock;
 mod secrets;
+mod snapshot;
 mod store;
 
 use std::collections::BTreeMap;
@@ -62,6 +63,7 @@ pub use ids::{Digest, InvalidStepId, RunId, Seq, StepId};
 pub use secrets::{
     OutputError, Outputs, REDACTED, redact, redact_json, register_secret, secret_kind,
 };
+pub use snapshot::SNAPSHOT_EVERY;
 
 use lock::RunLock;
 use store::{Store, StoreError};
@@ -134,6 +136,8 @@ type Waiter = oneshot::Sender<Result<(), String>>;
 struct Folded {
     cluster: ClusterState,
     next_seq: BTreeMap<RunId, u64>,
+    /// Records folded since the last snapshot (or since the first record).
+    since_snapshot: u64,
 }
 
 impl Journal {
@@ -314,7 +318,23 @@ impl Journal {
             })?;
         *next += 1;
         folded.cluster.apply_admitted(run, seq, record);
+        folded.since_snapshot += 1;
+        if folded.since_snapshot >= snapshot::SNAPSHOT_EVERY {
+            self.write_snapshot(folded, (run, seq));
+        }
         Ok(seq)
+    }
+
+    /// Stores a snapshot of the fold up to `last`. It only speeds up the next open, so failing
+    /// to write one is not an error of the append that triggered it: the next open folds the
+    /// records instead, and a store that cannot write fails the next flush anyway.
+    fn write_snapshot(&self, folded: &mut Folded, last: (RunId, Seq)) {
+        let written = snapshot::encode(last, &folded.next_seq, &folded.cluster)
+            .ok()
+            .and_then(|bytes| self.store.put_snapshot(bytes).ok());
+        if written.is_some() {
+            folded.since_snapshot = 0;
+        }
     }
 
     /// Waits until everything inserted so far is durable, sharing the flush with concurrent
@@ -393,7 +413,49 @@ impl Drop for Committer {
     }
 }
 
+/// Folds the store: the latest usable snapshot and the records after it, or every record.
 fn fold_store(dir: &Path, store: &Store) -> Result<Folded, JournalError> {
+    let store_error = |source| JournalError::Store {
+        path: dir.to_owned(),
+        source,
+    };
+    if let Some(snap) = usable_snapshot(store).map_err(store_error)? {
+        let after = snapshot::last_key(&snap);
+        let folded = Folded {
+            cluster: snap.cluster,
+            next_seq: snap.next_seq,
+            since_snapshot: 0,
+        };
+        return fold_records(dir, folded, store.scan_after(after));
+    }
+    let empty = Folded {
+        cluster: ClusterState::default(),
+        next_seq: BTreeMap::new(),
+        since_snapshot: 0,
+    };
+    fold_records(dir, empty, store.scan())
+}
+
+/// The stored snapshot, if there is one this build can use. A snapshot that cannot be used is
+/// ignored (it is derived data; every record is still there), but one that could be read and
+/// names a record the store lacks is ignored too: it must never stand in for records that are
+/// not durable.
+fn usable_snapshot(store: &Store) -> Result<Option<snapshot::Snapshot>, StoreError> {
+    let Some(bytes) = store.snapshot()? else {
+        return Ok(None);
+    };
+    let Ok(snap) = snapshot::decode(&bytes) else {
+        return Ok(None);
+    };
+    Ok(store.contains(snapshot::last_key(&snap))?.then_some(snap))
+}
+
+/// Folds `records` (in key order) onto `folded`, checking each against the ones before it.
+fn fold_records(
+    dir: &Path,
+    mut folded: Folded,
+    records: impl Iterator<Item = Result<(store::Bytes, store::Bytes), StoreError>>,
+) -> Result<Folded, JournalError> {
     let corrupt = |run, seq, reason: String| JournalError::Corrupt {
         path: dir.to_owned(),
         run,
@@ -401,7 +463,7 @@ fn fold_store(dir: &Path, store: &Store) -> Result<Folded, JournalError> {
         reason,
     };
     let mut raw = Vec::new();
-    for item in store.scan() {
+    for item in records {
         let (k, v) = item.map_err(|source| JournalError::Store {
             path: dir.to_owned(),
             source,
@@ -415,12 +477,12 @@ fn fold_store(dir: &Path, store: &Store) -> Result<Folded, JournalError> {
         })?;
         raw.push((run, seq, v));
     }
-    // Decoding is most of the cost of opening a large journal and each record decodes on its
+    // Decoding is most of the cost of folding many records and each record decodes on its
     // own, so it is spread over the cores; folding stays sequential, in key order.
-    let decoded = decode_parallel(&raw);
-    let mut folded = Folded {
-        cluster: ClusterState::default(),
-        next_seq: BTreeMap::new(),
+    let decoded = if raw.len() < 4096 {
+        raw.iter().map(|(_, _, v)| event::decode(v)).collect()
+    } else {
+        par_map(&raw, |(_, _, v)| event::decode(v))
     };
     for ((run, seq, _), record) in raw.iter().zip(decoded) {
         let (run, seq) = (*run, *seq);
@@ -439,31 +501,24 @@ fn fold_store(dir: &Path, store: &Store) -> Result<Folded, JournalError> {
             .map_err(|e| corrupt(run, seq, e.to_string()))?;
         folded.cluster.apply_admitted(run, seq, record);
         folded.next_seq.insert(run, seq.0 + 1);
+        folded.since_snapshot += 1;
     }
     Ok(folded)
 }
 
-fn decode_parallel<B: AsRef<[u8]> + Sync>(
-    raw: &[(RunId, Seq, B)],
-) -> Vec<Result<Record, DecodeError>> {
+/// `f` over `items` on every core, results in the order of `items`. For work that is a pure
+/// function of each item (decoding records, snapshot chunks) and worth a thread per core.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || raw.len() < 4096 {
-        return raw
-            .iter()
-            .map(|(_, _, v)| event::decode(v.as_ref()))
-            .collect();
+    if threads < 2 || items.len() < 2 {
+        return items.iter().map(&f).collect();
     }
-    let chunk = raw.len().div_ceil(threads);
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = raw
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(_, _, v)| event::decode(v.as_ref()))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()
@@ -515,5 +570,200 @@ fn crash_if_asked() {
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &str) -> StepId {
+        StepId::new(name).unwrap()
+    }
+
+    /// A journal with several runs and every kind of event, crossing several snapshots.
+    async fn busy_journal(dir: &Path) -> ClusterState {
+        let journal = Journal::open(dir).unwrap();
+        let spec = serde_json::json!({
+            "name": "supernova", "count": 3, "ratio": -0.5, "neg": -7, "on": true,
+            "none": null, "list": [1, "two", {"three": [3]}],
+        });
+        for r in 0..3u32 {
+            let plan = vec![step("pki"), step("device/a")];
+            let run = journal
+                .begin_run(
+                    RunKind::Apply,
+                    Digest::of(b"spec"),
+                    spec.clone(),
+                    plan.clone(),
+                )
+                .await
+                .unwrap();
+            if r == 1 {
+                journal.resume_run(run, plan).await.unwrap();
+            }
+            for i in 0..12u32 {
+                let s = step(&format!("device/node-{i}"));
+                let attempt = r * 2 + 1;
+                let started = Event::StepStarted {
+                    step: s.clone(),
+                    attempt,
+                    inputs_digest: Digest::of(&i.to_be_bytes()),
+                };
+                journal.append(run, started).await.unwrap();
+                let detail = Outputs::new()
+                    .with("hostname", format!("node-{i}"))
+                    .unwrap();
+                let intent = Event::StepIntent {
+                    step: s.clone(),
+                    attempt,
+                    effect: "create device".into(),
+                    detail,
+                };
+                journal.append(run, intent).await.unwrap();
+                let end = if i % 5 == 4 {
+                    Event::StepFailed {
+                        step: s.clone(),
+                        attempt,
+                        error: "503 from the API".into(),
+                        retryable: true,
+                        duration_ms: 9,
+                    }
+                } else {
+                    let outputs = Outputs::new()
+                        .with("device_id", format!("id-{i}"))
+                        .and_then(|o| o.with("ports", vec![22, 6443]))
+                        .and_then(|o| o.with("x", serde_json::json!({"f": 1.5, "n": -1})))
+                        .unwrap();
+                    Event::StepSucceeded {
+                        step: s.clone(),
+                        attempt,
+                        inputs_digest: Digest::of(&i.to_be_bytes()),
+                        outputs,
+                        duration_ms: 3,
+                        invalidates: if i == 7 {
+                            vec![step("device/node-1")]
+                        } else {
+                            vec![]
+                        },
+                    }
+                };
+                journal.append(run, end).await.unwrap();
+            }
+            let skipped = Event::StepSkipped {
+                step: step("bootkube"),
+                because: step("device/node-4"),
+            };
+            journal.append(run, skipped).await.unwrap();
+            let outcome = if r < 2 {
+                RunOutcome::Failed {
+                    failed: vec![step("device/node-4")],
+                    skipped: vec![step("bootkube")],
+                }
+            } else {
+                RunOutcome::Interrupted
+            };
+            journal
+                .append(run, Event::RunEnded { outcome })
+                .await
+                .unwrap();
+        }
+        // A few records after the last snapshot, to be folded on top of it.
+        let last = journal.state().last_run().unwrap().id;
+        journal
+            .append(
+                last,
+                Event::StepSkipped {
+                    step: step("ready"),
+                    because: step("pki"),
+                },
+            )
+            .await
+            .unwrap();
+        journal.state()
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_and_the_records_after_it_fold_to_the_same_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = busy_journal(dir.path()).await;
+        let journal = Journal::open(dir.path()).unwrap();
+        let snap = usable_snapshot(&journal.store)
+            .unwrap()
+            .expect("a snapshot was written");
+        assert!(
+            snap.cluster.runs.values().map(|r| r.events).sum::<u64>() > snapshot::SNAPSHOT_EVERY
+        );
+        let tail = journal.store.scan_after(snapshot::last_key(&snap)).count() as u64;
+        assert!(
+            tail > 0,
+            "the test must fold records on top of the snapshot"
+        );
+        assert_eq!(journal.state(), before);
+        assert_eq!(journal.folded().since_snapshot, tail);
+        // The same state as folding every record without the snapshot.
+        let folded = fold_records(
+            dir.path(),
+            Folded {
+                cluster: ClusterState::default(),
+                next_seq: BTreeMap::new(),
+                since_snapshot: 0,
+            },
+            journal.store.scan(),
+        )
+        .unwrap();
+        assert_eq!(folded.cluster, before);
+        assert_eq!(folded.next_seq, journal.folded().next_seq);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_or_unusable_snapshot_is_ignored_and_every_record_folded() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = busy_journal(dir.path()).await;
+        let stored = {
+            let journal = Journal::open(dir.path()).unwrap();
+            journal.store.snapshot().unwrap().unwrap().to_vec()
+        };
+        let mut damaged = stored.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 0x40;
+        // Names a record the store does not hold, as if its records had not been flushed.
+        let ahead = {
+            let snap = snapshot::decode(&stored).unwrap();
+            let mut next_seq = snap.next_seq.clone();
+            let run = snap.last.0;
+            next_seq.insert(run, 1_000_000);
+            snapshot::encode((run, Seq(999_999)), &next_seq, &snap.cluster).unwrap()
+        };
+        for bad in [damaged, ahead, b"\x01\x02".to_vec()] {
+            {
+                let journal = Journal::open(dir.path()).unwrap();
+                journal.store.put_snapshot(bad).unwrap();
+                journal.store.flush().unwrap();
+            }
+            let journal = Journal::open(dir.path()).unwrap();
+            assert!(usable_snapshot(&journal.store).unwrap().is_none());
+            assert_eq!(journal.state(), before);
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_newest_run_takes_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        let begin = || journal.begin_run(RunKind::Apply, Digest::of(b"s"), Value::Null, vec![]);
+        let first = begin().await.unwrap();
+        let second = begin().await.unwrap();
+        let event = Event::StepSkipped {
+            step: step("a"),
+            because: step("b"),
+        };
+        let err = journal.append(first, event.clone()).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("run 2 is newer; only the newest run takes events"),
+            "{err}"
+        );
+        journal.append(second, event).await.unwrap();
     }
 }

@@ -153,10 +153,26 @@ pub enum OutputError {
 ///
 /// Built only through [`Outputs::insert`], which refuses secrets, so a step cannot journal a
 /// private key by accident. Keys are ordered, so equal outputs encode to equal bytes (and equal
-/// digests).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Outputs(BTreeMap<String, Value>);
+/// digests). Encoded as a JSON object.
+///
+/// Held as a vector sorted by key rather than a `BTreeMap`: a step publishes a handful of
+/// values, and a journal of 100,000 events holds tens of thousands of these, where a B-tree's
+/// node (over 600 bytes for even one entry) would be most of the memory.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(from = "BTreeMap<String, Value>")]
+pub struct Outputs(Vec<(String, Value)>);
+
+impl Serialize for Outputs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl From<BTreeMap<String, Value>> for Outputs {
+    fn from(map: BTreeMap<String, Value>) -> Self {
+        Outputs(map.into_iter().collect())
+    }
+}
 
 impl Outputs {
     /// No outputs.
@@ -176,8 +192,18 @@ impl Outputs {
                 kind,
             });
         }
-        self.0.insert(key.to_owned(), value);
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key.to_owned(), value)),
+        }
         Ok(())
+    }
+
+    /// Outputs that passed [`Outputs::insert`]'s checks before (read back from a snapshot).
+    /// `pairs` must be sorted by key, without duplicates, as snapshots store them.
+    pub(crate) fn from_checked(pairs: Vec<(String, Value)>) -> Outputs {
+        debug_assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0));
+        Outputs(pairs)
     }
 
     /// [`Outputs::insert`] in builder style.
@@ -188,7 +214,7 @@ impl Outputs {
 
     /// Reads the value under `key` as `T`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<T, OutputError> {
-        let value = self.0.get(key).ok_or_else(|| OutputError::Missing {
+        let value = self.get_raw(key).ok_or_else(|| OutputError::Missing {
             key: key.to_owned(),
         })?;
         T::deserialize(value).map_err(|source| OutputError::Json {
@@ -199,7 +225,10 @@ impl Outputs {
 
     /// The raw JSON value under `key`.
     pub fn get_raw(&self, key: &str) -> Option<&Value> {
-        self.0.get(key)
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.0[i].1)
     }
 
     /// Every key and value, ordered by key.

@@ -1,7 +1,8 @@
 //! The storage behind the journal: the only module that knows sled.
 //!
 //! sled 0.34 has had no release since 2021 (1.0 is an alpha), so everything loko needs from it
-//! is this small surface: ordered inserts, a durable flush, and ordered scans. Swapping it for
+//! is this small surface: ordered inserts, a durable flush, ordered scans, and one slot for
+//! the latest snapshot of the fold. Swapping it for
 //! another embedded store (redb, fjall, or an append-only file) means rewriting this file only.
 
 use std::path::Path;
@@ -13,7 +14,11 @@ pub(crate) type Bytes = sled::IVec;
 pub(crate) struct Store {
     db: sled::Db,
     events: sled::Tree,
+    snapshots: sled::Tree,
 }
+
+/// The key of the one snapshot kept.
+const LATEST: &[u8] = b"latest";
 
 /// A storage failure; the text is sled's.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +46,12 @@ impl Store {
             .flush_every_ms(None)
             .open()?;
         let events = db.open_tree("events")?;
-        Ok(Store { db, events })
+        let snapshots = db.open_tree("snapshots")?;
+        Ok(Store {
+            db,
+            events,
+            snapshots,
+        })
     }
 
     /// Inserts a record; it is durable only after the next [`Store::flush`].
@@ -59,6 +69,34 @@ impl Store {
     /// Every record in key order. Keys and values are borrowed from sled's cache, not copied.
     pub(crate) fn scan(&self) -> impl Iterator<Item = Result<(Bytes, Bytes), StoreError>> + '_ {
         self.events.iter().map(|r| r.map_err(StoreError::from))
+    }
+
+    /// The records whose keys sort after `key`, in key order.
+    pub(crate) fn scan_after(
+        &self,
+        key: [u8; 16],
+    ) -> impl Iterator<Item = Result<(Bytes, Bytes), StoreError>> + '_ {
+        use std::ops::Bound;
+        self.events
+            .range::<[u8; 16], _>((Bound::Excluded(key), Bound::Unbounded))
+            .map(|r| r.map_err(StoreError::from))
+    }
+
+    /// True when a record with this key exists.
+    pub(crate) fn contains(&self, key: [u8; 16]) -> Result<bool, StoreError> {
+        Ok(self.events.contains_key(key)?)
+    }
+
+    /// Replaces the snapshot; durable with the next [`Store::flush`], which also makes every
+    /// record inserted before it durable.
+    pub(crate) fn put_snapshot(&self, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.snapshots.insert(LATEST, bytes)?;
+        Ok(())
+    }
+
+    /// The latest snapshot, if one was written.
+    pub(crate) fn snapshot(&self) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.snapshots.get(LATEST)?)
     }
 
     /// The records whose keys start with `prefix`, in key order.

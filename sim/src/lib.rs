@@ -159,6 +159,9 @@ pub struct ReservationSeed {
     pub facility: String,
     /// How many.
     pub count: u32,
+    /// The reservation's id, for a spec that names it (then `count` must be 1); new ids if
+    /// `None`.
+    pub id: Option<uuid::Uuid>,
 }
 
 /// How to run the simulator.
@@ -256,6 +259,16 @@ pub enum SimError {
         what: &'static str,
         /// The slug or code given.
         value: String,
+    },
+    /// A seeded reservation with an id has a count other than 1.
+    #[error(
+        "hardware reservation seed {id} has count {count}; a seed with an id is one reservation"
+    )]
+    ReservationCount {
+        /// The id given.
+        id: uuid::Uuid,
+        /// The count given.
+        count: u32,
     },
     /// The configured hosted zone cannot be created (e.g. an invalid name).
     #[error("cannot create hosted zone {zone:?}: {message}")]
@@ -378,6 +391,12 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     }
     config.faults.validate()?;
     for seed in &config.hardware_reservations {
+        if let Some(id) = seed.id.filter(|_| seed.count != 1) {
+            return Err(SimError::ReservationCount {
+                id,
+                count: seed.count,
+            });
+        }
         if packet::catalog::plan(&seed.plan).is_none() {
             return Err(SimError::UnknownCatalogEntry {
                 what: "plan",
@@ -438,7 +457,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
             for _ in 0..seed.count {
                 world
                     .packet
-                    .add_reservation(project_id, &seed.plan, &seed.facility, now);
+                    .add_reservation(project_id, seed.id, &seed.plan, &seed.facility, now);
             }
         }
     }
@@ -505,7 +524,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
             if stopping {
                 break;
             }
-            ticker_shared.sync_nodes().await;
+            while ticker_shared.sync_nodes(true).await {}
         }
     });
     tracing::info!(%addr, project = %project_id, "simulator listening");

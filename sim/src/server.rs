@@ -21,6 +21,12 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{SimClock, sim_duration};
+
+/// How long, in simulated time, before its device turns active a machine boots.
+const BOOT_AHEAD: chrono::Duration = chrono::Duration::seconds(20);
+
+/// Machines booted ahead per hold of the node gate.
+const BOOT_BATCH: usize = 32;
 use crate::faults::{ANY_OPERATION, FaultPlan};
 use crate::lifecycle::{NodeLifecycle, NodeSpec};
 use crate::packet::api as packet;
@@ -337,16 +343,37 @@ impl Shared {
 
     /// Starts the machines of devices that became active and stops those of devices that left
     /// `active`.
-    pub(crate) async fn sync_nodes(&self) {
+    /// Starts and stops machines; returns true when there are more to boot ahead.
+    ///
+    /// `ahead` (the ticker): boots, in batches of [`BOOT_BATCH`] so that requests get the gate
+    /// in between, the machines of devices that turn active within [`BOOT_AHEAD`], as a real
+    /// machine boots while its device provisions. Otherwise (before and after every request)
+    /// only those already due: an answer never says "active" before the machine is up. Without
+    /// the lead, a thousand devices turning active together made every request wait while a
+    /// thousand machines booted on the simulator's host.
+    pub(crate) async fn sync_nodes(&self, ahead: bool) -> bool {
         let _gate = self.node_gate.lock().await;
+        let now = self.now();
+        let keep_by = now + BOOT_AHEAD;
+        let (start_by, max_starts) = if ahead {
+            (keep_by, BOOT_BATCH)
+        } else {
+            (now, usize::MAX)
+        };
         let (changes, node_faults) = {
             let mut world = self.world();
-            let changes = world.packet.node_changes(self.now(), &self.timings);
+            let changes = world
+                .packet
+                .node_changes(start_by, keep_by, max_starts, &self.timings);
             (changes, world.faults.plan().nodes.clone())
         };
+        let starts = changes
+            .iter()
+            .filter(|c| matches!(c, NodeChange::Start(_)))
+            .count();
         // Stops first (a replacement takes over its predecessor's hostname), then the starts
         // side by side: on Packet a thousand machines boot at once, not one after another.
-        let mut starts = tokio::task::JoinSet::new();
+        let mut booting = tokio::task::JoinSet::new();
         let (stops, others): (Vec<NodeChange>, Vec<NodeChange>) = changes
             .into_iter()
             .partition(|c| matches!(c, NodeChange::Stop(_)));
@@ -359,15 +386,22 @@ impl Shared {
                         public_ip: device.public_ipv4,
                         private_ip: device.private_ipv4,
                         user_data: device.userdata.clone(),
-                        ssh_refused_for: self
-                            .clock
-                            .to_real(sim_duration(node_faults.ssh_refused_for_secs)),
+                        // Counted from the device turning active, not from the early boot.
+                        ssh_refused_for: if node_faults.ssh_refused_for_secs > 0.0 {
+                            let until_active = (device.active_at(&self.timings) - now)
+                                .max(chrono::Duration::zero());
+                            self.clock.to_real(
+                                until_active + sim_duration(node_faults.ssh_refused_for_secs),
+                            )
+                        } else {
+                            Duration::ZERO
+                        },
                         apiserver_start_delay: self
                             .clock
                             .to_real(sim_duration(node_faults.apiserver_start_delay_secs)),
                     };
                     let nodes = Arc::clone(&self.nodes);
-                    starts.spawn(async move {
+                    booting.spawn(async move {
                         if let Err(e) = nodes.start_node(spec).await {
                             tracing::warn!(device = %device.id, hostname = %device.hostname, error = %e, "cannot start the node of an active device");
                         }
@@ -376,7 +410,8 @@ impl Shared {
                 NodeChange::Stop(id) => self.nodes.stop_node(&id.to_string()).await,
             }
         }
-        while starts.join_next().await.is_some() {}
+        while booting.join_next().await.is_some() {}
+        ahead && starts == BOOT_BATCH
     }
 
     /// Stops every machine (at shutdown).
@@ -564,11 +599,11 @@ async fn gate(
         return response;
     }
 
-    shared.sync_nodes().await;
+    shared.sync_nodes(false).await;
     let mut response = next.run(request).await;
     // Devices that the request made active (or deleted) get their machines before the client
     // can act on the answer.
-    shared.sync_nodes().await;
+    shared.sync_nodes(false).await;
 
     if decision.lost_response {
         tracing::info!(

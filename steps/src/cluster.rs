@@ -343,7 +343,7 @@ pub fn apply_plan(
                         .map_err(local_error)?;
                     Ok(Outputs::new()
                         .with("admin", "auth/kubeconfig")?
-                        .with("kubelet_sha256", Digest::of(kubelet.as_bytes()).as_str())?)
+                        .with("kubelet_sha256", Digest::of(kubelet.as_bytes()).to_hex())?)
                 }
             })
             .after([ids::pki()]),

@@ -172,7 +172,7 @@ pub(crate) async fn delete_device(
         .mutate(|world, now| world.packet.delete_device(&id, now, shared.timings()))
         .await?;
     // The machine goes down as soon as deprovisioning starts, not at the next tick.
-    shared.sync_nodes().await;
+    shared.sync_nodes(false).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

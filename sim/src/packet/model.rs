@@ -223,6 +223,15 @@ impl Device {
         }
     }
 
+    /// When the device turns (or turned) active, for the fates that get there.
+    pub(crate) fn active_at(&self, t: &Timings) -> DateTime<Utc> {
+        let provisioned = self.created_at + t.queued() + t.provisioning();
+        match self.fate {
+            DeviceFate::PassesUnknownState => provisioned + t.provisioning(),
+            _ => provisioned,
+        }
+    }
+
     /// When the device left its owner's view (deprovisioned, or moved out after failing).
     pub(crate) fn gone_at(&self, t: &Timings) -> Option<DateTime<Utc>> {
         match (self.delete_requested_at, self.fate) {
@@ -307,15 +316,16 @@ impl PacketCloud {
         });
     }
 
-    /// Adds a reservation of `plan` in `facility` to the project.
+    /// Adds a reservation of `plan` in `facility` to the project, with the id given or a new one.
     pub(crate) fn add_reservation(
         &mut self,
         project_id: Uuid,
+        id: Option<Uuid>,
         plan: &str,
         facility: &str,
         now: DateTime<Utc>,
     ) -> Uuid {
-        let id = new_id();
+        let id = id.unwrap_or_else(new_id);
         self.reservations.insert(
             id,
             Reservation {
@@ -658,19 +668,35 @@ impl PacketCloud {
         Ok(devices)
     }
 
-    /// Which machines to start (devices that became active) and stop (devices that left
-    /// `active`), marking them as handled so each change is reported once.
-    pub(crate) fn node_changes(&mut self, now: DateTime<Utc>, t: &Timings) -> Vec<NodeChange> {
+    /// Which machines to start and stop, marking them as handled so each change is reported
+    /// once. A machine starts once its device is active at `start_by` (at most `max_starts` of
+    /// them, those created first), and stops once its device is no longer active at `keep_by`.
+    /// With both at "now", machines follow the devices exactly; with both ahead, a machine
+    /// boots before its device turns active, as a real one boots during provisioning.
+    pub(crate) fn node_changes(
+        &mut self,
+        start_by: DateTime<Utc>,
+        keep_by: DateTime<Utc>,
+        max_starts: usize,
+        t: &Timings,
+    ) -> Vec<NodeChange> {
+        let mut starts: Vec<&Device> = Vec::new();
         let mut changes = Vec::new();
         for device in self.devices.values() {
-            let active = device.status(now, t) == Status::Active;
             let running = self.nodes_running.contains(&device.id);
-            if active && !running {
-                changes.push(NodeChange::Start(Box::new(device.clone())));
-            } else if running && !active {
+            if running && device.status(keep_by, t) != Status::Active {
                 changes.push(NodeChange::Stop(device.id));
+            } else if !running && device.status(start_by, t) == Status::Active {
+                starts.push(device);
             }
         }
+        starts.sort_by_key(|d| (d.created_at, d.id));
+        changes.extend(
+            starts
+                .into_iter()
+                .take(max_starts)
+                .map(|d| NodeChange::Start(Box::new(d.clone()))),
+        );
         for change in &changes {
             match change {
                 NodeChange::Start(d) => self.nodes_running.insert(d.id),
@@ -777,6 +803,60 @@ mod tests {
             metro: Some("sv".to_owned()),
             ..CreateDevice::default()
         }
+    }
+
+    #[test]
+    fn machines_boot_ahead_in_creation_order_and_stay_up_until_deleted() {
+        let (mut cloud, project, now) = cloud();
+        let t = timings();
+        let faults = DeviceFaults::default();
+        let mut ids = Vec::new();
+        for (i, host) in ["c0", "w0", "w1"].into_iter().enumerate() {
+            let at = now + chrono::Duration::seconds(i as i64);
+            ids.push(
+                cloud
+                    .create_device(project, input(host), &faults, 0.5, at, &t)
+                    .unwrap(),
+            );
+        }
+        let started = |changes: &[NodeChange]| -> Vec<Uuid> {
+            changes
+                .iter()
+                .filter_map(|c| match c {
+                    NodeChange::Start(d) => Some(d.id),
+                    NodeChange::Stop(_) => None,
+                })
+                .collect()
+        };
+        let lead = chrono::Duration::seconds(20);
+        let before = cloud.devices[&ids[0]].active_at(&t) - chrono::Duration::seconds(15);
+        // Not yet due: nothing for a request's sync.
+        assert!(
+            cloud
+                .node_changes(before, before + lead, usize::MAX, &t)
+                .is_empty()
+        );
+        // Ahead: the first created first, at most a batch at a time.
+        let first = cloud.node_changes(before + lead, before + lead, 2, &t);
+        assert_eq!(started(&first), ids[..2].to_vec());
+        let rest = cloud.node_changes(before + lead, before + lead, 2, &t);
+        assert_eq!(started(&rest), ids[2..].to_vec());
+        // Still provisioning, but running ahead: a request's sync keeps them.
+        assert_eq!(
+            cloud.devices[&ids[0]].status(before, &t),
+            Status::Provisioning
+        );
+        assert!(
+            cloud
+                .node_changes(before, before + lead, usize::MAX, &t)
+                .is_empty()
+        );
+        // Deleted: stopped at once.
+        cloud
+            .delete_device(&ids[1].to_string(), before, &t)
+            .unwrap();
+        let changes = cloud.node_changes(before, before + lead, usize::MAX, &t);
+        assert!(matches!(changes.as_slice(), [NodeChange::Stop(id)] if *id == ids[1]));
     }
 
     #[test]

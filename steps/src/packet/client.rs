@@ -20,8 +20,11 @@ use super::model::{CreateDevice, Device, DeviceList, HardwareReservation, Reserv
 pub const DEFAULT_BASE_URL: &str = "https://api.equinix.com/metal/v1";
 /// The environment variables that may hold the API token, in order of preference.
 pub const TOKEN_ENV: [&str; 2] = ["PACKET_AUTH_TOKEN", "METAL_AUTH_TOKEN"];
-/// Devices per page of list calls (the API's maximum is 1000; 250 keeps responses small).
-const PER_PAGE: u32 = 250;
+/// Devices per page of list calls: the API's maximum. Every call counts against Packet's rate
+/// limit (600 a minute) and a poll lists every device of the cluster, so at 1000 workers a
+/// page of 250 made a poll 5 calls and pushed device creates past the limit. Lists are sent
+/// without `userdata`, so even a full page is a few megabytes at most.
+const PER_PAGE: u32 = 1000;
 
 /// The API token. Its `Debug` never shows it, and it is registered with the journal's redactor
 /// so that no error or event can carry it.
