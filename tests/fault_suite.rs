@@ -93,6 +93,30 @@ async fn bursts_of_429_with_retry_after() {
     assert!(w.sim.state().rate_limited_responses >= 10);
 }
 
+/// A 429 on a create means the create was refused, not done: the step waits the server's
+/// `Retry-After` and sends it again within the same attempt, so the journal shows no failed
+/// attempt and no lookup for a device that cannot exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_create_is_sent_again_within_its_attempt() {
+    let plan = FaultPlan::seeded(5).operation(
+        "packet.devices.create",
+        OperationFaults::default().rate_limited_burst(3, 1),
+    );
+    let (w, spec, out) = run_under(plan).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    completes(&w, &spec, out, "429", &[]);
+    assert_eq!(w.sim.state().injected_faults.get("rate_limited"), Some(&3));
+    let journal = w.journal_json();
+    let failed: Vec<&str> = journal
+        .lines()
+        .filter(|l| l.contains("step_failed"))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "a create's 429 failed its attempt: {failed:?}"
+    );
+}
+
 /// A create whose answer is lost (the device exists, the client got a 502) is the classic
 /// orphan maker; the retry must find the device by its tag, not create a second one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -312,15 +312,25 @@ worker_pools:
         records
     }
 
-    /// The journal as `loko journal --json` prints it: every run, one object per line.
+    /// The journal as `loko journal --json` prints it: the list of runs, then every run in
+    /// full (`loko journal <run> --json`).
     pub fn journal_json(&self) -> String {
-        let out = self.loko(&[
-            "journal",
-            "--json",
-            "--state-dir",
-            self.state_dir().to_str().unwrap_or_default(),
-        ]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let state_dir = self.state_dir();
+        let state_dir = state_dir.to_str().unwrap_or_default();
+        let runs = self.loko(&["journal", "--json", "--state-dir", state_dir]);
+        let mut text = String::from_utf8_lossy(&runs.stdout).into_owned();
+        // Then every run in full: its steps, attempts, intents, outputs and errors.
+        let ids: Vec<String> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|run| run["run"].as_u64())
+            .map(|id| id.to_string())
+            .collect();
+        for id in ids {
+            let run = self.loko(&["journal", &id, "--json", "--state-dir", state_dir]);
+            text += &String::from_utf8_lossy(&run.stdout);
+        }
+        text
     }
 
     /// How often bootkube was started, over all nodes.

@@ -16,7 +16,7 @@ use engine::{StepContext, StepError};
 use journal::Outputs;
 
 use super::client::PacketClient;
-use super::error::PacketError;
+use super::error::{PacketError, PacketErrorKind};
 use super::model::{CreateDevice, Device, DeviceState};
 use super::poller::DevicePoller;
 
@@ -82,6 +82,11 @@ impl Default for DeviceSettings {
         }
     }
 }
+
+/// 429s a create waits out within one attempt (see [`DeviceStep`]'s create), and the longest
+/// `Retry-After` it waits that way; beyond either, the attempt fails and the engine decides.
+const MAX_PACED_CREATES: u32 = 10;
+const MAX_PACED_WAIT: Duration = Duration::from_secs(300);
 
 /// Maps an API failure to the engine's retry classes.
 pub fn step_error(e: PacketError) -> StepError {
@@ -234,11 +239,30 @@ impl DeviceStep {
             intent.insert("reservation", r)?;
         }
         ctx.intent("create device", intent).await?;
-        let device = self
-            .client
-            .create_device(&request)
-            .await
-            .map_err(step_error)?;
+        let mut paced = 0;
+        let device = loop {
+            match self.client.create_device(&request).await {
+                Ok(device) => break device,
+                // A 429 with Retry-After means the request was refused, not acted on: send it
+                // again once the server's wait is over, within this attempt. Failing the attempt
+                // instead would make the next one look for a device that cannot exist, after
+                // a fresh listing, which at 1000 workers put the last creates seconds late.
+                Err(PacketError {
+                    kind:
+                        PacketErrorKind::RateLimited {
+                            retry_after: Some(wait),
+                        },
+                    ..
+                }) if paced < MAX_PACED_CREATES && wait <= MAX_PACED_WAIT => {
+                    paced += 1;
+                    tokio::select! {
+                        () = ctx.idle(tokio::time::sleep(wait)) => {}
+                        () = ctx.cancelled() => return Err(StepError::Interrupted),
+                    }
+                }
+                Err(e) => return Err(step_error(e)),
+            }
+        };
         ctx.progress(format!("created device {} ({})", device.id, device.state));
         Ok(device)
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::client::PacketClient;
 use super::error::PacketError;
@@ -36,6 +36,7 @@ pub const FRESH_LISTING_TRIES: u32 = 5;
 pub struct DevicePoller {
     latest: watch::Receiver<Arc<Listing>>,
     waiters: Arc<AtomicUsize>,
+    wake: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -71,35 +72,43 @@ impl DevicePoller {
             error: None,
         }));
         let waiters = Arc::new(AtomicUsize::new(0));
-        let w = Arc::clone(&waiters);
+        let wake = Arc::new(Notify::new());
+        let (w, woken) = (Arc::clone(&waiters), Arc::clone(&wake));
         let task = tokio::spawn(async move {
             let mut generation = 0;
             let mut devices = HashMap::new();
             loop {
                 let mut pause = interval;
-                if w.load(Ordering::SeqCst) > 0 {
-                    generation += 1;
-                    let requested_at = Instant::now();
-                    let error = match client.list_devices(&cluster_tag).await {
-                        Ok(list) => {
-                            devices = list.into_iter().map(|d| (d.id.clone(), d)).collect();
-                            None
-                        }
-                        Err(e) => {
-                            tracing::warn!("polling devices: {e}");
-                            pause = pause.max(e.retry_after().unwrap_or_default());
-                            Some(e)
-                        }
-                    };
-                    let listing = Listing {
-                        generation,
-                        requested_at,
-                        devices: devices.clone(),
-                        error,
-                    };
-                    if tx.send(Arc::new(listing)).is_err() {
-                        return;
+                if w.load(Ordering::SeqCst) == 0 {
+                    // Idle: the first subscriber wakes the poller at once, so a run's first
+                    // lookups do not wait out an interval; polls then keep the interval.
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = woken.notified() => {}
                     }
+                    continue;
+                }
+                generation += 1;
+                let requested_at = Instant::now();
+                let error = match client.list_devices(&cluster_tag).await {
+                    Ok(list) => {
+                        devices = list.into_iter().map(|d| (d.id.clone(), d)).collect();
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!("polling devices: {e}");
+                        pause = pause.max(e.retry_after().unwrap_or_default());
+                        Some(e)
+                    }
+                };
+                let listing = Listing {
+                    generation,
+                    requested_at,
+                    devices: devices.clone(),
+                    error,
+                };
+                if tx.send(Arc::new(listing)).is_err() {
+                    return;
                 }
                 tokio::time::sleep(pause).await;
             }
@@ -107,6 +116,7 @@ impl DevicePoller {
         DevicePoller {
             latest: rx,
             waiters,
+            wake,
             task,
         }
     }
@@ -141,6 +151,7 @@ impl DevicePoller {
     /// Waits on the listings from now on.
     pub fn subscribe(&self) -> Subscription {
         self.waiters.fetch_add(1, Ordering::SeqCst);
+        self.wake.notify_one();
         let mut rx = self.latest.clone();
         rx.mark_unchanged();
         Subscription {
