@@ -151,24 +151,33 @@ pub(crate) fn encode(at_ms: u64, event: &Event) -> Result<Vec<u8>, serde_json::E
         event: event.clone(),
     })?;
     redact_json(&mut value);
-    let json = serde_json::to_vec(&value)?;
-    let mut bytes = Vec::with_capacity(4 + json.len());
-    bytes.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
-    bytes.extend_from_slice(&json);
-    Ok(bytes)
+    Ok(framed(&serde_json::to_vec(&value)?))
+}
+
+/// `crc32 (4 bytes, little endian) ++ body`: how records and snapshots are stored.
+pub(crate) fn framed(body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(4 + body.len());
+    bytes.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// The body of a [`framed`] value whose checksum holds.
+pub(crate) fn unframed(bytes: &[u8]) -> Result<&[u8], DecodeError> {
+    let Some((crc, body)) = bytes.split_first_chunk::<4>() else {
+        return Err(DecodeError::Truncated(bytes.len()));
+    };
+    let stored = u32::from_le_bytes(*crc);
+    let computed = crc32fast::hash(body);
+    if stored != computed {
+        return Err(DecodeError::Checksum { stored, computed });
+    }
+    Ok(body)
 }
 
 /// Decodes a record, checking its checksum and version before its shape.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
-    if bytes.len() < 4 {
-        return Err(DecodeError::Truncated(bytes.len()));
-    }
-    let (crc, json) = bytes.split_at(4);
-    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    let computed = crc32fast::hash(json);
-    if stored != computed {
-        return Err(DecodeError::Checksum { stored, computed });
-    }
+    let json = unframed(bytes)?;
     // Parse once as the current layout; only when that fails (or the version differs) look at
     // the version, so the error says "newer format" rather than "unknown field".
     #[derive(Deserialize)]

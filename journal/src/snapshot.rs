@@ -58,7 +58,7 @@ pub(crate) struct Snapshot {
 /// Why a stored snapshot was not used.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SnapshotError {
-    #[error("snapshot is damaged (checksum)")]
+    #[error("snapshot is damaged (length or checksum)")]
     Checksum,
     #[error("snapshot cannot be decoded: {0}")]
     Decode(#[from] postcard::Error),
@@ -78,30 +78,27 @@ pub(crate) fn encode(
 ) -> Result<Vec<u8>, postcard::Error> {
     let mut chunks = Vec::new();
     for run in cluster.runs.values() {
-        let steps: Vec<_> = run.steps.iter().collect();
-        for part in steps.chunks(CHUNK) {
+        for part in chunked(&run.steps) {
             let entries = part
                 .iter()
-                .map(|(step, h)| (step.as_str(), HistoryV1::from(*h)))
-                .collect();
+                .map(|(step, h)| (step.as_str(), HistoryV1::from(*h)));
             chunks.push(postcard::to_allocvec(&ChunkV1::Steps {
                 run: run.id.0,
-                entries,
+                entries: entries.collect(),
             })?);
         }
     }
-    let ledger: Vec<_> = cluster.ledger.iter().collect();
-    for part in ledger.chunks(CHUNK) {
+    for part in chunked(&cluster.ledger) {
         let entries = part
             .iter()
-            .map(|(step, r)| (step.as_str(), ResultV1::from(*r)))
-            .collect();
-        chunks.push(postcard::to_allocvec(&ChunkV1::Ledger(entries))?);
+            .map(|(step, r)| (step.as_str(), ResultV1::from(*r)));
+        chunks.push(postcard::to_allocvec(&ChunkV1::Ledger(entries.collect()))?);
     }
-    let attempts: Vec<_> = cluster.attempts.iter().collect();
-    for part in attempts.chunks(CHUNK) {
-        let entries = part.iter().map(|(step, n)| (step.as_str(), **n)).collect();
-        chunks.push(postcard::to_allocvec(&ChunkV1::Attempts(entries))?);
+    for part in chunked(&cluster.attempts) {
+        let entries = part.iter().map(|(step, n)| (step.as_str(), **n));
+        chunks.push(postcard::to_allocvec(&ChunkV1::Attempts(
+            entries.collect(),
+        ))?);
     }
     let header = HeaderV1 {
         version: SNAPSHOT_VERSION,
@@ -112,19 +109,18 @@ pub(crate) fn encode(
         // decode as slices borrowed from the stored snapshot.
         chunks: chunks.iter().map(Vec::as_slice).collect(),
     };
-    let body = postcard::to_allocvec(&header)?;
-    let mut bytes = Vec::with_capacity(4 + body.len());
-    bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    bytes.extend_from_slice(&body);
-    Ok(bytes)
+    Ok(crate::event::framed(&postcard::to_allocvec(&header)?))
+}
+
+/// A map's entries in key order, [`CHUNK`] at a time.
+fn chunked<K, V>(map: &BTreeMap<K, V>) -> Vec<Vec<(&K, &V)>> {
+    let entries: Vec<_> = map.iter().collect();
+    entries.chunks(CHUNK).map(<[_]>::to_vec).collect()
 }
 
 /// Decodes a stored snapshot.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
-    let (crc, body) = bytes.split_at_checked(4).ok_or(SnapshotError::Checksum)?;
-    if crc != crc32fast::hash(body).to_le_bytes() {
-        return Err(SnapshotError::Checksum);
-    }
+    let body = crate::event::unframed(bytes).map_err(|_| SnapshotError::Checksum)?;
     // The version is the first field, so a snapshot of another layout is told apart before
     // the rest of it is misread.
     let (version, _) = postcard::take_from_bytes::<u32>(body)?;

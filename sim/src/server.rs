@@ -599,11 +599,17 @@ async fn gate(
         return response;
     }
 
-    shared.sync_nodes(false).await;
+    // Only Packet answers tell device states; Route53 requests do not wait for machines.
+    let packet = matches!(api, Api::Packet);
+    if packet {
+        shared.sync_nodes(false).await;
+    }
     let mut response = next.run(request).await;
     // Devices that the request made active (or deleted) get their machines before the client
     // can act on the answer.
-    shared.sync_nodes(false).await;
+    if packet {
+        shared.sync_nodes(false).await;
+    }
 
     if decision.lost_response {
         tracing::info!(
