@@ -326,15 +326,15 @@ impl Journal {
     }
 
     /// Stores a snapshot of the fold up to `last`. It only speeds up the next open, so failing
-    /// to write one is not an error of the append that triggered it: the next open folds the
-    /// records instead, and a store that cannot write fails the next flush anyway.
+    /// to write one is not an error of the append that triggered it: the next open uses the
+    /// previous snapshot (still true of the records it covers) or folds the records, and a
+    /// store that cannot write fails the next flush anyway. Either way the next try is
+    /// [`snapshot::SNAPSHOT_EVERY`] events later, not at every append.
     fn write_snapshot(&self, folded: &mut Folded, last: (RunId, Seq)) {
-        let written = snapshot::encode(last, &folded.next_seq, &folded.cluster)
-            .ok()
-            .and_then(|bytes| self.store.put_snapshot(bytes).ok());
-        if written.is_some() {
-            folded.since_snapshot = 0;
+        if let Ok(bytes) = snapshot::encode(last, &folded.next_seq, &folded.cluster) {
+            let _ = self.store.put_snapshot(bytes);
         }
+        folded.since_snapshot = 0;
     }
 
     /// Waits until everything inserted so far is durable, sharing the flush with concurrent
