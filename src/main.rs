@@ -5,6 +5,7 @@
 //! 130 interrupted.
 
 mod bench_cmd;
+mod bench_plot;
 mod cli;
 mod demo_agent;
 mod failure;

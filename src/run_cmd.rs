@@ -328,7 +328,7 @@ pub(crate) async fn wire(
 
 /// The simulator runs `scale` real seconds per simulated one; waits shrink alike, with floors
 /// that keep a busy machine from spinning.
-fn scaled_timings(scale: f64, ssh_port: u16) -> RunSettings {
+pub(crate) fn scaled_timings(scale: f64, ssh_port: u16) -> RunSettings {
     let scaled = |d: Duration, floor_ms: u64| {
         Duration::from_secs_f64(d.as_secs_f64() * scale).max(Duration::from_millis(floor_ms))
     };
