@@ -26,7 +26,7 @@ use crate::run_cmd::{
 };
 
 /// A pool holds at most this many of the bench's workers: 5000 workers are 5 pools.
-const POOL_SIZE: usize = 100;
+const POOL_SIZE: usize = 1000;
 
 /// Devices besides the N workers: 3 controllers, and one worker in a pool that never changes
 /// (a spec needs a worker, and scaling down takes the N to 0).

@@ -171,6 +171,13 @@ pub struct RunArgs {
     /// One JSON object per event on stdout instead of lines of text.
     #[arg(long)]
     pub json: bool,
+    /// Create more than --max-new-devices devices without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Ask before a run creates more new devices than this (without a terminal: refuse).
+    #[arg(long, env = "LOKO_MAX_NEW_DEVICES", value_name = "N",
+          default_value_t = crate::guard::DEFAULT_MAX_NEW_DEVICES)]
+    pub max_new_devices: usize,
 }
 
 #[derive(Debug, Args)]

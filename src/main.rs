@@ -9,6 +9,7 @@ mod bench_plot;
 mod cli;
 mod demo_agent;
 mod failure;
+mod guard;
 mod journal_view;
 mod progress;
 mod run_cmd;

@@ -462,6 +462,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let history = history(&journal)?;
     // Refused changes stop here, before any API is called.
     let changes = changes(&target.desired, &history)?;
+    crate::guard::new_devices(changes.devices_to_create(), args.max_new_devices, args.yes)?;
     let sim = match args.sim.sim {
         true => Some(SimSession::start(&target, &args.sim).await?),
         false => None,
@@ -556,7 +557,9 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
     let history = history(&journal)?;
     let changes = changes(&target.desired, &history)?;
     if args.json {
-        println!("{}", serde_json::to_string(&changes)?);
+        let mut json = serde_json::to_value(&changes)?;
+        json["devices_to_create"] = changes.devices_to_create().into();
+        println!("{json}");
     } else {
         println!("{changes}");
     }

@@ -201,6 +201,11 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// The devices the run creates: new nodes' and replacements'.
+    pub fn devices_to_create(&self) -> usize {
+        self.create.len() + self.replace.len()
+    }
+
     /// `(add, change, destroy)`.
     pub fn counts(&self) -> (usize, usize, usize) {
         (
@@ -226,7 +231,8 @@ impl std::fmt::Display for Changes {
         let (add, change, destroy) = self.counts();
         write!(
             f,
-            "Plan: {add} to add, {change} to change, {destroy} to destroy."
+            "Plan: {add} to add, {change} to change, {destroy} to destroy.\nDevices to create: {}.",
+            self.devices_to_create()
         )
     }
 }
