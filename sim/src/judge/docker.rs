@@ -189,6 +189,32 @@ pub fn pod_argv(image: &Image, command: Option<&[String]>, args: Option<&[String
     }
 }
 
+/// The `docker run` command lines of a shell script or `sh -c` text: backslash-newlines joined,
+/// words split with quotes removed, each from the `docker` word on; `"$@"` (the script's own
+/// arguments, none when systemd runs it) is dropped.
+pub fn docker_runs_in_shell(script: &str) -> Vec<Vec<String>> {
+    let joined = script.replace("\\\n", " ");
+    let mut runs = Vec::new();
+    for line in joined.lines() {
+        let words: Vec<String> = super::systemd::split_words(line)
+            .into_iter()
+            .map(|word| word.text)
+            .filter(|word| word != "$@")
+            .collect();
+        let start = words
+            .windows(2)
+            .position(|pair| pair[0].rsplit('/').next() == Some("docker") && pair[1] == "run");
+        if let Some(start) = start {
+            let end = words[start..]
+                .iter()
+                .position(|w| matches!(w.as_str(), ";" | "&&" | "||" | "|"))
+                .map_or(words.len(), |end| start + end);
+            runs.push(words[start..end].to_vec());
+        }
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +276,24 @@ mod tests {
         assert!(error.contains("unknown flag: --bogus"), "{error}");
         assert!(DockerRun::parse(&argv("docker run --rm"), &facts.docker_run).is_err());
         assert!(DockerRun::parse(&argv("podman run x"), &facts.docker_run).is_err());
+    }
+
+    #[test]
+    fn docker_runs_are_found_in_scripts() {
+        let script = "#!/bin/bash\nset -e\nexec /usr/bin/docker run --rm \\\n  -v /a:/b:ro \\\n  img:1 /bootkube start --asset-dir=/assets \"$@\"\n";
+        assert_eq!(
+            docker_runs_in_shell(script),
+            [argv(
+                "/usr/bin/docker run --rm -v /a:/b:ro img:1 /bootkube start --asset-dir=/assets"
+            )]
+        );
+        let sh = "/usr/bin/docker run --rm --entrypoint /kubectl img:1 delete node $(hostname) && echo done";
+        assert_eq!(
+            docker_runs_in_shell(sh),
+            [argv(
+                "/usr/bin/docker run --rm --entrypoint /kubectl img:1 delete node $(hostname)"
+            )]
+        );
     }
 
     #[test]

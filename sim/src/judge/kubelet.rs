@@ -233,29 +233,41 @@ pub fn judge_docker_unit(
             ),
         ));
     }
-    let run = match DockerRun::parse(&argv, &facts.docker_run) {
+    let (unit, run_problems) = judge_docker_argv(unit_name, &argv);
+    problems.extend(run_problems);
+    (unit, problems)
+}
+
+/// Judges a `docker run` command line: docker accepts it, the image is known, and the
+/// container's process accepts its arguments.
+pub fn judge_docker_argv(subject: &str, argv: &[String]) -> (Option<DockerUnit>, Vec<Problem>) {
+    let facts = facts();
+    let run = match DockerRun::parse(argv, &facts.docker_run) {
         Ok(run) => run,
         Err(error) => {
-            problems.push(Problem::new(
-                unit_name,
-                format!("ExecStart is not a docker run docker accepts: {error}"),
-            ));
-            return (None, problems);
+            return (
+                None,
+                vec![Problem::new(
+                    subject,
+                    format!("not a docker run docker accepts: {error}"),
+                )],
+            );
         }
     };
     let Some(image) = facts.image(&run.image) else {
-        problems.push(Problem::new(
-            unit_name,
-            format!(
-                "image {} is not one whose ENTRYPOINT/CMD the facts know (sim/data/images.json)",
-                run.image
-            ),
-        ));
-        return (None, problems);
+        return (
+            None,
+            vec![Problem::new(
+                subject,
+                format!(
+                    "image {} is not one whose ENTRYPOINT/CMD the facts know (sim/data/images.json)",
+                    run.image
+                ),
+            )],
+        );
     };
     let process = run.process_argv(image);
-    let (args, process_problems) = judge_process(unit_name, image, &process, facts);
-    problems.extend(process_problems);
+    let (args, problems) = judge_process(subject, image, &process, facts);
     (args.map(|args| DockerUnit { run, args }), problems)
 }
 
