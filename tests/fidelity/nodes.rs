@@ -507,6 +507,34 @@ fn pod_checkpointer_has_its_environment_and_a_runtime_socket_it_can_speak_to() {
     .assert_none("pod-checkpointer");
 }
 
+/// `a.b.c.d/n` as (network, prefix length); a bare address is a /32.
+fn parse_cidr(text: &str) -> Option<(u32, u32)> {
+    let (address, prefix) = text.split_once('/').unwrap_or((text, "32"));
+    let address: std::net::Ipv4Addr = address.parse().ok()?;
+    let prefix: u32 = prefix.parse().ok().filter(|p| *p <= 32)?;
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
+    Some((u32::from(address) & mask, prefix))
+}
+
+/// Whether every address of `inner` is in `outer`.
+fn cidr_contains(outer: &str, inner: &str) -> bool {
+    match (parse_cidr(outer), parse_cidr(inner)) {
+        (Some((outer_net, outer_len)), Some((inner_net, inner_len))) => {
+            let mask = if outer_len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - outer_len)
+            };
+            inner_len >= outer_len && inner_net & mask == outer_net
+        }
+        _ => false,
+    }
+}
+
 /// One `-A INPUT … -j ACCEPT` rule: its sources and TCP destination ports.
 struct AcceptRule {
     text: String,
@@ -551,6 +579,9 @@ fn every_node_loads_a_firewall_at_boot_with_ssh_and_the_api_limited_to_managemen
         let management: BTreeSet<String> =
             settings.management_cidrs.iter().map(ToString::to_string).collect();
         let private = settings.node_private_cidr.to_string();
+        // Pods reach the API through the `kubernetes` Service: kube-proxy DNATs to the
+        // controllers' :6443 and keeps the pod's source address.
+        let pods = settings.pod_cidr.to_string();
         let anywhere = management.contains("0.0.0.0/0");
         for node in &rendered.cluster.nodes {
             let host = &node.hostname;
@@ -599,28 +630,30 @@ fn every_node_loads_a_firewall_at_boot_with_ssh_and_the_api_limited_to_managemen
                     .filter(|r| r.ports.iter().any(|(low, high)| (*low..=*high).contains(&port)))
                     .collect()
             };
-            let mut limited = vec![(22, "SSH")];
+            let mut limited = vec![(22, "SSH", vec![private.clone()])];
             if node.role == Role::Controller {
-                limited.push((6443, "the API"));
+                limited.push((6443, "the API", vec![private.clone(), pods.clone()]));
             }
-            for (port, what) in limited {
+            for (port, what, cluster) in limited {
                 let accepting = open_to(port);
                 for rule in &accepting {
                     let bad: Vec<&String> = rule
                         .sources
                         .iter()
-                        .filter(|s| !management.contains(*s) && **s != private)
+                        .filter(|s| {
+                            !management.iter().chain(&cluster).any(|allowed| cidr_contains(allowed, s))
+                        })
                         .collect();
                     if rule.sources.is_empty() && !anywhere {
                         findings.add(example, format!("{host}: `{}` opens {what} (port {port}) to every address; management_cidrs are {management:?}", rule.text));
                     } else if !bad.is_empty() {
-                        findings.add(example, format!("{host}: `{}` opens {what} (port {port}) to {bad:?}, outside management_cidrs {management:?} and node_private_cidr {private}", rule.text));
+                        findings.add(example, format!("{host}: `{}` opens {what} (port {port}) to {bad:?}, outside management_cidrs {management:?} and the cluster's {cluster:?}", rule.text));
                     }
                 }
                 for cidr in &management {
-                    let reachable = accepting
-                        .iter()
-                        .any(|r| r.sources.is_empty() || r.sources.contains(cidr));
+                    let reachable = accepting.iter().any(|r| {
+                        r.sources.is_empty() || r.sources.iter().any(|s| cidr_contains(s, cidr))
+                    });
                     if !reachable {
                         findings.add(example, format!("{host}: {what} (port {port}) is not open to management CIDR {cidr}"));
                     }

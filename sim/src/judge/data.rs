@@ -213,6 +213,12 @@ pub struct Flatcar {
     pub absent_sockets: Vec<AbsentSocket>,
     /// The Docker API socket.
     pub docker_api_socket: DockerSocket,
+    /// Units Flatcar ships, by name: their text.
+    pub builtin_units: BTreeMap<String, String>,
+    /// Where the built-in units come from.
+    pub builtin_units_source: String,
+    /// Built-in units enabled without any Ignition.
+    pub enabled_by_default: Vec<String>,
 }
 
 /// `docker run`'s options.

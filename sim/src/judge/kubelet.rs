@@ -57,15 +57,31 @@ pub struct NodeUnits {
 }
 
 impl NodeUnits {
-    /// Parses every unit of `ignition`.
+    /// Parses every unit of `ignition`, with the units Flatcar ships: a unit the Ignition only
+    /// enables (or gives drop-ins) is Flatcar's text.
     pub fn new(ignition: &NodeIgnition) -> NodeUnits {
-        NodeUnits {
-            units: ignition
-                .units
-                .iter()
-                .map(|u| (u.name.clone(), (u.enabled, Unit::parse(&u.name, &u.text))))
-                .collect(),
+        let flatcar = &facts().flatcar;
+        let mut units: BTreeMap<String, (bool, Unit)> = flatcar
+            .builtin_units
+            .iter()
+            .map(|(name, text)| {
+                let enabled = flatcar.enabled_by_default.contains(name);
+                (name.clone(), (enabled, Unit::parse(name, text)))
+            })
+            .collect();
+        for declared in &ignition.units {
+            let text = match flatcar.builtin_units.get(&declared.name) {
+                Some(builtin) if !declared.has_contents => format!("{builtin}\n{}", declared.text),
+                _ => declared.text.clone(),
+            };
+            let enabled = declared.enabled
+                || (!declared.has_contents && flatcar.enabled_by_default.contains(&declared.name));
+            units.insert(
+                declared.name.clone(),
+                (enabled, Unit::parse(&declared.name, &text)),
+            );
         }
+        NodeUnits { units }
     }
 
     /// A declared unit.

@@ -49,6 +49,9 @@ pub struct IgnitionUnit {
     pub enabled: bool,
     /// Unit text followed by drop-in texts.
     pub text: String,
+    /// Whether the Ignition gives the unit's text (otherwise the system's unit of that name is
+    /// meant, with the drop-ins added).
+    pub has_contents: bool,
 }
 
 /// What an emulated node takes from its Ignition.
@@ -171,11 +174,8 @@ impl NodeIgnition {
             let Some(name) = unit.get("name").and_then(Value::as_str) else {
                 continue;
             };
-            let mut text = unit
-                .get("contents")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let contents = unit.get("contents").and_then(Value::as_str);
+            let mut text = contents.unwrap_or_default().to_owned();
             let dropins = unit
                 .get("dropins")
                 .and_then(Value::as_array)
@@ -193,6 +193,7 @@ impl NodeIgnition {
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
                 text,
+                has_contents: contents.is_some(),
             });
         }
     }
