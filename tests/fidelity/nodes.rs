@@ -588,22 +588,38 @@ fn every_node_loads_a_firewall_at_boot_with_ssh_and_the_api_limited_to_managemen
             let ignition = node_ignition(rendered, host);
             let units = NodeUnits::new(&ignition);
             let started = units.started_at_boot();
-            // Flatcar's iptables-restore.service restores /var/lib/iptables/rules-save; upstream
-            // Lokomotive enabled it and wrote that file on every node.
+            // Flatcar's iptables-restore.service (its own unit, `sim/data/flatcar-node.json`)
+            // restores /var/lib/iptables/rules-save; upstream Lokomotive enabled it and wrote
+            // that file on every node, and ip6tables-restore.service with its IPv6 twin.
             let mut rules_files = Vec::new();
-            if started.contains("iptables-restore.service")
-                && units.unit("iptables-restore.service").is_none_or(|u| u.exec("ExecStart").is_empty())
-            {
-                rules_files.push("/var/lib/iptables/rules-save".to_owned());
-            }
+            let mut rules6_files = Vec::new();
             for name in &started {
                 let Some(unit) = units.unit(name) else { continue };
                 for line in unit.exec("ExecStart") {
                     let words: Vec<&str> = line.words.iter().map(|w| w.text.as_str()).collect();
-                    if words.first().is_some_and(|w| w.ends_with("iptables-restore"))
-                        && let Some(file) = words.iter().rev().find(|w| w.starts_with('/'))
-                    {
-                        rules_files.push((*file).to_owned());
+                    let file = words.iter().skip(1).rev().find(|w| w.starts_with('/'));
+                    match (words.first(), file) {
+                        (Some(program), Some(file)) if program.ends_with("/ip6tables-restore") => {
+                            rules6_files.push((*file).to_owned());
+                        }
+                        (Some(program), Some(file)) if program.ends_with("/iptables-restore") => {
+                            rules_files.push((*file).to_owned());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            match rules6_files.iter().find_map(|path| ignition.file(path)) {
+                None => findings.add(
+                    example,
+                    format!("{host}: no IPv6 firewall is loaded at boot (upstream: ip6tables-restore.service enabled, /var/lib/ip6tables/rules-save with INPUT DROP); the node has a public IPv6 address"),
+                ),
+                Some(rules6) => {
+                    let text = String::from_utf8_lossy(&rules6.contents);
+                    for required in ["*filter", ":INPUT DROP", "COMMIT"] {
+                        if !text.contains(required) {
+                            findings.add(example, format!("{host}: {}: no `{required}`", rules6.path));
+                        }
                     }
                 }
             }
@@ -659,7 +675,69 @@ fn every_node_loads_a_firewall_at_boot_with_ssh_and_the_api_limited_to_managemen
                     }
                 }
             }
+            // etcd, its metrics, the kubelet, kube-proxy's health and BGP answer the cluster only.
+            let mut internal = vec![(179, "BGP"), (10250, "the kubelet API"), (10256, "kube-proxy health")];
+            if node.role == Role::Controller {
+                internal.extend([(2379, "etcd clients"), (2380, "etcd peers"), (2381, "etcd metrics")]);
+            }
+            for (port, what) in internal {
+                for rule in open_to(port) {
+                    let outside: Vec<&String> = rule
+                        .sources
+                        .iter()
+                        .filter(|s| !cidr_contains(&private, s) && !cidr_contains(&pods, s))
+                        .collect();
+                    if rule.sources.is_empty() || !outside.is_empty() {
+                        findings.add(example, format!("{host}: `{}` opens {what} (port {port}) beyond the cluster (node_private_cidr {private}, pod_cidr {pods})", rule.text));
+                    }
+                }
+            }
         }
     })
     .assert_none("firewalls");
+}
+
+#[test]
+fn kubelets_serve_no_unauthenticated_read_only_port() {
+    // Upstream Lokomotive (controller.yaml.tmpl and worker.yaml.tmpl @1ad769ec) ran the kubelet
+    // with --read-only-port=0; without it (and without a --config file setting readOnlyPort)
+    // the flag's default port serves pods and metrics without authentication.
+    each_example(|example, rendered, findings| {
+        for node in &rendered.cluster.nodes {
+            let ignition = node_ignition(rendered, &node.hostname);
+            let Some(unit) = kubelet_args(&ignition, &node.hostname) else {
+                findings.add(
+                    example,
+                    format!("{}: no kubelet command to read", node.hostname),
+                );
+                continue;
+            };
+            if unit.args.value("read-only-port") != Some("0") && !unit.args.has("config") {
+                findings.add(
+                    example,
+                    format!(
+                        "{}: {KUBELET_UNIT}: --read-only-port is not 0",
+                        node.hostname
+                    ),
+                );
+            }
+        }
+    })
+    .assert_none("kubelet read-only ports");
+}
+
+#[test]
+fn firewall_rules_and_cidrs_read_as_iptables_does() {
+    let rules = accept_rules(
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -s 10.0.0.0/8,192.0.2.0/24 -m multiport --dports 22,2379:2381 -j ACCEPT\n-A INPUT -p tcp --dport 6443 -j ACCEPT\n-A INPUT -p tcp --dport 80 -j DROP\nCOMMIT\n",
+    );
+    assert_eq!(rules.len(), 2);
+    assert_eq!(rules[0].sources, ["10.0.0.0/8", "192.0.2.0/24"]);
+    assert_eq!(rules[0].ports, [(22, 22), (2379, 2381)]);
+    assert!(rules[1].sources.is_empty());
+    assert!(cidr_contains("0.0.0.0/0", "10.2.0.0/16"));
+    assert!(cidr_contains("10.0.0.0/8", "10.2.0.0/16"));
+    assert!(!cidr_contains("10.2.0.0/16", "10.0.0.0/8"));
+    assert!(cidr_contains("153.79.80.1/16", "153.79.0.0/16"));
+    assert!(!cidr_contains("192.0.2.0/24", "198.51.100.0/24"));
 }

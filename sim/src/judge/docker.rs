@@ -147,9 +147,10 @@ impl DockerRun {
         entrypoint.into_iter().chain(cmd).collect()
     }
 
-    /// The host path a container path is bind-mounted from (`-v /host:/container[:opts]`).
-    pub fn host_path(&self, container_path: &str) -> Option<String> {
-        let mut best: Option<(usize, String)> = None;
+    /// The bind mount (`-v /host:/container[:opts]`) a container path is under: the one with
+    /// the longest target, as the mounts stack.
+    pub fn mount_for(&self, container_path: &str) -> Option<BindMount> {
+        let mut best: Option<(usize, BindMount)> = None;
         for volume in self.values("volume") {
             let mut parts = volume.split(':');
             let (Some(host), Some(target)) = (parts.next(), parts.next()) else {
@@ -158,6 +159,9 @@ impl DockerRun {
             if !host.starts_with('/') {
                 continue;
             }
+            let read_only = parts
+                .next()
+                .is_some_and(|options| options.split(',').any(|o| o == "ro"));
             let target = target.trim_end_matches('/');
             let rest = if container_path == target {
                 Some("")
@@ -169,14 +173,32 @@ impl DockerRun {
             if let Some(rest) = rest
                 && best.as_ref().is_none_or(|(len, _)| target.len() > *len)
             {
-                best = Some((
-                    target.len(),
-                    format!("{}{rest}", host.trim_end_matches('/')),
-                ));
+                let mount = BindMount {
+                    spec: volume.to_owned(),
+                    host_path: format!("{}{rest}", host.trim_end_matches('/')),
+                    read_only,
+                };
+                best = Some((target.len(), mount));
             }
         }
-        best.map(|(_, path)| path)
+        best.map(|(_, mount)| mount)
     }
+
+    /// The host path a container path is bind-mounted from.
+    pub fn host_path(&self, container_path: &str) -> Option<String> {
+        self.mount_for(container_path).map(|mount| mount.host_path)
+    }
+}
+
+/// A bind mount as it applies to one container path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// The `-v` value.
+    pub spec: String,
+    /// The host path of the container path asked about.
+    pub host_path: String,
+    /// `:ro`.
+    pub read_only: bool,
 }
 
 /// The argv a pod container starts with: `command` replaces ENTRYPOINT, `args` replaces CMD.

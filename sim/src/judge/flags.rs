@@ -32,6 +32,15 @@ impl ParsedArgs {
             .and_then(|(_, v)| v.as_deref())
     }
 
+    /// Every value of flag `name`, in order (map and list flags add up).
+    pub fn values(&self, name: &str) -> Vec<&str> {
+        self.flags
+            .iter()
+            .filter(|(n, _)| n == name)
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
+    }
+
     /// Whether flag `name` is given.
     pub fn has(&self, name: &str) -> bool {
         self.flags.iter().any(|(n, _)| n == name)

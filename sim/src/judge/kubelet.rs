@@ -229,14 +229,31 @@ pub fn judge_docker_unit(
         ));
     }
     let env = unit_environment(ignition, &units, unit_name, metadata, facts, &mut problems);
+    // The container is started by ExecStart's `docker run`, or by a detached `docker run -d` in
+    // ExecStartPre with ExecStart following its logs (Typhoon v1.32.3's kubelet.service).
     let exec = unit.exec("ExecStart");
-    let [start] = exec.as_slice() else {
+    if exec.len() != 1 {
         problems.push(Problem::new(
             unit_name,
             format!(
                 "has {} ExecStart= lines; a service runs exactly one",
                 exec.len()
             ),
+        ));
+        return (None, problems);
+    }
+    let is_run = |line: &&super::systemd::ExecLine| {
+        let words: Vec<&str> = line.words.iter().take(2).map(|w| w.text.as_str()).collect();
+        words
+            .first()
+            .is_some_and(|w| w.rsplit('/').next() == Some("docker"))
+            && words.get(1) == Some(&"run")
+    };
+    let pre = unit.exec("ExecStartPre");
+    let Some(start) = exec.iter().find(is_run).or_else(|| pre.iter().find(is_run)) else {
+        problems.push(Problem::new(
+            unit_name,
+            "neither ExecStart nor ExecStartPre runs `docker run`, so no container starts",
         ));
         return (None, problems);
     };
@@ -307,17 +324,41 @@ pub fn judge_kubelet(
         ));
         return Err(problems);
     }
-    let labels = args
-        .value("node-labels")
-        .map(parse_node_labels)
-        .unwrap_or_default();
+    // --node-labels is a map flag: repeated flags add up.
+    let labels: BTreeMap<String, String> = args
+        .values("node-labels")
+        .into_iter()
+        .flat_map(parse_node_labels)
+        .collect();
     if let Some(refusal) = facts.label_rule.refuse(&labels) {
         problems.push(Problem::new(
             KUBELET_UNIT,
             format!("kubelet exits: {refusal}"),
         ));
     }
-    let kubeconfig = match args.value("kubeconfig") {
+    if let Some(mount) = run.mount_for("/sys/fs/cgroup")
+        && mount.read_only
+    {
+        problems.push(Problem::new(
+            KUBELET_UNIT,
+            format!(
+                "-v {} makes /sys/fs/cgroup read-only in the kubelet's container: the kubelet cannot create the pods' cgroups (Typhoon v1.32.3 mounts -v /sys/fs/cgroup:/sys/fs/cgroup read-write)",
+                mount.spec
+            ),
+        ));
+    }
+    // With --bootstrap-kubeconfig the kubelet writes --kubeconfig itself after TLS bootstrap.
+    let kubeconfig_flag = match (args.value("kubeconfig"), args.value("bootstrap-kubeconfig")) {
+        (Some(path), Some(bootstrap))
+            if run
+                .host_path(path)
+                .is_none_or(|host| ignition.file(&host).is_none()) =>
+        {
+            Some(bootstrap)
+        }
+        (kubeconfig, _) => kubeconfig,
+    };
+    let kubeconfig = match kubeconfig_flag {
         None => {
             problems.push(Problem::new(
                 KUBELET_UNIT,
@@ -329,14 +370,14 @@ pub fn judge_kubelet(
             None => {
                 problems.push(Problem::new(
                     KUBELET_UNIT,
-                    format!("--kubeconfig={path} is not under any -v bind mount, so the container does not see a host file there"),
+                    format!("--kubeconfig (or --bootstrap-kubeconfig) {path} is not under any -v bind mount, so the container does not see a host file there"),
                 ));
                 None
             }
             Some(host) if ignition.file(&host).is_none() => {
                 problems.push(Problem::new(
                     KUBELET_UNIT,
-                    format!("--kubeconfig={path} is the host's {host}, which the Ignition does not write"),
+                    format!("--kubeconfig (or --bootstrap-kubeconfig) {path} is the host's {host}, which the Ignition does not write"),
                 ));
                 None
             }
@@ -464,6 +505,46 @@ ExecStart=/usr/bin/docker run --rm --name kubelet --privileged --pid host --netw
             text.contains("Failed to load environment files: /etc/kubelet.env"),
             "{text}"
         );
+    }
+
+    /// Typhoon v1.32.3's shape (poseidon/typhoon, aws/flatcar-linux/kubernetes/workers/butane/
+    /// worker.yaml): a detached `docker run -d` in ExecStartPre, ExecStart following its logs,
+    /// repeated --node-labels, TLS bootstrap.
+    #[test]
+    fn a_detached_run_with_repeated_labels_and_bootstrap_starts_a_kubelet() {
+        let unit = "[Unit]\nRequires=docker.service coreos-metadata.service\nAfter=docker.service coreos-metadata.service\n\
+[Service]\nEnvironment=KUBELET_IMAGE=quay.io/poseidon/kubelet:v1.32.3\nEnvironmentFile=/run/metadata/flatcar\n\
+ExecStartPre=/usr/bin/docker run -d --name kubelet --privileged --pid host --network host \\\n\
+  -v /etc/kubernetes:/etc/kubernetes:ro -v /sys/fs/cgroup:/sys/fs/cgroup \\\n\
+  ${KUBELET_IMAGE} --bootstrap-kubeconfig=/etc/kubernetes/kubeconfig --kubeconfig=/var/lib/kubelet/kubeconfig \\\n\
+  --node-labels=node.kubernetes.io/node --node-labels=pool=a\n\
+ExecStart=docker logs -f kubelet\n[Install]\nWantedBy=multi-user.target\n";
+        let start = judge_kubelet(&ignition(unit, true), &metadata()).expect("starts");
+        assert_eq!(start.kubeconfig, "/etc/kubernetes/kubeconfig");
+        assert!(start.labels.contains_key("node.kubernetes.io/node"));
+        assert_eq!(start.labels["pool"], "a");
+    }
+
+    #[test]
+    fn read_only_cgroups_are_reported() {
+        let text = refused(
+            &GOOD_UNIT.replace("-v /var/lib/kubelet", "-v /sys:/sys:ro -v /var/lib/kubelet"),
+        );
+        assert!(
+            text.contains("-v /sys:/sys:ro makes /sys/fs/cgroup read-only"),
+            "{text}"
+        );
+        let start = judge_kubelet(
+            &ignition(
+                &GOOD_UNIT.replace(
+                    "-v /var/lib/kubelet",
+                    "-v /sys:/sys:ro -v /sys/fs/cgroup:/sys/fs/cgroup -v /var/lib/kubelet",
+                ),
+                true,
+            ),
+            &metadata(),
+        );
+        assert!(start.is_ok(), "{start:?}");
     }
 
     #[test]
