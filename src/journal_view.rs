@@ -68,7 +68,7 @@ pub fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        None => show_run(run),
+        None => show_run(&state, run),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -135,7 +135,7 @@ fn outcome_text(run: &RunState) -> String {
     }
 }
 
-fn show_run(run: &RunState) {
+fn show_run(state: &journal::ClusterState, run: &RunState) {
     println!(
         "run {} ({}), started {} by {}: {}",
         run.id,
@@ -172,6 +172,11 @@ fn show_run(run: &RunState) {
                 }
                 AttemptEnd::Failed {
                     error, retryable, ..
+                } if *retryable && is_interruption(error) => {
+                    ("interrupted".to_owned(), String::new())
+                }
+                AttemptEnd::Failed {
+                    error, retryable, ..
                 } => (
                     if *retryable { "failed" } else { "failed!" }.to_owned(),
                     error.clone(),
@@ -187,14 +192,50 @@ fn show_run(run: &RunState) {
             one_line(&detail, 100)
         );
     }
-    let reused = run
+    // Steps of the plan without an attempt in this run were reused, or not reached when the
+    // run stopped: only a step with a success in an earlier run can have been reused.
+    let (earlier, never): (Vec<&StepId>, Vec<&StepId>) = run
         .plan
         .iter()
         .filter(|s| !run.steps.contains_key(*s))
-        .count();
-    if reused > 0 {
-        println!("({reused} step(s) of the plan reused results recorded earlier)");
+        .partition(|s| succeeded_before(state, run.id, s));
+    if run.succeeded() {
+        if !earlier.is_empty() {
+            println!(
+                "({} step(s) of the plan reused results recorded earlier)",
+                earlier.len()
+            );
+        }
+        return;
     }
+    if !never.is_empty() {
+        println!(
+            "({} step(s) of the plan never started: the run stopped before them)",
+            never.len()
+        );
+    }
+    if !earlier.is_empty() {
+        println!(
+            "({} step(s) of the plan have results recorded earlier: reused, unless the run stopped before them)",
+            earlier.len()
+        );
+    }
+}
+
+/// True when a run before `run` recorded a success of `step`.
+fn succeeded_before(state: &journal::ClusterState, run: RunId, step: &StepId) -> bool {
+    state.runs.range(..run).any(|(_, r)| {
+        r.steps.get(step).is_some_and(|h| {
+            h.attempts
+                .iter()
+                .any(|a| matches!(a.end, AttemptEnd::Succeeded { .. }))
+        })
+    })
+}
+
+/// The error the engine journals for an attempt the run's cancellation stopped.
+fn is_interruption(error: &str) -> bool {
+    error == engine::StepError::Interrupted.to_string()
 }
 
 fn show_attempts(step: &StepId, attempts: &[Attempt], as_json: bool) {

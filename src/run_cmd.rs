@@ -138,6 +138,47 @@ impl SimSession {
     }
 }
 
+/// The simulated cloud of a `--sim` demo as last saved, for a command that only reads it
+/// (`loko status --sim`): a simulator without nodes on a copy of the state file, so that a
+/// `loko run --sim` of the same state directory, running meanwhile, keeps its own simulator,
+/// its agent, its nodes and its state file to itself.
+pub(crate) struct SimView {
+    pub(crate) handle: sim::SimHandle,
+    _copy: tempfile::TempDir,
+}
+
+impl SimView {
+    pub(crate) async fn start(target: &Target, options: &SimOptions) -> anyhow::Result<SimView> {
+        let copy = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let saved = target.state_dir.join("sim").join("state.json");
+        let state_file = copy.path().join("state.json");
+        match std::fs::copy(&saved, &state_file) {
+            Ok(_) => {}
+            // No demo yet: an empty cloud.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", saved.display()));
+            }
+        }
+        let settings = &target.desired.settings;
+        let mut config = sim_config(
+            copy.path(),
+            options.time_scale.unwrap_or(DEMO_TIME_SCALE),
+            settings.project_id.as_str(),
+            settings.dns_zone.as_str(),
+            settings.dns_zone_id.as_str(),
+        )?;
+        config.state_file = Some(state_file);
+        let handle = sim::start(config)
+            .await
+            .context("cannot start the simulator")?;
+        Ok(SimView {
+            handle,
+            _copy: copy,
+        })
+    }
+}
+
 /// The hardware reservations the spec relies on, for the simulated project: each one it names
 /// by id, and one per node that takes the `next-available` one of its plan and facility. (At
 /// first start only: a resumed demo's project keeps its own.)
@@ -196,6 +237,20 @@ pub(crate) fn embedded_sim_config(
     })
     .with_context(|| format!("cannot prepare the nodes' roots in {}", node_root.display()))?;
     let user = nodes.ssh_login_user();
+    let mut config = sim_config(node_root, time_scale, project, zone, zone_id)?;
+    config.nodes = Arc::new(nodes);
+    Ok((config, user))
+}
+
+/// A simulator without nodes, with the project and hosted zone given, everything on its clock
+/// (Packet's rate limit too).
+fn sim_config(
+    node_root: &Path,
+    time_scale: f64,
+    project: &str,
+    zone: &str,
+    zone_id: &str,
+) -> anyhow::Result<sim::SimConfig> {
     let mut config = sim::SimConfig::new(node_root.to_owned());
     config.time_scale = time_scale;
     config.project_id = Some(
@@ -207,8 +262,7 @@ pub(crate) fn embedded_sim_config(
     config.hosted_zone_id = Some(zone_id.to_owned());
     config.ssh_port = SIM_SSH_PORT;
     config.rate_limit.window = config.rate_limit.window.mul_f64(time_scale);
-    config.nodes = Arc::new(nodes);
-    Ok((config, user))
+    Ok(config)
 }
 
 /// Everything a run talks to.
@@ -226,19 +280,15 @@ pub(crate) struct Login {
 /// The API clients, for the simulator of `--sim` or for what the spec and environment name.
 async fn connect(
     target: &Target,
-    sim: Option<&SimSession>,
+    sim: Option<&sim::SimHandle>,
 ) -> anyhow::Result<(PacketClient, Route53)> {
     let project = target.desired.settings.project_id.as_str();
     let (url, token, route53) = match sim {
         Some(sim) => (
-            sim.handle.packet_url(),
-            Token::new(sim.handle.token()),
-            Route53::with_static_credentials(
-                &sim.handle.route53_url(),
-                "loko-sim",
-                "loko-sim-secret",
-            )
-            .await,
+            sim.packet_url(),
+            Token::new(sim.token()),
+            Route53::with_static_credentials(&sim.route53_url(), "loko-sim", "loko-sim-secret")
+                .await,
         ),
         None => {
             let token = Token::from_env().map_err(|e| UserError {
@@ -300,7 +350,7 @@ pub(crate) async fn wire(
     if login.is_some() {
         check_agent(agent.as_deref(), &target.desired, &extra_keys)?;
     }
-    let (packet, route53) = connect(target, sim).await?;
+    let (packet, route53) = connect(target, sim.map(|s| &s.handle)).await?;
     let packet = Arc::new(packet);
     let poller = Arc::new(DevicePoller::spawn(
         Arc::clone(&packet),
@@ -660,11 +710,12 @@ pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode
 
 pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
+    // A read-only command: it never starts the demo's agent or nodes, nor writes its state.
     let sim = match args.sim.sim {
-        true => Some(SimSession::start(&target, &args.sim).await?),
+        true => Some(SimView::start(&target, &args.sim).await?),
         false => None,
     };
-    let (packet, route53) = connect(&target, sim.as_ref()).await?;
+    let (packet, route53) = connect(&target, sim.as_ref().map(|s| &s.handle)).await?;
     let settings = &target.desired.settings;
     let devices = packet
         .list_devices(&cluster_tag(settings.cluster_name.as_str()))

@@ -518,3 +518,311 @@ fn the_flannel_example_runs_on_its_reservations_against_the_embedded_simulator()
     );
     assert!(reservation_of("lattice-general-worker-2").is_string());
 }
+
+/// The tutorial in a temporary directory: (the directory, the spec's path, the state dir).
+fn tutorial() -> (tempfile::TempDir, String, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("tutorial.yaml");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tutorial.yaml"),
+        &spec,
+    )
+    .unwrap();
+    let state = dir.path().join("assets/supernova/.loko");
+    (dir, spec.to_str().unwrap().to_owned(), state)
+}
+
+/// The desired cluster of a spec text, as `loko run` records it, and its digest.
+fn recorded_spec(dir: &std::path::Path, text: &str) -> (serde_json::Value, Digest) {
+    let path = dir.join("recorded.yaml");
+    std::fs::write(&path, text).unwrap();
+    let desired = specs::load(&path).unwrap().desired();
+    (
+        serde_json::to_value(&desired).unwrap(),
+        Digest::of_json(&desired).unwrap(),
+    )
+}
+
+/// Runs `loko ARGS` and panics with its output unless it exits `code`.
+fn loko_expect(args: &[&str], code: i32) -> (String, String) {
+    let out = loko(args);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "loko {args:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    (stdout, stderr)
+}
+
+/// A first run with a typo in `project_id` failed with a 404 before creating anything: the
+/// corrected spec is planned and runs (what exists is the cluster's identity, not a spec from
+/// which nothing was built).
+#[test]
+fn a_typo_in_a_first_run_that_built_nothing_does_not_lock_the_cluster() {
+    let (dir, spec, state) = tutorial();
+    let written = std::fs::read_to_string(&spec).unwrap();
+    let typo = written.replace(
+        "project_id: 93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2c",
+        "project_id: 93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2d",
+    );
+    assert_ne!(typo, written);
+    let (recorded, digest) = recorded_spec(dir.path(), &typo);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let j = Journal::open(&state.join("journal")).unwrap();
+        let pki = StepId::new("assets/pki").unwrap();
+        let device = StepId::new("device/supernova-controller-0").unwrap();
+        let run = j
+            .begin_run(
+                RunKind::Apply,
+                digest,
+                recorded,
+                vec![pki.clone(), device.clone()],
+            )
+            .await
+            .unwrap();
+        for (step, ok) in [(&pki, true), (&device, false)] {
+            j.append(
+                run,
+                Event::StepStarted {
+                    step: step.clone(),
+                    attempt: 1,
+                    inputs_digest: Digest::of(b"in"),
+                },
+            )
+            .await
+            .unwrap();
+            let end = if ok {
+                Event::StepSucceeded {
+                    step: step.clone(),
+                    attempt: 1,
+                    inputs_digest: Digest::of(b"in"),
+                    outputs: Outputs::new(),
+                    duration_ms: 5,
+                    invalidates: vec![],
+                }
+            } else {
+                Event::StepFailed {
+                    step: step.clone(),
+                    attempt: 1,
+                    error: "HTTP 404 from GET /projects/93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2d/devices: Not found".into(),
+                    retryable: false,
+                    duration_ms: 5,
+                }
+            };
+            j.append(run, end).await.unwrap();
+        }
+        j.append(
+            run,
+            Event::RunEnded {
+                outcome: RunOutcome::Failed {
+                    failed: vec![device.clone()],
+                    skipped: vec![],
+                },
+            },
+        )
+        .await
+        .unwrap();
+    });
+    let (plan, _) = loko_expect(&["plan", &spec], 0);
+    assert!(
+        plan.contains("Plan: 6 to add, 0 to change, 0 to destroy."),
+        "{plan}"
+    );
+    let (run, _) = loko_expect(&["run", &spec, "--sim"], 0);
+    assert!(run.contains("Cluster supernova is ready"), "{run}");
+}
+
+/// A failed `loko destroy` is not resumed by `loko run`: the run starts a run of its own kind.
+#[test]
+fn a_run_after_a_failed_destroy_does_not_resume_the_destroy() {
+    let (dir, spec, state) = tutorial();
+    let (recorded, digest) = recorded_spec(dir.path(), &std::fs::read_to_string(&spec).unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let j = Journal::open(&state.join("journal")).unwrap();
+        let step = StepId::new("destroy/devices").unwrap();
+        let run = j
+            .begin_run(RunKind::Destroy, digest, recorded, vec![step.clone()])
+            .await
+            .unwrap();
+        j.append(
+            run,
+            Event::StepStarted {
+                step: step.clone(),
+                attempt: 1,
+                inputs_digest: Digest::of(b"in"),
+            },
+        )
+        .await
+        .unwrap();
+        j.append(
+            run,
+            Event::StepFailed {
+                step: step.clone(),
+                attempt: 1,
+                error: "HTTP 500".into(),
+                retryable: false,
+                duration_ms: 5,
+            },
+        )
+        .await
+        .unwrap();
+        j.append(
+            run,
+            Event::RunEnded {
+                outcome: RunOutcome::Failed {
+                    failed: vec![step],
+                    skipped: vec![],
+                },
+            },
+        )
+        .await
+        .unwrap();
+    });
+    let (out, _) = loko_expect(&["run", &spec, "--sim"], 0);
+    assert!(!out.contains("resuming run 1"), "{out}");
+    let state_text = state.to_str().unwrap();
+    let (runs, _) = loko_expect(&["journal", "--json", "--state-dir", state_text], 0);
+    let runs: Vec<serde_json::Value> = runs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0]["kind"], "destroy");
+    assert_eq!(
+        runs[0]["plan_steps"], 1,
+        "the destroy's run took no apply step"
+    );
+    assert_eq!(runs[1]["kind"], "apply");
+    assert_eq!(runs[1]["ended"]["outcome"]["status"], "succeeded");
+}
+
+/// A `loko run SPEC --sim` in the background, killed when dropped.
+fn spawn_demo(spec: &str, extra: &[&str]) -> loko_tests::Killed {
+    loko_tests::Killed(
+        Command::new(env!("CARGO_BIN_EXE_loko"))
+            .args(["run", spec, "--sim"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The hostnames of the devices the demo's simulator saved in its state file.
+fn demo_devices(state: &std::path::Path) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(state.join("sim/state.json")) else {
+        return Vec::new();
+    };
+    let Ok(saved) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Vec::new();
+    };
+    let mut hosts: Vec<String> = saved["packet"]["devices"]
+        .as_object()
+        .map(|d| {
+            d.values()
+                .filter_map(|d| d["hostname"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    hosts.sort();
+    hosts
+}
+
+/// Waits (up to two minutes) until `ready` holds.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "never {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Waits for a spawned loko and returns its exit code, stdout and stderr.
+fn finish(mut child: loko_tests::Killed) -> (Option<i32>, String, String) {
+    use std::io::Read as _;
+    let mut stderr = child.0.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut out = String::new();
+    let _ = child.0.stdout.take().unwrap().read_to_string(&mut out);
+    let status = child.0.wait().unwrap();
+    (status.code(), out, errors.join().unwrap())
+}
+
+/// `loko status --sim` while `loko run --sim` of the same spec provisions: the run is not
+/// disturbed (its agent, nodes and simulator state are its own) and succeeds.
+#[test]
+fn status_during_a_demo_run_does_not_disturb_it() {
+    let (_dir, spec, state) = tutorial();
+    // Provisioning takes 15 s at this pace: the status calls land in the middle of it.
+    let run = spawn_demo(&spec, &["--time-scale", "0.05"]);
+    wait_until("a device was created", || !demo_devices(&state).is_empty());
+    for _ in 0..2 {
+        let out = loko(&["status", &spec, "--sim"]);
+        assert!(
+            text(&out.stdout).contains("supernova-controller-0"),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    assert!(
+        state.join("sim/agent.sock").exists(),
+        "the demo's agent is gone"
+    );
+    let (code, out, err) = finish(run);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("Cluster supernova is ready"), "{out}");
+}
+
+/// Interrupted after its devices' creates were sent, a first run's journal says what happened
+/// (interrupted steps, steps never started), and the plan and the resumed run adopt the
+/// devices instead of announcing to create them.
+#[test]
+fn after_an_interrupt_the_journal_and_the_plan_tell_the_truth() {
+    let (_dir, spec, state) = tutorial();
+    let run = spawn_demo(&spec, &["--time-scale", "0.05"]);
+    wait_until("a device was created", || !demo_devices(&state).is_empty());
+    let pid = run.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, out, err) = finish(run);
+    assert_eq!(code, Some(130), "{out}{err}");
+    let created = demo_devices(&state);
+    assert!(!created.is_empty());
+
+    let state_text = state.to_str().unwrap();
+    let (steps, _) = loko_expect(&["journal", "--state-dir", state_text, "1"], 0);
+    assert!(!steps.contains("reused"), "{steps}");
+    assert!(steps.contains("never started"), "{steps}");
+    let device = steps
+        .lines()
+        .find(|l| l.starts_with("device/supernova-controller-0"))
+        .expect(&steps);
+    assert!(device.contains("interrupted"), "{device}");
+
+    let (plan, _) = loko_expect(&["plan", &spec], 0);
+    for host in &created {
+        assert!(plan.contains(&format!("~ adopt {host}")), "{plan}");
+        assert!(!plan.contains(&format!("+ create {host}")), "{plan}");
+    }
+    let (resumed, _) = loko_expect(&["run", &spec, "--sim"], 0);
+    assert!(
+        resumed.contains(&format!("~ adopt {}", created[0])),
+        "{resumed}"
+    );
+    assert!(resumed.contains("resuming run 1"), "{resumed}");
+}
