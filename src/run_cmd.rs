@@ -18,8 +18,9 @@ use steps::ssh::Ssh;
 
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs, SimOptions, StatusArgs};
 use crate::demo_agent::DemoAgent;
-use crate::failure::{EXIT_FAILED, EXIT_USAGE, UserError};
+use crate::failure::{EXIT_DIFFERS, EXIT_FAILED, EXIT_USAGE, UserError};
 use crate::journal_view::journal_dir;
+use crate::output::{out, outln};
 use crate::progress::Printer;
 use crate::spec_cmd::load_spec;
 
@@ -466,17 +467,50 @@ pub(crate) fn engine(journal: Arc<Journal>, observer: Arc<dyn engine::Observer>)
         .observer(observer)
 }
 
-/// Ctrl-C cancels the run: no new steps, in-flight ones record their outcome.
-fn cancel_on_interrupt() -> CancellationToken {
+/// Ctrl-C or SIGTERM cancels the run: no new step starts, and the steps in flight stop at their
+/// next safe point and record their outcome (the run ends `interrupted`, resumable). A second
+/// signal stops at once: the journal already holds everything done, so that too resumes.
+fn cancel_on_interrupt(printer: Arc<Printer>) -> anyhow::Result<CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C (SIGINT)")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let cancel = CancellationToken::new();
     let token = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: finishing the steps in flight; run again to resume");
-            token.cancel();
+        let name = tokio::select! {
+            Some(()) = interrupt.recv() => "interrupted (Ctrl-C)",
+            Some(()) = terminate.recv() => "terminated (SIGTERM)",
+            else => return,
+        };
+        let in_flight = printer.in_flight();
+        let waiting = match in_flight.len() {
+            0 => String::new(),
+            n => format!(
+                "; waiting for the {n} step(s) in flight to stop and record where they are ({})",
+                in_flight.join(", ")
+            ),
+        };
+        crate::progress::suspended(|| {
+            eprintln!(
+                "{name}: no new step starts{waiting}. A second Ctrl-C stops at once; either way, \
+                 run the same command again to resume"
+            )
+        });
+        token.cancel();
+        tokio::select! {
+            Some(()) = interrupt.recv() => {}
+            Some(()) = terminate.recv() => {}
+            else => return,
         }
+        crate::progress::suspended(|| {
+            eprintln!(
+                "stopped at once; the journal holds every step done: run the same command again to resume"
+            )
+        });
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
     });
-    cancel
+    Ok(cancel)
 }
 
 fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
@@ -529,7 +563,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     if !args.json {
-        println!("{changes}");
+        outln!("{changes}");
     }
     let assets = AssetDir::create(&target.assets).map_err(|e| UserError {
         message: format!("asset_dir: {e}"),
@@ -542,11 +576,12 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         .run(
             &plan,
             request(RunKind::Apply, &target.desired)?,
-            cancel_on_interrupt(),
+            cancel_on_interrupt(Arc::clone(&printer))?,
         )
         .await;
     printer.finish();
     let report = report?;
+    printer.ended(report.run, &report.outcome);
     if let Some(sim) = sim {
         sim.handle.shutdown().await?;
     }
@@ -554,18 +589,30 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         print_nodes(&journal, &target.desired);
     }
     if report.outcome == Outcome::UpToDate && !args.json {
-        println!("Nothing to do: the cluster matches the spec.");
+        outln!("Nothing to do: the cluster matches the spec.");
     }
     let code = outcome_code(&report.outcome, "the run")?;
     if !args.json && report.outcome != Outcome::Interrupted {
         let settings = &target.desired.settings;
-        println!(
-            "\nCluster {} is ready: https://{}.{}:6443\nexport KUBECONFIG={}",
-            settings.cluster_name,
-            settings.cluster_name,
-            settings.dns_zone,
-            target.assets.join("auth/kubeconfig").display()
-        );
+        let spec = args.spec.display();
+        if args.sim.sim {
+            // The demo's apiserver lived in this process: a KUBECONFIG would point at nothing.
+            outln!(
+                "\nCluster {} is ready, in the simulator that ran inside this command; it stopped \
+                 with it, and its cloud is kept in {} for the next --sim command.\n\
+                 Next: loko status {spec} --sim · loko journal {spec} · loko destroy {spec} --sim --yes",
+                settings.cluster_name,
+                target.state_dir.join("sim").display()
+            );
+        } else {
+            outln!(
+                "\nCluster {} is ready: https://{}.{}:6443\nexport KUBECONFIG={}",
+                settings.cluster_name,
+                settings.cluster_name,
+                settings.dns_zone,
+                target.assets.join("auth/kubeconfig").display()
+            );
+        }
     }
     Ok(code)
 }
@@ -573,9 +620,12 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
 /// The nodes as the journal recorded them: what a user looks for after a run.
 fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
     let ledger = journal.with_state(|state| state.ledger.clone());
-    println!(
+    outln!(
         "\n{:<34} {:<10} {:<37} {:<15} PRIVATE IPV4",
-        "NODE", "ROLE", "DEVICE", "PUBLIC IPV4"
+        "NODE",
+        "ROLE",
+        "DEVICE",
+        "PUBLIC IPV4"
     );
     for node in &desired.nodes {
         let outputs = ledger.get(&cluster::ids::device(&node.hostname));
@@ -588,7 +638,7 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
             specs::Role::Controller => "controller",
             specs::Role::Worker => "worker",
         };
-        println!(
+        outln!(
             "{:<34} {:<10} {:<37} {:<15} {}",
             node.hostname,
             role,
@@ -606,21 +656,26 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
     let history = history(&journal)?;
     let changes = changes(&target.desired, &history)?;
     if args.json {
-        println!("{}", serde_json::to_string(&changes)?);
+        outln!("{}", serde_json::to_string(&changes)?);
     } else {
-        println!("{changes}");
+        outln!("{changes}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
-    if !args.yes && !confirm(&target.desired)? {
+    let journal = open_journal(&target.state_dir)?;
+    let history = history(&journal)?;
+    if !args.yes
+        && !confirm(
+            &target.desired,
+            &doomed(&journal, &target.desired, &history),
+        )?
+    {
         eprintln!("destroy cancelled");
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let journal = open_journal(&target.state_dir)?;
-    let history = history(&journal)?;
     let sim = match args.sim.sim {
         true => Some(SimSession::start(&target, &args.sim).await?),
         false => None,
@@ -633,17 +688,18 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         .run(
             &plan,
             request(RunKind::Destroy, &target.desired)?,
-            cancel_on_interrupt(),
+            cancel_on_interrupt(Arc::clone(&printer))?,
         )
         .await;
     printer.finish();
     let report = report?;
+    printer.ended(report.run, &report.outcome);
     if let Some(sim) = sim {
         sim.handle.shutdown().await?;
     }
     let code = outcome_code(&report.outcome, "destroy")?;
     if !args.json && report.outcome != Outcome::Interrupted {
-        println!(
+        outln!(
             "Cluster {} destroyed: its devices and DNS records are gone; {} keeps its CA and keys.",
             target.desired.settings.cluster_name,
             target.assets.display()
@@ -652,21 +708,51 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
     Ok(code)
 }
 
-/// Asks on a terminal; refuses without one (use `--yes`).
-fn confirm(desired: &DesiredCluster) -> anyhow::Result<bool> {
+/// What `loko destroy` deletes, as the journal knows it: one line per device and record.
+fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec<String> {
+    let ledger = journal.with_state(|state| state.ledger.clone());
+    let mut lines: Vec<String> = history
+        .known_nodes
+        .iter()
+        .map(|host| {
+            let device = ledger
+                .get(&cluster::ids::device(host))
+                .and_then(|r| r.outputs.get::<String>("device_id").ok());
+            match device {
+                Some(id) => format!("device {id} ({host})"),
+                None => format!("the device of {host}, if it was created"),
+            }
+        })
+        .collect();
+    let name = desired.settings.cluster_name.as_str();
+    lines.push(format!(
+        "any other device tagged loko:cluster={name} in project {}",
+        desired.settings.project_id
+    ));
+    lines.extend(
+        desired
+            .dns_records
+            .iter()
+            .map(|r| format!("DNS record {} (zone {})", r.name, r.zone_id)),
+    );
+    lines
+}
+
+/// Lists what will be deleted and asks on a terminal; refuses without one (use `--yes`).
+fn confirm(desired: &DesiredCluster, doomed: &[String]) -> anyhow::Result<bool> {
     use std::io::{BufRead as _, IsTerminal as _, Write as _};
     let name = desired.settings.cluster_name.as_str();
+    let list: String = doomed.iter().map(|l| format!("\n  - {l}")).collect();
     if !std::io::stdin().is_terminal() {
         return Err(UserError {
-            message: format!("destroy of cluster {name} needs confirmation"),
+            message: format!("destroy of cluster {name} needs confirmation; it deletes:{list}"),
             code: EXIT_USAGE,
             hint: Some("pass --yes when not on a terminal".into()),
         }
         .into());
     }
-    print!(
-        "Destroy cluster {name}: every device tagged loko:cluster={name} and its DNS records? Type the cluster name to confirm: "
-    );
+    outln!("Destroy cluster {name}? This deletes:{list}");
+    out!("The asset directory (CA, keys) is kept. Type the cluster name to confirm: ");
     std::io::stdout().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -704,7 +790,7 @@ pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode
         &clients,
         &RunSettings::default(),
     )?;
-    print!("{}", plan.to_dot());
+    out!("{}", plan.to_dot());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -722,32 +808,25 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
         .await
         .context("cannot list the cluster's devices")?;
     let mut differences = Vec::new();
-    println!(
-        "NODE                                      DEVICE                                STATE         PUBLIC IPV4      PRIVATE IPV4"
-    );
+    let mut nodes = Vec::new();
     for node in &target.desired.nodes {
         let tag = steps::packet::node_tag(&node.hostname);
         let mine: Vec<_> = devices.iter().filter(|d| d.has_tag(&tag)).collect();
         match mine.as_slice() {
             [] => {
-                println!("{:<41} {:<37} {:<13}", node.hostname, "-", "missing");
+                nodes.push(
+                    serde_json::json!({"node": node.hostname, "device": null, "state": "missing"}),
+                );
                 differences.push(format!("{} has no device", node.hostname));
             }
             [device, rest @ ..] => {
-                println!(
-                    "{:<41} {:<37} {:<13} {:<16} {}",
-                    node.hostname,
-                    device.id,
-                    device.state.to_string(),
-                    device
-                        .public_ipv4()
-                        .map(|ip| ip.to_string())
-                        .unwrap_or("-".into()),
-                    device
-                        .private_ipv4()
-                        .map(|ip| ip.to_string())
-                        .unwrap_or("-".into()),
-                );
+                nodes.push(serde_json::json!({
+                    "node": node.hostname,
+                    "device": device.id,
+                    "state": device.state.to_string(),
+                    "public_ipv4": device.public_ipv4().map(|ip| ip.to_string()),
+                    "private_ipv4": device.private_ipv4().map(|ip| ip.to_string()),
+                }));
                 if !rest.is_empty() {
                     differences.push(format!("{} has {} devices", node.hostname, mine.len()));
                 }
@@ -758,6 +837,9 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
                         device.plan_slug().unwrap_or_default(),
                         node.plan
                     ));
+                }
+                if device.state.to_string() != "active" {
+                    differences.push(format!("{} is {}, not active", node.hostname, device.state));
                 }
             }
         }
@@ -775,38 +857,81 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
             ));
         }
     }
-    println!("\nRECORD                                              VALUES");
+    let mut records = Vec::new();
     for record in &target.desired.dns_records {
         let current = route53
             .a_record(record.zone_id.as_str(), &record.name)
             .await
             .with_context(|| format!("cannot read record {}", record.name))?;
-        match current {
-            Some(r) => println!(
-                "{:<51} {}",
-                record.name,
-                r.values
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            None => {
-                println!("{:<51} missing", record.name);
-                differences.push(format!("record {} is missing", record.name));
-            }
+        let values: Option<Vec<String>> =
+            current.map(|r| r.values.iter().map(|v| v.to_string()).collect());
+        if values.is_none() {
+            differences.push(format!("record {} is missing", record.name));
         }
+        records.push(serde_json::json!({"name": record.name, "values": values}));
     }
     if let Some(sim) = sim {
         sim.handle.shutdown().await?;
     }
-    if differences.is_empty() {
-        println!("\nThe cluster matches the spec.");
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "cluster": settings.cluster_name.as_str(),
+                "matches": differences.is_empty(),
+                "nodes": nodes,
+                "records": records,
+                "differences": differences,
+            })
+        );
     } else {
-        println!("\nDifferences from the spec:");
-        for d in &differences {
-            println!("  {d}");
+        print_status(&nodes, &records, &differences);
+    }
+    Ok(if differences.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DIFFERS)
+    })
+}
+
+/// The tables of `loko status`.
+fn print_status(
+    nodes: &[serde_json::Value],
+    records: &[serde_json::Value],
+    differences: &[String],
+) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    outln!(
+        "{:<41} {:<37} {:<13} {:<16} PRIVATE IPV4",
+        "NODE",
+        "DEVICE",
+        "STATE",
+        "PUBLIC IPV4"
+    );
+    for n in nodes {
+        outln!(
+            "{:<41} {:<37} {:<13} {:<16} {}",
+            text(&n["node"]),
+            text(&n["device"]),
+            text(&n["state"]),
+            text(&n["public_ipv4"]),
+            text(&n["private_ipv4"])
+        );
+    }
+    outln!("\n{:<51} VALUES", "RECORD");
+    for r in records {
+        let values = match r["values"].as_array() {
+            Some(values) => values.iter().map(text).collect::<Vec<_>>().join(", "),
+            None => "missing".to_owned(),
+        };
+        outln!("{:<51} {values}", text(&r["name"]));
+    }
+    if differences.is_empty() {
+        outln!("\nThe cluster matches the spec.");
+    } else {
+        outln!("\nDifferences from the spec:");
+        for d in differences {
+            outln!("  {d}");
         }
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -215,3 +215,40 @@ async fn secrets_stay_in_0600_files() {
     }
     assert!(keys >= 10, "only {keys} private keys found");
 }
+
+/// `RUST_LOG=trace` shows the AWS SDK's signed requests: the access key id (in `Credential=`)
+/// and the signatures are redacted, as is the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_logs_show_no_aws_key_id_and_no_signature() {
+    let w = world().await;
+    let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
+    let key_id = "AKIALOKOTRACETEST123";
+    let out = w
+        .command(&["status", spec.to_str().unwrap()])
+        .env("RUST_LOG", "trace")
+        .env("AWS_ACCESS_KEY_ID", key_id)
+        .env("AWS_SECRET_ACCESS_KEY", "loko-trace-test-secret-key")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("route53") || err.contains("Route53"),
+        "no SDK trace: {err}"
+    );
+    assert!(!err.contains(key_id), "the access key id is in the logs");
+    assert!(
+        !err.contains("loko-trace-test-secret-key"),
+        "the secret key is in the logs"
+    );
+    for marker in ["Signature=", "Credential="] {
+        for (at, _) in err.match_indices(marker) {
+            let value = &err[at + marker.len()..];
+            assert!(
+                value.starts_with(journal::REDACTED),
+                "{marker} not redacted: {}",
+                &value[..value.len().min(80)]
+            );
+        }
+    }
+    assert_no_secret("trace logs", &err, w.sim.token());
+}

@@ -250,11 +250,13 @@ impl Route53 {
     }
 }
 
-/// Registers the resolved AWS secret key and session token with the redactor, so no error or
-/// event can carry them.
+/// Registers the resolved AWS credentials with the redactor, so no error, event or log line
+/// (the SDK's trace logs print the signed request) can carry them. The access key id is not
+/// secret by itself, but it names the account's key: it is not printed either.
 async fn register_credentials(provider: aws_credential_types::provider::SharedCredentialsProvider) {
     use aws_credential_types::provider::ProvideCredentials;
     if let Ok(creds) = provider.provide_credentials().await {
+        journal::register_secret(creds.access_key_id());
         journal::register_secret(creds.secret_access_key());
         if let Some(token) = creds.session_token() {
             journal::register_secret(token);
