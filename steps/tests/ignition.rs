@@ -89,12 +89,12 @@ fn the_simulated_node_finds_keys_host_key_kubeconfig_and_labels() {
         let labels = parsed.node_labels();
         match node.role {
             Role::Controller => {
-                assert!(labels.contains_key("node-role.kubernetes.io/master"));
+                assert!(labels.contains_key(ignition::CONTROLLER_LABEL));
                 assert!(parsed.declares_unit("bootkube"));
                 assert!(parsed.declares_unit("etcd-member.service"));
             }
             Role::Worker => {
-                assert!(labels.contains_key("node-role.kubernetes.io/node"));
+                assert!(labels.contains_key(ignition::WORKER_LABEL));
                 assert_eq!(
                     labels.get("node.supernova.io/role").map(String::as_str),
                     Some("backend")
@@ -174,6 +174,11 @@ fn raid_flags_become_the_raid_unit() {
             specs::RaidSetup::AllDisks => {
                 let s = script.unwrap();
                 assert!(s.contains("/dev/md/node-local-storage") && s.contains("mkfs.ext4"));
+                // It comes back after a reboot: the array and the mount are recorded.
+                assert!(
+                    s.contains("/etc/mdadm.conf") && s.contains("/etc/fstab"),
+                    "{s}"
+                );
             }
             specs::RaidSetup::Hdd => {
                 assert!(script.unwrap().contains("node-local-hdd-storage"));
@@ -182,6 +187,7 @@ fn raid_flags_become_the_raid_unit() {
                 let s = script.unwrap();
                 assert!(s.contains("node-local-ssd-storage"));
                 assert_eq!(s.contains("mkfs.ext4"), filesystem, "{host}");
+                assert_eq!(s.contains("/etc/fstab"), filesystem, "{host}");
             }
         }
     }

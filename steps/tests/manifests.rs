@@ -9,14 +9,14 @@ use std::path::Path;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use specs::DesiredCluster;
 use steps::assets::AssetDir;
-use steps::assets::manifests::{CALICO_KINDS, render_manifests};
+use steps::assets::manifests::render_manifests;
 use steps::assets::pki::{PkiInputs, ensure_pki};
 
 fn example(name: &str) -> DesiredCluster {
@@ -66,7 +66,23 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
 fn check_all(cluster: &DesiredCluster) -> Vec<Value> {
     let (_tmp, dir) = rendered(cluster);
     let mut objects = Vec::new();
-    let calico_kinds: BTreeSet<&str> = CALICO_KINDS.iter().map(|(k, _)| *k).collect();
+    // Custom resources must be of a kind a rendered CRD declares in their group.
+    let mut declared: BTreeSet<(String, String)> = BTreeSet::new();
+    for path in files(&dir.path("manifests")) {
+        let object: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        if object["kind"] == "CustomResourceDefinition" {
+            for version in object["spec"]["versions"].as_array().unwrap() {
+                declared.insert((
+                    format!(
+                        "{}/{}",
+                        object["spec"]["group"].as_str().unwrap(),
+                        version["name"].as_str().unwrap()
+                    ),
+                    object["spec"]["names"]["kind"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+    }
     for sub in ["bootstrap-manifests", "manifests"] {
         for path in files(&dir.path(sub)) {
             let name = path.display().to_string();
@@ -94,7 +110,11 @@ fn check_all(cluster: &DesiredCluster) -> Vec<Value> {
                 ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
                     round_trip::<CustomResourceDefinition>(&name, &object)
                 }
-                ("crd.projectcalico.org/v1", kind) if calico_kinds.contains(kind) => {
+                ("rbac.authorization.k8s.io/v1", "Role") => round_trip::<Role>(&name, &object),
+                ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
+                    round_trip::<RoleBinding>(&name, &object)
+                }
+                (api, kind) if declared.contains(&(api.to_owned(), kind.to_owned())) => {
                     assert!(object["metadata"]["name"].is_string(), "{name}");
                     assert!(object["spec"].is_object(), "{name}");
                 }

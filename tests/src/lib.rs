@@ -136,10 +136,11 @@ impl SshAgent {
             .stdout(Stdio::null())
             .spawn()
             .expect("ssh-agent (openssh-client) must be installed");
+        // The socket file appears at bind(), before listen(): a connection proves it serves.
         let start = Instant::now();
-        while !socket.exists() {
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             assert!(
-                start.elapsed() < Duration::from_secs(10),
+                start.elapsed() < Duration::from_secs(30),
                 "ssh-agent did not start"
             );
             std::thread::sleep(Duration::from_millis(20));

@@ -1,0 +1,528 @@
+//! The pod network: Calico (with host protection) or flannel.
+
+use std::net::Ipv4Addr;
+
+use serde_json::{Value, json};
+use specs::DesiredCluster;
+
+use super::{
+    CALICO_CNI_IMAGE, CALICO_IMAGE, FLANNEL_CNI_IMAGE, FLANNEL_IMAGE, Manifest,
+    cluster_role_binding, host_path, labels, manifest, metadata, mount, service_account,
+};
+use crate::assets::AssetError;
+
+/// Every CustomResourceDefinition of Calico v3.29 (`manifests/calico.yaml` of v3.29.2; the set
+/// is `shared/reference/upstream/calico-v3.29-crds.txt`): (group, version, kind, plural,
+/// namespaced). Calico reads and writes every one of them at start; a missing one stops
+/// calico-node. Their schemas keep unknown fields: Calico validates its own resources.
+const CALICO_CRDS: [(&str, &str, &str, &str, bool); 20] = [
+    (
+        "policy.networking.k8s.io",
+        "v1alpha1",
+        "AdminNetworkPolicy",
+        "adminnetworkpolicies",
+        false,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "BGPConfiguration",
+        "bgpconfigurations",
+        false,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "BGPFilter",
+        "bgpfilters",
+        false,
+    ),
+    ("crd.projectcalico.org", "v1", "BGPPeer", "bgppeers", false),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "BlockAffinity",
+        "blockaffinities",
+        false,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "CalicoNodeStatus",
+        "caliconodestatuses",
+        false,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "ClusterInformation",
+        "clusterinformations",
+        false,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "FelixConfiguration",
+        "felixconfigurations",
+        false,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "GlobalNetworkPolicy",
+        "globalnetworkpolicies",
+        false,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "GlobalNetworkSet",
+        "globalnetworksets",
+        false,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "HostEndpoint",
+        "hostendpoints",
+        false,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "IPAMBlock",
+        "ipamblocks",
+        false,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "IPAMConfig",
+        "ipamconfigs",
+        false,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "IPAMHandle",
+        "ipamhandles",
+        false,
+    ),
+    ("crd.projectcalico.org", "v1", "IPPool", "ippools", false),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "IPReservation",
+        "ipreservations",
+        false,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "KubeControllersConfiguration",
+        "kubecontrollersconfigurations",
+        false,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+    ),
+    (
+        "crd.projectcalico.org",
+        "v1",
+        "NetworkSet",
+        "networksets",
+        true,
+    ),
+    ("crd.projectcalico.org", "v1", "Tier", "tiers", false),
+];
+
+/// The ClusterRoles `calico-node` and `calico-cni-plugin` of Calico v3.29.2, verbatim from its
+/// `manifests/calico.yaml` (Apache-2.0): what the pinned version calls, no more, no less.
+const CALICO_CLUSTER_ROLES: &str = include_str!("../../../data/calico-v3.29.2-cluster-roles.json");
+
+fn calico_crd(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> Value {
+    let scope = if namespaced { "Namespaced" } else { "Cluster" };
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural, "singular": kind.to_lowercase()},
+            "versions": [{
+                "name": version,
+                "served": true,
+                "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            }],
+        },
+    })
+}
+
+pub(super) fn calico(cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetError> {
+    let s = &cluster.settings;
+    let can_reach = Ipv4Addr::from(u32::from(s.node_private_cidr.network()).saturating_add(1));
+    let mut out: Vec<Manifest> = CALICO_CRDS
+        .iter()
+        .map(|&(group, version, kind, plural, namespaced)| {
+            manifest(
+                &format!("manifests/calico/crd-{plural}.json"),
+                calico_crd(group, version, kind, plural, namespaced),
+            )
+        })
+        .collect();
+    out.push(manifest(
+        "manifests/calico/config.json",
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata("calico-config"),
+            "data": {
+                "calico_backend": "bird",
+                "veth_mtu": s.network_mtu.to_string(),
+                "cni_network_config": json!({
+                    "name": "k8s-pod-network",
+                    "cniVersion": "0.3.1",
+                    "plugins": [
+                        {"type": "calico", "log_level": "info", "log_file_path": "/var/log/calico/cni/cni.log",
+                         "datastore_type": "kubernetes", "nodename": "__KUBERNETES_NODE_NAME__",
+                         "mtu": s.network_mtu, "ipam": {"type": "calico-ipam"}, "policy": {"type": "k8s"},
+                         "kubernetes": {"kubeconfig": "__KUBECONFIG_FILEPATH__"}},
+                        {"type": "portmap", "snat": true, "capabilities": {"portMappings": true}},
+                        {"type": "bandwidth", "capabilities": {"bandwidth": true}},
+                    ],
+                }).to_string(),
+            },
+        }),
+    ));
+    out.push(manifest(
+        "manifests/calico/sa.json",
+        service_account("calico-node"),
+    ));
+    // calico-node asks for a token of this account and writes it into the CNI plugin's
+    // kubeconfig: the plugin acts with fewer rights than the node agent.
+    out.push(manifest(
+        "manifests/calico/cni-plugin-sa.json",
+        service_account("calico-cni-plugin"),
+    ));
+    let roles: Vec<Value> =
+        serde_json::from_str(CALICO_CLUSTER_ROLES).map_err(|e| AssetError::Generate {
+            what: "Calico's ClusterRoles".to_owned(),
+            reason: e.to_string(),
+        })?;
+    for role in roles {
+        let name = role["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        out.push(manifest(
+            &format!("manifests/calico/role-{name}.json"),
+            role,
+        ));
+        out.push(manifest(
+            &format!("manifests/calico/rbac-{name}.json"),
+            cluster_role_binding(&name, &name, &name),
+        ));
+    }
+    out.push(manifest(
+        "manifests/calico/ippool.json",
+        json!({
+            "apiVersion": "crd.projectcalico.org/v1",
+            "kind": "IPPool",
+            "metadata": {"name": "default-ipv4-ippool"},
+            "spec": {"cidr": s.pod_cidr.to_string(), "ipipMode": "Always", "vxlanMode": "Never", "natOutgoing": true, "blockSize": 24, "nodeSelector": "all()"},
+        }),
+    ));
+    out.push(manifest(
+        "manifests/calico/felix.json",
+        json!({
+            "apiVersion": "crd.projectcalico.org/v1",
+            "kind": "FelixConfiguration",
+            "metadata": {"name": "default"},
+            "spec": {"usageReportingEnabled": s.enable_reporting, "logSeverityScreen": "Info"},
+        }),
+    ));
+    // Host protection (kinvolk/lokomotive's calico-host-protection): SSH and the API only from
+    // the management CIDRs, cluster traffic only from the cluster's own CIDRs.
+    for node in cluster.controllers() {
+        out.push(manifest(
+            &format!("manifests/calico/hostendpoint-{}.json", node.hostname),
+            json!({
+                "apiVersion": "crd.projectcalico.org/v1",
+                "kind": "HostEndpoint",
+                "metadata": {
+                    "name": format!("{}-bond0", node.hostname),
+                    "labels": {"host-endpoint": "ingress", "nodetype": "controller"},
+                },
+                "spec": {"node": node.hostname, "interfaceName": "bond0"},
+            }),
+        ));
+    }
+    let management: Vec<String> = s.management_cidrs.iter().map(|c| c.to_string()).collect();
+    let cluster_cidrs = vec![
+        s.node_private_cidr.to_string(),
+        s.pod_cidr.to_string(),
+        s.service_cidr.to_string(),
+    ];
+    out.push(manifest(
+        "manifests/calico/policy-management.json",
+        json!({
+            "apiVersion": "crd.projectcalico.org/v1",
+            "kind": "GlobalNetworkPolicy",
+            "metadata": {"name": "allow-management"},
+            "spec": {
+                "selector": "host-endpoint == 'ingress'",
+                "order": 10,
+                "ingress": [{"action": "Allow", "protocol": "TCP",
+                             "source": {"nets": management},
+                             "destination": {"ports": [22, 6443]}}],
+            },
+        }),
+    ));
+    out.push(manifest(
+        "manifests/calico/policy-cluster.json",
+        json!({
+            "apiVersion": "crd.projectcalico.org/v1",
+            "kind": "GlobalNetworkPolicy",
+            "metadata": {"name": "allow-cluster"},
+            "spec": {
+                "selector": "host-endpoint == 'ingress'",
+                "order": 20,
+                "ingress": [{"action": "Allow", "source": {"nets": cluster_cidrs}}],
+                "egress": [{"action": "Allow"}],
+            },
+        }),
+    ));
+    out.push(manifest(
+        "manifests/calico/node.json",
+        calico_node(cluster, can_reach),
+    ));
+    Ok(out)
+}
+
+fn calico_node(cluster: &DesiredCluster, can_reach: Ipv4Addr) -> Value {
+    let s = &cluster.settings;
+    let field = |path: &str| json!({"fieldRef": {"fieldPath": path}});
+    let config = |key: &str| json!({"configMapKeyRef": {"name": "calico-config", "key": key}});
+    let dir = |name: &str, path: &str| json!({"name": name, "hostPath": {"path": path, "type": "DirectoryOrCreate"}});
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "calico-node", "namespace": "kube-system", "labels": labels("calico-node")},
+        "spec": {
+            "selector": {"matchLabels": labels("calico-node")},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {
+                "metadata": {"labels": labels("calico-node")},
+                "spec": {
+                    "hostNetwork": true,
+                    "nodeSelector": {"kubernetes.io/os": "linux"},
+                    "priorityClassName": "system-node-critical",
+                    "serviceAccountName": "calico-node",
+                    "terminationGracePeriodSeconds": 0,
+                    "tolerations": [
+                        {"effect": "NoSchedule", "operator": "Exists"},
+                        {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                        {"effect": "NoExecute", "operator": "Exists"},
+                    ],
+                    "initContainers": [
+                        {
+                            "name": "upgrade-ipam",
+                            "image": CALICO_CNI_IMAGE,
+                            "command": ["/opt/cni/bin/calico-ipam", "-upgrade"],
+                            "env": [
+                                {"name": "KUBERNETES_NODE_NAME", "valueFrom": field("spec.nodeName")},
+                                {"name": "CALICO_NETWORKING_BACKEND", "valueFrom": config("calico_backend")},
+                            ],
+                            "securityContext": {"privileged": true},
+                            "volumeMounts": [
+                                mount("host-local-net-dir", "/var/lib/cni/networks", false),
+                                mount("cni-bin-dir", "/host/opt/cni/bin", false),
+                            ],
+                        },
+                        {
+                            "name": "install-cni",
+                            "image": CALICO_CNI_IMAGE,
+                            "command": ["/opt/cni/bin/install"],
+                            "env": [
+                                {"name": "CNI_CONF_NAME", "value": "10-calico.conflist"},
+                                {"name": "CNI_NETWORK_CONFIG", "valueFrom": config("cni_network_config")},
+                                {"name": "KUBERNETES_NODE_NAME", "valueFrom": field("spec.nodeName")},
+                                {"name": "CNI_MTU", "valueFrom": config("veth_mtu")},
+                                {"name": "SLEEP", "value": "false"},
+                            ],
+                            "securityContext": {"privileged": true},
+                            "volumeMounts": [
+                                mount("cni-bin-dir", "/host/opt/cni/bin", false),
+                                mount("cni-net-dir", "/host/etc/cni/net.d", false),
+                            ],
+                        },
+                    ],
+                    "containers": [{
+                        "name": "calico-node",
+                        "image": CALICO_IMAGE,
+                        "env": [
+                            {"name": "DATASTORE_TYPE", "value": "kubernetes"},
+                            {"name": "WAIT_FOR_DATASTORE", "value": "true"},
+                            {"name": "NODENAME", "valueFrom": field("spec.nodeName")},
+                            {"name": "CALICO_NETWORKING_BACKEND", "valueFrom": config("calico_backend")},
+                            {"name": "CLUSTER_TYPE", "value": "k8s,bgp"},
+                            {"name": "IP", "value": "autodetect"},
+                            {"name": "IP_AUTODETECTION_METHOD", "value": format!("can-reach={can_reach}")},
+                            {"name": "CALICO_IPV4POOL_CIDR", "value": s.pod_cidr.to_string()},
+                            {"name": "CALICO_IPV4POOL_IPIP", "value": "Always"},
+                            {"name": "CALICO_IPV4POOL_VXLAN", "value": "Never"},
+                            {"name": "CALICO_IPV6POOL_VXLAN", "value": "Never"},
+                            {"name": "FELIX_IPINIPMTU", "valueFrom": config("veth_mtu")},
+                            {"name": "CALICO_DISABLE_FILE_LOGGING", "value": "true"},
+                            {"name": "FELIX_DEFAULTENDPOINTTOHOSTACTION", "value": "ACCEPT"},
+                            {"name": "FELIX_IPV6SUPPORT", "value": "false"},
+                            {"name": "FELIX_HEALTHENABLED", "value": "true"},
+                            {"name": "FELIX_USAGEREPORTINGENABLED", "value": s.enable_reporting.to_string()},
+                        ],
+                        "securityContext": {"privileged": true},
+                        "resources": {"requests": {"cpu": "250m"}},
+                        "lifecycle": {"preStop": {"exec": {"command": ["/bin/calico-node", "-shutdown"]}}},
+                        "livenessProbe": {
+                            "exec": {"command": ["/bin/calico-node", "-felix-live", "-bird-live"]},
+                            "periodSeconds": 10, "initialDelaySeconds": 10, "failureThreshold": 6, "timeoutSeconds": 10,
+                        },
+                        "readinessProbe": {
+                            "exec": {"command": ["/bin/calico-node", "-felix-ready", "-bird-ready"]},
+                            "periodSeconds": 10, "timeoutSeconds": 10,
+                        },
+                        "volumeMounts": [
+                            mount("cni-net-dir", "/host/etc/cni/net.d", false),
+                            mount("lib-modules", "/lib/modules", true),
+                            mount("xtables-lock", "/run/xtables.lock", false),
+                            mount("var-run-calico", "/var/run/calico", false),
+                            mount("var-lib-calico", "/var/lib/calico", false),
+                            mount("policysync", "/var/run/nodeagent", false),
+                            mount("bpffs", "/sys/fs/bpf", false),
+                            mount("cni-log-dir", "/var/log/calico/cni", true),
+                        ],
+                    }],
+                    "volumes": [
+                        host_path("lib-modules", "/lib/modules"),
+                        dir("var-run-calico", "/var/run/calico"),
+                        dir("var-lib-calico", "/var/lib/calico"),
+                        {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+                        {"name": "bpffs", "hostPath": {"path": "/sys/fs/bpf", "type": "Directory"}},
+                        dir("cni-bin-dir", "/opt/cni/bin"),
+                        dir("cni-net-dir", "/etc/cni/net.d"),
+                        dir("cni-log-dir", "/var/log/calico/cni"),
+                        dir("host-local-net-dir", "/var/lib/cni/networks"),
+                        dir("policysync", "/var/run/nodeagent"),
+                    ],
+                },
+            },
+        },
+    })
+}
+
+pub(super) fn flannel(cluster: &DesiredCluster) -> Vec<Manifest> {
+    let s = &cluster.settings;
+    let net_conf =
+        json!({"Network": s.pod_cidr.to_string(), "Backend": {"Type": "vxlan", "Port": 4789}});
+    let cni_conf = json!({
+        "name": "cbr0",
+        "cniVersion": "0.3.1",
+        "plugins": [
+            {"type": "flannel", "delegate": {"hairpinMode": true, "isDefaultGateway": true}},
+            {"type": "portmap", "capabilities": {"portMappings": true}},
+        ],
+    });
+    vec![
+        manifest("manifests/flannel/sa.json", service_account("flannel")),
+        manifest(
+            "manifests/flannel/role.json",
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": "flannel"},
+                "rules": [
+                    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+                    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+                    {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+                ],
+            }),
+        ),
+        manifest(
+            "manifests/flannel/rbac.json",
+            cluster_role_binding("flannel", "flannel", "flannel"),
+        ),
+        manifest(
+            "manifests/flannel/config.json",
+            json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": metadata("flannel-config"),
+                "data": {"net-conf.json": net_conf.to_string(), "cni-conf.json": cni_conf.to_string()},
+            }),
+        ),
+        manifest(
+            "manifests/flannel/daemonset.json",
+            json!({
+                "apiVersion": "apps/v1",
+                "kind": "DaemonSet",
+                "metadata": {"name": "flannel", "namespace": "kube-system", "labels": labels("flannel")},
+                "spec": {
+                    "selector": {"matchLabels": labels("flannel")},
+                    "template": {
+                        "metadata": {"labels": labels("flannel")},
+                        "spec": {
+                            "hostNetwork": true,
+                            "serviceAccountName": "flannel",
+                            "tolerations": [{"operator": "Exists"}],
+                            // The plugin binary, then the network's CNI configuration, which
+                            // containerd reads from /etc/cni/net.d (as kube-flannel.yml does).
+                            "initContainers": [
+                                {
+                                    "name": "install-cni-plugin",
+                                    "image": FLANNEL_CNI_IMAGE,
+                                    "command": ["cp", "-f", "/flannel", "/opt/cni/bin/flannel"],
+                                    "volumeMounts": [mount("cni-bin-dir", "/opt/cni/bin", false)],
+                                },
+                                {
+                                    "name": "install-cni",
+                                    "image": FLANNEL_IMAGE,
+                                    "command": ["cp", "-f", "/etc/kube-flannel/cni-conf.json", "/etc/cni/net.d/10-flannel.conflist"],
+                                    "volumeMounts": [
+                                        mount("flannel-config", "/etc/kube-flannel/", true),
+                                        mount("cni-net-dir", "/etc/cni/net.d", false),
+                                    ],
+                                },
+                            ],
+                            "containers": [{
+                                "name": "flannel",
+                                "image": FLANNEL_IMAGE,
+                                "command": ["/opt/bin/flanneld", "--ip-masq", "--kube-subnet-mgr", "--iface=$(POD_IP)"],
+                                "env": [
+                                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                                ],
+                                "securityContext": {"privileged": true},
+                                "volumeMounts": [
+                                    mount("flannel-config", "/etc/kube-flannel/", true),
+                                    mount("run-flannel", "/run/flannel", false),
+                                ],
+                            }],
+                            "volumes": [
+                                {"name": "flannel-config", "configMap": {"name": "flannel-config"}},
+                                host_path("run-flannel", "/run/flannel"),
+                                host_path("cni-bin-dir", "/opt/cni/bin"),
+                                host_path("cni-net-dir", "/etc/cni/net.d"),
+                            ],
+                        },
+                    },
+                },
+            }),
+        ),
+    ]
+}
