@@ -80,9 +80,11 @@ pub enum Command {
     #[command(after_help = "Example:\n  loko schema > spec.schema.json")]
     Schema,
     /// Run the simulator: a Packet API, Route53, SSH-reachable nodes and an apiserver.
-    #[command(after_help = "Example:\n  \
-        loko sim --listen 127.0.0.1:8080 --time-scale 0.01 --state /tmp/sim.json\n\n\
-        It prints its endpoints and the token to use, and serves until Ctrl-C.")]
+    #[command(after_help = "Examples:\n  \
+        loko sim --spec cluster.yaml --time-scale 0.01 --state /tmp/sim.json\n  \
+        loko sim --listen 127.0.0.1:8080 --time-scale 0.01\n\n\
+        It prints its endpoints, what to paste into the spec and the shell, and serves until \
+        Ctrl-C or SIGTERM.")]
     Sim(SimArgs),
     /// Build clusters of 3 controllers and 1 to 1000 workers against the simulator and print
     /// makespan, API calls, journal events and peak memory.
@@ -241,8 +243,12 @@ pub struct SimArgs {
     #[arg(long)]
     pub openssh: bool,
     /// The hosted zone that exists from the start.
-    #[arg(long, default_value = "example.com")]
+    #[arg(long, default_value = "example.com", conflicts_with = "spec")]
     pub zone: String,
+    /// Seed the simulated cloud from this spec, as `loko run SPEC --sim` does: its project,
+    /// hosted zone (name and id) and hardware reservations.
+    #[arg(long, value_name = "SPEC")]
+    pub spec: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

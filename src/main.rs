@@ -97,6 +97,12 @@ fn init_tracing(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
+    // The AWS SDK warns at length (a kilobyte a line) about every credential source it tried;
+    // the preflight says what is missing in one line, so its warnings wait for -vv.
+    let default = match verbose {
+        0 | 1 => format!("{default},aws_config=error,aws_runtime=error"),
+        _ => default.to_owned(),
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -14,6 +14,7 @@ use steps::assets::AssetDir;
 use steps::cluster::{self, Clients, History, RunSettings};
 use steps::dns::Route53;
 use steps::packet::{DevicePoller, PacketClient, Timeouts, Token, cluster_tag};
+use steps::preflight::Problem;
 use steps::ssh::Ssh;
 
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs, SimOptions, StatusArgs};
@@ -183,7 +184,9 @@ impl SimView {
 /// The hardware reservations the spec relies on, for the simulated project: each one it names
 /// by id, and one per node that takes the `next-available` one of its plan and facility. (At
 /// first start only: a resumed demo's project keeps its own.)
-fn reservation_seeds(desired: &DesiredCluster) -> anyhow::Result<Vec<sim::ReservationSeed>> {
+pub(crate) fn reservation_seeds(
+    desired: &DesiredCluster,
+) -> anyhow::Result<Vec<sim::ReservationSeed>> {
     let mut seeds = Vec::new();
     let mut any: BTreeMap<(String, String), u32> = BTreeMap::new();
     for node in &desired.nodes {
@@ -278,36 +281,80 @@ pub(crate) struct Login {
     pub(crate) user: String,
 }
 
-/// The API clients, for the simulator of `--sim` or for what the spec and environment name.
+/// The API clients, for the simulator of `--sim` or for what the spec and environment name,
+/// checked before any step ([`steps::preflight`]): every problem found (with `problems`, those
+/// the caller found already) is one usage error listing them all.
 async fn connect(
     target: &Target,
     sim: Option<&sim::SimHandle>,
+    mut problems: Vec<Problem>,
 ) -> anyhow::Result<(PacketClient, Route53)> {
     let project = target.desired.settings.project_id.as_str();
-    let (url, token, route53) = match sim {
+    let (url, token, route53, route53_url) = match sim {
         Some(sim) => (
             sim.packet_url(),
-            Token::new(sim.token()),
+            Some(Token::new(sim.token())),
             Route53::with_static_credentials(&sim.route53_url(), "loko-sim", "loko-sim-secret")
                 .await,
+            sim.route53_url(),
         ),
         None => {
-            let token = Token::from_env().map_err(|e| UserError {
-                message: e.to_string(),
-                code: EXIT_USAGE,
-                hint: Some("or try the simulator: loko run SPEC --sim".into()),
-            })?;
+            let token = match Token::from_env() {
+                Ok(token) => Some(token),
+                Err(e) => {
+                    problems.push(Problem {
+                        what: e.to_string(),
+                        hint: "export PACKET_AUTH_TOKEN=<an API key of your user>, or try the simulator: loko run SPEC --sim".into(),
+                    });
+                    None
+                }
+            };
             let url = target
                 .endpoints
                 .packet_api_url
                 .clone()
                 .unwrap_or_else(|| steps::packet::DEFAULT_BASE_URL.to_owned());
-            let route53 = Route53::from_env(target.endpoints.route53_endpoint_url.as_deref()).await;
-            (url, token, route53)
+            let endpoint = target
+                .endpoints
+                .route53_endpoint_url
+                .clone()
+                .or_else(|| std::env::var(steps::dns::ENDPOINT_ENV).ok());
+            let route53 = Route53::from_env(endpoint.as_deref()).await;
+            let route53_url = endpoint.unwrap_or_else(|| "https://route53.amazonaws.com".into());
+            (url, token, route53, route53_url)
         }
     };
-    let packet = PacketClient::new(&url, project, &token, &Timeouts::default())?;
-    Ok((packet, route53))
+    let packet = token
+        .map(|token| PacketClient::new(&url, project, &token, &Timeouts::default()))
+        .transpose()?;
+    problems.extend(
+        steps::preflight::check(
+            packet.as_ref().map(|p| (p, url.as_str())),
+            Some((&route53, route53_url.as_str())),
+            target.desired.settings.dns_zone_id.as_str(),
+        )
+        .await,
+    );
+    match packet {
+        Some(packet) if problems.is_empty() => Ok((packet, route53)),
+        _ => Err(setup_error(&problems).into()),
+    }
+}
+
+/// The problems of the setup as one error: every one on its line with what to do.
+fn setup_error(problems: &[Problem]) -> UserError {
+    let list: String = problems
+        .iter()
+        .map(|p| format!("\n  - {}\n    ({})", p.what, p.hint))
+        .collect();
+    UserError {
+        message: format!(
+            "{} problem(s) with the setup; nothing was changed:{list}",
+            problems.len()
+        ),
+        code: EXIT_USAGE,
+        hint: Some("fix them and run the same command again".into()),
+    }
 }
 
 pub(crate) async fn wire(
@@ -348,10 +395,13 @@ pub(crate) async fn wire(
         }
     };
     // Before anything is created: a run that cannot log into its nodes must not start.
-    if login.is_some() {
-        check_agent(agent.as_deref(), &target.desired, &extra_keys)?;
+    let mut problems = Vec::new();
+    if login.is_some()
+        && let Err(problem) = check_agent(agent.as_deref(), &target.desired, &extra_keys)
+    {
+        problems.push(problem);
     }
-    let (packet, route53) = connect(target, sim.map(|s| &s.handle)).await?;
+    let (packet, route53) = connect(target, sim.map(|s| &s.handle), problems).await?;
     let packet = Arc::new(packet);
     let poller = Arc::new(DevicePoller::spawn(
         Arc::clone(&packet),
@@ -404,14 +454,16 @@ fn check_agent(
     socket: Option<&Path>,
     desired: &DesiredCluster,
     extra: &[SshPublicKey],
-) -> anyhow::Result<()> {
-    let agent_keys = steps::ssh::agent_keys(socket).map_err(|reason| UserError {
-        message: format!("no usable ssh-agent: {reason}"),
-        code: EXIT_USAGE,
-        hint: Some(
-            "start one and load the key whose public half is in ssh_keys: eval $(ssh-agent) && ssh-add ~/.ssh/id_ed25519"
-                .into(),
-        ),
+) -> Result<(), Problem> {
+    let agent_keys = steps::ssh::agent_keys(socket).map_err(|reason| Problem {
+        what: format!("no usable ssh-agent: {reason}"),
+        hint: match socket {
+            Some(socket) => format!(
+                "the demo's own agent at {} does not answer; run the command again",
+                socket.display()
+            ),
+            None => "start one and load the key whose public half is in ssh_keys: eval $(ssh-agent) && ssh-add ~/.ssh/id_ed25519".into(),
+        },
     })?;
     let wanted: Vec<Vec<u8>> = desired
         .settings
@@ -423,15 +475,14 @@ fn check_agent(
     if agent_keys.iter().any(|k| wanted.contains(k)) {
         return Ok(());
     }
-    Err(UserError {
-        message: format!(
+    Err(Problem {
+        what: format!(
             "none of the ssh-agent's {} key(s) is in the spec's ssh_keys, so loko could not log into the nodes",
             agent_keys.len()
         ),
-        code: EXIT_USAGE,
-        hint: Some("ssh-add the private key of one of ssh_keys (ssh-add -L lists what the agent holds)".into()),
-    }
-    .into())
+        hint: "ssh-add the private key of one of ssh_keys (ssh-add -L lists what the agent holds)"
+            .into(),
+    })
 }
 
 /// The DAG of `loko run` for the target, from the journal's history.
@@ -801,7 +852,7 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
         true => Some(SimView::start(&target, &args.sim).await?),
         false => None,
     };
-    let (packet, route53) = connect(&target, sim.as_ref().map(|s| &s.handle)).await?;
+    let (packet, route53) = connect(&target, sim.as_ref().map(|s| &s.handle), Vec::new()).await?;
     let settings = &target.desired.settings;
     let devices = packet
         .list_devices(&cluster_tag(settings.cluster_name.as_str()))

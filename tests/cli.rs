@@ -1025,3 +1025,71 @@ fn a_booting_apiserver_is_awaited_not_reported_as_an_error() {
     assert!(!out.contains("does not answer"), "{out}");
     assert!(!err.contains("does not answer"), "{err}");
 }
+
+/// The README's "Using loko", followed word for word against a standalone `loko sim`: its
+/// commands run as written, what `loko sim` prints is pasted where the README says, and the
+/// printed `loko run` line builds the cluster.
+#[test]
+fn the_readme_works_against_a_standalone_simulator() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let after = readme
+        .split("To try every command above without an")
+        .nth(1)
+        .expect("the README's simulator section");
+    let block = after
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("its commands");
+    let (setup, sim_line): (Vec<&str>, Vec<&str>) =
+        block.lines().partition(|l| !l.starts_with("loko sim"));
+    let sim_line = sim_line[0].split('#').next().unwrap().trim();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("examples")).unwrap();
+    std::fs::copy(
+        root.join("examples/tutorial.yaml"),
+        dir.path().join("examples/tutorial.yaml"),
+    )
+    .unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_loko"))
+        .parent()
+        .unwrap();
+    // One shell, as a user's terminal: the README's commands, the simulator in the background
+    // (the second terminal), then the paste.
+    let script = format!(
+        r#"set -e
+{setup}
+{sim_line} > sim.out 2>&1 &
+SIM=$!
+trap 'kill $SIM $SSH_AGENT_PID 2>/dev/null' EXIT
+for i in $(seq 600); do grep -q 'Serving until Ctrl-C' sim.out && break; sleep 0.1; done
+sed -n '/^endpoints:/,/route53_endpoint_url/p' sim.out >> cluster.yaml
+eval "$(grep '^export ' sim.out)"
+RUN=$(grep '^loko run ' sim.out | sed 's/SPEC/cluster.yaml/')
+$RUN
+"#,
+        setup = setup.join("\n")
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env_remove("RUST_LOG")
+        .env_remove("PACKET_AUTH_TOKEN")
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let sim = std::fs::read_to_string(dir.path().join("sim.out")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{stderr}\n--- loko sim\n{sim}"
+    );
+    assert!(stdout.contains("Cluster supernova is ready"), "{stdout}");
+    assert!(sim.contains("export PACKET_AUTH_TOKEN="), "{sim}");
+}
