@@ -365,10 +365,12 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        eprintln!("following the run of {by}");
         let mut offset = 0u64;
         let mut partial = String::new();
-        loop {
+        // A holder that only reads the journal (`loko plan`) publishes no record: the follower
+        // goes on waiting for a run rather than end with it.
+        let mut records = 0usize;
+        'holder: loop {
             let alive = process_alive(pid);
             let (text, len) = read_from(&path, offset);
             if len < offset {
@@ -381,6 +383,10 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                 let line: String = partial.drain(..=end).collect();
                 match journal::parse_feed_line(line.trim_end()) {
                     Some(journal::FeedLine::Record { run, seq, record }) => {
+                        if records == 0 {
+                            eprintln!("following the run of {by}");
+                        }
+                        records += 1;
                         if as_json {
                             outln!(
                                 "{}",
@@ -390,13 +396,19 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                             outln!("{}", event_line(run, &record));
                         }
                     }
+                    Some(journal::FeedLine::Closed) if records == 0 => break 'holder,
                     Some(journal::FeedLine::Closed) => {
                         eprintln!("{by} closed the journal");
                         return Ok(ExitCode::SUCCESS);
                     }
-                    Some(journal::FeedLine::Header { pid: other, .. }) if other != pid => break,
+                    Some(journal::FeedLine::Header { pid: other, .. }) if other != pid => {
+                        break 'holder;
+                    }
                     _ => {}
                 }
+            }
+            if !alive && records == 0 {
+                break;
             }
             if !alive {
                 eprintln!(

@@ -958,6 +958,10 @@ fn journal_follows_a_run_in_progress() {
             .spawn()
             .unwrap(),
     );
+    // A command that only reads the journal holds it too, and publishes no record: the
+    // follower waits on for a run.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    loko_expect(&["plan", &spec], 0);
     let run = spawn_demo(&spec, &["--time-scale", "0.02"]);
     let (code, out, err) = finish(run);
     assert_eq!(code, Some(0), "{out}{err}");
