@@ -58,44 +58,55 @@ struct Counts {
 }
 
 impl Counts {
-    /// Every phase with its counts (`done/planned`, and how many are running), then the steps
-    /// in flight by name, as many as the terminal's width allows.
+    /// All steps done of planned, then every phase under way with its counts (`done/planned`,
+    /// and how many are running; the devices always), then the steps in flight by name, as many
+    /// as the terminal's width allows.
     fn summary(&self, in_flight: &BTreeSet<String>) -> String {
-        let mut parts: Vec<String> = self
-            .planned
-            .iter()
-            .map(|(phase, total)| {
-                let done = self.done.get(phase).copied().unwrap_or(0);
-                let running = in_flight.iter().filter(|s| self::phase(s) == phase).count();
-                let label = match phase.as_str() {
-                    "device" => "devices".to_owned(),
-                    other => other.to_owned(),
-                };
-                match running {
-                    0 => format!("{label} {done}/{total}"),
-                    n => format!("{label} {done}/{total} ({n} running)"),
-                }
+        let total: usize = self.planned.values().sum();
+        let done: usize = self.done.values().sum();
+        let mut parts = vec![format!("steps {done}/{total}")];
+        parts.extend(self.planned.iter().filter_map(|(phase, total)| {
+            let done = self.done.get(phase).copied().unwrap_or(0);
+            let running = in_flight.iter().filter(|s| self::phase(s) == phase).count();
+            let under_way = running > 0 || (done > 0 && done < *total);
+            if !under_way && phase != "device" {
+                return None;
+            }
+            let label = match phase.as_str() {
+                "device" => "devices".to_owned(),
+                other => other.to_owned(),
+            };
+            Some(match running {
+                0 => format!("{label} {done}/{total}"),
+                n => format!("{label} {done}/{total} ({n} running)"),
             })
-            .collect();
+        }));
         if self.retries > 0 {
             parts.push(format!("retries {}", self.retries));
         }
         let mut line = parts.join(" · ");
+        // The spinner and the elapsed time take 14 columns; a line that wraps would be drawn
+        // over several, so the counts come first and the names get what is left.
+        let room = terminal_width().saturating_sub(14);
         if !in_flight.is_empty() {
-            let width = terminal_width().saturating_sub(line.chars().count() + 30);
-            line.push_str(" · running: ");
-            line.push_str(&names_within(in_flight, width));
+            let width = room.saturating_sub(line.chars().count() + " · running: ".len());
+            if width >= 20 {
+                line.push_str(" · running: ");
+                line.push_str(&names_within(in_flight, width));
+            }
         }
         line
     }
 }
 
-/// The terminal's width in columns (`COLUMNS`, else 120).
+/// The width in columns of the terminal the progress line is drawn on: `COLUMNS` when set (the
+/// usual override), else the terminal's own (stderr's).
 fn terminal_width() -> usize {
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(120)
+        .unwrap_or_else(|| usize::from(console::Term::stderr().size().1))
+        .max(40)
 }
 
 /// The names, comma-separated, as many as fit in `width` characters, then how many more.

@@ -984,25 +984,48 @@ fn journal_follows_a_run_in_progress() {
     assert!(runs.contains("succeeded"), "{runs}");
 }
 
-/// On a terminal, the progress line shows the counts of every phase and the steps in flight.
+/// On a terminal, the progress line shows the counts of the phases under way and the steps in
+/// flight, and a warning (here: failed device listings) is printed above it, not onto it.
 #[test]
-fn the_terminal_shows_every_step_in_flight_and_counts_per_phase() {
-    let (_dir, spec, _state) = tutorial();
+fn the_terminal_shows_every_step_in_flight_and_warnings_leave_no_stale_line() {
+    let (dir, spec, _state) = tutorial();
+    let faults = dir.path().join("faults.yaml");
+    std::fs::write(
+        &faults,
+        "seed: 3\noperations:\n  packet.devices.list:\n    server_error_rate: 0.5\n",
+    )
+    .unwrap();
     // `script` gives loko a terminal and records what it drew.
     let command = format!(
-        "COLUMNS=200 {} run {spec} --sim --time-scale 0.05",
-        env!("CARGO_BIN_EXE_loko")
+        "{} run {spec} --sim --time-scale 0.05 --sim-faults {}",
+        env!("CARGO_BIN_EXE_loko"),
+        faults.display()
     );
     let out = Command::new("script")
         .args(["-qefc", &command, "/dev/null"])
+        .env("COLUMNS", "200")
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     let drawn = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{drawn}");
-    assert!(drawn.contains("running: "), "{drawn}");
     assert!(drawn.contains("devices 0/3 (3 running)"), "{drawn}");
-    assert!(drawn.contains("bootkube 0/1"), "{drawn}");
+    assert!(
+        drawn.contains("running: assets/manifests, device/supernova-controller-0"),
+        "{drawn}"
+    );
+    let warnings: Vec<usize> = drawn.match_indices(" WARN").map(|(at, _)| at).collect();
+    assert!(!warnings.is_empty(), "no warning was printed: {drawn}");
+    for at in warnings {
+        // What was drawn since the terminal's line was last cleared: nothing of the progress
+        // line may be left in front of the warning.
+        let before = &drawn[..at];
+        let since_clear = &before[before.rfind("\x1b[2K").unwrap_or(0)..];
+        assert!(
+            !since_clear.contains("steps "),
+            "a stale progress line before a warning: {since_clear:?}"
+        );
+    }
 }
 
 /// An apiserver that does not answer yet while the cluster boots is progress ("waiting for"),
