@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use loko_tests::world::{World, WorldConfig, pool, stdout};
+use loko_tests::world::{World, WorldConfig, pool, stderr, stdout};
 
 const LOKO: &str = env!("CARGO_BIN_EXE_loko");
 
@@ -257,4 +257,73 @@ async fn the_hybrid_and_flannel_examples_come_up() {
         assert_eq!(w.bootkube_starts(), 1, "{example}");
         kubectl_lists_nodes(&w, cluster, &w.root.join("assets"), nodes);
     }
+}
+
+/// Deleting a pool's devices (a type change, then a scale to 0) waits for Packet without
+/// holding a `packet-api` place: every delete goes out before the first of them is done
+/// deprovisioning, not 16 at a time, one deprovisioning time after another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pools_deletes_go_out_together() {
+    const WORKERS: u32 = 20;
+    let w = World::start(
+        LOKO,
+        WorldConfig {
+            time_scale: 0.05,
+            moto: false,
+            openssh: false,
+        },
+    )
+    .await;
+    let spec = w.spec(&(pool("keep", 1, "t1.small.x86") + &pool("big", WORKERS, "t1.small.x86")));
+    let spec_arg = spec.to_str().unwrap();
+    let out = w.loko(&["run", spec_arg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let deletes_overlap = |w: &World| {
+        let state = w.sim.state();
+        let big: Vec<_> = state
+            .devices
+            .iter()
+            .filter(|d| d.hostname.contains("-big-") && d.delete_requested_at.is_some())
+            .collect();
+        assert_eq!(
+            big.len(),
+            WORKERS as usize,
+            "every device of the pool deleted"
+        );
+        let last_request = big.iter().filter_map(|d| d.delete_requested_at).max();
+        let first_gone = big.iter().filter_map(|d| d.deleted_at).min();
+        (last_request, first_gone)
+    };
+
+    // The type changes: each device is deleted, then created again.
+    w.spec(&(pool("keep", 1, "t1.small.x86") + &pool("big", WORKERS, "c3.small.x86")));
+    let out = w.loko(&["run", spec_arg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (last_request, first_gone) = deletes_overlap(&w);
+    assert!(
+        last_request < first_gone,
+        "the last delete ({last_request:?}) went out after the first device was gone ({first_gone:?})"
+    );
+
+    // To 0: the devices of the type change are deleted, all at once.
+    let before: Vec<String> = w.sim.state().devices.iter().map(|d| d.id.clone()).collect();
+    w.spec(&(pool("keep", 1, "t1.small.x86") + &pool("big", 0, "c3.small.x86")));
+    let out = w.loko(&["run", spec_arg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state = w.sim.state();
+    let second: Vec<_> = state
+        .devices
+        .iter()
+        .filter(|d| d.hostname.contains("-big-") && d.plan == "c3.small.x86")
+        .collect();
+    assert_eq!(second.len(), WORKERS as usize);
+    assert!(second.iter().all(|d| before.contains(&d.id)));
+    let last_request = second.iter().filter_map(|d| d.delete_requested_at).max();
+    let first_gone = second.iter().filter_map(|d| d.deleted_at).min();
+    assert!(
+        last_request.is_some() && last_request < first_gone,
+        "the last delete ({last_request:?}) went out after the first device was gone ({first_gone:?})"
+    );
+    assert!(!w.devices().live.keys().any(|h| h.contains("-big-")));
 }

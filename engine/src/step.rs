@@ -304,6 +304,24 @@ impl StepContext {
         out
     }
 
+    /// The one way a step waits (a device deprovisioning, the next poll, a server's
+    /// `Retry-After`): awaits `wait` without holding a place, as [`idle`](Self::idle) does,
+    /// and gives up with [`StepError::Interrupted`] as soon as the run is cancelled.
+    pub async fn wait<F: Future>(&self, wait: F) -> Result<F::Output, StepError> {
+        self.slot.release();
+        let out = tokio::select! {
+            out = wait => out,
+            () = self.cancel.cancelled() => return Err(StepError::Interrupted),
+        };
+        self.slot.reacquire().await;
+        Ok(out)
+    }
+
+    /// Sleeps for `duration` through [`wait`](Self::wait).
+    pub async fn sleep(&self, duration: std::time::Duration) -> Result<(), StepError> {
+        self.wait(tokio::time::sleep(duration)).await
+    }
+
     /// True once the run is cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()

@@ -23,6 +23,7 @@
 pub mod apiserver;
 mod clock;
 pub mod faults;
+pub mod judge;
 mod lifecycle;
 pub mod nodes;
 mod packet;

@@ -174,3 +174,169 @@ async fn rsa_pkcs1_assets_as_terraform_wrote_them_work_with_kubectl() {
         "node/pluto-controller-0\n"
     );
 }
+
+/// Starts an apiserver emulator for `ours` with one registered kubelet.
+async fn start_with_kubelet(ours: &nodes_support::Cluster, octet: u8) -> Apiserver {
+    let registry = KubeletRegistry::default();
+    registry.register(kubelet(
+        &format!("{}-controller-0", ours.name),
+        &ours.kubelet_kubeconfig,
+        1,
+    ));
+    Apiserver::start(
+        SocketAddr::from((Ipv4Addr::new(127, 77, 2, octet), 0)),
+        &ours.assets,
+        registry,
+    )
+    .await
+    .expect("apiserver starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_authorized_by_the_client_certificate_through_rbac() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = cluster(dir.path(), "ceres");
+    let apiserver = start_with_kubelet(&ours, 1).await;
+    let kubelet_kubeconfig = dir.path().join("kubelet.kubeconfig");
+    std::fs::write(&kubelet_kubeconfig, &ours.kubelet_kubeconfig).expect("write kubeconfig");
+    let kubectl_as = |kubeconfig: std::path::PathBuf, args: &'static [&'static str]| {
+        let (dir, addr, fqdn) = (dir.path().to_owned(), apiserver.local_addr(), ours.fqdn());
+        async move { kubectl(&dir, &kubeconfig, addr, &fqdn, args).await }
+    };
+
+    // system:node lets the kubelet (CN=kubelet, O=system:nodes) read nodes, not namespaces.
+    let output = kubectl_as(kubelet_kubeconfig.clone(), &["get", "nodes", "-o", "name"]).await;
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "node/ceres-controller-0\n"
+    );
+    let output = kubectl_as(
+        kubelet_kubeconfig.clone(),
+        &["get", "--raw", "/api/v1/namespaces/kube-system"],
+    )
+    .await;
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(
+            "namespaces \"kube-system\" is forbidden: User \"kubelet\" cannot get resource \"namespaces\" in API group \"\" at the cluster scope"
+        ),
+        "{}",
+        text(&output)
+    );
+
+    // Without the binding of the kubelets' group, the kubelet may not even list nodes.
+    std::fs::remove_file(ours.assets.join("manifests/kubelet-nodes.yaml")).expect("remove");
+    drop(apiserver);
+    let apiserver = start_with_kubelet(&ours, 2).await;
+    let output = kubectl(
+        dir.path(),
+        &kubelet_kubeconfig,
+        apiserver.local_addr(),
+        &ours.fqdn(),
+        &["get", "nodes"],
+    )
+    .await;
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(
+            "nodes is forbidden: User \"kubelet\" cannot list resource \"nodes\" in API group \"\" at the cluster scope"
+        ),
+        "{}",
+        text(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubelet_whose_identity_may_not_register_never_appears() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = cluster(dir.path(), "vesta");
+    std::fs::remove_file(ours.assets.join("manifests/kubelet-nodes.yaml")).expect("remove");
+    let apiserver = start_with_kubelet(&ours, 3).await;
+    let output = kubectl(
+        dir.path(),
+        &ours.admin_kubeconfig(),
+        apiserver.local_addr(),
+        &ours.fqdn(),
+        &["get", "nodes", "-o", "name"],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "the admin may list: {}",
+        text(&output)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "",
+        "{}",
+        text(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_not_ready_when_the_network_account_lacks_a_right_and_say_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = cluster(dir.path(), "pallas");
+    // flannel patches its node's status (NetworkUnavailable); this role forgets it.
+    let flannel = nodes_support::FLANNEL.replace(
+        "- {apiGroups: [''], resources: [nodes/status], verbs: [patch]}\n",
+        "",
+    );
+    assert_ne!(flannel, nodes_support::FLANNEL);
+    std::fs::write(ours.assets.join("manifests/network/flannel.yaml"), flannel).expect("write");
+    let apiserver = start_with_kubelet(&ours, 4).await;
+    let get = |args: &'static [&'static str]| {
+        let (dir, addr, fqdn) = (dir.path().to_owned(), apiserver.local_addr(), ours.fqdn());
+        let admin = ours.admin_kubeconfig();
+        async move { kubectl(&dir, &admin, addr, &fqdn, args).await }
+    };
+    let output = get(&["get", "nodes"]).await;
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("NotReady"),
+        "{}",
+        text(&output)
+    );
+    let output = get(&["get", "node", "pallas-controller-0", "-o", "json"]).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let node: serde_json::Value = serde_json::from_slice(&output.stdout).expect("node JSON");
+    let ready = &node["status"]["conditions"][0];
+    assert_eq!(ready["type"], "Ready");
+    assert_eq!(ready["status"], "False");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("flannel: ServiceAccount kube-system/flannel cannot patch nodes/status"),
+        "{ready}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_not_ready_without_a_network_daemonset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = cluster(dir.path(), "hygiea");
+    std::fs::remove_file(ours.assets.join("manifests/network/flannel.yaml")).expect("remove");
+    let apiserver = start_with_kubelet(&ours, 5).await;
+    let output = kubectl(
+        dir.path(),
+        &ours.admin_kubeconfig(),
+        apiserver.local_addr(),
+        &ours.fqdn(),
+        &[
+            "get",
+            "node",
+            "hygiea-controller-0",
+            "-o",
+            "jsonpath={.status.conditions[0].message}",
+        ],
+    )
+    .await;
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("cni plugin not initialized"),
+        "{}",
+        text(&output)
+    );
+}

@@ -296,8 +296,29 @@ async fn lists_page_and_filter() {
         assert_eq!(meta["total"], 5);
         assert_eq!(meta["last_page"], 3);
         assert_eq!(meta["current_page"], page);
-        assert!(meta["first"]["href"].as_str().unwrap().contains("page=1"));
-        assert_eq!(meta["previous"].is_object(), page > 1);
+        let href = |n: u32| json!({ "href": format!("/metal/v1{path}?page={n}&per_page=2") });
+        assert_eq!(meta["first"], href(1));
+        assert_eq!(meta["last"], href(3));
+        assert_eq!(meta["self"], href(page));
+        // `next` and `previous` are always there, null where there is no such page.
+        let meta_keys = meta.as_object().unwrap();
+        assert!(meta_keys.contains_key("next") && meta_keys.contains_key("previous"));
+        assert_eq!(
+            meta["previous"],
+            if page > 1 {
+                href(page - 1)
+            } else {
+                Value::Null
+            }
+        );
+        assert_eq!(
+            meta["next"],
+            if page < 3 {
+                href(page + 1)
+            } else {
+                Value::Null
+            }
+        );
         for d in body["devices"].as_array().unwrap() {
             hostnames.push(d["hostname"].as_str().unwrap().to_owned());
         }

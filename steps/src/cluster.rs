@@ -438,8 +438,8 @@ pub fn apply_plan(
     {
         let step = DeleteDeviceStep {
             client: Arc::clone(&clients.packet),
+            poller: Arc::clone(&clients.poller),
             tag: node_tag(host),
-            poll_interval: timings.device.poll_interval,
             deadline: timings.device.provision_deadline,
         };
         let step = Arc::new(step);
@@ -715,8 +715,8 @@ pub fn destroy_plan(
     let cluster = desired.settings.cluster_name.as_str();
     let devices = Arc::new(DeleteDeviceStep {
         client: Arc::clone(&clients.packet),
+        poller: Arc::clone(&clients.poller),
         tag: cluster_tag(cluster),
-        poll_interval: timings.device.poll_interval,
         deadline: timings.device.provision_deadline,
     });
     let names: Vec<String> = desired.dns_records.iter().map(|r| r.name.clone()).collect();

@@ -163,10 +163,7 @@ impl ReadinessStep {
                     self.deadline.as_secs()
                 )));
             }
-            tokio::select! {
-                () = tokio::time::sleep(self.poll_every) => {}
-                () = ctx.cancelled() => return Err(StepError::Interrupted),
-            }
+            ctx.sleep(self.poll_every).await?;
         }
     }
 

@@ -76,6 +76,39 @@ impl ClusterIdentity {
     }
 }
 
+/// The PEM client certificate (`client-certificate-data`) of the kubeconfig's current user (or
+/// its first user).
+pub fn kubeconfig_client_certificate(kubeconfig: &str) -> Option<Vec<u8>> {
+    let document: Value = serde_yaml::from_str(kubeconfig).ok()?;
+    let users = document.get("users")?.as_sequence()?;
+    let current_user = document
+        .get("current-context")
+        .and_then(Value::as_str)
+        .and_then(|current| {
+            document
+                .get("contexts")?
+                .as_sequence()?
+                .iter()
+                .find(|context| context.get("name").and_then(Value::as_str) == Some(current))?
+                .get("context")?
+                .get("user")?
+                .as_str()
+        });
+    let named = current_user.and_then(|name| {
+        users
+            .iter()
+            .find(|user| user.get("name").and_then(Value::as_str) == Some(name))
+    });
+    let data = named
+        .or_else(|| users.first())?
+        .get("user")?
+        .get("client-certificate-data")?
+        .as_str()?;
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .ok()
+}
+
 /// The `cluster` map of the kubeconfig's current context (or its first cluster).
 fn kubeconfig_cluster(kubeconfig: &str) -> Option<Value> {
     let document: Value = serde_yaml::from_str(kubeconfig).ok()?;

@@ -6,12 +6,24 @@
 //! for everyone else, as the real apiserver's `--client-ca-file` makes it). It answers the health
 //! endpoints, `/version`, the discovery documents kubectl reads, and `/api/v1/nodes`.
 //!
-//! Nodes come from a [`KubeletRegistry`]: a node is listed, Ready, when its kubelet kubeconfig
-//! names this cluster's apiserver (the host of the admin kubeconfig's server, or its
-//! `<cluster>-private` variant) and carries this cluster's CA inline. A kubelet configured for
-//! another cluster never shows up, which is how a mixed-up Ignition gets caught.
+//! Every request is authorized as the real apiserver's x509 authenticator and RBAC authorizer
+//! would: the client certificate's CN is the user and its O values the groups, judged by
+//! [`crate::judge::rbac`] against Kubernetes' bootstrap policy plus the RBAC objects in the
+//! assets' `manifests/` (what bootkube creates). A refused request gets the apiserver's 403
+//! `Status` (`nodes is forbidden: User "x" cannot list resource "nodes" in API group "" at the
+//! cluster scope`).
+//!
+//! Nodes come from a [`KubeletRegistry`]: a node is listed when its kubelet kubeconfig names this
+//! cluster's apiserver (the host of the admin kubeconfig's server, or its `<cluster>-private`
+//! variant), carries this cluster's CA inline, and its client certificate's identity may do what
+//! registering a node and renewing its lease take. A kubelet configured for another cluster, or
+//! one the RBAC objects do not let in, never shows up. A listed node is Ready only when the
+//! network DaemonSet of the manifests (calico-node or flannel) exists with its service account,
+//! its service account may make every request its upstream role holds, and (Calico) every CRD its
+//! version ships is there; otherwise the Ready condition is False and its message says why.
 
 mod cluster;
+mod network;
 mod objects;
 
 use std::collections::BTreeMap;
@@ -33,6 +45,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::judge::rbac::{self, Policy, Requirements, UserInfo};
 use cluster::ClusterIdentity;
 
 /// Port the apiserver listens on, as in the Lokomotive modules.
@@ -149,7 +162,18 @@ struct ApiState {
     registry: KubeletRegistry,
     started_at: DateTime<Utc>,
     addr: SocketAddr,
+    /// The bootstrap policy and the RBAC objects bootkube created.
+    policy: Policy,
+    requirements: Requirements,
+    /// Why nodes are not Ready (the network cannot come up), or `None`.
+    network_problem: Option<String>,
+    /// Nodes whose refusal was already logged, so a poll loop does not repeat it.
+    refused_logged: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
+
+/// The authenticated caller of one connection (from its client certificate).
+#[derive(Clone)]
+struct Caller(Result<UserInfo, String>);
 
 impl Apiserver {
     /// Loads the bootkube assets in `assets_dir` (`auth/kubeconfig`, `tls/ca.crt`,
@@ -161,6 +185,26 @@ impl Apiserver {
     ) -> Result<Apiserver, ApiserverError> {
         let cluster = ClusterIdentity::from_assets(assets_dir)?;
         let tls = tls_config(assets_dir)?;
+        let manifests = assets_dir.join("manifests");
+        let rbac_error = |error: rbac::RbacError| ApiserverError::Asset {
+            path: manifests.clone(),
+            reason: error.to_string(),
+        };
+        let mut policy = Policy::bootstrap().map_err(rbac_error)?;
+        let requirements = Requirements::load().map_err(rbac_error)?;
+        // bootkube only warns when manifests/ is missing, and creates nothing.
+        let objects = if manifests.is_dir() {
+            let objects = rbac::manifest_objects(&manifests).map_err(rbac_error)?;
+            for (path, object) in &objects {
+                policy
+                    .add_object(object, &path.display().to_string())
+                    .map_err(rbac_error)?;
+            }
+            objects
+        } else {
+            Vec::new()
+        };
+        let network_problem = network::problem(&objects, &policy, &requirements);
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| ApiserverError::Bind {
@@ -178,6 +222,10 @@ impl Apiserver {
             registry,
             started_at: Utc::now(),
             addr,
+            policy,
+            requirements,
+            network_problem,
+            refused_logged: Default::default(),
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         let task = tokio::spawn(serve(listener, acceptor, router(state)));
@@ -205,7 +253,7 @@ async fn serve(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, route
                     }
                 };
                 let acceptor = acceptor.clone();
-                let service = TowerToHyperService::new(router.clone());
+                let router = router.clone();
                 connections.spawn(async move {
                     let tls = match acceptor.accept(tcp).await {
                         Ok(tls) => tls,
@@ -214,6 +262,17 @@ async fn serve(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, route
                             return;
                         }
                     };
+                    // The verifier required a certificate of the cluster CA; who it names is
+                    // the caller.
+                    let caller = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .ok_or_else(|| "no client certificate".to_owned())
+                        .and_then(|certificate| UserInfo::from_certificate_der(certificate));
+                    let service =
+                        TowerToHyperService::new(router.layer(axum::Extension(Caller(caller))));
                     let served = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
                         .await;
@@ -294,7 +353,90 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/nodes/{name}", get(get_node))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
         .with_state(state)
+}
+
+/// Authorizes the request by the caller's certificate, as the apiserver's filter chain does
+/// before any handler runs.
+async fn authorize(
+    State(state): State<Arc<ApiState>>,
+    axum::Extension(Caller(caller)): axum::Extension<Caller>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let user = match caller {
+        Ok(user) => user,
+        Err(reason) => {
+            tracing::info!(%reason, "apiserver emulator cannot authenticate a client");
+            return json_response(
+                StatusCode::UNAUTHORIZED,
+                objects::status(401, "Unauthorized", "Unauthorized"),
+            );
+        }
+    };
+    let attributes = request_attributes(
+        request.method(),
+        request.uri().path(),
+        request.uri().query().unwrap_or_default(),
+    );
+    match state.policy.authorize(&user, &attributes) {
+        rbac::Decision::Allowed => next.run(request).await,
+        rbac::Decision::Denied { reason } => {
+            tracing::info!(user = %user.name, request = %attributes, "apiserver emulator forbade a request");
+            json_response(
+                StatusCode::FORBIDDEN,
+                rbac::forbidden_status(&user, &attributes, &reason),
+            )
+        }
+    }
+}
+
+/// The authorization attributes of a request, as the apiserver's `RequestInfoFactory` reads
+/// them: `/api/v1/...` and `/apis/<group>/<version>/...` with an optional
+/// `namespaces/<ns>/` are resource requests, everything else a non-resource path.
+fn request_attributes(method: &axum::http::Method, path: &str, query: &str) -> rbac::Request {
+    use axum::http::Method;
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match segments.as_slice() {
+        ["api", _version, rest @ ..] if !rest.is_empty() => ("", rest),
+        ["apis", group, _version, rest @ ..] if !rest.is_empty() => (*group, rest),
+        _ => {
+            return rbac::Request::NonResource {
+                verb: method.as_str().to_ascii_lowercase(),
+                path: path.to_owned(),
+            };
+        }
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", namespace, rest @ ..] if !rest.is_empty() => (*namespace, rest),
+        _ => ("", rest),
+    };
+    let resource = rest.first().copied().unwrap_or_default();
+    let name = rest.get(1).copied().unwrap_or_default();
+    let subresource = rest.get(2).copied().unwrap_or_default();
+    let watch = query
+        .split('&')
+        .any(|pair| pair == "watch=true" || pair == "watch=1");
+    let verb = match *method {
+        Method::GET | Method::HEAD if name.is_empty() && watch => "watch",
+        Method::GET | Method::HEAD if name.is_empty() => "list",
+        Method::GET | Method::HEAD => "get",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if name.is_empty() => "deletecollection",
+        Method::DELETE => "delete",
+        _ => "",
+    };
+    rbac::ResourceRequest::new(verb, group, resource)
+        .in_namespace(namespace)
+        .named(name)
+        .subresource(subresource)
+        .into()
 }
 
 async fn ok() -> &'static str {
@@ -326,7 +468,7 @@ async fn list_nodes(
     let nodes: Vec<Value> = ready_kubelets(&state)
         .iter()
         .filter(|kubelet| objects::selector_matches(selector, &objects::node_labels(kubelet)))
-        .map(objects::node)
+        .map(|kubelet| objects::node(kubelet, state.network_problem.as_deref()))
         .collect();
     if wants_table(&headers) {
         json_response(
@@ -346,7 +488,7 @@ async fn get_node(
     let Some(node) = ready_kubelets(&state)
         .iter()
         .find(|kubelet| kubelet.node_name == name)
-        .map(objects::node)
+        .map(|kubelet| objects::node(kubelet, state.network_problem.as_deref()))
     else {
         return json_response(
             StatusCode::NOT_FOUND,
@@ -377,18 +519,61 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     )
 }
 
+/// The kubelets that registered their Node: configured for this cluster, and allowed to.
 fn ready_kubelets(state: &ApiState) -> Vec<Kubelet> {
     state
         .registry
         .snapshot()
         .into_iter()
         .filter(|kubelet| {
-            kubelet
-                .kubeconfig
-                .as_deref()
-                .is_some_and(|kubeconfig| state.cluster.admits_kubelet(kubeconfig))
+            let Some(kubeconfig) = kubelet.kubeconfig.as_deref() else {
+                return false;
+            };
+            if !state.cluster.admits_kubelet(kubeconfig) {
+                return false;
+            }
+            match registration_refusal(state, &kubelet.node_name, kubeconfig) {
+                None => true,
+                Some(refusal) => {
+                    let first = state
+                        .refused_logged
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(kubelet.node_name.clone());
+                    if first {
+                        tracing::warn!(node = %kubelet.node_name, "kubelet cannot register: {refusal}");
+                    }
+                    false
+                }
+            }
         })
         .collect()
+}
+
+/// Why the kubelet with this kubeconfig cannot register its node, or `None` if it can.
+fn registration_refusal(state: &ApiState, node: &str, kubeconfig: &str) -> Option<String> {
+    let user = match cluster::kubeconfig_client_certificate(kubeconfig)
+        .ok_or_else(|| "its kubeconfig has no client certificate".to_owned())
+        .and_then(|pem| UserInfo::from_certificate_pem(&pem))
+    {
+        Ok(user) => user,
+        Err(reason) => return Some(reason),
+    };
+    let needs = match state.requirements.identity("kubelet-registration") {
+        Ok(identity) => identity.requests(node),
+        Err(error) => return Some(error.to_string()),
+    };
+    needs
+        .iter()
+        .find_map(|request| match state.policy.authorize(&user, request) {
+            rbac::Decision::Allowed => None,
+            rbac::Decision::Denied { reason } => Some(
+                rbac::forbidden_status(&user, request, &reason)["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+        })
 }
 
 /// kubectl asks for a server-side Table (`as=Table;g=meta.k8s.io`) and falls back to JSON.
@@ -407,4 +592,71 @@ fn json_response(status: StatusCode, body: Value) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::*;
+    use crate::judge::rbac::{Request, ResourceRequest};
+
+    #[test]
+    fn request_attributes_follow_the_apiservers_request_info() {
+        let attributes =
+            |method: Method, path: &str, query: &str| request_attributes(&method, path, query);
+        assert_eq!(
+            attributes(Method::GET, "/api/v1/nodes", ""),
+            Request::from(ResourceRequest::new("list", "", "nodes"))
+        );
+        assert_eq!(
+            attributes(Method::GET, "/api/v1/nodes", "watch=true&resourceVersion=1"),
+            Request::from(ResourceRequest::new("watch", "", "nodes"))
+        );
+        assert_eq!(
+            attributes(Method::PATCH, "/api/v1/nodes/n1/status", ""),
+            Request::from(
+                ResourceRequest::new("patch", "", "nodes")
+                    .named("n1")
+                    .subresource("status")
+            )
+        );
+        assert_eq!(
+            attributes(
+                Method::PUT,
+                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1",
+                ""
+            ),
+            Request::from(
+                ResourceRequest::new("update", "coordination.k8s.io", "leases")
+                    .in_namespace("kube-node-lease")
+                    .named("n1")
+            )
+        );
+        assert_eq!(
+            attributes(Method::GET, "/api/v1/namespaces/kube-system", ""),
+            Request::from(ResourceRequest::new("get", "", "namespaces").named("kube-system"))
+        );
+        assert_eq!(
+            attributes(Method::DELETE, "/api/v1/namespaces/d/pods", ""),
+            Request::from(ResourceRequest::new("deletecollection", "", "pods").in_namespace("d"))
+        );
+        for path in [
+            "/api",
+            "/api/v1",
+            "/apis",
+            "/apis/apps/v1",
+            "/healthz",
+            "/version",
+        ] {
+            assert_eq!(
+                attributes(Method::GET, path, ""),
+                Request::NonResource {
+                    verb: "get".to_owned(),
+                    path: path.to_owned()
+                },
+                "{path}"
+            );
+        }
+    }
 }

@@ -67,7 +67,23 @@ pub(super) fn node_labels(kubelet: &Kubelet) -> BTreeMap<String, String> {
     labels
 }
 
-pub(super) fn node(kubelet: &Kubelet) -> Value {
+/// A Node as its kubelet reports it; `network_problem` makes it NotReady, saying why.
+pub(super) fn node(kubelet: &Kubelet, network_problem: Option<&str>) -> Value {
+    let ready = match network_problem {
+        None => json!({
+            "status": "True",
+            "reason": "KubeletReady",
+            "message": "kubelet is posting ready status",
+        }),
+        // The kubelet's own wording when the runtime's network is not ready.
+        Some(problem) => json!({
+            "status": "False",
+            "reason": "KubeletNotReady",
+            "message": format!(
+                "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:{problem}"
+            ),
+        }),
+    };
     let since = kubelet
         .registered_at
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -86,9 +102,9 @@ pub(super) fn node(kubelet: &Kubelet) -> Value {
         "status": {
             "conditions": [{
                 "type": "Ready",
-                "status": "True",
-                "reason": "KubeletReady",
-                "message": "kubelet is posting ready status",
+                "status": ready["status"],
+                "reason": ready["reason"],
+                "message": ready["message"],
                 "lastHeartbeatTime": now,
                 "lastTransitionTime": since,
             }],
@@ -145,10 +161,16 @@ pub(super) fn node_table(nodes: &[Value], now_reference: DateTime<Utc>) -> Value
                 .and_then(Value::as_str)
                 .and_then(|time| DateTime::parse_from_rfc3339(time).ok())
                 .map_or(now_reference, |time| time.with_timezone(&Utc));
+            let ready = node
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
             json!({
                 "cells": [
                     node.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
-                    "Ready",
+                    if ready { "Ready" } else { "NotReady" },
                     roles,
                     age(Utc::now() - created),
                     KUBERNETES_VERSION,

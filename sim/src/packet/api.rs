@@ -368,20 +368,28 @@ impl Page {
         let start = (self.page - 1).saturating_mul(self.per_page).min(total);
         let end = start.saturating_add(self.per_page).min(total);
         let link = |page: usize| json!({ "href": format!("{href}?page={page}&per_page={}{}", self.per_page, self.filters) });
-        let mut meta = json!({
+        // The real API always sends `next` and `previous`, null where there is no such page;
+        // clients test them against null rather than for presence.
+        let next = if self.page < last_page {
+            link(self.page + 1)
+        } else {
+            Value::Null
+        };
+        let previous = if self.page > 1 {
+            link((self.page - 1).min(last_page))
+        } else {
+            Value::Null
+        };
+        let meta = json!({
             "first": link(1),
             "last": link(last_page),
+            "next": next,
+            "previous": previous,
             "self": link(self.page),
             "current_page": self.page,
             "last_page": last_page,
             "total": total,
         });
-        if self.page < last_page {
-            meta["next"] = link(self.page + 1);
-        }
-        if self.page > 1 {
-            meta["previous"] = link((self.page - 1).min(last_page));
-        }
         (&items[start..end], meta)
     }
 }

@@ -73,6 +73,44 @@ fn kubeconfig(server: &str, ca_pem: &str, cert_pem: &str, key_pem: &str, user: &
     )
 }
 
+/// Binds the kubelets' group to `system:node`, as terraform-render-bootkube's
+/// kubelet-nodes-cluster-role-binding.yaml does; without it no kubelet registers.
+pub const KUBELET_NODES_BINDING: &str = "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: system-nodes}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: 'system:node'}
+subjects: [{kind: Group, name: 'system:nodes', apiGroup: rbac.authorization.k8s.io}]
+";
+
+/// A flannel network with its account and flannel v0.26.4's role, so nodes can be Ready.
+pub const FLANNEL: &str = "apiVersion: v1
+kind: ServiceAccount
+metadata: {name: flannel, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: flannel}
+rules:
+- {apiGroups: [''], resources: [pods], verbs: [get]}
+- {apiGroups: [''], resources: [nodes], verbs: [get, list, watch]}
+- {apiGroups: [''], resources: [nodes/status], verbs: [patch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: flannel}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: flannel}
+subjects: [{kind: ServiceAccount, name: flannel, namespace: kube-system}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: flannel, namespace: kube-system}
+spec:
+  template:
+    spec:
+      serviceAccountName: flannel
+      containers: [{name: flannel, image: 'docker.io/flannel/flannel:v0.26.4'}]
+";
+
 /// Generates the assets of cluster `name` under `dir/assets`.
 pub fn cluster(dir: &Path, name: &str) -> Cluster {
     let ca_key = KeyPair::generate().expect("CA key");
@@ -155,7 +193,7 @@ fn assemble(
     let fqdn = format!("{name}.{ZONE}");
     let private = format!("{name}-private.{ZONE}");
     let assets = dir.join("assets");
-    for sub in ["auth", "tls", "manifests", "bootstrap-manifests"] {
+    for sub in ["auth", "tls", "manifests/network", "bootstrap-manifests"] {
         std::fs::create_dir_all(assets.join(sub)).expect("assets dirs");
     }
     let write =
@@ -179,6 +217,8 @@ fn assemble(
         "manifests/kube-apiserver.yaml",
         "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: kube-apiserver}\n",
     );
+    write("manifests/kubelet-nodes.yaml", KUBELET_NODES_BINDING);
+    write("manifests/network/flannel.yaml", FLANNEL);
     Cluster {
         name: name.to_owned(),
         assets,

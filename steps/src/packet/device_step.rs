@@ -18,7 +18,7 @@ use journal::Outputs;
 use super::client::PacketClient;
 use super::error::{PacketError, PacketErrorKind};
 use super::model::{CreateDevice, Device, DeviceState};
-use super::poller::DevicePoller;
+use super::poller::{DevicePoller, Listing};
 
 /// Where a device goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,12 +182,7 @@ impl DeviceStep {
     /// about.
     async fn find(&self, ctx: &StepContext) -> Result<Option<Device>, StepError> {
         let tag = node_tag(&self.spec.hostname);
-        // Waiting for the next poll is no API call of this step's own: it holds no slot.
-        let listing = ctx
-            .idle(self.poller.fresh_listing())
-            .await
-            .ok_or_else(|| StepError::retryable("the device poller stopped"))?
-            .map_err(step_error)?;
+        let listing = fresh_listing(ctx, &self.poller).await?;
         let mut found: Vec<Device> = listing
             .devices
             .values()
@@ -259,10 +254,7 @@ impl DeviceStep {
                     ..
                 }) if paced < MAX_PACED_CREATES && wait <= MAX_PACED_WAIT => {
                     paced += 1;
-                    tokio::select! {
-                        () = ctx.idle(tokio::time::sleep(wait)) => {}
-                        () = ctx.cancelled() => return Err(StepError::Interrupted),
-                    }
+                    ctx.sleep(wait).await?;
                 }
                 Err(e) => return Err(step_error(e)),
             }
@@ -289,7 +281,9 @@ impl DeviceStep {
     }
 
     /// Deletes the node's current device, journaling why, and waits until Packet no longer
-    /// lists it, so that its replacement never coexists with it under the same tag.
+    /// lists it, so that its replacement never coexists with it under the same tag. The wait
+    /// reads the shared poller and holds no place: a pool's type change deletes all its
+    /// devices at once.
     async fn retire(&self, ctx: &StepContext, device: &Device, why: &str) -> Result<(), StepError> {
         let mut detail = Outputs::new()
             .with("device_id", &device.id)?
@@ -308,22 +302,17 @@ impl DeviceStep {
         ));
         let deadline = Instant::now() + self.settings.provision_deadline;
         loop {
-            match self.client.get_device(&device.id).await {
-                Err(e) if e.is_gone() => return Ok(()),
-                Err(e) => return Err(step_error(e)),
-                Ok(_) if Instant::now() >= deadline => {
-                    return Err(StepError::retryable(format!(
-                        "device {} of {} is still deprovisioning after {}s",
-                        device.id,
-                        self.spec.hostname,
-                        self.settings.provision_deadline.as_secs()
-                    )));
-                }
-                Ok(_) => {}
+            let listing = fresh_listing(ctx, &self.poller).await?;
+            if !listing.devices.contains_key(&device.id) {
+                return Ok(());
             }
-            tokio::select! {
-                () = tokio::time::sleep(self.settings.poll_interval) => {}
-                () = ctx.cancelled() => return Err(StepError::Interrupted),
+            if Instant::now() >= deadline {
+                return Err(StepError::retryable(format!(
+                    "device {} of {} is still deprovisioning after {}s",
+                    device.id,
+                    self.spec.hostname,
+                    self.settings.provision_deadline.as_secs()
+                )));
             }
         }
     }
@@ -391,6 +380,18 @@ impl DeviceStep {
     }
 }
 
+/// The first listing of the shared poller requested from now on, waited for without a place
+/// (it is no call of the step's own) and given up on when the run is cancelled.
+async fn fresh_listing(
+    ctx: &StepContext,
+    poller: &DevicePoller,
+) -> Result<Arc<Listing>, StepError> {
+    ctx.wait(poller.fresh_listing())
+        .await?
+        .ok_or_else(|| StepError::retryable("the device poller stopped"))?
+        .map_err(step_error)
+}
+
 fn settled(device: &Device) -> Option<Waited> {
     match device.state {
         // Active without addresses is not usable yet; the API fills them in shortly after.
@@ -442,12 +443,14 @@ fn outputs(device: &Device, replaced: &[String]) -> Result<Outputs, StepError> {
 /// Removes devices by tag: a node's (`loko:node=`) for a pool scaled down, or the whole
 /// cluster's (`loko:cluster=`) for `loko destroy`. Looking up by tag finds devices a crash left
 /// unrecorded too. Waits until Packet no longer lists them. Nothing to delete is success, so
-/// destroy can be rerun until nothing is left.
+/// destroy can be rerun until nothing is left. Lookups and waits read the shared poller (the
+/// devices carry the cluster's tag too) and hold no place: a thousand deletes cost one list
+/// call per poll and finish in one deprovisioning time.
 pub struct DeleteDeviceStep {
     pub client: Arc<PacketClient>,
+    pub poller: Arc<DevicePoller>,
     /// The tag every device to delete carries.
     pub tag: String,
-    pub poll_interval: Duration,
     pub deadline: Duration,
 }
 
@@ -458,9 +461,9 @@ impl DeleteDeviceStep {
         let start = Instant::now();
         let mut deleted: Vec<String> = Vec::new();
         loop {
-            let devices = self.client.list_devices(tag).await.map_err(step_error)?;
+            let listing = fresh_listing(&ctx, &self.poller).await?;
             let mut remaining = 0;
-            for device in devices.iter().filter(|d| d.has_tag(tag)) {
+            for device in listing.devices.values().filter(|d| d.has_tag(tag)) {
                 remaining += 1;
                 if device.state == DeviceState::Deprovisioning || deleted.contains(&device.id) {
                     continue;
@@ -490,10 +493,6 @@ impl DeleteDeviceStep {
                     "{remaining} device(s) tagged {tag} still listed after {}s of deleting",
                     self.deadline.as_secs()
                 )));
-            }
-            tokio::select! {
-                () = tokio::time::sleep(self.poll_interval) => {}
-                () = ctx.cancelled() => return Err(StepError::Interrupted),
             }
         }
     }

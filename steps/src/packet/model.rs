@@ -236,4 +236,14 @@ mod tests {
         assert!(d.has_tag("loko:cluster=x"));
         assert!(!format!("{d:?}").contains("hunter22"));
     }
+
+    #[test]
+    fn list_meta_with_null_links_is_read() {
+        // The API sends `next`/`previous` as null on the last/first page.
+        let json = r#"{"devices":[],"meta":{"first":{"href":"/x?page=1"},"last":{"href":"/x?page=2"},
+            "next":null,"previous":{"href":"/x?page=1"},"self":{"href":"/x?page=2"},
+            "current_page":2,"last_page":2,"total":3}}"#;
+        let list: DeviceList = serde_json::from_str(json).unwrap();
+        assert_eq!(list.meta.last_page, Some(2));
+    }
 }

@@ -1,0 +1,180 @@
+//! Whether the cluster's network can come up on a node: the network DaemonSet bootkube created
+//! (Calico's calico-node or flannel), its service account, what that account may do, and the
+//! CRDs Calico watches. The needs are the upstream components' own (`sim/data/`), never loko's.
+
+use serde_json::Value;
+
+use crate::judge::rbac::{Decision, Policy, Requirements, UserInfo};
+
+/// The CRDs Calico v3.29's manifests ship; calico-node watches them and cannot sync without.
+const CALICO_CRDS: &str = include_str!("../../data/calico-v3.29-crds.txt");
+
+/// A network plugin recognized by its image, and the requirements identity of its DaemonSet.
+const PLUGINS: &[(&str, &str)] = &[
+    ("calico/node", "calico-node"),
+    ("flannel/flannel", "flannel"),
+];
+
+/// Why no node can be Ready, or `None` when the network DaemonSet can do its job.
+pub(super) fn problem(
+    objects: &[(std::path::PathBuf, Value)],
+    policy: &Policy,
+    requirements: &Requirements,
+) -> Option<String> {
+    let Some((identity, daemonset)) = objects.iter().find_map(|(_, object)| {
+        if object["kind"] != "DaemonSet" {
+            return None;
+        }
+        let pod = &object["spec"]["template"]["spec"];
+        let identity = pod["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["image"].as_str())
+            .find_map(|image| {
+                let repository = image.split([':', '@']).next().unwrap_or_default();
+                PLUGINS
+                    .iter()
+                    .find(|(suffix, _)| repository.ends_with(suffix))
+                    .map(|(_, identity)| *identity)
+            })?;
+        Some((identity, object))
+    }) else {
+        return Some(
+            "cni plugin not initialized: no calico-node or flannel DaemonSet in the manifests"
+                .to_owned(),
+        );
+    };
+    let name = daemonset["metadata"]["name"].as_str().unwrap_or(identity);
+    let namespace = daemonset["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default");
+    let pod = &daemonset["spec"]["template"]["spec"];
+    let account = pod["serviceAccountName"]
+        .as_str()
+        .or_else(|| pod["serviceAccount"].as_str())
+        .unwrap_or("default");
+    // Every namespace has its `default` account; any other must be created.
+    let account_exists = account == "default"
+        || objects.iter().any(|(_, o)| {
+            o["kind"] == "ServiceAccount"
+                && o["metadata"]["name"] == account
+                && o["metadata"]["namespace"].as_str().unwrap_or("default") == namespace
+        });
+    if !account_exists {
+        return Some(format!(
+            "{name}: ServiceAccount {namespace}/{account} does not exist"
+        ));
+    }
+    if identity == "calico-node" {
+        let missing: Vec<&str> = CALICO_CRDS
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .filter(|crd| {
+                !objects.iter().any(|(_, o)| {
+                    o["kind"] == "CustomResourceDefinition" && o["metadata"]["name"] == *crd
+                })
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Some(format!(
+                "{name}: the CustomResourceDefinitions {} do not exist",
+                missing.join(", ")
+            ));
+        }
+    }
+    let user = UserInfo::service_account(namespace, account);
+    let needs = match requirements.identity(identity) {
+        Ok(needs) => needs.requests(""),
+        Err(error) => return Some(error.to_string()),
+    };
+    needs
+        .iter()
+        .find_map(|request| match policy.authorize(&user, request) {
+            Decision::Allowed => None,
+            Decision::Denied { .. } => {
+                Some(format!("{name}: {} cannot {request}", user.describe()))
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::judge::rbac::data_objects;
+
+    /// Calico as its v3.29.2 manifests make it: accounts, roles, bindings, CRDs, the DaemonSet.
+    fn calico() -> Vec<(std::path::PathBuf, Value)> {
+        let mut objects: Vec<Value> =
+            data_objects("calico-v3.29.2-rbac.yaml").expect("calico RBAC");
+        for crd in CALICO_CRDS.lines().filter(|l| !l.starts_with('#')) {
+            objects.push(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": crd}}));
+        }
+        objects.push(json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "calico-node", "namespace": "kube-system"},
+            "spec": {"template": {"spec": {
+                "serviceAccountName": "calico-node",
+                "containers": [{"name": "calico-node", "image": "quay.io/calico/node:v3.29.2"}],
+            }}},
+        }));
+        objects.into_iter().map(|o| ("m.yaml".into(), o)).collect()
+    }
+
+    fn judge(objects: &[(std::path::PathBuf, Value)]) -> Option<String> {
+        let mut policy = Policy::bootstrap().expect("bootstrap");
+        for (_, object) in objects {
+            policy.add_object(object, "test").expect("RBAC object");
+        }
+        problem(
+            objects,
+            &policy,
+            &Requirements::load().expect("requirements"),
+        )
+    }
+
+    #[test]
+    fn calico_as_upstream_ships_it_comes_up() {
+        assert_eq!(judge(&calico()), None);
+    }
+
+    #[test]
+    fn calico_without_a_right_or_a_crd_does_not_and_says_why() {
+        let mut objects = calico();
+        for (_, object) in &mut objects {
+            if object["kind"] == "ClusterRole" && object["metadata"]["name"] == "calico-node" {
+                let rules = object["rules"].as_array_mut().expect("rules");
+                for rule in rules.iter_mut() {
+                    if let Some(resources) = rule["resources"].as_array_mut() {
+                        resources.retain(|r| r != "ipamblocks");
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            judge(&objects).as_deref(),
+            Some(
+                "calico-node: ServiceAccount kube-system/calico-node cannot get ipamblocks.crd.projectcalico.org"
+            )
+        );
+        let mut objects = calico();
+        objects.retain(|(_, o)| o["metadata"]["name"] != "tiers.crd.projectcalico.org");
+        assert_eq!(
+            judge(&objects).as_deref(),
+            Some(
+                "calico-node: the CustomResourceDefinitions tiers.crd.projectcalico.org do not exist"
+            )
+        );
+        let mut objects = calico();
+        objects.retain(|(_, o)| {
+            !(o["kind"] == "ServiceAccount" && o["metadata"]["name"] == "calico-node")
+        });
+        assert_eq!(
+            judge(&objects).as_deref(),
+            Some("calico-node: ServiceAccount kube-system/calico-node does not exist")
+        );
+    }
+}
