@@ -535,11 +535,16 @@ fn cancel_on_interrupt(printer: Arc<Printer>) -> anyhow::Result<CancellationToke
             else => return,
         };
         let in_flight = printer.in_flight();
+        let shown: Vec<&str> = in_flight.iter().take(5).map(String::as_str).collect();
+        let more = match in_flight.len().saturating_sub(shown.len()) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
         let waiting = match in_flight.len() {
             0 => String::new(),
             n => format!(
-                "; waiting for the {n} step(s) in flight to stop and record where they are ({})",
-                in_flight.join(", ")
+                "; waiting for the {n} step(s) in flight to stop and record where they are ({}{more})",
+                shown.join(", ")
             ),
         };
         crate::progress::suspended(|| {
