@@ -626,13 +626,7 @@ fn device_step(
     };
     // The Ignition is an input through the ignition step's outputs (its digest): a device is
     // reconciled when it changes, and adopted as it is (Workers ignore later user_data).
-    let own = inputs(&(
-        &spec.hostname,
-        &spec.plan,
-        format!("{:?}", spec.location),
-        format!("{:?}", spec.os),
-        &spec.reservation,
-    ))?;
+    let own = inputs(&spec.inputs())?;
     let step = Arc::new(DeviceStep {
         client: Arc::clone(&clients.packet),
         poller: Arc::clone(&clients.poller),
