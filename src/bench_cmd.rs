@@ -18,6 +18,7 @@ use steps::assets::AssetDir;
 
 use crate::cli::{BenchArgs, Global};
 use crate::demo_agent::DemoAgent;
+use crate::output::outln;
 use crate::run_cmd::{
     Login, SIM_SSH_PORT, apply_plan, changes, embedded_sim_config, engine, history, open_journal,
     request, target, wire,
@@ -88,10 +89,10 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             user: args.ssh_user.clone(),
         };
         let figures = run_once(spec, args.time_scale, login).await?;
-        println!("{}", serde_json::to_string(&figures)?);
+        outln!("{}", serde_json::to_string(&figures)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "loko bench: 3 controllers + N workers against the simulator, time scale {} \
          (a {:.0}s simulated critical path takes {:.1}s), Packet API limit {}",
         args.time_scale,
@@ -102,7 +103,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             n => format!("{n} requests a minute"),
         }
     );
-    println!(
+    outln!(
         "\n{:>7} {:>10} {:>10} {:>6} {:>10} {:>10} {:>7} {:>9} {:>9} {:>5} {:>7} {:>8}",
         "workers",
         "makespan",
@@ -120,7 +121,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let mut lines = Vec::new();
     for &workers in &args.workers {
         let f = size(workers, args.time_scale, args.api_rate_limit).await?;
-        println!(
+        outln!(
             "{:>7} {:>9.2}s {:>9.2}s {:>6.3} {:>9.0}s {:>9.0}s {:>5.0}ms {:>9.2} {:>9.1} {:>5} {:>7} {:>6.0}MB",
             f.workers,
             f.makespan_s,
@@ -138,13 +139,13 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         let _ = std::io::stdout().flush();
         lines.push(serde_json::to_string(&f)?);
     }
-    println!(
+    outln!(
         "\nsim time: the makespan in simulated seconds (what it would take on Packet); terraform: \
          ceil(devices/10) provisioning waves + DNS, Terraform's default parallelism of 10; \
          lists/per: list calls per provisioning period (one poll for all devices).\n"
     );
     for line in lines {
-        println!("{line}");
+        outln!("{line}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -154,6 +154,10 @@ enum Waited {
     Gone,
 }
 
+/// The effect of the intent a device step journals before it sends a create: a run that finds
+/// it without the step's success looks for the device by tag before creating one.
+pub const CREATE_INTENT: &str = "create device";
+
 /// Creates (or adopts) the device of a node and waits until it is active.
 pub struct DeviceStep {
     pub client: Arc<PacketClient>,
@@ -282,7 +286,7 @@ impl DeviceStep {
         if let Some(r) = &spec.reservation {
             intent.insert("reservation", r)?;
         }
-        ctx.intent("create device", intent).await?;
+        ctx.intent(CREATE_INTENT, intent).await?;
         let mut paced = 0;
         let device = loop {
             match self.client.create_device(&request).await {
