@@ -20,6 +20,7 @@ use steps::cluster;
 
 use crate::cli::{BenchArgs, Global, Scenario};
 use crate::demo_agent::DemoAgent;
+use crate::output::outln;
 use crate::run_cmd::{
     Login, SIM_SSH_PORT, apply_plan, changes, embedded_sim_config, engine, history, open_journal,
     request, scaled_timings, target, wire,
@@ -210,11 +211,11 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             user: args.ssh_user.clone(),
         };
         let figures = run_once(spec, args.time_scale, login, args.destroy).await?;
-        println!("{}", serde_json::to_string(&figures)?);
+        outln!("{}", serde_json::to_string(&figures)?);
         return Ok(ExitCode::SUCCESS);
     }
     let model = Model::new(args.api_rate_limit);
-    println!(
+    outln!(
         "loko bench: 3 controllers, 1 worker and N workers against the simulator, time scale {}, Packet API \
          limit {}",
         args.time_scale,
@@ -223,7 +224,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             n => format!("{n} requests a minute"),
         }
     );
-    println!(
+    outln!(
         "\n{:<12} {:>7} {:>10} {:>10} {:>6} {:>9} {:>10} {:>7} {:>10} {:>5} {:>7} {:>8}  bound (simulated s)",
         "scenario",
         "workers",
@@ -241,7 +242,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let mut all = Vec::new();
     for &workers in &args.workers {
         for f in size(workers, args, &model).await? {
-            println!(
+            outln!(
                 "{:<12} {:>7} {:>9.2}s {:>9.2}s {:>6.3} {:>8.0}s {:>9.0}s {:>5.0}ms {:>10.2} {:>5} {:>7} {:>6.0}MB  {}",
                 scenario_name(f.scenario),
                 f.workers,
@@ -261,7 +262,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             all.push(f);
         }
     }
-    println!(
+    outln!(
         "\nsim time: the makespan in simulated seconds (what it would take on Packet); terraform: \
          the same changes in waves of 10 (Terraform's default parallelism); lists/poll: device \
          list calls per poll interval per page of 1000 devices (1 = one cluster-wide listing per \
@@ -269,7 +270,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
          limit lets the last create out at the earliest.\n"
     );
     for f in &all {
-        println!("{}", serde_json::to_string(f)?);
+        outln!("{}", serde_json::to_string(f)?);
     }
     if let Some(path) = &args.plot {
         let points: Vec<crate::bench_plot::Point> = all
@@ -284,7 +285,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             .collect();
         let svg = crate::bench_plot::svg(&points, args.time_scale);
         std::fs::write(path, svg).with_context(|| format!("cannot write {}", path.display()))?;
-        println!("\nplot: {}", path.display());
+        outln!("\nplot: {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

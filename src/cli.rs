@@ -4,15 +4,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-const EXIT_CODES: &str = "Exit codes: 0 done, 1 run failed (resumable), 2 bad spec or usage, \
-3 journal locked by another run, 130 interrupted.";
+const EXIT_CODES: &str = "Exit codes: 0 done, 1 run failed (resumable), 2 bad spec, usage or \
+configuration, 3 journal locked by another run, 4 the cluster differs from the spec (status), \
+130 interrupted (Ctrl-C or SIGTERM; resumable).";
 
 /// Provision Kubernetes clusters on Packet (Equinix Metal) bare metal with Flatcar Linux.
 #[derive(Debug, Parser)]
 #[command(name = "loko", version, after_help = EXIT_CODES)]
 pub struct Cli {
-    #[command(flatten)]
-    pub global: Global,
     /// More logs on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -20,12 +19,21 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes.
+/// Where a cluster's state lives: the option of the commands that read or write it.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Directory of loko's state (the journal); default `<asset_dir>/.loko` of the spec.
-    #[arg(long, global = true, value_name = "DIR")]
+    /// Directory of loko's state (the journal, the demo's simulated cloud); default
+    /// `<asset_dir>/.loko` of the spec.
+    #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+/// `--sim` given to a command that calls no API: accepted by the parser so that the error can
+/// say so, instead of clap's advice to pass it as a value (`-- --sim`).
+#[derive(Debug, Args)]
+pub struct NoSim {
+    #[arg(long, hide = true)]
+    pub sim: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,11 +62,16 @@ pub enum Command {
     #[command(after_help = "Example:\n  loko graph examples/tutorial.yaml | dot -Tsvg > plan.svg")]
     Graph(GraphArgs),
     /// Show the journal: every run, a run's steps, a step's attempts.
-    #[command(after_help = "Examples:\n  \
-        loko journal --state-dir assets/supernova/.loko            # every run\n  \
-        loko journal --state-dir assets/supernova/.loko 3          # the steps of run 3\n  \
-        loko journal --state-dir assets/supernova/.loko 3 --step device/supernova-controller-0\n  \
-        loko journal --state-dir assets/supernova/.loko 3 --json   # one JSON object per event")]
+    #[command(
+        override_usage = "loko journal [SPEC] [RUN] [--state-dir DIR] [--step ID] [--json] [--follow]",
+        after_help = "Examples:\n  \
+        loko journal cluster.yaml                  # every run\n  \
+        loko journal cluster.yaml 3                # the steps of run 3\n  \
+        loko journal cluster.yaml 3 --step device/supernova-controller-0\n  \
+        loko journal cluster.yaml 3 --json         # one JSON object per event\n  \
+        loko journal cluster.yaml --follow         # watch the run in progress\n  \
+        loko journal --state-dir assets/supernova/.loko 3   # without the spec"
+    )]
     Journal(JournalArgs),
     /// Check a spec without touching any API: every error with its field, line and column.
     #[command(after_help = "Example:\n  loko validate examples/tutorial.yaml")]
@@ -67,9 +80,11 @@ pub enum Command {
     #[command(after_help = "Example:\n  loko schema > spec.schema.json")]
     Schema,
     /// Run the simulator: a Packet API, Route53, SSH-reachable nodes and an apiserver.
-    #[command(after_help = "Example:\n  \
-        loko sim --listen 127.0.0.1:8080 --time-scale 0.01 --state /tmp/sim.json\n\n\
-        It prints its endpoints and the token to use, and serves until Ctrl-C.")]
+    #[command(after_help = "Examples:\n  \
+        loko sim --spec cluster.yaml --time-scale 0.01 --state /tmp/sim.json\n  \
+        loko sim --listen 127.0.0.1:8080 --time-scale 0.01\n\n\
+        It prints its endpoints, what to paste into the spec and the shell, and serves until \
+        Ctrl-C or SIGTERM.")]
     Sim(SimArgs),
     /// Create, scale up, scale down, change the type of and destroy clusters of 3 controllers
     /// and 1 to 5000 workers against the simulator, each run against its own lower bound.
@@ -158,6 +173,8 @@ pub struct RunArgs {
     /// The spec file.
     pub spec: PathBuf,
     #[command(flatten)]
+    pub global: Global,
+    #[command(flatten)]
     pub sim: SimOptions,
     /// Overwrite DNS records of the cluster's names that loko did not write.
     #[arg(long)]
@@ -184,6 +201,10 @@ pub struct RunArgs {
 pub struct PlanArgs {
     /// The spec file.
     pub spec: PathBuf,
+    #[command(flatten)]
+    pub global: Global,
+    #[command(flatten)]
+    pub no_sim: NoSim,
     /// The changes as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -193,6 +214,8 @@ pub struct PlanArgs {
 pub struct DestroyArgs {
     /// The spec file.
     pub spec: PathBuf,
+    #[command(flatten)]
+    pub global: Global,
     /// Do not ask for confirmation (required when not on a terminal).
     #[arg(long)]
     pub yes: bool,
@@ -208,19 +231,30 @@ pub struct StatusArgs {
     /// The spec file.
     pub spec: PathBuf,
     #[command(flatten)]
+    pub global: Global,
+    #[command(flatten)]
     pub sim: SimOptions,
+    /// The nodes, records and differences as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
     /// The spec file.
     pub spec: PathBuf,
+    #[command(flatten)]
+    pub global: Global,
+    #[command(flatten)]
+    pub no_sim: NoSim,
 }
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// The spec file.
     pub spec: PathBuf,
+    #[command(flatten)]
+    pub no_sim: NoSim,
 }
 
 #[derive(Debug, Args)]
@@ -247,14 +281,30 @@ pub struct SimArgs {
     #[arg(long)]
     pub openssh: bool,
     /// The hosted zone that exists from the start.
-    #[arg(long, default_value = "example.com")]
+    #[arg(long, default_value = "example.com", conflicts_with = "spec")]
     pub zone: String,
+    /// Seed the simulated cloud from this spec, as `loko run SPEC --sim` does: its project,
+    /// hosted zone (name and id) and hardware reservations.
+    #[arg(long, value_name = "SPEC")]
+    pub spec: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct JournalArgs {
+    /// The spec file (its state directory holds the journal), or with --state-dir, the run.
+    #[arg(value_name = "SPEC")]
+    pub spec: Option<String>,
     /// The run to show; without it, every run is listed.
+    #[arg(value_name = "RUN")]
     pub run: Option<u64>,
+    #[command(flatten)]
+    pub global: Global,
+    /// Print the events of the run in progress as they are journaled, until its loko exits
+    /// (waits for one to start). Reads what the running loko publishes; never takes the lock.
+    #[arg(long, conflicts_with_all = ["step", "run"])]
+    pub follow: bool,
+    #[command(flatten)]
+    pub no_sim: NoSim,
     /// Show every attempt of this step (in RUN, or in the last run).
     #[arg(long, value_name = "ID")]
     pub step: Option<String>,

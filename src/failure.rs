@@ -11,6 +11,8 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code when another loko holds the journal.
 pub const EXIT_LOCKED: u8 = 3;
+/// Exit code of `loko status` when the cluster differs from the spec.
+pub const EXIT_DIFFERS: u8 = 4;
 
 /// An error that already says what it means for the user: the message, the exit code and a hint.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +55,7 @@ fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
     match err.downcast_ref::<JournalError>() {
         Some(JournalError::Locked { .. }) => (
             EXIT_LOCKED,
-            Some("another loko is running on this cluster; wait for it, or stop it (the lock is released when it exits)".into()),
+            Some("another loko is running on this cluster; wait for it, or stop it (the lock is released when it exits); `loko journal SPEC --follow` shows its progress".into()),
         ),
         Some(JournalError::Corrupt { .. }) => (
             EXIT_FAILED,

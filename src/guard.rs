@@ -3,7 +3,7 @@
 //! new devices than a threshold needs a yes: on a terminal a y/N prompt showing the number,
 //! elsewhere `--yes` or a higher `--max-new-devices` (`LOKO_MAX_NEW_DEVICES`).
 
-use crate::failure::{EXIT_USAGE, UserError};
+use crate::failure::UserError;
 
 /// The threshold when none is given: more than this many new devices needs a yes.
 pub const DEFAULT_MAX_NEW_DEVICES: usize = 100;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use journal::{Attempt, AttemptEnd, Journal, Outputs, RunId, RunOutcome, RunState, StepId};
@@ -10,31 +10,47 @@ use serde_json::json;
 
 use crate::cli::{Global, JournalArgs};
 use crate::failure::UserError;
+use crate::output::outln;
 
 /// The journal's directory inside the state directory.
 pub fn journal_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("journal")
 }
 
-pub fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode> {
-    let Some(state_dir) = &global.state_dir else {
-        return Err(UserError::usage(
-            "loko journal needs to know which cluster",
-            "pass --state-dir <asset_dir>/.loko",
-        )
-        .into());
+pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode> {
+    // `loko journal SPEC [RUN]`, or with --state-dir, `loko journal [RUN]` (and a spec, if given,
+    // only names the cluster the directory is of).
+    let (state_dir, run) = match (&global.state_dir, &args.spec) {
+        (Some(dir), Some(first)) if args.run.is_none() && first.parse::<u64>().is_ok() => {
+            (dir.clone(), first.parse().ok())
+        }
+        (Some(dir), _) => (dir.clone(), args.run),
+        (None, Some(spec)) => (
+            crate::run_cmd::target(global, Path::new(spec))?.state_dir,
+            args.run,
+        ),
+        (None, None) => {
+            return Err(UserError::usage(
+                "loko journal needs to know which cluster",
+                "pass the spec (loko journal cluster.yaml) or its state directory (--state-dir <asset_dir>/.loko)",
+            )
+            .into());
+        }
     };
-    let dir = journal_dir(state_dir);
+    let dir = journal_dir(&state_dir);
+    if args.follow {
+        return follow(&dir, args.json).await;
+    }
     if !dir.exists() {
         return Err(UserError::usage(
             format!("no journal at {}", dir.display()),
-            "a journal is created by the first `loko run`; check --state-dir",
+            "a journal is created by the first `loko run`; check the spec's asset_dir or --state-dir",
         )
         .into());
     }
     let journal = Journal::open(&dir)?;
     let state = journal.state();
-    let run_id = match args.run {
+    let run_id = match run {
         Some(n) => Some(RunId(n)),
         None if args.step.is_some() => state.last_run().map(|r| r.id),
         None => None,
@@ -62,22 +78,26 @@ pub fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode> {
         }
         None if args.json => {
             for (seq, record) in journal.records(run_id)? {
-                println!(
+                outln!(
                     "{}",
                     json!({"run": run_id, "seq": seq, "at_ms": record.at_ms, "event": record.event})
                 );
             }
         }
-        None => show_run(run),
+        None => show_run(&state, run),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn list_runs(state: &journal::ClusterState, as_json: bool) {
     if !as_json {
-        println!(
-            "{:<5} {:<8} {:<21} {:>9} {:>7}  OUTCOME",
-            "RUN", "KIND", "STARTED", "DURATION", "STEPS"
+        outln!(
+            "{:<5} {:<8} {:<23} {:>9} {:>7}  OUTCOME",
+            "RUN",
+            "KIND",
+            "STARTED",
+            "DURATION",
+            "STEPS"
         );
     }
     for run in state.runs.values() {
@@ -92,7 +112,7 @@ fn list_runs(state: &journal::ClusterState, as_json: bool) {
             .count();
         let end_ms = run.ended.as_ref().map(|(at, _)| *at);
         if as_json {
-            println!(
+            outln!(
                 "{}",
                 json!({
                     "run": run.id, "kind": run.kind, "started_at_ms": run.started_at_ms,
@@ -104,8 +124,8 @@ fn list_runs(state: &journal::ClusterState, as_json: bool) {
             );
             continue;
         }
-        println!(
-            "{:<5} {:<8} {:<21} {:>9} {:>7}  {}{}",
+        outln!(
+            "{:<5} {:<8} {:<23} {:>9} {:>7}  {}{}",
             run.id.to_string(),
             format!("{:?}", run.kind).to_lowercase(),
             timestamp(run.started_at_ms),
@@ -135,8 +155,8 @@ fn outcome_text(run: &RunState) -> String {
     }
 }
 
-fn show_run(run: &RunState) {
-    println!(
+fn show_run(state: &journal::ClusterState, run: &RunState) {
+    outln!(
         "run {} ({}), started {} by {}: {}",
         run.id,
         format!("{:?}", run.kind).to_lowercase(),
@@ -145,11 +165,14 @@ fn show_run(run: &RunState) {
         outcome_text(run)
     );
     for (at, by) in &run.resumes {
-        println!("  resumed {} by {by}", timestamp(*at));
+        outln!("  resumed {} by {by}", timestamp(*at));
     }
-    println!(
+    outln!(
         "{:<44} {:>8} {:>9}  {:<10} OUTPUTS / ERROR",
-        "STEP", "ATTEMPTS", "DURATION", "STATUS"
+        "STEP",
+        "ATTEMPTS",
+        "DURATION",
+        "STATUS"
     );
     // Steps in plan order; steps of the run that left the plan (a resumed run with a new plan)
     // after them.
@@ -172,13 +195,18 @@ fn show_run(run: &RunState) {
                 }
                 AttemptEnd::Failed {
                     error, retryable, ..
+                } if *retryable && is_interruption(error) => {
+                    ("interrupted".to_owned(), String::new())
+                }
+                AttemptEnd::Failed {
+                    error, retryable, ..
                 } => (
                     if *retryable { "failed" } else { "failed!" }.to_owned(),
                     error.clone(),
                 ),
             },
         };
-        println!(
+        outln!(
             "{:<44} {:>8} {:>9}  {:<10} {}",
             step.as_str(),
             history.attempts.len(),
@@ -187,30 +215,66 @@ fn show_run(run: &RunState) {
             one_line(&detail, 100)
         );
     }
-    let reused = run
+    // Steps of the plan without an attempt in this run were reused, or not reached when the
+    // run stopped: only a step with a success in an earlier run can have been reused.
+    let (earlier, never): (Vec<&StepId>, Vec<&StepId>) = run
         .plan
         .iter()
         .filter(|s| !run.steps.contains_key(*s))
-        .count();
-    if reused > 0 {
-        println!("({reused} step(s) of the plan reused results recorded earlier)");
+        .partition(|s| succeeded_before(state, run.id, s));
+    if run.succeeded() {
+        if !earlier.is_empty() {
+            outln!(
+                "({} step(s) of the plan reused results recorded earlier)",
+                earlier.len()
+            );
+        }
+        return;
     }
+    if !never.is_empty() {
+        outln!(
+            "({} step(s) of the plan never started: the run stopped before them)",
+            never.len()
+        );
+    }
+    if !earlier.is_empty() {
+        outln!(
+            "({} step(s) of the plan have results recorded earlier: reused, unless the run stopped before them)",
+            earlier.len()
+        );
+    }
+}
+
+/// True when a run before `run` recorded a success of `step`.
+fn succeeded_before(state: &journal::ClusterState, run: RunId, step: &StepId) -> bool {
+    state.runs.range(..run).any(|(_, r)| {
+        r.steps.get(step).is_some_and(|h| {
+            h.attempts
+                .iter()
+                .any(|a| matches!(a.end, AttemptEnd::Succeeded { .. }))
+        })
+    })
+}
+
+/// The error the engine journals for an attempt the run's cancellation stopped.
+fn is_interruption(error: &str) -> bool {
+    error == engine::StepError::Interrupted.to_string()
 }
 
 fn show_attempts(step: &StepId, attempts: &[Attempt], as_json: bool) {
     for a in attempts {
         if as_json {
-            println!("{}", json!({"step": step, "attempt": a}));
+            outln!("{}", json!({"step": step, "attempt": a}));
             continue;
         }
-        println!(
+        outln!(
             "{step} attempt {} started {} (inputs {})",
             a.attempt,
             timestamp(a.started_at_ms),
             &a.inputs_digest.short()
         );
         for intent in &a.intents {
-            println!(
+            outln!(
                 "  intent {}: {} {}",
                 timestamp(intent.at_ms),
                 intent.effect,
@@ -218,15 +282,15 @@ fn show_attempts(step: &StepId, attempts: &[Attempt], as_json: bool) {
             );
         }
         match &a.end {
-            AttemptEnd::Unfinished => println!("  no outcome recorded (the process stopped)"),
+            AttemptEnd::Unfinished => outln!("  no outcome recorded (the process stopped)"),
             AttemptEnd::Succeeded {
                 outputs,
                 duration_ms,
                 ..
             } => {
-                println!("  succeeded after {}", duration(*duration_ms));
+                outln!("  succeeded after {}", duration(*duration_ms));
                 for (k, v) in outputs.iter() {
-                    println!("    {k} = {v}");
+                    outln!("    {k} = {v}");
                 }
             }
             AttemptEnd::Failed {
@@ -234,7 +298,7 @@ fn show_attempts(step: &StepId, attempts: &[Attempt], as_json: bool) {
                 retryable,
                 duration_ms,
                 ..
-            } => println!(
+            } => outln!(
                 "  failed after {} ({}): {error}",
                 duration(*duration_ms),
                 if *retryable { "retryable" } else { "permanent" }
@@ -273,7 +337,7 @@ fn one_line(text: &str, max: usize) -> String {
 }
 
 fn timestamp(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    journal::human_time(ms)
 }
 
 fn duration(ms: u64) -> String {
@@ -284,4 +348,179 @@ fn duration(ms: u64) -> String {
     humantime::format_duration(rounded)
         .to_string()
         .replace(' ', "")
+}
+
+/// `--follow`: prints the events the loko holding the journal publishes (its feed, see
+/// `journal::FEED_FILE`) as they become durable, until it closes the journal or exits. Never
+/// opens the journal, so it never stands in the way of a run.
+async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    let path = dir.join(journal::FEED_FILE);
+    let mut waiting_said = false;
+    loop {
+        let Some((pid, by)) = live_holder(&path) else {
+            if !waiting_said {
+                eprintln!("waiting for a loko to run on this cluster (Ctrl-C to stop)");
+                waiting_said = true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let mut offset = 0u64;
+        let mut partial = String::new();
+        // A holder that only reads the journal (`loko plan`) publishes no record: the follower
+        // goes on waiting for a run rather than end with it.
+        let mut records = 0usize;
+        'holder: loop {
+            let alive = process_alive(pid);
+            let (text, len) = read_from(&path, offset);
+            if len < offset {
+                // Rewritten by a new holder.
+                break;
+            }
+            offset += text.len() as u64;
+            partial.push_str(&text);
+            while let Some(end) = partial.find('\n') {
+                let line: String = partial.drain(..=end).collect();
+                match journal::parse_feed_line(line.trim_end()) {
+                    Some(journal::FeedLine::Record { run, seq, record }) => {
+                        if records == 0 {
+                            eprintln!("following the run of {by}");
+                        }
+                        records += 1;
+                        if as_json {
+                            outln!(
+                                "{}",
+                                json!({"run": run, "seq": seq, "at_ms": record.at_ms, "event": record.event})
+                            );
+                        } else {
+                            outln!("{}", event_line(run, &record));
+                        }
+                    }
+                    Some(journal::FeedLine::Closed) if records == 0 => break 'holder,
+                    Some(journal::FeedLine::Closed) => {
+                        eprintln!("{by} closed the journal");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    Some(journal::FeedLine::Header { pid: other, .. }) if other != pid => {
+                        break 'holder;
+                    }
+                    _ => {}
+                }
+            }
+            if !alive && records == 0 {
+                break;
+            }
+            if !alive {
+                eprintln!(
+                    "{by} exited without closing the journal (it was killed); the next run resumes"
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The holder a feed names, if it is running and has not closed the journal.
+fn live_holder(path: &Path) -> Option<(u32, String)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut lines = text.lines();
+    let Some(journal::FeedLine::Header { pid, by }) = journal::parse_feed_line(lines.next()?)
+    else {
+        return None;
+    };
+    let closed = lines.any(|l| journal::parse_feed_line(l) == Some(journal::FeedLine::Closed));
+    (!closed && process_alive(pid)).then_some((pid, by))
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The file's text from `offset` on, and its length.
+fn read_from(path: &Path, offset: u64) -> (String, u64) {
+    use std::io::{Read as _, Seek as _};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return (String::new(), 0);
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len < offset || file.seek(std::io::SeekFrom::Start(offset)).is_err() {
+        return (String::new(), len);
+    }
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    // Only whole UTF-8: a line being written is read again next time.
+    let valid = match std::str::from_utf8(&bytes) {
+        Ok(text) => text.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    bytes.truncate(valid);
+    (String::from_utf8(bytes).unwrap_or_default(), len)
+}
+
+/// One event as a line for people.
+fn event_line(run: RunId, record: &journal::Record) -> String {
+    use journal::Event;
+    let time = journal::human_time(record.at_ms);
+    let time = time.get(11..19).unwrap_or(&time);
+    let what = match &record.event {
+        Event::RunStarted { kind, plan, by, .. } => format!(
+            "run {run} ({}) started by {by}: {} steps",
+            format!("{kind:?}").to_lowercase(),
+            plan.len()
+        ),
+        Event::RunResumed { plan, by } => {
+            format!("run {run} resumed by {by}: {} steps", plan.len())
+        }
+        Event::StepStarted { step, attempt, .. } => format!("{step}: attempt {attempt} started"),
+        Event::StepIntent {
+            step,
+            effect,
+            detail,
+            ..
+        } => format!("{step}: about to {effect} {}", outputs_text(detail)),
+        Event::StepSucceeded {
+            step,
+            outputs,
+            duration_ms,
+            ..
+        } => format!(
+            "{step}: succeeded after {} {}",
+            duration(*duration_ms),
+            one_line(&outputs_text(outputs), 100)
+        ),
+        Event::StepFailed {
+            step,
+            error,
+            retryable,
+            ..
+        } if *retryable && is_interruption(error) => format!("{step}: interrupted"),
+        Event::StepFailed {
+            step,
+            error,
+            retryable,
+            ..
+        } => format!(
+            "{step}: failed ({}): {}",
+            if *retryable { "retryable" } else { "permanent" },
+            one_line(error, 160)
+        ),
+        Event::StepSkipped { step, because } => {
+            format!("{step}: skipped because {because} failed")
+        }
+        Event::RunEnded { outcome } => format!("run {run} ended: {}", outcome_word(outcome)),
+    };
+    format!("{time} {what}")
+}
+
+fn outcome_word(outcome: &RunOutcome) -> String {
+    match outcome {
+        RunOutcome::Succeeded => "succeeded".into(),
+        RunOutcome::Interrupted => "interrupted (resumable)".into(),
+        RunOutcome::Failed { failed, skipped } => format!(
+            "failed: {} failed, {} skipped (resumable)",
+            failed.len(),
+            skipped.len()
+        ),
+    }
 }

@@ -1,8 +1,9 @@
 //! The `loko` command line: thin glue over the library crates.
 //!
 //! Exit codes (documented in the README and `loko --help`):
-//! 0 done, 1 run failed (resumable), 2 bad spec or usage, 3 journal locked by another run,
-//! 130 interrupted.
+//! 0 done, 1 run failed (resumable), 2 bad spec, usage or configuration, 3 journal locked by
+//! another run, 4 the cluster differs from the spec (`loko status`), 130 interrupted (Ctrl-C or
+//! SIGTERM), 141 stdout closed by its reader.
 
 mod bench_cmd;
 mod bench_plot;
@@ -11,6 +12,7 @@ mod demo_agent;
 mod failure;
 mod guard;
 mod journal_view;
+mod output;
 mod progress;
 mod run_cmd;
 mod sim_cmd;
@@ -49,17 +51,44 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run_cmd::run(&cli.global, &args).await,
-        Command::Plan(args) => run_cmd::plan(&cli.global, &args).await,
-        Command::Destroy(args) => run_cmd::destroy(&cli.global, &args).await,
-        Command::Status(args) => run_cmd::status(&cli.global, &args).await,
-        Command::Graph(args) => run_cmd::graph(&cli.global, &args).await,
-        Command::Journal(args) => journal_view::run(&cli.global, &args),
-        Command::Validate(args) => spec_cmd::validate(&args),
+        Command::Run(args) => run_cmd::run(&args.global, &args).await,
+        Command::Plan(args) => {
+            no_sim("plan", &args.no_sim)?;
+            run_cmd::plan(&args.global, &args).await
+        }
+        Command::Destroy(args) => run_cmd::destroy(&args.global, &args).await,
+        Command::Status(args) => run_cmd::status(&args.global, &args).await,
+        Command::Graph(args) => {
+            no_sim("graph", &args.no_sim)?;
+            run_cmd::graph(&args.global, &args).await
+        }
+        Command::Journal(args) => {
+            no_sim("journal", &args.no_sim)?;
+            journal_view::run(&args.global, &args).await
+        }
+        Command::Validate(args) => {
+            no_sim("validate", &args.no_sim)?;
+            spec_cmd::validate(&args)
+        }
         Command::Schema => spec_cmd::schema(),
         Command::Sim(args) => sim_cmd::run(&args).await,
         Command::Bench(args) => bench_cmd::bench(&args).await,
     }
+}
+
+/// `--sim` means something only to commands that call an API: the others say so.
+fn no_sim(command: &str, flag: &cli::NoSim) -> anyhow::Result<()> {
+    if !flag.sim {
+        return Ok(());
+    }
+    Err(failure::UserError::usage(
+        format!("loko {command} calls no API, so it takes no --sim"),
+        format!(
+            "drop --sim: loko {command} reads the spec and its journal, the demo's as any other; \
+             --sim is for run, destroy and status"
+        ),
+    )
+    .into())
 }
 
 /// Logs go to stderr through `tracing`: `-v` for info, `-vv` for debug, or `RUST_LOG`.
@@ -70,12 +99,68 @@ fn init_tracing(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
+    // The AWS SDK warns at length (a kilobyte a line) about every credential source it tried;
+    // the preflight says what is missing in one line, so its warnings wait for -vv.
+    let default = match verbose {
+        0 | 1 => format!("{default},aws_config=error,aws_runtime=error"),
+        _ => default.to_owned(),
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter)
         // Colors for a terminal, plain text for files and pipes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .try_init();
+}
+
+/// Where log lines go: stderr, above the progress line, with secrets and request signatures
+/// redacted (the AWS SDK's trace logs print each signed request: its credential and signature).
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = redact_log(&String::from_utf8_lossy(buf));
+        progress::suspended(|| std::io::stderr().write_all(text.as_bytes()))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// [`journal::redact`], and the values of SigV4's `Credential=` (the access key id) and
+/// `Signature=`, and of session token headers, whatever key they belong to.
+fn redact_log(text: &str) -> String {
+    let mut out = journal::redact(text);
+    for marker in [
+        "Credential=",
+        "Signature=",
+        "x-amz-security-token: ",
+        "X-Amz-Security-Token=",
+    ] {
+        out = redact_after(&out, marker);
+    }
+    out
+}
+
+/// Replaces what follows each `marker`, up to a delimiter, with [`journal::REDACTED`].
+fn redact_after(text: &str, marker: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(marker) {
+        let value = &rest[at + marker.len()..];
+        let end = value
+            .find(['/', ',', ' ', '"', '&', '\n', '\'', ')'])
+            .unwrap_or(value.len());
+        out.push_str(&rest[..at + marker.len()]);
+        if end > 0 {
+            out.push_str(journal::REDACTED);
+        }
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
 }

@@ -3,9 +3,9 @@
 //! otherwise one plain line per step transition, or with `--json` one JSON object per event.
 //! Everything printed goes through the journal's redactor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal as _, Write as _};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,8 +20,27 @@ pub struct Printer {
     start: Instant,
     /// Serializes lines from the engine's tasks.
     out: Mutex<()>,
+    /// The steps in flight (started, not yet ended), for the progress line and the message of
+    /// an interrupt.
+    in_flight: Mutex<BTreeSet<String>>,
     /// On a terminal (and not `--json`): the progress line and its counts.
     live: Option<Live>,
+}
+
+/// The progress line of the terminal, while a run draws one: log lines are printed above it
+/// (see [`suspended`]) rather than through it.
+static BAR: OnceLock<Mutex<Option<ProgressBar>>> = OnceLock::new();
+
+/// Runs `f` with the progress line cleared, and draws it again after; for anything else
+/// written to the terminal (a warning), so that no stale copy of the line is left behind.
+pub fn suspended<R>(f: impl FnOnce() -> R) -> R {
+    let bar = BAR
+        .get()
+        .and_then(|b| b.lock().ok().and_then(|b| b.clone()));
+    match bar {
+        Some(bar) => bar.suspend(f),
+        None => f(),
+    }
 }
 
 /// The terminal's progress line.
@@ -39,30 +58,71 @@ struct Counts {
 }
 
 impl Counts {
-    fn summary(&self) -> String {
-        // The phases still going, and always the devices: a line that fits a terminal.
-        let mut parts: Vec<String> = self
-            .planned
-            .iter()
-            .filter(|(phase, total)| {
-                phase.as_str() == "device" || self.done.get(*phase).copied().unwrap_or(0) < **total
+    /// All steps done of planned, then every phase under way with its counts (`done/planned`,
+    /// and how many are running; the devices always), then the steps in flight by name, as many
+    /// as the terminal's width allows.
+    fn summary(&self, in_flight: &BTreeSet<String>) -> String {
+        let total: usize = self.planned.values().sum();
+        let done: usize = self.done.values().sum();
+        let mut parts = vec![format!("steps {done}/{total}")];
+        parts.extend(self.planned.iter().filter_map(|(phase, total)| {
+            let done = self.done.get(phase).copied().unwrap_or(0);
+            let running = in_flight.iter().filter(|s| self::phase(s) == phase).count();
+            let under_way = running > 0 || (done > 0 && done < *total);
+            if !under_way && phase != "device" {
+                return None;
+            }
+            let label = match phase.as_str() {
+                "device" => "devices".to_owned(),
+                other => other.to_owned(),
+            };
+            Some(match running {
+                0 => format!("{label} {done}/{total}"),
+                n => format!("{label} {done}/{total} ({n} running)"),
             })
-            .map(|(phase, total)| {
-                let done = self.done.get(phase).copied().unwrap_or(0);
-                let label = match phase.as_str() {
-                    "device" => "devices".to_owned(),
-                    "ignition" => "ignition".to_owned(),
-                    other => other.to_owned(),
-                };
-                let state = if phase == "device" { " active" } else { "" };
-                format!("{label} {done}/{total}{state}")
-            })
-            .collect();
+        }));
         if self.retries > 0 {
             parts.push(format!("retries {}", self.retries));
         }
-        parts.join(" · ")
+        let mut line = parts.join(" · ");
+        // The spinner and the elapsed time take 14 columns; a line that wraps would be drawn
+        // over several, so the counts come first and the names get what is left.
+        let room = terminal_width().saturating_sub(14);
+        if !in_flight.is_empty() {
+            let width = room.saturating_sub(line.chars().count() + " · running: ".len());
+            if width >= 20 {
+                line.push_str(" · running: ");
+                line.push_str(&names_within(in_flight, width));
+            }
+        }
+        line
     }
+}
+
+/// The width in columns of the terminal the progress line is drawn on: `COLUMNS` when set (the
+/// usual override), else the terminal's own (stderr's).
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| usize::from(console::Term::stderr().size().1))
+        .max(40)
+}
+
+/// The names, comma-separated, as many as fit in `width` characters, then how many more.
+fn names_within(names: &BTreeSet<String>, width: usize) -> String {
+    let mut text = String::new();
+    for (shown, name) in names.iter().enumerate() {
+        let more = format!(" +{} more", names.len() - shown);
+        if !text.is_empty() && text.len() + name.len() + 2 + more.len() > width {
+            return text + &more;
+        }
+        if !text.is_empty() {
+            text.push_str(", ");
+        }
+        text.push_str(name);
+    }
+    text
 }
 
 fn phase(step: &str) -> &str {
@@ -86,7 +146,10 @@ impl Printer {
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.enable_steady_tick(Duration::from_millis(200));
-            bar.set_message(counts.summary());
+            bar.set_message(counts.summary(&BTreeSet::new()));
+            if let Ok(mut current) = BAR.get_or_init(|| Mutex::new(None)).lock() {
+                *current = Some(bar.clone());
+            }
             Live {
                 bar,
                 counts: Mutex::new(counts),
@@ -96,8 +159,62 @@ impl Printer {
             json,
             start: Instant::now(),
             out: Mutex::new(()),
+            in_flight: Mutex::new(BTreeSet::new()),
             live,
         }
+    }
+
+    /// The steps in flight now.
+    pub fn in_flight(&self) -> Vec<String> {
+        self.in_flight
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Keeps the set of steps in flight.
+    fn track(&self, notice: &Notice) {
+        let Ok(mut in_flight) = self.in_flight.lock() else {
+            return;
+        };
+        let step = notice.step.as_str().to_owned();
+        match &notice.kind {
+            NoticeKind::Started { .. } => {
+                in_flight.insert(step);
+            }
+            NoticeKind::Succeeded { .. }
+            | NoticeKind::Failed { .. }
+            | NoticeKind::Skipped { .. } => {
+                in_flight.remove(&step);
+            }
+            NoticeKind::Reused | NoticeKind::Progress { .. } | NoticeKind::Retrying { .. } => {}
+        }
+    }
+
+    /// With `--json`, the last event of a run: how it ended (also when there was nothing to
+    /// do), so a reader knows the stream is complete.
+    pub fn ended(&self, run: Option<RunId>, outcome: &engine::Outcome) {
+        if !self.json {
+            return;
+        }
+        let mut event = json!({"event": "run_ended", "run": run.map(|r| r.0),
+                               "elapsed_ms": self.start.elapsed().as_millis() as u64});
+        match outcome {
+            engine::Outcome::UpToDate => event["outcome"] = json!("up_to_date"),
+            engine::Outcome::Succeeded => event["outcome"] = json!("succeeded"),
+            engine::Outcome::Interrupted => event["outcome"] = json!("interrupted"),
+            engine::Outcome::Failed { failed, skipped } => {
+                event["outcome"] = json!("failed");
+                event["failed"] = json!(
+                    failed
+                        .iter()
+                        .map(|(step, error)| json!({"step": step.as_str(), "error": error}))
+                        .collect::<Vec<_>>()
+                );
+                event["skipped"] = json!(skipped.len());
+            }
+        }
+        self.line(&event.to_string());
     }
 
     fn line(&self, text: &str) {
@@ -139,7 +256,8 @@ impl Printer {
             NoticeKind::Started { attempt: 1 } | NoticeKind::Progress { .. } => per_node,
             _ => false,
         };
-        live.bar.set_message(counts.summary());
+        let in_flight = self.in_flight.lock().map(|s| s.clone()).unwrap_or_default();
+        live.bar.set_message(counts.summary(&in_flight));
         routine
     }
 
@@ -147,6 +265,9 @@ impl Printer {
     pub fn finish(&self) {
         if let Some(live) = &self.live {
             live.bar.finish_and_clear();
+            if let Some(Ok(mut current)) = BAR.get().map(|b| b.lock()) {
+                *current = None;
+            }
         }
     }
 
@@ -173,6 +294,7 @@ impl Observer for Printer {
     }
 
     fn notice(&self, notice: &Notice) {
+        self.track(notice);
         let step = notice.step.as_str();
         if self.json {
             let mut event = match &notice.kind {

@@ -14,12 +14,14 @@ use steps::assets::AssetDir;
 use steps::cluster::{self, Clients, History, RunSettings};
 use steps::dns::Route53;
 use steps::packet::{DevicePoller, PacketClient, Timeouts, Token, cluster_tag};
+use steps::preflight::Problem;
 use steps::ssh::Ssh;
 
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs, SimOptions, StatusArgs};
 use crate::demo_agent::DemoAgent;
-use crate::failure::{EXIT_FAILED, EXIT_USAGE, UserError};
+use crate::failure::{EXIT_DIFFERS, EXIT_FAILED, EXIT_USAGE, UserError};
 use crate::journal_view::journal_dir;
+use crate::output::{out, outln};
 use crate::progress::Printer;
 use crate::spec_cmd::load_spec;
 
@@ -138,10 +140,53 @@ impl SimSession {
     }
 }
 
+/// The simulated cloud of a `--sim` demo as last saved, for a command that only reads it
+/// (`loko status --sim`): a simulator without nodes on a copy of the state file, so that a
+/// `loko run --sim` of the same state directory, running meanwhile, keeps its own simulator,
+/// its agent, its nodes and its state file to itself.
+pub(crate) struct SimView {
+    pub(crate) handle: sim::SimHandle,
+    _copy: tempfile::TempDir,
+}
+
+impl SimView {
+    pub(crate) async fn start(target: &Target, options: &SimOptions) -> anyhow::Result<SimView> {
+        let copy = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let saved = target.state_dir.join("sim").join("state.json");
+        let state_file = copy.path().join("state.json");
+        match std::fs::copy(&saved, &state_file) {
+            Ok(_) => {}
+            // No demo yet: an empty cloud.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", saved.display()));
+            }
+        }
+        let settings = &target.desired.settings;
+        let mut config = sim_config(
+            copy.path(),
+            options.time_scale.unwrap_or(DEMO_TIME_SCALE),
+            settings.project_id.as_str(),
+            settings.dns_zone.as_str(),
+            settings.dns_zone_id.as_str(),
+        )?;
+        config.state_file = Some(state_file);
+        let handle = sim::start(config)
+            .await
+            .context("cannot start the simulator")?;
+        Ok(SimView {
+            handle,
+            _copy: copy,
+        })
+    }
+}
+
 /// The hardware reservations the spec relies on, for the simulated project: each one it names
 /// by id, and one per node that takes the `next-available` one of its plan and facility. (At
 /// first start only: a resumed demo's project keeps its own.)
-fn reservation_seeds(desired: &DesiredCluster) -> anyhow::Result<Vec<sim::ReservationSeed>> {
+pub(crate) fn reservation_seeds(
+    desired: &DesiredCluster,
+) -> anyhow::Result<Vec<sim::ReservationSeed>> {
     let mut seeds = Vec::new();
     let mut any: BTreeMap<(String, String), u32> = BTreeMap::new();
     for node in &desired.nodes {
@@ -196,6 +241,20 @@ pub(crate) fn embedded_sim_config(
     })
     .with_context(|| format!("cannot prepare the nodes' roots in {}", node_root.display()))?;
     let user = nodes.ssh_login_user();
+    let mut config = sim_config(node_root, time_scale, project, zone, zone_id)?;
+    config.nodes = Arc::new(nodes);
+    Ok((config, user))
+}
+
+/// A simulator without nodes, with the project and hosted zone given, everything on its clock
+/// (Packet's rate limit too).
+fn sim_config(
+    node_root: &Path,
+    time_scale: f64,
+    project: &str,
+    zone: &str,
+    zone_id: &str,
+) -> anyhow::Result<sim::SimConfig> {
     let mut config = sim::SimConfig::new(node_root.to_owned());
     config.time_scale = time_scale;
     config.project_id = Some(
@@ -207,8 +266,7 @@ pub(crate) fn embedded_sim_config(
     config.hosted_zone_id = Some(zone_id.to_owned());
     config.ssh_port = SIM_SSH_PORT;
     config.rate_limit.window = config.rate_limit.window.mul_f64(time_scale);
-    config.nodes = Arc::new(nodes);
-    Ok((config, user))
+    Ok(config)
 }
 
 /// Everything a run talks to.
@@ -223,40 +281,80 @@ pub(crate) struct Login {
     pub(crate) user: String,
 }
 
-/// The API clients, for the simulator of `--sim` or for what the spec and environment name.
+/// The API clients, for the simulator of `--sim` or for what the spec and environment name,
+/// checked before any step ([`steps::preflight`]): every problem found (with `problems`, those
+/// the caller found already) is one usage error listing them all.
 async fn connect(
     target: &Target,
-    sim: Option<&SimSession>,
+    sim: Option<&sim::SimHandle>,
+    mut problems: Vec<Problem>,
 ) -> anyhow::Result<(PacketClient, Route53)> {
     let project = target.desired.settings.project_id.as_str();
-    let (url, token, route53) = match sim {
+    let (url, token, route53, route53_url) = match sim {
         Some(sim) => (
-            sim.handle.packet_url(),
-            Token::new(sim.handle.token()),
-            Route53::with_static_credentials(
-                &sim.handle.route53_url(),
-                "loko-sim",
-                "loko-sim-secret",
-            )
-            .await,
+            sim.packet_url(),
+            Some(Token::new(sim.token())),
+            Route53::with_static_credentials(&sim.route53_url(), "loko-sim", "loko-sim-secret")
+                .await,
+            sim.route53_url(),
         ),
         None => {
-            let token = Token::from_env().map_err(|e| UserError {
-                message: e.to_string(),
-                code: EXIT_USAGE,
-                hint: Some("or try the simulator: loko run SPEC --sim".into()),
-            })?;
+            let token = match Token::from_env() {
+                Ok(token) => Some(token),
+                Err(e) => {
+                    problems.push(Problem {
+                        what: e.to_string(),
+                        hint: "export PACKET_AUTH_TOKEN=<an API key of your user>, or try the simulator: loko run SPEC --sim".into(),
+                    });
+                    None
+                }
+            };
             let url = target
                 .endpoints
                 .packet_api_url
                 .clone()
                 .unwrap_or_else(|| steps::packet::DEFAULT_BASE_URL.to_owned());
-            let route53 = Route53::from_env(target.endpoints.route53_endpoint_url.as_deref()).await;
-            (url, token, route53)
+            let endpoint = target
+                .endpoints
+                .route53_endpoint_url
+                .clone()
+                .or_else(|| std::env::var(steps::dns::ENDPOINT_ENV).ok());
+            let route53 = Route53::from_env(endpoint.as_deref()).await;
+            let route53_url = endpoint.unwrap_or_else(|| "https://route53.amazonaws.com".into());
+            (url, token, route53, route53_url)
         }
     };
-    let packet = PacketClient::new(&url, project, &token, &Timeouts::default())?;
-    Ok((packet, route53))
+    let packet = token
+        .map(|token| PacketClient::new(&url, project, &token, &Timeouts::default()))
+        .transpose()?;
+    problems.extend(
+        steps::preflight::check(
+            packet.as_ref().map(|p| (p, url.as_str())),
+            Some((&route53, route53_url.as_str())),
+            target.desired.settings.dns_zone_id.as_str(),
+        )
+        .await,
+    );
+    match packet {
+        Some(packet) if problems.is_empty() => Ok((packet, route53)),
+        _ => Err(setup_error(&problems).into()),
+    }
+}
+
+/// The problems of the setup as one error: every one on its line with what to do.
+fn setup_error(problems: &[Problem]) -> UserError {
+    let list: String = problems
+        .iter()
+        .map(|p| format!("\n  - {}\n    ({})", p.what, p.hint))
+        .collect();
+    UserError {
+        message: format!(
+            "{} problem(s) with the setup; nothing was changed:{list}",
+            problems.len()
+        ),
+        code: EXIT_USAGE,
+        hint: Some("fix them and run the same command again".into()),
+    }
 }
 
 pub(crate) async fn wire(
@@ -297,10 +395,13 @@ pub(crate) async fn wire(
         }
     };
     // Before anything is created: a run that cannot log into its nodes must not start.
-    if login.is_some() {
-        check_agent(agent.as_deref(), &target.desired, &extra_keys)?;
+    let mut problems = Vec::new();
+    if login.is_some()
+        && let Err(problem) = check_agent(agent.as_deref(), &target.desired, &extra_keys)
+    {
+        problems.push(problem);
     }
-    let (packet, route53) = connect(target, sim).await?;
+    let (packet, route53) = connect(target, sim.map(|s| &s.handle), problems).await?;
     let packet = Arc::new(packet);
     let poller = Arc::new(DevicePoller::spawn(
         Arc::clone(&packet),
@@ -353,14 +454,16 @@ fn check_agent(
     socket: Option<&Path>,
     desired: &DesiredCluster,
     extra: &[SshPublicKey],
-) -> anyhow::Result<()> {
-    let agent_keys = steps::ssh::agent_keys(socket).map_err(|reason| UserError {
-        message: format!("no usable ssh-agent: {reason}"),
-        code: EXIT_USAGE,
-        hint: Some(
-            "start one and load the key whose public half is in ssh_keys: eval $(ssh-agent) && ssh-add ~/.ssh/id_ed25519"
-                .into(),
-        ),
+) -> Result<(), Problem> {
+    let agent_keys = steps::ssh::agent_keys(socket).map_err(|reason| Problem {
+        what: format!("no usable ssh-agent: {reason}"),
+        hint: match socket {
+            Some(socket) => format!(
+                "the demo's own agent at {} does not answer; run the command again",
+                socket.display()
+            ),
+            None => "start one and load the key whose public half is in ssh_keys: eval $(ssh-agent) && ssh-add ~/.ssh/id_ed25519".into(),
+        },
     })?;
     let wanted: Vec<Vec<u8>> = desired
         .settings
@@ -372,15 +475,14 @@ fn check_agent(
     if agent_keys.iter().any(|k| wanted.contains(k)) {
         return Ok(());
     }
-    Err(UserError {
-        message: format!(
+    Err(Problem {
+        what: format!(
             "none of the ssh-agent's {} key(s) is in the spec's ssh_keys, so loko could not log into the nodes",
             agent_keys.len()
         ),
-        code: EXIT_USAGE,
-        hint: Some("ssh-add the private key of one of ssh_keys (ssh-add -L lists what the agent holds)".into()),
-    }
-    .into())
+        hint: "ssh-add the private key of one of ssh_keys (ssh-add -L lists what the agent holds)"
+            .into(),
+    })
 }
 
 /// The DAG of `loko run` for the target, from the journal's history.
@@ -416,17 +518,55 @@ pub(crate) fn engine(journal: Arc<Journal>, observer: Arc<dyn engine::Observer>)
         .observer(observer)
 }
 
-/// Ctrl-C cancels the run: no new steps, in-flight ones record their outcome.
-fn cancel_on_interrupt() -> CancellationToken {
+/// Ctrl-C or SIGTERM cancels the run: no new step starts, and the steps in flight stop at their
+/// next safe point and record their outcome (the run ends `interrupted`, resumable). A second
+/// signal stops at once: the journal already holds everything done, so that too resumes.
+fn cancel_on_interrupt(printer: Arc<Printer>) -> anyhow::Result<CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C (SIGINT)")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let cancel = CancellationToken::new();
     let token = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: finishing the steps in flight; run again to resume");
-            token.cancel();
+        let name = tokio::select! {
+            Some(()) = interrupt.recv() => "interrupted (Ctrl-C)",
+            Some(()) = terminate.recv() => "terminated (SIGTERM)",
+            else => return,
+        };
+        let in_flight = printer.in_flight();
+        let shown: Vec<&str> = in_flight.iter().take(5).map(String::as_str).collect();
+        let more = match in_flight.len().saturating_sub(shown.len()) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        let waiting = match in_flight.len() {
+            0 => String::new(),
+            n => format!(
+                "; waiting for the {n} step(s) in flight to stop and record where they are ({}{more})",
+                shown.join(", ")
+            ),
+        };
+        crate::progress::suspended(|| {
+            eprintln!(
+                "{name}: no new step starts{waiting}. A second Ctrl-C stops at once; either way, \
+                 run the same command again to resume"
+            )
+        });
+        token.cancel();
+        tokio::select! {
+            Some(()) = interrupt.recv() => {}
+            Some(()) = terminate.recv() => {}
+            else => return,
         }
+        crate::progress::suspended(|| {
+            eprintln!(
+                "stopped at once; the journal holds every step done: run the same command again to resume"
+            )
+        });
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
     });
-    cancel
+    Ok(cancel)
 }
 
 fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
@@ -480,7 +620,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     if !args.json {
-        println!("{changes}");
+        outln!("{changes}");
     }
     let assets = AssetDir::create(&target.assets).map_err(|e| UserError {
         message: format!("asset_dir: {e}"),
@@ -493,11 +633,12 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         .run(
             &plan,
             request(RunKind::Apply, &target.desired)?,
-            cancel_on_interrupt(),
+            cancel_on_interrupt(Arc::clone(&printer))?,
         )
         .await;
     printer.finish();
     let report = report?;
+    printer.ended(report.run, &report.outcome);
     if let Some(sim) = sim {
         sim.handle.shutdown().await?;
     }
@@ -505,18 +646,30 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         print_nodes(&journal, &target.desired);
     }
     if report.outcome == Outcome::UpToDate && !args.json {
-        println!("Nothing to do: the cluster matches the spec.");
+        outln!("Nothing to do: the cluster matches the spec.");
     }
     let code = outcome_code(&report.outcome, "the run")?;
     if !args.json && report.outcome != Outcome::Interrupted {
         let settings = &target.desired.settings;
-        println!(
-            "\nCluster {} is ready: https://{}.{}:6443\nexport KUBECONFIG={}",
-            settings.cluster_name,
-            settings.cluster_name,
-            settings.dns_zone,
-            target.assets.join("auth/kubeconfig").display()
-        );
+        let spec = args.spec.display();
+        if args.sim.sim {
+            // The demo's apiserver lived in this process: a KUBECONFIG would point at nothing.
+            outln!(
+                "\nCluster {} is ready, in the simulator that ran inside this command; it stopped \
+                 with it, and its cloud is kept in {} for the next --sim command.\n\
+                 Next: loko status {spec} --sim · loko journal {spec} · loko destroy {spec} --sim --yes",
+                settings.cluster_name,
+                target.state_dir.join("sim").display()
+            );
+        } else {
+            outln!(
+                "\nCluster {} is ready: https://{}.{}:6443\nexport KUBECONFIG={}",
+                settings.cluster_name,
+                settings.cluster_name,
+                settings.dns_zone,
+                target.assets.join("auth/kubeconfig").display()
+            );
+        }
     }
     Ok(code)
 }
@@ -524,9 +677,12 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
 /// The nodes as the journal recorded them: what a user looks for after a run.
 fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
     let ledger = journal.with_state(|state| state.ledger.clone());
-    println!(
+    outln!(
         "\n{:<34} {:<10} {:<37} {:<15} PRIVATE IPV4",
-        "NODE", "ROLE", "DEVICE", "PUBLIC IPV4"
+        "NODE",
+        "ROLE",
+        "DEVICE",
+        "PUBLIC IPV4"
     );
     for node in &desired.nodes {
         let outputs = ledger.get(&cluster::ids::device(&node.hostname));
@@ -539,7 +695,7 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
             specs::Role::Controller => "controller",
             specs::Role::Worker => "worker",
         };
-        println!(
+        outln!(
             "{:<34} {:<10} {:<37} {:<15} {}",
             node.hostname,
             role,
@@ -559,21 +715,26 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
     if args.json {
         let mut json = serde_json::to_value(&changes)?;
         json["devices_to_create"] = changes.devices_to_create().into();
-        println!("{json}");
+        outln!("{json}");
     } else {
-        println!("{changes}");
+        outln!("{changes}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
-    if !args.yes && !confirm(&target.desired)? {
+    let journal = open_journal(&target.state_dir)?;
+    let history = history(&journal)?;
+    if !args.yes
+        && !confirm(
+            &target.desired,
+            &doomed(&journal, &target.desired, &history),
+        )?
+    {
         eprintln!("destroy cancelled");
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let journal = open_journal(&target.state_dir)?;
-    let history = history(&journal)?;
     let sim = match args.sim.sim {
         true => Some(SimSession::start(&target, &args.sim).await?),
         false => None,
@@ -586,17 +747,18 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         .run(
             &plan,
             request(RunKind::Destroy, &target.desired)?,
-            cancel_on_interrupt(),
+            cancel_on_interrupt(Arc::clone(&printer))?,
         )
         .await;
     printer.finish();
     let report = report?;
+    printer.ended(report.run, &report.outcome);
     if let Some(sim) = sim {
         sim.handle.shutdown().await?;
     }
     let code = outcome_code(&report.outcome, "destroy")?;
     if !args.json && report.outcome != Outcome::Interrupted {
-        println!(
+        outln!(
             "Cluster {} destroyed: its devices and DNS records are gone; {} keeps its CA and keys.",
             target.desired.settings.cluster_name,
             target.assets.display()
@@ -605,21 +767,51 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
     Ok(code)
 }
 
-/// Asks on a terminal; refuses without one (use `--yes`).
-fn confirm(desired: &DesiredCluster) -> anyhow::Result<bool> {
+/// What `loko destroy` deletes, as the journal knows it: one line per device and record.
+fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec<String> {
+    let ledger = journal.with_state(|state| state.ledger.clone());
+    let mut lines: Vec<String> = history
+        .known_nodes
+        .iter()
+        .map(|host| {
+            let device = ledger
+                .get(&cluster::ids::device(host))
+                .and_then(|r| r.outputs.get::<String>("device_id").ok());
+            match device {
+                Some(id) => format!("device {id} ({host})"),
+                None => format!("the device of {host}, if it was created"),
+            }
+        })
+        .collect();
+    let name = desired.settings.cluster_name.as_str();
+    lines.push(format!(
+        "any other device tagged loko:cluster={name} in project {}",
+        desired.settings.project_id
+    ));
+    lines.extend(
+        desired
+            .dns_records
+            .iter()
+            .map(|r| format!("DNS record {} (zone {})", r.name, r.zone_id)),
+    );
+    lines
+}
+
+/// Lists what will be deleted and asks on a terminal; refuses without one (use `--yes`).
+fn confirm(desired: &DesiredCluster, doomed: &[String]) -> anyhow::Result<bool> {
     use std::io::{BufRead as _, IsTerminal as _, Write as _};
     let name = desired.settings.cluster_name.as_str();
+    let list: String = doomed.iter().map(|l| format!("\n  - {l}")).collect();
     if !std::io::stdin().is_terminal() {
         return Err(UserError {
-            message: format!("destroy of cluster {name} needs confirmation"),
+            message: format!("destroy of cluster {name} needs confirmation; it deletes:{list}"),
             code: EXIT_USAGE,
             hint: Some("pass --yes when not on a terminal".into()),
         }
         .into());
     }
-    print!(
-        "Destroy cluster {name}: every device tagged loko:cluster={name} and its DNS records? Type the cluster name to confirm: "
-    );
+    outln!("Destroy cluster {name}? This deletes:{list}");
+    out!("The asset directory (CA, keys) is kept. Type the cluster name to confirm: ");
     std::io::stdout().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -657,49 +849,43 @@ pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode
         &clients,
         &RunSettings::default(),
     )?;
-    print!("{}", plan.to_dot());
+    out!("{}", plan.to_dot());
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
+    // A read-only command: it never starts the demo's agent or nodes, nor writes its state.
     let sim = match args.sim.sim {
-        true => Some(SimSession::start(&target, &args.sim).await?),
+        true => Some(SimView::start(&target, &args.sim).await?),
         false => None,
     };
-    let (packet, route53) = connect(&target, sim.as_ref()).await?;
+    let (packet, route53) = connect(&target, sim.as_ref().map(|s| &s.handle), Vec::new()).await?;
     let settings = &target.desired.settings;
     let devices = packet
         .list_devices(&cluster_tag(settings.cluster_name.as_str()))
         .await
         .context("cannot list the cluster's devices")?;
     let mut differences = Vec::new();
-    println!(
-        "NODE                                      DEVICE                                STATE         PUBLIC IPV4      PRIVATE IPV4"
-    );
+    let mut nodes = Vec::new();
     for node in &target.desired.nodes {
         let tag = steps::packet::node_tag(&node.hostname);
         let mine: Vec<_> = devices.iter().filter(|d| d.has_tag(&tag)).collect();
         match mine.as_slice() {
             [] => {
-                println!("{:<41} {:<37} {:<13}", node.hostname, "-", "missing");
+                nodes.push(
+                    serde_json::json!({"node": node.hostname, "device": null, "state": "missing"}),
+                );
                 differences.push(format!("{} has no device", node.hostname));
             }
             [device, rest @ ..] => {
-                println!(
-                    "{:<41} {:<37} {:<13} {:<16} {}",
-                    node.hostname,
-                    device.id,
-                    device.state.to_string(),
-                    device
-                        .public_ipv4()
-                        .map(|ip| ip.to_string())
-                        .unwrap_or("-".into()),
-                    device
-                        .private_ipv4()
-                        .map(|ip| ip.to_string())
-                        .unwrap_or("-".into()),
-                );
+                nodes.push(serde_json::json!({
+                    "node": node.hostname,
+                    "device": device.id,
+                    "state": device.state.to_string(),
+                    "public_ipv4": device.public_ipv4().map(|ip| ip.to_string()),
+                    "private_ipv4": device.private_ipv4().map(|ip| ip.to_string()),
+                }));
                 if !rest.is_empty() {
                     differences.push(format!("{} has {} devices", node.hostname, mine.len()));
                 }
@@ -710,6 +896,9 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
                         device.plan_slug().unwrap_or_default(),
                         node.plan
                     ));
+                }
+                if device.state.to_string() != "active" {
+                    differences.push(format!("{} is {}, not active", node.hostname, device.state));
                 }
             }
         }
@@ -727,38 +916,81 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
             ));
         }
     }
-    println!("\nRECORD                                              VALUES");
+    let mut records = Vec::new();
     for record in &target.desired.dns_records {
         let current = route53
             .a_record(record.zone_id.as_str(), &record.name)
             .await
             .with_context(|| format!("cannot read record {}", record.name))?;
-        match current {
-            Some(r) => println!(
-                "{:<51} {}",
-                record.name,
-                r.values
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            None => {
-                println!("{:<51} missing", record.name);
-                differences.push(format!("record {} is missing", record.name));
-            }
+        let values: Option<Vec<String>> =
+            current.map(|r| r.values.iter().map(|v| v.to_string()).collect());
+        if values.is_none() {
+            differences.push(format!("record {} is missing", record.name));
         }
+        records.push(serde_json::json!({"name": record.name, "values": values}));
     }
     if let Some(sim) = sim {
         sim.handle.shutdown().await?;
     }
-    if differences.is_empty() {
-        println!("\nThe cluster matches the spec.");
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "cluster": settings.cluster_name.as_str(),
+                "matches": differences.is_empty(),
+                "nodes": nodes,
+                "records": records,
+                "differences": differences,
+            })
+        );
     } else {
-        println!("\nDifferences from the spec:");
-        for d in &differences {
-            println!("  {d}");
+        print_status(&nodes, &records, &differences);
+    }
+    Ok(if differences.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DIFFERS)
+    })
+}
+
+/// The tables of `loko status`.
+fn print_status(
+    nodes: &[serde_json::Value],
+    records: &[serde_json::Value],
+    differences: &[String],
+) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    outln!(
+        "{:<41} {:<37} {:<13} {:<16} PRIVATE IPV4",
+        "NODE",
+        "DEVICE",
+        "STATE",
+        "PUBLIC IPV4"
+    );
+    for n in nodes {
+        outln!(
+            "{:<41} {:<37} {:<13} {:<16} {}",
+            text(&n["node"]),
+            text(&n["device"]),
+            text(&n["state"]),
+            text(&n["public_ipv4"]),
+            text(&n["private_ipv4"])
+        );
+    }
+    outln!("\n{:<51} VALUES", "RECORD");
+    for r in records {
+        let values = match r["values"].as_array() {
+            Some(values) => values.iter().map(text).collect::<Vec<_>>().join(", "),
+            None => "missing".to_owned(),
+        };
+        outln!("{:<51} {values}", text(&r["name"]));
+    }
+    if differences.is_empty() {
+        outln!("\nThe cluster matches the spec.");
+    } else {
+        outln!("\nDifferences from the spec:");
+        for d in differences {
+            outln!("  {d}");
         }
     }
-    Ok(ExitCode::SUCCESS)
 }

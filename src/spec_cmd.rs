@@ -5,10 +5,11 @@ use std::process::ExitCode;
 
 use crate::cli::ValidateArgs;
 use crate::failure::{EXIT_USAGE, UserError};
+use crate::output::outln;
 
 pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let desired = load_spec(&args.spec)?.desired();
-    println!(
+    outln!(
         "{}: valid: cluster {}, {} controller(s), {} worker(s) in {} pool(s)",
         args.spec.display(),
         desired.settings.cluster_name,
@@ -42,6 +43,6 @@ pub fn load_spec(path: &Path) -> anyhow::Result<specs::Spec> {
 }
 
 pub fn schema() -> anyhow::Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(&specs::json_schema())?);
+    outln!("{}", serde_json::to_string_pretty(&specs::json_schema())?);
     Ok(ExitCode::SUCCESS)
 }

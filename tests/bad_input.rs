@@ -215,3 +215,140 @@ async fn secrets_stay_in_0600_files() {
     }
     assert!(keys >= 10, "only {keys} private keys found");
 }
+
+/// `RUST_LOG=trace` shows the AWS SDK's signed requests: the access key id (in `Credential=`)
+/// and the signatures are redacted, as is the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_logs_show_no_aws_key_id_and_no_signature() {
+    let w = world().await;
+    let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
+    let key_id = "AKIALOKOTRACETEST123";
+    let out = w
+        .command(&["status", spec.to_str().unwrap()])
+        .env("RUST_LOG", "trace")
+        .env("AWS_ACCESS_KEY_ID", key_id)
+        .env("AWS_SECRET_ACCESS_KEY", "loko-trace-test-secret-key")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("route53") || err.contains("Route53"),
+        "no SDK trace: {err}"
+    );
+    assert!(!err.contains(key_id), "the access key id is in the logs");
+    assert!(
+        !err.contains("loko-trace-test-secret-key"),
+        "the secret key is in the logs"
+    );
+    for marker in ["Signature=", "Credential="] {
+        for (at, _) in err.match_indices(marker) {
+            let value = &err[at + marker.len()..];
+            assert!(
+                value.starts_with(journal::REDACTED),
+                "{marker} not redacted: {}",
+                &value[..value.len().min(80)]
+            );
+        }
+    }
+    assert_no_secret("trace logs", &err, w.sim.token());
+}
+
+/// Everything wrong with the setup is said at once, before any step, in seconds: a wrong token
+/// (printed nowhere), no agent, no AWS credentials (one line, no SDK warnings), exit 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_setup_problem_is_reported_at_once_before_any_step() {
+    let w = world().await;
+    let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
+    let wrong_token = "a-wrong-token-4f1d9c2b7e";
+    let empty = w.root.join("no-aws");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("config"), "").unwrap();
+    std::fs::write(empty.join("credentials"), "").unwrap();
+    let before = changing_calls(&w);
+    let start = std::time::Instant::now();
+    let out = w
+        .command(&["run", spec.to_str().unwrap()])
+        .env("PACKET_AUTH_TOKEN", wrong_token)
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", empty.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty.join("credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let (out_text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("3 problem(s) with the setup"), "{err}");
+    assert!(err.contains("refuses the token (401)"), "{err}");
+    assert!(err.contains("no usable ssh-agent"), "{err}");
+    assert!(err.contains("no AWS credentials"), "{err}");
+    assert!(!err.contains("WARN"), "{err}");
+    assert!(
+        !out_text.contains(wrong_token) && !err.contains(wrong_token),
+        "{err}"
+    );
+    assert!(
+        !out_text.contains("Plan:"),
+        "a step was planned: {out_text}"
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(changing_calls(&w), before);
+    assert!(
+        !w.state_dir().join("journal").exists() || {
+            let journal = journal::Journal::open(&w.state_dir().join("journal")).unwrap();
+            journal.state().runs.is_empty()
+        }
+    );
+
+    // A project_id that does not exist, a hosted zone that does not, an endpoint that does not
+    // answer: each said in one line, in seconds.
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace(
+            loko_tests::world::PROJECT,
+            "93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2d",
+        )
+        .replace("dns_zone_id: ZLOKOE2E", "dns_zone_id: ZNOSUCHZONE"),
+    )
+    .unwrap();
+    let out = w
+        .command(&["run", spec.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("project_id 93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2d: no such project"),
+        "{err}"
+    );
+    assert!(
+        err.contains("dns_zone_id ZNOSUCHZONE: no such hosted zone"),
+        "{err}"
+    );
+    let closed = loko_tests::free_port();
+    std::fs::write(
+        &spec,
+        text.replace(
+            &w.sim.packet_url(),
+            &format!("http://127.0.0.1:{closed}/metal/v1"),
+        ),
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let out = w
+        .command(&["run", spec.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("does not answer"), "{err}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(changing_calls(&w), before);
+}

@@ -207,7 +207,7 @@ fn usage_errors_exit_2_with_a_hint() {
         err.contains("error: loko journal needs to know which cluster"),
         "{err}"
     );
-    assert!(err.contains("hint: pass --state-dir"), "{err}");
+    assert!(err.contains("hint: pass the spec"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
     let out = loko(&["journal", "--state-dir", dir.path().to_str().unwrap()]);
@@ -236,6 +236,8 @@ fn a_locked_journal_exits_3_naming_the_holder() {
         "{err}"
     );
     assert!(err.contains("hint: another loko is running"), "{err}");
+    // The holder's start, in time for people.
+    assert!(err.contains(" UTC") && !err.contains("unix time"), "{err}");
 }
 
 #[test]
@@ -405,7 +407,15 @@ fn the_demo_runs_end_to_end_and_every_command_works_on_it() {
     ] {
         assert!(stdout.contains(node), "{stdout}");
     }
-    assert!(stdout.contains("export KUBECONFIG="), "{stdout}");
+    // The in-process simulator is gone once the demo ends: no KUBECONFIG to export, but the
+    // commands that work on its saved cloud; and a transient "does not answer" of the
+    // apiserver while it boots is progress, not an error.
+    assert!(!stdout.contains("export KUBECONFIG="), "{stdout}");
+    assert!(
+        stdout.contains(&format!("loko status {spec} --sim")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("does not answer"), "{stdout}");
     let kubeconfig = dir.path().join("assets/supernova/auth/kubeconfig");
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(
@@ -416,6 +426,13 @@ fn the_demo_runs_end_to_end_and_every_command_works_on_it() {
     let out = loko(&["run", spec, "--sim"]);
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("Nothing to do"));
+    // With --json, the stream ends with the run's end, also when there was nothing to do.
+    let out = loko(&["run", spec, "--sim", "--json"]);
+    assert!(out.status.success());
+    let last: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().last().unwrap_or_default()).unwrap();
+    assert_eq!(last["event"], "run_ended", "{last}");
+    assert_eq!(last["outcome"], "up_to_date", "{last}");
 
     let out = loko(&["status", spec, "--sim"]);
     assert!(out.status.success());
@@ -424,6 +441,15 @@ fn the_demo_runs_end_to_end_and_every_command_works_on_it() {
         "{}",
         text(&out.stdout)
     );
+    let (status, _) = loko_expect(&["status", spec, "--sim", "--json"], 0);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["matches"], true, "{status}");
+    assert_eq!(
+        status["nodes"].as_array().map(Vec::len),
+        Some(3),
+        "{status}"
+    );
+    let controller = status["nodes"][0]["device"].as_str().unwrap().to_owned();
 
     let out = loko(&["graph", spec]);
     let dot = text(&out.stdout);
@@ -436,9 +462,16 @@ fn the_demo_runs_end_to_end_and_every_command_works_on_it() {
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["create"], serde_json::json!([]));
 
-    // Not on a terminal: destroy needs --yes.
-    let out = loko(&["destroy", spec, "--sim"]);
-    assert_eq!(out.status.code(), Some(2));
+    // Not on a terminal: destroy needs --yes, and says what it would delete.
+    let (_, err) = loko_expect(&["destroy", spec, "--sim"], 2);
+    assert!(
+        err.contains(&format!("device {controller} (supernova-controller-0)")),
+        "{err}"
+    );
+    assert!(
+        err.contains("DNS record supernova.packet.example.com"),
+        "{err}"
+    );
     let out = loko(&["destroy", spec, "--sim", "--yes", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines = text(&out.stdout);
@@ -448,12 +481,20 @@ fn the_demo_runs_end_to_end_and_every_command_works_on_it() {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert!(event["event"].is_string(), "{line}");
     }
-    let out = loko(&["status", spec, "--sim"]);
     assert!(
-        text(&out.stdout).contains("has no device"),
-        "{}",
-        text(&out.stdout)
+        lines
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains(r#""outcome":"succeeded""#),
+        "{lines}"
     );
+    // The cluster differs from the spec: status says so, and exits 4.
+    let (out, _) = loko_expect(&["status", spec, "--sim"], 4);
+    assert!(out.contains("has no device"), "{out}");
+    let (status, _) = loko_expect(&["status", spec, "--sim", "--json"], 4);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["matches"], false, "{status}");
 
     // The journal holds no secret: no PEM block, no private key.
     let journal = loko(&[
@@ -517,6 +558,567 @@ fn the_flannel_example_runs_on_its_reservations_against_the_embedded_simulator()
         "77777f20-c3fb-77bd-3e33-33af33d33333"
     );
     assert!(reservation_of("lattice-general-worker-2").is_string());
+}
+
+/// The tutorial in a temporary directory: (the directory, the spec's path, the state dir).
+fn tutorial() -> (tempfile::TempDir, String, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("tutorial.yaml");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tutorial.yaml"),
+        &spec,
+    )
+    .unwrap();
+    let state = dir.path().join("assets/supernova/.loko");
+    (dir, spec.to_str().unwrap().to_owned(), state)
+}
+
+/// The desired cluster of a spec text, as `loko run` records it, and its digest.
+fn recorded_spec(dir: &std::path::Path, text: &str) -> (serde_json::Value, Digest) {
+    let path = dir.join("recorded.yaml");
+    std::fs::write(&path, text).unwrap();
+    let desired = specs::load(&path).unwrap().desired();
+    (
+        serde_json::to_value(&desired).unwrap(),
+        Digest::of_json(&desired).unwrap(),
+    )
+}
+
+/// Runs `loko ARGS` and panics with its output unless it exits `code`.
+fn loko_expect(args: &[&str], code: i32) -> (String, String) {
+    let out = loko(args);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "loko {args:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    (stdout, stderr)
+}
+
+/// A first run with a typo in `project_id` failed with a 404 before creating anything: the
+/// corrected spec is planned and runs (what exists is the cluster's identity, not a spec from
+/// which nothing was built).
+#[test]
+fn a_typo_in_a_first_run_that_built_nothing_does_not_lock_the_cluster() {
+    let (dir, spec, state) = tutorial();
+    let written = std::fs::read_to_string(&spec).unwrap();
+    let typo = written.replace(
+        "project_id: 93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2c",
+        "project_id: 93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2d",
+    );
+    assert_ne!(typo, written);
+    let (recorded, digest) = recorded_spec(dir.path(), &typo);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let j = Journal::open(&state.join("journal")).unwrap();
+        let pki = StepId::new("assets/pki").unwrap();
+        let device = StepId::new("device/supernova-controller-0").unwrap();
+        let run = j
+            .begin_run(
+                RunKind::Apply,
+                digest,
+                recorded,
+                vec![pki.clone(), device.clone()],
+            )
+            .await
+            .unwrap();
+        for (step, ok) in [(&pki, true), (&device, false)] {
+            j.append(
+                run,
+                Event::StepStarted {
+                    step: step.clone(),
+                    attempt: 1,
+                    inputs_digest: Digest::of(b"in"),
+                },
+            )
+            .await
+            .unwrap();
+            let end = if ok {
+                Event::StepSucceeded {
+                    step: step.clone(),
+                    attempt: 1,
+                    inputs_digest: Digest::of(b"in"),
+                    outputs: Outputs::new(),
+                    duration_ms: 5,
+                    invalidates: vec![],
+                }
+            } else {
+                Event::StepFailed {
+                    step: step.clone(),
+                    attempt: 1,
+                    error: "HTTP 404 from GET /projects/93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2d/devices: Not found".into(),
+                    retryable: false,
+                    duration_ms: 5,
+                }
+            };
+            j.append(run, end).await.unwrap();
+        }
+        j.append(
+            run,
+            Event::RunEnded {
+                outcome: RunOutcome::Failed {
+                    failed: vec![device.clone()],
+                    skipped: vec![],
+                },
+            },
+        )
+        .await
+        .unwrap();
+    });
+    let (plan, _) = loko_expect(&["plan", &spec], 0);
+    assert!(
+        plan.contains("Plan: 6 to add, 0 to change, 0 to destroy."),
+        "{plan}"
+    );
+    let (run, _) = loko_expect(&["run", &spec, "--sim"], 0);
+    assert!(run.contains("Cluster supernova is ready"), "{run}");
+}
+
+/// A failed `loko destroy` is not resumed by `loko run`: the run starts a run of its own kind.
+#[test]
+fn a_run_after_a_failed_destroy_does_not_resume_the_destroy() {
+    let (dir, spec, state) = tutorial();
+    let (recorded, digest) = recorded_spec(dir.path(), &std::fs::read_to_string(&spec).unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let j = Journal::open(&state.join("journal")).unwrap();
+        let step = StepId::new("destroy/devices").unwrap();
+        let run = j
+            .begin_run(RunKind::Destroy, digest, recorded, vec![step.clone()])
+            .await
+            .unwrap();
+        j.append(
+            run,
+            Event::StepStarted {
+                step: step.clone(),
+                attempt: 1,
+                inputs_digest: Digest::of(b"in"),
+            },
+        )
+        .await
+        .unwrap();
+        j.append(
+            run,
+            Event::StepFailed {
+                step: step.clone(),
+                attempt: 1,
+                error: "HTTP 500".into(),
+                retryable: false,
+                duration_ms: 5,
+            },
+        )
+        .await
+        .unwrap();
+        j.append(
+            run,
+            Event::RunEnded {
+                outcome: RunOutcome::Failed {
+                    failed: vec![step],
+                    skipped: vec![],
+                },
+            },
+        )
+        .await
+        .unwrap();
+    });
+    let (out, _) = loko_expect(&["run", &spec, "--sim"], 0);
+    assert!(!out.contains("resuming run 1"), "{out}");
+    let state_text = state.to_str().unwrap();
+    let (runs, _) = loko_expect(&["journal", "--json", "--state-dir", state_text], 0);
+    let runs: Vec<serde_json::Value> = runs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0]["kind"], "destroy");
+    assert_eq!(
+        runs[0]["plan_steps"], 1,
+        "the destroy's run took no apply step"
+    );
+    assert_eq!(runs[1]["kind"], "apply");
+    assert_eq!(runs[1]["ended"]["outcome"]["status"], "succeeded");
+}
+
+/// A `loko run SPEC --sim` in the background, killed when dropped.
+fn spawn_demo(spec: &str, extra: &[&str]) -> loko_tests::Killed {
+    loko_tests::Killed(
+        Command::new(env!("CARGO_BIN_EXE_loko"))
+            .args(["run", spec, "--sim"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The hostnames of the devices the demo's simulator saved in its state file.
+fn demo_devices(state: &std::path::Path) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(state.join("sim/state.json")) else {
+        return Vec::new();
+    };
+    let Ok(saved) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Vec::new();
+    };
+    let mut hosts: Vec<String> = saved["packet"]["devices"]
+        .as_object()
+        .map(|d| {
+            d.values()
+                .filter_map(|d| d["hostname"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    hosts.sort();
+    hosts
+}
+
+/// Waits (up to two minutes) until `ready` holds.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "never {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Waits for a spawned loko and returns its exit code, stdout and stderr.
+fn finish(mut child: loko_tests::Killed) -> (Option<i32>, String, String) {
+    use std::io::Read as _;
+    let mut stderr = child.0.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut out = String::new();
+    let _ = child.0.stdout.take().unwrap().read_to_string(&mut out);
+    let status = child.0.wait().unwrap();
+    (status.code(), out, errors.join().unwrap())
+}
+
+/// `loko status --sim` while `loko run --sim` of the same spec provisions: the run is not
+/// disturbed (its agent, nodes and simulator state are its own) and succeeds.
+#[test]
+fn status_during_a_demo_run_does_not_disturb_it() {
+    let (_dir, spec, state) = tutorial();
+    // Provisioning takes 15 s at this pace: the status calls land in the middle of it.
+    let run = spawn_demo(&spec, &["--time-scale", "0.05"]);
+    wait_until("a device was created", || !demo_devices(&state).is_empty());
+    for _ in 0..2 {
+        let out = loko(&["status", &spec, "--sim"]);
+        assert!(
+            text(&out.stdout).contains("supernova-controller-0"),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    assert!(
+        state.join("sim/agent.sock").exists(),
+        "the demo's agent is gone"
+    );
+    let (code, out, err) = finish(run);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("Cluster supernova is ready"), "{out}");
+}
+
+/// Interrupted after its devices' creates were sent, a first run's journal says what happened
+/// (interrupted steps, steps never started), and the plan and the resumed run adopt the
+/// devices instead of announcing to create them.
+#[test]
+fn after_an_interrupt_the_journal_and_the_plan_tell_the_truth() {
+    let (_dir, spec, state) = tutorial();
+    let run = spawn_demo(&spec, &["--time-scale", "0.05"]);
+    wait_until("a device was created", || !demo_devices(&state).is_empty());
+    let pid = run.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, out, err) = finish(run);
+    assert_eq!(code, Some(130), "{out}{err}");
+    let created = demo_devices(&state);
+    assert!(!created.is_empty());
+
+    let state_text = state.to_str().unwrap();
+    let (steps, _) = loko_expect(&["journal", "--state-dir", state_text, "1"], 0);
+    assert!(!steps.contains("reused"), "{steps}");
+    assert!(steps.contains("never started"), "{steps}");
+    let device = steps
+        .lines()
+        .find(|l| l.starts_with("device/supernova-controller-0"))
+        .expect(&steps);
+    assert!(device.contains("interrupted"), "{device}");
+
+    let (plan, _) = loko_expect(&["plan", &spec], 0);
+    for host in &created {
+        assert!(plan.contains(&format!("~ adopt {host}")), "{plan}");
+        assert!(!plan.contains(&format!("+ create {host}")), "{plan}");
+    }
+    let (resumed, _) = loko_expect(&["run", &spec, "--sim"], 0);
+    assert!(
+        resumed.contains(&format!("~ adopt {}", created[0])),
+        "{resumed}"
+    );
+    assert!(resumed.contains("resuming run 1"), "{resumed}");
+}
+
+/// A reader that goes away ends the command quietly (like any Unix tool cut off by `head`),
+/// never with a panic.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_journal(dir.path());
+    let state = dir.path().to_str().unwrap();
+    for args in [
+        vec!["schema"],
+        vec!["journal", "--state-dir", state, "--json"],
+        vec!["journal", "--state-dir", state, "1"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        // Closed before loko writes anything: its first write finds no reader.
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_loko"))
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+    }
+}
+
+/// `--sim` to a command that calls no API is refused with what to do, not clap's advice to
+/// pass it as a value; `--state-dir` is an option only of the commands that have a state.
+#[test]
+fn flag_mistakes_get_the_right_advice() {
+    let (_dir, spec, _) = tutorial();
+    for command in ["plan", "graph", "validate"] {
+        let (_, err) = loko_expect(&[command, &spec, "--sim"], 2);
+        assert!(err.contains("takes no --sim"), "{err}");
+        assert!(err.contains("hint: drop --sim"), "{err}");
+        assert!(!err.contains("-- --sim"), "{err}");
+    }
+    for args in [
+        vec!["validate", spec.as_str(), "--state-dir", "/tmp"],
+        vec!["schema", "--state-dir", "/tmp"],
+        vec!["sim", "--state-dir", "/tmp"],
+    ] {
+        let (_, err) = loko_expect(&args, 2);
+        assert!(err.contains("--state-dir"), "{err}");
+    }
+}
+
+/// SIGTERM (what a service manager or `timeout` sends) ends a run as Ctrl-C does: interrupted,
+/// resumable, with a message that says what it waits for; the run then resumes.
+#[test]
+fn sigterm_interrupts_a_run_like_ctrl_c() {
+    let (_dir, spec, state) = tutorial();
+    let run = spawn_demo(&spec, &["--time-scale", "0.05"]);
+    wait_until("a device was created", || !demo_devices(&state).is_empty());
+    let pid = run.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, out, err) = finish(run);
+    assert_eq!(code, Some(130), "{out}{err}");
+    assert!(
+        err.contains("terminated (SIGTERM): no new step starts; waiting for the"),
+        "{err}"
+    );
+    assert!(err.contains("device/supernova-controller-0"), "{err}");
+    let (runs, _) = loko_expect(&["journal", &spec, "--json"], 0);
+    let run: serde_json::Value = serde_json::from_str(runs.lines().next().unwrap()).unwrap();
+    assert_eq!(run["ended"]["outcome"]["status"], "interrupted", "{run}");
+    let (resumed, _) = loko_expect(&["run", &spec, "--sim"], 0);
+    assert!(resumed.contains("resuming run 1"), "{resumed}");
+}
+
+/// `loko journal SPEC --follow` watches a run that holds the journal's lock, to its end; then
+/// `loko journal SPEC` reads the journal.
+#[test]
+fn journal_follows_a_run_in_progress() {
+    let (_dir, spec, _state) = tutorial();
+    let follower = loko_tests::Killed(
+        Command::new(env!("CARGO_BIN_EXE_loko"))
+            .args(["journal", &spec, "--follow", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // A command that only reads the journal holds it too, and publishes no record: the
+    // follower waits on for a run.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    loko_expect(&["plan", &spec], 0);
+    let run = spawn_demo(&spec, &["--time-scale", "0.02"]);
+    let (code, out, err) = finish(run);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, events, err) = finish(follower);
+    assert_eq!(code, Some(0), "{err}");
+    let events: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(events[0]["event"]["run_started"].is_object(), "{events:?}");
+    assert!(
+        events.last().unwrap()["event"]["run_ended"].is_object(),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["event"]["step_intent"].is_object()),
+        "{events:?}"
+    );
+    let (runs, _) = loko_expect(&["journal", &spec], 0);
+    assert!(runs.contains("succeeded"), "{runs}");
+}
+
+/// On a terminal, the progress line shows the counts of the phases under way and the steps in
+/// flight, and a warning (here: failed device listings) is printed above it, not onto it.
+#[test]
+fn the_terminal_shows_every_step_in_flight_and_warnings_leave_no_stale_line() {
+    let (dir, spec, _state) = tutorial();
+    let faults = dir.path().join("faults.yaml");
+    std::fs::write(
+        &faults,
+        "seed: 3\noperations:\n  packet.devices.list:\n    server_error_rate: 0.5\n",
+    )
+    .unwrap();
+    // `script` gives loko a terminal and records what it drew.
+    let command = format!(
+        "{} run {spec} --sim --time-scale 0.05 --sim-faults {}",
+        env!("CARGO_BIN_EXE_loko"),
+        faults.display()
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("COLUMNS", "200")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let drawn = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{drawn}");
+    assert!(drawn.contains("devices 0/3 (3 running)"), "{drawn}");
+    assert!(
+        drawn.contains("running: assets/manifests, device/supernova-controller-0"),
+        "{drawn}"
+    );
+    let warnings: Vec<usize> = drawn.match_indices(" WARN").map(|(at, _)| at).collect();
+    assert!(!warnings.is_empty(), "no warning was printed: {drawn}");
+    for at in warnings {
+        // What was drawn since the terminal's line was last cleared: nothing of the progress
+        // line may be left in front of the warning.
+        let before = &drawn[..at];
+        let since_clear = &before[before.rfind("\x1b[2K").unwrap_or(0)..];
+        assert!(
+            !since_clear.contains("steps "),
+            "a stale progress line before a warning: {since_clear:?}"
+        );
+    }
+}
+
+/// An apiserver that does not answer yet while the cluster boots is progress ("waiting for"),
+/// not an error line.
+#[test]
+fn a_booting_apiserver_is_awaited_not_reported_as_an_error() {
+    let (dir, spec, _state) = tutorial();
+    let faults = dir.path().join("faults.yaml");
+    std::fs::write(&faults, "nodes:\n  apiserver_start_delay_secs: 200\n").unwrap();
+    let (out, err) = loko_expect(
+        &[
+            "run",
+            &spec,
+            "--sim",
+            "--sim-faults",
+            faults.to_str().unwrap(),
+        ],
+        0,
+    );
+    assert!(
+        out.contains("ready: waiting for the apiserver at https://supernova.packet.example.com:6443 to answer"),
+        "{out}"
+    );
+    assert!(!out.contains("does not answer"), "{out}");
+    assert!(!err.contains("does not answer"), "{err}");
+}
+
+/// The README's "Using loko", followed word for word against a standalone `loko sim`: its
+/// commands run as written, what `loko sim` prints is pasted where the README says, and the
+/// printed `loko run` line builds the cluster.
+#[test]
+fn the_readme_works_against_a_standalone_simulator() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let after = readme
+        .split("To try every command above without an")
+        .nth(1)
+        .expect("the README's simulator section");
+    let block = after
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("its commands");
+    let (setup, sim_line): (Vec<&str>, Vec<&str>) =
+        block.lines().partition(|l| !l.starts_with("loko sim"));
+    let sim_line = sim_line[0].split('#').next().unwrap().trim();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("examples")).unwrap();
+    std::fs::copy(
+        root.join("examples/tutorial.yaml"),
+        dir.path().join("examples/tutorial.yaml"),
+    )
+    .unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_loko"))
+        .parent()
+        .unwrap();
+    // One shell, as a user's terminal: the README's commands, the simulator in the background
+    // (the second terminal), then the paste.
+    let script = format!(
+        r#"set -e
+{setup}
+{sim_line} > sim.out 2>&1 &
+SIM=$!
+trap 'kill $SIM $SSH_AGENT_PID 2>/dev/null' EXIT
+for i in $(seq 600); do grep -q 'Serving until Ctrl-C' sim.out && break; sleep 0.1; done
+sed -n '/^endpoints:/,/route53_endpoint_url/p' sim.out >> cluster.yaml
+eval "$(grep '^export ' sim.out)"
+RUN=$(grep '^loko run ' sim.out | sed 's/SPEC/cluster.yaml/')
+$RUN
+"#,
+        setup = setup.join("\n")
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env_remove("RUST_LOG")
+        .env_remove("PACKET_AUTH_TOKEN")
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let sim = std::fs::read_to_string(dir.path().join("sim.out")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{stderr}\n--- loko sim\n{sim}"
+    );
+    assert!(stdout.contains("Cluster supernova is ready"), "{stdout}");
+    assert!(sim.contains("export PACKET_AUTH_TOKEN="), "{sim}");
 }
 
 /// A pool may hold more than 100 nodes (the Terraform modules had no cap); `loko plan` shows how

@@ -22,7 +22,7 @@ use crate::plan::Plan;
 use crate::step::{ClassSlot, ResourceClass, StepContext, StepDef, StepError};
 
 /// What a run is for: recorded in `RunStarted`, and compared to decide whether an unfinished
-/// run is continued (same spec digest) or a new run starts.
+/// run is continued (same kind and spec digest) or a new run starts.
 #[derive(Clone, Debug)]
 pub struct RunRequest {
     pub kind: RunKind,
@@ -108,7 +108,7 @@ impl Engine {
     ///
     /// - If every step already succeeded with the same inputs and the last run completed,
     ///   returns [`Outcome::UpToDate`] without journaling anything.
-    /// - If the last run did not succeed and had the same spec digest, continues it
+    /// - If the last run did not succeed and had the same kind and spec digest, continues it
     ///   (`RunResumed`); otherwise starts a new run.
     /// - A step whose recorded result has the same inputs digest is reused; any other step
     ///   runs, and a step that started without an outcome runs again (and must reconcile).
@@ -132,8 +132,10 @@ impl Engine {
         let resumable = snapshot
             .last_unfinished
             .as_ref()
-            .filter(|(_, digest)| *digest == request.spec_digest)
-            .map(|(run, _)| *run);
+            // A destroy that failed is not continued by `loko run`, nor the reverse: a run
+            // resumes only a run of its own kind.
+            .filter(|(_, kind, digest)| *kind == request.kind && *digest == request.spec_digest)
+            .map(|(run, _, _)| *run);
         let (run, resumed) = match resumable {
             Some(run) => {
                 self.journal.resume_run(run, ids).await?;
@@ -213,7 +215,7 @@ struct Snapshot {
     /// Intents of attempts that never recorded an outcome, per step.
     unfinished_intents: HashMap<StepId, Vec<Intent>>,
     last_succeeded_or_none: bool,
-    last_unfinished: Option<(RunId, Digest)>,
+    last_unfinished: Option<(RunId, RunKind, Digest)>,
 }
 
 impl Snapshot {
@@ -240,7 +242,7 @@ impl Snapshot {
             last_succeeded_or_none: last.is_none_or(|r| r.succeeded()),
             last_unfinished: last
                 .filter(|r| !r.succeeded())
-                .map(|r| (r.id, r.spec_digest)),
+                .map(|r| (r.id, r.kind, r.spec_digest)),
         }
     }
 }

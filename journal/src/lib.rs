@@ -40,6 +40,7 @@
 //! correctly. Never set it outside tests.
 
 mod event;
+mod feed;
 mod fold;
 mod ids;
 mod lock;
@@ -56,6 +57,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub use event::{DecodeError, Event, FORMAT_VERSION, Record, RunKind, RunOutcome};
+pub use feed::{FEED_FILE, FeedLine, parse_feed_line};
 pub use fold::{
     Attempt, AttemptEnd, ClusterState, FoldError, Intent, RunState, StepHistory, StepResult,
 };
@@ -66,6 +68,7 @@ pub use secrets::{
 pub use snapshot::SNAPSHOT_EVERY;
 
 use lock::RunLock;
+pub use lock::human_time;
 use store::{Store, StoreError};
 
 /// The environment variable of the crash testing aid (see the crate docs).
@@ -127,6 +130,7 @@ pub struct Journal {
     store: Arc<Store>,
     state: Mutex<Folded>,
     committer: Committer,
+    feed: Arc<feed::Feed>,
     // Declared last so it is released after the store is closed.
     _lock: RunLock,
 }
@@ -159,12 +163,14 @@ impl Journal {
         })?;
         let folded = fold_store(dir, &store)?;
         let store = Arc::new(store);
-        let committer = Committer::spawn(Arc::clone(&store)).map_err(io)?;
+        let feed = Arc::new(feed::Feed::start(dir, &lock::whoami()));
+        let committer = Committer::spawn(Arc::clone(&store), Arc::clone(&feed)).map_err(io)?;
         Ok(Journal {
             path: dir.to_owned(),
             store,
             state: Mutex::new(folded),
             committer,
+            feed,
             _lock: lock,
         })
     }
@@ -310,6 +316,7 @@ impl Journal {
             seq,
             reason: e.to_string(),
         })?;
+        self.feed.queue(run, seq, &bytes);
         self.store
             .insert(event::key(run, seq), bytes)
             .map_err(|source| JournalError::Store {
@@ -375,7 +382,7 @@ struct Committer {
 }
 
 impl Committer {
-    fn spawn(store: Arc<Store>) -> std::io::Result<Committer> {
+    fn spawn(store: Arc<Store>, feed: Arc<feed::Feed>) -> std::io::Result<Committer> {
         let (tx, rx) = mpsc::channel::<Waiter>();
         let thread = std::thread::Builder::new()
             .name("journal-commit".into())
@@ -383,12 +390,18 @@ impl Committer {
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];
                     batch.extend(rx.try_iter());
+                    // Taken before the flush, so every record published is durable.
+                    let published = feed.take();
                     let result = store.flush().map_err(|e| e.to_string());
+                    if result.is_ok() {
+                        feed.publish(&published);
+                    }
                     for waiter in batch {
                         // The appender may have gone (its task was cancelled); the flush stands.
                         let _ = waiter.send(result.clone());
                     }
                 }
+                feed.close();
             })?;
         Ok(Committer {
             queue: Some(tx),

@@ -74,12 +74,47 @@ impl RunLock {
         }
         let since = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
+            .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
-        write!(file, "{}, since unix time {since}", whoami()).map_err(io)?;
+        write!(file, "{}, since {}", whoami(), human_time(since)).map_err(io)?;
         file.flush().map_err(io)?;
         Ok(RunLock { _file: file })
+    }
+}
+
+/// A time for people: `2026-12-02 03:14:05 UTC`, from milliseconds since the Unix epoch.
+pub fn human_time(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, of_day) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's days-to-civil, for the proleptic Gregorian calendar.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_time;
+
+    #[test]
+    fn human_time_is_utc_calendar_time() {
+        assert_eq!(human_time(0), "1970-01-01 00:00:00 UTC");
+        // 2026-12-02T03:14:05Z, and a leap day.
+        assert_eq!(human_time(1_796_181_245_000), "2026-12-02 03:14:05 UTC");
+        assert_eq!(human_time(951_782_400_000), "2000-02-29 00:00:00 UTC");
     }
 }

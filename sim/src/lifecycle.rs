@@ -59,6 +59,20 @@ pub trait NodeLifecycle: Send + Sync + 'static {
     fn stop_node<'a>(&'a self, device_id: &'a str) -> NodeFuture<'a, ()>;
     /// How often bootkube was started on each node, by hostname.
     fn bootkube_starts(&self) -> BTreeMap<String, u32>;
+    /// Whether each running node's kubelet started, and why not, by hostname.
+    fn kubelets(&self) -> BTreeMap<String, KubeletStatus> {
+        BTreeMap::new()
+    }
+}
+
+/// Whether a node's `kubelet.service` started a kubelet, as the judge (`crate::judge::kubelet`)
+/// decided from the node's Ignition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KubeletStatus {
+    /// The kubelet runs and registered with the apiserver.
+    pub running: bool,
+    /// Why it would not start on a real Flatcar node (empty when it runs).
+    pub problems: Vec<String>,
 }
 
 /// Devices without machines: the cloud alone, for tests of the APIs.

@@ -428,7 +428,13 @@ impl Shared {
     pub(crate) fn state(&self) -> SimState {
         let now = self.now();
         let world = self.world();
-        SimState::build(&world, now, &self.timings, self.nodes.bootkube_starts())
+        SimState::build(
+            &world,
+            now,
+            &self.timings,
+            self.nodes.bootkube_starts(),
+            self.nodes.kubelets(),
+        )
     }
 }
 

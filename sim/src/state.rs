@@ -31,6 +31,9 @@ pub struct SimState {
     pub injected_faults: BTreeMap<String, u64>,
     /// How often bootkube was started, by node hostname.
     pub bootkube_starts: BTreeMap<String, u32>,
+    /// Whether each running node's kubelet started, and why not, by hostname.
+    #[serde(default)]
+    pub kubelets: BTreeMap<String, crate::KubeletStatus>,
 }
 
 /// One device, as the simulator knows it.
@@ -99,6 +102,7 @@ impl SimState {
         now: DateTime<Utc>,
         t: &Timings,
         bootkube_starts: BTreeMap<String, u32>,
+        kubelets: BTreeMap<String, crate::KubeletStatus>,
     ) -> SimState {
         let mut devices: Vec<DeviceRecord> = world
             .packet
@@ -150,6 +154,7 @@ impl SimState {
             rate_limited_responses: world.stats.rate_limited,
             injected_faults: world.stats.injected.clone(),
             bootkube_starts,
+            kubelets,
         }
     }
 }

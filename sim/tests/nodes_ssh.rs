@@ -178,8 +178,9 @@ async fn files_arrive_by_tar_and_cat_and_node_paths_stay_in_the_node_root() {
     let user_data = ignition(&IgnitionSpec {
         authorized_keys: vec![public],
         host_key: Some(std::fs::read_to_string(&host_private).expect("host key")),
+        // A kubelet is active only with the kubeconfig its --kubeconfig names.
+        kubelet_kubeconfig: Some("apiVersion: v1\nkind: Config\n"),
         controller: true,
-        ..Default::default()
     });
     nodes
         .start_node(spec("k-controller-0", "dev-2", ip, user_data))
@@ -597,5 +598,148 @@ async fn sftp_and_legacy_scp_uploads_land_in_the_node() {
             "payload\n",
             "{name}"
         );
+    }
+}
+
+/// A kubelet unit as loko rendered it before issue 14: the image's entrypoint named again, a flag
+/// the kubelet does not have, self-labels a kubelet may not set, and the node IP read from a file
+/// no unit ordered before it writes.
+const UNSTARTABLE_KUBELET: &str = "[Unit]\nRequires=docker.service\nAfter=docker.service\n\
+[Service]\nEnvironmentFile=-/run/metadata/flatcar\n\
+ExecStart=/usr/bin/docker run --rm --name kubelet --privileged --pid host --network host \\\n\
+  -v /etc/kubernetes:/etc/kubernetes:ro quay.io/poseidon/kubelet:v1.32.3 /kubelet \\\n\
+  --node-labels=node-role.kubernetes.io/node \\\n\
+  --kubeconfig=/etc/kubernetes/kubeconfig --node-ip=${COREOS_PACKET_IPV4_PRIVATE_0} \\\n\
+  --static-pod-path=/etc/kubernetes/manifests\n\
+[Install]\nWantedBy=multi-user.target\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubelet_that_would_not_start_on_flatcar_never_registers_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, public) = ssh_keygen(dir.path(), "admin");
+    let (host_private, host_public) = ssh_keygen(dir.path(), "host");
+    let controller_ip = Ipv4Addr::new(127, 77, 2, 7);
+    let worker_ip = Ipv4Addr::new(127, 77, 2, 8);
+    let port = free_port(controller_ip);
+    let nodes = Nodes::new(NodesConfig {
+        root_dir: dir.path().join("nodes"),
+        ssh_port: port,
+        backend: SshBackend::Embedded,
+    })
+    .expect("nodes");
+    let pki = cluster(&dir.path().join("pki"), "io");
+    let host_key = std::fs::read_to_string(&host_private).expect("host key");
+    let controller = ignition(&IgnitionSpec {
+        authorized_keys: vec![public.clone()],
+        host_key: Some(host_key.clone()),
+        kubelet_kubeconfig: Some(&pki.kubelet_kubeconfig),
+        controller: true,
+    });
+    let mut worker: serde_json::Value = serde_json::from_str(&ignition(&IgnitionSpec {
+        authorized_keys: vec![public],
+        host_key: Some(host_key),
+        kubelet_kubeconfig: Some(&pki.kubelet_kubeconfig),
+        controller: false,
+    }))
+    .expect("JSON");
+    worker["systemd"]["units"][0]["contents"] = UNSTARTABLE_KUBELET.into();
+    nodes
+        .start_node(spec("io-controller-0", "dev-c0", controller_ip, controller))
+        .await
+        .expect("controller");
+    nodes
+        .start_node(spec(
+            "io-general-worker-0",
+            "dev-w0",
+            worker_ip,
+            worker.to_string(),
+        ))
+        .await
+        .expect("worker");
+
+    let kubelets = nodes.kubelets();
+    assert!(kubelets["io-controller-0"].running, "{kubelets:?}");
+    let worker_status = &kubelets["io-general-worker-0"];
+    assert!(!worker_status.running);
+    let reasons = worker_status.problems.join("\n");
+    for expected in [
+        "positional argument \"/kubelet\"",
+        "unknown flag: --static-pod-path",
+        "[node-role.kubernetes.io/node]",
+        "coreos-metadata.service",
+        "${COREOS_PACKET_IPV4_PRIVATE_0}",
+    ] {
+        assert!(reasons.contains(expected), "{expected} in:\n{reasons}");
+    }
+
+    let worker_client = SshClient::new(
+        dir.path(),
+        key.clone(),
+        "core",
+        SocketAddr::from((worker_ip, port)),
+        &host_public,
+    );
+    let output = worker_client
+        .run(
+            "systemctl is-active kubelet; journalctl -u kubelet --no-pager",
+            b"",
+        )
+        .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("failed\n"), "{}", text(&output));
+    assert!(
+        stdout.contains("unknown flag: --static-pod-path"),
+        "{}",
+        text(&output)
+    );
+
+    let tarball = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&pki.assets)
+        .args(["-cf", "-", "."])
+        .output()
+        .expect("tar");
+    let core = SshClient::new(
+        dir.path(),
+        key,
+        "core",
+        SocketAddr::from((controller_ip, port)),
+        &host_public,
+    );
+    let output = core
+        .run(
+            "mkdir -p $HOME/assets && tar -x -C $HOME/assets && sudo mv $HOME/assets /opt/bootkube/ && sudo systemctl start bootkube",
+            &tarball.stdout,
+        )
+        .await;
+    assert!(output.status.success(), "{}", text(&output));
+    let apiserver = SocketAddr::from((controller_ip, 6443));
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let output = kubectl(
+            dir.path(),
+            &pki.admin_kubeconfig(),
+            apiserver,
+            &pki.fqdn(),
+            &["get", "nodes", "--show-labels"],
+        )
+        .await;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() {
+            assert!(stdout.contains("io-controller-0"), "{}", text(&output));
+            assert!(
+                stdout.contains("node.kubernetes.io/master="),
+                "labels come from the judged --node-labels: {}",
+                text(&output)
+            );
+            assert!(!stdout.contains("io-general-worker-0"), "{}", text(&output));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "apiserver never answered: {}",
+            text(&output)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }

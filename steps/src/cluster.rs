@@ -12,7 +12,7 @@
 //! step's recorded result. A node that leaves the spec gets a `delete-device/<hostname>` step;
 //! it and the node's `device/` step invalidate each other, so a node can come and go repeatedly.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -26,8 +26,8 @@ use crate::bootstrap::{BootkubeStep, EtcdSecretsStep, NodeAccess};
 use crate::dns::{DnsDeleteStep, DnsStep, RecordSource, Route53};
 use crate::ignition;
 use crate::packet::{
-    DeleteDeviceStep, DeviceOs, DevicePoller, DeviceSettings, DeviceSpec, DeviceStep, Location,
-    PacketClient, cluster_tag, node_tag,
+    CREATE_INTENT, DeleteDeviceStep, DeviceOs, DevicePoller, DeviceSettings, DeviceSpec,
+    DeviceStep, Location, PacketClient, cluster_tag, node_tag,
 };
 use crate::readiness::ReadinessStep;
 use crate::ssh::Ssh;
@@ -95,6 +95,9 @@ pub struct History {
     pub known_nodes: BTreeSet<String>,
     /// Steps with a recorded success (the journal's ledger).
     pub recorded: BTreeSet<StepId>,
+    /// Nodes whose device create was sent (its intent is journaled) but whose result was not
+    /// recorded: a run looks for that device by tag and adopts it before creating one.
+    pub intended: BTreeMap<String, journal::RunId>,
 }
 
 /// The journal holds a desired cluster that this loko cannot read.
@@ -117,7 +120,11 @@ impl History {
                 RunKind::Destroy => {
                     history.previous = None;
                     history.known_nodes.clear();
+                    history.intended.clear();
                 }
+                // A run that built nothing (a typo in `project_id` answered by a 404 before any
+                // device) is no part of the cluster's identity: what exists is.
+                RunKind::Apply if !built_something(run) => {}
                 RunKind::Apply => {
                     let desired: DesiredCluster = serde_json::from_value(run.spec.clone())
                         .map_err(|e| HistoryError {
@@ -131,11 +138,40 @@ impl History {
                             .map(str::to_owned),
                     );
                     history.previous = Some(desired);
+                    for (step, steps) in &run.steps {
+                        let Some(host) = step.as_str().strip_prefix(DEVICE) else {
+                            continue;
+                        };
+                        let created = steps
+                            .attempts
+                            .iter()
+                            .any(|a| a.intents.iter().any(|i| i.effect == CREATE_INTENT));
+                        if created {
+                            history.intended.insert(host.to_owned(), *id);
+                        }
+                    }
                 }
             }
         }
+        history
+            .intended
+            .retain(|host, _| !history.recorded.contains(&ids::device(host)));
         Ok(history)
     }
+}
+
+/// True when `run` may have changed the cloud: a step other than the local ones (assets,
+/// Ignition) journaled an intent (written before every create or delete) or succeeded.
+fn built_something(run: &journal::RunState) -> bool {
+    run.steps.iter().any(|(step, history)| {
+        let local = ["assets/", "ignition/"]
+            .iter()
+            .any(|p| step.as_str().starts_with(p));
+        history.attempts.iter().any(|a| {
+            !a.intents.is_empty()
+                || (!local && matches!(a.end, journal::AttemptEnd::Succeeded { .. }))
+        })
+    })
 }
 
 const DEVICE: &str = "device/";
@@ -192,6 +228,10 @@ pub mod ids {
 pub struct Changes {
     /// Nodes whose device does not exist yet.
     pub create: Vec<String>,
+    /// Nodes whose device an earlier run set out to create without recording the result (it
+    /// was interrupted): the run looks the device up by tag and adopts it, or creates it if
+    /// the create never arrived.
+    pub adopt: Vec<String>,
     /// Nodes whose device is deleted and created again (their pool's type changed).
     pub replace: Vec<String>,
     /// Nodes whose device is deleted (their pool shrank).
@@ -218,6 +258,12 @@ impl Changes {
 
 impl std::fmt::Display for Changes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for name in &self.adopt {
+            writeln!(
+                f,
+                "  ~ adopt {name} (its create was sent by an interrupted run; created if it never arrived)"
+            )?;
+        }
         for (sign, what, names) in [
             ("+", "create", &self.create),
             ("-/+", "replace", &self.replace),
@@ -231,9 +277,13 @@ impl std::fmt::Display for Changes {
         let (add, change, destroy) = self.counts();
         write!(
             f,
-            "Plan: {add} to add, {change} to change, {destroy} to destroy.\nDevices to create: {}.",
-            self.devices_to_create()
-        )
+            "Plan: {add} to add, {change} to change, {destroy} to destroy"
+        )?;
+        match self.adopt.len() {
+            0 => write!(f, ".")?,
+            n => write!(f, ", {n} to adopt.")?,
+        }
+        write!(f, "\nDevices to create: {}.", self.devices_to_create())
     }
 }
 
@@ -256,6 +306,8 @@ pub fn changes(
     for node in &desired.nodes {
         if retyped.contains(&node.hostname) {
             changes.replace.push(node.hostname.clone());
+        } else if history.intended.contains_key(&node.hostname) {
+            changes.adopt.push(node.hostname.clone());
         } else if !history.recorded.contains(&ids::device(&node.hostname)) {
             changes.create.push(node.hostname.clone());
         }
@@ -580,13 +632,7 @@ fn device_step(
     };
     // The Ignition is an input through the ignition step's outputs (its digest): a device is
     // reconciled when it changes, and adopted as it is (Workers ignore later user_data).
-    let own = inputs(&(
-        &spec.hostname,
-        &spec.plan,
-        format!("{:?}", spec.location),
-        format!("{:?}", spec.os),
-        &spec.reservation,
-    ))?;
+    let own = inputs(&spec.inputs())?;
     let step = Arc::new(DeviceStep {
         client: Arc::clone(&clients.packet),
         poller: Arc::clone(&clients.poller),

@@ -75,6 +75,8 @@ impl From<DnsError> for StepError {
 #[derive(Clone)]
 pub struct Route53 {
     client: Client,
+    /// Why the credential chain gave no credentials, if it did not.
+    credentials_missing: Option<String>,
 }
 
 impl Route53 {
@@ -122,12 +124,32 @@ impl Route53 {
             loader = loader.credentials_provider(credentials);
         }
         let config = loader.load().await;
-        if let Some(provider) = config.credentials_provider() {
-            register_credentials(provider).await;
-        }
+        let credentials_missing = match config.credentials_provider() {
+            Some(provider) => register_credentials(provider).await.err(),
+            None => Some("no credential provider is configured".to_owned()),
+        };
         Route53 {
             client: Client::new(&config),
+            credentials_missing,
         }
+    }
+
+    /// Why no AWS credentials could be resolved (environment, profile, web identity, ECS or EC2
+    /// metadata), if none could: a run cannot write its records.
+    pub fn credentials_missing(&self) -> Option<&str> {
+        self.credentials_missing.as_deref()
+    }
+
+    /// Reads the hosted zone `zone`: proves the endpoint answers, the credentials are accepted
+    /// and the zone exists.
+    pub async fn check_zone(&self, zone: &str) -> Result<(), DnsError> {
+        self.client
+            .get_hosted_zone()
+            .id(zone)
+            .send()
+            .await
+            .map_err(|e| api_error("GetHostedZone", zone, e))?;
+        Ok(())
     }
 
     /// The current values of the A record `name`, if it exists.
@@ -250,16 +272,23 @@ impl Route53 {
     }
 }
 
-/// Registers the resolved AWS secret key and session token with the redactor, so no error or
-/// event can carry them.
-async fn register_credentials(provider: aws_credential_types::provider::SharedCredentialsProvider) {
+/// Registers the resolved AWS credentials with the redactor, so no error, event or log line
+/// (the SDK's trace logs print the signed request) can carry them. The access key id is not
+/// secret by itself, but it names the account's key: it is not printed either.
+async fn register_credentials(
+    provider: aws_credential_types::provider::SharedCredentialsProvider,
+) -> Result<(), String> {
     use aws_credential_types::provider::ProvideCredentials;
-    if let Ok(creds) = provider.provide_credentials().await {
-        journal::register_secret(creds.secret_access_key());
-        if let Some(token) = creds.session_token() {
-            journal::register_secret(token);
-        }
+    let creds = provider
+        .provide_credentials()
+        .await
+        .map_err(|e| journal::redact(&e.to_string()))?;
+    journal::register_secret(creds.access_key_id());
+    journal::register_secret(creds.secret_access_key());
+    if let Some(token) = creds.session_token() {
+        journal::register_secret(token);
     }
+    Ok(())
 }
 
 fn api_error<E>(operation: &'static str, zone: &str, e: SdkError<E, HttpResponse>) -> DnsError

@@ -10,6 +10,7 @@
 //! - [`ssh`]: the SSH client (ssh-agent keys, pinned host keys).
 //! - [`bootstrap`]: etcd certificates to the controllers, bootkube on controller 0.
 //! - [`readiness`]: the apiserver answers and every node is Ready.
+//! - [`preflight`]: the token, project, endpoints, AWS credentials and hosted zone, before any step.
 
 pub mod assets;
 pub mod bootstrap;
@@ -17,5 +18,6 @@ pub mod cluster;
 pub mod dns;
 pub mod ignition;
 pub mod packet;
+pub mod preflight;
 pub mod readiness;
 pub mod ssh;

@@ -124,7 +124,8 @@ impl ReadinessStep {
         let start = Instant::now();
         let expected: BTreeSet<String> = self.expected_nodes.iter().cloned().collect();
         loop {
-            let last = match self.poll(&client, &base).await {
+            let polled = self.poll(&client, &base).await;
+            let last = match polled.clone() {
                 Ok(ready) => {
                     let missing: Vec<&String> = expected.difference(&ready).collect();
                     if missing.is_empty() {
@@ -145,7 +146,16 @@ impl ReadinessStep {
                 }
                 Err(e) => e,
             };
-            ctx.progress(last.clone());
+            // An apiserver that does not answer yet is the normal state of a cluster being
+            // bootstrapped, not an error: the progress says what is awaited, and the reason
+            // goes into the error only if the deadline passes.
+            match polled {
+                Ok(_) => ctx.progress(last.clone()),
+                Err(_) => {
+                    tracing::debug!("{last}");
+                    ctx.progress(format!("waiting for the apiserver at {base} to answer"));
+                }
+            }
             if start.elapsed() >= self.deadline {
                 return Err(StepError::retryable(format!(
                     "cluster {} not ready after {}s: {last}",

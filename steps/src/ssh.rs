@@ -59,10 +59,14 @@ pub enum SshError {
         expected: String,
         presented: String,
     },
-    #[error(
-        "ssh {node}: no ssh-agent: {reason}; start one and add the key of one of ssh_keys (`eval $(ssh-agent) && ssh-add ~/.ssh/id_ed25519`)"
-    )]
-    NoAgent { node: String, reason: String },
+    #[error("ssh {node}: no ssh-agent: {reason}{hint}")]
+    NoAgent {
+        node: String,
+        reason: String,
+        /// What to do: start an agent, when it is the user's; nothing to add when it is the
+        /// one loko serves itself (`--sim`), whose socket the reason names.
+        hint: &'static str,
+    },
     #[error(
         "ssh {node} ({addr}): no key of ssh-agent was accepted for user {user} ({tried} tried); add the private key of one of ssh_keys to the agent (`ssh-add`)"
     )]
@@ -270,6 +274,12 @@ impl Ssh {
         let no_agent = |reason: String| SshError::NoAgent {
             node: target.node.clone(),
             reason,
+            hint: match self.agent {
+                None => {
+                    "; start one and add the key of one of ssh_keys (`eval $(ssh-agent) && ssh-add ~/.ssh/id_ed25519`)"
+                }
+                Some(_) => "",
+            },
         };
         if self.agent.is_none() && std::env::var_os(AGENT_ENV).is_none() {
             return Err(no_agent(format!("{AGENT_ENV} is not set")));

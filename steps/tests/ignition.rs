@@ -226,3 +226,68 @@ fn host_keys_are_kept_and_rendering_is_deterministic() {
     let err = ignition::ensure_host_key(&dir, "supernova-controller-0").unwrap_err();
     assert!(err.to_string().contains("ssh_host_ed25519_key"), "{err}");
 }
+
+/// What keeps a node working over the life of the cluster, as the 2019 templates had it: etcd
+/// rejoins after a controller is reprovisioned, workers keep iSCSI, and an iPXE installer picks
+/// the smallest unmounted disk, retries a failed download and keeps its sshd off port 22.
+#[test]
+fn nodes_survive_reprovisioning_reboots_and_failed_installs() {
+    let cluster = example("hybrid.yaml");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = AssetDir::create(tmp.path()).unwrap();
+    let mut installers = 0;
+    for (host, _, text) in render_all(&cluster, &dir) {
+        let node = cluster.node(&host).unwrap();
+        let sent = NodeIgnition::parse(&text);
+        let unit = |ignition: &NodeIgnition, name: &str| {
+            ignition
+                .units
+                .iter()
+                .find(|u| u.name == name)
+                .map(|u| (u.enabled, u.text.clone()))
+        };
+        if matches!(node.os, specs::OsImage::Ipxe { .. }) {
+            installers += 1;
+            // The installer's own Ignition (the simulated node reads through it to the
+            // installed system's, as a machine does after the reboot).
+            let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let find = |list: &str, key: &str, value: &str| {
+                raw[list][if list == "systemd" { "units" } else { "files" }]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|item| item[key] == value)
+                    .unwrap_or_else(|| panic!("{host}: no {value}"))
+                    .clone()
+            };
+            let script = find("storage", "path", "/opt/installer");
+            let script = sim::nodes::ignition::decode_data_url(
+                script["contents"]["source"].as_str().unwrap(),
+            )
+            .unwrap();
+            let script = String::from_utf8(script).unwrap();
+            assert!(script.contains("flatcar-install -s "), "{host}: {script}");
+            let installer = find("systemd", "name", "installer.service").to_string();
+            assert!(installer.contains("Restart=on-failure"), "{installer}");
+            assert!(installer.contains("RestartSec=60"), "{installer}");
+            let sshd = find("systemd", "name", "sshd.socket").to_string();
+            assert!(sshd.contains("ListenStream=2222"), "{sshd}");
+        }
+        let installed = sent;
+        match node.role {
+            Role::Controller => {
+                let (_, etcd) = unit(&installed, "etcd-member.service").unwrap();
+                assert!(etcd.contains("ExecStopPost=-/opt/etcd-rejoin"), "{etcd}");
+                let rejoin = installed.file("/opt/etcd-rejoin").unwrap();
+                let rejoin = String::from_utf8_lossy(&rejoin.contents);
+                assert!(rejoin.contains("member add etcd"), "{rejoin}");
+                assert!(rejoin.contains("ETCD_INITIAL_CLUSTER_STATE=existing"));
+                assert!(etcd.contains("-e ETCD_INITIAL_CLUSTER_STATE"), "{etcd}");
+            }
+            Role::Worker => {
+                assert_eq!(unit(&installed, "iscsid.service").map(|u| u.0), Some(true));
+            }
+        }
+    }
+    assert!(installers > 0, "hybrid.yaml has an iPXE node");
+}

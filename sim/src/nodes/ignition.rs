@@ -14,8 +14,6 @@ use serde_json::Value;
 pub const SSH_USER: &str = "core";
 /// Where Flatcar's sshd reads its Ed25519 host key.
 pub const HOST_KEY_PATH: &str = "/etc/ssh/ssh_host_ed25519_key";
-/// Where the kubelet's kubeconfig is written on every node.
-pub const KUBELET_KUBECONFIG_PATH: &str = "/etc/kubernetes/kubeconfig";
 
 /// Where Lokomotive's iPXE install Ignition puts the node's real Ignition for `flatcar-install`.
 pub const POSTINSTALL_IGNITION_PATH: &str = "/opt/postinstall-ignition.json";
@@ -51,6 +49,9 @@ pub struct IgnitionUnit {
     pub enabled: bool,
     /// Unit text followed by drop-in texts.
     pub text: String,
+    /// Whether the Ignition gives the unit's text (otherwise the system's unit of that name is
+    /// meant, with the drop-ins added).
+    pub has_contents: bool,
 }
 
 /// What an emulated node takes from its Ignition.
@@ -58,7 +59,7 @@ pub struct IgnitionUnit {
 pub struct NodeIgnition {
     /// `sshAuthorizedKeys` of user `core`, one OpenSSH public key line each.
     pub authorized_keys: Vec<String>,
-    /// Inline files; the host key and kubelet kubeconfig are among them.
+    /// Inline files; the host key is among them.
     pub files: Vec<IgnitionFile>,
     /// Units declared by the Ignition.
     pub units: Vec<IgnitionUnit>,
@@ -173,11 +174,8 @@ impl NodeIgnition {
             let Some(name) = unit.get("name").and_then(Value::as_str) else {
                 continue;
             };
-            let mut text = unit
-                .get("contents")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let contents = unit.get("contents").and_then(Value::as_str);
+            let mut text = contents.unwrap_or_default().to_owned();
             let dropins = unit
                 .get("dropins")
                 .and_then(Value::as_array)
@@ -195,6 +193,7 @@ impl NodeIgnition {
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
                 text,
+                has_contents: contents.is_some(),
             });
         }
     }
@@ -210,33 +209,36 @@ impl NodeIgnition {
             .map(|file| String::from_utf8_lossy(&file.contents).into_owned())
     }
 
-    /// The kubelet kubeconfig text, if the Ignition writes one.
+    /// The text of the file `kubelet.service`'s `--kubeconfig` names (through the container's
+    /// bind mounts), whether or not that kubelet would start; see
+    /// [`crate::judge::kubelet::judge_kubelet`] for that.
     pub fn kubelet_kubeconfig(&self) -> Option<String> {
-        self.file(KUBELET_KUBECONFIG_PATH)
+        let (unit, _) = crate::judge::kubelet::judge_docker_unit(
+            self,
+            crate::judge::kubelet::KUBELET_UNIT,
+            &BTreeMap::new(),
+        );
+        let unit = unit?;
+        let host = unit.run.host_path(unit.args.value("kubeconfig")?)?;
+        self.file(&host)
             .map(|file| String::from_utf8_lossy(&file.contents).into_owned())
     }
 
-    /// Labels from the kubelet unit's `--node-labels` flag (`k=v` or bare `k`, comma-separated).
+    /// The labels of `kubelet.service`'s `--node-labels`, read as docker and the kubelet read
+    /// the unit, whether or not the kubelet accepts them; see
+    /// [`crate::judge::kubelet::judge_kubelet`] for that.
     pub fn node_labels(&self) -> BTreeMap<String, String> {
-        let mut labels = BTreeMap::new();
-        let Some(kubelet) = self
-            .units
-            .iter()
-            .find(|unit| unit.name == "kubelet.service")
-        else {
-            return labels;
-        };
-        for token in kubelet.text.split_whitespace() {
-            let Some(value) = token.strip_prefix("--node-labels=") else {
-                continue;
-            };
-            let value = value.trim_matches(|c| c == '"' || c == '\'' || c == '\\');
-            for label in value.split(',').filter(|label| !label.is_empty()) {
-                let (key, value) = label.split_once('=').unwrap_or((label, ""));
-                labels.insert(key.to_owned(), value.to_owned());
-            }
-        }
-        labels
+        let (unit, _) = crate::judge::kubelet::judge_docker_unit(
+            self,
+            crate::judge::kubelet::KUBELET_UNIT,
+            &BTreeMap::new(),
+        );
+        unit.and_then(|unit| {
+            unit.args
+                .value("node-labels")
+                .map(crate::judge::labels::parse_node_labels)
+        })
+        .unwrap_or_default()
     }
 
     /// Whether the Ignition declares `unit` (`bootkube` and `bootkube.service` both match).
@@ -281,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_keys_files_units_and_labels() {
+    fn reads_keys_files_and_units() {
         let ignition = serde_json::json!({
             "ignition": {"version": "3.3.0"},
             "passwd": {"users": [
@@ -302,19 +304,6 @@ mod tests {
         assert_eq!(parsed.host_key().as_deref(), Some("KEY"));
         assert_eq!(parsed.file(HOST_KEY_PATH).and_then(|f| f.mode), Some(0o600));
         assert_eq!(parsed.warnings.len(), 1, "{:?}", parsed.warnings);
-        let labels = parsed.node_labels();
-        assert_eq!(
-            labels
-                .get("node-role.kubernetes.io/master")
-                .map(String::as_str),
-            Some("")
-        );
-        assert_eq!(
-            labels
-                .get("node-role.kubernetes.io/controller")
-                .map(String::as_str),
-            Some("true")
-        );
         assert!(parsed.declares_unit("kubelet"));
         assert!(!parsed.declares_unit("bootkube"));
     }

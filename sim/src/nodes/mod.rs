@@ -4,7 +4,10 @@
 //! directory (its filesystem; `root.rs` documents the layout and how node paths such as
 //! `/opt/bootkube` are kept inside it), an SSH server on its public
 //! IPv4 (each node has its own 127.x.y.z address), and a kubelet entry that the apiserver emulator
-//! lists once bootkube started on a controller. Loko drives nodes only through SSH, as it does real
+//! lists once bootkube started on a controller. The kubelet entry exists only when
+//! [`crate::judge::kubelet::judge_kubelet`] finds that the node's `kubelet.service` would start
+//! a kubelet on Flatcar; otherwise the node records why (in `journalctl -u kubelet`, in
+//! `systemctl is-active kubelet` answering `failed`, and in [`Nodes::kubelets`]). Loko drives nodes only through SSH, as it does real
 //! ones: uploading files (tar or cat over exec, or sftp), `sudo` commands, and
 //! `sudo systemctl start bootkube`.
 //!
@@ -28,6 +31,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::apiserver::{APISERVER_PORT, Apiserver, Kubelet, KubeletRegistry};
+use crate::judge::kubelet::{KUBELET_UNIT, judge_kubelet, packet_metadata};
+use crate::lifecycle::KubeletStatus;
 /// One node to boot: the seam's type, shared with the cloud side.
 pub use crate::lifecycle::NodeSpec;
 use crate::lifecycle::{NodeFuture, NodeLifecycle};
@@ -112,6 +117,8 @@ struct Inner {
     config: NodesConfig,
     kubelets: KubeletRegistry,
     running: Mutex<BTreeMap<String, RunningNode>>,
+    /// The judge's verdict on each running node's kubelet, by hostname.
+    kubelet_status: Mutex<BTreeMap<String, KubeletStatus>>,
 }
 
 #[derive(Debug)]
@@ -148,6 +155,7 @@ impl Nodes {
                 config,
                 kubelets: KubeletRegistry::default(),
                 running: Mutex::new(BTreeMap::new()),
+                kubelet_status: Mutex::new(BTreeMap::new()),
             }),
         })
     }
@@ -235,14 +243,7 @@ impl Nodes {
                 self.inner.kubelets.clone(),
             )));
         }
-        self.inner.kubelets.register(Kubelet {
-            node_name: spec.hostname.clone(),
-            kubeconfig: ignition.kubelet_kubeconfig(),
-            labels: ignition.node_labels(),
-            internal_ip: spec.private_ip,
-            external_ip: spec.public_ip,
-            registered_at: chrono::Utc::now(),
-        });
+        self.start_kubelet(&spec, &ignition, &root);
         tracing::info!(hostname = %spec.hostname, device_id = %spec.device_id, %addr, "node started");
         let mut running = self.running();
         running.insert(
@@ -253,6 +254,69 @@ impl Nodes {
             },
         );
         Ok(())
+    }
+
+    /// Starts the node's kubelet if its unit would start one on Flatcar: it then registers with
+    /// the labels of its `--node-labels`. Otherwise the unit is `failed` and its journal says why.
+    fn start_kubelet(&self, spec: &NodeSpec, ignition: &NodeIgnition, root: &NodeRoot) {
+        let metadata = packet_metadata(
+            &spec.hostname,
+            &spec.public_ip.to_string(),
+            &spec.private_ip.to_string(),
+        );
+        let status = match judge_kubelet(ignition, &metadata) {
+            Ok(start) => {
+                self.inner.kubelets.register(Kubelet {
+                    node_name: spec.hostname.clone(),
+                    kubeconfig: ignition
+                        .file(&start.kubeconfig)
+                        .map(|file| String::from_utf8_lossy(&file.contents).into_owned()),
+                    labels: start.labels,
+                    internal_ip: spec.private_ip,
+                    external_ip: spec.public_ip,
+                    registered_at: chrono::Utc::now(),
+                });
+                root.journal(KUBELET_UNIT, "Started Kubelet.");
+                KubeletStatus {
+                    running: true,
+                    problems: Vec::new(),
+                }
+            }
+            Err(problems) => {
+                for problem in &problems {
+                    root.journal(KUBELET_UNIT, &problem.to_string());
+                }
+                root.journal(
+                    KUBELET_UNIT,
+                    "kubelet.service: Failed with result 'exit-code'.",
+                );
+                if ignition.declares_unit(KUBELET_UNIT) {
+                    root.set_unit_state(KUBELET_UNIT, "failed");
+                }
+                tracing::warn!(
+                    hostname = %spec.hostname,
+                    "the kubelet would not start on Flatcar: {}",
+                    crate::judge::problem::lines(&problems).replace('\n', "; ")
+                );
+                KubeletStatus {
+                    running: false,
+                    problems: problems.iter().map(ToString::to_string).collect(),
+                }
+            }
+        };
+        self.kubelet_status().insert(spec.hostname.clone(), status);
+    }
+
+    /// Whether each running node's kubelet started, and why not, by hostname.
+    pub fn kubelets(&self) -> BTreeMap<String, KubeletStatus> {
+        self.kubelet_status().clone()
+    }
+
+    fn kubelet_status(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, KubeletStatus>> {
+        self.inner
+            .kubelet_status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Powers a node off: SSH, sshd and its apiserver stop, its kubelet leaves the apiserver.
@@ -267,6 +331,7 @@ impl Nodes {
                 let _ = task.await;
             }
             self.inner.kubelets.unregister(&node.hostname);
+            self.kubelet_status().remove(&node.hostname);
             tracing::info!(hostname = %node.hostname, device_id, "node stopped");
         }
     }
@@ -314,6 +379,10 @@ impl NodeLifecycle for Nodes {
 
     fn bootkube_starts(&self) -> BTreeMap<String, u32> {
         Nodes::bootkube_starts(self)
+    }
+
+    fn kubelets(&self) -> BTreeMap<String, KubeletStatus> {
+        Nodes::kubelets(self)
     }
 }
 

@@ -210,6 +210,14 @@ impl NodeRoot {
         Ok(())
     }
 
+    /// Sets what `systemctl is-active <unit>` answers on the node.
+    pub fn set_unit_state(&self, unit: &str, state: &str) {
+        let path = self.units_dir().join(unit);
+        if let Err(error) = fs::write(&path, format!("{state}\n")) {
+            tracing::warn!(path = %path.display(), %error, "cannot write the emulated unit state");
+        }
+    }
+
     fn write_units(&self, ignition: &NodeIgnition) -> Result<(), NodesError> {
         for unit in &ignition.units {
             let path = self.units_dir().join(&unit.name);

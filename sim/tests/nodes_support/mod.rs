@@ -378,13 +378,13 @@ pub fn ignition(spec: &IgnitionSpec<'_>) -> String {
         }));
     }
     let labels = if spec.controller {
-        "node-role.kubernetes.io/master,node-role.kubernetes.io/controller=true"
+        "node.kubernetes.io/master,node.kubernetes.io/controller=true"
     } else {
-        "node-role.kubernetes.io/node,pool=general"
+        "node.kubernetes.io/node,pool=general"
     };
     let mut units = vec![serde_json::json!({
         "name": "kubelet.service", "enabled": true,
-        "contents": format!("[Service]\nExecStart=/opt/bin/kubelet \\\n  --kubeconfig=/etc/kubernetes/kubeconfig \\\n  --node-labels={labels}\n")
+        "contents": kubelet_unit(labels)
     })];
     if spec.controller {
         files.push(serde_json::json!({
@@ -403,6 +403,21 @@ pub fn ignition(spec: &IgnitionSpec<'_>) -> String {
         "systemd": {"units": units}
     })
     .to_string()
+}
+
+/// A kubelet unit a Flatcar node would start (upstream Lokomotive's ordering after the metadata
+/// service, the poseidon image's entrypoint, only self-labels a kubelet may set).
+pub fn kubelet_unit(labels: &str) -> String {
+    format!(
+        "[Unit]\nRequires=docker.service coreos-metadata.service\nAfter=docker.service coreos-metadata.service\n\
+         [Service]\nEnvironmentFile=/run/metadata/flatcar\n\
+         ExecStart=/usr/bin/docker run --rm --name kubelet --privileged --pid host --network host \\\n\
+         \x20 -v /etc/kubernetes:/etc/kubernetes:ro -v /var/lib/kubelet:/var/lib/kubelet:rshared \\\n\
+         \x20 quay.io/poseidon/kubelet:v1.32.3 \\\n\
+         \x20 --kubeconfig=/etc/kubernetes/kubeconfig --node-ip=${{COREOS_PACKET_IPV4_PRIVATE_0}} \\\n\
+         \x20 --node-labels={labels} --pod-manifest-path=/etc/kubernetes/manifests --read-only-port=0\n\
+         [Install]\nWantedBy=multi-user.target\n"
+    )
 }
 
 fn percent_encode(text: &str) -> String {

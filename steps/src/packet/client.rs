@@ -173,6 +173,23 @@ impl PacketClient {
     }
 
     /// One device by id.
+    /// Reads the client's project: one call that proves the token and that the project exists
+    /// for it (401 for a refused token, 403 or 404 for a project it cannot see).
+    pub async fn check_project(&self) -> Result<(), PacketError> {
+        let path = format!("/projects/{}", self.project);
+        let _: serde_json::Value = self
+            .call(
+                Method::GET,
+                &path,
+                &[],
+                None::<&()>,
+                "read project",
+                &self.project,
+            )
+            .await?;
+        Ok(())
+    }
+
     pub async fn get_device(&self, id: &str) -> Result<Device, PacketError> {
         self.call(
             Method::GET,

@@ -19,6 +19,7 @@ use super::client::PacketClient;
 use super::error::{PacketError, PacketErrorKind};
 use super::model::{CreateDevice, Device, DeviceState};
 use super::poller::{DevicePoller, Listing};
+use serde::Serialize;
 
 /// Where a device goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +50,53 @@ pub struct DeviceSpec {
     /// The node's Ignition (rendered into asset_dir; it holds secrets, so it travels as a file
     /// and is read only to be sent).
     pub userdata_path: PathBuf,
+}
+
+/// What a device step reads from the spec, as its inputs digest hashes it: named fields in the
+/// terms of Packet's API, serialized, so that the digest depends on what is asked of Packet and
+/// survives a toolchain update or a rename of loko's own types (a changed digest makes every
+/// device step reconcile again). `device_inputs_digest_is_pinned` pins it.
+#[derive(Debug, Serialize)]
+pub struct DeviceInputs<'a> {
+    pub hostname: &'a str,
+    pub plan: &'a str,
+    pub facility: Option<&'a str>,
+    pub metro: Option<&'a str>,
+    pub operating_system: String,
+    pub ipxe_script_url: Option<&'a str>,
+    pub hardware_reservation_id: Option<&'a str>,
+}
+
+impl DeviceSpec {
+    /// The spec's part of the step's inputs digest.
+    pub fn inputs(&self) -> DeviceInputs<'_> {
+        let (facility, metro) = match &self.location {
+            Location::Facility(f) => (Some(f.as_str()), None),
+            Location::Metro(m) => (None, Some(m.as_str())),
+        };
+        DeviceInputs {
+            hostname: &self.hostname,
+            plan: &self.plan,
+            facility,
+            metro,
+            operating_system: self.os.operating_system(),
+            ipxe_script_url: match &self.os {
+                DeviceOs::Ipxe { url } => Some(url),
+                DeviceOs::Flatcar { .. } => None,
+            },
+            hardware_reservation_id: self.reservation.as_deref(),
+        }
+    }
+}
+
+impl DeviceOs {
+    /// Packet's `operating_system` slug.
+    fn operating_system(&self) -> String {
+        match self {
+            DeviceOs::Flatcar { channel } => format!("flatcar_{channel}"),
+            DeviceOs::Ipxe { .. } => "custom_ipxe".to_owned(),
+        }
+    }
 }
 
 /// Tag of every device of a cluster.
@@ -105,6 +153,10 @@ enum Waited {
     Stuck(Device),
     Gone,
 }
+
+/// The effect of the intent a device step journals before it sends a create: a run that finds
+/// it without the step's success looks for the device by tag before creating one.
+pub const CREATE_INTENT: &str = "create device";
 
 /// Creates (or adopts) the device of a node and waits until it is active.
 pub struct DeviceStep {
@@ -209,10 +261,11 @@ impl DeviceStep {
             Location::Facility(f) => (Some(vec![f.clone()]), None),
             Location::Metro(m) => (None, Some(m.clone())),
         };
-        let (operating_system, ipxe_script_url) = match &spec.os {
-            DeviceOs::Flatcar { channel } => (format!("flatcar_{channel}"), None),
-            DeviceOs::Ipxe { url } => ("custom_ipxe".to_owned(), Some(url.clone())),
-        };
+        let fields = spec.inputs();
+        let (operating_system, ipxe_script_url) = (
+            fields.operating_system,
+            fields.ipxe_script_url.map(str::to_owned),
+        );
         let request = CreateDevice {
             hostname: spec.hostname.clone(),
             plan: spec.plan.clone(),
@@ -233,7 +286,7 @@ impl DeviceStep {
         if let Some(r) = &spec.reservation {
             intent.insert("reservation", r)?;
         }
-        ctx.intent("create device", intent).await?;
+        ctx.intent(CREATE_INTENT, intent).await?;
         let mut paced = 0;
         let device = loop {
             match self.client.create_device(&request).await {
@@ -491,5 +544,37 @@ impl DeleteDeviceStep {
                 )));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The device step's own inputs digest is part of every cluster's journal: a change here
+    /// makes every device step of every existing cluster reconcile again. Change it only on
+    /// purpose, and say so in the release notes.
+    #[test]
+    fn device_inputs_digest_is_pinned() {
+        let spec = DeviceSpec {
+            cluster: "supernova".into(),
+            hostname: "supernova-helium-worker-0".into(),
+            plan: "t1.small.x86".into(),
+            location: Location::Facility("ams1".into()),
+            os: DeviceOs::Flatcar {
+                channel: "stable".into(),
+            },
+            reservation: Some("next-available".into()),
+            userdata_path: PathBuf::from("/elsewhere/ignition.ign"),
+        };
+        let json = serde_json::to_string(&spec.inputs()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"hostname":"supernova-helium-worker-0","plan":"t1.small.x86","facility":"ams1","metro":null,"operating_system":"flatcar_stable","ipxe_script_url":null,"hardware_reservation_id":"next-available"}"#
+        );
+        assert_eq!(
+            journal::Digest::of_json(&spec.inputs()).unwrap().to_hex(),
+            "a6e8dd650b16f4286e319b1970238c0639157697adc8629d182f7299eb3349ff"
+        );
     }
 }

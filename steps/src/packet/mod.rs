@@ -11,8 +11,8 @@ pub use client::{
     Timeouts, Token,
 };
 pub use device_step::{
-    DeleteDeviceStep, DeviceOs, DeviceSettings, DeviceSpec, DeviceStep, Location, cluster_tag,
-    node_tag, step_error,
+    CREATE_INTENT, DeleteDeviceStep, DeviceOs, DeviceSettings, DeviceSpec, DeviceStep, Location,
+    cluster_tag, node_tag, step_error,
 };
 pub use error::{PacketError, PacketErrorKind};
 pub use model::{CreateDevice, Device, DeviceState, HardwareReservation, IpAssignment, Reference};

@@ -1,0 +1,153 @@
+//! Before any step: what a run needs from outside, checked at once, every problem reported in one
+//! list. A wrong token, a project or hosted zone that does not exist, an endpoint that does not
+//! answer and missing AWS credentials are configuration errors: found in seconds, together,
+//! rather than one per run after minutes of retries.
+
+use std::time::Duration;
+
+use crate::dns::{DnsError, Route53};
+use crate::packet::{PacketClient, PacketError, PacketErrorKind};
+
+/// How long each check may take: an endpoint that does not answer by then is reported.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One thing wrong with the setup, and what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub what: String,
+    pub hint: String,
+}
+
+/// Checks the Packet token and project (one call), and the AWS credentials and the hosted zone
+/// (one call), concurrently, each within [`CHECK_TIMEOUT`].
+pub async fn check(
+    packet: Option<(&PacketClient, &str)>,
+    route53: Option<(&Route53, &str)>,
+    zone_id: &str,
+) -> Vec<Problem> {
+    let packet_check = async {
+        let (client, url) = packet?;
+        let result = tokio::time::timeout(CHECK_TIMEOUT, client.check_project()).await;
+        match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => packet_problem(&e, client.project(), url),
+            Err(_) => Some(not_answering(
+                "the Packet API",
+                url,
+                "endpoints.packet_api_url",
+            )),
+        }
+    };
+    let route53_check = async {
+        let (client, url) = route53?;
+        if let Some(reason) = client.credentials_missing() {
+            return Some(Problem {
+                what: format!("no AWS credentials for Route53: {}", first_line(reason)),
+                hint:
+                    "export AWS_PROFILE=<profile>, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                        .into(),
+            });
+        }
+        match tokio::time::timeout(CHECK_TIMEOUT, client.check_zone(zone_id)).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => zone_problem(&e, zone_id, url),
+            Err(_) => Some(not_answering(
+                "Route53",
+                url,
+                "endpoints.route53_endpoint_url (or AWS_ENDPOINT_URL_ROUTE_53)",
+            )),
+        }
+    };
+    let (a, b) = tokio::join!(packet_check, route53_check);
+    a.into_iter().chain(b).collect()
+}
+
+fn not_answering(what: &str, url: &str, field: &str) -> Problem {
+    Problem {
+        what: format!(
+            "{what} at {url} does not answer within {}s",
+            CHECK_TIMEOUT.as_secs()
+        ),
+        hint: format!("check the network, or {field} in the spec"),
+    }
+}
+
+/// The problem a failed project read shows; `None` for an answer that proves nothing wrong with
+/// the setup (a 5xx, a 429, a garbled body: the endpoint answers, and the steps retry those).
+fn packet_problem(e: &PacketError, project: &str, url: &str) -> Option<Problem> {
+    Some(match e.kind {
+        PacketErrorKind::RateLimited { .. }
+        | PacketErrorKind::Server { .. }
+        | PacketErrorKind::Decode => return None,
+        PacketErrorKind::Unauthorized => Problem {
+            what: "the Packet API refuses the token (401)".into(),
+            hint: "set PACKET_AUTH_TOKEN (or METAL_AUTH_TOKEN) to an API key of your user".into(),
+        },
+        PacketErrorKind::Forbidden | PacketErrorKind::NotFound => Problem {
+            what: format!("project_id {project}: no such project for this token"),
+            hint: "check project_id in the spec (Packet console: Project Settings)".into(),
+        },
+        PacketErrorKind::Transport => Problem {
+            what: format!(
+                "the Packet API at {url} does not answer: {}",
+                e.detail.as_deref().map(first_line).unwrap_or("no detail")
+            ),
+            hint: "check the network, or endpoints.packet_api_url in the spec".into(),
+        },
+        _ => Problem {
+            what: first_line(&e.to_string()).to_owned(),
+            hint: "check endpoints.packet_api_url, the token and project_id".into(),
+        },
+    })
+}
+
+/// The problem a failed zone read shows; `None` for a transient answer (throttling, a 5xx), which
+/// the DNS step retries.
+fn zone_problem(e: &DnsError, zone: &str, url: &str) -> Option<Problem> {
+    let text = e.to_string();
+    if text.contains("NoSuchHostedZone") || text.contains("InvalidInput") {
+        return Some(Problem {
+            what: format!("dns_zone_id {zone}: no such hosted zone"),
+            hint: "check dns_zone_id in the spec (aws route53 list-hosted-zones)".into(),
+        });
+    }
+    let refused = [
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "UnrecognizedClient",
+    ];
+    if refused.iter().any(|code| text.contains(code)) {
+        return Some(Problem {
+            what: format!("Route53 refuses the AWS credentials: {}", first_line(&text)),
+            hint: "check AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+        });
+    }
+    let transient = matches!(
+        e,
+        DnsError::Api {
+            retryable: true,
+            ..
+        }
+    );
+    // A dispatch failure (connection refused, no such host) is retryable for a step, but
+    // before any step it means the endpoint is wrong or unreachable.
+    let unreachable = text.contains("dispatch failure") || text.contains("connect");
+    if transient && !unreachable {
+        return None;
+    }
+    Some(Problem {
+        what: format!("Route53 at {url}: {}", first_line(&text)),
+        hint: "check the network, or endpoints.route53_endpoint_url (or AWS_ENDPOINT_URL_ROUTE_53)"
+            .into(),
+    })
+}
+
+/// The first line of a message, at most 200 characters: one line per problem.
+fn first_line(text: &str) -> &str {
+    let line = text.lines().next().unwrap_or_default();
+    match line.char_indices().nth(200) {
+        Some((at, _)) => &line[..at],
+        None => line,
+    }
+}
