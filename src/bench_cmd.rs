@@ -194,6 +194,9 @@ struct Figures {
     /// listing per poll, whatever the number of waiters.
     lists_per_poll_per_page: f64,
     rate_limited: u64,
+    /// CPU seconds the simulator (this process) spent during the run: what booting and serving
+    /// the machines cost the two cores loko shares.
+    sim_cpu_s: f64,
     journal_events: usize,
     /// loko's peak resident set (the simulator runs in another process).
     peak_rss_mb: f64,
@@ -225,7 +228,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         }
     );
     outln!(
-        "\n{:<12} {:>7} {:>10} {:>10} {:>6} {:>9} {:>10} {:>7} {:>10} {:>5} {:>7} {:>8}  bound (simulated s)",
+        "\n{:<12} {:>7} {:>10} {:>10} {:>6} {:>9} {:>10} {:>7} {:>10} {:>5} {:>7} {:>8} {:>8}  bound (simulated s)",
         "scenario",
         "workers",
         "makespan",
@@ -238,12 +241,13 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         "429s",
         "events",
         "peak RSS",
+        "sim CPU",
     );
     let mut all = Vec::new();
     for &workers in &args.workers {
         for f in size(workers, args, &model).await? {
             outln!(
-                "{:<12} {:>7} {:>9.2}s {:>9.2}s {:>6.3} {:>8.0}s {:>9.0}s {:>5.0}ms {:>10.2} {:>5} {:>7} {:>6.0}MB  {}",
+                "{:<12} {:>7} {:>9.2}s {:>9.2}s {:>6.3} {:>8.0}s {:>9.0}s {:>5.0}ms {:>10.2} {:>5} {:>7} {:>6.0}MB {:>7.1}s  {}",
                 scenario_name(f.scenario),
                 f.workers,
                 f.makespan_s,
@@ -256,6 +260,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 f.rate_limited,
                 f.journal_events,
                 f.peak_rss_mb,
+                f.sim_cpu_s,
                 f.bound.parts,
             );
             let _ = std::io::stdout().flush();
@@ -266,7 +271,8 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         "\nsim time: the makespan in simulated seconds (what it would take on Packet); terraform: \
          the same changes in waves of 10 (Terraform's default parallelism); lists/poll: device \
          list calls per poll interval per page of 1000 devices (1 = one cluster-wide listing per \
-         poll); bound: the scenario's critical path, where `last create` is when Packet's rate \
+         poll); sim CPU: CPU time of the simulator (this process) during the run; bound: the \
+         scenario's critical path, where `last create` is when Packet's rate \
          limit lets the last create out at the earliest.\n"
     );
     for f in &all {
@@ -342,6 +348,7 @@ async fn size(workers: usize, args: &BenchArgs, model: &Model) -> anyhow::Result
     for (scenario, full, plan) in CHAIN.into_iter().filter(|(s, ..)| *s <= last) {
         write_spec(&spec, workers, full, plan, &agent.public_line, &sim)?;
         let before = sim.state();
+        let cpu_before = process_cpu_s();
         sim.restart_rate_window();
         let mut command = tokio::process::Command::new(&exe);
         command
@@ -378,6 +385,7 @@ async fn size(workers: usize, args: &BenchArgs, model: &Model) -> anyhow::Result
         if !args.scenarios.contains(&scenario) {
             continue;
         }
+        let sim_cpu_s = process_cpu_s() - cpu_before;
         let after = sim.state();
         let packet_calls: BTreeMap<String, u64> = after
             .requests
@@ -415,6 +423,7 @@ async fn size(workers: usize, args: &BenchArgs, model: &Model) -> anyhow::Result
             packet_calls,
             lists_per_poll_per_page: lists as f64 / polls / listed,
             rate_limited: after.rate_limited_responses - before.rate_limited_responses,
+            sim_cpu_s,
             journal_events: run.journal_events,
             peak_rss_mb: run.peak_rss_mb,
             phases_s: run.phases_s,
@@ -575,6 +584,20 @@ worker_pools:
         route53 = sim.route53_url(),
     );
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// CPU seconds (user and system) this process has used; 0 where /proc does not say.
+fn process_cpu_s() -> f64 {
+    // Fields after the command name: state is the first, utime the 12th, stime the 13th, in
+    // clock ticks of 1/100 s (USER_HZ on Linux).
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+            Some((ticks(11)? + ticks(12)?) / 100.0)
+        })
+        .unwrap_or(0.0)
 }
 
 /// The process's peak resident set (`VmHWM`), in MB; 0 where /proc does not say.

@@ -240,6 +240,8 @@ pub(crate) fn embedded_sim_config(
         backend: sim::nodes::SshBackend::Embedded,
     })
     .with_context(|| format!("cannot prepare the nodes' roots in {}", node_root.display()))?;
+    // loko logs into controllers only; workers' SSH servers would only cost the shared cores.
+    nodes.set_worker_ssh(false);
     let user = nodes.ssh_login_user();
     let mut config = sim_config(node_root, time_scale, project, zone, zone_id)?;
     config.nodes = Arc::new(nodes);
