@@ -212,7 +212,9 @@ async fn an_unknown_device_state_is_waited_on() {
 /// SSH refused for the first 300 simulated seconds of every node: the SSH steps retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_refused_while_nodes_boot() {
-    let plan = FaultPlan::seeded(17).ssh_refused_for(Duration::from_secs(300));
+    // 1500 simulated seconds are 3 s here: long enough that a busy machine still reaches the
+    // SSH steps inside the window (300 s, 0.6 s, was missed under load).
+    let plan = FaultPlan::seeded(17).ssh_refused_for(Duration::from_secs(1500));
     let (w, spec, out) = run_under(plan).await;
     let printed = completes(&w, &spec, out, "etcd-secrets", &[]);
     assert!(
