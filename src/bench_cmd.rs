@@ -329,6 +329,9 @@ async fn size(workers: usize, args: &BenchArgs, model: &Model) -> anyhow::Result
         PROJECT,
         "packet.example.com",
         "ZBENCH",
+        // loko logs into controllers only; thousands of workers' SSH servers would only cost
+        // the cores loko shares.
+        false,
     )?;
     config.rate_limit.requests = match args.api_rate_limit {
         0 => u32::MAX,
