@@ -168,6 +168,10 @@ impl Engine {
                 .collect(),
             outputs: vec![None; plan.graph.node_count()],
             settled: vec![false; plan.graph.node_count()],
+            skipped_because: vec![None; plan.graph.node_count()],
+            moot: (0..plan.graph.node_count())
+                .map(|_| CancellationToken::new())
+                .collect(),
             ready: VecDeque::new(),
             tasks: JoinSet::new(),
             failed: Vec::new(),
@@ -301,8 +305,14 @@ struct Execution<'a> {
     cancel: CancellationToken,
     limits: HashMap<ResourceClass, Arc<ClassLimit>>,
     remaining: Vec<usize>,
+    /// Each step's outputs, once it succeeded or was reused.
     outputs: Vec<Option<Outputs>>,
+    /// Whether each step is done with in this run (succeeded, failed, skipped, interrupted).
     settled: Vec<bool>,
+    /// For each skipped step, the failed step that caused it.
+    skipped_because: Vec<Option<StepId>>,
+    /// Cancelled for a running step once nothing left in the run needs it: it stops retrying.
+    moot: Vec<CancellationToken>,
     ready: VecDeque<NodeIndex>,
     tasks: JoinSet<(NodeIndex, StepEnd)>,
     failed: Vec<(StepId, String)>,
@@ -330,6 +340,10 @@ impl Execution<'_> {
                     self.interrupted = true;
                     continue;
                 }
+                if let Some(because) = self.needed_by_nothing(node) {
+                    self.skip(node, because).await?;
+                    continue;
+                }
                 self.start(node);
             }
             let Some(joined) = self.tasks.join_next().await else {
@@ -348,6 +362,7 @@ impl Execution<'_> {
                     self.settled[node.index()] = true;
                     self.failed.push((id.clone(), error));
                     self.skip_dependents_of(node).await?;
+                    self.stop_retrying_what_nothing_needs();
                 }
                 StepEnd::Interrupted | StepEnd::NotStarted => {
                     self.settled[node.index()] = true;
@@ -436,6 +451,7 @@ impl Execution<'_> {
             class_limit,
             // Plan order is declaration order, which puts the critical path first.
             priority: node.index(),
+            moot: self.moot[node.index()].clone(),
         };
         self.tasks.spawn(async move { (node, attempt.run().await) });
     }
@@ -472,30 +488,62 @@ impl Execution<'_> {
             .filter(|n| *n != node)
             .collect();
         for d in dependents {
-            if self.settled[d.index()] {
-                continue;
+            if !self.settled[d.index()] {
+                self.skip(d, because.clone()).await?;
             }
-            self.settled[d.index()] = true;
-            let step = graph[d].id.clone();
-            self.engine
-                .journal
-                .append(
-                    self.run,
-                    Event::StepSkipped {
-                        step: step.clone(),
-                        because: because.clone(),
-                    },
-                )
-                .await?;
-            self.engine.observer.notice(&Notice {
-                step: step.clone(),
-                kind: NoticeKind::Skipped {
-                    because: because.clone(),
-                },
-            });
-            self.skipped.push((step, because.clone()));
         }
         Ok(())
+    }
+
+    /// Journals one step as skipped because `because` failed.
+    async fn skip(&mut self, node: NodeIndex, because: StepId) -> Result<(), EngineError> {
+        self.settled[node.index()] = true;
+        self.skipped_because[node.index()] = Some(because.clone());
+        let step = self.plan.graph[node].id.clone();
+        self.engine
+            .journal
+            .append(
+                self.run,
+                Event::StepSkipped {
+                    step: step.clone(),
+                    because: because.clone(),
+                },
+            )
+            .await?;
+        self.engine.observer.notice(&Notice {
+            step: step.clone(),
+            kind: NoticeKind::Skipped {
+                because: because.clone(),
+            },
+        });
+        self.skipped.push((step, because));
+        Ok(())
+    }
+
+    /// A step feeds something and everything it feeds was skipped: nothing in this run will
+    /// use its outputs (the run fails anyway; the next run does it). Returns the failed step
+    /// behind it. A step that feeds nothing (the plan's end) is always needed.
+    fn needed_by_nothing(&self, node: NodeIndex) -> Option<StepId> {
+        let mut because = None;
+        for d in self
+            .plan
+            .graph
+            .neighbors_directed(node, Direction::Outgoing)
+        {
+            because = Some(self.skipped_because[d.index()].clone()?);
+        }
+        because
+    }
+
+    /// After a failure, steps still retrying for dependents that were just skipped stop
+    /// retrying: a wrong SSH port must not keep a run going for half an hour after DNS failed
+    /// for good. Their attempt in flight finishes and is journaled.
+    fn stop_retrying_what_nothing_needs(&self) {
+        for node in self.plan.graph.node_indices() {
+            if !self.settled[node.index()] && self.needed_by_nothing(node).is_some() {
+                self.moot[node.index()].cancel();
+            }
+        }
     }
 }
 
@@ -513,6 +561,8 @@ struct Attempts {
     first_attempt: u32,
     class_limit: Arc<ClassLimit>,
     priority: usize,
+    /// Cancelled once nothing in the run needs this step any more.
+    moot: CancellationToken,
 }
 
 impl Attempts {
@@ -629,12 +679,22 @@ impl Attempts {
             let delay = backoff.next_delay(after);
             self.notice(NoticeKind::Retrying {
                 attempt,
-                error: message,
+                error: message.clone(),
                 delay,
             });
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.cancel.cancelled() => return Ok(StepEnd::Interrupted),
+                () = self.moot.cancelled() => {
+                    let message = format!(
+                        "{message} (not retried: every step that needs it was skipped)"
+                    );
+                    self.notice(NoticeKind::Failed {
+                        attempt,
+                        error: message.clone(),
+                    });
+                    return Ok(StepEnd::Failed(message));
+                }
             }
             attempt += 1;
         }

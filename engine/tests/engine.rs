@@ -629,3 +629,53 @@ async fn a_step_rerun_for_changed_inputs_sees_what_it_recorded_last_time() {
         vec![None, Some("10.0.0.1".to_owned())]
     );
 }
+
+#[tokio::test]
+async fn a_step_that_only_feeds_skipped_steps_stops_retrying() {
+    // a and b both feed c; b keeps failing with retryable errors (a wrong SSH port), a fails
+    // for good (DNS). c is skipped, so nothing needs b any more: it stops retrying at once.
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir);
+    let b_calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&b_calls);
+    let a = StepDef::new(id("a"), Digest::of(b"a"), move |_ctx: StepContext| {
+        let seen = Arc::clone(&seen);
+        async move {
+            // Fail only once b is retrying, so that b is surely between attempts.
+            while seen.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err::<Outputs, _>(StepError::permanent("hosted zone not found"))
+        }
+    });
+    let counted = Arc::clone(&b_calls);
+    let b = StepDef::new(id("b"), Digest::of(b"b"), move |_ctx: StepContext| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Err::<Outputs, _>(StepError::retryable("connection refused")) }
+    })
+    .retry(RetryPolicy {
+        max_attempts: 200,
+        initial: Duration::from_millis(20),
+        max_interval: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    });
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = counting("c", &calls).after([id("a"), id("b")]);
+    let plan = Plan::new(vec![a, b, c]).unwrap();
+    let report = Engine::new(Arc::clone(&journal))
+        .run(&plan, request("a"), CancellationToken::new())
+        .await
+        .unwrap();
+    let Outcome::Failed { failed, skipped } = &report.outcome else {
+        panic!("expected failure, got {:?}", report.outcome)
+    };
+    assert_eq!(skipped, &vec![(id("c"), id("a"))]);
+    let failed: Vec<&StepId> = failed.iter().map(|(s, _)| s).collect();
+    assert_eq!(failed, vec![&id("a"), &id("b")]);
+    let attempts = b_calls.load(Ordering::SeqCst);
+    assert!(attempts < 10, "b kept retrying: {attempts} attempts");
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "c never ran");
+    let state = journal.state();
+    let b_attempts = &state.last_run().unwrap().steps[&id("b")].attempts;
+    assert_eq!(b_attempts.len(), attempts, "every attempt is journaled");
+}
