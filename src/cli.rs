@@ -86,34 +86,65 @@ pub enum Command {
         It prints its endpoints, what to paste into the spec and the shell, and serves until \
         Ctrl-C or SIGTERM.")]
     Sim(SimArgs),
-    /// Build clusters of 3 controllers and 1 to 1000 workers against the simulator and print
-    /// makespan, API calls, journal events and peak memory.
+    /// Create, scale up, scale down, change the type of and destroy clusters of 3 controllers
+    /// and 1 to 5000 workers against the simulator, each run against its own lower bound.
     #[command(after_help = "Examples:\n  \
-        loko bench                              # 1, 10, 100 and 1000 workers\n  \
-        loko bench --workers 1,10 --time-scale 0.05\n\n\
-        One table row and one JSON line per size. The critical-path bound is the simulated \
-        provisioning and DNS time; the ratio is the makespan over it.")]
+        loko bench                                        # every scenario at 1 to 5000 workers\n  \
+        loko bench --workers 1,10 --scenarios create,scale-down --time-scale 0.05\n  \
+        loko bench --workers 100,1000 --plot bench.svg\n\n\
+        The scenarios run in this order on one cluster per size (create, change type, scale \
+        down, scale up, destroy); those not selected but needed before a selected one run \
+        unreported. One table row and one JSON line per size and scenario. The bound is the \
+        scenario's simulated critical path, including what Packet's rate limit forces; the \
+        ratio is the makespan over it.")]
     Bench(BenchArgs),
+}
+
+/// The kinds of run `loko bench` measures, in the order it runs them on one cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// 3 controllers and N workers from nothing.
+    Create,
+    /// Every pool's type changes: N devices deleted and created again.
+    ChangeType,
+    /// Every pool to 0: N devices deleted.
+    ScaleDown,
+    /// Every pool from 0 back: N devices created.
+    ScaleUp,
+    /// `loko destroy`: N + 3 devices and the DNS records deleted.
+    Destroy,
 }
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The cluster sizes, in workers (3 controllers each).
-    #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 100, 1000])]
+    /// The cluster sizes, in workers (3 controllers each; pools of at most 1000).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 100, 1000, 5000])]
     pub workers: Vec<usize>,
+    /// The scenarios to report.
+    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [
+        Scenario::Create, Scenario::ChangeType, Scenario::ScaleDown, Scenario::ScaleUp,
+        Scenario::Destroy,
+    ])]
+    pub scenarios: Vec<Scenario>,
     /// Real seconds per simulated second. Smaller is quicker, but below 0.2 the simulator's own
-    /// work (booting a thousand emulated machines on this host) shows in the figures.
+    /// work (booting thousands of emulated machines on this host) shows in the figures.
     #[arg(long, default_value_t = 0.2)]
     pub time_scale: f64,
     /// The simulated Packet API's rate limit, in requests per simulated minute; 0 lifts it.
-    /// At 1000 workers the default makes some device creates wait for the next minute,
-    /// which no scheduler can avoid; 0 shows loko's own overhead.
+    /// The bounds account for it: no scheduler sends 1000 creates in the first minute.
     #[arg(long, default_value_t = sim::RateLimit::default().requests)]
     pub api_rate_limit: u32,
-    /// Run this spec once and print loko's own figures as JSON (what each size's child
+    /// Also draw ratio and makespan against workers, one line per scenario, as an SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Run this spec once and print loko's own figures as JSON (what each run's child
     /// process does, against the parent's simulator).
     #[arg(long, hide = true)]
     pub spec: Option<PathBuf>,
+    /// With --spec: `loko destroy` instead of `loko run`.
+    #[arg(long, hide = true)]
+    pub destroy: bool,
     #[arg(long, hide = true, default_value_t = 22)]
     pub ssh_port: u16,
     #[arg(long, hide = true, default_value = "core")]
@@ -157,6 +188,13 @@ pub struct RunArgs {
     /// One JSON object per event on stdout instead of lines of text.
     #[arg(long)]
     pub json: bool,
+    /// Create more than --max-new-devices devices without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Ask before a run creates more new devices than this (without a terminal: refuse).
+    #[arg(long, env = "LOKO_MAX_NEW_DEVICES", value_name = "N",
+          default_value_t = crate::guard::DEFAULT_MAX_NEW_DEVICES)]
+    pub max_new_devices: usize,
 }
 
 #[derive(Debug, Args)]

@@ -6,9 +6,11 @@
 //! SIGTERM), 141 stdout closed by its reader.
 
 mod bench_cmd;
+mod bench_plot;
 mod cli;
 mod demo_agent;
 mod failure;
+mod guard;
 mod journal_view;
 mod output;
 mod progress;

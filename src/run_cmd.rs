@@ -116,12 +116,14 @@ impl SimSession {
             .with_context(|| format!("cannot create {}", node_root.display()))?;
         let settings = &target.desired.settings;
         let time_scale = options.time_scale.unwrap_or(DEMO_TIME_SCALE);
+        // Every node answers SSH in the demo, as real ones do.
         let (mut config, _user) = embedded_sim_config(
             &node_root,
             time_scale,
             settings.project_id.as_str(),
             settings.dns_zone.as_str(),
             settings.dns_zone_id.as_str(),
+            true,
         )?;
         config.state_file = Some(dir.join("state.json"));
         config.hardware_reservations = reservation_seeds(&target.desired)?;
@@ -226,13 +228,15 @@ pub(crate) fn reservation_seeds(
 
 /// A simulator with embedded SSH nodes under `node_root` on [`SIM_SSH_PORT`], the project and
 /// hosted zone given, everything on its clock (Packet's rate limit too), and the user its nodes
-/// admit. For the demo and `loko bench`.
+/// admit; workers answer SSH only with `worker_ssh` (loko logs into controllers only, and
+/// `loko bench` leaves them without). For the demo and `loko bench`.
 pub(crate) fn embedded_sim_config(
     node_root: &Path,
     time_scale: f64,
     project: &str,
     zone: &str,
     zone_id: &str,
+    worker_ssh: bool,
 ) -> anyhow::Result<(sim::SimConfig, String)> {
     let nodes = sim::nodes::Nodes::new(sim::nodes::NodesConfig {
         root_dir: node_root.to_owned(),
@@ -240,6 +244,7 @@ pub(crate) fn embedded_sim_config(
         backend: sim::nodes::SshBackend::Embedded,
     })
     .with_context(|| format!("cannot prepare the nodes' roots in {}", node_root.display()))?;
+    nodes.set_worker_ssh(worker_ssh);
     let user = nodes.ssh_login_user();
     let mut config = sim_config(node_root, time_scale, project, zone, zone_id)?;
     config.nodes = Arc::new(nodes);
@@ -429,7 +434,7 @@ pub(crate) async fn wire(
 
 /// The simulator runs `scale` real seconds per simulated one; waits shrink alike, with floors
 /// that keep a busy machine from spinning.
-fn scaled_timings(scale: f64, ssh_port: u16) -> RunSettings {
+pub(crate) fn scaled_timings(scale: f64, ssh_port: u16) -> RunSettings {
     let scaled = |d: Duration, floor_ms: u64| {
         Duration::from_secs_f64(d.as_secs_f64() * scale).max(Duration::from_millis(floor_ms))
     };
@@ -602,6 +607,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let history = history(&journal)?;
     // Refused changes stop here, before any API is called.
     let changes = changes(&target.desired, &history)?;
+    crate::guard::new_devices(changes.devices_to_create(), args.max_new_devices, args.yes)?;
     let sim = match args.sim.sim {
         true => Some(SimSession::start(&target, &args.sim).await?),
         false => None,
@@ -712,7 +718,9 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
     let history = history(&journal)?;
     let changes = changes(&target.desired, &history)?;
     if args.json {
-        outln!("{}", serde_json::to_string(&changes)?);
+        let mut json = serde_json::to_value(&changes)?;
+        json["devices_to_create"] = changes.devices_to_create().into();
+        outln!("{json}");
     } else {
         outln!("{changes}");
     }

@@ -1120,3 +1120,84 @@ $RUN
     assert!(stdout.contains("Cluster supernova is ready"), "{stdout}");
     assert!(sim.contains("export PACKET_AUTH_TOKEN="), "{sim}");
 }
+
+/// A pool may hold more than 100 nodes (the Terraform modules had no cap); `loko plan` shows how
+/// many devices a run creates, and `loko run` refuses to create more than its threshold without
+/// a yes (no terminal here), before anything is started or called.
+#[test]
+fn a_large_pool_is_planned_and_its_run_needs_a_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let tutorial = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tutorial.yaml"),
+    )
+    .unwrap();
+    let write = |name: &str, count: usize| {
+        let path = dir.path().join(name);
+        let text = tutorial.replacen("    count: 2\n", &format!("    count: {count}\n"), 1);
+        assert!(
+            tutorial.contains("    count: 2\n"),
+            "the tutorial's pool count moved"
+        );
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let big = write("big.yaml", 150);
+
+    let out = loko(&["plan", &big]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Devices to create: 151."),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = loko(&["plan", &big, "--json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["devices_to_create"], 151);
+
+    let out = loko(&["run", &big, "--sim"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("this run would create 151 new devices, more than the 100"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--yes") && err.contains("LOKO_MAX_NEW_DEVICES"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("assets/supernova/.loko/sim").exists(),
+        "the simulator started before the guard"
+    );
+
+    // The threshold from the environment applies to small runs too.
+    let small = write("small.yaml", 2);
+    let out = Command::new(env!("CARGO_BIN_EXE_loko"))
+        .args(["run", &small, "--sim"])
+        .env("LOKO_MAX_NEW_DEVICES", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("would create 3 new devices, more than the 1"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A yes, or a threshold as high as the run, passes the guard: the run then stops at the
+    // next check (no token), which comes after it.
+    for extra in [&["--yes"][..], &["--max-new-devices", "151"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_loko"))
+            .args(["run", &big])
+            .args(extra)
+            .env_remove("PACKET_AUTH_TOKEN")
+            .env_remove("METAL_AUTH_TOKEN")
+            .env_remove("LOKO_MAX_NEW_DEVICES")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert!(!out.status.success());
+        assert!(!err.contains("new devices"), "{extra:?}: {err}");
+        assert!(err.contains("error:"), "{extra:?}: {err}");
+    }
+}

@@ -590,6 +590,12 @@ impl SimHandle {
         self.shared.state()
     }
 
+    /// Closes the Packet rate limit's window, so that the next request opens a fresh one: a
+    /// benchmark's run then starts with the whole window, whatever ran before it.
+    pub fn restart_rate_window(&self) {
+        self.shared.restart_rate_window();
+    }
+
     /// Replaces the fault plan (as `PUT /_sim/faults` does).
     pub fn set_faults(&self, plan: FaultPlan) -> Result<(), FaultPlanError> {
         self.shared.set_faults(plan)

@@ -185,8 +185,9 @@ impl FaultState {
 }
 
 /// A fixed window of real time in which at most `RateLimit::requests` Packet requests pass.
+/// A window opens with the first request after the last one closed.
 struct RateWindow {
-    started: Instant,
+    started: Option<Instant>,
     used: u32,
 }
 
@@ -199,10 +200,13 @@ struct RateDecision {
 impl RateWindow {
     fn take(&mut self, limit: &RateLimit) -> RateDecision {
         let now = Instant::now();
-        if now.duration_since(self.started) >= limit.window {
-            self.started = now;
-            self.used = 0;
-        }
+        let started = match self.started {
+            Some(started) if now.duration_since(started) < limit.window => started,
+            _ => {
+                self.used = 0;
+                *self.started.insert(now)
+            }
+        };
         let allowed = self.used < limit.requests;
         if allowed {
             self.used += 1;
@@ -210,9 +214,7 @@ impl RateWindow {
         RateDecision {
             allowed,
             remaining: limit.requests.saturating_sub(self.used),
-            reset: limit
-                .window
-                .saturating_sub(now.duration_since(self.started)),
+            reset: limit.window.saturating_sub(now.duration_since(started)),
         }
     }
 }
@@ -233,7 +235,7 @@ impl World {
             stats,
             faults: FaultState::new(faults),
             rate_window: RateWindow {
-                started: Instant::now(),
+                started: None,
                 used: 0,
             },
             generation: 0,
@@ -681,6 +683,14 @@ async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
 }
 
 impl Shared {
+    /// Closes the rate limit's window: the next request opens a fresh one.
+    pub(crate) fn restart_rate_window(&self) {
+        self.world().rate_window = RateWindow {
+            started: None,
+            used: 0,
+        };
+    }
+
     pub(crate) fn set_faults(&self, plan: FaultPlan) -> Result<(), crate::faults::FaultPlanError> {
         plan.validate()?;
         tracing::info!(seed = plan.seed, "fault plan replaced");

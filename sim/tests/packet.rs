@@ -477,6 +477,31 @@ async fn rate_limit_headers_and_429_with_retry_after() {
     cloud.sim.shutdown().await.unwrap();
 }
 
+/// A benchmark's run starts with a whole window, whatever ran before it.
+#[tokio::test]
+async fn a_restarted_rate_window_lets_a_whole_window_through() {
+    let mut config = fast();
+    config.rate_limit = RateLimit {
+        requests: 2,
+        window: Duration::from_secs(600),
+    };
+    let cloud = Cloud::start(config).await;
+    let path = format!("/projects/{}", cloud.sim.project_id());
+    cloud.get(&path).await.expect(200, "Project");
+    cloud.get(&path).await.expect(200, "Project");
+    cloud
+        .get(&path)
+        .await
+        .expect_error(429, "Too Many Requests");
+    cloud.sim.restart_rate_window();
+    for remaining in [1, 0] {
+        let reply = cloud.get(&path).await;
+        reply.expect(200, "Project");
+        assert_eq!(reply.header("x-ratelimit-remaining"), Some(remaining));
+    }
+    cloud.sim.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn injected_429_bursts_5xx_and_broken_bodies_can_be_set_and_lifted_at_runtime() {
     let cloud = Cloud::start(fast()).await;

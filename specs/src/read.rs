@@ -23,8 +23,10 @@ mod labels;
 /// Largest controller count accepted: etcd runs on every controller, and beyond this a quorum is
 /// slower, not safer.
 const MAX_CONTROLLERS: u32 = 9;
-/// Largest pool accepted; a typo like `count: 200` should not order two hundred servers.
-const MAX_POOL_COUNT: u32 = 100;
+/// Largest pool accepted: Kubernetes supports clusters of at most 5,000 nodes
+/// (kubernetes/website, content/en/docs/setup/best-practices/cluster-large.md). The Terraform
+/// modules had no limit; that a large count is no typo, `loko run` asks before creating it.
+const MAX_POOL_COUNT: u32 = 5000;
 /// Hostnames are DNS labels.
 const MAX_LABEL: usize = 63;
 

@@ -241,6 +241,11 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// The devices the run creates: new nodes' and replacements'.
+    pub fn devices_to_create(&self) -> usize {
+        self.create.len() + self.replace.len()
+    }
+
     /// `(add, change, destroy)`.
     pub fn counts(&self) -> (usize, usize, usize) {
         (
@@ -275,9 +280,10 @@ impl std::fmt::Display for Changes {
             "Plan: {add} to add, {change} to change, {destroy} to destroy"
         )?;
         match self.adopt.len() {
-            0 => write!(f, "."),
-            n => write!(f, ", {n} to adopt."),
+            0 => write!(f, ".")?,
+            n => write!(f, ", {n} to adopt.")?,
         }
+        write!(f, "\nDevices to create: {}.", self.devices_to_create())
     }
 }
 

@@ -3,7 +3,8 @@
 //! When the cloud reports a device active it calls [`Nodes::start_node`]: the node gets a root
 //! directory (its filesystem; `root.rs` documents the layout and how node paths such as
 //! `/opt/bootkube` are kept inside it), an SSH server on its public
-//! IPv4 (each node has its own 127.x.y.z address), and a kubelet entry that the apiserver emulator
+//! IPv4 (each node has its own 127.x.y.z address; workers may go without, see
+//! [`Nodes::set_worker_ssh`]), and a kubelet entry that the apiserver emulator
 //! lists once bootkube started on a controller. The kubelet entry exists only when
 //! [`crate::judge::kubelet::judge_kubelet`] finds that the node's `kubelet.service` would start
 //! a kubelet on Flatcar; otherwise the node records why (in `journalctl -u kubelet`, in
@@ -23,6 +24,7 @@ mod root;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -119,6 +121,8 @@ struct Inner {
     running: Mutex<BTreeMap<String, RunningNode>>,
     /// The judge's verdict on each running node's kubelet, by hostname.
     kubelet_status: Mutex<BTreeMap<String, KubeletStatus>>,
+    /// Whether workers get an SSH server; see [`Nodes::set_worker_ssh`].
+    worker_ssh: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -156,8 +160,20 @@ impl Nodes {
                 kubelets: KubeletRegistry::default(),
                 running: Mutex::new(BTreeMap::new()),
                 kubelet_status: Mutex::new(BTreeMap::new()),
+                worker_ssh: AtomicBool::new(true),
             }),
         })
+    }
+
+    /// Whether workers boot an SSH server (by default they do, as real ones). loko logs into
+    /// controllers only (etcd secrets, bootkube), so the demo and `loko bench` turn it off:
+    /// for thousands of workers, host keys and SSH servers are most of what booting costs the
+    /// simulator on the cores loko shares. A controller is a node whose Ignition declares
+    /// `bootkube.service`; it always gets one. A worker without SSH gets no root directory
+    /// either (its files would be read only over SSH); its kubelet is still judged and
+    /// registers, and [`Nodes::kubelets`] still says why one would not start.
+    pub fn set_worker_ssh(&self, on: bool) {
+        self.inner.worker_ssh.store(on, Ordering::Relaxed);
     }
 
     /// The login name SSH clients must use: `core` (embedded) or the OS user (OpenSSH backend).
@@ -197,45 +213,24 @@ impl Nodes {
             tracing::warn!(hostname = %spec.hostname, "Ignition: {warning}");
         }
         let config = &self.inner.config;
-        let root = NodeRoot::prepare(&config.root_dir, &spec.hostname, &spec.device_id, &ignition)?;
-        let host_key = host_key(&root, &spec.hostname, &ignition)?;
-        let authorized = authorized_keys(&root, &spec.hostname, &ignition)?;
+        let controller = ignition.declares_unit("bootkube");
         let addr = SocketAddr::from((spec.public_ip, config.ssh_port));
-
         let mut tasks = Vec::new();
-        match &config.backend {
-            SshBackend::Embedded => {
-                let server = embedded::EmbeddedSsh::new(host_key, authorized, root.exec_wrapper());
-                let hostname = spec.hostname.clone();
-                let bind_error = move |source| NodesError::SshBind {
-                    hostname: hostname.clone(),
-                    addr,
-                    source,
-                };
-                if spec.ssh_refused_for.is_zero() {
-                    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
-                    tasks.push(tokio::spawn(server.serve(listener)));
-                } else {
-                    let delay = spec.ssh_refused_for;
-                    tasks.push(tokio::spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        match TcpListener::bind(addr).await {
-                            Ok(listener) => server.serve(listener).await,
-                            Err(source) => tracing::error!("{}", bind_error(source)),
-                        }
-                    }));
-                }
+        // A node without SSH gets no root either: its files and journal are read only over SSH.
+        let root = match controller || self.inner.worker_ssh.load(Ordering::Relaxed) {
+            true => {
+                let root = NodeRoot::prepare(
+                    &config.root_dir,
+                    &spec.hostname,
+                    &spec.device_id,
+                    &ignition,
+                )?;
+                tasks.push(self.start_ssh(&spec, &ignition, &root, addr).await?);
+                Some(root)
             }
-            SshBackend::OpenSsh { sshd_path } => {
-                let sshd = openssh::Sshd::configure(sshd_path, &root, &spec.hostname, addr)?;
-                let delay = spec.ssh_refused_for;
-                tasks.push(tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    sshd.run().await;
-                }));
-            }
-        }
-        if ignition.declares_unit("bootkube") {
+            false => None,
+        };
+        if let Some(root) = root.as_ref().filter(|_| controller) {
             tasks.push(tokio::spawn(run_bootkube(
                 root.clone(),
                 SocketAddr::from((spec.public_ip, APISERVER_PORT)),
@@ -243,7 +238,7 @@ impl Nodes {
                 self.inner.kubelets.clone(),
             )));
         }
-        self.start_kubelet(&spec, &ignition, &root);
+        self.start_kubelet(&spec, &ignition, root.as_ref());
         tracing::info!(hostname = %spec.hostname, device_id = %spec.device_id, %addr, "node started");
         let mut running = self.running();
         running.insert(
@@ -256,9 +251,58 @@ impl Nodes {
         Ok(())
     }
 
+    /// The node's SSH server, listening once `ssh_refused_for` has passed.
+    async fn start_ssh(
+        &self,
+        spec: &NodeSpec,
+        ignition: &NodeIgnition,
+        root: &NodeRoot,
+        addr: SocketAddr,
+    ) -> Result<JoinHandle<()>, NodesError> {
+        let host_key = host_key(root, &spec.hostname, ignition)?;
+        let authorized = authorized_keys(root, &spec.hostname, ignition)?;
+        match &self.inner.config.backend {
+            SshBackend::Embedded => {
+                let server = embedded::EmbeddedSsh::new(host_key, authorized, root.exec_wrapper());
+                let hostname = spec.hostname.clone();
+                let bind_error = move |source| NodesError::SshBind {
+                    hostname: hostname.clone(),
+                    addr,
+                    source,
+                };
+                if spec.ssh_refused_for.is_zero() {
+                    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+                    Ok(tokio::spawn(server.serve(listener)))
+                } else {
+                    let delay = spec.ssh_refused_for;
+                    Ok(tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        match TcpListener::bind(addr).await {
+                            Ok(listener) => server.serve(listener).await,
+                            Err(source) => tracing::error!("{}", bind_error(source)),
+                        }
+                    }))
+                }
+            }
+            SshBackend::OpenSsh { sshd_path } => {
+                let sshd = openssh::Sshd::configure(sshd_path, root, &spec.hostname, addr)?;
+                let delay = spec.ssh_refused_for;
+                Ok(tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    sshd.run().await;
+                }))
+            }
+        }
+    }
+
     /// Starts the node's kubelet if its unit would start one on Flatcar: it then registers with
     /// the labels of its `--node-labels`. Otherwise the unit is `failed` and its journal says why.
-    fn start_kubelet(&self, spec: &NodeSpec, ignition: &NodeIgnition, root: &NodeRoot) {
+    fn start_kubelet(&self, spec: &NodeSpec, ignition: &NodeIgnition, root: Option<&NodeRoot>) {
+        let journal = |line: &str| {
+            if let Some(root) = root {
+                root.journal(KUBELET_UNIT, line);
+            }
+        };
         let metadata = packet_metadata(
             &spec.hostname,
             &spec.public_ip.to_string(),
@@ -276,7 +320,7 @@ impl Nodes {
                     external_ip: spec.public_ip,
                     registered_at: chrono::Utc::now(),
                 });
-                root.journal(KUBELET_UNIT, "Started Kubelet.");
+                journal("Started Kubelet.");
                 KubeletStatus {
                     running: true,
                     problems: Vec::new(),
@@ -284,13 +328,10 @@ impl Nodes {
             }
             Err(problems) => {
                 for problem in &problems {
-                    root.journal(KUBELET_UNIT, &problem.to_string());
+                    journal(&problem.to_string());
                 }
-                root.journal(
-                    KUBELET_UNIT,
-                    "kubelet.service: Failed with result 'exit-code'.",
-                );
-                if ignition.declares_unit(KUBELET_UNIT) {
+                journal("kubelet.service: Failed with result 'exit-code'.");
+                if let Some(root) = root.filter(|_| ignition.declares_unit(KUBELET_UNIT)) {
                     root.set_unit_state(KUBELET_UNIT, "failed");
                 }
                 tracing::warn!(

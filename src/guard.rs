@@ -1,0 +1,56 @@
+//! `loko run` asks before ordering many servers at once. Pools may hold thousands of nodes
+//! (a large cluster needs them), so a count is not capped; instead a run that would create more
+//! new devices than a threshold needs a yes: on a terminal a y/N prompt showing the number,
+//! elsewhere `--yes` or a higher `--max-new-devices` (`LOKO_MAX_NEW_DEVICES`).
+
+use crate::failure::UserError;
+
+/// The threshold when none is given: more than this many new devices needs a yes.
+pub const DEFAULT_MAX_NEW_DEVICES: usize = 100;
+
+/// Whether a run that creates `count` new devices may go on: below or at `threshold`, or with
+/// `yes`, it goes on; otherwise it asks on a terminal and refuses without one.
+pub fn new_devices(count: usize, threshold: usize, yes: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    if count <= threshold || yes {
+        return Ok(());
+    }
+    let what = format!(
+        "this run would create {count} new devices, more than the {threshold} loko creates without asking"
+    );
+    let hint = format!(
+        "check the spec's counts with loko plan; to go on, pass --yes, or --max-new-devices {count} (or set LOKO_MAX_NEW_DEVICES={count})"
+    );
+    if !std::io::stdin().is_terminal() {
+        return Err(UserError::usage(what, hint).into());
+    }
+    if ask(&format!("{what}. Create {count} devices? [y/N] "))? {
+        return Ok(());
+    }
+    Err(UserError::usage("run cancelled: nothing was created", hint).into())
+}
+
+/// Asks on stderr (stdout may be JSON lines) and reads one line: only `y` or `yes` agree.
+fn ask(question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead as _, Write as _};
+    eprint!("{question}");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_or_below_the_threshold_or_with_yes_it_goes_on() {
+        assert!(new_devices(100, 100, false).is_ok());
+        assert!(new_devices(0, 0, false).is_ok());
+        assert!(new_devices(5000, 100, true).is_ok());
+    }
+}
