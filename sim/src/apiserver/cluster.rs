@@ -79,31 +79,8 @@ impl ClusterIdentity {
 /// The PEM client certificate (`client-certificate-data`) of the kubeconfig's current user (or
 /// its first user).
 pub fn kubeconfig_client_certificate(kubeconfig: &str) -> Option<Vec<u8>> {
-    let document: Value = serde_yaml::from_str(kubeconfig).ok()?;
-    let users = document.get("users")?.as_sequence()?;
-    let current_user = document
-        .get("current-context")
-        .and_then(Value::as_str)
-        .and_then(|current| {
-            document
-                .get("contexts")?
-                .as_sequence()?
-                .iter()
-                .find(|context| context.get("name").and_then(Value::as_str) == Some(current))?
-                .get("context")?
-                .get("user")?
-                .as_str()
-        });
-    let named = current_user.and_then(|name| {
-        users
-            .iter()
-            .find(|user| user.get("name").and_then(Value::as_str) == Some(name))
-    });
-    let data = named
-        .or_else(|| users.first())?
-        .get("user")?
-        .get("client-certificate-data")?
-        .as_str()?;
+    let user = current_entry(kubeconfig, "users", "user")?;
+    let data = user.get("client-certificate-data")?.as_str()?;
     base64::engine::general_purpose::STANDARD
         .decode(data.trim())
         .ok()
@@ -111,9 +88,15 @@ pub fn kubeconfig_client_certificate(kubeconfig: &str) -> Option<Vec<u8>> {
 
 /// The `cluster` map of the kubeconfig's current context (or its first cluster).
 fn kubeconfig_cluster(kubeconfig: &str) -> Option<Value> {
+    current_entry(kubeconfig, "clusters", "cluster")
+}
+
+/// The `<kind>` map of the entry of list `<list>` (`clusters`, `users`) that the current context
+/// names, or of the list's first entry, as kubectl picks them.
+fn current_entry(kubeconfig: &str, list: &str, kind: &str) -> Option<Value> {
     let document: Value = serde_yaml::from_str(kubeconfig).ok()?;
-    let clusters = document.get("clusters")?.as_sequence()?;
-    let current_cluster = document
+    let entries = document.get(list)?.as_sequence()?;
+    let current = document
         .get("current-context")
         .and_then(Value::as_str)
         .and_then(|current| {
@@ -123,15 +106,15 @@ fn kubeconfig_cluster(kubeconfig: &str) -> Option<Value> {
                 .iter()
                 .find(|context| context.get("name").and_then(Value::as_str) == Some(current))?
                 .get("context")?
-                .get("cluster")?
+                .get(kind)?
                 .as_str()
         });
-    let named = current_cluster.and_then(|name| {
-        clusters
+    let named = current.and_then(|name| {
+        entries
             .iter()
-            .find(|cluster| cluster.get("name").and_then(Value::as_str) == Some(name))
+            .find(|entry| entry.get("name").and_then(Value::as_str) == Some(name))
     });
-    named.or_else(|| clusters.first())?.get("cluster").cloned()
+    named.or_else(|| entries.first())?.get(kind).cloned()
 }
 
 /// The host of an `https://host:port/path` URL.
