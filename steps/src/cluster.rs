@@ -633,11 +633,24 @@ fn device_step(
     // The Ignition is an input through the ignition step's outputs (its digest): a device is
     // reconciled when it changes, and adopted as it is (Workers ignore later user_data).
     let own = inputs(&spec.inputs())?;
+    // Packet's `next-available` takes any free reservation of the plan, a reservation the spec
+    // names for another node included: such a create waits until those nodes' devices exist.
+    let named_first = if node.reservation == HardwareReservation::NextAvailable {
+        desired
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.reservation, HardwareReservation::Id(_)) && n.plan == node.plan)
+            .map(|n| n.hostname.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let step = Arc::new(DeviceStep {
         client: Arc::clone(&clients.packet),
         poller: Arc::clone(&clients.poller),
         spec,
         settings: timings.device.clone(),
+        named_first,
     });
     Ok(StepDef::new(ids::device(&node.hostname), own, move |ctx| {
         let step = Arc::clone(&step);

@@ -164,7 +164,14 @@ pub struct DeviceStep {
     pub poller: Arc<DevicePoller>,
     pub spec: DeviceSpec,
     pub settings: DeviceSettings,
+    /// Nodes whose named reservations a `next-available` create could take: it waits until
+    /// their devices are listed (a few polls at most).
+    pub named_first: Vec<String>,
 }
+
+/// Listings a `next-available` create waits for the named reservations' devices to appear in;
+/// past them (a named create failed), it goes ahead.
+const NAMED_FIRST_POLLS: u32 = 3;
 
 impl DeviceStep {
     /// One attempt; see the module docs.
@@ -280,6 +287,19 @@ impl DeviceStep {
             userdata,
             hardware_reservation_id: spec.reservation.clone(),
         };
+        for _ in 0..NAMED_FIRST_POLLS {
+            if self.named_first.is_empty() {
+                break;
+            }
+            let listing = fresh_listing(ctx, &self.poller).await?;
+            let listed = |host: &String| {
+                let tag = node_tag(host);
+                listing.devices.values().any(|d| d.has_tag(&tag))
+            };
+            if self.named_first.iter().all(listed) {
+                break;
+            }
+        }
         let mut intent = Outputs::new()
             .with("hostname", &spec.hostname)?
             .with("plan", &spec.plan)?;
