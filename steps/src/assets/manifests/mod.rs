@@ -380,29 +380,43 @@ fn service_account(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(name)})
 }
 
-fn cluster_role_binding(name: &str, role: &str, account: &str) -> Value {
+/// A subject that is a service account of kube-system.
+fn account(name: &str) -> Value {
+    json!({"kind": "ServiceAccount", "name": name, "namespace": "kube-system"})
+}
+
+/// A ClusterRoleBinding (`metadata` is `{"name": …}`) or a RoleBinding of kube-system (`metadata`
+/// from [`metadata`]) of `role` to `subjects`.
+fn binding(
+    kind: &str,
+    metadata: Value,
+    role_kind: &str,
+    role: &str,
+    subjects: Vec<Value>,
+) -> Value {
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": "kube-system"}],
+        "kind": kind,
+        "metadata": metadata,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+        "subjects": subjects,
     })
+}
+
+fn cluster_role_binding(name: &str, role: &str, service_account: &str) -> Value {
+    binding(
+        "ClusterRoleBinding",
+        json!({"name": name}),
+        "ClusterRole",
+        role,
+        vec![account(service_account)],
+    )
 }
 
 /// Binds a Role of kube-system to service accounts of kube-system.
 fn role_binding(name: &str, role: &str, accounts: &[&str]) -> Value {
-    let subjects: Vec<Value> = accounts
-        .iter()
-        .map(|a| json!({"kind": "ServiceAccount", "name": a, "namespace": "kube-system"}))
-        .collect();
-    json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": metadata(name),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
-        "subjects": subjects,
-    })
+    let subjects = accounts.iter().map(|a| account(a)).collect();
+    binding("RoleBinding", metadata(name), "Role", role, subjects)
 }
 
 fn pdb(name: &str) -> Value {

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use specs::DesiredCluster;
 
 use super::{
-    CHECKPOINTER_IMAGE, CONTROLLER_SELECTOR, Manifest, cluster_role_binding, host_path, image,
-    labels, manifest, metadata, mount, role_binding, service_account,
+    CHECKPOINTER_IMAGE, CONTROLLER_SELECTOR, Manifest, binding, cluster_role_binding, host_path,
+    image, labels, manifest, metadata, mount, role_binding, service_account,
 };
 use crate::assets::pki::{apiserver_names, apiserver_url};
 use crate::ignition::{CONTAINERD_SOCKET, CONTROLLER_TAINT};
@@ -92,13 +92,13 @@ fn cluster_role(name: &str, rules: Value) -> Value {
 }
 
 fn group_binding(name: &str, role: &str, group: &str) -> Value {
-    json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": [{"kind": "Group", "name": group, "apiGroup": "rbac.authorization.k8s.io"}],
-    })
+    binding(
+        "ClusterRoleBinding",
+        json!({"name": name}),
+        "ClusterRole",
+        role,
+        vec![json!({"kind": "Group", "name": group, "apiGroup": "rbac.authorization.k8s.io"})],
+    )
 }
 
 /// The kubeconfig of host-network components (kube-proxy, the pod checkpointer): they must reach
