@@ -161,22 +161,22 @@ fn install(
                 )),
             }
         }
-        if let (Some(var), Some(to)) = (&cni.config_env, &cni.writes_config_to) {
-            if let Some(text) = env_value(container, var, namespace, maps) {
-                match (
-                    host_path(spec, container, to),
-                    serde_json::from_str::<Value>(&text),
-                ) {
-                    (Some(dir), Ok(config)) => installed
-                        .configs
-                        .push((format!("{subject} into {dir}"), config)),
-                    (None, _) => installed.problems.push(format!(
-                        "{subject}: the installer writes {var} to {to}, where no host directory is mounted"
-                    )),
-                    (_, Err(error)) => installed
-                        .problems
-                        .push(format!("{subject}: {var} is not JSON: {error}")),
-                }
+        if let (Some(var), Some(to)) = (&cni.config_env, &cni.writes_config_to)
+            && let Some(text) = env_value(container, var, namespace, maps)
+        {
+            match (
+                host_path(spec, container, to),
+                serde_json::from_str::<Value>(&text),
+            ) {
+                (Some(dir), Ok(config)) => installed
+                    .configs
+                    .push((format!("{subject} into {dir}"), config)),
+                (None, _) => installed.problems.push(format!(
+                    "{subject}: the installer writes {var} to {to}, where no host directory is mounted"
+                )),
+                (_, Err(error)) => installed
+                    .problems
+                    .push(format!("{subject}: {var} is not JSON: {error}")),
             }
         }
     } else if program == "cp" {
