@@ -59,7 +59,8 @@ use tokio::sync::oneshot;
 pub use event::{DecodeError, Event, FORMAT_VERSION, Record, RunKind, RunOutcome};
 pub use feed::{FEED_FILE, FeedLine, parse_feed_line};
 pub use fold::{
-    Attempt, AttemptEnd, ClusterState, FoldError, Intent, RunState, StepHistory, StepResult,
+    Attempt, AttemptEnd, ClusterState, FoldError, Intent, RecordedSpec, RunState, StepHistory,
+    StepResult,
 };
 pub use ids::{Digest, InvalidStepId, RunId, Seq, StepId};
 pub use secrets::{
