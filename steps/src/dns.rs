@@ -314,15 +314,7 @@ where
                 _ => err.to_string(),
             }
         }
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            text
-        }
+        other => crate::error_chain(other),
     };
     DnsError::Api {
         operation,
