@@ -454,7 +454,7 @@ fn the_demo_runs_end_to_end_and_every_command_works_on_it() {
     let out = loko(&["graph", spec]);
     let dot = text(&out.stdout);
     assert!(
-        dot.starts_with("digraph") && dot.contains("\"bootkube\""),
+        dot.starts_with("digraph") && dot.contains("\"bootstrap\""),
         "{dot}"
     );
 

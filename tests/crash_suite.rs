@@ -2,7 +2,7 @@
 //! point where its journal changes (`LOKO_CRASH_AT_APPEND=k`), at random moments (SIGKILL), and
 //! interrupted (SIGINT); each time the next `loko run` must finish the same cluster a clean run
 //! builds, with nothing done twice: no device created twice, none failed or orphaned, the same
-//! DNS records, the CA and keys untouched since first written, bootkube started once.
+//! DNS records, the CA and keys untouched since first written, the static control plane running on the controller.
 //!
 //! Every run is a real process; the simulator runs at a small time scale so that a
 //! five-minute provisioning takes a fraction of a second.
@@ -48,7 +48,7 @@ async fn clean_run(example: &str) -> Clean {
     let appends = stdout(&journal).lines().count();
     let hosts: Vec<String> = w.devices().live.into_keys().collect();
     let record_names = w.records().into_keys().collect();
-    assert_eq!(w.bootkube_starts(), 1);
+    assert_eq!(w.static_control_planes(), 1);
     Clean {
         appends,
         hosts,
@@ -80,7 +80,11 @@ fn assert_like_clean(w: &World, clean: &Clean, what: &str) {
             );
         }
     }
-    assert_eq!(w.bootkube_starts(), 1, "{what}: bootkube starts");
+    assert_eq!(
+        w.static_control_planes(),
+        1,
+        "{what}: static control planes"
+    );
     assert_no_secret("the journal", &w.journal_json(), w.sim.token());
 }
 

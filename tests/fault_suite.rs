@@ -57,7 +57,7 @@ fn completes(w: &World, spec: &str, first: Output, culprit: &str, replaced: &[&s
         printed += &(stdout(&out) + &stderr(&out));
     }
     w.assert_cluster(&hosts(), replaced);
-    assert_eq!(w.bootkube_starts(), 1);
+    assert_eq!(w.static_control_planes(), 1);
     assert_no_secret("the journal", &w.journal_json(), w.sim.token());
     assert_no_secret("loko's output", &printed, w.sim.token());
     printed

@@ -68,7 +68,7 @@ async fn create_change_and_destroy_a_cluster_over_the_wire() {
         ])
     );
     assert!(ever.values().all(|n| *n == 1), "{ever:?}");
-    assert_bootkube_started_once(&w);
+    assert_eq!(w.static_control_planes(), 1);
     let assets = w.root.join("assets");
     kubectl_lists_nodes(&w, "supernova", &assets, 3);
 
@@ -115,7 +115,7 @@ async fn create_change_and_destroy_a_cluster_over_the_wire() {
     );
     assert_eq!(ever["supernova-helium-worker-0"], 2);
     assert_eq!(ever["supernova-controller-0"], 1);
-    assert_bootkube_started_once(&w);
+    assert_eq!(w.static_control_planes(), 1);
 
     // A refused change names the field and calls nothing.
     let text = std::fs::read_to_string(&spec).unwrap();
@@ -137,12 +137,6 @@ async fn create_change_and_destroy_a_cluster_over_the_wire() {
     assert!(w.devices().live.is_empty());
     let ca = std::fs::read(assets.join("tls/ca.crt")).unwrap();
     assert!(!ca.is_empty(), "destroy keeps the CA");
-}
-
-fn assert_bootkube_started_once(w: &World) {
-    let starts = w.sim.state().bootkube_starts;
-    assert_eq!(starts.get("supernova-controller-0"), Some(&1), "{starts:?}");
-    assert_eq!(starts.values().sum::<u32>(), 1, "{starts:?}");
 }
 
 /// kubectl, with the admin kubeconfig loko wrote, lists the nodes of the emulated apiserver.
@@ -178,8 +172,8 @@ fn kubectl_lists_nodes(w: &World, cluster: &str, assets: &Path, expected: usize)
 }
 
 /// SIGKILL in the middle of device creation, while the DNS change is PENDING, and right after
-/// bootkube was started: each resumed run goes on, and the end is one device per node and one
-/// bootkube start.
+/// the control plane was installed: each resumed run goes on, and the end is one device per
+/// node and the static control plane running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_runs_resume_without_duplicates() {
     let w = world(0.01, false).await;
@@ -203,8 +197,8 @@ async fn killed_runs_resume_without_duplicates() {
         .await;
     assert!(killed);
     let killed = w
-        .kill_run_when(spec, "after bootkube was started", |s| {
-            s.bootkube_starts.values().sum::<u32>() > 0
+        .kill_run_when(spec, "after the control plane was installed", |s| {
+            s.static_pods.values().any(|pods| !pods.is_empty())
         })
         .await;
     assert!(killed);
@@ -219,7 +213,7 @@ async fn killed_runs_resume_without_duplicates() {
         ever.values().all(|n| *n == 1),
         "a device was created twice: {ever:?}"
     );
-    assert_bootkube_started_once(&w);
+    assert_eq!(w.static_control_planes(), 1);
     let journal = w.loko(&["journal", "--state-dir", w.state_dir().to_str().unwrap()]);
     assert!(
         stdout(&journal).contains("succeeded"),
@@ -254,7 +248,12 @@ async fn the_hybrid_and_flannel_examples_come_up() {
         let devices = w.devices();
         assert_eq!(devices.live.len(), nodes, "{example}: {:?}", devices.live);
         assert!(devices.ever.values().all(|n| *n == 1), "{example}");
-        assert_eq!(w.bootkube_starts(), 1, "{example}");
+        let controllers = specs::load(&loko_tests::rendered::example_path(&format!(
+            "{example}.yaml"
+        )))
+        .map(|spec| spec.desired().controllers().count())
+        .unwrap_or_else(|e| panic!("{example}: {e}"));
+        assert_eq!(w.static_control_planes(), controllers, "{example}");
         kubectl_lists_nodes(&w, cluster, &w.root.join("assets"), nodes);
     }
 }

@@ -43,7 +43,7 @@ use uuid::Uuid;
 pub use faults::{
     DeviceFate, DeviceFaults, FaultPlan, FaultPlanError, NodeFaults, OperationFaults,
 };
-pub use lifecycle::{KubeletStatus, NoNodes, NodeFuture, NodeLifecycle, NodeSpec};
+pub use lifecycle::{KubeletStatus, NoNodes, NodeFuture, NodeLifecycle, NodeSpec, StaticPodStatus};
 pub use packet::catalog::Arch;
 pub use state::{DeviceRecord, HostedZoneRecord, RecordSetRecord, SimState};
 

@@ -432,7 +432,7 @@ impl Shared {
             &world,
             now,
             &self.timings,
-            self.nodes.bootkube_starts(),
+            self.nodes.static_pods(),
             self.nodes.kubelets(),
         )
     }
