@@ -1046,7 +1046,7 @@ fn a_booting_apiserver_is_awaited_not_reported_as_an_error() {
         0,
     );
     assert!(
-        out.contains("ready: waiting for the apiserver at https://supernova.packet.example.com:6443 to answer"),
+        out.contains("bootstrap: waiting for the static control plane's apiserver at https://supernova.packet.example.com:6443"),
         "{out}"
     );
     assert!(!out.contains("does not answer"), "{out}");

@@ -230,6 +230,9 @@ async fn a_slow_apiserver_is_waited_for() {
     assert!(out.status.success(), "a slow apiserver must be waited for");
     let printed = completes(&w, &spec, out, "", &[]);
     // Awaited as progress, not printed as an error (issue 15).
-    assert!(printed.contains("waiting for the apiserver"), "{printed}");
+    assert!(
+        printed.contains("waiting for the static control plane's apiserver"),
+        "{printed}"
+    );
     assert!(!printed.contains("does not answer"), "{printed}");
 }

@@ -596,6 +596,11 @@ impl SimHandle {
         self.shared.restart_rate_window();
     }
 
+    /// Reboots the machine of `hostname` (as `reboot` on the node would): false when none runs.
+    pub async fn reboot(&self, hostname: &str) -> bool {
+        self.shared.reboot_node(hostname).await
+    }
+
     /// Replaces the fault plan (as `PUT /_sim/faults` does).
     pub fn set_faults(&self, plan: FaultPlan) -> Result<(), FaultPlanError> {
         self.shared.set_faults(plan)

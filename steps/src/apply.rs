@@ -258,13 +258,8 @@ impl BootstrapStep {
             ));
             ctx.sleep(self.poll_every).await?;
         }
-        for (i, object) in objects.iter().enumerate() {
-            ctx.progress(format!(
-                "applying {} ({}/{})",
-                object.name,
-                i + 1,
-                objects.len()
-            ));
+        ctx.progress(format!("applying {} objects of manifests/", objects.len()));
+        for object in &objects {
             apply(&client, &base, object).await?;
         }
         let definitions = objects.iter().filter(|o| o.definition).count();

@@ -550,7 +550,11 @@ pub fn apply_plan(
             deadline: timings.ready_deadline,
         });
         let mut deps = vec![ids::kubeconfigs(), ids::manifests(), ids::dns()];
-        deps.extend(controllers.iter().map(|c| ids::control_plane(&c.hostname)));
+        for c in &controllers {
+            // Their addresses reach the API; their control planes serve it.
+            deps.push(ids::device(&c.hostname));
+            deps.push(ids::control_plane(&c.hostname));
+        }
         steps.push(
             StepDef::new(ids::bootstrap(), inputs(&api_name)?, move |ctx| {
                 let step = Arc::clone(&step);

@@ -295,12 +295,7 @@ fn static_pod_kubeconfig(rendered: &Rendered, pod: &Value) -> Result<(String, St
     let spec = &pod["spec"];
     let on_disk = rendered.controller_files();
     for container in sim::judge::pod::containers(spec) {
-        let args: Vec<&str> = ["command", "args"]
-            .into_iter()
-            .flat_map(|k| container[k].as_array().into_iter().flatten())
-            .filter_map(Value::as_str)
-            .collect();
-        let Some(path) = kubeconfig_flag(&args.join(" ")) else {
+        let Some(path) = container_kubeconfig(&container) else {
             continue;
         };
         let host = sim::judge::pod::pod_host_path(spec, &container, &path)
@@ -373,6 +368,16 @@ fn the_static_control_planes_identities_may_do_what_their_roles_grant() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A pod container's `--kubeconfig` (in its `command` or `args`).
+fn container_kubeconfig(container: &Value) -> Option<String> {
+    let args: Vec<&str> = ["command", "args"]
+        .into_iter()
+        .flat_map(|k| container[k].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    kubeconfig_flag(&args.join(" "))
 }
 
 /// `--kubeconfig=PATH` (or `--kubeconfig PATH`) in a unit's command lines.
@@ -525,12 +530,7 @@ fn host_network_kubeconfigs_name_a_server_the_host_resolves() {
             }
             let name = workload["metadata"]["name"].as_str().unwrap_or_default();
             for container in containers(pod) {
-                let args: Vec<&str> = ["command", "args"]
-                    .into_iter()
-                    .flat_map(|k| container[k].as_array().into_iter().flatten())
-                    .filter_map(Value::as_str)
-                    .collect();
-                let Some(path) = kubeconfig_flag(&args.join(" ")) else {
+                let Some(path) = container_kubeconfig(container) else {
                     continue;
                 };
                 let namespace = workload["metadata"]["namespace"]
