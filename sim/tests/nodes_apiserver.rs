@@ -184,7 +184,7 @@ async fn start_with_kubelet(ours: &nodes_support::Cluster, octet: u8) -> Apiserv
         1,
     ));
     start_apiserver(
-        &ours,
+        ours,
         SocketAddr::from((Ipv4Addr::new(127, 77, 2, octet), 0)),
         registry,
     )
