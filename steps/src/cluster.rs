@@ -528,8 +528,11 @@ pub fn apply_plan(
                     async move { step.run(ctx).await }
                 },
             )
-            // The apiserver reaches etcd by its members' names: its secrets and DNS first.
+            // The PKI's fingerprints: a reissued certificate (a controller added to the
+            // apiserver's names) is copied again. The apiserver reaches etcd by its members'
+            // names: its secrets first.
             .after([
+                ids::pki(),
                 ids::kubeconfigs(),
                 ids::manifests(),
                 ids::etcd_secrets(&node.hostname),
