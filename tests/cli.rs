@@ -453,10 +453,21 @@ fn the_demo_runs_end_to_end_and_every_command_works_on_it() {
 
     let out = loko(&["graph", spec]);
     let dot = text(&out.stdout);
-    assert!(
-        dot.starts_with("digraph") && dot.contains("\"bootstrap\""),
-        "{dot}"
-    );
+    assert!(dot.starts_with("digraph"), "{dot}");
+    // The static control plane: copied after the controller's etcd secrets, again whenever a
+    // certificate changes (the PKI's fingerprints), and applied to once every controller has
+    // it; no bootkube.
+    for edge in [
+        "\"etcd-secrets/supernova-controller-0\" -> \"control-plane/supernova-controller-0\"",
+        "\"assets/pki\" -> \"control-plane/supernova-controller-0\"",
+        "\"assets/manifests\" -> \"control-plane/supernova-controller-0\"",
+        "\"control-plane/supernova-controller-0\" -> \"bootstrap\"",
+        "\"dns\" -> \"bootstrap\"",
+        "\"bootstrap\" -> \"ready\"",
+    ] {
+        assert!(dot.contains(edge), "no {edge}: {dot}");
+    }
+    assert!(!dot.contains("bootkube"), "{dot}");
 
     let out = loko(&["plan", spec, "--json"]);
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
