@@ -9,7 +9,7 @@ use sim::nodes::{NodeSpec, Nodes, NodesConfig, SshBackend};
 
 use nodes_support::{
     IgnitionSpec, SshClient, apply_manifests, cluster, control_plane_pki, free_port, ignition,
-    kubectl, ssh_keygen, static_apiserver_pod, tar, text,
+    kubectl, ssh_keygen, static_apiserver_pod, static_scheduler_pod, tar, text,
 };
 
 fn spec(hostname: &str, device_id: &str, ip: Ipv4Addr, user_data: String) -> NodeSpec {
@@ -395,6 +395,62 @@ async fn a_static_apiserver_pod_serves_once_its_files_are_there_and_again_after_
     let apiserver = SocketAddr::from((controller_ip, 6443));
     assert_eq!(wait_for_nodes(dir.path(), &pki, apiserver).await, "");
     assert!(nodes.static_pods()["jupiter-controller-0"]["kube-apiserver"].running);
+
+    // A scheduler beside it acting as the kubelet may not do a scheduler's work: it runs for
+    // nothing, and says why. With an identity its role is bound to (the admin here), it runs.
+    let scheduler = |kubeconfig: Vec<u8>| {
+        tar(
+            dir.path(),
+            &[
+                ("pki/scheduler.kubeconfig", kubeconfig),
+                (
+                    "manifests/kube-scheduler.json",
+                    static_scheduler_pod().into_bytes(),
+                ),
+            ],
+        )
+    };
+    let output = core
+        .run(
+            install,
+            &scheduler(pki.kubelet_kubeconfig.clone().into_bytes()),
+        )
+        .await;
+    assert!(output.status.success(), "{}", text(&output));
+    let scheduler_status = |key: &str| {
+        nodes
+            .static_pods()
+            .get("jupiter-controller-0")
+            .and_then(|pods| pods.get(key).cloned())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        if let Some(status) = scheduler_status("kube-scheduler.json") {
+            break status.problems.join("\n");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            nodes.static_pods()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        refused.contains("User \"kubelet\" cannot") && refused.contains("forbidden"),
+        "{refused}"
+    );
+    let admin = std::fs::read(pki.admin_kubeconfig()).expect("admin kubeconfig");
+    let output = core.run(install, &scheduler(admin)).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !scheduler_status("kube-scheduler").is_some_and(|s| s.running) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            nodes.static_pods()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The manifests, applied: both kubelets register.
     apply_manifests(&pki, apiserver);

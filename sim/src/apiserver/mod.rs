@@ -27,7 +27,7 @@
 //! holds, and (Calico) every CRD its version ships is there; otherwise the Ready condition is
 //! False and its message says why.
 
-mod cluster;
+pub(crate) mod cluster;
 mod network;
 mod objects;
 mod store;

@@ -554,7 +554,61 @@ impl StaticPodKubelet {
             };
             verdicts.insert(file, verdict);
         }
+        // A component whose identity may not do its work runs, but does nothing a cluster
+        // needs: judged by the policy of the apiserver beside it (its `--etcd-servers`).
+        let etcd_servers = verdicts.values().find_map(|verdict| match verdict {
+            Ok(pod) if pod.args.component == "kube-apiserver" => {
+                pod.args.value("etcd-servers").map(str::to_owned)
+            }
+            _ => None,
+        });
+        for verdict in verdicts.values_mut() {
+            let refusal = match verdict {
+                Ok(pod) => self.forbidden(pod, etcd_servers.as_deref()),
+                Err(_) => None,
+            };
+            if let Some(refusal) = refusal {
+                *verdict = Err(vec![refusal]);
+            }
+        }
         verdicts
+    }
+
+    /// Why the scheduler's or controller-manager's identity (the client certificate of its
+    /// `--kubeconfig`) may not make a request its upstream role holds, or `None`.
+    fn forbidden(&self, pod: &StaticPod, etcd_servers: Option<&str>) -> Option<String> {
+        let component = pod.args.component.as_str();
+        if !["kube-scheduler", "kube-controller-manager"].contains(&component) {
+            return None;
+        }
+        let subject = format!("{component}: its --kubeconfig");
+        let kubeconfig = pod
+            .files
+            .get("kubeconfig")
+            .and_then(|host| self.root.node_path(host))
+            .and_then(|path| std::fs::read_to_string(path).ok())?;
+        let user = match crate::apiserver::cluster::kubeconfig_client_certificate(&kubeconfig)
+            .ok_or_else(|| "holds no client certificate".to_owned())
+            .and_then(|pem| crate::judge::rbac::UserInfo::from_certificate_pem(&pem))
+        {
+            Ok(user) => user,
+            Err(reason) => return Some(format!("{subject} {reason}")),
+        };
+        // Without an apiserver beside it, there is nothing to judge against yet.
+        let store = self.stores.get(etcd_servers?).ok()?;
+        let needs = store.requirements().identity(component).ok()?.requests("");
+        let derived = store.derived();
+        needs
+            .iter()
+            .find_map(|request| match derived.policy.authorize(&user, request) {
+                crate::judge::rbac::Decision::Allowed => None,
+                crate::judge::rbac::Decision::Denied { reason } => Some(format!(
+                    "{subject}: {}",
+                    crate::judge::rbac::forbidden_status(&user, request, &reason)["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                )),
+            })
     }
 
     /// Journals a new set of verdicts and publishes it.

@@ -414,6 +414,29 @@ pub fn static_apiserver_pod(cluster: &Cluster) -> String {
     .to_string()
 }
 
+/// A static kube-scheduler pod reading `/etc/kubernetes/pki/scheduler.kubeconfig`.
+pub fn static_scheduler_pod() -> String {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "kube-scheduler", "namespace": "kube-system"},
+        "spec": {
+            "hostNetwork": true,
+            "containers": [{
+                "name": "kube-scheduler",
+                "image": "registry.k8s.io/kube-scheduler:v1.32.3",
+                "command": [
+                    "kube-scheduler",
+                    "--kubeconfig=/etc/kubernetes/pki/scheduler.kubeconfig",
+                    "--leader-elect=true",
+                ],
+                "volumeMounts": [{"name": "pki", "mountPath": "/etc/kubernetes/pki", "readOnly": true}],
+            }],
+            "volumes": [{"name": "pki", "hostPath": {"path": "/etc/kubernetes/pki"}}],
+        },
+    })
+    .to_string()
+}
+
 /// A tar archive of `files` (path, contents), made by the tar binary.
 pub fn tar(dir: &Path, files: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let staging = tempfile::tempdir_in(dir).expect("staging dir");
