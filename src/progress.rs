@@ -239,7 +239,7 @@ impl Printer {
         let phase = phase(notice.step.as_str());
         let per_node = matches!(
             phase,
-            "ignition" | "device" | "delete-device" | "etcd-secrets"
+            "ignition" | "device" | "delete-device" | "etcd-secrets" | "control-plane"
         );
         let Ok(mut counts) = live.counts.lock() else {
             return false;

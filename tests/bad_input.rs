@@ -163,9 +163,9 @@ async fn a_host_key_that_does_not_match_is_refused() {
     assert!(err.contains("host key mismatch"), "{err}");
     assert!(err.contains("supernova-controller-0"), "{err}");
     assert_eq!(
-        w.bootkube_starts(),
+        w.static_control_planes(),
         0,
-        "bootkube ran on a node that is not ours"
+        "the control plane went to a node that is not ours"
     );
 }
 

@@ -453,10 +453,21 @@ fn the_demo_runs_end_to_end_and_every_command_works_on_it() {
 
     let out = loko(&["graph", spec]);
     let dot = text(&out.stdout);
-    assert!(
-        dot.starts_with("digraph") && dot.contains("\"bootkube\""),
-        "{dot}"
-    );
+    assert!(dot.starts_with("digraph"), "{dot}");
+    // The static control plane: copied after the controller's etcd secrets, again whenever a
+    // certificate changes (the PKI's fingerprints), and applied to once every controller has
+    // it; no bootkube.
+    for edge in [
+        "\"etcd-secrets/supernova-controller-0\" -> \"control-plane/supernova-controller-0\"",
+        "\"assets/pki\" -> \"control-plane/supernova-controller-0\"",
+        "\"assets/manifests\" -> \"control-plane/supernova-controller-0\"",
+        "\"control-plane/supernova-controller-0\" -> \"bootstrap\"",
+        "\"dns\" -> \"bootstrap\"",
+        "\"bootstrap\" -> \"ready\"",
+    ] {
+        assert!(dot.contains(edge), "no {edge}: {dot}");
+    }
+    assert!(!dot.contains("bootkube"), "{dot}");
 
     let out = loko(&["plan", spec, "--json"]);
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -1046,7 +1057,7 @@ fn a_booting_apiserver_is_awaited_not_reported_as_an_error() {
         0,
     );
     assert!(
-        out.contains("ready: waiting for the apiserver at https://supernova.packet.example.com:6443 to answer"),
+        out.contains("bootstrap: waiting for the static control plane's apiserver at https://supernova.packet.example.com:6443"),
         "{out}"
     );
     assert!(!out.contains("does not answer"), "{out}");

@@ -2,7 +2,7 @@
 //! point where its journal changes (`LOKO_CRASH_AT_APPEND=k`), at random moments (SIGKILL), and
 //! interrupted (SIGINT); each time the next `loko run` must finish the same cluster a clean run
 //! builds, with nothing done twice: no device created twice, none failed or orphaned, the same
-//! DNS records, the CA and keys untouched since first written, bootkube started once.
+//! DNS records, the CA and keys untouched since first written, the static control plane running on the controller.
 //!
 //! Every run is a real process; the simulator runs at a small time scale so that a
 //! five-minute provisioning takes a fraction of a second.
@@ -28,6 +28,8 @@ struct Clean {
     appends: usize,
     hosts: Vec<String>,
     record_names: BTreeSet<String>,
+    /// Controllers, each running the static control plane.
+    control_planes: usize,
     elapsed: Duration,
 }
 
@@ -48,11 +50,13 @@ async fn clean_run(example: &str) -> Clean {
     let appends = stdout(&journal).lines().count();
     let hosts: Vec<String> = w.devices().live.into_keys().collect();
     let record_names = w.records().into_keys().collect();
-    assert_eq!(w.bootkube_starts(), 1);
+    let control_planes = w.static_control_planes();
+    assert!(control_planes > 0, "no controller runs a control plane");
     Clean {
         appends,
         hosts,
         record_names,
+        control_planes,
         elapsed,
     }
 }
@@ -80,7 +84,11 @@ fn assert_like_clean(w: &World, clean: &Clean, what: &str) {
             );
         }
     }
-    assert_eq!(w.bootkube_starts(), 1, "{what}: bootkube starts");
+    assert_eq!(
+        w.static_control_planes(),
+        clean.control_planes,
+        "{what}: static control planes"
+    );
     assert_no_secret("the journal", &w.journal_json(), w.sim.token());
 }
 

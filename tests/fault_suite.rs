@@ -57,7 +57,7 @@ fn completes(w: &World, spec: &str, first: Output, culprit: &str, replaced: &[&s
         printed += &(stdout(&out) + &stderr(&out));
     }
     w.assert_cluster(&hosts(), replaced);
-    assert_eq!(w.bootkube_starts(), 1);
+    assert_eq!(w.static_control_planes(), 1);
     assert_no_secret("the journal", &w.journal_json(), w.sim.token());
     assert_no_secret("loko's output", &printed, w.sim.token());
     printed
@@ -254,6 +254,9 @@ async fn a_slow_apiserver_is_waited_for() {
     assert!(out.status.success(), "a slow apiserver must be waited for");
     let printed = completes(&w, &spec, out, "", &[]);
     // Awaited as progress, not printed as an error (issue 15).
-    assert!(printed.contains("waiting for the apiserver"), "{printed}");
+    assert!(
+        printed.contains("waiting for the static control plane's apiserver"),
+        "{printed}"
+    );
     assert!(!printed.contains("does not answer"), "{printed}");
 }

@@ -679,3 +679,57 @@ async fn a_step_that_only_feeds_skipped_steps_stops_retrying() {
     let b_attempts = &state.last_run().unwrap().steps[&id("b")].attempts;
     assert_eq!(b_attempts.len(), attempts, "every attempt is journaled");
 }
+
+/// A step a newer plan no longer has (loko's `bootkube`, replaced by `control-plane/*` and
+/// `bootstrap`) stays in the ledger of an older run: the next plan without it runs its own new
+/// steps, whether the older run succeeded or failed at that step, and the journal still opens.
+#[tokio::test]
+async fn a_ledger_entry_of_a_step_no_plan_names_is_ignored() {
+    for old_step_fails in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = open(&dir);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let old = if old_step_fails {
+            StepDef::new(
+                id("bootkube"),
+                Digest::of(b"b"),
+                |_ctx: StepContext| async { Err(StepError::permanent("bootkube failed")) },
+            )
+            .after([id("assets")])
+        } else {
+            counting("bootkube", &calls).after([id("assets")])
+        };
+        let plan = Plan::new(vec![counting("assets", &calls), old]).unwrap();
+        let report = Engine::new(Arc::clone(&journal))
+            .run(&plan, request("a"), CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(report.outcome == Outcome::Succeeded, !old_step_fails);
+        drop(journal);
+
+        let journal = open(&dir);
+        let new_steps = Arc::new(AtomicUsize::new(0));
+        let plan = Plan::new(vec![
+            counting("assets", &calls),
+            counting("control-plane/c0", &new_steps).after([id("assets")]),
+            counting("bootstrap", &new_steps).after([id("control-plane/c0")]),
+        ])
+        .unwrap();
+        let report = Engine::new(Arc::clone(&journal))
+            .run(&plan, request("a"), CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            report.outcome,
+            Outcome::Succeeded,
+            "old step fails: {old_step_fails}"
+        );
+        assert_eq!(new_steps.load(Ordering::SeqCst), 2);
+        let state = journal.state();
+        assert!(state.ledger.contains_key(&id("bootstrap")));
+        drop(journal);
+        // Reopening folds every run, the old step's included.
+        let journal = open(&dir);
+        assert!(journal.state().ledger.contains_key(&id("control-plane/c0")));
+    }
+}

@@ -136,7 +136,7 @@ pub enum DeviceFate {
 pub struct NodeFaults {
     /// SSH connections are refused for this many simulated seconds after a node boots.
     pub ssh_refused_for_secs: f64,
-    /// The apiserver starts this many simulated seconds after bootkube starts.
+    /// The apiserver starts this many simulated seconds after its static pod could.
     pub apiserver_start_delay_secs: f64,
 }
 

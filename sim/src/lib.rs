@@ -43,7 +43,7 @@ use uuid::Uuid;
 pub use faults::{
     DeviceFate, DeviceFaults, FaultPlan, FaultPlanError, NodeFaults, OperationFaults,
 };
-pub use lifecycle::{KubeletStatus, NoNodes, NodeFuture, NodeLifecycle, NodeSpec};
+pub use lifecycle::{KubeletStatus, NoNodes, NodeFuture, NodeLifecycle, NodeSpec, StaticPodStatus};
 pub use packet::catalog::Arch;
 pub use state::{DeviceRecord, HostedZoneRecord, RecordSetRecord, SimState};
 
@@ -594,6 +594,11 @@ impl SimHandle {
     /// benchmark's run then starts with the whole window, whatever ran before it.
     pub fn restart_rate_window(&self) {
         self.shared.restart_rate_window();
+    }
+
+    /// Reboots the machine of `hostname` (as `reboot` on the node would): false when none runs.
+    pub async fn reboot(&self, hostname: &str) -> bool {
+        self.shared.reboot_node(hostname).await
     }
 
     /// Replaces the fault plan (as `PUT /_sim/faults` does).

@@ -25,7 +25,7 @@ pub struct NodeSpec {
     pub user_data: String,
     /// Real time during which SSH connections are refused after boot.
     pub ssh_refused_for: Duration,
-    /// Real time between `systemctl start bootkube` and the apiserver answering.
+    /// Real time between a valid static apiserver pod appearing and the apiserver answering.
     pub apiserver_start_delay: Duration,
 }
 
@@ -57,8 +57,10 @@ pub trait NodeLifecycle: Send + Sync + 'static {
     fn start_node(&self, spec: NodeSpec) -> NodeFuture<'_, Result<(), String>>;
     /// Takes down the machine of a device that is being deprovisioned.
     fn stop_node<'a>(&'a self, device_id: &'a str) -> NodeFuture<'a, ()>;
-    /// How often bootkube was started on each node, by hostname.
-    fn bootkube_starts(&self) -> BTreeMap<String, u32>;
+    /// Each running node's static pods, and whether they run, by hostname and pod.
+    fn static_pods(&self) -> BTreeMap<String, BTreeMap<String, StaticPodStatus>> {
+        BTreeMap::new()
+    }
     /// Whether each running node's kubelet started, and why not, by hostname.
     fn kubelets(&self) -> BTreeMap<String, KubeletStatus> {
         BTreeMap::new()
@@ -75,6 +77,18 @@ pub struct KubeletStatus {
     pub problems: Vec<String>,
 }
 
+/// Whether a static pod of a node's kubelet runs, as the judge (`crate::judge::pod`) decided
+/// from the file in its manifest path and the files it names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StaticPodStatus {
+    /// The pod's container runs.
+    pub running: bool,
+    /// The component it runs (`kube-apiserver`), when it runs.
+    pub component: String,
+    /// Why it would not run on a real node (empty when it runs).
+    pub problems: Vec<String>,
+}
+
 /// Devices without machines: the cloud alone, for tests of the APIs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoNodes;
@@ -86,9 +100,5 @@ impl NodeLifecycle for NoNodes {
 
     fn stop_node<'a>(&'a self, _device_id: &'a str) -> NodeFuture<'a, ()> {
         Box::pin(async {})
-    }
-
-    fn bootkube_starts(&self) -> BTreeMap<String, u32> {
-        BTreeMap::new()
     }
 }

@@ -30,7 +30,7 @@ const BOOT_BATCH: usize = 32;
 use crate::faults::{ANY_OPERATION, FaultPlan};
 use crate::lifecycle::{NodeLifecycle, NodeSpec};
 use crate::packet::api as packet;
-use crate::packet::model::{NodeChange, PacketCloud};
+use crate::packet::model::{Device, NodeChange, PacketCloud};
 use crate::persist::Persister;
 use crate::route53::api as route53;
 use crate::route53::model::Route53;
@@ -382,26 +382,7 @@ impl Shared {
         for change in stops.into_iter().chain(others) {
             match change {
                 NodeChange::Start(device) => {
-                    let spec = NodeSpec {
-                        device_id: device.id.to_string(),
-                        hostname: device.hostname.clone(),
-                        public_ip: device.public_ipv4,
-                        private_ip: device.private_ipv4,
-                        user_data: device.userdata.clone(),
-                        // Counted from the device turning active, not from the early boot.
-                        ssh_refused_for: if node_faults.ssh_refused_for_secs > 0.0 {
-                            let until_active = (device.active_at(&self.timings) - now)
-                                .max(chrono::Duration::zero());
-                            self.clock.to_real(
-                                until_active + sim_duration(node_faults.ssh_refused_for_secs),
-                            )
-                        } else {
-                            Duration::ZERO
-                        },
-                        apiserver_start_delay: self
-                            .clock
-                            .to_real(sim_duration(node_faults.apiserver_start_delay_secs)),
-                    };
+                    let spec = self.node_spec(&device, now, &node_faults);
                     let nodes = Arc::clone(&self.nodes);
                     booting.spawn(async move {
                         if let Err(e) = nodes.start_node(spec).await {
@@ -414,6 +395,57 @@ impl Shared {
         }
         while booting.join_next().await.is_some() {}
         ahead && starts == BOOT_BATCH
+    }
+
+    /// What the node side needs to boot `device`'s machine now.
+    fn node_spec(
+        &self,
+        device: &Device,
+        now: DateTime<Utc>,
+        node_faults: &crate::faults::NodeFaults,
+    ) -> NodeSpec {
+        NodeSpec {
+            device_id: device.id.to_string(),
+            hostname: device.hostname.clone(),
+            public_ip: device.public_ipv4,
+            private_ip: device.private_ipv4,
+            user_data: device.userdata.clone(),
+            // Counted from the device turning active, not from the early boot.
+            ssh_refused_for: if node_faults.ssh_refused_for_secs > 0.0 {
+                let until_active =
+                    (device.active_at(&self.timings) - now).max(chrono::Duration::zero());
+                self.clock
+                    .to_real(until_active + sim_duration(node_faults.ssh_refused_for_secs))
+            } else {
+                Duration::ZERO
+            },
+            apiserver_start_delay: self
+                .clock
+                .to_real(sim_duration(node_faults.apiserver_start_delay_secs)),
+        }
+    }
+
+    /// Reboots the running machine of `hostname`: it stops (its SSH, kubelet and apiserver
+    /// go) and boots again from its disk. False when no machine of that name runs.
+    pub(crate) async fn reboot_node(&self, hostname: &str) -> bool {
+        let _gate = self.node_gate.lock().await;
+        let now = self.now();
+        let (device, node_faults) = {
+            let world = self.world();
+            (
+                world.packet.running_node(hostname),
+                world.faults.plan().nodes.clone(),
+            )
+        };
+        let Some(device) = device else {
+            return false;
+        };
+        let spec = self.node_spec(&device, now, &node_faults);
+        self.nodes.stop_node(&device.id.to_string()).await;
+        if let Err(e) = self.nodes.start_node(spec).await {
+            tracing::warn!(hostname, error = %e, "cannot boot the node again");
+        }
+        true
     }
 
     /// Stops every machine (at shutdown).
@@ -432,7 +464,7 @@ impl Shared {
             &world,
             now,
             &self.timings,
-            self.nodes.bootkube_starts(),
+            self.nodes.static_pods(),
             self.nodes.kubelets(),
         )
     }

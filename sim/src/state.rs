@@ -29,8 +29,9 @@ pub struct SimState {
     /// `lost_response`, `malformed_json`, `truncated_json`.
     #[serde(default)]
     pub injected_faults: BTreeMap<String, u64>,
-    /// How often bootkube was started, by node hostname.
-    pub bootkube_starts: BTreeMap<String, u32>,
+    /// Each running node's static pods (by hostname, then pod name) and whether they run.
+    #[serde(default)]
+    pub static_pods: BTreeMap<String, BTreeMap<String, crate::StaticPodStatus>>,
     /// Whether each running node's kubelet started, and why not, by hostname.
     #[serde(default)]
     pub kubelets: BTreeMap<String, crate::KubeletStatus>,
@@ -101,7 +102,7 @@ impl SimState {
         world: &World,
         now: DateTime<Utc>,
         t: &Timings,
-        bootkube_starts: BTreeMap<String, u32>,
+        static_pods: BTreeMap<String, BTreeMap<String, crate::StaticPodStatus>>,
         kubelets: BTreeMap<String, crate::KubeletStatus>,
     ) -> SimState {
         let mut devices: Vec<DeviceRecord> = world
@@ -153,7 +154,7 @@ impl SimState {
             requests: world.stats.requests.clone(),
             rate_limited_responses: world.stats.rate_limited,
             injected_faults: world.stats.injected.clone(),
-            bootkube_starts,
+            static_pods,
             kubelets,
         }
     }

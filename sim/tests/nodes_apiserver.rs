@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use sim::apiserver::{Apiserver, Kubelet, KubeletRegistry};
 
-use nodes_support::{cluster, cluster_rsa, kubectl, text};
+use nodes_support::{cluster, cluster_rsa, kubectl, start_apiserver, text};
 
 fn kubelet(name: &str, kubeconfig: &str, octet: u8) -> Kubelet {
     Kubelet {
@@ -45,7 +45,7 @@ async fn kubectl_lists_only_this_clusters_ready_nodes_and_rejects_foreign_client
     registry.register(kubelet("mercury-impostor", &wrong_ca, 3));
 
     let listen = SocketAddr::from((Ipv4Addr::new(127, 77, 1, 1), 0));
-    let apiserver = Apiserver::start(listen, &ours.assets, registry.clone())
+    let apiserver = start_apiserver(&ours, listen, registry.clone())
         .await
         .expect("apiserver starts from the assets");
     let addr = apiserver.local_addr();
@@ -140,9 +140,9 @@ async fn missing_assets_are_named_in_the_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ours = cluster(dir.path(), "mars");
     std::fs::remove_file(ours.assets.join("tls/apiserver.key")).expect("remove key");
-    let error = Apiserver::start(
+    let error = start_apiserver(
+        &ours,
         SocketAddr::from((Ipv4Addr::new(127, 77, 1, 9), 0)),
-        &ours.assets,
         KubeletRegistry::default(),
     )
     .await
@@ -157,7 +157,7 @@ async fn rsa_pkcs1_assets_as_terraform_wrote_them_work_with_kubectl() {
     let registry = KubeletRegistry::default();
     registry.register(kubelet("pluto-controller-0", &rsa.kubelet_kubeconfig, 1));
     let listen = SocketAddr::from((Ipv4Addr::new(127, 77, 1, 2), 0));
-    let apiserver = Apiserver::start(listen, &rsa.assets, registry)
+    let apiserver = start_apiserver(&rsa, listen, registry)
         .await
         .expect("apiserver starts from RSA assets");
     let output = kubectl(
@@ -183,9 +183,9 @@ async fn start_with_kubelet(ours: &nodes_support::Cluster, octet: u8) -> Apiserv
         &ours.kubelet_kubeconfig,
         1,
     ));
-    Apiserver::start(
+    start_apiserver(
+        ours,
         SocketAddr::from((Ipv4Addr::new(127, 77, 2, octet), 0)),
-        &ours.assets,
         registry,
     )
     .await

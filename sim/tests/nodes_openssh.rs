@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use sim::nodes::{NodeSpec, Nodes, NodesConfig, SshBackend};
 
-use nodes_support::{IgnitionSpec, SshClient, cluster, free_port, ignition, ssh_keygen, text};
+use nodes_support::{
+    IgnitionSpec, SshClient, cluster, control_plane_pki, free_port, ignition, ssh_keygen,
+    static_apiserver_pod, tar, text,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_sshd_admits_ignition_keys_runs_commands_in_the_node_and_starts_bootkube() {
+async fn real_sshd_admits_ignition_keys_runs_commands_in_the_node_and_installs_the_control_plane() {
     let sshd = PathBuf::from("/usr/sbin/sshd");
     assert!(
         sshd.is_file(),
@@ -64,70 +67,53 @@ async fn real_sshd_admits_ignition_keys_runs_commands_in_the_node_and_starts_boo
     let output = stranger.run("echo hi", b"").await;
     assert_eq!(output.status.code(), Some(255), "{}", text(&output));
 
-    let tarball = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&pki.assets)
-        .args(["-cf", "-", "."])
-        .output()
-        .expect("tar");
-    let start = "sudo systemctl start bootkube || (sudo journalctl -u bootkube --no-pager; exit 1)";
-    let output = client.run(start, b"").await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("tls/apiserver.key"),
-        "{}",
-        text(&output)
-    );
-    // loko's own command lines (steps/src/bootstrap.rs): probe, copy by tar into a partial
-    // directory renamed into place, start.
-    let probe = "if test -f /opt/bootkube/init_bootkube.done; then echo done; \
-        elif test -d /opt/bootkube/assets; then echo copied; else echo fresh; fi";
-    let output = client.run(probe, b"").await;
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "fresh\n",
-        "{}",
-        text(&output)
-    );
-    let copy = "sudo rm -rf /opt/bootkube/assets.partial \
-        && sudo mkdir -p /opt/bootkube/assets.partial \
-        && sudo tar -x --no-same-owner -C /opt/bootkube/assets.partial \
-        && sudo mv /opt/bootkube/assets.partial /opt/bootkube/assets";
-    let output = client.run(copy, &tarball.stdout).await;
-    assert!(output.status.success(), "{}", text(&output));
-    let output = client.run(probe, b"").await;
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "copied\n",
-        "{}",
-        text(&output)
-    );
-    let output = client.run(start, b"").await;
-    assert!(output.status.success(), "{}", text(&output));
-    let output = client.run(probe, b"").await;
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "done\n",
-        "{}",
-        text(&output)
-    );
-    assert_eq!(nodes.bootkube_starts().get("saturn-controller-0"), Some(&2));
-    assert!(
-        nodes
-            .node_root("saturn-controller-0")
-            .join("opt/bootkube/init_bootkube.done")
-            .exists()
-    );
+    // loko's own command line (steps/src/bootstrap.rs): stage by tar into a private
+    // directory, then rename each file into place, the PKI before the pods.
+    let install = "sudo rm -rf /etc/kubernetes/.loko-control-plane \
+    && sudo mkdir -p -m 0700 /etc/kubernetes/.loko-control-plane \
+    && sudo tar -x --no-same-owner -C /etc/kubernetes/.loko-control-plane \
+    && sudo mkdir -p /etc/kubernetes/pki /etc/kubernetes/manifests \
+    && sudo chmod 0700 /etc/kubernetes/pki \
+    && sudo sh -c 'mv -f /etc/kubernetes/.loko-control-plane/pki/* /etc/kubernetes/pki/ \
+        && mv -f /etc/kubernetes/.loko-control-plane/manifests/* /etc/kubernetes/manifests/' \
+    && sudo rm -rf /etc/kubernetes/.loko-control-plane";
+    let mut files = control_plane_pki(&pki);
+    files.push((
+        "manifests/kube-apiserver.json",
+        static_apiserver_pod(&pki).into_bytes(),
+    ));
+    let archive = tar(dir.path(), &files);
+    let root = nodes.node_root("saturn-controller-0");
+    for _ in 0..2 {
+        // A rerun converges to the same files.
+        let output = client.run(install, &archive).await;
+        assert!(output.status.success(), "{}", text(&output));
+        assert!(root.join("etc/kubernetes/pki/apiserver.key").is_file());
+        assert!(
+            root.join("etc/kubernetes/manifests/kube-apiserver.json")
+                .is_file()
+        );
+        assert!(!root.join("etc/kubernetes/.loko-control-plane").exists());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !nodes
+        .static_pods()
+        .get("saturn-controller-0")
+        .and_then(|pods| pods.get("kube-apiserver"))
+        .is_some_and(|pod| pod.running)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the static apiserver never ran: {:?}",
+            nodes.static_pods()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // A restart keeps the machine's disk; its sshd comes back on the same address.
     nodes.start_node(node.clone()).await.expect("node restarts");
     client.wait_ready().await;
-    assert!(
-        nodes
-            .node_root("saturn-controller-0")
-            .join("opt/bootkube/init_bootkube.done")
-            .exists()
-    );
+    assert!(root.join("etc/kubernetes/pki/apiserver.key").is_file());
 
     nodes.stop_node("dev-o1").await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -143,7 +129,7 @@ async fn real_sshd_admits_ignition_keys_runs_commands_in_the_node_and_starts_boo
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    // A new device of the same name is a new machine: a fresh disk, but the start count stays.
+    // A new device of the same name is a new machine: a fresh disk.
     nodes
         .start_node(NodeSpec {
             device_id: "dev-o2".to_owned(),
@@ -151,12 +137,6 @@ async fn real_sshd_admits_ignition_keys_runs_commands_in_the_node_and_starts_boo
         })
         .await
         .expect("replacement node starts");
-    assert!(
-        !nodes
-            .node_root("saturn-controller-0")
-            .join("opt/bootkube/init_bootkube.done")
-            .exists()
-    );
-    assert_eq!(nodes.bootkube_starts().get("saturn-controller-0"), Some(&2));
+    assert!(!root.join("etc/kubernetes/pki/apiserver.key").exists());
     client.wait_ready().await;
 }

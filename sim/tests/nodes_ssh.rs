@@ -8,7 +8,8 @@ use std::time::Duration;
 use sim::nodes::{NodeSpec, Nodes, NodesConfig, SshBackend};
 
 use nodes_support::{
-    IgnitionSpec, SshClient, cluster, free_port, ignition, kubectl, ssh_keygen, text,
+    IgnitionSpec, SshClient, apply_manifests, cluster, control_plane_pki, free_port, ignition,
+    kubectl, ssh_keygen, static_apiserver_pod, static_scheduler_pod, tar, text,
 };
 
 fn spec(hostname: &str, device_id: &str, ip: Ipv4Addr, user_data: String) -> NodeSpec {
@@ -256,7 +257,7 @@ async fn files_arrive_by_tar_and_cat_and_node_paths_stay_in_the_node_root() {
 
     let output = core
         .run(
-            "systemctl is-active kubelet; systemctl is-active bootkube; systemctl status nosuch",
+            "systemctl is-active kubelet; systemctl stop etcd-member; systemctl is-active etcd-member; systemctl status nosuch",
             b"",
         )
         .await;
@@ -270,8 +271,36 @@ async fn files_arrive_by_tar_and_cat_and_node_paths_stay_in_the_node_root() {
     assert_eq!(output.status.code(), Some(4), "{}", text(&output));
 }
 
+/// Lists the nodes through the apiserver at `addr` until it answers; their names.
+async fn wait_for_nodes(
+    dir: &std::path::Path,
+    pki: &nodes_support::Cluster,
+    addr: SocketAddr,
+) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let output = kubectl(
+            dir,
+            &pki.admin_kubeconfig(),
+            addr,
+            &pki.fqdn(),
+            &["get", "nodes", "-o", "name"],
+        )
+        .await;
+        if output.status.success() {
+            return String::from_utf8_lossy(&output.stdout).into_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "apiserver never answered: {}",
+            text(&output)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bootkube_fails_without_assets_then_starts_the_apiserver_and_is_counted() {
+async fn a_static_apiserver_pod_serves_once_its_files_are_there_and_again_after_a_reboot() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (key, public) = ssh_keygen(dir.path(), "admin");
     let (host_private, host_public) = ssh_keygen(dir.path(), "host");
@@ -298,13 +327,9 @@ async fn bootkube_fails_without_assets_then_starts_the_apiserver_and_is_counted(
         kubelet_kubeconfig: Some(&pki.kubelet_kubeconfig),
         controller: false,
     });
+    let controller_spec = spec("jupiter-controller-0", "dev-c0", controller_ip, controller);
     nodes
-        .start_node(spec(
-            "jupiter-controller-0",
-            "dev-c0",
-            controller_ip,
-            controller,
-        ))
+        .start_node(controller_spec.clone())
         .await
         .expect("controller");
     nodes
@@ -318,108 +343,132 @@ async fn bootkube_fails_without_assets_then_starts_the_apiserver_and_is_counted(
         .expect("worker");
     let core = SshClient::new(
         dir.path(),
-        key.clone(),
+        key,
         "core",
         SocketAddr::from((controller_ip, port)),
         &host_public,
     );
-    let start = "sudo systemctl start bootkube || (sudo journalctl -u bootkube --no-pager; exit 1)";
+    let install = "sudo mkdir -p /etc/kubernetes && sudo tar -x --no-same-owner -C /etc/kubernetes";
 
-    let output = core.run(start, b"").await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains("/opt/bootkube/assets/tls/ca.crt"),
-        "{}",
-        text(&output)
-    );
-    assert!(
-        stdout.contains("/opt/bootkube/assets/manifests/"),
-        "{}",
-        text(&output)
-    );
-    assert_eq!(
-        nodes.bootkube_starts().get("jupiter-controller-0"),
-        Some(&1)
-    );
-
-    let tarball = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&pki.assets)
-        .args(["-cf", "-", "."])
-        .output()
-        .expect("tar");
-    let output = core
-        .run(
-            "mkdir -p $HOME/assets && tar -x -C $HOME/assets",
-            &tarball.stdout,
-        )
-        .await;
-    assert!(output.status.success(), "{}", text(&output));
-    let output = core
-        .run(
-            &format!("sudo mv $HOME/assets /opt/bootkube/ && {start}"),
-            b"",
-        )
-        .await;
-    assert!(output.status.success(), "{}", text(&output));
-    assert_eq!(
-        nodes.bootkube_starts().get("jupiter-controller-0"),
-        Some(&2)
-    );
-    // ConditionPathExists: a second start is a counted no-op.
-    let output = core.run(start, b"").await;
-    assert!(output.status.success(), "{}", text(&output));
-    assert_eq!(
-        nodes.bootkube_starts().get("jupiter-controller-0"),
-        Some(&3)
-    );
-    assert_eq!(
-        nodes.bootkube_starts().get("jupiter-general-worker-0"),
-        Some(&0)
-    );
-
-    // Bootkube on a worker fails: there is no such unit.
-    let worker_client = SshClient::new(
+    // The pod alone: the kubelet sees it, and the apiserver exits for its missing files.
+    let pod = tar(
         dir.path(),
-        key,
-        "core",
-        SocketAddr::from((worker_ip, port)),
-        &host_public,
+        &[(
+            "manifests/kube-apiserver.json",
+            static_apiserver_pod(&pki).into_bytes(),
+        )],
     );
-    let output = worker_client
-        .run("sudo systemctl start bootkube", b"")
-        .await;
-    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
-
-    let apiserver = SocketAddr::from((controller_ip, 6443));
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let output = kubectl(
-            dir.path(),
-            &pki.admin_kubeconfig(),
-            apiserver,
-            &pki.fqdn(),
-            &["get", "nodes"],
-        )
-        .await;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        if output.status.success() {
-            assert!(stdout.contains("jupiter-controller-0"), "{}", text(&output));
-            assert!(
-                stdout.contains("jupiter-general-worker-0"),
-                "{}",
-                text(&output)
-            );
-            break;
+    let output = core.run(install, &pod).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let problems = loop {
+        let pods = nodes.static_pods();
+        if let Some(status) = pods
+            .get("jupiter-controller-0")
+            .and_then(|pods| pods.get("kube-apiserver.json"))
+        {
+            break status.problems.join("\n");
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "apiserver never answered: {}",
-            text(&output)
+            "the kubelet never judged the pod: {pods:?}"
         );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        problems.contains("/etc/kubernetes/pki/apiserver.crt"),
+        "{problems}"
+    );
+    let output = core.run("sudo journalctl -u kubelet --no-pager", b"").await;
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("/etc/kubernetes/pki/ca.crt"),
+        "{}",
+        text(&output)
+    );
+
+    // Its files: the apiserver answers, with no object but Kubernetes' bootstrap policy, so no
+    // kubelet may register yet.
+    let output = core
+        .run(install, &tar(dir.path(), &control_plane_pki(&pki)))
+        .await;
+    assert!(output.status.success(), "{}", text(&output));
+    let apiserver = SocketAddr::from((controller_ip, 6443));
+    assert_eq!(wait_for_nodes(dir.path(), &pki, apiserver).await, "");
+    assert!(nodes.static_pods()["jupiter-controller-0"]["kube-apiserver"].running);
+
+    // A scheduler beside it acting as the kubelet may not do a scheduler's work: it runs for
+    // nothing, and says why. With an identity its role is bound to (the admin here), it runs.
+    let scheduler = |kubeconfig: Vec<u8>| {
+        tar(
+            dir.path(),
+            &[
+                ("pki/scheduler.kubeconfig", kubeconfig),
+                (
+                    "manifests/kube-scheduler.json",
+                    static_scheduler_pod().into_bytes(),
+                ),
+            ],
+        )
+    };
+    let output = core
+        .run(
+            install,
+            &scheduler(pki.kubelet_kubeconfig.clone().into_bytes()),
+        )
+        .await;
+    assert!(output.status.success(), "{}", text(&output));
+    let scheduler_status = |key: &str| {
+        nodes
+            .static_pods()
+            .get("jupiter-controller-0")
+            .and_then(|pods| pods.get(key).cloned())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        if let Some(status) = scheduler_status("kube-scheduler.json") {
+            break status.problems.join("\n");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            nodes.static_pods()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        refused.contains("User \"kubelet\" cannot") && refused.contains("forbidden"),
+        "{refused}"
+    );
+    let admin = std::fs::read(pki.admin_kubeconfig()).expect("admin kubeconfig");
+    let output = core.run(install, &scheduler(admin)).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !scheduler_status("kube-scheduler").is_some_and(|s| s.running) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            nodes.static_pods()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The manifests, applied: both kubelets register.
+    apply_manifests(&pki, apiserver);
+    let listed = wait_for_nodes(dir.path(), &pki, apiserver).await;
+    assert_eq!(
+        listed,
+        "node/jupiter-controller-0\nnode/jupiter-general-worker-0\n"
+    );
+
+    // A reboot: the kubelet starts the apiserver again from the disk, and it serves what was
+    // applied before.
+    nodes.stop_node("dev-c0").await;
+    nodes.start_node(controller_spec).await.expect("rebooted");
+    let listed = wait_for_nodes(dir.path(), &pki, apiserver).await;
+    assert_eq!(
+        listed,
+        "node/jupiter-controller-0\nnode/jupiter-general-worker-0\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -693,12 +742,6 @@ async fn a_kubelet_that_would_not_start_on_flatcar_never_registers_and_says_why(
         text(&output)
     );
 
-    let tarball = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&pki.assets)
-        .args(["-cf", "-", "."])
-        .output()
-        .expect("tar");
     let core = SshClient::new(
         dir.path(),
         key,
@@ -706,14 +749,21 @@ async fn a_kubelet_that_would_not_start_on_flatcar_never_registers_and_says_why(
         SocketAddr::from((controller_ip, port)),
         &host_public,
     );
+    let mut control_plane = control_plane_pki(&pki);
+    control_plane.push((
+        "manifests/kube-apiserver.json",
+        static_apiserver_pod(&pki).into_bytes(),
+    ));
     let output = core
         .run(
-            "mkdir -p $HOME/assets && tar -x -C $HOME/assets && sudo mv $HOME/assets /opt/bootkube/ && sudo systemctl start bootkube",
-            &tarball.stdout,
+            "sudo mkdir -p /etc/kubernetes && sudo tar -x -C /etc/kubernetes",
+            &tar(dir.path(), &control_plane),
         )
         .await;
     assert!(output.status.success(), "{}", text(&output));
     let apiserver = SocketAddr::from((controller_ip, 6443));
+    wait_for_nodes(dir.path(), &pki, apiserver).await;
+    apply_manifests(&pki, apiserver);
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
         let output = kubectl(

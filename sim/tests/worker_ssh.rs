@@ -50,7 +50,7 @@ async fn without_worker_ssh_only_controllers_answer_and_workers_are_still_judged
         .start_node(spec(
             "w-controller-0",
             controller_ip,
-            r#"{"ignition":{"version":"3.3.0"},"systemd":{"units":[{"name":"bootkube.service","enabled":false,"contents":"[Service]\nExecStart=/bin/true\n"}]}}"#,
+            r#"{"ignition":{"version":"3.3.0"},"systemd":{"units":[{"name":"etcd-member.service","enabled":true,"contents":"[Service]\nExecStart=/bin/true\n"}]}}"#,
         ))
         .await
         .unwrap();

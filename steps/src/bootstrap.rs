@@ -1,12 +1,13 @@
-//! The SSH steps that bootstrap the control plane, as Lokomotive's `null_resource`s did, but
-//! rerunnable: every step checks the node's state before acting.
+//! The SSH steps that install the control plane, as Lokomotive's `null_resource`s did, but
+//! rerunnable: every step converges the node to the same files.
 //!
 //! - [`EtcdSecretsStep`] (each controller): the etcd CA, server, peer and client certificates
 //!   into `/etc/ssl/etcd`, owned by etcd, mode 500.
-//! - [`BootkubeStep`] (controller 0): the assets into `/opt/bootkube/assets`, then
-//!   `systemctl start bootkube` exactly once. Lokomotive's version moved `~/assets` first, so a
-//!   rerun failed with `mv: cannot stat '/home/core/assets'` (peer lesson); here the step asks
-//!   the node where it stands (`init_bootkube.done`? assets present?) and continues from there.
+//! - [`ControlPlaneStep`] (each controller): the static control plane, its pods into
+//!   `/etc/kubernetes/manifests` and the files they read into [`PKI_DIR`] (keys 0600, the
+//!   directory 0700), staged and renamed into place. Lokomotive's bootkube step moved `~/assets`
+//!   first, so a rerun failed with `mv: cannot stat '/home/core/assets'` (peer lesson); this one
+//!   converges: a rerun installs the same files again.
 //!
 //! Remote commands spell absolute paths out on the command line (no variables), which keeps
 //! them readable in the journal and lets the simulator map them into a node's root.
@@ -17,6 +18,8 @@ use std::path::{Path, PathBuf};
 use engine::{StepContext, StepError};
 use journal::{Outputs, StepId};
 
+use crate::assets::kubeconfig::CONTROL_PLANE_KUBECONFIGS;
+pub use crate::assets::manifests::PKI_DIR;
 use crate::ssh::{Ssh, SshTarget, tar_archive};
 
 /// How to reach a node: its address comes from its device step, its pinned host key from its
@@ -63,9 +66,6 @@ pub const ETCD_FILES: [(&str, &str); 9] = [
     ("tls/etcd/peer.crt", "etcd/peer.crt"),
     ("tls/etcd/peer.key", "etcd/peer.key"),
 ];
-
-/// The parts of asset_dir bootkube reads. Not the journal, not other nodes' SSH host keys.
-pub const BOOTKUBE_ASSETS: [&str; 4] = ["auth", "tls", "manifests", "bootstrap-manifests"];
 
 fn read_asset(asset_dir: &Path, rel: &str) -> Result<Vec<u8>, StepError> {
     let path = asset_dir.join(rel);
@@ -117,109 +117,167 @@ impl EtcdSecretsStep {
     }
 }
 
-/// Where bootkube stands on controller 0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum BootkubeState {
-    /// `/opt/bootkube/init_bootkube.done` exists: the cluster was bootstrapped.
-    Done,
-    /// The assets are in place; bootkube has not completed.
-    Copied,
-    /// Nothing yet.
-    Fresh,
+/// The files of asset_dir a controller's static control plane reads, and their names in
+/// [`PKI_DIR`]: its certificates and keys, and the scheduler's and controller-manager's
+/// kubeconfigs. The aggregation files only with `enable_aggregation`.
+pub fn control_plane_pki(aggregation: bool) -> Vec<(&'static str, &'static str)> {
+    let mut files = vec![
+        ("tls/ca.crt", "ca.crt"),
+        // The controller-manager signs the kubelets' serving certificates with it.
+        ("tls/ca.key", "ca.key"),
+        ("tls/apiserver.crt", "apiserver.crt"),
+        ("tls/apiserver.key", "apiserver.key"),
+        ("tls/service-account.pub", "service-account.pub"),
+        ("tls/service-account.key", "service-account.key"),
+        ("tls/etcd-client-ca.crt", "etcd-client-ca.crt"),
+        ("tls/etcd-client.crt", "etcd-client.crt"),
+        ("tls/etcd-client.key", "etcd-client.key"),
+    ];
+    files.extend(
+        CONTROL_PLANE_KUBECONFIGS
+            .iter()
+            .zip([
+                "kube-scheduler.kubeconfig",
+                "kube-controller-manager.kubeconfig",
+            ])
+            .map(|((_, rel), name)| (*rel, name)),
+    );
+    if aggregation {
+        files.extend([
+            ("tls/aggregation-ca.crt", "aggregation-ca.crt"),
+            ("tls/aggregation-client.crt", "aggregation-client.crt"),
+            ("tls/aggregation-client.key", "aggregation-client.key"),
+        ]);
+    }
+    files
 }
 
-const PROBE: &str = "if test -f /opt/bootkube/init_bootkube.done; then echo done; \
-    elif test -d /opt/bootkube/assets; then echo copied; else echo fresh; fi";
+/// The asset directory of the static pods; each file goes to [`STATIC_POD_DIR`].
+pub const STATIC_MANIFESTS: &str = "static-manifests";
+/// Where every controller's kubelet reads its static pods (its `--pod-manifest-path`).
+pub const STATIC_POD_DIR: &str = "/etc/kubernetes/manifests";
 
-// The assets land in a temporary directory that is renamed into place, so a copy interrupted
-// half-way is never mistaken for a complete one.
-const COPY: &str = "sudo rm -rf /opt/bootkube/assets.partial \
-    && sudo mkdir -p /opt/bootkube/assets.partial \
-    && sudo tar -x --no-same-owner -C /opt/bootkube/assets.partial \
-    && sudo mv /opt/bootkube/assets.partial /opt/bootkube/assets";
+/// One file the control-plane step puts on a controller.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NodeFile {
+    /// The absolute path on the node.
+    pub path: String,
+    pub contents: Vec<u8>,
+    pub mode: u32,
+}
 
-const START: &str = "sudo systemctl start bootkube";
-const UNIT_LOG: &str = "sudo journalctl -u bootkube --no-pager";
+impl std::fmt::Debug for NodeFile {
+    // Keys: never the contents.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeFile({}, {:o})", self.path, self.mode)
+    }
+}
 
-/// Copies the assets to controller 0 and starts bootkube once.
-pub struct BootkubeStep {
+/// What the control-plane step puts on every controller: the files of
+/// [`control_plane_pki`] in [`PKI_DIR`] (keys and kubeconfigs 0600) and the static pods in
+/// [`STATIC_POD_DIR`], PKI first.
+pub fn control_plane_files(
+    asset_dir: &Path,
+    aggregation: bool,
+) -> Result<Vec<NodeFile>, StepError> {
+    let mut files = Vec::new();
+    for (from, to) in control_plane_pki(aggregation) {
+        let mode = if to.ends_with(".key") || to.ends_with(".kubeconfig") {
+            0o600
+        } else {
+            0o644
+        };
+        files.push(NodeFile {
+            path: format!("{PKI_DIR}/{to}"),
+            contents: read_asset(asset_dir, from)?,
+            mode,
+        });
+    }
+    let mut manifests = Vec::new();
+    let dir = asset_dir.join(STATIC_MANIFESTS);
+    collect(&dir, &dir, &mut manifests)?;
+    if manifests.is_empty() {
+        return Err(StepError::permanent(format!(
+            "{} holds no static pod; the manifests step writes them",
+            dir.display()
+        )));
+    }
+    files.extend(manifests.into_iter().map(|(rel, contents, mode)| NodeFile {
+        path: format!("{STATIC_POD_DIR}/{rel}"),
+        contents,
+        mode,
+    }));
+    Ok(files)
+}
+
+// Everything lands in a private staging directory first; then each file is renamed into place
+// (a rename is atomic), the PKI before the manifests, so the kubelet never reads half a
+// manifest nor starts a pod whose files are not there yet. A rerun stages and renames again:
+// same bytes, same pods.
+const INSTALL_CONTROL_PLANE: &str = "sudo rm -rf /etc/kubernetes/.loko-control-plane \
+    && sudo mkdir -p -m 0700 /etc/kubernetes/.loko-control-plane \
+    && sudo tar -x --no-same-owner -C /etc/kubernetes/.loko-control-plane \
+    && sudo mkdir -p /etc/kubernetes/pki /etc/kubernetes/manifests \
+    && sudo chmod 0700 /etc/kubernetes/pki \
+    && sudo sh -c 'mv -f /etc/kubernetes/.loko-control-plane/pki/* /etc/kubernetes/pki/ \
+        && mv -f /etc/kubernetes/.loko-control-plane/manifests/* /etc/kubernetes/manifests/' \
+    && sudo rm -rf /etc/kubernetes/.loko-control-plane";
+
+/// Copies the static control plane (its pods and the files they read) to one controller,
+/// whose kubelet then runs it. Never through the Ignition: Packet's metadata service serves a
+/// device's userdata to every process on it.
+pub struct ControlPlaneStep {
     pub ssh: Ssh,
     pub node: NodeAccess,
     pub asset_dir: PathBuf,
+    pub aggregation: bool,
 }
 
-impl BootkubeStep {
-    /// One attempt; see the module docs.
+impl ControlPlaneStep {
+    /// One attempt. Idempotent: a rerun installs the same files again.
     pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
         let target = self.node.target(&ctx)?;
         let node = &self.node.hostname;
-        let state = self.probe(&target).await?;
-        ctx.progress(format!("bootkube on {node}: {state:?}"));
-        let outcome = match state {
-            BootkubeState::Done => "already bootstrapped",
-            BootkubeState::Fresh | BootkubeState::Copied => {
-                if state == BootkubeState::Fresh {
-                    let archive = self.assets_archive()?;
-                    ctx.progress(format!(
-                        "copying {} KiB of assets to {node}",
-                        archive.len() / 1024
-                    ));
-                    let out = self.ssh.run(&target, COPY, archive).await?;
-                    if out.status != 0 {
-                        return Err(failed(node, "copying the assets", &out));
-                    }
-                }
-                ctx.intent("start bootkube", Outputs::new().with("node", node)?)
-                    .await?;
-                ctx.progress(format!(
-                    "started bootkube on {node}; waiting for it to finish"
-                ));
-                let out = self.ssh.run(&target, START, Vec::new()).await?;
-                if out.status != 0 {
-                    let log = self.ssh.run(&target, UNIT_LOG, Vec::new()).await?;
-                    let tail: Vec<&str> = log.stdout.lines().rev().take(30).collect();
-                    let tail: Vec<&str> = tail.into_iter().rev().collect();
-                    return Err(StepError::retryable(format!(
-                        "{node}: bootkube failed (exit {}): {}\n--- journalctl -u bootkube (last lines) ---\n{}",
-                        out.status,
-                        journal::redact(out.stderr.trim()),
-                        journal::redact(&tail.join("\n"))
-                    )));
-                }
-                "started"
-            }
-        };
+        let installed = control_plane_files(&self.asset_dir, self.aggregation)?;
+        let pods: Vec<&str> = installed
+            .iter()
+            .filter_map(|f| f.path.strip_prefix(STATIC_POD_DIR))
+            .map(|name| name.trim_start_matches('/'))
+            .collect();
+        // Staged as `pki/…` and `manifests/…`, the layout INSTALL_CONTROL_PLANE moves.
+        let mut files = Vec::with_capacity(installed.len());
+        for file in &installed {
+            let staged = if let Some(name) = file.path.strip_prefix(PKI_DIR) {
+                format!("pki{name}")
+            } else if let Some(name) = file.path.strip_prefix(STATIC_POD_DIR) {
+                format!("manifests{name}")
+            } else {
+                return Err(StepError::permanent(format!(
+                    "{} is neither in {PKI_DIR} nor in {STATIC_POD_DIR}",
+                    file.path
+                )));
+            };
+            files.push((staged, file.contents.clone(), file.mode));
+        }
+        let archive = tar_archive(&files).map_err(|e| {
+            StepError::permanent(format!("cannot pack the control plane of {node}: {e}"))
+        })?;
+        ctx.progress(format!("installing the static control plane on {node}"));
+        let out = self
+            .ssh
+            .run(&target, INSTALL_CONTROL_PLANE, archive)
+            .await?;
+        if out.status != 0 {
+            return Err(failed(node, "installing the static control plane", &out));
+        }
         Ok(Outputs::new()
             .with("node", node)?
-            .with("bootkube", outcome)?)
-    }
-
-    async fn probe(&self, target: &SshTarget) -> Result<BootkubeState, StepError> {
-        let out = self.ssh.run(target, PROBE, Vec::new()).await?;
-        match out.stdout.trim() {
-            "done" => Ok(BootkubeState::Done),
-            "copied" => Ok(BootkubeState::Copied),
-            "fresh" => Ok(BootkubeState::Fresh),
-            other => Err(StepError::retryable(format!(
-                "{}: unexpected answer to the bootkube state probe: {other:?} (stderr: {})",
-                self.node.hostname,
-                out.stderr.trim()
-            ))),
-        }
-    }
-
-    fn assets_archive(&self) -> Result<Vec<u8>, StepError> {
-        let mut files = Vec::new();
-        for top in BOOTKUBE_ASSETS {
-            collect(&self.asset_dir, &self.asset_dir.join(top), &mut files)?;
-        }
-        tar_archive(&files)
-            .map_err(|e| StepError::permanent(format!("cannot pack the assets: {e}")))
+            .with("static_pods", &pods)?
+            .with("pki_files", files.len() - pods.len())?)
     }
 }
 
-/// Every regular file under `dir`, with its path relative to `root` and a mode that keeps keys
-/// private.
+/// Every regular file under `dir`, with its path relative to `root`.
 fn collect(
     root: &Path,
     dir: &Path,
@@ -236,20 +294,36 @@ fn collect(
             let rel = path
                 .strip_prefix(root)
                 .map_err(|_| {
-                    StepError::permanent(format!("{} is outside asset_dir", path.display()))
+                    StepError::permanent(format!(
+                        "{} is outside {}",
+                        path.display(),
+                        root.display()
+                    ))
                 })?
                 .to_string_lossy()
                 .into_owned();
-            let mode = if rel.ends_with(".key") || rel.starts_with("auth/") {
-                0o600
-            } else {
-                0o644
-            };
             let content = std::fs::read(&path).map_err(|e| {
                 StepError::permanent(format!("cannot read {}: {e}", path.display()))
             })?;
-            out.push((rel, content, mode));
+            out.push((rel, content, 0o644));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_install_command_moves_into_the_directories_the_pods_and_kubelet_read() {
+        for dir in [PKI_DIR, STATIC_POD_DIR] {
+            assert!(
+                INSTALL_CONTROL_PLANE.contains(&format!("mkdir -p {PKI_DIR} {STATIC_POD_DIR}"))
+                    && INSTALL_CONTROL_PLANE.contains(&format!("* {dir}/")),
+                "{dir}"
+            );
+        }
+        assert!(INSTALL_CONTROL_PLANE.contains(&format!("chmod 0700 {PKI_DIR}")));
+    }
 }

@@ -2,9 +2,9 @@
 //! engine plans of `loko run` and `loko destroy`, and the `loko plan` summary.
 //!
 //! ```text
-//! assets/pki ─┬─ assets/kubeconfigs ── ignition/<node> ── device/<node> ─┬─ dns ──────────────┐
-//!             │                                                          ├─ etcd-secrets/<c> ─┤
-//!             └─ assets/manifests ───────────────────────────────────────┴────────── bootkube ─┴─ ready
+//! assets/pki ─┬─ assets/kubeconfigs ── ignition/<node> ── device/<node> ─┬─ dns ───────────────────────────────┐
+//!             │                                                          ├─ etcd-secrets/<c> ── control-plane/<c> ─┤
+//!             └─ assets/manifests ───────────────────────────────────────┴──────────────────────────── bootstrap ─┴─ ready
 //! delete-device/<node>   (nodes the journal knows that the spec no longer has)
 //! ```
 //!
@@ -21,8 +21,9 @@ use journal::{ClusterState, Digest, Outputs, RunKind, StepId};
 use serde::Serialize;
 use specs::{DesiredCluster, DesiredNode, HardwareReservation, OsImage, RecordTarget};
 
+use crate::apply::BootstrapStep;
 use crate::assets::{self, AssetDir};
-use crate::bootstrap::{BootkubeStep, EtcdSecretsStep, NodeAccess};
+use crate::bootstrap::{ControlPlaneStep, EtcdSecretsStep, NodeAccess};
 use crate::dns::{DnsDeleteStep, DnsStep, RecordSource, Route53};
 use crate::ignition;
 use crate::packet::{
@@ -218,8 +219,13 @@ pub mod ids {
     pub fn etcd_secrets(host: &str) -> StepId {
         id(format!("etcd-secrets/{host}"))
     }
-    pub fn bootkube() -> StepId {
-        id("bootkube".into())
+    /// A controller's static control plane. (`bootkube`, the step it replaced, may still be
+    /// in an older cluster's ledger: a ledger entry no plan names is ignored.)
+    pub fn control_plane(host: &str) -> StepId {
+        id(format!("control-plane/{host}"))
+    }
+    pub fn bootstrap() -> StepId {
+        id("bootstrap".into())
     }
     pub fn ready() -> StepId {
         id("ready".into())
@@ -508,46 +514,81 @@ pub fn apply_plan(
             .retry(ssh_retry()),
         );
     }
-    let first = controllers.first().ok_or(BuildError::NoController)?;
-    {
-        let step = Arc::new(BootkubeStep {
+    if controllers.is_empty() {
+        return Err(BuildError::NoController);
+    }
+    let api_controllers: Vec<(StepId, &'static str)> = controllers
+        .iter()
+        .map(|c| (ids::device(&c.hostname), "public_ipv4"))
+        .collect();
+    let api_name = format!("{cluster}.{}", settings.dns_zone.as_str());
+    for node in &controllers {
+        let step = Arc::new(ControlPlaneStep {
             ssh: clients.ssh.clone(),
-            node: access(first),
+            node: access(node),
             asset_dir: assets.root().to_owned(),
+            aggregation: settings.enable_aggregation,
         });
-        let mut deps = vec![
-            ids::kubeconfigs(),
-            ids::manifests(),
-            ids::dns(),
-            ids::device(&first.hostname),
-            ids::ignition(&first.hostname),
-        ];
-        deps.extend(controllers.iter().map(|c| ids::etcd_secrets(&c.hostname)));
         steps.push(
-            StepDef::new(ids::bootkube(), inputs(&first.hostname)?, move |ctx| {
+            StepDef::new(
+                ids::control_plane(&node.hostname),
+                inputs(&(&node.hostname, settings.enable_aggregation))?,
+                move |ctx| {
+                    let step = Arc::clone(&step);
+                    async move { step.run(ctx).await }
+                },
+            )
+            // The PKI's fingerprints: a reissued certificate (a controller added to the
+            // apiserver's names) is copied again. The apiserver reaches etcd by its members'
+            // names: its secrets first.
+            .after([
+                ids::pki(),
+                ids::kubeconfigs(),
+                ids::manifests(),
+                ids::etcd_secrets(&node.hostname),
+                ids::device(&node.hostname),
+                ids::ignition(&node.hostname),
+            ])
+            .class(SSH)
+            .retry(ssh_retry()),
+        );
+    }
+    {
+        let step = Arc::new(BootstrapStep {
+            api_name: api_name.clone(),
+            port: timings.api_port,
+            controllers: api_controllers.clone(),
+            asset_dir: assets.root().to_owned(),
+            poll_every: timings.ready_poll,
+            deadline: timings.ready_deadline,
+        });
+        let mut deps = vec![ids::kubeconfigs(), ids::manifests(), ids::dns()];
+        for c in &controllers {
+            // Their addresses reach the API; their control planes serve it.
+            deps.push(ids::device(&c.hostname));
+            deps.push(ids::control_plane(&c.hostname));
+        }
+        steps.push(
+            StepDef::new(ids::bootstrap(), inputs(&api_name)?, move |ctx| {
                 let step = Arc::clone(&step);
                 async move { step.run(ctx).await }
             })
             .after(deps)
-            .class(SSH)
             .retry(ssh_retry()),
         );
     }
     {
         let expected: Vec<String> = desired.nodes.iter().map(|n| n.hostname.clone()).collect();
         let step = Arc::new(ReadinessStep {
-            api_name: format!("{cluster}.{}", settings.dns_zone.as_str()),
+            api_name,
             port: timings.api_port,
-            controllers: controllers
-                .iter()
-                .map(|c| (ids::device(&c.hostname), "public_ipv4"))
-                .collect(),
+            controllers: api_controllers,
             expected_nodes: expected.clone(),
             asset_dir: assets.root().to_owned(),
             poll_every: timings.ready_poll,
             deadline: timings.ready_deadline,
         });
-        let mut deps = vec![ids::bootkube()];
+        let mut deps = vec![ids::bootstrap()];
         deps.extend(desired.nodes.iter().map(|n| ids::device(&n.hostname)));
         steps.push(
             StepDef::new(ids::ready(), inputs(&expected)?, move |ctx| {

@@ -2,16 +2,19 @@
 //! engine step that creates it; every step keeps the contract of [`engine::step`] (reconcile
 //! before acting, journal intents before non-idempotent effects, never publish secrets).
 //!
-//! - [`assets`]: the asset directory: PKI, kubeconfigs, bootkube manifests.
+//! - [`assets`]: the asset directory: PKI, kubeconfigs, the static control plane's pods and the
+//!   cluster's manifests.
 //! - [`ignition`]: each node's Ignition and SSH host key.
 //! - [`cluster`]: the DAG of `loko run` and `loko destroy` from the desired cluster.
 //! - [`packet`]: the Packet API client, the shared device poller, the device steps.
 //! - [`dns`]: Route53 records.
 //! - [`ssh`]: the SSH client (ssh-agent keys, pinned host keys).
-//! - [`bootstrap`]: etcd certificates to the controllers, bootkube on controller 0.
+//! - [`bootstrap`]: etcd certificates and the static control plane to every controller.
+//! - [`apply`]: the cluster's manifests, applied through the API once it answers.
 //! - [`readiness`]: the apiserver answers and every node is Ready.
 //! - [`preflight`]: the token, project, endpoints, AWS credentials and hosted zone, before any step.
 
+pub mod apply;
 pub mod assets;
 pub mod bootstrap;
 pub mod cluster;

@@ -41,6 +41,55 @@ impl std::fmt::Debug for AdminTls {
     }
 }
 
+/// The controllers' API addresses, from the outputs of their device steps (step, output key).
+pub fn controller_addrs(
+    ctx: &StepContext,
+    controllers: &[(StepId, &'static str)],
+    port: u16,
+) -> Result<Vec<SocketAddr>, StepError> {
+    let mut addrs = Vec::new();
+    for (step, key) in controllers {
+        let ip: String = ctx.output_of(step)?.get(key)?;
+        let ip = ip.parse().map_err(|_| {
+            StepError::permanent(format!("{step} published {key}={ip:?}, not an IP address"))
+        })?;
+        addrs.push(SocketAddr::new(ip, port));
+    }
+    Ok(addrs)
+}
+
+/// A client of the apiserver at `api_name` (resolved to `addrs`), authenticated with the admin
+/// certificate of `asset_dir` and trusting only the cluster's CA.
+pub fn admin_client(
+    asset_dir: &std::path::Path,
+    api_name: &str,
+    addrs: &[SocketAddr],
+) -> Result<reqwest::Client, StepError> {
+    let tls = AdminTls::read(asset_dir).map_err(|e| {
+        StepError::permanent(format!(
+            "cannot read the admin credentials in {}: {e}",
+            asset_dir.display()
+        ))
+    })?;
+    let bad = |what: &str, e: reqwest::Error| {
+        StepError::permanent(format!("admin credentials in asset_dir: {what}: {e}"))
+    };
+    let ca = reqwest::Certificate::from_pem(&tls.ca_pem).map_err(|e| bad("tls/ca.crt", e))?;
+    let mut identity_pem = tls.cert_pem.clone();
+    identity_pem.extend_from_slice(&tls.key_pem);
+    let identity = reqwest::Identity::from_pem(&identity_pem)
+        .map_err(|e| bad("tls/admin.crt and tls/admin.key", e))?;
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .identity(identity)
+        .resolve_to_addrs(api_name, addrs)
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .map_err(|e| StepError::permanent(format!("cannot build the apiserver client: {e}")))
+}
+
 /// Waits until the cluster is usable.
 pub struct ReadinessStep {
     /// `<cluster>.<dns_zone>`.
@@ -105,21 +154,8 @@ fn ready_nodes(list: &NodeList) -> BTreeSet<String> {
 impl ReadinessStep {
     /// One attempt: poll until ready or the deadline, naming what is missing.
     pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
-        let mut addrs = Vec::new();
-        for (step, key) in &self.controllers {
-            let ip: String = ctx.output_of(step)?.get(key)?;
-            let ip = ip.parse().map_err(|_| {
-                StepError::permanent(format!("{step} published {key}={ip:?}, not an IP address"))
-            })?;
-            addrs.push(SocketAddr::new(ip, self.port));
-        }
-        let tls = AdminTls::read(&self.asset_dir).map_err(|e| {
-            StepError::permanent(format!(
-                "cannot read the admin credentials in {}: {e}",
-                self.asset_dir.display()
-            ))
-        })?;
-        let client = self.client(&tls, &addrs)?;
+        let addrs = controller_addrs(&ctx, &self.controllers, self.port)?;
+        let client = admin_client(&self.asset_dir, &self.api_name, &addrs)?;
         let base = format!("https://{}:{}", self.api_name, self.port);
         let start = Instant::now();
         let expected: BTreeSet<String> = self.expected_nodes.iter().cloned().collect();
@@ -165,26 +201,6 @@ impl ReadinessStep {
             }
             ctx.sleep(self.poll_every).await?;
         }
-    }
-
-    fn client(&self, tls: &AdminTls, addrs: &[SocketAddr]) -> Result<reqwest::Client, StepError> {
-        let bad = |what: &str, e: reqwest::Error| {
-            StepError::permanent(format!("admin credentials in asset_dir: {what}: {e}"))
-        };
-        let ca = reqwest::Certificate::from_pem(&tls.ca_pem).map_err(|e| bad("tls/ca.crt", e))?;
-        let mut identity_pem = tls.cert_pem.clone();
-        identity_pem.extend_from_slice(&tls.key_pem);
-        let identity = reqwest::Identity::from_pem(&identity_pem)
-            .map_err(|e| bad("tls/admin.crt and tls/admin.key", e))?;
-        reqwest::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(ca)
-            .identity(identity)
-            .resolve_to_addrs(&self.api_name, addrs)
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(20))
-            .build()
-            .map_err(|e| StepError::permanent(format!("cannot build the apiserver client: {e}")))
     }
 
     async fn poll(&self, client: &reqwest::Client, base: &str) -> Result<BTreeSet<String>, String> {

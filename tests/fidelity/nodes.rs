@@ -1,18 +1,19 @@
 //! Units and pods: every program a node or pod runs is one its image holds, with flags that
-//! program accepts; the kubelet starts and labels itself only as a kubelet may; static pods go
-//! where the kubelet reads them; pod-checkpointer can run; every node loads its firewall at boot.
+//! program accepts; the kubelet starts and labels itself only as a kubelet may; every
+//! controller's kubelet would run the static control plane from what loko puts on its disk,
+//! whose keys are private and never in the Ignition; every node loads its firewall at boot.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use loko_tests::rendered::{Rendered, render_example};
 use serde_json::Value;
 use sim::judge::data::facts;
-use sim::judge::docker::{docker_runs_in_shell, pod_argv};
-use sim::judge::flags::{ParsedArgs, judge_process};
+use sim::judge::docker::docker_runs_in_shell;
 use sim::judge::kubelet::{
     KUBELET_UNIT, NodeUnits, judge_docker_argv, judge_kubelet, packet_metadata,
 };
 use sim::judge::labels::parse_node_labels;
+use sim::judge::pod::{containers, judge_container, judge_static_pod};
 use sim::judge::problem::Problem;
 use sim::judge::systemd::expand;
 use sim::nodes::ignition::NodeIgnition;
@@ -156,7 +157,7 @@ fn every_unit_runs_programs_with_flags_they_accept() {
     .assert_none("unit commands a real node would refuse");
 }
 
-/// A workload's pod spec and its name (`bootstrap-manifests/x.yaml: Pod kube-system/x`).
+/// A workload's pod spec and its name (`static-manifests/x.json: Pod x`).
 fn pod_specs(rendered: &Rendered) -> Vec<(String, Value)> {
     let mut specs = Vec::new();
     for (rel, object) in rendered.manifests() {
@@ -178,67 +179,6 @@ fn pod_specs(rendered: &Rendered) -> Vec<(String, Value)> {
         }
     }
     specs
-}
-
-fn containers(spec: &Value) -> Vec<Value> {
-    ["initContainers", "containers"]
-        .iter()
-        .filter_map(|key| spec[*key].as_array())
-        .flatten()
-        .cloned()
-        .collect()
-}
-
-fn string_list(value: &Value) -> Option<Vec<String>> {
-    value.as_array().map(|items| {
-        items
-            .iter()
-            .map(|item| item.as_str().unwrap_or_default().to_owned())
-            .collect()
-    })
-}
-
-/// The checkpointer's arguments, if `container` runs pod-checkpointer: judged through its image,
-/// or, when the image is not one the facts know, by its argv[0] being the checkpointer binary
-/// some known image holds (`/checkpoint`).
-fn checkpointer_args(subject: &str, container: &Value) -> Option<ParsedArgs> {
-    if let (Some(args), _) = judge_container(subject, container) {
-        return (args.component == "pod-checkpointer").then_some(args);
-    }
-    let facts = facts();
-    let command = string_list(&container["command"]).unwrap_or_default();
-    let args = string_list(&container["args"]).unwrap_or_default();
-    let argv: Vec<String> = command.into_iter().chain(args).collect();
-    let argv0 = argv.first()?;
-    let is_checkpointer = facts
-        .images
-        .iter()
-        .any(|image| image.binaries.get(argv0).map(String::as_str) == Some("pod-checkpointer"));
-    is_checkpointer.then(|| {
-        let spec = &facts.components["pod-checkpointer"];
-        sim::judge::flags::check_args(subject, "pod-checkpointer", spec, &argv[1..]).0
-    })
-}
-
-/// The judged process of a pod container.
-fn judge_container(subject: &str, container: &Value) -> (Option<ParsedArgs>, Vec<Problem>) {
-    let facts = facts();
-    let image_ref = container["image"].as_str().unwrap_or_default();
-    let Some(image) = facts.image(image_ref) else {
-        return (
-            None,
-            vec![Problem::new(
-                subject,
-                format!(
-                    "image {image_ref} is not one whose ENTRYPOINT/CMD the facts know (sim/data/images.json); is it the image upstream publishes?"
-                ),
-            )],
-        );
-    };
-    let command = string_list(&container["command"]);
-    let args = string_list(&container["args"]);
-    let argv = pod_argv(image, command.as_deref(), args.as_deref());
-    judge_process(subject, image, &argv, facts)
 }
 
 #[test]
@@ -313,7 +253,7 @@ fn node_selectors_select_labels_the_kubelets_set() {
                             .join("; ")
                     ),
                 );
-            } else if ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "pod-checkpointer"]
+            } else if ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
                 .iter()
                 .any(|c| workload.contains(c))
                 && !nodes
@@ -330,189 +270,126 @@ fn node_selectors_select_labels_the_kubelets_set() {
     .assert_none("node selectors");
 }
 
-/// The host path a pod's container path comes from (its hostPath volumes and mounts).
-fn pod_host_path(spec: &Value, container: &Value, path: &str) -> Option<String> {
-    let volumes: BTreeMap<&str, &str> = spec["volumes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| Some((v["name"].as_str()?, v["hostPath"]["path"].as_str()?)))
-        .collect();
-    container["volumeMounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| {
-            let target = m["mountPath"].as_str()?.trim_end_matches('/');
-            let host = volumes.get(m["name"].as_str()?)?;
-            let rest = if path == target {
-                ""
-            } else {
-                path.strip_prefix(target).filter(|r| r.starts_with('/'))?
-            };
-            Some((
-                target.len(),
-                format!("{}{rest}", host.trim_end_matches('/')),
-            ))
-        })
-        .max()
-        .map(|(_, host)| host)
-}
-
+/// Every controller's kubelet runs the static control plane: the pods loko puts in the kubelet's
+/// `--pod-manifest-path` (as the kubelet's unit mounts it), each judged as the kubelet and its
+/// component would start it, with the files loko puts on the node.
 #[test]
-fn static_pods_go_where_the_kubelet_reads_them() {
+fn every_controller_would_run_the_static_control_plane() {
     each_example(|example, rendered, findings| {
-        let mut kubelet_dirs = BTreeMap::new();
-        // Static pods run on controllers: the bootstrap control plane and the checkpoints.
+        let on_disk = rendered.controller_files();
         for node in rendered.cluster.controllers() {
-            let ignition = node_ignition(rendered, &node.hostname);
-            let Some(unit) = kubelet_args(&ignition, &node.hostname) else {
-                findings.add(example, format!("{}: no kubelet command to read", node.hostname));
+            let host = &node.hostname;
+            let ignition = node_ignition(rendered, host);
+            let Some(unit) = kubelet_args(&ignition, host) else {
+                findings.add(example, format!("{host}: no kubelet command to read"));
                 continue;
             };
-            match unit.args.value("pod-manifest-path") {
-                None => findings.add(
+            let Some(path) = unit.args.value("pod-manifest-path") else {
+                findings.add(
                     example,
-                    format!(
-                        "{}: {KUBELET_UNIT}: no --pod-manifest-path, so the kubelet runs no static pod (the bootstrap control plane and pod-checkpointer's checkpoints never start); the kubelet flag is --pod-manifest-path",
-                        node.hostname
-                    ),
-                ),
-                Some(path) => match unit.run.host_path(path) {
-                    None => findings.add(
-                        example,
-                        format!("{}: {KUBELET_UNIT}: --pod-manifest-path={path} is not bind-mounted from the host", node.hostname),
-                    ),
-                    Some(host) => {
-                        kubelet_dirs.insert(node.hostname.clone(), host);
-                    }
-                },
-            }
-        }
-        // bootkube copies bootstrap-manifests/ into its --pod-manifest-path (default
-        // /etc/kubernetes/manifests), inside its container.
-        for node in rendered.cluster.controllers() {
-            let ignition = node_ignition(rendered, &node.hostname);
-            let units = NodeUnits::new(&ignition);
-            let Some(bootkube) = units.unit("bootkube.service") else { continue };
-            for (subject, argv) in unit_docker_runs(&ignition, bootkube, &node.hostname) {
-                let (Some(run), _) = judge_docker_argv(&subject, &argv) else { continue };
-                let target = run
-                    .args
-                    .value("pod-manifest-path")
-                    .unwrap_or(facts().components["bootkube"].defaults.get("pod-manifest-path").map_or("/etc/kubernetes/manifests", String::as_str));
-                let host = run.run.host_path(target);
-                if host.as_ref() != kubelet_dirs.get(&node.hostname) {
-                    findings.add(
-                        example,
-                        format!(
-                            "{subject}: bootkube writes the bootstrap static pods to {target} in its container = host {:?}, the kubelet reads {:?}",
-                            host,
-                            kubelet_dirs.get(&node.hostname)
-                        ),
-                    );
-                }
-            }
-        }
-        // pod-checkpointer writes checkpoints to /etc/kubernetes/manifests in its container
-        // (reference images.md: "active checkpoints /etc/kubernetes/manifests").
-        for (workload, spec) in pod_specs(rendered) {
-            for container in containers(&spec) {
-                if checkpointer_args(&workload, &container).is_none() {
+                    format!("{host}: {KUBELET_UNIT}: no --pod-manifest-path, so the kubelet runs no static pod and the controller no control plane; the kubelet flag is --pod-manifest-path"),
+                );
+                continue;
+            };
+            let Some(dir) = unit.run.host_path(path) else {
+                findings.add(
+                    example,
+                    format!("{host}: {KUBELET_UNIT}: --pod-manifest-path={path} is not bind-mounted from the host"),
+                );
+                continue;
+            };
+            let dir = format!("{}/", dir.trim_end_matches('/'));
+            let exists = |path: &str| on_disk.contains_key(path) || ignition.file(path).is_some();
+            let mut running = BTreeSet::new();
+            for (file, (contents, _)) in &on_disk {
+                let Some(name) = file.strip_prefix(&dir) else { continue };
+                // The kubelet skips hidden files and reads nothing below its directory.
+                if name.starts_with('.') || name.contains('/') {
                     continue;
                 }
-                let host = pod_host_path(&spec, &container, "/etc/kubernetes/manifests");
-                for node in rendered.cluster.controllers() {
-                    if host.as_ref() != kubelet_dirs.get(&node.hostname) {
-                        findings.add(
-                            example,
-                            format!(
-                                "{workload}: pod-checkpointer writes checkpoints to host {host:?}, the kubelet of {} reads {:?}",
-                                node.hostname,
-                                kubelet_dirs.get(&node.hostname)
-                            ),
-                        );
+                let pod: Value = match serde_json::from_slice(contents) {
+                    Ok(pod) => pod,
+                    Err(e) => {
+                        findings.add(example, format!("{host}: {file}: not a manifest: {e}"));
+                        continue;
                     }
+                };
+                match judge_static_pod(&format!("{host}: {file}"), &pod, &exists) {
+                    Ok(pod) => {
+                        running.insert(pod.args.component);
+                    }
+                    Err(problems) => findings.extend(example, problems),
+                }
+            }
+            for component in ["kube-apiserver", "kube-controller-manager", "kube-scheduler"] {
+                if !running.contains(component) {
+                    findings.add(
+                        example,
+                        format!("{host}: no static {component} pod would run from the kubelet's {dir} (loko puts there: {:?})", on_disk.keys().filter(|f| f.starts_with(&dir)).collect::<Vec<_>>()),
+                    );
                 }
             }
         }
     })
-    .assert_none("static pod directories");
+    .assert_none("static control planes");
 }
 
-/// Known gap, kept visible: the checkpointer (kinvolk's bootkube fork) has CRI clients for
-/// v1alpha1 and v1alpha2 only, and containerd 2 serves v1 alone. On such a node it runs but
-/// cannot tell which checkpoints are active (bootkube issue #934: it never pivots back from a
-/// checkpointed apiserver), so a single controller does not recover from a reboot. The fix is
-/// a design change (a static control plane on every controller, as Typhoon moved to, or a
-/// checkpointer with a CRI v1 client), described in `docs/assets.md`. Run it with
-/// `cargo nextest run --test fidelity --run-ignored all`.
+/// The control plane's keys (and kubeconfigs, which embed one) are 0600 on the controllers, and
+/// never in a node's Ignition: Packet's metadata service serves a device's userdata to every
+/// process on it.
 #[test]
-#[ignore = "known gap: pod-checkpointer speaks CRI v1alpha2, containerd 2 serves v1 only (docs/assets.md)"]
-fn pod_checkpointer_has_its_environment_and_a_runtime_socket_it_can_speak_to() {
-    let facts = facts();
-    let spec_of = &facts.components["pod-checkpointer"];
+fn the_control_planes_keys_are_private_and_never_in_the_ignition() {
     each_example(|example, rendered, findings| {
-        let mut found = false;
-        for (workload, spec) in pod_specs(rendered) {
-            for container in containers(&spec) {
-                let Some(args) = checkpointer_args(&workload, &container) else { continue };
-                found = true;
-                let env: BTreeSet<&str> = container["env"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|e| e["name"].as_str())
+        let on_disk = rendered.controller_files();
+        let mut keys = Vec::new();
+        for (path, (contents, mode)) in &on_disk {
+            let text = String::from_utf8_lossy(contents);
+            if text.contains("PRIVATE KEY") || text.contains("client-key-data") {
+                keys.push((path, text.into_owned()));
+                if mode & 0o077 != 0 {
+                    findings.add(
+                        example,
+                        format!("{path}: holds a private key with mode {mode:o}"),
+                    );
+                }
+            }
+        }
+        if keys.is_empty() {
+            findings.add(
+                example,
+                "the control plane gets no key: its apiserver cannot serve",
+            );
+        }
+        for node in &rendered.cluster.nodes {
+            let userdata = rendered.userdata[&node.hostname].to_string();
+            let ignition = rendered.ignitions[&node.hostname].to_string();
+            for (path, text) in &keys {
+                // A key's base64 body, whichever way the Ignition encodes files.
+                let body: String = text
+                    .lines()
+                    .filter(|l| !l.starts_with("-----") && l.len() > 40)
+                    .take(1)
                     .collect();
-                for required in &spec_of.required_env {
-                    if !env.contains(required.as_str()) {
+                let encoded = base64_of(text);
+                for (what, document) in [("userdata", &userdata), ("installed Ignition", &ignition)]
+                {
+                    if (!body.is_empty() && document.contains(&body)) || document.contains(&encoded)
+                    {
                         findings.add(
                             example,
-                            format!("{workload}: pod-checkpointer exits \"missing required environment variable {required}\" ({})", spec_of.source.as_deref().unwrap_or_default()),
+                            format!("{}: its {what} carries {path}", node.hostname),
                         );
-                    }
-                }
-                let endpoint = args
-                    .value("container-runtime-endpoint")
-                    .map(str::to_owned)
-                    .or_else(|| spec_of.defaults.get("container-runtime-endpoint").cloned())
-                    .unwrap_or_default();
-                let flatcar = &facts.flatcar;
-                if let Some(absent) = flatcar.absent_sockets.iter().find(|s| s.endpoint == endpoint) {
-                    findings.add(
-                        example,
-                        format!("{workload}: --container-runtime-endpoint is {endpoint} (given or the default), which does not exist on a Flatcar node: {}", absent.why),
-                    );
-                } else if endpoint == flatcar.docker_api_socket.endpoint {
-                    findings.add(
-                        example,
-                        format!("{workload}: --container-runtime-endpoint={endpoint} is the {}", flatcar.docker_api_socket.why),
-                    );
-                } else {
-                    match flatcar.cri_sockets.iter().find(|s| s.endpoint == endpoint) {
-                        None => findings.add(
-                            example,
-                            format!("{workload}: --container-runtime-endpoint={endpoint} is not a CRI socket a Flatcar node has (known: {})", flatcar.cri_sockets.iter().map(|s| s.endpoint.as_str()).collect::<Vec<_>>().join(", ")),
-                        ),
-                        Some(socket) if !socket.api_versions.iter().any(|v| spec_of.cri_api_versions.contains(v)) => findings.add(
-                            example,
-                            format!(
-                                "{workload}: pod-checkpointer has CRI clients for {} only; {endpoint} serves {} ({}): it cannot list the node's pods",
-                                spec_of.cri_api_versions.join(", "),
-                                socket.api_versions.join(", "),
-                                socket.source
-                            ),
-                        ),
-                        Some(_) => {}
                     }
                 }
             }
         }
-        if !found {
-            findings.add(example, "no pod-checkpointer: nothing restarts the control plane's static pods after a controller reboot");
-        }
     })
-    .assert_none("pod-checkpointer");
+    .assert_none("control plane secrets");
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 /// `a.b.c.d/n` as (network, prefix length); a bare address is a /32.

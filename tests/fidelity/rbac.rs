@@ -6,7 +6,8 @@
 //!
 //! Identities are read from what loko renders, never from loko's code: the kubelet's from the
 //! client certificate in the kubeconfig its Ignition writes, each pod's from its rendered
-//! `serviceAccountName`, delete-node's from the kubeconfig its unit passes to kubectl.
+//! `serviceAccountName`, delete-node's from the kubeconfig its unit passes to kubectl, the
+//! static control plane's from the kubeconfig its `--kubeconfig` names on the controller's disk.
 
 use std::path::Path;
 
@@ -24,9 +25,6 @@ const NODE_KUBECONFIG: &str = "/etc/kubernetes/kubeconfig";
 /// upstream components publish them), and the requirement identity it must satisfy.
 const WORKLOADS: &[(&[&str], &str)] = &[
     (&["kube-proxy"], "kube-proxy"),
-    (&["kube-scheduler"], "kube-scheduler"),
-    (&["kube-controller-manager"], "kube-controller-manager"),
-    (&["pod-checkpointer", "checkpoint"], "pod-checkpointer"),
     (&["coredns/coredns", "coredns"], "coredns"),
     (&["calico/node"], "calico-node"),
     (&["flannel/flannel"], "flannel"),
@@ -235,14 +233,7 @@ fn every_components_service_account_may_do_what_its_upstream_role_grants() {
             specs::Networking::Calico => "calico-node",
             specs::Networking::Flannel => "flannel",
         };
-        for identity in [
-            "kube-proxy",
-            "kube-scheduler",
-            "kube-controller-manager",
-            "pod-checkpointer",
-            "coredns",
-            network,
-        ] {
+        for identity in ["kube-proxy", "coredns", network] {
             let workloads = judge.workloads(identity);
             if workloads.is_empty() {
                 failures.push(format!("{example}: no workload runs {identity}"));
@@ -287,6 +278,106 @@ fn every_components_service_account_may_do_what_its_upstream_role_grants() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The static pods of the controllers (`static-manifests/`), as the kubelet reads them.
+fn static_pods(rendered: &Rendered) -> Vec<(String, Value)> {
+    rendered
+        .manifests()
+        .into_iter()
+        .filter(|(_, object)| object["kind"] == "Pod")
+        .collect()
+}
+
+/// A static pod's `--kubeconfig`, read from the controller's disk as loko leaves it (through the
+/// pod's hostPath volumes): (the flag's path, the kubeconfig's text), or why it has none.
+fn static_pod_kubeconfig(rendered: &Rendered, pod: &Value) -> Result<(String, String), String> {
+    let spec = &pod["spec"];
+    let on_disk = rendered.controller_files();
+    for container in sim::judge::pod::containers(spec) {
+        let Some(path) = container_kubeconfig(&container) else {
+            continue;
+        };
+        let host = sim::judge::pod::pod_host_path(spec, &container, &path)
+            .ok_or_else(|| format!("--kubeconfig={path} is under no hostPath volume"))?;
+        let (contents, _) = on_disk
+            .get(&host)
+            .ok_or_else(|| format!("--kubeconfig={path} is the host's {host}, which loko does not put on the controllers"))?;
+        return Ok((path, String::from_utf8_lossy(contents).into_owned()));
+    }
+    Err("no --kubeconfig".to_owned())
+}
+
+/// The static scheduler and controller-manager act as the users of their kubeconfigs'
+/// certificates; Kubernetes' bootstrap policy (and what loko applies) must let each make every
+/// request its upstream role holds.
+#[test]
+fn the_static_control_planes_identities_may_do_what_their_roles_grant() {
+    let mut failures = Vec::new();
+    for example in EXAMPLES {
+        let judge = Judge::new(example);
+        let mut seen = Vec::new();
+        for (file, pod) in static_pods(&judge.rendered) {
+            let image = sim::judge::pod::containers(&pod["spec"])
+                .first()
+                .and_then(|c| c["image"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let Some(identity) = ["kube-scheduler", "kube-controller-manager"]
+                .into_iter()
+                .find(|c| {
+                    image
+                        .split([':', '@'])
+                        .next()
+                        .is_some_and(|r| r.ends_with(&format!("/{c}")))
+                })
+            else {
+                continue;
+            };
+            seen.push(identity);
+            let (path, kubeconfig) = match static_pod_kubeconfig(&judge.rendered, &pod) {
+                Ok(found) => found,
+                Err(problem) => {
+                    failures.push(format!("{example}: {file}: {problem}"));
+                    continue;
+                }
+            };
+            let Some(pem) = kubeconfig_certificate(&kubeconfig) else {
+                failures.push(format!(
+                    "{example}: {file}: {path} has no client certificate"
+                ));
+                continue;
+            };
+            let user = UserInfo::from_certificate_pem(&pem)
+                .unwrap_or_else(|e| panic!("{example}: {file}: {path}: {e}"));
+            if user.groups.iter().any(|g| g == "system:masters") {
+                failures.push(format!(
+                    "{example}: {file}: {identity} acts as {}, a member of system:masters: it may do anything, far beyond its role",
+                    user.describe()
+                ));
+            }
+            failures.extend(
+                judge
+                    .refusals(identity, &user, "")
+                    .map(|refusal| format!("{example}: {file}: {identity}: {refusal}")),
+            );
+        }
+        for identity in ["kube-scheduler", "kube-controller-manager"] {
+            if !seen.contains(&identity) {
+                failures.push(format!("{example}: no static pod runs {identity}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A pod container's `--kubeconfig` (in its `command` or `args`).
+fn container_kubeconfig(container: &Value) -> Option<String> {
+    let args: Vec<&str> = ["command", "args"]
+        .into_iter()
+        .flat_map(|k| container[k].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    kubeconfig_flag(&args.join(" "))
 }
 
 /// `--kubeconfig=PATH` (or `--kubeconfig PATH`) in a unit's command lines.
@@ -418,6 +509,20 @@ fn host_network_kubeconfigs_name_a_server_the_host_resolves() {
                 &String::from_utf8_lossy(&kubeconfig),
             ));
         }
+        // A static pod's kubeconfig may name its own controller's apiserver by loopback: the
+        // static apiserver beside it listens on every address, and its certificate names
+        // 127.0.0.1 (checked by the simulator's TLS when it serves).
+        for (file, pod) in static_pods(&judge.rendered) {
+            let Ok((path, kubeconfig)) = static_pod_kubeconfig(&judge.rendered, &pod) else {
+                continue;
+            };
+            match kubeconfig_server_host(&kubeconfig) {
+                Some(host) if host == "127.0.0.1" || resolvable.contains(&host) => {}
+                other => failures.push(format!(
+                    "{example}: {file} ({path}) names server host {other:?}, which a controller cannot reach before service IPs route"
+                )),
+            }
+        }
         for workload in &judge.objects {
             let pod = &workload["spec"]["template"]["spec"];
             if pod["hostNetwork"] != true {
@@ -425,12 +530,7 @@ fn host_network_kubeconfigs_name_a_server_the_host_resolves() {
             }
             let name = workload["metadata"]["name"].as_str().unwrap_or_default();
             for container in containers(pod) {
-                let args: Vec<&str> = ["command", "args"]
-                    .into_iter()
-                    .flat_map(|k| container[k].as_array().into_iter().flatten())
-                    .filter_map(Value::as_str)
-                    .collect();
-                let Some(path) = kubeconfig_flag(&args.join(" ")) else {
+                let Some(path) = container_kubeconfig(container) else {
                     continue;
                 };
                 let namespace = workload["metadata"]["namespace"]
@@ -441,7 +541,7 @@ fn host_network_kubeconfigs_name_a_server_the_host_resolves() {
                         failures.extend(check(format!("{name} ({path})"), &kubeconfig))
                     }
                     Some(Err(problem)) => failures.push(format!("{example}: {name}: {problem}")),
-                    // A hostPath kubeconfig (the bootstrap control plane's) is the node's own.
+                    // A hostPath kubeconfig is the node's own.
                     None => {}
                 }
             }

@@ -1,4 +1,5 @@
-//! What loko renders for a cluster, offline: the PKI, kubeconfigs, bootkube manifests and every
+//! What loko renders for a cluster, offline: the PKI, kubeconfigs, manifests (the static control
+//! plane's and the cluster's) and every
 //! node's Ignition, written into a temporary asset directory exactly as `loko run` writes them.
 //! The fidelity tests judge these files against the upstream components' facts.
 
@@ -14,7 +15,7 @@ use steps::assets::pki::{PkiInputs, ensure_pki};
 pub struct Rendered {
     /// Keeps the asset directory alive.
     _tmp: tempfile::TempDir,
-    /// The asset directory (`tls/`, `auth/`, `bootstrap-manifests/`, `manifests/`, `ignition/`).
+    /// The asset directory (`tls/`, `auth/`, `static-manifests/`, `manifests/`, `ignition/`).
     pub root: PathBuf,
     /// The cluster it was rendered from.
     pub cluster: DesiredCluster,
@@ -118,10 +119,20 @@ impl Rendered {
             .unwrap_or_default()
     }
 
+    /// What loko's control-plane step puts on every controller (over SSH, never in the
+    /// Ignition): node path → (contents, mode).
+    pub fn controller_files(&self) -> BTreeMap<String, (Vec<u8>, u32)> {
+        steps::bootstrap::control_plane_files(&self.root, self.cluster.settings.enable_aggregation)
+            .unwrap_or_else(|e| panic!("the control plane's files: {e}"))
+            .into_iter()
+            .map(|f| (f.path, (f.contents, f.mode)))
+            .collect()
+    }
+
     /// Every rendered manifest file (relative path under the asset directory, parsed JSON).
     pub fn manifests(&self) -> Vec<(String, Value)> {
         let mut out = Vec::new();
-        for top in ["bootstrap-manifests", "manifests"] {
+        for top in ["static-manifests", "manifests"] {
             collect(&self.root, &self.root.join(top), &mut out);
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));

@@ -333,9 +333,35 @@ worker_pools:
         text
     }
 
-    /// How often bootkube was started, over all nodes.
-    pub fn bootkube_starts(&self) -> u32 {
-        self.sim.state().bootkube_starts.values().sum()
+    /// How many nodes run the static control plane (kube-apiserver, kube-scheduler and
+    /// kube-controller-manager, each judged to start by the simulated kubelet). Panics naming
+    /// a node whose static pods do not all run.
+    pub fn static_control_planes(&self) -> usize {
+        let pods = self.sim.state().static_pods;
+        let mut planes = 0;
+        for (node, pods) in &pods {
+            if pods.is_empty() {
+                continue;
+            }
+            let running: std::collections::BTreeSet<&str> = pods
+                .values()
+                .filter(|pod| pod.running)
+                .map(|pod| pod.component.as_str())
+                .collect();
+            assert!(
+                pods.values().all(|pod| pod.running)
+                    && [
+                        "kube-apiserver",
+                        "kube-scheduler",
+                        "kube-controller-manager"
+                    ]
+                    .iter()
+                    .all(|c| running.contains(c)),
+                "{node}: its static control plane does not run: {pods:?}"
+            );
+            planes += 1;
+        }
+        planes
     }
 }
 

@@ -1,4 +1,5 @@
-//! Which kubelets belong to the cluster whose assets an apiserver emulator was started from.
+//! Which kubelets belong to the cluster of an apiserver emulator: those whose kubeconfig names a
+//! server its certificate is valid for and trusts the CA its clients are checked against.
 
 use std::path::Path;
 
@@ -9,39 +10,46 @@ use serde_yaml::Value;
 
 use super::ApiserverError;
 
-/// The apiserver names and CA of one cluster, read from its bootkube assets.
+/// The apiserver names and CA of one cluster, from the apiserver's own files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterIdentity {
-    /// Host names a kubelet may use for this apiserver: the admin kubeconfig's server host and
-    /// its `<cluster>-private` variant.
+    /// Host names a kubelet may use for this apiserver: the DNS names of its serving
+    /// certificate (a client verifies the name it dialed against them).
     hosts: Vec<String>,
     /// DER of the cluster CA certificate.
     ca_der: Vec<u8>,
 }
 
 impl ClusterIdentity {
-    /// Reads `auth/kubeconfig` and `tls/ca.crt` under `assets_dir`.
-    pub fn from_assets(assets_dir: &Path) -> Result<Self, ApiserverError> {
-        let kubeconfig_path = assets_dir.join("auth/kubeconfig");
+    /// Reads the serving certificate (`--tls-cert-file`) and the client CA (`--client-ca-file`).
+    pub fn from_files(serving_cert: &Path, client_ca: &Path) -> Result<Self, ApiserverError> {
         let asset_error = |path: &Path, reason: String| ApiserverError::Asset {
             path: path.to_owned(),
             reason,
         };
-        let kubeconfig = std::fs::read_to_string(&kubeconfig_path)
-            .map_err(|error| asset_error(&kubeconfig_path, error.to_string()))?;
-        let server = kubeconfig_cluster(&kubeconfig)
-            .and_then(|cluster| cluster.get("server")?.as_str().map(str::to_owned))
-            .ok_or_else(|| asset_error(&kubeconfig_path, "names no cluster server".to_owned()))?;
-        let host = server_host(&server).ok_or_else(|| {
-            asset_error(&kubeconfig_path, format!("server {server:?} has no host"))
-        })?;
-        let mut hosts = vec![host.to_owned()];
-        if let Some((cluster, zone)) = host.split_once('.') {
-            hosts.push(format!("{cluster}-private.{zone}"));
+        let serving = CertificateDer::from_pem_file(serving_cert)
+            .map_err(|error| asset_error(serving_cert, format!("no PEM certificate: {error}")))?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(serving.as_ref())
+            .map_err(|error| asset_error(serving_cert, format!("not X.509: {error}")))?;
+        let hosts: Vec<String> = parsed
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .into_iter()
+            .flat_map(|san| san.value.general_names.iter())
+            .filter_map(|name| match name {
+                x509_parser::extensions::GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+                _ => None,
+            })
+            .collect();
+        if hosts.is_empty() {
+            return Err(asset_error(
+                serving_cert,
+                "names no DNS name: no client could verify it".to_owned(),
+            ));
         }
-        let ca_path = assets_dir.join("tls/ca.crt");
-        let ca = CertificateDer::from_pem_file(&ca_path)
-            .map_err(|error| asset_error(&ca_path, format!("no PEM certificate: {error}")))?;
+        let ca = CertificateDer::from_pem_file(client_ca)
+            .map_err(|error| asset_error(client_ca, format!("no PEM certificate: {error}")))?;
         Ok(ClusterIdentity {
             hosts,
             ca_der: ca.as_ref().to_vec(),

@@ -1,30 +1,38 @@
-//! A Kubernetes apiserver emulator: what bootkube leaves running on controller 0, as far as loko
-//! and `kubectl get nodes` can tell.
+//! A Kubernetes apiserver emulator: what a controller's static kube-apiserver pod serves, as
+//! far as loko and `kubectl get nodes` can tell. A node starts one when its kubelet would start
+//! a valid static apiserver pod (`crate::judge::pod`), from the files that pod's flags name.
 //!
-//! It serves HTTPS with the apiserver certificate and key that were copied to the controller, and
-//! admits only clients whose certificate chains to the copied cluster CA (the TLS handshake fails
-//! for everyone else, as the real apiserver's `--client-ca-file` makes it). It answers the health
-//! endpoints, `/version`, the discovery documents kubectl reads, and `/api/v1/nodes`.
+//! It serves HTTPS with the pod's `--tls-cert-file` and `--tls-private-key-file`, and admits
+//! only clients whose certificate chains to its `--client-ca-file` (the TLS handshake fails for
+//! everyone else, as the real apiserver's makes it). It answers the health endpoints,
+//! `/version`, the discovery documents kubectl reads, `/api/v1/nodes`, and server-side apply
+//! (`PATCH` with `application/apply-patch+yaml`) and `GET` of single objects of the resources it
+//! knows (`store`): built-in kinds, and custom resources once their definition is stored.
+//! Objects are kept per cluster (the apiservers naming the same `--etcd-servers` share them),
+//! so every controller's apiserver serves what was applied through any of them, also after a
+//! reboot.
 //!
 //! Every request is authorized as the real apiserver's x509 authenticator and RBAC authorizer
 //! would: the client certificate's CN is the user and its O values the groups, judged by
-//! [`crate::judge::rbac`] against Kubernetes' bootstrap policy plus the RBAC objects in the
-//! assets' `manifests/` (what bootkube creates). A refused request gets the apiserver's 403
-//! `Status` (`nodes is forbidden: User "x" cannot list resource "nodes" in API group "" at the
-//! cluster scope`).
+//! [`crate::judge::rbac`] against Kubernetes' bootstrap policy plus the RBAC objects applied so
+//! far. A refused request gets the apiserver's 403 `Status` (`nodes is forbidden: User "x"
+//! cannot list resource "nodes" in API group "" at the cluster scope`).
 //!
-//! Nodes come from a [`KubeletRegistry`]: a node is listed when its kubelet kubeconfig names this
-//! cluster's apiserver (the host of the admin kubeconfig's server, or its `<cluster>-private`
-//! variant), carries this cluster's CA inline, and its client certificate's identity may do what
-//! registering a node and renewing its lease take. A kubelet configured for another cluster, or
-//! one the RBAC objects do not let in, never shows up. A listed node is Ready only when the
-//! network DaemonSet of the manifests (calico-node or flannel) exists with its service account,
-//! its service account may make every request its upstream role holds, and (Calico) every CRD its
-//! version ships is there; otherwise the Ready condition is False and its message says why.
+//! Nodes come from a [`KubeletRegistry`]: a node is listed when its kubelet kubeconfig names a
+//! server the serving certificate is valid for, carries the cluster's CA inline, and its client
+//! certificate's identity may do what registering a node and renewing its lease take. A kubelet
+//! configured for another cluster, or one the RBAC objects do not let in, never shows up. A
+//! listed node is Ready only when the applied network DaemonSet (calico-node or flannel) exists
+//! with its service account, its service account may make every request its upstream role
+//! holds, and (Calico) every CRD its version ships is there; otherwise the Ready condition is
+//! False and its message says why.
 
-mod cluster;
+pub(crate) mod cluster;
 mod network;
 mod objects;
+mod store;
+
+pub use store::{ObjectStore, ObjectStores};
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -45,7 +53,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::judge::rbac::{self, Policy, Requirements, UserInfo};
+use crate::judge::rbac::{self, UserInfo};
 use cluster::ClusterIdentity;
 
 /// Port the apiserver listens on, as in the Lokomotive modules.
@@ -65,7 +73,7 @@ pub enum ApiserverError {
     /// The certificates do not make a valid TLS configuration.
     #[error("apiserver TLS configuration from {assets}: {reason}")]
     Tls {
-        /// The assets directory.
+        /// The serving certificate.
         assets: PathBuf,
         /// rustls' reason.
         reason: String,
@@ -162,11 +170,8 @@ struct ApiState {
     registry: KubeletRegistry,
     started_at: DateTime<Utc>,
     addr: SocketAddr,
-    /// The bootstrap policy and the RBAC objects bootkube created.
-    policy: Policy,
-    requirements: Requirements,
-    /// Why nodes are not Ready (the network cannot come up), or `None`.
-    network_problem: Option<String>,
+    /// The cluster's objects, with the RBAC policy and network verdict derived from them.
+    store: Arc<ObjectStore>,
     /// Nodes whose refusal was already logged, so a poll loop does not repeat it.
     refused_logged: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
@@ -175,36 +180,30 @@ struct ApiState {
 #[derive(Clone)]
 struct Caller(Result<UserInfo, String>);
 
+/// The files and address an apiserver serves with: what its static pod's flags name, as host
+/// paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiserverConfig {
+    /// `--secure-port` on the node's address.
+    pub listen: SocketAddr,
+    /// `--tls-cert-file`.
+    pub tls_cert: PathBuf,
+    /// `--tls-private-key-file`.
+    pub tls_key: PathBuf,
+    /// `--client-ca-file`.
+    pub client_ca: PathBuf,
+}
+
 impl Apiserver {
-    /// Loads the bootkube assets in `assets_dir` (`auth/kubeconfig`, `tls/ca.crt`,
-    /// `tls/apiserver.crt`, `tls/apiserver.key`) and serves on `listen`.
+    /// Serves `store` with the certificates of `config`.
     pub async fn start(
-        listen: SocketAddr,
-        assets_dir: &Path,
+        config: &ApiserverConfig,
+        store: Arc<ObjectStore>,
         registry: KubeletRegistry,
     ) -> Result<Apiserver, ApiserverError> {
-        let cluster = ClusterIdentity::from_assets(assets_dir)?;
-        let tls = tls_config(assets_dir)?;
-        let manifests = assets_dir.join("manifests");
-        let rbac_error = |error: rbac::RbacError| ApiserverError::Asset {
-            path: manifests.clone(),
-            reason: error.to_string(),
-        };
-        let mut policy = Policy::bootstrap().map_err(rbac_error)?;
-        let requirements = Requirements::load().map_err(rbac_error)?;
-        // bootkube only warns when manifests/ is missing, and creates nothing.
-        let objects = if manifests.is_dir() {
-            let objects = rbac::manifest_objects(&manifests).map_err(rbac_error)?;
-            for (path, object) in &objects {
-                policy
-                    .add_object(object, &path.display().to_string())
-                    .map_err(rbac_error)?;
-            }
-            objects
-        } else {
-            Vec::new()
-        };
-        let network_problem = network::problem(&objects, &policy, &requirements);
+        let cluster = ClusterIdentity::from_files(&config.tls_cert, &config.client_ca)?;
+        let tls = tls_config(config)?;
+        let listen = config.listen;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| ApiserverError::Bind {
@@ -222,9 +221,7 @@ impl Apiserver {
             registry,
             started_at: Utc::now(),
             addr,
-            policy,
-            requirements,
-            network_problem,
+            store,
             refused_logged: Default::default(),
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
@@ -286,10 +283,10 @@ async fn serve(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, route
     }
 }
 
-fn tls_config(assets_dir: &Path) -> Result<rustls::ServerConfig, ApiserverError> {
-    let ca_path = assets_dir.join("tls/ca.crt");
-    let cert_path = assets_dir.join("tls/apiserver.crt");
-    let key_path = assets_dir.join("tls/apiserver.key");
+fn tls_config(config: &ApiserverConfig) -> Result<rustls::ServerConfig, ApiserverError> {
+    let ca_path = config.client_ca.clone();
+    let cert_path = config.tls_cert.clone();
+    let key_path = config.tls_key.clone();
     let certificates = |path: &Path| -> Result<Vec<CertificateDer<'static>>, ApiserverError> {
         let certificates = CertificateDer::pem_file_iter(path)
             .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
@@ -319,7 +316,7 @@ fn tls_config(assets_dir: &Path) -> Result<rustls::ServerConfig, ApiserverError>
     })?;
 
     let tls_error = |error: &dyn std::fmt::Display| ApiserverError::Tls {
-        assets: assets_dir.to_owned(),
+        assets: cert_path.clone(),
         reason: error.to_string(),
     };
     // One provider, chosen explicitly, so the emulator never depends on a process-wide default.
@@ -352,7 +349,7 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1", get(api_resources))
         .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/nodes/{name}", get(get_node))
-        .fallback(not_found)
+        .fallback(object)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,
@@ -383,7 +380,8 @@ async fn authorize(
         request.uri().path(),
         request.uri().query().unwrap_or_default(),
     );
-    match state.policy.authorize(&user, &attributes) {
+    let decision = state.store.derived().policy.authorize(&user, &attributes);
+    match decision {
         rbac::Decision::Allowed => next.run(request).await,
         rbac::Decision::Denied { reason } => {
             tracing::info!(user = %user.name, request = %attributes, "apiserver emulator forbade a request");
@@ -465,10 +463,11 @@ async fn list_nodes(
     headers: HeaderMap,
 ) -> Response {
     let selector = query.get("labelSelector").map(String::as_str).unwrap_or("");
+    let network_problem = state.store.derived().network_problem.clone();
     let nodes: Vec<Value> = ready_kubelets(&state)
         .iter()
         .filter(|kubelet| objects::selector_matches(selector, &objects::node_labels(kubelet)))
-        .map(|kubelet| objects::node(kubelet, state.network_problem.as_deref()))
+        .map(|kubelet| objects::node(kubelet, network_problem.as_deref()))
         .collect();
     if wants_table(&headers) {
         json_response(
@@ -485,10 +484,11 @@ async fn get_node(
     UrlPath(name): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
+    let network_problem = state.store.derived().network_problem.clone();
     let Some(node) = ready_kubelets(&state)
         .iter()
         .find(|kubelet| kubelet.node_name == name)
-        .map(|kubelet| objects::node(kubelet, state.network_problem.as_deref()))
+        .map(|kubelet| objects::node(kubelet, network_problem.as_deref()))
     else {
         return json_response(
             StatusCode::NOT_FOUND,
@@ -505,18 +505,157 @@ async fn get_node(
     }
 }
 
-async fn not_found(uri: axum::http::Uri) -> Response {
+fn not_found(path: &str) -> Response {
     json_response(
         StatusCode::NOT_FOUND,
         objects::status(
             404,
             "NotFound",
-            &format!(
-                "the server could not find the requested resource ({})",
-                uri.path()
-            ),
+            &format!("the server could not find the requested resource ({path})"),
         ),
     )
+}
+
+/// One object of a resource the apiserver serves: `GET` it, or server-side apply it (`PATCH`
+/// with `application/apply-patch+yaml`, the body YAML or JSON). Anything else is a resource this
+/// emulator does not have.
+async fn object(
+    State(state): State<Arc<ApiState>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let path = uri.path();
+    let Some(at) = ObjectPath::parse(path) else {
+        return not_found(path);
+    };
+    let Some(resource) = state.store.resource(&at.group, &at.version, &at.plural) else {
+        return not_found(path);
+    };
+    if resource.namespaced != at.namespace.is_some() {
+        return not_found(path);
+    }
+    let resource_name = match at.group.as_str() {
+        "" => at.plural.clone(),
+        group => format!("{}.{group}", at.plural),
+    };
+    match method {
+        axum::http::Method::GET => match state.store.get(path) {
+            Some(object) => json_response(StatusCode::OK, object),
+            None => json_response(
+                StatusCode::NOT_FOUND,
+                objects::status_not_found(&resource_name, &at.name),
+            ),
+        },
+        axum::http::Method::PATCH => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !content_type.starts_with("application/apply-patch+yaml") {
+                return json_response(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    objects::status(
+                        415,
+                        "UnsupportedMediaType",
+                        &format!(
+                            "the body of the request was in an unknown format - accepted media types include: application/apply-patch+yaml (got {content_type:?})"
+                        ),
+                    ),
+                );
+            }
+            let bad = |message: String| {
+                json_response(
+                    StatusCode::BAD_REQUEST,
+                    objects::status(400, "BadRequest", &message),
+                )
+            };
+            let mut object: Value = match serde_yaml::from_slice(&body) {
+                Ok(object) => object,
+                Err(error) => return bad(format!("error decoding YAML: {error}")),
+            };
+            let api_version = match at.group.as_str() {
+                "" => at.version.clone(),
+                group => format!("{group}/{}", at.version),
+            };
+            if object["apiVersion"] != api_version.as_str()
+                || object["kind"] != resource.kind.as_str()
+            {
+                return bad(format!(
+                    "the body's apiVersion {} and kind {} are not those of {path} ({api_version}, {})",
+                    object["apiVersion"], object["kind"], resource.kind
+                ));
+            }
+            if object["metadata"]["name"] != at.name.as_str() {
+                return bad(format!(
+                    "the name of the object ({}) does not match the name on the URL ({})",
+                    object["metadata"]["name"], at.name
+                ));
+            }
+            if let Some(namespace) = &at.namespace {
+                match object["metadata"]["namespace"].as_str() {
+                    None => object["metadata"]["namespace"] = Value::from(namespace.as_str()),
+                    Some(given) if given == namespace => {}
+                    Some(given) => {
+                        return bad(format!(
+                            "the namespace of the object ({given}) does not match the namespace on the request ({namespace})"
+                        ));
+                    }
+                }
+            }
+            match state.store.put(path, object.clone()) {
+                Ok(true) => json_response(StatusCode::CREATED, object),
+                Ok(false) => json_response(StatusCode::OK, object),
+                Err(error) => json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    objects::status(500, "InternalError", &error),
+                ),
+            }
+        }
+        _ => json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            objects::status(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            ),
+        ),
+    }
+}
+
+/// The URL path of one object: `/api/<v>/[namespaces/<ns>/]<plural>/<name>` or
+/// `/apis/<group>/<v>/[namespaces/<ns>/]<plural>/<name>`.
+#[derive(Debug, PartialEq, Eq)]
+struct ObjectPath {
+    group: String,
+    version: String,
+    namespace: Option<String>,
+    plural: String,
+    name: String,
+}
+
+impl ObjectPath {
+    fn parse(path: &str) -> Option<ObjectPath> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (group, version, rest) = match segments.as_slice() {
+            ["api", version, rest @ ..] => ("", *version, rest),
+            ["apis", group, version, rest @ ..] => (*group, *version, rest),
+            _ => return None,
+        };
+        let (namespace, plural, name) = match rest {
+            ["namespaces", namespace, plural, name] => (Some(*namespace), *plural, *name),
+            [plural, name] => (None, *plural, *name),
+            _ => return None,
+        };
+        Some(ObjectPath {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            plural: plural.to_owned(),
+            name: name.to_owned(),
+        })
+    }
 }
 
 /// The kubelets that registered their Node: configured for this cluster, and allowed to.
@@ -559,13 +698,14 @@ fn registration_refusal(state: &ApiState, node: &str, kubeconfig: &str) -> Optio
         Ok(user) => user,
         Err(reason) => return Some(reason),
     };
-    let needs = match state.requirements.identity("kubelet-registration") {
+    let needs = match state.store.requirements().identity("kubelet-registration") {
         Ok(identity) => identity.requests(node),
         Err(error) => return Some(error.to_string()),
     };
+    let derived = state.store.derived();
     needs
         .iter()
-        .find_map(|request| match state.policy.authorize(&user, request) {
+        .find_map(|request| match derived.policy.authorize(&user, request) {
             rbac::Decision::Allowed => None,
             rbac::Decision::Denied { reason } => Some(
                 rbac::forbidden_status(&user, request, &reason)["message"]

@@ -1,4 +1,4 @@
-//! Whether the cluster's network can come up on a node: the network DaemonSet bootkube created
+//! Whether the cluster's network can come up on a node: the network DaemonSet applied
 //! (Calico's calico-node or flannel), its service account, what that account may do, and the
 //! CRDs Calico watches. The needs are the upstream components' own (`sim/data/`), never loko's.
 

@@ -38,6 +38,8 @@ pub struct KubeletStart {
     pub node_ip: Option<String>,
     /// The host path of `--kubeconfig`.
     pub kubeconfig: String,
+    /// The host directory of `--pod-manifest-path` (its static pods), if given and mounted.
+    pub pod_manifest_path: Option<String>,
     /// Every argument as the kubelet reads it.
     pub args: ParsedArgs,
 }
@@ -389,6 +391,9 @@ pub fn judge_kubelet(
             labels,
             node_ip: args.value("node-ip").map(str::to_owned),
             kubeconfig,
+            pod_manifest_path: args
+                .value("pod-manifest-path")
+                .and_then(|path| run.host_path(path)),
             args,
         }),
         _ => Err(problems),

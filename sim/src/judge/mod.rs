@@ -5,7 +5,8 @@
 //! Flatcar node with the same reasoning the real components use: systemd reads the unit
 //! ([`systemd`]), docker reads its command line and applies the image's ENTRYPOINT and CMD
 //! ([`docker`]), the program parses its flags ([`flags`]), and the kubelet applies its
-//! self-label rule ([`labels`]); the apiserver authorizes requests through RBAC ([`rbac`]).
+//! self-label rule ([`labels`]) and starts the static pods of its manifest path ([`pod`]); the
+//! apiserver authorizes requests through RBAC ([`rbac`]).
 //! Every fact about those components (flag sets, entrypoints, the label rule, what Flatcar
 //! provides) is data in `sim/data/`, each file naming its upstream source ([`data`]); nothing
 //! here comes from loko's code or constants, so a mistake in the renderer cannot hide behind the
@@ -19,6 +20,7 @@ pub mod docker;
 pub mod flags;
 pub mod kubelet;
 pub mod labels;
+pub mod pod;
 pub mod problem;
 pub mod rbac;
 pub mod systemd;

@@ -3,7 +3,7 @@
 //!
 //! A [`Policy`] holds ClusterRoles, Roles and their bindings: the bootstrap policy every
 //! apiserver creates at start ([`Policy::bootstrap`], data in `sim/data/rbac/`) plus the RBAC
-//! objects of a bootkube asset directory's `manifests/` ([`Policy::add_manifest_dir`]). A
+//! objects of an asset directory's `manifests/` ([`Policy::add_manifest_dir`]). A
 //! [`Request`] is allowed when any rule of any role bound to the user covers it:
 //!
 //! - ClusterRoleBindings grant everywhere; RoleBindings only in their own namespace, and never a
@@ -467,7 +467,7 @@ impl Policy {
         Ok(policy)
     }
 
-    /// The bootstrap policy plus every RBAC object under `dir` (a bootkube `manifests/`).
+    /// The bootstrap policy plus every RBAC object under `dir` (an asset directory's `manifests/`).
     pub fn bootstrap_with_manifests(dir: &Path) -> Result<Policy, RbacError> {
         let mut policy = Policy::bootstrap()?;
         policy.add_manifest_dir(dir)?;

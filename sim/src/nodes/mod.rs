@@ -2,15 +2,23 @@
 //!
 //! When the cloud reports a device active it calls [`Nodes::start_node`]: the node gets a root
 //! directory (its filesystem; `root.rs` documents the layout and how node paths such as
-//! `/opt/bootkube` are kept inside it), an SSH server on its public
+//! `/etc/kubernetes` are kept inside it), an SSH server on its public
 //! IPv4 (each node has its own 127.x.y.z address; workers may go without, see
-//! [`Nodes::set_worker_ssh`]), and a kubelet entry that the apiserver emulator
-//! lists once bootkube started on a controller. The kubelet entry exists only when
-//! [`crate::judge::kubelet::judge_kubelet`] finds that the node's `kubelet.service` would start
-//! a kubelet on Flatcar; otherwise the node records why (in `journalctl -u kubelet`, in
-//! `systemctl is-active kubelet` answering `failed`, and in [`Nodes::kubelets`]). Loko drives nodes only through SSH, as it does real
-//! ones: uploading files (tar or cat over exec, or sftp), `sudo` commands, and
-//! `sudo systemctl start bootkube`.
+//! [`Nodes::set_worker_ssh`]), and a kubelet entry that the apiserver emulators list. The
+//! kubelet entry exists only when [`crate::judge::kubelet::judge_kubelet`] finds that the node's
+//! `kubelet.service` would start a kubelet on Flatcar; otherwise the node records why (in
+//! `journalctl -u kubelet`, in `systemctl is-active kubelet` answering `failed`, and in
+//! [`Nodes::kubelets`]).
+//!
+//! A running kubelet with a `--pod-manifest-path` runs the static pods there, as the real one
+//! does, at boot and whenever the directory changes: each file is judged
+//! ([`crate::judge::pod::judge_static_pod`]: a v1 Pod on the host network whose program takes
+//! its flags and whose files exist on the node), and a valid kube-apiserver pod starts the
+//! apiserver emulator on the node's address with the files its flags name, serving the objects
+//! of its `--etcd-servers` ([`crate::apiserver::ObjectStores`]). A rebooted controller starts it
+//! again from its disk. Verdicts are in `journalctl -u kubelet` and [`Nodes::static_pods`].
+//! Loko drives nodes only through SSH, as it does real ones: uploading files (tar or cat over
+//! exec, or sftp) and `sudo` commands.
 //!
 //! Two SSH backends exist: [`SshBackend::Embedded`] (in-process, user `core`) and
 //! [`SshBackend::OpenSsh`] (a real `sshd` per node; login as the simulator's OS user, see
@@ -32,11 +40,12 @@ use russh::keys::{PrivateKey, PublicKey};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::apiserver::{APISERVER_PORT, Apiserver, Kubelet, KubeletRegistry};
-use crate::judge::kubelet::{KUBELET_UNIT, judge_kubelet, packet_metadata};
-use crate::lifecycle::KubeletStatus;
+use crate::apiserver::{Apiserver, ApiserverConfig, Kubelet, KubeletRegistry, ObjectStores};
+use crate::judge::kubelet::{KUBELET_UNIT, KubeletStart, judge_kubelet, packet_metadata};
+use crate::judge::pod::{StaticPod, judge_static_pod};
 /// One node to boot: the seam's type, shared with the cloud side.
 pub use crate::lifecycle::NodeSpec;
+use crate::lifecycle::{KubeletStatus, StaticPodStatus};
 use crate::lifecycle::{NodeFuture, NodeLifecycle};
 use ignition::NodeIgnition;
 use root::NodeRoot;
@@ -121,6 +130,10 @@ struct Inner {
     running: Mutex<BTreeMap<String, RunningNode>>,
     /// The judge's verdict on each running node's kubelet, by hostname.
     kubelet_status: Mutex<BTreeMap<String, KubeletStatus>>,
+    /// The verdict on each running node's static pods, by hostname and pod.
+    static_pods: Arc<Mutex<BTreeMap<String, BTreeMap<String, StaticPodStatus>>>>,
+    /// Every cluster's objects (its etcd), under `<root_dir>/.etcd`.
+    stores: ObjectStores,
     /// Whether workers get an SSH server; see [`Nodes::set_worker_ssh`].
     worker_ssh: AtomicBool,
 }
@@ -154,22 +167,25 @@ impl Nodes {
                 path: sshd_path.clone(),
             });
         }
+        let stores = ObjectStores::new(config.root_dir.join(".etcd"));
         Ok(Nodes {
             inner: Arc::new(Inner {
                 config,
                 kubelets: KubeletRegistry::default(),
                 running: Mutex::new(BTreeMap::new()),
                 kubelet_status: Mutex::new(BTreeMap::new()),
+                static_pods: Arc::default(),
+                stores,
                 worker_ssh: AtomicBool::new(true),
             }),
         })
     }
 
     /// Whether workers boot an SSH server (by default they do, as real ones). loko logs into
-    /// controllers only (etcd secrets, bootkube), so the demo and `loko bench` turn it off:
-    /// for thousands of workers, host keys and SSH servers are most of what booting costs the
-    /// simulator on the cores loko shares. A controller is a node whose Ignition declares
-    /// `bootkube.service`; it always gets one. A worker without SSH gets no root directory
+    /// controllers only (etcd secrets, the control plane), so the demo and `loko bench` turn it
+    /// off: for thousands of workers, host keys and SSH servers are most of what booting costs
+    /// the simulator on the cores loko shares. A controller is a node whose Ignition declares
+    /// `etcd-member.service`; it always gets one. A worker without SSH gets no root directory
     /// either (its files would be read only over SSH); its kubelet is still judged and
     /// registers, and [`Nodes::kubelets`] still says why one would not start.
     pub fn set_worker_ssh(&self, on: bool) {
@@ -213,7 +229,7 @@ impl Nodes {
             tracing::warn!(hostname = %spec.hostname, "Ignition: {warning}");
         }
         let config = &self.inner.config;
-        let controller = ignition.declares_unit("bootkube");
+        let controller = ignition.declares_unit(CONTROLLER_UNIT);
         let addr = SocketAddr::from((spec.public_ip, config.ssh_port));
         let mut tasks = Vec::new();
         // A node without SSH gets no root either: its files and journal are read only over SSH.
@@ -230,15 +246,24 @@ impl Nodes {
             }
             false => None,
         };
-        if let Some(root) = root.as_ref().filter(|_| controller) {
-            tasks.push(tokio::spawn(run_bootkube(
-                root.clone(),
-                SocketAddr::from((spec.public_ip, APISERVER_PORT)),
-                spec.apiserver_start_delay,
-                self.inner.kubelets.clone(),
-            )));
+        let kubelet = self.start_kubelet(&spec, &ignition, root.as_ref());
+        self.static_pods_guard().remove(&spec.hostname);
+        if let (Some(root), Some(manifests)) = (
+            root.as_ref(),
+            kubelet.and_then(|start| start.pod_manifest_path),
+        ) {
+            let kubelet = StaticPodKubelet {
+                root: root.clone(),
+                manifests,
+                hostname: spec.hostname.clone(),
+                public_ip: spec.public_ip,
+                apiserver_start_delay: spec.apiserver_start_delay,
+                stores: self.inner.stores.clone(),
+                registry: self.inner.kubelets.clone(),
+                verdicts: Arc::clone(&self.inner.static_pods),
+            };
+            tasks.push(tokio::spawn(kubelet.run()));
         }
-        self.start_kubelet(&spec, &ignition, root.as_ref());
         tracing::info!(hostname = %spec.hostname, device_id = %spec.device_id, %addr, "node started");
         let mut running = self.running();
         running.insert(
@@ -297,7 +322,12 @@ impl Nodes {
 
     /// Starts the node's kubelet if its unit would start one on Flatcar: it then registers with
     /// the labels of its `--node-labels`. Otherwise the unit is `failed` and its journal says why.
-    fn start_kubelet(&self, spec: &NodeSpec, ignition: &NodeIgnition, root: Option<&NodeRoot>) {
+    fn start_kubelet(
+        &self,
+        spec: &NodeSpec,
+        ignition: &NodeIgnition,
+        root: Option<&NodeRoot>,
+    ) -> Option<KubeletStart> {
         let journal = |line: &str| {
             if let Some(root) = root {
                 root.journal(KUBELET_UNIT, line);
@@ -308,23 +338,26 @@ impl Nodes {
             &spec.public_ip.to_string(),
             &spec.private_ip.to_string(),
         );
-        let status = match judge_kubelet(ignition, &metadata) {
+        let (status, started) = match judge_kubelet(ignition, &metadata) {
             Ok(start) => {
                 self.inner.kubelets.register(Kubelet {
                     node_name: spec.hostname.clone(),
                     kubeconfig: ignition
                         .file(&start.kubeconfig)
                         .map(|file| String::from_utf8_lossy(&file.contents).into_owned()),
-                    labels: start.labels,
+                    labels: start.labels.clone(),
                     internal_ip: spec.private_ip,
                     external_ip: spec.public_ip,
                     registered_at: chrono::Utc::now(),
                 });
                 journal("Started Kubelet.");
-                KubeletStatus {
-                    running: true,
-                    problems: Vec::new(),
-                }
+                (
+                    KubeletStatus {
+                        running: true,
+                        problems: Vec::new(),
+                    },
+                    Some(start),
+                )
             }
             Err(problems) => {
                 for problem in &problems {
@@ -339,13 +372,17 @@ impl Nodes {
                     "the kubelet would not start on Flatcar: {}",
                     crate::judge::problem::lines(&problems).replace('\n', "; ")
                 );
-                KubeletStatus {
-                    running: false,
-                    problems: problems.iter().map(ToString::to_string).collect(),
-                }
+                (
+                    KubeletStatus {
+                        running: false,
+                        problems: problems.iter().map(ToString::to_string).collect(),
+                    },
+                    None,
+                )
             }
         };
         self.kubelet_status().insert(spec.hostname.clone(), status);
+        started
     }
 
     /// Whether each running node's kubelet started, and why not, by hostname.
@@ -373,27 +410,24 @@ impl Nodes {
             }
             self.inner.kubelets.unregister(&node.hostname);
             self.kubelet_status().remove(&node.hostname);
+            self.static_pods_guard().remove(&node.hostname);
             tracing::info!(hostname = %node.hostname, device_id, "node stopped");
         }
     }
 
-    /// Hostname → how many times `systemctl start bootkube` ran there (running nodes and every
-    /// node that ever ran it under this root directory).
-    pub fn bootkube_starts(&self) -> BTreeMap<String, u32> {
-        let root_dir = &self.inner.config.root_dir;
-        let mut hostnames: Vec<String> = self
-            .running()
-            .values()
-            .map(|node| node.hostname.clone())
-            .collect();
-        hostnames.extend(root::hostnames_with_bootkube_starts(root_dir));
-        hostnames
-            .into_iter()
-            .map(|hostname| {
-                let starts = root::bootkube_starts(root_dir, &hostname);
-                (hostname, starts)
-            })
-            .collect()
+    /// Hostname → each static pod of the node's kubelet (by its name, else its file) and
+    /// whether it runs, and why not.
+    pub fn static_pods(&self) -> BTreeMap<String, BTreeMap<String, StaticPodStatus>> {
+        self.static_pods_guard().clone()
+    }
+
+    fn static_pods_guard(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<String, StaticPodStatus>>> {
+        self.inner
+            .static_pods
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RunningNode>> {
@@ -418,8 +452,8 @@ impl NodeLifecycle for Nodes {
         Box::pin(Nodes::stop_node(self, device_id))
     }
 
-    fn bootkube_starts(&self) -> BTreeMap<String, u32> {
-        Nodes::bootkube_starts(self)
+    fn static_pods(&self) -> BTreeMap<String, BTreeMap<String, StaticPodStatus>> {
+        Nodes::static_pods(self)
     }
 
     fn kubelets(&self) -> BTreeMap<String, KubeletStatus> {
@@ -427,36 +461,252 @@ impl NodeLifecycle for Nodes {
     }
 }
 
-/// Waits for bootkube to have run (`init_bootkube.done`), then serves the apiserver emulator
-/// after `delay`, for as long as the node runs.
-async fn run_bootkube(
+/// The unit that makes a node a controller: it runs an etcd member, and the control plane.
+const CONTROLLER_UNIT: &str = "etcd-member";
+
+/// How often the kubelet looks at its manifest path (the real one watches it and rescans
+/// every 20 s; here a tenth of a second keeps tests quick).
+const STATIC_POD_SCAN: Duration = Duration::from_millis(100);
+
+/// A node's running kubelet, as far as its static pods go.
+struct StaticPodKubelet {
     root: NodeRoot,
-    listen: SocketAddr,
-    delay: Duration,
-    kubelets: KubeletRegistry,
-) {
-    let done = root.bootkube_dir().join("init_bootkube.done");
-    while !done.exists() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(delay).await;
-    let assets = root.bootkube_dir().join("assets");
-    match Apiserver::start(listen, &assets, kubelets).await {
-        Ok(apiserver) => {
-            root.journal(
-                "bootkube.service",
-                &format!("kube-apiserver answers on {}", apiserver.local_addr()),
-            );
-            // Held until the node stops (this task is then aborted, dropping the server).
-            std::future::pending::<()>().await;
-            drop(apiserver);
+    /// The host path of `--pod-manifest-path`.
+    manifests: String,
+    hostname: String,
+    public_ip: std::net::Ipv4Addr,
+    apiserver_start_delay: Duration,
+    stores: ObjectStores,
+    registry: KubeletRegistry,
+    verdicts: Arc<Mutex<BTreeMap<String, BTreeMap<String, StaticPodStatus>>>>,
+}
+
+impl StaticPodKubelet {
+    /// Runs the static pods of the manifest path for as long as the node runs: judges them
+    /// whenever the directory or the files they name change, and keeps an apiserver emulator
+    /// serving while a valid kube-apiserver pod is there.
+    async fn run(self) {
+        let mut judged: Option<BTreeMap<String, Result<StaticPod, Vec<String>>>> = None;
+        // The configuration last started (its emulator, unless it failed to start: it is not
+        // tried again until the pod changes, as a crash-looping container would only repeat
+        // its error).
+        let mut apiserver: Option<(ApiserverConfig, Option<Apiserver>)> = None;
+        let mut delay = Some(self.apiserver_start_delay);
+        loop {
+            let verdicts = self.judge();
+            if judged.as_ref() != Some(&verdicts) {
+                self.record(&verdicts);
+                judged = Some(verdicts.clone());
+            }
+            let wanted = verdicts.values().find_map(|verdict| match verdict {
+                Ok(pod) if pod.args.component == "kube-apiserver" => Some(pod),
+                _ => None,
+            });
+            let config = wanted.and_then(|pod| self.apiserver_config(pod));
+            if apiserver.as_ref().map(|(running, _)| running) != config.as_ref().map(|(c, _)| c) {
+                // A changed pod is a new container: the old one stops first.
+                apiserver = None;
+                if let Some((config, etcd_servers)) = config {
+                    if let Some(delay) = delay.take() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let started = self.start_apiserver(&config, &etcd_servers).await;
+                    apiserver = Some((config, started));
+                }
+            }
+            tokio::time::sleep(STATIC_POD_SCAN).await;
         }
-        Err(error) => {
-            root.journal(
-                "bootkube.service",
-                &format!("kube-apiserver failed to start: {error}"),
+    }
+
+    /// Every file of the manifest path (the kubelet skips hidden ones), judged.
+    fn judge(&self) -> BTreeMap<String, Result<StaticPod, Vec<String>>> {
+        let mut verdicts = BTreeMap::new();
+        let Some(dir) = self.root.node_path(&self.manifests) else {
+            return verdicts;
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|entry| !entry.file_name().to_string_lossy().starts_with('.'))
+            .map(|entry| entry.path())
+            .filter(|path| path.is_file())
+            .collect();
+        files.sort();
+        for path in files {
+            let file = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let subject = format!("{}/{file}", self.manifests.trim_end_matches('/'));
+            let verdict = match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    serde_yaml::from_slice::<serde_json::Value>(&bytes).map_err(|e| e.to_string())
+                }) {
+                Err(error) => Err(vec![format!(
+                    "{subject}: the kubelet cannot decode it: {error}"
+                )]),
+                Ok(pod) => judge_static_pod(&subject, &pod, &|host| {
+                    self.root.node_path(host).is_some_and(|path| path.is_file())
+                })
+                .map_err(|problems| problems.iter().map(ToString::to_string).collect()),
+            };
+            verdicts.insert(file, verdict);
+        }
+        // A component whose identity may not do its work runs, but does nothing a cluster
+        // needs: judged by the policy of the apiserver beside it (its `--etcd-servers`).
+        let etcd_servers = verdicts.values().find_map(|verdict| match verdict {
+            Ok(pod) if pod.args.component == "kube-apiserver" => {
+                pod.args.value("etcd-servers").map(str::to_owned)
+            }
+            _ => None,
+        });
+        for verdict in verdicts.values_mut() {
+            let refusal = match verdict {
+                Ok(pod) => self.forbidden(pod, etcd_servers.as_deref()),
+                Err(_) => None,
+            };
+            if let Some(refusal) = refusal {
+                *verdict = Err(vec![refusal]);
+            }
+        }
+        verdicts
+    }
+
+    /// Why the scheduler's or controller-manager's identity (the client certificate of its
+    /// `--kubeconfig`) may not make a request its upstream role holds, or `None`.
+    fn forbidden(&self, pod: &StaticPod, etcd_servers: Option<&str>) -> Option<String> {
+        let component = pod.args.component.as_str();
+        if !["kube-scheduler", "kube-controller-manager"].contains(&component) {
+            return None;
+        }
+        let subject = format!("{component}: its --kubeconfig");
+        let kubeconfig = pod
+            .files
+            .get("kubeconfig")
+            .and_then(|host| self.root.node_path(host))
+            .and_then(|path| std::fs::read_to_string(path).ok())?;
+        let user = match crate::apiserver::cluster::kubeconfig_client_certificate(&kubeconfig)
+            .ok_or_else(|| "holds no client certificate".to_owned())
+            .and_then(|pem| crate::judge::rbac::UserInfo::from_certificate_pem(&pem))
+        {
+            Ok(user) => user,
+            Err(reason) => return Some(format!("{subject} {reason}")),
+        };
+        // Without an apiserver beside it, there is nothing to judge against yet.
+        let store = self.stores.get(etcd_servers?).ok()?;
+        let needs = store.requirements().identity(component).ok()?.requests("");
+        let derived = store.derived();
+        needs
+            .iter()
+            .find_map(|request| match derived.policy.authorize(&user, request) {
+                crate::judge::rbac::Decision::Allowed => None,
+                crate::judge::rbac::Decision::Denied { reason } => Some(format!(
+                    "{subject}: {}",
+                    crate::judge::rbac::forbidden_status(&user, request, &reason)["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                )),
+            })
+    }
+
+    /// Journals a new set of verdicts and publishes it.
+    fn record(&self, verdicts: &BTreeMap<String, Result<StaticPod, Vec<String>>>) {
+        let mut statuses = BTreeMap::new();
+        for (file, verdict) in verdicts {
+            let (name, status) = match verdict {
+                Ok(pod) => {
+                    self.root.journal(
+                        KUBELET_UNIT,
+                        &format!("Started static pod {} from {file}", pod.name),
+                    );
+                    (
+                        pod.name.clone(),
+                        StaticPodStatus {
+                            running: true,
+                            component: pod.args.component.clone(),
+                            problems: Vec::new(),
+                        },
+                    )
+                }
+                Err(problems) => {
+                    for problem in problems {
+                        self.root.journal(KUBELET_UNIT, problem);
+                    }
+                    (
+                        file.clone(),
+                        StaticPodStatus {
+                            running: false,
+                            component: String::new(),
+                            problems: problems.clone(),
+                        },
+                    )
+                }
+            };
+            statuses.insert(name, status);
+        }
+        self.verdicts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(self.hostname.clone(), statuses);
+    }
+
+    /// The emulator's configuration from a valid apiserver pod, and its `--etcd-servers`.
+    fn apiserver_config(&self, pod: &StaticPod) -> Option<(ApiserverConfig, String)> {
+        let file = |flag: &str| {
+            pod.files
+                .get(flag)
+                .and_then(|host| self.root.node_path(host))
+        };
+        let port = pod
+            .args
+            .value("secure-port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(6443);
+        let config = ApiserverConfig {
+            listen: SocketAddr::from((self.public_ip, port)),
+            tls_cert: file("tls-cert-file")?,
+            tls_key: file("tls-private-key-file")?,
+            client_ca: file("client-ca-file")?,
+        };
+        let Some(etcd_servers) = pod.args.value("etcd-servers") else {
+            self.root.journal(
+                KUBELET_UNIT,
+                "kube-apiserver exits: --etcd-servers must be specified",
             );
-            tracing::error!(node = %root.dir().display(), %error, "apiserver emulator failed to start");
+            return None;
+        };
+        Some((config, etcd_servers.to_owned()))
+    }
+
+    async fn start_apiserver(
+        &self,
+        config: &ApiserverConfig,
+        etcd_servers: &str,
+    ) -> Option<Apiserver> {
+        let started = match self.stores.get(etcd_servers) {
+            Ok(store) => Apiserver::start(config, store, self.registry.clone())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error),
+        };
+        match started {
+            Ok(apiserver) => {
+                self.root.journal(
+                    KUBELET_UNIT,
+                    &format!("kube-apiserver answers on {}", apiserver.local_addr()),
+                );
+                Some(apiserver)
+            }
+            Err(error) => {
+                self.root.journal(
+                    KUBELET_UNIT,
+                    &format!("kube-apiserver failed to start: {error}"),
+                );
+                tracing::error!(node = %self.hostname, %error, "apiserver emulator failed to start");
+                None
+            }
         }
     }
 }

@@ -502,6 +502,14 @@ impl PacketCloud {
         changes
     }
 
+    /// The device whose machine runs under `hostname`, if any.
+    pub(crate) fn running_node(&self, hostname: &str) -> Option<Device> {
+        self.devices
+            .values()
+            .find(|d| d.hostname == hostname && self.nodes_running.contains(&d.id))
+            .cloned()
+    }
+
     /// Every running machine, to stop them all at shutdown.
     pub(crate) fn take_running_nodes(&mut self) -> Vec<Uuid> {
         std::mem::take(&mut self.nodes_running)

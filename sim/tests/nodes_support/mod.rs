@@ -352,6 +352,179 @@ pub fn cluster_rsa(dir: &Path, name: &str) -> Cluster {
     )
 }
 
+/// Starts an apiserver emulator with the certificates of `cluster` on `listen`, its store (in
+/// the cluster's directory) holding the objects of the cluster's `manifests/`, as an apply of
+/// them leaves it.
+pub async fn start_apiserver(
+    cluster: &Cluster,
+    listen: SocketAddr,
+    registry: sim::apiserver::KubeletRegistry,
+) -> Result<sim::apiserver::Apiserver, sim::apiserver::ApiserverError> {
+    // A fresh etcd: what the manifests hold now, nothing an earlier start applied.
+    let file = cluster.assets.join("../etcd/objects.json");
+    let _ = std::fs::remove_file(&file);
+    let store =
+        std::sync::Arc::new(sim::apiserver::ObjectStore::open(file).expect("an object store"));
+    let manifests = cluster.assets.join("manifests");
+    if manifests.is_dir() {
+        for (path, object) in sim::judge::rbac::manifest_objects(&manifests).expect("manifests") {
+            store
+                .create(object)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+    let config = sim::apiserver::ApiserverConfig {
+        listen,
+        tls_cert: cluster.assets.join("tls/apiserver.crt"),
+        tls_key: cluster.assets.join("tls/apiserver.key"),
+        client_ca: cluster.assets.join("tls/ca.crt"),
+    };
+    sim::apiserver::Apiserver::start(&config, store, registry).await
+}
+
+/// The `--etcd-servers` of `cluster`'s static apiserver pods.
+pub fn etcd_servers(cluster: &Cluster) -> String {
+    format!("https://{}-etcd0.{ZONE}:2379", cluster.name)
+}
+
+/// A static kube-apiserver pod as Typhoon's (`resources/static-manifests/kube-apiserver.yaml`),
+/// its files under the host's `/etc/kubernetes/pki`.
+pub fn static_apiserver_pod(cluster: &Cluster) -> String {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "kube-apiserver", "namespace": "kube-system"},
+        "spec": {
+            "hostNetwork": true,
+            "containers": [{
+                "name": "kube-apiserver",
+                "image": "registry.k8s.io/kube-apiserver:v1.32.3",
+                "command": [
+                    "kube-apiserver",
+                    "--client-ca-file=/etc/kubernetes/pki/ca.crt",
+                    format!("--etcd-servers={}", etcd_servers(cluster)),
+                    "--secure-port=6443",
+                    "--tls-cert-file=/etc/kubernetes/pki/apiserver.crt",
+                    "--tls-private-key-file=/etc/kubernetes/pki/apiserver.key",
+                ],
+                "volumeMounts": [{"name": "pki", "mountPath": "/etc/kubernetes/pki", "readOnly": true}],
+            }],
+            "volumes": [{"name": "pki", "hostPath": {"path": "/etc/kubernetes/pki"}}],
+        },
+    })
+    .to_string()
+}
+
+/// A static kube-scheduler pod reading `/etc/kubernetes/pki/scheduler.kubeconfig`.
+pub fn static_scheduler_pod() -> String {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "kube-scheduler", "namespace": "kube-system"},
+        "spec": {
+            "hostNetwork": true,
+            "containers": [{
+                "name": "kube-scheduler",
+                "image": "registry.k8s.io/kube-scheduler:v1.32.3",
+                "command": [
+                    "kube-scheduler",
+                    "--kubeconfig=/etc/kubernetes/pki/scheduler.kubeconfig",
+                    "--leader-elect=true",
+                ],
+                "volumeMounts": [{"name": "pki", "mountPath": "/etc/kubernetes/pki", "readOnly": true}],
+            }],
+            "volumes": [{"name": "pki", "hostPath": {"path": "/etc/kubernetes/pki"}}],
+        },
+    })
+    .to_string()
+}
+
+/// A tar archive of `files` (path, contents), made by the tar binary.
+pub fn tar(dir: &Path, files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let staging = tempfile::tempdir_in(dir).expect("staging dir");
+    for (path, contents) in files {
+        let path = staging.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, contents).expect("write");
+    }
+    let output = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(staging.path())
+        .args(["-cf", "-", "."])
+        .output()
+        .expect("tar");
+    assert!(output.status.success(), "tar failed");
+    output.stdout
+}
+
+/// The files the static apiserver pod reads, as `pki/<name>` (for `tar -x -C /etc/kubernetes`).
+pub fn control_plane_pki(cluster: &Cluster) -> Vec<(&'static str, Vec<u8>)> {
+    ["ca.crt", "apiserver.crt", "apiserver.key"]
+        .into_iter()
+        .zip(["pki/ca.crt", "pki/apiserver.crt", "pki/apiserver.key"])
+        .map(|(name, to)| {
+            (
+                to,
+                std::fs::read(cluster.assets.join("tls").join(name)).expect("tls file"),
+            )
+        })
+        .collect()
+}
+
+/// Applies every object of `cluster`'s `manifests/` to the apiserver at `addr` with server-side
+/// apply, through curl and the admin certificate; panics naming the first refusal.
+pub fn apply_manifests(cluster: &Cluster, addr: SocketAddr) {
+    // The kinds of the test manifests and their REST names.
+    let plural = |kind: &str| match kind {
+        "ClusterRoleBinding" => (
+            "apis/rbac.authorization.k8s.io/v1",
+            "clusterrolebindings",
+            false,
+        ),
+        "ClusterRole" => ("apis/rbac.authorization.k8s.io/v1", "clusterroles", false),
+        "ServiceAccount" => ("api/v1", "serviceaccounts", true),
+        "DaemonSet" => ("apis/apps/v1", "daemonsets", true),
+        other => panic!("no REST name for {other} in the test"),
+    };
+    let objects =
+        sim::judge::rbac::manifest_objects(&cluster.assets.join("manifests")).expect("manifests");
+    let tls = cluster.assets.join("tls");
+    for (_, object) in objects {
+        let (prefix, resource, namespaced) = plural(object["kind"].as_str().unwrap_or_default());
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let path = if namespaced {
+            let namespace = object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default");
+            format!("/{prefix}/namespaces/{namespace}/{resource}/{name}")
+        } else {
+            format!("/{prefix}/{resource}/{name}")
+        };
+        let output = std::process::Command::new("curl")
+            .args(["-sS", "--fail-with-body", "-X", "PATCH"])
+            .args(["-H", "Content-Type: application/apply-patch+yaml"])
+            .arg("--cacert")
+            .arg(tls.join("ca.crt"))
+            .arg("--cert")
+            .arg(tls.join("admin.crt"))
+            .arg("--key")
+            .arg(tls.join("admin.key"))
+            .arg("--resolve")
+            .arg(format!("{}:{}:{}", cluster.fqdn(), addr.port(), addr.ip()))
+            .args(["--data-binary", &object.to_string()])
+            .arg(format!(
+                "https://{}:{}{path}?fieldManager=test",
+                cluster.fqdn(),
+                addr.port()
+            ))
+            .output()
+            .expect("curl");
+        assert!(
+            output.status.success(),
+            "applying {path}: {}",
+            text(&output)
+        );
+    }
+}
+
 /// What a test node's Ignition carries.
 #[derive(Default)]
 pub struct IgnitionSpec<'a> {
@@ -387,13 +560,10 @@ pub fn ignition(spec: &IgnitionSpec<'_>) -> String {
         "contents": kubelet_unit(labels)
     })];
     if spec.controller {
-        files.push(serde_json::json!({
-            "path": "/opt/bootkube/bootkube-start", "mode": 0o544,
-            "contents": {"source": "data:,%23!%2Fbin%2Fbash%0A"}
-        }));
+        // What makes a node a controller for the simulator: it runs an etcd member.
         units.push(serde_json::json!({
-            "name": "bootkube.service",
-            "contents": "[Unit]\nConditionPathExists=!/opt/bootkube/init_bootkube.done\n[Service]\nType=oneshot\nRemainAfterExit=true\nExecStart=/opt/bootkube/bootkube-start\n"
+            "name": "etcd-member.service", "enabled": true,
+            "contents": "[Service]\nExecStart=/usr/bin/docker run --rm --network host quay.io/coreos/etcd:v3.5.17 /usr/local/bin/etcd\n[Install]\nWantedBy=multi-user.target\n"
         }));
     }
     serde_json::json!({

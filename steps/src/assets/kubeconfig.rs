@@ -1,11 +1,17 @@
 //! The kubeconfigs under `asset_dir/auth/`, built from the certificates [`super::pki`] wrote:
 //!
-//! - `auth/kubeconfig` (bootkube reads this path) and `auth/<cluster>-config` (the same text, for
+//! - `auth/kubeconfig` (the bootstrap step applies with it) and `auth/<cluster>-config` (the same text, for
 //!   the user): the admin certificate against `https://<cluster>.<zone>:6443`, the apiserver's
 //!   public name.
 //! - `auth/kubeconfig-kubelet`: the kubelet certificate against
 //!   `https://<cluster>-private.<zone>:6443`, the private name; every node's Ignition embeds it at
 //!   `/etc/kubernetes/kubeconfig` ([`kubelet_kubeconfig`]).
+//!
+//! - `auth/kubeconfig-kube-scheduler` and `auth/kubeconfig-kube-controller-manager`: the
+//!   certificates of those components against `https://127.0.0.1:6443`, the apiserver of their
+//!   own controller (the static control plane: every controller runs all three, and the
+//!   apiserver certificate names 127.0.0.1). The control-plane step copies them to
+//!   `/etc/kubernetes/pki` of each controller.
 //!
 //! Each embeds a private key, so each is written 0600.
 //!
@@ -26,8 +32,17 @@ use base64::engine::general_purpose::STANDARD;
 use super::pki::{apiserver_names, apiserver_url};
 use super::{AssetDir, AssetError, Sensitivity};
 
-/// The admin kubeconfig bootkube reads.
+/// The admin kubeconfig.
 pub const ADMIN_KUBECONFIG: &str = "auth/kubeconfig";
+/// The kubeconfigs of the static control plane's components (not the apiserver: it is the
+/// server), by component.
+pub const CONTROL_PLANE_KUBECONFIGS: [(&str, &str); 2] = [
+    ("kube-scheduler", "auth/kubeconfig-kube-scheduler"),
+    (
+        "kube-controller-manager",
+        "auth/kubeconfig-kube-controller-manager",
+    ),
+];
 /// The kubelets' kubeconfig.
 pub const KUBELET_KUBECONFIG: &str = "auth/kubeconfig-kubelet";
 
@@ -36,8 +51,8 @@ pub fn named_admin_kubeconfig(cluster: &specs::DesiredCluster) -> String {
     format!("auth/{}-config", cluster.settings.cluster_name)
 }
 
-/// Writes the three kubeconfigs from `tls/ca.crt`, `tls/admin.{crt,key}` and
-/// `tls/kubelet.{crt,key}`, which [`super::pki::ensure_pki`] must have written.
+/// Writes the kubeconfigs from `tls/ca.crt` and the client certificates and keys
+/// [`super::pki::ensure_pki`] must have written.
 pub fn write_kubeconfigs(
     dir: &AssetDir,
     cluster: &specs::DesiredCluster,
@@ -50,7 +65,22 @@ pub fn write_kubeconfigs(
         Sensitivity::Secret,
     )?;
     let kubelet = kubelet_kubeconfig(dir, cluster)?;
-    dir.write(KUBELET_KUBECONFIG, kubelet.as_bytes(), Sensitivity::Secret)
+    dir.write(KUBELET_KUBECONFIG, kubelet.as_bytes(), Sensitivity::Secret)?;
+    for (component, rel) in CONTROL_PLANE_KUBECONFIGS {
+        let text = render(
+            dir,
+            &Entry {
+                cluster: cluster.settings.cluster_name.as_str(),
+                server: &apiserver_url("127.0.0.1"),
+                user: component,
+                context: component,
+                cert: &format!("tls/{component}.crt"),
+                key: &format!("tls/{component}.key"),
+            },
+        )?;
+        dir.write(rel, text.as_bytes(), Sensitivity::Secret)?;
+    }
+    Ok(())
 }
 
 /// The kubelets' kubeconfig text (it holds the kubelet's private key: a secret).

@@ -1,5 +1,6 @@
 //! The cluster's assets in `asset_dir`, laid out as Lokomotive's: `tls/` (the PKI), `auth/`
-//! (kubeconfigs), `manifests/` and `bootstrap-manifests/` (what bootkube applies).
+//! (kubeconfigs), `static-manifests/` (the static control plane) and `manifests/` (what the
+//! bootstrap step applies).
 //!
 //! Everything here is written through [`AssetDir`], which is the one place that knows the
 //! permission rules: directories 0700, private keys and anything embedding one 0600, written

@@ -1,6 +1,6 @@
 //! The cluster's PKI under `asset_dir/tls/`, laid out as Lokomotive's
-//! (`terraform-render-bootkube`): the Kubernetes CA and its apiserver, admin and kubelet
-//! certificates, the service-account key pair, the etcd CA and its client, server and peer
+//! (`terraform-render-bootkube`): the Kubernetes CA and its apiserver, admin, kubelet,
+//! kube-scheduler and kube-controller-manager certificates, the service-account key pair, the etcd CA and its client, server and peer
 //! certificates, and (with `enable_aggregation`) the front-proxy CA and its client certificate.
 //!
 //! [`ensure_pki`] converges the directory instead of rendering it from scratch, because the files
@@ -508,6 +508,31 @@ fn leaves(inputs: &PkiInputs) -> Vec<LeafDef> {
             dns_names: vec![],
             ips: vec![],
             usage: Usage::ServerAndClient,
+        },
+        // The static control plane's scheduler and controller-manager act as the users
+        // Kubernetes' bootstrap policy binds to their roles (`system:kube-scheduler`,
+        // `system:volume-scheduler`, `system:kube-controller-manager` and the
+        // `extension-apiserver-authentication-reader` Role), as kubeadm's do: no binding to
+        // render, and neither holds `system:masters`.
+        LeafDef {
+            cert: "tls/kube-scheduler.crt",
+            key: "tls/kube-scheduler.key",
+            ca: CaKind::Kube,
+            cn: "system:kube-scheduler",
+            org: None,
+            dns_names: vec![],
+            ips: vec![],
+            usage: Usage::Client,
+        },
+        LeafDef {
+            cert: "tls/kube-controller-manager.crt",
+            key: "tls/kube-controller-manager.key",
+            ca: CaKind::Kube,
+            cn: "system:kube-controller-manager",
+            org: None,
+            dns_names: vec![],
+            ips: vec![],
+            usage: Usage::Client,
         },
         LeafDef {
             cert: "tls/etcd-client.crt",
@@ -1046,6 +1071,8 @@ mod tests {
             "apiserver",
             "admin",
             "kubelet",
+            "kube-scheduler",
+            "kube-controller-manager",
             "etcd-ca",
             "etcd-client",
             "etcd/server",

@@ -11,8 +11,9 @@
 //!   firewall loaded at boot (`firewall`);
 //! - controllers: `etcd-member.service` (member `etcd<i>` of the `<cluster>-etcd<j>` peers, client
 //!   and peer certificate auth with the certificates the SSH step copies to `/etc/ssl/etcd`) with
-//!   `/opt/etcd-rejoin` after a failure, `bootkube.service` with its `bootkube-start` script,
-//!   `wait-for-dns`; locksmithd masked;
+//!   `/opt/etcd-rejoin` after a failure, `wait-for-dns`; locksmithd masked. The static control
+//!   plane is not in the Ignition: its keys would be readable by every process of the node
+//!   through Packet's metadata service, so the control-plane step copies them over SSH;
 //! - workers: `delete-node.service`, `iscsid.service`, and the RAID the `setup_raid*` flags ask for;
 //! - iPXE nodes: an *install* Ignition that runs `flatcar-install` (retried) and carries the
 //!   node's own Ignition at `/opt/postinstall-ignition.json` for the installed system.
@@ -39,8 +40,7 @@ pub use hostkey::{HostKey, ensure_host_key};
 /// The Ignition spec version written.
 pub const VERSION: &str = "3.3.0";
 pub use units::{
-    BOOTKUBE_IMAGE, CONTAINERD_SOCKET, CONTROLLER_LABEL, CONTROLLER_TAINT, ETCD_IMAGE,
-    KUBELET_IMAGE, WORKER_LABEL,
+    CONTAINERD_SOCKET, CONTROLLER_LABEL, CONTROLLER_TAINT, ETCD_IMAGE, KUBELET_IMAGE, WORKER_LABEL,
 };
 /// Where Lokomotive's iPXE install Ignition puts the node's own Ignition.
 pub const POSTINSTALL_PATH: &str = "/opt/postinstall-ignition.json";
@@ -248,7 +248,7 @@ fn installed_config(
     ];
     let mut units = vec![
         // Flatcar's own units, only enabled: contents here would replace them. containerd
-        // serves the kubelet's CRI; docker runs the kubelet, etcd and bootkube containers.
+        // serves the kubelet's CRI; docker runs the kubelet and etcd containers.
         enabled("containerd.service"),
         enabled("docker.service"),
         enabled("iptables-restore.service"),
@@ -261,17 +261,6 @@ fn installed_config(
         Role::Controller => {
             units.push(unit("etcd-member.service", units::etcd(cluster, node)));
             units.push(unit("wait-for-dns.service", units::wait_for_dns(cluster)));
-            // Started once by loko over SSH, never at boot: a rebooted controller must not
-            // bootstrap a second control plane.
-            units.push(Unit {
-                enabled: Some(false),
-                ..unit("bootkube.service", units::BOOTKUBE.to_owned())
-            });
-            files.push(file(
-                "/opt/bootkube/bootkube-start",
-                0o755,
-                units::bootkube_start(cluster).as_bytes(),
-            ));
             files.push(file(
                 "/opt/etcd-rejoin",
                 0o755,

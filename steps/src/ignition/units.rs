@@ -2,7 +2,7 @@
 //!
 //! Each follows the Lokomotive Packet templates of December 2019 (`cl/controller.yaml.tmpl`,
 //! `workers/cl/worker.yaml.tmpl`), moved to what a Flatcar node of today runs: rkt and the
-//! hyperkube wrappers are gone, so the kubelet, etcd, bootkube and kubectl run as `docker run`
+//! hyperkube wrappers are gone, so the kubelet, etcd and kubectl run as `docker run`
 //! of their upstream images, and the kubelet talks CRI to Flatcar's containerd (the kubelet
 //! lost dockershim in 1.24). `docs/assets.md` accounts for every line of the templates.
 //!
@@ -12,7 +12,6 @@
 //!   arguments after the image are kubelet flags; kubectl is `/usr/local/bin/kubectl`.
 //! - `quay.io/coreos/etcd` has `CMD ["/usr/local/bin/etcd"]` and no `ENTRYPOINT`: the arguments
 //!   after the image are the whole command line, binary first.
-//! - `quay.io/kinvolk/bootkube` has neither: `/bootkube start …` is the whole command line.
 //! - kubelet 1.32 has `--pod-manifest-path` (there is no `--static-pod-path`), and refuses to
 //!   start with a `--node-labels` key in a Kubernetes namespace other than `node.kubernetes.io`,
 //!   `kubelet.kubernetes.io` and a short allowed list: the roles are `node.kubernetes.io/*`.
@@ -23,8 +22,6 @@ use specs::{DesiredCluster, DesiredNode, OsArch, RaidSetup, Role};
 pub const KUBELET_IMAGE: &str = "quay.io/poseidon/kubelet:v1.32.3";
 /// The etcd image.
 pub const ETCD_IMAGE: &str = "quay.io/coreos/etcd:v3.5.17";
-/// The bootkube image.
-pub const BOOTKUBE_IMAGE: &str = "quay.io/kinvolk/bootkube:v0.14.0-helm4";
 
 /// Where containerd, which ships with Flatcar and runs docker's containers too, serves CRI.
 pub const CONTAINERD_SOCKET: &str = "unix:///run/containerd/containerd.sock";
@@ -112,7 +109,7 @@ pub fn kubelet(cluster: &DesiredCluster, node: &DesiredNode) -> String {
          Wants=rpc-statd.service\n\
          [Service]\n\
          EnvironmentFile={METADATA_FILE}\n\
-         ExecStartPre=/bin/mkdir -p /etc/kubernetes/manifests /etc/kubernetes/checkpoint-secrets /etc/kubernetes/inactive-manifests /etc/cni/net.d /opt/cni/bin /var/lib/calico /var/lib/cni /var/lib/kubelet/volumeplugins /var/log/pods\n\
+         ExecStartPre=/bin/mkdir -p /etc/kubernetes/manifests /etc/cni/net.d /opt/cni/bin /var/lib/calico /var/lib/cni /var/lib/kubelet/volumeplugins /var/log/pods\n\
          ExecStartPre=/bin/sh -c \"grep certificate-authority-data /etc/kubernetes/kubeconfig | awk '{{print $2}}' | base64 -d > /etc/kubernetes/ca.crt\"\n\
          ExecStartPre=-/usr/bin/docker rm -f kubelet\n\
          ExecStart=/usr/bin/docker run --rm --name kubelet --privileged --pid host --network host \\\n\
@@ -281,42 +278,6 @@ pub fn wait_for_dns(cluster: &DesiredCluster) -> String {
          [Install]\n\
          RequiredBy=kubelet.service etcd-member.service\n",
         names = names.join(" ")
-    )
-}
-
-/// `bootkube.service`: started once, by loko over SSH, after the assets are in place.
-pub const BOOTKUBE: &str = "[Unit]\n\
-Description=Bootstrap a Kubernetes cluster\n\
-ConditionPathExists=!/opt/bootkube/init_bootkube.done\n\
-Requires=docker.service kubelet.service\n\
-After=docker.service kubelet.service\n\
-[Service]\n\
-Type=oneshot\n\
-RemainAfterExit=true\n\
-WorkingDirectory=/opt/bootkube\n\
-ExecStart=/opt/bootkube/bootkube-start\n\
-ExecStartPost=/bin/touch /opt/bootkube/init_bootkube.done\n\
-[Install]\n\
-WantedBy=multi-user.target\n";
-
-/// `/opt/bootkube/bootkube-start`. bootkube reaches the apiserver by the admin kubeconfig's
-/// name; here that name is this host's loopback, where the bootstrap apiserver it starts
-/// listens (the certificate names both), so neither DNS nor another controller's firewall
-/// stands between bootkube and its own apiserver.
-pub fn bootkube_start(cluster: &DesiredCluster) -> String {
-    let s = &cluster.settings;
-    format!(
-        "#!/bin/bash\n\
-         # Wrapper for bootkube start: the bootstrap control plane from /opt/bootkube/assets.\n\
-         set -e\n\
-         # Move experimental manifests\n\
-         [ -n \"$(ls /opt/bootkube/assets/manifests-*/* 2>/dev/null)\" ] && mv /opt/bootkube/assets/manifests-*/* /opt/bootkube/assets/manifests && rm -rf /opt/bootkube/assets/manifests-*\n\
-         exec /usr/bin/docker run --rm --name bootkube --network host \\\n\
-         \x20 --add-host {cluster}.{zone}:127.0.0.1 \\\n\
-         \x20 -v /etc/kubernetes:/etc/kubernetes -v /opt/bootkube/assets:/assets:ro \\\n\
-         \x20 {BOOTKUBE_IMAGE} /bootkube start --asset-dir=/assets \"$@\"\n",
-        cluster = s.cluster_name,
-        zone = s.dns_zone,
     )
 }
 

@@ -90,7 +90,8 @@ fn the_simulated_node_finds_keys_host_key_kubeconfig_and_labels() {
         match node.role {
             Role::Controller => {
                 assert!(labels.contains_key(ignition::CONTROLLER_LABEL));
-                assert!(parsed.declares_unit("bootkube"));
+                // The static control plane comes over SSH, never in the Ignition.
+                assert!(!parsed.declares_unit("bootkube"));
                 assert!(parsed.declares_unit("etcd-member.service"));
             }
             Role::Worker => {
@@ -99,7 +100,7 @@ fn the_simulated_node_finds_keys_host_key_kubeconfig_and_labels() {
                     labels.get("node.supernova.io/role").map(String::as_str),
                     Some("backend")
                 );
-                assert!(!parsed.declares_unit("bootkube"));
+                assert!(!parsed.declares_unit("etcd-member"));
                 assert!(parsed.declares_unit("delete-node.service"));
             }
         }

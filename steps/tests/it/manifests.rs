@@ -83,7 +83,7 @@ fn check_all(cluster: &DesiredCluster) -> Vec<Value> {
             }
         }
     }
-    for sub in ["bootstrap-manifests", "manifests"] {
+    for sub in ["static-manifests", "manifests"] {
         for path in files(&dir.path(sub)) {
             let name = path.display().to_string();
             let object: Value = serde_json::from_slice(&std::fs::read(&path).unwrap())
@@ -181,9 +181,7 @@ fn spec_values_land_where_they_should() {
         Value::from(s.network_mtu.to_string())
     );
     let apiserver =
-        find(&objects, "DaemonSet", "kube-apiserver")["spec"]["template"]["spec"]["containers"][0]
-            ["command"]
-            .to_string();
+        find(&objects, "Pod", "kube-apiserver")["spec"]["containers"][0]["command"].to_string();
     for i in 0..s.controller_count {
         assert!(apiserver.contains(&format!(
             "https://{}-etcd{i}.{}:2379",
@@ -192,6 +190,10 @@ fn spec_values_land_where_they_should() {
     }
     assert!(apiserver.contains("--proxy-client-cert-file"));
     assert!(apiserver.contains(&format!("--service-cluster-ip-range={}", s.service_cidr)));
+    let controller_manager = find(&objects, "Pod", "kube-controller-manager")["spec"]["containers"]
+        [0]["command"]
+        .to_string();
+    assert!(controller_manager.contains(&format!("--cluster-cidr={}", s.pod_cidr)));
     let dns = find(&objects, "Service", "coredns");
     assert_eq!(
         dns["spec"]["clusterIP"],
@@ -201,7 +203,7 @@ fn spec_values_land_where_they_should() {
         .as_str()
         .unwrap();
     assert!(corefile.contains(&format!("kubernetes {} ", s.cluster_domain_suffix)));
-    let replicas = find(&objects, "Deployment", "kube-scheduler")["spec"]["replicas"].as_u64();
+    let replicas = find(&objects, "Deployment", "coredns")["spec"]["replicas"].as_u64();
     assert_eq!(replicas, Some(u64::from(s.controller_count.max(2))));
     let hostendpoints = objects
         .iter()
@@ -211,7 +213,7 @@ fn spec_values_land_where_they_should() {
 
     cluster.settings.enable_aggregation = false;
     let objects = check_all(&cluster);
-    let apiserver = find(&objects, "DaemonSet", "kube-apiserver").to_string();
+    let apiserver = find(&objects, "Pod", "kube-apiserver").to_string();
     assert!(!apiserver.contains("proxy-client"));
 }
 
@@ -243,11 +245,31 @@ fn rendering_is_deterministic() {
     assert!(!first.files.is_empty());
 }
 
+/// An asset directory of a loko that ran bootkube holds the self-hosted control plane and
+/// pod-checkpointer: rendering removes what it no longer writes, so the bootstrap step never
+/// applies them again.
 #[test]
-fn a_missing_certificate_is_named() {
+fn files_of_an_older_rendering_are_removed() {
     let cluster = example("tutorial.yaml");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = AssetDir::create(tmp.path()).unwrap();
-    let err = render_manifests(&dir, &cluster).unwrap_err();
-    assert!(err.to_string().contains("tls/apiserver.crt"), "{err}");
+    let (_tmp, dir) = rendered(&cluster);
+    for stale in [
+        "bootstrap-manifests/bootstrap-apiserver.json",
+        "manifests/kube-apiserver.json",
+        "manifests/pod-checkpointer.json",
+        "manifests/calico/old.json",
+    ] {
+        std::fs::create_dir_all(dir.path(stale).parent().unwrap()).unwrap();
+        std::fs::write(dir.path(stale), "{}").unwrap();
+    }
+    let report = render_manifests(&dir, &cluster).unwrap();
+    let mut left: Vec<String> = ["bootstrap-manifests", "static-manifests", "manifests"]
+        .iter()
+        .filter(|sub| dir.path(sub).is_dir())
+        .flat_map(|sub| files(&dir.path(sub)))
+        .map(|p| p.strip_prefix(dir.root()).unwrap().display().to_string())
+        .collect();
+    left.sort();
+    let written: Vec<String> = report.files.keys().cloned().collect();
+    assert_eq!(left, written);
+    assert!(written.contains(&"static-manifests/kube-apiserver.json".to_owned()));
 }

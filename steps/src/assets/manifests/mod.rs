@@ -1,8 +1,10 @@
-//! The manifests bootkube applies: `bootstrap-manifests/` (the temporary control plane, static
-//! pods) and `manifests/` (the self-hosted control plane, cluster DNS, kube-proxy, the pod
-//! checkpointer and the network: calico with host protection, or flannel).
+//! The manifests of the cluster: `static-manifests/` (the static control plane every
+//! controller's kubelet runs from `/etc/kubernetes/manifests`, see [`PKI_DIR`]) and
+//! `manifests/` (what the bootstrap step applies through the API once the apiserver answers:
+//! cluster DNS, kube-proxy, the kubelets' RBAC and the network: calico with host protection, or
+//! flannel).
 //!
-//! Manifests are JSON (bootkube and kubectl read `.json` like `.yaml`), built with `json!` so
+//! Manifests are JSON (the kubelet and the apiserver read JSON as YAML), built with `json!` so
 //! that quoting and nesting are right by construction and the output is deterministic. Their
 //! test parses every object into its `k8s-openapi` type and requires the round trip to lose no
 //! field, which catches a misspelled key.
@@ -14,7 +16,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -32,10 +33,6 @@ use network::{calico, flannel};
 /// The Kubernetes release the control plane runs.
 pub const KUBERNETES_VERSION: &str = "v1.32.3";
 const COREDNS_IMAGE: &str = "registry.k8s.io/coredns/coredns:v1.11.4";
-/// The checkpointer kinvolk/lokomotive pinned (`assets/terraform-modules/bootkube/variables.tf`);
-/// its Makefile publishes `quay.io/kinvolk/checkpoint`.
-const CHECKPOINTER_IMAGE: &str =
-    "quay.io/kinvolk/checkpoint:43ec4b414e44f202e07bf43e57d2b5ffbcfd4415";
 /// Calico's own manifest (v3.29.2 `manifests/calico.yaml`) names these.
 const CALICO_IMAGE: &str = "docker.io/calico/node:v3.29.2";
 const CALICO_CNI_IMAGE: &str = "docker.io/calico/cni:v3.29.2";
@@ -65,22 +62,13 @@ fn manifest(rel: &str, object: Value) -> Manifest {
     }
 }
 
-/// Reads a PEM file of the PKI as base64, for a Secret.
-fn secret_data(dir: &AssetDir, rel: &str) -> Result<String, AssetError> {
-    let bytes = dir.read(rel)?.ok_or_else(|| AssetError::Invalid {
-        path: dir.path(rel),
-        reason: "missing; the PKI step writes it".into(),
-    })?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
-}
-
 /// Renders every manifest into `dir` (Secrets 0600, the rest 0644). Files of a networking
 /// choice that is not the cluster's are not written.
 pub fn render_manifests(
     dir: &AssetDir,
     cluster: &DesiredCluster,
 ) -> Result<ManifestReport, AssetError> {
-    let manifests = build(dir, cluster)?;
+    let manifests = build(cluster)?;
     let mut report = ManifestReport::default();
     for m in manifests {
         let mut text =
@@ -101,227 +89,52 @@ pub fn render_manifests(
             .collect();
         report.files.insert(m.rel, digest);
     }
+    prune(dir, &report)?;
     Ok(report)
 }
 
-fn build(dir: &AssetDir, cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetError> {
-    let s = &cluster.settings;
-    let etcd_servers: Vec<String> = (0..s.controller_count)
-        .map(|i| format!("https://{}-etcd{i}.{}:2379", s.cluster_name, s.dns_zone))
-        .collect();
-    let etcd_servers = etcd_servers.join(",");
-    let controllers = s.controller_count.max(1);
-    let replicas = controllers.max(2);
-    let mut apiserver_secret = BTreeMap::new();
-    for (key, rel) in [
-        ("apiserver.crt", "tls/apiserver.crt"),
-        ("apiserver.key", "tls/apiserver.key"),
-        ("ca.crt", "tls/ca.crt"),
-        ("etcd-client-ca.crt", "tls/etcd-client-ca.crt"),
-        ("etcd-client.crt", "tls/etcd-client.crt"),
-        ("etcd-client.key", "tls/etcd-client.key"),
-        ("service-account.pub", "tls/service-account.pub"),
-    ] {
-        apiserver_secret.insert(key, secret_data(dir, rel)?);
-    }
-    let mut aggregation_flags = Vec::new();
-    if s.enable_aggregation {
-        for (key, rel) in [
-            ("aggregation-ca.crt", "tls/aggregation-ca.crt"),
-            ("aggregation-client.crt", "tls/aggregation-client.crt"),
-            ("aggregation-client.key", "tls/aggregation-client.key"),
-        ] {
-            apiserver_secret.insert(key, secret_data(dir, rel)?);
-        }
-        aggregation_flags = vec![
-            "--proxy-client-cert-file=/etc/kubernetes/secrets/aggregation-client.crt".to_owned(),
-            "--proxy-client-key-file=/etc/kubernetes/secrets/aggregation-client.key".to_owned(),
-            "--requestheader-client-ca-file=/etc/kubernetes/secrets/aggregation-ca.crt".to_owned(),
-            "--requestheader-extra-headers-prefix=X-Remote-Extra-".to_owned(),
-            "--requestheader-group-headers=X-Remote-Group".to_owned(),
-            "--requestheader-username-headers=X-Remote-User".to_owned(),
-        ];
-    }
-    let apiserver_flags = |secrets: &str| -> Vec<String> {
-        let mut flags = vec![
-            "--advertise-address=$(POD_IP)".to_owned(),
-            "--allow-privileged=true".to_owned(),
-            "--anonymous-auth=false".to_owned(),
-            "--authorization-mode=Node,RBAC".to_owned(),
-            format!("--client-ca-file={secrets}/ca.crt"),
-            "--enable-admission-plugins=NodeRestriction".to_owned(),
-            format!("--etcd-cafile={secrets}/etcd-client-ca.crt"),
-            format!("--etcd-certfile={secrets}/etcd-client.crt"),
-            format!("--etcd-keyfile={secrets}/etcd-client.key"),
-            format!("--etcd-servers={etcd_servers}"),
-            format!("--kubelet-client-certificate={secrets}/apiserver.crt"),
-            format!("--kubelet-client-key={secrets}/apiserver.key"),
-            // Nodes are reached on their private address first, as the modules had it: the
-            // node name does not resolve, and the public address is firewalled.
-            "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname".to_owned(),
-            "--secure-port=6443".to_owned(),
-            format!("--service-account-key-file={secrets}/service-account.pub"),
-            "--service-account-issuer=https://kubernetes.default.svc".to_owned(),
-            format!("--service-account-signing-key-file={secrets}/service-account.key"),
-            format!("--service-cluster-ip-range={}", s.service_cidr),
-            format!("--tls-cert-file={secrets}/apiserver.crt"),
-            format!("--tls-private-key-file={secrets}/apiserver.key"),
-        ];
-        flags.extend(
-            aggregation_flags
-                .iter()
-                .map(|f| f.replace("/etc/kubernetes/secrets", secrets)),
-        );
-        flags
-    };
-    let mut cm_secret = BTreeMap::new();
-    for (key, rel) in [
-        ("ca.crt", "tls/ca.crt"),
-        ("ca.key", "tls/ca.key"),
-        ("service-account.key", "tls/service-account.key"),
-    ] {
-        cm_secret.insert(key, secret_data(dir, rel)?);
-    }
-    // The apiserver signs service-account tokens with the private key too.
-    apiserver_secret.insert(
-        "service-account.key",
-        cm_secret["service-account.key"].clone(),
-    );
-    let controller_manager_flags = |secrets: &str, kubeconfig: Option<&str>| -> Vec<String> {
-        let mut flags = vec![
-            "--allocate-node-cidrs=true".to_owned(),
-            format!("--cluster-cidr={}", s.pod_cidr),
-            format!("--cluster-signing-cert-file={secrets}/ca.crt"),
-            format!("--cluster-signing-key-file={secrets}/ca.key"),
-            "--leader-elect=true".to_owned(),
-            format!("--root-ca-file={secrets}/ca.crt"),
-            format!("--service-account-private-key-file={secrets}/service-account.key"),
-            format!("--service-cluster-ip-range={}", s.service_cidr),
-            "--use-service-account-credentials=true".to_owned(),
-        ];
-        if let Some(k) = kubeconfig {
-            flags.push(format!("--kubeconfig={k}"));
-        }
-        flags
-    };
+/// The directories whose files only [`render_manifests`] writes. `bootstrap-manifests/` is
+/// bootkube's, from before the static control plane.
+const OWNED_DIRS: [&str; 3] = ["manifests", "static-manifests", "bootstrap-manifests"];
 
-    let mut out = vec![
-        // The temporary control plane bootkube runs as static pods.
-        manifest(
-            "bootstrap-manifests/bootstrap-apiserver.json",
-            static_pod(
-                "bootstrap-kube-apiserver",
-                &image("kube-apiserver"),
-                "kube-apiserver",
-                apiserver_flags("/etc/kubernetes/secrets"),
-            ),
-        ),
-        manifest(
-            "bootstrap-manifests/bootstrap-controller-manager.json",
-            static_pod(
-                "bootstrap-kube-controller-manager",
-                &image("kube-controller-manager"),
-                "kube-controller-manager",
-                controller_manager_flags(
-                    "/etc/kubernetes/secrets",
-                    Some("/etc/kubernetes/secrets/kubeconfig"),
-                ),
-            ),
-        ),
-        manifest(
-            "bootstrap-manifests/bootstrap-scheduler.json",
-            static_pod(
-                "bootstrap-kube-scheduler",
-                &image("kube-scheduler"),
-                "kube-scheduler",
-                vec![
-                    "--kubeconfig=/etc/kubernetes/secrets/kubeconfig".to_owned(),
-                    "--leader-elect=true".to_owned(),
-                ],
-            ),
-        ),
-        // The self-hosted control plane.
-        manifest(
-            "manifests/kube-apiserver-secret.json",
-            secret("kube-apiserver", &apiserver_secret),
-        ),
-        manifest(
-            "manifests/kube-apiserver.json",
-            control_plane_daemonset(
-                "kube-apiserver",
-                &image("kube-apiserver"),
-                apiserver_flags("/etc/kubernetes/secrets"),
-            ),
-        ),
-        manifest(
-            "manifests/kube-controller-manager-secret.json",
-            secret("kube-controller-manager", &cm_secret),
-        ),
-        manifest(
-            "manifests/kube-controller-manager-sa.json",
-            service_account("kube-controller-manager"),
-        ),
-        manifest(
-            "manifests/kube-controller-manager-rbac.json",
-            cluster_role_binding(
-                "kube-controller-manager",
-                "system:kube-controller-manager",
-                "kube-controller-manager",
-            ),
-        ),
-        manifest(
-            "manifests/kube-controller-manager.json",
-            control_plane_deployment(
-                "kube-controller-manager",
-                &image("kube-controller-manager"),
-                replicas,
-                controller_manager_flags("/etc/kubernetes/secrets", None),
-                true,
-            ),
-        ),
-        manifest(
-            "manifests/kube-controller-manager-pdb.json",
-            pdb("kube-controller-manager"),
-        ),
-        manifest(
-            "manifests/kube-scheduler-sa.json",
-            service_account("kube-scheduler"),
-        ),
-        manifest(
-            "manifests/kube-scheduler-rbac.json",
-            cluster_role_binding("kube-scheduler", "system:kube-scheduler", "kube-scheduler"),
-        ),
-        // The scheduler binds volumes too: the default binding of this role names the user
-        // `system:kube-scheduler`, not the self-hosted scheduler's service account.
-        manifest(
-            "manifests/kube-scheduler-volume-scheduler-rbac.json",
-            cluster_role_binding(
-                "volume-scheduler",
-                "system:volume-scheduler",
-                "kube-scheduler",
-            ),
-        ),
-        // Both read the client CA of requests the apiserver forwards; the default binding of
-        // this Role names the users, not the service accounts.
-        manifest(
-            "manifests/extension-apiserver-authentication-reader.json",
-            role_binding(
-                "extension-apiserver-authentication-reader",
-                "extension-apiserver-authentication-reader",
-                &["kube-scheduler", "kube-controller-manager"],
-            ),
-        ),
-        manifest(
-            "manifests/kube-scheduler.json",
-            control_plane_deployment(
-                "kube-scheduler",
-                &image("kube-scheduler"),
-                replicas,
-                vec!["--leader-elect=true".to_owned()],
-                false,
-            ),
-        ),
-        manifest("manifests/kube-scheduler-pdb.json", pdb("kube-scheduler")),
+/// Removes the files of [`OWNED_DIRS`] that this rendering did not write: an asset directory of
+/// an older loko holds the self-hosted control plane and pod-checkpointer, which the bootstrap
+/// step must not apply again.
+fn prune(dir: &AssetDir, report: &ManifestReport) -> Result<(), AssetError> {
+    fn walk(dir: &AssetDir, rel: &str, report: &ManifestReport) -> Result<(), AssetError> {
+        let path = dir.path(rel);
+        let io = |source| AssetError::Io {
+            path: path.clone(),
+            source,
+        };
+        let entries = match std::fs::read_dir(&path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io)?;
+            let child = format!("{rel}/{}", entry.file_name().to_string_lossy());
+            if entry.file_type().map_err(io)?.is_dir() {
+                walk(dir, &child, report)?;
+            } else if !report.files.contains_key(&child) {
+                let path = dir.path(&child);
+                std::fs::remove_file(&path).map_err(|source| AssetError::Io { path, source })?;
+            }
+        }
+        Ok(())
+    }
+    for top in OWNED_DIRS {
+        walk(dir, top, report)?;
+    }
+    Ok(())
+}
+
+fn build(cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetError> {
+    let s = &cluster.settings;
+    let replicas = s.controller_count.max(2);
+    let mut out = static_pods(cluster);
+    out.extend([
         manifest(
             "manifests/kube-proxy-sa.json",
             service_account("kube-proxy"),
@@ -349,7 +162,7 @@ fn build(dir: &AssetDir, cluster: &DesiredCluster) -> Result<Vec<Manifest>, Asse
             "manifests/coredns-svc.json",
             coredns_service(cluster.dns_service_ip),
         ),
-    ];
+    ]);
     out.extend(node::manifests(cluster));
     match s.networking {
         Networking::Calico => out.extend(calico(cluster)?),
@@ -364,16 +177,6 @@ fn metadata(name: &str) -> Value {
 
 fn labels(name: &str) -> Value {
     json!({"k8s-app": name})
-}
-
-fn secret(name: &str, data: &BTreeMap<&str, String>) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": metadata(name),
-        "type": "Opaque",
-        "data": data,
-    })
 }
 
 fn service_account(name: &str) -> Value {
@@ -413,21 +216,6 @@ fn cluster_role_binding(name: &str, role: &str, service_account: &str) -> Value 
     )
 }
 
-/// Binds a Role of kube-system to service accounts of kube-system.
-fn role_binding(name: &str, role: &str, accounts: &[&str]) -> Value {
-    let subjects = accounts.iter().map(|a| account(a)).collect();
-    binding("RoleBinding", metadata(name), "Role", role, subjects)
-}
-
-fn pdb(name: &str) -> Value {
-    json!({
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": metadata(name),
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": labels(name)}},
-    })
-}
-
 fn host_path(name: &str, path: &str) -> Value {
     json!({"name": name, "hostPath": {"path": path}})
 }
@@ -436,115 +224,127 @@ fn mount(name: &str, path: &str, read_only: bool) -> Value {
     json!({"name": name, "mountPath": path, "readOnly": read_only})
 }
 
-fn static_pod(name: &str, image: &str, command: &str, flags: Vec<String>) -> Value {
-    let mut args = vec![command.to_owned()];
-    args.extend(flags);
+/// Where each controller keeps the static control plane's certificates, keys and kubeconfigs
+/// (the control-plane step copies them there; keys 0600, the directory 0700).
+pub const PKI_DIR: &str = "/etc/kubernetes/pki";
+
+/// The static control plane: kube-apiserver, kube-controller-manager and kube-scheduler as
+/// static pods of every controller's kubelet (`--pod-manifest-path`), Typhoon's layout since
+/// v1.16 (`poseidon/terraform-render-bootstrap@0f1f16c6` `resources/static-manifests/`), with
+/// the files in [`PKI_DIR`] instead of `bootstrap-secrets`. The kubelet restarts them from disk
+/// after a reboot, with no apiserver and no checkpointer: a lone controller comes back alone.
+fn static_pods(cluster: &DesiredCluster) -> Vec<Manifest> {
+    let s = &cluster.settings;
+    let pki = |file: &str| format!("{PKI_DIR}/{file}");
+    let etcd_servers: Vec<String> = (0..s.controller_count)
+        .map(|i| format!("https://{}-etcd{i}.{}:2379", s.cluster_name, s.dns_zone))
+        .collect();
+    let mut apiserver = vec![
+        // The node's private address (the kubelet's --node-ip): host-network pods have it.
+        "--advertise-address=$(POD_IP)".to_owned(),
+        "--allow-privileged=true".to_owned(),
+        "--anonymous-auth=false".to_owned(),
+        "--authorization-mode=Node,RBAC".to_owned(),
+        format!("--client-ca-file={}", pki("ca.crt")),
+        "--enable-admission-plugins=NodeRestriction".to_owned(),
+        format!("--etcd-cafile={}", pki("etcd-client-ca.crt")),
+        format!("--etcd-certfile={}", pki("etcd-client.crt")),
+        format!("--etcd-keyfile={}", pki("etcd-client.key")),
+        format!("--etcd-servers={}", etcd_servers.join(",")),
+        format!("--kubelet-client-certificate={}", pki("apiserver.crt")),
+        format!("--kubelet-client-key={}", pki("apiserver.key")),
+        // Nodes are reached on their private address first, as the modules had it: the
+        // node name does not resolve, and the public address is firewalled.
+        "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname".to_owned(),
+        "--secure-port=6443".to_owned(),
+        format!("--service-account-key-file={}", pki("service-account.pub")),
+        "--service-account-issuer=https://kubernetes.default.svc".to_owned(),
+        format!(
+            "--service-account-signing-key-file={}",
+            pki("service-account.key")
+        ),
+        format!("--service-cluster-ip-range={}", s.service_cidr),
+        format!("--tls-cert-file={}", pki("apiserver.crt")),
+        format!("--tls-private-key-file={}", pki("apiserver.key")),
+    ];
+    if s.enable_aggregation {
+        apiserver.extend([
+            format!("--proxy-client-cert-file={}", pki("aggregation-client.crt")),
+            format!("--proxy-client-key-file={}", pki("aggregation-client.key")),
+            format!(
+                "--requestheader-client-ca-file={}",
+                pki("aggregation-ca.crt")
+            ),
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-".to_owned(),
+            "--requestheader-group-headers=X-Remote-Group".to_owned(),
+            "--requestheader-username-headers=X-Remote-User".to_owned(),
+        ]);
+    }
+    let controller_manager = vec![
+        "--allocate-node-cidrs=true".to_owned(),
+        format!("--cluster-cidr={}", s.pod_cidr),
+        format!("--cluster-signing-cert-file={}", pki("ca.crt")),
+        format!("--cluster-signing-key-file={}", pki("ca.key")),
+        format!("--kubeconfig={}", pki("kube-controller-manager.kubeconfig")),
+        "--leader-elect=true".to_owned(),
+        format!("--root-ca-file={}", pki("ca.crt")),
+        format!(
+            "--service-account-private-key-file={}",
+            pki("service-account.key")
+        ),
+        format!("--service-cluster-ip-range={}", s.service_cidr),
+        "--use-service-account-credentials=true".to_owned(),
+    ];
+    let scheduler = vec![
+        format!("--kubeconfig={}", pki("kube-scheduler.kubeconfig")),
+        "--leader-elect=true".to_owned(),
+    ];
+    vec![
+        manifest(
+            "static-manifests/kube-apiserver.json",
+            static_pod("kube-apiserver", apiserver),
+        ),
+        manifest(
+            "static-manifests/kube-controller-manager.json",
+            static_pod("kube-controller-manager", controller_manager),
+        ),
+        manifest(
+            "static-manifests/kube-scheduler.json",
+            static_pod("kube-scheduler", scheduler),
+        ),
+    ]
+}
+
+/// One component of the static control plane: its image's binary with `flags`, on the host's
+/// network, reading [`PKI_DIR`] (read-only) and the host's CA bundle.
+fn static_pod(component: &str, flags: Vec<String>) -> Value {
+    let mut command = vec![component.to_owned()];
+    command.extend(flags);
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": metadata(name),
+        "metadata": {
+            "name": component,
+            "namespace": "kube-system",
+            "labels": {"k8s-app": component, "tier": "control-plane"},
+        },
         "spec": {
             "hostNetwork": true,
+            "priorityClassName": "system-node-critical",
             "containers": [{
-                "name": command,
-                "image": image,
-                "command": args,
+                "name": component,
+                "image": image(component),
+                "command": command,
                 "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
                 "volumeMounts": [
-                    mount("secrets", "/etc/kubernetes/secrets", true),
+                    mount("pki", PKI_DIR, true),
                     mount("ssl-certs-host", "/etc/ssl/certs", true),
                 ],
             }],
             "volumes": [
-                host_path("secrets", "/etc/kubernetes/bootstrap-secrets"),
+                host_path("pki", PKI_DIR),
                 host_path("ssl-certs-host", "/usr/share/ca-certificates"),
             ],
-        },
-    })
-}
-
-/// The label selecting controllers, which their kubelets set on themselves
-/// (`steps::ignition`); the taint they register with is tolerated here.
-const CONTROLLER_SELECTOR: &str = crate::ignition::CONTROLLER_LABEL;
-
-fn controller_placement() -> Value {
-    json!({
-        "nodeSelector": {CONTROLLER_SELECTOR: ""},
-        "tolerations": [{"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"}],
-        "securityContext": {"runAsNonRoot": true, "runAsUser": 65534},
-    })
-}
-
-fn control_plane_daemonset(name: &str, image: &str, flags: Vec<String>) -> Value {
-    let mut command = vec![name.to_owned()];
-    command.extend(flags);
-    let mut spec = controller_placement();
-    spec["hostNetwork"] = json!(true);
-    spec["securityContext"] = json!({});
-    spec["containers"] = json!([{
-        "name": name,
-        "image": image,
-        "command": command,
-        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
-        "volumeMounts": [
-            mount("secrets", "/etc/kubernetes/secrets", true),
-            mount("ssl-certs-host", "/etc/ssl/certs", true),
-        ],
-    }]);
-    spec["volumes"] = json!([
-        {"name": "secrets", "secret": {"secretName": name}},
-        host_path("ssl-certs-host", "/usr/share/ca-certificates"),
-    ]);
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": name, "namespace": "kube-system", "labels": labels(name)},
-        "spec": {
-            "selector": {"matchLabels": labels(name)},
-            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
-            "template": {
-                "metadata": {
-                    "labels": labels(name),
-                    "annotations": {"checkpointer.alpha.coreos.com/checkpoint": "true"},
-                },
-                "spec": spec,
-            },
-        },
-    })
-}
-
-fn control_plane_deployment(
-    name: &str,
-    image: &str,
-    replicas: u32,
-    flags: Vec<String>,
-    with_secrets: bool,
-) -> Value {
-    let mut command = vec![name.to_owned()];
-    command.extend(flags);
-    let mut container = json!({"name": name, "image": image, "command": command});
-    let mut spec = controller_placement();
-    spec["serviceAccountName"] = json!(name);
-    if with_secrets {
-        container["volumeMounts"] = json!([mount("secrets", "/etc/kubernetes/secrets", true)]);
-        spec["volumes"] = json!([{"name": "secrets", "secret": {"secretName": name}}]);
-    }
-    spec["containers"] = json!([container]);
-    spec["affinity"] = json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
-        "weight": 100,
-        "podAffinityTerm": {
-            "labelSelector": {"matchLabels": labels(name)},
-            "topologyKey": "kubernetes.io/hostname",
-        },
-    }]}});
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "kube-system", "labels": labels(name)},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels(name)},
-            "template": {"metadata": {"labels": labels(name)}, "spec": spec},
         },
     })
 }
