@@ -22,7 +22,7 @@ use crate::cli::{BenchArgs, Global, Scenario};
 use crate::demo_agent::DemoAgent;
 use crate::output::outln;
 use crate::run_cmd::{
-    Login, SIM_SSH_PORT, apply_plan, changes, embedded_sim_config, engine, history, open_journal,
+    Login, SIM_SSH_PORT, actions, changes, embedded_sim_config, engine, history, open_journal,
     request, scaled_timings, target, wire,
 };
 
@@ -459,24 +459,23 @@ async fn run_once(
     let t1 = Instant::now();
     let (plan, kind) = match destroy {
         true => (
-            cluster::destroy_plan(&target.desired, &history, &wiring.clients, &wiring.timings)?,
+            cluster::destroy_dag(&target.desired, &history)?,
             RunKind::Destroy,
         ),
-        false => {
-            let assets = AssetDir::create(&target.assets)?;
-            (
-                apply_plan(&target, &history, &assets, &wiring)?,
-                RunKind::Apply,
-            )
-        }
+        false => (
+            cluster::apply_dag(&target.desired, &history)?,
+            RunKind::Apply,
+        ),
     };
     let dag_ms = t1.elapsed().as_secs_f64() * 1e3;
+    let actions = actions(&target, AssetDir::create(&target.assets)?, &wiring);
 
     let start = Instant::now();
     let milestones = Arc::new(Milestones::new());
     let report = engine(Arc::clone(&journal), Arc::clone(&milestones) as _)
         .run(
             &plan,
+            &actions,
             request(kind, &target.desired)?,
             CancellationToken::new(),
         )

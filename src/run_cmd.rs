@@ -490,20 +490,14 @@ fn check_agent(
     })
 }
 
-/// The DAG of `loko run` for the target, from the journal's history.
-pub(crate) fn apply_plan(
-    target: &Target,
-    history: &History,
-    assets: &AssetDir,
-    wiring: &Wiring,
-) -> anyhow::Result<engine::Plan> {
-    Ok(cluster::apply_plan(
-        &target.desired,
-        history,
+/// The actions of the provisioning DAGs, bound to the run's clients and asset directory.
+pub(crate) fn actions(target: &Target, assets: AssetDir, wiring: &Wiring) -> engine::Actions {
+    steps::actions::actions(steps::actions::RunContext {
+        desired: target.desired.clone(),
         assets,
-        &wiring.clients,
-        &wiring.timings,
-    )?)
+        clients: wiring.clients.clone(),
+        settings: wiring.timings.clone(),
+    })
 }
 
 pub(crate) fn request(kind: RunKind, desired: &DesiredCluster) -> anyhow::Result<RunRequest> {
@@ -632,11 +626,13 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         code: EXIT_USAGE,
         hint: Some("asset_dir must be a writable directory; it holds the cluster's keys".into()),
     })?;
-    let plan = apply_plan(&target, &history, &assets, &wiring)?;
+    let plan = cluster::apply_dag(&target.desired, &history)?;
+    let actions = actions(&target, assets, &wiring);
     let printer = Arc::new(Printer::new(args.json, &plan.step_ids()));
     let report = engine(Arc::clone(&journal), Arc::clone(&printer) as _)
         .run(
             &plan,
+            &actions,
             request(RunKind::Apply, &target.desired)?,
             cancel_on_interrupt(Arc::clone(&printer))?,
         )
@@ -746,11 +742,15 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
     };
     // Destroying logs into no node: no agent needed.
     let wiring = wire(&target, sim.as_ref(), None, args.sim.time_scale, false).await?;
-    let plan = cluster::destroy_plan(&target.desired, &history, &wiring.clients, &wiring.timings)?;
+    let plan = cluster::destroy_dag(&target.desired, &history)?;
+    // Destroying writes no asset; the directory holds the CA and keys a later run reuses.
+    let assets = AssetDir::create(&target.assets)?;
+    let actions = actions(&target, assets, &wiring);
     let printer = Arc::new(Printer::new(args.json, &plan.step_ids()));
     let report = engine(journal, Arc::clone(&printer) as _)
         .run(
             &plan,
+            &actions,
             request(RunKind::Destroy, &target.desired)?,
             cancel_on_interrupt(Arc::clone(&printer))?,
         )
@@ -828,32 +828,8 @@ pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode
     let journal = open_journal(&target.state_dir)?;
     let history = history(&journal)?;
     changes(&target.desired, &history)?;
-    // The plan's actions hold clients; these point nowhere and are never called.
-    let inert = "http://127.0.0.1:9";
-    let packet = Arc::new(PacketClient::new(
-        inert,
-        target.desired.settings.project_id.as_str(),
-        &Token::new("inert"),
-        &Timeouts::default(),
-    )?);
-    let clients = Clients {
-        poller: Arc::new(DevicePoller::spawn(
-            Arc::clone(&packet),
-            String::new(),
-            Duration::from_secs(3600),
-        )),
-        packet,
-        route53: Route53::with_static_credentials(inert, "inert", "inert").await,
-        ssh: Ssh::default(),
-    };
-    let assets = AssetDir::create(&target.assets)?;
-    let plan = cluster::apply_plan(
-        &target.desired,
-        &history,
-        &assets,
-        &clients,
-        &RunSettings::default(),
-    )?;
+    // The DAG is data: no client, no asset directory.
+    let plan = cluster::apply_dag(&target.desired, &history)?;
     out!("{}", plan.to_dot());
     Ok(ExitCode::SUCCESS)
 }

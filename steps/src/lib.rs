@@ -4,7 +4,8 @@
 //!
 //! - [`assets`]: the asset directory: PKI, kubeconfigs, bootkube manifests.
 //! - [`ignition`]: each node's Ignition and SSH host key.
-//! - [`cluster`]: the DAG of `loko run` and `loko destroy` from the desired cluster.
+//! - [`cluster`]: the DAG of `loko run` and `loko destroy` from the desired cluster, as data.
+//! - [`actions`]: each kind of step bound to its action, with the clients of a run.
 //! - [`packet`]: the Packet API client, the shared device poller, the device steps.
 //! - [`dns`]: Route53 records.
 //! - [`ssh`]: the SSH client (ssh-agent keys, pinned host keys).
@@ -12,6 +13,7 @@
 //! - [`readiness`]: the apiserver answers and every node is Ready.
 //! - [`preflight`]: the token, project, endpoints, AWS credentials and hosted zone, before any step.
 
+pub mod actions;
 pub mod assets;
 pub mod bootstrap;
 pub mod cluster;
