@@ -425,7 +425,7 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
 fn live_holder(path: &Path) -> Option<(u32, String)> {
     let text = std::fs::read_to_string(path).ok()?;
     let mut lines = text.lines();
-    let Some(journal::FeedLine::Header { pid, by }) = journal::parse_feed_line(lines.next()?)
+    let Some(journal::FeedLine::Header { pid, by, .. }) = journal::parse_feed_line(lines.next()?)
     else {
         return None;
     };

@@ -9,6 +9,12 @@
 //! feed is rewritten by each holder and is derived data: the store stays the only truth, a
 //! record is published only after the flush that made it durable, and a feed that cannot be
 //! written costs the readers their view, never the run its journal.
+//!
+//! So that a reader can know the whole state, not only what happened since, the holder first
+//! writes the fold it opened with to `feed.base` (a snapshot in the format of
+//! [`crate::snapshot`], after an 8-byte tag), and names that tag in the header. The base
+//! plus the feed's records is the journal's state as of the last published flush;
+//! [`crate::read_state`] reads it that way (see there for its guarantees).
 
 use std::fs::File;
 use std::io::Write as _;
@@ -23,6 +29,9 @@ use crate::ids::{RunId, Seq};
 /// The feed's file name in the journal directory.
 pub const FEED_FILE: &str = "feed";
 
+/// The file holding the fold the feed's holder opened with.
+pub(crate) const BASE_FILE: &str = "feed.base";
+
 /// The holder's side.
 pub(crate) struct Feed {
     file: Mutex<Option<File>>,
@@ -31,8 +40,13 @@ pub(crate) struct Feed {
 }
 
 impl Feed {
-    /// Starts the feed of `dir` for this process (replacing a former holder's).
-    pub(crate) fn start(dir: &Path, by: &str) -> Feed {
+    /// Starts the feed of `dir` for this process (replacing a former holder's), on `base`, the
+    /// encoded fold the holder opened with (none if it could not be encoded: readers then see
+    /// no base and open the journal themselves once it is free).
+    pub(crate) fn start(dir: &Path, by: &str, base: Option<&[u8]>) -> Feed {
+        // The base goes first, whole (renamed into place), so that a header naming it is
+        // never read before it.
+        let tag = base.and_then(|base| write_base(dir, base).ok());
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -40,7 +54,11 @@ impl Feed {
             .open(dir.join(FEED_FILE))
             .ok()
             .and_then(|mut f| {
-                let header = serde_json::json!({"feed": 1, "pid": std::process::id(), "by": by});
+                let mut header =
+                    serde_json::json!({"feed": 1, "pid": std::process::id(), "by": by});
+                if let Some(tag) = tag {
+                    header["base"] = format!("{tag:016x}").into();
+                }
                 writeln!(f, "{header}").ok().map(|()| f)
             });
         Feed {
@@ -91,11 +109,40 @@ impl Feed {
     }
 }
 
+/// Writes `base` under a fresh tag to the base file (through a temporary file and a rename)
+/// and returns the tag.
+fn write_base(dir: &Path, base: &[u8]) -> std::io::Result<u64> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    let tag = nanos ^ (u64::from(std::process::id()) << 32);
+    let tmp = dir.join(format!("{BASE_FILE}.{}", std::process::id()));
+    let mut file = File::create(&tmp)?;
+    file.write_all(&tag.to_le_bytes())?;
+    file.write_all(base)?;
+    drop(file);
+    std::fs::rename(&tmp, dir.join(BASE_FILE))?;
+    Ok(tag)
+}
+
+/// The base named `tag`, if the base file holds it.
+pub(crate) fn read_base(dir: &Path, tag: &str) -> Option<Vec<u8>> {
+    let tag = u64::from_str_radix(tag, 16).ok()?;
+    let bytes = std::fs::read(dir.join(BASE_FILE)).ok()?;
+    let (stored, base) = bytes.split_at_checked(8)?;
+    (u64::from_le_bytes(stored.try_into().ok()?) == tag).then(|| base.to_vec())
+}
+
 /// One line of a feed, as a reader sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedLine {
-    /// The first line: who holds the journal.
-    Header { pid: u32, by: String },
+    /// The first line: who holds the journal, and the tag of the base it opened with.
+    Header {
+        pid: u32,
+        by: String,
+        base: Option<String>,
+    },
     /// A durable record.
     Record {
         run: RunId,
@@ -109,15 +156,32 @@ pub enum FeedLine {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Raw {
-    Header { feed: u32, pid: u32, by: String },
-    Record { run: u64, seq: u64, record: Record },
-    Closed { closed: bool },
+    Header {
+        feed: u32,
+        pid: u32,
+        by: String,
+        #[serde(default)]
+        base: Option<String>,
+    },
+    Record {
+        run: u64,
+        seq: u64,
+        record: Record,
+    },
+    Closed {
+        closed: bool,
+    },
 }
 
 /// Parses a line of a feed; `None` for a line that is not one (a partial last line).
 pub fn parse_feed_line(line: &str) -> Option<FeedLine> {
     match serde_json::from_str::<Raw>(line).ok()? {
-        Raw::Header { feed: 1, pid, by } => Some(FeedLine::Header { pid, by }),
+        Raw::Header {
+            feed: 1,
+            pid,
+            by,
+            base,
+        } => Some(FeedLine::Header { pid, by, base }),
         Raw::Header { .. } => None,
         Raw::Record { run, seq, record } => Some(FeedLine::Record {
             run: RunId(run),

@@ -47,6 +47,7 @@ mod lock;
 mod secrets;
 mod snapshot;
 mod store;
+mod view;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -66,6 +67,7 @@ pub use secrets::{
     OutputError, Outputs, REDACTED, redact, redact_json, register_secret, secret_kind,
 };
 pub use snapshot::SNAPSHOT_EVERY;
+pub use view::{JournalView, read_state};
 
 use lock::RunLock;
 pub use lock::human_time;
@@ -163,7 +165,9 @@ impl Journal {
         })?;
         let folded = fold_store(dir, &store)?;
         let store = Arc::new(store);
-        let feed = Arc::new(feed::Feed::start(dir, &lock::whoami()));
+        // The fold this holder opened with, for readers of the feed (see `feed`).
+        let base = snapshot::encode((RunId(0), Seq(0)), &folded.next_seq, &folded.cluster).ok();
+        let feed = Arc::new(feed::Feed::start(dir, &lock::whoami(), base.as_deref()));
         let committer = Committer::spawn(Arc::clone(&store), Arc::clone(&feed)).map_err(io)?;
         Ok(Journal {
             path: dir.to_owned(),
