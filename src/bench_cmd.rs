@@ -21,10 +21,9 @@ use steps::cluster;
 use crate::cli::{BenchArgs, Global, Scenario};
 use crate::demo_agent::DemoAgent;
 use crate::output::outln;
-use crate::run_cmd::{
-    Login, SIM_SSH_PORT, actions, changes, embedded_sim_config, engine, history, open_journal,
-    request, scaled_timings, target, wire,
-};
+use crate::sim_session::{SIM_SSH_PORT, embedded_sim_config};
+use crate::target::{changes, history, open_journal, target};
+use crate::wiring::{Login, actions, engine, request, scaled_timings, wire};
 
 /// A pool holds at most this many of the bench's workers: 5000 workers are 5 pools.
 const POOL_SIZE: usize = 1000;

@@ -26,7 +26,7 @@ pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode
         }
         (Some(dir), _) => (dir.clone(), args.run),
         (None, Some(spec)) => (
-            crate::run_cmd::target(global, Path::new(spec))?.state_dir,
+            crate::target::target(global, Path::new(spec))?.state_dir,
             args.run,
         ),
         (None, None) => {
