@@ -16,7 +16,7 @@ use crate::failure::{EXIT_FAILED, EXIT_USAGE, UserError};
 use crate::output::{out, outln};
 use crate::progress::Printer;
 use crate::sim_session::SimSession;
-use crate::target::{changes, history, open_journal, target};
+use crate::target::{changes, history, open_journal, read_history, target};
 use crate::wiring::{Login, actions, engine, request, wire};
 
 /// Exit code of an interrupted run.
@@ -214,9 +214,7 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
 
 pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
-    // Reading the journal needs its lock: a plan during a run would show a moving target.
-    let journal = open_journal(&target.state_dir)?;
-    let history = history(&journal)?;
+    let history = read_history(&target)?;
     let changes = changes(&target.desired, &history)?;
     if args.json {
         let mut json = serde_json::to_value(&changes)?;
@@ -330,10 +328,9 @@ fn confirm(desired: &DesiredCluster, doomed: &[String]) -> anyhow::Result<bool> 
 
 pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
-    let journal = open_journal(&target.state_dir)?;
-    let history = history(&journal)?;
+    let history = read_history(&target)?;
     changes(&target.desired, &history)?;
-    // The DAG is data: no client, no asset directory.
+    // The DAG is data: no client, no asset directory, no lock.
     let plan = cluster::apply_dag(&target.desired, &history)?;
     out!("{}", plan.to_dot());
     Ok(ExitCode::SUCCESS)

@@ -60,6 +60,18 @@ pub(crate) fn history(journal: &Journal) -> anyhow::Result<History> {
         .map_err(anyhow::Error::from)
 }
 
+/// The journal's history for a command that only reads it (`loko plan`, `loko graph`): it
+/// takes no lock, so it is safe while a run holds the journal, and creates no directory (see
+/// [`journal::read_state`]). With a run in progress, a note says the history is as of that
+/// run's last durable step.
+pub(crate) fn read_history(target: &Target) -> anyhow::Result<History> {
+    let view = journal::read_state(&journal_dir(&target.state_dir))?;
+    if let Some(holder) = &view.live_holder {
+        eprintln!("note: a run is in progress ({holder}); this is as of its last recorded step");
+    }
+    Ok(History::read(&view.state)?)
+}
+
 /// Refused changes are usage errors naming each field.
 pub(crate) fn changes(
     desired: &DesiredCluster,
