@@ -23,7 +23,7 @@ use crate::demo_agent::DemoAgent;
 use crate::output::outln;
 use crate::sim_session::{SIM_SSH_PORT, embedded_sim_config};
 use crate::target::{changes, history, open_journal, target};
-use crate::wiring::{Login, actions, engine, request, scaled_timings, wire};
+use crate::wiring::{Login, WireConfig, actions, engine, request, scaled_timings, wire};
 
 /// A pool holds at most this many of the bench's workers: 5000 workers are 5 pools.
 const POOL_SIZE: usize = 1000;
@@ -453,8 +453,12 @@ async fn run_once(
     }
     let plan_ms = t0.elapsed().as_secs_f64() * 1e3;
 
-    let login = (!destroy).then_some(login);
-    let wiring = wire(&target, None, login, Some(time_scale), false).await?;
+    let config = WireConfig {
+        login: (!destroy).then_some(login),
+        time_scale: Some(time_scale),
+        ..WireConfig::default()
+    };
+    let wiring = wire(&target, config).await?;
     let t1 = Instant::now();
     let (plan, kind) = match destroy {
         true => (

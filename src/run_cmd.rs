@@ -17,7 +17,7 @@ use crate::output::{out, outln};
 use crate::progress::Printer;
 use crate::sim_session::SimSession;
 use crate::target::{changes, history, open_journal, read_history, target};
-use crate::wiring::{Login, actions, engine, request, wire};
+use crate::wiring::{Login, WireConfig, actions, engine, request, wire};
 
 /// Exit code of an interrupted run.
 const EXIT_INTERRUPTED: u8 = 130;
@@ -117,10 +117,12 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     });
     let wiring = wire(
         &target,
-        sim.as_ref(),
-        login,
-        args.sim.time_scale,
-        args.take_over_dns,
+        WireConfig {
+            sim: sim.as_ref(),
+            login,
+            time_scale: args.sim.time_scale,
+            take_over_dns: args.take_over_dns,
+        },
     )
     .await?;
     if !args.json {
@@ -244,7 +246,12 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         false => None,
     };
     // Destroying logs into no node: no agent needed.
-    let wiring = wire(&target, sim.as_ref(), None, args.sim.time_scale, false).await?;
+    let config = WireConfig {
+        sim: sim.as_ref(),
+        time_scale: args.sim.time_scale,
+        ..WireConfig::default()
+    };
+    let wiring = wire(&target, config).await?;
     let plan = cluster::destroy_dag(&target.desired, &history)?;
     // Destroying writes no asset; the directory holds the CA and keys a later run reuses.
     let assets = AssetDir::create(&target.assets)?;

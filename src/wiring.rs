@@ -107,13 +107,29 @@ fn setup_error(problems: &[Problem]) -> UserError {
     }
 }
 
-pub(crate) async fn wire(
-    target: &Target,
-    sim: Option<&SimSession>,
-    login: Option<Login>,
-    time_scale: Option<f64>,
-    take_over_dns: bool,
-) -> anyhow::Result<Wiring> {
+/// What a command asks of [`wire`] besides its target.
+#[derive(Default)]
+pub(crate) struct WireConfig<'a> {
+    /// The demo's simulator and agent (`--sim`); none for the cloud the spec names.
+    pub(crate) sim: Option<&'a SimSession>,
+    /// How to log into the nodes; none for a command that logs into no node (`destroy`),
+    /// which then needs no agent.
+    pub(crate) login: Option<Login>,
+    /// `--time-scale`: waits shrink alike (under `--sim`, the simulator's own scale counts).
+    pub(crate) time_scale: Option<f64>,
+    /// `--take-over-dns`: overwrite records that hold values loko did not set.
+    pub(crate) take_over_dns: bool,
+}
+
+/// The clients and settings of a run, checked before any step: the setup's problems (the
+/// agent's keys, the token, the project, the endpoints) are one usage error listing them all.
+pub(crate) async fn wire(target: &Target, config: WireConfig<'_>) -> anyhow::Result<Wiring> {
+    let WireConfig {
+        sim,
+        login,
+        time_scale,
+        take_over_dns,
+    } = config;
     if let Some(scale) = time_scale.filter(|s| !(s.is_finite() && *s > 0.0)) {
         return Err(UserError {
             message: format!("--time-scale {scale} is not a positive number"),
