@@ -1,7 +1,6 @@
 //! The simulator of `--sim`: the demo's in-process session with its agent and nodes, a read-only
 //! view of its saved cloud for `loko status --sim`, and the configurations `loko bench` shares.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -102,47 +101,34 @@ impl SimView {
     }
 }
 
-/// The hardware reservations the spec relies on, for the simulated project: each one it names
-/// by id, and one per node that takes the `next-available` one of its plan and facility. (At
-/// first start only: a resumed demo's project keeps its own.)
+/// The hardware reservations the spec relies on ([`DesiredCluster::reservations_needed`]), for
+/// the simulated project. (At first start only: a resumed demo's project keeps its own.)
 pub(crate) fn reservation_seeds(
     desired: &DesiredCluster,
 ) -> anyhow::Result<Vec<sim::ReservationSeed>> {
-    let mut seeds = Vec::new();
-    let mut any: BTreeMap<(String, String), u32> = BTreeMap::new();
-    for node in &desired.nodes {
-        let (plan, facility) = (
-            node.plan.as_str().to_owned(),
-            node.facility.as_str().to_owned(),
-        );
-        match &node.reservation {
-            specs::HardwareReservation::Id(id) => seeds.push(sim::ReservationSeed {
-                plan,
-                facility,
-                count: 1,
-                id: Some(id.parse().with_context(|| {
-                    format!(
-                        "the reservation id {id:?} of {} is not a UUID",
-                        node.hostname
-                    )
-                })?),
-            }),
-            specs::HardwareReservation::NextAvailable => {
-                *any.entry((plan, facility)).or_default() += 1
-            }
-            specs::HardwareReservation::None => {}
-        }
-    }
-    seeds.extend(
-        any.into_iter()
-            .map(|((plan, facility), count)| sim::ReservationSeed {
-                plan,
-                facility,
-                count,
-                id: None,
-            }),
-    );
-    Ok(seeds)
+    desired
+        .reservations_needed()
+        .into_iter()
+        .map(|need| {
+            let id = need
+                .id
+                .map(|id| {
+                    id.parse().with_context(|| {
+                        format!(
+                            "the reservation id {id:?} of {} is not a UUID",
+                            need.node.as_deref().unwrap_or_default()
+                        )
+                    })
+                })
+                .transpose()?;
+            Ok(sim::ReservationSeed {
+                plan: need.plan,
+                facility: need.facility,
+                count: need.count,
+                id,
+            })
+        })
+        .collect()
 }
 
 /// A simulator with embedded SSH nodes under `node_root` on [`SIM_SSH_PORT`], the project and

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use steps::drift::Drift;
 use steps::packet::cluster_tag;
 
 use crate::cli::{Global, StatusArgs};
@@ -25,68 +26,13 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
         .list_devices(&cluster_tag(settings.cluster_name.as_str()))
         .await
         .context("cannot list the cluster's devices")?;
-    let mut differences = Vec::new();
-    let mut nodes = Vec::new();
-    for node in &target.desired.nodes {
-        let tag = steps::packet::node_tag(&node.hostname);
-        let mine: Vec<_> = devices.iter().filter(|d| d.has_tag(&tag)).collect();
-        match mine.as_slice() {
-            [] => {
-                nodes.push(
-                    serde_json::json!({"node": node.hostname, "device": null, "state": "missing"}),
-                );
-                differences.push(format!("{} has no device", node.hostname));
-            }
-            [device, rest @ ..] => {
-                nodes.push(serde_json::json!({
-                    "node": node.hostname,
-                    "device": device.id,
-                    "state": device.state.to_string(),
-                    "public_ipv4": device.public_ipv4().map(|ip| ip.to_string()),
-                    "private_ipv4": device.private_ipv4().map(|ip| ip.to_string()),
-                }));
-                if !rest.is_empty() {
-                    differences.push(format!("{} has {} devices", node.hostname, mine.len()));
-                }
-                if device.plan_slug().is_some_and(|p| p != node.plan.as_str()) {
-                    differences.push(format!(
-                        "{} is a {} (the spec says {})",
-                        node.hostname,
-                        device.plan_slug().unwrap_or_default(),
-                        node.plan
-                    ));
-                }
-                if device.state.to_string() != "active" {
-                    differences.push(format!("{} is {}, not active", node.hostname, device.state));
-                }
-            }
-        }
-    }
-    for device in &devices {
-        if !target
-            .desired
-            .nodes
-            .iter()
-            .any(|n| device.has_tag(&steps::packet::node_tag(&n.hostname)))
-        {
-            differences.push(format!(
-                "device {} ({}) is tagged with the cluster but no node of the spec",
-                device.id, device.hostname
-            ));
-        }
-    }
-    let mut records = Vec::new();
+    let mut drift = Drift::of_devices(&target.desired, &devices);
     for record in &target.desired.dns_records {
         let current = route53
             .a_record(record.zone_id.as_str(), &record.name)
             .await
             .with_context(|| format!("cannot read record {}", record.name))?;
-        let values: Option<Vec<String>> =
-            current.map(|r| r.values.iter().map(|v| v.to_string()).collect());
-        if values.is_none() {
-            differences.push(format!("record {} is missing", record.name));
-        }
-        records.push(serde_json::json!({"name": record.name, "values": values}));
+        drift.record(&record.name, current.as_ref());
     }
     if let Some(sim) = sim {
         sim.handle.shutdown().await?;
@@ -96,16 +42,16 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
             "{}",
             serde_json::json!({
                 "cluster": settings.cluster_name.as_str(),
-                "matches": differences.is_empty(),
-                "nodes": nodes,
-                "records": records,
-                "differences": differences,
+                "matches": drift.matches(),
+                "nodes": drift.nodes,
+                "records": drift.records,
+                "differences": drift.differences,
             })
         );
     } else {
-        print_status(&nodes, &records, &differences);
+        print_status(&drift);
     }
-    Ok(if differences.is_empty() {
+    Ok(if drift.matches() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_DIFFERS)
@@ -113,12 +59,8 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
 }
 
 /// The tables of `loko status`.
-fn print_status(
-    nodes: &[serde_json::Value],
-    records: &[serde_json::Value],
-    differences: &[String],
-) {
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+fn print_status(drift: &Drift) {
+    let text = |v: Option<&String>| v.map_or("-", String::as_str).to_owned();
     outln!(
         "{:<41} {:<37} {:<13} {:<16} PRIVATE IPV4",
         "NODE",
@@ -126,29 +68,29 @@ fn print_status(
         "STATE",
         "PUBLIC IPV4"
     );
-    for n in nodes {
+    for n in &drift.nodes {
         outln!(
             "{:<41} {:<37} {:<13} {:<16} {}",
-            text(&n["node"]),
-            text(&n["device"]),
-            text(&n["state"]),
-            text(&n["public_ipv4"]),
-            text(&n["private_ipv4"])
+            n.node,
+            text(n.device.as_ref()),
+            n.state,
+            text(n.public_ipv4.as_ref()),
+            text(n.private_ipv4.as_ref())
         );
     }
     outln!("\n{:<51} VALUES", "RECORD");
-    for r in records {
-        let values = match r["values"].as_array() {
-            Some(values) => values.iter().map(text).collect::<Vec<_>>().join(", "),
+    for r in &drift.records {
+        let values = match &r.values {
+            Some(values) => values.join(", "),
             None => "missing".to_owned(),
         };
-        outln!("{:<51} {values}", text(&r["name"]));
+        outln!("{:<51} {values}", r.name);
     }
-    if differences.is_empty() {
+    if drift.matches() {
         outln!("\nThe cluster matches the spec.");
     } else {
         outln!("\nDifferences from the spec:");
-        for d in differences {
+        for d in &drift.differences {
             outln!("  {d}");
         }
     }

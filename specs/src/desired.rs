@@ -334,11 +334,97 @@ impl DesiredCluster {
     pub fn node(&self, hostname: &str) -> Option<&DesiredNode> {
         self.nodes.iter().find(|n| n.hostname == hostname)
     }
+
+    /// The hardware reservations the cluster relies on (what a project must offer for it to
+    /// be created, e.g. the demo's simulated one): each one a node names by id, then, per plan
+    /// and facility, one for each node that takes the `next-available` one.
+    pub fn reservations_needed(&self) -> Vec<ReservationNeed> {
+        let mut needs = Vec::new();
+        let mut any: BTreeMap<(String, String), u32> = BTreeMap::new();
+        for node in &self.nodes {
+            let (plan, facility) = (
+                node.plan.as_str().to_owned(),
+                node.facility.as_str().to_owned(),
+            );
+            match &node.reservation {
+                HardwareReservation::Id(id) => needs.push(ReservationNeed {
+                    plan,
+                    facility,
+                    count: 1,
+                    id: Some(id.clone()),
+                    node: Some(node.hostname.clone()),
+                }),
+                HardwareReservation::NextAvailable => {
+                    *any.entry((plan, facility)).or_default() += 1
+                }
+                HardwareReservation::None => {}
+            }
+        }
+        needs.extend(
+            any.into_iter()
+                .map(|((plan, facility), count)| ReservationNeed {
+                    plan,
+                    facility,
+                    count,
+                    id: None,
+                    node: None,
+                }),
+        );
+        needs
+    }
+}
+
+/// Hardware reservations of one plan in one facility that a cluster relies on
+/// ([`DesiredCluster::reservations_needed`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReservationNeed {
+    pub plan: String,
+    pub facility: String,
+    pub count: u32,
+    /// The reservation a node names; none for `next-available` ones.
+    pub id: Option<String>,
+    /// The node naming `id`.
+    pub node: Option<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reservations_needed_name_each_id_and_count_next_available_per_plan_and_facility() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flannel.yaml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let desired = crate::parse(&text, "flannel.yaml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .desired();
+        let needs = desired.reservations_needed();
+        let reserved = desired
+            .nodes
+            .iter()
+            .filter(|n| n.reservation != HardwareReservation::None)
+            .count();
+        assert_eq!(
+            needs.iter().map(|n| n.count as usize).sum::<usize>(),
+            reserved
+        );
+        for need in needs.iter().filter(|n| n.id.is_some()) {
+            assert_eq!(need.count, 1);
+            let node = desired
+                .node(need.node.as_deref().unwrap_or_default())
+                .unwrap();
+            assert_eq!(
+                node.reservation,
+                HardwareReservation::Id(need.id.clone().unwrap())
+            );
+        }
+        let any: Vec<_> = needs.iter().filter(|n| n.id.is_none()).collect();
+        assert!(!any.is_empty(), "flannel.yaml takes next-available ones");
+        let mut keys: Vec<_> = any.iter().map(|n| (&n.plan, &n.facility)).collect();
+        keys.dedup();
+        assert_eq!(keys.len(), any.len(), "one need per plan and facility");
+    }
 
     #[test]
     fn service_ips_are_hosts_1_and_10_of_the_range() {

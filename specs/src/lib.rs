@@ -28,7 +28,7 @@ use std::path::Path;
 pub use classify::{ChangeSet, PoolRetyped, PoolScaled, RefusedChange, RefusedChanges, classify};
 pub use desired::{
     ClusterSettings, DesiredCluster, DesiredNode, DesiredPool, DnsRecord, OsImage, RaidSetup,
-    RecordTarget, controller_hostname, worker_hostname,
+    RecordTarget, ReservationNeed, controller_hostname, worker_hostname,
 };
 pub use error::{SpecError, SpecErrors};
 pub use spec::{

@@ -8,6 +8,7 @@
 //! - [`actions`]: each kind of step bound to its action, with the clients of a run.
 //! - [`packet`]: the Packet API client, the shared device poller, the device steps.
 //! - [`dns`]: Route53 records.
+//! - [`drift`]: how the cloud as it is differs from the spec (`loko status`).
 //! - [`ssh`]: the SSH client (ssh-agent keys, pinned host keys).
 //! - [`bootstrap`]: etcd certificates to the controllers, bootkube on controller 0.
 //! - [`readiness`]: the apiserver answers and every node is Ready.
@@ -18,6 +19,7 @@ pub mod assets;
 pub mod bootstrap;
 pub mod cluster;
 pub mod dns;
+pub mod drift;
 pub mod ignition;
 pub mod packet;
 pub mod preflight;
