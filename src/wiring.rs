@@ -265,7 +265,9 @@ pub(crate) fn request(kind: RunKind, desired: &DesiredCluster) -> anyhow::Result
     Ok(RunRequest {
         kind,
         spec_digest: Digest::of_json(desired)?,
-        spec: serde_json::to_value(desired)?,
+        // The digest is of the desired cluster alone, so that recording its format did not
+        // change the digest of a spec (an interrupted run of an earlier loko resumes).
+        spec: desired.to_record()?,
     })
 }
 

@@ -579,7 +579,7 @@ fn recorded_spec(dir: &std::path::Path, text: &str) -> (serde_json::Value, Diges
     std::fs::write(&path, text).unwrap();
     let desired = specs::load(&path).unwrap().desired();
     (
-        serde_json::to_value(&desired).unwrap(),
+        desired.to_record().unwrap(),
         Digest::of_json(&desired).unwrap(),
     )
 }

@@ -181,6 +181,26 @@ pub struct DnsRecord {
     pub ttl_seconds: u32,
 }
 
+/// The layout of a desired cluster as a journal records it ([`DesiredCluster::to_record`]).
+/// Journals outlive loko versions: a later loko reads every earlier format. A field added to
+/// the desired cluster (or to a type in it) must read as a default when it is missing (an
+/// `Option`, or `#[serde(default)]`), so the records of earlier versions stay readable; a
+/// change that cannot (a renamed or retyped field) bumps this number and teaches
+/// [`DesiredCluster::from_record`] to read the earlier formats. Records written before the
+/// format was recorded read as format 0, which has the layout of format 1.
+pub const DESIRED_FORMAT: u32 = 1;
+
+/// A recorded desired cluster this loko cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(
+        "it has format {found}, and this loko reads formats up to {DESIRED_FORMAT}: a newer loko recorded it"
+    )]
+    Newer { found: u64 },
+    #[error("it cannot be read: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
 /// Everything a spec asks to exist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredCluster {
@@ -330,6 +350,28 @@ impl DesiredCluster {
         self.nodes.iter().filter(|n| n.role == Role::Worker)
     }
 
+    /// The desired cluster as a journal records it: its fields and `format`
+    /// ([`DESIRED_FORMAT`]).
+    pub fn to_record(&self) -> Result<serde_json::Value, serde_json::Error> {
+        let mut record = serde_json::to_value(self)?;
+        if let Some(fields) = record.as_object_mut() {
+            fields.insert("format".into(), DESIRED_FORMAT.into());
+        }
+        Ok(record)
+    }
+
+    /// Reads a desired cluster a journal recorded, of this format or an earlier one.
+    pub fn from_record(record: &serde_json::Value) -> Result<DesiredCluster, RecordError> {
+        let found = record
+            .get("format")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        if found > u64::from(DESIRED_FORMAT) {
+            return Err(RecordError::Newer { found });
+        }
+        Ok(DesiredCluster::deserialize(record)?)
+    }
+
     /// A node by hostname.
     pub fn node(&self, hostname: &str) -> Option<&DesiredNode> {
         self.nodes.iter().find(|n| n.hostname == hostname)
@@ -390,6 +432,44 @@ pub struct ReservationNeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn flannel() -> DesiredCluster {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flannel.yaml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        crate::parse(&text, "flannel.yaml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .desired()
+    }
+
+    #[test]
+    fn a_record_reads_back_and_one_without_an_optional_field_or_a_format_still_reads() {
+        let desired = flannel();
+        let record = desired.to_record().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(record["format"], DESIRED_FORMAT);
+        assert_eq!(
+            DesiredCluster::from_record(&record).ok().as_ref(),
+            Some(&desired)
+        );
+
+        // As an earlier loko wrote it: no format, and no `pool` on the nodes (an optional
+        // field; a field added later must be one too).
+        let mut old = record.clone();
+        old.as_object_mut().map(|o| o.remove("format"));
+        for node in old["nodes"].as_array_mut().into_iter().flatten() {
+            node.as_object_mut().map(|o| o.remove("pool"));
+        }
+        let read = DesiredCluster::from_record(&old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read.settings, desired.settings);
+        assert!(read.nodes.iter().all(|n| n.pool.is_none()));
+
+        let mut newer = record;
+        newer["format"] = (DESIRED_FORMAT + 1).into();
+        assert!(matches!(
+            DesiredCluster::from_record(&newer),
+            Err(RecordError::Newer { .. })
+        ));
+    }
 
     #[test]
     fn reservations_needed_name_each_id_and_count_next_available_per_plan_and_facility() {

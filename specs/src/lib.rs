@@ -27,8 +27,8 @@ use std::path::Path;
 
 pub use classify::{ChangeSet, PoolRetyped, PoolScaled, RefusedChange, RefusedChanges, classify};
 pub use desired::{
-    ClusterSettings, DesiredCluster, DesiredNode, DesiredPool, DnsRecord, OsImage, RaidSetup,
-    RecordTarget, ReservationNeed, controller_hostname, worker_hostname,
+    ClusterSettings, DESIRED_FORMAT, DesiredCluster, DesiredNode, DesiredPool, DnsRecord, OsImage,
+    RaidSetup, RecordError, RecordTarget, ReservationNeed, controller_hostname, worker_hostname,
 };
 pub use error::{SpecError, SpecErrors};
 pub use spec::{

@@ -128,8 +128,8 @@ impl History {
                 // device) is no part of the cluster's identity: what exists is.
                 RunKind::Apply if !built_something(run) => {}
                 RunKind::Apply => {
-                    let desired: DesiredCluster = serde_json::from_value(run.spec.clone())
-                        .map_err(|e| HistoryError {
+                    let desired =
+                        DesiredCluster::from_record(&run.spec).map_err(|e| HistoryError {
                             run: *id,
                             reason: e.to_string(),
                         })?;
