@@ -466,7 +466,11 @@ async fn run_once(
             RunKind::Destroy,
         ),
         false => (
-            cluster::apply_dag(&target.desired, &history)?,
+            cluster::apply_dag(
+                &target.desired,
+                &history,
+                &wiring.timings.extra_authorized_keys,
+            )?,
             RunKind::Apply,
         ),
     };

@@ -133,7 +133,11 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         code: EXIT_USAGE,
         hint: Some("asset_dir must be a writable directory; it holds the cluster's keys".into()),
     })?;
-    let plan = cluster::apply_dag(&target.desired, &history)?;
+    let plan = cluster::apply_dag(
+        &target.desired,
+        &history,
+        &wiring.timings.extra_authorized_keys,
+    )?;
     let actions = actions(&target, assets, &wiring);
     let printer = Arc::new(Printer::new(args.json, &plan.step_ids()));
     let report = engine(Arc::clone(&journal), Arc::clone(&printer) as _)
@@ -338,7 +342,7 @@ pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode
     let history = read_history(&target)?;
     changes(&target.desired, &history)?;
     // The DAG is data: no client, no asset directory, no lock.
-    let plan = cluster::apply_dag(&target.desired, &history)?;
+    let plan = cluster::apply_dag(&target.desired, &history, &[])?;
     out!("{}", plan.to_dot());
     Ok(ExitCode::SUCCESS)
 }

@@ -363,7 +363,13 @@ fn node_params(host: &str) -> NodeParams {
 
 /// The DAG of `loko run`: bring the cluster to `desired`. Data only: it names each step's
 /// kind and params, and [`crate::actions::actions`] binds them when the run starts.
-pub fn apply_dag(desired: &DesiredCluster, history: &History) -> Result<Dag, BuildError> {
+/// `extra_keys` are the keys the nodes admit besides the spec's ([`RunSettings`]): part of
+/// the Ignition steps' inputs, as they are of the Ignition.
+pub fn apply_dag(
+    desired: &DesiredCluster,
+    history: &History,
+    extra_keys: &[specs::SshPublicKey],
+) -> Result<Dag, BuildError> {
     let settings = &desired.settings;
     let cluster = settings.cluster_name.as_str().to_owned();
     let mut steps = Vec::new();
@@ -383,13 +389,17 @@ pub fn apply_dag(desired: &DesiredCluster, history: &History) -> Result<Dag, Bui
         StepDef::new(ids::manifests(), actions::MANIFESTS, inputs(settings)?).after([ids::pki()]),
     );
 
-    // Nodes: Ignition, then the device.
+    // Nodes: Ignition, then the device. The Ignition's settings hold the extra keys.
+    let mut ignition_settings = desired.settings.clone();
+    ignition_settings
+        .ssh_keys
+        .extend(extra_keys.iter().cloned());
     for node in &desired.nodes {
         steps.push(
             step(
                 ids::ignition(&node.hostname),
                 actions::IGNITION,
-                inputs(&(&desired.settings, node, desired.dns_service_ip))?,
+                inputs(&(&ignition_settings, node, desired.dns_service_ip))?,
                 &node_params(&node.hostname),
             )?
             .after([ids::kubeconfigs()]),
