@@ -1246,3 +1246,43 @@ fn a_large_pool_is_planned_and_its_run_needs_a_yes() {
         assert!(err.contains("error:"), "{extra:?}: {err}");
     }
 }
+
+/// The journal this version wrote, kept as a fixture (see `steps/tests/journal_fixture.rs`,
+/// which opens and resumes it): every later loko shows it and plans from it.
+#[test]
+fn the_journal_fixture_of_an_earlier_version_is_shown_and_planned_from() {
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journal-v1");
+    let state = tempfile::tempdir().unwrap();
+    copy_dir(&fixture.join("state"), state.path());
+    let state_dir = state.path().to_str().unwrap();
+    let (runs, _) = loko_expect(&["journal", "--state-dir", state_dir], 0);
+    assert!(runs.contains("interrupted (resumable)"), "{runs}");
+    let (steps, _) = loko_expect(&["journal", "--state-dir", state_dir, "1"], 0);
+    let device = steps
+        .lines()
+        .find(|l| l.starts_with("device/supernova-controller-0"))
+        .expect(&steps);
+    assert!(
+        device.contains("succeeded") && device.contains("127.0.0.10"),
+        "{device}"
+    );
+    let spec = fixture.join("cluster.yaml");
+    let (plan, _) = loko_expect(
+        &["plan", spec.to_str().unwrap(), "--state-dir", state_dir],
+        0,
+    );
+    assert!(plan.contains("Devices to create: 0."), "{plan}");
+}
