@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::spec::{
-    ClusterName, DnsZone, DnsZoneId, Facility, HardwareReservation, Networking, OsArch, OsChannel,
-    OsSettings, Plan, PoolName, ProjectId, Role, Spec, SshPublicKey, Taint, WorkerPool,
+    ClusterName, DnsZone, DnsZoneId, Facility, HardwareReservation, MachinePlan, Networking,
+    OsArch, OsChannel, OsSettings, PoolName, ProjectId, Role, Spec, SshPublicKey, Taint,
+    WorkerPool,
 };
 
 /// The cluster's DNS service is this host of service_cidr (Lokomotive's `cidrhost(service_cidr, 10)`).
@@ -35,7 +36,7 @@ pub struct ClusterSettings {
     pub management_cidrs: Vec<Ipv4Net>,
     pub node_private_cidr: Ipv4Net,
     pub controller_count: u32,
-    pub controller_type: Plan,
+    pub controller_type: MachinePlan,
     pub controller_os: OsImage,
     pub networking: Networking,
     /// CNI MTU; only meaningful with calico.
@@ -132,7 +133,7 @@ impl RaidSetup {
 pub struct DesiredPool {
     pub name: PoolName,
     pub count: u32,
-    pub plan: Plan,
+    pub plan: MachinePlan,
     pub os: OsImage,
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
@@ -149,7 +150,7 @@ pub struct DesiredNode {
     pub pool: Option<PoolName>,
     /// Index within the controllers or within the pool.
     pub index: u32,
-    pub plan: Plan,
+    pub plan: MachinePlan,
     pub facility: Facility,
     pub os: OsImage,
     pub reservation: HardwareReservation,
@@ -530,7 +531,7 @@ mod tests {
         let mut pool = WorkerPool {
             pool_name: PoolName("p".into()),
             count: 1,
-            plan: Plan("t1.small.x86".into()),
+            plan: MachinePlan("t1.small.x86".into()),
             labels: BTreeMap::new(),
             taints: Vec::new(),
             os,

@@ -32,9 +32,9 @@ pub use desired::{
 };
 pub use error::{SpecError, SpecErrors};
 pub use spec::{
-    ClusterName, DnsZone, DnsZoneId, Endpoints, Facility, HardwareReservation, Networking, OsArch,
-    OsChannel, OsSettings, Plan, PoolName, ProjectId, Reservations, Role, Spec, SshPublicKey,
-    Taint, TaintEffect, WorkerPool,
+    ClusterName, DnsZone, DnsZoneId, Endpoints, Facility, HardwareReservation, MachinePlan,
+    Networking, OsArch, OsChannel, OsSettings, PoolName, ProjectId, Reservations, Role, Spec,
+    SshPublicKey, Taint, TaintEffect, WorkerPool,
 };
 
 /// Reads and validates the spec file at `path`. A relative `asset_dir` is resolved against the

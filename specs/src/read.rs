@@ -12,9 +12,9 @@ use ipnet::Ipv4Net;
 
 use crate::document::{Errors, Fields, Node};
 use crate::spec::{
-    ClusterName, DnsZone, DnsZoneId, Endpoints, Facility, HardwareReservation, Networking, OsArch,
-    OsChannel, OsSettings, Plan, PoolName, ProjectId, Reservations, Role, Spec, SshPublicKey,
-    WorkerPool, defaults,
+    ClusterName, DnsZone, DnsZoneId, Endpoints, Facility, HardwareReservation, MachinePlan,
+    Networking, OsArch, OsChannel, OsSettings, PoolName, ProjectId, Reservations, Role, Spec,
+    SshPublicKey, WorkerPool, defaults,
 };
 use labels::{labels, taints};
 
@@ -388,7 +388,7 @@ fn worker_pool(
 fn os_settings(
     f: &mut Fields<'_, '_>,
     owner: &Node<'_, '_>,
-    plan: Option<&Plan>,
+    plan: Option<&MachinePlan>,
     plan_node: Option<&Node<'_, '_>>,
     plan_field: &str,
     errors: &mut Errors,
@@ -700,7 +700,7 @@ fn domain_suffix(n: &Node<'_, '_>, errors: &mut Errors) -> Option<String> {
     Some(text)
 }
 
-fn plan(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Plan> {
+fn plan(n: &Node<'_, '_>, errors: &mut Errors) -> Option<MachinePlan> {
     let text = n.string(errors)?;
     let ok = !text.is_empty()
         && text.len() <= 64
@@ -714,7 +714,7 @@ fn plan(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Plan> {
         );
         return None;
     }
-    Some(Plan(text))
+    Some(MachinePlan(text))
 }
 
 fn ssh_keys(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Vec<SshPublicKey>> {
