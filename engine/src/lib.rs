@@ -45,6 +45,7 @@
 //! ```
 
 mod actions;
+mod attempts;
 mod dag;
 mod limit;
 mod observe;
