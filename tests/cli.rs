@@ -1251,22 +1251,10 @@ fn a_large_pool_is_planned_and_its_run_needs_a_yes() {
 /// which opens and resumes it): every later loko shows it and plans from it.
 #[test]
 fn the_journal_fixture_of_an_earlier_version_is_shown_and_planned_from() {
-    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
-        }
-    }
     let fixture =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journal-v1");
     let state = tempfile::tempdir().unwrap();
-    copy_dir(&fixture.join("state"), state.path());
+    loko_tests::copy_dir(&fixture.join("state"), state.path());
     let state_dir = state.path().to_str().unwrap();
     let (runs, _) = loko_expect(&["journal", "--state-dir", state_dir], 0);
     assert!(runs.contains("interrupted (resumable)"), "{runs}");

@@ -114,23 +114,10 @@ fn toys(stop: Option<CancellationToken>) -> Actions {
         .bind(kinds::DELETE_RECORDS, done)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn the_journal_of_this_version_opens_resumes_and_reads() {
     let copy = tempfile::tempdir().unwrap();
-    copy_dir(&fixture().join("state/journal"), copy.path());
+    loko_tests::copy_dir(&fixture().join("state/journal"), copy.path());
     let journal = Arc::new(Journal::open(copy.path()).unwrap());
     let desired = desired();
 
