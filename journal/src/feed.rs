@@ -11,10 +11,11 @@
 //! written costs the readers their view, never the run its journal.
 //!
 //! So that a reader can know the whole state, not only what happened since, the holder first
-//! writes the fold it opened with to `feed.base` (a snapshot in the format of
-//! [`crate::snapshot`], after an 8-byte tag), and names that tag in the header. The base
-//! plus the feed's records is the journal's state as of the last published flush;
-//! [`crate::read_state`] reads it that way (see there for its guarantees).
+//! writes what it opened with: the stored snapshot its fold started from, as stored (so
+//! nothing is encoded at open), to `feed.base` after an 8-byte tag that the header names, and
+//! the stored records after that snapshot as the feed's first lines. The base plus the feed's
+//! records is the journal's state as of the last published flush; [`crate::read_state`]
+//! reads it that way (see there for its guarantees).
 
 use std::fs::File;
 use std::io::Write as _;
@@ -23,8 +24,9 @@ use std::sync::Mutex;
 
 use serde::Deserialize;
 
-use crate::event::Record;
+use crate::event::{Record, parse_key};
 use crate::ids::{RunId, Seq};
+use crate::store::{Bytes, StoreError};
 
 /// The feed's file name in the journal directory.
 pub const FEED_FILE: &str = "feed";
@@ -40,13 +42,38 @@ pub(crate) struct Feed {
 }
 
 impl Feed {
-    /// Starts the feed of `dir` for this process (replacing a former holder's), on `base`, the
-    /// encoded fold the holder opened with (none if it could not be encoded: readers then see
-    /// no base and open the journal themselves once it is free).
-    pub(crate) fn start(dir: &Path, by: &str, base: Option<&[u8]>) -> Feed {
+    /// Starts the feed of `dir` for this process (replacing a former holder's) with what it
+    /// opened: `base`, the stored snapshot its fold started from (as stored; empty for none),
+    /// and `records`, the stored records after it. A reader folds them into the state this
+    /// holder opened with; if they cannot all be read, the header names no base and readers
+    /// open the journal themselves once it is free.
+    pub(crate) fn start(
+        dir: &Path,
+        by: &str,
+        base: &[u8],
+        records: impl Iterator<Item = Result<(Bytes, Bytes), StoreError>>,
+    ) -> Feed {
+        let mut lines = String::new();
+        let mut readable = true;
+        for item in records {
+            let Ok((key, value)) = item else {
+                readable = false;
+                break;
+            };
+            match (parse_key(&key), value.get(4..).map(std::str::from_utf8)) {
+                (Some((run, seq)), Some(Ok(json))) => {
+                    lines.push_str(&record_line(run, seq, json));
+                    lines.push('\n');
+                }
+                _ => {
+                    readable = false;
+                    break;
+                }
+            }
+        }
         // The base goes first, whole (renamed into place), so that a header naming it is
         // never read before it.
-        let tag = base.and_then(|base| write_base(dir, base).ok());
+        let tag = readable.then(|| write_base(dir, base).ok()).flatten();
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -59,7 +86,11 @@ impl Feed {
                 if let Some(tag) = tag {
                     header["base"] = format!("{tag:016x}").into();
                 }
-                writeln!(f, "{header}").ok().map(|()| f)
+                let text = match tag {
+                    Some(_) => format!("{header}\n{lines}"),
+                    None => format!("{header}\n"),
+                };
+                f.write_all(text.as_bytes()).ok().map(|()| f)
             });
         Feed {
             file: Mutex::new(file),
@@ -73,10 +104,7 @@ impl Feed {
             return;
         };
         if let Ok(mut pending) = self.pending.lock() {
-            pending.push(format!(
-                "{{\"run\":{},\"seq\":{},\"record\":{json}}}",
-                run.0, seq.0
-            ));
+            pending.push(record_line(run, seq, json));
         }
     }
 
@@ -107,6 +135,11 @@ impl Feed {
     pub(crate) fn close(&self) {
         self.publish(&["{\"closed\":true}".to_owned()]);
     }
+}
+
+/// A record's line: its key and its stored JSON.
+fn record_line(run: RunId, seq: Seq, json: &str) -> String {
+    format!("{{\"run\":{},\"seq\":{},\"record\":{json}}}", run.0, seq.0)
 }
 
 /// Writes `base` under a fresh tag to the base file (through a temporary file and a rename)

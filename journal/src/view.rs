@@ -3,8 +3,9 @@
 //!
 //! sled admits one opener, so a reader cannot open the store of a running loko, and a reader
 //! that took the lock, even briefly, could make a `loko run` starting at that moment fail. So a
-//! reader reads what the last holder published (see [`crate::feed`]): the fold it opened with
-//! (`feed.base`) and every record it made durable since (`feed`). Folded together, with each
+//! reader reads what the last holder published (see [`crate::feed`]): the stored snapshot it
+//! opened with (`feed.base`), the stored records after it, and every record it made durable
+//! since (`feed`). Folded together, with each
 //! record checked by [`ClusterState::admits`] as an open checks it, they are the journal's
 //! state:
 //!
@@ -96,10 +97,15 @@ fn from_feed(dir: &Path) -> FeedRead {
     let Some(base) = feed::read_base(dir, &tag) else {
         return FeedRead::Unusable;
     };
-    let Ok(snap) = snapshot::decode(&base) else {
-        return FeedRead::Unusable;
+    // An empty base: the holder's fold started from no snapshot.
+    let mut state = if base.is_empty() {
+        ClusterState::default()
+    } else {
+        let Ok(snap) = snapshot::decode(&base) else {
+            return FeedRead::Unusable;
+        };
+        snap.cluster
     };
-    let mut state = snap.cluster;
     let mut closed = false;
     for line in lines {
         match parse_feed_line(line) {
@@ -133,4 +139,67 @@ fn from_feed(dir: &Path) -> FeedRead {
 /// True if process `pid` exists (on this host, where the feed's holder ran).
 pub(crate) fn process_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Digest, Event, Outputs, RunKind, StepId};
+
+    /// With snapshots every 16 events (in unit tests), the holder opens from a stored
+    /// snapshot: its base is that snapshot, and the reader still sees the whole state.
+    #[tokio::test]
+    async fn a_reader_sees_the_state_of_a_holder_that_opened_from_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let append_steps = |j: Journal, from: u32| async move {
+            let run = j.state().last_run().map(|r| r.id);
+            let run = match run {
+                Some(run) => run,
+                None => j
+                    .begin_run(
+                        RunKind::Apply,
+                        Digest::of(b"s"),
+                        serde_json::json!({}),
+                        vec![],
+                    )
+                    .await
+                    .unwrap(),
+            };
+            for n in from..from + 12 {
+                let step = StepId::new(format!("s/{n}")).unwrap();
+                j.append(
+                    run,
+                    Event::StepStarted {
+                        step: step.clone(),
+                        attempt: 1,
+                        inputs_digest: Digest::of(b"i"),
+                    },
+                )
+                .await
+                .unwrap();
+                j.append(
+                    run,
+                    Event::StepSucceeded {
+                        step,
+                        attempt: 1,
+                        inputs_digest: Digest::of(b"i"),
+                        outputs: Outputs::new(),
+                        duration_ms: 1,
+                        invalidates: vec![],
+                    },
+                )
+                .await
+                .unwrap();
+            }
+            j
+        };
+        drop(append_steps(Journal::open(dir.path()).unwrap(), 0).await);
+        let holder = append_steps(Journal::open(dir.path()).unwrap(), 12).await;
+        let base = std::fs::read(dir.path().join(feed::BASE_FILE)).unwrap();
+        assert!(base.len() > 8, "the holder opened from a stored snapshot");
+        let view = read_state(dir.path()).unwrap();
+        assert_eq!(view.state, holder.state());
+        assert_eq!(view.state.ledger.len(), 24);
+        assert!(view.live_holder.is_some());
+    }
 }
