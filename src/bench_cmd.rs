@@ -21,10 +21,9 @@ use steps::cluster;
 use crate::cli::{BenchArgs, Global, Scenario};
 use crate::demo_agent::DemoAgent;
 use crate::output::outln;
-use crate::run_cmd::{
-    Login, SIM_SSH_PORT, apply_plan, changes, embedded_sim_config, engine, history, open_journal,
-    request, scaled_timings, target, wire,
-};
+use crate::sim_session::{SIM_SSH_PORT, embedded_sim_config};
+use crate::target::{changes, history, open_journal, target};
+use crate::wiring::{Login, WireConfig, actions, engine, request, scaled_timings, wire};
 
 /// A pool holds at most this many of the bench's workers: 5000 workers are 5 pools.
 const POOL_SIZE: usize = 1000;
@@ -454,29 +453,36 @@ async fn run_once(
     }
     let plan_ms = t0.elapsed().as_secs_f64() * 1e3;
 
-    let login = (!destroy).then_some(login);
-    let wiring = wire(&target, None, login, Some(time_scale), false).await?;
+    let config = WireConfig {
+        login: (!destroy).then_some(login),
+        time_scale: Some(time_scale),
+        ..WireConfig::default()
+    };
+    let wiring = wire(&target, config).await?;
     let t1 = Instant::now();
     let (plan, kind) = match destroy {
         true => (
-            cluster::destroy_plan(&target.desired, &history, &wiring.clients, &wiring.timings)?,
+            cluster::destroy_dag(&target.desired, &history)?,
             RunKind::Destroy,
         ),
-        false => {
-            let assets = AssetDir::create(&target.assets)?;
-            (
-                apply_plan(&target, &history, &assets, &wiring)?,
-                RunKind::Apply,
-            )
-        }
+        false => (
+            cluster::apply_dag(
+                &target.desired,
+                &history,
+                &wiring.timings.extra_authorized_keys,
+            )?,
+            RunKind::Apply,
+        ),
     };
     let dag_ms = t1.elapsed().as_secs_f64() * 1e3;
+    let actions = actions(&target, AssetDir::create(&target.assets)?, &wiring);
 
     let start = Instant::now();
     let milestones = Arc::new(Milestones::new());
     let report = engine(Arc::clone(&journal), Arc::clone(&milestones) as _)
         .run(
             &plan,
+            &actions,
             request(kind, &target.desired)?,
             CancellationToken::new(),
         )

@@ -26,7 +26,7 @@ pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode
         }
         (Some(dir), _) => (dir.clone(), args.run),
         (None, Some(spec)) => (
-            crate::run_cmd::target(global, Path::new(spec))?.state_dir,
+            crate::target::target(global, Path::new(spec))?.state_dir,
             args.run,
         ),
         (None, None) => {
@@ -425,7 +425,7 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
 fn live_holder(path: &Path) -> Option<(u32, String)> {
     let text = std::fs::read_to_string(path).ok()?;
     let mut lines = text.lines();
-    let Some(journal::FeedLine::Header { pid, by }) = journal::parse_feed_line(lines.next()?)
+    let Some(journal::FeedLine::Header { pid, by, .. }) = journal::parse_feed_line(lines.next()?)
     else {
         return None;
     };

@@ -16,7 +16,11 @@ mod output;
 mod progress;
 mod run_cmd;
 mod sim_cmd;
+mod sim_session;
 mod spec_cmd;
+mod status_cmd;
+mod target;
+mod wiring;
 
 use std::process::ExitCode;
 
@@ -57,7 +61,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             run_cmd::plan(&args.global, &args).await
         }
         Command::Destroy(args) => run_cmd::destroy(&args.global, &args).await,
-        Command::Status(args) => run_cmd::status(&args.global, &args).await,
+        Command::Status(args) => status_cmd::status(&args.global, &args).await,
         Command::Graph(args) => {
             no_sim("graph", &args.no_sim)?;
             run_cmd::graph(&args.global, &args).await

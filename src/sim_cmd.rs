@@ -46,7 +46,7 @@ pub async fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
             })?);
             config.hosted_zone = settings.dns_zone.as_str().to_owned();
             config.hosted_zone_id = Some(settings.dns_zone_id.as_str().to_owned());
-            config.hardware_reservations = crate::run_cmd::reservation_seeds(&desired)?;
+            config.hardware_reservations = crate::sim_session::reservation_seeds(&desired)?;
             Some(path.display().to_string())
         }
         None => None,

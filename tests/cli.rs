@@ -590,7 +590,7 @@ fn recorded_spec(dir: &std::path::Path, text: &str) -> (serde_json::Value, Diges
     std::fs::write(&path, text).unwrap();
     let desired = specs::load(&path).unwrap().desired();
     (
-        serde_json::to_value(&desired).unwrap(),
+        desired.to_record().unwrap(),
         Digest::of_json(&desired).unwrap(),
     )
 }
@@ -809,15 +809,50 @@ fn finish(mut child: loko_tests::Killed) -> (Option<i32>, String, String) {
     (status.code(), out, errors.join().unwrap())
 }
 
-/// `loko status --sim` while `loko run --sim` of the same spec provisions: the run is not
-/// disturbed (its agent, nodes and simulator state are its own) and succeeds.
+/// `loko plan`, `loko graph` and `loko status --sim` are pure reads. Before any run they
+/// create nothing (no asset directory, no journal). While `loko run --sim` of the same spec
+/// provisions, each succeeds and none takes the journal: the feed still names the run as its
+/// holder (an opener would have rewritten it), the run is not disturbed (its agent, nodes and
+/// simulator state are its own) and succeeds, and the journal holds its one run.
 #[test]
-fn status_during_a_demo_run_does_not_disturb_it() {
-    let (_dir, spec, state) = tutorial();
-    // Provisioning takes 15 s at this pace: the status calls land in the middle of it.
+fn plan_graph_and_status_read_without_a_lock_during_a_run_and_change_nothing() {
+    let (dir, spec, state) = tutorial();
+    let (dot, _) = loko_expect(&["graph", &spec], 0);
+    assert!(
+        dot.contains("\"assets/pki\" -> \"assets/kubeconfigs\""),
+        "{dot}"
+    );
+    let (plan, _) = loko_expect(&["plan", &spec], 0);
+    assert!(plan.contains("Plan: 6 to add"), "{plan}");
+    assert!(
+        !dir.path().join("assets").exists(),
+        "plan or graph created the asset directory"
+    );
+
+    // Provisioning takes 15 s at this pace: the reads land in the middle of it.
     let run = spawn_demo(&spec, &["--time-scale", "0.05"]);
     wait_until("a device was created", || !demo_devices(&state).is_empty());
+    let feed = state.join("journal").join(journal::FEED_FILE);
+    let header = || {
+        let text = std::fs::read_to_string(&feed).unwrap();
+        text.lines().next().unwrap().to_owned()
+    };
+    let holder = header();
+    assert!(
+        holder.contains(&format!("\"pid\":{}", run.0.id())),
+        "{holder}"
+    );
     for _ in 0..2 {
+        let (plan, err) = loko_expect(&["plan", &spec], 0);
+        assert!(plan.contains("Plan: "), "{plan}");
+        assert!(err.contains("a run is in progress"), "{err}");
+        let (dot, _) = loko_expect(&["graph", &spec], 0);
+        assert!(
+            dot.contains(
+                "\"ignition/supernova-controller-0\" -> \"device/supernova-controller-0\""
+            ),
+            "{dot}"
+        );
         let out = loko(&["status", &spec, "--sim"]);
         assert!(
             text(&out.stdout).contains("supernova-controller-0"),
@@ -826,6 +861,7 @@ fn status_during_a_demo_run_does_not_disturb_it() {
             text(&out.stderr)
         );
     }
+    assert_eq!(header(), holder, "a reader opened the journal");
     assert!(
         state.join("sim/agent.sock").exists(),
         "the demo's agent is gone"
@@ -833,6 +869,15 @@ fn status_during_a_demo_run_does_not_disturb_it() {
     let (code, out, err) = finish(run);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("Cluster supernova is ready"), "{out}");
+    let (runs, _) = loko_expect(&["journal", &spec, "--json"], 0);
+    assert_eq!(runs.lines().count(), 1, "{runs}");
+    // After the run, a plan reads the closed feed: nothing left to do.
+    let (plan, err) = loko_expect(&["plan", &spec], 0);
+    assert!(
+        plan.contains("Plan: 0 to add, 0 to change, 0 to destroy."),
+        "{plan}"
+    );
+    assert!(!err.contains("in progress"), "{err}");
 }
 
 /// Interrupted after its devices' creates were sent, a first run's journal says what happened
@@ -969,8 +1014,8 @@ fn journal_follows_a_run_in_progress() {
             .spawn()
             .unwrap(),
     );
-    // A command that only reads the journal holds it too, and publishes no record: the
-    // follower waits on for a run.
+    // A command that only reads the journal neither holds it nor publishes: the follower
+    // waits on for a run.
     std::thread::sleep(std::time::Duration::from_millis(300));
     loko_expect(&["plan", &spec], 0);
     let run = spawn_demo(&spec, &["--time-scale", "0.02"]);
@@ -1211,4 +1256,32 @@ fn a_large_pool_is_planned_and_its_run_needs_a_yes() {
         assert!(!err.contains("new devices"), "{extra:?}: {err}");
         assert!(err.contains("error:"), "{extra:?}: {err}");
     }
+}
+
+/// The journal this version wrote, kept as a fixture (see `steps/tests/journal_fixture.rs`,
+/// which opens and resumes it): every later loko shows it and plans from it.
+#[test]
+fn the_journal_fixture_of_an_earlier_version_is_shown_and_planned_from() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journal-v1");
+    let state = tempfile::tempdir().unwrap();
+    loko_tests::copy_dir(&fixture.join("state"), state.path());
+    let state_dir = state.path().to_str().unwrap();
+    let (runs, _) = loko_expect(&["journal", "--state-dir", state_dir], 0);
+    assert!(runs.contains("interrupted (resumable)"), "{runs}");
+    let (steps, _) = loko_expect(&["journal", "--state-dir", state_dir, "1"], 0);
+    let device = steps
+        .lines()
+        .find(|l| l.starts_with("device/supernova-controller-0"))
+        .expect(&steps);
+    assert!(
+        device.contains("succeeded") && device.contains("127.0.0.10"),
+        "{device}"
+    );
+    let spec = fixture.join("cluster.yaml");
+    let (plan, _) = loko_expect(
+        &["plan", spec.to_str().unwrap(), "--state-dir", state_dir],
+        0,
+    );
+    assert!(plan.contains("Devices to create: 0."), "{plan}");
 }

@@ -7,9 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use engine::{
-    CancellationToken, Engine, Plan, ResourceClass, RunRequest, StepContext, StepDef, StepError,
+    Actions, CancellationToken, Dag, Engine, ResourceClass, RunRequest, StepContext, StepDef,
+    StepError,
 };
 use journal::{Digest, Journal, Outputs, RunKind, StepId};
+
+const NOOP: ResourceClass = ResourceClass::new("noop");
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -30,10 +33,7 @@ async fn bench(width: usize, layers: usize) {
     for layer in 0..layers {
         for i in 0..width {
             let id = StepId::new(format!("l{layer}/s{i}")).expect("id");
-            let mut step = StepDef::new(id, Digest::of(b"noop"), |_ctx: StepContext| async {
-                Ok::<_, StepError>(Outputs::new())
-            })
-            .class(ResourceClass("noop"));
+            let mut step = StepDef::new(id, "noop", Digest::of(b"noop")).class(NOOP);
             if layer > 0 {
                 step = step.after([StepId::new(format!("l{}/s{i}", layer - 1)).expect("id")]);
             }
@@ -44,23 +44,26 @@ async fn bench(width: usize, layers: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let journal = Arc::new(Journal::open(dir.path()).expect("journal"));
     let t_plan = Instant::now();
-    let plan = Plan::new(steps).expect("plan");
+    let plan = Dag::new(steps).expect("plan");
     let plan_ms = t_plan.elapsed().as_secs_f64() * 1e3;
     let request = RunRequest {
         kind: RunKind::Apply,
         spec_digest: Digest::of(b"bench"),
         spec: serde_json::json!({}),
     };
-    let engine = Engine::new(Arc::clone(&journal)).limit(ResourceClass("noop"), 256);
+    let actions = Actions::new().bind("noop", |_ctx: StepContext| async {
+        Ok::<_, StepError>(Outputs::new())
+    });
+    let engine = Engine::new(Arc::clone(&journal)).limit(NOOP, 256);
     let t_run = Instant::now();
     let report = engine
-        .run(&plan, request.clone(), CancellationToken::new())
+        .run(&plan, &actions, request.clone(), CancellationToken::new())
         .await
         .expect("run");
     let run_s = t_run.elapsed().as_secs_f64();
     let t_again = Instant::now();
     let again = engine
-        .run(&plan, request, CancellationToken::new())
+        .run(&plan, &actions, request, CancellationToken::new())
         .await
         .expect("rerun");
     let again_ms = t_again.elapsed().as_secs_f64() * 1e3;

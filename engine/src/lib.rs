@@ -1,12 +1,14 @@
 //! loko's engine: runs a DAG of idempotent steps on tokio, journaling every transition, and
 //! resumes exactly where a previous run stopped.
 //!
-//! The engine knows nothing of Packet, DNS or SSH: a step is an id, its dependencies, a digest
-//! of its inputs, a retry policy, a resource class and an async action (see [`step`] for the
+//! The engine knows nothing of Packet, DNS or SSH. A [`Dag`] is plain data: each step is an
+//! id, a kind, params, its dependencies, a digest of its inputs, a retry policy, a resource
+//! class and the steps its success invalidates. The async action of each kind is bound when a
+//! run starts, from an [`Actions`] registry built with the run's clients (see [`step`] for the
 //! contract every action keeps). Its tests use toy steps.
 //!
 //! How a run goes:
-//! 1. [`Plan::new`] builds the petgraph DAG and rejects duplicates, missing dependencies and
+//! 1. [`Dag::new`] builds the petgraph DAG and rejects duplicates, missing dependencies and
 //!    cycles before anything runs.
 //! 2. [`Engine::run`] reads the journal's ledger. Nothing to do → [`Outcome::UpToDate`]. An
 //!    unfinished last run with the same spec → `RunResumed`; otherwise `RunStarted`.
@@ -23,31 +25,38 @@
 //! ```
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use engine::{Engine, Plan, RunRequest, StepDef, StepContext, StepError};
+//! use engine::{Actions, Dag, Engine, RunRequest, StepContext, StepDef, StepError};
 //! use journal::{Digest, Journal, Outputs, RunKind, StepId};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let journal = Arc::new(Journal::open(dir.path())?);
-//! let hello = StepDef::new(StepId::new("hello")?, Digest::of(b"v1"), |_ctx: StepContext| async {
-//!     Ok::<_, StepError>(Outputs::new().with("greeting", "hi")?)
+//! // The DAG: data.
+//! let hello = StepDef::new(StepId::new("hello")?, "greet", Digest::of(b"v1")).params("hi")?;
+//! let dag = Dag::new(vec![hello])?;
+//! // The actions, bound when the run starts.
+//! let actions = Actions::new().bind("greet", |ctx: StepContext| async move {
+//!     let word: String = ctx.params()?;
+//!     Ok::<_, StepError>(Outputs::new().with("greeting", word)?)
 //! });
-//! let plan = Plan::new(vec![hello])?;
 //! let request = RunRequest { kind: RunKind::Apply, spec_digest: Digest::of(b"spec"), spec: serde_json::json!({}) };
-//! let report = Engine::new(journal).run(&plan, request, Default::default()).await?;
+//! let report = Engine::new(journal).run(&dag, &actions, request, Default::default()).await?;
 //! assert_eq!(report.outcome, engine::Outcome::Succeeded);
 //! # Ok(()) }
 //! ```
 
+mod actions;
+mod attempts;
+mod dag;
 mod limit;
 mod observe;
-mod plan;
 mod retry;
 mod run;
 pub mod step;
 
+pub use actions::Actions;
+pub use dag::{Dag, DagError};
 pub use observe::{Notice, NoticeKind, Observer, Silent};
-pub use plan::{Plan, PlanError};
 pub use retry::RetryPolicy;
 pub use run::{Engine, EngineError, Outcome, RunReport, RunRequest};
-pub use step::{Action, ResourceClass, StepContext, StepDef, StepError, StepFuture};
+pub use step::{Action, ActionKind, ResourceClass, StepContext, StepDef, StepError, StepFuture};
 pub use tokio_util::sync::CancellationToken;

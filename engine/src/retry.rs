@@ -9,7 +9,7 @@ use std::time::Duration;
 use backoff::backoff::Backoff as _;
 
 /// How a step is retried after a retryable error.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RetryPolicy {
     /// Attempts in one run, the first included; 1 means no retry. Attempts that failed with a
     /// `Retry-After` ([`crate::StepError::retry_after`]) do not count: only `max_elapsed`

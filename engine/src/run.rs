@@ -1,9 +1,8 @@
-//! The executor: runs a [`Plan`] on tokio, journaling every transition, resuming from the
+//! The executor: runs a [`Dag`] on tokio, journaling every transition, resuming from the
 //! journal's ledger.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
 
 use journal::{
     AttemptEnd, ClusterState, Digest, Event, Intent, Journal, JournalError, Outputs, RunId,
@@ -16,10 +15,12 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::actions::Actions;
+use crate::attempts::{Attempts, StepEnd};
+use crate::dag::Dag;
 use crate::limit::ClassLimit;
 use crate::observe::{Notice, NoticeKind, Observer, Silent};
-use crate::plan::Plan;
-use crate::step::{ClassSlot, ResourceClass, StepContext, StepDef, StepError};
+use crate::step::{ActionKind, ResourceClass, StepDef};
 
 /// What a run is for: recorded in `RunStarted`, and compared to decide whether an unfinished
 /// run is continued (same kind and spec digest) or a new run starts.
@@ -66,6 +67,10 @@ pub struct RunReport {
 pub enum EngineError {
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The DAG names a kind of step the run's [`Actions`] does not bind. Found before
+    /// anything is journaled.
+    #[error("step {step} is of kind {kind}, which no action is bound to")]
+    Unbound { step: StepId, kind: ActionKind },
 }
 
 /// Runs plans against one cluster's journal.
@@ -112,14 +117,23 @@ impl Engine {
     ///   (`RunResumed`); otherwise starts a new run.
     /// - A step whose recorded result has the same inputs digest is reused; any other step
     ///   runs, and a step that started without an outcome runs again (and must reconcile).
+    /// - Every step's kind must be bound in `actions` ([`EngineError::Unbound`] otherwise,
+    ///   before anything is journaled).
     pub async fn run(
         &self,
-        plan: &Plan,
+        plan: &Dag,
+        actions: &Actions,
         request: RunRequest,
         cancel: CancellationToken,
     ) -> Result<RunReport, EngineError> {
-        let snapshot = self.journal.with_state(Snapshot::take);
-        if snapshot.last_succeeded_or_none && up_to_date(plan, &snapshot.ledger) {
+        if let Some(step) = plan.steps().find(|s| actions.get(&s.kind).is_none()) {
+            return Err(EngineError::Unbound {
+                step: step.id.clone(),
+                kind: step.kind.clone(),
+            });
+        }
+        let prior = self.journal.with_state(Prior::take);
+        if prior.last_succeeded_or_none && up_to_date(plan, &prior.ledger) {
             return Ok(RunReport {
                 run: None,
                 resumed: false,
@@ -129,7 +143,7 @@ impl Engine {
             });
         }
         let ids = plan.step_ids();
-        let resumable = snapshot
+        let resumable = prior
             .last_unfinished
             .as_ref()
             // A destroy that failed is not continued by `loko run`, nor the reverse: a run
@@ -153,8 +167,9 @@ impl Engine {
         let mut exec = Execution {
             engine: self,
             plan,
+            actions,
             run,
-            snapshot,
+            prior,
             cancel,
             limits: HashMap::new(),
             remaining: plan
@@ -212,18 +227,24 @@ impl Engine {
     }
 }
 
-/// What the engine reads from the journal once, at the start of a run.
-struct Snapshot {
+/// What the journal held before this run, read once at its start: the engine decides from it
+/// what to reuse, which attempt number comes next and what to resume, and never re-reads the
+/// fold while steps run.
+struct Prior {
+    /// Each step's latest success not since invalidated: reused when its digest matches.
     ledger: BTreeMap<StepId, journal::StepResult>,
+    /// The highest attempt number of each step over the cluster's life (attempts count on).
     attempts: BTreeMap<StepId, u32>,
     /// Intents of attempts that never recorded an outcome, per step.
     unfinished_intents: HashMap<StepId, Vec<Intent>>,
+    /// No run yet, or the last one succeeded: a plan whose steps all match is up to date.
     last_succeeded_or_none: bool,
+    /// The last run, if it did not succeed: a run of the same kind and spec continues it.
     last_unfinished: Option<(RunId, RunKind, Digest)>,
 }
 
-impl Snapshot {
-    fn take(state: &ClusterState) -> Snapshot {
+impl Prior {
+    fn take(state: &ClusterState) -> Prior {
         let last = state.last_run();
         let mut unfinished_intents: HashMap<StepId, Vec<Intent>> = HashMap::new();
         for run in state.runs.values() {
@@ -239,7 +260,7 @@ impl Snapshot {
                 }
             }
         }
-        Snapshot {
+        Prior {
             ledger: state.ledger.clone(),
             attempts: state.attempts.clone(),
             unfinished_intents,
@@ -273,7 +294,7 @@ fn effective_digest(step: &StepDef, deps: &BTreeMap<StepId, Outputs>) -> Digest 
     Digest::of_parts(parts)
 }
 
-fn up_to_date(plan: &Plan, ledger: &BTreeMap<StepId, journal::StepResult>) -> bool {
+fn up_to_date(plan: &Dag, ledger: &BTreeMap<StepId, journal::StepResult>) -> bool {
     plan.steps().all(|step| {
         let Some(done) = ledger.get(&step.id) else {
             return false;
@@ -287,23 +308,22 @@ fn up_to_date(plan: &Plan, ledger: &BTreeMap<StepId, journal::StepResult>) -> bo
     })
 }
 
-/// How one step's attempts ended in this run.
-enum StepEnd {
-    Succeeded(Outputs),
-    Failed(String),
-    Interrupted,
-    /// Cancelled before its first attempt started; nothing was journaled for it.
-    NotStarted,
-    Journal(JournalError),
-}
-
+/// One run of a DAG: which steps are ready, running, done or skipped. Vectors are indexed by
+/// the DAG's node index (declaration order), so a step's place in each is its node's index.
 struct Execution<'a> {
     engine: &'a Engine,
-    plan: &'a Plan,
+    plan: &'a Dag,
+    /// Each step kind's action, bound for this run.
+    actions: &'a Actions,
+    /// The run journaled as `run_started` or `run_resumed`; every event goes to it.
     run: RunId,
-    snapshot: Snapshot,
+    /// The journal before this run: reuse, attempt numbers, unfinished intents.
+    prior: Prior,
+    /// The run's cancellation (Ctrl-C): no new step starts once it is cancelled.
     cancel: CancellationToken,
+    /// One limit per resource class, created when the class's first step starts.
     limits: HashMap<ResourceClass, Arc<ClassLimit>>,
+    /// Dependencies of each step not yet succeeded (or reused); 0 makes it ready.
     remaining: Vec<usize>,
     /// Each step's outputs, once it succeeded or was reused.
     outputs: Vec<Option<Outputs>>,
@@ -313,12 +333,20 @@ struct Execution<'a> {
     skipped_because: Vec<Option<StepId>>,
     /// Cancelled for a running step once nothing left in the run needs it: it stops retrying.
     moot: Vec<CancellationToken>,
+    /// Steps whose dependencies are done, in the order they became ready; started (or
+    /// skipped) by [`Execution::drive`].
     ready: VecDeque<NodeIndex>,
+    /// The running steps' attempts, each ending with its node and how it ended.
     tasks: JoinSet<(NodeIndex, StepEnd)>,
+    /// Steps that failed for good, with their last error (redacted).
     failed: Vec<(StepId, String)>,
+    /// Steps skipped, each with the failed step behind it.
     skipped: Vec<(StepId, StepId)>,
+    /// Steps that ran at least one attempt (not reused).
     executed: Vec<StepId>,
+    /// Steps whose recorded result was reused.
     reused: usize,
+    /// A step was cancelled, or a ready step was not started because of cancellation.
     interrupted: bool,
 }
 
@@ -401,7 +429,7 @@ impl Execution<'_> {
         let step = self.plan.graph[node].clone();
         let deps = self.dependency_outputs(node);
         let digest = effective_digest(&step, &deps);
-        if let Some(done) = self.snapshot.ledger.get(&step.id)
+        if let Some(done) = self.prior.ledger.get(&step.id)
             && done.inputs_digest == digest
         {
             let outputs = done.outputs.clone();
@@ -425,19 +453,24 @@ impl Execution<'_> {
                 .entry(step.class.clone())
                 .or_insert_with(|| ClassLimit::new(limit)),
         );
-        let first_attempt = self.snapshot.attempts.get(&step.id).copied().unwrap_or(0) + 1;
+        let first_attempt = self.prior.attempts.get(&step.id).copied().unwrap_or(0) + 1;
         let previous_intents = Arc::new(
-            self.snapshot
+            self.prior
                 .unfinished_intents
                 .remove(&step.id)
                 .unwrap_or_default(),
         );
         let recorded = self
-            .snapshot
+            .prior
             .ledger
             .get(&step.id)
             .map(|r| Arc::new(r.outputs.clone()));
+        let Some(action) = self.actions.get(&step.kind).cloned() else {
+            unreachable!("Engine::run checked that every step's kind is bound")
+        };
         let attempt = Attempts {
+            action,
+            params: Arc::new(step.params.clone()),
             recorded,
             journal: Arc::clone(&self.engine.journal),
             observer: Arc::clone(&self.engine.observer),
@@ -449,7 +482,7 @@ impl Execution<'_> {
             previous_intents,
             first_attempt,
             class_limit,
-            // Plan order is declaration order, which puts the critical path first.
+            // DAG order is declaration order, which puts the critical path first.
             priority: node.index(),
             moot: self.moot[node.index()].clone(),
         };
@@ -545,199 +578,4 @@ impl Execution<'_> {
             }
         }
     }
-}
-
-/// The attempts of one step in one run, with retries.
-struct Attempts {
-    recorded: Option<Arc<Outputs>>,
-    journal: Arc<Journal>,
-    observer: Arc<dyn Observer>,
-    run: RunId,
-    cancel: CancellationToken,
-    step: StepDef,
-    digest: Digest,
-    deps: Arc<BTreeMap<StepId, Outputs>>,
-    previous_intents: Arc<Vec<Intent>>,
-    first_attempt: u32,
-    class_limit: Arc<ClassLimit>,
-    priority: usize,
-    /// Cancelled once nothing in the run needs this step any more.
-    moot: CancellationToken,
-}
-
-impl Attempts {
-    async fn run(self) -> StepEnd {
-        match self.attempts().await {
-            Ok(end) => end,
-            Err(e) => StepEnd::Journal(e),
-        }
-    }
-
-    async fn attempts(&self) -> Result<StepEnd, JournalError> {
-        let policy = &self.step.retry;
-        let mut backoff = policy.backoff();
-        let began = Instant::now();
-        let mut attempt = self.first_attempt;
-        let mut counted = 0;
-        loop {
-            let permit = tokio::select! {
-                permit = self.class_limit.acquire(self.priority) => permit,
-                () = self.cancel.cancelled() => {
-                    return Ok(if attempt == self.first_attempt {
-                        StepEnd::NotStarted
-                    } else {
-                        StepEnd::Interrupted
-                    });
-                }
-            };
-            self.journal
-                .append(
-                    self.run,
-                    Event::StepStarted {
-                        step: self.step.id.clone(),
-                        attempt,
-                        inputs_digest: self.digest,
-                    },
-                )
-                .await?;
-            self.notice(NoticeKind::Started { attempt });
-            let t0 = Instant::now();
-            let slot = Arc::new(ClassSlot::holding(
-                Arc::clone(&self.class_limit),
-                self.priority,
-                permit,
-            ));
-            let result = self.attempt(attempt, Arc::clone(&slot)).await;
-            slot.release();
-            let duration = t0.elapsed();
-            let duration_ms = duration.as_millis() as u64;
-            let error = match result {
-                Ok(outputs) => {
-                    self.journal
-                        .append(
-                            self.run,
-                            Event::StepSucceeded {
-                                step: self.step.id.clone(),
-                                attempt,
-                                inputs_digest: self.digest,
-                                outputs: outputs.clone(),
-                                duration_ms,
-                                invalidates: self.step.invalidates.clone(),
-                            },
-                        )
-                        .await?;
-                    self.notice(NoticeKind::Succeeded { attempt, duration });
-                    return Ok(StepEnd::Succeeded(outputs));
-                }
-                Err(error) => error,
-            };
-            let retryable = !matches!(error, StepError::Permanent { .. });
-            let message = journal::redact(&error.to_string());
-            self.journal
-                .append(
-                    self.run,
-                    Event::StepFailed {
-                        step: self.step.id.clone(),
-                        attempt,
-                        error: message.clone(),
-                        retryable,
-                        duration_ms,
-                    },
-                )
-                .await?;
-            let after = match error {
-                StepError::Interrupted => return Ok(StepEnd::Interrupted),
-                StepError::Permanent { .. } => {
-                    self.notice(NoticeKind::Failed {
-                        attempt,
-                        error: message.clone(),
-                    });
-                    return Ok(StepEnd::Failed(message));
-                }
-                StepError::Retryable { after, .. } => after,
-            };
-            // A Retry-After is the server pacing us, not the step failing: it does not use up
-            // max_attempts (a burst of 429s would), only max_elapsed.
-            if after.is_none() {
-                counted += 1;
-            }
-            let tries = counted;
-            let out_of_time = policy.max_elapsed.is_some_and(|max| began.elapsed() >= max);
-            if tries >= policy.max_attempts || out_of_time {
-                let why = if out_of_time {
-                    format!("gave up after {:.0?} ({tries} attempts)", began.elapsed())
-                } else {
-                    format!("gave up after {tries} attempts")
-                };
-                let message = format!("{message} ({why})");
-                self.notice(NoticeKind::Failed {
-                    attempt,
-                    error: message.clone(),
-                });
-                return Ok(StepEnd::Failed(message));
-            }
-            let delay = backoff.next_delay(after);
-            self.notice(NoticeKind::Retrying {
-                attempt,
-                error: message.clone(),
-                delay,
-            });
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = self.cancel.cancelled() => return Ok(StepEnd::Interrupted),
-                () = self.moot.cancelled() => {
-                    let message = format!(
-                        "{message} (not retried: every step that needs it was skipped)"
-                    );
-                    self.notice(NoticeKind::Failed {
-                        attempt,
-                        error: message.clone(),
-                    });
-                    return Ok(StepEnd::Failed(message));
-                }
-            }
-            attempt += 1;
-        }
-    }
-
-    /// One attempt, in its own task so that a panicking step fails itself, not the engine.
-    async fn attempt(&self, attempt: u32, slot: Arc<ClassSlot>) -> Result<Outputs, StepError> {
-        let ctx = StepContext {
-            slot,
-            id: self.step.id.clone(),
-            run: self.run,
-            attempt,
-            journal: Arc::clone(&self.journal),
-            deps: Arc::clone(&self.deps),
-            previous_intents: Arc::clone(&self.previous_intents),
-            recorded: self.recorded.clone(),
-            cancel: self.cancel.clone(),
-            observer: Arc::clone(&self.observer),
-        };
-        let future = self.step.action.run(ctx);
-        match tokio::spawn(future).await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => Err(StepError::permanent(format!(
-                "step {} panicked: {}",
-                self.step.id,
-                panic_message(e.into_panic())
-            ))),
-            Err(_) => Err(StepError::Interrupted),
-        }
-    }
-
-    fn notice(&self, kind: NoticeKind) {
-        self.observer.notice(&Notice {
-            step: self.step.id.clone(),
-            kind,
-        });
-    }
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".to_owned())
 }

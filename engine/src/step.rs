@@ -19,6 +19,7 @@
 //! 5. Observe cancellation in long waits ([`StepContext::cancelled`]) and return
 //!    [`StepError::Interrupted`], so Ctrl-C does not wait for a ten-minute provisioning.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
@@ -27,6 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use journal::{Digest, Event, Intent, Journal, Outputs, RunId, StepId};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::limit::{ClassLimit, Permit};
@@ -85,7 +89,10 @@ impl From<journal::OutputError> for StepError {
 /// The future a step's action returns.
 pub type StepFuture = Pin<Box<dyn Future<Output = Result<Outputs, StepError>> + Send + 'static>>;
 
-/// The work of a step. Implemented for every `Fn(StepContext) -> impl Future` closure.
+/// The work of a kind of step, bound to the DAG's steps of that kind when a run starts (see
+/// [`crate::Actions`]). It reads the step's own data with [`StepContext::params`] and holds what
+/// the run supplies (clients, settings). Implemented for every `Fn(StepContext) -> impl Future`
+/// closure.
 pub trait Action: Send + Sync + 'static {
     /// Runs one attempt. See the module docs for the contract.
     fn run(&self, ctx: StepContext) -> StepFuture;
@@ -101,50 +108,110 @@ where
     }
 }
 
+/// The name of a kind of step (`device`, `dns`), which the run's [`crate::Actions`] binds to
+/// an action. Many steps share a kind; their params tell them apart.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ActionKind(Cow<'static, str>);
+
+impl ActionKind {
+    /// A kind named `name`.
+    pub const fn new(name: &'static str) -> ActionKind {
+        ActionKind(Cow::Borrowed(name))
+    }
+
+    /// The kind's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&'static str> for ActionKind {
+    fn from(name: &'static str) -> Self {
+        ActionKind::new(name)
+    }
+}
+
+impl From<String> for ActionKind {
+    fn from(name: String) -> Self {
+        ActionKind(Cow::Owned(name))
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The kind of resource a step uses; each class has its own concurrency limit (for example
 /// `packet-api` 16, `ssh` 8, `local` 4), so that a thousand device steps do not open a thousand
 /// connections.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ResourceClass(pub &'static str);
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResourceClass(Cow<'static, str>);
 
 impl ResourceClass {
     /// Work on this machine only (rendering, files).
-    pub const LOCAL: ResourceClass = ResourceClass("local");
+    pub const LOCAL: ResourceClass = ResourceClass::new("local");
+
+    /// A class named `name`.
+    pub const fn new(name: &'static str) -> ResourceClass {
+        ResourceClass(Cow::Borrowed(name))
+    }
 }
 
 impl fmt::Display for ResourceClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        f.write_str(&self.0)
     }
 }
 
-/// One step of a plan.
-#[derive(Clone)]
+/// One step of a DAG, as plain data: what it is (id, kind, params), what it needs (its
+/// dependencies), what it reads (its inputs digest), how it runs (retry policy, resource
+/// class) and what its success forgets. It holds no client and no closure: `loko graph` and
+/// `loko plan` build DAGs without connecting to anything, and a DAG serializes. The action is
+/// looked up by kind in the run's [`crate::Actions`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepDef {
     pub(crate) id: StepId,
+    pub(crate) kind: ActionKind,
     pub(crate) deps: Vec<StepId>,
+    /// The digest of the step's own inputs; the engine adds its dependencies' outputs.
     pub(crate) inputs: Digest,
+    /// What the action needs to know of this step (a hostname, a device's spec): read with
+    /// [`StepContext::params`]. Not part of the digest unless the step put it there.
+    pub(crate) params: Value,
     pub(crate) retry: RetryPolicy,
     pub(crate) class: ResourceClass,
     pub(crate) invalidates: Vec<StepId>,
-    pub(crate) action: Arc<dyn Action>,
 }
 
 impl StepDef {
-    /// A step with its id, the digest of its own inputs (what it reads from the spec and from
-    /// files; its dependencies' outputs are added by the engine), and its action. It has no
-    /// dependencies, runs in class [`ResourceClass::LOCAL`] and retries with the default policy
-    /// until configured otherwise.
-    pub fn new(id: StepId, inputs: Digest, action: impl Action) -> StepDef {
+    /// A step with its id, its kind, and the digest of its own inputs (what it reads from the
+    /// spec and from files; its dependencies' outputs are added by the engine). It has no
+    /// params and no dependencies, runs in class [`ResourceClass::LOCAL`] and retries with
+    /// the default policy until configured otherwise.
+    pub fn new(id: StepId, kind: impl Into<ActionKind>, inputs: Digest) -> StepDef {
         StepDef {
             id,
+            kind: kind.into(),
             deps: Vec::new(),
             inputs,
+            params: Value::Null,
             retry: RetryPolicy::default(),
             class: ResourceClass::LOCAL,
             invalidates: Vec::new(),
-            action: Arc::new(action),
         }
+    }
+
+    /// Gives the action `params` (see [`StepContext::params`]).
+    pub fn params<T: Serialize + ?Sized>(
+        mut self,
+        params: &T,
+    ) -> Result<StepDef, serde_json::Error> {
+        self.params = serde_json::to_value(params)?;
+        Ok(self)
     }
 
     /// Runs after `deps` succeeded, and reads their outputs.
@@ -177,14 +244,34 @@ impl StepDef {
         &self.id
     }
 
+    /// The step's kind, which names its action.
+    pub fn kind(&self) -> &ActionKind {
+        &self.kind
+    }
+
     /// The step's dependencies.
     pub fn deps(&self) -> &[StepId] {
         &self.deps
     }
 
+    /// The digest of the step's own inputs.
+    pub fn inputs(&self) -> Digest {
+        self.inputs
+    }
+
+    /// The step's params, as the action reads them.
+    pub fn params_value(&self) -> &Value {
+        &self.params
+    }
+
     /// The step's resource class.
     pub fn resource_class(&self) -> &ResourceClass {
         &self.class
+    }
+
+    /// The steps whose records the step's success forgets.
+    pub fn invalidated(&self) -> &[StepId] {
+        &self.invalidates
     }
 }
 
@@ -226,6 +313,7 @@ impl ClassSlot {
 pub struct StepContext {
     pub(crate) slot: Arc<ClassSlot>,
     pub(crate) id: StepId,
+    pub(crate) params: Arc<Value>,
     pub(crate) run: RunId,
     pub(crate) attempt: u32,
     pub(crate) journal: Arc<Journal>,
@@ -240,6 +328,17 @@ impl StepContext {
     /// This step's id.
     pub fn id(&self) -> &StepId {
         &self.id
+    }
+
+    /// The step's params (see [`StepDef::params`]), decoded as `T`. Params that do not
+    /// decode are a permanent error naming the step: the DAG and its actions disagree.
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, StepError> {
+        T::deserialize(&*self.params).map_err(|e| {
+            StepError::permanent(format!(
+                "step {} has params its action cannot read: {e}",
+                self.id
+            ))
+        })
     }
 
     /// This attempt's number, counted over the life of the cluster.

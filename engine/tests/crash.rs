@@ -15,13 +15,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{
-    CancellationToken, Engine, Outcome, Plan, RetryPolicy, RunRequest, StepContext, StepDef,
+    Actions, CancellationToken, Dag, Engine, Outcome, RetryPolicy, RunRequest, StepContext,
     StepError,
 };
 use journal::{Digest, Event, Journal, Outputs, RunKind, StepId};
 
 const DIR_ENV: &str = "LOKO_TOY_DIR";
 const WIDTH: usize = 9;
+
+mod toys;
+use toys::{Toy, dag, toy};
 
 fn id(s: &str) -> StepId {
     StepId::new(s).unwrap()
@@ -30,7 +33,7 @@ fn id(s: &str) -> StepId {
 /// `src` → `m0..m8` → `n0..n8` (n_i reads m_i and m_(i+1)) → `sink`: 20 steps, a diamond of
 /// diamonds. `m4` fails its first two invocations ever (its counter lives in a file, so crashes
 /// do not reset it).
-fn toy_plan(dir: &Path) -> Plan {
+fn toy_plan(dir: &Path) -> (Dag, Actions) {
     let mut steps = vec![toy_step(dir, "src", &[])];
     for i in 0..WIDTH {
         let name = format!("m{i}");
@@ -46,13 +49,13 @@ fn toy_plan(dir: &Path) -> Plan {
     }
     let ns: Vec<String> = (0..WIDTH).map(|i| format!("n{i}")).collect();
     steps.push(toy_step(dir, "sink", &ns));
-    Plan::new(steps).unwrap()
+    dag(steps).unwrap()
 }
 
-fn toy_step(dir: &Path, name: &str, deps: &[String]) -> StepDef {
+fn toy_step(dir: &Path, name: &str, deps: &[String]) -> Toy {
     let dir = dir.to_owned();
     let me = name.to_owned();
-    StepDef::new(
+    toy(
         id(name),
         Digest::of(name.as_bytes()),
         move |ctx: StepContext| {
@@ -68,10 +71,10 @@ fn toy_step(dir: &Path, name: &str, deps: &[String]) -> StepDef {
     })
 }
 
-fn flaky(dir: &Path, name: &str, deps: &[String]) -> StepDef {
+fn flaky(dir: &Path, name: &str, deps: &[String]) -> Toy {
     let dir2 = dir.to_owned();
     let me = name.to_owned();
-    StepDef::new(
+    toy(
         id(name),
         Digest::of(name.as_bytes()),
         move |ctx: StepContext| {
@@ -162,8 +165,9 @@ fn child_run() {
             spec_digest: Digest::of(b"toy"),
             spec: serde_json::json!({"toy": true}),
         };
+        let plan = toy_plan(&dir);
         let report = Engine::new(journal)
-            .run(&toy_plan(&dir), request, CancellationToken::new())
+            .run(&plan.0, &plan.1, request, CancellationToken::new())
             .await
             .unwrap();
         println!("OUTCOME: {:?}", report.outcome);

@@ -5,10 +5,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use engine::{
-    CancellationToken, Engine, Outcome, Plan, PlanError, ResourceClass, RetryPolicy, RunRequest,
-    StepContext, StepDef, StepError,
+    Actions, CancellationToken, Dag, DagError, Engine, EngineError, Outcome, ResourceClass,
+    RetryPolicy, RunRequest, StepContext, StepDef, StepError,
 };
 use journal::{AttemptEnd, Digest, Event, Journal, Outputs, RunKind, RunOutcome, StepId};
+
+mod toys;
+use toys::{Toy, dag, toy};
 
 fn id(s: &str) -> StepId {
     StepId::new(s).unwrap()
@@ -32,10 +35,10 @@ fn fast_retry(max_attempts: u32) -> RetryPolicy {
 }
 
 /// A step that counts its invocations and outputs its id.
-fn counting(name: &str, calls: &Arc<AtomicUsize>) -> StepDef {
+fn counting(name: &str, calls: &Arc<AtomicUsize>) -> Toy {
     let calls = Arc::clone(calls);
     let name_owned = name.to_owned();
-    StepDef::new(
+    toy(
         id(name),
         Digest::of(name.as_bytes()),
         move |_ctx: StepContext| {
@@ -56,7 +59,7 @@ async fn a_flaky_step_is_retried_and_succeeds() {
     let journal = open(&dir);
     let calls = Arc::new(AtomicUsize::new(0));
     let c = Arc::clone(&calls);
-    let flaky = StepDef::new(id("flaky"), Digest::of(b"f"), move |_ctx: StepContext| {
+    let flaky = toy(id("flaky"), Digest::of(b"f"), move |_ctx: StepContext| {
         let n = c.fetch_add(1, Ordering::SeqCst);
         async move {
             if n < 2 {
@@ -67,9 +70,9 @@ async fn a_flaky_step_is_retried_and_succeeds() {
         }
     })
     .retry(fast_retry(5));
-    let plan = Plan::new(vec![flaky]).unwrap();
+    let (plan, actions) = dag(vec![flaky]).unwrap();
     let report = Engine::new(Arc::clone(&journal))
-        .run(&plan, request("a"), CancellationToken::new())
+        .run(&plan, &actions, request("a"), CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded);
@@ -92,7 +95,7 @@ async fn retry_after_answers_do_not_use_up_attempts() {
     let journal = open(&dir);
     let calls = Arc::new(AtomicUsize::new(0));
     let c = Arc::clone(&calls);
-    let step = StepDef::new(id("paced"), Digest::of(b"x"), move |_ctx: StepContext| {
+    let step = toy(id("paced"), Digest::of(b"x"), move |_ctx: StepContext| {
         let n = c.fetch_add(1, Ordering::SeqCst) + 1;
         async move {
             match n {
@@ -102,9 +105,9 @@ async fn retry_after_answers_do_not_use_up_attempts() {
         }
     })
     .retry(fast_retry(2));
-    let plan = Plan::new(vec![step]).unwrap();
+    let (plan, actions) = dag(vec![step]).unwrap();
     let report = Engine::new(journal)
-        .run(&plan, request("s"), CancellationToken::new())
+        .run(&plan, &actions, request("s"), CancellationToken::new())
         .await
         .unwrap();
     assert!(
@@ -121,12 +124,12 @@ async fn a_permanent_failure_skips_only_its_dependents() {
     let dir = tempfile::tempdir().unwrap();
     let journal = open(&dir);
     let calls = Arc::new(AtomicUsize::new(0));
-    let b = StepDef::new(id("b"), Digest::of(b"b"), |_ctx: StepContext| async {
+    let b = toy(id("b"), Digest::of(b"b"), |_ctx: StepContext| async {
         Err::<Outputs, _>(StepError::permanent("422: plan not available in ams1"))
     })
     .after([id("a")])
     .retry(fast_retry(5));
-    let plan = Plan::new(vec![
+    let (plan, actions) = dag(vec![
         counting("a", &calls),
         b,
         counting("c", &calls).after([id("b")]),
@@ -135,7 +138,7 @@ async fn a_permanent_failure_skips_only_its_dependents() {
     ])
     .unwrap();
     let report = Engine::new(Arc::clone(&journal))
-        .run(&plan, request("a"), CancellationToken::new())
+        .run(&plan, &actions, request("a"), CancellationToken::new())
         .await
         .unwrap();
     let Outcome::Failed { failed, skipped } = &report.outcome else {
@@ -171,9 +174,9 @@ async fn retries_stop_at_max_attempts_and_the_next_run_resumes_the_failed_run() 
     let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let calls = Arc::new(AtomicUsize::new(0));
     let (h, c) = (Arc::clone(&healthy), Arc::clone(&calls));
-    let plan = Plan::new(vec![
+    let (plan, actions) = dag(vec![
         counting("before", &calls),
-        StepDef::new(id("api"), Digest::of(b"api"), move |_ctx: StepContext| {
+        toy(id("api"), Digest::of(b"api"), move |_ctx: StepContext| {
             let ok = h.load(Ordering::SeqCst);
             c.fetch_add(1, Ordering::SeqCst);
             async move {
@@ -190,7 +193,7 @@ async fn retries_stop_at_max_attempts_and_the_next_run_resumes_the_failed_run() 
     .unwrap();
     let engine = Engine::new(Arc::clone(&journal));
     let report = engine
-        .run(&plan, request("s"), CancellationToken::new())
+        .run(&plan, &actions, request("s"), CancellationToken::new())
         .await
         .unwrap();
     let Outcome::Failed { failed, .. } = &report.outcome else {
@@ -209,7 +212,7 @@ async fn retries_stop_at_max_attempts_and_the_next_run_resumes_the_failed_run() 
 
     healthy.store(true, Ordering::SeqCst);
     let report = engine
-        .run(&plan, request("s"), CancellationToken::new())
+        .run(&plan, &actions, request("s"), CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded);
@@ -234,7 +237,7 @@ async fn cancellation_lets_running_steps_record_their_outcome_and_starts_nothing
     let calls = Arc::new(AtomicUsize::new(0));
     let started = Arc::new(tokio::sync::Notify::new());
     let s = Arc::clone(&started);
-    let waiting = StepDef::new(
+    let waiting = toy(
         id("wait-device"),
         Digest::of(b"w"),
         move |ctx: StepContext| {
@@ -246,14 +249,14 @@ async fn cancellation_lets_running_steps_record_their_outcome_and_starts_nothing
             }
         },
     );
-    let plan = Plan::new(vec![
+    let (plan, actions) = dag(vec![
         waiting,
         counting("after", &calls).after([id("wait-device")]),
     ])
     .unwrap();
     let cancel = CancellationToken::new();
     let engine = Engine::new(Arc::clone(&journal));
-    let run = engine.run(&plan, request("s"), cancel.clone());
+    let run = engine.run(&plan, &actions, request("s"), cancel.clone());
     let trigger = async {
         started.notified().await;
         cancel.cancel();
@@ -276,19 +279,19 @@ async fn cancellation_lets_running_steps_record_their_outcome_and_starts_nothing
 #[test]
 fn cycles_missing_dependencies_and_duplicates_are_rejected_before_anything_runs() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let cycle = Plan::new(vec![
+    let cycle = dag(vec![
         counting("a", &calls).after([id("c")]),
         counting("b", &calls).after([id("a")]),
         counting("c", &calls).after([id("b")]),
     ]);
-    assert!(matches!(cycle, Err(PlanError::Cycle(_))));
-    let missing = Plan::new(vec![counting("a", &calls).after([id("nope")])]);
+    assert!(matches!(cycle, Err(DagError::Cycle(_))));
+    let missing = dag(vec![counting("a", &calls).after([id("nope")])]);
     assert_eq!(
         missing.err().unwrap().to_string(),
         "step a depends on nope, which is not in the plan"
     );
-    let dup = Plan::new(vec![counting("a", &calls), counting("a", &calls)]);
-    assert!(matches!(dup, Err(PlanError::Duplicate(_))));
+    let dup = dag(vec![counting("a", &calls), counting("a", &calls)]);
+    assert!(matches!(dup, Err(DagError::Duplicate(_))));
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
@@ -300,7 +303,7 @@ async fn an_unchanged_spec_does_nothing_and_a_changed_input_reruns_the_step_and_
     let make = |version: &str| {
         let c = Arc::clone(&calls);
         let v = version.to_owned();
-        let source = StepDef::new(
+        let source = toy(
             id("source"),
             Digest::of(version.as_bytes()),
             move |_ctx: StepContext| {
@@ -309,16 +312,17 @@ async fn an_unchanged_spec_does_nothing_and_a_changed_input_reruns_the_step_and_
                 async move { Ok(Outputs::new().with("v", v)?) }
             },
         );
-        Plan::new(vec![
+        dag(vec![
             source,
             counting("reads-source", &calls).after([id("source")]),
             counting("independent", &calls),
         ])
         .unwrap()
     };
+    let v1 = make("v1");
     let engine = Engine::new(Arc::clone(&journal));
     let first = engine
-        .run(&make("v1"), request("s1"), CancellationToken::new())
+        .run(&v1.0, &v1.1, request("s1"), CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(first.outcome, Outcome::Succeeded);
@@ -326,7 +330,7 @@ async fn an_unchanged_spec_does_nothing_and_a_changed_input_reruns_the_step_and_
 
     let events_before = journal.state().runs.values().map(|r| r.events).sum::<u64>();
     let again = engine
-        .run(&make("v1"), request("s1"), CancellationToken::new())
+        .run(&v1.0, &v1.1, request("s1"), CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(again.outcome, Outcome::UpToDate);
@@ -337,8 +341,9 @@ async fn an_unchanged_spec_does_nothing_and_a_changed_input_reruns_the_step_and_
         events_before
     );
 
+    let v2 = make("v2");
     let changed = engine
-        .run(&make("v2"), request("s2"), CancellationToken::new())
+        .run(&v2.0, &v2.1, request("s2"), CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(changed.outcome, Outcome::Succeeded);
@@ -354,11 +359,11 @@ async fn a_resource_class_limits_concurrency() {
     let journal = open(&dir);
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
-    let class = ResourceClass("ssh");
+    let class = ResourceClass::new("ssh");
     let steps = (0..12)
         .map(|i| {
             let (r, p) = (Arc::clone(&running), Arc::clone(&peak));
-            StepDef::new(
+            toy(
                 id(&format!("ssh/{i}")),
                 Digest::of(b"x"),
                 move |_ctx: StepContext| {
@@ -375,10 +380,10 @@ async fn a_resource_class_limits_concurrency() {
             .class(class.clone())
         })
         .collect();
-    let plan = Plan::new(steps).unwrap();
+    let (plan, actions) = dag(steps).unwrap();
     let report = Engine::new(journal)
         .limit(class, 3)
-        .run(&plan, request("s"), CancellationToken::new())
+        .run(&plan, &actions, request("s"), CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded);
@@ -396,7 +401,7 @@ async fn an_idle_step_hands_back_its_place_in_its_class() {
     let barrier = Arc::new(tokio::sync::Barrier::new(10));
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
-    let class = ResourceClass("packet-api");
+    let class = ResourceClass::new("packet-api");
     let steps = (0..10)
         .map(|i| {
             let (b, r, p) = (
@@ -404,7 +409,7 @@ async fn an_idle_step_hands_back_its_place_in_its_class() {
                 Arc::clone(&running),
                 Arc::clone(&peak),
             );
-            StepDef::new(
+            toy(
                 id(&format!("device/{i}")),
                 Digest::of(b"x"),
                 move |ctx: StepContext| {
@@ -426,9 +431,9 @@ async fn an_idle_step_hands_back_its_place_in_its_class() {
             .class(class.clone())
         })
         .collect();
-    let plan = Plan::new(steps).unwrap();
+    let (plan, actions) = dag(steps).unwrap();
     let engine = Engine::new(journal).limit(class, 2);
-    let run = engine.run(&plan, request("s"), CancellationToken::new());
+    let run = engine.run(&plan, &actions, request("s"), CancellationToken::new());
     let report = tokio::time::timeout(Duration::from_secs(30), run)
         .await
         .expect("the steps never all reached the barrier: idle kept their places")
@@ -445,8 +450,8 @@ async fn steps_ready_together_start_in_declaration_order() {
     let dir = tempfile::tempdir().unwrap();
     let journal = open(&dir);
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let class = ResourceClass("one-at-a-time");
-    let mut steps = vec![StepDef::new(
+    let class = ResourceClass::new("one-at-a-time");
+    let mut steps = vec![toy(
         id("root"),
         Digest::of(b"r"),
         |_ctx: StepContext| async { Ok(Outputs::new()) },
@@ -454,7 +459,7 @@ async fn steps_ready_together_start_in_declaration_order() {
     for name in ["controller", "worker-0", "worker-1", "worker-2", "worker-3"] {
         let order = Arc::clone(&order);
         steps.push(
-            StepDef::new(
+            toy(
                 id(name),
                 Digest::of(name.as_bytes()),
                 move |_ctx: StepContext| {
@@ -466,10 +471,10 @@ async fn steps_ready_together_start_in_declaration_order() {
             .class(class.clone()),
         );
     }
-    let plan = Plan::new(steps).unwrap();
+    let (plan, actions) = dag(steps).unwrap();
     let report = Engine::new(journal)
         .limit(class, 1)
-        .run(&plan, request("s"), CancellationToken::new())
+        .run(&plan, &actions, request("s"), CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded);
@@ -484,15 +489,15 @@ async fn a_panicking_step_fails_itself_not_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let journal = open(&dir);
     let calls = Arc::new(AtomicUsize::new(0));
-    let boom = StepDef::new(id("boom"), Digest::of(b"b"), |_ctx: StepContext| async {
+    let boom = toy(id("boom"), Digest::of(b"b"), |_ctx: StepContext| async {
         if true {
             panic!("index out of range");
         }
         Ok(Outputs::new())
     });
-    let plan = Plan::new(vec![boom, counting("other", &calls)]).unwrap();
+    let (plan, actions) = dag(vec![boom, counting("other", &calls)]).unwrap();
     let report = Engine::new(journal)
-        .run(&plan, request("s"), CancellationToken::new())
+        .run(&plan, &actions, request("s"), CancellationToken::new())
         .await
         .unwrap();
     let Outcome::Failed { failed, .. } = report.outcome else {
@@ -549,7 +554,7 @@ async fn intents_of_an_unfinished_attempt_reach_the_next_attempt_and_outputs_fee
     let journal = open(&dir);
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let s = Arc::clone(&seen);
-    let create = StepDef::new(id("create"), Digest::of(b"c"), move |ctx: StepContext| {
+    let create = toy(id("create"), Digest::of(b"c"), move |ctx: StepContext| {
         s.lock()
             .unwrap()
             .extend(ctx.previous_intents().iter().map(|i| i.effect.clone()));
@@ -558,7 +563,7 @@ async fn intents_of_an_unfinished_attempt_reach_the_next_attempt_and_outputs_fee
     });
     let got = Arc::new(std::sync::Mutex::new(String::new()));
     let g = Arc::clone(&got);
-    let reader = StepDef::new(id("dns"), Digest::of(b"d"), move |ctx: StepContext| {
+    let reader = toy(id("dns"), Digest::of(b"d"), move |ctx: StepContext| {
         let value: Result<String, StepError> = ctx
             .output_of(&id("create"))
             .and_then(|o| o.get::<String>("device_id").map_err(StepError::from));
@@ -566,10 +571,11 @@ async fn intents_of_an_unfinished_attempt_reach_the_next_attempt_and_outputs_fee
         async move { value.map(|_| Outputs::new()) }
     })
     .after([id("create")]);
-    let plan = Plan::new(vec![create, reader]).unwrap();
+    let (plan, actions) = dag(vec![create, reader]).unwrap();
     let report = Engine::new(Arc::clone(&journal))
         .run(
             &plan,
+            &actions,
             request_with_digest(Digest::of(b"s")),
             CancellationToken::new(),
         )
@@ -601,7 +607,7 @@ async fn a_step_rerun_for_changed_inputs_sees_what_it_recorded_last_time() {
     let plan = |version: &str| {
         let s = Arc::clone(&seen);
         let v = version.to_owned();
-        Plan::new(vec![StepDef::new(
+        dag(vec![toy(
             id("dns"),
             Digest::of(version.as_bytes()),
             move |ctx: StepContext| {
@@ -615,13 +621,14 @@ async fn a_step_rerun_for_changed_inputs_sees_what_it_recorded_last_time() {
         )])
         .unwrap()
     };
+    let (first, second) = (plan("10.0.0.1"), plan("10.0.0.2"));
     let engine = Engine::new(journal);
     engine
-        .run(&plan("10.0.0.1"), request("a"), CancellationToken::new())
+        .run(&first.0, &first.1, request("a"), CancellationToken::new())
         .await
         .unwrap();
     engine
-        .run(&plan("10.0.0.2"), request("b"), CancellationToken::new())
+        .run(&second.0, &second.1, request("b"), CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(
@@ -638,7 +645,7 @@ async fn a_step_that_only_feeds_skipped_steps_stops_retrying() {
     let journal = open(&dir);
     let b_calls = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&b_calls);
-    let a = StepDef::new(id("a"), Digest::of(b"a"), move |_ctx: StepContext| {
+    let a = toy(id("a"), Digest::of(b"a"), move |_ctx: StepContext| {
         let seen = Arc::clone(&seen);
         async move {
             // Fail only once b is retrying, so that b is surely between attempts.
@@ -649,7 +656,7 @@ async fn a_step_that_only_feeds_skipped_steps_stops_retrying() {
         }
     });
     let counted = Arc::clone(&b_calls);
-    let b = StepDef::new(id("b"), Digest::of(b"b"), move |_ctx: StepContext| {
+    let b = toy(id("b"), Digest::of(b"b"), move |_ctx: StepContext| {
         counted.fetch_add(1, Ordering::SeqCst);
         async { Err::<Outputs, _>(StepError::retryable("connection refused")) }
     })
@@ -661,9 +668,9 @@ async fn a_step_that_only_feeds_skipped_steps_stops_retrying() {
     });
     let calls = Arc::new(AtomicUsize::new(0));
     let c = counting("c", &calls).after([id("a"), id("b")]);
-    let plan = Plan::new(vec![a, b, c]).unwrap();
+    let (plan, actions) = dag(vec![a, b, c]).unwrap();
     let report = Engine::new(Arc::clone(&journal))
-        .run(&plan, request("a"), CancellationToken::new())
+        .run(&plan, &actions, request("a"), CancellationToken::new())
         .await
         .unwrap();
     let Outcome::Failed { failed, skipped } = &report.outcome else {
@@ -690,7 +697,7 @@ async fn a_ledger_entry_of_a_step_no_plan_names_is_ignored() {
         let journal = open(&dir);
         let calls = Arc::new(AtomicUsize::new(0));
         let old = if old_step_fails {
-            StepDef::new(
+            toy(
                 id("bootkube"),
                 Digest::of(b"b"),
                 |_ctx: StepContext| async { Err(StepError::permanent("bootkube failed")) },
@@ -699,9 +706,9 @@ async fn a_ledger_entry_of_a_step_no_plan_names_is_ignored() {
         } else {
             counting("bootkube", &calls).after([id("assets")])
         };
-        let plan = Plan::new(vec![counting("assets", &calls), old]).unwrap();
+        let (plan, actions) = dag(vec![counting("assets", &calls), old]).unwrap();
         let report = Engine::new(Arc::clone(&journal))
-            .run(&plan, request("a"), CancellationToken::new())
+            .run(&plan, &actions, request("a"), CancellationToken::new())
             .await
             .unwrap();
         assert_eq!(report.outcome == Outcome::Succeeded, !old_step_fails);
@@ -709,14 +716,14 @@ async fn a_ledger_entry_of_a_step_no_plan_names_is_ignored() {
 
         let journal = open(&dir);
         let new_steps = Arc::new(AtomicUsize::new(0));
-        let plan = Plan::new(vec![
+        let (plan, actions) = dag(vec![
             counting("assets", &calls),
             counting("control-plane/c0", &new_steps).after([id("assets")]),
             counting("bootstrap", &new_steps).after([id("control-plane/c0")]),
         ])
         .unwrap();
         let report = Engine::new(Arc::clone(&journal))
-            .run(&plan, request("a"), CancellationToken::new())
+            .run(&plan, &actions, request("a"), CancellationToken::new())
             .await
             .unwrap();
         assert_eq!(
@@ -732,4 +739,63 @@ async fn a_ledger_entry_of_a_step_no_plan_names_is_ignored() {
         let journal = open(&dir);
         assert!(journal.state().ledger.contains_key(&id("control-plane/c0")));
     }
+}
+
+/// The DAG is data: it serializes, comes back equal, and runs only once its kinds are bound,
+/// the action reading each step's params.
+#[tokio::test]
+async fn a_dag_is_data_and_runs_with_the_actions_bound_when_the_run_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir);
+    let greet = |name: &str| {
+        StepDef::new(
+            id(&format!("greet/{name}")),
+            "greet",
+            Digest::of(name.as_bytes()),
+        )
+        .params(name)
+        .unwrap()
+        .class(ResourceClass::new("local"))
+    };
+    let dag = Dag::new(vec![greet("ada"), greet("bob").after([id("greet/ada")])]).unwrap();
+    let json = serde_json::to_string(&dag).unwrap();
+    let back: Dag = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        back.declared().collect::<Vec<_>>(),
+        dag.declared().collect::<Vec<_>>()
+    );
+    assert_eq!(back.to_dot(), dag.to_dot());
+
+    let engine = Engine::new(Arc::clone(&journal));
+    let unbound = engine
+        .run(
+            &back,
+            &Actions::new(),
+            request("s"),
+            CancellationToken::new(),
+        )
+        .await;
+    assert!(
+        matches!(&unbound, Err(EngineError::Unbound { step, kind }) if step == &id("greet/ada") && kind.as_str() == "greet"),
+        "{unbound:?}"
+    );
+    assert!(journal.state().runs.is_empty(), "nothing is journaled");
+
+    let actions = Actions::new().bind("greet", |ctx: StepContext| async move {
+        let name: String = ctx.params()?;
+        Ok::<_, StepError>(Outputs::new().with("greeting", format!("hello {name}"))?)
+    });
+    let report = engine
+        .run(&back, &actions, request("s"), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    let ledger = journal.state().ledger;
+    assert_eq!(
+        ledger[&id("greet/bob")]
+            .outputs
+            .get::<String>("greeting")
+            .unwrap(),
+        "hello bob"
+    );
 }

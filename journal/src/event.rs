@@ -227,6 +227,84 @@ mod tests {
         }
     }
 
+    /// Golden: the bytes of a record of every event. Journals outlive loko versions, so the
+    /// record format changes only with [`FORMAT_VERSION`] (and a reader of the old one); then
+    /// `UPDATE_GOLDEN=1 cargo nextest run -p journal record_format` rewrites
+    /// `tests/golden/records-v1.txt` (and the journal fixture in `tests/fixtures` is kept).
+    #[test]
+    fn the_record_format_is_pinned() {
+        let id = |s: &str| StepId::new(s).unwrap();
+        let outputs = Outputs::new().with("device_id", "d-1").unwrap();
+        let events = [
+            Event::RunStarted {
+                kind: RunKind::Apply,
+                spec_digest: Digest::of(b"spec"),
+                spec: serde_json::json!({"format": 1, "settings": {}}),
+                plan: vec![id("device/a")],
+                by: "pid 1 on host".into(),
+            },
+            Event::RunResumed {
+                plan: vec![id("device/a")],
+                by: "pid 2 on host".into(),
+            },
+            Event::StepStarted {
+                step: id("device/a"),
+                attempt: 1,
+                inputs_digest: Digest::of(b"in"),
+            },
+            Event::StepIntent {
+                step: id("device/a"),
+                attempt: 1,
+                effect: "create device".into(),
+                detail: outputs.clone(),
+            },
+            Event::StepSucceeded {
+                step: id("device/a"),
+                attempt: 1,
+                inputs_digest: Digest::of(b"in"),
+                outputs,
+                duration_ms: 5,
+                invalidates: vec![id("delete-device/a")],
+            },
+            sample(),
+            Event::StepSkipped {
+                step: id("dns"),
+                because: id("device/a"),
+            },
+            Event::RunEnded {
+                outcome: RunOutcome::Failed {
+                    failed: vec![id("s")],
+                    skipped: vec![id("dns")],
+                },
+            },
+            Event::RunEnded {
+                outcome: RunOutcome::Interrupted,
+            },
+        ];
+        // Each record as `<crc32, hex> <JSON>`, readable in a diff.
+        let now: String = events
+            .iter()
+            .map(|e| {
+                let bytes = encode(1_700_000_000_000, e).unwrap();
+                let json = std::str::from_utf8(&bytes[4..]).unwrap();
+                format!("{} {json}\n", hex::encode(&bytes[..4]))
+            })
+            .collect();
+        let golden =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/records-v1.txt");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&golden, &now).unwrap();
+        }
+        let pinned = std::fs::read_to_string(&golden).unwrap();
+        assert_eq!(now, pinned, "the journal's record format changed");
+        for line in pinned.lines() {
+            let (crc, json) = line.split_once(' ').unwrap();
+            let mut bytes = hex::decode(crc).unwrap();
+            bytes.extend_from_slice(json.as_bytes());
+            decode(&bytes).unwrap();
+        }
+    }
+
     #[test]
     fn round_trip() {
         let bytes = encode(7, &sample()).unwrap();

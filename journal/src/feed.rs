@@ -9,6 +9,13 @@
 //! feed is rewritten by each holder and is derived data: the store stays the only truth, a
 //! record is published only after the flush that made it durable, and a feed that cannot be
 //! written costs the readers their view, never the run its journal.
+//!
+//! So that a reader can know the whole state, not only what happened since, the holder first
+//! writes what it opened with: the stored snapshot its fold started from, as stored (so
+//! nothing is encoded at open), to `feed.base` after an 8-byte tag that the header names, and
+//! the stored records after that snapshot as the feed's first lines. The base plus the feed's
+//! records is the journal's state as of the last published flush; [`crate::read_state`]
+//! reads it that way (see there for its guarantees).
 
 use std::fs::File;
 use std::io::Write as _;
@@ -17,11 +24,15 @@ use std::sync::Mutex;
 
 use serde::Deserialize;
 
-use crate::event::Record;
+use crate::event::{Record, parse_key};
 use crate::ids::{RunId, Seq};
+use crate::store::{Bytes, StoreError};
 
 /// The feed's file name in the journal directory.
 pub const FEED_FILE: &str = "feed";
+
+/// The file holding the fold the feed's holder opened with.
+pub(crate) const BASE_FILE: &str = "feed.base";
 
 /// The holder's side.
 pub(crate) struct Feed {
@@ -31,8 +42,38 @@ pub(crate) struct Feed {
 }
 
 impl Feed {
-    /// Starts the feed of `dir` for this process (replacing a former holder's).
-    pub(crate) fn start(dir: &Path, by: &str) -> Feed {
+    /// Starts the feed of `dir` for this process (replacing a former holder's) with what it
+    /// opened: `base`, the stored snapshot its fold started from (as stored; empty for none),
+    /// and `records`, the stored records after it. A reader folds them into the state this
+    /// holder opened with; if they cannot all be read, the header names no base and readers
+    /// open the journal themselves once it is free.
+    pub(crate) fn start(
+        dir: &Path,
+        by: &str,
+        base: &[u8],
+        records: impl Iterator<Item = Result<(Bytes, Bytes), StoreError>>,
+    ) -> Feed {
+        let mut lines = String::new();
+        let mut readable = true;
+        for item in records {
+            let Ok((key, value)) = item else {
+                readable = false;
+                break;
+            };
+            match (parse_key(&key), value.get(4..).map(std::str::from_utf8)) {
+                (Some((run, seq)), Some(Ok(json))) => {
+                    lines.push_str(&record_line(run, seq, json));
+                    lines.push('\n');
+                }
+                _ => {
+                    readable = false;
+                    break;
+                }
+            }
+        }
+        // The base goes first, whole (renamed into place), so that a header naming it is
+        // never read before it.
+        let tag = readable.then(|| write_base(dir, base).ok()).flatten();
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -40,8 +81,16 @@ impl Feed {
             .open(dir.join(FEED_FILE))
             .ok()
             .and_then(|mut f| {
-                let header = serde_json::json!({"feed": 1, "pid": std::process::id(), "by": by});
-                writeln!(f, "{header}").ok().map(|()| f)
+                let mut header =
+                    serde_json::json!({"feed": 1, "pid": std::process::id(), "by": by});
+                if let Some(tag) = tag {
+                    header["base"] = format!("{tag:016x}").into();
+                }
+                let text = match tag {
+                    Some(_) => format!("{header}\n{lines}"),
+                    None => format!("{header}\n"),
+                };
+                f.write_all(text.as_bytes()).ok().map(|()| f)
             });
         Feed {
             file: Mutex::new(file),
@@ -55,10 +104,7 @@ impl Feed {
             return;
         };
         if let Ok(mut pending) = self.pending.lock() {
-            pending.push(format!(
-                "{{\"run\":{},\"seq\":{},\"record\":{json}}}",
-                run.0, seq.0
-            ));
+            pending.push(record_line(run, seq, json));
         }
     }
 
@@ -91,11 +137,45 @@ impl Feed {
     }
 }
 
+/// A record's line: its key and its stored JSON.
+fn record_line(run: RunId, seq: Seq, json: &str) -> String {
+    format!("{{\"run\":{},\"seq\":{},\"record\":{json}}}", run.0, seq.0)
+}
+
+/// Writes `base` under a fresh tag to the base file (through a temporary file and a rename)
+/// and returns the tag.
+fn write_base(dir: &Path, base: &[u8]) -> std::io::Result<u64> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    let tag = nanos ^ (u64::from(std::process::id()) << 32);
+    let tmp = dir.join(format!("{BASE_FILE}.{}", std::process::id()));
+    let mut file = File::create(&tmp)?;
+    file.write_all(&tag.to_le_bytes())?;
+    file.write_all(base)?;
+    drop(file);
+    std::fs::rename(&tmp, dir.join(BASE_FILE))?;
+    Ok(tag)
+}
+
+/// The base named `tag`, if the base file holds it.
+pub(crate) fn read_base(dir: &Path, tag: &str) -> Option<Vec<u8>> {
+    let tag = u64::from_str_radix(tag, 16).ok()?;
+    let bytes = std::fs::read(dir.join(BASE_FILE)).ok()?;
+    let (stored, base) = bytes.split_at_checked(8)?;
+    (u64::from_le_bytes(stored.try_into().ok()?) == tag).then(|| base.to_vec())
+}
+
 /// One line of a feed, as a reader sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedLine {
-    /// The first line: who holds the journal.
-    Header { pid: u32, by: String },
+    /// The first line: who holds the journal, and the tag of the base it opened with.
+    Header {
+        pid: u32,
+        by: String,
+        base: Option<String>,
+    },
     /// A durable record.
     Record {
         run: RunId,
@@ -109,15 +189,32 @@ pub enum FeedLine {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Raw {
-    Header { feed: u32, pid: u32, by: String },
-    Record { run: u64, seq: u64, record: Record },
-    Closed { closed: bool },
+    Header {
+        feed: u32,
+        pid: u32,
+        by: String,
+        #[serde(default)]
+        base: Option<String>,
+    },
+    Record {
+        run: u64,
+        seq: u64,
+        record: Record,
+    },
+    Closed {
+        closed: bool,
+    },
 }
 
 /// Parses a line of a feed; `None` for a line that is not one (a partial last line).
 pub fn parse_feed_line(line: &str) -> Option<FeedLine> {
     match serde_json::from_str::<Raw>(line).ok()? {
-        Raw::Header { feed: 1, pid, by } => Some(FeedLine::Header { pid, by }),
+        Raw::Header {
+            feed: 1,
+            pid,
+            by,
+            base,
+        } => Some(FeedLine::Header { pid, by, base }),
         Raw::Header { .. } => None,
         Raw::Record { run, seq, record } => Some(FeedLine::Record {
             run: RunId(run),

@@ -47,6 +47,7 @@ mod lock;
 mod secrets;
 mod snapshot;
 mod store;
+mod view;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,6 +68,7 @@ pub use secrets::{
     OutputError, Outputs, REDACTED, redact, redact_json, register_secret, secret_kind,
 };
 pub use snapshot::SNAPSHOT_EVERY;
+pub use view::{JournalView, read_state};
 
 use lock::RunLock;
 pub use lock::human_time;
@@ -162,9 +164,17 @@ impl Journal {
             path: dir.to_owned(),
             source,
         })?;
-        let folded = fold_store(dir, &store)?;
+        let (folded, used) = fold_store(dir, &store)?;
+        // What this holder opened with, for readers of the feed (see `feed`): the stored
+        // snapshot it used, as stored (nothing is encoded), and the records after it.
+        let feed = match &used {
+            Some((bytes, after)) => {
+                feed::Feed::start(dir, &lock::whoami(), bytes, store.scan_after(*after))
+            }
+            None => feed::Feed::start(dir, &lock::whoami(), &[], store.scan()),
+        };
+        let feed = Arc::new(feed);
         let store = Arc::new(store);
-        let feed = Arc::new(feed::Feed::start(dir, &lock::whoami()));
         let committer = Committer::spawn(Arc::clone(&store), Arc::clone(&feed)).map_err(io)?;
         Ok(Journal {
             path: dir.to_owned(),
@@ -428,40 +438,49 @@ impl Drop for Committer {
 }
 
 /// Folds the store: the latest usable snapshot and the records after it, or every record.
-fn fold_store(dir: &Path, store: &Store) -> Result<Folded, JournalError> {
+/// A stored snapshot as stored, and the key of the last record it covers.
+type UsedSnapshot = (store::Bytes, [u8; 16]);
+
+/// The fold of the store, and the stored snapshot it started from, if it used one.
+fn fold_store(dir: &Path, store: &Store) -> Result<(Folded, Option<UsedSnapshot>), JournalError> {
     let store_error = |source| JournalError::Store {
         path: dir.to_owned(),
         source,
     };
-    if let Some(snap) = usable_snapshot(store).map_err(store_error)? {
+    if let Some((bytes, snap)) = usable_snapshot(store).map_err(store_error)? {
         let after = snapshot::last_key(&snap);
         let folded = Folded {
             cluster: snap.cluster,
             next_seq: snap.next_seq,
             since_snapshot: 0,
         };
-        return fold_records(dir, folded, store.scan_after(after));
+        let folded = fold_records(dir, folded, store.scan_after(after))?;
+        return Ok((folded, Some((bytes, after))));
     }
     let empty = Folded {
         cluster: ClusterState::default(),
         next_seq: BTreeMap::new(),
         since_snapshot: 0,
     };
-    fold_records(dir, empty, store.scan())
+    Ok((fold_records(dir, empty, store.scan())?, None))
 }
 
 /// The stored snapshot, if there is one this build can use. A snapshot that cannot be used is
 /// ignored (it is derived data; every record is still there), but one that could be read and
 /// names a record the store lacks is ignored too: it must never stand in for records that are
 /// not durable.
-fn usable_snapshot(store: &Store) -> Result<Option<snapshot::Snapshot>, StoreError> {
+fn usable_snapshot(
+    store: &Store,
+) -> Result<Option<(store::Bytes, snapshot::Snapshot)>, StoreError> {
     let Some(bytes) = store.snapshot()? else {
         return Ok(None);
     };
     let Ok(snap) = snapshot::decode(&bytes) else {
         return Ok(None);
     };
-    Ok(store.contains(snapshot::last_key(&snap))?.then_some(snap))
+    Ok(store
+        .contains(snapshot::last_key(&snap))?
+        .then_some((bytes, snap)))
 }
 
 /// Folds `records` (in key order) onto `folded`, checking each against the ones before it.
@@ -702,7 +721,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let before = busy_journal(dir.path()).await;
         let journal = Journal::open(dir.path()).unwrap();
-        let snap = usable_snapshot(&journal.store)
+        let (_, snap) = usable_snapshot(&journal.store)
             .unwrap()
             .expect("a snapshot was written");
         assert!(

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::SimError;
-use crate::server::{SNAPSHOT_FORMAT, Snapshot};
+use crate::server::{SAVED_STATE_FORMAT, SavedState};
 
 pub(crate) struct Persister {
     path: PathBuf,
@@ -23,7 +23,11 @@ impl Persister {
     }
 
     /// Writes `snapshot` unless a snapshot of the same or a later generation is already on disk.
-    pub(crate) async fn write(&self, generation: u64, snapshot: &Snapshot) -> Result<(), SimError> {
+    pub(crate) async fn write(
+        &self,
+        generation: u64,
+        snapshot: &SavedState,
+    ) -> Result<(), SimError> {
         let mut written = self.written.lock().await;
         if written.is_some_and(|w| w >= generation) {
             return Ok(());
@@ -68,7 +72,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Reads a state file; `None` when there is none yet.
-pub(crate) fn load(path: &Path) -> Result<Option<Snapshot>, SimError> {
+pub(crate) fn load(path: &Path) -> Result<Option<SavedState>, SimError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -79,15 +83,16 @@ pub(crate) fn load(path: &Path) -> Result<Option<Snapshot>, SimError> {
             });
         }
     };
-    let snapshot: Snapshot = serde_json::from_slice(&bytes).map_err(|e| SimError::StateParse {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
-    if snapshot.format != SNAPSHOT_FORMAT {
+    let snapshot: SavedState =
+        serde_json::from_slice(&bytes).map_err(|e| SimError::StateParse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    if snapshot.format != SAVED_STATE_FORMAT {
         return Err(SimError::StateParse {
             path: path.to_owned(),
             message: format!(
-                "format {} is not the supported format {SNAPSHOT_FORMAT}",
+                "format {} is not the supported format {SAVED_STATE_FORMAT}",
                 snapshot.format
             ),
         });

@@ -78,7 +78,7 @@ pub(crate) struct Stats {
 
 /// What is persisted: the clouds, the counters, and the clock reading at save time.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct Snapshot {
+pub(crate) struct SavedState {
     pub(crate) format: u32,
     /// Real (wall clock) time of the save.
     pub(crate) saved_at: DateTime<Utc>,
@@ -92,7 +92,7 @@ pub(crate) struct Snapshot {
     pub(crate) stats: Stats,
 }
 
-pub(crate) const SNAPSHOT_FORMAT: u32 = 1;
+pub(crate) const SAVED_STATE_FORMAT: u32 = 1;
 
 /// The fault plan in force and the RNG that draws its decisions.
 pub(crate) struct FaultState {
@@ -247,9 +247,9 @@ impl World {
         self.generation += 1;
     }
 
-    fn snapshot(&self, sim_now: DateTime<Utc>) -> Snapshot {
-        Snapshot {
-            format: SNAPSHOT_FORMAT,
+    fn snapshot(&self, sim_now: DateTime<Utc>) -> SavedState {
+        SavedState {
+            format: SAVED_STATE_FORMAT,
             saved_at: Utc::now(),
             sim_now,
             project_id: self.project_id,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::desired::{DesiredCluster, DesiredPool, worker_hostname};
-use crate::spec::{Plan, PoolName};
+use crate::spec::{MachinePlan, PoolName};
 
 /// A pool whose count changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,8 +31,8 @@ pub struct PoolScaled {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PoolRetyped {
     pub pool: PoolName,
-    pub from: Plan,
-    pub to: Plan,
+    pub from: MachinePlan,
+    pub to: MachinePlan,
     /// Hostnames deleted (the previous nodes).
     pub nodes_deleted: Vec<String>,
     /// Hostnames created (the nodes at the new count).

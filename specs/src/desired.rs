@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::spec::{
-    ClusterName, DnsZone, DnsZoneId, Facility, HardwareReservation, Networking, OsArch, OsChannel,
-    OsSettings, Plan, PoolName, ProjectId, Role, Spec, SshPublicKey, Taint, WorkerPool,
+    ClusterName, DnsZone, DnsZoneId, Facility, HardwareReservation, MachinePlan, Networking,
+    OsArch, OsChannel, OsSettings, PoolName, ProjectId, Role, Spec, SshPublicKey, Taint,
+    WorkerPool,
 };
 
 /// The cluster's DNS service is this host of service_cidr (Lokomotive's `cidrhost(service_cidr, 10)`).
@@ -35,7 +36,7 @@ pub struct ClusterSettings {
     pub management_cidrs: Vec<Ipv4Net>,
     pub node_private_cidr: Ipv4Net,
     pub controller_count: u32,
-    pub controller_type: Plan,
+    pub controller_type: MachinePlan,
     pub controller_os: OsImage,
     pub networking: Networking,
     /// CNI MTU; only meaningful with calico.
@@ -132,7 +133,7 @@ impl RaidSetup {
 pub struct DesiredPool {
     pub name: PoolName,
     pub count: u32,
-    pub plan: Plan,
+    pub plan: MachinePlan,
     pub os: OsImage,
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
@@ -149,7 +150,7 @@ pub struct DesiredNode {
     pub pool: Option<PoolName>,
     /// Index within the controllers or within the pool.
     pub index: u32,
-    pub plan: Plan,
+    pub plan: MachinePlan,
     pub facility: Facility,
     pub os: OsImage,
     pub reservation: HardwareReservation,
@@ -179,6 +180,26 @@ pub struct DnsRecord {
     pub zone_id: DnsZoneId,
     pub target: RecordTarget,
     pub ttl_seconds: u32,
+}
+
+/// The layout of a desired cluster as a journal records it ([`DesiredCluster::to_record`]).
+/// Journals outlive loko versions: a later loko reads every earlier format. A field added to
+/// the desired cluster (or to a type in it) must read as a default when it is missing (an
+/// `Option`, or `#[serde(default)]`), so the records of earlier versions stay readable; a
+/// change that cannot (a renamed or retyped field) bumps this number and teaches
+/// [`DesiredCluster::from_record`] to read the earlier formats. Records written before the
+/// format was recorded read as format 0, which has the layout of format 1.
+pub const DESIRED_FORMAT: u32 = 1;
+
+/// A recorded desired cluster this loko cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(
+        "it has format {found}, and this loko reads formats up to {DESIRED_FORMAT}: a newer loko recorded it"
+    )]
+    Newer { found: u64 },
+    #[error("it cannot be read: {0}")]
+    Decode(#[from] serde_json::Error),
 }
 
 /// Everything a spec asks to exist.
@@ -330,15 +351,161 @@ impl DesiredCluster {
         self.nodes.iter().filter(|n| n.role == Role::Worker)
     }
 
+    /// The desired cluster as a journal records it: its fields and `format`
+    /// ([`DESIRED_FORMAT`]).
+    pub fn to_record(&self) -> Result<serde_json::Value, serde_json::Error> {
+        let mut record = serde_json::to_value(self)?;
+        if let Some(fields) = record.as_object_mut() {
+            fields.insert("format".into(), DESIRED_FORMAT.into());
+        }
+        Ok(record)
+    }
+
+    /// Reads a desired cluster a journal recorded, of this format or an earlier one.
+    pub fn from_record(record: &serde_json::Value) -> Result<DesiredCluster, RecordError> {
+        let found = record
+            .get("format")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        if found > u64::from(DESIRED_FORMAT) {
+            return Err(RecordError::Newer { found });
+        }
+        Ok(DesiredCluster::deserialize(record)?)
+    }
+
     /// A node by hostname.
     pub fn node(&self, hostname: &str) -> Option<&DesiredNode> {
         self.nodes.iter().find(|n| n.hostname == hostname)
     }
+
+    /// The hardware reservations the cluster relies on (what a project must offer for it to
+    /// be created, e.g. the demo's simulated one): each one a node names by id, then, per plan
+    /// and facility, one for each node that takes the `next-available` one.
+    pub fn reservations_needed(&self) -> Vec<ReservationNeed> {
+        let mut needs = Vec::new();
+        let mut any: BTreeMap<(String, String), u32> = BTreeMap::new();
+        for node in &self.nodes {
+            let (plan, facility) = (
+                node.plan.as_str().to_owned(),
+                node.facility.as_str().to_owned(),
+            );
+            match &node.reservation {
+                HardwareReservation::Id(id) => needs.push(ReservationNeed {
+                    plan,
+                    facility,
+                    count: 1,
+                    id: Some(id.clone()),
+                    node: Some(node.hostname.clone()),
+                }),
+                HardwareReservation::NextAvailable => {
+                    *any.entry((plan, facility)).or_default() += 1
+                }
+                HardwareReservation::None => {}
+            }
+        }
+        needs.extend(
+            any.into_iter()
+                .map(|((plan, facility), count)| ReservationNeed {
+                    plan,
+                    facility,
+                    count,
+                    id: None,
+                    node: None,
+                }),
+        );
+        needs
+    }
+}
+
+/// Hardware reservations of one plan in one facility that a cluster relies on
+/// ([`DesiredCluster::reservations_needed`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReservationNeed {
+    pub plan: String,
+    pub facility: String,
+    pub count: u32,
+    /// The reservation a node names; none for `next-available` ones.
+    pub id: Option<String>,
+    /// The node naming `id`.
+    pub node: Option<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn flannel() -> DesiredCluster {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flannel.yaml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        crate::parse(&text, "flannel.yaml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .desired()
+    }
+
+    #[test]
+    fn a_record_reads_back_and_one_without_an_optional_field_or_a_format_still_reads() {
+        let desired = flannel();
+        let record = desired.to_record().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(record["format"], DESIRED_FORMAT);
+        assert_eq!(
+            DesiredCluster::from_record(&record).ok().as_ref(),
+            Some(&desired)
+        );
+
+        // As an earlier loko wrote it: no format, and no `pool` on the nodes (an optional
+        // field; a field added later must be one too).
+        let mut old = record.clone();
+        old.as_object_mut().map(|o| o.remove("format"));
+        for node in old["nodes"].as_array_mut().into_iter().flatten() {
+            node.as_object_mut().map(|o| o.remove("pool"));
+        }
+        let read = DesiredCluster::from_record(&old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read.settings, desired.settings);
+        assert!(read.nodes.iter().all(|n| n.pool.is_none()));
+
+        let mut newer = record;
+        newer["format"] = (DESIRED_FORMAT + 1).into();
+        assert!(matches!(
+            DesiredCluster::from_record(&newer),
+            Err(RecordError::Newer { .. })
+        ));
+    }
+
+    #[test]
+    fn reservations_needed_name_each_id_and_count_next_available_per_plan_and_facility() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flannel.yaml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let desired = crate::parse(&text, "flannel.yaml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .desired();
+        let needs = desired.reservations_needed();
+        let reserved = desired
+            .nodes
+            .iter()
+            .filter(|n| n.reservation != HardwareReservation::None)
+            .count();
+        assert_eq!(
+            needs.iter().map(|n| n.count as usize).sum::<usize>(),
+            reserved
+        );
+        for need in needs.iter().filter(|n| n.id.is_some()) {
+            assert_eq!(need.count, 1);
+            let node = desired
+                .node(need.node.as_deref().unwrap_or_default())
+                .unwrap();
+            assert_eq!(
+                node.reservation,
+                HardwareReservation::Id(need.id.clone().unwrap())
+            );
+        }
+        let any: Vec<_> = needs.iter().filter(|n| n.id.is_none()).collect();
+        assert!(!any.is_empty(), "flannel.yaml takes next-available ones");
+        let mut keys: Vec<_> = any.iter().map(|n| (&n.plan, &n.facility)).collect();
+        keys.dedup();
+        assert_eq!(keys.len(), any.len(), "one need per plan and facility");
+    }
 
     #[test]
     fn service_ips_are_hosts_1_and_10_of_the_range() {
@@ -364,7 +531,7 @@ mod tests {
         let mut pool = WorkerPool {
             pool_name: PoolName("p".into()),
             count: 1,
-            plan: Plan("t1.small.x86".into()),
+            plan: MachinePlan("t1.small.x86".into()),
             labels: BTreeMap::new(),
             taints: Vec::new(),
             os,

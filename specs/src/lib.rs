@@ -27,14 +27,14 @@ use std::path::Path;
 
 pub use classify::{ChangeSet, PoolRetyped, PoolScaled, RefusedChange, RefusedChanges, classify};
 pub use desired::{
-    ClusterSettings, DesiredCluster, DesiredNode, DesiredPool, DnsRecord, OsImage, RaidSetup,
-    RecordTarget, controller_hostname, worker_hostname,
+    ClusterSettings, DESIRED_FORMAT, DesiredCluster, DesiredNode, DesiredPool, DnsRecord, OsImage,
+    RaidSetup, RecordError, RecordTarget, ReservationNeed, controller_hostname, worker_hostname,
 };
 pub use error::{SpecError, SpecErrors};
 pub use spec::{
-    ClusterName, DnsZone, DnsZoneId, Endpoints, Facility, HardwareReservation, Networking, OsArch,
-    OsChannel, OsSettings, Plan, PoolName, ProjectId, Reservations, Role, Spec, SshPublicKey,
-    Taint, TaintEffect, WorkerPool,
+    ClusterName, DnsZone, DnsZoneId, Endpoints, Facility, HardwareReservation, MachinePlan,
+    Networking, OsArch, OsChannel, OsSettings, PoolName, ProjectId, Reservations, Role, Spec,
+    SshPublicKey, Taint, TaintEffect, WorkerPool,
 };
 
 /// Reads and validates the spec file at `path`. A relative `asset_dir` is resolved against the

@@ -11,8 +11,8 @@ use ipnet::Ipv4Net;
 
 use crate::document::{Errors, Fields, Node};
 use crate::spec::{
-    ClusterName, DnsZoneId, Endpoints, Facility, Networking, OsArch, OsChannel, OsSettings, Plan,
-    PoolName, ProjectId, Role, Spec, WorkerPool, defaults,
+    ClusterName, DnsZoneId, Endpoints, Facility, MachinePlan, Networking, OsArch, OsChannel,
+    OsSettings, PoolName, ProjectId, Role, Spec, WorkerPool, defaults,
 };
 use labels::{labels, taints};
 
@@ -394,7 +394,7 @@ fn worker_pool(
 fn os_settings(
     f: &mut Fields<'_, '_>,
     owner: &Node<'_, '_>,
-    plan: Option<&Plan>,
+    plan: Option<&MachinePlan>,
     plan_node: Option<&Node<'_, '_>>,
     plan_field: &str,
     errors: &mut Errors,

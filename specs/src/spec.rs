@@ -18,7 +18,7 @@ pub(crate) mod defaults {
     use ipnet::Ipv4Net;
     use std::net::Ipv4Addr;
 
-    use super::{Networking, OsArch, OsChannel, Plan};
+    use super::{MachinePlan, Networking, OsArch, OsChannel};
 
     pub(crate) fn controller_count() -> u32 {
         1
@@ -26,9 +26,9 @@ pub(crate) mod defaults {
     pub(crate) fn worker_count() -> u32 {
         1
     }
-    pub(crate) fn plan() -> Plan {
+    pub(crate) fn plan() -> MachinePlan {
         // The tutorial's table says "baermetal_0", a typo of Packet's legacy plan name.
-        Plan("baremetal_0".into())
+        MachinePlan("baremetal_0".into())
     }
     pub(crate) fn os_channel() -> OsChannel {
         OsChannel::Stable
@@ -93,8 +93,9 @@ string_newtype!(
     PoolName
 );
 string_newtype!(
-    /// A Packet plan (device type), like `t1.small.x86` or `c2.large.arm`.
-    Plan
+    /// A Packet plan (a machine type), like `t1.small.x86` or `c2.large.arm`. Named
+    /// `MachinePlan` so that it is not taken for a plan of changes (`loko plan`) or the DAG.
+    MachinePlan
 );
 string_newtype!(
     /// A Packet facility code, like `ams1`.
@@ -131,7 +132,7 @@ impl SshPublicKey {
     }
 }
 
-impl Plan {
+impl MachinePlan {
     /// The CPU architecture the plan's name announces: Packet names arm64 plans `*.arm`
     /// (`c1.large.arm`, `c2.large.arm`) and x86 plans `*.x86`; other names say nothing.
     pub fn arch(&self) -> Option<OsArch> {
@@ -397,7 +398,7 @@ pub struct WorkerPool {
     pub count: u32,
     /// Packet plan of the workers; changing it recreates the pool's nodes.
     #[serde(rename = "type", default = "defaults::plan")]
-    pub plan: Plan,
+    pub plan: MachinePlan,
     /// Node labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(with = "LabelsInput")]
@@ -453,7 +454,7 @@ pub struct Spec {
     pub controller_count: u32,
     /// Packet plan of the controllers.
     #[serde(default = "defaults::plan")]
-    pub controller_type: Plan,
+    pub controller_type: MachinePlan,
     #[serde(flatten)]
     pub os: OsSettings,
     /// Pod network provider.

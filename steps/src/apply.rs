@@ -287,7 +287,9 @@ async fn apply(client: &reqwest::Client, base: &str, object: &Applied) -> Result
         .body(object.body.to_string())
         .send()
         .await
-        .map_err(|e| StepError::retryable(format!("applying {what}: {}", crate::error_chain(&e))))?;
+        .map_err(|e| {
+            StepError::retryable(format!("applying {what}: {}", crate::error_chain(&e)))
+        })?;
     let status = answer.status();
     if status.is_success() {
         return Ok(());

@@ -1,5 +1,6 @@
 //! The provisioning DAG of a cluster: from the desired cluster and what the journal knows, the
-//! engine plans of `loko run` and `loko destroy`, and the `loko plan` summary.
+//! DAGs of `loko run` and `loko destroy` (data: each step's kind and params, bound to actions
+//! by [`crate::actions`] when a run starts), and the `loko plan` summary.
 //!
 //! ```text
 //! assets/pki ─┬─ assets/kubeconfigs ── ignition/<node> ── device/<node> ─┬─ dns ───────────────────────────────┐
@@ -16,29 +17,29 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use engine::{Plan, PlanError, ResourceClass, RetryPolicy, StepContext, StepDef, StepError};
-use journal::{ClusterState, Digest, Outputs, RunKind, StepId};
+use engine::{ActionKind, Dag, DagError, ResourceClass, RetryPolicy, StepDef};
+use journal::{ClusterState, Digest, RunKind, StepId};
 use serde::Serialize;
 use specs::{DesiredCluster, DesiredNode, HardwareReservation, OsImage, RecordTarget};
 
-use crate::apply::BootstrapStep;
-use crate::assets::{self, AssetDir};
-use crate::bootstrap::{ControlPlaneStep, EtcdSecretsStep, NodeAccess};
-use crate::dns::{DnsDeleteStep, DnsStep, RecordSource, Route53};
-use crate::ignition;
-use crate::packet::{
-    CREATE_INTENT, DeleteDeviceStep, DeviceOs, DevicePoller, DeviceSettings, DeviceSpec,
-    DeviceStep, Location, PacketClient, cluster_tag, node_tag,
+use crate::actions::{
+    self, BootstrapParams, ControlPlaneParams, DeleteDevicesParams, DeleteRecordsParams,
+    DeviceParams, DnsParams, NodeParams, ReadyParams,
 };
-use crate::readiness::ReadinessStep;
+use crate::assets;
+use crate::dns::{RecordSource, Route53};
+use crate::packet::{
+    CREATE_INTENT, DeviceOs, DevicePoller, DeviceSettings, DeviceSpec, Location, PacketClient,
+    cluster_tag, node_tag,
+};
 use crate::ssh::Ssh;
 
 /// Calls to the Packet API.
-pub const PACKET_API: ResourceClass = ResourceClass("packet-api");
+pub const PACKET_API: ResourceClass = ResourceClass::new("packet-api");
 /// Calls to Route53.
-pub const DNS: ResourceClass = ResourceClass("dns");
+pub const DNS: ResourceClass = ResourceClass::new("dns");
 /// SSH sessions to the nodes.
-pub const SSH: ResourceClass = ResourceClass("ssh");
+pub const SSH: ResourceClass = ResourceClass::new("ssh");
 
 /// The clients every remote step uses.
 #[derive(Clone)]
@@ -159,10 +160,10 @@ impl History {
             }
         }
         if let Some((id, run)) = latest {
-            history.previous = Some(run.spec.parse().map_err(|e| HistoryError {
-                run: *id,
-                reason: e.to_string(),
-            })?);
+            let unreadable = |reason: String| HistoryError { run: *id, reason };
+            let record = run.spec.value().map_err(|e| unreadable(e.to_string()))?;
+            history.previous =
+                Some(DesiredCluster::from_record(&record).map_err(|e| unreadable(e.to_string()))?);
         }
         history
             .intended
@@ -345,7 +346,7 @@ pub fn changes(
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error(transparent)]
-    Plan(#[from] PlanError),
+    Dag(#[from] DagError),
     #[error("cannot digest the inputs of a step: {0}")]
     Inputs(String),
     #[error("the desired cluster has no controller")]
@@ -357,99 +358,68 @@ fn inputs<T: Serialize + ?Sized>(value: &T) -> Result<Digest, BuildError> {
     Digest::of_json(value).map_err(|e| BuildError::Inputs(e.to_string()))
 }
 
-fn local_error(e: impl std::fmt::Display) -> StepError {
-    StepError::permanent(e)
+/// A step of `kind` with its own inputs digest and `params` for its action.
+fn step<P: Serialize + ?Sized>(
+    id: StepId,
+    kind: ActionKind,
+    own: Digest,
+    params: &P,
+) -> Result<StepDef, BuildError> {
+    StepDef::new(id, kind, own)
+        .params(params)
+        .map_err(|e| BuildError::Inputs(e.to_string()))
 }
 
-/// The plan of `loko run`: bring the cluster to `desired`.
-pub fn apply_plan(
+fn node_params(host: &str) -> NodeParams {
+    NodeParams {
+        hostname: host.to_owned(),
+    }
+}
+
+/// The DAG of `loko run`: bring the cluster to `desired`. Data only: it names each step's
+/// kind and params, and [`crate::actions::actions`] binds them when the run starts.
+/// `extra_keys` are the keys the nodes admit besides the spec's ([`RunSettings`]): part of
+/// the Ignition steps' inputs, as they are of the Ignition.
+pub fn apply_dag(
     desired: &DesiredCluster,
     history: &History,
-    assets: &AssetDir,
-    clients: &Clients,
-    timings: &RunSettings,
-) -> Result<Plan, BuildError> {
+    extra_keys: &[specs::SshPublicKey],
+) -> Result<Dag, BuildError> {
     let settings = &desired.settings;
     let cluster = settings.cluster_name.as_str().to_owned();
     let mut steps = Vec::new();
 
     // Assets: local, cheap, and their inputs are the cluster-wide settings.
     let pki_inputs = assets::pki::PkiInputs::from_desired(desired);
-    {
-        let (dir, pki_inputs2) = (assets.clone(), pki_inputs.clone());
-        steps.push(StepDef::new(
-            ids::pki(),
-            inputs(&(&pki_inputs, renewal_epoch(&pki_inputs, SystemTime::now())))?,
-            move |ctx: StepContext| {
-                let (dir, pki_inputs) = (dir.clone(), pki_inputs2.clone());
-                async move {
-                    let report = assets::pki::ensure_pki(&dir, &pki_inputs, SystemTime::now())
-                        .map_err(local_error)?;
-                    for file in &report.files {
-                        if let assets::pki::FileStatus::Reissued { reason } = &file.status {
-                            ctx.progress(format!("reissued {}: {reason}", file.path));
-                        }
-                    }
-                    for warning in &report.warnings {
-                        tracing::warn!("{warning}");
-                        ctx.progress(warning.clone());
-                    }
-                    // Fingerprints only: dependents rerun exactly when a certificate changed
-                    // (a reissued etcd certificate is copied to the controllers again).
-                    let fingerprints: std::collections::BTreeMap<&str, &str> = report
-                        .files
-                        .iter()
-                        .map(|f| (f.path.as_str(), f.sha256.as_str()))
-                        .collect();
-                    Ok(Outputs::new().with("sha256", &fingerprints)?)
-                }
-            },
-        ));
-    }
-    {
-        let (dir, desired2) = (assets.clone(), desired.clone());
-        steps.push(
-            StepDef::new(ids::kubeconfigs(), inputs(settings)?, move |_ctx| {
-                let (dir, desired) = (dir.clone(), desired2.clone());
-                async move {
-                    assets::kubeconfig::write_kubeconfigs(&dir, &desired).map_err(local_error)?;
-                    let kubelet = assets::kubeconfig::kubelet_kubeconfig(&dir, &desired)
-                        .map_err(local_error)?;
-                    Ok(Outputs::new()
-                        .with("admin", "auth/kubeconfig")?
-                        .with("kubelet_sha256", Digest::of(kubelet.as_bytes()).to_hex())?)
-                }
-            })
+    steps.push(StepDef::new(
+        ids::pki(),
+        actions::PKI,
+        inputs(&(&pki_inputs, renewal_epoch(&pki_inputs, SystemTime::now())))?,
+    ));
+    steps.push(
+        StepDef::new(ids::kubeconfigs(), actions::KUBECONFIGS, inputs(settings)?)
             .after([ids::pki()]),
-        );
-    }
-    {
-        let (dir, desired2) = (assets.clone(), desired.clone());
-        steps.push(
-            StepDef::new(ids::manifests(), inputs(settings)?, move |_ctx| {
-                let (dir, desired) = (dir.clone(), desired2.clone());
-                async move {
-                    let report =
-                        assets::manifests::render_manifests(&dir, &desired).map_err(local_error)?;
-                    Ok(Outputs::new().with("files", &report)?)
-                }
-            })
-            .after([ids::pki()]),
-        );
-    }
+    );
+    steps.push(
+        StepDef::new(ids::manifests(), actions::MANIFESTS, inputs(settings)?).after([ids::pki()]),
+    );
 
-    // Nodes: Ignition, then the device. One copy of the cluster for every node's Ignition
-    // (a copy per node would be quadratic: 1000 nodes, 1000 copies of 1000 nodes).
-    let for_ignition = {
-        let mut d = desired.clone();
-        d.settings
-            .ssh_keys
-            .extend(timings.extra_authorized_keys.iter().cloned());
-        Arc::new(d)
-    };
+    // Nodes: Ignition, then the device. The Ignition's settings hold the extra keys.
+    let mut ignition_settings = desired.settings.clone();
+    ignition_settings
+        .ssh_keys
+        .extend(extra_keys.iter().cloned());
     for node in &desired.nodes {
-        steps.push(ignition_step(&for_ignition, node, assets)?);
-        steps.push(device_step(desired, node, assets, clients, timings)?);
+        steps.push(
+            step(
+                ids::ignition(&node.hostname),
+                actions::IGNITION,
+                inputs(&(&ignition_settings, node, desired.dns_service_ip))?,
+                &node_params(&node.hostname),
+            )?
+            .after([ids::kubeconfigs()]),
+        );
+        steps.push(device_step(desired, node)?);
     }
 
     // Nodes that left the spec.
@@ -458,53 +428,32 @@ pub fn apply_plan(
         .iter()
         .filter(|host| desired.node(host).is_none())
     {
-        let step = DeleteDeviceStep {
-            client: Arc::clone(&clients.packet),
-            poller: Arc::clone(&clients.poller),
-            tag: node_tag(host),
-            deadline: timings.device.provision_deadline,
-        };
-        let step = Arc::new(step);
         steps.push(
-            StepDef::new(
+            step(
                 ids::delete_device(host),
+                actions::DELETE_DEVICES,
                 inputs(host.as_str())?,
-                move |ctx| {
-                    let step = Arc::clone(&step);
-                    async move { step.run(ctx).await }
+                &DeleteDevicesParams {
+                    tag: node_tag(host),
                 },
-            )
+            )?
             .class(PACKET_API)
             .invalidates([ids::device(host)]),
         );
     }
 
     let controllers: Vec<&DesiredNode> = desired.controllers().collect();
-    steps.push(dns_step(desired, &controllers, clients, timings)?);
+    steps.push(dns_step(desired, &controllers)?);
 
     // Bootstrap over SSH.
-    let access = |node: &DesiredNode| NodeAccess {
-        hostname: node.hostname.clone(),
-        device_step: ids::device(&node.hostname),
-        host_key_step: ids::ignition(&node.hostname),
-        port: timings.ssh_port,
-        user: timings.ssh_user.clone(),
-    };
     for node in &controllers {
-        let step = Arc::new(EtcdSecretsStep {
-            ssh: clients.ssh.clone(),
-            node: access(node),
-            asset_dir: assets.root().to_owned(),
-        });
         steps.push(
-            StepDef::new(
+            step(
                 ids::etcd_secrets(&node.hostname),
+                actions::ETCD_SECRETS,
                 inputs(&node.hostname)?,
-                move |ctx| {
-                    let step = Arc::clone(&step);
-                    async move { step.run(ctx).await }
-                },
-            )
+                &node_params(&node.hostname),
+            )?
             .after([
                 ids::pki(),
                 ids::device(&node.hostname),
@@ -517,27 +466,22 @@ pub fn apply_plan(
     if controllers.is_empty() {
         return Err(BuildError::NoController);
     }
-    let api_controllers: Vec<(StepId, &'static str)> = controllers
-        .iter()
-        .map(|c| (ids::device(&c.hostname), "public_ipv4"))
-        .collect();
     let api_name = format!("{cluster}.{}", settings.dns_zone.as_str());
+    let api_controllers: Vec<StepId> = controllers
+        .iter()
+        .map(|c| ids::device(&c.hostname))
+        .collect();
     for node in &controllers {
-        let step = Arc::new(ControlPlaneStep {
-            ssh: clients.ssh.clone(),
-            node: access(node),
-            asset_dir: assets.root().to_owned(),
-            aggregation: settings.enable_aggregation,
-        });
         steps.push(
-            StepDef::new(
+            step(
                 ids::control_plane(&node.hostname),
+                actions::CONTROL_PLANE,
                 inputs(&(&node.hostname, settings.enable_aggregation))?,
-                move |ctx| {
-                    let step = Arc::clone(&step);
-                    async move { step.run(ctx).await }
+                &ControlPlaneParams {
+                    hostname: node.hostname.clone(),
+                    aggregation: settings.enable_aggregation,
                 },
-            )
+            )?
             // The PKI's fingerprints: a reissued certificate (a controller added to the
             // apiserver's names) is copied again. The apiserver reaches etcd by its members'
             // names: its secrets first.
@@ -553,53 +497,43 @@ pub fn apply_plan(
             .retry(ssh_retry()),
         );
     }
-    {
-        let step = Arc::new(BootstrapStep {
-            api_name: api_name.clone(),
-            port: timings.api_port,
-            controllers: api_controllers.clone(),
-            asset_dir: assets.root().to_owned(),
-            poll_every: timings.ready_poll,
-            deadline: timings.ready_deadline,
-        });
-        let mut deps = vec![ids::kubeconfigs(), ids::manifests(), ids::dns()];
-        for c in &controllers {
-            // Their addresses reach the API; their control planes serve it.
-            deps.push(ids::device(&c.hostname));
-            deps.push(ids::control_plane(&c.hostname));
-        }
-        steps.push(
-            StepDef::new(ids::bootstrap(), inputs(&api_name)?, move |ctx| {
-                let step = Arc::clone(&step);
-                async move { step.run(ctx).await }
-            })
-            .after(deps)
-            .retry(ssh_retry()),
-        );
+    let mut deps = vec![ids::kubeconfigs(), ids::manifests(), ids::dns()];
+    for c in &controllers {
+        // Their addresses reach the API; their control planes serve it.
+        deps.push(ids::device(&c.hostname));
+        deps.push(ids::control_plane(&c.hostname));
     }
-    {
-        let expected: Vec<String> = desired.nodes.iter().map(|n| n.hostname.clone()).collect();
-        let step = Arc::new(ReadinessStep {
-            api_name,
-            port: timings.api_port,
-            controllers: api_controllers,
-            expected_nodes: expected.clone(),
-            asset_dir: assets.root().to_owned(),
-            poll_every: timings.ready_poll,
-            deadline: timings.ready_deadline,
-        });
-        let mut deps = vec![ids::bootstrap()];
-        deps.extend(desired.nodes.iter().map(|n| ids::device(&n.hostname)));
-        steps.push(
-            StepDef::new(ids::ready(), inputs(&expected)?, move |ctx| {
-                let step = Arc::clone(&step);
-                async move { step.run(ctx).await }
-            })
-            .after(deps)
-            .retry(RetryPolicy::never()),
-        );
-    }
-    Ok(Plan::new(steps)?)
+    steps.push(
+        step(
+            ids::bootstrap(),
+            actions::BOOTSTRAP,
+            inputs(&api_name)?,
+            &BootstrapParams {
+                api_name: api_name.clone(),
+                controllers: api_controllers.clone(),
+            },
+        )?
+        .after(deps)
+        .retry(ssh_retry()),
+    );
+    let expected: Vec<String> = desired.nodes.iter().map(|n| n.hostname.clone()).collect();
+    let mut deps = vec![ids::bootstrap()];
+    deps.extend(desired.nodes.iter().map(|n| ids::device(&n.hostname)));
+    steps.push(
+        step(
+            ids::ready(),
+            actions::READY,
+            inputs(&expected)?,
+            &ReadyParams {
+                api_name,
+                controllers: api_controllers,
+                expected_nodes: expected.clone(),
+            },
+        )?
+        .after(deps)
+        .retry(RetryPolicy::never()),
+    );
+    Ok(Dag::new(steps)?)
 }
 
 /// The PKI step's inputs change once per renewal window, so that a cluster that is run again now
@@ -623,43 +557,7 @@ fn ssh_retry() -> RetryPolicy {
     }
 }
 
-/// `desired` carries the extra authorized keys of the run (the demo's key).
-fn ignition_step(
-    desired: &Arc<DesiredCluster>,
-    node: &DesiredNode,
-    assets: &AssetDir,
-) -> Result<StepDef, BuildError> {
-    let (dir, node2, desired2) = (assets.clone(), node.clone(), Arc::clone(desired));
-    Ok(StepDef::new(
-        ids::ignition(&node.hostname),
-        inputs(&(&desired.settings, node, desired.dns_service_ip))?,
-        move |_ctx| {
-            let (dir, desired, node) = (dir.clone(), Arc::clone(&desired2), node2.clone());
-            async move {
-                let host_key =
-                    ignition::ensure_host_key(&dir, &node.hostname).map_err(local_error)?;
-                let kubelet =
-                    assets::kubeconfig::kubelet_kubeconfig(&dir, &desired).map_err(local_error)?;
-                let text =
-                    ignition::render(&desired, &node, &host_key, &kubelet).map_err(local_error)?;
-                let path = ignition::write(&dir, &node.hostname, &text).map_err(local_error)?;
-                Ok(Outputs::new()
-                    .with("ssh_host_key", host_key.public_line())?
-                    .with("userdata_path", path.display().to_string())?
-                    .with("ignition_sha256", ignition::digest(&text))?)
-            }
-        },
-    )
-    .after([ids::kubeconfigs()]))
-}
-
-fn device_step(
-    desired: &DesiredCluster,
-    node: &DesiredNode,
-    assets: &AssetDir,
-    clients: &Clients,
-    timings: &RunSettings,
-) -> Result<StepDef, BuildError> {
+fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, BuildError> {
     let os = match &node.os {
         OsImage::Flatcar { channel, .. } => DeviceOs::Flatcar {
             channel: channel.to_string(),
@@ -679,7 +577,8 @@ fn device_step(
         location: Location::Facility(node.facility.as_str().to_owned()),
         os,
         reservation,
-        userdata_path: ignition::path(assets, &node.hostname),
+        // The run's asset directory gives it (see the device action).
+        userdata_path: Default::default(),
     };
     // The Ignition is an input through the ignition step's outputs (its digest): a device is
     // reconciled when it changes, and adopted as it is (Workers ignore later user_data).
@@ -696,29 +595,19 @@ fn device_step(
     } else {
         Vec::new()
     };
-    let step = Arc::new(DeviceStep {
-        client: Arc::clone(&clients.packet),
-        poller: Arc::clone(&clients.poller),
-        spec,
-        settings: timings.device.clone(),
-        named_first,
-    });
-    Ok(StepDef::new(ids::device(&node.hostname), own, move |ctx| {
-        let step = Arc::clone(&step);
-        async move { step.run(ctx).await }
-    })
+    Ok(step(
+        ids::device(&node.hostname),
+        actions::DEVICE,
+        own,
+        &DeviceParams { spec, named_first },
+    )?
     .after([ids::ignition(&node.hostname)])
     .class(PACKET_API)
     .invalidates([ids::delete_device(&node.hostname)]))
 }
 
-fn dns_step(
-    desired: &DesiredCluster,
-    controllers: &[&DesiredNode],
-    clients: &Clients,
-    timings: &RunSettings,
-) -> Result<StepDef, BuildError> {
-    let from = |node: &DesiredNode, key: &'static str| (ids::device(&node.hostname), key);
+fn dns_step(desired: &DesiredCluster, controllers: &[&DesiredNode]) -> Result<StepDef, BuildError> {
+    let from = |node: &DesiredNode, key: &str| (ids::device(&node.hostname), key.to_owned());
     let records: Vec<RecordSource> = desired
         .dns_records
         .iter()
@@ -743,31 +632,21 @@ fn dns_step(
         .collect();
     let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
     let own = inputs(&(&names, desired.settings.dns_zone_id.as_str()))?;
-    let step = Arc::new(DnsStep {
-        route53: clients.route53.clone(),
-        zone_id: desired.settings.dns_zone_id.as_str().to_owned(),
-        records,
-        take_over: timings.take_over_dns,
-        poll_every: timings.dns_poll,
-        in_sync_deadline: timings.dns_deadline,
-    });
-    Ok(StepDef::new(ids::dns(), own, move |ctx| {
-        let step = Arc::clone(&step);
-        async move { step.run(ctx).await }
-    })
+    let zone_id = desired.settings.dns_zone_id.as_str().to_owned();
+    Ok(step(
+        ids::dns(),
+        actions::DNS,
+        own,
+        &DnsParams { zone_id, records },
+    )?
     .after(controllers.iter().map(|c| ids::device(&c.hostname)))
     .class(DNS))
 }
 
-/// The plan of `loko destroy`: every device tagged with the cluster (also ones a crash left
+/// The DAG of `loko destroy`: every device tagged with the cluster (also ones a crash left
 /// unrecorded) and the cluster's records. Every remote step's record is invalidated, so a later
 /// `loko run` builds the cluster again; the assets (CA, keys) stay.
-pub fn destroy_plan(
-    desired: &DesiredCluster,
-    history: &History,
-    clients: &Clients,
-    timings: &RunSettings,
-) -> Result<Plan, BuildError> {
+pub fn destroy_dag(desired: &DesiredCluster, history: &History) -> Result<Dag, BuildError> {
     let local = [ids::pki(), ids::kubeconfigs(), ids::manifests()];
     let remote: Vec<StepId> = history
         .recorded
@@ -777,40 +656,32 @@ pub fn destroy_plan(
         .cloned()
         .collect();
     let cluster = desired.settings.cluster_name.as_str();
-    let devices = Arc::new(DeleteDeviceStep {
-        client: Arc::clone(&clients.packet),
-        poller: Arc::clone(&clients.poller),
-        tag: cluster_tag(cluster),
-        deadline: timings.device.provision_deadline,
-    });
     let names: Vec<String> = desired.dns_records.iter().map(|r| r.name.clone()).collect();
-    let records = Arc::new(DnsDeleteStep {
-        route53: clients.route53.clone(),
-        zone_id: desired.settings.dns_zone_id.as_str().to_owned(),
-        names: names.clone(),
-        poll_every: timings.dns_poll,
-        in_sync_deadline: timings.dns_deadline,
-    });
     // Each destroy runs again even when the last one succeeded: devices may have appeared since.
     let nonce = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    Ok(Plan::new(vec![
-        StepDef::new(
+    Ok(Dag::new(vec![
+        step(
             ids::destroy_devices(),
+            actions::DELETE_DEVICES,
             inputs(&(cluster, nonce))?,
-            move |ctx| {
-                let step = Arc::clone(&devices);
-                async move { step.run(ctx).await }
+            &DeleteDevicesParams {
+                tag: cluster_tag(cluster),
             },
-        )
+        )?
         .class(PACKET_API)
         .invalidates(remote.clone()),
-        StepDef::new(ids::destroy_dns(), inputs(&(&names, nonce))?, move |ctx| {
-            let step = Arc::clone(&records);
-            async move { step.run(ctx).await }
-        })
+        step(
+            ids::destroy_dns(),
+            actions::DELETE_RECORDS,
+            inputs(&(&names, nonce))?,
+            &DeleteRecordsParams {
+                zone_id: desired.settings.dns_zone_id.as_str().to_owned(),
+                names,
+            },
+        )?
         .class(DNS)
         .invalidates(remote),
     ])?)

@@ -342,12 +342,13 @@ pub struct DnsStep {
 }
 
 /// A record whose values are outputs of other steps (`public_ipv4` of the controllers' device
-/// steps).
-#[derive(Clone, Debug)]
+/// steps), as the DNS step's params hold it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RecordSource {
     pub name: String,
     pub ttl: i64,
-    pub values_from: Vec<(journal::StepId, &'static str)>,
+    /// (step, output key) of each value.
+    pub values_from: Vec<(journal::StepId, String)>,
 }
 
 impl DnsStep {

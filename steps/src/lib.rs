@@ -5,20 +5,24 @@
 //! - [`assets`]: the asset directory: PKI, kubeconfigs, the static control plane's pods and the
 //!   cluster's manifests.
 //! - [`ignition`]: each node's Ignition and SSH host key.
-//! - [`cluster`]: the DAG of `loko run` and `loko destroy` from the desired cluster.
+//! - [`cluster`]: the DAG of `loko run` and `loko destroy` from the desired cluster, as data.
+//! - [`actions`]: each kind of step bound to its action, with the clients of a run.
 //! - [`packet`]: the Packet API client, the shared device poller, the device steps.
 //! - [`dns`]: Route53 records.
+//! - [`drift`]: how the cloud as it is differs from the spec (`loko status`).
 //! - [`ssh`]: the SSH client (ssh-agent keys, pinned host keys).
 //! - [`bootstrap`]: etcd certificates and the static control plane to every controller.
 //! - [`apply`]: the cluster's manifests, applied through the API once it answers.
 //! - [`readiness`]: the apiserver answers and every node is Ready.
 //! - [`preflight`]: the token, project, endpoints, AWS credentials and hosted zone, before any step.
 
+pub mod actions;
 pub mod apply;
 pub mod assets;
 pub mod bootstrap;
 pub mod cluster;
 pub mod dns;
+pub mod drift;
 pub mod ignition;
 pub mod packet;
 pub mod preflight;

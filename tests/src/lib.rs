@@ -23,6 +23,21 @@ impl Drop for Killed {
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
+/// Copies the directory `from` (files and subdirectories) to `to`: a test works on a copy of
+/// a committed fixture, never on the fixture.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -243,7 +243,10 @@ pub(crate) async fn list_metros() -> Json<Value> {
 }
 
 pub(crate) async fn list_plans() -> Json<Value> {
-    let plans: Vec<Value> = catalog::PLANS.iter().map(catalog::Plan::to_json).collect();
+    let plans: Vec<Value> = catalog::PLANS
+        .iter()
+        .map(catalog::PlanEntry::to_json)
+        .collect();
     Json(json!({ "plans": plans }))
 }
 
@@ -438,7 +441,7 @@ fn device_json(
         "network_frozen": false,
         "created_at": timestamp(d.created_at),
         "updated_at": timestamp(d.updated_at),
-        "plan": catalog::plan(&d.plan).map(catalog::Plan::to_json),
+        "plan": catalog::plan(&d.plan).map(catalog::PlanEntry::to_json),
         "operating_system": catalog::operating_system(&d.operating_system).map(catalog::OperatingSystem::to_json),
         "facility": facility.to_json(),
         "metro": facility.metro().to_json(),
@@ -561,7 +564,7 @@ fn reservation_json(
         "provisionable": r.provisionable(&cloud.devices, now, t),
         "spare": false,
         "need_of_service": false,
-        "plan": catalog::plan(&r.plan).map(catalog::Plan::to_json),
+        "plan": catalog::plan(&r.plan).map(catalog::PlanEntry::to_json),
         "facility": catalog::facility(&r.facility).map(catalog::Facility::to_json),
         "project": { "href": format!("{BASE}/projects/{}", r.project_id) },
         "switch_uuid": &r.id.simple().to_string()[24..],

@@ -29,7 +29,8 @@ pub(crate) struct Facility {
     pub(crate) metro: &'static str,
 }
 
-pub(crate) struct Plan {
+/// A machine type of the catalog (Packet calls them plans), as `/plans` lists it.
+pub(crate) struct PlanEntry {
     pub(crate) id: &'static str,
     pub(crate) slug: &'static str,
     pub(crate) cpu: &'static str,
@@ -116,49 +117,49 @@ pub(crate) const FACILITIES: &[Facility] = &[
     },
 ];
 
-pub(crate) const PLANS: &[Plan] = &[
-    Plan {
+pub(crate) const PLANS: &[PlanEntry] = &[
+    PlanEntry {
         id: "e69c0169-4726-46ea-98f1-939c9e8a3607",
         slug: "c3.small.x86",
         cpu: "Intel Xeon E-2278G 8-Core Processor @ 3.40GHz",
     },
-    Plan {
+    PlanEntry {
         id: "a9b5a5b1-5d59-4a4d-9a3e-6ea1e0b8d3c4",
         slug: "c3.medium.x86",
         cpu: "AMD EPYC 7402P 24-Core Processor @ 2.8GHz",
     },
-    Plan {
+    PlanEntry {
         id: "6d1f1ffa-7912-4b78-b50d-88cc7c8ab40f",
         slug: "m3.large.x86",
         cpu: "AMD EPYC 7502P 32-Core Processor @ 2.5GHz",
     },
-    Plan {
+    PlanEntry {
         id: "4b8a0ac2-4a8f-4e3a-8f5c-5f0d4bcf1c34",
         slug: "c2.large.arm",
         cpu: "Ampere eMAG 8180 32-core @ 3.0GHz",
     },
-    Plan {
+    PlanEntry {
         id: "e3a0e0a9-0b4e-4d6e-a7f3-9f3c0a1c2b3d",
         slug: "c3.large.arm64",
         cpu: "Ampere Altra Q80-30 80-core processor @ 2.8GHz",
     },
     // The 2019 plans of the Lokomotive tutorial and its examples.
-    Plan {
+    PlanEntry {
         id: "e829a3e6-4c5d-4b3e-9ba6-3f1e0c5d7a01",
         slug: "t1.small.x86",
         cpu: "Intel Atom C2550 @ 2.4GHz",
     },
-    Plan {
+    PlanEntry {
         id: "e829a3e6-4c5d-4b3e-9ba6-3f1e0c5d7a02",
         slug: "c1.small.x86",
         cpu: "Intel Xeon E3-1240 v3 @ 3.40GHz",
     },
-    Plan {
+    PlanEntry {
         id: "e829a3e6-4c5d-4b3e-9ba6-3f1e0c5d7a03",
         slug: "m1.xlarge.x86",
         cpu: "2 x Intel Xeon E5-2650 v4 @ 2.20GHz",
     },
-    Plan {
+    PlanEntry {
         id: "e829a3e6-4c5d-4b3e-9ba6-3f1e0c5d7a04",
         slug: "s1.large.x86",
         cpu: "2 x Intel Xeon E5-2620 v4 @ 2.10GHz",
@@ -203,7 +204,7 @@ pub(crate) const OPERATING_SYSTEMS: &[OperatingSystem] = &[
     },
 ];
 
-impl Plan {
+impl PlanEntry {
     /// `*.arm` and `*.arm64` plans are ARM machines; everything else is x86-64.
     pub(crate) fn arch(&self) -> Arch {
         if self.slug.ends_with(".arm") || self.slug.ends_with(".arm64") {
@@ -284,7 +285,7 @@ pub(crate) fn facility_in(metro: &str) -> Option<&'static Facility> {
     FACILITIES.iter().find(|f| f.metro == metro)
 }
 
-pub(crate) fn plan(slug: &str) -> Option<&'static Plan> {
+pub(crate) fn plan(slug: &str) -> Option<&'static PlanEntry> {
     PLANS.iter().find(|p| p.slug == slug)
 }
 

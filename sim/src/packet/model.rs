@@ -248,7 +248,7 @@ impl Device {
     }
 
     pub(crate) fn arch(&self) -> Arch {
-        catalog::plan(&self.plan).map_or(Arch::Amd64, catalog::Plan::arch)
+        catalog::plan(&self.plan).map_or(Arch::Amd64, catalog::PlanEntry::arch)
     }
 
     pub(crate) fn short_id(&self) -> String {

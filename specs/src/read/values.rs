@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 
 use super::MAX_LABEL;
 use crate::document::{Errors, Fields, Node};
-use crate::spec::{DnsZone, Endpoints, Plan, SshPublicKey};
+use crate::spec::{DnsZone, Endpoints, MachinePlan, SshPublicKey};
 
 pub(super) fn endpoints(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Endpoints> {
     let mut f = n.fields(errors)?;
@@ -132,7 +132,7 @@ pub(super) fn domain_suffix(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Str
     Some(text)
 }
 
-pub(super) fn plan(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Plan> {
+pub(super) fn plan(n: &Node<'_, '_>, errors: &mut Errors) -> Option<MachinePlan> {
     let text = n.string(errors)?;
     let ok = !text.is_empty()
         && text.len() <= 64
@@ -146,7 +146,7 @@ pub(super) fn plan(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Plan> {
         );
         return None;
     }
-    Some(Plan(text))
+    Some(MachinePlan(text))
 }
 
 pub(super) fn ssh_keys(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Vec<SshPublicKey>> {

@@ -19,17 +19,17 @@ use super::client::PacketClient;
 use super::error::{PacketError, PacketErrorKind};
 use super::model::{CreateDevice, Device, DeviceState};
 use super::poller::{DevicePoller, Listing};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where a device goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Location {
     Facility(String),
     Metro(String),
 }
 
 /// What a device boots.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeviceOs {
     /// Packet's Flatcar image of a channel (`flatcar_stable`).
     Flatcar { channel: String },
@@ -37,8 +37,8 @@ pub enum DeviceOs {
     Ipxe { url: String },
 }
 
-/// The device of one node.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The device of one node (a device step's params).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceSpec {
     pub cluster: String,
     pub hostname: String,
@@ -48,7 +48,8 @@ pub struct DeviceSpec {
     /// A reservation UUID, `next-available`, or none.
     pub reservation: Option<String>,
     /// The node's Ignition (rendered into asset_dir; it holds secrets, so it travels as a file
-    /// and is read only to be sent).
+    /// and is read only to be sent). Not a param: the run's asset directory gives it.
+    #[serde(skip)]
     pub userdata_path: PathBuf,
 }
 

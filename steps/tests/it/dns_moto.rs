@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{
-    CancellationToken, Engine, Outcome, Plan, RetryPolicy, RunRequest, StepContext, StepDef,
-    StepError,
+    Actions, CancellationToken, Dag, Engine, Outcome, RetryPolicy, RunRequest, StepContext,
+    StepDef, StepError,
 };
 use journal::{Digest, Journal, Outputs, RunKind, StepId};
 use loko_tests::Moto;
@@ -28,18 +28,13 @@ async fn route53(url: &str) -> Route53 {
 }
 
 fn device(name: &str, ip: &str) -> StepDef {
-    let ip = ip.to_owned();
-    StepDef::new(
-        id(name),
-        Digest::of(ip.as_bytes()),
-        move |_ctx: StepContext| {
-            let ip = ip.clone();
-            async move { Ok::<_, StepError>(Outputs::new().with("public_ipv4", ip)?) }
-        },
-    )
+    StepDef::new(id(name), "toy-device", Digest::of(ip.as_bytes()))
+        .params(ip)
+        .unwrap()
 }
 
-fn dns_plan(r53: &Route53, zone: &str, ips: [&str; 2]) -> Plan {
+/// Two controllers' devices (toys publishing an IP) and the DNS step under test.
+fn dns_plan(r53: &Route53, zone: &str, ips: [&str; 2]) -> (Dag, Actions) {
     let step = DnsStep {
         route53: r53.clone(),
         zone_id: zone.to_owned(),
@@ -48,14 +43,14 @@ fn dns_plan(r53: &Route53, zone: &str, ips: [&str; 2]) -> Plan {
                 name: "supernova.example.com.".into(),
                 ttl: 300,
                 values_from: vec![
-                    (id("device/c0"), "public_ipv4"),
-                    (id("device/c1"), "public_ipv4"),
+                    (id("device/c0"), "public_ipv4".into()),
+                    (id("device/c1"), "public_ipv4".into()),
                 ],
             },
             RecordSource {
                 name: "supernova-etcd0.example.com.".into(),
                 ttl: 300,
-                values_from: vec![(id("device/c0"), "public_ipv4")],
+                values_from: vec![(id("device/c0"), "public_ipv4".into())],
             },
         ],
         take_over: false,
@@ -63,21 +58,28 @@ fn dns_plan(r53: &Route53, zone: &str, ips: [&str; 2]) -> Plan {
         in_sync_deadline: Duration::from_secs(30),
     };
     let step = Arc::new(step);
-    Plan::new(vec![
+    let dag = Dag::new(vec![
         device("device/c0", ips[0]),
         device("device/c1", ips[1]),
-        StepDef::new(id("dns"), Digest::of(b"dns"), move |ctx: StepContext| {
+        StepDef::new(id("dns"), "dns", Digest::of(b"dns"))
+            .after([id("device/c0"), id("device/c1")])
+            .retry(RetryPolicy {
+                max_attempts: 2,
+                initial: Duration::from_millis(10),
+                ..RetryPolicy::default()
+            }),
+    ])
+    .unwrap();
+    let actions = Actions::new()
+        .bind("toy-device", |ctx: StepContext| async move {
+            let ip: String = ctx.params()?;
+            Ok::<_, StepError>(Outputs::new().with("public_ipv4", ip)?)
+        })
+        .bind("dns", move |ctx: StepContext| {
             let step = Arc::clone(&step);
             async move { step.run(ctx).await }
-        })
-        .after([id("device/c0"), id("device/c1")])
-        .retry(RetryPolicy {
-            max_attempts: 2,
-            initial: Duration::from_millis(10),
-            ..RetryPolicy::default()
-        }),
-    ])
-    .unwrap()
+        });
+    (dag, actions)
 }
 
 fn request(spec: &str) -> RunRequest {
@@ -97,12 +99,9 @@ async fn records_are_upserted_owned_records_updated_and_foreign_records_refused(
     let journal = Arc::new(Journal::open(dir.path()).unwrap());
     let engine = Engine::new(Arc::clone(&journal));
 
+    let (dag, actions) = dns_plan(&r53, &zone, ["127.10.0.1", "127.10.0.2"]);
     let report = engine
-        .run(
-            &dns_plan(&r53, &zone, ["127.10.0.1", "127.10.0.2"]),
-            request("v1"),
-            CancellationToken::new(),
-        )
+        .run(&dag, &actions, request("v1"), CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
@@ -121,12 +120,9 @@ async fn records_are_upserted_owned_records_updated_and_foreign_records_refused(
     assert_eq!(rec.ttl, 300);
 
     // A controller got a new address: the records loko set are its own, so they are updated.
+    let (dag, actions) = dns_plan(&r53, &zone, ["127.10.0.9", "127.10.0.2"]);
     let report = engine
-        .run(
-            &dns_plan(&r53, &zone, ["127.10.0.9", "127.10.0.2"]),
-            request("v2"),
-            CancellationToken::new(),
-        )
+        .run(&dag, &actions, request("v2"), CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
@@ -151,12 +147,9 @@ async fn records_are_upserted_owned_records_updated_and_foreign_records_refused(
     )
     .await
     .unwrap();
+    let (dag, actions) = dns_plan(&r53, &zone, ["127.10.0.5", "127.10.0.2"]);
     let report = engine
-        .run(
-            &dns_plan(&r53, &zone, ["127.10.0.5", "127.10.0.2"]),
-            request("v3"),
-            CancellationToken::new(),
-        )
+        .run(&dag, &actions, request("v3"), CancellationToken::new())
         .await
         .unwrap();
     let Outcome::Failed { failed, .. } = &report.outcome else {

@@ -1,8 +1,10 @@
 //! The integration tests of `steps`, one test binary (ripgrep's layout): the crate's tests
 //! link once, not once per file. A new test file is a module declared here.
 
+mod dag_digests;
 mod dns_moto;
 mod ignition;
+mod journal_fixture;
 mod kubeconfig_kubectl;
 mod manifests;
 mod pki_etcd;

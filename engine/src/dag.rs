@@ -1,16 +1,17 @@
-//! A plan: the steps of a run as a validated DAG.
+//! A DAG: the steps of a run (a plan), validated before anything runs.
 
 use std::collections::HashMap;
 
 use journal::StepId;
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
+use serde::{Deserialize, Serialize};
 
 use crate::step::StepDef;
 
-/// Why a set of steps is not a runnable plan. Found before anything runs.
+/// Why a set of steps is not a runnable DAG. Found before anything runs.
 #[derive(Debug, PartialEq, thiserror::Error)]
-pub enum PlanError {
+pub enum DagError {
     #[error("step {0} is defined twice")]
     Duplicate(journal::StepId),
     #[error("step {step} depends on {missing}, which is not in the plan")]
@@ -20,29 +21,29 @@ pub enum PlanError {
 }
 
 /// Steps in a DAG whose edges point from a dependency to its dependents.
-pub struct Plan {
+pub struct Dag {
     pub(crate) graph: DiGraph<StepDef, ()>,
     /// Node indexes in a topological order.
     pub(crate) order: Vec<NodeIndex>,
 }
 
-impl Plan {
+impl Dag {
     /// Builds the DAG, rejecting duplicate ids, missing dependencies and cycles.
-    pub fn new(steps: Vec<StepDef>) -> Result<Plan, PlanError> {
+    pub fn new(steps: Vec<StepDef>) -> Result<Dag, DagError> {
         let mut graph = DiGraph::with_capacity(steps.len(), steps.len() * 2);
         let mut index: HashMap<StepId, NodeIndex> = HashMap::with_capacity(steps.len());
         for step in steps {
             let id = step.id.clone();
             let node = graph.add_node(step);
             if index.insert(id.clone(), node).is_some() {
-                return Err(PlanError::Duplicate(id));
+                return Err(DagError::Duplicate(id));
             }
         }
         let mut edges = Vec::new();
         for node in graph.node_indices() {
             let step = &graph[node];
             for dep in &step.deps {
-                let from = index.get(dep).ok_or_else(|| PlanError::MissingDependency {
+                let from = index.get(dep).ok_or_else(|| DagError::MissingDependency {
                     step: step.id.clone(),
                     missing: dep.clone(),
                 })?;
@@ -53,8 +54,8 @@ impl Plan {
             graph.update_edge(from, to, ());
         }
         let order =
-            toposort(&graph, None).map_err(|c| PlanError::Cycle(graph[c.node_id()].id.clone()))?;
-        Ok(Plan { graph, order })
+            toposort(&graph, None).map_err(|c| DagError::Cycle(graph[c.node_id()].id.clone()))?;
+        Ok(Dag { graph, order })
     }
 
     /// The step ids in a topological order.
@@ -80,6 +81,12 @@ impl Plan {
         self.order.is_empty()
     }
 
+    /// The steps in the order they were declared (which orders steps that become ready
+    /// together, and a class's waiters).
+    pub fn declared(&self) -> impl Iterator<Item = &StepDef> {
+        self.graph.node_indices().map(|n| &self.graph[n])
+    }
+
     /// The DAG in Graphviz DOT, for `loko graph`.
     pub fn to_dot(&self) -> String {
         let mut out = String::from("digraph loko {\n  rankdir=LR;\n  node [shape=box];\n");
@@ -92,5 +99,20 @@ impl Plan {
         }
         out.push_str("}\n");
         out
+    }
+}
+
+/// A DAG serializes as its steps in declaration order, and deserializes through [`Dag::new`],
+/// so a stored DAG is checked like a built one.
+impl Serialize for Dag {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.declared())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dag {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let steps = Vec::<StepDef>::deserialize(deserializer)?;
+        Dag::new(steps).map_err(serde::de::Error::custom)
     }
 }

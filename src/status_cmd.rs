@@ -1,0 +1,97 @@
+//! `loko status`: the cloud as it is, compared with the spec.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use steps::drift::Drift;
+use steps::packet::cluster_tag;
+
+use crate::cli::{Global, StatusArgs};
+use crate::failure::EXIT_DIFFERS;
+use crate::output::outln;
+use crate::sim_session::SimView;
+use crate::target::target;
+use crate::wiring::connect;
+
+pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let target = target(global, &args.spec)?;
+    // A read-only command: it never starts the demo's agent or nodes, nor writes its state.
+    let sim = match args.sim.sim {
+        true => Some(SimView::start(&target, &args.sim).await?),
+        false => None,
+    };
+    let (packet, route53) = connect(&target, sim.as_ref().map(|s| &s.handle), Vec::new()).await?;
+    let settings = &target.desired.settings;
+    let devices = packet
+        .list_devices(&cluster_tag(settings.cluster_name.as_str()))
+        .await
+        .context("cannot list the cluster's devices")?;
+    let mut drift = Drift::of_devices(&target.desired, &devices);
+    for record in &target.desired.dns_records {
+        let current = route53
+            .a_record(record.zone_id.as_str(), &record.name)
+            .await
+            .with_context(|| format!("cannot read record {}", record.name))?;
+        drift.record(&record.name, current.as_ref());
+    }
+    if let Some(sim) = sim {
+        sim.handle.shutdown().await?;
+    }
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "cluster": settings.cluster_name.as_str(),
+                "matches": drift.matches(),
+                "nodes": drift.nodes,
+                "records": drift.records,
+                "differences": drift.differences,
+            })
+        );
+    } else {
+        print_status(&drift);
+    }
+    Ok(if drift.matches() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DIFFERS)
+    })
+}
+
+/// The tables of `loko status`.
+fn print_status(drift: &Drift) {
+    let text = |v: Option<&String>| v.map_or("-", String::as_str).to_owned();
+    outln!(
+        "{:<41} {:<37} {:<13} {:<16} PRIVATE IPV4",
+        "NODE",
+        "DEVICE",
+        "STATE",
+        "PUBLIC IPV4"
+    );
+    for n in &drift.nodes {
+        outln!(
+            "{:<41} {:<37} {:<13} {:<16} {}",
+            n.node,
+            text(n.device.as_ref()),
+            n.state,
+            text(n.public_ipv4.as_ref()),
+            text(n.private_ipv4.as_ref())
+        );
+    }
+    outln!("\n{:<51} VALUES", "RECORD");
+    for r in &drift.records {
+        let values = match &r.values {
+            Some(values) => values.join(", "),
+            None => "missing".to_owned(),
+        };
+        outln!("{:<51} {values}", r.name);
+    }
+    if drift.matches() {
+        outln!("\nThe cluster matches the spec.");
+    } else {
+        outln!("\nDifferences from the spec:");
+        for d in &drift.differences {
+            outln!("  {d}");
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! What a command works on: a spec's desired cluster, where its assets and state live, its
+//! journal, the journal's history and the changes from it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use journal::Journal;
+use specs::DesiredCluster;
+use steps::cluster::{self, History};
+
+use crate::cli::Global;
+use crate::failure::{EXIT_USAGE, UserError};
+use crate::journal_view::journal_dir;
+use crate::spec_cmd::load_spec;
+
+/// A spec with its desired cluster and where its state lives.
+pub(crate) struct Target {
+    pub(crate) desired: DesiredCluster,
+    pub(crate) assets: PathBuf,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) endpoints: specs::Endpoints,
+}
+
+pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target> {
+    let spec = load_spec(spec_path)?;
+    // Absolute paths: they are recorded, shown, and handed to the simulator's nodes.
+    let absolute = |path: &Path| {
+        std::path::absolute(path)
+            .with_context(|| format!("cannot resolve the path {}", path.display()))
+    };
+    let assets = absolute(&spec.asset_dir)?;
+    let state_dir = match &global.state_dir {
+        Some(dir) => absolute(dir)?,
+        None => assets.join(".loko"),
+    };
+    Ok(Target {
+        desired: spec.desired(),
+        assets,
+        state_dir,
+        endpoints: spec.endpoints.clone(),
+    })
+}
+
+pub(crate) fn open_journal(state_dir: &Path) -> anyhow::Result<Arc<Journal>> {
+    std::fs::create_dir_all(state_dir).map_err(|e| UserError {
+        message: format!(
+            "cannot create the state directory {}: {e}",
+            state_dir.display()
+        ),
+        code: EXIT_USAGE,
+        hint: Some("choose a writable place with --state-dir".into()),
+    })?;
+    Ok(Arc::new(Journal::open(&journal_dir(state_dir))?))
+}
+
+pub(crate) fn history(journal: &Journal) -> anyhow::Result<History> {
+    journal
+        .with_state(History::read)
+        .map_err(anyhow::Error::from)
+}
+
+/// The journal's history for a command that only reads it (`loko plan`, `loko graph`): it
+/// takes no lock, so it is safe while a run holds the journal, and creates no directory (see
+/// [`journal::read_state`]). With a run in progress, a note says the history is as of that
+/// run's last durable step.
+pub(crate) fn read_history(target: &Target) -> anyhow::Result<History> {
+    let view = journal::read_state(&journal_dir(&target.state_dir))?;
+    if let Some(holder) = &view.live_holder {
+        eprintln!("note: a run is in progress ({holder}); this is as of its last recorded step");
+    }
+    Ok(History::read(&view.state)?)
+}
+
+/// Refused changes are usage errors naming each field.
+pub(crate) fn changes(
+    desired: &DesiredCluster,
+    history: &History,
+) -> anyhow::Result<cluster::Changes> {
+    cluster::changes(desired, history).map_err(|refused| {
+        UserError {
+            message: refused.to_string(),
+            code: EXIT_USAGE,
+            hint: Some(
+                "only adding a worker pool, scaling a pool (even to 0) and changing a pool's type can change after installation; \
+                 put the field back, or destroy the cluster and create it again"
+                    .into(),
+            ),
+        }
+        .into()
+    })
+}

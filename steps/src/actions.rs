@@ -1,0 +1,363 @@
+//! The actions of the provisioning steps, bound to their kinds when a run starts.
+//!
+//! [`crate::cluster`] builds the DAG as data: each step names its kind and carries its params
+//! (a device's spec, a record's sources, a hostname). [`actions`] binds every kind to the code
+//! that runs it, with what only a run has: the API clients, the waits and ports of
+//! [`RunSettings`], the asset directory and the desired cluster the run records. So
+//! `loko graph` and `loko plan` build the same DAG as `loko run` without a client or a
+//! directory, and the DAG's params are the contract between the two halves (a kind's params
+//! type is named here, next to its action).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use engine::{ActionKind, Actions, StepContext, StepError};
+use journal::{Digest, Outputs, StepId};
+use serde::{Deserialize, Serialize};
+use specs::DesiredCluster;
+
+use crate::apply::BootstrapStep;
+use crate::assets::{self, AssetDir};
+use crate::bootstrap::{ControlPlaneStep, EtcdSecretsStep, NodeAccess};
+use crate::cluster::{Clients, RunSettings, ids};
+use crate::dns::{DnsDeleteStep, DnsStep, RecordSource};
+use crate::ignition;
+use crate::packet::{DeleteDeviceStep, DeviceSpec, DeviceStep};
+use crate::readiness::ReadinessStep;
+
+/// The CA, keys and certificates (no params: they come from the desired cluster).
+pub const PKI: ActionKind = ActionKind::new("assets/pki");
+/// The kubeconfigs (no params).
+pub const KUBECONFIGS: ActionKind = ActionKind::new("assets/kubeconfigs");
+/// The static control plane's pods and the cluster's manifests (no params).
+pub const MANIFESTS: ActionKind = ActionKind::new("assets/manifests");
+/// A node's Ignition and SSH host key ([`NodeParams`]).
+pub const IGNITION: ActionKind = ActionKind::new("ignition");
+/// A node's device ([`DeviceParams`]).
+pub const DEVICE: ActionKind = ActionKind::new("device");
+/// Every device with a tag: a node that left the spec, or the whole cluster on destroy
+/// ([`DeleteDevicesParams`]).
+pub const DELETE_DEVICES: ActionKind = ActionKind::new("delete-devices");
+/// The cluster's DNS records ([`DnsParams`]).
+pub const DNS: ActionKind = ActionKind::new("dns");
+/// Deleting the cluster's DNS records ([`DeleteRecordsParams`]).
+pub const DELETE_RECORDS: ActionKind = ActionKind::new("delete-records");
+/// The etcd certificates to a controller ([`NodeParams`]).
+pub const ETCD_SECRETS: ActionKind = ActionKind::new("etcd-secrets");
+/// A controller's static control plane, copied over SSH ([`ControlPlaneParams`]).
+pub const CONTROL_PLANE: ActionKind = ActionKind::new("control-plane");
+/// The cluster's manifests applied through the API once it answers ([`BootstrapParams`]).
+pub const BOOTSTRAP: ActionKind = ActionKind::new("bootstrap");
+/// The apiserver answers and every node is Ready ([`ReadyParams`]).
+pub const READY: ActionKind = ActionKind::new("ready");
+
+/// The node a step is about.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeParams {
+    pub hostname: String,
+}
+
+/// A device step's params.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceParams {
+    pub spec: DeviceSpec,
+    /// Nodes whose named reservations a `next-available` create could take.
+    pub named_first: Vec<String>,
+}
+
+/// The tag every device to delete carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeleteDevicesParams {
+    pub tag: String,
+}
+
+/// The records of the DNS step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DnsParams {
+    pub zone_id: String,
+    pub records: Vec<RecordSource>,
+}
+
+/// The records `loko destroy` deletes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeleteRecordsParams {
+    pub zone_id: String,
+    pub names: Vec<String>,
+}
+
+/// The controller whose static control plane a step installs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlPlaneParams {
+    pub hostname: String,
+    /// The apiserver serves the aggregation layer (`enable_aggregation`).
+    pub aggregation: bool,
+}
+
+/// Where the bootstrap step reaches the API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BootstrapParams {
+    /// `<cluster>.<dns_zone>`.
+    pub api_name: String,
+    /// The controllers' device steps, whose `public_ipv4` outputs reach the apiserver.
+    pub controllers: Vec<StepId>,
+}
+
+/// What the readiness step waits for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReadyParams {
+    /// `<cluster>.<dns_zone>`.
+    pub api_name: String,
+    /// The controllers' device steps, whose `public_ipv4` outputs reach the apiserver.
+    pub controllers: Vec<StepId>,
+    /// Hostnames that must be Ready.
+    pub expected_nodes: Vec<String>,
+}
+
+/// What a run supplies to the actions.
+pub struct RunContext {
+    /// The desired cluster, as the run records it.
+    pub desired: DesiredCluster,
+    /// The asset directory, created by the run.
+    pub assets: AssetDir,
+    pub clients: Clients,
+    pub settings: RunSettings,
+}
+
+/// How the SSH steps reach a controller.
+fn node_access(settings: &RunSettings, hostname: String) -> NodeAccess {
+    NodeAccess {
+        device_step: ids::device(&hostname),
+        host_key_step: ids::ignition(&hostname),
+        hostname,
+        port: settings.ssh_port,
+        user: settings.ssh_user.clone(),
+    }
+}
+
+fn local_error(e: impl std::fmt::Display) -> StepError {
+    StepError::permanent(e)
+}
+
+/// Every kind of the provisioning DAGs bound to its action for one run.
+pub fn actions(run: RunContext) -> Actions {
+    // One copy of the cluster, with the run's extra keys, for every node's Ignition (a copy
+    // per node would be quadratic: 1000 nodes, 1000 copies of 1000 nodes).
+    let for_ignition = {
+        let mut d = run.desired.clone();
+        d.settings
+            .ssh_keys
+            .extend(run.settings.extra_authorized_keys.iter().cloned());
+        Arc::new(d)
+    };
+    let run = Arc::new(run);
+    let r = Arc::clone(&run);
+    let actions = Actions::new().bind(PKI, move |ctx: StepContext| {
+        let run = Arc::clone(&r);
+        async move {
+            let pki_inputs = assets::pki::PkiInputs::from_desired(&run.desired);
+            let report =
+                assets::pki::ensure_pki(&run.assets, &pki_inputs, std::time::SystemTime::now())
+                    .map_err(local_error)?;
+            for file in &report.files {
+                if let assets::pki::FileStatus::Reissued { reason } = &file.status {
+                    ctx.progress(format!("reissued {}: {reason}", file.path));
+                }
+            }
+            for warning in &report.warnings {
+                tracing::warn!("{warning}");
+                ctx.progress(warning.clone());
+            }
+            // Fingerprints only: dependents rerun exactly when a certificate changed (a
+            // reissued etcd certificate is copied to the controllers again).
+            let fingerprints: BTreeMap<&str, &str> = report
+                .files
+                .iter()
+                .map(|f| (f.path.as_str(), f.sha256.as_str()))
+                .collect();
+            Ok(Outputs::new().with("sha256", &fingerprints)?)
+        }
+    });
+    let r = Arc::clone(&run);
+    let actions = actions.bind(KUBECONFIGS, move |_ctx: StepContext| {
+        let run = Arc::clone(&r);
+        async move {
+            let (dir, desired) = (&run.assets, &run.desired);
+            assets::kubeconfig::write_kubeconfigs(dir, desired).map_err(local_error)?;
+            let kubelet =
+                assets::kubeconfig::kubelet_kubeconfig(dir, desired).map_err(local_error)?;
+            Ok(Outputs::new()
+                .with("admin", "auth/kubeconfig")?
+                .with("kubelet_sha256", Digest::of(kubelet.as_bytes()).to_hex())?)
+        }
+    });
+    let r = Arc::clone(&run);
+    let actions = actions.bind(MANIFESTS, move |_ctx: StepContext| {
+        let run = Arc::clone(&r);
+        async move {
+            let report = assets::manifests::render_manifests(&run.assets, &run.desired)
+                .map_err(local_error)?;
+            Ok(Outputs::new().with("files", &report)?)
+        }
+    });
+    let r = Arc::clone(&run);
+    let actions = actions.bind(IGNITION, move |ctx: StepContext| {
+        let (run, desired) = (Arc::clone(&r), Arc::clone(&for_ignition));
+        async move {
+            let NodeParams { hostname } = ctx.params()?;
+            let node = desired.node(&hostname).ok_or_else(|| {
+                StepError::permanent(format!("{hostname} is not a node of the desired cluster"))
+            })?;
+            let dir = &run.assets;
+            let host_key = ignition::ensure_host_key(dir, &hostname).map_err(local_error)?;
+            let kubelet =
+                assets::kubeconfig::kubelet_kubeconfig(dir, &desired).map_err(local_error)?;
+            let text =
+                ignition::render(&desired, node, &host_key, &kubelet).map_err(local_error)?;
+            let path = ignition::write(dir, &hostname, &text).map_err(local_error)?;
+            Ok(Outputs::new()
+                .with("ssh_host_key", host_key.public_line())?
+                .with("userdata_path", path.display().to_string())?
+                .with("ignition_sha256", ignition::digest(&text))?)
+        }
+    });
+    let r = Arc::clone(&run);
+    let actions = actions.bind(DEVICE, move |ctx: StepContext| {
+        let run = Arc::clone(&r);
+        async move {
+            let DeviceParams {
+                mut spec,
+                named_first,
+            } = ctx.params()?;
+            spec.userdata_path = ignition::path(&run.assets, &spec.hostname);
+            let step = DeviceStep {
+                client: Arc::clone(&run.clients.packet),
+                poller: Arc::clone(&run.clients.poller),
+                spec,
+                settings: run.settings.device.clone(),
+                named_first,
+            };
+            step.run(ctx).await
+        }
+    });
+    let r = Arc::clone(&run);
+    let actions = actions.bind(DELETE_DEVICES, move |ctx: StepContext| {
+        let run = Arc::clone(&r);
+        async move {
+            let DeleteDevicesParams { tag } = ctx.params()?;
+            let step = DeleteDeviceStep {
+                client: Arc::clone(&run.clients.packet),
+                poller: Arc::clone(&run.clients.poller),
+                tag,
+                deadline: run.settings.device.provision_deadline,
+            };
+            step.run(ctx).await
+        }
+    });
+    let r = Arc::clone(&run);
+    let actions = actions.bind(DNS, move |ctx: StepContext| {
+        let run = Arc::clone(&r);
+        async move {
+            let DnsParams { zone_id, records } = ctx.params()?;
+            let step = DnsStep {
+                route53: run.clients.route53.clone(),
+                zone_id,
+                records,
+                take_over: run.settings.take_over_dns,
+                poll_every: run.settings.dns_poll,
+                in_sync_deadline: run.settings.dns_deadline,
+            };
+            step.run(ctx).await
+        }
+    });
+    let r = Arc::clone(&run);
+    let actions = actions.bind(DELETE_RECORDS, move |ctx: StepContext| {
+        let run = Arc::clone(&r);
+        async move {
+            let DeleteRecordsParams { zone_id, names } = ctx.params()?;
+            let step = DnsDeleteStep {
+                route53: run.clients.route53.clone(),
+                zone_id,
+                names,
+                poll_every: run.settings.dns_poll,
+                in_sync_deadline: run.settings.dns_deadline,
+            };
+            step.run(ctx).await
+        }
+    });
+    let r = Arc::clone(&run);
+    let actions = actions.bind(ETCD_SECRETS, move |ctx: StepContext| {
+        let run = Arc::clone(&r);
+        async move {
+            let NodeParams { hostname } = ctx.params()?;
+            let step = EtcdSecretsStep {
+                ssh: run.clients.ssh.clone(),
+                node: node_access(&run.settings, hostname),
+                asset_dir: run.assets.root().to_owned(),
+            };
+            step.run(ctx).await
+        }
+    });
+    let r = Arc::clone(&run);
+    let actions = actions.bind(CONTROL_PLANE, move |ctx: StepContext| {
+        let run = Arc::clone(&r);
+        async move {
+            let ControlPlaneParams {
+                hostname,
+                aggregation,
+            } = ctx.params()?;
+            let step = ControlPlaneStep {
+                ssh: run.clients.ssh.clone(),
+                node: node_access(&run.settings, hostname),
+                asset_dir: run.assets.root().to_owned(),
+                aggregation,
+            };
+            step.run(ctx).await
+        }
+    });
+    let r = Arc::clone(&run);
+    let actions = actions.bind(BOOTSTRAP, move |ctx: StepContext| {
+        let run = Arc::clone(&r);
+        async move {
+            let BootstrapParams {
+                api_name,
+                controllers,
+            } = ctx.params()?;
+            let step = BootstrapStep {
+                api_name,
+                port: run.settings.api_port,
+                controllers: controllers
+                    .into_iter()
+                    .map(|c| (c, "public_ipv4"))
+                    .collect(),
+                asset_dir: run.assets.root().to_owned(),
+                poll_every: run.settings.ready_poll,
+                deadline: run.settings.ready_deadline,
+            };
+            step.run(ctx).await
+        }
+    });
+    let r = Arc::clone(&run);
+    actions.bind(READY, move |ctx: StepContext| {
+        let run = Arc::clone(&r);
+        async move {
+            let ReadyParams {
+                api_name,
+                controllers,
+                expected_nodes,
+            } = ctx.params()?;
+            let step = ReadinessStep {
+                api_name,
+                port: run.settings.api_port,
+                controllers: controllers
+                    .into_iter()
+                    .map(|c| (c, "public_ipv4"))
+                    .collect(),
+                expected_nodes,
+                asset_dir: run.assets.root().to_owned(),
+                poll_every: run.settings.ready_poll,
+                deadline: run.settings.ready_deadline,
+            };
+            step.run(ctx).await
+        }
+    })
+}

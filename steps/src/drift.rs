@@ -1,0 +1,201 @@
+//! Drift: how the cloud as it is differs from the desired cluster (`loko status`).
+//!
+//! The binary reads the cluster's devices and records; this compares them with the spec, so
+//! the rules (a node without a device, two devices for one node, the wrong type, not active,
+//! a device of the cluster that no node claims, a missing record) are tested here, without a
+//! cloud.
+
+use serde::Serialize;
+use specs::DesiredCluster;
+
+use crate::dns::ARecord;
+use crate::packet::{Device, node_tag};
+
+/// A node of the spec and the device that carries its tag.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeStatus {
+    pub node: String,
+    /// The device's id; none when the node has no device.
+    pub device: Option<String>,
+    /// The device's state, or `missing`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_ipv4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_ipv4: Option<String>,
+}
+
+/// A record of the spec and its values now; none when it does not exist.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecordStatus {
+    pub name: String,
+    pub values: Option<Vec<String>>,
+}
+
+/// The cluster as it is, and every difference from the spec, one sentence each.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Drift {
+    pub nodes: Vec<NodeStatus>,
+    pub records: Vec<RecordStatus>,
+    pub differences: Vec<String>,
+}
+
+impl Drift {
+    /// The nodes of `desired` against `devices`, the devices tagged with the cluster.
+    pub fn of_devices(desired: &DesiredCluster, devices: &[Device]) -> Drift {
+        let mut drift = Drift::default();
+        for node in &desired.nodes {
+            let tag = node_tag(&node.hostname);
+            let mine: Vec<&Device> = devices.iter().filter(|d| d.has_tag(&tag)).collect();
+            let host = &node.hostname;
+            let Some(device) = mine.first() else {
+                drift.nodes.push(NodeStatus {
+                    node: host.clone(),
+                    device: None,
+                    state: "missing".into(),
+                    public_ipv4: None,
+                    private_ipv4: None,
+                });
+                drift.differences.push(format!("{host} has no device"));
+                continue;
+            };
+            drift.nodes.push(NodeStatus {
+                node: host.clone(),
+                device: Some(device.id.clone()),
+                state: device.state.to_string(),
+                public_ipv4: device.public_ipv4().map(|ip| ip.to_string()),
+                private_ipv4: device.private_ipv4().map(|ip| ip.to_string()),
+            });
+            if mine.len() > 1 {
+                drift
+                    .differences
+                    .push(format!("{host} has {} devices", mine.len()));
+            }
+            if let Some(plan) = device.plan_slug().filter(|p| *p != node.plan.as_str()) {
+                drift
+                    .differences
+                    .push(format!("{host} is a {plan} (the spec says {})", node.plan));
+            }
+            if device.state.to_string() != "active" {
+                drift
+                    .differences
+                    .push(format!("{host} is {}, not active", device.state));
+            }
+        }
+        for device in devices {
+            if !desired
+                .nodes
+                .iter()
+                .any(|n| device.has_tag(&node_tag(&n.hostname)))
+            {
+                drift.differences.push(format!(
+                    "device {} ({}) is tagged with the cluster but no node of the spec",
+                    device.id, device.hostname
+                ));
+            }
+        }
+        drift
+    }
+
+    /// Adds the record `name` as it is now (`current`: none if it does not exist).
+    pub fn record(&mut self, name: &str, current: Option<&ARecord>) {
+        let values: Option<Vec<String>> =
+            current.map(|r| r.values.iter().map(|v| v.to_string()).collect());
+        if values.is_none() {
+            self.differences.push(format!("record {name} is missing"));
+        }
+        self.records.push(RecordStatus {
+            name: name.to_owned(),
+            values,
+        });
+    }
+
+    /// True when nothing differs from the spec.
+    pub fn matches(&self) -> bool {
+        self.differences.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn tutorial() -> DesiredCluster {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tutorial.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        specs::parse(&text, &path.display().to_string())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .desired()
+    }
+
+    fn device(id: &str, host: &str, state: &str, plan: &str) -> Device {
+        serde_json::from_value(serde_json::json!({
+            "id": id,
+            "hostname": host,
+            "state": state,
+            "tags": [node_tag(host)],
+            "plan": {"slug": plan},
+            "ip_addresses": [{"address": "10.0.0.1", "address_family": 4, "public": true}],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cluster_as_specified_matches() {
+        let desired = tutorial();
+        let devices: Vec<Device> = desired
+            .nodes
+            .iter()
+            .map(|n| device(&n.hostname, &n.hostname, "active", n.plan.as_str()))
+            .collect();
+        let mut drift = Drift::of_devices(&desired, &devices);
+        for record in &desired.dns_records {
+            let current = ARecord {
+                name: record.name.clone(),
+                values: vec!["10.0.0.1".parse().unwrap()],
+                ttl: 300,
+            };
+            drift.record(&record.name, Some(&current));
+        }
+        assert!(drift.matches(), "{:?}", drift.differences);
+        assert_eq!(drift.nodes[0].public_ipv4.as_deref(), Some("10.0.0.1"));
+    }
+
+    #[test]
+    fn every_kind_of_drift_is_one_sentence() {
+        let desired = tutorial();
+        let [first, second, ..] = desired.nodes.as_slice() else {
+            panic!("the tutorial has three nodes");
+        };
+        let (a, b) = (&first.hostname, &second.hostname);
+        let devices = vec![
+            device("d1", a, "active", "m9.weird.x86"),
+            device("d2", a, "provisioning", first.plan.as_str()),
+            device("d3", "stranger", "active", "c3.small.x86"),
+        ];
+        let mut drift = Drift::of_devices(&desired, &devices);
+        drift.record("supernova.example.com.", None);
+        let expected = [
+            format!("{a} has 2 devices"),
+            format!("{a} is a m9.weird.x86 (the spec says {})", first.plan),
+            format!("{b} has no device"),
+            "device d3 (stranger) is tagged with the cluster but no node of the spec".to_owned(),
+            "record supernova.example.com. is missing".to_owned(),
+        ];
+        for sentence in &expected {
+            assert!(
+                drift.differences.contains(sentence),
+                "{sentence:?} not in {:?}",
+                drift.differences
+            );
+        }
+        let missing = drift.nodes.iter().find(|n| &n.node == b).unwrap();
+        assert_eq!(
+            (missing.device.as_ref(), missing.state.as_str()),
+            (None, "missing")
+        );
+        assert!(!drift.matches());
+    }
+}

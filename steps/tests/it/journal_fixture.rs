@@ -1,0 +1,181 @@
+//! A journal written by this version of loko, kept in `tests/fixtures/journal-v1/state`, that
+//! every later version must open, resume and show (`tests/cli.rs` shows it with
+//! `loko journal`).
+//!
+//! The fixture is the journal of `tests/fixtures/journal-v1/cluster.yaml` (one controller,
+//! one worker) after a first run that stopped (interrupted) once the devices existed: assets,
+//! Ignition and devices succeeded, the device steps journaled their create intents, the rest
+//! never finished. It was written by the real engine running the real DAG of that spec, with
+//! toy actions in place of the clouds (the DAG is data: any action can be bound to a kind).
+//! Resuming it binds the same toys: the recorded steps are reused, the rest run, and the
+//! run that is continued is the fixture's.
+//!
+//! Rewrite it only with a new journal format (then keep the old one too):
+//! `LOKO_WRITE_JOURNAL_FIXTURE=1 cargo nextest run -p steps --test journal_fixture --run-ignored only`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use engine::{Actions, CancellationToken, Engine, Outcome, RunRequest, StepContext, StepError};
+use journal::{Digest, Journal, Outputs, RunKind, RunOutcome};
+use steps::actions as kinds;
+use steps::cluster::{History, apply_dag};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/journal-v1")
+}
+
+fn desired() -> specs::DesiredCluster {
+    let path = fixture().join("cluster.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    specs::parse(&text, "cluster.yaml").unwrap().desired()
+}
+
+fn request(desired: &specs::DesiredCluster) -> RunRequest {
+    RunRequest {
+        kind: RunKind::Apply,
+        spec_digest: Digest::of_json(desired).unwrap(),
+        spec: desired.to_record().unwrap(),
+    }
+}
+
+/// Every kind bound to a toy publishing what the real action publishes; with `stop`, the DNS
+/// step stops the run (as Ctrl-C would once the devices exist).
+fn toys(stop: Option<CancellationToken>) -> Actions {
+    fn host(ctx: &StepContext) -> String {
+        ctx.id()
+            .as_str()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+    let out = |pairs: &[(&str, &str)]| -> Result<Outputs, StepError> {
+        let mut outputs = Outputs::new();
+        for (k, v) in pairs {
+            outputs = outputs.with(k, *v)?;
+        }
+        Ok(outputs)
+    };
+    let actions = Actions::new()
+        .bind(kinds::PKI, move |_ctx: StepContext| async move {
+            out(&[("sha256", "{\"tls/ca.crt\": \"0a1b\"}")])
+        })
+        .bind(kinds::KUBECONFIGS, move |_ctx: StepContext| async move {
+            out(&[("admin", "auth/kubeconfig"), ("kubelet_sha256", "2c3d")])
+        })
+        .bind(kinds::MANIFESTS, move |_ctx: StepContext| async move {
+            out(&[("files", "42")])
+        })
+        .bind(kinds::IGNITION, move |ctx: StepContext| async move {
+            let host = host(&ctx);
+            out(&[
+                (
+                    "ssh_host_key",
+                    &format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFixture {host}"),
+                ),
+                ("userdata_path", &format!("ignition/{host}.json")),
+                ("ignition_sha256", "4e5f"),
+            ])
+        })
+        .bind(kinds::DEVICE, move |ctx: StepContext| async move {
+            let host = host(&ctx);
+            ctx.intent(
+                steps::packet::CREATE_INTENT,
+                Outputs::new().with("hostname", &host)?,
+            )
+            .await?;
+            let last = if host.contains("controller") { 10 } else { 11 };
+            out(&[
+                (
+                    "device_id",
+                    &format!("00000000-0000-4000-8000-0000000000{last}"),
+                ),
+                ("public_ipv4", &format!("127.0.0.{last}")),
+                ("private_ipv4", &format!("10.64.0.{last}")),
+            ])
+        })
+        .bind(kinds::DNS, move |_ctx: StepContext| {
+            let stop = stop.clone();
+            async move {
+                if let Some(stop) = stop {
+                    stop.cancel();
+                    return Err(StepError::Interrupted);
+                }
+                out(&[("records", "3")])
+            }
+        });
+    let done = move |_ctx: StepContext| async move { out(&[("done", "true")]) };
+    actions
+        .bind(kinds::ETCD_SECRETS, done)
+        .bind(kinds::BOOTKUBE, done)
+        .bind(kinds::READY, done)
+        .bind(kinds::DELETE_DEVICES, done)
+        .bind(kinds::DELETE_RECORDS, done)
+}
+
+#[tokio::test]
+async fn the_journal_of_this_version_opens_resumes_and_reads() {
+    let copy = tempfile::tempdir().unwrap();
+    loko_tests::copy_dir(&fixture().join("state/journal"), copy.path());
+    let journal = Arc::new(Journal::open(copy.path()).unwrap());
+    let desired = desired();
+
+    // Open: one interrupted run of this spec, whose desired cluster this loko reads.
+    let state = journal.state();
+    let run = state.last_run().unwrap();
+    assert_eq!(run.kind, RunKind::Apply);
+    assert_eq!(
+        run.ended.as_ref().map(|e| &e.1),
+        Some(&RunOutcome::Interrupted)
+    );
+    assert_eq!(run.spec_digest, Digest::of_json(&desired).unwrap());
+    let history = History::read(&state).unwrap();
+    assert_eq!(history.previous.as_ref(), Some(&desired));
+    assert_eq!(history.known_nodes.len(), 2);
+
+    // Resume: the same run goes on; what it recorded is reused, nothing is done twice.
+    let dag = apply_dag(&desired, &history, &[]).unwrap();
+    let recorded = history.recorded.clone();
+    let report = Engine::new(Arc::clone(&journal))
+        .run(
+            &dag,
+            &toys(None),
+            request(&desired),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert!(report.resumed);
+    assert_eq!(report.run, Some(run.id));
+    let pki = steps::cluster::ids::pki();
+    for step in &report.executed {
+        // The PKI step's inputs hold the renewal window of the current time.
+        assert!(
+            !recorded.contains(step) || *step == pki,
+            "{step} was recorded and ran again"
+        );
+    }
+    assert!(report.reused >= recorded.len() - 1, "{report:?}");
+}
+
+#[tokio::test]
+#[ignore = "writes the fixture; run only for a new journal format"]
+async fn write_the_journal_fixture() {
+    if std::env::var_os("LOKO_WRITE_JOURNAL_FIXTURE").is_none() {
+        return;
+    }
+    let dir = fixture().join("state/journal");
+    let _ = std::fs::remove_dir_all(&dir);
+    let journal = Arc::new(Journal::open(&dir).unwrap());
+    let desired = desired();
+    let dag = apply_dag(&desired, &History::default(), &[]).unwrap();
+    let stop = CancellationToken::new();
+    let report = Engine::new(Arc::clone(&journal))
+        .limit(engine::ResourceClass::LOCAL, 1)
+        .run(&dag, &toys(Some(stop.clone())), request(&desired), stop)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Interrupted);
+}
