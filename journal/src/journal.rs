@@ -1,0 +1,570 @@
+//! The journal of one cluster: opening (lock, fold), appending, reading back.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::committer::Committer;
+use crate::crash::{crash_if_asked, crash_point};
+use crate::event::{self, Event, Record, RunKind};
+use crate::feed;
+use crate::fold::ClusterState;
+use crate::ids::{Digest, RunId, Seq, StepId};
+use crate::lock::{self, RunLock};
+use crate::snapshot;
+use crate::store::{self, Store, StoreError};
+use crate::{JournalError, par_map};
+
+/// The journal of one cluster. Cheap to share: wrap it in an `Arc`.
+pub struct Journal {
+    path: PathBuf,
+    store: Arc<Store>,
+    state: Mutex<Folded>,
+    committer: Committer,
+    feed: Arc<feed::Feed>,
+    // Declared last so it is released after the store is closed.
+    _lock: RunLock,
+}
+
+struct Folded {
+    cluster: ClusterState,
+    next_seq: BTreeMap<RunId, u64>,
+    /// Records folded since the last snapshot (or since the first record).
+    since_snapshot: u64,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in directory `dir`, locks it, and folds every record.
+    pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+        crash_point()?;
+        let io = |source| JournalError::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        create_private_dir(dir).map_err(io)?;
+        let lock = RunLock::acquire(&dir.join("LOCK"), dir).map_err(|e| match e {
+            lock::LockError::Held { path, holder } => JournalError::Locked { path, holder },
+            lock::LockError::Io { path, source } => JournalError::Io { path, source },
+        })?;
+        let store = Store::open(&dir.join("events")).map_err(|source| JournalError::Store {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let folded = fold_store(dir, &store)?;
+        let store = Arc::new(store);
+        let feed = Arc::new(feed::Feed::start(dir, &lock::whoami()));
+        let committer = Committer::spawn(Arc::clone(&store), Arc::clone(&feed)).map_err(io)?;
+        Ok(Journal {
+            path: dir.to_owned(),
+            store,
+            state: Mutex::new(folded),
+            committer,
+            feed,
+            _lock: lock,
+        })
+    }
+
+    /// The journal's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts a new run with the next run id and returns that id once `RunStarted` is durable.
+    pub async fn begin_run(
+        &self,
+        kind: RunKind,
+        spec_digest: Digest,
+        spec: Value,
+        plan: Vec<StepId>,
+    ) -> Result<RunId, JournalError> {
+        let event = Event::RunStarted {
+            kind,
+            spec_digest,
+            spec,
+            plan,
+            by: lock::whoami(),
+        };
+        let bytes = self.encode(&event)?;
+        let run = {
+            let mut folded = self.folded();
+            let run = RunId(folded.cluster.last_run().map_or(1, |r| r.id.0 + 1));
+            self.insert_and_apply(&mut folded, run, &event, bytes)?;
+            run
+        };
+        self.commit().await?;
+        Ok(run)
+    }
+
+    /// Marks `run` as resumed by this process, with the plan it continues.
+    pub async fn resume_run(&self, run: RunId, plan: Vec<StepId>) -> Result<Seq, JournalError> {
+        self.append(
+            run,
+            Event::RunResumed {
+                plan,
+                by: lock::whoami(),
+            },
+        )
+        .await
+    }
+
+    /// Appends an event to `run` and returns its sequence number once it is durable.
+    pub async fn append(&self, run: RunId, event: Event) -> Result<Seq, JournalError> {
+        let bytes = self.encode(&event)?;
+        let seq = {
+            let mut folded = self.folded();
+            self.insert_and_apply(&mut folded, run, &event, bytes)?
+        };
+        self.commit().await?;
+        Ok(seq)
+    }
+
+    /// Runs `f` on the folded state. Keep `f` short: appends wait for it.
+    pub fn with_state<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> R {
+        f(&self.folded().cluster)
+    }
+
+    /// A copy of the folded state.
+    pub fn state(&self) -> ClusterState {
+        self.with_state(Clone::clone)
+    }
+
+    /// The stored records of one run, in order, read back from disk.
+    pub fn records(&self, run: RunId) -> Result<Vec<(Seq, Record)>, JournalError> {
+        let mut out = Vec::new();
+        for item in self.store.scan_prefix(&run.0.to_be_bytes()) {
+            let (k, v) = item.map_err(|source| JournalError::Store {
+                path: self.path.clone(),
+                source,
+            })?;
+            let (run, seq) = event::parse_key(&k).ok_or_else(|| self.bad_key(&k))?;
+            let v: &[u8] = &v;
+            let record = event::decode(v).map_err(|e| JournalError::Corrupt {
+                path: self.path.clone(),
+                run,
+                seq,
+                reason: e.to_string(),
+            })?;
+            out.push((seq, record));
+        }
+        Ok(out)
+    }
+
+    /// Replaces the raw bytes of a stored record. Exists only so that tests (here and in the
+    /// suites of other crates) can prove that damaged records are reported, never skipped.
+    #[doc(hidden)]
+    pub fn damage_record_for_tests(
+        &self,
+        run: RunId,
+        seq: Seq,
+        bytes: &[u8],
+    ) -> Result<(), JournalError> {
+        self.store
+            .overwrite_raw(&event::key(run, seq), bytes)
+            .map_err(|source| JournalError::Store {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    fn folded(&self) -> MutexGuard<'_, Folded> {
+        // A panic while holding the lock cannot leave the fold half-applied: apply only runs
+        // after the checks that can fail, so the data is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn encode(&self, event: &Event) -> Result<Vec<u8>, JournalError> {
+        event::encode(now_ms(), event).map_err(|source| JournalError::Encode {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Inserts under the state lock, so that sequence numbers, store order and fold order agree.
+    fn insert_and_apply(
+        &self,
+        folded: &mut Folded,
+        run: RunId,
+        event: &Event,
+        bytes: Vec<u8>,
+    ) -> Result<Seq, JournalError> {
+        folded
+            .cluster
+            .admits(run, event)
+            .map_err(|source| JournalError::Refused {
+                path: self.path.clone(),
+                run,
+                source,
+            })?;
+        let next = folded.next_seq.entry(run).or_insert(1);
+        let seq = Seq(*next);
+        // Decode what we stored so the in-memory fold sees exactly what a later open will see
+        // (redacted text included).
+        let record = event::decode(&bytes).map_err(|e| JournalError::Corrupt {
+            path: self.path.clone(),
+            run,
+            seq,
+            reason: e.to_string(),
+        })?;
+        self.feed.queue(run, seq, &bytes);
+        self.store
+            .insert(event::key(run, seq), bytes)
+            .map_err(|source| JournalError::Store {
+                path: self.path.clone(),
+                source,
+            })?;
+        *next += 1;
+        folded.cluster.apply_admitted(run, seq, record);
+        folded.since_snapshot += 1;
+        if folded.since_snapshot >= snapshot::SNAPSHOT_EVERY {
+            self.write_snapshot(folded, (run, seq));
+        }
+        Ok(seq)
+    }
+
+    /// Stores a snapshot of the fold up to `last`. It only speeds up the next open, so failing
+    /// to write one is not an error of the append that triggered it: the next open uses the
+    /// previous snapshot (still true of the records it covers) or folds the records, and a
+    /// store that cannot write fails the next flush anyway. Either way the next try is
+    /// [`snapshot::SNAPSHOT_EVERY`] events later, not at every append.
+    fn write_snapshot(&self, folded: &mut Folded, last: (RunId, Seq)) {
+        if let Ok(bytes) = snapshot::encode(last, &folded.next_seq, &folded.cluster) {
+            let _ = self.store.put_snapshot(bytes);
+        }
+        folded.since_snapshot = 0;
+    }
+
+    /// Waits until everything inserted so far is durable, sharing the flush with concurrent
+    /// appenders.
+    async fn commit(&self) -> Result<(), JournalError> {
+        let (tx, rx) = oneshot::channel();
+        let failed = |reason: String| JournalError::Store {
+            path: self.path.clone(),
+            source: StoreError::from_text(reason),
+        };
+        self.committer
+            .send(tx)
+            .map_err(|_| failed("the flush thread stopped".to_owned()))?;
+        rx.await
+            .map_err(|_| failed("the flush thread stopped".to_owned()))?
+            .map_err(failed)?;
+        crash_if_asked();
+        Ok(())
+    }
+
+    fn bad_key(&self, key: &[u8]) -> JournalError {
+        JournalError::Corrupt {
+            path: self.path.clone(),
+            run: RunId(0),
+            seq: Seq(0),
+            reason: format!("store key {} is not a journal key", hex::encode(key)),
+        }
+    }
+}
+
+/// Folds the store: the latest usable snapshot and the records after it, or every record.
+fn fold_store(dir: &Path, store: &Store) -> Result<Folded, JournalError> {
+    let store_error = |source| JournalError::Store {
+        path: dir.to_owned(),
+        source,
+    };
+    if let Some(snap) = usable_snapshot(store).map_err(store_error)? {
+        let after = snapshot::last_key(&snap);
+        let folded = Folded {
+            cluster: snap.cluster,
+            next_seq: snap.next_seq,
+            since_snapshot: 0,
+        };
+        return fold_records(dir, folded, store.scan_after(after));
+    }
+    let empty = Folded {
+        cluster: ClusterState::default(),
+        next_seq: BTreeMap::new(),
+        since_snapshot: 0,
+    };
+    fold_records(dir, empty, store.scan())
+}
+
+/// The stored snapshot, if there is one this build can use. A snapshot that cannot be used is
+/// ignored (it is derived data; every record is still there), but one that could be read and
+/// names a record the store lacks is ignored too: it must never stand in for records that are
+/// not durable.
+fn usable_snapshot(store: &Store) -> Result<Option<snapshot::Snapshot>, StoreError> {
+    let Some(bytes) = store.snapshot()? else {
+        return Ok(None);
+    };
+    let Ok(snap) = snapshot::decode(&bytes) else {
+        return Ok(None);
+    };
+    Ok(store.contains(snapshot::last_key(&snap))?.then_some(snap))
+}
+
+/// Folds `records` (in key order) onto `folded`, checking each against the ones before it.
+fn fold_records(
+    dir: &Path,
+    mut folded: Folded,
+    records: impl Iterator<Item = Result<(store::Bytes, store::Bytes), StoreError>>,
+) -> Result<Folded, JournalError> {
+    let corrupt = |run, seq, reason: String| JournalError::Corrupt {
+        path: dir.to_owned(),
+        run,
+        seq,
+        reason,
+    };
+    let mut raw = Vec::new();
+    for item in records {
+        let (k, v) = item.map_err(|source| JournalError::Store {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let (run, seq) = event::parse_key(&k).ok_or_else(|| {
+            corrupt(
+                RunId(0),
+                Seq(0),
+                format!("store key {} is not a journal key", hex::encode(&k)),
+            )
+        })?;
+        raw.push((run, seq, v));
+    }
+    // Decoding is most of the cost of folding many records and each record decodes on its
+    // own, so it is spread over the cores; folding stays sequential, in key order.
+    let decoded = if raw.len() < 4096 {
+        raw.iter().map(|(_, _, v)| event::decode(v)).collect()
+    } else {
+        par_map(&raw, |(_, _, v)| event::decode(v))
+    };
+    for ((run, seq, _), record) in raw.iter().zip(decoded) {
+        let (run, seq) = (*run, *seq);
+        let expected = folded.next_seq.get(&run).copied().unwrap_or(1);
+        if seq.0 != expected {
+            return Err(corrupt(
+                run,
+                seq,
+                format!("expected record {expected} of the run here; records are missing"),
+            ));
+        }
+        let record = record.map_err(|e| corrupt(run, seq, e.to_string()))?;
+        folded
+            .cluster
+            .admits(run, &record.event)
+            .map_err(|e| corrupt(run, seq, e.to_string()))?;
+        folded.cluster.apply_admitted(run, seq, record);
+        folded.next_seq.insert(run, seq.0 + 1);
+        folded.since_snapshot += 1;
+    }
+    Ok(folded)
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Outputs, RunOutcome};
+
+    fn step(name: &str) -> StepId {
+        StepId::new(name).unwrap()
+    }
+
+    /// A journal with several runs and every kind of event, crossing several snapshots.
+    async fn busy_journal(dir: &Path) -> ClusterState {
+        let journal = Journal::open(dir).unwrap();
+        let spec = serde_json::json!({
+            "name": "supernova", "count": 3, "ratio": -0.5, "neg": -7, "on": true,
+            "none": null, "list": [1, "two", {"three": [3]}],
+        });
+        for r in 0..3u32 {
+            let plan = vec![step("pki"), step("device/a")];
+            let run = journal
+                .begin_run(
+                    RunKind::Apply,
+                    Digest::of(b"spec"),
+                    spec.clone(),
+                    plan.clone(),
+                )
+                .await
+                .unwrap();
+            if r == 1 {
+                journal.resume_run(run, plan).await.unwrap();
+            }
+            for i in 0..12u32 {
+                let s = step(&format!("device/node-{i}"));
+                let attempt = r * 2 + 1;
+                let started = Event::StepStarted {
+                    step: s.clone(),
+                    attempt,
+                    inputs_digest: Digest::of(&i.to_be_bytes()),
+                };
+                journal.append(run, started).await.unwrap();
+                let detail = Outputs::new()
+                    .with("hostname", format!("node-{i}"))
+                    .unwrap();
+                let intent = Event::StepIntent {
+                    step: s.clone(),
+                    attempt,
+                    effect: "create device".into(),
+                    detail,
+                };
+                journal.append(run, intent).await.unwrap();
+                let end = if i % 5 == 4 {
+                    Event::StepFailed {
+                        step: s.clone(),
+                        attempt,
+                        error: "503 from the API".into(),
+                        retryable: true,
+                        duration_ms: 9,
+                    }
+                } else {
+                    let outputs = Outputs::new()
+                        .with("device_id", format!("id-{i}"))
+                        .and_then(|o| o.with("ports", vec![22, 6443]))
+                        .and_then(|o| o.with("x", serde_json::json!({"f": 1.5, "n": -1})))
+                        .unwrap();
+                    Event::StepSucceeded {
+                        step: s.clone(),
+                        attempt,
+                        inputs_digest: Digest::of(&i.to_be_bytes()),
+                        outputs,
+                        duration_ms: 3,
+                        invalidates: if i == 7 {
+                            vec![step("device/node-1")]
+                        } else {
+                            vec![]
+                        },
+                    }
+                };
+                journal.append(run, end).await.unwrap();
+            }
+            let skipped = Event::StepSkipped {
+                step: step("bootkube"),
+                because: step("device/node-4"),
+            };
+            journal.append(run, skipped).await.unwrap();
+            let outcome = if r < 2 {
+                RunOutcome::Failed {
+                    failed: vec![step("device/node-4")],
+                    skipped: vec![step("bootkube")],
+                }
+            } else {
+                RunOutcome::Interrupted
+            };
+            journal
+                .append(run, Event::RunEnded { outcome })
+                .await
+                .unwrap();
+        }
+        // A few records after the last snapshot, to be folded on top of it.
+        let last = journal.state().last_run().unwrap().id;
+        journal
+            .append(
+                last,
+                Event::StepSkipped {
+                    step: step("ready"),
+                    because: step("pki"),
+                },
+            )
+            .await
+            .unwrap();
+        journal.state()
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_and_the_records_after_it_fold_to_the_same_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = busy_journal(dir.path()).await;
+        let journal = Journal::open(dir.path()).unwrap();
+        let snap = usable_snapshot(&journal.store)
+            .unwrap()
+            .expect("a snapshot was written");
+        assert!(
+            snap.cluster.runs.values().map(|r| r.events).sum::<u64>() > snapshot::SNAPSHOT_EVERY
+        );
+        let tail = journal.store.scan_after(snapshot::last_key(&snap)).count() as u64;
+        assert!(
+            tail > 0,
+            "the test must fold records on top of the snapshot"
+        );
+        assert_eq!(journal.state(), before);
+        assert_eq!(journal.folded().since_snapshot, tail);
+        // The same state as folding every record without the snapshot.
+        let folded = fold_records(
+            dir.path(),
+            Folded {
+                cluster: ClusterState::default(),
+                next_seq: BTreeMap::new(),
+                since_snapshot: 0,
+            },
+            journal.store.scan(),
+        )
+        .unwrap();
+        assert_eq!(folded.cluster, before);
+        assert_eq!(folded.next_seq, journal.folded().next_seq);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_or_unusable_snapshot_is_ignored_and_every_record_folded() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = busy_journal(dir.path()).await;
+        let stored = {
+            let journal = Journal::open(dir.path()).unwrap();
+            journal.store.snapshot().unwrap().unwrap().to_vec()
+        };
+        let mut damaged = stored.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 0x40;
+        // Names a record the store does not hold, as if its records had not been flushed.
+        let ahead = {
+            let snap = snapshot::decode(&stored).unwrap();
+            let mut next_seq = snap.next_seq.clone();
+            let run = snap.last.0;
+            next_seq.insert(run, 1_000_000);
+            snapshot::encode((run, Seq(999_999)), &next_seq, &snap.cluster).unwrap()
+        };
+        for bad in [damaged, ahead, b"\x01\x02".to_vec()] {
+            {
+                let journal = Journal::open(dir.path()).unwrap();
+                journal.store.put_snapshot(bad).unwrap();
+                journal.store.flush().unwrap();
+            }
+            let journal = Journal::open(dir.path()).unwrap();
+            assert!(usable_snapshot(&journal.store).unwrap().is_none());
+            assert_eq!(journal.state(), before);
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_newest_run_takes_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        let begin = || journal.begin_run(RunKind::Apply, Digest::of(b"s"), Value::Null, vec![]);
+        let first = begin().await.unwrap();
+        let second = begin().await.unwrap();
+        let event = Event::StepSkipped {
+            step: step("a"),
+            because: step("b"),
+        };
+        let err = journal.append(first, event.clone()).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("run 2 is newer; only the newest run takes events"),
+            "{err}"
+        );
+        journal.append(second, event).await.unwrap();
+    }
+}
