@@ -6,10 +6,10 @@ use std::sync::{Arc, mpsc};
 use tokio::sync::oneshot;
 
 use crate::feed;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// An appender waiting for the flush that makes its record durable.
-pub(crate) type Waiter = oneshot::Sender<Result<(), String>>;
+pub(crate) type Waiter = oneshot::Sender<Result<(), StoreError>>;
 
 /// The committer: one thread that flushes once for every batch of waiting appenders.
 ///
@@ -21,7 +21,10 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
-    pub(crate) fn spawn(store: Arc<Store>, feed: Arc<feed::Feed>) -> std::io::Result<Committer> {
+    pub(crate) fn spawn(
+        store: Arc<dyn Store>,
+        feed: Arc<feed::Feed>,
+    ) -> std::io::Result<Committer> {
         let (tx, rx) = mpsc::channel::<Waiter>();
         let thread = std::thread::Builder::new()
             .name("journal-commit".into())
@@ -31,7 +34,7 @@ impl Committer {
                     batch.extend(rx.try_iter());
                     // Taken before the flush, so every record published is durable.
                     let published = feed.take();
-                    let result = store.flush().map_err(|e| e.to_string());
+                    let result = store.flush();
                     if result.is_ok() {
                         feed.publish(&published);
                     }

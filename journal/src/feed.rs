@@ -49,8 +49,19 @@ impl Feed {
         }
     }
 
+    /// No feed: for stores that readers can read while the journal is held (etcd).
+    pub(crate) fn none() -> Feed {
+        Feed {
+            file: Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
     /// Queues a record just inserted into the store (`bytes` as stored: checksum, then JSON).
     pub(crate) fn queue(&self, run: RunId, seq: Seq, bytes: &[u8]) {
+        if self.file.lock().map_or(true, |f| f.is_none()) {
+            return;
+        }
         let Some(json) = bytes.get(4..).and_then(|b| std::str::from_utf8(b).ok()) else {
             return;
         };

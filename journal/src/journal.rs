@@ -13,63 +13,85 @@ use crate::event::{self, Event, Record, RunKind};
 use crate::feed;
 use crate::fold::ClusterState;
 use crate::ids::{Digest, RunId, Seq, StepId};
-use crate::lock::{self, RunLock};
+use crate::lock;
 use crate::snapshot;
-use crate::store::{self, Store, StoreError};
-use crate::{JournalError, par_map};
+use crate::store::{self, EtcdStore, Lease, SledStore, Store, StoreError};
+use crate::{JournalError, Location, par_map, store_error};
 
 /// The journal of one cluster. Cheap to share: wrap it in an `Arc`.
 pub struct Journal {
     path: PathBuf,
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     state: Mutex<Folded>,
     committer: Committer,
     feed: Arc<feed::Feed>,
-    // Declared last so it is released after the store is closed.
-    _lock: RunLock,
 }
 
 struct Folded {
     cluster: ClusterState,
     next_seq: BTreeMap<RunId, u64>,
+    /// The key of the last record, where the next append goes after.
+    head: Option<store::Key>,
     /// Records folded since the last snapshot (or since the first record).
     since_snapshot: u64,
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal in directory `dir`, locks it, and folds every record.
+    /// Opens (creating if needed) the journal in directory `dir` (the embedded store), locks
+    /// it, and folds every record.
     pub fn open(dir: &Path) -> Result<Journal, JournalError> {
         crash_point()?;
-        let io = |source| JournalError::Io {
-            path: dir.to_owned(),
-            source,
-        };
-        create_private_dir(dir).map_err(io)?;
-        let lock = RunLock::acquire(&dir.join("LOCK"), dir).map_err(|e| match e {
-            lock::LockError::Held { path, holder } => JournalError::Locked { path, holder },
-            lock::LockError::Io { path, source } => JournalError::Io { path, source },
-        })?;
-        let store = Store::open(&dir.join("events")).map_err(|source| JournalError::Store {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let folded = fold_store(dir, &store)?;
-        let store = Arc::new(store);
-        let feed = Arc::new(feed::Feed::start(dir, &lock::whoami()));
-        let committer = Committer::spawn(Arc::clone(&store), Arc::clone(&feed)).map_err(io)?;
+        let store = SledStore::acquire(dir).map_err(|e| store_error(dir, e))?;
+        let feed = feed::Feed::start(dir, &lock::whoami());
+        Journal::with_store(Arc::new(store), feed)
+    }
+
+    /// Opens the journal at `location`: a directory, or etcd.
+    pub fn open_at(location: &Location) -> Result<Journal, JournalError> {
+        match location {
+            Location::Dir(dir) => Journal::open(dir),
+            Location::Etcd(config) => {
+                crash_point()?;
+                let store = EtcdStore::acquire(config)
+                    .map_err(|e| store_error(Path::new(&config.url()), e))?;
+                // Readers of an etcd journal watch the store itself; there is no feed file.
+                Journal::with_store(Arc::new(store), feed::Feed::none())
+            }
+        }
+    }
+
+    /// Folds what `store` holds and starts appending to it.
+    pub(crate) fn with_store(
+        store: Arc<dyn Store>,
+        feed: feed::Feed,
+    ) -> Result<Journal, JournalError> {
+        let path = PathBuf::from(store.location());
+        let folded = fold_store(&path, store.as_ref())?;
+        let feed = Arc::new(feed);
+        let committer =
+            Committer::spawn(Arc::clone(&store), Arc::clone(&feed)).map_err(|source| {
+                JournalError::Io {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
         Ok(Journal {
-            path: dir.to_owned(),
+            path,
             store,
             state: Mutex::new(folded),
             committer,
             feed,
-            _lock: lock,
         })
     }
 
-    /// The journal's directory.
+    /// Where the journal lives: its directory, or its `etcd://` URL.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The lease this process holds the journal with.
+    pub fn lease(&self) -> &Lease {
+        self.store.lease()
     }
 
     /// Starts a new run with the next run id and returns that id once `RunStarted` is durable.
@@ -135,10 +157,7 @@ impl Journal {
     pub fn records(&self, run: RunId) -> Result<Vec<(Seq, Record)>, JournalError> {
         let mut out = Vec::new();
         for item in self.store.scan_prefix(&run.0.to_be_bytes()) {
-            let (k, v) = item.map_err(|source| JournalError::Store {
-                path: self.path.clone(),
-                source,
-            })?;
+            let (k, v) = item.map_err(|e| store_error(&self.path, e))?;
             let (run, seq) = event::parse_key(&k).ok_or_else(|| self.bad_key(&k))?;
             let v: &[u8] = &v;
             let record = event::decode(v).map_err(|e| JournalError::Corrupt {
@@ -154,7 +173,7 @@ impl Journal {
 
     /// Replaces the raw bytes of a stored record. Exists only so that tests (here and in the
     /// suites of other crates) can prove that damaged records are reported, never skipped.
-    #[doc(hidden)]
+    #[cfg(feature = "testing")]
     pub fn damage_record_for_tests(
         &self,
         run: RunId,
@@ -162,11 +181,8 @@ impl Journal {
         bytes: &[u8],
     ) -> Result<(), JournalError> {
         self.store
-            .overwrite_raw(&event::key(run, seq), bytes)
-            .map_err(|source| JournalError::Store {
-                path: self.path.clone(),
-                source,
-            })
+            .overwrite_raw(event::key(run, seq), bytes)
+            .map_err(|e| store_error(&self.path, e))
     }
 
     fn folded(&self) -> MutexGuard<'_, Folded> {
@@ -208,14 +224,13 @@ impl Journal {
             seq,
             reason: e.to_string(),
         })?;
+        let key = event::key(run, seq);
         self.feed.queue(run, seq, &bytes);
         self.store
-            .insert(event::key(run, seq), bytes)
-            .map_err(|source| JournalError::Store {
-                path: self.path.clone(),
-                source,
-            })?;
+            .append(folded.head, vec![(key, bytes)])
+            .map_err(|e| store_error(&self.path, e))?;
         *next += 1;
+        folded.head = Some(key);
         folded.cluster.apply_admitted(run, seq, record);
         folded.since_snapshot += 1;
         if folded.since_snapshot >= snapshot::SNAPSHOT_EVERY {
@@ -240,16 +255,16 @@ impl Journal {
     /// appenders.
     async fn commit(&self) -> Result<(), JournalError> {
         let (tx, rx) = oneshot::channel();
-        let failed = |reason: String| JournalError::Store {
-            path: self.path.clone(),
-            source: StoreError::from_text(reason),
+        let stopped = || {
+            store_error(
+                &self.path,
+                StoreError::Failed("the flush thread stopped".to_owned()),
+            )
         };
-        self.committer
-            .send(tx)
-            .map_err(|_| failed("the flush thread stopped".to_owned()))?;
+        self.committer.send(tx).map_err(|_| stopped())?;
         rx.await
-            .map_err(|_| failed("the flush thread stopped".to_owned()))?
-            .map_err(failed)?;
+            .map_err(|_| stopped())?
+            .map_err(|e| store_error(&self.path, e))?;
         crash_if_asked();
         Ok(())
     }
@@ -265,33 +280,36 @@ impl Journal {
 }
 
 /// Folds the store: the latest usable snapshot and the records after it, or every record.
-fn fold_store(dir: &Path, store: &Store) -> Result<Folded, JournalError> {
-    let store_error = |source| JournalError::Store {
-        path: dir.to_owned(),
-        source,
-    };
-    if let Some(snap) = usable_snapshot(store).map_err(store_error)? {
+fn fold_store(dir: &Path, store: &dyn Store) -> Result<Folded, JournalError> {
+    if let Some(snap) = usable_snapshot(store).map_err(|e| store_error(dir, e))? {
         let after = snapshot::last_key(&snap);
         let folded = Folded {
             cluster: snap.cluster,
             next_seq: snap.next_seq,
+            head: Some(after),
             since_snapshot: 0,
         };
-        return fold_records(dir, folded, store.scan_after(after));
+        return fold_records(dir, folded, store.scan_after(Some(after)));
     }
-    let empty = Folded {
-        cluster: ClusterState::default(),
-        next_seq: BTreeMap::new(),
-        since_snapshot: 0,
-    };
-    fold_records(dir, empty, store.scan())
+    fold_records(dir, Folded::empty(), store.scan_after(None))
+}
+
+impl Folded {
+    fn empty() -> Folded {
+        Folded {
+            cluster: ClusterState::default(),
+            next_seq: BTreeMap::new(),
+            head: None,
+            since_snapshot: 0,
+        }
+    }
 }
 
 /// The stored snapshot, if there is one this build can use. A snapshot that cannot be used is
 /// ignored (it is derived data; every record is still there), but one that could be read and
 /// names a record the store lacks is ignored too: it must never stand in for records that are
 /// not durable.
-fn usable_snapshot(store: &Store) -> Result<Option<snapshot::Snapshot>, StoreError> {
+fn usable_snapshot(store: &dyn Store) -> Result<Option<snapshot::Snapshot>, StoreError> {
     let Some(bytes) = store.snapshot()? else {
         return Ok(None);
     };
@@ -315,15 +333,12 @@ fn fold_records(
     };
     let mut raw = Vec::new();
     for item in records {
-        let (k, v) = item.map_err(|source| JournalError::Store {
-            path: dir.to_owned(),
-            source,
-        })?;
+        let (k, v) = item.map_err(|e| store_error(dir, e))?;
         let (run, seq) = event::parse_key(&k).ok_or_else(|| {
             corrupt(
                 RunId(0),
                 Seq(0),
-                format!("store key {} is not a journal key", hex::encode(&k)),
+                format!("store key {} is not a journal key", hex::encode(&*k)),
             )
         })?;
         raw.push((run, seq, v));
@@ -352,18 +367,10 @@ fn fold_records(
             .map_err(|e| corrupt(run, seq, e.to_string()))?;
         folded.cluster.apply_admitted(run, seq, record);
         folded.next_seq.insert(run, seq.0 + 1);
+        folded.head = Some(event::key(run, seq));
         folded.since_snapshot += 1;
     }
     Ok(folded)
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 fn now_ms() -> u64 {
@@ -489,13 +496,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let before = busy_journal(dir.path()).await;
         let journal = Journal::open(dir.path()).unwrap();
-        let snap = usable_snapshot(&journal.store)
+        let snap = usable_snapshot(journal.store.as_ref())
             .unwrap()
             .expect("a snapshot was written");
         assert!(
             snap.cluster.runs.values().map(|r| r.events).sum::<u64>() > snapshot::SNAPSHOT_EVERY
         );
-        let tail = journal.store.scan_after(snapshot::last_key(&snap)).count() as u64;
+        let tail = journal
+            .store
+            .scan_after(Some(snapshot::last_key(&snap)))
+            .count() as u64;
         assert!(
             tail > 0,
             "the test must fold records on top of the snapshot"
@@ -503,16 +513,8 @@ mod tests {
         assert_eq!(journal.state(), before);
         assert_eq!(journal.folded().since_snapshot, tail);
         // The same state as folding every record without the snapshot.
-        let folded = fold_records(
-            dir.path(),
-            Folded {
-                cluster: ClusterState::default(),
-                next_seq: BTreeMap::new(),
-                since_snapshot: 0,
-            },
-            journal.store.scan(),
-        )
-        .unwrap();
+        let folded =
+            fold_records(dir.path(), Folded::empty(), journal.store.scan_after(None)).unwrap();
         assert_eq!(folded.cluster, before);
         assert_eq!(folded.next_seq, journal.folded().next_seq);
     }
@@ -543,7 +545,7 @@ mod tests {
                 journal.store.flush().unwrap();
             }
             let journal = Journal::open(dir.path()).unwrap();
-            assert!(usable_snapshot(&journal.store).unwrap().is_none());
+            assert!(usable_snapshot(journal.store.as_ref()).unwrap().is_none());
             assert_eq!(journal.state(), before);
         }
     }

@@ -49,9 +49,9 @@ mod journal;
 mod lock;
 mod secrets;
 mod snapshot;
-mod store;
+pub mod store;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use crash::CRASH_AT_APPEND_ENV;
 pub use event::{DecodeError, Event, FORMAT_VERSION, Record, RunKind, RunOutcome};
@@ -66,7 +66,25 @@ pub use secrets::{
     OutputError, Outputs, REDACTED, redact, redact_json, register_secret, secret_kind,
 };
 pub use snapshot::SNAPSHOT_EVERY;
-use store::StoreError;
+use store::{EtcdConfig, StoreError};
+
+/// Where a cluster's journal lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The embedded store in a directory (by default `<asset_dir>/.loko/journal`).
+    Dir(PathBuf),
+    /// etcd v3, shared by every machine that reaches it.
+    Etcd(EtcdConfig),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Dir(dir) => write!(f, "{}", dir.display()),
+            Location::Etcd(config) => write!(f, "{}", config.url()),
+        }
+    }
+}
 
 /// Errors of the journal. Each names the journal's path.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +94,21 @@ pub enum JournalError {
         "journal {path} is locked by another loko ({holder}); wait for it to finish or stop it"
     )]
     Locked { path: PathBuf, holder: String },
+    /// This process lost its lease on the journal (it was paused or cut off for longer than
+    /// the lease lasts, or its lock was broken by hand) and another may hold it now: the
+    /// append was refused and nothing more will be written by this process.
+    #[error(
+        "journal {path}: fenced: {reason}; this loko no longer holds the journal and stops (the next run resumes)"
+    )]
+    Fenced { path: PathBuf, reason: String },
+    /// The journal does not end where this process expected: someone wrote to it without
+    /// holding its lease. The append was refused.
+    #[error("journal {path}: {source}")]
+    Conflict {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
     /// A stored record cannot be trusted; nothing after it is read.
     #[error("journal {path}: record {seq} of run {run} is unreadable: {reason}")]
     Corrupt {
@@ -116,6 +149,17 @@ pub enum JournalError {
     /// `LOKO_CRASH_AT_APPEND` holds something other than a positive number.
     #[error("{CRASH_AT_APPEND_ENV}={0:?} is not a positive number")]
     BadCrashPoint(String),
+}
+
+/// The journal's error for a store's.
+pub(crate) fn store_error(path: &Path, e: StoreError) -> JournalError {
+    let path = path.to_owned();
+    match e {
+        StoreError::Held { holder } => JournalError::Locked { path, holder },
+        StoreError::Fenced(reason) => JournalError::Fenced { path, reason },
+        source @ StoreError::Conflict { .. } => JournalError::Conflict { path, source },
+        source @ StoreError::Failed(_) => JournalError::Store { path, source },
+    }
 }
 
 /// `f` over `items` on every core, results in the order of `items`. For work that is a pure
