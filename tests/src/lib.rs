@@ -195,3 +195,139 @@ impl Sshd {
         }
     }
 }
+
+/// A plain-HTTP etcd of one or more members on 127.0.0.1, with its data in a temporary
+/// directory; every member is killed on drop.
+pub struct Etcd {
+    members: Vec<Option<Killed>>,
+    client_ports: Vec<u16>,
+    dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    /// Starts `members` members and waits until the cluster serves.
+    pub fn start(members: usize) -> Etcd {
+        let dir = tempfile::tempdir().expect("temp dir for etcd");
+        let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
+        let cluster: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect();
+        let children = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client, peer))| {
+                let log = std::fs::File::create(dir.path().join(format!("m{i}.log")))
+                    .expect("etcd log file");
+                let child = Command::new("etcd")
+                    .args(["--name", &format!("m{i}")])
+                    .arg("--data-dir")
+                    .arg(dir.path().join(format!("m{i}")))
+                    .args([
+                        "--listen-client-urls",
+                        &format!("http://127.0.0.1:{client}"),
+                    ])
+                    .args([
+                        "--advertise-client-urls",
+                        &format!("http://127.0.0.1:{client}"),
+                    ])
+                    .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+                    .args([
+                        "--initial-advertise-peer-urls",
+                        &format!("http://127.0.0.1:{peer}"),
+                    ])
+                    .args(["--initial-cluster", &cluster.join(",")])
+                    .args(["--initial-cluster-state", "new"])
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .unwrap_or_else(|e| {
+                        panic!("etcd: {e}; scripts/test installs it (the etcd-server package)")
+                    });
+                Some(Killed(child))
+            })
+            .collect();
+        let etcd = Etcd {
+            members: children,
+            client_ports: ports.iter().map(|(c, _)| *c).collect(),
+            dir,
+        };
+        etcd.wait_healthy(Duration::from_secs(60));
+        etcd
+    }
+
+    /// `127.0.0.1:PORT,...` of every member, killed ones included.
+    pub fn endpoints(&self) -> String {
+        self.client_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `etcd://ENDPOINTS/PREFIX`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("etcd://{}/{prefix}", self.endpoints())
+    }
+
+    /// Kills member `i` with SIGKILL.
+    pub fn kill(&mut self, i: usize) {
+        self.members[i].take();
+    }
+
+    /// etcdctl against the members still running; returns stdout.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        run(Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &self.live_endpoints(),
+                "--command-timeout",
+                "5s",
+            ])
+            .args(args))
+    }
+
+    fn live_endpoints(&self) -> String {
+        self.client_ports
+            .iter()
+            .zip(&self.members)
+            .filter(|(_, m)| m.is_some())
+            .map(|(p, _)| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn wait_healthy(&self, within: Duration) {
+        let start = Instant::now();
+        loop {
+            let ok = Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .args([
+                    "--endpoints",
+                    &self.live_endpoints(),
+                    "--command-timeout",
+                    "2s",
+                ])
+                .args(["endpoint", "health"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                return;
+            }
+            if start.elapsed() > within {
+                let logs: String = (0..self.members.len())
+                    .map(|i| {
+                        let log =
+                            std::fs::read_to_string(self.dir.path().join(format!("m{i}.log")))
+                                .unwrap_or_default();
+                        format!("--- m{i} ---\n{log}")
+                    })
+                    .collect();
+                panic!("etcd is not healthy after {within:?}:\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}

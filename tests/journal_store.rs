@@ -1,0 +1,421 @@
+//! One conformance suite for both journal stores: the embedded one (sled and an OS lock in a
+//! directory) and etcd (a real etcd on loopback, started by each test). Each property is a
+//! function over a [`Backend`], run once per store:
+//! ordering, durability across reopen, two writers contending, a holder killed with SIGKILL,
+//! a stale holder (stopped with SIGSTOP past its lease while another takes over), and a
+//! sequence conflict.
+//!
+//! Processes that must die or stop are children: this test binary run again with
+//! `--exact child_holder` and the journal's location in the environment.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use journal::store::{EtcdConfig, EtcdStore, SledStore, Store, StoreError};
+use journal::{Digest, Event, Journal, JournalError, Location, RunId, RunKind, StepId};
+use loko_tests::Etcd;
+
+/// The lease of the etcd journals in these tests: short, so that a killed holder's journal is
+/// free again quickly.
+const TTL: Duration = Duration::from_secs(2);
+
+const LOCATION_ENV: &str = "LOKO_TEST_JOURNAL";
+
+enum Backend {
+    Sled(tempfile::TempDir),
+    Etcd(Etcd),
+}
+
+impl Backend {
+    fn sled() -> Backend {
+        Backend::Sled(tempfile::tempdir().unwrap())
+    }
+
+    fn etcd() -> Backend {
+        Backend::Etcd(Etcd::start(1))
+    }
+
+    /// As written on a command line.
+    fn spec(&self) -> String {
+        match self {
+            Backend::Sled(dir) => dir.path().join("journal").display().to_string(),
+            Backend::Etcd(etcd) => etcd.url("conformance"),
+        }
+    }
+
+    fn location(&self) -> Location {
+        location(&self.spec())
+    }
+
+    fn open(&self) -> Result<Journal, JournalError> {
+        Journal::open_at(&self.location())
+    }
+
+    /// Opens, retrying while another holds the journal, for at most `within`.
+    fn open_within(&self, within: Duration) -> Journal {
+        let start = Instant::now();
+        loop {
+            match self.open() {
+                Ok(j) => return j,
+                Err(JournalError::Locked { .. }) if start.elapsed() < within => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                Err(e) => panic!("open after {:?}: {e}", start.elapsed()),
+            }
+        }
+    }
+}
+
+fn location(spec: &str) -> Location {
+    if spec.starts_with("etcd://") {
+        let mut config = EtcdConfig::parse(spec).unwrap();
+        config.ttl = TTL;
+        Location::Etcd(config)
+    } else {
+        Location::Dir(spec.into())
+    }
+}
+
+fn step(name: &str) -> StepId {
+    StepId::new(name).unwrap()
+}
+
+fn started(i: u32) -> Event {
+    Event::StepStarted {
+        step: step(&format!("s/{i}")),
+        attempt: 1,
+        inputs_digest: Digest::of(&i.to_be_bytes()),
+    }
+}
+
+async fn begin(journal: &Journal) -> RunId {
+    journal
+        .begin_run(
+            RunKind::Apply,
+            Digest::of(b"spec"),
+            serde_json::json!({}),
+            vec![],
+        )
+        .await
+        .unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+// ---- ordering and durability ----
+
+/// Concurrent appends get consecutive sequence numbers, and the store returns them in that
+/// order, after a reopen too; more records than fit in one etcd transaction.
+fn ordering_and_durability(backend: Backend) {
+    let rt = runtime();
+    let (run, state) = rt.block_on(async {
+        let journal = Arc::new(backend.open().unwrap());
+        let run = begin(&journal).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..4u32 {
+            let journal = Arc::clone(&journal);
+            tasks.spawn(async move {
+                for i in 0..100u32 {
+                    journal.append(run, started(t * 1000 + i)).await.unwrap();
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        (run, journal.state())
+    });
+    let journal = backend.open().unwrap();
+    assert_eq!(journal.state(), state, "the reopened fold differs");
+    let records = journal.records(run).unwrap();
+    assert_eq!(records.len(), 401);
+    for (i, (seq, _)) in records.iter().enumerate() {
+        assert_eq!(seq.0, i as u64 + 1, "records out of order");
+    }
+}
+
+#[test]
+fn sled_orders_and_keeps_records() {
+    ordering_and_durability(Backend::sled());
+}
+
+#[test]
+fn etcd_orders_and_keeps_records() {
+    ordering_and_durability(Backend::etcd());
+}
+
+// ---- two writers ----
+
+fn two_writers_contend(backend: Backend) {
+    let first = backend.open().unwrap();
+    let err = backend
+        .open()
+        .err()
+        .expect("a second writer must be refused");
+    let text = err.to_string();
+    assert!(matches!(err, JournalError::Locked { .. }), "{text}");
+    assert!(
+        text.contains(&format!("pid {}", std::process::id())),
+        "the error names the holder: {text}"
+    );
+    drop(first);
+    // Released on close, not after a lease's TTL.
+    backend
+        .open()
+        .expect("the lock is released when its holder closes");
+}
+
+#[test]
+fn sled_admits_one_writer() {
+    two_writers_contend(Backend::sled());
+}
+
+#[test]
+fn etcd_admits_one_writer() {
+    two_writers_contend(Backend::etcd());
+}
+
+// ---- children ----
+
+/// A child holding the journal: it appends one run, says `HOLDING`, and then appends one
+/// event for every line it reads, answering `APPENDED` or `REFUSED: <error>`.
+#[test]
+#[ignore = "entry point of the child processes of this suite"]
+fn child_holder() {
+    let Ok(spec) = std::env::var(LOCATION_ENV) else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let journal = Journal::open_at(&location(&spec)).unwrap();
+        let run = begin(&journal).await;
+        journal.append(run, started(0)).await.unwrap();
+        println!("HOLDING");
+        let stdin = std::io::stdin();
+        let mut i = 1;
+        for line in stdin.lock().lines() {
+            if line.is_err() {
+                break;
+            }
+            match journal.append(run, started(i)).await {
+                Ok(_) => println!("APPENDED"),
+                Err(e) => println!("REFUSED: {e}"),
+            }
+            i += 1;
+        }
+    });
+}
+
+struct Holder {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Holder {
+    fn start(backend: &Backend) -> Holder {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "child_holder", "--nocapture"])
+            .args(["--test-threads", "1"])
+            .env(LOCATION_ENV, backend.spec())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let mut holder = Holder { child, out };
+        holder.expect("HOLDING");
+        holder
+    }
+
+    /// Reads lines until one starts with `what`; returns it.
+    fn expect(&mut self, what: &str) -> String {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.out.read_line(&mut line).unwrap();
+            assert!(n > 0, "the child ended before saying {what}");
+            // libtest prints the test's name on the same line as its first output.
+            if let Some(at) = line.find(what) {
+                return line[at..].trim_end().to_owned();
+            }
+        }
+    }
+
+    fn append(&mut self) -> String {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"append\n").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                self.out.read_line(&mut line).unwrap() > 0,
+                "the child ended"
+            );
+            if let Some(at) = line.find("APPENDED").or_else(|| line.find("REFUSED")) {
+                return line[at..].trim_end().to_owned();
+            }
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        loko_tests::run(Command::new("kill").args([signal, &self.child.id().to_string()]));
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- a holder killed ----
+
+/// A holder killed with SIGKILL frees the journal (at once for the OS lock, once its lease
+/// expired for etcd); what it made durable is there and the next holder continues its run.
+fn killed_holder_frees_the_journal(backend: Backend) {
+    let mut holder = Holder::start(&backend);
+    assert_eq!(holder.append(), "APPENDED");
+    holder.signal("-KILL");
+    let _ = holder.child.wait();
+    let journal = backend.open_within(TTL * 5);
+    let run = journal.state().last_run().unwrap().id;
+    assert_eq!(
+        journal.records(run).unwrap().len(),
+        3,
+        "run_started and two steps"
+    );
+    let rt = runtime();
+    rt.block_on(journal.resume_run(run, vec![])).unwrap();
+}
+
+#[test]
+fn sled_killed_holder_frees_the_journal() {
+    killed_holder_frees_the_journal(Backend::sled());
+}
+
+#[test]
+fn etcd_killed_holder_frees_the_journal() {
+    killed_holder_frees_the_journal(Backend::etcd());
+}
+
+// ---- a stale holder ----
+
+/// A holder stopped (SIGSTOP) for longer than its lease: on etcd another takes over, and when
+/// the stale one continues its appends are refused as fenced and the journal is unchanged. The
+/// OS lock never lapses, so on the embedded store nobody takes over while it is stopped.
+fn stale_holder(backend: Backend) {
+    let mut holder = Holder::start(&backend);
+    holder.signal("-STOP");
+    std::thread::sleep(TTL * 2);
+    match &backend {
+        Backend::Sled(_) => {
+            let err = backend
+                .open()
+                .err()
+                .expect("the stopped holder keeps the lock");
+            assert!(matches!(err, JournalError::Locked { .. }), "{err}");
+            holder.signal("-CONT");
+            assert_eq!(holder.append(), "APPENDED");
+        }
+        Backend::Etcd(_) => {
+            // The new holder has not written yet: only the fence tells the stale one's append
+            // from its own.
+            let journal = backend.open_within(TTL * 5);
+            let run = journal.state().last_run().unwrap().id;
+            let before = journal.records(run).unwrap();
+            holder.signal("-CONT");
+            let answer = holder.append();
+            assert!(
+                answer.starts_with("REFUSED") && answer.contains("fenced"),
+                "the stale holder must be fenced: {answer}"
+            );
+            // Its next try too, whatever its lease task found meanwhile.
+            assert!(holder.append().contains("fenced"));
+            assert_eq!(journal.records(run).unwrap(), before);
+            // The new holder goes on where the journal ended.
+            let rt = runtime();
+            rt.block_on(journal.resume_run(run, vec![])).unwrap();
+            drop(journal);
+            let reopened = backend.open().unwrap();
+            assert_eq!(reopened.records(run).unwrap().len(), before.len() + 1);
+        }
+    }
+}
+
+#[test]
+fn sled_stale_holder_keeps_its_lock() {
+    stale_holder(Backend::sled());
+}
+
+#[test]
+fn etcd_stale_holder_is_fenced() {
+    stale_holder(Backend::etcd());
+}
+
+// ---- a sequence conflict ----
+
+fn key(run: u64, seq: u64) -> [u8; 16] {
+    let mut k = [0; 16];
+    k[..8].copy_from_slice(&run.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// An append that expects another end of the journal than the store's is refused, and
+/// nothing of it is stored.
+fn sequence_conflict(store: &dyn Store) {
+    store
+        .append(None, vec![(key(1, 1), b"one".to_vec())])
+        .unwrap();
+    store.flush().unwrap();
+    let err = store
+        .append(None, vec![(key(1, 2), b"two".to_vec())])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert!(err.to_string().contains("run 1 record 1"), "{err}");
+    store.flush().unwrap();
+    assert!(!store.contains(key(1, 2)).unwrap());
+    store
+        .append(Some(key(1, 1)), vec![(key(1, 2), b"two".to_vec())])
+        .unwrap();
+    store.flush().unwrap();
+    let keys: Vec<Vec<u8>> = store
+        .scan_after(None)
+        .map(|r| r.unwrap().0.to_vec())
+        .collect();
+    assert_eq!(keys, [key(1, 1).to_vec(), key(1, 2).to_vec()]);
+}
+
+#[test]
+fn sled_refuses_a_sequence_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    sequence_conflict(&SledStore::acquire(dir.path()).unwrap());
+}
+
+#[test]
+fn etcd_refuses_a_sequence_conflict() {
+    let etcd = Etcd::start(1);
+    let Location::Etcd(config) = location(&etcd.url("conflict")) else {
+        unreachable!()
+    };
+    let store = EtcdStore::acquire(&config).unwrap();
+    sequence_conflict(&store);
+    // A writer that bypasses the lease moves the head: the holder's next flush is refused.
+    etcd.ctl(&["put", "/loko/v1/conflict/head", "elsewhere"]);
+    store
+        .append(Some(key(1, 2)), vec![(key(1, 3), b"three".to_vec())])
+        .unwrap();
+    let err = store.flush().unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert!(!store.contains(key(1, 3)).unwrap());
+}
