@@ -444,10 +444,10 @@ async fn run_once(
     login: Login,
     destroy: bool,
 ) -> anyhow::Result<RunFigures> {
-    let global = Global { state_dir: None };
+    let global = Global::default();
     let t0 = Instant::now();
     let target = target(&global, spec)?;
-    let journal = open_journal(&target.state_dir)?;
+    let journal = open_journal(&target.journal)?;
     let history = history(&journal)?;
     if !destroy {
         changes(&target.desired, &history)?;

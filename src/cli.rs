@@ -19,13 +19,26 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Where a cluster's state lives: the option of the commands that read or write it.
-#[derive(Debug, Args)]
+/// Where a cluster's state lives: the options of the commands that read or write it.
+#[derive(Debug, Args, Default)]
 pub struct Global {
     /// Directory of loko's state (the journal, the demo's simulated cloud); default
     /// `<asset_dir>/.loko` of the spec.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Keep the journal in etcd, shared by everyone who reaches it, instead of the state
+    /// directory: `etcd://HOST:PORT[,HOST:PORT...]/PREFIX`.
+    #[arg(long, value_name = "URL", env = "LOKO_JOURNAL")]
+    pub journal: Option<String>,
+    /// The CA of etcd's serving certificate (TLS to etcd).
+    #[arg(long, value_name = "FILE", env = "LOKO_JOURNAL_CA")]
+    pub journal_ca: Option<PathBuf>,
+    /// A client certificate for etcd (with --journal-key).
+    #[arg(long, value_name = "FILE", env = "LOKO_JOURNAL_CERT")]
+    pub journal_cert: Option<PathBuf>,
+    /// The client certificate's key.
+    #[arg(long, value_name = "FILE", env = "LOKO_JOURNAL_KEY")]
+    pub journal_key: Option<PathBuf>,
 }
 
 /// `--sim` given to a command that calls no API: accepted by the parser so that the error can
@@ -290,7 +303,10 @@ pub struct SimArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct JournalArgs {
+    #[command(subcommand)]
+    pub action: Option<JournalAction>,
     /// The spec file (its state directory holds the journal), or with --state-dir, the run.
     #[arg(value_name = "SPEC")]
     pub spec: Option<String>,
@@ -311,4 +327,45 @@ pub struct JournalArgs {
     /// One JSON object per line instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What `loko journal` does besides showing the journal.
+#[derive(Debug, Subcommand)]
+pub enum JournalAction {
+    /// Show who holds the journal's lock; with --force, break an etcd lock by revoking its
+    /// holder's lease (the holder, if alive, is fenced: its next append is refused).
+    #[command(
+        after_help = "Example:\n  loko journal unlock cluster.yaml --journal etcd://10.0.0.5:2379/supernova --force"
+    )]
+    Unlock(UnlockArgs),
+    /// Copy the journal in the state directory into an empty etcd journal.
+    #[command(
+        after_help = "Example:\n  loko journal push cluster.yaml --to etcd://10.0.0.5:2379/supernova"
+    )]
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The spec file.
+    #[arg(value_name = "SPEC")]
+    pub spec: PathBuf,
+    #[command(flatten)]
+    pub global: Global,
+    /// Revoke the holder's lease. Only for a holder that is stuck: a live run is stopped at
+    /// its next append.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The spec file (its state directory holds the journal to copy).
+    #[arg(value_name = "SPEC")]
+    pub spec: PathBuf,
+    #[command(flatten)]
+    pub global: Global,
+    /// The etcd journal to copy to: `etcd://HOST:PORT[,HOST:PORT...]/PREFIX`.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }

@@ -20,7 +20,7 @@ use steps::ssh::Ssh;
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs, SimOptions, StatusArgs};
 use crate::demo_agent::DemoAgent;
 use crate::failure::{EXIT_DIFFERS, EXIT_FAILED, EXIT_USAGE, UserError};
-use crate::journal_view::journal_dir;
+pub(crate) use crate::journal_location::open_journal;
 use crate::output::{out, outln};
 use crate::progress::Printer;
 use crate::spec_cmd::load_spec;
@@ -39,6 +39,8 @@ pub(crate) struct Target {
     pub(crate) desired: DesiredCluster,
     pub(crate) assets: PathBuf,
     pub(crate) state_dir: PathBuf,
+    /// Where the journal lives: the state directory's `journal`, or etcd.
+    pub(crate) journal: journal::Location,
     endpoints: specs::Endpoints,
 }
 
@@ -57,21 +59,10 @@ pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target
     Ok(Target {
         desired: spec.desired(),
         assets,
+        journal: crate::journal_location::location(global, &state_dir)?,
         state_dir,
         endpoints: spec.endpoints.clone(),
     })
-}
-
-pub(crate) fn open_journal(state_dir: &Path) -> anyhow::Result<Arc<Journal>> {
-    std::fs::create_dir_all(state_dir).map_err(|e| UserError {
-        message: format!(
-            "cannot create the state directory {}: {e}",
-            state_dir.display()
-        ),
-        code: EXIT_USAGE,
-        hint: Some("choose a writable place with --state-dir".into()),
-    })?;
-    Ok(Arc::new(Journal::open(&journal_dir(state_dir))?))
 }
 
 pub(crate) fn history(journal: &Journal) -> anyhow::Result<History> {
@@ -603,7 +594,7 @@ fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
 
 pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
-    let journal = open_journal(&target.state_dir)?;
+    let journal = open_journal(&target.journal)?;
     let history = history(&journal)?;
     // Refused changes stop here, before any API is called.
     let changes = changes(&target.desired, &history)?;
@@ -714,7 +705,7 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
 pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
     // Reading the journal needs its lock: a plan during a run would show a moving target.
-    let journal = open_journal(&target.state_dir)?;
+    let journal = open_journal(&target.journal)?;
     let history = history(&journal)?;
     let changes = changes(&target.desired, &history)?;
     if args.json {
@@ -729,7 +720,7 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
 
 pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
-    let journal = open_journal(&target.state_dir)?;
+    let journal = open_journal(&target.journal)?;
     let history = history(&journal)?;
     if !args.yes
         && !confirm(
@@ -825,7 +816,7 @@ fn confirm(desired: &DesiredCluster, doomed: &[String]) -> anyhow::Result<bool> 
 
 pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
-    let journal = open_journal(&target.state_dir)?;
+    let journal = open_journal(&target.journal)?;
     let history = history(&journal)?;
     changes(&target.desired, &history)?;
     // The plan's actions hold clients; these point nowhere and are never called.

@@ -200,8 +200,7 @@ fn child_holder() {
         journal.append(run, started(0)).await.unwrap();
         println!("HOLDING");
         let stdin = std::io::stdin();
-        let mut i = 1;
-        for line in stdin.lock().lines() {
+        for (i, line) in (1..).zip(stdin.lock().lines()) {
             if line.is_err() {
                 break;
             }
@@ -209,7 +208,6 @@ fn child_holder() {
                 Ok(_) => println!("APPENDED"),
                 Err(e) => println!("REFUSED: {e}"),
             }
-            i += 1;
         }
     });
 }

@@ -15,7 +15,7 @@ use crate::fold::ClusterState;
 use crate::ids::{Digest, RunId, Seq, StepId};
 use crate::lock;
 use crate::snapshot;
-use crate::store::{self, EtcdStore, Lease, SledStore, Store, StoreError};
+use crate::store::{self, EtcdConfig, EtcdStore, Lease, SledStore, Store, StoreError};
 use crate::{JournalError, Location, par_map, store_error};
 
 /// The journal of one cluster. Cheap to share: wrap it in an `Arc`.
@@ -58,6 +58,48 @@ impl Journal {
                 Journal::with_store(Arc::new(store), feed::Feed::none())
             }
         }
+    }
+
+    /// Opens the journal at `location` to read it. An etcd journal is read without its lock,
+    /// so while another process holds it (a run in progress); every append is refused. The
+    /// embedded store admits one opener, so there this is [`Journal::open_at`].
+    pub fn open_read_only(location: &Location) -> Result<Journal, JournalError> {
+        match location {
+            Location::Dir(_) => Journal::open_at(location),
+            Location::Etcd(config) => {
+                let store = EtcdStore::read_only(config)
+                    .map_err(|e| store_error(Path::new(&config.url()), e))?;
+                Journal::with_store(Arc::new(store), feed::Feed::none())
+            }
+        }
+    }
+
+    /// Copies every record of this journal into the empty etcd journal at `to`, holding its
+    /// lock meanwhile; returns how many. The copy is checked by folding it again.
+    pub fn push_to(&self, to: &EtcdConfig) -> Result<u64, JournalError> {
+        let path = PathBuf::from(to.url());
+        let target = EtcdStore::acquire(to).map_err(|e| store_error(&path, e))?;
+        if target.scan_after(None).next().is_some() {
+            return Err(store_error(
+                &path,
+                StoreError::Failed(
+                    "it already holds records; push only copies into an empty journal".to_owned(),
+                ),
+            ));
+        }
+        let records = self
+            .store
+            .scan_after(None)
+            .map(|r| r.map(|(k, v)| (store::Key::try_from(&k[..]).unwrap_or([0; 16]), v.to_vec())));
+        let n = target.import(records).map_err(|e| store_error(&path, e))?;
+        let copied = fold_store(&path, &target)?;
+        if copied.cluster != self.state() {
+            return Err(store_error(
+                &path,
+                StoreError::Failed("the copy folds to another state than the original".to_owned()),
+            ));
+        }
+        Ok(n)
     }
 
     /// Folds what `store` holds and starts appending to it.

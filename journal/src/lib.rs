@@ -55,7 +55,7 @@ use std::path::{Path, PathBuf};
 
 pub use crash::CRASH_AT_APPEND_ENV;
 pub use event::{DecodeError, Event, FORMAT_VERSION, Record, RunKind, RunOutcome};
-pub use feed::{FEED_FILE, FeedLine, parse_feed_line};
+pub use feed::{FEED_FILE, FeedLine, follow_etcd, parse_feed_line};
 pub use fold::{
     Attempt, AttemptEnd, ClusterState, FoldError, Intent, RunState, StepHistory, StepResult,
 };
