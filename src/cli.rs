@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 const EXIT_CODES: &str = "Exit codes: 0 done, 1 run failed (resumable), 2 bad spec, usage or \
-configuration, 3 journal locked by another run, 4 the cluster differs from the spec (status), \
+configuration, 3 journal locked by another run (or this run lost its lease on an etcd journal), 4 the cluster differs from the spec (status), \
 130 interrupted (Ctrl-C or SIGTERM; resumable).";
 
 /// Provision Kubernetes clusters on Packet (Equinix Metal) bare metal with Flatcar Linux.

@@ -417,3 +417,64 @@ fn etcd_refuses_a_sequence_conflict() {
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
     assert!(!store.contains(key(1, 3)).unwrap());
 }
+
+// ---- a whole run on a 3-member etcd ----
+
+/// `loko run --sim` with its journal on a 3-member etcd: the member loko talks to (the first
+/// of its endpoints) is killed with SIGKILL mid-run; loko moves to the others and the run
+/// succeeds, every event in the journal.
+#[test]
+fn a_run_goes_on_when_an_etcd_member_dies() {
+    let mut etcd = Etcd::start(3);
+    let url = etcd.url("supernova");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("tutorial.yaml");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tutorial.yaml"),
+        &spec,
+    )
+    .unwrap();
+    let loko = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loko"));
+        cmd.args(args)
+            .env("LOKO_JOURNAL", &url)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let spec = spec.to_str().unwrap();
+    let mut run = loko(&["run", spec, "--sim"]).spawn().unwrap();
+    // Mid-run: the journal has its first step's events.
+    let start = Instant::now();
+    while !etcd
+        .ctl(&["get", "--prefix", "--keys-only", "/loko/v1/supernova/e/"])
+        .lines()
+        .any(|l| !l.is_empty())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run journaled nothing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    etcd.kill(0);
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "the run ended before the member was killed; the test proves nothing"
+    );
+    let out = run.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = loko(&["journal", spec]).output().unwrap();
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("1 ") && l.ends_with("succeeded")),
+        "{text}{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+}
