@@ -11,7 +11,10 @@
 //!   cost one fsync, not a hundred.
 //! - One writer: [`Journal::open`] takes an exclusive lock; a second opener gets
 //!   [`JournalError::Locked`] naming the journal and the holder. The OS drops the lock when the
-//!   holder dies, so a killed run never blocks the next.
+//!   holder dies, so a killed run never blocks the next. In etcd ([`Journal::open_at`] with
+//!   [`Location::Etcd`]) the lock is a lease with a fence: a holder whose lease lapsed and was
+//!   taken over gets [`JournalError::Fenced`] at its next append, never a write (see
+//!   [`store`]).
 //! - Nothing is skipped on read: a damaged record, one of an unknown format version or one that
 //!   contradicts the events before it fails [`Journal::open`] with [`JournalError::Corrupt`],
 //!   naming the run and sequence number.
@@ -32,8 +35,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Testing aid: `LOKO_CRASH_AT_APPEND`
-//! When the environment variable `LOKO_CRASH_AT_APPEND=<k>` is set, the process kills itself
+//! # Testing aid: `LOKO_CRASH_AT_APPEND` (feature `testing`)
+//! Only in a build with this crate's `testing` feature (the test suites enable it), when the
+//! environment variable `LOKO_CRASH_AT_APPEND=<k>` is set, the process kills itself
 //! with SIGKILL (no destructors, no flush, exactly like `kill -9`) right after the k-th durable
 //! append of this process, before that append returns to its caller. The crash suites use it to
 //! stop a run at every point where the journal changes and prove that the next run resumes
