@@ -213,7 +213,14 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             port: args.ssh_port,
             user: args.ssh_user.clone(),
         };
-        let figures = run_once(spec, args.time_scale, login, args.destroy).await?;
+        let figures = run_once(
+            spec,
+            args.time_scale,
+            login,
+            args.destroy,
+            args.journal.clone(),
+        )
+        .await?;
         outln!("{}", serde_json::to_string(&figures)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -369,6 +376,14 @@ async fn size(workers: usize, args: &BenchArgs, model: &Model) -> anyhow::Result
         if scenario == Scenario::Destroy {
             command.arg("--destroy");
         }
+        if let Some(url) = &args.journal {
+            // A journal per cluster, as each cluster's state directory is its own.
+            let url = url.trim_end_matches('/');
+            command.args([
+                "--journal",
+                &format!("{url}/bench-{}-{workers}", std::process::id()),
+            ]);
+        }
         let out = command
             .output()
             .await
@@ -443,8 +458,12 @@ async fn run_once(
     time_scale: f64,
     login: Login,
     destroy: bool,
+    journal: Option<String>,
 ) -> anyhow::Result<RunFigures> {
-    let global = Global::default();
+    let global = Global {
+        journal,
+        ..Global::default()
+    };
     let t0 = Instant::now();
     let target = target(&global, spec)?;
     let journal = open_journal(&target.journal)?;

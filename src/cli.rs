@@ -148,6 +148,10 @@ pub struct BenchArgs {
     /// The bounds account for it: no scheduler sends 1000 creates in the first minute.
     #[arg(long, default_value_t = sim::RateLimit::default().requests)]
     pub api_rate_limit: u32,
+    /// Keep each cluster's journal in etcd (`etcd://HOST:PORT[,...]/PREFIX`), under
+    /// `PREFIX/bench-<pid>-<workers>`, to measure what the shared journal costs.
+    #[arg(long, value_name = "URL")]
+    pub journal: Option<String>,
     /// Also draw ratio and makespan against workers, one line per scenario, as an SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,

@@ -478,3 +478,60 @@ fn a_run_goes_on_when_an_etcd_member_dies() {
         String::from_utf8_lossy(&listing.stderr)
     );
 }
+
+// ---- TLS ----
+
+/// An etcd that serves TLS and asks for a client certificate: the journal works with
+/// `--journal-ca/--journal-cert/--journal-key` (here through `loko journal`), and without the
+/// client certificate etcd refuses it.
+#[test]
+fn etcd_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = loko_tests::EtcdTlsFiles::make(dir.path());
+    let etcd = Etcd::start_tls(&tls);
+    let url = etcd.url("tls");
+    let mut config = EtcdConfig::parse(&url).unwrap();
+    config.tls = Some(journal::store::EtcdTls {
+        ca: Some(tls.ca.clone()),
+        cert: Some(tls.client_cert.clone()),
+        key: Some(tls.client_key.clone()),
+    });
+    let rt = runtime();
+    {
+        let journal = Journal::open_at(&Location::Etcd(config.clone())).unwrap();
+        rt.block_on(begin(&journal));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_loko"))
+        .args([
+            "journal",
+            "--state-dir",
+            dir.path().to_str().unwrap(),
+            "--json",
+        ])
+        .args(["--journal", &url])
+        .arg("--journal-ca")
+        .arg(&tls.ca)
+        .arg("--journal-cert")
+        .arg(&tls.client_cert)
+        .arg("--journal-key")
+        .arg(&tls.client_key)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(listing.contains("\"run\":1"), "{listing}");
+
+    config.tls = Some(journal::store::EtcdTls {
+        ca: Some(tls.ca.clone()),
+        cert: None,
+        key: None,
+    });
+    let err = Journal::open_at(&Location::Etcd(config))
+        .err()
+        .expect("etcd asks for a client certificate");
+    assert!(matches!(err, JournalError::Store { .. }), "{err}");
+}

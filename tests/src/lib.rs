@@ -196,18 +196,102 @@ impl Sshd {
     }
 }
 
-/// A plain-HTTP etcd of one or more members on 127.0.0.1, with its data in a temporary
-/// directory; every member is killed on drop.
+/// An etcd of one or more members on 127.0.0.1 (plain HTTP, or TLS with client certificates),
+/// with its data in a temporary directory; every member is killed on drop.
 pub struct Etcd {
     members: Vec<Option<Killed>>,
     client_ports: Vec<u16>,
+    tls: Option<EtcdTlsFiles>,
     dir: tempfile::TempDir,
 }
 
+/// A CA, etcd's serving certificate (for 127.0.0.1) and a client certificate, made with
+/// openssl, for an etcd that serves TLS and asks clients for a certificate.
+#[derive(Clone, Debug)]
+pub struct EtcdTlsFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl EtcdTlsFiles {
+    /// Writes the files into `dir`.
+    pub fn make(dir: &Path) -> EtcdTlsFiles {
+        let p = |name: &str| dir.join(name);
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(p("ca.key"))
+            .arg("-out")
+            .arg(p("ca.crt"))
+            .args(["-subj", "/CN=loko-test-ca", "-days", "2"]));
+        // etcd's JSON gateway calls the server's gRPC side with the server's own
+        // certificate, so with client certificate authentication the serving certificate must
+        // be a client certificate too.
+        for (name, usage) in [
+            ("server", "serverAuth,clientAuth"),
+            ("client", "clientAuth"),
+        ] {
+            std::fs::write(
+                p(&format!("{name}.ext")),
+                format!("subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n"),
+            )
+            .expect("write an openssl extension file");
+            run(Command::new("openssl")
+                .arg("req")
+                .args(ec)
+                .arg("-keyout")
+                .arg(p(&format!("{name}.key")))
+                .arg("-out")
+                .arg(p(&format!("{name}.csr")))
+                .args(["-subj", &format!("/CN=loko-test-{name}")]));
+            run(Command::new("openssl")
+                .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+                .arg("-in")
+                .arg(p(&format!("{name}.csr")))
+                .arg("-CA")
+                .arg(p("ca.crt"))
+                .arg("-CAkey")
+                .arg(p("ca.key"))
+                .arg("-out")
+                .arg(p(&format!("{name}.crt")))
+                .arg("-extfile")
+                .arg(p(&format!("{name}.ext"))));
+        }
+        EtcdTlsFiles {
+            ca: p("ca.crt"),
+            server_cert: p("server.crt"),
+            server_key: p("server.key"),
+            client_cert: p("client.crt"),
+            client_key: p("client.key"),
+        }
+    }
+}
+
 impl Etcd {
-    /// Starts `members` members and waits until the cluster serves.
+    /// Starts `members` plain-HTTP members and waits until the cluster serves.
     pub fn start(members: usize) -> Etcd {
+        Etcd::start_with(members, None)
+    }
+
+    /// One member serving clients over TLS, asking them for a certificate of `tls.ca`.
+    pub fn start_tls(tls: &EtcdTlsFiles) -> Etcd {
+        Etcd::start_with(1, Some(tls.clone()))
+    }
+
+    fn start_with(members: usize, tls: Option<EtcdTlsFiles>) -> Etcd {
         let dir = tempfile::tempdir().expect("temp dir for etcd");
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
         let cluster: Vec<String> = ports
             .iter()
@@ -220,23 +304,26 @@ impl Etcd {
             .map(|(i, (client, peer))| {
                 let log = std::fs::File::create(dir.path().join(format!("m{i}.log")))
                     .expect("etcd log file");
-                let child = Command::new("etcd")
+                let client_url = format!("{scheme}://127.0.0.1:{client}");
+                let peer_url = format!("http://127.0.0.1:{peer}");
+                let mut etcd = Command::new("etcd");
+                if let Some(tls) = &tls {
+                    etcd.arg("--cert-file")
+                        .arg(&tls.server_cert)
+                        .arg("--key-file")
+                        .arg(&tls.server_key)
+                        .arg("--trusted-ca-file")
+                        .arg(&tls.ca)
+                        .arg("--client-cert-auth");
+                }
+                let child = etcd
                     .args(["--name", &format!("m{i}")])
                     .arg("--data-dir")
                     .arg(dir.path().join(format!("m{i}")))
-                    .args([
-                        "--listen-client-urls",
-                        &format!("http://127.0.0.1:{client}"),
-                    ])
-                    .args([
-                        "--advertise-client-urls",
-                        &format!("http://127.0.0.1:{client}"),
-                    ])
-                    .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-                    .args([
-                        "--initial-advertise-peer-urls",
-                        &format!("http://127.0.0.1:{peer}"),
-                    ])
+                    .args(["--listen-client-urls", &client_url])
+                    .args(["--advertise-client-urls", &client_url])
+                    .args(["--listen-peer-urls", &peer_url])
+                    .args(["--initial-advertise-peer-urls", &peer_url])
                     .args(["--initial-cluster", &cluster.join(",")])
                     .args(["--initial-cluster-state", "new"])
                     .stdout(Stdio::null())
@@ -251,6 +338,7 @@ impl Etcd {
         let etcd = Etcd {
             members: children,
             client_ports: ports.iter().map(|(c, _)| *c).collect(),
+            tls,
             dir,
         };
         etcd.wait_healthy(Duration::from_secs(60));
@@ -278,38 +366,41 @@ impl Etcd {
 
     /// etcdctl against the members still running; returns stdout.
     pub fn ctl(&self, args: &[&str]) -> String {
-        run(Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args([
-                "--endpoints",
-                &self.live_endpoints(),
-                "--command-timeout",
-                "5s",
-            ])
-            .args(args))
+        run(self.etcdctl("5s").args(args))
     }
 
-    fn live_endpoints(&self) -> String {
-        self.client_ports
+    fn etcdctl(&self, timeout: &str) -> Command {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let live: Vec<String> = self
+            .client_ports
             .iter()
             .zip(&self.members)
             .filter(|(_, m)| m.is_some())
-            .map(|(p, _)| format!("127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(",")
+            .map(|(p, _)| format!("{scheme}://127.0.0.1:{p}"))
+            .collect();
+        let mut cmd = Command::new("etcdctl");
+        cmd.env("ETCDCTL_API", "3").args([
+            "--endpoints",
+            &live.join(","),
+            "--command-timeout",
+            timeout,
+        ]);
+        if let Some(tls) = &self.tls {
+            cmd.arg("--cacert")
+                .arg(&tls.ca)
+                .arg("--cert")
+                .arg(&tls.client_cert)
+                .arg("--key")
+                .arg(&tls.client_key);
+        }
+        cmd
     }
 
     fn wait_healthy(&self, within: Duration) {
         let start = Instant::now();
         loop {
-            let ok = Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .args([
-                    "--endpoints",
-                    &self.live_endpoints(),
-                    "--command-timeout",
-                    "2s",
-                ])
+            let ok = self
+                .etcdctl("2s")
                 .args(["endpoint", "health"])
                 .output()
                 .is_ok_and(|o| o.status.success());
