@@ -535,3 +535,100 @@ fn etcd_over_tls_with_a_client_certificate() {
         .expect("etcd asks for a client certificate");
     assert!(matches!(err, JournalError::Store { .. }), "{err}");
 }
+
+// ---- the crash suite, sampled, on etcd ----
+
+/// `loko run` of the tutorial with its journal in etcd, killed right after its k-th append
+/// (`LOKO_CRASH_AT_APPEND`) at a sample of points, then run again (once the killed holder's
+/// 2 s lease expired) to the end: the same cluster as a clean run, no device created twice,
+/// bootkube started once, and the resumed run continued run 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_journal_resumes_after_a_crash_at_sampled_appends() {
+    use loko_tests::world::{World, WorldConfig, stdout};
+    use std::os::unix::process::ExitStatusExt as _;
+    const LOKO: &str = env!("CARGO_BIN_EXE_loko");
+    let config = || WorldConfig {
+        time_scale: 0.002,
+        moto: false,
+        openssh: false,
+    };
+    let etcd = Etcd::start(1);
+    let mut clusters = 0;
+    let mut url = || {
+        clusters += 1;
+        etcd.url(&format!("crash-{clusters}?ttl=2"))
+    };
+
+    let w = World::start(LOKO, config()).await;
+    let spec = w.spec_from_example("tutorial");
+    let spec = spec.to_str().unwrap();
+    let clean_url = url();
+    let out = w
+        .command(&["run", spec])
+        .env("LOKO_JOURNAL", &clean_url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the clean run failed: {}",
+        stdout(&out)
+    );
+    let journal = w
+        .command(&["journal", spec, "1", "--json"])
+        .env("LOKO_JOURNAL", &clean_url)
+        .output()
+        .unwrap();
+    let appends = stdout(&journal).lines().count();
+    assert!(appends > 20, "{appends} appends");
+    assert!(
+        !w.state_dir().join("journal").exists(),
+        "the run journaled into the state directory, not etcd"
+    );
+    let hosts: Vec<String> = w.devices().live.into_keys().collect();
+    drop(w);
+
+    for k in [1, 2, appends / 3, appends / 2, appends - 1, appends] {
+        let what = format!("crash at append {k}/{appends}");
+        let w = World::start(LOKO, config()).await;
+        let spec = w.spec_from_example("tutorial");
+        let spec = spec.to_str().unwrap();
+        let url = url();
+        let out = w
+            .command(&["run", spec])
+            .env("LOKO_JOURNAL", &url)
+            .env(journal::CRASH_AT_APPEND_ENV, k.to_string())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{what}: not killed at its append"
+        );
+        // The killed holder's lease lapses after its TTL; until then the journal is locked.
+        let start = Instant::now();
+        let out = loop {
+            let out = w
+                .command(&["run", spec])
+                .env("LOKO_JOURNAL", &url)
+                .output()
+                .unwrap();
+            if out.status.code() != Some(3) || start.elapsed() > Duration::from_secs(30) {
+                break out;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert!(
+            out.status.success(),
+            "{what}: the resumed run failed: {}",
+            stdout(&out)
+        );
+        let text = stdout(&out);
+        if k < appends {
+            assert!(text.contains("resuming run 1"), "{what}: no resume\n{text}");
+        } else {
+            assert!(text.contains("Nothing to do"), "{what}\n{text}");
+        }
+        w.assert_cluster(&hosts, &[]);
+        assert_eq!(w.bootkube_starts(), 1, "{what}: bootkube starts");
+    }
+}

@@ -72,11 +72,26 @@ pub struct EtcdTls {
 }
 
 impl EtcdConfig {
-    /// Parses `etcd://HOST:PORT[,HOST:PORT...]/PREFIX`; the error says what is wrong.
+    /// Parses `etcd://HOST:PORT[,HOST:PORT...]/PREFIX[?ttl=SECONDS]`; the error says what is
+    /// wrong. `ttl` sets the lease (default 20 s): longer for an etcd far away, shorter to
+    /// free a crashed holder's journal sooner.
     pub fn parse(url: &str) -> Result<EtcdConfig, String> {
         let rest = url
             .strip_prefix("etcd://")
             .ok_or_else(|| format!("{url:?} does not start with etcd://"))?;
+        let (rest, ttl) = match rest.split_once('?') {
+            None => (rest, DEFAULT_TTL),
+            Some((rest, query)) => {
+                let secs = query
+                    .strip_prefix("ttl=")
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .filter(|t| (2..=3600).contains(t))
+                    .ok_or_else(|| {
+                        format!("{url:?}: the only option is ttl=SECONDS, from 2 to 3600")
+                    })?;
+                (rest, Duration::from_secs(secs))
+            }
+        };
         let (hosts, prefix) = rest
             .split_once('/')
             .ok_or_else(|| format!("{url:?} has no /PREFIX after its endpoints"))?;
@@ -102,13 +117,18 @@ impl EtcdConfig {
             endpoints,
             prefix: prefix.to_owned(),
             tls: None,
-            ttl: DEFAULT_TTL,
+            ttl,
         })
     }
 
     /// The URL, as the user wrote it (normalized).
     pub fn url(&self) -> String {
-        format!("etcd://{}/{}", self.endpoints.join(","), self.prefix)
+        let url = format!("etcd://{}/{}", self.endpoints.join(","), self.prefix);
+        if self.ttl == DEFAULT_TTL {
+            url
+        } else {
+            format!("{url}?ttl={}", self.ttl.as_secs())
+        }
     }
 
     fn key(&self, name: &[u8]) -> Vec<u8> {
@@ -1024,6 +1044,10 @@ mod tests {
         assert_eq!(c.prefix, "team/supernova");
         assert_eq!(c.key(b"lock"), b"/loko/v1/team/supernova/lock");
         assert_eq!(c.url(), "etcd://10.0.0.1:2379,10.0.0.2:2379/team/supernova");
+        assert_eq!(c.ttl, DEFAULT_TTL);
+        let c = EtcdConfig::parse("etcd://h:1/x?ttl=5").unwrap();
+        assert_eq!((c.prefix.as_str(), c.ttl), ("x", Duration::from_secs(5)));
+        assert_eq!(c.url(), "etcd://h:1/x?ttl=5");
         for (bad, says) in [
             ("http://h:1/x", "does not start with etcd://"),
             ("etcd://h:1", "no /PREFIX"),
@@ -1032,6 +1056,8 @@ mod tests {
             ("etcd://h:1/", "the prefix"),
             ("etcd://h:1/a/../b", "the prefix"),
             ("etcd://h:1/a b", "the prefix"),
+            ("etcd://h:1/a?ttl=1", "ttl=SECONDS"),
+            ("etcd://h:1/a?lease=5", "ttl=SECONDS"),
         ] {
             let err = EtcdConfig::parse(bad).unwrap_err();
             assert!(err.contains(says), "{bad}: {err}");
