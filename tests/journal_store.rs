@@ -632,3 +632,76 @@ async fn etcd_journal_resumes_after_a_crash_at_sampled_appends() {
         assert_eq!(w.bootkube_starts(), 1, "{what}: bootkube starts");
     }
 }
+
+// ---- the whole etcd restarted mid-run ----
+
+/// The whole etcd (one member) killed mid-run, then started again on its data once the run
+/// gave up: the run fails resumable, nothing it journaled is lost, and the next run (once the
+/// dead run's lease lapsed) resumes it to the end.
+#[test]
+fn a_run_fails_resumable_when_the_whole_etcd_restarts_and_the_rerun_resumes() {
+    let mut etcd = Etcd::start(1);
+    let url = etcd.url("supernova?ttl=2");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("tutorial.yaml");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tutorial.yaml"),
+        &spec,
+    )
+    .unwrap();
+    let spec = spec.to_str().unwrap();
+    let loko = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loko"));
+        cmd.args(args)
+            .env("LOKO_JOURNAL", &url)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let records = |etcd: &Etcd| {
+        etcd.ctl(&["get", "--prefix", "--keys-only", "/loko/v1/supernova/e/"])
+            .lines()
+            .filter(|l| !l.is_empty())
+            .count()
+    };
+    let run = loko(&["run", spec, "--sim"]).spawn().unwrap();
+    let start = Instant::now();
+    while records(&etcd) < 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run journaled nothing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    etcd.kill(0);
+    let out = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Failed (a request found no member for 10 s), or fenced (the lease could not be renewed
+    // for its TTL, so this loko no longer counts on holding it): resumable either way.
+    assert!(matches!(out.status.code(), Some(1) | Some(3)), "{err}");
+    assert!(
+        err.contains("no etcd member answered") || err.contains("could not be renewed"),
+        "{err}"
+    );
+    etcd.restart(0);
+    let kept = records(&etcd);
+    assert!(kept >= 5, "records lost: {kept} left");
+
+    let start = Instant::now();
+    let out = loop {
+        let out = loko(&["run", spec, "--sim"]).output().unwrap();
+        if out.status.code() != Some(3) || start.elapsed() > Duration::from_secs(60) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("resuming run 1"), "{text}");
+    assert!(records(&etcd) > kept);
+}

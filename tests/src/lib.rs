@@ -200,6 +200,8 @@ impl Sshd {
 /// with its data in a temporary directory; every member is killed on drop.
 pub struct Etcd {
     members: Vec<Option<Killed>>,
+    /// Each member's command line, to restart it on its data.
+    commands: Vec<Vec<std::ffi::OsString>>,
     client_ports: Vec<u16>,
     tls: Option<EtcdTlsFiles>,
     dir: tempfile::TempDir,
@@ -298,12 +300,10 @@ impl Etcd {
             .enumerate()
             .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
             .collect();
-        let children = ports
+        let commands: Vec<Vec<std::ffi::OsString>> = ports
             .iter()
             .enumerate()
             .map(|(i, (client, peer))| {
-                let log = std::fs::File::create(dir.path().join(format!("m{i}.log")))
-                    .expect("etcd log file");
                 let client_url = format!("{scheme}://127.0.0.1:{client}");
                 let peer_url = format!("http://127.0.0.1:{peer}");
                 let mut etcd = Command::new("etcd");
@@ -316,8 +316,7 @@ impl Etcd {
                         .arg(&tls.ca)
                         .arg("--client-cert-auth");
                 }
-                let child = etcd
-                    .args(["--name", &format!("m{i}")])
+                etcd.args(["--name", &format!("m{i}")])
                     .arg("--data-dir")
                     .arg(dir.path().join(format!("m{i}")))
                     .args(["--listen-client-urls", &client_url])
@@ -325,24 +324,44 @@ impl Etcd {
                     .args(["--listen-peer-urls", &peer_url])
                     .args(["--initial-advertise-peer-urls", &peer_url])
                     .args(["--initial-cluster", &cluster.join(",")])
-                    .args(["--initial-cluster-state", "new"])
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .spawn()
-                    .unwrap_or_else(|e| {
-                        panic!("etcd: {e}; scripts/test installs it (the etcd-server package)")
-                    });
-                Some(Killed(child))
+                    .args(["--initial-cluster-state", "new"]);
+                etcd.get_args().map(ToOwned::to_owned).collect()
             })
             .collect();
-        let etcd = Etcd {
-            members: children,
+        let mut etcd = Etcd {
+            members: Vec::new(),
+            commands,
             client_ports: ports.iter().map(|(c, _)| *c).collect(),
             tls,
             dir,
         };
+        etcd.members = (0..members).map(|i| Some(etcd.spawn(i))).collect();
         etcd.wait_healthy(Duration::from_secs(60));
         etcd
+    }
+
+    fn spawn(&self, i: usize) -> Killed {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("m{i}.log")))
+            .expect("etcd log file");
+        let child = Command::new("etcd")
+            .args(&self.commands[i])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("etcd: {e}; scripts/test installs it (the etcd-server package)")
+            });
+        Killed(child)
+    }
+
+    /// Starts member `i` again on its data (after [`Etcd::kill`]) and waits until the cluster
+    /// serves.
+    pub fn restart(&mut self, i: usize) {
+        self.members[i] = Some(self.spawn(i));
+        self.wait_healthy(Duration::from_secs(60));
     }
 
     /// `127.0.0.1:PORT,...` of every member, killed ones included.
