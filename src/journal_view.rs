@@ -387,14 +387,7 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                             eprintln!("following the run of {by}");
                         }
                         records += 1;
-                        if as_json {
-                            outln!(
-                                "{}",
-                                json!({"run": run, "seq": seq, "at_ms": record.at_ms, "event": record.event})
-                            );
-                        } else {
-                            outln!("{}", event_line(run, &record));
-                        }
+                        print_followed(run, seq, &record, as_json);
                     }
                     Some(journal::FeedLine::Closed) if records == 0 => break 'holder,
                     Some(journal::FeedLine::Closed) => {
@@ -421,6 +414,18 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// One followed record: a JSON object, or a line for people.
+fn print_followed(run: RunId, seq: journal::Seq, record: &journal::Record, as_json: bool) {
+    if as_json {
+        outln!(
+            "{}",
+            json!({"run": run, "seq": seq, "at_ms": record.at_ms, "event": record.event})
+        );
+    } else {
+        outln!("{}", event_line(run, record));
+    }
+}
+
 /// `--follow` on an etcd journal: every record, then each as it is written (an etcd watch).
 /// Runs until interrupted: with a shared journal, the next run may come from anywhere.
 async fn follow_etcd(
@@ -431,14 +436,7 @@ async fn follow_etcd(
     let mut bad = None;
     journal::follow_etcd(config, |run, seq, record| match record {
         Ok(record) => {
-            if as_json {
-                outln!(
-                    "{}",
-                    json!({"run": run, "seq": seq, "at_ms": record.at_ms, "event": record.event})
-                );
-            } else {
-                outln!("{}", event_line(run, &record));
-            }
+            print_followed(run, seq, &record, as_json);
             true
         }
         Err(e) => {

@@ -1363,3 +1363,60 @@ fn push_copies_a_local_journal_into_etcd() {
         text(&again.stderr)
     );
 }
+
+/// `--follow` on an etcd journal shows what exists, then each event as another process
+/// journals it (an etcd watch), without taking the lock.
+#[test]
+fn follow_watches_an_etcd_journal_written_elsewhere() {
+    use std::io::BufRead as _;
+    let etcd = loko_tests::Etcd::start(1);
+    let url = etcd.url("followed");
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = journal::store::EtcdConfig::parse(&url).unwrap();
+    let held = Journal::open_at(&journal::Location::Etcd(config)).unwrap();
+    let run = rt
+        .block_on(held.begin_run(
+            RunKind::Apply,
+            Digest::of(b"spec"),
+            serde_json::json!({}),
+            vec![],
+        ))
+        .unwrap();
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_loko"))
+        .args(["journal", "--state-dir", dir.path().to_str().unwrap()])
+        .args(["--journal", &url, "--follow", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the follower printed nothing");
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()
+    };
+    assert!(next()["event"]["run_started"].is_object());
+    for name in ["a", "b"] {
+        let event = Event::StepSkipped {
+            step: StepId::new(name).unwrap(),
+            because: StepId::new("pki").unwrap(),
+        };
+        rt.block_on(held.append(run, event)).unwrap();
+        let shown = next();
+        assert_eq!(shown["event"]["step_skipped"]["step"], name, "{shown}");
+        assert_eq!(shown["run"], 1);
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+}

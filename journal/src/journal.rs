@@ -415,7 +415,8 @@ fn fold_records(
     Ok(folded)
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch, as records and lock texts carry them.
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

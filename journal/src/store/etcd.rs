@@ -31,6 +31,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
 use super::{Bytes, Key, Lease, Records, Store, StoreError};
+use crate::journal::now_ms;
 
 /// The most operations etcd admits in one transaction (`--max-txn-ops`, default 128): one is
 /// the head's put.
@@ -1024,13 +1025,6 @@ fn int(v: &Value) -> i64 {
 
 fn first_kv(resp: &Value) -> Option<&Value> {
     resp["kvs"].as_array().and_then(|kvs| kvs.first())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
