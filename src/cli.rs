@@ -76,14 +76,20 @@ pub enum Command {
     Graph(GraphArgs),
     /// Show the journal: every run, a run's steps, a step's attempts.
     #[command(
-        override_usage = "loko journal [SPEC] [RUN] [--state-dir DIR] [--step ID] [--json] [--follow]",
+        override_usage = "loko journal [SPEC] [RUN] [--state-dir DIR] [--journal URL] [--step ID] [--json] [--follow]\n       \
+        loko journal unlock SPEC [--force]\n       \
+        loko journal push SPEC --to URL",
         after_help = "Examples:\n  \
         loko journal cluster.yaml                  # every run\n  \
         loko journal cluster.yaml 3                # the steps of run 3\n  \
         loko journal cluster.yaml 3 --step device/supernova-controller-0\n  \
         loko journal cluster.yaml 3 --json         # one JSON object per event\n  \
         loko journal cluster.yaml --follow         # watch the run in progress\n  \
-        loko journal --state-dir assets/supernova/.loko 3   # without the spec"
+        loko journal --state-dir assets/supernova/.loko 3   # without the spec\n\n\
+        A journal shared through etcd (--journal or LOKO_JOURNAL):\n  \
+        loko journal push cluster.yaml --to etcd://10.0.0.5:2379/supernova   # move it there\n  \
+        loko journal cluster.yaml --journal etcd://10.0.0.5:2379/supernova --follow\n  \
+        loko journal unlock cluster.yaml --journal etcd://10.0.0.5:2379/supernova --force"
     )]
     Journal(JournalArgs),
     /// Check a spec without touching any API: every error with its field, line and column.
