@@ -63,6 +63,16 @@ fn completes(w: &World, spec: &str, first: Output, culprit: &str, replaced: &[&s
     printed
 }
 
+/// The journal holds no failed attempt; `what` names the fault that must not have caused one.
+fn assert_no_failed_attempt(w: &World, what: &str) {
+    let journal = w.journal_json();
+    let failed: Vec<&str> = journal
+        .lines()
+        .filter(|l| l.contains("step_failed"))
+        .collect();
+    assert!(failed.is_empty(), "{what} failed its attempt: {failed:?}");
+}
+
 fn every_operation(faults: OperationFaults) -> FaultPlan {
     FaultPlan::seeded(7).operation("*", faults)
 }
@@ -106,15 +116,29 @@ async fn a_rate_limited_create_is_sent_again_within_its_attempt() {
     assert!(out.status.success(), "{}", stderr(&out));
     completes(&w, &spec, out, "429", &[]);
     assert_eq!(w.sim.state().injected_faults.get("rate_limited"), Some(&3));
-    let journal = w.journal_json();
-    let failed: Vec<&str> = journal
-        .lines()
-        .filter(|l| l.contains("step_failed"))
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "a create's 429 failed its attempt: {failed:?}"
-    );
+    assert_no_failed_attempt(&w, "a create's 429");
+}
+
+/// A 429 on a delete is a refusal too: scaling a pool down waits the server's `Retry-After` and
+/// sends the delete again within the step's attempt, instead of failing it and starting over
+/// from a fresh listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_delete_is_sent_again_within_its_attempt() {
+    let (w, _, out) = run_under(FaultPlan::default()).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    w.sim
+        .set_faults(FaultPlan::seeded(5).operation(
+            "packet.devices.delete",
+            OperationFaults::default().rate_limited_burst(3, 1),
+        ))
+        .unwrap();
+    let smaller = w.spec(&pool("helium", WORKERS - 3, "t1.small.x86"));
+    let out = w.loko(&["run", smaller.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.sim.state().injected_faults.get("rate_limited"), Some(&3));
+    let kept: Vec<String> = hosts().into_iter().take(1 + WORKERS as usize - 3).collect();
+    w.assert_cluster(&kept, &[]);
+    assert_no_failed_attempt(&w, "a delete's 429");
 }
 
 /// A create whose answer is lost (the device exists, the client got a 502) is the classic

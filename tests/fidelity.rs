@@ -5,6 +5,8 @@
 //! would not work as intended.
 
 // A test crate's root file looks for modules beside it, so each module names its file.
+#[path = "fidelity/network.rs"]
+mod network;
 #[path = "fidelity/nodes.rs"]
 mod nodes;
 #[path = "fidelity/rbac.rs"]

@@ -1,4 +1,5 @@
-//! Journal benchmarks; prints figures, asserts nothing. Run: `cargo bench -p journal`.
+//! Journal benchmarks; prints figures, asserts nothing. Run: `cargo bench -p journal`, or
+//! `cargo bench -p journal -- weekly` (or `appends`, `open`) for one part.
 //!
 //! - durable appends per second with 1 and 64 concurrent writers (group commit at work);
 //! - time to open and fold a journal of 100,000 events, and of one with the most records after
@@ -31,16 +32,28 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // `cargo bench -p journal -- NAME...` runs only the named parts: appends, open, weekly.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
     runtime.block_on(async {
-        for writers in [1usize, 64] {
-            appends_per_second(writers).await;
+        if wanted("appends") {
+            for writers in [1usize, 64] {
+                appends_per_second(writers).await;
+            }
         }
-        open_and_fold(100_000).await;
-        // The most records a journal of at most that size folds after its last snapshot.
-        let every = journal::SNAPSHOT_EVERY as usize;
-        let worst = 100_000 / every * every - 1;
-        open_and_fold(worst).await;
-        a_year_of_weekly_runs(5_000, 52).await;
+        if wanted("open") {
+            open_and_fold(100_000).await;
+            // The most records a journal of at most that size folds after its last snapshot.
+            let every = journal::SNAPSHOT_EVERY as usize;
+            let worst = 100_000 / every * every - 1;
+            open_and_fold(worst).await;
+        }
+        if wanted("weekly") {
+            a_year_of_weekly_runs(5_000, 52).await;
+        }
     });
 }
 

@@ -3,8 +3,10 @@
 //! about progress is stored.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::event::{Event, Record, RunKind, RunOutcome};
@@ -56,14 +58,58 @@ pub struct StepHistory {
     pub skipped_because: Option<StepId>,
 }
 
+/// The desired state a run recorded, kept as its JSON text.
+///
+/// A journal holds one per run, and a cluster's is large (5,000 nodes); parsed into a tree on
+/// every open, a year of weekly runs cost hundreds of milliseconds of allocation. Readers parse
+/// the one they need ([`RecordedSpec::parse`]); an old run's spec that this version of loko can
+/// no longer read costs only the reader that asks for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedSpec(Arc<str>);
+
+impl RecordedSpec {
+    /// The spec of an event.
+    pub fn of(value: &Value) -> RecordedSpec {
+        RecordedSpec(Arc::from(value.to_string()))
+    }
+
+    pub(crate) fn from_text(text: &str) -> RecordedSpec {
+        RecordedSpec(Arc::from(text))
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
+    /// The spec as a JSON value.
+    pub fn value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+
+    /// The spec as a typed value.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+}
+
+impl Serialize for RecordedSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value()
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
 /// Everything a run did, for the audit.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunState {
     pub id: RunId,
     pub kind: RunKind,
     pub spec_digest: Digest,
-    pub spec: Value,
-    pub plan: Vec<StepId>,
+    pub spec: RecordedSpec,
+    /// The plan's step ids; runs of an unchanged plan share one list.
+    pub plan: Arc<[StepId]>,
     pub started_at_ms: u64,
     pub started_by: String,
     /// When and by whom the run was resumed, in order.
@@ -120,6 +166,15 @@ pub enum FoldError {
 }
 
 impl ClusterState {
+    /// `plan`, sharing the latest run's list when it is the same: a cluster reruns one plan
+    /// week after week, and a 5,000-node plan is 10,000 step ids.
+    pub(crate) fn shared_plan(&self, plan: Vec<StepId>) -> Arc<[StepId]> {
+        match self.runs.values().next_back() {
+            Some(last) if *last.plan == *plan => Arc::clone(&last.plan),
+            _ => Arc::from(plan),
+        }
+    }
+
     /// The run with the highest id.
     pub fn last_run(&self) -> Option<&RunState> {
         self.runs.values().next_back()
@@ -176,13 +231,14 @@ impl ClusterState {
             by,
         } = record.event
         {
+            let plan = self.shared_plan(plan);
             self.runs.insert(
                 run,
                 RunState {
                     id: run,
                     kind,
                     spec_digest,
-                    spec,
+                    spec: RecordedSpec::of(&spec),
                     plan,
                     started_at_ms: at,
                     started_by: by,
@@ -203,7 +259,7 @@ impl ClusterState {
         match record.event {
             Event::RunStarted { .. } => {}
             Event::RunResumed { plan, by } => {
-                state.plan = plan;
+                state.plan = Arc::from(plan);
                 state.resumes.push((at, by));
             }
             Event::StepStarted {

@@ -22,12 +22,15 @@
 //! format and change only with [`SNAPSHOT_VERSION`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::{RunKind, RunOutcome};
-use crate::fold::{Attempt, AttemptEnd, ClusterState, Intent, RunState, StepHistory, StepResult};
+use crate::fold::{
+    Attempt, AttemptEnd, ClusterState, Intent, RecordedSpec, RunState, StepHistory, StepResult,
+};
 use crate::ids::{Digest, InvalidStepId, RunId, Seq, StepId};
 use crate::secrets::Outputs;
 
@@ -42,7 +45,7 @@ pub const SNAPSHOT_EVERY: u64 = 4096;
 pub const SNAPSHOT_EVERY: u64 = 16;
 
 /// The snapshot layout this build writes and reads; a snapshot of any other is ignored.
-const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_VERSION: u32 = 2;
 
 /// Entries per chunk: small enough to spread over the cores, large enough that per-chunk
 /// overhead does not matter.
@@ -68,6 +71,8 @@ pub(crate) enum SnapshotError {
     StepId(#[from] InvalidStepId),
     #[error("snapshot has step histories of run {0}, which it does not list")]
     UnknownRun(u64),
+    #[error("snapshot gives run {0} the plan of the run before it, and it is the first")]
+    NoPreviousPlan(u64),
 }
 
 /// Encodes a snapshot of `cluster`, which holds every record up to and including `last`.
@@ -100,11 +105,11 @@ pub(crate) fn encode(
             entries.collect(),
         ))?);
     }
-    let header = HeaderV1 {
+    let header = HeaderV2 {
         version: SNAPSHOT_VERSION,
         last: (last.0.0, last.1.0),
         next_seq: next_seq.iter().map(|(r, n)| (r.0, *n)).collect(),
-        runs: cluster.runs.values().map(RunV1::from).collect(),
+        runs: runs_v2(&cluster.runs),
         // postcard writes a sequence of bytes exactly as it writes a byte string, so these
         // decode as slices borrowed from the stored snapshot.
         chunks: chunks.iter().map(Vec::as_slice).collect(),
@@ -127,12 +132,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
     if version != SNAPSHOT_VERSION {
         return Err(SnapshotError::Version(version));
     }
-    let header: HeaderV1<'_> = postcard::from_bytes(body)?;
-    let mut runs = header
-        .runs
-        .into_iter()
-        .map(|r| r.into_state().map(|r| (r.id, r)))
-        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    let header: HeaderV2<'_> = postcard::from_bytes(body)?;
+    let mut runs = BTreeMap::new();
+    let mut previous_plan: Option<Arc<[StepId]>> = None;
+    for run in header.runs {
+        let state = run.into_state(previous_plan.take())?;
+        previous_plan = Some(Arc::clone(&state.plan));
+        runs.insert(state.id, state);
+    }
     let mut ledger = Vec::new();
     let mut attempts = Vec::new();
     let mut steps: BTreeMap<RunId, Vec<(StepId, StepHistory)>> = BTreeMap::new();
@@ -199,12 +206,12 @@ fn decode_chunk(bytes: &[u8]) -> Result<Decoded, SnapshotError> {
 }
 
 #[derive(Serialize, Deserialize)]
-struct HeaderV1<'a> {
+struct HeaderV2<'a> {
     version: u32,
     last: (u64, u64),
     next_seq: Vec<(u64, u64)>,
     #[serde(borrow)]
-    runs: Vec<RunV1<'a>>,
+    runs: Vec<RunV2<'a>>,
     #[serde(borrow)]
     chunks: Vec<&'a [u8]>,
 }
@@ -222,14 +229,15 @@ enum ChunkV1<'a> {
 
 /// A run without its step histories (those are in chunks).
 #[derive(Serialize, Deserialize)]
-struct RunV1<'a> {
+struct RunV2<'a> {
     id: u64,
     kind: RunKind,
     spec_digest: [u8; 32],
+    /// The desired state's JSON text.
+    spec: &'a str,
+    /// `None`: the previous run's plan.
     #[serde(borrow)]
-    spec: ValueV1<'a>,
-    #[serde(borrow)]
-    plan: Vec<&'a str>,
+    plan: Option<Vec<&'a str>>,
     started_at_ms: u64,
     started_by: &'a str,
     #[serde(borrow)]
@@ -385,14 +393,26 @@ fn step_ids_from(ids: Vec<&str>) -> Result<Vec<StepId>, InvalidStepId> {
     ids.into_iter().map(step_id).collect()
 }
 
-impl<'a> From<&'a RunState> for RunV1<'a> {
-    fn from(r: &'a RunState) -> Self {
-        RunV1 {
+/// The runs in order, each plan written once for a row of runs that share it.
+fn runs_v2(runs: &BTreeMap<RunId, RunState>) -> Vec<RunV2<'_>> {
+    let mut previous: Option<&RunState> = None;
+    runs.values()
+        .map(|run| {
+            let same_plan = previous.is_some_and(|p| p.plan == run.plan);
+            previous = Some(run);
+            RunV2::of(run, same_plan)
+        })
+        .collect()
+}
+
+impl<'a> RunV2<'a> {
+    fn of(r: &'a RunState, same_plan_as_previous: bool) -> Self {
+        RunV2 {
             id: r.id.0,
             kind: r.kind,
             spec_digest: *r.spec_digest.bytes(),
-            spec: ValueV1::from(&r.spec),
-            plan: step_ids(&r.plan),
+            spec: r.spec.text(),
+            plan: (!same_plan_as_previous).then(|| step_ids(&r.plan)),
             started_at_ms: r.started_at_ms,
             started_by: &r.started_by,
             resumes: r
@@ -417,9 +437,13 @@ impl<'a> From<&'a RunState> for RunV1<'a> {
     }
 }
 
-impl RunV1<'_> {
-    /// The run, with no step histories yet.
-    fn into_state(self) -> Result<RunState, SnapshotError> {
+impl RunV2<'_> {
+    /// The run, with no step histories yet; `previous_plan` is the plan of the run before it.
+    fn into_state(self, previous_plan: Option<Arc<[StepId]>>) -> Result<RunState, SnapshotError> {
+        let plan = match self.plan {
+            Some(ids) => Arc::from(step_ids_from(ids)?),
+            None => previous_plan.ok_or(SnapshotError::NoPreviousPlan(self.id))?,
+        };
         let ended = match self.ended {
             None => None,
             Some((at, outcome)) => Some((
@@ -438,8 +462,8 @@ impl RunV1<'_> {
             id: RunId(self.id),
             kind: self.kind,
             spec_digest: Digest::from_bytes(self.spec_digest),
-            spec: Value::from(self.spec),
-            plan: step_ids_from(self.plan)?,
+            spec: RecordedSpec::from_text(self.spec),
+            plan,
             started_at_ms: self.started_at_ms,
             started_by: self.started_by.to_owned(),
             resumes: self
@@ -582,5 +606,56 @@ impl ResultV1<'_> {
             outputs: outputs_from(self.outputs),
             at_ms: self.at_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: u64, plan: &Arc<[StepId]>, spec: &serde_json::Value) -> RunState {
+        RunState {
+            id: RunId(id),
+            kind: RunKind::Apply,
+            spec_digest: Digest::of(spec.to_string().as_bytes()),
+            spec: RecordedSpec::of(spec),
+            plan: Arc::clone(plan),
+            started_at_ms: id,
+            started_by: "pid 1 on test".into(),
+            resumes: Vec::new(),
+            ended: Some((id + 1, RunOutcome::Succeeded)),
+            steps: BTreeMap::new(),
+            events: 2,
+            last_seq: Seq(1),
+        }
+    }
+
+    /// Runs of one plan store it once and share it again after decoding; a changed plan, and the
+    /// spec's JSON text, come back as they were.
+    #[test]
+    fn runs_share_an_unchanged_plan_and_keep_their_spec_text() {
+        let ids = |names: &[&str]| -> Arc<[StepId]> {
+            names.iter().map(|n| StepId::new(*n).unwrap()).collect()
+        };
+        let small = ids(&["pki", "device/a"]);
+        let big = ids(&["pki", "device/a", "device/b"]);
+        let spec = serde_json::json!({"name": "supernova", "workers": [{"count": 2}], "x": 1.5});
+        let mut cluster = ClusterState::default();
+        for (id, plan) in [(1, &small), (2, &small), (3, &big), (4, &big), (5, &small)] {
+            cluster.runs.insert(RunId(id), run(id, plan, &spec));
+        }
+        let encoded = encode((RunId(5), Seq(1)), &BTreeMap::new(), &cluster).unwrap();
+        let header: HeaderV2<'_> =
+            postcard::from_bytes(crate::event::unframed(&encoded).unwrap()).unwrap();
+        let written: Vec<bool> = header.runs.iter().map(|r| r.plan.is_some()).collect();
+        assert_eq!(written, [true, false, true, false, true]);
+
+        let decoded = decode(&encoded).unwrap().cluster;
+        assert_eq!(decoded, cluster);
+        let runs: Vec<&RunState> = decoded.runs.values().collect();
+        assert!(Arc::ptr_eq(&runs[0].plan, &runs[1].plan));
+        assert!(Arc::ptr_eq(&runs[2].plan, &runs[3].plan));
+        assert!(!Arc::ptr_eq(&runs[3].plan, &runs[4].plan));
+        assert_eq!(runs[4].spec.value().unwrap(), spec);
     }
 }

@@ -115,10 +115,15 @@ impl History {
             recorded: state.ledger.keys().cloned().collect(),
             ..History::default()
         };
+        // Only the latest run's desired cluster is read: a year of weekly runs of a large
+        // cluster would otherwise parse fifty copies of it at every start.
+        let mut latest: Option<(&journal::RunId, &journal::RunState)> = None;
+        let mut planned: Option<&std::sync::Arc<[StepId]>> = None;
         for (id, run) in &state.runs {
             match run.kind {
                 RunKind::Destroy => {
-                    history.previous = None;
+                    latest = None;
+                    planned = None;
                     history.known_nodes.clear();
                     history.intended.clear();
                 }
@@ -126,18 +131,17 @@ impl History {
                 // device) is no part of the cluster's identity: what exists is.
                 RunKind::Apply if !built_something(run) => {}
                 RunKind::Apply => {
-                    let desired: DesiredCluster = serde_json::from_value(run.spec.clone())
-                        .map_err(|e| HistoryError {
-                            run: *id,
-                            reason: e.to_string(),
-                        })?;
-                    history.known_nodes.extend(
-                        run.plan
-                            .iter()
-                            .filter_map(|s| s.as_str().strip_prefix(DEVICE))
-                            .map(str::to_owned),
-                    );
-                    history.previous = Some(desired);
+                    latest = Some((id, run));
+                    // Runs of an unchanged plan share its list: its nodes are known already.
+                    if !planned.is_some_and(|p| std::sync::Arc::ptr_eq(p, &run.plan)) {
+                        history.known_nodes.extend(
+                            run.plan
+                                .iter()
+                                .filter_map(|s| s.as_str().strip_prefix(DEVICE))
+                                .map(str::to_owned),
+                        );
+                        planned = Some(&run.plan);
+                    }
                     for (step, steps) in &run.steps {
                         let Some(host) = step.as_str().strip_prefix(DEVICE) else {
                             continue;
@@ -152,6 +156,12 @@ impl History {
                     }
                 }
             }
+        }
+        if let Some((id, run)) = latest {
+            history.previous = Some(run.spec.parse().map_err(|e| HistoryError {
+                run: *id,
+                reason: e.to_string(),
+            })?);
         }
         history
             .intended

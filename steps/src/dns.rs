@@ -314,15 +314,7 @@ where
                 _ => err.to_string(),
             }
         }
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            text
-        }
+        other => crate::error_chain(other),
     };
     DnsError::Api {
         operation,
@@ -429,10 +421,14 @@ impl DnsStep {
                 "wrote {} record set(s); waiting for change {change} to be INSYNC",
                 to_write.len()
             ));
-            tokio::select! {
-                waited = self.route53.wait_in_sync(zone, &change, self.poll_every, self.in_sync_deadline) => waited?,
-                () = ctx.cancelled() => return Err(StepError::Interrupted),
-            }
+            // Waiting for INSYNC holds no place of the `dns` class.
+            ctx.wait(self.route53.wait_in_sync(
+                zone,
+                &change,
+                self.poll_every,
+                self.in_sync_deadline,
+            ))
+            .await??;
             out.insert("change_id", change)?;
         }
         Ok(out)
@@ -479,10 +475,12 @@ impl DnsDeleteStep {
             "deleted {} record set(s); waiting for change {change} to be INSYNC",
             existing.len()
         ));
-        tokio::select! {
-            waited = self.route53.wait_in_sync(zone, &change, self.poll_every, self.in_sync_deadline) => waited?,
-            () = ctx.cancelled() => return Err(StepError::Interrupted),
-        }
+        // Waiting for INSYNC holds no place of the `dns` class.
+        ctx.wait(
+            self.route53
+                .wait_in_sync(zone, &change, self.poll_every, self.in_sync_deadline),
+        )
+        .await??;
         out.insert("change_id", change)?;
         Ok(out)
     }

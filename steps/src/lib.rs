@@ -21,3 +21,15 @@ pub mod packet;
 pub mod preflight;
 pub mod readiness;
 pub mod ssh;
+
+/// An error and its causes, `: `-separated. Clients' errors (reqwest, the AWS SDK) put the
+/// useful part (a refused connection, a certificate problem) in their sources, not their text.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}

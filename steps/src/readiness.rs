@@ -192,7 +192,12 @@ impl ReadinessStep {
             .get(format!("{base}/healthz"))
             .send()
             .await
-            .map_err(|e| format!("the apiserver at {base} does not answer: {}", chain(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "the apiserver at {base} does not answer: {}",
+                    crate::error_chain(&e)
+                )
+            })?;
         if !health.status().is_success() {
             return Err(format!(
                 "the apiserver's /healthz answers {}",
@@ -203,7 +208,7 @@ impl ReadinessStep {
             .get(format!("{base}/api/v1/nodes"))
             .send()
             .await
-            .map_err(|e| format!("listing nodes: {}", chain(&e)))?;
+            .map_err(|e| format!("listing nodes: {}", crate::error_chain(&e)))?;
         if !nodes.status().is_success() {
             return Err(format!("listing nodes: {}", nodes.status()));
         }
@@ -213,16 +218,6 @@ impl ReadinessStep {
             .map_err(|e| format!("listing nodes: malformed answer: {e}"))?;
         Ok(ready_nodes(&list))
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

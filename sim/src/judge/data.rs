@@ -18,6 +18,8 @@ pub const IMAGES_JSON: &str = include_str!("../../data/images.json");
 pub const LABEL_RULE_JSON: &str = include_str!("../../data/kubelet-node-label-rule.json");
 /// `sim/data/flatcar-node.json`.
 pub const FLATCAR_JSON: &str = include_str!("../../data/flatcar-node.json");
+/// `sim/data/cni.json`.
+pub const CNI_JSON: &str = include_str!("../../data/cni.json");
 /// `sim/data/docker-run-options.json`.
 pub const DOCKER_RUN_JSON: &str = include_str!("../../data/docker-run-options.json");
 
@@ -123,6 +125,9 @@ pub struct Image {
     /// A sentence of the reference's images.md that states the fact (checked when present).
     #[serde(default)]
     pub reference_quote: Option<String>,
+    /// The CNI plugins the image carries, and how it installs them on the host.
+    #[serde(default)]
+    pub cni: Option<CniInstall>,
 }
 
 impl Image {
@@ -143,6 +148,64 @@ impl Image {
                 .map(|(path, component)| (path.as_str(), component.as_str()))
         })
     }
+}
+
+/// CNI plugin binaries an image holds, and the program (if any) that installs them on a node.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CniInstall {
+    /// The installer's path in the image; `None` when the image is only copied from (`cp`).
+    #[serde(default)]
+    pub installer: Option<String>,
+    /// Path in the image → plugin name (the `type` a CNI configuration names).
+    pub plugins: BTreeMap<String, String>,
+    /// The container directory the installer copies every plugin to (a host directory is
+    /// mounted there).
+    #[serde(default)]
+    pub copies_to: Option<String>,
+    /// The variable holding the network configuration the installer writes.
+    #[serde(default)]
+    pub config_env: Option<String>,
+    /// The container directory the installer writes the configuration to.
+    #[serde(default)]
+    pub writes_config_to: Option<String>,
+    /// Variables the installer fails without.
+    #[serde(default)]
+    pub required_env: Vec<String>,
+    /// Where the fact comes from.
+    pub source: String,
+}
+
+/// What the container runtime needs of CNI, and the defaults of plugins that delegate.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CniFacts {
+    /// The node's container runtime.
+    pub runtime: CniRuntime,
+    /// Plugin name → what it runs when its configuration does not say.
+    pub delegating_plugins: BTreeMap<String, DelegatingPlugin>,
+}
+
+/// Where the runtime finds CNI plugins and configurations.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CniRuntime {
+    /// Host directory of plugin binaries.
+    pub bin_dir: String,
+    /// Host directory of network configurations.
+    pub conf_dir: String,
+    /// Plugins every pod sandbox runs, whatever the configuration.
+    pub always_needs: Vec<String>,
+    /// Where the fact comes from.
+    pub source: String,
+}
+
+/// A plugin that hands the pod's interface to another plugin.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DelegatingPlugin {
+    /// The delegate's `type` when the configuration gives none.
+    pub delegate_default_type: String,
+    /// The delegate's IPAM `type` when the configuration gives none.
+    pub ipam_default_type: String,
+    /// Where the fact comes from.
+    pub source: String,
 }
 
 /// The kubelet's `--node-labels` rule.
@@ -255,6 +318,8 @@ pub struct Facts {
     pub flatcar: Flatcar,
     /// `docker run`'s options.
     pub docker_run: DockerRunOptions,
+    /// The container runtime's CNI needs.
+    pub cni: CniFacts,
 }
 
 impl Facts {
@@ -273,6 +338,7 @@ impl Facts {
             label_rule: read("kubelet-node-label-rule.json", LABEL_RULE_JSON)?,
             flatcar: read("flatcar-node.json", FLATCAR_JSON)?,
             docker_run: read("docker-run-options.json", DOCKER_RUN_JSON)?,
+            cni: read("cni.json", CNI_JSON)?,
         })
     }
 

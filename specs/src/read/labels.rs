@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{MAX_LABEL, dns_name};
+use super::MAX_LABEL;
+use super::values::dns_name;
 use crate::document::{Errors, Node};
 use crate::spec::{Taint, TaintEffect};
 

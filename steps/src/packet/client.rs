@@ -404,13 +404,7 @@ fn transport_detail(e: &reqwest::Error) -> String {
         "failed"
     };
     // reqwest's Display includes the URL, never headers, so the token cannot appear.
-    let mut text = format!("{what}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
+    format!("{what}: {}", crate::error_chain(e))
 }
 
 #[cfg(test)]

@@ -131,10 +131,39 @@ impl Default for DeviceSettings {
     }
 }
 
-/// 429s a create waits out within one attempt (see [`DeviceStep`]'s create), and the longest
-/// `Retry-After` it waits that way; beyond either, the attempt fails and the engine decides.
-const MAX_PACED_CREATES: u32 = 10;
+/// 429s a request waits out within one attempt (see [`paced`]), and the longest `Retry-After`
+/// it waits that way; beyond either, the attempt fails and the engine decides.
+const MAX_PACED_REQUESTS: u32 = 10;
 const MAX_PACED_WAIT: Duration = Duration::from_secs(300);
+
+/// Sends a request, and again after the server's `Retry-After` while it answers 429: a 429
+/// means the request was refused, not acted on, so the step's attempt goes on. Failing the
+/// attempt would cost the step a fresh listing before it could send again (and, in the
+/// engine's backoff, up to a poll interval more), which put the last of a thousand creates or
+/// deletes seconds behind the rate limit's own pace. The wait holds no place.
+async fn paced<T, F, Fut>(ctx: &StepContext, send: F) -> Result<T, StepError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, PacketError>>,
+{
+    let mut refused = 0;
+    loop {
+        match send().await {
+            Ok(answer) => return Ok(answer),
+            Err(PacketError {
+                kind:
+                    PacketErrorKind::RateLimited {
+                        retry_after: Some(wait),
+                    },
+                ..
+            }) if refused < MAX_PACED_REQUESTS && wait <= MAX_PACED_WAIT => {
+                refused += 1;
+                ctx.sleep(wait).await?;
+            }
+            Err(e) => return Err(step_error(e)),
+        }
+    }
+}
 
 /// Maps an API failure to the engine's retry classes.
 pub fn step_error(e: PacketError) -> StepError {
@@ -307,27 +336,10 @@ impl DeviceStep {
             intent.insert("reservation", r)?;
         }
         ctx.intent(CREATE_INTENT, intent).await?;
-        let mut paced = 0;
-        let device = loop {
-            match self.client.create_device(&request).await {
-                Ok(device) => break device,
-                // A 429 with Retry-After means the request was refused, not acted on: send it
-                // again once the server's wait is over, within this attempt. Failing the attempt
-                // instead would make the next one look for a device that cannot exist, after
-                // a fresh listing, which at 1000 workers put the last creates seconds late.
-                Err(PacketError {
-                    kind:
-                        PacketErrorKind::RateLimited {
-                            retry_after: Some(wait),
-                        },
-                    ..
-                }) if paced < MAX_PACED_CREATES && wait <= MAX_PACED_WAIT => {
-                    paced += 1;
-                    ctx.sleep(wait).await?;
-                }
-                Err(e) => return Err(step_error(e)),
-            }
-        };
+        // A 429 refused the create, so sending it again within this attempt is safe; failing
+        // the attempt instead would make the next one look for a device that cannot exist,
+        // after a fresh listing, which at 1000 workers put the last creates seconds late.
+        let device = paced(ctx, || self.client.create_device(&request)).await?;
         ctx.progress(format!("created device {} ({})", device.id, device.state));
         Ok(device)
     }
@@ -361,10 +373,7 @@ impl DeviceStep {
             detail.insert("plan", plan)?;
         }
         ctx.intent("delete device", detail).await?;
-        self.client
-            .delete_device(&device.id)
-            .await
-            .map_err(step_error)?;
+        paced(ctx, || self.client.delete_device(&device.id)).await?;
         ctx.progress(format!(
             "deleting device {} ({why}); a new one follows",
             device.id
@@ -542,10 +551,7 @@ impl DeleteDeviceStep {
                     Outputs::new().with("device_id", &device.id)?,
                 )
                 .await?;
-                self.client
-                    .delete_device(&device.id)
-                    .await
-                    .map_err(step_error)?;
+                paced(&ctx, || self.client.delete_device(&device.id)).await?;
                 ctx.progress(format!(
                     "deleting device {} ({})",
                     device.id, device.hostname

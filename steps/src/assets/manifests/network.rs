@@ -425,6 +425,11 @@ fn calico_node(cluster: &DesiredCluster, can_reach: Ipv4Addr) -> Value {
     })
 }
 
+/// Typhoon's CNI installer (`poseidon/flannel-cni`; Typhoon still pins v0.4.2): the
+/// containernetworking plugins v0.9.1 `bridge`, `host-local`, `loopback`, `portmap` and the
+/// script that copies them to the host and writes `CNI_NETWORK_CONFIG` there.
+const FLANNEL_INSTALL_CNI_IMAGE: &str = "quay.io/poseidon/flannel-cni:v0.4.2";
+
 pub(super) fn flannel(cluster: &DesiredCluster) -> Vec<Manifest> {
     let s = &cluster.settings;
     let net_conf =
@@ -479,23 +484,30 @@ pub(super) fn flannel(cluster: &DesiredCluster) -> Vec<Manifest> {
                             "hostNetwork": true,
                             "serviceAccountName": "flannel",
                             "tolerations": [{"operator": "Exists"}],
-                            // The plugin binary, then the network's CNI configuration, which
-                            // containerd reads from /etc/cni/net.d (as kube-flannel.yml does).
+                            // containerd runs the plugins from /opt/cni/bin, which Flatcar
+                            // leaves empty: flannel delegates to `bridge` with `host-local`
+                            // addresses, and every sandbox needs `loopback`. Typhoon's installer
+                            // copies those and writes the network's configuration; the flannel
+                            // plugin itself comes last, from flannel's own release.
                             "initContainers": [
+                                {
+                                    "name": "install-cni",
+                                    "image": FLANNEL_INSTALL_CNI_IMAGE,
+                                    "command": ["/install-cni.sh"],
+                                    "env": [{
+                                        "name": "CNI_NETWORK_CONFIG",
+                                        "valueFrom": {"configMapKeyRef": {"name": "flannel-config", "key": "cni-conf.json"}},
+                                    }],
+                                    "volumeMounts": [
+                                        mount("cni-bin-dir", "/host/opt/cni/bin", false),
+                                        mount("cni-net-dir", "/host/etc/cni/net.d", false),
+                                    ],
+                                },
                                 {
                                     "name": "install-cni-plugin",
                                     "image": FLANNEL_CNI_IMAGE,
                                     "command": ["cp", "-f", "/flannel", "/opt/cni/bin/flannel"],
                                     "volumeMounts": [mount("cni-bin-dir", "/opt/cni/bin", false)],
-                                },
-                                {
-                                    "name": "install-cni",
-                                    "image": FLANNEL_IMAGE,
-                                    "command": ["cp", "-f", "/etc/kube-flannel/cni-conf.json", "/etc/cni/net.d/10-flannel.conflist"],
-                                    "volumeMounts": [
-                                        mount("flannel-config", "/etc/kube-flannel/", true),
-                                        mount("cni-net-dir", "/etc/cni/net.d", false),
-                                    ],
                                 },
                             ],
                             "containers": [{

@@ -5,13 +5,11 @@
 //! their leaves reissued) and regenerate with
 //! `LOKO_BLESS=1 cargo test -p steps --test pki_golden`.
 
-mod pki_support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use pki_support::full_cluster;
+use crate::pki_support::full_cluster;
 use steps::assets::pki::{PkiInputs, ensure_pki};
 use steps::assets::{AssetDir, Sensitivity, kubeconfig};
 

@@ -2,14 +2,12 @@
 //! peer certificate authentication, as the controllers run it, accepts etcdctl with the etcd
 //! client certificate and refuses a client certificate of another PKI.
 
-mod pki_support;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::pki_support::{Pki, full_cluster, output, text};
 use loko_tests::{Killed, free_port, wait_for_port};
-use pki_support::{Pki, full_cluster, output, text};
 
 /// One etcd member, killed with the test.
 struct Member {

@@ -47,6 +47,17 @@ fn desired(edits: &[(&str, &str)]) -> DesiredCluster {
         .desired()
 }
 
+/// Each `(from, to, path)`: replacing `from` with `to` in the spec is refused at `path`.
+fn assert_each_refused_at(cases: &[(&str, &str, &str)]) {
+    for (from, to, path) in cases {
+        let paths = refused_paths(&[(from, to)]);
+        assert!(
+            paths.iter().any(|p| p == path),
+            "{from} -> {to}: refused {paths:?}, expected {path}"
+        );
+    }
+}
+
 fn refused_paths(edits: &[(&str, &str)]) -> Vec<String> {
     let errors = classify(&desired(&[]), &desired(edits)).expect_err("refused");
     errors.changes.iter().map(|c| c.path.clone()).collect()
@@ -296,13 +307,7 @@ fn every_cluster_wide_change_is_refused_naming_the_field() {
             "reservation_ids (supernova-controller-0)",
         ),
     ];
-    for (from, to, path) in cases {
-        let paths = refused_paths(&[(from, to)]);
-        assert!(
-            paths.iter().any(|p| p == path),
-            "{from} -> {to}: refused {paths:?}, expected {path}"
-        );
-    }
+    assert_each_refused_at(cases);
 }
 
 #[test]
@@ -349,13 +354,7 @@ fn every_pool_setting_change_other_than_count_and_type_is_refused() {
             "worker_pools[1].reservation_ids (supernova-neon-worker-1)",
         ),
     ];
-    for (from, to, path) in cases {
-        let paths = refused_paths(&[(from, to)]);
-        assert!(
-            paths.iter().any(|p| p == path),
-            "{from} -> {to}: refused {paths:?}, expected {path}"
-        );
-    }
+    assert_each_refused_at(cases);
 }
 
 #[test]

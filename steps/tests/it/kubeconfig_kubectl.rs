@@ -1,17 +1,15 @@
 //! The kubeconfigs as kubectl reads them, and as it uses them: against an `openssl s_server` that
 //! presents the apiserver certificate and demands a client certificate of the cluster's CA.
 
-mod pki_support;
-
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
+use crate::pki_support::{Pki, output, text, tutorial};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use loko_tests::{Killed, free_port, run, wait_for_port};
-use pki_support::{Pki, output, text, tutorial};
 use steps::assets::kubeconfig::{self, ADMIN_KUBECONFIG, KUBELET_KUBECONFIG};
 
 fn kubectl(home: &Path) -> Command {

@@ -1,13 +1,11 @@
 //! The PKI as openssl sees it: every chain verifies, names, SANs, usages and expiry are what
 //! Lokomotive's were (with loko's documented differences), and keys belong to their certificates.
 
-mod pki_support;
-
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::pki_support::{Pki, full_cluster, output, text};
 use loko_tests::run;
-use pki_support::{Pki, full_cluster, output, text};
 
 fn openssl(args: &[&str], pki: &Pki) -> String {
     run(Command::new("openssl")
