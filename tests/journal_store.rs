@@ -112,27 +112,35 @@ fn runtime() -> tokio::runtime::Runtime {
 
 // ---- ordering and durability ----
 
+/// Opens the journal, begins a run and appends `per_task` step events from each of `tasks`
+/// tasks at once; returns the run and the fold.
+async fn append_concurrently(
+    backend: &Backend,
+    tasks: u32,
+    per_task: u32,
+) -> (RunId, journal::ClusterState) {
+    let journal = Arc::new(backend.open().unwrap());
+    let run = begin(&journal).await;
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let journal = Arc::clone(&journal);
+        set.spawn(async move {
+            for i in 0..per_task {
+                journal.append(run, started(t * 10_000 + i)).await.unwrap();
+            }
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done.unwrap();
+    }
+    (run, journal.state())
+}
+
 /// Concurrent appends get consecutive sequence numbers, and the store returns them in that
 /// order, after a reopen too; more records than fit in one etcd transaction.
 fn ordering_and_durability(backend: Backend) {
     let rt = runtime();
-    let (run, state) = rt.block_on(async {
-        let journal = Arc::new(backend.open().unwrap());
-        let run = begin(&journal).await;
-        let mut tasks = tokio::task::JoinSet::new();
-        for t in 0..4u32 {
-            let journal = Arc::clone(&journal);
-            tasks.spawn(async move {
-                for i in 0..100u32 {
-                    journal.append(run, started(t * 1000 + i)).await.unwrap();
-                }
-            });
-        }
-        while let Some(done) = tasks.join_next().await {
-            done.unwrap();
-        }
-        (run, journal.state())
-    });
+    let (run, state) = rt.block_on(append_concurrently(&backend, 4, 100));
     let journal = backend.open().unwrap();
     assert_eq!(journal.state(), state, "the reopened fold differs");
     let records = journal.records(run).unwrap();
@@ -159,23 +167,7 @@ fn etcd_orders_and_keeps_records() {
 fn snapshot_round_trip(backend: Backend) {
     let rt = runtime();
     let per_task = journal::SNAPSHOT_EVERY as u32 / 8 + 20;
-    let (run, state) = rt.block_on(async {
-        let journal = Arc::new(backend.open().unwrap());
-        let run = begin(&journal).await;
-        let mut tasks = tokio::task::JoinSet::new();
-        for t in 0..8u32 {
-            let journal = Arc::clone(&journal);
-            tasks.spawn(async move {
-                for i in 0..per_task {
-                    journal.append(run, started(t * 10_000 + i)).await.unwrap();
-                }
-            });
-        }
-        while let Some(done) = tasks.join_next().await {
-            done.unwrap();
-        }
-        (run, journal.state())
-    });
+    let (run, state) = rt.block_on(append_concurrently(&backend, 8, per_task));
     assert!(state.runs[&run].events > journal::SNAPSHOT_EVERY);
     if let Backend::Etcd(etcd) = &backend {
         let meta = etcd.ctl(&["get", "--keys-only", "/loko/v1/conformance/snap"]);
