@@ -20,9 +20,10 @@ use steps::cluster;
 
 use crate::cli::{BenchArgs, Global, Scenario};
 use crate::demo_agent::DemoAgent;
+use crate::journal_location::open_journal;
 use crate::output::outln;
 use crate::sim_session::{SIM_SSH_PORT, embedded_sim_config};
-use crate::target::{changes, history, open_journal, target};
+use crate::target::{changes, history, target};
 use crate::wiring::{Login, WireConfig, actions, engine, request, scaled_timings, wire};
 
 /// A pool holds at most this many of the bench's workers: 5000 workers are 5 pools.
@@ -212,7 +213,14 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             port: args.ssh_port,
             user: args.ssh_user.clone(),
         };
-        let figures = run_once(spec, args.time_scale, login, args.destroy).await?;
+        let figures = run_once(
+            spec,
+            args.time_scale,
+            login,
+            args.destroy,
+            args.journal.clone(),
+        )
+        .await?;
         outln!("{}", serde_json::to_string(&figures)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -368,6 +376,14 @@ async fn size(workers: usize, args: &BenchArgs, model: &Model) -> anyhow::Result
         if scenario == Scenario::Destroy {
             command.arg("--destroy");
         }
+        if let Some(url) = &args.journal {
+            // A journal per cluster, as each cluster's state directory is its own.
+            let url = url.trim_end_matches('/');
+            command.args([
+                "--journal",
+                &format!("{url}/bench-{}-{workers}", std::process::id()),
+            ]);
+        }
         let out = command
             .output()
             .await
@@ -442,11 +458,15 @@ async fn run_once(
     time_scale: f64,
     login: Login,
     destroy: bool,
+    journal: Option<String>,
 ) -> anyhow::Result<RunFigures> {
-    let global = Global { state_dir: None };
+    let global = Global {
+        journal,
+        ..Global::default()
+    };
     let t0 = Instant::now();
     let target = target(&global, spec)?;
-    let journal = open_journal(&target.state_dir)?;
+    let journal = open_journal(&target.journal)?;
     let history = history(&journal)?;
     if !destroy {
         changes(&target.desired, &history)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 const EXIT_CODES: &str = "Exit codes: 0 done, 1 run failed (resumable), 2 bad spec, usage or \
-configuration, 3 journal locked by another run, 4 the cluster differs from the spec (status), \
+configuration, 3 journal locked by another run (or this run lost its lease on an etcd journal), 4 the cluster differs from the spec (status), \
 130 interrupted (Ctrl-C or SIGTERM; resumable).";
 
 /// Provision Kubernetes clusters on Packet (Equinix Metal) bare metal with Flatcar Linux.
@@ -19,13 +19,26 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Where a cluster's state lives: the option of the commands that read or write it.
-#[derive(Debug, Args)]
+/// Where a cluster's state lives: the options of the commands that read or write it.
+#[derive(Debug, Args, Default)]
 pub struct Global {
     /// Directory of loko's state (the journal, the demo's simulated cloud); default
     /// `<asset_dir>/.loko` of the spec.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Keep the journal in etcd, shared by everyone who reaches it, instead of the state
+    /// directory: `etcd://HOST:PORT[,HOST:PORT...]/PREFIX`.
+    #[arg(long, value_name = "URL", env = "LOKO_JOURNAL")]
+    pub journal: Option<String>,
+    /// The CA of etcd's serving certificate (TLS to etcd).
+    #[arg(long, value_name = "FILE", env = "LOKO_JOURNAL_CA")]
+    pub journal_ca: Option<PathBuf>,
+    /// A client certificate for etcd (with --journal-key).
+    #[arg(long, value_name = "FILE", env = "LOKO_JOURNAL_CERT")]
+    pub journal_cert: Option<PathBuf>,
+    /// The client certificate's key.
+    #[arg(long, value_name = "FILE", env = "LOKO_JOURNAL_KEY")]
+    pub journal_key: Option<PathBuf>,
 }
 
 /// `--sim` given to a command that calls no API: accepted by the parser so that the error can
@@ -63,14 +76,20 @@ pub enum Command {
     Graph(GraphArgs),
     /// Show the journal: every run, a run's steps, a step's attempts.
     #[command(
-        override_usage = "loko journal [SPEC] [RUN] [--state-dir DIR] [--step ID] [--json] [--follow]",
+        override_usage = "loko journal [SPEC] [RUN] [--state-dir DIR] [--journal URL] [--step ID] [--json] [--follow]\n       \
+        loko journal unlock SPEC [--force]\n       \
+        loko journal push SPEC --to URL",
         after_help = "Examples:\n  \
         loko journal cluster.yaml                  # every run\n  \
         loko journal cluster.yaml 3                # the steps of run 3\n  \
         loko journal cluster.yaml 3 --step device/supernova-controller-0\n  \
         loko journal cluster.yaml 3 --json         # one JSON object per event\n  \
         loko journal cluster.yaml --follow         # watch the run in progress\n  \
-        loko journal --state-dir assets/supernova/.loko 3   # without the spec"
+        loko journal --state-dir assets/supernova/.loko 3   # without the spec\n\n\
+        A journal shared through etcd (--journal or LOKO_JOURNAL):\n  \
+        loko journal push cluster.yaml --to etcd://10.0.0.5:2379/supernova   # move it there\n  \
+        loko journal cluster.yaml --journal etcd://10.0.0.5:2379/supernova --follow\n  \
+        loko journal unlock cluster.yaml --journal etcd://10.0.0.5:2379/supernova --force"
     )]
     Journal(JournalArgs),
     /// Check a spec without touching any API: every error with its field, line and column.
@@ -135,6 +154,10 @@ pub struct BenchArgs {
     /// The bounds account for it: no scheduler sends 1000 creates in the first minute.
     #[arg(long, default_value_t = sim::RateLimit::default().requests)]
     pub api_rate_limit: u32,
+    /// Keep each cluster's journal in etcd (`etcd://HOST:PORT[,...]/PREFIX`), under
+    /// `PREFIX/bench-<pid>-<workers>`, to measure what the shared journal costs.
+    #[arg(long, value_name = "URL")]
+    pub journal: Option<String>,
     /// Also draw ratio and makespan against workers, one line per scenario, as an SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
@@ -290,7 +313,10 @@ pub struct SimArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct JournalArgs {
+    #[command(subcommand)]
+    pub action: Option<JournalAction>,
     /// The spec file (its state directory holds the journal), or with --state-dir, the run.
     #[arg(value_name = "SPEC")]
     pub spec: Option<String>,
@@ -311,4 +337,45 @@ pub struct JournalArgs {
     /// One JSON object per line instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What `loko journal` does besides showing the journal.
+#[derive(Debug, Subcommand)]
+pub enum JournalAction {
+    /// Show who holds the journal's lock; with --force, break an etcd lock by revoking its
+    /// holder's lease (the holder, if alive, is fenced: its next append is refused).
+    #[command(
+        after_help = "Example:\n  loko journal unlock cluster.yaml --journal etcd://10.0.0.5:2379/supernova --force"
+    )]
+    Unlock(UnlockArgs),
+    /// Copy the journal in the state directory into an empty etcd journal.
+    #[command(
+        after_help = "Example:\n  loko journal push cluster.yaml --to etcd://10.0.0.5:2379/supernova"
+    )]
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The spec file.
+    #[arg(value_name = "SPEC")]
+    pub spec: PathBuf,
+    #[command(flatten)]
+    pub global: Global,
+    /// Revoke the holder's lease. Only for a holder that is stuck: a live run is stopped at
+    /// its next append.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The spec file (its state directory holds the journal to copy).
+    #[arg(value_name = "SPEC")]
+    pub spec: PathBuf,
+    #[command(flatten)]
+    pub global: Global,
+    /// The etcd journal to copy to: `etcd://HOST:PORT[,HOST:PORT...]/PREFIX`.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }

@@ -57,6 +57,14 @@ fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
             EXIT_LOCKED,
             Some("another loko is running on this cluster; wait for it, or stop it (the lock is released when it exits); `loko journal SPEC --follow` shows its progress".into()),
         ),
+        Some(JournalError::Fenced { .. }) => (
+            EXIT_LOCKED,
+            Some("this loko lost its lease on the journal (paused or cut off from etcd for longer than the lease lasts, or unlocked with --force) and stopped starting steps; nothing more was written by it. `loko journal unlock SPEC` shows who holds it now; run again to resume once it is free".into()),
+        ),
+        Some(JournalError::Conflict { .. }) => (
+            EXIT_FAILED,
+            Some("something wrote to the journal without holding its lock; keep a copy (`loko journal SPEC --json`) before running again".into()),
+        ),
         Some(JournalError::Corrupt { .. }) => (
             EXIT_FAILED,
             Some("the journal is damaged; keep a copy of the state directory for a bug report before changing anything".into()),

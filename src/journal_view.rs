@@ -1,21 +1,18 @@
 //! `loko journal`: the audit log, read from the journal's fold.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use journal::{Attempt, AttemptEnd, Journal, Outputs, RunId, RunOutcome, RunState, StepId};
+use journal::{
+    Attempt, AttemptEnd, Journal, Location, Outputs, RunId, RunOutcome, RunState, StepId,
+};
 use serde_json::json;
 
 use crate::cli::{Global, JournalArgs};
 use crate::failure::UserError;
 use crate::output::outln;
-
-/// The journal's directory inside the state directory.
-pub fn journal_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("journal")
-}
 
 pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode> {
     // `loko journal SPEC [RUN]`, or with --state-dir, `loko journal [RUN]` (and a spec, if given,
@@ -37,18 +34,21 @@ pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode
             .into());
         }
     };
-    let dir = journal_dir(&state_dir);
-    if args.follow {
-        return follow(&dir, args.json).await;
-    }
-    if !dir.exists() {
-        return Err(UserError::usage(
-            format!("no journal at {}", dir.display()),
-            "a journal is created by the first `loko run`; check the spec's asset_dir or --state-dir",
-        )
-        .into());
-    }
-    let journal = Journal::open(&dir)?;
+    let location = crate::journal_location::location(global, &state_dir)?;
+    let journal = match &location {
+        Location::Etcd(config) if args.follow => return follow_etcd(config, args.json).await,
+        Location::Dir(dir) if args.follow => return follow(dir, args.json).await,
+        Location::Dir(dir) if !dir.exists() => {
+            return Err(UserError::usage(
+                format!("no journal at {}", dir.display()),
+                "a journal is created by the first `loko run`; check the spec's asset_dir or --state-dir",
+            )
+            .into());
+        }
+        // etcd is read without the lock, so during a run too.
+        location => Journal::open_read_only(location)?,
+    };
+    let dir = journal.path().to_owned();
     let state = journal.state();
     let run_id = match run {
         Some(n) => Some(RunId(n)),
@@ -387,14 +387,7 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                             eprintln!("following the run of {by}");
                         }
                         records += 1;
-                        if as_json {
-                            outln!(
-                                "{}",
-                                json!({"run": run, "seq": seq, "at_ms": record.at_ms, "event": record.event})
-                            );
-                        } else {
-                            outln!("{}", event_line(run, &record));
-                        }
+                        print_followed(run, seq, &record, as_json);
                     }
                     Some(journal::FeedLine::Closed) if records == 0 => break 'holder,
                     Some(journal::FeedLine::Closed) => {
@@ -418,6 +411,44 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// One followed record: a JSON object, or a line for people.
+fn print_followed(run: RunId, seq: journal::Seq, record: &journal::Record, as_json: bool) {
+    if as_json {
+        outln!(
+            "{}",
+            json!({"run": run, "seq": seq, "at_ms": record.at_ms, "event": record.event})
+        );
+    } else {
+        outln!("{}", event_line(run, record));
+    }
+}
+
+/// `--follow` on an etcd journal: every record, then each as it is written (an etcd watch).
+/// Runs until interrupted: with a shared journal, the next run may come from anywhere.
+async fn follow_etcd(
+    config: &journal::store::EtcdConfig,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    eprintln!("following {} (Ctrl-C to stop)", config.url());
+    let mut bad = None;
+    journal::follow_etcd(config, |run, seq, record| match record {
+        Ok(record) => {
+            print_followed(run, seq, &record, as_json);
+            true
+        }
+        Err(e) => {
+            bad = Some(format!("record {seq} of run {run} is unreadable: {e}"));
+            false
+        }
+    })
+    .await
+    .with_context(|| format!("following {}", config.url()))?;
+    match bad {
+        Some(why) => Err(anyhow::anyhow!("journal {}: {why}", config.url())),
+        None => Ok(ExitCode::SUCCESS),
     }
 }
 

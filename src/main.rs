@@ -11,6 +11,7 @@ mod cli;
 mod demo_agent;
 mod failure;
 mod guard;
+mod journal_location;
 mod journal_view;
 mod output;
 mod progress;
@@ -26,7 +27,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, JournalAction};
 
 // Opening a long journal allocates a great deal in a short time (see journal/src/snapshot.rs);
 // mimalloc does that about twice as fast as glibc's allocator.
@@ -68,7 +69,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Journal(args) => {
             no_sim("journal", &args.no_sim)?;
-            journal_view::run(&args.global, &args).await
+            match &args.action {
+                Some(JournalAction::Unlock(unlock)) => journal_location::unlock(unlock),
+                Some(JournalAction::Push(push)) => journal_location::push(push),
+                None => journal_view::run(&args.global, &args).await,
+            }
         }
         Command::Validate(args) => {
             no_sim("validate", &args.no_sim)?;

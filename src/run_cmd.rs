@@ -13,10 +13,11 @@ use steps::cluster::{self, History};
 
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs};
 use crate::failure::{EXIT_FAILED, EXIT_USAGE, UserError};
+use crate::journal_location::open_journal;
 use crate::output::{out, outln};
 use crate::progress::Printer;
 use crate::sim_session::SimSession;
-use crate::target::{changes, history, open_journal, read_history, target};
+use crate::target::{changes, history, read_history, target};
 use crate::wiring::{Login, WireConfig, actions, engine, request, wire};
 
 /// Exit code of an interrupted run.
@@ -102,7 +103,7 @@ fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
 
 pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
-    let journal = open_journal(&target.state_dir)?;
+    let journal = open_journal(&target.journal)?;
     let history = history(&journal)?;
     // Refused changes stop here, before any API is called.
     let changes = changes(&target.desired, &history)?;
@@ -234,7 +235,7 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
 
 pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
-    let journal = open_journal(&target.state_dir)?;
+    let journal = open_journal(&target.journal)?;
     let history = history(&journal)?;
     if !args.yes
         && !confirm(

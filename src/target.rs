@@ -2,16 +2,14 @@
 //! journal, the journal's history and the changes from it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context as _;
-use journal::Journal;
+use journal::{Journal, Location};
 use specs::DesiredCluster;
 use steps::cluster::{self, History};
 
 use crate::cli::Global;
 use crate::failure::{EXIT_USAGE, UserError};
-use crate::journal_view::journal_dir;
 use crate::spec_cmd::load_spec;
 
 /// A spec with its desired cluster and where its state lives.
@@ -19,6 +17,8 @@ pub(crate) struct Target {
     pub(crate) desired: DesiredCluster,
     pub(crate) assets: PathBuf,
     pub(crate) state_dir: PathBuf,
+    /// Where the journal lives: the state directory's `journal`, or etcd.
+    pub(crate) journal: Location,
     pub(crate) endpoints: specs::Endpoints,
 }
 
@@ -37,21 +37,10 @@ pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target
     Ok(Target {
         desired: spec.desired(),
         assets,
+        journal: crate::journal_location::location(global, &state_dir)?,
         state_dir,
         endpoints: spec.endpoints.clone(),
     })
-}
-
-pub(crate) fn open_journal(state_dir: &Path) -> anyhow::Result<Arc<Journal>> {
-    std::fs::create_dir_all(state_dir).map_err(|e| UserError {
-        message: format!(
-            "cannot create the state directory {}: {e}",
-            state_dir.display()
-        ),
-        code: EXIT_USAGE,
-        hint: Some("choose a writable place with --state-dir".into()),
-    })?;
-    Ok(Arc::new(Journal::open(&journal_dir(state_dir))?))
 }
 
 pub(crate) fn history(journal: &Journal) -> anyhow::Result<History> {
@@ -64,8 +53,18 @@ pub(crate) fn history(journal: &Journal) -> anyhow::Result<History> {
 /// takes no lock, so it is safe while a run holds the journal, and creates no directory (see
 /// [`journal::read_state`]). With a run in progress, a note says the history is as of that
 /// run's last durable step.
+///
+/// An etcd journal is read as it is (without its lock: readers need none there), so a run in
+/// progress shows as far as its last committed append.
 pub(crate) fn read_history(target: &Target) -> anyhow::Result<History> {
-    let view = journal::read_state(&journal_dir(&target.state_dir))?;
+    let dir = match &target.journal {
+        Location::Dir(dir) => dir,
+        etcd @ Location::Etcd(_) => {
+            let journal = Journal::open_read_only(etcd)?;
+            return history(&journal);
+        }
+    };
+    let view = journal::read_state(dir)?;
     if let Some(holder) = &view.live_holder {
         eprintln!("note: a run is in progress ({holder}); this is as of its last recorded step");
     }

@@ -8,6 +8,7 @@ fn loko(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_loko"))
         .args(args)
         .env_remove("RUST_LOG")
+        .env_remove("LOKO_JOURNAL")
         .output()
         .expect("run loko")
 }
@@ -1284,4 +1285,222 @@ fn the_journal_fixture_of_an_earlier_version_is_shown_and_planned_from() {
         0,
     );
     assert!(plan.contains("Devices to create: 0."), "{plan}");
+}
+
+// ---- the journal in etcd ----
+
+fn tutorial_spec() -> String {
+    format!("{}/examples/tutorial.yaml", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn a_journal_url_that_is_not_etcd_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().to_str().unwrap();
+    let out = loko(&[
+        "plan",
+        &tutorial_spec(),
+        "--state-dir",
+        state,
+        "--journal",
+        "etcd://h/x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--journal: \"etcd://h/x\": endpoint \"h\" is not HOST:PORT"),
+        "{err}"
+    );
+    assert!(err.contains("hint: write it as etcd://HOST:PORT"), "{err}");
+}
+
+/// While a loko holds an etcd journal: others read it (no lock needed), `unlock` names the
+/// holder and, with --force, revokes its lease, after which the holder's appends are refused.
+#[test]
+fn an_etcd_journal_is_read_while_held_and_unlocked_by_force() {
+    let etcd = loko_tests::Etcd::start(1);
+    let url = etcd.url("supernova");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().to_str().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = journal::store::EtcdConfig::parse(&url).unwrap();
+    let held = Journal::open_at(&journal::Location::Etcd(config)).unwrap();
+    let run = rt
+        .block_on(held.begin_run(
+            RunKind::Apply,
+            Digest::of(b"spec"),
+            serde_json::json!({}),
+            vec![],
+        ))
+        .unwrap();
+
+    let out = loko(&["journal", "--state-dir", state, "--journal", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1     apply"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let spec = tutorial_spec();
+    let unlock = |force: bool| {
+        let mut args = vec![
+            "journal",
+            "unlock",
+            &spec,
+            "--state-dir",
+            state,
+            "--journal",
+            &url,
+        ];
+        if force {
+            args.push("--force");
+        }
+        loko(&args)
+    };
+    let out = unlock(false);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains(&format!("is locked by pid {}", std::process::id())),
+        "{shown}"
+    );
+    assert!(
+        text(&out.stderr).contains("pass --force"),
+        "{}",
+        text(&out.stderr)
+    );
+    let event = Event::StepSkipped {
+        step: StepId::new("a").unwrap(),
+        because: StepId::new("b").unwrap(),
+    };
+    rt.block_on(held.append(run, event.clone()))
+        .expect("still the holder");
+
+    let out = unlock(true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("revoked lease"),
+        "{}",
+        text(&out.stdout)
+    );
+    let err = rt.block_on(held.append(run, event)).unwrap_err();
+    assert!(matches!(err, journal::JournalError::Fenced { .. }), "{err}");
+    drop(held);
+    let out = unlock(false);
+    assert!(
+        text(&out.stdout).contains("is not locked"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn push_copies_a_local_journal_into_etcd() {
+    let etcd = loko_tests::Etcd::start(1);
+    let url = etcd.url("pushed");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().to_str().unwrap();
+    sample_journal(dir.path());
+    let local = loko(&["journal", "--state-dir", state, "1", "--json"]);
+    assert!(local.status.success());
+    let out = loko(&[
+        "journal",
+        "push",
+        &tutorial_spec(),
+        "--state-dir",
+        state,
+        "--to",
+        &url,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("copied 14 records"),
+        "{}",
+        text(&out.stdout)
+    );
+    let shared = loko(&[
+        "journal",
+        "--state-dir",
+        state,
+        "1",
+        "--json",
+        "--journal",
+        &url,
+    ]);
+    assert!(shared.status.success(), "{}", text(&shared.stderr));
+    assert_eq!(text(&shared.stdout), text(&local.stdout));
+    // Only into an empty journal.
+    let again = loko(&[
+        "journal",
+        "push",
+        &tutorial_spec(),
+        "--state-dir",
+        state,
+        "--to",
+        &url,
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("already holds records"),
+        "{}",
+        text(&again.stderr)
+    );
+}
+
+/// `--follow` on an etcd journal shows what exists, then each event as another process
+/// journals it (an etcd watch), without taking the lock.
+#[test]
+fn follow_watches_an_etcd_journal_written_elsewhere() {
+    use std::io::BufRead as _;
+    let etcd = loko_tests::Etcd::start(1);
+    let url = etcd.url("followed");
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = journal::store::EtcdConfig::parse(&url).unwrap();
+    let held = Journal::open_at(&journal::Location::Etcd(config)).unwrap();
+    let run = rt
+        .block_on(held.begin_run(
+            RunKind::Apply,
+            Digest::of(b"spec"),
+            serde_json::json!({}),
+            vec![],
+        ))
+        .unwrap();
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_loko"))
+        .args(["journal", "--state-dir", dir.path().to_str().unwrap()])
+        .args(["--journal", &url, "--follow", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the follower printed nothing");
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()
+    };
+    assert!(next()["event"]["run_started"].is_object());
+    for name in ["a", "b"] {
+        let event = Event::StepSkipped {
+            step: StepId::new(name).unwrap(),
+            because: StepId::new("pki").unwrap(),
+        };
+        rt.block_on(held.append(run, event)).unwrap();
+        let shown = next();
+        assert_eq!(shown["event"]["step_skipped"]["step"], name, "{shown}");
+        assert_eq!(shown["run"], 1);
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
 }

@@ -98,8 +98,19 @@ impl Feed {
         }
     }
 
+    /// No feed: for stores that readers can read while the journal is held (etcd).
+    pub(crate) fn none() -> Feed {
+        Feed {
+            file: Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
     /// Queues a record just inserted into the store (`bytes` as stored: checksum, then JSON).
     pub(crate) fn queue(&self, run: RunId, seq: Seq, bytes: &[u8]) {
+        if self.file.lock().map_or(true, |f| f.is_none()) {
+            return;
+        }
         let Some(json) = bytes.get(4..).and_then(|b| std::str::from_utf8(b).ok()) else {
             return;
         };
@@ -224,4 +235,18 @@ pub fn parse_feed_line(line: &str) -> Option<FeedLine> {
         Raw::Closed { closed: true } => Some(FeedLine::Closed),
         Raw::Closed { .. } => None,
     }
+}
+
+/// Follows an etcd journal as it is written (an etcd watch; see
+/// [`crate::store::EtcdStore::follow`]): calls `each` with every record, from the first, until
+/// it returns false. A record that cannot be decoded is passed as its error.
+pub async fn follow_etcd(
+    config: &crate::store::EtcdConfig,
+    mut each: impl FnMut(RunId, Seq, Result<Record, crate::DecodeError>) -> bool,
+) -> Result<(), crate::store::StoreError> {
+    crate::store::EtcdStore::follow(config, |key, bytes| match crate::event::parse_key(&key) {
+        Some((run, seq)) => each(run, seq, crate::event::decode(&bytes)),
+        None => true,
+    })
+    .await
 }

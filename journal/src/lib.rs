@@ -11,7 +11,10 @@
 //!   cost one fsync, not a hundred.
 //! - One writer: [`Journal::open`] takes an exclusive lock; a second opener gets
 //!   [`JournalError::Locked`] naming the journal and the holder. The OS drops the lock when the
-//!   holder dies, so a killed run never blocks the next.
+//!   holder dies, so a killed run never blocks the next. In etcd ([`Journal::open_at`] with
+//!   [`Location::Etcd`]) the lock is a lease with a fence: a holder whose lease lapsed and was
+//!   taken over gets [`JournalError::Fenced`] at its next append, never a write (see
+//!   [`store`]).
 //! - Nothing is skipped on read: a damaged record, one of an unknown format version or one that
 //!   contradicts the events before it fails [`Journal::open`] with [`JournalError::Corrupt`],
 //!   naming the run and sequence number.
@@ -32,50 +35,63 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Testing aid: `LOKO_CRASH_AT_APPEND`
-//! When the environment variable `LOKO_CRASH_AT_APPEND=<k>` is set, the process kills itself
+//! # Testing aid: `LOKO_CRASH_AT_APPEND` (feature `testing`)
+//! Only in a build with this crate's `testing` feature (the test suites enable it), when the
+//! environment variable `LOKO_CRASH_AT_APPEND=<k>` is set, the process kills itself
 //! with SIGKILL (no destructors, no flush, exactly like `kill -9`) right after the k-th durable
 //! append of this process, before that append returns to its caller. The crash suites use it to
 //! stop a run at every point where the journal changes and prove that the next run resumes
 //! correctly. Never set it outside tests.
 
+mod committer;
+mod crash;
 mod event;
 mod feed;
 mod fold;
 mod ids;
+mod journal;
 mod lock;
 mod secrets;
 mod snapshot;
-mod store;
+pub mod store;
 mod view;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
 
-use serde_json::Value;
-use tokio::sync::oneshot;
-
+pub use crash::CRASH_AT_APPEND_ENV;
 pub use event::{DecodeError, Event, FORMAT_VERSION, Record, RunKind, RunOutcome};
-pub use feed::{FEED_FILE, FeedLine, parse_feed_line};
+pub use feed::{FEED_FILE, FeedLine, follow_etcd, parse_feed_line};
 pub use fold::{
     Attempt, AttemptEnd, ClusterState, FoldError, Intent, RecordedSpec, RunState, StepHistory,
     StepResult,
 };
 pub use ids::{Digest, InvalidStepId, RunId, Seq, StepId};
+pub use journal::Journal;
+pub use lock::human_time;
 pub use secrets::{
     OutputError, Outputs, REDACTED, redact, redact_json, register_secret, secret_kind,
 };
 pub use snapshot::SNAPSHOT_EVERY;
+use store::{EtcdConfig, StoreError};
 pub use view::{JournalView, read_state};
 
-use lock::RunLock;
-pub use lock::human_time;
-use store::{Store, StoreError};
+/// Where a cluster's journal lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The embedded store in a directory (by default `<asset_dir>/.loko/journal`).
+    Dir(PathBuf),
+    /// etcd v3, shared by every machine that reaches it.
+    Etcd(EtcdConfig),
+}
 
-/// The environment variable of the crash testing aid (see the crate docs).
-pub const CRASH_AT_APPEND_ENV: &str = "LOKO_CRASH_AT_APPEND";
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Dir(dir) => write!(f, "{}", dir.display()),
+            Location::Etcd(config) => write!(f, "{}", config.url()),
+        }
+    }
+}
 
 /// Errors of the journal. Each names the journal's path.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +101,21 @@ pub enum JournalError {
         "journal {path} is locked by another loko ({holder}); wait for it to finish or stop it"
     )]
     Locked { path: PathBuf, holder: String },
+    /// This process lost its lease on the journal (it was paused or cut off for longer than
+    /// the lease lasts, or its lock was broken by hand) and another may hold it now: the
+    /// append was refused and nothing more will be written by this process.
+    #[error(
+        "journal {path}: fenced: {reason}; this loko no longer holds the journal and stops (the next run resumes)"
+    )]
+    Fenced { path: PathBuf, reason: String },
+    /// The journal does not end where this process expected: someone wrote to it without
+    /// holding its lease. The append was refused.
+    #[error("journal {path}: {source}")]
+    Conflict {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
     /// A stored record cannot be trusted; nothing after it is read.
     #[error("journal {path}: record {seq} of run {run} is unreadable: {reason}")]
     Corrupt {
@@ -127,421 +158,20 @@ pub enum JournalError {
     BadCrashPoint(String),
 }
 
-/// The journal of one cluster. Cheap to share: wrap it in an `Arc`.
-pub struct Journal {
-    path: PathBuf,
-    store: Arc<Store>,
-    state: Mutex<Folded>,
-    committer: Committer,
-    feed: Arc<feed::Feed>,
-    // Declared last so it is released after the store is closed.
-    _lock: RunLock,
-}
-
-type Waiter = oneshot::Sender<Result<(), String>>;
-
-struct Folded {
-    cluster: ClusterState,
-    next_seq: BTreeMap<RunId, u64>,
-    /// Records folded since the last snapshot (or since the first record).
-    since_snapshot: u64,
-}
-
-impl Journal {
-    /// Opens (creating if needed) the journal in directory `dir`, locks it, and folds every record.
-    pub fn open(dir: &Path) -> Result<Journal, JournalError> {
-        crash_point()?;
-        let io = |source| JournalError::Io {
-            path: dir.to_owned(),
-            source,
-        };
-        create_private_dir(dir).map_err(io)?;
-        let lock = RunLock::acquire(&dir.join("LOCK"), dir).map_err(|e| match e {
-            lock::LockError::Held { path, holder } => JournalError::Locked { path, holder },
-            lock::LockError::Io { path, source } => JournalError::Io { path, source },
-        })?;
-        let store = Store::open(&dir.join("events")).map_err(|source| JournalError::Store {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let (folded, used) = fold_store(dir, &store)?;
-        // What this holder opened with, for readers of the feed (see `feed`): the stored
-        // snapshot it used, as stored (nothing is encoded), and the records after it.
-        let feed = match &used {
-            Some((bytes, after)) => {
-                feed::Feed::start(dir, &lock::whoami(), bytes, store.scan_after(*after))
-            }
-            None => feed::Feed::start(dir, &lock::whoami(), &[], store.scan()),
-        };
-        let feed = Arc::new(feed);
-        let store = Arc::new(store);
-        let committer = Committer::spawn(Arc::clone(&store), Arc::clone(&feed)).map_err(io)?;
-        Ok(Journal {
-            path: dir.to_owned(),
-            store,
-            state: Mutex::new(folded),
-            committer,
-            feed,
-            _lock: lock,
-        })
+/// The journal's error for a store's.
+pub(crate) fn store_error(path: &Path, e: StoreError) -> JournalError {
+    let path = path.to_owned();
+    match e {
+        StoreError::Held { holder } => JournalError::Locked { path, holder },
+        StoreError::Fenced(reason) => JournalError::Fenced { path, reason },
+        source @ StoreError::Conflict { .. } => JournalError::Conflict { path, source },
+        source @ StoreError::Failed(_) => JournalError::Store { path, source },
     }
-
-    /// The journal's directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Starts a new run with the next run id and returns that id once `RunStarted` is durable.
-    pub async fn begin_run(
-        &self,
-        kind: RunKind,
-        spec_digest: Digest,
-        spec: Value,
-        plan: Vec<StepId>,
-    ) -> Result<RunId, JournalError> {
-        let event = Event::RunStarted {
-            kind,
-            spec_digest,
-            spec,
-            plan,
-            by: lock::whoami(),
-        };
-        let bytes = self.encode(&event)?;
-        let run = {
-            let mut folded = self.folded();
-            let run = RunId(folded.cluster.last_run().map_or(1, |r| r.id.0 + 1));
-            self.insert_and_apply(&mut folded, run, &event, bytes)?;
-            run
-        };
-        self.commit().await?;
-        Ok(run)
-    }
-
-    /// Marks `run` as resumed by this process, with the plan it continues.
-    pub async fn resume_run(&self, run: RunId, plan: Vec<StepId>) -> Result<Seq, JournalError> {
-        self.append(
-            run,
-            Event::RunResumed {
-                plan,
-                by: lock::whoami(),
-            },
-        )
-        .await
-    }
-
-    /// Appends an event to `run` and returns its sequence number once it is durable.
-    pub async fn append(&self, run: RunId, event: Event) -> Result<Seq, JournalError> {
-        let bytes = self.encode(&event)?;
-        let seq = {
-            let mut folded = self.folded();
-            self.insert_and_apply(&mut folded, run, &event, bytes)?
-        };
-        self.commit().await?;
-        Ok(seq)
-    }
-
-    /// Runs `f` on the folded state. Keep `f` short: appends wait for it.
-    pub fn with_state<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> R {
-        f(&self.folded().cluster)
-    }
-
-    /// A copy of the folded state.
-    pub fn state(&self) -> ClusterState {
-        self.with_state(Clone::clone)
-    }
-
-    /// The stored records of one run, in order, read back from disk.
-    pub fn records(&self, run: RunId) -> Result<Vec<(Seq, Record)>, JournalError> {
-        let mut out = Vec::new();
-        for item in self.store.scan_prefix(&run.0.to_be_bytes()) {
-            let (k, v) = item.map_err(|source| JournalError::Store {
-                path: self.path.clone(),
-                source,
-            })?;
-            let (run, seq) = event::parse_key(&k).ok_or_else(|| self.bad_key(&k))?;
-            let v: &[u8] = &v;
-            let record = event::decode(v).map_err(|e| JournalError::Corrupt {
-                path: self.path.clone(),
-                run,
-                seq,
-                reason: e.to_string(),
-            })?;
-            out.push((seq, record));
-        }
-        Ok(out)
-    }
-
-    /// Replaces the raw bytes of a stored record. Exists only so that tests (here and in the
-    /// suites of other crates) can prove that damaged records are reported, never skipped.
-    #[doc(hidden)]
-    pub fn damage_record_for_tests(
-        &self,
-        run: RunId,
-        seq: Seq,
-        bytes: &[u8],
-    ) -> Result<(), JournalError> {
-        self.store
-            .overwrite_raw(&event::key(run, seq), bytes)
-            .map_err(|source| JournalError::Store {
-                path: self.path.clone(),
-                source,
-            })
-    }
-
-    fn folded(&self) -> MutexGuard<'_, Folded> {
-        // A panic while holding the lock cannot leave the fold half-applied: apply only runs
-        // after the checks that can fail, so the data is still consistent.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn encode(&self, event: &Event) -> Result<Vec<u8>, JournalError> {
-        event::encode(now_ms(), event).map_err(|source| JournalError::Encode {
-            path: self.path.clone(),
-            source,
-        })
-    }
-
-    /// Inserts under the state lock, so that sequence numbers, store order and fold order agree.
-    fn insert_and_apply(
-        &self,
-        folded: &mut Folded,
-        run: RunId,
-        event: &Event,
-        bytes: Vec<u8>,
-    ) -> Result<Seq, JournalError> {
-        folded
-            .cluster
-            .admits(run, event)
-            .map_err(|source| JournalError::Refused {
-                path: self.path.clone(),
-                run,
-                source,
-            })?;
-        let next = folded.next_seq.entry(run).or_insert(1);
-        let seq = Seq(*next);
-        // Decode what we stored so the in-memory fold sees exactly what a later open will see
-        // (redacted text included).
-        let record = event::decode(&bytes).map_err(|e| JournalError::Corrupt {
-            path: self.path.clone(),
-            run,
-            seq,
-            reason: e.to_string(),
-        })?;
-        self.feed.queue(run, seq, &bytes);
-        self.store
-            .insert(event::key(run, seq), bytes)
-            .map_err(|source| JournalError::Store {
-                path: self.path.clone(),
-                source,
-            })?;
-        *next += 1;
-        folded.cluster.apply_admitted(run, seq, record);
-        folded.since_snapshot += 1;
-        if folded.since_snapshot >= snapshot::SNAPSHOT_EVERY {
-            self.write_snapshot(folded, (run, seq));
-        }
-        Ok(seq)
-    }
-
-    /// Stores a snapshot of the fold up to `last`. It only speeds up the next open, so failing
-    /// to write one is not an error of the append that triggered it: the next open uses the
-    /// previous snapshot (still true of the records it covers) or folds the records, and a
-    /// store that cannot write fails the next flush anyway. Either way the next try is
-    /// [`snapshot::SNAPSHOT_EVERY`] events later, not at every append.
-    fn write_snapshot(&self, folded: &mut Folded, last: (RunId, Seq)) {
-        if let Ok(bytes) = snapshot::encode(last, &folded.next_seq, &folded.cluster) {
-            let _ = self.store.put_snapshot(bytes);
-        }
-        folded.since_snapshot = 0;
-    }
-
-    /// Waits until everything inserted so far is durable, sharing the flush with concurrent
-    /// appenders.
-    async fn commit(&self) -> Result<(), JournalError> {
-        let (tx, rx) = oneshot::channel();
-        let failed = |reason: String| JournalError::Store {
-            path: self.path.clone(),
-            source: StoreError::from_text(reason),
-        };
-        self.committer
-            .send(tx)
-            .map_err(|_| failed("the flush thread stopped".to_owned()))?;
-        rx.await
-            .map_err(|_| failed("the flush thread stopped".to_owned()))?
-            .map_err(failed)?;
-        crash_if_asked();
-        Ok(())
-    }
-
-    fn bad_key(&self, key: &[u8]) -> JournalError {
-        JournalError::Corrupt {
-            path: self.path.clone(),
-            run: RunId(0),
-            seq: Seq(0),
-            reason: format!("store key {} is not a journal key", hex::encode(key)),
-        }
-    }
-}
-
-/// The committer: one thread that flushes once for every batch of waiting appenders.
-///
-/// Dropping it closes the queue and joins the thread, so that when a `Journal` is dropped the
-/// store is closed (and its file lock released) before `drop` returns.
-struct Committer {
-    queue: Option<mpsc::Sender<Waiter>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Committer {
-    fn spawn(store: Arc<Store>, feed: Arc<feed::Feed>) -> std::io::Result<Committer> {
-        let (tx, rx) = mpsc::channel::<Waiter>();
-        let thread = std::thread::Builder::new()
-            .name("journal-commit".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(rx.try_iter());
-                    // Taken before the flush, so every record published is durable.
-                    let published = feed.take();
-                    let result = store.flush().map_err(|e| e.to_string());
-                    if result.is_ok() {
-                        feed.publish(&published);
-                    }
-                    for waiter in batch {
-                        // The appender may have gone (its task was cancelled); the flush stands.
-                        let _ = waiter.send(result.clone());
-                    }
-                }
-                feed.close();
-            })?;
-        Ok(Committer {
-            queue: Some(tx),
-            thread: Some(thread),
-        })
-    }
-
-    fn send(&self, waiter: Waiter) -> Result<(), mpsc::SendError<Waiter>> {
-        match &self.queue {
-            Some(queue) => queue.send(waiter),
-            None => Err(mpsc::SendError(waiter)),
-        }
-    }
-}
-
-impl Drop for Committer {
-    fn drop(&mut self) {
-        self.queue.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Folds the store: the latest usable snapshot and the records after it, or every record.
-/// A stored snapshot as stored, and the key of the last record it covers.
-type UsedSnapshot = (store::Bytes, [u8; 16]);
-
-/// The fold of the store, and the stored snapshot it started from, if it used one.
-fn fold_store(dir: &Path, store: &Store) -> Result<(Folded, Option<UsedSnapshot>), JournalError> {
-    let store_error = |source| JournalError::Store {
-        path: dir.to_owned(),
-        source,
-    };
-    if let Some((bytes, snap)) = usable_snapshot(store).map_err(store_error)? {
-        let after = snapshot::last_key(&snap);
-        let folded = Folded {
-            cluster: snap.cluster,
-            next_seq: snap.next_seq,
-            since_snapshot: 0,
-        };
-        let folded = fold_records(dir, folded, store.scan_after(after))?;
-        return Ok((folded, Some((bytes, after))));
-    }
-    let empty = Folded {
-        cluster: ClusterState::default(),
-        next_seq: BTreeMap::new(),
-        since_snapshot: 0,
-    };
-    Ok((fold_records(dir, empty, store.scan())?, None))
-}
-
-/// The stored snapshot, if there is one this build can use. A snapshot that cannot be used is
-/// ignored (it is derived data; every record is still there), but one that could be read and
-/// names a record the store lacks is ignored too: it must never stand in for records that are
-/// not durable.
-fn usable_snapshot(
-    store: &Store,
-) -> Result<Option<(store::Bytes, snapshot::Snapshot)>, StoreError> {
-    let Some(bytes) = store.snapshot()? else {
-        return Ok(None);
-    };
-    let Ok(snap) = snapshot::decode(&bytes) else {
-        return Ok(None);
-    };
-    Ok(store
-        .contains(snapshot::last_key(&snap))?
-        .then_some((bytes, snap)))
-}
-
-/// Folds `records` (in key order) onto `folded`, checking each against the ones before it.
-fn fold_records(
-    dir: &Path,
-    mut folded: Folded,
-    records: impl Iterator<Item = Result<(store::Bytes, store::Bytes), StoreError>>,
-) -> Result<Folded, JournalError> {
-    let corrupt = |run, seq, reason: String| JournalError::Corrupt {
-        path: dir.to_owned(),
-        run,
-        seq,
-        reason,
-    };
-    let mut raw = Vec::new();
-    for item in records {
-        let (k, v) = item.map_err(|source| JournalError::Store {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let (run, seq) = event::parse_key(&k).ok_or_else(|| {
-            corrupt(
-                RunId(0),
-                Seq(0),
-                format!("store key {} is not a journal key", hex::encode(&k)),
-            )
-        })?;
-        raw.push((run, seq, v));
-    }
-    // Decoding is most of the cost of folding many records and each record decodes on its
-    // own, so it is spread over the cores; folding stays sequential, in key order.
-    let decoded = if raw.len() < 4096 {
-        raw.iter().map(|(_, _, v)| event::decode(v)).collect()
-    } else {
-        par_map(&raw, |(_, _, v)| event::decode(v))
-    };
-    for ((run, seq, _), record) in raw.iter().zip(decoded) {
-        let (run, seq) = (*run, *seq);
-        let expected = folded.next_seq.get(&run).copied().unwrap_or(1);
-        if seq.0 != expected {
-            return Err(corrupt(
-                run,
-                seq,
-                format!("expected record {expected} of the run here; records are missing"),
-            ));
-        }
-        let record = record.map_err(|e| corrupt(run, seq, e.to_string()))?;
-        folded
-            .cluster
-            .admits(run, &record.event)
-            .map_err(|e| corrupt(run, seq, e.to_string()))?;
-        folded.cluster.apply_admitted(run, seq, record);
-        folded.next_seq.insert(run, seq.0 + 1);
-        folded.since_snapshot += 1;
-    }
-    Ok(folded)
 }
 
 /// `f` over `items` on every core, results in the order of `items`. For work that is a pure
 /// function of each item (decoding records, snapshot chunks) and worth a thread per core.
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads < 2 || items.len() < 2 {
         return items.iter().map(&f).collect();
@@ -561,242 +191,4 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
             })
             .collect()
     })
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-static CRASH_AT: OnceLock<Option<u64>> = OnceLock::new();
-static DURABLE_APPENDS: AtomicU64 = AtomicU64::new(0);
-
-/// Reads `LOKO_CRASH_AT_APPEND` once per process.
-fn crash_point() -> Result<Option<u64>, JournalError> {
-    let raw = std::env::var(CRASH_AT_APPEND_ENV).ok();
-    let parsed = match raw.as_deref() {
-        None | Some("") => None,
-        Some(text) => match text.trim().parse::<u64>() {
-            Ok(k) if k > 0 => Some(k),
-            _ => return Err(JournalError::BadCrashPoint(text.to_owned())),
-        },
-    };
-    Ok(*CRASH_AT.get_or_init(|| parsed))
-}
-
-fn crash_if_asked() {
-    let n = DURABLE_APPENDS.fetch_add(1, Ordering::SeqCst) + 1;
-    if CRASH_AT.get().copied().flatten() == Some(n) {
-        // SIGKILL rather than abort(): no core dump, no handler, no destructor, like `kill -9`.
-        // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn step(name: &str) -> StepId {
-        StepId::new(name).unwrap()
-    }
-
-    /// A journal with several runs and every kind of event, crossing several snapshots.
-    async fn busy_journal(dir: &Path) -> ClusterState {
-        let journal = Journal::open(dir).unwrap();
-        let spec = serde_json::json!({
-            "name": "supernova", "count": 3, "ratio": -0.5, "neg": -7, "on": true,
-            "none": null, "list": [1, "two", {"three": [3]}],
-        });
-        for r in 0..3u32 {
-            let plan = vec![step("pki"), step("device/a")];
-            let run = journal
-                .begin_run(
-                    RunKind::Apply,
-                    Digest::of(b"spec"),
-                    spec.clone(),
-                    plan.clone(),
-                )
-                .await
-                .unwrap();
-            if r == 1 {
-                journal.resume_run(run, plan).await.unwrap();
-            }
-            for i in 0..12u32 {
-                let s = step(&format!("device/node-{i}"));
-                let attempt = r * 2 + 1;
-                let started = Event::StepStarted {
-                    step: s.clone(),
-                    attempt,
-                    inputs_digest: Digest::of(&i.to_be_bytes()),
-                };
-                journal.append(run, started).await.unwrap();
-                let detail = Outputs::new()
-                    .with("hostname", format!("node-{i}"))
-                    .unwrap();
-                let intent = Event::StepIntent {
-                    step: s.clone(),
-                    attempt,
-                    effect: "create device".into(),
-                    detail,
-                };
-                journal.append(run, intent).await.unwrap();
-                let end = if i % 5 == 4 {
-                    Event::StepFailed {
-                        step: s.clone(),
-                        attempt,
-                        error: "503 from the API".into(),
-                        retryable: true,
-                        duration_ms: 9,
-                    }
-                } else {
-                    let outputs = Outputs::new()
-                        .with("device_id", format!("id-{i}"))
-                        .and_then(|o| o.with("ports", vec![22, 6443]))
-                        .and_then(|o| o.with("x", serde_json::json!({"f": 1.5, "n": -1})))
-                        .unwrap();
-                    Event::StepSucceeded {
-                        step: s.clone(),
-                        attempt,
-                        inputs_digest: Digest::of(&i.to_be_bytes()),
-                        outputs,
-                        duration_ms: 3,
-                        invalidates: if i == 7 {
-                            vec![step("device/node-1")]
-                        } else {
-                            vec![]
-                        },
-                    }
-                };
-                journal.append(run, end).await.unwrap();
-            }
-            let skipped = Event::StepSkipped {
-                step: step("bootkube"),
-                because: step("device/node-4"),
-            };
-            journal.append(run, skipped).await.unwrap();
-            let outcome = if r < 2 {
-                RunOutcome::Failed {
-                    failed: vec![step("device/node-4")],
-                    skipped: vec![step("bootkube")],
-                }
-            } else {
-                RunOutcome::Interrupted
-            };
-            journal
-                .append(run, Event::RunEnded { outcome })
-                .await
-                .unwrap();
-        }
-        // A few records after the last snapshot, to be folded on top of it.
-        let last = journal.state().last_run().unwrap().id;
-        journal
-            .append(
-                last,
-                Event::StepSkipped {
-                    step: step("ready"),
-                    because: step("pki"),
-                },
-            )
-            .await
-            .unwrap();
-        journal.state()
-    }
-
-    #[tokio::test]
-    async fn a_snapshot_and_the_records_after_it_fold_to_the_same_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let before = busy_journal(dir.path()).await;
-        let journal = Journal::open(dir.path()).unwrap();
-        let (_, snap) = usable_snapshot(&journal.store)
-            .unwrap()
-            .expect("a snapshot was written");
-        assert!(
-            snap.cluster.runs.values().map(|r| r.events).sum::<u64>() > snapshot::SNAPSHOT_EVERY
-        );
-        let tail = journal.store.scan_after(snapshot::last_key(&snap)).count() as u64;
-        assert!(
-            tail > 0,
-            "the test must fold records on top of the snapshot"
-        );
-        assert_eq!(journal.state(), before);
-        assert_eq!(journal.folded().since_snapshot, tail);
-        // The same state as folding every record without the snapshot.
-        let folded = fold_records(
-            dir.path(),
-            Folded {
-                cluster: ClusterState::default(),
-                next_seq: BTreeMap::new(),
-                since_snapshot: 0,
-            },
-            journal.store.scan(),
-        )
-        .unwrap();
-        assert_eq!(folded.cluster, before);
-        assert_eq!(folded.next_seq, journal.folded().next_seq);
-    }
-
-    #[tokio::test]
-    async fn a_damaged_or_unusable_snapshot_is_ignored_and_every_record_folded() {
-        let dir = tempfile::tempdir().unwrap();
-        let before = busy_journal(dir.path()).await;
-        let stored = {
-            let journal = Journal::open(dir.path()).unwrap();
-            journal.store.snapshot().unwrap().unwrap().to_vec()
-        };
-        let mut damaged = stored.clone();
-        let middle = damaged.len() / 2;
-        damaged[middle] ^= 0x40;
-        // Names a record the store does not hold, as if its records had not been flushed.
-        let ahead = {
-            let snap = snapshot::decode(&stored).unwrap();
-            let mut next_seq = snap.next_seq.clone();
-            let run = snap.last.0;
-            next_seq.insert(run, 1_000_000);
-            snapshot::encode((run, Seq(999_999)), &next_seq, &snap.cluster).unwrap()
-        };
-        for bad in [damaged, ahead, b"\x01\x02".to_vec()] {
-            {
-                let journal = Journal::open(dir.path()).unwrap();
-                journal.store.put_snapshot(bad).unwrap();
-                journal.store.flush().unwrap();
-            }
-            let journal = Journal::open(dir.path()).unwrap();
-            assert!(usable_snapshot(&journal.store).unwrap().is_none());
-            assert_eq!(journal.state(), before);
-        }
-    }
-
-    #[tokio::test]
-    async fn only_the_newest_run_takes_events() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(dir.path()).unwrap();
-        let begin = || journal.begin_run(RunKind::Apply, Digest::of(b"s"), Value::Null, vec![]);
-        let first = begin().await.unwrap();
-        let second = begin().await.unwrap();
-        let event = Event::StepSkipped {
-            step: step("a"),
-            because: step("b"),
-        };
-        let err = journal.append(first, event.clone()).await.unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("run 2 is newer; only the newest run takes events"),
-            "{err}"
-        );
-        journal.append(second, event).await.unwrap();
-    }
 }

@@ -72,10 +72,7 @@ impl RunLock {
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let since = crate::journal::now_ms();
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         write!(file, "{}, since {}", whoami(), human_time(since)).map_err(io)?;

@@ -1,118 +1,127 @@
-//! The storage behind the journal: the only module that knows sled.
+//! The storage behind the journal: the seam between the journal's logic and where its records
+//! live.
 //!
-//! sled 0.34 has had no release since 2021 (1.0 is an alpha), so everything loko needs from it
-//! is this small surface: ordered inserts, a durable flush, ordered scans, and one slot for
-//! the latest snapshot of the fold. Swapping it for
-//! another embedded store (redb, fjall, or an append-only file) means rewriting this file only.
+//! A [`Store`] is what the journal needs from any storage, and nothing more:
+//! - it is **held**: acquiring one takes the journal's single-writer lease, and the store
+//!   carries the [`Lease`] it got (who holds it, and a *fence*, a number that grows with every
+//!   new holder), released when the store is dropped;
+//! - **appends at an expected position**: a batch of records goes after the record the caller
+//!   believes is last, or is refused ([`StoreError::Conflict`]), and a store whose lease was
+//!   taken over refuses every append ([`StoreError::Fenced`]);
+//! - a **durable flush** that makes every append before it durable;
+//! - **ordered scans** (keys are `(run, seq)` big-endian, so byte order is journal order);
+//! - one **snapshot slot**, durable with the flush after the records it covers.
+//!
+//! Two stores implement it: [`SledStore`] (embedded, a sled database and an OS file lock in a
+//! directory: the default, for one machine) and [`EtcdStore`] (etcd v3, for a team sharing a
+//! cluster's journal). sled and the HTTP client are imported only below this module.
 
-use std::path::Path;
+mod etcd;
+mod sled_store;
 
-/// Bytes as the store hands them out (derefs to `[u8]`).
-pub(crate) type Bytes = sled::IVec;
+use std::ops::Deref;
 
-/// An ordered, durable key-value store of journal records.
-pub(crate) struct Store {
-    db: sled::Db,
-    events: sled::Tree,
-    snapshots: sled::Tree,
+pub use etcd::{EtcdConfig, EtcdStore, EtcdTls, LockInfo};
+pub use sled_store::SledStore;
+
+/// A record's key: run id and sequence number, each big-endian.
+pub type Key = [u8; 16];
+
+/// Bytes as a store hands them out: borrowed from sled's cache, or owned.
+pub enum Bytes {
+    /// From the embedded store, without a copy.
+    Embedded(sled::IVec),
+    /// Read over the network.
+    Owned(Vec<u8>),
 }
 
-/// The key of the one snapshot kept.
-const LATEST: &[u8] = b"latest";
-
-/// A storage failure; the text is sled's.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(String);
-
-impl StoreError {
-    pub(crate) fn from_text(text: String) -> StoreError {
-        StoreError(text)
+impl Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Embedded(b) => b,
+            Bytes::Owned(b) => b,
+        }
     }
 }
 
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        StoreError(e.to_string())
-    }
+/// Records in key order, read lazily.
+pub type Records<'a> = Box<dyn Iterator<Item = Result<(Bytes, Bytes), StoreError>> + 'a>;
+
+/// Who holds a store, and the fence that orders holders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// `pid N on host, since T`, as other processes are shown it.
+    pub holder: String,
+    /// Grows with every new holder (etcd: the lock key's creation revision); an append of an
+    /// older fence is refused once a newer one exists. 0 for the embedded store, whose OS lock
+    /// cannot be taken over.
+    pub fence: u64,
 }
 
-impl Store {
-    pub(crate) fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            // Durability comes from explicit flushes after each group of appends; sled's own
-            // periodic flush would only add fsyncs.
-            .flush_every_ms(None)
-            .open()?;
-        let events = db.open_tree("events")?;
-        let snapshots = db.open_tree("snapshots")?;
-        Ok(Store {
-            db,
-            events,
-            snapshots,
-        })
-    }
+/// A storage failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the journal.
+    #[error("held by another loko ({holder})")]
+    Held { holder: String },
+    /// This process's lease is gone and another may hold the journal: nothing more may be
+    /// written by it.
+    #[error("fenced: {0}")]
+    Fenced(String),
+    /// The journal does not end where the appender expected (a writer that bypassed the lease).
+    #[error(
+        "sequence conflict: the append expected the journal to end at {expected}, it ends at {found}"
+    )]
+    Conflict { expected: String, found: String },
+    /// The store failed to read or write; the text is the store's.
+    #[error("{0}")]
+    Failed(String),
+}
 
-    /// Inserts a record; it is durable only after the next [`Store::flush`].
-    pub(crate) fn insert(&self, key: [u8; 16], value: Vec<u8>) -> Result<(), StoreError> {
-        self.events.insert(key, value)?;
-        Ok(())
-    }
+/// The storage of one journal, held by this process (see the module docs). Dropping it
+/// releases the lease.
+pub trait Store: Send + Sync {
+    /// Where the journal lives, for messages: a directory or an `etcd://` URL.
+    fn location(&self) -> &str;
 
-    /// Makes every insert so far durable (written and fsynced).
-    pub(crate) fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
-    }
+    /// The lease this store was acquired with.
+    fn lease(&self) -> &Lease;
 
-    /// Every record in key order. Keys and values are borrowed from sled's cache, not copied.
-    pub(crate) fn scan(&self) -> impl Iterator<Item = Result<(Bytes, Bytes), StoreError>> + '_ {
-        self.events.iter().map(|r| r.map_err(StoreError::from))
-    }
+    /// Appends `records` (keys ascending, each after `after`) right after the record with key
+    /// `after` (`None`: the journal is empty). Durable only after the next [`Store::flush`].
+    /// Refused when the journal does not end at `after`.
+    fn append(&self, after: Option<Key>, records: Vec<(Key, Vec<u8>)>) -> Result<(), StoreError>;
 
-    /// The records whose keys sort after `key`, in key order.
-    pub(crate) fn scan_after(
-        &self,
-        key: [u8; 16],
-    ) -> impl Iterator<Item = Result<(Bytes, Bytes), StoreError>> + '_ {
-        use std::ops::Bound;
-        self.events
-            .range::<[u8; 16], _>((Bound::Excluded(key), Bound::Unbounded))
-            .map(|r| r.map_err(StoreError::from))
-    }
+    /// Makes every append and snapshot so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
 
-    /// True when a record with this key exists.
-    pub(crate) fn contains(&self, key: [u8; 16]) -> Result<bool, StoreError> {
-        Ok(self.events.contains_key(key)?)
-    }
+    /// The durable records whose keys sort after `after` (all of them for `None`), in key order.
+    fn scan_after(&self, after: Option<Key>) -> Records<'_>;
 
-    /// Replaces the snapshot; durable with the next [`Store::flush`], which also makes every
-    /// record inserted before it durable.
-    pub(crate) fn put_snapshot(&self, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.snapshots.insert(LATEST, bytes)?;
-        Ok(())
-    }
+    /// The durable records whose keys start with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Records<'_>;
 
-    /// The latest snapshot, if one was written.
-    pub(crate) fn snapshot(&self) -> Result<Option<Bytes>, StoreError> {
-        Ok(self.snapshots.get(LATEST)?)
-    }
+    /// True when a durable record has this key.
+    fn contains(&self, key: Key) -> Result<bool, StoreError>;
 
-    /// The records whose keys start with `prefix`, in key order.
-    pub(crate) fn scan_prefix(
-        &self,
-        prefix: &[u8],
-    ) -> impl Iterator<Item = Result<(Bytes, Bytes), StoreError>> + '_ {
-        self.events
-            .scan_prefix(prefix)
-            .map(|r| r.map_err(StoreError::from))
-    }
+    /// Replaces the snapshot; durable with the next [`Store::flush`], after every record
+    /// appended before it.
+    fn put_snapshot(&self, bytes: Vec<u8>) -> Result<(), StoreError>;
 
-    /// Overwrites a record in place. Only for tests that prove damaged records are reported.
-    #[doc(hidden)]
-    pub(crate) fn overwrite_raw(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.events.insert(key, value)?;
-        self.flush()
+    /// The latest durable snapshot, if one was written.
+    fn snapshot(&self) -> Result<Option<Bytes>, StoreError>;
+
+    /// Overwrites a durable record in place. Only for tests that prove damaged records are
+    /// reported.
+    #[cfg(feature = "testing")]
+    fn overwrite_raw(&self, key: Key, value: &[u8]) -> Result<(), StoreError>;
+}
+
+/// The key's text for messages: `run R record S`.
+pub(crate) fn describe_key(key: Option<Key>) -> String {
+    match key.and_then(|k| crate::event::parse_key(&k)) {
+        Some((run, seq)) => format!("run {run} record {seq}"),
+        None => "the start (no record)".to_owned(),
     }
 }

@@ -210,3 +210,249 @@ impl Sshd {
         }
     }
 }
+
+/// An etcd of one or more members on 127.0.0.1 (plain HTTP, or TLS with client certificates),
+/// with its data in a temporary directory; every member is killed on drop.
+pub struct Etcd {
+    members: Vec<Option<Killed>>,
+    /// Each member's command line, to restart it on its data.
+    commands: Vec<Vec<std::ffi::OsString>>,
+    client_ports: Vec<u16>,
+    tls: Option<EtcdTlsFiles>,
+    dir: tempfile::TempDir,
+}
+
+/// A CA, etcd's serving certificate (for 127.0.0.1) and a client certificate, made with
+/// openssl, for an etcd that serves TLS and asks clients for a certificate.
+#[derive(Clone, Debug)]
+pub struct EtcdTlsFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl EtcdTlsFiles {
+    /// Writes the files into `dir`.
+    pub fn make(dir: &Path) -> EtcdTlsFiles {
+        let p = |name: &str| dir.join(name);
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(p("ca.key"))
+            .arg("-out")
+            .arg(p("ca.crt"))
+            .args(["-subj", "/CN=loko-test-ca", "-days", "2"]));
+        // etcd's JSON gateway calls the server's gRPC side with the server's own
+        // certificate, so with client certificate authentication the serving certificate must
+        // be a client certificate too.
+        for (name, usage) in [
+            ("server", "serverAuth,clientAuth"),
+            ("client", "clientAuth"),
+        ] {
+            std::fs::write(
+                p(&format!("{name}.ext")),
+                format!("subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n"),
+            )
+            .expect("write an openssl extension file");
+            run(Command::new("openssl")
+                .arg("req")
+                .args(ec)
+                .arg("-keyout")
+                .arg(p(&format!("{name}.key")))
+                .arg("-out")
+                .arg(p(&format!("{name}.csr")))
+                .args(["-subj", &format!("/CN=loko-test-{name}")]));
+            run(Command::new("openssl")
+                .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+                .arg("-in")
+                .arg(p(&format!("{name}.csr")))
+                .arg("-CA")
+                .arg(p("ca.crt"))
+                .arg("-CAkey")
+                .arg(p("ca.key"))
+                .arg("-out")
+                .arg(p(&format!("{name}.crt")))
+                .arg("-extfile")
+                .arg(p(&format!("{name}.ext"))));
+        }
+        EtcdTlsFiles {
+            ca: p("ca.crt"),
+            server_cert: p("server.crt"),
+            server_key: p("server.key"),
+            client_cert: p("client.crt"),
+            client_key: p("client.key"),
+        }
+    }
+}
+
+impl Etcd {
+    /// Starts `members` plain-HTTP members and waits until the cluster serves.
+    pub fn start(members: usize) -> Etcd {
+        Etcd::start_with(members, None)
+    }
+
+    /// One member serving clients over TLS, asking them for a certificate of `tls.ca`.
+    pub fn start_tls(tls: &EtcdTlsFiles) -> Etcd {
+        Etcd::start_with(1, Some(tls.clone()))
+    }
+
+    fn start_with(members: usize, tls: Option<EtcdTlsFiles>) -> Etcd {
+        let dir = tempfile::tempdir().expect("temp dir for etcd");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
+        let cluster: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect();
+        let commands: Vec<Vec<std::ffi::OsString>> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client, peer))| {
+                let client_url = format!("{scheme}://127.0.0.1:{client}");
+                let peer_url = format!("http://127.0.0.1:{peer}");
+                let mut etcd = Command::new("etcd");
+                if let Some(tls) = &tls {
+                    etcd.arg("--cert-file")
+                        .arg(&tls.server_cert)
+                        .arg("--key-file")
+                        .arg(&tls.server_key)
+                        .arg("--trusted-ca-file")
+                        .arg(&tls.ca)
+                        .arg("--client-cert-auth");
+                }
+                etcd.args(["--name", &format!("m{i}")])
+                    .arg("--data-dir")
+                    .arg(dir.path().join(format!("m{i}")))
+                    .args(["--listen-client-urls", &client_url])
+                    .args(["--advertise-client-urls", &client_url])
+                    .args(["--listen-peer-urls", &peer_url])
+                    .args(["--initial-advertise-peer-urls", &peer_url])
+                    .args(["--initial-cluster", &cluster.join(",")])
+                    .args(["--initial-cluster-state", "new"]);
+                etcd.get_args().map(ToOwned::to_owned).collect()
+            })
+            .collect();
+        let mut etcd = Etcd {
+            members: Vec::new(),
+            commands,
+            client_ports: ports.iter().map(|(c, _)| *c).collect(),
+            tls,
+            dir,
+        };
+        etcd.members = (0..members).map(|i| Some(etcd.spawn(i))).collect();
+        etcd.wait_healthy(Duration::from_secs(60));
+        etcd
+    }
+
+    fn spawn(&self, i: usize) -> Killed {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("m{i}.log")))
+            .expect("etcd log file");
+        let child = Command::new("etcd")
+            .args(&self.commands[i])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("etcd: {e}; scripts/test installs it (the etcd-server package)")
+            });
+        Killed(child)
+    }
+
+    /// Starts member `i` again on its data (after [`Etcd::kill`]) and waits until the cluster
+    /// serves.
+    pub fn restart(&mut self, i: usize) {
+        self.members[i] = Some(self.spawn(i));
+        self.wait_healthy(Duration::from_secs(60));
+    }
+
+    /// `127.0.0.1:PORT,...` of every member, killed ones included.
+    pub fn endpoints(&self) -> String {
+        self.client_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `etcd://ENDPOINTS/PREFIX`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("etcd://{}/{prefix}", self.endpoints())
+    }
+
+    /// Kills member `i` with SIGKILL.
+    pub fn kill(&mut self, i: usize) {
+        self.members[i].take();
+    }
+
+    /// etcdctl against the members still running; returns stdout.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        run(self.etcdctl("5s").args(args))
+    }
+
+    fn etcdctl(&self, timeout: &str) -> Command {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let live: Vec<String> = self
+            .client_ports
+            .iter()
+            .zip(&self.members)
+            .filter(|(_, m)| m.is_some())
+            .map(|(p, _)| format!("{scheme}://127.0.0.1:{p}"))
+            .collect();
+        let mut cmd = Command::new("etcdctl");
+        cmd.env("ETCDCTL_API", "3").args([
+            "--endpoints",
+            &live.join(","),
+            "--command-timeout",
+            timeout,
+        ]);
+        if let Some(tls) = &self.tls {
+            cmd.arg("--cacert")
+                .arg(&tls.ca)
+                .arg("--cert")
+                .arg(&tls.client_cert)
+                .arg("--key")
+                .arg(&tls.client_key);
+        }
+        cmd
+    }
+
+    fn wait_healthy(&self, within: Duration) {
+        let start = Instant::now();
+        loop {
+            let ok = self
+                .etcdctl("2s")
+                .args(["endpoint", "health"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                return;
+            }
+            if start.elapsed() > within {
+                let logs: String = (0..self.members.len())
+                    .map(|i| {
+                        let log =
+                            std::fs::read_to_string(self.dir.path().join(format!("m{i}.log")))
+                                .unwrap_or_default();
+                        format!("--- m{i} ---\n{log}")
+                    })
+                    .collect();
+                panic!("etcd is not healthy after {within:?}:\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}

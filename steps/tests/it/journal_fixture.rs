@@ -11,7 +11,7 @@
 //! run that is continued is the fixture's.
 //!
 //! Rewrite it only with a new journal format (then keep the old one too):
-//! `LOKO_WRITE_JOURNAL_FIXTURE=1 cargo nextest run -p steps --test journal_fixture --run-ignored only`.
+//! `LOKO_WRITE_JOURNAL_FIXTURE=1 cargo nextest run -p steps --test it journal_fixture --run-ignored only`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -108,7 +108,8 @@ fn toys(stop: Option<CancellationToken>) -> Actions {
     let done = move |_ctx: StepContext| async move { out(&[("done", "true")]) };
     actions
         .bind(kinds::ETCD_SECRETS, done)
-        .bind(kinds::BOOTKUBE, done)
+        .bind(kinds::CONTROL_PLANE, done)
+        .bind(kinds::BOOTSTRAP, done)
         .bind(kinds::READY, done)
         .bind(kinds::DELETE_DEVICES, done)
         .bind(kinds::DELETE_RECORDS, done)

@@ -3,7 +3,7 @@
 //! (`tests/fixtures/pki/golden/`). A change in how certificates or kubeconfigs are rendered fails
 //! here; if it is intended, bump `RENDERING` in `assets/pki.rs` (so that existing clusters get
 //! their leaves reissued) and regenerate with
-//! `LOKO_BLESS=1 cargo test -p steps --test pki_golden`.
+//! `LOKO_BLESS=1 cargo test -p steps --test it pki_golden`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

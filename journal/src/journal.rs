@@ -1,0 +1,641 @@
+//! The journal of one cluster: opening (lock, fold), appending, reading back.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::committer::Committer;
+use crate::crash::{crash_if_asked, crash_point};
+use crate::event::{self, Event, Record, RunKind};
+use crate::feed;
+use crate::fold::ClusterState;
+use crate::ids::{Digest, RunId, Seq, StepId};
+use crate::lock;
+use crate::snapshot;
+use crate::store::{self, EtcdConfig, EtcdStore, Lease, SledStore, Store, StoreError};
+use crate::{JournalError, Location, par_map, store_error};
+
+/// The journal of one cluster. Cheap to share: wrap it in an `Arc`.
+pub struct Journal {
+    path: PathBuf,
+    store: Arc<dyn Store>,
+    state: Mutex<Folded>,
+    committer: Committer,
+    feed: Arc<feed::Feed>,
+}
+
+struct Folded {
+    cluster: ClusterState,
+    next_seq: BTreeMap<RunId, u64>,
+    /// The key of the last record, where the next append goes after.
+    head: Option<store::Key>,
+    /// Records folded since the last snapshot (or since the first record).
+    since_snapshot: u64,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in directory `dir` (the embedded store), locks
+    /// it, and folds every record.
+    pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+        crash_point()?;
+        let store = SledStore::acquire(dir).map_err(|e| store_error(dir, e))?;
+        Journal::with_store(Arc::new(store), Some(dir))
+    }
+
+    /// Opens the journal at `location`: a directory, or etcd.
+    pub fn open_at(location: &Location) -> Result<Journal, JournalError> {
+        match location {
+            Location::Dir(dir) => Journal::open(dir),
+            Location::Etcd(config) => {
+                crash_point()?;
+                let store = EtcdStore::acquire(config)
+                    .map_err(|e| store_error(Path::new(&config.url()), e))?;
+                // Readers of an etcd journal watch the store itself; there is no feed file.
+                Journal::with_store(Arc::new(store), None)
+            }
+        }
+    }
+
+    /// Opens the journal at `location` to read it. An etcd journal is read without its lock,
+    /// so while another process holds it (a run in progress); every append is refused. The
+    /// embedded store admits one opener, so there this is [`Journal::open_at`].
+    pub fn open_read_only(location: &Location) -> Result<Journal, JournalError> {
+        match location {
+            Location::Dir(_) => Journal::open_at(location),
+            Location::Etcd(config) => {
+                let store = EtcdStore::read_only(config)
+                    .map_err(|e| store_error(Path::new(&config.url()), e))?;
+                Journal::with_store(Arc::new(store), None)
+            }
+        }
+    }
+
+    /// Copies every record of this journal into the empty etcd journal at `to`, holding its
+    /// lock meanwhile; returns how many. The copy is checked by folding it again.
+    pub fn push_to(&self, to: &EtcdConfig) -> Result<u64, JournalError> {
+        let path = PathBuf::from(to.url());
+        let target = EtcdStore::acquire(to).map_err(|e| store_error(&path, e))?;
+        if target.scan_after(None).next().is_some() {
+            return Err(store_error(
+                &path,
+                StoreError::Failed(
+                    "it already holds records; push only copies into an empty journal".to_owned(),
+                ),
+            ));
+        }
+        let records = self
+            .store
+            .scan_after(None)
+            .map(|r| r.map(|(k, v)| (store::Key::try_from(&k[..]).unwrap_or([0; 16]), v.to_vec())));
+        let n = target.import(records).map_err(|e| store_error(&path, e))?;
+        let (copied, _) = fold_store(&path, &target)?;
+        if copied.cluster != self.state() {
+            return Err(store_error(
+                &path,
+                StoreError::Failed("the copy folds to another state than the original".to_owned()),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Folds what `store` holds and starts appending to it, publishing a feed in `feed_dir`
+    /// (the embedded store's directory; readers of an etcd journal watch the store itself).
+    pub(crate) fn with_store(
+        store: Arc<dyn Store>,
+        feed_dir: Option<&Path>,
+    ) -> Result<Journal, JournalError> {
+        let path = PathBuf::from(store.location());
+        let (folded, used) = fold_store(&path, store.as_ref())?;
+        // What this holder opened with, for readers of the feed (see `feed`): the stored
+        // snapshot it used, as stored (nothing is encoded), and the records after it.
+        let feed = match (feed_dir, &used) {
+            (None, _) => feed::Feed::none(),
+            (Some(dir), Some((bytes, after))) => {
+                feed::Feed::start(dir, &lock::whoami(), bytes, store.scan_after(Some(*after)))
+            }
+            (Some(dir), None) => {
+                feed::Feed::start(dir, &lock::whoami(), &[], store.scan_after(None))
+            }
+        };
+        let feed = Arc::new(feed);
+        let committer =
+            Committer::spawn(Arc::clone(&store), Arc::clone(&feed)).map_err(|source| {
+                JournalError::Io {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        Ok(Journal {
+            path,
+            store,
+            state: Mutex::new(folded),
+            committer,
+            feed,
+        })
+    }
+
+    /// Where the journal lives: its directory, or its `etcd://` URL.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The lease this process holds the journal with.
+    pub fn lease(&self) -> &Lease {
+        self.store.lease()
+    }
+
+    /// Starts a new run with the next run id and returns that id once `RunStarted` is durable.
+    pub async fn begin_run(
+        &self,
+        kind: RunKind,
+        spec_digest: Digest,
+        spec: Value,
+        plan: Vec<StepId>,
+    ) -> Result<RunId, JournalError> {
+        let event = Event::RunStarted {
+            kind,
+            spec_digest,
+            spec,
+            plan,
+            by: lock::whoami(),
+        };
+        let bytes = self.encode(&event)?;
+        let run = {
+            let mut folded = self.folded();
+            let run = RunId(folded.cluster.last_run().map_or(1, |r| r.id.0 + 1));
+            self.insert_and_apply(&mut folded, run, &event, bytes)?;
+            run
+        };
+        self.commit().await?;
+        Ok(run)
+    }
+
+    /// Marks `run` as resumed by this process, with the plan it continues.
+    pub async fn resume_run(&self, run: RunId, plan: Vec<StepId>) -> Result<Seq, JournalError> {
+        self.append(
+            run,
+            Event::RunResumed {
+                plan,
+                by: lock::whoami(),
+            },
+        )
+        .await
+    }
+
+    /// Appends an event to `run` and returns its sequence number once it is durable.
+    pub async fn append(&self, run: RunId, event: Event) -> Result<Seq, JournalError> {
+        let bytes = self.encode(&event)?;
+        let seq = {
+            let mut folded = self.folded();
+            self.insert_and_apply(&mut folded, run, &event, bytes)?
+        };
+        self.commit().await?;
+        Ok(seq)
+    }
+
+    /// Runs `f` on the folded state. Keep `f` short: appends wait for it.
+    pub fn with_state<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> R {
+        f(&self.folded().cluster)
+    }
+
+    /// A copy of the folded state.
+    pub fn state(&self) -> ClusterState {
+        self.with_state(Clone::clone)
+    }
+
+    /// The stored records of one run, in order, read back from disk.
+    pub fn records(&self, run: RunId) -> Result<Vec<(Seq, Record)>, JournalError> {
+        let mut out = Vec::new();
+        for item in self.store.scan_prefix(&run.0.to_be_bytes()) {
+            let (k, v) = item.map_err(|e| store_error(&self.path, e))?;
+            let (run, seq) = event::parse_key(&k).ok_or_else(|| self.bad_key(&k))?;
+            let v: &[u8] = &v;
+            let record = event::decode(v).map_err(|e| JournalError::Corrupt {
+                path: self.path.clone(),
+                run,
+                seq,
+                reason: e.to_string(),
+            })?;
+            out.push((seq, record));
+        }
+        Ok(out)
+    }
+
+    /// Replaces the raw bytes of a stored record. Exists only so that tests (here and in the
+    /// suites of other crates) can prove that damaged records are reported, never skipped.
+    #[cfg(feature = "testing")]
+    pub fn damage_record_for_tests(
+        &self,
+        run: RunId,
+        seq: Seq,
+        bytes: &[u8],
+    ) -> Result<(), JournalError> {
+        self.store
+            .overwrite_raw(event::key(run, seq), bytes)
+            .map_err(|e| store_error(&self.path, e))
+    }
+
+    fn folded(&self) -> MutexGuard<'_, Folded> {
+        // A panic while holding the lock cannot leave the fold half-applied: apply only runs
+        // after the checks that can fail, so the data is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn encode(&self, event: &Event) -> Result<Vec<u8>, JournalError> {
+        event::encode(now_ms(), event).map_err(|source| JournalError::Encode {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Inserts under the state lock, so that sequence numbers, store order and fold order agree.
+    fn insert_and_apply(
+        &self,
+        folded: &mut Folded,
+        run: RunId,
+        event: &Event,
+        bytes: Vec<u8>,
+    ) -> Result<Seq, JournalError> {
+        folded
+            .cluster
+            .admits(run, event)
+            .map_err(|source| JournalError::Refused {
+                path: self.path.clone(),
+                run,
+                source,
+            })?;
+        let next = folded.next_seq.entry(run).or_insert(1);
+        let seq = Seq(*next);
+        // Decode what we stored so the in-memory fold sees exactly what a later open will see
+        // (redacted text included).
+        let record = event::decode(&bytes).map_err(|e| JournalError::Corrupt {
+            path: self.path.clone(),
+            run,
+            seq,
+            reason: e.to_string(),
+        })?;
+        let key = event::key(run, seq);
+        self.feed.queue(run, seq, &bytes);
+        self.store
+            .append(folded.head, vec![(key, bytes)])
+            .map_err(|e| store_error(&self.path, e))?;
+        *next += 1;
+        folded.head = Some(key);
+        folded.cluster.apply_admitted(run, seq, record);
+        folded.since_snapshot += 1;
+        if folded.since_snapshot >= snapshot::SNAPSHOT_EVERY {
+            self.write_snapshot(folded, (run, seq));
+        }
+        Ok(seq)
+    }
+
+    /// Stores a snapshot of the fold up to `last`. It only speeds up the next open, so failing
+    /// to write one is not an error of the append that triggered it: the next open uses the
+    /// previous snapshot (still true of the records it covers) or folds the records, and a
+    /// store that cannot write fails the next flush anyway. Either way the next try is
+    /// [`snapshot::SNAPSHOT_EVERY`] events later, not at every append.
+    fn write_snapshot(&self, folded: &mut Folded, last: (RunId, Seq)) {
+        if let Ok(bytes) = snapshot::encode(last, &folded.next_seq, &folded.cluster) {
+            let _ = self.store.put_snapshot(bytes);
+        }
+        folded.since_snapshot = 0;
+    }
+
+    /// Waits until everything inserted so far is durable, sharing the flush with concurrent
+    /// appenders.
+    async fn commit(&self) -> Result<(), JournalError> {
+        let (tx, rx) = oneshot::channel();
+        let stopped = || {
+            store_error(
+                &self.path,
+                StoreError::Failed("the flush thread stopped".to_owned()),
+            )
+        };
+        self.committer.send(tx).map_err(|_| stopped())?;
+        rx.await
+            .map_err(|_| stopped())?
+            .map_err(|e| store_error(&self.path, e))?;
+        crash_if_asked();
+        Ok(())
+    }
+
+    fn bad_key(&self, key: &[u8]) -> JournalError {
+        JournalError::Corrupt {
+            path: self.path.clone(),
+            run: RunId(0),
+            seq: Seq(0),
+            reason: format!("store key {} is not a journal key", hex::encode(key)),
+        }
+    }
+}
+
+/// A stored snapshot as stored, and the key of the last record it covers.
+type UsedSnapshot = (store::Bytes, store::Key);
+
+/// Folds the store: the latest usable snapshot and the records after it, or every record;
+/// with the stored snapshot it started from, if it used one.
+fn fold_store(
+    dir: &Path,
+    store: &dyn Store,
+) -> Result<(Folded, Option<UsedSnapshot>), JournalError> {
+    if let Some((bytes, snap)) = usable_snapshot(store).map_err(|e| store_error(dir, e))? {
+        let after = snapshot::last_key(&snap);
+        let folded = Folded {
+            cluster: snap.cluster,
+            next_seq: snap.next_seq,
+            head: Some(after),
+            since_snapshot: 0,
+        };
+        let folded = fold_records(dir, folded, store.scan_after(Some(after)))?;
+        return Ok((folded, Some((bytes, after))));
+    }
+    Ok((
+        fold_records(dir, Folded::empty(), store.scan_after(None))?,
+        None,
+    ))
+}
+
+impl Folded {
+    fn empty() -> Folded {
+        Folded {
+            cluster: ClusterState::default(),
+            next_seq: BTreeMap::new(),
+            head: None,
+            since_snapshot: 0,
+        }
+    }
+}
+
+/// The stored snapshot, if there is one this build can use. A snapshot that cannot be used is
+/// ignored (it is derived data; every record is still there), but one that could be read and
+/// names a record the store lacks is ignored too: it must never stand in for records that are
+/// not durable.
+fn usable_snapshot(
+    store: &dyn Store,
+) -> Result<Option<(store::Bytes, snapshot::Snapshot)>, StoreError> {
+    let Some(bytes) = store.snapshot()? else {
+        return Ok(None);
+    };
+    let Ok(snap) = snapshot::decode(&bytes) else {
+        return Ok(None);
+    };
+    Ok(store
+        .contains(snapshot::last_key(&snap))?
+        .then_some((bytes, snap)))
+}
+
+/// Folds `records` (in key order) onto `folded`, checking each against the ones before it.
+fn fold_records(
+    dir: &Path,
+    mut folded: Folded,
+    records: impl Iterator<Item = Result<(store::Bytes, store::Bytes), StoreError>>,
+) -> Result<Folded, JournalError> {
+    let corrupt = |run, seq, reason: String| JournalError::Corrupt {
+        path: dir.to_owned(),
+        run,
+        seq,
+        reason,
+    };
+    let mut raw = Vec::new();
+    for item in records {
+        let (k, v) = item.map_err(|e| store_error(dir, e))?;
+        let (run, seq) = event::parse_key(&k).ok_or_else(|| {
+            corrupt(
+                RunId(0),
+                Seq(0),
+                format!("store key {} is not a journal key", hex::encode(&*k)),
+            )
+        })?;
+        raw.push((run, seq, v));
+    }
+    // Decoding is most of the cost of folding many records and each record decodes on its
+    // own, so it is spread over the cores; folding stays sequential, in key order.
+    let decoded = if raw.len() < 4096 {
+        raw.iter().map(|(_, _, v)| event::decode(v)).collect()
+    } else {
+        par_map(&raw, |(_, _, v)| event::decode(v))
+    };
+    for ((run, seq, _), record) in raw.iter().zip(decoded) {
+        let (run, seq) = (*run, *seq);
+        let expected = folded.next_seq.get(&run).copied().unwrap_or(1);
+        if seq.0 != expected {
+            return Err(corrupt(
+                run,
+                seq,
+                format!("expected record {expected} of the run here; records are missing"),
+            ));
+        }
+        let record = record.map_err(|e| corrupt(run, seq, e.to_string()))?;
+        folded
+            .cluster
+            .admits(run, &record.event)
+            .map_err(|e| corrupt(run, seq, e.to_string()))?;
+        folded.cluster.apply_admitted(run, seq, record);
+        folded.next_seq.insert(run, seq.0 + 1);
+        folded.head = Some(event::key(run, seq));
+        folded.since_snapshot += 1;
+    }
+    Ok(folded)
+}
+
+/// Milliseconds since the Unix epoch, as records and lock texts carry them.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Outputs, RunOutcome};
+
+    fn step(name: &str) -> StepId {
+        StepId::new(name).unwrap()
+    }
+
+    /// A journal with several runs and every kind of event, crossing several snapshots.
+    async fn busy_journal(dir: &Path) -> ClusterState {
+        let journal = Journal::open(dir).unwrap();
+        let spec = serde_json::json!({
+            "name": "supernova", "count": 3, "ratio": -0.5, "neg": -7, "on": true,
+            "none": null, "list": [1, "two", {"three": [3]}],
+        });
+        for r in 0..3u32 {
+            let plan = vec![step("pki"), step("device/a")];
+            let run = journal
+                .begin_run(
+                    RunKind::Apply,
+                    Digest::of(b"spec"),
+                    spec.clone(),
+                    plan.clone(),
+                )
+                .await
+                .unwrap();
+            if r == 1 {
+                journal.resume_run(run, plan).await.unwrap();
+            }
+            for i in 0..12u32 {
+                let s = step(&format!("device/node-{i}"));
+                let attempt = r * 2 + 1;
+                let started = Event::StepStarted {
+                    step: s.clone(),
+                    attempt,
+                    inputs_digest: Digest::of(&i.to_be_bytes()),
+                };
+                journal.append(run, started).await.unwrap();
+                let detail = Outputs::new()
+                    .with("hostname", format!("node-{i}"))
+                    .unwrap();
+                let intent = Event::StepIntent {
+                    step: s.clone(),
+                    attempt,
+                    effect: "create device".into(),
+                    detail,
+                };
+                journal.append(run, intent).await.unwrap();
+                let end = if i % 5 == 4 {
+                    Event::StepFailed {
+                        step: s.clone(),
+                        attempt,
+                        error: "503 from the API".into(),
+                        retryable: true,
+                        duration_ms: 9,
+                    }
+                } else {
+                    let outputs = Outputs::new()
+                        .with("device_id", format!("id-{i}"))
+                        .and_then(|o| o.with("ports", vec![22, 6443]))
+                        .and_then(|o| o.with("x", serde_json::json!({"f": 1.5, "n": -1})))
+                        .unwrap();
+                    Event::StepSucceeded {
+                        step: s.clone(),
+                        attempt,
+                        inputs_digest: Digest::of(&i.to_be_bytes()),
+                        outputs,
+                        duration_ms: 3,
+                        invalidates: if i == 7 {
+                            vec![step("device/node-1")]
+                        } else {
+                            vec![]
+                        },
+                    }
+                };
+                journal.append(run, end).await.unwrap();
+            }
+            let skipped = Event::StepSkipped {
+                step: step("bootkube"),
+                because: step("device/node-4"),
+            };
+            journal.append(run, skipped).await.unwrap();
+            let outcome = if r < 2 {
+                RunOutcome::Failed {
+                    failed: vec![step("device/node-4")],
+                    skipped: vec![step("bootkube")],
+                }
+            } else {
+                RunOutcome::Interrupted
+            };
+            journal
+                .append(run, Event::RunEnded { outcome })
+                .await
+                .unwrap();
+        }
+        // A few records after the last snapshot, to be folded on top of it.
+        let last = journal.state().last_run().unwrap().id;
+        journal
+            .append(
+                last,
+                Event::StepSkipped {
+                    step: step("ready"),
+                    because: step("pki"),
+                },
+            )
+            .await
+            .unwrap();
+        journal.state()
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_and_the_records_after_it_fold_to_the_same_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = busy_journal(dir.path()).await;
+        let journal = Journal::open(dir.path()).unwrap();
+        let (_, snap) = usable_snapshot(journal.store.as_ref())
+            .unwrap()
+            .expect("a snapshot was written");
+        assert!(
+            snap.cluster.runs.values().map(|r| r.events).sum::<u64>() > snapshot::SNAPSHOT_EVERY
+        );
+        let tail = journal
+            .store
+            .scan_after(Some(snapshot::last_key(&snap)))
+            .count() as u64;
+        assert!(
+            tail > 0,
+            "the test must fold records on top of the snapshot"
+        );
+        assert_eq!(journal.state(), before);
+        assert_eq!(journal.folded().since_snapshot, tail);
+        // The same state as folding every record without the snapshot.
+        let folded =
+            fold_records(dir.path(), Folded::empty(), journal.store.scan_after(None)).unwrap();
+        assert_eq!(folded.cluster, before);
+        assert_eq!(folded.next_seq, journal.folded().next_seq);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_or_unusable_snapshot_is_ignored_and_every_record_folded() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = busy_journal(dir.path()).await;
+        let stored = {
+            let journal = Journal::open(dir.path()).unwrap();
+            journal.store.snapshot().unwrap().unwrap().to_vec()
+        };
+        let mut damaged = stored.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 0x40;
+        // Names a record the store does not hold, as if its records had not been flushed.
+        let ahead = {
+            let snap = snapshot::decode(&stored).unwrap();
+            let mut next_seq = snap.next_seq.clone();
+            let run = snap.last.0;
+            next_seq.insert(run, 1_000_000);
+            snapshot::encode((run, Seq(999_999)), &next_seq, &snap.cluster).unwrap()
+        };
+        for bad in [damaged, ahead, b"\x01\x02".to_vec()] {
+            {
+                let journal = Journal::open(dir.path()).unwrap();
+                journal.store.put_snapshot(bad).unwrap();
+                journal.store.flush().unwrap();
+            }
+            let journal = Journal::open(dir.path()).unwrap();
+            assert!(usable_snapshot(journal.store.as_ref()).unwrap().is_none());
+            assert_eq!(journal.state(), before);
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_newest_run_takes_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        let begin = || journal.begin_run(RunKind::Apply, Digest::of(b"s"), Value::Null, vec![]);
+        let first = begin().await.unwrap();
+        let second = begin().await.unwrap();
+        let event = Event::StepSkipped {
+            step: step("a"),
+            because: step("b"),
+        };
+        let err = journal.append(first, event.clone()).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("run 2 is newer; only the newest run takes events"),
+            "{err}"
+        );
+        journal.append(second, event).await.unwrap();
+    }
+}
