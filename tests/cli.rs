@@ -1259,7 +1259,7 @@ fn a_large_pool_is_planned_and_its_run_needs_a_yes() {
     }
 }
 
-/// The journal this version wrote, kept as a fixture (see `steps/tests/journal_fixture.rs`,
+/// The journal this version wrote, kept as a fixture (see `steps/tests/it/journal_fixture.rs`,
 /// which opens and resumes it): every later loko shows it and plans from it.
 #[test]
 fn the_journal_fixture_of_an_earlier_version_is_shown_and_planned_from() {

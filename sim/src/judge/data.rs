@@ -1,6 +1,6 @@
 //! The facts about the real components, loaded from `sim/data/*.json` (embedded at build time, so
 //! the demo needs nothing beside the binary). Each file names its upstream source in `_source`
-//! and per entry; `sim/tests/judge_data.rs` checks the copies against the reference data when it
+//! and per entry; `sim/tests/it/judge_data.rs` checks the copies against the reference data when it
 //! is present.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -4,8 +4,6 @@
 //! sent), so the simulator cannot drift from the real API's shapes. Waits poll with generous
 //! deadlines: the machine running them may be slow and busy.
 
-mod openapi;
-
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -17,7 +15,7 @@ use sim::{
     Timings,
 };
 
-use openapi::{assert_rejects, assert_valid, component, device_create_body};
+use crate::openapi::{assert_rejects, assert_valid, component, device_create_body};
 
 /// Generous: a busy 2-core machine may run several test binaries at once.
 const DEADLINE: Duration = Duration::from_secs(60);

@@ -10,8 +10,7 @@ use engine::{
 };
 use journal::{AttemptEnd, Digest, Event, Journal, Outputs, RunKind, RunOutcome, StepId};
 
-mod toys;
-use toys::{Toy, dag, toy};
+use crate::toys::{Toy, dag, toy};
 
 fn id(s: &str) -> StepId {
     StepId::new(s).unwrap()

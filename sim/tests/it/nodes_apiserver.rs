@@ -1,14 +1,12 @@
 //! The apiserver emulator against the real kubectl: client certificates of the cluster CA only,
 //! and only kubelets configured for this cluster are listed.
 
-mod nodes_support;
-
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use sim::apiserver::{Apiserver, Kubelet, KubeletRegistry};
 
-use nodes_support::{cluster, cluster_rsa, kubectl, start_apiserver, text};
+use crate::nodes_support::{cluster, cluster_rsa, kubectl, start_apiserver, text};
 
 fn kubelet(name: &str, kubeconfig: &str, octet: u8) -> Kubelet {
     Kubelet {
@@ -176,7 +174,7 @@ async fn rsa_pkcs1_assets_as_terraform_wrote_them_work_with_kubectl() {
 }
 
 /// Starts an apiserver emulator for `ours` with one registered kubelet.
-async fn start_with_kubelet(ours: &nodes_support::Cluster, octet: u8) -> Apiserver {
+async fn start_with_kubelet(ours: &crate::nodes_support::Cluster, octet: u8) -> Apiserver {
     let registry = KubeletRegistry::default();
     registry.register(kubelet(
         &format!("{}-controller-0", ours.name),
@@ -279,11 +277,11 @@ async fn nodes_are_not_ready_when_the_network_account_lacks_a_right_and_say_why(
     let dir = tempfile::tempdir().expect("tempdir");
     let ours = cluster(dir.path(), "pallas");
     // flannel patches its node's status (NetworkUnavailable); this role forgets it.
-    let flannel = nodes_support::FLANNEL.replace(
+    let flannel = crate::nodes_support::FLANNEL.replace(
         "- {apiGroups: [''], resources: [nodes/status], verbs: [patch]}\n",
         "",
     );
-    assert_ne!(flannel, nodes_support::FLANNEL);
+    assert_ne!(flannel, crate::nodes_support::FLANNEL);
     std::fs::write(ours.assets.join("manifests/network/flannel.yaml"), flannel).expect("write");
     let apiserver = start_with_kubelet(&ours, 4).await;
     let get = |args: &'static [&'static str]| {

@@ -1,13 +1,11 @@
 //! Emulated nodes over the embedded SSH server, driven by the real OpenSSH client.
 
-mod nodes_support;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use sim::nodes::{NodeSpec, Nodes, NodesConfig, SshBackend};
 
-use nodes_support::{
+use crate::nodes_support::{
     IgnitionSpec, SshClient, apply_manifests, cluster, control_plane_pki, free_port, ignition,
     kubectl, ssh_keygen, static_apiserver_pod, static_scheduler_pod, tar, text,
 };
@@ -274,7 +272,7 @@ async fn files_arrive_by_tar_and_cat_and_node_paths_stay_in_the_node_root() {
 /// Lists the nodes through the apiserver at `addr` until it answers; their names.
 async fn wait_for_nodes(
     dir: &std::path::Path,
-    pki: &nodes_support::Cluster,
+    pki: &crate::nodes_support::Cluster,
     addr: SocketAddr,
 ) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(90);

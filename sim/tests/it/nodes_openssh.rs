@@ -1,15 +1,13 @@
 //! Emulated nodes served by a real OpenSSH sshd per node, driven by the real OpenSSH client.
 //! Clients log in as the simulator's OS user (`Nodes::ssh_login_user`), with `core`'s keys.
 
-mod nodes_support;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use sim::nodes::{NodeSpec, Nodes, NodesConfig, SshBackend};
 
-use nodes_support::{
+use crate::nodes_support::{
     IgnitionSpec, SshClient, cluster, control_plane_pki, free_port, ignition, ssh_keygen,
     static_apiserver_pod, tar, text,
 };

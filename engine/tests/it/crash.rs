@@ -23,8 +23,7 @@ use journal::{Digest, Event, Journal, Outputs, RunKind, StepId};
 const DIR_ENV: &str = "LOKO_TOY_DIR";
 const WIDTH: usize = 9;
 
-mod toys;
-use toys::{Toy, dag, toy};
+use crate::toys::{Toy, dag, toy};
 
 fn id(s: &str) -> StepId {
     StepId::new(s).unwrap()
@@ -183,7 +182,7 @@ fn child(dir: &Path, crash_at: Option<usize>) -> std::process::Output {
     cmd.args([
         "--ignored",
         "--exact",
-        "child_run",
+        "crash::child_run",
         "--nocapture",
         "--test-threads",
         "1",
@@ -297,7 +296,7 @@ fn crash_at_every_append_then_resume_does_everything_exactly_once() {
 fn a_second_process_is_refused_while_the_first_holds_the_journal_and_admitted_after_it_dies() {
     let dir = tempfile::tempdir().unwrap();
     let mut holder = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_run", "--nocapture"])
+        .args(["--ignored", "--exact", "crash::child_run", "--nocapture"])
         .env(DIR_ENV, dir.path())
         .env("LOKO_TOY_HOLD", "1")
         .stdout(std::process::Stdio::piped())

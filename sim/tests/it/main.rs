@@ -1,0 +1,14 @@
+//! The integration tests of `sim`, one test binary (ripgrep's layout): the simulator's tests link once,
+//! not once per file. A new test file is a module declared here.
+
+mod cloud_nodes;
+mod judge_data;
+mod nodes_apiserver;
+mod nodes_openssh;
+mod nodes_ssh;
+mod nodes_support;
+mod openapi;
+mod packet;
+mod rbac_data;
+mod route53;
+mod worker_ssh;
