@@ -1,5 +1,5 @@
 //! A journal written by this version of loko, kept in `tests/fixtures/journal-v1/state`, that
-//! every later version must open, resume and show (`tests/cli.rs` shows it with
+//! every later version must open, resume and show (`tests/it/cli.rs` shows it with
 //! `loko journal`).
 //!
 //! The fixture is the journal of `tests/fixtures/journal-v1/cluster.yaml` (one controller,

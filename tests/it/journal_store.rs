@@ -264,7 +264,12 @@ struct Holder {
 impl Holder {
     fn start(backend: &Backend) -> Holder {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "child_holder", "--nocapture"])
+            .args([
+                "--ignored",
+                "--exact",
+                "journal_store::child_holder",
+                "--nocapture",
+            ])
             .args(["--test-threads", "1"])
             .env(LOCATION_ENV, backend.spec())
             .stdin(Stdio::piped())

@@ -453,7 +453,7 @@ fn delete_node_may_delete_its_own_node_with_the_identity_its_unit_uses() {
 #[test]
 fn calico_gets_every_crd_its_version_ships() {
     let expected: std::collections::BTreeSet<String> =
-        include_str!("../../sim/data/calico-v3.29-crds.txt")
+        include_str!("../../../sim/data/calico-v3.29-crds.txt")
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))

@@ -248,7 +248,7 @@ async fn the_hybrid_and_flannel_examples_come_up() {
         let spec = w.spec_from_example(example);
         // This world's simulator starts before the spec is known, so its project has none of
         // the example's reservations: the flannel cluster goes on hourly devices here. (`loko
-        // run --sim` seeds them; tests/cli.rs runs the example as written.)
+        // run --sim` seeds them; tests/it/cli.rs runs the example as written.)
         let text = std::fs::read_to_string(&spec).unwrap();
         let kept: Vec<&str> = text
             .lines()

@@ -4,10 +4,6 @@
 //! check says which node, unit, pod or identity, which flag or setting, and why a real cluster
 //! would not work as intended.
 
-// A test crate's root file looks for modules beside it, so each module names its file.
-#[path = "fidelity/network.rs"]
 mod network;
-#[path = "fidelity/nodes.rs"]
 mod nodes;
-#[path = "fidelity/rbac.rs"]
 mod rbac;

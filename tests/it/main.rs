@@ -1,0 +1,12 @@
+//! The `loko` binary's tests, one test binary (ripgrep's layout): they run the built `loko`
+//! (`CARGO_BIN_EXE_loko`) against the simulator and real peers, and link once. Their shared
+//! starters and worlds are the `loko-tests` crate in `testkit/`. A new test file is a module
+//! declared here.
+
+mod bad_input;
+mod cli;
+mod crash_suite;
+mod fault_suite;
+mod fidelity;
+mod journal_store;
+mod run_e2e;
