@@ -123,6 +123,19 @@ pub struct RunContext {
     pub settings: RunSettings,
 }
 
+/// `action` with the run's context, which each attempt gets a handle on.
+fn with_run<F, Fut>(
+    run: &Arc<RunContext>,
+    action: F,
+) -> impl Fn(StepContext) -> Fut + Send + Sync + 'static
+where
+    F: Fn(Arc<RunContext>, StepContext) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Outputs, StepError>> + Send + 'static,
+{
+    let run = Arc::clone(run);
+    move |ctx| action(Arc::clone(&run), ctx)
+}
+
 /// How the SSH steps reach a controller.
 fn node_access(settings: &RunSettings, hostname: String) -> NodeAccess {
     NodeAccess {
@@ -150,10 +163,9 @@ pub fn actions(run: RunContext) -> Actions {
         Arc::new(d)
     };
     let run = Arc::new(run);
-    let r = Arc::clone(&run);
-    let actions = Actions::new().bind(PKI, move |ctx: StepContext| {
-        let run = Arc::clone(&r);
-        async move {
+    let actions = Actions::new().bind(
+        PKI,
+        with_run(&run, |run, ctx: StepContext| async move {
             let pki_inputs = assets::pki::PkiInputs::from_desired(&run.desired);
             let report =
                 assets::pki::ensure_pki(&run.assets, &pki_inputs, std::time::SystemTime::now())
@@ -175,12 +187,11 @@ pub fn actions(run: RunContext) -> Actions {
                 .map(|f| (f.path.as_str(), f.sha256.as_str()))
                 .collect();
             Ok(Outputs::new().with("sha256", &fingerprints)?)
-        }
-    });
-    let r = Arc::clone(&run);
-    let actions = actions.bind(KUBECONFIGS, move |_ctx: StepContext| {
-        let run = Arc::clone(&r);
-        async move {
+        }),
+    );
+    let actions = actions.bind(
+        KUBECONFIGS,
+        with_run(&run, |run, _ctx: StepContext| async move {
             let (dir, desired) = (&run.assets, &run.desired);
             assets::kubeconfig::write_kubeconfigs(dir, desired).map_err(local_error)?;
             let kubelet =
@@ -188,17 +199,16 @@ pub fn actions(run: RunContext) -> Actions {
             Ok(Outputs::new()
                 .with("admin", "auth/kubeconfig")?
                 .with("kubelet_sha256", Digest::of(kubelet.as_bytes()).to_hex())?)
-        }
-    });
-    let r = Arc::clone(&run);
-    let actions = actions.bind(MANIFESTS, move |_ctx: StepContext| {
-        let run = Arc::clone(&r);
-        async move {
+        }),
+    );
+    let actions = actions.bind(
+        MANIFESTS,
+        with_run(&run, |run, _ctx: StepContext| async move {
             let report = assets::manifests::render_manifests(&run.assets, &run.desired)
                 .map_err(local_error)?;
             Ok(Outputs::new().with("files", &report)?)
-        }
-    });
+        }),
+    );
     let r = Arc::clone(&run);
     let actions = actions.bind(IGNITION, move |ctx: StepContext| {
         let (run, desired) = (Arc::clone(&r), Arc::clone(&for_ignition));
@@ -220,10 +230,9 @@ pub fn actions(run: RunContext) -> Actions {
                 .with("ignition_sha256", ignition::digest(&text))?)
         }
     });
-    let r = Arc::clone(&run);
-    let actions = actions.bind(DEVICE, move |ctx: StepContext| {
-        let run = Arc::clone(&r);
-        async move {
+    let actions = actions.bind(
+        DEVICE,
+        with_run(&run, |run, ctx: StepContext| async move {
             let DeviceParams {
                 mut spec,
                 named_first,
@@ -237,12 +246,11 @@ pub fn actions(run: RunContext) -> Actions {
                 named_first,
             };
             step.run(ctx).await
-        }
-    });
-    let r = Arc::clone(&run);
-    let actions = actions.bind(DELETE_DEVICES, move |ctx: StepContext| {
-        let run = Arc::clone(&r);
-        async move {
+        }),
+    );
+    let actions = actions.bind(
+        DELETE_DEVICES,
+        with_run(&run, |run, ctx: StepContext| async move {
             let DeleteDevicesParams { tag } = ctx.params()?;
             let step = DeleteDeviceStep {
                 client: Arc::clone(&run.clients.packet),
@@ -251,12 +259,11 @@ pub fn actions(run: RunContext) -> Actions {
                 deadline: run.settings.device.provision_deadline,
             };
             step.run(ctx).await
-        }
-    });
-    let r = Arc::clone(&run);
-    let actions = actions.bind(DNS, move |ctx: StepContext| {
-        let run = Arc::clone(&r);
-        async move {
+        }),
+    );
+    let actions = actions.bind(
+        DNS,
+        with_run(&run, |run, ctx: StepContext| async move {
             let DnsParams { zone_id, records } = ctx.params()?;
             let step = DnsStep {
                 route53: run.clients.route53.clone(),
@@ -267,12 +274,11 @@ pub fn actions(run: RunContext) -> Actions {
                 in_sync_deadline: run.settings.dns_deadline,
             };
             step.run(ctx).await
-        }
-    });
-    let r = Arc::clone(&run);
-    let actions = actions.bind(DELETE_RECORDS, move |ctx: StepContext| {
-        let run = Arc::clone(&r);
-        async move {
+        }),
+    );
+    let actions = actions.bind(
+        DELETE_RECORDS,
+        with_run(&run, |run, ctx: StepContext| async move {
             let DeleteRecordsParams { zone_id, names } = ctx.params()?;
             let step = DnsDeleteStep {
                 route53: run.clients.route53.clone(),
@@ -282,12 +288,11 @@ pub fn actions(run: RunContext) -> Actions {
                 in_sync_deadline: run.settings.dns_deadline,
             };
             step.run(ctx).await
-        }
-    });
-    let r = Arc::clone(&run);
-    let actions = actions.bind(ETCD_SECRETS, move |ctx: StepContext| {
-        let run = Arc::clone(&r);
-        async move {
+        }),
+    );
+    let actions = actions.bind(
+        ETCD_SECRETS,
+        with_run(&run, |run, ctx: StepContext| async move {
             let NodeParams { hostname } = ctx.params()?;
             let step = EtcdSecretsStep {
                 ssh: run.clients.ssh.clone(),
@@ -295,12 +300,11 @@ pub fn actions(run: RunContext) -> Actions {
                 asset_dir: run.assets.root().to_owned(),
             };
             step.run(ctx).await
-        }
-    });
-    let r = Arc::clone(&run);
-    let actions = actions.bind(CONTROL_PLANE, move |ctx: StepContext| {
-        let run = Arc::clone(&r);
-        async move {
+        }),
+    );
+    let actions = actions.bind(
+        CONTROL_PLANE,
+        with_run(&run, |run, ctx: StepContext| async move {
             let ControlPlaneParams {
                 hostname,
                 aggregation,
@@ -312,12 +316,11 @@ pub fn actions(run: RunContext) -> Actions {
                 aggregation,
             };
             step.run(ctx).await
-        }
-    });
-    let r = Arc::clone(&run);
-    let actions = actions.bind(BOOTSTRAP, move |ctx: StepContext| {
-        let run = Arc::clone(&r);
-        async move {
+        }),
+    );
+    let actions = actions.bind(
+        BOOTSTRAP,
+        with_run(&run, |run, ctx: StepContext| async move {
             let BootstrapParams {
                 api_name,
                 controllers,
@@ -334,12 +337,11 @@ pub fn actions(run: RunContext) -> Actions {
                 deadline: run.settings.ready_deadline,
             };
             step.run(ctx).await
-        }
-    });
-    let r = Arc::clone(&run);
-    actions.bind(READY, move |ctx: StepContext| {
-        let run = Arc::clone(&r);
-        async move {
+        }),
+    );
+    actions.bind(
+        READY,
+        with_run(&run, |run, ctx: StepContext| async move {
             let ReadyParams {
                 api_name,
                 controllers,
@@ -358,6 +360,6 @@ pub fn actions(run: RunContext) -> Actions {
                 deadline: run.settings.ready_deadline,
             };
             step.run(ctx).await
-        }
-    })
+        }),
+    )
 }
