@@ -24,9 +24,9 @@ use std::sync::Mutex;
 
 use serde::Deserialize;
 
-use crate::event::{Record, parse_key};
+use crate::event::Record;
 use crate::ids::{RunId, Seq};
-use crate::store::{Bytes, StoreError};
+use crate::store::Bytes;
 
 /// The feed's file name in the journal directory.
 pub const FEED_FILE: &str = "feed";
@@ -44,25 +44,21 @@ pub(crate) struct Feed {
 impl Feed {
     /// Starts the feed of `dir` for this process (replacing a former holder's) with what it
     /// opened: `base`, the stored snapshot its fold started from (as stored; empty for none),
-    /// and `records`, the stored records after it. A reader folds them into the state this
+    /// and `records`, the stored records after it (as the fold read them). A reader folds them into the state this
     /// holder opened with; if they cannot all be read, the header names no base and readers
     /// open the journal themselves once it is free.
     pub(crate) fn start(
         dir: &Path,
         by: &str,
         base: &[u8],
-        records: impl Iterator<Item = Result<(Bytes, Bytes), StoreError>>,
+        records: &[(RunId, Seq, Bytes)],
     ) -> Feed {
         let mut lines = String::new();
         let mut readable = true;
-        for item in records {
-            let Ok((key, value)) = item else {
-                readable = false;
-                break;
-            };
-            match (parse_key(&key), value.get(4..).map(std::str::from_utf8)) {
-                (Some((run, seq)), Some(Ok(json))) => {
-                    lines.push_str(&record_line(run, seq, json));
+        for (run, seq, value) in records {
+            match value.get(4..).map(std::str::from_utf8) {
+                Some(Ok(json)) => {
+                    lines.push_str(&record_line(*run, *seq, json));
                     lines.push('\n');
                 }
                 _ => {

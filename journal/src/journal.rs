@@ -91,7 +91,7 @@ impl Journal {
             .scan_after(None)
             .map(|r| r.map(|(k, v)| (store::Key::try_from(&k[..]).unwrap_or([0; 16]), v.to_vec())));
         let n = target.import(records).map_err(|e| store_error(&path, e))?;
-        let (copied, _) = fold_store(&path, &target)?;
+        let (copied, _, _) = fold_store(&path, &target)?;
         if copied.cluster != self.state() {
             return Err(store_error(
                 &path,
@@ -108,16 +108,14 @@ impl Journal {
         feed_dir: Option<&Path>,
     ) -> Result<Journal, JournalError> {
         let path = PathBuf::from(store.location());
-        let (folded, used) = fold_store(&path, store.as_ref())?;
+        let (folded, used, read) = fold_store(&path, store.as_ref())?;
         // What this holder opened with, for readers of the feed (see `feed`): the stored
-        // snapshot it used, as stored (nothing is encoded), and the records after it.
-        let feed = match (feed_dir, &used) {
-            (None, _) => feed::Feed::none(),
-            (Some(dir), Some((bytes, after))) => {
-                feed::Feed::start(dir, &lock::whoami(), bytes, store.scan_after(Some(*after)))
-            }
-            (Some(dir), None) => {
-                feed::Feed::start(dir, &lock::whoami(), &[], store.scan_after(None))
+        // snapshot it used, as stored (nothing is encoded), and the records the fold read after it.
+        let feed = match feed_dir {
+            None => feed::Feed::none(),
+            Some(dir) => {
+                let base = used.as_ref().map_or(&[][..], |(bytes, _)| &bytes[..]);
+                feed::Feed::start(dir, &lock::whoami(), base, &read)
             }
         };
         let feed = Arc::new(feed);
@@ -336,11 +334,11 @@ impl Journal {
 type UsedSnapshot = (store::Bytes, store::Key);
 
 /// Folds the store: the latest usable snapshot and the records after it, or every record;
-/// with the stored snapshot it started from, if it used one.
+/// with the stored snapshot it started from, if it used one, and the records it read.
 fn fold_store(
     dir: &Path,
     store: &dyn Store,
-) -> Result<(Folded, Option<UsedSnapshot>), JournalError> {
+) -> Result<(Folded, Option<UsedSnapshot>, Read), JournalError> {
     if let Some((bytes, snap)) = usable_snapshot(store).map_err(|e| store_error(dir, e))? {
         let after = snapshot::last_key(&snap);
         let folded = Folded {
@@ -349,13 +347,11 @@ fn fold_store(
             head: Some(after),
             since_snapshot: 0,
         };
-        let folded = fold_records(dir, folded, store.scan_after(Some(after)))?;
-        return Ok((folded, Some((bytes, after))));
+        let (folded, read) = fold_records(dir, folded, store.scan_after(Some(after)))?;
+        return Ok((folded, Some((bytes, after)), read));
     }
-    Ok((
-        fold_records(dir, Folded::empty(), store.scan_after(None))?,
-        None,
-    ))
+    let (folded, read) = fold_records(dir, Folded::empty(), store.scan_after(None))?;
+    Ok((folded, None, read))
 }
 
 impl Folded {
@@ -387,12 +383,16 @@ fn usable_snapshot(
         .then_some((bytes, snap)))
 }
 
-/// Folds `records` (in key order) onto `folded`, checking each against the ones before it.
+/// The records a fold read, as stored: the feed republishes them without a second scan.
+type Read = Vec<(RunId, Seq, store::Bytes)>;
+
+/// Folds `records` (in key order) onto `folded`, checking each against the ones before it;
+/// returns the fold and the records as read.
 fn fold_records(
     dir: &Path,
     mut folded: Folded,
     records: impl Iterator<Item = Result<(store::Bytes, store::Bytes), StoreError>>,
-) -> Result<Folded, JournalError> {
+) -> Result<(Folded, Read), JournalError> {
     let corrupt = |run, seq, reason: String| JournalError::Corrupt {
         path: dir.to_owned(),
         run,
@@ -438,7 +438,7 @@ fn fold_records(
         folded.head = Some(event::key(run, seq));
         folded.since_snapshot += 1;
     }
-    Ok(folded)
+    Ok((folded, raw))
 }
 
 /// Milliseconds since the Unix epoch, as records and lock texts carry them.
@@ -582,8 +582,9 @@ mod tests {
         assert_eq!(journal.state(), before);
         assert_eq!(journal.folded().since_snapshot, tail);
         // The same state as folding every record without the snapshot.
-        let folded =
-            fold_records(dir.path(), Folded::empty(), journal.store.scan_after(None)).unwrap();
+        let folded = fold_records(dir.path(), Folded::empty(), journal.store.scan_after(None))
+            .unwrap()
+            .0;
         assert_eq!(folded.cluster, before);
         assert_eq!(folded.next_seq, journal.folded().next_seq);
     }
