@@ -53,8 +53,9 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
+use crate::connections::serve_connections;
 use crate::judge::rbac::{self, UserInfo};
 use apply::object;
 use authorization::authorize;
@@ -241,50 +242,35 @@ impl Apiserver {
 }
 
 async fn serve(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, router: Router) {
-    // Connections live in this set so that dropping the server ends them too.
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "apiserver emulator accept failed");
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let router = router.clone();
-                connections.spawn(async move {
-                    let tls = match acceptor.accept(tcp).await {
-                        Ok(tls) => tls,
-                        Err(error) => {
-                            tracing::info!(%peer, %error, "apiserver emulator refused a TLS client");
-                            return;
-                        }
-                    };
-                    // The verifier required a certificate of the cluster CA; who it names is
-                    // the caller.
-                    let caller = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|chain| chain.first())
-                        .ok_or_else(|| "no client certificate".to_owned())
-                        .and_then(|certificate| UserInfo::from_certificate_der(certificate));
-                    let service =
-                        TowerToHyperService::new(router.layer(axum::Extension(Caller(caller))));
-                    let served = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                    if let Err(error) = served {
-                        tracing::debug!(%peer, %error, "apiserver emulator connection ended");
-                    }
-                });
+    serve_connections(listener, "apiserver emulator", |tcp, peer| {
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(tls) => tls,
+                Err(error) => {
+                    tracing::info!(%peer, %error, "apiserver emulator refused a TLS client");
+                    return;
+                }
+            };
+            // The verifier required a certificate of the cluster CA; who it names is the caller.
+            let caller = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .ok_or_else(|| "no client certificate".to_owned())
+                .and_then(|certificate| UserInfo::from_certificate_der(certificate));
+            let service = TowerToHyperService::new(router.layer(axum::Extension(Caller(caller))));
+            let served = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+            if let Err(error) = served {
+                tracing::debug!(%peer, %error, "apiserver emulator connection ended");
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
-    }
+    })
+    .await;
 }
 
 fn tls_config(config: &ApiserverConfig) -> Result<rustls::ServerConfig, ApiserverError> {
