@@ -34,6 +34,7 @@ mod network;
 mod objects;
 mod store;
 
+pub(crate) use objects::status;
 pub use store::{ObjectStore, ObjectStores};
 
 use std::collections::BTreeMap;

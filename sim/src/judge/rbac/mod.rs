@@ -548,14 +548,7 @@ pub fn forbidden_status(user: &UserInfo, request: &Request, reason: &str) -> Val
             }
         }
     };
-    json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": "Forbidden",
-        "details": details,
-        "code": 403,
-    })
+    let mut status = crate::apiserver::status(403, "Forbidden", &message);
+    status["details"] = details;
+    status
 }
