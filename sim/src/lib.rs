@@ -22,6 +22,7 @@
 
 pub mod apiserver;
 mod clock;
+mod connections;
 pub mod faults;
 pub mod judge;
 mod lifecycle;

@@ -27,11 +27,14 @@
 //! holds, and (Calico) every CRD its version ships is there; otherwise the Ready condition is
 //! False and its message says why.
 
+mod apply;
+mod authorization;
 pub(crate) mod cluster;
 mod network;
 mod objects;
 mod store;
 
+pub(crate) use objects::status;
 pub use store::{ObjectStore, ObjectStores};
 
 use std::collections::BTreeMap;
@@ -51,9 +54,12 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
+use crate::connections::serve_connections;
 use crate::judge::rbac::{self, UserInfo};
+use apply::object;
+use authorization::authorize;
 use cluster::ClusterIdentity;
 
 /// Port the apiserver listens on, as in the Lokomotive modules.
@@ -237,50 +243,35 @@ impl Apiserver {
 }
 
 async fn serve(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, router: Router) {
-    // Connections live in this set so that dropping the server ends them too.
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "apiserver emulator accept failed");
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let router = router.clone();
-                connections.spawn(async move {
-                    let tls = match acceptor.accept(tcp).await {
-                        Ok(tls) => tls,
-                        Err(error) => {
-                            tracing::info!(%peer, %error, "apiserver emulator refused a TLS client");
-                            return;
-                        }
-                    };
-                    // The verifier required a certificate of the cluster CA; who it names is
-                    // the caller.
-                    let caller = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|chain| chain.first())
-                        .ok_or_else(|| "no client certificate".to_owned())
-                        .and_then(|certificate| UserInfo::from_certificate_der(certificate));
-                    let service =
-                        TowerToHyperService::new(router.layer(axum::Extension(Caller(caller))));
-                    let served = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                    if let Err(error) = served {
-                        tracing::debug!(%peer, %error, "apiserver emulator connection ended");
-                    }
-                });
+    serve_connections(listener, "apiserver emulator", |tcp, peer| {
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(tls) => tls,
+                Err(error) => {
+                    tracing::info!(%peer, %error, "apiserver emulator refused a TLS client");
+                    return;
+                }
+            };
+            // The verifier required a certificate of the cluster CA; who it names is the caller.
+            let caller = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .ok_or_else(|| "no client certificate".to_owned())
+                .and_then(|certificate| UserInfo::from_certificate_der(certificate));
+            let service = TowerToHyperService::new(router.layer(axum::Extension(Caller(caller))));
+            let served = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+            if let Err(error) = served {
+                tracing::debug!(%peer, %error, "apiserver emulator connection ended");
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
-    }
+    })
+    .await;
 }
 
 fn tls_config(config: &ApiserverConfig) -> Result<rustls::ServerConfig, ApiserverError> {
@@ -357,86 +348,6 @@ fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// Authorizes the request by the caller's certificate, as the apiserver's filter chain does
-/// before any handler runs.
-async fn authorize(
-    State(state): State<Arc<ApiState>>,
-    axum::Extension(Caller(caller)): axum::Extension<Caller>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let user = match caller {
-        Ok(user) => user,
-        Err(reason) => {
-            tracing::info!(%reason, "apiserver emulator cannot authenticate a client");
-            return json_response(
-                StatusCode::UNAUTHORIZED,
-                objects::status(401, "Unauthorized", "Unauthorized"),
-            );
-        }
-    };
-    let attributes = request_attributes(
-        request.method(),
-        request.uri().path(),
-        request.uri().query().unwrap_or_default(),
-    );
-    let decision = state.store.derived().policy.authorize(&user, &attributes);
-    match decision {
-        rbac::Decision::Allowed => next.run(request).await,
-        rbac::Decision::Denied { reason } => {
-            tracing::info!(user = %user.name, request = %attributes, "apiserver emulator forbade a request");
-            json_response(
-                StatusCode::FORBIDDEN,
-                rbac::forbidden_status(&user, &attributes, &reason),
-            )
-        }
-    }
-}
-
-/// The authorization attributes of a request, as the apiserver's `RequestInfoFactory` reads
-/// them: `/api/v1/...` and `/apis/<group>/<version>/...` with an optional
-/// `namespaces/<ns>/` are resource requests, everything else a non-resource path.
-fn request_attributes(method: &axum::http::Method, path: &str, query: &str) -> rbac::Request {
-    use axum::http::Method;
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (group, rest) = match segments.as_slice() {
-        ["api", _version, rest @ ..] if !rest.is_empty() => ("", rest),
-        ["apis", group, _version, rest @ ..] if !rest.is_empty() => (*group, rest),
-        _ => {
-            return rbac::Request::NonResource {
-                verb: method.as_str().to_ascii_lowercase(),
-                path: path.to_owned(),
-            };
-        }
-    };
-    let (namespace, rest) = match rest {
-        ["namespaces", namespace, rest @ ..] if !rest.is_empty() => (*namespace, rest),
-        _ => ("", rest),
-    };
-    let resource = rest.first().copied().unwrap_or_default();
-    let name = rest.get(1).copied().unwrap_or_default();
-    let subresource = rest.get(2).copied().unwrap_or_default();
-    let watch = query
-        .split('&')
-        .any(|pair| pair == "watch=true" || pair == "watch=1");
-    let verb = match *method {
-        Method::GET | Method::HEAD if name.is_empty() && watch => "watch",
-        Method::GET | Method::HEAD if name.is_empty() => "list",
-        Method::GET | Method::HEAD => "get",
-        Method::POST => "create",
-        Method::PUT => "update",
-        Method::PATCH => "patch",
-        Method::DELETE if name.is_empty() => "deletecollection",
-        Method::DELETE => "delete",
-        _ => "",
-    };
-    rbac::ResourceRequest::new(verb, group, resource)
-        .in_namespace(namespace)
-        .named(name)
-        .subresource(subresource)
-        .into()
-}
-
 async fn ok() -> &'static str {
     "ok"
 }
@@ -502,159 +413,6 @@ async fn get_node(
         )
     } else {
         json_response(StatusCode::OK, node)
-    }
-}
-
-fn not_found(path: &str) -> Response {
-    json_response(
-        StatusCode::NOT_FOUND,
-        objects::status(
-            404,
-            "NotFound",
-            &format!("the server could not find the requested resource ({path})"),
-        ),
-    )
-}
-
-/// One object of a resource the apiserver serves: `GET` it, or server-side apply it (`PATCH`
-/// with `application/apply-patch+yaml`, the body YAML or JSON). Anything else is a resource this
-/// emulator does not have.
-async fn object(
-    State(state): State<Arc<ApiState>>,
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let path = uri.path();
-    let Some(at) = ObjectPath::parse(path) else {
-        return not_found(path);
-    };
-    let Some(resource) = state.store.resource(&at.group, &at.version, &at.plural) else {
-        return not_found(path);
-    };
-    if resource.namespaced != at.namespace.is_some() {
-        return not_found(path);
-    }
-    let resource_name = match at.group.as_str() {
-        "" => at.plural.clone(),
-        group => format!("{}.{group}", at.plural),
-    };
-    match method {
-        axum::http::Method::GET => match state.store.get(path) {
-            Some(object) => json_response(StatusCode::OK, object),
-            None => json_response(
-                StatusCode::NOT_FOUND,
-                objects::status_not_found(&resource_name, &at.name),
-            ),
-        },
-        axum::http::Method::PATCH => {
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            if !content_type.starts_with("application/apply-patch+yaml") {
-                return json_response(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    objects::status(
-                        415,
-                        "UnsupportedMediaType",
-                        &format!(
-                            "the body of the request was in an unknown format - accepted media types include: application/apply-patch+yaml (got {content_type:?})"
-                        ),
-                    ),
-                );
-            }
-            let bad = |message: String| {
-                json_response(
-                    StatusCode::BAD_REQUEST,
-                    objects::status(400, "BadRequest", &message),
-                )
-            };
-            let mut object: Value = match serde_yaml::from_slice(&body) {
-                Ok(object) => object,
-                Err(error) => return bad(format!("error decoding YAML: {error}")),
-            };
-            let api_version = match at.group.as_str() {
-                "" => at.version.clone(),
-                group => format!("{group}/{}", at.version),
-            };
-            if object["apiVersion"] != api_version.as_str()
-                || object["kind"] != resource.kind.as_str()
-            {
-                return bad(format!(
-                    "the body's apiVersion {} and kind {} are not those of {path} ({api_version}, {})",
-                    object["apiVersion"], object["kind"], resource.kind
-                ));
-            }
-            if object["metadata"]["name"] != at.name.as_str() {
-                return bad(format!(
-                    "the name of the object ({}) does not match the name on the URL ({})",
-                    object["metadata"]["name"], at.name
-                ));
-            }
-            if let Some(namespace) = &at.namespace {
-                match object["metadata"]["namespace"].as_str() {
-                    None => object["metadata"]["namespace"] = Value::from(namespace.as_str()),
-                    Some(given) if given == namespace => {}
-                    Some(given) => {
-                        return bad(format!(
-                            "the namespace of the object ({given}) does not match the namespace on the request ({namespace})"
-                        ));
-                    }
-                }
-            }
-            match state.store.put(path, object.clone()) {
-                Ok(true) => json_response(StatusCode::CREATED, object),
-                Ok(false) => json_response(StatusCode::OK, object),
-                Err(error) => json_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    objects::status(500, "InternalError", &error),
-                ),
-            }
-        }
-        _ => json_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            objects::status(
-                405,
-                "MethodNotAllowed",
-                "the server does not allow this method on the requested resource",
-            ),
-        ),
-    }
-}
-
-/// The URL path of one object: `/api/<v>/[namespaces/<ns>/]<plural>/<name>` or
-/// `/apis/<group>/<v>/[namespaces/<ns>/]<plural>/<name>`.
-#[derive(Debug, PartialEq, Eq)]
-struct ObjectPath {
-    group: String,
-    version: String,
-    namespace: Option<String>,
-    plural: String,
-    name: String,
-}
-
-impl ObjectPath {
-    fn parse(path: &str) -> Option<ObjectPath> {
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let (group, version, rest) = match segments.as_slice() {
-            ["api", version, rest @ ..] => ("", *version, rest),
-            ["apis", group, version, rest @ ..] => (*group, *version, rest),
-            _ => return None,
-        };
-        let (namespace, plural, name) = match rest {
-            ["namespaces", namespace, plural, name] => (Some(*namespace), *plural, *name),
-            [plural, name] => (None, *plural, *name),
-            _ => return None,
-        };
-        Some(ObjectPath {
-            group: group.to_owned(),
-            version: version.to_owned(),
-            namespace: namespace.map(str::to_owned),
-            plural: plural.to_owned(),
-            name: name.to_owned(),
-        })
     }
 }
 
@@ -732,71 +490,4 @@ fn json_response(status: StatusCode, body: Value) -> Response {
         body.to_string(),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::http::Method;
-
-    use super::*;
-    use crate::judge::rbac::{Request, ResourceRequest};
-
-    #[test]
-    fn request_attributes_follow_the_apiservers_request_info() {
-        let attributes =
-            |method: Method, path: &str, query: &str| request_attributes(&method, path, query);
-        assert_eq!(
-            attributes(Method::GET, "/api/v1/nodes", ""),
-            Request::from(ResourceRequest::new("list", "", "nodes"))
-        );
-        assert_eq!(
-            attributes(Method::GET, "/api/v1/nodes", "watch=true&resourceVersion=1"),
-            Request::from(ResourceRequest::new("watch", "", "nodes"))
-        );
-        assert_eq!(
-            attributes(Method::PATCH, "/api/v1/nodes/n1/status", ""),
-            Request::from(
-                ResourceRequest::new("patch", "", "nodes")
-                    .named("n1")
-                    .subresource("status")
-            )
-        );
-        assert_eq!(
-            attributes(
-                Method::PUT,
-                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1",
-                ""
-            ),
-            Request::from(
-                ResourceRequest::new("update", "coordination.k8s.io", "leases")
-                    .in_namespace("kube-node-lease")
-                    .named("n1")
-            )
-        );
-        assert_eq!(
-            attributes(Method::GET, "/api/v1/namespaces/kube-system", ""),
-            Request::from(ResourceRequest::new("get", "", "namespaces").named("kube-system"))
-        );
-        assert_eq!(
-            attributes(Method::DELETE, "/api/v1/namespaces/d/pods", ""),
-            Request::from(ResourceRequest::new("deletecollection", "", "pods").in_namespace("d"))
-        );
-        for path in [
-            "/api",
-            "/api/v1",
-            "/apis",
-            "/apis/apps/v1",
-            "/healthz",
-            "/version",
-        ] {
-            assert_eq!(
-                attributes(Method::GET, path, ""),
-                Request::NonResource {
-                    verb: "get".to_owned(),
-                    path: path.to_owned()
-                },
-                "{path}"
-            );
-        }
-    }
 }

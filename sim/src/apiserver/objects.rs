@@ -226,7 +226,8 @@ pub(super) fn selector_matches(selector: &str, labels: &BTreeMap<String, String>
         })
 }
 
-pub(super) fn status(code: u16, reason: &str, message: &str) -> Value {
+/// The apiserver's `Status` of a failed request (`kind: Status`, `status: Failure`).
+pub(crate) fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({
         "kind": "Status",
         "apiVersion": "v1",

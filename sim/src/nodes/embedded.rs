@@ -18,9 +18,9 @@ use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio::process::Command;
-use tokio::task::JoinSet;
 
 use super::ignition::SSH_USER;
+use crate::connections::serve_connections;
 
 /// Everything one node's embedded SSH server needs.
 pub(super) struct EmbeddedSsh {
@@ -49,39 +49,27 @@ impl EmbeddedSsh {
 
     /// Accepts connections until the task running this is aborted.
     pub(super) async fn serve(self, listener: TcpListener) {
-        let mut connections = JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (tcp, peer) = match accepted {
-                        Ok(accepted) => accepted,
-                        Err(error) => {
-                            tracing::warn!(%error, "embedded sshd accept failed");
-                            continue;
+        serve_connections(listener, "embedded sshd", |tcp, peer| {
+            let handler = SshSession {
+                authorized: self.authorized.clone(),
+                wrapper: self.wrapper.clone(),
+                channels: HashMap::new(),
+                peer,
+            };
+            let config = self.config.clone();
+            async move {
+                match russh::server::run_stream(config, tcp, handler).await {
+                    Ok(session) => {
+                        let _disconnect = DisconnectOnDrop(session.handle());
+                        if let Err(error) = session.await {
+                            tracing::debug!(%peer, %error, "SSH session ended with an error");
                         }
-                    };
-                    let handler = SshSession {
-                        authorized: self.authorized.clone(),
-                        wrapper: self.wrapper.clone(),
-                        channels: HashMap::new(),
-                        peer,
-                    };
-                    let config = self.config.clone();
-                    connections.spawn(async move {
-                        match russh::server::run_stream(config, tcp, handler).await {
-                            Ok(session) => {
-                                let _disconnect = DisconnectOnDrop(session.handle());
-                                if let Err(error) = session.await {
-                                    tracing::debug!(%peer, %error, "SSH session ended with an error");
-                                }
-                            }
-                            Err(error) => tracing::debug!(%peer, %error, "SSH handshake failed"),
-                        }
-                    });
+                    }
+                    Err(error) => tracing::debug!(%peer, %error, "SSH handshake failed"),
                 }
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
-        }
+        })
+        .await;
     }
 }
 

@@ -227,27 +227,19 @@ pub(crate) async fn get_reservation(
 }
 
 pub(crate) async fn list_facilities() -> Json<Value> {
-    let facilities: Vec<Value> = catalog::FACILITIES
-        .iter()
-        .map(catalog::Facility::to_json)
-        .collect();
-    Json(json!({ "facilities": facilities }))
+    catalog_list(
+        "facilities",
+        catalog::FACILITIES,
+        catalog::Facility::to_json,
+    )
 }
 
 pub(crate) async fn list_metros() -> Json<Value> {
-    let metros: Vec<Value> = catalog::METROS
-        .iter()
-        .map(catalog::Metro::to_json)
-        .collect();
-    Json(json!({ "metros": metros }))
+    catalog_list("metros", catalog::METROS, catalog::Metro::to_json)
 }
 
 pub(crate) async fn list_plans() -> Json<Value> {
-    let plans: Vec<Value> = catalog::PLANS
-        .iter()
-        .map(catalog::PlanEntry::to_json)
-        .collect();
-    Json(json!({ "plans": plans }))
+    catalog_list("plans", catalog::PLANS, catalog::PlanEntry::to_json)
 }
 
 pub(crate) async fn list_project_plans(
@@ -259,11 +251,17 @@ pub(crate) async fn list_project_plans(
 }
 
 pub(crate) async fn list_operating_systems() -> Json<Value> {
-    let os: Vec<Value> = catalog::OPERATING_SYSTEMS
-        .iter()
-        .map(catalog::OperatingSystem::to_json)
-        .collect();
-    Json(json!({ "operating_systems": os }))
+    catalog_list(
+        "operating_systems",
+        catalog::OPERATING_SYSTEMS,
+        catalog::OperatingSystem::to_json,
+    )
+}
+
+/// A list of the fixed catalog: `{"<key>": [every entry]}`.
+fn catalog_list<T>(key: &str, entries: &[T], to_json: fn(&T) -> Value) -> Json<Value> {
+    let items: Vec<Value> = entries.iter().map(to_json).collect();
+    Json(json!({ key: items }))
 }
 
 /// Unknown and malformed project ids both answer 404, as the API does.

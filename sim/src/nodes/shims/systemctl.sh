@@ -37,17 +37,13 @@ case "$verb" in
       u=$(unit_name "$u")
       if [ -f "$UNITS/$u" ]; then echo inactive > "$UNITS/$u"; log "$u" "Stopped $u."; fi
     done ;;
-  is-active)
+  is-active|is-failed)
+    # Each prints every unit's state; the exit status says whether all are in the one asked.
+    if [ "$verb" = is-active ]; then want=active; otherwise=3; else want=failed; otherwise=1; fi
     for u in $units; do
       s=$(state_of "$(unit_name "$u")")
       echo "$s"
-      [ "$s" = active ] || rc=3
-    done ;;
-  is-failed)
-    for u in $units; do
-      s=$(state_of "$(unit_name "$u")")
-      echo "$s"
-      [ "$s" = failed ] || rc=1
+      [ "$s" = "$want" ] || rc=$otherwise
     done ;;
   status)
     for u in $units; do

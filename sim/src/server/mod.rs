@@ -3,21 +3,23 @@
 //!
 //! All cloud state lives in one [`World`] behind a mutex that is never held across an `.await`;
 //! handlers take it, decide, release it, then persist or talk to the node side.
+//!
+//! The gate itself, and the fault and rate-limit decisions it takes, are in `gate.rs`.
+
+mod gate;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{SimClock, sim_duration};
@@ -27,7 +29,7 @@ const BOOT_AHEAD: chrono::Duration = chrono::Duration::seconds(20);
 
 /// Machines booted ahead per hold of the node gate.
 const BOOT_BATCH: usize = 32;
-use crate::faults::{ANY_OPERATION, FaultPlan};
+use crate::faults::FaultPlan;
 use crate::lifecycle::{NodeLifecycle, NodeSpec};
 use crate::packet::api as packet;
 use crate::packet::model::{Device, NodeChange, PacketCloud};
@@ -36,6 +38,7 @@ use crate::route53::api as route53;
 use crate::route53::model::Route53;
 use crate::state::SimState;
 use crate::{RateLimit, Timings, Token};
+use gate::{Api, FaultState, RateWindow, gate};
 
 /// State shared by every handler.
 pub(crate) struct Shared {
@@ -94,131 +97,6 @@ pub(crate) struct SavedState {
 
 pub(crate) const SAVED_STATE_FORMAT: u32 = 1;
 
-/// The fault plan in force and the RNG that draws its decisions.
-pub(crate) struct FaultState {
-    plan: FaultPlan,
-    rng: StdRng,
-    bursts: BTreeMap<String, u32>,
-}
-
-/// What to do to one request.
-#[derive(Debug, Default)]
-struct Decision {
-    latency: Duration,
-    rate_limited: Option<u64>,
-    server_error: bool,
-    lost_response: bool,
-    malformed: bool,
-    truncated: bool,
-}
-
-impl Decision {
-    /// The injected faults of this decision, by name.
-    fn kinds(&self) -> impl Iterator<Item = &'static str> {
-        [
-            (self.rate_limited.is_some(), "rate_limited"),
-            (self.server_error, "server_error"),
-            (self.lost_response, "lost_response"),
-            (self.malformed, "malformed_json"),
-            (self.truncated, "truncated_json"),
-        ]
-        .into_iter()
-        .filter_map(|(on, kind)| on.then_some(kind))
-    }
-}
-
-impl FaultState {
-    pub(crate) fn new(plan: FaultPlan) -> Self {
-        let bursts = plan
-            .operations
-            .iter()
-            .filter(|(_, f)| f.rate_limited_burst > 0)
-            .map(|(name, f)| (name.clone(), f.rate_limited_burst))
-            .collect();
-        FaultState {
-            rng: StdRng::seed_from_u64(plan.seed),
-            plan,
-            bursts,
-        }
-    }
-
-    pub(crate) fn plan(&self) -> &FaultPlan {
-        &self.plan
-    }
-
-    /// A uniform number in `[0, 1)` from the plan's RNG.
-    pub(crate) fn roll(&mut self) -> f64 {
-        self.rng.random::<f64>()
-    }
-
-    fn decide(&mut self, operation: &str) -> Decision {
-        let Some(faults) = self.plan.for_operation(operation).cloned() else {
-            return Decision::default();
-        };
-        let key = if self.plan.operations.contains_key(operation) {
-            operation
-        } else {
-            ANY_OPERATION
-        };
-        let mut decision = Decision {
-            latency: Duration::from_millis(faults.latency_ms),
-            ..Decision::default()
-        };
-        if let Some(left) = self.bursts.get_mut(key).filter(|left| **left > 0) {
-            *left -= 1;
-            decision.rate_limited = Some(faults.retry_after_secs);
-            return decision;
-        }
-        if self.roll() < faults.rate_limited_rate {
-            decision.rate_limited = Some(faults.retry_after_secs);
-        } else if self.roll() < faults.server_error_rate {
-            decision.server_error = true;
-        } else if self.roll() < faults.lost_response_rate {
-            decision.lost_response = true;
-        } else if self.roll() < faults.malformed_json_rate {
-            decision.malformed = true;
-        } else if self.roll() < faults.truncated_json_rate {
-            decision.truncated = true;
-        }
-        decision
-    }
-}
-
-/// A fixed window of real time in which at most `RateLimit::requests` Packet requests pass.
-/// A window opens with the first request after the last one closed.
-struct RateWindow {
-    started: Option<Instant>,
-    used: u32,
-}
-
-struct RateDecision {
-    allowed: bool,
-    remaining: u32,
-    reset: Duration,
-}
-
-impl RateWindow {
-    fn take(&mut self, limit: &RateLimit) -> RateDecision {
-        let now = Instant::now();
-        let started = match self.started {
-            Some(started) if now.duration_since(started) < limit.window => started,
-            _ => {
-                self.used = 0;
-                *self.started.insert(now)
-            }
-        };
-        let allowed = self.used < limit.requests;
-        if allowed {
-            self.used += 1;
-        }
-        RateDecision {
-            allowed,
-            remaining: limit.requests.saturating_sub(self.used),
-            reset: limit.window.saturating_sub(now.duration_since(started)),
-        }
-    }
-}
-
 impl World {
     pub(crate) fn new(
         (project_id, token): (uuid::Uuid, Token),
@@ -234,10 +112,7 @@ impl World {
             route53,
             stats,
             faults: FaultState::new(faults),
-            rate_window: RateWindow {
-                started: None,
-                used: 0,
-            },
+            rate_window: RateWindow::default(),
             generation: 0,
         }
     }
@@ -470,226 +345,6 @@ impl Shared {
     }
 }
 
-/// Which API a request belongs to: decides how errors look and how clients authenticate.
-#[derive(Clone, Copy, Debug)]
-enum Api {
-    Packet,
-    Route53,
-}
-
-impl Api {
-    fn error(self, status: StatusCode, code: &str, message: &str) -> Response {
-        match self {
-            Api::Packet => packet::error(status, vec![message.to_owned()]),
-            Api::Route53 => {
-                let kind = if status.is_server_error() {
-                    "Receiver"
-                } else {
-                    "Sender"
-                };
-                route53::error_response(status, kind, code, message)
-            }
-        }
-    }
-
-    fn authenticated(self, shared: &Shared, request: &Request) -> bool {
-        let headers = request.headers();
-        match self {
-            Api::Packet => headers
-                .get("x-auth-token")
-                .is_some_and(|v| v.as_bytes() == shared.token.expose().as_bytes()),
-            // Signatures are not checked: any SigV4 header will do, but one must be there.
-            Api::Route53 => headers
-                .get(header::AUTHORIZATION)
-                .is_some_and(|v| v.as_bytes().starts_with(b"AWS4-HMAC-SHA256 ")),
-        }
-    }
-}
-
-/// The operation name of a matched route, as counted and as fault plans name it.
-fn operation(method: &Method, path: &str) -> &'static str {
-    match (method.as_str(), path) {
-        ("GET", "/metal/v1/projects/{id}") => "packet.projects.get",
-        ("GET", "/metal/v1/projects/{id}/devices") => "packet.devices.list",
-        ("POST", "/metal/v1/projects/{id}/devices") => "packet.devices.create",
-        ("GET", "/metal/v1/devices/{id}") => "packet.devices.get",
-        ("PUT", "/metal/v1/devices/{id}") => "packet.devices.update",
-        ("DELETE", "/metal/v1/devices/{id}") => "packet.devices.delete",
-        ("GET", "/metal/v1/projects/{id}/hardware-reservations") => {
-            "packet.hardware_reservations.list"
-        }
-        ("GET", "/metal/v1/hardware-reservations/{id}") => "packet.hardware_reservations.get",
-        ("GET", "/metal/v1/facilities") => "packet.facilities.list",
-        ("GET", "/metal/v1/locations/metros") => "packet.metros.list",
-        ("GET", "/metal/v1/plans" | "/metal/v1/projects/{id}/plans") => "packet.plans.list",
-        ("GET", "/metal/v1/operating-systems") => "packet.operating_systems.list",
-        ("POST", "/2013-04-01/hostedzone") => "route53.CreateHostedZone",
-        ("GET", "/2013-04-01/hostedzone") => "route53.ListHostedZones",
-        ("GET", "/2013-04-01/hostedzonesbyname") => "route53.ListHostedZonesByName",
-        ("GET", "/2013-04-01/hostedzone/{id}") => "route53.GetHostedZone",
-        ("POST", "/2013-04-01/hostedzone/{id}/rrset" | "/2013-04-01/hostedzone/{id}/rrset/") => {
-            "route53.ChangeResourceRecordSets"
-        }
-        ("GET", "/2013-04-01/hostedzone/{id}/rrset" | "/2013-04-01/hostedzone/{id}/rrset/") => {
-            "route53.ListResourceRecordSets"
-        }
-        ("GET", "/2013-04-01/change/{id}") => "route53.GetChange",
-        _ => "other",
-    }
-}
-
-/// Counts, authenticates, rate limits and injects faults, in that order, as the real services
-/// do (an unauthenticated request is never rate limited).
-async fn gate(
-    State((shared, api)): State<(Arc<Shared>, Api)>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let path = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    let operation = operation(request.method(), &path);
-    shared
-        .world()
-        .stats
-        .requests
-        .entry(operation.to_owned())
-        .and_modify(|n| *n += 1)
-        .or_insert(1);
-
-    if !api.authenticated(&shared, &request) {
-        return match api {
-            Api::Packet => api.error(StatusCode::UNAUTHORIZED, "", "Invalid authentication token"),
-            Api::Route53 => api.error(
-                StatusCode::FORBIDDEN,
-                "MissingAuthenticationToken",
-                "Missing Authentication Token",
-            ),
-        };
-    }
-
-    let (rate, decision) = {
-        let mut world = shared.world();
-        let rate = match api {
-            Api::Packet => Some(world.rate_window.take(&shared.rate_limit)),
-            Api::Route53 => None,
-        };
-        let decision = world.faults.decide(operation);
-        if rate.as_ref().is_some_and(|r| !r.allowed) || decision.rate_limited.is_some() {
-            world.stats.rate_limited += 1;
-        }
-        for kind in decision.kinds() {
-            *world.stats.injected.entry(kind.to_owned()).or_default() += 1;
-        }
-        (rate, decision)
-    };
-    let rate_headers = |response: &mut Response| {
-        if let Some(rate) = &rate {
-            let headers = response.headers_mut();
-            headers.insert(
-                "x-ratelimit-limit",
-                HeaderValue::from(shared.rate_limit.requests),
-            );
-            headers.insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining));
-            headers.insert(
-                "x-ratelimit-reset",
-                HeaderValue::from(ceil_secs(rate.reset)),
-            );
-        }
-    };
-
-    if !decision.latency.is_zero() {
-        tokio::select! {
-            () = tokio::time::sleep(decision.latency) => {}
-            () = shared.stopping() => {
-                return api.error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailable",
-                    "the simulator is shutting down",
-                );
-            }
-        }
-    }
-    let retry_after = match (&rate, decision.rate_limited) {
-        (Some(rate), _) if !rate.allowed => Some(ceil_secs(rate.reset)),
-        (_, Some(secs)) => Some(secs),
-        _ => None,
-    };
-    if let Some(retry_after) = retry_after {
-        let mut response = match api {
-            Api::Packet => api.error(StatusCode::TOO_MANY_REQUESTS, "", "Too Many Requests"),
-            // Route53 throttles with a 400 whose code SDKs retry on.
-            Api::Route53 => api.error(StatusCode::BAD_REQUEST, "Throttling", "Rate exceeded"),
-        };
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-        rate_headers(&mut response);
-        return response;
-    }
-    if decision.server_error {
-        let mut response = api.error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalFailure",
-            "Internal Server Error",
-        );
-        rate_headers(&mut response);
-        return response;
-    }
-
-    // Only Packet answers tell device states; Route53 requests do not wait for machines.
-    let packet = matches!(api, Api::Packet);
-    if packet {
-        shared.sync_nodes(false).await;
-    }
-    let mut response = next.run(request).await;
-    // Devices that the request made active (or deleted) get their machines before the client
-    // can act on the answer.
-    if packet {
-        shared.sync_nodes(false).await;
-    }
-
-    if decision.lost_response {
-        tracing::info!(
-            operation,
-            "fault: the answer of a completed request is lost"
-        );
-        return (
-            StatusCode::BAD_GATEWAY,
-            [(header::CONTENT_TYPE, "text/html")],
-            "<html><body><h1>502 Bad Gateway</h1></body></html>",
-        )
-            .into_response();
-    }
-    if matches!(api, Api::Packet) && (decision.malformed || decision.truncated) {
-        response = break_body(response, decision.truncated).await;
-    }
-    rate_headers(&mut response);
-    response
-}
-
-/// Replaces a JSON body by broken JSON, or by its first half.
-async fn break_body(response: Response, truncate: bool) -> Response {
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
-    let broken = if truncate {
-        Bytes::copy_from_slice(&bytes[..bytes.len() / 2])
-    } else {
-        Bytes::from_static(b"{\"errors\": [\"unexpected\"],, \"devices\": [{\"id\": }")
-    };
-    let mut response = Response::from_parts(parts, Body::from(broken));
-    response.headers_mut().remove(header::CONTENT_LENGTH);
-    response
-}
-
-fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
 async fn sim_state(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(shared.state()).into_response()
 }
@@ -717,10 +372,7 @@ async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
 impl Shared {
     /// Closes the rate limit's window: the next request opens a fresh one.
     pub(crate) fn restart_rate_window(&self) {
-        self.world().rate_window = RateWindow {
-            started: None,
-            used: 0,
-        };
+        self.world().rate_window = RateWindow::default();
     }
 
     pub(crate) fn set_faults(&self, plan: FaultPlan) -> Result<(), crate::faults::FaultPlanError> {
@@ -803,38 +455,4 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(control)
         .fallback(not_found)
         .with_state(shared)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::faults::OperationFaults;
-
-    #[test]
-    fn bursts_come_first_then_rates_apply() {
-        let plan = FaultPlan::seeded(1).operation(
-            "packet.devices.get",
-            OperationFaults::default().rate_limited_burst(2, 3),
-        );
-        let mut faults = FaultState::new(plan);
-        assert_eq!(faults.decide("packet.devices.get").rate_limited, Some(3));
-        assert_eq!(faults.decide("packet.devices.get").rate_limited, Some(3));
-        assert_eq!(faults.decide("packet.devices.get").rate_limited, None);
-        assert_eq!(faults.decide("packet.devices.list").rate_limited, None);
-    }
-
-    #[test]
-    fn the_same_seed_makes_the_same_decisions() {
-        let plan =
-            FaultPlan::seeded(42).operation("*", OperationFaults::default().server_errors(0.5));
-        let run = || {
-            let mut faults = FaultState::new(plan.clone());
-            (0..64)
-                .map(|_| faults.decide("packet.devices.get").server_error)
-                .collect::<Vec<_>>()
-        };
-        let first = run();
-        assert_eq!(first, run());
-        assert!(first.contains(&true) && first.contains(&false));
-    }
 }
