@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use engine::{CancellationToken, Outcome};
+use engine::{Actions, CancellationToken, Dag, Outcome, RunReport};
 use journal::{Journal, RunKind};
 use specs::DesiredCluster;
 use steps::assets::AssetDir;
@@ -74,6 +74,36 @@ fn cancel_on_interrupt(printer: Arc<Printer>) -> anyhow::Result<CancellationToke
     Ok(cancel)
 }
 
+/// Runs `plan` to its end against `journal`, its progress on the terminal (JSON lines with
+/// `json`), stopping at Ctrl-C or SIGTERM; then stops the demo's simulator, if one ran. What
+/// `loko run` and `loko destroy` share once their DAG is built.
+async fn execute(
+    journal: Arc<Journal>,
+    plan: &Dag,
+    actions: &Actions,
+    kind: RunKind,
+    desired: &DesiredCluster,
+    json: bool,
+    sim: Option<SimSession>,
+) -> anyhow::Result<RunReport> {
+    let printer = Arc::new(Printer::new(json, &plan.step_ids()));
+    let report = engine(journal, Arc::clone(&printer) as _)
+        .run(
+            plan,
+            actions,
+            request(kind, desired)?,
+            cancel_on_interrupt(Arc::clone(&printer))?,
+        )
+        .await;
+    printer.finish();
+    let report = report?;
+    printer.ended(report.run, &report.outcome);
+    if let Some(sim) = sim {
+        sim.handle.shutdown().await?;
+    }
+    Ok(report)
+}
+
 fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
     match outcome {
         Outcome::UpToDate | Outcome::Succeeded => Ok(ExitCode::SUCCESS),
@@ -139,22 +169,16 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         &history,
         &wiring.timings.extra_authorized_keys,
     )?;
-    let actions = actions(&target, assets, &wiring);
-    let printer = Arc::new(Printer::new(args.json, &plan.step_ids()));
-    let report = engine(Arc::clone(&journal), Arc::clone(&printer) as _)
-        .run(
-            &plan,
-            &actions,
-            request(RunKind::Apply, &target.desired)?,
-            cancel_on_interrupt(Arc::clone(&printer))?,
-        )
-        .await;
-    printer.finish();
-    let report = report?;
-    printer.ended(report.run, &report.outcome);
-    if let Some(sim) = sim {
-        sim.handle.shutdown().await?;
-    }
+    let report = execute(
+        Arc::clone(&journal),
+        &plan,
+        &actions(&target, assets, &wiring),
+        RunKind::Apply,
+        &target.desired,
+        args.json,
+        sim,
+    )
+    .await?;
     if !args.json && matches!(report.outcome, Outcome::Succeeded | Outcome::UpToDate) {
         print_nodes(&journal, &target.desired);
     }
@@ -260,22 +284,16 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
     let plan = cluster::destroy_dag(&target.desired, &history)?;
     // Destroying writes no asset; the directory holds the CA and keys a later run reuses.
     let assets = AssetDir::create(&target.assets)?;
-    let actions = actions(&target, assets, &wiring);
-    let printer = Arc::new(Printer::new(args.json, &plan.step_ids()));
-    let report = engine(journal, Arc::clone(&printer) as _)
-        .run(
-            &plan,
-            &actions,
-            request(RunKind::Destroy, &target.desired)?,
-            cancel_on_interrupt(Arc::clone(&printer))?,
-        )
-        .await;
-    printer.finish();
-    let report = report?;
-    printer.ended(report.run, &report.outcome);
-    if let Some(sim) = sim {
-        sim.handle.shutdown().await?;
-    }
+    let report = execute(
+        journal,
+        &plan,
+        &actions(&target, assets, &wiring),
+        RunKind::Destroy,
+        &target.desired,
+        args.json,
+        sim,
+    )
+    .await?;
     let code = outcome_code(&report.outcome, "destroy")?;
     if !args.json && report.outcome != Outcome::Interrupted {
         outln!(
