@@ -132,14 +132,14 @@ fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let target = target(global, &args.spec)?;
+    let target = target(global, &args.cluster.spec)?;
     let journal = open_journal(&target.journal)?;
     let history = history(&journal)?;
     // Refused changes stop here, before any API is called.
     let changes = changes(&target.desired, &history)?;
     crate::guard::new_devices(changes.devices_to_create(), args.max_new_devices, args.yes)?;
-    let sim = match args.sim.sim {
-        true => Some(SimSession::start(&target, &args.sim).await?),
+    let sim = match args.cluster.sim.sim {
+        true => Some(SimSession::start(&target, &args.cluster.sim).await?),
         false => None,
     };
     let login = Some(Login {
@@ -151,7 +151,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         WireConfig {
             sim: sim.as_ref(),
             login,
-            time_scale: args.sim.time_scale,
+            time_scale: args.cluster.sim.time_scale,
             take_over_dns: args.take_over_dns,
         },
     )
@@ -188,8 +188,8 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let code = outcome_code(&report.outcome, "the run")?;
     if !args.json && report.outcome != Outcome::Interrupted {
         let settings = &target.desired.settings;
-        let spec = args.spec.display();
-        if args.sim.sim {
+        let spec = args.cluster.spec.display();
+        if args.cluster.sim.sim {
             // The demo's apiserver lived in this process: a KUBECONFIG would point at nothing.
             outln!(
                 "\nCluster {} is ready, in the simulator that ran inside this command; it stopped \
@@ -258,7 +258,7 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
 }
 
 pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<ExitCode> {
-    let target = target(global, &args.spec)?;
+    let target = target(global, &args.cluster.spec)?;
     let journal = open_journal(&target.journal)?;
     let history = history(&journal)?;
     if !args.yes
@@ -270,14 +270,14 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         eprintln!("destroy cancelled");
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let sim = match args.sim.sim {
-        true => Some(SimSession::start(&target, &args.sim).await?),
+    let sim = match args.cluster.sim.sim {
+        true => Some(SimSession::start(&target, &args.cluster.sim).await?),
         false => None,
     };
     // Destroying logs into no node: no agent needed.
     let config = WireConfig {
         sim: sim.as_ref(),
-        time_scale: args.sim.time_scale,
+        time_scale: args.cluster.sim.time_scale,
         ..WireConfig::default()
     };
     let wiring = wire(&target, config).await?;
