@@ -191,14 +191,22 @@ pub struct SimOptions {
     pub sim_faults: Option<PathBuf>,
 }
 
+/// The cluster of a command that calls its APIs (`run`, `destroy`, `status`): its spec, where
+/// its state lives, and whether the APIs are a simulator's in this process.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct ClusterArgs {
     /// The spec file.
     pub spec: PathBuf,
     #[command(flatten)]
     pub global: Global,
     #[command(flatten)]
     pub sim: SimOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Overwrite DNS records of the cluster's names that loko did not write.
     #[arg(long)]
     pub take_over_dns: bool,
@@ -235,15 +243,11 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
-    /// The spec file.
-    pub spec: PathBuf,
     #[command(flatten)]
-    pub global: Global,
+    pub cluster: ClusterArgs,
     /// Do not ask for confirmation (required when not on a terminal).
     #[arg(long)]
     pub yes: bool,
-    #[command(flatten)]
-    pub sim: SimOptions,
     /// One JSON object per event on stdout instead of lines of text.
     #[arg(long)]
     pub json: bool,
@@ -251,12 +255,8 @@ pub struct DestroyArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The spec file.
-    pub spec: PathBuf,
     #[command(flatten)]
-    pub global: Global,
-    #[command(flatten)]
-    pub sim: SimOptions,
+    pub cluster: ClusterArgs,
     /// The nodes, records and differences as one JSON object.
     #[arg(long)]
     pub json: bool,

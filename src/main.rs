@@ -56,13 +56,13 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run_cmd::run(&args.global, &args).await,
+        Command::Run(args) => run_cmd::run(&args.cluster.global, &args).await,
         Command::Plan(args) => {
             no_sim("plan", &args.no_sim)?;
             run_cmd::plan(&args.global, &args).await
         }
-        Command::Destroy(args) => run_cmd::destroy(&args.global, &args).await,
-        Command::Status(args) => status_cmd::status(&args.global, &args).await,
+        Command::Destroy(args) => run_cmd::destroy(&args.cluster.global, &args).await,
+        Command::Status(args) => status_cmd::status(&args.cluster.global, &args).await,
         Command::Graph(args) => {
             no_sim("graph", &args.no_sim)?;
             run_cmd::graph(&args.global, &args).await

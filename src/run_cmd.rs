@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use engine::{CancellationToken, Outcome};
+use engine::{Actions, CancellationToken, Dag, Outcome, RunReport};
 use journal::{Journal, RunKind};
 use specs::DesiredCluster;
 use steps::assets::AssetDir;
@@ -74,6 +74,36 @@ fn cancel_on_interrupt(printer: Arc<Printer>) -> anyhow::Result<CancellationToke
     Ok(cancel)
 }
 
+/// Runs `plan` to its end against `journal`, its progress on the terminal (JSON lines with
+/// `json`), stopping at Ctrl-C or SIGTERM; then stops the demo's simulator, if one ran. What
+/// `loko run` and `loko destroy` share once their DAG is built.
+async fn execute(
+    journal: Arc<Journal>,
+    plan: &Dag,
+    actions: &Actions,
+    kind: RunKind,
+    desired: &DesiredCluster,
+    json: bool,
+    sim: Option<SimSession>,
+) -> anyhow::Result<RunReport> {
+    let printer = Arc::new(Printer::new(json, &plan.step_ids()));
+    let report = engine(journal, Arc::clone(&printer) as _)
+        .run(
+            plan,
+            actions,
+            request(kind, desired)?,
+            cancel_on_interrupt(Arc::clone(&printer))?,
+        )
+        .await;
+    printer.finish();
+    let report = report?;
+    printer.ended(report.run, &report.outcome);
+    if let Some(sim) = sim {
+        sim.handle.shutdown().await?;
+    }
+    Ok(report)
+}
+
 fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
     match outcome {
         Outcome::UpToDate | Outcome::Succeeded => Ok(ExitCode::SUCCESS),
@@ -102,14 +132,14 @@ fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let target = target(global, &args.spec)?;
+    let target = target(global, &args.cluster.spec)?;
     let journal = open_journal(&target.journal)?;
     let history = history(&journal)?;
     // Refused changes stop here, before any API is called.
     let changes = changes(&target.desired, &history)?;
     crate::guard::new_devices(changes.devices_to_create(), args.max_new_devices, args.yes)?;
-    let sim = match args.sim.sim {
-        true => Some(SimSession::start(&target, &args.sim).await?),
+    let sim = match args.cluster.sim.sim {
+        true => Some(SimSession::start(&target, &args.cluster.sim).await?),
         false => None,
     };
     let login = Some(Login {
@@ -121,7 +151,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         WireConfig {
             sim: sim.as_ref(),
             login,
-            time_scale: args.sim.time_scale,
+            time_scale: args.cluster.sim.time_scale,
             take_over_dns: args.take_over_dns,
         },
     )
@@ -139,22 +169,16 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         &history,
         &wiring.timings.extra_authorized_keys,
     )?;
-    let actions = actions(&target, assets, &wiring);
-    let printer = Arc::new(Printer::new(args.json, &plan.step_ids()));
-    let report = engine(Arc::clone(&journal), Arc::clone(&printer) as _)
-        .run(
-            &plan,
-            &actions,
-            request(RunKind::Apply, &target.desired)?,
-            cancel_on_interrupt(Arc::clone(&printer))?,
-        )
-        .await;
-    printer.finish();
-    let report = report?;
-    printer.ended(report.run, &report.outcome);
-    if let Some(sim) = sim {
-        sim.handle.shutdown().await?;
-    }
+    let report = execute(
+        Arc::clone(&journal),
+        &plan,
+        &actions(&target, assets, &wiring),
+        RunKind::Apply,
+        &target.desired,
+        args.json,
+        sim,
+    )
+    .await?;
     if !args.json && matches!(report.outcome, Outcome::Succeeded | Outcome::UpToDate) {
         print_nodes(&journal, &target.desired);
     }
@@ -164,8 +188,8 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let code = outcome_code(&report.outcome, "the run")?;
     if !args.json && report.outcome != Outcome::Interrupted {
         let settings = &target.desired.settings;
-        let spec = args.spec.display();
-        if args.sim.sim {
+        let spec = args.cluster.spec.display();
+        if args.cluster.sim.sim {
             // The demo's apiserver lived in this process: a KUBECONFIG would point at nothing.
             outln!(
                 "\nCluster {} is ready, in the simulator that ran inside this command; it stopped \
@@ -234,7 +258,7 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
 }
 
 pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<ExitCode> {
-    let target = target(global, &args.spec)?;
+    let target = target(global, &args.cluster.spec)?;
     let journal = open_journal(&target.journal)?;
     let history = history(&journal)?;
     if !args.yes
@@ -246,36 +270,30 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         eprintln!("destroy cancelled");
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let sim = match args.sim.sim {
-        true => Some(SimSession::start(&target, &args.sim).await?),
+    let sim = match args.cluster.sim.sim {
+        true => Some(SimSession::start(&target, &args.cluster.sim).await?),
         false => None,
     };
     // Destroying logs into no node: no agent needed.
     let config = WireConfig {
         sim: sim.as_ref(),
-        time_scale: args.sim.time_scale,
+        time_scale: args.cluster.sim.time_scale,
         ..WireConfig::default()
     };
     let wiring = wire(&target, config).await?;
     let plan = cluster::destroy_dag(&target.desired, &history)?;
     // Destroying writes no asset; the directory holds the CA and keys a later run reuses.
     let assets = AssetDir::create(&target.assets)?;
-    let actions = actions(&target, assets, &wiring);
-    let printer = Arc::new(Printer::new(args.json, &plan.step_ids()));
-    let report = engine(journal, Arc::clone(&printer) as _)
-        .run(
-            &plan,
-            &actions,
-            request(RunKind::Destroy, &target.desired)?,
-            cancel_on_interrupt(Arc::clone(&printer))?,
-        )
-        .await;
-    printer.finish();
-    let report = report?;
-    printer.ended(report.run, &report.outcome);
-    if let Some(sim) = sim {
-        sim.handle.shutdown().await?;
-    }
+    let report = execute(
+        journal,
+        &plan,
+        &actions(&target, assets, &wiring),
+        RunKind::Destroy,
+        &target.desired,
+        args.json,
+        sim,
+    )
+    .await?;
     let code = outcome_code(&report.outcome, "destroy")?;
     if !args.json && report.outcome != Outcome::Interrupted {
         outln!(

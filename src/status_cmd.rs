@@ -14,10 +14,10 @@ use crate::target::target;
 use crate::wiring::connect;
 
 pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let target = target(global, &args.spec)?;
+    let target = target(global, &args.cluster.spec)?;
     // A read-only command: it never starts the demo's agent or nodes, nor writes its state.
-    let sim = match args.sim.sim {
-        true => Some(SimView::start(&target, &args.sim).await?),
+    let sim = match args.cluster.sim.sim {
+        true => Some(SimView::start(&target, &args.cluster.sim).await?),
         false => None,
     };
     let (packet, route53) = connect(&target, sim.as_ref().map(|s| &s.handle), Vec::new()).await?;

@@ -81,6 +81,18 @@ fn started(step: &StepId, attempt: u32) -> Event {
     }
 }
 
+/// The success of `step`'s `attempt`, with `outputs`.
+fn succeeded(step: StepId, attempt: u32, outputs: Outputs) -> Event {
+    Event::StepSucceeded {
+        step,
+        attempt,
+        inputs_digest: Digest::of(b"in"),
+        outputs,
+        duration_ms: 1,
+        invalidates: vec![],
+    }
+}
+
 /// A journal in `dir` with one run begun, as every bench needs.
 async fn open_with_run(dir: &std::path::Path) -> (Arc<Journal>, journal::RunId) {
     let journal = Arc::new(Journal::open(dir).expect("open"));
@@ -154,15 +166,10 @@ async fn open_and_fold(events: usize) {
                         .with("device_id", format!("6f1c3b0e-0000-4000-8000-{i:012}"))
                         .and_then(|o| o.with("public_ipv4", "127.10.0.1"))
                         .expect("outputs");
-                    let done = Event::StepSucceeded {
-                        step,
-                        attempt: 1,
-                        inputs_digest: Digest::of(b"in"),
-                        outputs,
-                        duration_ms: 1,
-                        invalidates: vec![],
-                    };
-                    journal.append(run, done).await.expect("append");
+                    journal
+                        .append(run, succeeded(step, 1, outputs))
+                        .await
+                        .expect("append");
                 }
             }));
         }
@@ -295,15 +302,10 @@ async fn a_year_of_weekly_runs(workers: usize, runs: usize) {
                             .and_then(|o| o.with("public_ipv4", "127.10.0.1"))
                             .and_then(|o| o.with("private_ipv4", "10.128.0.1"))
                             .expect("outputs");
-                        let done = Event::StepSucceeded {
-                            step,
-                            attempt,
-                            inputs_digest: Digest::of(b"in"),
-                            outputs,
-                            duration_ms: 1,
-                            invalidates: vec![],
-                        };
-                        journal.append(run, done).await.expect("append");
+                        journal
+                            .append(run, succeeded(step, attempt, outputs))
+                            .await
+                            .expect("append");
                     }
                 }));
             }

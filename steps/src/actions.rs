@@ -136,6 +136,28 @@ where
     move |ctx| action(Arc::clone(&run), ctx)
 }
 
+/// The action of a kind that has a step type: reads the step's params (of type `$P`) into
+/// `$params`, builds the step from them and the run's context `$run` with `$step`, and runs it.
+/// A macro, not a function: each step type has its own inherent `async fn run(&self, ctx)`,
+/// with no trait over them to be generic on.
+macro_rules! step_action {
+    ($run:expr, |$r:ident, $params:ident: $P:ty| $step:expr) => {
+        with_run($run, |$r, ctx: StepContext| async move {
+            let $params: $P = ctx.params()?;
+            let step = $step;
+            step.run(ctx).await
+        })
+    };
+}
+
+/// Where the API steps reach the apiserver: each controller's device step's `public_ipv4`.
+fn public_ipv4_of(controllers: Vec<StepId>) -> Vec<(StepId, &'static str)> {
+    controllers
+        .into_iter()
+        .map(|c| (c, "public_ipv4"))
+        .collect()
+}
+
 /// How the SSH steps reach a controller.
 fn node_access(settings: &RunSettings, hostname: String) -> NodeAccess {
     NodeAccess {
@@ -232,134 +254,86 @@ pub fn actions(run: RunContext) -> Actions {
     });
     let actions = actions.bind(
         DEVICE,
-        with_run(&run, |run, ctx: StepContext| async move {
-            let DeviceParams {
-                mut spec,
-                named_first,
-            } = ctx.params()?;
+        step_action!(&run, |run, params: DeviceParams| {
+            let mut spec = params.spec;
             spec.userdata_path = ignition::path(&run.assets, &spec.hostname);
-            let step = DeviceStep {
+            DeviceStep {
                 client: Arc::clone(&run.clients.packet),
                 poller: Arc::clone(&run.clients.poller),
                 spec,
                 settings: run.settings.device.clone(),
-                named_first,
-            };
-            step.run(ctx).await
+                named_first: params.named_first,
+            }
         }),
     );
     let actions = actions.bind(
         DELETE_DEVICES,
-        with_run(&run, |run, ctx: StepContext| async move {
-            let DeleteDevicesParams { tag } = ctx.params()?;
-            let step = DeleteDeviceStep {
-                client: Arc::clone(&run.clients.packet),
-                poller: Arc::clone(&run.clients.poller),
-                tag,
-                deadline: run.settings.device.provision_deadline,
-            };
-            step.run(ctx).await
+        step_action!(&run, |run, params: DeleteDevicesParams| DeleteDeviceStep {
+            client: Arc::clone(&run.clients.packet),
+            poller: Arc::clone(&run.clients.poller),
+            tag: params.tag,
+            deadline: run.settings.device.provision_deadline,
         }),
     );
     let actions = actions.bind(
         DNS,
-        with_run(&run, |run, ctx: StepContext| async move {
-            let DnsParams { zone_id, records } = ctx.params()?;
-            let step = DnsStep {
-                route53: run.clients.route53.clone(),
-                zone_id,
-                records,
-                take_over: run.settings.take_over_dns,
-                poll_every: run.settings.dns_poll,
-                in_sync_deadline: run.settings.dns_deadline,
-            };
-            step.run(ctx).await
+        step_action!(&run, |run, params: DnsParams| DnsStep {
+            route53: run.clients.route53.clone(),
+            zone_id: params.zone_id,
+            records: params.records,
+            take_over: run.settings.take_over_dns,
+            poll_every: run.settings.dns_poll,
+            in_sync_deadline: run.settings.dns_deadline,
         }),
     );
     let actions = actions.bind(
         DELETE_RECORDS,
-        with_run(&run, |run, ctx: StepContext| async move {
-            let DeleteRecordsParams { zone_id, names } = ctx.params()?;
-            let step = DnsDeleteStep {
-                route53: run.clients.route53.clone(),
-                zone_id,
-                names,
-                poll_every: run.settings.dns_poll,
-                in_sync_deadline: run.settings.dns_deadline,
-            };
-            step.run(ctx).await
+        step_action!(&run, |run, params: DeleteRecordsParams| DnsDeleteStep {
+            route53: run.clients.route53.clone(),
+            zone_id: params.zone_id,
+            names: params.names,
+            poll_every: run.settings.dns_poll,
+            in_sync_deadline: run.settings.dns_deadline,
         }),
     );
     let actions = actions.bind(
         ETCD_SECRETS,
-        with_run(&run, |run, ctx: StepContext| async move {
-            let NodeParams { hostname } = ctx.params()?;
-            let step = EtcdSecretsStep {
-                ssh: run.clients.ssh.clone(),
-                node: node_access(&run.settings, hostname),
-                asset_dir: run.assets.root().to_owned(),
-            };
-            step.run(ctx).await
+        step_action!(&run, |run, params: NodeParams| EtcdSecretsStep {
+            ssh: run.clients.ssh.clone(),
+            node: node_access(&run.settings, params.hostname),
+            asset_dir: run.assets.root().to_owned(),
         }),
     );
     let actions = actions.bind(
         CONTROL_PLANE,
-        with_run(&run, |run, ctx: StepContext| async move {
-            let ControlPlaneParams {
-                hostname,
-                aggregation,
-            } = ctx.params()?;
-            let step = ControlPlaneStep {
-                ssh: run.clients.ssh.clone(),
-                node: node_access(&run.settings, hostname),
-                asset_dir: run.assets.root().to_owned(),
-                aggregation,
-            };
-            step.run(ctx).await
+        step_action!(&run, |run, params: ControlPlaneParams| ControlPlaneStep {
+            ssh: run.clients.ssh.clone(),
+            node: node_access(&run.settings, params.hostname),
+            asset_dir: run.assets.root().to_owned(),
+            aggregation: params.aggregation,
         }),
     );
     let actions = actions.bind(
         BOOTSTRAP,
-        with_run(&run, |run, ctx: StepContext| async move {
-            let BootstrapParams {
-                api_name,
-                controllers,
-            } = ctx.params()?;
-            let step = BootstrapStep {
-                api_name,
-                port: run.settings.api_port,
-                controllers: controllers
-                    .into_iter()
-                    .map(|c| (c, "public_ipv4"))
-                    .collect(),
-                asset_dir: run.assets.root().to_owned(),
-                poll_every: run.settings.ready_poll,
-                deadline: run.settings.ready_deadline,
-            };
-            step.run(ctx).await
+        step_action!(&run, |run, params: BootstrapParams| BootstrapStep {
+            api_name: params.api_name,
+            port: run.settings.api_port,
+            controllers: public_ipv4_of(params.controllers),
+            asset_dir: run.assets.root().to_owned(),
+            poll_every: run.settings.ready_poll,
+            deadline: run.settings.ready_deadline,
         }),
     );
     actions.bind(
         READY,
-        with_run(&run, |run, ctx: StepContext| async move {
-            let ReadyParams {
-                api_name,
-                controllers,
-                expected_nodes,
-            } = ctx.params()?;
-            let step = ReadinessStep {
-                api_name,
-                port: run.settings.api_port,
-                controllers: controllers
-                    .into_iter()
-                    .map(|c| (c, "public_ipv4"))
-                    .collect(),
-                expected_nodes,
-                asset_dir: run.assets.root().to_owned(),
-                poll_every: run.settings.ready_poll,
-                deadline: run.settings.ready_deadline,
-            };
-            step.run(ctx).await
+        step_action!(&run, |run, params: ReadyParams| ReadinessStep {
+            api_name: params.api_name,
+            port: run.settings.api_port,
+            controllers: public_ipv4_of(params.controllers),
+            expected_nodes: params.expected_nodes,
+            asset_dir: run.assets.root().to_owned(),
+            poll_every: run.settings.ready_poll,
+            deadline: run.settings.ready_deadline,
         }),
     )
 }

@@ -179,6 +179,27 @@ fn labels(name: &str) -> Value {
     json!({"k8s-app": name})
 }
 
+/// A DaemonSet of kube-system named `name`, running `pod` (a PodSpec) on every node it
+/// tolerates. Its pods carry the one label that selects them, so the selector always matches
+/// the template (the apiserver refuses a DaemonSet where it does not). `max_unavailable`: the
+/// rolling update's pace, where the upstream manifest sets one.
+fn daemon_set(name: &str, max_unavailable: Option<u32>, pod: Value) -> Value {
+    let mut spec = json!({
+        "selector": {"matchLabels": labels(name)},
+        "template": {"metadata": {"labels": labels(name)}, "spec": pod},
+    });
+    if let Some(n) = max_unavailable {
+        spec["updateStrategy"] =
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": n}});
+    }
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": "kube-system", "labels": labels(name)},
+        "spec": spec,
+    })
+}
+
 fn service_account(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(name)})
 }

@@ -7,7 +7,7 @@ use specs::DesiredCluster;
 
 use super::{
     CALICO_CNI_IMAGE, CALICO_IMAGE, FLANNEL_CNI_IMAGE, FLANNEL_IMAGE, Manifest,
-    cluster_role_binding, host_path, labels, manifest, metadata, mount, service_account,
+    cluster_role_binding, daemon_set, host_path, manifest, metadata, mount, service_account,
 };
 use crate::assets::AssetError;
 
@@ -310,119 +310,111 @@ fn calico_node(cluster: &DesiredCluster, can_reach: Ipv4Addr) -> Value {
     let field = |path: &str| json!({"fieldRef": {"fieldPath": path}});
     let config = |key: &str| json!({"configMapKeyRef": {"name": "calico-config", "key": key}});
     let dir = |name: &str, path: &str| json!({"name": name, "hostPath": {"path": path, "type": "DirectoryOrCreate"}});
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": "calico-node", "namespace": "kube-system", "labels": labels("calico-node")},
-        "spec": {
-            "selector": {"matchLabels": labels("calico-node")},
-            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
-            "template": {
-                "metadata": {"labels": labels("calico-node")},
-                "spec": {
-                    "hostNetwork": true,
-                    "nodeSelector": {"kubernetes.io/os": "linux"},
-                    "priorityClassName": "system-node-critical",
-                    "serviceAccountName": "calico-node",
-                    "terminationGracePeriodSeconds": 0,
-                    "tolerations": [
-                        {"effect": "NoSchedule", "operator": "Exists"},
-                        {"key": "CriticalAddonsOnly", "operator": "Exists"},
-                        {"effect": "NoExecute", "operator": "Exists"},
+    daemon_set(
+        "calico-node",
+        Some(1),
+        json!({
+            "hostNetwork": true,
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "priorityClassName": "system-node-critical",
+            "serviceAccountName": "calico-node",
+            "terminationGracePeriodSeconds": 0,
+            "tolerations": [
+                {"effect": "NoSchedule", "operator": "Exists"},
+                {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                {"effect": "NoExecute", "operator": "Exists"},
+            ],
+            "initContainers": [
+                {
+                    "name": "upgrade-ipam",
+                    "image": CALICO_CNI_IMAGE,
+                    "command": ["/opt/cni/bin/calico-ipam", "-upgrade"],
+                    "env": [
+                        {"name": "KUBERNETES_NODE_NAME", "valueFrom": field("spec.nodeName")},
+                        {"name": "CALICO_NETWORKING_BACKEND", "valueFrom": config("calico_backend")},
                     ],
-                    "initContainers": [
-                        {
-                            "name": "upgrade-ipam",
-                            "image": CALICO_CNI_IMAGE,
-                            "command": ["/opt/cni/bin/calico-ipam", "-upgrade"],
-                            "env": [
-                                {"name": "KUBERNETES_NODE_NAME", "valueFrom": field("spec.nodeName")},
-                                {"name": "CALICO_NETWORKING_BACKEND", "valueFrom": config("calico_backend")},
-                            ],
-                            "securityContext": {"privileged": true},
-                            "volumeMounts": [
-                                mount("host-local-net-dir", "/var/lib/cni/networks", false),
-                                mount("cni-bin-dir", "/host/opt/cni/bin", false),
-                            ],
-                        },
-                        {
-                            "name": "install-cni",
-                            "image": CALICO_CNI_IMAGE,
-                            "command": ["/opt/cni/bin/install"],
-                            "env": [
-                                {"name": "CNI_CONF_NAME", "value": "10-calico.conflist"},
-                                {"name": "CNI_NETWORK_CONFIG", "valueFrom": config("cni_network_config")},
-                                {"name": "KUBERNETES_NODE_NAME", "valueFrom": field("spec.nodeName")},
-                                {"name": "CNI_MTU", "valueFrom": config("veth_mtu")},
-                                {"name": "SLEEP", "value": "false"},
-                            ],
-                            "securityContext": {"privileged": true},
-                            "volumeMounts": [
-                                mount("cni-bin-dir", "/host/opt/cni/bin", false),
-                                mount("cni-net-dir", "/host/etc/cni/net.d", false),
-                            ],
-                        },
-                    ],
-                    "containers": [{
-                        "name": "calico-node",
-                        "image": CALICO_IMAGE,
-                        "env": [
-                            {"name": "DATASTORE_TYPE", "value": "kubernetes"},
-                            {"name": "WAIT_FOR_DATASTORE", "value": "true"},
-                            {"name": "NODENAME", "valueFrom": field("spec.nodeName")},
-                            {"name": "CALICO_NETWORKING_BACKEND", "valueFrom": config("calico_backend")},
-                            {"name": "CLUSTER_TYPE", "value": "k8s,bgp"},
-                            {"name": "IP", "value": "autodetect"},
-                            {"name": "IP_AUTODETECTION_METHOD", "value": format!("can-reach={can_reach}")},
-                            {"name": "CALICO_IPV4POOL_CIDR", "value": s.pod_cidr.to_string()},
-                            {"name": "CALICO_IPV4POOL_IPIP", "value": "Always"},
-                            {"name": "CALICO_IPV4POOL_VXLAN", "value": "Never"},
-                            {"name": "CALICO_IPV6POOL_VXLAN", "value": "Never"},
-                            {"name": "FELIX_IPINIPMTU", "valueFrom": config("veth_mtu")},
-                            {"name": "CALICO_DISABLE_FILE_LOGGING", "value": "true"},
-                            {"name": "FELIX_DEFAULTENDPOINTTOHOSTACTION", "value": "ACCEPT"},
-                            {"name": "FELIX_IPV6SUPPORT", "value": "false"},
-                            {"name": "FELIX_HEALTHENABLED", "value": "true"},
-                            {"name": "FELIX_USAGEREPORTINGENABLED", "value": s.enable_reporting.to_string()},
-                        ],
-                        "securityContext": {"privileged": true},
-                        "resources": {"requests": {"cpu": "250m"}},
-                        "lifecycle": {"preStop": {"exec": {"command": ["/bin/calico-node", "-shutdown"]}}},
-                        "livenessProbe": {
-                            "exec": {"command": ["/bin/calico-node", "-felix-live", "-bird-live"]},
-                            "periodSeconds": 10, "initialDelaySeconds": 10, "failureThreshold": 6, "timeoutSeconds": 10,
-                        },
-                        "readinessProbe": {
-                            "exec": {"command": ["/bin/calico-node", "-felix-ready", "-bird-ready"]},
-                            "periodSeconds": 10, "timeoutSeconds": 10,
-                        },
-                        "volumeMounts": [
-                            mount("cni-net-dir", "/host/etc/cni/net.d", false),
-                            mount("lib-modules", "/lib/modules", true),
-                            mount("xtables-lock", "/run/xtables.lock", false),
-                            mount("var-run-calico", "/var/run/calico", false),
-                            mount("var-lib-calico", "/var/lib/calico", false),
-                            mount("policysync", "/var/run/nodeagent", false),
-                            mount("bpffs", "/sys/fs/bpf", false),
-                            mount("cni-log-dir", "/var/log/calico/cni", true),
-                        ],
-                    }],
-                    "volumes": [
-                        host_path("lib-modules", "/lib/modules"),
-                        dir("var-run-calico", "/var/run/calico"),
-                        dir("var-lib-calico", "/var/lib/calico"),
-                        {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
-                        {"name": "bpffs", "hostPath": {"path": "/sys/fs/bpf", "type": "Directory"}},
-                        dir("cni-bin-dir", "/opt/cni/bin"),
-                        dir("cni-net-dir", "/etc/cni/net.d"),
-                        dir("cni-log-dir", "/var/log/calico/cni"),
-                        dir("host-local-net-dir", "/var/lib/cni/networks"),
-                        dir("policysync", "/var/run/nodeagent"),
+                    "securityContext": {"privileged": true},
+                    "volumeMounts": [
+                        mount("host-local-net-dir", "/var/lib/cni/networks", false),
+                        mount("cni-bin-dir", "/host/opt/cni/bin", false),
                     ],
                 },
-            },
-        },
-    })
+                {
+                    "name": "install-cni",
+                    "image": CALICO_CNI_IMAGE,
+                    "command": ["/opt/cni/bin/install"],
+                    "env": [
+                        {"name": "CNI_CONF_NAME", "value": "10-calico.conflist"},
+                        {"name": "CNI_NETWORK_CONFIG", "valueFrom": config("cni_network_config")},
+                        {"name": "KUBERNETES_NODE_NAME", "valueFrom": field("spec.nodeName")},
+                        {"name": "CNI_MTU", "valueFrom": config("veth_mtu")},
+                        {"name": "SLEEP", "value": "false"},
+                    ],
+                    "securityContext": {"privileged": true},
+                    "volumeMounts": [
+                        mount("cni-bin-dir", "/host/opt/cni/bin", false),
+                        mount("cni-net-dir", "/host/etc/cni/net.d", false),
+                    ],
+                },
+            ],
+            "containers": [{
+                "name": "calico-node",
+                "image": CALICO_IMAGE,
+                "env": [
+                    {"name": "DATASTORE_TYPE", "value": "kubernetes"},
+                    {"name": "WAIT_FOR_DATASTORE", "value": "true"},
+                    {"name": "NODENAME", "valueFrom": field("spec.nodeName")},
+                    {"name": "CALICO_NETWORKING_BACKEND", "valueFrom": config("calico_backend")},
+                    {"name": "CLUSTER_TYPE", "value": "k8s,bgp"},
+                    {"name": "IP", "value": "autodetect"},
+                    {"name": "IP_AUTODETECTION_METHOD", "value": format!("can-reach={can_reach}")},
+                    {"name": "CALICO_IPV4POOL_CIDR", "value": s.pod_cidr.to_string()},
+                    {"name": "CALICO_IPV4POOL_IPIP", "value": "Always"},
+                    {"name": "CALICO_IPV4POOL_VXLAN", "value": "Never"},
+                    {"name": "CALICO_IPV6POOL_VXLAN", "value": "Never"},
+                    {"name": "FELIX_IPINIPMTU", "valueFrom": config("veth_mtu")},
+                    {"name": "CALICO_DISABLE_FILE_LOGGING", "value": "true"},
+                    {"name": "FELIX_DEFAULTENDPOINTTOHOSTACTION", "value": "ACCEPT"},
+                    {"name": "FELIX_IPV6SUPPORT", "value": "false"},
+                    {"name": "FELIX_HEALTHENABLED", "value": "true"},
+                    {"name": "FELIX_USAGEREPORTINGENABLED", "value": s.enable_reporting.to_string()},
+                ],
+                "securityContext": {"privileged": true},
+                "resources": {"requests": {"cpu": "250m"}},
+                "lifecycle": {"preStop": {"exec": {"command": ["/bin/calico-node", "-shutdown"]}}},
+                "livenessProbe": {
+                    "exec": {"command": ["/bin/calico-node", "-felix-live", "-bird-live"]},
+                    "periodSeconds": 10, "initialDelaySeconds": 10, "failureThreshold": 6, "timeoutSeconds": 10,
+                },
+                "readinessProbe": {
+                    "exec": {"command": ["/bin/calico-node", "-felix-ready", "-bird-ready"]},
+                    "periodSeconds": 10, "timeoutSeconds": 10,
+                },
+                "volumeMounts": [
+                    mount("cni-net-dir", "/host/etc/cni/net.d", false),
+                    mount("lib-modules", "/lib/modules", true),
+                    mount("xtables-lock", "/run/xtables.lock", false),
+                    mount("var-run-calico", "/var/run/calico", false),
+                    mount("var-lib-calico", "/var/lib/calico", false),
+                    mount("policysync", "/var/run/nodeagent", false),
+                    mount("bpffs", "/sys/fs/bpf", false),
+                    mount("cni-log-dir", "/var/log/calico/cni", true),
+                ],
+            }],
+            "volumes": [
+                host_path("lib-modules", "/lib/modules"),
+                dir("var-run-calico", "/var/run/calico"),
+                dir("var-lib-calico", "/var/lib/calico"),
+                {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+                {"name": "bpffs", "hostPath": {"path": "/sys/fs/bpf", "type": "Directory"}},
+                dir("cni-bin-dir", "/opt/cni/bin"),
+                dir("cni-net-dir", "/etc/cni/net.d"),
+                dir("cni-log-dir", "/var/log/calico/cni"),
+                dir("host-local-net-dir", "/var/lib/cni/networks"),
+                dir("policysync", "/var/run/nodeagent"),
+            ],
+        }),
+    )
 }
 
 /// Typhoon's CNI installer (`poseidon/flannel-cni`; Typhoon still pins v0.4.2): the
@@ -472,69 +464,62 @@ pub(super) fn flannel(cluster: &DesiredCluster) -> Vec<Manifest> {
         ),
         manifest(
             "manifests/flannel/daemonset.json",
-            json!({
-                "apiVersion": "apps/v1",
-                "kind": "DaemonSet",
-                "metadata": {"name": "flannel", "namespace": "kube-system", "labels": labels("flannel")},
-                "spec": {
-                    "selector": {"matchLabels": labels("flannel")},
-                    "template": {
-                        "metadata": {"labels": labels("flannel")},
-                        "spec": {
-                            "hostNetwork": true,
-                            "serviceAccountName": "flannel",
-                            "tolerations": [{"operator": "Exists"}],
-                            // containerd runs the plugins from /opt/cni/bin, which Flatcar
-                            // leaves empty: flannel delegates to `bridge` with `host-local`
-                            // addresses, and every sandbox needs `loopback`. Typhoon's installer
-                            // copies those and writes the network's configuration; the flannel
-                            // plugin itself comes last, from flannel's own release.
-                            "initContainers": [
-                                {
-                                    "name": "install-cni",
-                                    "image": FLANNEL_INSTALL_CNI_IMAGE,
-                                    "command": ["/install-cni.sh"],
-                                    "env": [{
-                                        "name": "CNI_NETWORK_CONFIG",
-                                        "valueFrom": {"configMapKeyRef": {"name": "flannel-config", "key": "cni-conf.json"}},
-                                    }],
-                                    "volumeMounts": [
-                                        mount("cni-bin-dir", "/host/opt/cni/bin", false),
-                                        mount("cni-net-dir", "/host/etc/cni/net.d", false),
-                                    ],
-                                },
-                                {
-                                    "name": "install-cni-plugin",
-                                    "image": FLANNEL_CNI_IMAGE,
-                                    "command": ["cp", "-f", "/flannel", "/opt/cni/bin/flannel"],
-                                    "volumeMounts": [mount("cni-bin-dir", "/opt/cni/bin", false)],
-                                },
-                            ],
-                            "containers": [{
-                                "name": "flannel",
-                                "image": FLANNEL_IMAGE,
-                                "command": ["/opt/bin/flanneld", "--ip-masq", "--kube-subnet-mgr", "--iface=$(POD_IP)"],
-                                "env": [
-                                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                                ],
-                                "securityContext": {"privileged": true},
-                                "volumeMounts": [
-                                    mount("flannel-config", "/etc/kube-flannel/", true),
-                                    mount("run-flannel", "/run/flannel", false),
-                                ],
+            daemon_set(
+                "flannel",
+                None,
+                json!({
+                    "hostNetwork": true,
+                    "serviceAccountName": "flannel",
+                    "tolerations": [{"operator": "Exists"}],
+                    // containerd runs the plugins from /opt/cni/bin, which Flatcar
+                    // leaves empty: flannel delegates to `bridge` with `host-local`
+                    // addresses, and every sandbox needs `loopback`. Typhoon's installer
+                    // copies those and writes the network's configuration; the flannel
+                    // plugin itself comes last, from flannel's own release.
+                    "initContainers": [
+                        {
+                            "name": "install-cni",
+                            "image": FLANNEL_INSTALL_CNI_IMAGE,
+                            "command": ["/install-cni.sh"],
+                            "env": [{
+                                "name": "CNI_NETWORK_CONFIG",
+                                "valueFrom": {"configMapKeyRef": {"name": "flannel-config", "key": "cni-conf.json"}},
                             }],
-                            "volumes": [
-                                {"name": "flannel-config", "configMap": {"name": "flannel-config"}},
-                                host_path("run-flannel", "/run/flannel"),
-                                host_path("cni-bin-dir", "/opt/cni/bin"),
-                                host_path("cni-net-dir", "/etc/cni/net.d"),
+                            "volumeMounts": [
+                                mount("cni-bin-dir", "/host/opt/cni/bin", false),
+                                mount("cni-net-dir", "/host/etc/cni/net.d", false),
                             ],
                         },
-                    },
-                },
-            }),
+                        {
+                            "name": "install-cni-plugin",
+                            "image": FLANNEL_CNI_IMAGE,
+                            "command": ["cp", "-f", "/flannel", "/opt/cni/bin/flannel"],
+                            "volumeMounts": [mount("cni-bin-dir", "/opt/cni/bin", false)],
+                        },
+                    ],
+                    "containers": [{
+                        "name": "flannel",
+                        "image": FLANNEL_IMAGE,
+                        "command": ["/opt/bin/flanneld", "--ip-masq", "--kube-subnet-mgr", "--iface=$(POD_IP)"],
+                        "env": [
+                            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                        ],
+                        "securityContext": {"privileged": true},
+                        "volumeMounts": [
+                            mount("flannel-config", "/etc/kube-flannel/", true),
+                            mount("run-flannel", "/run/flannel", false),
+                        ],
+                    }],
+                    "volumes": [
+                        {"name": "flannel-config", "configMap": {"name": "flannel-config"}},
+                        host_path("run-flannel", "/run/flannel"),
+                        host_path("cni-bin-dir", "/opt/cni/bin"),
+                        host_path("cni-net-dir", "/etc/cni/net.d"),
+                    ],
+                }),
+            ),
         ),
     ]
 }

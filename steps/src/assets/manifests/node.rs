@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use specs::DesiredCluster;
 
-use super::{Manifest, binding, host_path, image, labels, manifest, metadata, mount};
+use super::{Manifest, binding, daemon_set, host_path, image, manifest, metadata, mount};
 use crate::assets::pki::{apiserver_names, apiserver_url};
 
 /// The group of the kubelets' shared client certificate (`tls/kubelet.crt`, O=system:nodes).
@@ -77,54 +77,46 @@ fn kubeconfig_in_cluster(cluster: &DesiredCluster) -> Value {
 }
 
 pub(super) fn kube_proxy(pod_cidr: &str) -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": "kube-proxy", "namespace": "kube-system", "labels": labels("kube-proxy")},
-        "spec": {
-            "selector": {"matchLabels": labels("kube-proxy")},
-            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
-            "template": {
-                "metadata": {"labels": labels("kube-proxy")},
-                "spec": {
-                    "hostNetwork": true,
-                    "priorityClassName": "system-node-critical",
-                    "serviceAccountName": "kube-proxy",
-                    "tolerations": [
-                        {"effect": "NoSchedule", "operator": "Exists"},
-                        {"effect": "NoExecute", "operator": "Exists"},
-                    ],
-                    "containers": [{
-                        "name": "kube-proxy",
-                        "image": image("kube-proxy"),
-                        "command": [
-                            "kube-proxy",
-                            format!("--cluster-cidr={pod_cidr}"),
-                            "--hostname-override=$(NODE_NAME)",
-                            "--kubeconfig=/etc/kubernetes/kubeconfig",
-                            "--proxy-mode=iptables",
-                            "--healthz-bind-address=0.0.0.0:10256",
-                        ],
-                        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
-                        "livenessProbe": {
-                            "httpGet": {"path": "/healthz", "port": 10256},
-                            "initialDelaySeconds": 15,
-                            "timeoutSeconds": 15,
-                        },
-                        "securityContext": {"privileged": true},
-                        "volumeMounts": [
-                            mount("kubeconfig", "/etc/kubernetes", true),
-                            mount("lib-modules", "/lib/modules", true),
-                            mount("xtables-lock", "/run/xtables.lock", false),
-                        ],
-                    }],
-                    "volumes": [
-                        {"name": "kubeconfig", "configMap": {"name": "kubeconfig-in-cluster"}},
-                        host_path("lib-modules", "/lib/modules"),
-                        {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
-                    ],
+    daemon_set(
+        "kube-proxy",
+        Some(1),
+        json!({
+            "hostNetwork": true,
+            "priorityClassName": "system-node-critical",
+            "serviceAccountName": "kube-proxy",
+            "tolerations": [
+                {"effect": "NoSchedule", "operator": "Exists"},
+                {"effect": "NoExecute", "operator": "Exists"},
+            ],
+            "containers": [{
+                "name": "kube-proxy",
+                "image": image("kube-proxy"),
+                "command": [
+                    "kube-proxy",
+                    format!("--cluster-cidr={pod_cidr}"),
+                    "--hostname-override=$(NODE_NAME)",
+                    "--kubeconfig=/etc/kubernetes/kubeconfig",
+                    "--proxy-mode=iptables",
+                    "--healthz-bind-address=0.0.0.0:10256",
+                ],
+                "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                "livenessProbe": {
+                    "httpGet": {"path": "/healthz", "port": 10256},
+                    "initialDelaySeconds": 15,
+                    "timeoutSeconds": 15,
                 },
-            },
-        },
-    })
+                "securityContext": {"privileged": true},
+                "volumeMounts": [
+                    mount("kubeconfig", "/etc/kubernetes", true),
+                    mount("lib-modules", "/lib/modules", true),
+                    mount("xtables-lock", "/run/xtables.lock", false),
+                ],
+            }],
+            "volumes": [
+                {"name": "kubeconfig", "configMap": {"name": "kubeconfig-in-cluster"}},
+                host_path("lib-modules", "/lib/modules"),
+                {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+            ],
+        }),
+    )
 }
