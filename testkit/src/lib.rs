@@ -22,7 +22,6 @@ impl Drop for Killed {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
 /// Copies the directory `from` (files and subdirectories) to `to`: a test works on a copy of
 /// a committed fixture, never on the fixture.
 pub fn copy_dir(from: &Path, to: &Path) {
@@ -38,6 +37,17 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A copy of the example spec `examples/<name>` in a new temporary directory (where a run puts
+/// its `asset_dir`), and the copy's path: a test never writes beside the committed example.
+pub fn example_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let spec = dir.path().join(name);
+    std::fs::copy(rendered::example_path(name), &spec)
+        .unwrap_or_else(|e| panic!("copy examples/{name}: {e}"));
+    (dir, spec)
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

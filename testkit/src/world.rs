@@ -374,6 +374,34 @@ fn gone(device: &sim::DeviceRecord) -> bool {
     )
 }
 
+/// Runs `run` (a `loko run` of [`World::command`]) with the journal's crash hook killing it
+/// right after its `k`-th append; panics, saying `what`, unless it died of that SIGKILL.
+pub fn crash_at_append(run: &mut Command, k: usize, what: &str) {
+    use std::os::unix::process::ExitStatusExt as _;
+    let out = run
+        .env(journal::CRASH_AT_APPEND_ENV, k.to_string())
+        .output()
+        .expect("run loko");
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "{what}: the run was not killed at its append: {:?}\n{}",
+        out.status,
+        stdout(&out)
+    );
+}
+
+/// Asserts what the run after a crash at append `k` of a clean run's `appends` printed: it
+/// resumed run 1, or, when the crash came after the run's last append (the cluster was
+/// complete), found nothing to do.
+pub fn assert_resumed_after_crash(text: &str, k: usize, appends: usize, what: &str) {
+    if k < appends {
+        assert!(text.contains("resuming run 1"), "{what}: no resume\n{text}");
+    } else {
+        assert!(text.contains("Nothing to do"), "{what}\n{text}");
+    }
+}
+
 /// One worker pool, as a YAML list item.
 pub fn pool(name: &str, count: u32, plan: &str) -> String {
     format!("  - pool_name: {name}\n    count: {count}\n    type: {plan}\n")

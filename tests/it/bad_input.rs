@@ -35,6 +35,17 @@ fn changing_calls(w: &World) -> u64 {
     .sum()
 }
 
+/// Runs `loko run SPEC`, which must exit 2 (refused before any step); its stderr.
+fn run_exits_2(w: &World, spec: &Path) -> String {
+    let out = w
+        .command(&["run", spec.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    err
+}
+
 /// Runs `loko run` prepared by `adjust` and expects `code` with `words` in the error.
 fn refused(
     w: &World,
@@ -314,12 +325,7 @@ async fn every_setup_problem_is_reported_at_once_before_any_step() {
         .replace("dns_zone_id: ZLOKOE2E", "dns_zone_id: ZNOSUCHZONE"),
     )
     .unwrap();
-    let out = w
-        .command(&["run", spec.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = run_exits_2(&w, &spec);
     assert!(
         err.contains("project_id 93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2d: no such project"),
         "{err}"
@@ -338,12 +344,7 @@ async fn every_setup_problem_is_reported_at_once_before_any_step() {
     )
     .unwrap();
     let start = std::time::Instant::now();
-    let out = w
-        .command(&["run", spec.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = run_exits_2(&w, &spec);
     assert!(err.contains("does not answer"), "{err}");
     assert!(
         start.elapsed() < std::time::Duration::from_secs(20),

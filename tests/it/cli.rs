@@ -17,123 +17,117 @@ fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
 
-/// A journal with one run: `pki` succeeded, `device/n-0` failed twice then succeeded,
-/// `dns` failed permanently, `ssh` skipped.
-fn sample_journal(state_dir: &std::path::Path) {
+/// Writes the journal of the state directory `state`: one run of `kind` for the desired
+/// cluster `spec` (its record and digest), planning `steps`, then `events` in order.
+fn write_journal(
+    state: &std::path::Path,
+    kind: RunKind,
+    (recorded, digest): (serde_json::Value, Digest),
+    steps: Vec<StepId>,
+    events: Vec<Event>,
+) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let j = Journal::open(&state_dir.join("journal")).unwrap();
-        let ids = ["pki", "device/n-0", "dns", "ssh"].map(|s| StepId::new(s).unwrap());
-        let run = j
-            .begin_run(
-                RunKind::Apply,
-                Digest::of(b"spec"),
-                serde_json::json!({}),
-                ids.to_vec(),
-            )
-            .await
-            .unwrap();
-        let start = |step: &StepId, attempt| Event::StepStarted {
-            step: step.clone(),
-            attempt,
-            inputs_digest: Digest::of(b"in"),
-        };
-        let ok = |step: &StepId, attempt, out: Outputs| Event::StepSucceeded {
-            step: step.clone(),
-            attempt,
-            inputs_digest: Digest::of(b"in"),
-            outputs: out,
-            duration_ms: 1500,
-            invalidates: vec![],
-        };
-        let fail = |step: &StepId, attempt, error: &str, retryable| Event::StepFailed {
-            step: step.clone(),
-            attempt,
-            error: error.into(),
-            retryable,
-            duration_ms: 20,
-        };
-        j.append(run, start(&ids[0], 1)).await.unwrap();
-        j.append(
-            run,
-            ok(
-                &ids[0],
-                1,
-                Outputs::new().with("ca_fingerprint", "ab12").unwrap(),
-            ),
-        )
-        .await
-        .unwrap();
-        for attempt in 1..=2 {
-            j.append(run, start(&ids[1], attempt)).await.unwrap();
-            j.append(
-                run,
-                fail(
-                    &ids[1],
-                    attempt,
-                    "HTTP 503 from POST /projects/p/devices",
-                    true,
-                ),
-            )
-            .await
-            .unwrap();
+        let j = Journal::open(&state.join("journal")).unwrap();
+        let run = j.begin_run(kind, digest, recorded, steps).await.unwrap();
+        for event in events {
+            j.append(run, event).await.unwrap();
         }
-        j.append(run, start(&ids[1], 3)).await.unwrap();
-        j.append(
-            run,
-            Event::StepIntent {
-                step: ids[1].clone(),
-                attempt: 3,
-                effect: "create device".into(),
-                detail: Outputs::new().with("hostname", "n-0").unwrap(),
-            },
-        )
-        .await
-        .unwrap();
-        j.append(
-            run,
-            ok(
-                &ids[1],
-                3,
-                Outputs::new().with("device_id", "d-42").unwrap(),
-            ),
-        )
-        .await
-        .unwrap();
-        j.append(run, start(&ids[2], 1)).await.unwrap();
-        j.append(run, fail(&ids[2], 1, "zone Z123 not found", false))
-            .await
-            .unwrap();
-        j.append(
-            run,
-            Event::StepSkipped {
-                step: ids[3].clone(),
-                because: ids[2].clone(),
-            },
-        )
-        .await
-        .unwrap();
-        j.append(
-            run,
-            Event::RunEnded {
-                outcome: RunOutcome::Failed {
-                    failed: vec![ids[2].clone()],
-                    skipped: vec![ids[3].clone()],
-                },
-            },
-        )
-        .await
-        .unwrap();
     });
+}
+
+fn started(step: &StepId, attempt: u32) -> Event {
+    Event::StepStarted {
+        step: step.clone(),
+        attempt,
+        inputs_digest: Digest::of(b"in"),
+    }
+}
+
+fn succeeded(step: &StepId, attempt: u32, outputs: Outputs, duration_ms: u64) -> Event {
+    Event::StepSucceeded {
+        step: step.clone(),
+        attempt,
+        inputs_digest: Digest::of(b"in"),
+        outputs,
+        duration_ms,
+        invalidates: vec![],
+    }
+}
+
+fn failed(step: &StepId, attempt: u32, error: &str, retryable: bool, duration_ms: u64) -> Event {
+    Event::StepFailed {
+        step: step.clone(),
+        attempt,
+        error: error.into(),
+        retryable,
+        duration_ms,
+    }
+}
+
+fn ended_failed(failed: Vec<StepId>, skipped: Vec<StepId>) -> Event {
+    Event::RunEnded {
+        outcome: RunOutcome::Failed { failed, skipped },
+    }
+}
+
+/// A state directory (and its path) whose journal has one run: `pki` succeeded, `device/n-0`
+/// failed twice then succeeded, `dns` failed permanently, `ssh` skipped.
+fn sample_journal() -> (tempfile::TempDir, String) {
+    let state_dir = tempfile::tempdir().unwrap();
+    let ids = ["pki", "device/n-0", "dns", "ssh"].map(|s| StepId::new(s).unwrap());
+    let mut events = vec![
+        started(&ids[0], 1),
+        succeeded(
+            &ids[0],
+            1,
+            Outputs::new().with("ca_fingerprint", "ab12").unwrap(),
+            1500,
+        ),
+    ];
+    for attempt in 1..=2 {
+        events.push(started(&ids[1], attempt));
+        let error = "HTTP 503 from POST /projects/p/devices";
+        events.push(failed(&ids[1], attempt, error, true, 20));
+    }
+    events.extend([
+        started(&ids[1], 3),
+        Event::StepIntent {
+            step: ids[1].clone(),
+            attempt: 3,
+            effect: "create device".into(),
+            detail: Outputs::new().with("hostname", "n-0").unwrap(),
+        },
+        succeeded(
+            &ids[1],
+            3,
+            Outputs::new().with("device_id", "d-42").unwrap(),
+            1500,
+        ),
+        started(&ids[2], 1),
+        failed(&ids[2], 1, "zone Z123 not found", false, 20),
+        Event::StepSkipped {
+            step: ids[3].clone(),
+            because: ids[2].clone(),
+        },
+        ended_failed(vec![ids[2].clone()], vec![ids[3].clone()]),
+    ]);
+    write_journal(
+        state_dir.path(),
+        RunKind::Apply,
+        (serde_json::json!({}), Digest::of(b"spec")),
+        ids.to_vec(),
+        events,
+    );
+    let path = state_dir.path().to_str().unwrap().to_owned();
+    (state_dir, path)
 }
 
 #[test]
 fn journal_lists_runs_steps_and_attempts() {
-    let dir = tempfile::tempdir().unwrap();
-    sample_journal(dir.path());
-    let state = dir.path().to_str().unwrap();
+    let (_dir, state) = sample_journal();
 
-    let out = loko(&["journal", "--state-dir", state]);
+    let out = loko(&["journal", "--state-dir", &state]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let runs = text(&out.stdout);
     assert!(
@@ -142,7 +136,7 @@ fn journal_lists_runs_steps_and_attempts() {
     );
     assert!(runs.contains("2/4"), "{runs}");
 
-    let out = loko(&["journal", "--state-dir", state, "1"]);
+    let out = loko(&["journal", "--state-dir", &state, "1"]);
     let steps = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let device = steps
@@ -164,7 +158,7 @@ fn journal_lists_runs_steps_and_attempts() {
         "{ssh}"
     );
 
-    let out = loko(&["journal", "--state-dir", state, "--step", "device/n-0"]);
+    let out = loko(&["journal", "--state-dir", &state, "--step", "device/n-0"]);
     let attempts = text(&out.stdout);
     assert!(attempts.contains("attempt 1 started"), "{attempts}");
     assert!(
@@ -180,10 +174,8 @@ fn journal_lists_runs_steps_and_attempts() {
 
 #[test]
 fn journal_json_prints_one_parseable_object_per_line() {
-    let dir = tempfile::tempdir().unwrap();
-    sample_journal(dir.path());
-    let state = dir.path().to_str().unwrap();
-    let out = loko(&["journal", "--state-dir", state, "1", "--json"]);
+    let (_dir, state) = sample_journal();
+    let out = loko(&["journal", "--state-dir", &state, "1", "--json"]);
     assert!(out.status.success());
     let lines: Vec<serde_json::Value> = text(&out.stdout)
         .lines()
@@ -193,7 +185,7 @@ fn journal_json_prints_one_parseable_object_per_line() {
     assert_eq!(lines[0]["seq"], 1);
     assert!(lines[0]["event"]["run_started"].is_object());
     assert!(lines[13]["event"]["run_ended"].is_object());
-    let out = loko(&["journal", "--state-dir", state, "--json"]);
+    let out = loko(&["journal", "--state-dir", &state, "--json"]);
     let run: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     assert_eq!(run["run"], 1);
     assert_eq!(run["events"], 14);
@@ -225,10 +217,9 @@ fn usage_errors_exit_2_with_a_hint() {
 
 #[test]
 fn a_locked_journal_exits_3_naming_the_holder() {
-    let dir = tempfile::tempdir().unwrap();
-    sample_journal(dir.path());
+    let (dir, state) = sample_journal();
     let _held = Journal::open(&dir.path().join("journal")).unwrap();
-    let out = loko(&["journal", "--state-dir", dir.path().to_str().unwrap()]);
+    let out = loko(&["journal", "--state-dir", &state]);
     assert_eq!(out.status.code(), Some(3));
     let err = text(&out.stderr);
     assert!(err.contains("is locked by another loko"), "{err}");
@@ -353,14 +344,6 @@ fn sim_prints_its_endpoints_and_serves_until_stopped() {
         0o600
     );
     // Started again on the same state, it keeps the project.
-    let project = seen
-        .iter()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("project:")
-                .map(|p| p.trim().to_owned())
-        })
-        .unwrap();
     let mut again = loko_tests::Killed(
         std::process::Command::new(env!("CARGO_BIN_EXE_loko"))
             .args(["sim", "--state", state.to_str().unwrap()])
@@ -385,14 +368,8 @@ fn sim_prints_its_endpoints_and_serves_until_stopped() {
 /// graph, plan, destroy with `--json` lines. All against the in-process simulator.
 #[test]
 fn the_demo_runs_end_to_end_and_every_command_works_on_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("tutorial.yaml");
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tutorial.yaml"),
-        &spec,
-    )
-    .unwrap();
-    let spec = spec.to_str().unwrap();
+    let (dir, spec, _) = tutorial();
+    let spec = spec.as_str();
 
     let out = loko(&["run", spec, "--sim"]);
     let stdout = text(&out.stdout);
@@ -574,13 +551,7 @@ fn the_flannel_example_runs_on_its_reservations_against_the_embedded_simulator()
 
 /// The tutorial in a temporary directory: (the directory, the spec's path, the state dir).
 fn tutorial() -> (tempfile::TempDir, String, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("tutorial.yaml");
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tutorial.yaml"),
-        &spec,
-    )
-    .unwrap();
+    let (dir, spec) = loko_tests::example_copy("tutorial.yaml");
     let state = dir.path().join("assets/supernova/.loko");
     (dir, spec.to_str().unwrap().to_owned(), state)
 }
@@ -620,64 +591,23 @@ fn a_typo_in_a_first_run_that_built_nothing_does_not_lock_the_cluster() {
         "project_id: 93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2d",
     );
     assert_ne!(typo, written);
-    let (recorded, digest) = recorded_spec(dir.path(), &typo);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let j = Journal::open(&state.join("journal")).unwrap();
-        let pki = StepId::new("assets/pki").unwrap();
-        let device = StepId::new("device/supernova-controller-0").unwrap();
-        let run = j
-            .begin_run(
-                RunKind::Apply,
-                digest,
-                recorded,
-                vec![pki.clone(), device.clone()],
-            )
-            .await
-            .unwrap();
-        for (step, ok) in [(&pki, true), (&device, false)] {
-            j.append(
-                run,
-                Event::StepStarted {
-                    step: step.clone(),
-                    attempt: 1,
-                    inputs_digest: Digest::of(b"in"),
-                },
-            )
-            .await
-            .unwrap();
-            let end = if ok {
-                Event::StepSucceeded {
-                    step: step.clone(),
-                    attempt: 1,
-                    inputs_digest: Digest::of(b"in"),
-                    outputs: Outputs::new(),
-                    duration_ms: 5,
-                    invalidates: vec![],
-                }
-            } else {
-                Event::StepFailed {
-                    step: step.clone(),
-                    attempt: 1,
-                    error: "HTTP 404 from GET /projects/93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2d/devices: Not found".into(),
-                    retryable: false,
-                    duration_ms: 5,
-                }
-            };
-            j.append(run, end).await.unwrap();
-        }
-        j.append(
-            run,
-            Event::RunEnded {
-                outcome: RunOutcome::Failed {
-                    failed: vec![device.clone()],
-                    skipped: vec![],
-                },
-            },
-        )
-        .await
-        .unwrap();
-    });
+    let pki = StepId::new("assets/pki").unwrap();
+    let device = StepId::new("device/supernova-controller-0").unwrap();
+    let not_found =
+        "HTTP 404 from GET /projects/93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2d/devices: Not found";
+    write_journal(
+        &state,
+        RunKind::Apply,
+        recorded_spec(dir.path(), &typo),
+        vec![pki.clone(), device.clone()],
+        vec![
+            started(&pki, 1),
+            succeeded(&pki, 1, Outputs::new(), 5),
+            started(&device, 1),
+            failed(&device, 1, not_found, false, 5),
+            ended_failed(vec![device.clone()], vec![]),
+        ],
+    );
     let (plan, _) = loko_expect(&["plan", &spec], 0);
     assert!(
         plan.contains("Plan: 6 to add, 0 to change, 0 to destroy."),
@@ -691,49 +621,18 @@ fn a_typo_in_a_first_run_that_built_nothing_does_not_lock_the_cluster() {
 #[test]
 fn a_run_after_a_failed_destroy_does_not_resume_the_destroy() {
     let (dir, spec, state) = tutorial();
-    let (recorded, digest) = recorded_spec(dir.path(), &std::fs::read_to_string(&spec).unwrap());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let j = Journal::open(&state.join("journal")).unwrap();
-        let step = StepId::new("destroy/devices").unwrap();
-        let run = j
-            .begin_run(RunKind::Destroy, digest, recorded, vec![step.clone()])
-            .await
-            .unwrap();
-        j.append(
-            run,
-            Event::StepStarted {
-                step: step.clone(),
-                attempt: 1,
-                inputs_digest: Digest::of(b"in"),
-            },
-        )
-        .await
-        .unwrap();
-        j.append(
-            run,
-            Event::StepFailed {
-                step: step.clone(),
-                attempt: 1,
-                error: "HTTP 500".into(),
-                retryable: false,
-                duration_ms: 5,
-            },
-        )
-        .await
-        .unwrap();
-        j.append(
-            run,
-            Event::RunEnded {
-                outcome: RunOutcome::Failed {
-                    failed: vec![step],
-                    skipped: vec![],
-                },
-            },
-        )
-        .await
-        .unwrap();
-    });
+    let step = StepId::new("destroy/devices").unwrap();
+    write_journal(
+        &state,
+        RunKind::Destroy,
+        recorded_spec(dir.path(), &std::fs::read_to_string(&spec).unwrap()),
+        vec![step.clone()],
+        vec![
+            started(&step, 1),
+            failed(&step, 1, "HTTP 500", false, 5),
+            ended_failed(vec![step], vec![]),
+        ],
+    );
     let (out, _) = loko_expect(&["run", &spec, "--sim"], 0);
     assert!(!out.contains("resuming run 1"), "{out}");
     let state_text = state.to_str().unwrap();
@@ -795,6 +694,30 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// A demo run of `spec` (15 s of provisioning at this pace), once it created its first device
+/// (saved in the state directory `state`).
+fn demo_with_a_device(spec: &str, state: &std::path::Path) -> loko_tests::Killed {
+    let run = spawn_demo(spec, &["--time-scale", "0.05"]);
+    wait_until("a device was created", || !demo_devices(state).is_empty());
+    run
+}
+
+/// Sends `signal` (`-INT`, `-TERM`) to a spawned loko, which must end interrupted (exit 130);
+/// its stdout and stderr.
+fn interrupt(run: loko_tests::Killed, signal: &str) -> (String, String) {
+    let pid = run.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, out, err) = finish(run);
+    assert_eq!(code, Some(130), "{out}{err}");
+    (out, err)
+}
+
 /// Waits for a spawned loko and returns its exit code, stdout and stderr.
 fn finish(mut child: loko_tests::Killed) -> (Option<i32>, String, String) {
     use std::io::Read as _;
@@ -831,8 +754,7 @@ fn plan_graph_and_status_read_without_a_lock_during_a_run_and_change_nothing() {
     );
 
     // Provisioning takes 15 s at this pace: the reads land in the middle of it.
-    let run = spawn_demo(&spec, &["--time-scale", "0.05"]);
-    wait_until("a device was created", || !demo_devices(&state).is_empty());
+    let run = demo_with_a_device(&spec, &state);
     let feed = state.join("journal").join(journal::FEED_FILE);
     let header = || {
         let text = std::fs::read_to_string(&feed).unwrap();
@@ -887,18 +809,7 @@ fn plan_graph_and_status_read_without_a_lock_during_a_run_and_change_nothing() {
 #[test]
 fn after_an_interrupt_the_journal_and_the_plan_tell_the_truth() {
     let (_dir, spec, state) = tutorial();
-    let run = spawn_demo(&spec, &["--time-scale", "0.05"]);
-    wait_until("a device was created", || !demo_devices(&state).is_empty());
-    let pid = run.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let (code, out, err) = finish(run);
-    assert_eq!(code, Some(130), "{out}{err}");
+    interrupt(demo_with_a_device(&spec, &state), "-INT");
     let created = demo_devices(&state);
     assert!(!created.is_empty());
 
@@ -929,13 +840,11 @@ fn after_an_interrupt_the_journal_and_the_plan_tell_the_truth() {
 /// never with a panic.
 #[test]
 fn a_closed_stdout_ends_the_command_quietly() {
-    let dir = tempfile::tempdir().unwrap();
-    sample_journal(dir.path());
-    let state = dir.path().to_str().unwrap();
+    let (_dir, state) = sample_journal();
     for args in [
         vec!["schema"],
-        vec!["journal", "--state-dir", state, "--json"],
-        vec!["journal", "--state-dir", state, "1"],
+        vec!["journal", "--state-dir", &state, "--json"],
+        vec!["journal", "--state-dir", &state, "1"],
     ] {
         let (reader, writer) = std::io::pipe().unwrap();
         // Closed before loko writes anything: its first write finds no reader.
@@ -978,18 +887,7 @@ fn flag_mistakes_get_the_right_advice() {
 #[test]
 fn sigterm_interrupts_a_run_like_ctrl_c() {
     let (_dir, spec, state) = tutorial();
-    let run = spawn_demo(&spec, &["--time-scale", "0.05"]);
-    wait_until("a device was created", || !demo_devices(&state).is_empty());
-    let pid = run.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let (code, out, err) = finish(run);
-    assert_eq!(code, Some(130), "{out}{err}");
+    let (_, err) = interrupt(demo_with_a_device(&spec, &state), "-TERM");
     assert!(
         err.contains("terminated (SIGTERM): no new step starts; waiting for the"),
         "{err}"
@@ -1314,33 +1212,49 @@ fn a_journal_url_that_is_not_etcd_is_a_usage_error() {
     assert!(err.contains("hint: write it as etcd://HOST:PORT"), "{err}");
 }
 
+/// A journal `prefix` in an etcd, held by this test with one run begun, and the runtime that
+/// appends to it.
+struct HeldEtcdJournal {
+    held: Journal,
+    run: journal::RunId,
+    rt: tokio::runtime::Runtime,
+    url: String,
+}
+
+impl HeldEtcdJournal {
+    fn begin(etcd: &loko_tests::Etcd, prefix: &str) -> HeldEtcdJournal {
+        let url = etcd.url(prefix);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let config = journal::store::EtcdConfig::parse(&url).unwrap();
+        let held = Journal::open_at(&journal::Location::Etcd(config)).unwrap();
+        let run = rt
+            .block_on(held.begin_run(
+                RunKind::Apply,
+                Digest::of(b"spec"),
+                serde_json::json!({}),
+                vec![],
+            ))
+            .unwrap();
+        HeldEtcdJournal { held, run, rt, url }
+    }
+
+    fn append(&self, event: Event) -> Result<journal::Seq, journal::JournalError> {
+        self.rt.block_on(self.held.append(self.run, event))
+    }
+}
+
 /// While a loko holds an etcd journal: others read it (no lock needed), `unlock` names the
 /// holder and, with --force, revokes its lease, after which the holder's appends are refused.
 #[test]
 fn an_etcd_journal_is_read_while_held_and_unlocked_by_force() {
     let etcd = loko_tests::Etcd::start(1);
-    let url = etcd.url("supernova");
+    let journal = HeldEtcdJournal::begin(&etcd, "supernova");
+    let url = journal.url.clone();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().to_str().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let config = journal::store::EtcdConfig::parse(&url).unwrap();
-    let held = Journal::open_at(&journal::Location::Etcd(config)).unwrap();
-    let run = rt
-        .block_on(held.begin_run(
-            RunKind::Apply,
-            Digest::of(b"spec"),
-            serde_json::json!({}),
-            vec![],
-        ))
-        .unwrap();
 
-    let out = loko(&["journal", "--state-dir", state, "--journal", &url]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("1     apply"),
-        "{}",
-        text(&out.stdout)
-    );
+    let (listed, _) = loko_expect(&["journal", "--state-dir", state, "--journal", &url], 0);
+    assert!(listed.contains("1     apply"), "{listed}");
 
     let spec = tutorial_spec();
     let unlock = |force: bool| {
@@ -1365,87 +1279,49 @@ fn an_etcd_journal_is_read_while_held_and_unlocked_by_force() {
         shown.contains(&format!("is locked by pid {}", std::process::id())),
         "{shown}"
     );
-    assert!(
-        text(&out.stderr).contains("pass --force"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = text(&out.stderr);
+    assert!(err.contains("pass --force"), "{err}");
     let event = Event::StepSkipped {
         step: StepId::new("a").unwrap(),
         because: StepId::new("b").unwrap(),
     };
-    rt.block_on(held.append(run, event.clone()))
-        .expect("still the holder");
+    journal.append(event.clone()).expect("still the holder");
 
     let out = unlock(true);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("revoked lease"),
-        "{}",
-        text(&out.stdout)
-    );
-    let err = rt.block_on(held.append(run, event)).unwrap_err();
+    let revoked = text(&out.stdout);
+    assert!(revoked.contains("revoked lease"), "{revoked}");
+    let err = journal.append(event).unwrap_err();
     assert!(matches!(err, journal::JournalError::Fenced { .. }), "{err}");
-    drop(held);
-    let out = unlock(false);
-    assert!(
-        text(&out.stdout).contains("is not locked"),
-        "{}",
-        text(&out.stdout)
-    );
+    drop(journal);
+    let unlocked = text(&unlock(false).stdout);
+    assert!(unlocked.contains("is not locked"), "{unlocked}");
 }
 
 #[test]
 fn push_copies_a_local_journal_into_etcd() {
     let etcd = loko_tests::Etcd::start(1);
     let url = etcd.url("pushed");
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().to_str().unwrap();
-    sample_journal(dir.path());
-    let local = loko(&["journal", "--state-dir", state, "1", "--json"]);
-    assert!(local.status.success());
-    let out = loko(&[
+    let (_dir, state) = sample_journal();
+    let (local, _) = loko_expect(&["journal", "--state-dir", &state, "1", "--json"], 0);
+    let spec = tutorial_spec();
+    let push = [
         "journal",
         "push",
-        &tutorial_spec(),
+        &spec,
         "--state-dir",
-        state,
+        &state,
         "--to",
         &url,
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("copied 14 records"),
-        "{}",
-        text(&out.stdout)
-    );
-    let shared = loko(&[
-        "journal",
-        "--state-dir",
-        state,
-        "1",
-        "--json",
-        "--journal",
-        &url,
-    ]);
-    assert!(shared.status.success(), "{}", text(&shared.stderr));
-    assert_eq!(text(&shared.stdout), text(&local.stdout));
+    ];
+    let (pushed, _) = loko_expect(&push, 0);
+    assert!(pushed.contains("copied 14 records"), "{pushed}");
+    let shared = ["journal", "--state-dir", &state, "1", "--json"];
+    let (shared, _) = loko_expect(&[&shared[..], &["--journal", &url]].concat(), 0);
+    assert_eq!(shared, local);
     // Only into an empty journal.
-    let again = loko(&[
-        "journal",
-        "push",
-        &tutorial_spec(),
-        "--state-dir",
-        state,
-        "--to",
-        &url,
-    ]);
-    assert_eq!(again.status.code(), Some(1));
-    assert!(
-        text(&again.stderr).contains("already holds records"),
-        "{}",
-        text(&again.stderr)
-    );
+    let (_, refused) = loko_expect(&push, 1);
+    assert!(refused.contains("already holds records"), "{refused}");
 }
 
 /// `--follow` on an etcd journal shows what exists, then each event as another process
@@ -1454,22 +1330,12 @@ fn push_copies_a_local_journal_into_etcd() {
 fn follow_watches_an_etcd_journal_written_elsewhere() {
     use std::io::BufRead as _;
     let etcd = loko_tests::Etcd::start(1);
-    let url = etcd.url("followed");
+    let journal = HeldEtcdJournal::begin(&etcd, "followed");
+    let url = &journal.url;
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let config = journal::store::EtcdConfig::parse(&url).unwrap();
-    let held = Journal::open_at(&journal::Location::Etcd(config)).unwrap();
-    let run = rt
-        .block_on(held.begin_run(
-            RunKind::Apply,
-            Digest::of(b"spec"),
-            serde_json::json!({}),
-            vec![],
-        ))
-        .unwrap();
     let mut follower = Command::new(env!("CARGO_BIN_EXE_loko"))
         .args(["journal", "--state-dir", dir.path().to_str().unwrap()])
-        .args(["--journal", &url, "--follow", "--json"])
+        .args(["--journal", url, "--follow", "--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -1496,7 +1362,7 @@ fn follow_watches_an_etcd_journal_written_elsewhere() {
             step: StepId::new(name).unwrap(),
             because: StepId::new("pki").unwrap(),
         };
-        rt.block_on(held.append(run, event)).unwrap();
+        journal.append(event).unwrap();
         let shown = next();
         assert_eq!(shown["event"]["step_skipped"]["step"], name, "{shown}");
         assert_eq!(shown["run"], 1);

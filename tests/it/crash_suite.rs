@@ -8,10 +8,12 @@
 //! five-minute provisioning takes a fraction of a second.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
-use loko_tests::world::{World, WorldConfig, assert_no_secret, file_digests, stdout};
+use loko_tests::world::{
+    World, WorldConfig, assert_no_secret, assert_resumed_after_crash, crash_at_append,
+    file_digests, stdout,
+};
 
 const LOKO: &str = env!("CARGO_BIN_EXE_loko");
 
@@ -107,29 +109,12 @@ async fn crash_at(example: &str, k: usize, clean: &Clean) {
     let w = World::start(LOKO, config()).await;
     let spec = w.spec_from_example(example);
     let spec = spec.to_str().unwrap();
-    let out = w
-        .command(&["run", spec])
-        .env(journal::CRASH_AT_APPEND_ENV, k.to_string())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.signal(),
-        Some(9),
-        "{what}: the run was not killed at its append: {:?}\n{}",
-        out.status,
-        stdout(&out)
-    );
+    crash_at_append(&mut w.command(&["run", spec]), k, &what);
     let written = assets(&w);
 
     let out = w.loko(&["run", spec]);
     assert!(out.status.success(), "{what}: the resumed run failed");
-    let text = stdout(&out);
-    if k < clean.appends {
-        assert!(text.contains("resuming run 1"), "{what}: no resume\n{text}");
-    } else {
-        // The crash came after the run's last append: the cluster was complete.
-        assert!(text.contains("Nothing to do"), "{what}\n{text}");
-    }
+    assert_resumed_after_crash(&stdout(&out), k, clean.appends, &what);
     let now = assets(&w);
     for (path, digest) in &written {
         assert_eq!(

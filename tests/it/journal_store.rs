@@ -9,7 +9,7 @@
 //! `--exact child_holder` and the journal's location in the environment.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,21 @@ async fn begin(journal: &Journal) -> RunId {
         .unwrap()
 }
 
+/// The tests of `property` over a [`Backend`]: `$sled` on the directory store, `$etcd` on etcd.
+macro_rules! on_both_stores {
+    ($property:ident: $sled:ident, $etcd:ident) => {
+        #[test]
+        fn $sled() {
+            $property(Backend::sled());
+        }
+
+        #[test]
+        fn $etcd() {
+            $property(Backend::etcd());
+        }
+    };
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -150,15 +165,7 @@ fn ordering_and_durability(backend: Backend) {
     }
 }
 
-#[test]
-fn sled_orders_and_keeps_records() {
-    ordering_and_durability(Backend::sled());
-}
-
-#[test]
-fn etcd_orders_and_keeps_records() {
-    ordering_and_durability(Backend::etcd());
-}
+on_both_stores!(ordering_and_durability: sled_orders_and_keeps_records, etcd_orders_and_keeps_records);
 
 // ---- snapshots ----
 
@@ -186,15 +193,7 @@ fn snapshot_round_trip(backend: Backend) {
     assert_eq!(journal.state(), state, "the fold from the snapshot differs");
 }
 
-#[test]
-fn sled_snapshot_round_trip() {
-    snapshot_round_trip(Backend::sled());
-}
-
-#[test]
-fn etcd_snapshot_round_trip() {
-    snapshot_round_trip(Backend::etcd());
-}
+on_both_stores!(snapshot_round_trip: sled_snapshot_round_trip, etcd_snapshot_round_trip);
 
 // ---- two writers ----
 
@@ -217,15 +216,7 @@ fn two_writers_contend(backend: Backend) {
         .expect("the lock is released when its holder closes");
 }
 
-#[test]
-fn sled_admits_one_writer() {
-    two_writers_contend(Backend::sled());
-}
-
-#[test]
-fn etcd_admits_one_writer() {
-    two_writers_contend(Backend::etcd());
-}
+on_both_stores!(two_writers_contend: sled_admits_one_writer, etcd_admits_one_writer);
 
 // ---- children ----
 
@@ -345,15 +336,7 @@ fn killed_holder_frees_the_journal(backend: Backend) {
     rt.block_on(journal.resume_run(run, vec![])).unwrap();
 }
 
-#[test]
-fn sled_killed_holder_frees_the_journal() {
-    killed_holder_frees_the_journal(Backend::sled());
-}
-
-#[test]
-fn etcd_killed_holder_frees_the_journal() {
-    killed_holder_frees_the_journal(Backend::etcd());
-}
+on_both_stores!(killed_holder_frees_the_journal: sled_killed_holder_frees_the_journal, etcd_killed_holder_frees_the_journal);
 
 // ---- a stale holder ----
 
@@ -399,15 +382,7 @@ fn stale_holder(backend: Backend) {
     }
 }
 
-#[test]
-fn sled_stale_holder_keeps_its_lock() {
-    stale_holder(Backend::sled());
-}
-
-#[test]
-fn etcd_stale_holder_is_fenced() {
-    stale_holder(Backend::etcd());
-}
+on_both_stores!(stale_holder: sled_stale_holder_keeps_its_lock, etcd_stale_holder_is_fenced);
 
 // ---- a sequence conflict ----
 
@@ -472,41 +447,62 @@ fn etcd_refuses_a_sequence_conflict() {
 /// `loko run --sim` with its journal on a 3-member etcd: the member loko talks to (the first
 /// of its endpoints) is killed with SIGKILL mid-run; loko moves to the others and the run
 /// succeeds, every event in the journal.
-#[test]
-fn a_run_goes_on_when_an_etcd_member_dies() {
-    let mut etcd = Etcd::start(3);
-    let url = etcd.url("supernova");
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("tutorial.yaml");
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tutorial.yaml"),
-        &spec,
-    )
-    .unwrap();
-    let loko = |args: &[&str]| {
+/// `loko ARGS` with its journal at `url` (`LOKO_JOURNAL`), its output piped.
+fn loko_on(url: &str) -> impl Fn(&[&str]) -> Command {
+    move |args: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_loko"));
         cmd.args(args)
-            .env("LOKO_JOURNAL", &url)
+            .env("LOKO_JOURNAL", url)
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         cmd
-    };
-    let spec = spec.to_str().unwrap();
-    let mut run = loko(&["run", spec, "--sim"]).spawn().unwrap();
-    // Mid-run: the journal has its first step's events.
-    let start = Instant::now();
-    while !etcd
-        .ctl(&["get", "--prefix", "--keys-only", "/loko/v1/supernova/e/"])
+    }
+}
+
+/// How many records cluster `supernova`'s journal holds in `etcd`.
+fn supernova_records(etcd: &Etcd) -> usize {
+    etcd.ctl(&["get", "--prefix", "--keys-only", "/loko/v1/supernova/e/"])
         .lines()
-        .any(|l| !l.is_empty())
-    {
+        .filter(|l| !l.is_empty())
+        .count()
+}
+
+/// Waits until a run journaled at least `records` records in `etcd`: mid-run.
+fn wait_for_records(etcd: &Etcd, records: usize) {
+    let start = Instant::now();
+    while supernova_records(etcd) < records {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "the run journaled nothing"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs `command()` again while it is refused for a journal still held (exit 3), for at most
+/// `within`: a killed holder's lease lapses only after its TTL. The last run's output.
+fn once_the_lease_lapsed(within: Duration, mut command: impl FnMut() -> Command) -> Output {
+    let start = Instant::now();
+    loop {
+        let out = command().output().unwrap();
+        if out.status.code() != Some(3) || start.elapsed() > within {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_run_goes_on_when_an_etcd_member_dies() {
+    let mut etcd = Etcd::start(3);
+    let url = etcd.url("supernova");
+    let (_dir, spec) = loko_tests::example_copy("tutorial.yaml");
+    let loko = loko_on(&url);
+    let spec = spec.to_str().unwrap();
+    let mut run = loko(&["run", spec, "--sim"]).spawn().unwrap();
+    // Mid-run: the journal has its first step's events.
+    wait_for_records(&etcd, 1);
     etcd.kill(0);
     assert!(
         run.try_wait().unwrap().is_none(),
@@ -593,8 +589,9 @@ fn etcd_over_tls_with_a_client_certificate() {
 /// static control planes, and the resumed run continued run 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_journal_resumes_after_a_crash_at_every_append() {
-    use loko_tests::world::{World, WorldConfig, stdout};
-    use std::os::unix::process::ExitStatusExt as _;
+    use loko_tests::world::{
+        World, WorldConfig, assert_resumed_after_crash, crash_at_append, stdout,
+    };
     const LOKO: &str = env!("CARGO_BIN_EXE_loko");
     let config = || WorldConfig {
         time_scale: 0.002,
@@ -643,41 +640,23 @@ async fn etcd_journal_resumes_after_a_crash_at_every_append() {
         let spec = w.spec_from_example("tutorial");
         let spec = spec.to_str().unwrap();
         let url = url();
-        let out = w
-            .command(&["run", spec])
-            .env("LOKO_JOURNAL", &url)
-            .env(journal::CRASH_AT_APPEND_ENV, k.to_string())
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(9),
-            "{what}: not killed at its append"
+        crash_at_append(
+            w.command(&["run", spec]).env("LOKO_JOURNAL", &url),
+            k,
+            &what,
         );
         // The killed holder's lease lapses after its TTL; until then the journal is locked.
-        let start = Instant::now();
-        let out = loop {
-            let out = w
-                .command(&["run", spec])
-                .env("LOKO_JOURNAL", &url)
-                .output()
-                .unwrap();
-            if out.status.code() != Some(3) || start.elapsed() > Duration::from_secs(30) {
-                break out;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        };
+        let out = once_the_lease_lapsed(Duration::from_secs(30), || {
+            let mut run = w.command(&["run", spec]);
+            run.env("LOKO_JOURNAL", &url);
+            run
+        });
         assert!(
             out.status.success(),
             "{what}: the resumed run failed: {}",
             stdout(&out)
         );
-        let text = stdout(&out);
-        if k < appends {
-            assert!(text.contains("resuming run 1"), "{what}: no resume\n{text}");
-        } else {
-            assert!(text.contains("Nothing to do"), "{what}\n{text}");
-        }
+        assert_resumed_after_crash(&stdout(&out), k, appends, &what);
         w.assert_cluster(&hosts, &[]);
         assert_eq!(
             w.static_control_planes(),
@@ -696,38 +675,11 @@ async fn etcd_journal_resumes_after_a_crash_at_every_append() {
 fn a_run_fails_resumable_when_the_whole_etcd_restarts_and_the_rerun_resumes() {
     let mut etcd = Etcd::start(1);
     let url = etcd.url("supernova?ttl=2");
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("tutorial.yaml");
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tutorial.yaml"),
-        &spec,
-    )
-    .unwrap();
+    let (_dir, spec) = loko_tests::example_copy("tutorial.yaml");
     let spec = spec.to_str().unwrap();
-    let loko = |args: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loko"));
-        cmd.args(args)
-            .env("LOKO_JOURNAL", &url)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    };
-    let records = |etcd: &Etcd| {
-        etcd.ctl(&["get", "--prefix", "--keys-only", "/loko/v1/supernova/e/"])
-            .lines()
-            .filter(|l| !l.is_empty())
-            .count()
-    };
+    let loko = loko_on(&url);
     let run = loko(&["run", spec, "--sim"]).spawn().unwrap();
-    let start = Instant::now();
-    while records(&etcd) < 5 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the run journaled nothing"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_records(&etcd, 5);
     etcd.kill(0);
     let out = run.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -739,17 +691,10 @@ fn a_run_fails_resumable_when_the_whole_etcd_restarts_and_the_rerun_resumes() {
         "{err}"
     );
     etcd.restart(0);
-    let kept = records(&etcd);
+    let kept = supernova_records(&etcd);
     assert!(kept >= 5, "records lost: {kept} left");
 
-    let start = Instant::now();
-    let out = loop {
-        let out = loko(&["run", spec, "--sim"]).output().unwrap();
-        if out.status.code() != Some(3) || start.elapsed() > Duration::from_secs(60) {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let out = once_the_lease_lapsed(Duration::from_secs(60), || loko(&["run", spec, "--sim"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -757,5 +702,5 @@ fn a_run_fails_resumable_when_the_whole_etcd_restarts_and_the_rerun_resumes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("resuming run 1"), "{text}");
-    assert!(records(&etcd) > kept);
+    assert!(supernova_records(&etcd) > kept);
 }

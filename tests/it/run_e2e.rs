@@ -26,6 +26,21 @@ async fn world(time_scale: f64, with_moto: bool) -> World {
     .await
 }
 
+/// Runs `loko ARGS`, which must succeed; its stdout.
+fn loko_ok(w: &World, args: &[&str]) -> String {
+    let out = w.loko(args);
+    assert!(out.status.success());
+    stdout(&out)
+}
+
+/// Asserts that the live devices are `entries` (hostname, plan); how many devices each
+/// hostname ever had.
+fn assert_live(w: &World, entries: &[(&str, &str)]) -> BTreeMap<String, usize> {
+    let devices = w.devices();
+    assert_eq!(devices.live, plans(entries));
+    devices.ever
+}
+
 fn plans(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
     entries
         .iter()
@@ -40,32 +55,23 @@ async fn create_change_and_destroy_a_cluster_over_the_wire() {
     let spec_arg = spec.to_str().unwrap();
 
     // Plan first: nothing exists, so everything is added, and nothing is called.
-    let out = w.loko(&["plan", spec_arg]);
-    assert!(out.status.success());
+    let out = loko_ok(&w, &["plan", spec_arg]);
     assert!(
-        stdout(&out).contains("Plan: 6 to add, 0 to change, 0 to destroy."),
-        "{}",
-        stdout(&out)
+        out.contains("Plan: 6 to add, 0 to change, 0 to destroy."),
+        "{out}"
     );
     assert!(w.sim.state().devices.is_empty());
 
     // Create.
-    let out = w.loko(&["run", spec_arg]);
-    assert!(out.status.success());
-    assert!(
-        stdout(&out).contains("export KUBECONFIG="),
-        "{}",
-        stdout(&out)
-    );
-    let devices = w.devices();
-    let (live, ever) = (devices.live, devices.ever);
-    assert_eq!(
-        live,
-        plans(&[
+    let out = loko_ok(&w, &["run", spec_arg]);
+    assert!(out.contains("export KUBECONFIG="), "{out}");
+    let ever = assert_live(
+        &w,
+        &[
             ("supernova-controller-0", "t1.small.x86"),
             ("supernova-helium-worker-0", "t1.small.x86"),
             ("supernova-helium-worker-1", "t1.small.x86"),
-        ])
+        ],
     );
     assert!(ever.values().all(|n| *n == 1), "{ever:?}");
     assert_eq!(w.static_control_planes(), 1);
@@ -86,9 +92,8 @@ async fn create_change_and_destroy_a_cluster_over_the_wire() {
 
     // The same spec again: nothing to do, no API call that changes anything.
     let before = w.sim.state().requests;
-    let out = w.loko(&["run", spec_arg]);
-    assert!(out.status.success());
-    assert!(stdout(&out).contains("Nothing to do"), "{}", stdout(&out));
+    let out = loko_ok(&w, &["run", spec_arg]);
+    assert!(out.contains("Nothing to do"), "{out}");
     let after = w.sim.state().requests;
     for op in ["packet.devices.create", "packet.devices.delete"] {
         assert_eq!(before.get(op), after.get(op), "{op}");
@@ -115,15 +120,13 @@ async fn create_change_and_destroy_a_cluster_over_the_wire() {
     // Change the other pool's type: each device deleted, then created.
     w.spec(&(pool("helium", 2, "c3.small.x86") + &pool("neon", 0, "t1.small.x86")));
     assert!(w.loko(&["run", spec_arg]).status.success());
-    let devices = w.devices();
-    let (live, ever) = (devices.live, devices.ever);
-    assert_eq!(
-        live,
-        plans(&[
+    let ever = assert_live(
+        &w,
+        &[
             ("supernova-controller-0", "t1.small.x86"),
             ("supernova-helium-worker-0", "c3.small.x86"),
             ("supernova-helium-worker-1", "c3.small.x86"),
-        ])
+        ],
     );
     assert_eq!(ever["supernova-helium-worker-0"], 2);
     assert_eq!(ever["supernova-controller-0"], 1);
@@ -144,8 +147,7 @@ async fn create_change_and_destroy_a_cluster_over_the_wire() {
     std::fs::write(&spec, text).unwrap();
 
     // Destroy: nothing of the cluster is left.
-    let out = w.loko(&["destroy", spec_arg, "--yes"]);
-    assert!(out.status.success());
+    loko_ok(&w, &["destroy", spec_arg, "--yes"]);
     assert!(w.devices().live.is_empty());
     let ca = std::fs::read(assets.join("tls/ca.crt")).unwrap();
     assert!(!ca.is_empty(), "destroy keeps the CA");
@@ -219,9 +221,8 @@ async fn killed_runs_resume_without_duplicates() {
         })
         .await;
     assert!(killed);
-    let out = w.loko(&["run", spec]);
-    assert!(out.status.success());
-    assert!(stdout(&out).contains("resuming run"), "{}", stdout(&out));
+    let out = loko_ok(&w, &["run", spec]);
+    assert!(out.contains("resuming run"), "{out}");
 
     let devices = w.devices();
     let (live, ever) = (devices.live, devices.ever);

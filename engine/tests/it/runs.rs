@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use engine::{
     Actions, CancellationToken, Dag, DagError, Engine, EngineError, Outcome, ResourceClass,
-    RetryPolicy, RunRequest, StepContext, StepDef, StepError,
+    RetryPolicy, RunReport, RunRequest, StepContext, StepDef, StepError,
 };
 use journal::{AttemptEnd, Digest, Event, Journal, Outputs, RunKind, RunOutcome, StepId};
 
@@ -52,10 +52,24 @@ fn open(dir: &tempfile::TempDir) -> Arc<Journal> {
     Arc::new(Journal::open(dir.path()).unwrap())
 }
 
-#[tokio::test]
-async fn a_flaky_step_is_retried_and_succeeds() {
+/// A journal in a new temporary directory (which must outlive it).
+fn temp_journal() -> (tempfile::TempDir, Arc<Journal>) {
     let dir = tempfile::tempdir().unwrap();
     let journal = open(&dir);
+    (dir, journal)
+}
+
+/// Runs `plan` with its actions as the run of spec `spec`, never cancelled.
+async fn run_to_end(engine: &Engine, (plan, actions): &(Dag, Actions), spec: &str) -> RunReport {
+    engine
+        .run(plan, actions, request(spec), CancellationToken::new())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_flaky_step_is_retried_and_succeeds() {
+    let (_dir, journal) = temp_journal();
     let calls = Arc::new(AtomicUsize::new(0));
     let c = Arc::clone(&calls);
     let flaky = toy(id("flaky"), Digest::of(b"f"), move |_ctx: StepContext| {
@@ -69,11 +83,8 @@ async fn a_flaky_step_is_retried_and_succeeds() {
         }
     })
     .retry(fast_retry(5));
-    let (plan, actions) = dag(vec![flaky]).unwrap();
-    let report = Engine::new(Arc::clone(&journal))
-        .run(&plan, &actions, request("a"), CancellationToken::new())
-        .await
-        .unwrap();
+    let plan = dag(vec![flaky]).unwrap();
+    let report = run_to_end(&Engine::new(Arc::clone(&journal)), &plan, "a").await;
     assert_eq!(report.outcome, Outcome::Succeeded);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     let state = journal.state();
@@ -90,8 +101,7 @@ async fn a_flaky_step_is_retried_and_succeeds() {
 /// without Retry-After and an eighth do.
 #[tokio::test]
 async fn retry_after_answers_do_not_use_up_attempts() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = open(&dir);
+    let (_dir, journal) = temp_journal();
     let calls = Arc::new(AtomicUsize::new(0));
     let c = Arc::clone(&calls);
     let step = toy(id("paced"), Digest::of(b"x"), move |_ctx: StepContext| {
@@ -104,11 +114,8 @@ async fn retry_after_answers_do_not_use_up_attempts() {
         }
     })
     .retry(fast_retry(2));
-    let (plan, actions) = dag(vec![step]).unwrap();
-    let report = Engine::new(journal)
-        .run(&plan, &actions, request("s"), CancellationToken::new())
-        .await
-        .unwrap();
+    let plan = dag(vec![step]).unwrap();
+    let report = run_to_end(&Engine::new(journal), &plan, "s").await;
     assert!(
         matches!(report.outcome, Outcome::Failed { .. }),
         "{:?}",
@@ -120,15 +127,14 @@ async fn retry_after_answers_do_not_use_up_attempts() {
 #[tokio::test]
 async fn a_permanent_failure_skips_only_its_dependents() {
     // a -> b -> c, a -> d -> e; b fails for good.
-    let dir = tempfile::tempdir().unwrap();
-    let journal = open(&dir);
+    let (_dir, journal) = temp_journal();
     let calls = Arc::new(AtomicUsize::new(0));
     let b = toy(id("b"), Digest::of(b"b"), |_ctx: StepContext| async {
         Err::<Outputs, _>(StepError::permanent("422: plan not available in ams1"))
     })
     .after([id("a")])
     .retry(fast_retry(5));
-    let (plan, actions) = dag(vec![
+    let plan = dag(vec![
         counting("a", &calls),
         b,
         counting("c", &calls).after([id("b")]),
@@ -136,10 +142,7 @@ async fn a_permanent_failure_skips_only_its_dependents() {
         counting("e", &calls).after([id("d")]),
     ])
     .unwrap();
-    let report = Engine::new(Arc::clone(&journal))
-        .run(&plan, &actions, request("a"), CancellationToken::new())
-        .await
-        .unwrap();
+    let report = run_to_end(&Engine::new(Arc::clone(&journal)), &plan, "a").await;
     let Outcome::Failed { failed, skipped } = &report.outcome else {
         panic!("expected failure, got {:?}", report.outcome)
     };
@@ -168,12 +171,11 @@ async fn a_permanent_failure_skips_only_its_dependents() {
 
 #[tokio::test]
 async fn retries_stop_at_max_attempts_and_the_next_run_resumes_the_failed_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = open(&dir);
+    let (_dir, journal) = temp_journal();
     let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let calls = Arc::new(AtomicUsize::new(0));
     let (h, c) = (Arc::clone(&healthy), Arc::clone(&calls));
-    let (plan, actions) = dag(vec![
+    let plan = dag(vec![
         counting("before", &calls),
         toy(id("api"), Digest::of(b"api"), move |_ctx: StepContext| {
             let ok = h.load(Ordering::SeqCst);
@@ -191,10 +193,7 @@ async fn retries_stop_at_max_attempts_and_the_next_run_resumes_the_failed_run() 
     ])
     .unwrap();
     let engine = Engine::new(Arc::clone(&journal));
-    let report = engine
-        .run(&plan, &actions, request("s"), CancellationToken::new())
-        .await
-        .unwrap();
+    let report = run_to_end(&engine, &plan, "s").await;
     let Outcome::Failed { failed, .. } = &report.outcome else {
         panic!("{:?}", report.outcome)
     };
@@ -210,10 +209,7 @@ async fn retries_stop_at_max_attempts_and_the_next_run_resumes_the_failed_run() 
     );
 
     healthy.store(true, Ordering::SeqCst);
-    let report = engine
-        .run(&plan, &actions, request("s"), CancellationToken::new())
-        .await
-        .unwrap();
+    let report = run_to_end(&engine, &plan, "s").await;
     assert_eq!(report.outcome, Outcome::Succeeded);
     assert!(report.resumed);
     assert_eq!(report.run, Some(journal::RunId(1)));
@@ -231,8 +227,7 @@ async fn retries_stop_at_max_attempts_and_the_next_run_resumes_the_failed_run() 
 
 #[tokio::test]
 async fn cancellation_lets_running_steps_record_their_outcome_and_starts_nothing_new() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = open(&dir);
+    let (_dir, journal) = temp_journal();
     let calls = Arc::new(AtomicUsize::new(0));
     let started = Arc::new(tokio::sync::Notify::new());
     let s = Arc::clone(&started);
@@ -296,8 +291,7 @@ fn cycles_missing_dependencies_and_duplicates_are_rejected_before_anything_runs(
 
 #[tokio::test]
 async fn an_unchanged_spec_does_nothing_and_a_changed_input_reruns_the_step_and_what_it_feeds() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = open(&dir);
+    let (_dir, journal) = temp_journal();
     let calls = Arc::new(AtomicUsize::new(0));
     let make = |version: &str| {
         let c = Arc::clone(&calls);
@@ -320,18 +314,12 @@ async fn an_unchanged_spec_does_nothing_and_a_changed_input_reruns_the_step_and_
     };
     let v1 = make("v1");
     let engine = Engine::new(Arc::clone(&journal));
-    let first = engine
-        .run(&v1.0, &v1.1, request("s1"), CancellationToken::new())
-        .await
-        .unwrap();
+    let first = run_to_end(&engine, &v1, "s1").await;
     assert_eq!(first.outcome, Outcome::Succeeded);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 
     let events_before = journal.state().runs.values().map(|r| r.events).sum::<u64>();
-    let again = engine
-        .run(&v1.0, &v1.1, request("s1"), CancellationToken::new())
-        .await
-        .unwrap();
+    let again = run_to_end(&engine, &v1, "s1").await;
     assert_eq!(again.outcome, Outcome::UpToDate);
     assert_eq!(again.run, None);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -341,10 +329,7 @@ async fn an_unchanged_spec_does_nothing_and_a_changed_input_reruns_the_step_and_
     );
 
     let v2 = make("v2");
-    let changed = engine
-        .run(&v2.0, &v2.1, request("s2"), CancellationToken::new())
-        .await
-        .unwrap();
+    let changed = run_to_end(&engine, &v2, "s2").await;
     assert_eq!(changed.outcome, Outcome::Succeeded);
     assert!(!changed.resumed);
     assert_eq!(changed.executed, vec![id("source"), id("reads-source")]);
@@ -354,8 +339,7 @@ async fn an_unchanged_spec_does_nothing_and_a_changed_input_reruns_the_step_and_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resource_class_limits_concurrency() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = open(&dir);
+    let (_dir, journal) = temp_journal();
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let class = ResourceClass::new("ssh");
@@ -379,12 +363,8 @@ async fn a_resource_class_limits_concurrency() {
             .class(class.clone())
         })
         .collect();
-    let (plan, actions) = dag(steps).unwrap();
-    let report = Engine::new(journal)
-        .limit(class, 3)
-        .run(&plan, &actions, request("s"), CancellationToken::new())
-        .await
-        .unwrap();
+    let plan = dag(steps).unwrap();
+    let report = run_to_end(&Engine::new(journal).limit(class, 3), &plan, "s").await;
     assert_eq!(report.outcome, Outcome::Succeeded);
     let peak = peak.load(Ordering::SeqCst);
     assert!((1..=3).contains(&peak), "peak concurrency {peak}");
@@ -395,8 +375,7 @@ async fn a_resource_class_limits_concurrency() {
 /// wait still respects the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_idle_step_hands_back_its_place_in_its_class() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = open(&dir);
+    let (_dir, journal) = temp_journal();
     let barrier = Arc::new(tokio::sync::Barrier::new(10));
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
@@ -446,8 +425,7 @@ async fn an_idle_step_hands_back_its_place_in_its_class() {
 /// plan can put its critical path first.
 #[tokio::test]
 async fn steps_ready_together_start_in_declaration_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = open(&dir);
+    let (_dir, journal) = temp_journal();
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let class = ResourceClass::new("one-at-a-time");
     let mut steps = vec![toy(
@@ -470,12 +448,8 @@ async fn steps_ready_together_start_in_declaration_order() {
             .class(class.clone()),
         );
     }
-    let (plan, actions) = dag(steps).unwrap();
-    let report = Engine::new(journal)
-        .limit(class, 1)
-        .run(&plan, &actions, request("s"), CancellationToken::new())
-        .await
-        .unwrap();
+    let plan = dag(steps).unwrap();
+    let report = run_to_end(&Engine::new(journal).limit(class, 1), &plan, "s").await;
     assert_eq!(report.outcome, Outcome::Succeeded);
     assert_eq!(
         *order.lock().unwrap(),
@@ -485,8 +459,7 @@ async fn steps_ready_together_start_in_declaration_order() {
 
 #[tokio::test]
 async fn a_panicking_step_fails_itself_not_the_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = open(&dir);
+    let (_dir, journal) = temp_journal();
     let calls = Arc::new(AtomicUsize::new(0));
     let boom = toy(id("boom"), Digest::of(b"b"), |_ctx: StepContext| async {
         if true {
@@ -494,11 +467,8 @@ async fn a_panicking_step_fails_itself_not_the_run() {
         }
         Ok(Outputs::new())
     });
-    let (plan, actions) = dag(vec![boom, counting("other", &calls)]).unwrap();
-    let report = Engine::new(journal)
-        .run(&plan, &actions, request("s"), CancellationToken::new())
-        .await
-        .unwrap();
+    let plan = dag(vec![boom, counting("other", &calls)]).unwrap();
+    let report = run_to_end(&Engine::new(journal), &plan, "s").await;
     let Outcome::Failed { failed, .. } = report.outcome else {
         panic!()
     };
@@ -600,8 +570,7 @@ fn request_with_digest(digest: Digest) -> RunRequest {
 
 #[tokio::test]
 async fn a_step_rerun_for_changed_inputs_sees_what_it_recorded_last_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = open(&dir);
+    let (_dir, journal) = temp_journal();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let plan = |version: &str| {
         let s = Arc::clone(&seen);
@@ -622,14 +591,8 @@ async fn a_step_rerun_for_changed_inputs_sees_what_it_recorded_last_time() {
     };
     let (first, second) = (plan("10.0.0.1"), plan("10.0.0.2"));
     let engine = Engine::new(journal);
-    engine
-        .run(&first.0, &first.1, request("a"), CancellationToken::new())
-        .await
-        .unwrap();
-    engine
-        .run(&second.0, &second.1, request("b"), CancellationToken::new())
-        .await
-        .unwrap();
+    run_to_end(&engine, &first, "a").await;
+    run_to_end(&engine, &second, "b").await;
     assert_eq!(
         *seen.lock().unwrap(),
         vec![None, Some("10.0.0.1".to_owned())]
@@ -640,8 +603,7 @@ async fn a_step_rerun_for_changed_inputs_sees_what_it_recorded_last_time() {
 async fn a_step_that_only_feeds_skipped_steps_stops_retrying() {
     // a and b both feed c; b keeps failing with retryable errors (a wrong SSH port), a fails
     // for good (DNS). c is skipped, so nothing needs b any more: it stops retrying at once.
-    let dir = tempfile::tempdir().unwrap();
-    let journal = open(&dir);
+    let (_dir, journal) = temp_journal();
     let b_calls = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&b_calls);
     let a = toy(id("a"), Digest::of(b"a"), move |_ctx: StepContext| {
@@ -667,11 +629,8 @@ async fn a_step_that_only_feeds_skipped_steps_stops_retrying() {
     });
     let calls = Arc::new(AtomicUsize::new(0));
     let c = counting("c", &calls).after([id("a"), id("b")]);
-    let (plan, actions) = dag(vec![a, b, c]).unwrap();
-    let report = Engine::new(Arc::clone(&journal))
-        .run(&plan, &actions, request("a"), CancellationToken::new())
-        .await
-        .unwrap();
+    let plan = dag(vec![a, b, c]).unwrap();
+    let report = run_to_end(&Engine::new(Arc::clone(&journal)), &plan, "a").await;
     let Outcome::Failed { failed, skipped } = &report.outcome else {
         panic!("expected failure, got {:?}", report.outcome)
     };
@@ -692,8 +651,7 @@ async fn a_step_that_only_feeds_skipped_steps_stops_retrying() {
 #[tokio::test]
 async fn a_ledger_entry_of_a_step_no_plan_names_is_ignored() {
     for old_step_fails in [false, true] {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = open(&dir);
+        let (dir, journal) = temp_journal();
         let calls = Arc::new(AtomicUsize::new(0));
         let old = if old_step_fails {
             toy(
@@ -705,26 +663,20 @@ async fn a_ledger_entry_of_a_step_no_plan_names_is_ignored() {
         } else {
             counting("bootkube", &calls).after([id("assets")])
         };
-        let (plan, actions) = dag(vec![counting("assets", &calls), old]).unwrap();
-        let report = Engine::new(Arc::clone(&journal))
-            .run(&plan, &actions, request("a"), CancellationToken::new())
-            .await
-            .unwrap();
+        let plan = dag(vec![counting("assets", &calls), old]).unwrap();
+        let report = run_to_end(&Engine::new(Arc::clone(&journal)), &plan, "a").await;
         assert_eq!(report.outcome == Outcome::Succeeded, !old_step_fails);
         drop(journal);
 
         let journal = open(&dir);
         let new_steps = Arc::new(AtomicUsize::new(0));
-        let (plan, actions) = dag(vec![
+        let plan = dag(vec![
             counting("assets", &calls),
             counting("control-plane/c0", &new_steps).after([id("assets")]),
             counting("bootstrap", &new_steps).after([id("control-plane/c0")]),
         ])
         .unwrap();
-        let report = Engine::new(Arc::clone(&journal))
-            .run(&plan, &actions, request("a"), CancellationToken::new())
-            .await
-            .unwrap();
+        let report = run_to_end(&Engine::new(Arc::clone(&journal)), &plan, "a").await;
         assert_eq!(
             report.outcome,
             Outcome::Succeeded,
@@ -744,8 +696,7 @@ async fn a_ledger_entry_of_a_step_no_plan_names_is_ignored() {
 /// the action reading each step's params.
 #[tokio::test]
 async fn a_dag_is_data_and_runs_with_the_actions_bound_when_the_run_starts() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = open(&dir);
+    let (_dir, journal) = temp_journal();
     let greet = |name: &str| {
         StepDef::new(
             id(&format!("greet/{name}")),

@@ -7,22 +7,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
+use crate::node_world::loopback_nodes;
+use crate::packet::json_of;
+
 const DEADLINE: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn an_active_device_answers_ssh_on_its_public_address_until_deleted() {
-    let roots = tempfile::tempdir().unwrap();
-    let ssh_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let nodes = sim::nodes::Nodes::new(sim::nodes::NodesConfig {
-        root_dir: roots.path().to_owned(),
-        ssh_port,
-        backend: sim::nodes::SshBackend::Embedded,
-    })
-    .unwrap();
+    let (roots, ssh_port, nodes) = loopback_nodes();
     let mut config = sim::SimConfig::new(roots.path().to_owned());
     config.time_scale = 0.001;
     config.ssh_port = ssh_port;
@@ -34,35 +26,24 @@ async fn an_active_device_answers_ssh_on_its_public_address_until_deleted() {
         handle.packet_url(),
         handle.project_id()
     );
-    let created: Value = http
-        .post(&devices)
-        .header("X-Auth-Token", handle.token())
-        .json(&json!({
-            "hostname": "worker-0",
-            "plan": "c3.small.x86",
-            "operating_system": "flatcar_stable",
-            "metro": "sv",
-            "userdata": "{\"ignition\":{\"version\":\"3.3.0\"}}",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created: Value = json_of(
+        http.post(&devices)
+            .header("X-Auth-Token", handle.token())
+            .json(&json!({
+                "hostname": "worker-0",
+                "plan": "c3.small.x86",
+                "operating_system": "flatcar_stable",
+                "metro": "sv",
+                "userdata": "{\"ignition\":{\"version\":\"3.3.0\"}}",
+            })),
+    )
+    .await;
     let id = created["id"].as_str().unwrap().to_owned();
     let device_url = format!("{}/devices/{id}", handle.packet_url());
     let start = Instant::now();
     let device = loop {
-        let device: Value = http
-            .get(&device_url)
-            .header("X-Auth-Token", handle.token())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let device: Value =
+            json_of(http.get(&device_url).header("X-Auth-Token", handle.token())).await;
         if device["state"] == "active" {
             break device;
         }

@@ -3,6 +3,7 @@
 
 mod cloud_nodes;
 mod judge_data;
+mod node_world;
 mod nodes_apiserver;
 mod nodes_openssh;
 mod nodes_ssh;

@@ -1,15 +1,15 @@
 //! Emulated nodes served by a real OpenSSH sshd per node, driven by the real OpenSSH client.
 //! Clients log in as the simulator's OS user (`Nodes::ssh_login_user`), with `core`'s keys.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sim::nodes::{NodeSpec, Nodes, NodesConfig, SshBackend};
+use sim::nodes::{NodeSpec, SshBackend};
 
+use crate::node_world::{NodeWorld, eventually, spec};
 use crate::nodes_support::{
-    IgnitionSpec, SshClient, cluster, control_plane_pki, free_port, ignition, ssh_keygen,
-    static_apiserver_pod, tar, text,
+    cluster, control_plane_pki, ssh_keygen, static_apiserver_pod, tar, text,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,38 +19,20 @@ async fn real_sshd_admits_ignition_keys_runs_commands_in_the_node_and_installs_t
         sshd.is_file(),
         "openssh-server must be installed for this test"
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (key, public) = ssh_keygen(dir.path(), "admin");
-    let (stranger_key, _) = ssh_keygen(dir.path(), "stranger");
-    let (host_private, host_public) = ssh_keygen(dir.path(), "host");
     let ip = Ipv4Addr::new(127, 77, 3, 1);
-    let port = free_port(ip);
-    let nodes = Nodes::new(NodesConfig {
-        root_dir: dir.path().join("nodes"),
-        ssh_port: port,
-        backend: SshBackend::OpenSsh { sshd_path: sshd },
-    })
-    .expect("nodes");
+    let world = NodeWorld::with_backend(ip, SshBackend::OpenSsh { sshd_path: sshd });
+    let (dir, nodes) = (&world.dir, &world.nodes);
+    let (stranger_key, _) = ssh_keygen(dir.path(), "stranger");
     let pki = cluster(&dir.path().join("pki"), "saturn");
-    let user_data = ignition(&IgnitionSpec {
-        authorized_keys: vec![public],
-        host_key: Some(std::fs::read_to_string(&host_private).expect("host key")),
-        kubelet_kubeconfig: Some(&pki.kubelet_kubeconfig),
-        controller: true,
-    });
+    let user_data = world.ignition(Some(&pki.kubelet_kubeconfig), true);
     let node = NodeSpec {
-        device_id: "dev-o1".to_owned(),
-        hostname: "saturn-controller-0".to_owned(),
-        public_ip: ip,
         private_ip: Ipv4Addr::new(10, 88, 3, 1),
-        user_data,
-        ssh_refused_for: Duration::ZERO,
         apiserver_start_delay: Duration::ZERO,
+        ..spec("saturn-controller-0", "dev-o1", ip, user_data)
     };
-    nodes.start_node(node.clone()).await.expect("node starts");
-    let addr = SocketAddr::from((ip, port));
+    world.start(node.clone(), "node starts").await;
     let user = nodes.ssh_login_user();
-    let client = SshClient::new(dir.path(), key, &user, addr, &host_public);
+    let client = world.client(&user, ip);
     client.wait_ready().await;
 
     let output = client.run("echo hi; pwd", b"").await;
@@ -61,7 +43,7 @@ async fn real_sshd_admits_ignition_keys_runs_commands_in_the_node_and_installs_t
         format!("hi\n{}\n", node_home.display())
     );
 
-    let stranger = SshClient::new(dir.path(), stranger_key, &user, addr, &host_public);
+    let stranger = world.client_with(stranger_key, &user, ip);
     let output = stranger.run("echo hi", b"").await;
     assert_eq!(output.status.code(), Some(255), "{}", text(&output));
 
@@ -93,48 +75,38 @@ async fn real_sshd_admits_ignition_keys_runs_commands_in_the_node_and_installs_t
         );
         assert!(!root.join("etc/kubernetes/.loko-control-plane").exists());
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !nodes
-        .static_pods()
-        .get("saturn-controller-0")
-        .and_then(|pods| pods.get("kube-apiserver"))
-        .is_some_and(|pod| pod.running)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the static apiserver never ran: {:?}",
-            nodes.static_pods()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    world
+        .static_pod("saturn-controller-0", "kube-apiserver", |pod| pod.running)
+        .await;
 
     // A restart keeps the machine's disk; its sshd comes back on the same address.
-    nodes.start_node(node.clone()).await.expect("node restarts");
+    world.start(node.clone(), "node restarts").await;
     client.wait_ready().await;
     assert!(root.join("etc/kubernetes/pki/apiserver.key").is_file());
 
     nodes.stop_node("dev-o1").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let output = client.run("echo hi", b"").await;
-        if output.status.code() == Some(255) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "sshd kept running after stop_node"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+        async || {
+            let output = client.run("echo hi", b"").await;
+            (output.status.code() == Some(255))
+                .then_some(())
+                .ok_or_else(|| "sshd kept running after stop_node".to_owned())
+        },
+    )
+    .await;
 
     // A new device of the same name is a new machine: a fresh disk.
-    nodes
-        .start_node(NodeSpec {
-            device_id: "dev-o2".to_owned(),
-            ..node
-        })
-        .await
-        .expect("replacement node starts");
+    world
+        .start(
+            NodeSpec {
+                device_id: "dev-o2".to_owned(),
+                ..node
+            },
+            "replacement node starts",
+        )
+        .await;
     assert!(!root.join("etc/kubernetes/pki/apiserver.key").exists());
     client.wait_ready().await;
 }

@@ -3,74 +3,36 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use sim::nodes::{NodeSpec, Nodes, NodesConfig, SshBackend};
-
+use crate::node_world::{NodeWorld, eventually, openssh, spec};
 use crate::nodes_support::{
-    IgnitionSpec, SshClient, apply_manifests, cluster, control_plane_pki, free_port, ignition,
-    kubectl, ssh_keygen, static_apiserver_pod, static_scheduler_pod, tar, text,
+    Cluster, SshClient, apply_manifests, cluster, control_plane_pki, kubectl, ssh_keygen,
+    static_apiserver_pod, static_scheduler_pod, tar, text,
 };
-
-fn spec(hostname: &str, device_id: &str, ip: Ipv4Addr, user_data: String) -> NodeSpec {
-    NodeSpec {
-        device_id: device_id.to_owned(),
-        hostname: hostname.to_owned(),
-        public_ip: ip,
-        private_ip: Ipv4Addr::new(10, 88, 0, ip.octets()[3]),
-        user_data,
-        ssh_refused_for: Duration::ZERO,
-        apiserver_start_delay: Duration::from_millis(300),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_auth_admits_core_with_ignition_keys_and_presents_the_ignition_host_key() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (key, public) = ssh_keygen(dir.path(), "admin");
-    let (stranger_key, _) = ssh_keygen(dir.path(), "stranger");
-    let (host_private, host_public) = ssh_keygen(dir.path(), "host");
-    let (_, other_host_public) = ssh_keygen(dir.path(), "other-host");
     let ip = Ipv4Addr::new(127, 77, 2, 1);
-    let port = free_port(ip);
-    let nodes = Nodes::new(NodesConfig {
-        root_dir: dir.path().join("nodes"),
-        ssh_port: port,
-        backend: SshBackend::Embedded,
-    })
-    .expect("nodes");
-    let user_data = ignition(&IgnitionSpec {
-        authorized_keys: vec![public],
-        host_key: Some(std::fs::read_to_string(&host_private).expect("host key")),
-        ..Default::default()
-    });
-    nodes
-        .start_node(spec("k-worker-0", "dev-1", ip, user_data))
-        .await
-        .expect("node starts");
-    let addr = SocketAddr::from((ip, port));
+    let world = NodeWorld::new(ip);
+    let dir = &world.dir;
+    let (stranger_key, _) = ssh_keygen(dir.path(), "stranger");
+    let (_, other_host_public) = ssh_keygen(dir.path(), "other-host");
+    world
+        .start(
+            spec("k-worker-0", "dev-1", ip, world.ignition(None, false)),
+            "node starts",
+        )
+        .await;
+    let addr = world.addr(ip);
 
-    let core = SshClient::new(dir.path(), key.clone(), "core", addr, &host_public);
+    let core = world.core(ip);
     let output = core.run("echo hi; echo oops >&2; exit 3", b"").await;
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "hi\n");
     assert_eq!(String::from_utf8_lossy(&output.stderr), "oops\n");
 
     // `ssh -tt` asks for a terminal; the command runs (on pipes).
-    let output = tokio::process::Command::new("ssh")
-        .args([
-            "-F",
-            "/dev/null",
-            "-tt",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-        ])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", core.known_hosts.display()))
-        .arg("-i")
-        .arg(&core.key)
-        .arg("-p")
-        .arg(port.to_string())
+    let output = tokio::process::Command::from(openssh(&core, "ssh", "-p"))
+        .arg("-tt")
         .arg(format!("core@{ip}"))
         .arg("echo with-tty")
         .stdin(std::process::Stdio::null())
@@ -86,52 +48,26 @@ async fn key_auth_admits_core_with_ignition_keys_and_presents_the_ignition_host_
         text(&output)
     );
 
-    let stranger = SshClient::new(dir.path(), stranger_key, "core", addr, &host_public);
-    let output = stranger.run("echo hi", b"").await;
-    assert_eq!(output.status.code(), Some(255), "{}", text(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("Permission denied"),
-        "{}",
-        text(&output)
-    );
+    let stranger = world.client_with(stranger_key, "core", ip);
+    assert_refused(&stranger, "Permission denied").await;
 
-    let root = SshClient::new(dir.path(), key.clone(), "root", addr, &host_public);
+    let root = world.client("root", ip);
     let output = root.run("echo hi", b"").await;
     assert_eq!(output.status.code(), Some(255), "{}", text(&output));
 
     // A client that expects another host key must refuse to talk to the node.
     let mitm = SshClient::new(
         &dir.path().join("nodes"),
-        key,
+        world.key.clone(),
         "core",
         addr,
         &other_host_public,
     );
-    let output = mitm.run("echo hi", b"").await;
-    assert_eq!(output.status.code(), Some(255), "{}", text(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("HOST IDENTIFICATION HAS CHANGED"),
-        "{}",
-        text(&output)
-    );
+    assert_refused(&mitm, "HOST IDENTIFICATION HAS CHANGED").await;
 
     // A session open when the node stops is cut, like a powered-off machine's.
-    let mut long = tokio::process::Command::new("ssh")
-        .args([
-            "-F",
-            "/dev/null",
-            "-T",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-        ])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", core.known_hosts.display()))
-        .arg("-i")
-        .arg(&core.key)
-        .arg("-p")
-        .arg(port.to_string())
+    let mut long = tokio::process::Command::from(openssh(&core, "ssh", "-p"))
+        .arg("-T")
         .arg(format!("core@{ip}"))
         .arg("echo started; sleep 600")
         .stdin(std::process::Stdio::null())
@@ -146,7 +82,7 @@ async fn key_auth_admits_core_with_ignition_keys_and_presents_the_ignition_host_
         .expect("read the first line");
     assert_eq!(line, "started\n");
 
-    nodes.stop_node("dev-1").await;
+    world.nodes.stop_node("dev-1").await;
     let status = tokio::time::timeout(Duration::from_secs(60), long.wait())
         .await
         .expect("the open session ends when the node stops")
@@ -163,35 +99,18 @@ async fn key_auth_admits_core_with_ignition_keys_and_presents_the_ignition_host_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_arrive_by_tar_and_cat_and_node_paths_stay_in_the_node_root() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (key, public) = ssh_keygen(dir.path(), "admin");
-    let (host_private, host_public) = ssh_keygen(dir.path(), "host");
     let ip = Ipv4Addr::new(127, 77, 2, 2);
-    let port = free_port(ip);
-    let nodes = Nodes::new(NodesConfig {
-        root_dir: dir.path().join("nodes"),
-        ssh_port: port,
-        backend: SshBackend::Embedded,
-    })
-    .expect("nodes");
-    let user_data = ignition(&IgnitionSpec {
-        authorized_keys: vec![public],
-        host_key: Some(std::fs::read_to_string(&host_private).expect("host key")),
-        // A kubelet is active only with the kubeconfig its --kubeconfig names.
-        kubelet_kubeconfig: Some("apiVersion: v1\nkind: Config\n"),
-        controller: true,
-    });
-    nodes
-        .start_node(spec("k-controller-0", "dev-2", ip, user_data))
-        .await
-        .expect("node starts");
-    let core = SshClient::new(
-        dir.path(),
-        key,
-        "core",
-        SocketAddr::from((ip, port)),
-        &host_public,
-    );
+    let world = NodeWorld::new(ip);
+    let dir = &world.dir;
+    // A kubelet is active only with the kubeconfig its --kubeconfig names.
+    let user_data = world.ignition(Some("apiVersion: v1\nkind: Config\n"), true);
+    world
+        .start(
+            spec("k-controller-0", "dev-2", ip, user_data),
+            "node starts",
+        )
+        .await;
+    let core = world.core(ip);
 
     let upload = dir.path().join("upload");
     std::fs::create_dir_all(upload.join("tls")).expect("upload dir");
@@ -214,7 +133,7 @@ async fn files_arrive_by_tar_and_cat_and_node_paths_stay_in_the_node_root() {
         .await;
     assert!(output.status.success(), "{}", text(&output));
 
-    let node_root = nodes.node_root("k-controller-0");
+    let node_root = world.nodes.node_root("k-controller-0");
     assert_eq!(
         std::fs::read_to_string(node_root.join("home/core/assets/tls/etcd-client.crt"))
             .expect("uploaded"),
@@ -270,82 +189,80 @@ async fn files_arrive_by_tar_and_cat_and_node_paths_stay_in_the_node_root() {
 }
 
 /// Lists the nodes through the apiserver at `addr` until it answers; their names.
-async fn wait_for_nodes(
+async fn wait_for_nodes(dir: &std::path::Path, pki: &Cluster, addr: SocketAddr) -> String {
+    kubectl_until_served(dir, pki, addr, &["get", "nodes", "-o", "name"]).await
+}
+
+/// Runs kubectl with `args` against the apiserver at `addr` until it answers; its stdout.
+async fn kubectl_until_served(
     dir: &std::path::Path,
-    pki: &crate::nodes_support::Cluster,
+    pki: &Cluster,
     addr: SocketAddr,
+    args: &[&str],
 ) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let output = kubectl(
-            dir,
-            &pki.admin_kubeconfig(),
-            addr,
-            &pki.fqdn(),
-            &["get", "nodes", "-o", "name"],
-        )
-        .await;
-        if output.status.success() {
-            return String::from_utf8_lossy(&output.stdout).into_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "apiserver never answered: {}",
-            text(&output)
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    eventually(
+        Duration::from_secs(90),
+        Duration::from_millis(300),
+        async || {
+            let output = kubectl(dir, &pki.admin_kubeconfig(), addr, &pki.fqdn(), args).await;
+            if output.status.success() {
+                Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+            } else {
+                Err(format!("apiserver never answered: {}", text(&output)))
+            }
+        },
+    )
+    .await
+}
+
+/// Asserts that `client` cannot log in, and that ssh says `why`.
+async fn assert_refused(client: &SshClient, why: &str) {
+    let output = client.run("echo hi", b"").await;
+    assert_eq!(output.status.code(), Some(255), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(why),
+        "{}",
+        text(&output)
+    );
+}
+
+/// A controller and a worker of cluster `pki`, started on `controller_ip` and `worker_ip`, the
+/// worker's Ignition as `worker_ignition` makes it of a good one; a client of the controller.
+async fn controller_and_worker(
+    world: &NodeWorld,
+    pki: &Cluster,
+    (controller_ip, worker_ip): (Ipv4Addr, Ipv4Addr),
+    worker_ignition: impl FnOnce(String) -> String,
+) -> (sim::nodes::NodeSpec, SshClient) {
+    let name = &pki.name;
+    let controller = world.ignition(Some(&pki.kubelet_kubeconfig), true);
+    let worker = worker_ignition(world.ignition(Some(&pki.kubelet_kubeconfig), false));
+    let controller_spec = spec(
+        &format!("{name}-controller-0"),
+        "dev-c0",
+        controller_ip,
+        controller,
+    );
+    world.start(controller_spec.clone(), "controller").await;
+    let worker_spec = spec(
+        &format!("{name}-general-worker-0"),
+        "dev-w0",
+        worker_ip,
+        worker,
+    );
+    world.start(worker_spec, "worker").await;
+    (controller_spec, world.core(controller_ip))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_static_apiserver_pod_serves_once_its_files_are_there_and_again_after_a_reboot() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (key, public) = ssh_keygen(dir.path(), "admin");
-    let (host_private, host_public) = ssh_keygen(dir.path(), "host");
     let controller_ip = Ipv4Addr::new(127, 77, 2, 3);
     let worker_ip = Ipv4Addr::new(127, 77, 2, 4);
-    let port = free_port(controller_ip);
-    let nodes = Nodes::new(NodesConfig {
-        root_dir: dir.path().join("nodes"),
-        ssh_port: port,
-        backend: SshBackend::Embedded,
-    })
-    .expect("nodes");
+    let world = NodeWorld::new(controller_ip);
+    let (dir, nodes) = (&world.dir, &world.nodes);
     let pki = cluster(&dir.path().join("pki"), "jupiter");
-    let host_key = std::fs::read_to_string(&host_private).expect("host key");
-    let controller = ignition(&IgnitionSpec {
-        authorized_keys: vec![public.clone()],
-        host_key: Some(host_key.clone()),
-        kubelet_kubeconfig: Some(&pki.kubelet_kubeconfig),
-        controller: true,
-    });
-    let worker = ignition(&IgnitionSpec {
-        authorized_keys: vec![public],
-        host_key: Some(host_key),
-        kubelet_kubeconfig: Some(&pki.kubelet_kubeconfig),
-        controller: false,
-    });
-    let controller_spec = spec("jupiter-controller-0", "dev-c0", controller_ip, controller);
-    nodes
-        .start_node(controller_spec.clone())
-        .await
-        .expect("controller");
-    nodes
-        .start_node(spec(
-            "jupiter-general-worker-0",
-            "dev-w0",
-            worker_ip,
-            worker,
-        ))
-        .await
-        .expect("worker");
-    let core = SshClient::new(
-        dir.path(),
-        key,
-        "core",
-        SocketAddr::from((controller_ip, port)),
-        &host_public,
-    );
+    let (controller_spec, core) =
+        controller_and_worker(&world, &pki, (controller_ip, worker_ip), |good| good).await;
     let install = "sudo mkdir -p /etc/kubernetes && sudo tar -x --no-same-owner -C /etc/kubernetes";
 
     // The pod alone: the kubelet sees it, and the apiserver exits for its missing files.
@@ -358,21 +275,11 @@ async fn a_static_apiserver_pod_serves_once_its_files_are_there_and_again_after_
     );
     let output = core.run(install, &pod).await;
     assert!(output.status.success(), "{}", text(&output));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let problems = loop {
-        let pods = nodes.static_pods();
-        if let Some(status) = pods
-            .get("jupiter-controller-0")
-            .and_then(|pods| pods.get("kube-apiserver.json"))
-        {
-            break status.problems.join("\n");
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the kubelet never judged the pod: {pods:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let problems = world
+        .static_pod("jupiter-controller-0", "kube-apiserver.json", |_| true)
+        .await
+        .problems
+        .join("\n");
     assert!(
         problems.contains("/etc/kubernetes/pki/apiserver.crt"),
         "{problems}"
@@ -415,24 +322,11 @@ async fn a_static_apiserver_pod_serves_once_its_files_are_there_and_again_after_
         )
         .await;
     assert!(output.status.success(), "{}", text(&output));
-    let scheduler_status = |key: &str| {
-        nodes
-            .static_pods()
-            .get("jupiter-controller-0")
-            .and_then(|pods| pods.get(key).cloned())
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let refused = loop {
-        if let Some(status) = scheduler_status("kube-scheduler.json") {
-            break status.problems.join("\n");
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            nodes.static_pods()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let refused = world
+        .static_pod("jupiter-controller-0", "kube-scheduler.json", |_| true)
+        .await
+        .problems
+        .join("\n");
     assert!(
         refused.contains("User \"kubelet\" cannot") && refused.contains("forbidden"),
         "{refused}"
@@ -440,15 +334,9 @@ async fn a_static_apiserver_pod_serves_once_its_files_are_there_and_again_after_
     let admin = std::fs::read(pki.admin_kubeconfig()).expect("admin kubeconfig");
     let output = core.run(install, &scheduler(admin)).await;
     assert!(output.status.success(), "{}", text(&output));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !scheduler_status("kube-scheduler").is_some_and(|s| s.running) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            nodes.static_pods()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    world
+        .static_pod("jupiter-controller-0", "kube-scheduler", |s| s.running)
+        .await;
 
     // The manifests, applied: both kubelets register.
     apply_manifests(&pki, apiserver);
@@ -461,7 +349,7 @@ async fn a_static_apiserver_pod_serves_once_its_files_are_there_and_again_after_
     // A reboot: the kubelet starts the apiserver again from the disk, and it serves what was
     // applied before.
     nodes.stop_node("dev-c0").await;
-    nodes.start_node(controller_spec).await.expect("rebooted");
+    world.start(controller_spec, "rebooted").await;
     let listed = wait_for_nodes(dir.path(), &pki, apiserver).await;
     assert_eq!(
         listed,
@@ -471,65 +359,31 @@ async fn a_static_apiserver_pod_serves_once_its_files_are_there_and_again_after_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_is_refused_until_sshd_is_up() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (key, public) = ssh_keygen(dir.path(), "admin");
-    let (host_private, host_public) = ssh_keygen(dir.path(), "host");
     let ip = Ipv4Addr::new(127, 77, 2, 5);
-    let port = free_port(ip);
-    let nodes = Nodes::new(NodesConfig {
-        root_dir: dir.path().join("nodes"),
-        ssh_port: port,
-        backend: SshBackend::Embedded,
-    })
-    .expect("nodes");
-    let mut node = spec(
-        "k-worker-1",
-        "dev-5",
-        ip,
-        ignition(&IgnitionSpec {
-            authorized_keys: vec![public],
-            host_key: Some(std::fs::read_to_string(&host_private).expect("host key")),
-            ..Default::default()
-        }),
-    );
+    let world = NodeWorld::new(ip);
+    let mut node = spec("k-worker-1", "dev-5", ip, world.ignition(None, false));
     // Long enough that the first attempt below surely lands inside it, even on a busy machine.
     node.ssh_refused_for = Duration::from_secs(5);
-    nodes.start_node(node).await.expect("node starts");
-    let core = SshClient::new(
-        dir.path(),
-        key,
-        "core",
-        SocketAddr::from((ip, port)),
-        &host_public,
-    );
-    let output = core.run("echo hi", b"").await;
-    assert_eq!(output.status.code(), Some(255), "{}", text(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("Connection refused"),
-        "{}",
-        text(&output)
-    );
+    world.start(node, "node starts").await;
+    let core = world.core(ip);
+    assert_refused(&core, "Connection refused").await;
     core.wait_ready().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_keys_boots_and_refuses_everyone() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (key, _) = ssh_keygen(dir.path(), "admin");
     let ip = Ipv4Addr::new(127, 77, 2, 6);
-    let port = free_port(ip);
-    let nodes = Nodes::new(NodesConfig {
-        root_dir: dir.path().join("nodes"),
-        ssh_port: port,
-        backend: SshBackend::Embedded,
-    })
-    .expect("nodes");
-    nodes
-        .start_node(spec("k-worker-2", "dev-6", ip, "not ignition".to_owned()))
-        .await
-        .expect("node starts");
+    let world = NodeWorld::new(ip);
+    let dir = &world.dir;
+    world
+        .start(
+            spec("k-worker-2", "dev-6", ip, "not ignition".to_owned()),
+            "node starts",
+        )
+        .await;
     let generated = std::fs::read_to_string(
-        nodes
+        world
+            .nodes
             .node_root("k-worker-2")
             .join(".sim/ssh/ssh_host_ed25519_key"),
     )
@@ -550,74 +404,29 @@ async fn a_node_without_keys_boots_and_refuses_everyone() {
     let host_public = String::from_utf8_lossy(&public.stdout).into_owned();
     let core = SshClient::new(
         dir.path(),
-        key,
+        world.key.clone(),
         "core",
-        SocketAddr::from((ip, port)),
+        world.addr(ip),
         &host_public,
     );
-    let output = core.run("echo hi", b"").await;
-    assert_eq!(output.status.code(), Some(255), "{}", text(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("Permission denied"),
-        "{}",
-        text(&output)
-    );
+    assert_refused(&core, "Permission denied").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sftp_and_legacy_scp_uploads_land_in_the_node() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (key, public) = ssh_keygen(dir.path(), "admin");
-    let (host_private, host_public) = ssh_keygen(dir.path(), "host");
     let ip = Ipv4Addr::new(127, 77, 2, 7);
-    let port = free_port(ip);
-    let nodes = Nodes::new(NodesConfig {
-        root_dir: dir.path().join("nodes"),
-        ssh_port: port,
-        backend: SshBackend::Embedded,
-    })
-    .expect("nodes");
-    let user_data = ignition(&IgnitionSpec {
-        authorized_keys: vec![public],
-        host_key: Some(std::fs::read_to_string(&host_private).expect("host key")),
-        ..Default::default()
-    });
-    nodes
-        .start_node(spec("k-worker-3", "dev-7", ip, user_data))
-        .await
-        .expect("node starts");
-    let client = SshClient::new(
-        dir.path(),
-        key,
-        "core",
-        SocketAddr::from((ip, port)),
-        &host_public,
-    );
+    let world = NodeWorld::new(ip);
+    let dir = &world.dir;
+    world
+        .start(
+            spec("k-worker-3", "dev-7", ip, world.ignition(None, false)),
+            "node starts",
+        )
+        .await;
+    let client = world.core(ip);
     let local = dir.path().join("local.txt");
     std::fs::write(&local, "payload\n").expect("local file");
-    let common = |program: &str| {
-        let mut command = std::process::Command::new(program);
-        command
-            .args([
-                "-F",
-                "/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-            ])
-            .args(["-o", "StrictHostKeyChecking=yes"])
-            .arg("-o")
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                client.known_hosts.display()
-            ))
-            .arg("-i")
-            .arg(&client.key)
-            .arg("-P")
-            .arg(port.to_string());
-        command
-    };
+    let common = |program: &str| openssh(&client, program, "-P");
 
     let batch = dir.path().join("batch");
     std::fs::write(&batch, format!("put {} via-sftp.txt\n", local.display())).expect("batch");
@@ -638,7 +447,7 @@ async fn sftp_and_legacy_scp_uploads_land_in_the_node() {
         .expect("run scp");
     assert!(output.status.success(), "{}", text(&output));
 
-    let home = nodes.node_root("k-worker-3").join("home/core");
+    let home = world.nodes.node_root("k-worker-3").join("home/core");
     for name in ["via-sftp.txt", "via-scp.txt"] {
         assert_eq!(
             std::fs::read_to_string(home.join(name)).expect("uploaded file"),
@@ -662,49 +471,19 @@ ExecStart=/usr/bin/docker run --rm --name kubelet --privileged --pid host --netw
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kubelet_that_would_not_start_on_flatcar_never_registers_and_says_why() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (key, public) = ssh_keygen(dir.path(), "admin");
-    let (host_private, host_public) = ssh_keygen(dir.path(), "host");
     let controller_ip = Ipv4Addr::new(127, 77, 2, 7);
     let worker_ip = Ipv4Addr::new(127, 77, 2, 8);
-    let port = free_port(controller_ip);
-    let nodes = Nodes::new(NodesConfig {
-        root_dir: dir.path().join("nodes"),
-        ssh_port: port,
-        backend: SshBackend::Embedded,
-    })
-    .expect("nodes");
+    let world = NodeWorld::new(controller_ip);
+    let dir = &world.dir;
     let pki = cluster(&dir.path().join("pki"), "io");
-    let host_key = std::fs::read_to_string(&host_private).expect("host key");
-    let controller = ignition(&IgnitionSpec {
-        authorized_keys: vec![public.clone()],
-        host_key: Some(host_key.clone()),
-        kubelet_kubeconfig: Some(&pki.kubelet_kubeconfig),
-        controller: true,
-    });
-    let mut worker: serde_json::Value = serde_json::from_str(&ignition(&IgnitionSpec {
-        authorized_keys: vec![public],
-        host_key: Some(host_key),
-        kubelet_kubeconfig: Some(&pki.kubelet_kubeconfig),
-        controller: false,
-    }))
-    .expect("JSON");
-    worker["systemd"]["units"][0]["contents"] = UNSTARTABLE_KUBELET.into();
-    nodes
-        .start_node(spec("io-controller-0", "dev-c0", controller_ip, controller))
-        .await
-        .expect("controller");
-    nodes
-        .start_node(spec(
-            "io-general-worker-0",
-            "dev-w0",
-            worker_ip,
-            worker.to_string(),
-        ))
-        .await
-        .expect("worker");
+    let (_, core) = controller_and_worker(&world, &pki, (controller_ip, worker_ip), |good| {
+        let mut worker: serde_json::Value = serde_json::from_str(&good).expect("JSON");
+        worker["systemd"]["units"][0]["contents"] = UNSTARTABLE_KUBELET.into();
+        worker.to_string()
+    })
+    .await;
 
-    let kubelets = nodes.kubelets();
+    let kubelets = world.nodes.kubelets();
     assert!(kubelets["io-controller-0"].running, "{kubelets:?}");
     let worker_status = &kubelets["io-general-worker-0"];
     assert!(!worker_status.running);
@@ -719,13 +498,7 @@ async fn a_kubelet_that_would_not_start_on_flatcar_never_registers_and_says_why(
         assert!(reasons.contains(expected), "{expected} in:\n{reasons}");
     }
 
-    let worker_client = SshClient::new(
-        dir.path(),
-        key.clone(),
-        "core",
-        SocketAddr::from((worker_ip, port)),
-        &host_public,
-    );
+    let worker_client = world.core(worker_ip);
     let output = worker_client
         .run(
             "systemctl is-active kubelet; journalctl -u kubelet --no-pager",
@@ -740,13 +513,6 @@ async fn a_kubelet_that_would_not_start_on_flatcar_never_registers_and_says_why(
         text(&output)
     );
 
-    let core = SshClient::new(
-        dir.path(),
-        key,
-        "core",
-        SocketAddr::from((controller_ip, port)),
-        &host_public,
-    );
     let mut control_plane = control_plane_pki(&pki);
     control_plane.push((
         "manifests/kube-apiserver.json",
@@ -762,32 +528,17 @@ async fn a_kubelet_that_would_not_start_on_flatcar_never_registers_and_says_why(
     let apiserver = SocketAddr::from((controller_ip, 6443));
     wait_for_nodes(dir.path(), &pki, apiserver).await;
     apply_manifests(&pki, apiserver);
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let output = kubectl(
-            dir.path(),
-            &pki.admin_kubeconfig(),
-            apiserver,
-            &pki.fqdn(),
-            &["get", "nodes", "--show-labels"],
-        )
-        .await;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        if output.status.success() {
-            assert!(stdout.contains("io-controller-0"), "{}", text(&output));
-            assert!(
-                stdout.contains("node.kubernetes.io/master="),
-                "labels come from the judged --node-labels: {}",
-                text(&output)
-            );
-            assert!(!stdout.contains("io-general-worker-0"), "{}", text(&output));
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "apiserver never answered: {}",
-            text(&output)
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let stdout = kubectl_until_served(
+        dir.path(),
+        &pki,
+        apiserver,
+        &["get", "nodes", "--show-labels"],
+    )
+    .await;
+    assert!(stdout.contains("io-controller-0"), "{stdout}");
+    assert!(
+        stdout.contains("node.kubernetes.io/master="),
+        "labels come from the judged --node-labels: {stdout}"
+    );
+    assert!(!stdout.contains("io-general-worker-0"), "{stdout}");
 }

@@ -166,6 +166,29 @@ impl Cloud {
     }
 }
 
+/// Sends `request` and reads its answer as JSON.
+pub async fn json_of<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> T {
+    request
+        .send()
+        .await
+        .expect("send the request")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
+/// A cloud that answers `requests` requests in a window of ten minutes; a project's path.
+async fn rate_limited(requests: u32) -> (Cloud, String) {
+    let mut config = fast();
+    config.rate_limit = RateLimit {
+        requests,
+        window: Duration::from_secs(600),
+    };
+    let cloud = Cloud::start(config).await;
+    let path = format!("/projects/{}", cloud.sim.project_id());
+    (cloud, path)
+}
+
 fn fast() -> SimConfig {
     let mut config = SimConfig::new(std::env::temp_dir());
     config.time_scale = 0.001;
@@ -446,13 +469,7 @@ async fn errors_are_401_404_422_with_an_errors_list() {
 
 #[tokio::test]
 async fn rate_limit_headers_and_429_with_retry_after() {
-    let mut config = fast();
-    config.rate_limit = RateLimit {
-        requests: 3,
-        window: Duration::from_secs(600),
-    };
-    let cloud = Cloud::start(config).await;
-    let path = format!("/projects/{}", cloud.sim.project_id());
+    let (cloud, path) = rate_limited(3).await;
     for remaining in [2, 1, 0] {
         let reply = cloud.get(&path).await;
         reply.expect(200, "Project");
@@ -478,13 +495,7 @@ async fn rate_limit_headers_and_429_with_retry_after() {
 /// A benchmark's run starts with a whole window, whatever ran before it.
 #[tokio::test]
 async fn a_restarted_rate_window_lets_a_whole_window_through() {
-    let mut config = fast();
-    config.rate_limit = RateLimit {
-        requests: 2,
-        window: Duration::from_secs(600),
-    };
-    let cloud = Cloud::start(config).await;
-    let path = format!("/projects/{}", cloud.sim.project_id());
+    let (cloud, path) = rate_limited(2).await;
     cloud.get(&path).await.expect(200, "Project");
     cloud.get(&path).await.expect(200, "Project");
     cloud
@@ -588,15 +599,7 @@ async fn injected_429_bursts_5xx_and_broken_bodies_can_be_set_and_lifted_at_runt
 
     put_faults(FaultPlan::default()).await;
     cloud.get(&device_path).await.expect(200, "Device");
-    let plan: Value = cloud
-        .http
-        .get(&faults_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plan: Value = json_of(cloud.http.get(&faults_url)).await;
     assert_eq!(plan["operations"], json!({}));
 
     let typo = cloud
@@ -943,15 +946,12 @@ async fn sim_state_endpoint_counts_requests() {
         .get(&cloud.devices_path())
         .await
         .expect(200, "DeviceList");
-    let state: sim::SimState = cloud
-        .http
-        .get(format!("{}/_sim/state", cloud.sim.route53_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: sim::SimState = json_of(
+        cloud
+            .http
+            .get(format!("{}/_sim/state", cloud.sim.route53_url())),
+    )
+    .await;
     assert_eq!(state.requests["packet.devices.list"], 2);
     assert_eq!(state.requests["packet.devices.create"], 1);
     assert_eq!(state.devices.len(), 1);

@@ -29,9 +29,16 @@ struct Client {
 struct Reply {
     status: StatusCode,
     body: String,
+    backend: Backend,
 }
 
 impl Reply {
+    /// Asserts the status, naming the backend and showing the body otherwise.
+    fn assert_status(&self, status: StatusCode) -> &Reply {
+        assert_eq!(self.status, status, "{:?}: {}", self.backend, self.body);
+        self
+    }
+
     fn tag(&self, name: &str) -> Option<String> {
         tags(&self.body, name).into_iter().next()
     }
@@ -57,6 +64,14 @@ fn tags(xml: &str, name: &str) -> Vec<String> {
 }
 
 impl Client {
+    fn new(base: String, backend: Backend) -> Client {
+        Client {
+            base,
+            http: reqwest::Client::new(),
+            backend,
+        }
+    }
+
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<String>) -> Reply {
         let mut request = self
             .http
@@ -70,7 +85,17 @@ impl Client {
         Reply {
             status: response.status(),
             body: response.text().await.unwrap_or_default(),
+            backend: self.backend,
         }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// One change of one record set: (action, name, type, values).
+    async fn change_one(&self, zone: &str, change: (&str, &str, &str, &[&str])) -> Reply {
+        self.change(zone, &[change]).await
     }
 
     async fn create_zone(&self, name: &str, reference: &str) -> Reply {
@@ -104,12 +129,8 @@ impl Client {
     }
 
     async fn list(&self, zone: &str, query: &str) -> Reply {
-        self.send(
-            reqwest::Method::GET,
-            &format!("/2013-04-01/hostedzone/{zone}/rrset?{query}"),
-            None,
-        )
-        .await
+        self.get(&format!("/2013-04-01/hostedzone/{zone}/rrset?{query}"))
+            .await
     }
 
     /// Every (name, type, values) of the zone, following `NextRecordName`/`NextRecordType`
@@ -119,13 +140,7 @@ impl Client {
         let mut query = format!("maxitems={page_size}");
         loop {
             let reply = self.list(zone, &query).await;
-            assert_eq!(
-                reply.status,
-                StatusCode::OK,
-                "{:?}: {}",
-                self.backend,
-                reply.body
-            );
+            reply.assert_status(StatusCode::OK);
             for set in tags(&reply.body, "ResourceRecordSet") {
                 let name = tags(&set, "Name").remove(0);
                 let rtype = tags(&set, "Type").remove(0);
@@ -149,12 +164,7 @@ impl Client {
 async fn run_cases(client: &Client) -> Vec<(String, String, Vec<String>)> {
     let b = client.backend;
     let created = client.create_zone("r53.example.com", "ref-1").await;
-    assert_eq!(
-        created.status,
-        StatusCode::CREATED,
-        "{b:?}: {}",
-        created.body
-    );
+    created.assert_status(StatusCode::CREATED);
     assert!(created.body.contains(NS), "{b:?}: namespace");
     let zone_id = created.tag("Id").expect("zone id");
     assert!(zone_id.starts_with("/hostedzone/"), "{b:?}: {zone_id}");
@@ -165,36 +175,17 @@ async fn run_cases(client: &Client) -> Vec<(String, String, Vec<String>)> {
         "{b:?}: delegation set"
     );
 
-    let got = client
-        .send(
-            reqwest::Method::GET,
-            &format!("/2013-04-01/hostedzone/{zone}"),
-            None,
-        )
-        .await;
-    assert_eq!(got.status, StatusCode::OK, "{b:?}");
+    let got = client.get(&format!("/2013-04-01/hostedzone/{zone}")).await;
+    got.assert_status(StatusCode::OK);
     assert_eq!(got.tag("Name").as_deref(), Some("r53.example.com."));
-    let listed = client
-        .send(reqwest::Method::GET, "/2013-04-01/hostedzone", None)
-        .await;
+    let listed = client.get("/2013-04-01/hostedzone").await;
     assert!(
         listed.body.contains(&zone),
         "{b:?}: ListHostedZones shows the zone"
     );
 
-    let missing = client
-        .send(
-            reqwest::Method::GET,
-            "/2013-04-01/hostedzone/ZNOSUCHZONE000",
-            None,
-        )
-        .await;
-    assert_eq!(
-        missing.status,
-        StatusCode::NOT_FOUND,
-        "{b:?}: {}",
-        missing.body
-    );
+    let missing = client.get("/2013-04-01/hostedzone/ZNOSUCHZONE000").await;
+    missing.assert_status(StatusCode::NOT_FOUND);
     assert_eq!(
         missing.error_code().as_deref(),
         Some("NoSuchHostedZone"),
@@ -212,21 +203,16 @@ async fn run_cases(client: &Client) -> Vec<(String, String, Vec<String>)> {
         "A",
         &["127.10.0.1", "127.10.0.3"][..],
     );
-    let first = client.change(&zone, &[api]).await;
-    assert_eq!(first.status, StatusCode::OK, "{b:?}: {}", first.body);
+    let first = client.change_one(&zone, api).await;
+    first.assert_status(StatusCode::OK);
     let change_id = first.tag("Id").expect("change id");
     assert!(change_id.starts_with("/change/"), "{b:?}: {change_id}");
     let status = first.tag("Status").unwrap();
     assert!(status == "PENDING" || status == "INSYNC", "{b:?}: {status}");
 
     // CREATE of an existing record set (the Terraform AWS provider 2.0 lesson).
-    let again = client.change(&zone, &[api]).await;
-    assert_eq!(
-        again.status,
-        StatusCode::BAD_REQUEST,
-        "{b:?}: {}",
-        again.body
-    );
+    let again = client.change_one(&zone, api).await;
+    again.assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(
         again.error_code().as_deref(),
         Some("InvalidChangeBatch"),
@@ -238,55 +224,45 @@ async fn run_cases(client: &Client) -> Vec<(String, String, Vec<String>)> {
         again.body
     );
 
-    let upsert = client
-        .change(
+    client
+        .change_one(
             &zone,
-            &[("UPSERT", "api.r53.example.com", "A", &["127.10.0.5"])],
+            ("UPSERT", "api.r53.example.com", "A", &["127.10.0.5"]),
         )
-        .await;
-    assert_eq!(upsert.status, StatusCode::OK, "{b:?}: {}", upsert.body);
+        .await
+        .assert_status(StatusCode::OK);
 
     for i in 0..5 {
         let name = format!("n{i}.r53.example.com");
-        let r = client
-            .change(&zone, &[("CREATE", &name, "A", &["127.10.1.1"])])
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{b:?}: {}", r.body);
+        client
+            .change_one(&zone, ("CREATE", &name, "A", &["127.10.1.1"]))
+            .await
+            .assert_status(StatusCode::OK);
     }
-    let r = client
-        .change(
+    client
+        .change_one(
             &zone,
-            &[("CREATE", "n1.r53.example.com", "TXT", &["\"owner=loko\""])],
+            ("CREATE", "n1.r53.example.com", "TXT", &["\"owner=loko\""]),
         )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{b:?}: {}", r.body);
+        .await
+        .assert_status(StatusCode::OK);
 
     // Deleting with other values or a missing set fails: 400 on both; AWS (and the simulator)
     // say InvalidChangeBatch, moto says InvalidInput.
     let wrong = client
-        .change(
+        .change_one(
             &zone,
-            &[("DELETE", "api.r53.example.com", "A", &["127.10.0.9"])],
+            ("DELETE", "api.r53.example.com", "A", &["127.10.0.9"]),
         )
         .await;
-    assert_eq!(
-        wrong.status,
-        StatusCode::BAD_REQUEST,
-        "{b:?}: {}",
-        wrong.body
-    );
+    wrong.assert_status(StatusCode::BAD_REQUEST);
     let absent = client
-        .change(
+        .change_one(
             &zone,
-            &[("DELETE", "nope.r53.example.com", "A", &["127.10.0.9"])],
+            ("DELETE", "nope.r53.example.com", "A", &["127.10.0.9"]),
         )
         .await;
-    assert_eq!(
-        absent.status,
-        StatusCode::BAD_REQUEST,
-        "{b:?}: {}",
-        absent.body
-    );
+    absent.assert_status(StatusCode::BAD_REQUEST);
     if b == Backend::Sim {
         assert_eq!(wrong.error_code().as_deref(), Some("InvalidChangeBatch"));
         assert!(
@@ -302,14 +278,14 @@ async fn run_cases(client: &Client) -> Vec<(String, String, Vec<String>)> {
         );
         // moto accepts a CREATE with other values over an existing set; AWS does not.
         let other = client
-            .change(
+            .change_one(
                 &zone,
-                &[("CREATE", "api.r53.example.com", "A", &["127.10.0.7"])],
+                ("CREATE", "api.r53.example.com", "A", &["127.10.0.7"]),
             )
             .await;
         assert_eq!(other.error_code().as_deref(), Some("InvalidChangeBatch"));
         let outside = client
-            .change(&zone, &[("CREATE", "api.other.org", "A", &["127.10.0.7"])])
+            .change_one(&zone, ("CREATE", "api.other.org", "A", &["127.10.0.7"]))
             .await;
         assert_eq!(outside.error_code().as_deref(), Some("InvalidChangeBatch"));
         assert!(
@@ -319,13 +295,13 @@ async fn run_cases(client: &Client) -> Vec<(String, String, Vec<String>)> {
         );
     }
 
-    let delete = client
-        .change(
+    client
+        .change_one(
             &zone,
-            &[("DELETE", "n4.r53.example.com", "A", &["127.10.1.1"])],
+            ("DELETE", "n4.r53.example.com", "A", &["127.10.1.1"]),
         )
-        .await;
-    assert_eq!(delete.status, StatusCode::OK, "{b:?}: {}", delete.body);
+        .await
+        .assert_status(StatusCode::OK);
 
     let page = client.list(&zone, "maxitems=2").await;
     assert_eq!(
@@ -335,31 +311,16 @@ async fn run_cases(client: &Client) -> Vec<(String, String, Vec<String>)> {
         page.body
     );
     assert_eq!(page.tag("MaxItems").as_deref(), Some("2"), "{b:?}");
-    let type_without_name = client.list(&zone, "type=A").await;
-    assert_eq!(
-        type_without_name.status,
-        StatusCode::BAD_REQUEST,
-        "{b:?}: {}",
-        type_without_name.body
-    );
+    client
+        .list(&zone, "type=A")
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
 
-    let change = client
-        .send(
-            reqwest::Method::GET,
-            &format!("/2013-04-01{change_id}"),
-            None,
-        )
-        .await;
-    assert_eq!(change.status, StatusCode::OK, "{b:?}: {}", change.body);
+    let change_path = format!("/2013-04-01{change_id}");
+    client.get(&change_path).await.assert_status(StatusCode::OK);
     let start = Instant::now();
     loop {
-        let change = client
-            .send(
-                reqwest::Method::GET,
-                &format!("/2013-04-01{change_id}"),
-                None,
-            )
-            .await;
+        let change = client.get(&change_path).await;
         if change.tag("Status").as_deref() == Some("INSYNC") {
             break;
         }
@@ -376,23 +337,25 @@ async fn run_cases(client: &Client) -> Vec<(String, String, Vec<String>)> {
     client.list_all(&zone, 2).await
 }
 
-#[tokio::test]
-async fn simulator_route53_semantics() {
+/// A simulator on a fast clock, and a client of its Route53.
+async fn start_sim() -> (sim::SimHandle, Client) {
     let mut config = sim::SimConfig::new(std::env::temp_dir());
     config.time_scale = 0.001;
     let handle = sim::start(config).await.unwrap();
-    let client = Client {
-        base: handle.route53_url(),
-        http: reqwest::Client::new(),
-        backend: Backend::Sim,
-    };
+    let client = Client::new(handle.route53_url(), Backend::Sim);
+    (handle, client)
+}
+
+#[tokio::test]
+async fn simulator_route53_semantics() {
+    let (handle, client) = start_sim().await;
     let listing = run_cases(&client).await;
     assert_eq!(listing, expected_listing(&listing));
 
     // A change starts PENDING and becomes INSYNC on the scaled clock.
     let zone = handle.hosted_zone_id().to_owned();
     let r = client
-        .change(&zone, &[("UPSERT", "x.example.com", "A", &["127.10.0.1"])])
+        .change_one(&zone, ("UPSERT", "x.example.com", "A", &["127.10.0.1"]))
         .await;
     assert_eq!(r.tag("Status").as_deref(), Some("PENDING"));
 
@@ -403,15 +366,14 @@ async fn simulator_route53_semantics() {
             sim::OperationFaults::default().rate_limited_burst(1, 2),
         ))
         .unwrap();
-    let throttled = client
-        .change(&zone, &[("UPSERT", "x.example.com", "A", &["127.10.0.3"])])
-        .await;
-    assert_eq!(throttled.status, StatusCode::BAD_REQUEST);
+    let upsert = ("UPSERT", "x.example.com", "A", &["127.10.0.3"][..]);
+    let throttled = client.change_one(&zone, upsert).await;
+    throttled.assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(throttled.error_code().as_deref(), Some("Throttling"));
-    let retried = client
-        .change(&zone, &[("UPSERT", "x.example.com", "A", &["127.10.0.3"])])
-        .await;
-    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    client
+        .change_one(&zone, upsert)
+        .await
+        .assert_status(StatusCode::OK);
     assert_eq!(handle.state().rate_limited_responses, 1);
 
     // Unsigned requests are refused.
@@ -503,21 +465,10 @@ async fn moto_agrees_with_the_simulator() {
     let Some(moto) = start_moto().await else {
         return;
     };
-    let moto_client = Client {
-        base: moto.base.clone(),
-        http: reqwest::Client::new(),
-        backend: Backend::Moto,
-    };
+    let moto_client = Client::new(moto.base.clone(), Backend::Moto);
     let moto_listing = run_cases(&moto_client).await;
 
-    let mut config = sim::SimConfig::new(std::env::temp_dir());
-    config.time_scale = 0.001;
-    let handle = sim::start(config).await.unwrap();
-    let sim_client = Client {
-        base: handle.route53_url(),
-        http: reqwest::Client::new(),
-        backend: Backend::Sim,
-    };
+    let (handle, sim_client) = start_sim().await;
     let sim_listing = run_cases(&sim_client).await;
     // Name servers and the SOA differ by design; names, types, order and our values must not.
     let comparable = |listing: &[(String, String, Vec<String>)]| {

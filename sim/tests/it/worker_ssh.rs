@@ -5,8 +5,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use sim::nodes::{NodeSpec, Nodes, NodesConfig, SshBackend};
+use sim::nodes::NodeSpec;
 use tokio::io::AsyncReadExt;
+
+use crate::node_world::loopback_nodes;
 
 fn spec(hostname: &str, ip: Ipv4Addr, user_data: &str) -> NodeSpec {
     NodeSpec {
@@ -22,18 +24,7 @@ fn spec(hostname: &str, ip: Ipv4Addr, user_data: &str) -> NodeSpec {
 
 #[tokio::test]
 async fn without_worker_ssh_only_controllers_answer_and_workers_are_still_judged() {
-    let roots = tempfile::tempdir().unwrap();
-    let ssh_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let nodes = Nodes::new(NodesConfig {
-        root_dir: roots.path().to_owned(),
-        ssh_port,
-        backend: SshBackend::Embedded,
-    })
-    .unwrap();
+    let (_roots, ssh_port, nodes) = loopback_nodes();
     nodes.set_worker_ssh(false);
 
     let worker_ip = Ipv4Addr::new(127, 0, 91, 1);

@@ -5,9 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::Ipv4Addr;
+
 use engine::{
-    Actions, CancellationToken, Dag, Engine, Outcome, RetryPolicy, RunRequest, StepContext,
-    StepDef, StepError,
+    Actions, CancellationToken, Dag, Engine, Outcome, RetryPolicy, RunReport, RunRequest,
+    StepContext, StepDef, StepError,
 };
 use journal::{Digest, Journal, Outputs, RunKind, StepId};
 use loko_tests::Moto;
@@ -90,68 +92,81 @@ fn request(spec: &str) -> RunRequest {
     }
 }
 
+/// One zone of moto's Route53, and an engine on a fresh journal to run DNS plans against it.
+/// (Fields drop in order: the engine and its journal before the directory, moto last.)
+struct DnsWorld {
+    engine: Engine,
+    r53: Route53,
+    zone: String,
+    _dir: tempfile::TempDir,
+    _moto: Moto,
+}
+
+impl DnsWorld {
+    async fn start() -> DnsWorld {
+        let moto = Moto::start();
+        let zone = moto.create_zone("example.com.");
+        let r53 = route53(&moto.url).await;
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(Journal::open(dir.path()).unwrap());
+        DnsWorld {
+            engine: Engine::new(journal),
+            r53,
+            zone,
+            _dir: dir,
+            _moto: moto,
+        }
+    }
+
+    /// Runs the DNS plan of controllers at `ips` as a run of spec `spec`.
+    async fn run(&self, ips: [&str; 2], spec: &str) -> RunReport {
+        let (dag, actions) = dns_plan(&self.r53, &self.zone, ips);
+        self.engine
+            .run(&dag, &actions, request(spec), CancellationToken::new())
+            .await
+            .unwrap()
+    }
+
+    /// The A record `name` as Route53 has it.
+    async fn a_record(&self, name: &str) -> ARecord {
+        self.r53.a_record(&self.zone, name).await.unwrap().unwrap()
+    }
+}
+
+fn ipv4s(ips: &[&str]) -> Vec<Ipv4Addr> {
+    ips.iter().map(|ip| ip.parse().unwrap()).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_are_upserted_owned_records_updated_and_foreign_records_refused() {
-    let moto = Moto::start();
-    let zone = moto.create_zone("example.com.");
-    let r53 = route53(&moto.url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Journal::open(dir.path()).unwrap());
-    let engine = Engine::new(Arc::clone(&journal));
+    let world = DnsWorld::start().await;
 
-    let (dag, actions) = dns_plan(&r53, &zone, ["127.10.0.1", "127.10.0.2"]);
-    let report = engine
-        .run(&dag, &actions, request("v1"), CancellationToken::new())
-        .await
-        .unwrap();
+    let report = world.run(["127.10.0.1", "127.10.0.2"], "v1").await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
-    let rec = r53
-        .a_record(&zone, "supernova.example.com.")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        rec.values,
-        vec![
-            "127.10.0.1".parse::<std::net::Ipv4Addr>().unwrap(),
-            "127.10.0.2".parse().unwrap()
-        ]
-    );
+    let rec = world.a_record("supernova.example.com.").await;
+    assert_eq!(rec.values, ipv4s(&["127.10.0.1", "127.10.0.2"]));
     assert_eq!(rec.ttl, 300);
 
     // A controller got a new address: the records loko set are its own, so they are updated.
-    let (dag, actions) = dns_plan(&r53, &zone, ["127.10.0.9", "127.10.0.2"]);
-    let report = engine
-        .run(&dag, &actions, request("v2"), CancellationToken::new())
-        .await
-        .unwrap();
+    let report = world.run(["127.10.0.9", "127.10.0.2"], "v2").await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
-    let rec = r53
-        .a_record(&zone, "supernova-etcd0.example.com.")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        rec.values,
-        vec!["127.10.0.9".parse::<std::net::Ipv4Addr>().unwrap()]
-    );
+    let rec = world.a_record("supernova-etcd0.example.com.").await;
+    assert_eq!(rec.values, ipv4s(&["127.10.0.9"]));
 
     // Somebody else changes a record; loko refuses to overwrite it and says what differs.
-    r53.upsert(
-        &zone,
-        &[ARecord {
-            name: "supernova-etcd0.example.com.".into(),
-            values: vec!["192.0.2.7".parse().unwrap()],
-            ttl: 60,
-        }],
-    )
-    .await
-    .unwrap();
-    let (dag, actions) = dns_plan(&r53, &zone, ["127.10.0.5", "127.10.0.2"]);
-    let report = engine
-        .run(&dag, &actions, request("v3"), CancellationToken::new())
+    world
+        .r53
+        .upsert(
+            &world.zone,
+            &[ARecord {
+                name: "supernova-etcd0.example.com.".into(),
+                values: vec!["192.0.2.7".parse().unwrap()],
+                ttl: 60,
+            }],
+        )
         .await
         .unwrap();
+    let report = world.run(["127.10.0.5", "127.10.0.2"], "v3").await;
     let Outcome::Failed { failed, .. } = &report.outcome else {
         panic!("{report:?}")
     };
@@ -162,14 +177,10 @@ async fn records_are_upserted_owned_records_updated_and_foreign_records_refused(
     );
     assert!(message.contains("--take-over-dns"), "{message}");
     assert!(!message.contains("testing-secret-key-0001"));
-    let rec = r53
-        .a_record(&zone, "supernova-etcd0.example.com.")
-        .await
-        .unwrap()
-        .unwrap();
+    let rec = world.a_record("supernova-etcd0.example.com.").await;
     assert_eq!(
         rec.values,
-        vec!["192.0.2.7".parse::<std::net::Ipv4Addr>().unwrap()],
+        ipv4s(&["192.0.2.7"]),
         "foreign record untouched"
     );
 }

@@ -121,15 +121,18 @@ fn kubectl_reads_the_admin_and_kubelet_kubeconfigs() {
 /// the Kubernetes CA.
 fn fake_apiserver(pki: &Pki) -> (Killed, u16) {
     let port = free_port();
-    let child = Command::new("openssl")
+    let mut server = Command::new("openssl");
+    server
         .args(["s_server", "-www", "-Verify", "1", "-verify_return_error"])
-        .args(["-accept", &format!("127.0.0.1:{port}")])
-        .arg("-cert")
-        .arg(pki.path("tls/apiserver.crt"))
-        .arg("-key")
-        .arg(pki.path("tls/apiserver.key"))
-        .arg("-CAfile")
-        .arg(pki.path("tls/ca.crt"))
+        .args(["-accept", &format!("127.0.0.1:{port}")]);
+    for (flag, file) in [
+        ("-cert", "tls/apiserver.crt"),
+        ("-key", "tls/apiserver.key"),
+        ("-CAfile", "tls/ca.crt"),
+    ] {
+        server.arg(flag).arg(pki.path(file));
+    }
+    let child = server
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
