@@ -24,7 +24,7 @@ use crate::journal_location::open_journal;
 use crate::output::outln;
 use crate::sim_session::{SIM_SSH_PORT, embedded_sim_config};
 use crate::target::{changes, history, target};
-use crate::wiring::{Login, WireConfig, actions, engine, request, scaled_timings, wire};
+use crate::wiring::{Login, WireConfig, actions, engine, request, wire};
 
 /// A pool holds at most this many of the bench's workers: 5000 workers are 5 pools.
 const POOL_SIZE: usize = 1000;
@@ -169,6 +169,8 @@ struct RunFigures {
     journal_events: usize,
     peak_rss_mb: f64,
     phases_s: BTreeMap<String, f64>,
+    /// Polls of the shared device poller (each one list call per page).
+    polls: u64,
 }
 
 /// The figures of one scenario at one size; one JSON line each.
@@ -190,8 +192,9 @@ struct Figures {
     plan_ms: f64,
     dag_ms: f64,
     packet_calls: BTreeMap<String, u64>,
-    /// List calls per device poll interval, per page of 1000 devices: 1 is one cluster-wide
-    /// listing per poll, whatever the number of waiters.
+    /// Device list calls per poll of the shared poller, per page of 1000 devices: 1 is one
+    /// cluster-wide listing per poll, whatever the number of waiters; above 1, something
+    /// listed besides the poller.
     lists_per_poll_per_page: f64,
     rate_limited: u64,
     /// CPU seconds the simulator (this process) spent during the run: what booting and serving
@@ -277,8 +280,8 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     outln!(
         "\nsim time: the makespan in simulated seconds (what it would take on Packet); terraform: \
          the same changes in waves of 10 (Terraform's default parallelism); lists/poll: device \
-         list calls per poll interval per page of 1000 devices (1 = one cluster-wide listing per \
-         poll); sim CPU: CPU time of the simulator (this process) during the run; bound: the \
+         list calls per poll of the shared poller per page of 1000 devices (1 = one cluster-wide \
+         listing per poll, nothing else lists); sim CPU: CPU time of the simulator (this process) during the run; bound: the \
          scenario's critical path, where `last create` is when Packet's rate \
          limit lets the last create out at the earliest.\n"
     );
@@ -348,11 +351,6 @@ async fn size(workers: usize, args: &BenchArgs, model: &Model) -> anyhow::Result
     let agent = DemoAgent::start(dir.path())?;
     let spec = dir.path().join("bench.yaml");
     let exe = std::env::current_exe().context("cannot find the loko binary to run")?;
-    let poll_s = secs(
-        scaled_timings(args.time_scale, SIM_SSH_PORT)
-            .device
-            .poll_interval,
-    );
 
     let mut figures = Vec::new();
     for (scenario, full, plan) in CHAIN.into_iter().filter(|(s, ..)| *s <= last) {
@@ -423,7 +421,7 @@ async fn size(workers: usize, args: &BenchArgs, model: &Model) -> anyhow::Result
             .unwrap_or(0);
         let n = workers as u64;
         let listed = Model::pages(n + FIXED) as f64;
-        let polls = (run.makespan_s / poll_s).max(1.0);
+        let polls = run.polls.max(1) as f64;
         let bound = model.bound(scenario, n);
         let lower_bound_s = bound.total_s * args.time_scale;
         figures.push(Figures {
@@ -521,6 +519,7 @@ async fn run_once(
         journal_events: journal.records(run)?.len(),
         peak_rss_mb: peak_rss_mb(),
         phases_s: milestones.phases(),
+        polls: wiring.clients.poller.polls(),
     })
 }
 

@@ -172,7 +172,7 @@ pub(crate) async fn wire(target: &Target, config: WireConfig<'_>) -> anyhow::Res
     let poller = Arc::new(DevicePoller::spawn(
         Arc::clone(&packet),
         cluster_tag(target.desired.settings.cluster_name.as_str()),
-        timings.device.poll_interval,
+        timings.device.poll.clone(),
     ));
     let ssh = Ssh {
         agent,
@@ -201,7 +201,7 @@ pub(crate) fn scaled_timings(scale: f64, ssh_port: u16) -> RunSettings {
     };
     let base = RunSettings::default();
     let mut device = base.device.clone();
-    device.poll_interval = scaled(device.poll_interval, 50);
+    device.poll = device.poll.scaled(scale, Duration::from_millis(50));
     device.provision_deadline = scaled(device.provision_deadline, 5_000);
     RunSettings {
         device,

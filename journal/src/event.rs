@@ -6,8 +6,12 @@
 //! readable with ordinary tools; the checksum catches a record that was damaged on disk but still
 //! parses; the version lets a newer loko refuse (never misread) an older or newer layout.
 
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::ids::{Digest, RunId, Seq, StepId};
 use crate::secrets::{Outputs, redact_json};
@@ -54,7 +58,7 @@ pub enum Event {
         spec_digest: Digest,
         /// The desired state itself, for the audit and for diffing the next run's spec against
         /// it. Redacted on the way in like everything else.
-        spec: Value,
+        spec: RecordedSpec,
         /// The ids of every step of the plan, in a topological order.
         plan: Vec<StepId>,
         /// Who runs it: `pid@host`.
@@ -114,6 +118,64 @@ impl Event {
             | Event::StepSkipped { step, .. } => Some(step),
             Event::RunStarted { .. } | Event::RunResumed { .. } | Event::RunEnded { .. } => None,
         }
+    }
+}
+
+/// The desired state a run recorded, kept as its JSON text.
+///
+/// A journal holds one per run, and a cluster's is large (5,000 nodes, over a megabyte); parsed
+/// into a tree on every open, a year of weekly runs cost hundreds of milliseconds of
+/// allocation. A record is read with its spec as raw text (no tree is built), runs that repeat
+/// a spec share the text, and readers parse the one they need ([`RecordedSpec::parse`]); an old
+/// run's spec that this version of loko can no longer read costs only the reader that asks
+/// for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedSpec(Arc<str>);
+
+impl RecordedSpec {
+    /// Whether two runs share one copy of the text (they do when the second repeated the
+    /// first's spec).
+    pub fn is_shared_with(&self, other: &RecordedSpec) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The spec of an event.
+    pub fn of(value: &Value) -> RecordedSpec {
+        RecordedSpec(Arc::from(value.to_string()))
+    }
+
+    pub(crate) fn from_text(text: &str) -> RecordedSpec {
+        RecordedSpec(Arc::from(text))
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
+    /// The spec as a JSON value.
+    pub fn value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+
+    /// The spec as a typed value.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+}
+
+impl Serialize for RecordedSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Checked, not parsed: a raw value is written as the text it holds.
+        let raw: &RawValue = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordedSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Ok(RecordedSpec(Arc::from(raw.get())))
     }
 }
 
@@ -239,7 +301,7 @@ mod tests {
             Event::RunStarted {
                 kind: RunKind::Apply,
                 spec_digest: Digest::of(b"spec"),
-                spec: serde_json::json!({"format": 1, "settings": {}}),
+                spec: RecordedSpec::of(&serde_json::json!({"format": 1, "settings": {}})),
                 plan: vec![id("device/a")],
                 by: "pid 1 on host".into(),
             },

@@ -193,43 +193,46 @@ pub enum FeedLine {
     Closed,
 }
 
+/// Any line of a feed, its fields by name. Not an untagged enum: serde buffers such an enum's
+/// content, and a record's spec is read as raw JSON text, which needs the JSON itself.
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum Raw {
-    Header {
-        feed: u32,
-        pid: u32,
-        by: String,
-        #[serde(default)]
-        base: Option<String>,
-    },
-    Record {
-        run: u64,
-        seq: u64,
-        record: Record,
-    },
-    Closed {
-        closed: bool,
-    },
+struct Raw<'a> {
+    feed: Option<u32>,
+    pid: Option<u32>,
+    by: Option<String>,
+    base: Option<String>,
+    run: Option<u64>,
+    seq: Option<u64>,
+    #[serde(borrow)]
+    record: Option<&'a serde_json::value::RawValue>,
+    closed: Option<bool>,
 }
 
 /// Parses a line of a feed; `None` for a line that is not one (a partial last line).
 pub fn parse_feed_line(line: &str) -> Option<FeedLine> {
-    match serde_json::from_str::<Raw>(line).ok()? {
-        Raw::Header {
-            feed: 1,
-            pid,
-            by,
+    let raw = serde_json::from_str::<Raw<'_>>(line).ok()?;
+    match raw {
+        Raw {
+            feed: Some(1),
+            pid: Some(pid),
+            by: Some(by),
             base,
+            ..
         } => Some(FeedLine::Header { pid, by, base }),
-        Raw::Header { .. } => None,
-        Raw::Record { run, seq, record } => Some(FeedLine::Record {
+        Raw {
+            run: Some(run),
+            seq: Some(seq),
+            record: Some(record),
+            ..
+        } => Some(FeedLine::Record {
             run: RunId(run),
             seq: Seq(seq),
-            record,
+            record: serde_json::from_str(record.get()).ok()?,
         }),
-        Raw::Closed { closed: true } => Some(FeedLine::Closed),
-        Raw::Closed { .. } => None,
+        Raw {
+            closed: Some(true), ..
+        } => Some(FeedLine::Closed),
+        _ => None,
     }
 }
 

@@ -6,10 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
-use crate::event::{Event, Record, RunKind, RunOutcome};
+use crate::event::{Event, Record, RecordedSpec, RunKind, RunOutcome};
 use crate::ids::{Digest, RunId, Seq, StepId};
 use crate::secrets::Outputs;
 
@@ -56,49 +54,6 @@ pub struct StepHistory {
     pub attempts: Vec<Attempt>,
     /// Set when the step was skipped because this dependency failed.
     pub skipped_because: Option<StepId>,
-}
-
-/// The desired state a run recorded, kept as its JSON text.
-///
-/// A journal holds one per run, and a cluster's is large (5,000 nodes); parsed into a tree on
-/// every open, a year of weekly runs cost hundreds of milliseconds of allocation. Readers parse
-/// the one they need ([`RecordedSpec::parse`]); an old run's spec that this version of loko can
-/// no longer read costs only the reader that asks for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordedSpec(Arc<str>);
-
-impl RecordedSpec {
-    /// The spec of an event.
-    pub fn of(value: &Value) -> RecordedSpec {
-        RecordedSpec(Arc::from(value.to_string()))
-    }
-
-    pub(crate) fn from_text(text: &str) -> RecordedSpec {
-        RecordedSpec(Arc::from(text))
-    }
-
-    /// The JSON text.
-    pub fn text(&self) -> &str {
-        &self.0
-    }
-
-    /// The spec as a JSON value.
-    pub fn value(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_str(&self.0)
-    }
-
-    /// The spec as a typed value.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(&self.0)
-    }
-}
-
-impl Serialize for RecordedSpec {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.value()
-            .map_err(serde::ser::Error::custom)?
-            .serialize(serializer)
-    }
 }
 
 /// Everything a run did, for the audit.
@@ -175,6 +130,15 @@ impl ClusterState {
         }
     }
 
+    /// `spec`, sharing the latest run's text when it is the same: most runs of a cluster apply
+    /// the spec of the run before, and a 5,000-node desired cluster is over a megabyte of JSON.
+    pub(crate) fn shared_spec(&self, spec: RecordedSpec) -> RecordedSpec {
+        match self.runs.values().next_back() {
+            Some(last) if last.spec == spec => last.spec.clone(),
+            _ => spec,
+        }
+    }
+
     /// The run with the highest id.
     pub fn last_run(&self) -> Option<&RunState> {
         self.runs.values().next_back()
@@ -232,13 +196,14 @@ impl ClusterState {
         } = record.event
         {
             let plan = self.shared_plan(plan);
+            let spec = self.shared_spec(spec);
             self.runs.insert(
                 run,
                 RunState {
                     id: run,
                     kind,
                     spec_digest,
-                    spec: RecordedSpec::of(&spec),
+                    spec,
                     plan,
                     started_at_ms: at,
                     started_by: by,

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use crate::committer::Committer;
 use crate::crash::{crash_if_asked, crash_point};
-use crate::event::{self, Event, Record, RunKind};
+use crate::event::{self, Event, Record, RecordedSpec, RunKind};
 use crate::feed;
 use crate::fold::ClusterState;
 use crate::ids::{Digest, RunId, Seq, StepId};
@@ -156,7 +156,7 @@ impl Journal {
         let event = Event::RunStarted {
             kind,
             spec_digest,
-            spec,
+            spec: RecordedSpec::of(&spec),
             plan,
             by: lock::whoami(),
         };
@@ -558,6 +558,36 @@ mod tests {
             .await
             .unwrap();
         journal.state()
+    }
+
+    /// Runs that repeat the spec of the run before share one copy of its text, in the fold of
+    /// the records as in the one a snapshot gives.
+    #[tokio::test]
+    async fn runs_of_an_unchanged_spec_share_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        let spec = |workers: u32| serde_json::json!({"name": "supernova", "workers": workers});
+        for workers in [2, 2, 3] {
+            let run = journal
+                .begin_run(RunKind::Apply, Digest::of(b"spec"), spec(workers), vec![])
+                .await
+                .unwrap();
+            journal
+                .append(
+                    run,
+                    Event::RunEnded {
+                        outcome: RunOutcome::Succeeded,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        drop(journal);
+        let state = Journal::open(dir.path()).unwrap().state();
+        let runs: Vec<_> = state.runs.values().collect();
+        assert!(runs[0].spec.is_shared_with(&runs[1].spec));
+        assert!(!runs[1].spec.is_shared_with(&runs[2].spec));
+        assert_eq!(runs[2].spec.value().unwrap(), spec(3));
     }
 
     #[tokio::test]

@@ -59,11 +59,10 @@ mod view;
 use std::path::{Path, PathBuf};
 
 pub use crash::CRASH_AT_APPEND_ENV;
-pub use event::{DecodeError, Event, FORMAT_VERSION, Record, RunKind, RunOutcome};
+pub use event::{DecodeError, Event, FORMAT_VERSION, Record, RecordedSpec, RunKind, RunOutcome};
 pub use feed::{FEED_FILE, FeedLine, follow_etcd, parse_feed_line};
 pub use fold::{
-    Attempt, AttemptEnd, ClusterState, FoldError, Intent, RecordedSpec, RunState, StepHistory,
-    StepResult,
+    Attempt, AttemptEnd, ClusterState, FoldError, Intent, RunState, StepHistory, StepResult,
 };
 pub use ids::{Digest, InvalidStepId, RunId, Seq, StepId};
 pub use journal::Journal;

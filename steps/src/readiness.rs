@@ -220,8 +220,10 @@ impl ReadinessStep {
                 health.status()
             ));
         }
+        // `resourceVersion=0`: served from the apiserver's watch cache, not a quorum read of
+        // etcd; a poll may see a change a moment late, never a state that did not happen.
         let nodes = client
-            .get(format!("{base}/api/v1/nodes"))
+            .get(format!("{base}/api/v1/nodes?resourceVersion=0"))
             .send()
             .await
             .map_err(|e| format!("listing nodes: {}", crate::error_chain(&e)))?;

@@ -24,7 +24,7 @@ pub const TOKEN_ENV: [&str; 2] = ["PACKET_AUTH_TOKEN", "METAL_AUTH_TOKEN"];
 /// limit (600 a minute) and a poll lists every device of the cluster, so at 1000 workers a
 /// page of 250 made a poll 5 calls and pushed device creates past the limit. Lists are sent
 /// without `userdata`, so even a full page is a few megabytes at most.
-const PER_PAGE: u32 = 1000;
+pub(crate) const PER_PAGE: u32 = 1000;
 
 /// The API token. Its `Debug` never shows it, and it is registered with the journal's redactor
 /// so that no error or event can carry it.
@@ -85,6 +85,8 @@ pub struct PacketClient {
     project: String,
     /// No request leaves before this instant (set from `Retry-After`).
     not_before: Mutex<Option<Instant>>,
+    /// When the API last answered 429: the poller slows down while the budget is short.
+    last_refusal: Mutex<Option<Instant>>,
     counts: Mutex<CallCounts>,
 }
 
@@ -128,6 +130,7 @@ impl PacketClient {
             base: base_url.trim_end_matches('/').to_owned(),
             project: project.to_owned(),
             not_before: Mutex::new(None),
+            last_refusal: Mutex::new(None),
             counts: Mutex::new(CallCounts::default()),
         })
     }
@@ -138,6 +141,11 @@ impl PacketClient {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// When the API last refused a request of this client with 429, if it ever did.
+    pub fn last_refusal(&self) -> Option<Instant> {
+        *self.last_refusal.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The project this client works in.
@@ -316,6 +324,7 @@ impl PacketClient {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .rate_limited += 1;
+            *self.last_refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
             if let Some(wait) = retry_after {
                 self.hold_requests_for(wait);
             }

@@ -18,7 +18,7 @@ use journal::Outputs;
 use super::client::PacketClient;
 use super::error::{PacketError, PacketErrorKind};
 use super::model::{CreateDevice, Device, DeviceState};
-use super::poller::{DevicePoller, Listing};
+use super::poller::{DevicePoller, Listing, PollPace};
 use serde::{Deserialize, Serialize};
 
 /// Where a device goes.
@@ -118,8 +118,8 @@ pub struct DeviceSettings {
     pub provision_deadline: Duration,
     /// How many failed devices one attempt replaces before failing for good.
     pub max_replacements: u32,
-    /// How often a deleted device is checked until it is gone.
-    pub poll_interval: Duration,
+    /// How often the shared poller lists the cluster's devices.
+    pub poll: PollPace,
 }
 
 impl Default for DeviceSettings {
@@ -127,7 +127,7 @@ impl Default for DeviceSettings {
         DeviceSettings {
             provision_deadline: Duration::from_secs(30 * 60),
             max_replacements: 3,
-            poll_interval: Duration::from_secs(5),
+            poll: PollPace::default(),
         }
     }
 }

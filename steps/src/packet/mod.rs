@@ -16,4 +16,4 @@ pub use device_step::{
 };
 pub use error::{PacketError, PacketErrorKind};
 pub use model::{CreateDevice, Device, DeviceState, HardwareReservation, IpAssignment, Reference};
-pub use poller::{DevicePoller, Listing, Subscription};
+pub use poller::{DevicePoller, Listing, PollPace, Subscription};

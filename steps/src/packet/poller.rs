@@ -4,15 +4,20 @@
 //! Packet complained about the volume (peer lesson). Here every device step waits on one shared
 //! listing: one `GET /projects/{id}/devices?tag=loko:cluster=<name>` per interval for the whole
 //! cluster, whatever the number of waiting devices, and none while nobody waits.
+//!
+//! How often it lists is a trade between seeing a change late and spending Packet's rate
+//! limit ([`PollPace`]): quickly while the API refuses nothing, slowly for a window after it
+//! answered 429, and in proportion to the pages a listing takes, so that waiting costs the same
+//! share of the limit at 10 devices and at 5,000.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
-use super::client::PacketClient;
+use super::client::{PER_PAGE, PacketClient};
 use super::error::PacketError;
 use super::model::Device;
 
@@ -32,9 +37,63 @@ pub struct Listing {
 /// Failed polls in a row after which [`DevicePoller::fresh_listing`] gives up.
 pub const FRESH_LISTING_TRIES: u32 = 5;
 
+/// How often the poller lists the cluster's devices.
+///
+/// Each poll is one list call per page of [`PER_PAGE`] devices, and each call counts against
+/// Packet's rate limit (600 a minute), which the creates and deletes of a large change need. A
+/// device that turned active or went away is seen up to one pause late: 5 s on a one-minute
+/// deprovisioning was 8 % of a scale-down. The Terraform provider polled every device on its
+/// own every 3 s or more; one listing per 2 s per page is 5 % of the limit, whatever the size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PollPace {
+    /// The pause per page while the API refuses nothing.
+    pub per_page: Duration,
+    /// The pause per page within [`PollPace::window`] of a 429: what the poller leaves of the
+    /// limit goes to the requests that were refused.
+    pub per_page_refused: Duration,
+    /// How long a 429 slows the poller down: Packet's rate-limit window.
+    pub window: Duration,
+}
+
+impl Default for PollPace {
+    fn default() -> Self {
+        PollPace {
+            per_page: Duration::from_secs(2),
+            per_page_refused: Duration::from_secs(5),
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+impl PollPace {
+    /// The pause after a poll that listed `devices`, given when the API last refused a request.
+    pub fn pause(&self, devices: usize, last_refusal: Option<Instant>) -> Duration {
+        let pages = u32::try_from(devices.div_ceil(PER_PAGE as usize).max(1)).unwrap_or(u32::MAX);
+        let refused = last_refusal.is_some_and(|at| at.elapsed() < self.window);
+        let per_page = if refused {
+            self.per_page_refused
+        } else {
+            self.per_page
+        };
+        per_page.saturating_mul(pages)
+    }
+
+    /// The same pace with every duration multiplied by `scale` (the simulator's time scale),
+    /// none below `floor`.
+    pub fn scaled(&self, scale: f64, floor: Duration) -> PollPace {
+        let scaled = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() * scale).max(floor);
+        PollPace {
+            per_page: scaled(self.per_page),
+            per_page_refused: scaled(self.per_page_refused),
+            window: scaled(self.window),
+        }
+    }
+}
+
 /// The shared poller. Dropping it stops the polling task.
 pub struct DevicePoller {
     latest: watch::Receiver<Arc<Listing>>,
+    polls: Arc<AtomicU64>,
     waiters: Arc<AtomicUsize>,
     wake: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
@@ -59,12 +118,8 @@ impl Drop for Subscription {
 }
 
 impl DevicePoller {
-    /// Starts polling the devices tagged `cluster_tag` every `interval`.
-    pub fn spawn(
-        client: Arc<PacketClient>,
-        cluster_tag: String,
-        interval: Duration,
-    ) -> DevicePoller {
+    /// Starts polling the devices tagged `cluster_tag` at `pace`.
+    pub fn spawn(client: Arc<PacketClient>, cluster_tag: String, pace: PollPace) -> DevicePoller {
         let (tx, rx) = watch::channel(Arc::new(Listing {
             generation: 0,
             requested_at: Instant::now(),
@@ -73,34 +128,38 @@ impl DevicePoller {
         }));
         let waiters = Arc::new(AtomicUsize::new(0));
         let wake = Arc::new(Notify::new());
-        let (w, woken) = (Arc::clone(&waiters), Arc::clone(&wake));
+        let polls = Arc::new(AtomicU64::new(0));
+        let (w, woken, polled) = (Arc::clone(&waiters), Arc::clone(&wake), Arc::clone(&polls));
         let task = tokio::spawn(async move {
             let mut generation = 0;
             let mut devices = HashMap::new();
             loop {
-                let mut pause = interval;
                 if w.load(Ordering::SeqCst) == 0 {
                     // Idle: the first subscriber wakes the poller at once, so a run's first
                     // lookups do not wait out an interval; polls then keep the interval.
                     tokio::select! {
-                        () = tokio::time::sleep(pause) => {}
+                        () = tokio::time::sleep(pace.per_page) => {}
                         () = woken.notified() => {}
                     }
                     continue;
                 }
                 generation += 1;
+                polled.fetch_add(1, Ordering::Relaxed);
                 let requested_at = Instant::now();
-                let error = match client.list_devices(&cluster_tag).await {
+                let (error, retry_after) = match client.list_devices(&cluster_tag).await {
                     Ok(list) => {
                         devices = list.into_iter().map(|d| (d.id.clone(), d)).collect();
-                        None
+                        (None, None)
                     }
                     Err(e) => {
                         tracing::warn!("polling devices: {e}");
-                        pause = pause.max(e.retry_after().unwrap_or_default());
-                        Some(e)
+                        let after = e.retry_after();
+                        (Some(e), after)
                     }
                 };
+                let pause = pace
+                    .pause(devices.len(), client.last_refusal())
+                    .max(retry_after.unwrap_or_default());
                 let listing = Listing {
                     generation,
                     requested_at,
@@ -115,6 +174,7 @@ impl DevicePoller {
         });
         DevicePoller {
             latest: rx,
+            polls,
             waiters,
             wake,
             task,
@@ -148,6 +208,11 @@ impl DevicePoller {
         }
     }
 
+    /// Polls sent so far (each is one list call per page), for `loko bench`.
+    pub fn polls(&self) -> u64 {
+        self.polls.load(Ordering::Relaxed)
+    }
+
     /// Waits on the listings from now on.
     pub fn subscribe(&self) -> Subscription {
         self.waiters.fetch_add(1, Ordering::SeqCst);
@@ -158,5 +223,43 @@ impl DevicePoller {
             rx,
             waiters: Arc::clone(&self.waiters),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_grows_with_the_pages_and_slows_for_a_window_after_a_429() {
+        let pace = PollPace::default();
+        let s = Duration::from_secs;
+        assert_eq!(
+            pace.pause(0, None),
+            s(2),
+            "an empty listing is one call too"
+        );
+        assert_eq!(pace.pause(1000, None), s(2));
+        assert_eq!(pace.pause(1001, None), s(4));
+        assert_eq!(pace.pause(5004, None), s(12));
+        assert_eq!(pace.pause(10, Some(Instant::now())), s(5));
+        assert_eq!(pace.pause(5004, Some(Instant::now())), s(30));
+        let long_ago = Instant::now().checked_sub(s(61));
+        assert!(
+            long_ago.is_some(),
+            "the monotonic clock starts before a minute ago"
+        );
+        assert_eq!(
+            pace.pause(10, long_ago),
+            s(2),
+            "a 429 a window ago is forgotten"
+        );
+    }
+
+    #[test]
+    fn a_scaled_pace_keeps_its_floor() {
+        let pace = PollPace::default().scaled(0.001, Duration::from_millis(50));
+        assert_eq!(pace.per_page, Duration::from_millis(50));
+        assert_eq!(pace.window, Duration::from_millis(60));
     }
 }
