@@ -2,7 +2,7 @@
 //! first in the plan, not to the one that asked first.
 //!
 //! Why not a FIFO semaphore: steps give their place back while they only wait
-//! ([`crate::StepContext::idle`]) and queue again afterwards, so with a FIFO the order of a
+//! ([`crate::StepContext::wait`]) and queue again afterwards, so with a FIFO the order of a
 //! thousand device creates is whatever order their waits happened to end in. The plan declares
 //! the critical path first (controllers before workers), and under a class limit or an API rate
 //! limit those are the steps whose delay delays the whole run.

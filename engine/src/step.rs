@@ -276,7 +276,7 @@ impl StepDef {
 }
 
 /// A step attempt's place in its resource class: held while it works, handed back while it
-/// only waits (see [`StepContext::idle`]).
+/// only waits (see [`StepContext::wait`]).
 pub(crate) struct ClassSlot {
     limit: Arc<ClassLimit>,
     /// The step's place in the plan, which orders it among the class's waiters.
@@ -392,20 +392,12 @@ impl StepContext {
         self.recorded.as_deref()
     }
 
-    /// Awaits `wait` without holding this step's place in its resource class, then takes a
-    /// place again. Wrap long waits in it (a device provisioning, a DNS change propagating) so
-    /// that a class limit bounds the calls in flight, not the things being waited for: with a
-    /// `packet-api` limit of 16, a thousand devices still provision at the same time.
-    pub async fn idle<F: Future>(&self, wait: F) -> F::Output {
-        self.slot.release();
-        let out = wait.await;
-        self.slot.reacquire().await;
-        out
-    }
-
-    /// The one way a step waits (a device deprovisioning, the next poll, a server's
-    /// `Retry-After`): awaits `wait` without holding a place, as [`idle`](Self::idle) does,
-    /// and gives up with [`StepError::Interrupted`] as soon as the run is cancelled.
+    /// The one way a step waits (a device provisioning or deprovisioning, the next poll, a
+    /// server's `Retry-After`): hands the step's place in its class back while `wait` runs and
+    /// takes one again after, so that a class limit bounds the calls in flight, not the things
+    /// being waited for (with a `packet-api` limit of 16, a thousand devices still provision
+    /// at the same time); gives up with [`StepError::Interrupted`] as soon as the run is
+    /// cancelled.
     pub async fn wait<F: Future>(&self, wait: F) -> Result<F::Output, StepError> {
         self.slot.release();
         let out = tokio::select! {

@@ -195,6 +195,59 @@ fn snapshot_round_trip(backend: Backend) {
 
 on_both_stores!(snapshot_round_trip: sled_snapshot_round_trip, etcd_snapshot_round_trip);
 
+// ---- large records ----
+
+/// The `run_started` record of a 5,000-worker cluster (its desired cluster, about 260 bytes a
+/// node, and its plan of 10,008 step ids) is larger than etcd's default request limit of
+/// 1.5 MiB: it is stored, read back and folded on both stores.
+fn a_record_larger_than_an_etcd_request(backend: Backend) {
+    let rt = runtime();
+    let node = |i: usize| {
+        serde_json::json!({
+            "hostname": format!("big-pool{}-worker-{}", i / 1000, i % 1000),
+            "role": "worker", "pool": format!("pool{}", i / 1000), "index": i % 1000,
+            "plan": "c3.small.x86", "facility": "ams1",
+            "os": {"channel": "stable", "version": "current", "arch": "amd64", "ipxe_script_url": null},
+            "reservation": "none", "labels": {"node.kubernetes.io/pool": format!("pool{}", i / 1000)},
+            "taints": [], "raid": "none",
+        })
+    };
+    let spec = serde_json::json!({"nodes": (0..5_004).map(node).collect::<Vec<_>>()});
+    let plan: Vec<StepId> = (0..5_004)
+        .flat_map(|i| {
+            [
+                step(&format!("ignition/big-{i}")),
+                step(&format!("device/big-{i}")),
+            ]
+        })
+        .collect();
+    let size = spec.to_string().len() + plan.iter().map(|s| s.as_str().len() + 3).sum::<usize>();
+    assert!(
+        size > 1536 * 1024,
+        "the record must exceed etcd's limit: {size} bytes"
+    );
+    let (run, state) = rt.block_on(async {
+        let journal = backend.open().unwrap();
+        let run = journal
+            .begin_run(
+                RunKind::Apply,
+                Digest::of(b"big"),
+                spec.clone(),
+                plan.clone(),
+            )
+            .await
+            .unwrap();
+        journal.append(run, started(1)).await.unwrap();
+        (run, journal.state())
+    });
+    let journal = backend.open().unwrap();
+    assert_eq!(journal.state(), state, "the reopened fold differs");
+    assert_eq!(journal.state().runs[&run].spec.value().unwrap(), spec);
+    assert_eq!(journal.records(run).unwrap().len(), 2);
+}
+
+on_both_stores!(a_record_larger_than_an_etcd_request: sled_keeps_a_large_record, etcd_keeps_a_large_record);
+
 // ---- two writers ----
 
 fn two_writers_contend(backend: Backend) {

@@ -371,7 +371,7 @@ async fn a_resource_class_limits_concurrency() {
 }
 
 /// Ten steps of a class limited to 2 all wait at one barrier of 10: only steps that hand back
-/// their place while they wait (`StepContext::idle`) can all get there; the work around the
+/// their place while they wait (`StepContext::wait`) can all get there; the work around the
 /// wait still respects the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_idle_step_hands_back_its_place_in_its_class() {
@@ -400,7 +400,7 @@ async fn an_idle_step_hands_back_its_place_in_its_class() {
                             r.fetch_sub(1, Ordering::SeqCst);
                         };
                         work().await;
-                        ctx.idle(b.wait()).await;
+                        ctx.wait(b.wait()).await?;
                         work().await;
                         Ok(Outputs::new())
                     }

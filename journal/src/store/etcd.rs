@@ -11,7 +11,8 @@
 //!   etcd revisions only grow, so every new holder's fence is larger than every earlier one's.
 //! - `head`: the key of the last record, the position the next append expects.
 //! - `e/<run><seq>`: the records, the journal's own 16-byte keys (big-endian, so etcd's byte
-//!   order is journal order) and values (`crc32 ++ JSON`).
+//!   order is journal order) and values (`crc32 ++ JSON`; over 256 KiB, deflated: see
+//!   [`packing`]).
 //! - `snap` and `s/<generation><chunk>`: the snapshot, in chunks under etcd's request limit.
 //!
 //! Every append is one transaction comparing the lock key's creation revision with the fence,
@@ -32,6 +33,7 @@ use crate::journal::now_ms;
 mod client;
 mod config;
 mod follow;
+mod packing;
 
 use client::{Client, Connection, b64, first_kv, int, prefix_end, unb64};
 pub use config::{EtcdConfig, EtcdTls, LockInfo};
@@ -369,6 +371,10 @@ impl Store for EtcdStore {
                 found: super::describe_key(pending.head),
             });
         }
+        let records = records
+            .into_iter()
+            .map(|(key, value)| Ok((key, packing::pack(value)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         if let Some((last, _)) = records.last() {
             pending.head = Some(*last);
         }

@@ -229,7 +229,7 @@ impl DeviceStep {
             };
             // Waiting holds no place among the packet-api steps: the shared poller makes one
             // list call for all waiting devices, so a thousand can provision at once.
-            match ctx.idle(self.wait_active(&ctx, &device)).await? {
+            match ctx.wait(self.wait_active(&ctx, &device)).await?? {
                 Waited::Active(device) => return outputs(&device, &replaced),
                 Waited::Failed(device) => {
                     self.replace(&ctx, &device, &mut replaced, "failed provisioning")
@@ -406,13 +406,10 @@ impl DeviceStep {
             return Ok(done);
         }
         loop {
-            tokio::select! {
-                changed = sub.rx.changed() => {
-                    if changed.is_err() {
-                        return Err(StepError::retryable("the device poller stopped"));
-                    }
-                }
-                () = tokio::time::sleep_until(deadline.into()) => {
+            match tokio::time::timeout_at(deadline.into(), sub.rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(StepError::retryable("the device poller stopped")),
+                Err(_) => {
                     ctx.progress(format!(
                         "device {} of {hostname} is still {last_state} after {}s, past its provisioning deadline",
                         device.id,
@@ -422,7 +419,6 @@ impl DeviceStep {
                     stuck.state = last_state;
                     return Ok(Waited::Stuck(stuck));
                 }
-                () = ctx.cancelled() => return Err(StepError::Interrupted),
             }
             let listing = Arc::clone(&sub.rx.borrow_and_update());
             match listing.devices.get(&device.id) {

@@ -252,8 +252,12 @@ impl Connection {
                     let key = unb64(&kv["key"]);
                     last = Some(key.clone());
                     let journal_key = key.get(strip..).unwrap_or_default().to_vec();
-                    buffer
-                        .push_back((Bytes::Owned(journal_key), Bytes::Owned(unb64(&kv["value"]))));
+                    match super::packing::unpack(unb64(&kv["value"])) {
+                        Ok(value) => {
+                            buffer.push_back((Bytes::Owned(journal_key), Bytes::Owned(value)))
+                        }
+                        Err(e) => return Some(Err(e)),
+                    }
                 }
                 if resp["more"].as_bool() == Some(true)
                     && let Some(mut last) = last

@@ -33,7 +33,7 @@ impl EtcdStore {
         for kv in resp["kvs"].as_array().into_iter().flatten() {
             let key = unb64(&kv["key"]);
             if let Ok(k) = Key::try_from(key.get(strip..).unwrap_or_default())
-                && !each(k, unb64(&kv["value"]))
+                && !each(k, stored_record(unb64(&kv["value"])))
             {
                 return Ok(());
             }
@@ -76,7 +76,7 @@ impl EtcdStore {
                         }
                         let key = unb64(&ev["kv"]["key"]);
                         if let Ok(k) = Key::try_from(key.get(strip..).unwrap_or_default())
-                            && !each(k, unb64(&ev["kv"]["value"]))
+                            && !each(k, stored_record(unb64(&ev["kv"]["value"])))
                         {
                             return Ok(());
                         }
@@ -88,4 +88,13 @@ impl EtcdStore {
             "no etcd member accepted the watch ({last_err})"
         )))
     }
+}
+
+/// The record a stored value holds; a deflated one that cannot be inflated is passed on as it
+/// is, and fails the reader's checksum there, as any damaged record does.
+fn stored_record(value: Vec<u8>) -> Vec<u8> {
+    if !super::packing::is_packed(&value) {
+        return value;
+    }
+    super::packing::unpack(value.clone()).unwrap_or(value)
 }
