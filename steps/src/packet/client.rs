@@ -7,6 +7,7 @@
 //! time, so a thousand waiting steps do not hammer an API that asked them to stop.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
@@ -85,8 +86,8 @@ pub struct PacketClient {
     project: String,
     /// No request leaves before this instant (set from `Retry-After`).
     not_before: Mutex<Option<Instant>>,
-    /// When the API last answered 429: the poller slows down while the budget is short.
-    last_refusal: Mutex<Option<Instant>>,
+    /// Whether the API's latest answer was a 429: the poller slows down while it refuses.
+    refusing: AtomicBool,
     counts: Mutex<CallCounts>,
 }
 
@@ -130,7 +131,7 @@ impl PacketClient {
             base: base_url.trim_end_matches('/').to_owned(),
             project: project.to_owned(),
             not_before: Mutex::new(None),
-            last_refusal: Mutex::new(None),
+            refusing: AtomicBool::new(false),
             counts: Mutex::new(CallCounts::default()),
         })
     }
@@ -143,9 +144,10 @@ impl PacketClient {
             .clone()
     }
 
-    /// When the API last refused a request of this client with 429, if it ever did.
-    pub fn last_refusal(&self) -> Option<Instant> {
-        *self.last_refusal.lock().unwrap_or_else(|e| e.into_inner())
+    /// Whether the API's latest answer to this client was a 429: its rate limit is spent, and
+    /// refused requests are waiting for the next window.
+    pub fn is_refusing(&self) -> bool {
+        self.refusing.load(Ordering::Relaxed)
     }
 
     /// The project this client works in.
@@ -311,6 +313,7 @@ impl PacketClient {
             .await
             .map_err(|e| fail(PacketErrorKind::Transport, Some(transport_detail(&e))))?;
         if status.is_success() {
+            self.refusing.store(false, Ordering::Relaxed);
             let bytes = if bytes.is_empty() {
                 &b"null"[..]
             } else {
@@ -324,7 +327,7 @@ impl PacketClient {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .rate_limited += 1;
-            *self.last_refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            self.refusing.store(true, Ordering::Relaxed);
             if let Some(wait) = retry_after {
                 self.hold_requests_for(wait);
             }

@@ -208,8 +208,13 @@ impl DeviceStep {
     pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
         let hostname = &self.spec.hostname;
         let mut replaced: Vec<String> = Vec::new();
+        // The first lookup may read a listing requested since the attempt began; after a
+        // replacement, only one requested after it.
+        let mut since = Instant::now();
         loop {
-            let device = match self.find(&ctx).await? {
+            let found = self.find(&ctx, since).await?;
+            since = Instant::now();
+            let device = match found {
                 Some(device) if device.state == DeviceState::Failed => {
                     self.replace(&ctx, &device, &mut replaced, "failed provisioning")
                         .await?;
@@ -265,9 +270,9 @@ impl DeviceStep {
     /// The node's device, by tag, from the shared poller's next listing of the cluster (the
     /// devices loko creates carry both tags). More than one is a conflict loko will not guess
     /// about.
-    async fn find(&self, ctx: &StepContext) -> Result<Option<Device>, StepError> {
+    async fn find(&self, ctx: &StepContext, since: Instant) -> Result<Option<Device>, StepError> {
         let tag = node_tag(&self.spec.hostname);
-        let listing = fresh_listing(ctx, &self.poller).await?;
+        let listing = listing_since(ctx, &self.poller, since).await?;
         let mut found: Vec<Device> = listing
             .devices
             .values()
@@ -321,7 +326,7 @@ impl DeviceStep {
             if self.named_first.is_empty() {
                 break;
             }
-            let listing = fresh_listing(ctx, &self.poller).await?;
+            let listing = listing_since(ctx, &self.poller, Instant::now()).await?;
             let listed = |host: &String| {
                 let tag = node_tag(host);
                 listing.devices.values().any(|d| d.has_tag(&tag))
@@ -381,7 +386,7 @@ impl DeviceStep {
         ));
         let deadline = Instant::now() + self.settings.provision_deadline;
         loop {
-            let listing = fresh_listing(ctx, &self.poller).await?;
+            let listing = listing_since(ctx, &self.poller, Instant::now()).await?;
             if !listing.devices.contains_key(&device.id) {
                 return Ok(());
             }
@@ -455,13 +460,15 @@ impl DeviceStep {
     }
 }
 
-/// The first listing of the shared poller requested from now on, waited for without a place
-/// (it is no call of the step's own) and given up on when the run is cancelled.
-async fn fresh_listing(
+/// The first listing of the shared poller requested at or after `since` (see
+/// [`DevicePoller::listing_since`]), waited for without a place (it is no call of the step's
+/// own) and given up on when the run is cancelled.
+async fn listing_since(
     ctx: &StepContext,
     poller: &DevicePoller,
+    since: Instant,
 ) -> Result<Arc<Listing>, StepError> {
-    ctx.wait(poller.fresh_listing())
+    ctx.wait(poller.listing_since(since))
         .await?
         .ok_or_else(|| StepError::retryable("the device poller stopped"))?
         .map_err(step_error)
@@ -535,8 +542,11 @@ impl DeleteDeviceStep {
         let tag = &self.tag;
         let start = Instant::now();
         let mut deleted: Vec<String> = Vec::new();
+        // The first listing may be one requested since the attempt began; each later one must
+        // be requested after the deletes it checks.
+        let mut since = start;
         loop {
-            let listing = fresh_listing(&ctx, &self.poller).await?;
+            let listing = listing_since(&ctx, &self.poller, since).await?;
             let mut remaining = 0;
             for device in listing.devices.values().filter(|d| d.has_tag(tag)) {
                 remaining += 1;
@@ -560,6 +570,7 @@ impl DeleteDeviceStep {
                     .with("tag", tag)?
                     .with("deleted_devices", &deleted)?);
             }
+            since = Instant::now();
             if start.elapsed() >= self.deadline {
                 return Err(StepError::retryable(format!(
                     "{remaining} device(s) tagged {tag} still listed after {}s of deleting",

@@ -6,8 +6,8 @@
 //! cluster, whatever the number of waiting devices, and none while nobody waits.
 //!
 //! How often it lists is a trade between seeing a change late and spending Packet's rate
-//! limit ([`PollPace`]): quickly while the API refuses nothing, slowly for a window after it
-//! answered 429, and in proportion to the pages a listing takes, so that waiting costs the same
+//! limit ([`PollPace`]): quickly while the API accepts requests, slowly while it answers 429,
+//! and in proportion to the pages a listing takes, so that waiting costs the same
 //! share of the limit at 10 devices and at 5,000.
 
 use std::collections::HashMap;
@@ -34,7 +34,7 @@ pub struct Listing {
     pub error: Option<PacketError>,
 }
 
-/// Failed polls in a row after which [`DevicePoller::fresh_listing`] gives up.
+/// Failed polls in a row after which [`DevicePoller::listing_since`] gives up.
 pub const FRESH_LISTING_TRIES: u32 = 5;
 
 /// How often the poller lists the cluster's devices.
@@ -46,13 +46,11 @@ pub const FRESH_LISTING_TRIES: u32 = 5;
 /// own every 3 s or more; one listing per 2 s per page is 5 % of the limit, whatever the size.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PollPace {
-    /// The pause per page while the API refuses nothing.
+    /// The pause per page.
     pub per_page: Duration,
-    /// The pause per page within [`PollPace::window`] of a 429: what the poller leaves of the
-    /// limit goes to the requests that were refused.
+    /// The pause per page while the API refuses requests (its latest answer was a 429): what
+    /// the poller leaves of the next window goes to the requests that were refused.
     pub per_page_refused: Duration,
-    /// How long a 429 slows the poller down: Packet's rate-limit window.
-    pub window: Duration,
 }
 
 impl Default for PollPace {
@@ -60,17 +58,15 @@ impl Default for PollPace {
         PollPace {
             per_page: Duration::from_secs(2),
             per_page_refused: Duration::from_secs(5),
-            window: Duration::from_secs(60),
         }
     }
 }
 
 impl PollPace {
-    /// The pause after a poll that listed `devices`, given when the API last refused a request.
-    pub fn pause(&self, devices: usize, last_refusal: Option<Instant>) -> Duration {
+    /// The pause after a poll that listed `devices`, given whether the API is refusing.
+    pub fn pause(&self, devices: usize, refusing: bool) -> Duration {
         let pages = u32::try_from(devices.div_ceil(PER_PAGE as usize).max(1)).unwrap_or(u32::MAX);
-        let refused = last_refusal.is_some_and(|at| at.elapsed() < self.window);
-        let per_page = if refused {
+        let per_page = if refusing {
             self.per_page_refused
         } else {
             self.per_page
@@ -85,7 +81,6 @@ impl PollPace {
         PollPace {
             per_page: scaled(self.per_page),
             per_page_refused: scaled(self.per_page_refused),
-            window: scaled(self.window),
         }
     }
 }
@@ -158,7 +153,7 @@ impl DevicePoller {
                     }
                 };
                 let pause = pace
-                    .pause(devices.len(), client.last_refusal())
+                    .pause(devices.len(), client.is_refusing())
                     .max(retry_after.unwrap_or_default());
                 let listing = Listing {
                     generation,
@@ -181,13 +176,22 @@ impl DevicePoller {
         }
     }
 
-    /// The first successful listing requested after this call: every node's "does my device
-    /// exist already?" answered by the cluster-wide poll, not one call each. A poll that failed
-    /// for a passing reason (a 429, a 5xx) is waited out, since the poller retries on its own
-    /// and one throttled poll must not fail a thousand lookups at once; a permanent error, or
+    /// The first successful listing requested at or after `since`, which may be the latest one
+    /// already: every node's "does my device exist already?" answered by the cluster-wide
+    /// poll, not one call each. A step's first lookup needs a listing that reflects what
+    /// happened before its attempt began, not one requested after it asked: a hundred steps
+    /// starting together then share the poll the first of them woke, instead of all but the
+    /// first waiting a whole interval for the next one. A poll that failed for a passing reason
+    /// (a 429, a 5xx) is waited out, since the poller retries on its own and one throttled poll
+    /// must not fail a thousand lookups at once; a permanent error, or
     /// [`FRESH_LISTING_TRIES`] failed polls in a row, is returned. `None` if the poller stopped.
-    pub async fn fresh_listing(&self) -> Option<Result<Arc<Listing>, PacketError>> {
-        let since = Instant::now();
+    pub async fn listing_since(&self, since: Instant) -> Option<Result<Arc<Listing>, PacketError>> {
+        {
+            let latest = self.latest.borrow();
+            if latest.generation > 0 && latest.requested_at >= since && latest.error.is_none() {
+                return Some(Ok(Arc::clone(&latest)));
+            }
+        }
         let mut sub = self.subscribe();
         let mut failed = 0;
         loop {
@@ -231,35 +235,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pause_grows_with_the_pages_and_slows_for_a_window_after_a_429() {
+    fn the_pause_grows_with_the_pages_and_slows_while_the_api_refuses() {
         let pace = PollPace::default();
         let s = Duration::from_secs;
         assert_eq!(
-            pace.pause(0, None),
+            pace.pause(0, false),
             s(2),
             "an empty listing is one call too"
         );
-        assert_eq!(pace.pause(1000, None), s(2));
-        assert_eq!(pace.pause(1001, None), s(4));
-        assert_eq!(pace.pause(5004, None), s(12));
-        assert_eq!(pace.pause(10, Some(Instant::now())), s(5));
-        assert_eq!(pace.pause(5004, Some(Instant::now())), s(30));
-        let long_ago = Instant::now().checked_sub(s(61));
-        assert!(
-            long_ago.is_some(),
-            "the monotonic clock starts before a minute ago"
-        );
-        assert_eq!(
-            pace.pause(10, long_ago),
-            s(2),
-            "a 429 a window ago is forgotten"
-        );
+        assert_eq!(pace.pause(1000, false), s(2));
+        assert_eq!(pace.pause(1001, false), s(4));
+        assert_eq!(pace.pause(5004, false), s(12));
+        assert_eq!(pace.pause(10, true), s(5));
+        assert_eq!(pace.pause(5004, true), s(30));
     }
 
     #[test]
     fn a_scaled_pace_keeps_its_floor() {
         let pace = PollPace::default().scaled(0.001, Duration::from_millis(50));
         assert_eq!(pace.per_page, Duration::from_millis(50));
-        assert_eq!(pace.window, Duration::from_millis(60));
+        assert_eq!(pace.per_page_refused, Duration::from_millis(50));
     }
 }

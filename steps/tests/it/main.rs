@@ -11,4 +11,5 @@ mod pki_etcd;
 mod pki_golden;
 mod pki_openssl;
 mod pki_support;
+mod poller;
 mod ssh_openssh;
