@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use journal::testing::{started, succeeded};
 use journal::{Digest, Event, Journal, Outputs, RunKind, StepId};
 
 // The allocator the loko binary uses, so that the figures are loko's.
@@ -70,26 +71,6 @@ impl KeepDir {
             KeepDir::Temp(t) => t.path(),
             KeepDir::Kept(p) => p,
         }
-    }
-}
-
-fn started(step: &StepId, attempt: u32) -> Event {
-    Event::StepStarted {
-        step: step.clone(),
-        attempt,
-        inputs_digest: Digest::of(step.as_str().as_bytes()),
-    }
-}
-
-/// The success of `step`'s `attempt`, with `outputs`.
-fn succeeded(step: StepId, attempt: u32, outputs: Outputs) -> Event {
-    Event::StepSucceeded {
-        step,
-        attempt,
-        inputs_digest: Digest::of(b"in"),
-        outputs,
-        duration_ms: 1,
-        invalidates: vec![],
     }
 }
 
@@ -167,7 +148,7 @@ async fn open_and_fold(events: usize) {
                         .and_then(|o| o.with("public_ipv4", "127.10.0.1"))
                         .expect("outputs");
                     journal
-                        .append(run, succeeded(step, 1, outputs))
+                        .append(run, succeeded(&step, 1, outputs, 1))
                         .await
                         .expect("append");
                 }
@@ -303,7 +284,7 @@ async fn a_year_of_weekly_runs(workers: usize, runs: usize) {
                             .and_then(|o| o.with("private_ipv4", "10.128.0.1"))
                             .expect("outputs");
                         journal
-                            .append(run, succeeded(step, attempt, outputs))
+                            .append(run, succeeded(&step, attempt, outputs, 1))
                             .await
                             .expect("append");
                     }

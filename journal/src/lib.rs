@@ -54,6 +54,8 @@ mod lock;
 mod secrets;
 mod snapshot;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod view;
 
 use std::path::{Path, PathBuf};

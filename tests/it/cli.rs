@@ -2,6 +2,7 @@
 
 use std::process::{Command, Output};
 
+use journal::testing::{failed, started, succeeded};
 use journal::{Digest, Event, Journal, Outputs, RunKind, RunOutcome, StepId};
 
 fn loko(args: &[&str]) -> Output {
@@ -34,35 +35,6 @@ fn write_journal(
             j.append(run, event).await.unwrap();
         }
     });
-}
-
-fn started(step: &StepId, attempt: u32) -> Event {
-    Event::StepStarted {
-        step: step.clone(),
-        attempt,
-        inputs_digest: Digest::of(b"in"),
-    }
-}
-
-fn succeeded(step: &StepId, attempt: u32, outputs: Outputs, duration_ms: u64) -> Event {
-    Event::StepSucceeded {
-        step: step.clone(),
-        attempt,
-        inputs_digest: Digest::of(b"in"),
-        outputs,
-        duration_ms,
-        invalidates: vec![],
-    }
-}
-
-fn failed(step: &StepId, attempt: u32, error: &str, retryable: bool, duration_ms: u64) -> Event {
-    Event::StepFailed {
-        step: step.clone(),
-        attempt,
-        error: error.into(),
-        retryable,
-        duration_ms,
-    }
 }
 
 fn ended_failed(failed: Vec<StepId>, skipped: Vec<StepId>) -> Event {

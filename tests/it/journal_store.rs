@@ -83,11 +83,7 @@ fn step(name: &str) -> StepId {
 }
 
 fn started(i: u32) -> Event {
-    Event::StepStarted {
-        step: step(&format!("s/{i}")),
-        attempt: 1,
-        inputs_digest: Digest::of(&i.to_be_bytes()),
-    }
+    journal::testing::started(&step(&format!("s/{i}")), 1)
 }
 
 async fn begin(journal: &Journal) -> RunId {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use journal::testing::{started, succeeded};
 use journal::{
     AttemptEnd, Digest, Event, Journal, JournalError, Outputs, RunId, RunKind, RunOutcome, Seq,
     StepId,
@@ -9,25 +10,6 @@ use journal::{
 
 fn id(s: &str) -> StepId {
     StepId::new(s).unwrap()
-}
-
-fn started(step: &str, attempt: u32) -> Event {
-    Event::StepStarted {
-        step: id(step),
-        attempt,
-        inputs_digest: Digest::of(step.as_bytes()),
-    }
-}
-
-fn succeeded(step: &str, attempt: u32, out: Outputs) -> Event {
-    Event::StepSucceeded {
-        step: id(step),
-        attempt,
-        inputs_digest: Digest::of(step.as_bytes()),
-        outputs: out,
-        duration_ms: 3,
-        invalidates: vec![],
-    }
 }
 
 async fn begin(j: &Journal) -> RunId {
@@ -48,7 +30,7 @@ async fn appends_survive_reopen_and_fold_to_the_same_state() {
         let j = Journal::open(dir.path()).unwrap();
         let run = begin(&j).await;
         assert_eq!(run, RunId(1));
-        j.append(run, started("a", 1)).await.unwrap();
+        j.append(run, started(&id("a"), 1)).await.unwrap();
         j.append(
             run,
             Event::StepIntent {
@@ -61,8 +43,8 @@ async fn appends_survive_reopen_and_fold_to_the_same_state() {
         .await
         .unwrap();
         let out = Outputs::new().with("device_id", "d-1").unwrap();
-        j.append(run, succeeded("a", 1, out)).await.unwrap();
-        j.append(run, started("b", 1)).await.unwrap();
+        j.append(run, succeeded(&id("a"), 1, out, 3)).await.unwrap();
+        j.append(run, started(&id("b"), 1)).await.unwrap();
         let seq = j
             .append(
                 run,
@@ -139,8 +121,8 @@ async fn a_damaged_record_fails_open_naming_run_and_seq() {
     {
         let j = Journal::open(dir.path()).unwrap();
         let run = begin(&j).await;
-        j.append(run, started("a", 1)).await.unwrap();
-        j.append(run, started("b", 1)).await.unwrap();
+        j.append(run, started(&id("a"), 1)).await.unwrap();
+        j.append(run, started(&id("b"), 1)).await.unwrap();
         j.damage_record_for_tests(run, Seq(2), b"\x00\x01\x02\x03{\"v\":1}")
             .unwrap();
     }
@@ -167,7 +149,7 @@ async fn an_unknown_format_version_is_refused_not_skipped() {
     {
         let j = Journal::open(dir.path()).unwrap();
         let run = begin(&j).await;
-        j.append(run, started("a", 1)).await.unwrap();
+        j.append(run, started(&id("a"), 1)).await.unwrap();
         let json = br#"{"v":9,"at_ms":1,"event":{"step_started":{}}}"#;
         let mut bytes = crc32fast_hash(json).to_le_bytes().to_vec();
         bytes.extend_from_slice(json);
@@ -198,14 +180,14 @@ fn crc32fast_hash(bytes: &[u8]) -> u32 {
 async fn events_that_contradict_the_journal_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let j = Journal::open(dir.path()).unwrap();
-    let err = j.append(RunId(7), started("a", 1)).await.unwrap_err();
+    let err = j.append(RunId(7), started(&id("a"), 1)).await.unwrap_err();
     assert!(
         err.to_string().contains("run 7, which never started"),
         "{err}"
     );
     let run = begin(&j).await;
     let err = j
-        .append(run, succeeded("never-started", 1, Outputs::new()))
+        .append(run, succeeded(&id("never-started"), 1, Outputs::new(), 3))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("never-started"), "{err}");
@@ -220,11 +202,11 @@ async fn invalidated_results_leave_the_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let j = Journal::open(dir.path()).unwrap();
     let run = begin(&j).await;
-    j.append(run, started("device/w-2", 1)).await.unwrap();
-    j.append(run, succeeded("device/w-2", 1, Outputs::new()))
+    j.append(run, started(&id("device/w-2"), 1)).await.unwrap();
+    j.append(run, succeeded(&id("device/w-2"), 1, Outputs::new(), 3))
         .await
         .unwrap();
-    j.append(run, started("delete/w-2", 1)).await.unwrap();
+    j.append(run, started(&id("delete/w-2"), 1)).await.unwrap();
     j.append(
         run,
         Event::StepSucceeded {
@@ -252,7 +234,7 @@ async fn secrets_never_reach_the_store() {
     {
         let j = Journal::open(dir.path()).unwrap();
         let run = begin(&j).await;
-        j.append(run, started("a", 1)).await.unwrap();
+        j.append(run, started(&id("a"), 1)).await.unwrap();
         j.append(
             run,
             Event::StepFailed {
@@ -309,7 +291,9 @@ async fn concurrent_appends_are_all_durable_and_ordered() {
         let j = Arc::clone(&j);
         tasks.push(tokio::spawn(async move {
             for a in 1..=10 {
-                j.append(run, started(&format!("w{w}"), a)).await.unwrap();
+                j.append(run, started(&id(&format!("w{w}")), a))
+                    .await
+                    .unwrap();
             }
         }));
     }

@@ -1,7 +1,8 @@
 //! Reading a journal without holding it (`journal::read_state`): while another opener holds
 //! it, after it closed it, and where there is none.
 
-use journal::{Digest, Event, Journal, Outputs, RunKind, StepId};
+use journal::testing::{started, succeeded};
+use journal::{Digest, Journal, Outputs, RunKind, StepId};
 
 fn id(s: &str) -> StepId {
     StepId::new(s).unwrap()
@@ -17,29 +18,11 @@ async fn run_with_one_step(j: &Journal, step: &str) {
         )
         .await
         .unwrap();
-    j.append(
-        run,
-        Event::StepStarted {
-            step: id(step),
-            attempt: 1,
-            inputs_digest: Digest::of(step.as_bytes()),
-        },
-    )
-    .await
-    .unwrap();
-    j.append(
-        run,
-        Event::StepSucceeded {
-            step: id(step),
-            attempt: 1,
-            inputs_digest: Digest::of(step.as_bytes()),
-            outputs: Outputs::new().with("ip", "10.0.0.1").unwrap(),
-            duration_ms: 1,
-            invalidates: vec![],
-        },
-    )
-    .await
-    .unwrap();
+    j.append(run, started(&id(step), 1)).await.unwrap();
+    let outputs = Outputs::new().with("ip", "10.0.0.1").unwrap();
+    j.append(run, succeeded(&id(step), 1, outputs, 1))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

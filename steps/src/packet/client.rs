@@ -7,7 +7,6 @@
 //! time, so a thousand waiting steps do not hammer an API that asked them to stop.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
@@ -86,8 +85,6 @@ pub struct PacketClient {
     project: String,
     /// No request leaves before this instant (set from `Retry-After`).
     not_before: Mutex<Option<Instant>>,
-    /// Whether the API's latest answer was a 429: the poller slows down while it refuses.
-    refusing: AtomicBool,
     counts: Mutex<CallCounts>,
 }
 
@@ -131,7 +128,6 @@ impl PacketClient {
             base: base_url.trim_end_matches('/').to_owned(),
             project: project.to_owned(),
             not_before: Mutex::new(None),
-            refusing: AtomicBool::new(false),
             counts: Mutex::new(CallCounts::default()),
         })
     }
@@ -142,12 +138,6 @@ impl PacketClient {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-    }
-
-    /// Whether the API's latest answer to this client was a 429: its rate limit is spent, and
-    /// refused requests are waiting for the next window.
-    pub fn is_refusing(&self) -> bool {
-        self.refusing.load(Ordering::Relaxed)
     }
 
     /// The project this client works in.
@@ -313,7 +303,6 @@ impl PacketClient {
             .await
             .map_err(|e| fail(PacketErrorKind::Transport, Some(transport_detail(&e))))?;
         if status.is_success() {
-            self.refusing.store(false, Ordering::Relaxed);
             let bytes = if bytes.is_empty() {
                 &b"null"[..]
             } else {
@@ -327,7 +316,6 @@ impl PacketClient {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .rate_limited += 1;
-            self.refusing.store(true, Ordering::Relaxed);
             if let Some(wait) = retry_after {
                 self.hold_requests_for(wait);
             }

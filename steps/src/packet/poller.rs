@@ -6,8 +6,7 @@
 //! cluster, whatever the number of waiting devices, and none while nobody waits.
 //!
 //! How often it lists is a trade between seeing a change late and spending Packet's rate
-//! limit ([`PollPace`]): quickly while the API accepts requests, slowly while it answers 429,
-//! and in proportion to the pages a listing takes, so that waiting costs the same
+//! limit ([`PollPace`]): every 2 s per page a listing takes, so that waiting costs the same
 //! share of the limit at 10 devices and at 5,000.
 
 use std::collections::HashMap;
@@ -44,43 +43,35 @@ pub const FRESH_LISTING_TRIES: u32 = 5;
 /// device that turned active or went away is seen up to one pause late: 5 s on a one-minute
 /// deprovisioning was 8 % of a scale-down. The Terraform provider polled every device on its
 /// own every 3 s or more; one listing per 2 s per page is 5 % of the limit, whatever the size.
+/// While Packet refuses requests (429), the client holds every request, polls included, until
+/// its `Retry-After`: the poller needs no slower pace of its own for that (one that lasted
+/// while the API refused put the tail of a 1000-device scale-down 10 s behind).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PollPace {
     /// The pause per page.
     pub per_page: Duration,
-    /// The pause per page while the API refuses requests (its latest answer was a 429): what
-    /// the poller leaves of the next window goes to the requests that were refused.
-    pub per_page_refused: Duration,
 }
 
 impl Default for PollPace {
     fn default() -> Self {
         PollPace {
             per_page: Duration::from_secs(2),
-            per_page_refused: Duration::from_secs(5),
         }
     }
 }
 
 impl PollPace {
-    /// The pause after a poll that listed `devices`, given whether the API is refusing.
-    pub fn pause(&self, devices: usize, refusing: bool) -> Duration {
+    /// The pause after a poll that listed `devices`.
+    pub fn pause(&self, devices: usize) -> Duration {
         let pages = u32::try_from(devices.div_ceil(PER_PAGE as usize).max(1)).unwrap_or(u32::MAX);
-        let per_page = if refusing {
-            self.per_page_refused
-        } else {
-            self.per_page
-        };
-        per_page.saturating_mul(pages)
+        self.per_page.saturating_mul(pages)
     }
 
     /// The same pace with every duration multiplied by `scale` (the simulator's time scale),
     /// none below `floor`.
     pub fn scaled(&self, scale: f64, floor: Duration) -> PollPace {
-        let scaled = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() * scale).max(floor);
         PollPace {
-            per_page: scaled(self.per_page),
-            per_page_refused: scaled(self.per_page_refused),
+            per_page: Duration::from_secs_f64(self.per_page.as_secs_f64() * scale).max(floor),
         }
     }
 }
@@ -153,7 +144,7 @@ impl DevicePoller {
                     }
                 };
                 let pause = pace
-                    .pause(devices.len(), client.is_refusing())
+                    .pause(devices.len())
                     .max(retry_after.unwrap_or_default());
                 let listing = Listing {
                     generation,
@@ -235,25 +226,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pause_grows_with_the_pages_and_slows_while_the_api_refuses() {
+    fn the_pause_grows_with_the_pages() {
         let pace = PollPace::default();
         let s = Duration::from_secs;
-        assert_eq!(
-            pace.pause(0, false),
-            s(2),
-            "an empty listing is one call too"
-        );
-        assert_eq!(pace.pause(1000, false), s(2));
-        assert_eq!(pace.pause(1001, false), s(4));
-        assert_eq!(pace.pause(5004, false), s(12));
-        assert_eq!(pace.pause(10, true), s(5));
-        assert_eq!(pace.pause(5004, true), s(30));
+        assert_eq!(pace.pause(0), s(2), "an empty listing is one call too");
+        assert_eq!(pace.pause(1000), s(2));
+        assert_eq!(pace.pause(1001), s(4));
+        assert_eq!(pace.pause(5004), s(12));
     }
 
     #[test]
     fn a_scaled_pace_keeps_its_floor() {
         let pace = PollPace::default().scaled(0.001, Duration::from_millis(50));
         assert_eq!(pace.per_page, Duration::from_millis(50));
-        assert_eq!(pace.per_page_refused, Duration::from_millis(50));
     }
 }

@@ -24,7 +24,6 @@ async fn lookups_that_began_together_share_one_poll() {
     // A pace far longer than the test: a second poll would time the lookups out.
     let pace = PollPace {
         per_page: Duration::from_secs(600),
-        per_page_refused: Duration::from_secs(600),
     };
     let poller = Arc::new(DevicePoller::spawn(
         Arc::new(client),
