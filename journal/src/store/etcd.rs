@@ -364,6 +364,12 @@ impl Store for EtcdStore {
 
     fn append(&self, after: Option<Key>, records: Vec<(Key, Vec<u8>)>) -> Result<(), StoreError> {
         self.check_lease()?;
+        // Deflating a large record takes milliseconds: before the lock, not while the
+        // committer's flush waits for it.
+        let records = records
+            .into_iter()
+            .map(|(key, value)| Ok((key, packing::pack(value)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let mut pending = self.lock_pending();
         if pending.head != after {
             return Err(StoreError::Conflict {
@@ -371,10 +377,6 @@ impl Store for EtcdStore {
                 found: super::describe_key(pending.head),
             });
         }
-        let records = records
-            .into_iter()
-            .map(|(key, value)| Ok((key, packing::pack(value)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
         if let Some((last, _)) = records.last() {
             pending.head = Some(*last);
         }
