@@ -559,6 +559,11 @@ impl engine::Observer for Milestones {
                 last.entry("device created first".to_owned()).or_insert(at);
                 last.insert("device created".to_owned(), at);
             }
+            engine::NoticeKind::Progress { message } if message.starts_with("deleting device") => {
+                last.entry("device delete sent first".to_owned())
+                    .or_insert(at);
+                last.insert("device delete sent".to_owned(), at);
+            }
             engine::NoticeKind::Started { .. } => {
                 last.entry(format!("{kind} started first")).or_insert(at);
             }
