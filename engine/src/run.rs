@@ -470,7 +470,7 @@ impl Execution<'_> {
         };
         let attempt = Attempts {
             action,
-            params: Arc::new(step.params.clone()),
+            params: Arc::clone(&step.params),
             recorded,
             journal: Arc::clone(&self.engine.journal),
             observer: Arc::clone(&self.engine.observer),

@@ -180,8 +180,9 @@ pub struct StepDef {
     /// The digest of the step's own inputs; the engine adds its dependencies' outputs.
     pub(crate) inputs: Digest,
     /// What the action needs to know of this step (a hostname, a device's spec): read with
-    /// [`StepContext::params`]. Not part of the digest unless the step put it there.
-    pub(crate) params: Value,
+    /// [`StepContext::params`]. Not part of the digest unless the step put it there. Shared
+    /// with the step's attempts, not copied for each (kilobytes each, thousands of steps).
+    pub(crate) params: Arc<Value>,
     pub(crate) retry: RetryPolicy,
     pub(crate) class: ResourceClass,
     pub(crate) invalidates: Vec<StepId>,
@@ -198,7 +199,7 @@ impl StepDef {
             kind: kind.into(),
             deps: Vec::new(),
             inputs,
-            params: Value::Null,
+            params: Arc::new(Value::Null),
             retry: RetryPolicy::default(),
             class: ResourceClass::LOCAL,
             invalidates: Vec::new(),
@@ -210,7 +211,7 @@ impl StepDef {
         mut self,
         params: &T,
     ) -> Result<StepDef, serde_json::Error> {
-        self.params = serde_json::to_value(params)?;
+        self.params = Arc::new(serde_json::to_value(params)?);
         Ok(self)
     }
 

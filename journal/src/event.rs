@@ -216,17 +216,29 @@ pub(crate) fn encode(at_ms: u64, event: &Event) -> Result<Vec<u8>, serde_json::E
     Ok(framed(&serde_json::to_vec(&value)?))
 }
 
+/// The bytes before a framed value's body: its checksum.
+pub(crate) const FRAME: usize = 4;
+
 /// `crc32 (4 bytes, little endian) ++ body`: how records and snapshots are stored.
 pub(crate) fn framed(body: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(4 + body.len());
-    bytes.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    let mut bytes = Vec::with_capacity(FRAME + body.len());
+    bytes.extend_from_slice(&[0; FRAME]);
     bytes.extend_from_slice(body);
+    frame_in_place(bytes)
+}
+
+/// [`framed`] for a body written into `bytes` after [`FRAME`] bytes left for the checksum,
+/// without copying it.
+pub(crate) fn frame_in_place(mut bytes: Vec<u8>) -> Vec<u8> {
+    if let Some((crc, body)) = bytes.split_first_chunk_mut::<FRAME>() {
+        *crc = crc32fast::hash(body).to_le_bytes();
+    }
     bytes
 }
 
 /// The body of a [`framed`] value whose checksum holds.
 pub(crate) fn unframed(bytes: &[u8]) -> Result<&[u8], DecodeError> {
-    let Some((crc, body)) = bytes.split_first_chunk::<4>() else {
+    let Some((crc, body)) = bytes.split_first_chunk::<FRAME>() else {
         return Err(DecodeError::Truncated(bytes.len()));
     };
     let stored = u32::from_le_bytes(*crc);

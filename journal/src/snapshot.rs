@@ -112,7 +112,14 @@ pub(crate) fn encode(
         // decode as slices borrowed from the stored snapshot.
         chunks: chunks.iter().map(Vec::as_slice).collect(),
     };
-    Ok(crate::event::framed(&postcard::to_allocvec(&header)?))
+    // Written once into a buffer of its exact size, after room for the frame's checksum: at
+    // 5,000 workers a snapshot is megabytes, and a buffer grown by doubling, then copied into
+    // its frame, beside the chunks, held up to four times its size at once.
+    let size = postcard::serialize_with_flavor(&header, postcard::ser_flavors::Size::default())?;
+    let mut bytes = Vec::with_capacity(crate::event::FRAME + size);
+    bytes.resize(crate::event::FRAME, 0);
+    let bytes = postcard::to_extend(&header, bytes)?;
+    Ok(crate::event::frame_in_place(bytes))
 }
 
 /// A map's entries in key order, [`CHUNK`] at a time.
