@@ -527,19 +527,42 @@ async fn run_once(
 /// of step (`ignition`, `device`, `dns`, ...), in seconds since the run began.
 struct Milestones {
     start: Instant,
-    last: Mutex<BTreeMap<String, f64>>,
+    marks: Mutex<Marks>,
+}
+
+#[derive(Default)]
+struct Marks {
+    at: BTreeMap<String, f64>,
+    counts: BTreeMap<String, u64>,
+}
+
+impl Marks {
+    /// Every this many calls of a kind, when the last of them went out: whether a thousand
+    /// calls left in one burst or waited for the rate limit.
+    const EVERY: u64 = 500;
+
+    /// Notes one `what` at `at`: its first, its last and every [`Marks::EVERY`]th.
+    fn call(&mut self, what: &str, at: f64) {
+        self.at.entry(format!("{what} first")).or_insert(at);
+        self.at.insert(what.to_owned(), at);
+        let n = self.counts.entry(what.to_owned()).or_default();
+        *n += 1;
+        if n.is_multiple_of(Self::EVERY) {
+            self.at.insert(format!("{what} #{n:04}"), at);
+        }
+    }
 }
 
 impl Milestones {
     fn new() -> Milestones {
         Milestones {
             start: Instant::now(),
-            last: Mutex::new(BTreeMap::new()),
+            marks: Mutex::new(Marks::default()),
         }
     }
 
     fn phases(&self) -> BTreeMap<String, f64> {
-        self.last.lock().map(|m| m.clone()).unwrap_or_default()
+        self.marks.lock().map(|m| m.at.clone()).unwrap_or_default()
     }
 }
 
@@ -547,25 +570,26 @@ impl engine::Observer for Milestones {
     fn notice(&self, notice: &engine::Notice) {
         let kind = notice.step.as_str().split('/').next().unwrap_or_default();
         let at = self.start.elapsed().as_secs_f64();
-        let Ok(mut last) = self.last.lock() else {
+        let Ok(mut marks) = self.marks.lock() else {
             return;
         };
         match &notice.kind {
             engine::NoticeKind::Succeeded { .. } => {
-                last.entry(format!("{kind} first")).or_insert(at);
-                last.insert(kind.to_owned(), at);
+                marks.at.entry(format!("{kind} first")).or_insert(at);
+                marks.at.insert(kind.to_owned(), at);
             }
             engine::NoticeKind::Progress { message } if message.starts_with("created device") => {
-                last.entry("device created first".to_owned()).or_insert(at);
-                last.insert("device created".to_owned(), at);
+                marks.call("device created", at);
             }
             engine::NoticeKind::Progress { message } if message.starts_with("deleting device") => {
-                last.entry("device delete sent first".to_owned())
-                    .or_insert(at);
-                last.insert("device delete sent".to_owned(), at);
+                marks.call("device delete sent", at);
             }
             engine::NoticeKind::Started { .. } => {
-                last.entry(format!("{kind} started first")).or_insert(at);
+                marks
+                    .at
+                    .entry(format!("{kind} started first"))
+                    .or_insert(at);
+                marks.at.insert(format!("{kind} started last"), at);
             }
             _ => {}
         }
