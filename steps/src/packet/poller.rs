@@ -119,6 +119,7 @@ impl DevicePoller {
         let task = tokio::spawn(async move {
             let mut generation = 0;
             let mut devices = HashMap::new();
+            let mut polled_before = HashMap::new();
             loop {
                 if w.load(Ordering::SeqCst) == 0 {
                     // Idle: the first subscriber wakes the poller at once, so a run's first
@@ -134,7 +135,10 @@ impl DevicePoller {
                 let requested_at = Instant::now();
                 let (error, retry_after) = match client.list_devices(&cluster_tag).await {
                     Ok(list) => {
-                        devices = list.into_iter().map(|d| (d.id.clone(), d)).collect();
+                        let polled: HashMap<String, Device> =
+                            list.into_iter().map(|d| (d.id.clone(), d)).collect();
+                        devices = published(&polled_before, &polled);
+                        polled_before = polled;
                         (None, None)
                     }
                     Err(e) => {
@@ -221,9 +225,63 @@ impl DevicePoller {
     }
 }
 
+/// What a poll publishes: the devices it listed, and, when it or the poll before took more
+/// than one page, the devices of the poll before that it did not list, as last seen.
+///
+/// A listing of several pages is not a snapshot: Packet pages by offset, so a device that goes
+/// away between two page calls moves every later one a place up, and the first of the next page
+/// lands on the page already read. Taking such a skipped device for gone would retire a device
+/// too early, or create a second device for a node whose device exists (the duplicates of the
+/// peer lessons), and asking for it by id cost hundreds of calls in a 5,000-device type change.
+/// Gone therefore means missing from two multi-page listings in a row; with one page, missing
+/// from one.
+fn published(
+    polled_before: &HashMap<String, Device>,
+    polled: &HashMap<String, Device>,
+) -> HashMap<String, Device> {
+    let mut devices = polled.clone();
+    let pages = PER_PAGE as usize;
+    if polled.len() > pages || polled_before.len() > pages {
+        for (id, device) in polled_before {
+            devices.entry(id.clone()).or_insert_with(|| device.clone());
+        }
+    }
+    devices
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn devices(ids: std::ops::Range<usize>) -> HashMap<String, Device> {
+        ids.map(|i| {
+            let device: Device = serde_json::from_value(serde_json::json!({
+                "id": format!("d{i}"),
+                "hostname": format!("h{i}"),
+                "state": "active",
+            }))
+            .unwrap();
+            (device.id.clone(), device)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_device_missing_from_one_multi_page_listing_is_not_gone_yet() {
+        let pages = PER_PAGE as usize;
+        // Two pages; d1000 was skipped (a device before it went away between the page calls).
+        let before = devices(0..pages + 2);
+        let mut now = devices(0..pages + 2);
+        now.remove("d1000");
+        let shown = published(&before, &now);
+        assert!(shown.contains_key("d1000"), "kept from the poll before");
+        // Missing again: gone.
+        assert!(!published(&now, &now).contains_key("d1000"));
+        // One page each: one listing is a snapshot, missing means gone.
+        let mut small = devices(0..10);
+        small.remove("d3");
+        assert!(!published(&devices(0..10), &small).contains_key("d3"));
+    }
 
     #[test]
     fn the_pause_grows_with_the_pages() {
