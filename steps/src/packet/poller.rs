@@ -27,8 +27,9 @@ pub struct Listing {
     pub generation: u64,
     /// When the list call was sent (a device created after this may be missing from it).
     pub requested_at: Instant,
-    /// The devices by id, from the last successful poll.
-    pub devices: HashMap<String, Device>,
+    /// The devices by id, from the last successful poll (shared by the listings that repeat
+    /// it after a failed poll).
+    pub devices: Arc<HashMap<String, Device>>,
     /// The error of the last poll, if it failed (the devices are then from an earlier poll).
     pub error: Option<PacketError>,
 }
@@ -109,7 +110,7 @@ impl DevicePoller {
         let (tx, rx) = watch::channel(Arc::new(Listing {
             generation: 0,
             requested_at: Instant::now(),
-            devices: HashMap::new(),
+            devices: Arc::default(),
             error: None,
         }));
         let waiters = Arc::new(AtomicUsize::new(0));
@@ -118,8 +119,8 @@ impl DevicePoller {
         let (w, woken, polled) = (Arc::clone(&waiters), Arc::clone(&wake), Arc::clone(&polls));
         let task = tokio::spawn(async move {
             let mut generation = 0;
-            let mut devices = HashMap::new();
-            let mut polled_before = HashMap::new();
+            let mut devices: Arc<HashMap<String, Device>> = Arc::default();
+            let mut listed_before = HashMap::new();
             loop {
                 if w.load(Ordering::SeqCst) == 0 {
                     // Idle: the first subscriber wakes the poller at once, so a run's first
@@ -135,10 +136,10 @@ impl DevicePoller {
                 let requested_at = Instant::now();
                 let (error, retry_after) = match client.list_devices(&cluster_tag).await {
                     Ok(list) => {
-                        let polled: HashMap<String, Device> =
+                        let listed: HashMap<String, Device> =
                             list.into_iter().map(|d| (d.id.clone(), d)).collect();
-                        devices = published(&polled_before, &polled);
-                        polled_before = polled;
+                        devices = Arc::new(published(&listed_before, &listed));
+                        listed_before = listed;
                         (None, None)
                     }
                     Err(e) => {
@@ -153,7 +154,7 @@ impl DevicePoller {
                 let listing = Listing {
                     generation,
                     requested_at,
-                    devices: devices.clone(),
+                    devices: Arc::clone(&devices),
                     error,
                 };
                 if tx.send(Arc::new(listing)).is_err() {
@@ -236,13 +237,13 @@ impl DevicePoller {
 /// Gone therefore means missing from two multi-page listings in a row; with one page, missing
 /// from one.
 fn published(
-    polled_before: &HashMap<String, Device>,
-    polled: &HashMap<String, Device>,
+    listed_before: &HashMap<String, Device>,
+    listed: &HashMap<String, Device>,
 ) -> HashMap<String, Device> {
-    let mut devices = polled.clone();
+    let mut devices = listed.clone();
     let pages = PER_PAGE as usize;
-    if polled.len() > pages || polled_before.len() > pages {
-        for (id, device) in polled_before {
+    if listed.len() > pages || listed_before.len() > pages {
+        for (id, device) in listed_before {
             devices.entry(id.clone()).or_insert_with(|| device.clone());
         }
     }
