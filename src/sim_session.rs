@@ -175,6 +175,5 @@ fn sim_config(
     config.hosted_zone = zone.to_owned();
     config.hosted_zone_id = Some(zone_id.to_owned());
     config.ssh_port = SIM_SSH_PORT;
-    config.rate_limit.window = config.rate_limit.window.mul_f64(time_scale);
     Ok(config)
 }

@@ -20,7 +20,13 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
         true => Some(SimView::start(&target, &args.cluster.sim).await?),
         false => None,
     };
-    let (packet, route53) = connect(&target, sim.as_ref().map(|s| &s.handle), Vec::new()).await?;
+    let (packet, route53) = connect(
+        &target,
+        sim.as_ref().map(|s| &s.handle),
+        args.cluster.sim.time_scale,
+        Vec::new(),
+    )
+    .await?;
     let settings = &target.desired.settings;
     let devices = packet
         .list_devices(&cluster_tag(settings.cluster_name.as_str()))

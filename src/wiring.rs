@@ -34,9 +34,11 @@ pub(crate) struct Login {
 /// The API clients, for the simulator of `--sim` or for what the spec and environment name,
 /// checked before any step ([`steps::preflight`]): every problem found (with `problems`, those
 /// the caller found already) is one usage error listing them all.
+/// `time_scale` is that of a simulator started elsewhere (`--time-scale` without `--sim`).
 pub(crate) async fn connect(
     target: &Target,
     sim: Option<&sim::SimHandle>,
+    time_scale: Option<f64>,
     mut problems: Vec<Problem>,
 ) -> anyhow::Result<(PacketClient, Route53)> {
     let project = target.desired.settings.project_id.as_str();
@@ -74,8 +76,12 @@ pub(crate) async fn connect(
             (url, token, route53, route53_url)
         }
     };
+    let scale = sim.map_or(time_scale, |s| Some(s.time_scale()));
     let packet = token
-        .map(|token| PacketClient::new(&url, project, &token, &Timeouts::default()))
+        .map(|token| {
+            PacketClient::new(&url, project, &token, &Timeouts::default())
+                .map(|client| client.server_time_scale(scale.unwrap_or(1.0)))
+        })
         .transpose()?;
     problems.extend(
         steps::preflight::check(
@@ -167,7 +173,7 @@ pub(crate) async fn wire(target: &Target, config: WireConfig<'_>) -> anyhow::Res
     {
         problems.push(problem);
     }
-    let (packet, route53) = connect(target, sim.map(|s| &s.handle), problems).await?;
+    let (packet, route53) = connect(target, sim.map(|s| &s.handle), time_scale, problems).await?;
     let packet = Arc::new(packet);
     let poller = Arc::new(DevicePoller::spawn(
         Arc::clone(&packet),

@@ -28,6 +28,11 @@ impl SimClock {
         }
     }
 
+    /// Real seconds per simulated second.
+    pub(crate) fn scale(self) -> f64 {
+        self.scale
+    }
+
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.origin_sim + self.to_sim(self.origin_real.elapsed())
     }

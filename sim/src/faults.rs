@@ -69,7 +69,7 @@ pub struct OperationFaults {
     pub rate_limited_rate: f64,
     /// The next this many requests are rate limited, whatever the rate (a burst of 429s).
     pub rate_limited_burst: u32,
-    /// `Retry-After` of injected 429s, in real seconds.
+    /// `Retry-After` of injected 429s, in simulated seconds (as the rate limit's).
     pub retry_after_secs: u64,
     /// Added latency per request, in real milliseconds (real because it exercises the client's
     /// own request timeout, which is real).

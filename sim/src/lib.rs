@@ -134,12 +134,15 @@ fn sim_time(d: Duration) -> chrono::Duration {
     clock::sim_duration(d.as_secs_f64())
 }
 
-/// Packet's rate limit: at most `requests` per `window` of real time, per simulator.
+/// Packet's rate limit: at most `requests` per `window` of simulated time, per simulator.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RateLimit {
     /// Requests allowed per window.
     pub requests: u32,
-    /// The window, in real time (clients wait real time for `Retry-After`).
+    /// The window, in simulated time like every duration of the simulator: with a time scale,
+    /// `Retry-After` and `X-RateLimit-Reset` count simulated seconds too, so a client that
+    /// scales its waits alike keeps the real API's precision (a whole second of a minute)
+    /// instead of losing a whole real second of a window that lasts a few.
     pub window: Duration,
 }
 
@@ -547,6 +550,11 @@ impl SimHandle {
     /// The address the simulator listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Real seconds per simulated second: a client scales the seconds of `Retry-After` by it.
+    pub fn time_scale(&self) -> f64 {
+        self.shared.clock().scale()
     }
 
     /// The Packet API base URL, e.g. `http://127.0.0.1:PORT/metal/v1`.

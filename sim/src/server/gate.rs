@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 
 use super::Shared;
 use crate::RateLimit;
+use crate::clock::SimClock;
 use crate::faults::{ANY_OPERATION, FaultPlan};
 use crate::packet::api as packet;
 use crate::route53::api as route53;
@@ -285,7 +286,7 @@ pub(super) async fn gate(
             headers.insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining));
             headers.insert(
                 "x-ratelimit-reset",
-                HeaderValue::from(ceil_secs(rate.reset)),
+                HeaderValue::from(sim_secs(shared.clock, rate.reset)),
             );
         }
     };
@@ -303,7 +304,7 @@ pub(super) async fn gate(
         }
     }
     let retry_after = match (&rate, decision.rate_limited) {
-        (Some(rate), _) if !rate.allowed => Some(ceil_secs(rate.reset)),
+        (Some(rate), _) if !rate.allowed => Some(sim_secs(shared.clock, rate.reset)),
         (_, Some(secs)) => Some(secs),
         _ => None,
     };
@@ -376,8 +377,12 @@ async fn break_body(response: Response, truncate: bool) -> Response {
     response
 }
 
-fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+/// Whole simulated seconds (rounded up) that `real` real time stands for: what a header that
+/// counts seconds says, in the clock every other time of the simulator is in.
+fn sim_secs(clock: SimClock, real: Duration) -> u64 {
+    let sim = clock.to_sim(real);
+    let secs = u64::try_from(sim.num_seconds()).unwrap_or(0);
+    secs + u64::from(sim.subsec_nanos() > 0)
 }
 
 #[cfg(test)]

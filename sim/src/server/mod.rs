@@ -46,6 +46,7 @@ pub(crate) struct Shared {
     clock: SimClock,
     timings: Timings,
     token: Token,
+    /// Packet's rate limit, its window converted to real time (the gate counts real instants).
     rate_limit: RateLimit,
     nodes: Arc<dyn NodeLifecycle>,
     /// Serializes node starts and stops, so that a request that syncs nodes waits for a tick
@@ -151,7 +152,10 @@ impl Shared {
             clock,
             timings,
             token,
-            rate_limit,
+            rate_limit: RateLimit {
+                window: clock.to_real(sim_duration(rate_limit.window.as_secs_f64())),
+                ..rate_limit
+            },
             nodes,
             node_gate: tokio::sync::Mutex::new(()),
             persister,
@@ -175,6 +179,10 @@ impl Shared {
     /// consistent before anything can panic, so the data is still good.
     pub(crate) fn world(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn clock(&self) -> SimClock {
+        self.clock
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {

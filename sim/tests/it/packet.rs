@@ -177,12 +177,13 @@ pub async fn json_of<T: serde::de::DeserializeOwned>(request: reqwest::RequestBu
         .expect("a JSON answer")
 }
 
-/// A cloud that answers `requests` requests in a window of ten minutes; a project's path.
+/// A cloud that answers `requests` requests in a window of ten real minutes (the window is
+/// simulated time, at `fast()`'s scale); a project's path.
 async fn rate_limited(requests: u32) -> (Cloud, String) {
     let mut config = fast();
     config.rate_limit = RateLimit {
         requests,
-        window: Duration::from_secs(600),
+        window: Duration::from_secs(600).div_f64(config.time_scale),
     };
     let cloud = Cloud::start(config).await;
     let path = format!("/projects/{}", cloud.sim.project_id());
@@ -475,10 +476,11 @@ async fn rate_limit_headers_and_429_with_retry_after() {
         reply.expect(200, "Project");
         assert_eq!(reply.header("x-ratelimit-limit"), Some(3));
         assert_eq!(reply.header("x-ratelimit-remaining"), Some(remaining));
+        // Simulated seconds: ten real minutes at time scale 0.001, a few real seconds gone.
         assert!(
             reply
                 .header("x-ratelimit-reset")
-                .is_some_and(|s| s > 0 && s <= 600)
+                .is_some_and(|s| (590_000..=600_000).contains(&s))
         );
     }
     let limited = cloud.get(&path).await;
@@ -486,7 +488,7 @@ async fn rate_limit_headers_and_429_with_retry_after() {
     assert!(
         limited
             .header("retry-after")
-            .is_some_and(|s| s > 0 && s <= 600)
+            .is_some_and(|s| (590_000..=600_000).contains(&s))
     );
     assert_eq!(cloud.sim.state().rate_limited_responses, 1);
     cloud.sim.shutdown().await.unwrap();

@@ -85,6 +85,8 @@ pub struct PacketClient {
     project: String,
     /// No request leaves before this instant (set from `Retry-After`).
     not_before: Mutex<Option<Instant>>,
+    /// Real seconds per second of the server's clock (see [`PacketClient::server_time_scale`]).
+    server_time_scale: f64,
     counts: Mutex<CallCounts>,
 }
 
@@ -128,8 +130,20 @@ impl PacketClient {
             base: base_url.trim_end_matches('/').to_owned(),
             project: project.to_owned(),
             not_before: Mutex::new(None),
+            server_time_scale: 1.0,
             counts: Mutex::new(CallCounts::default()),
         })
+    }
+
+    /// The server counts time `1 / scale` times as fast as real time (a simulator run with a
+    /// time scale): the seconds of its `Retry-After` are `scale` real seconds each. A scale
+    /// that is not a positive number is ignored.
+    #[must_use]
+    pub fn server_time_scale(mut self, scale: f64) -> PacketClient {
+        if scale.is_finite() && scale > 0.0 {
+            self.server_time_scale = scale;
+        }
+        self
     }
 
     /// The requests sent so far.
@@ -297,7 +311,9 @@ impl PacketClient {
             .await
             .map_err(|e| fail(PacketErrorKind::Transport, Some(transport_detail(&e))))?;
         let status = response.status();
-        let retry_after = parse_retry_after(response.headers());
+        let retry_after = parse_retry_after(response.headers()).map(|wait| {
+            Duration::try_from_secs_f64(wait.as_secs_f64() * self.server_time_scale).unwrap_or(wait)
+        });
         let bytes = response
             .bytes()
             .await

@@ -72,7 +72,8 @@ impl PacketError {
         }
     }
 
-    /// The server's `Retry-After`, if it sent one.
+    /// The server's `Retry-After`, if it sent one, in real time (see
+    /// [`PacketClient::server_time_scale`](super::PacketClient::server_time_scale)).
     pub fn retry_after(&self) -> Option<Duration> {
         match self.kind {
             PacketErrorKind::RateLimited { retry_after } => retry_after,

@@ -7,6 +7,7 @@ mod ignition;
 mod journal_fixture;
 mod kubeconfig_kubectl;
 mod manifests;
+mod packet_client;
 mod pki_etcd;
 mod pki_golden;
 mod pki_openssl;
