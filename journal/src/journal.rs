@@ -619,6 +619,25 @@ mod tests {
         assert_eq!(folded.next_seq, journal.folded().next_seq);
     }
 
+    /// A snapshot with its chunks written into place is byte for byte a `HeaderV3` holding
+    /// them: the format did not change, so each loko reads the other's snapshots.
+    #[tokio::test]
+    async fn snapshots_written_in_place_are_the_plain_format() {
+        let dir = tempfile::tempdir().unwrap();
+        busy_journal(dir.path()).await;
+        let journal = Journal::open(dir.path()).unwrap();
+        let stored = journal.store.snapshot().unwrap().unwrap().to_vec();
+        let snap = snapshot::decode(&stored).unwrap();
+        assert!(snap.cluster.runs.values().any(|r| !r.steps.is_empty()));
+        assert!(!snap.cluster.ledger.is_empty() && !snap.cluster.attempts.is_empty());
+        let in_place = snapshot::encode(snap.last, &snap.next_seq, &snap.cluster).unwrap();
+        assert_eq!(in_place, stored);
+        assert_eq!(
+            in_place,
+            snapshot::encode_as_header(snap.last, &snap.next_seq, &snap.cluster).unwrap()
+        );
+    }
+
     #[tokio::test]
     async fn a_damaged_or_unusable_snapshot_is_ignored_and_every_record_folded() {
         let dir = tempfile::tempdir().unwrap();

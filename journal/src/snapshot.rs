@@ -74,52 +74,102 @@ pub(crate) enum SnapshotError {
 }
 
 /// Encodes a snapshot of `cluster`, which holds every record up to and including `last`.
+///
+/// Written once into a buffer of its exact size, after room for the frame's checksum, each
+/// chunk encoded straight into it: at 5,000 workers a snapshot is megabytes, and encoding the
+/// chunks apart, then the header around them, held two to three times its size at once, at
+/// the moment of a run's peak memory.
 pub(crate) fn encode(
     last: (RunId, Seq),
     next_seq: &BTreeMap<RunId, u64>,
     cluster: &ClusterState,
 ) -> Result<Vec<u8>, postcard::Error> {
+    let prefix = HeaderV3Prefix {
+        version: SNAPSHOT_VERSION,
+        last: (last.0.0, last.1.0),
+        next_seq: next_seq.iter().map(|(r, n)| (r.0, *n)).collect(),
+        runs: runs_v3(&cluster.runs),
+    };
+    let mut sizes = Vec::new();
+    each_chunk(cluster, |chunk| {
+        sizes.push(encoded_len(chunk)?);
+        Ok(())
+    })?;
+    let mut size = encoded_len(&prefix)? + encoded_len(&sizes.len())?;
+    for chunk in &sizes {
+        size += encoded_len(chunk)? + chunk;
+    }
+    let mut bytes = Vec::with_capacity(crate::event::FRAME + size);
+    bytes.resize(crate::event::FRAME, 0);
+    bytes = postcard::to_extend(&prefix, bytes)?;
+    bytes = postcard::to_extend(&sizes.len(), bytes)?;
+    let mut lens = sizes.iter();
+    each_chunk(cluster, |chunk| {
+        // A byte string in postcard: its length, then its bytes (see `HeaderV3Prefix`).
+        let len = lens.next().copied().unwrap_or_default();
+        let taken = std::mem::take(&mut bytes);
+        bytes = postcard::to_extend(chunk, postcard::to_extend(&len, taken)?)?;
+        Ok(())
+    })?;
+    debug_assert_eq!(bytes.len(), crate::event::FRAME + size);
+    Ok(crate::event::frame_in_place(bytes))
+}
+
+/// [`encode`] the plain way, a [`HeaderV3`] holding its chunks: what the format is.
+#[cfg(test)]
+pub(crate) fn encode_as_header(
+    last: (RunId, Seq),
+    next_seq: &BTreeMap<RunId, u64>,
+    cluster: &ClusterState,
+) -> Result<Vec<u8>, postcard::Error> {
     let mut chunks = Vec::new();
+    each_chunk(cluster, |chunk| {
+        chunks.push(postcard::to_allocvec(chunk)?);
+        Ok(())
+    })?;
+    let header = HeaderV3 {
+        version: SNAPSHOT_VERSION,
+        last: (last.0.0, last.1.0),
+        next_seq: next_seq.iter().map(|(r, n)| (r.0, *n)).collect(),
+        runs: runs_v3(&cluster.runs),
+        chunks: chunks.iter().map(Vec::as_slice).collect(),
+    };
+    Ok(crate::event::framed(&postcard::to_allocvec(&header)?))
+}
+
+/// The bytes postcard writes for `value`.
+fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, postcard::Error> {
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+}
+
+/// Calls `f` with every chunk of `cluster`'s step histories, ledger and attempt counters, in
+/// turn (decoding needs no order: each chunk says what it holds).
+fn each_chunk(
+    cluster: &ClusterState,
+    mut f: impl FnMut(&ChunkV1<'_>) -> Result<(), postcard::Error>,
+) -> Result<(), postcard::Error> {
     for run in cluster.runs.values() {
         for part in chunked(&run.steps) {
             let entries = part
                 .iter()
                 .map(|(step, h)| (step.as_str(), HistoryV1::from(*h)));
-            chunks.push(postcard::to_allocvec(&ChunkV1::Steps {
+            f(&ChunkV1::Steps {
                 run: run.id.0,
                 entries: entries.collect(),
-            })?);
+            })?;
         }
     }
     for part in chunked(&cluster.ledger) {
         let entries = part
             .iter()
             .map(|(step, r)| (step.as_str(), ResultV1::from(*r)));
-        chunks.push(postcard::to_allocvec(&ChunkV1::Ledger(entries.collect()))?);
+        f(&ChunkV1::Ledger(entries.collect()))?;
     }
     for part in chunked(&cluster.attempts) {
         let entries = part.iter().map(|(step, n)| (step.as_str(), **n));
-        chunks.push(postcard::to_allocvec(&ChunkV1::Attempts(
-            entries.collect(),
-        ))?);
+        f(&ChunkV1::Attempts(entries.collect()))?;
     }
-    let header = HeaderV3 {
-        version: SNAPSHOT_VERSION,
-        last: (last.0.0, last.1.0),
-        next_seq: next_seq.iter().map(|(r, n)| (r.0, *n)).collect(),
-        runs: runs_v3(&cluster.runs),
-        // postcard writes a sequence of bytes exactly as it writes a byte string, so these
-        // decode as slices borrowed from the stored snapshot.
-        chunks: chunks.iter().map(Vec::as_slice).collect(),
-    };
-    // Written once into a buffer of its exact size, after room for the frame's checksum: at
-    // 5,000 workers a snapshot is megabytes, and a buffer grown by doubling, then copied into
-    // its frame, beside the chunks, held up to four times its size at once.
-    let size = postcard::serialize_with_flavor(&header, postcard::ser_flavors::Size::default())?;
-    let mut bytes = Vec::with_capacity(crate::event::FRAME + size);
-    bytes.resize(crate::event::FRAME, 0);
-    let bytes = postcard::to_extend(&header, bytes)?;
-    Ok(crate::event::frame_in_place(bytes))
+    Ok(())
 }
 
 /// A map's entries in key order, [`CHUNK`] at a time.
@@ -206,6 +256,18 @@ fn decode_chunk(bytes: &[u8]) -> Result<Decoded, SnapshotError> {
                 .collect::<Result<_, SnapshotError>>()?,
         ),
     })
+}
+
+/// [`HeaderV3`] without its last field, `chunks`. postcard writes a struct as its fields one
+/// after another and a byte string as its length then its bytes, so this, the number of
+/// chunks, then each chunk's length and bytes is a `HeaderV3`: [`encode`] writes the chunks
+/// into place without a copy of each.
+#[derive(Serialize)]
+struct HeaderV3Prefix<'a> {
+    version: u32,
+    last: (u64, u64),
+    next_seq: Vec<(u64, u64)>,
+    runs: Vec<RunV3<'a>>,
 }
 
 #[derive(Serialize, Deserialize)]
