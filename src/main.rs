@@ -34,7 +34,29 @@ use crate::cli::{Cli, Command, JournalAction};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc 3's include/mimalloc.h (libmimalloc-sys names no
+/// constant for it), and its default.
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+const PURGE_DELAY_DEFAULT_MS: std::os::raw::c_long = 1000;
+
+/// mimalloc 3 gives freed memory back to the OS a second after it is freed (its
+/// `purge_delay`, 1000 ms), so the bursts of a run (a journal snapshot of megabytes, thousands
+/// of steps starting, a listing of 5,000 devices every few seconds) stayed resident on top of
+/// each other: a 5,000-worker type change peaked at 291 MB, and at 251 MB with no delay. The
+/// cost is a system call per freed span, little beside a run's HTTP and journal I/O.
+fn purge_freed_memory_at_once() {
+    // SAFETY: mimalloc's options are integers read and written atomically at any time.
+    unsafe {
+        // Only the option this expects: another mimalloc, or MIMALLOC_PURGE_DELAY set by
+        // the user, is left as it is.
+        if libmimalloc_sys::mi_option_get(PURGE_DELAY) == PURGE_DELAY_DEFAULT_MS {
+            libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    purge_freed_memory_at_once();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -172,4 +194,25 @@ fn redact_after(text: &str, marker: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The option index is the purge delay of the mimalloc linked in: no other option of
+    /// mimalloc 3 defaults to 1000, and setting it reads back.
+    #[test]
+    fn the_purge_delay_option_is_the_one_named() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: as in `purge_freed_memory_at_once`.
+        let (before, after) = unsafe {
+            let before = libmimalloc_sys::mi_option_get(PURGE_DELAY);
+            purge_freed_memory_at_once();
+            (before, libmimalloc_sys::mi_option_get(PURGE_DELAY))
+        };
+        assert_eq!((before, after), (PURGE_DELAY_DEFAULT_MS, 0));
+    }
 }
