@@ -81,16 +81,12 @@ impl Attempts {
                     });
                 }
             };
-            self.journal
-                .append(
-                    self.run,
-                    Event::StepStarted {
-                        step: self.step.id.clone(),
-                        attempt,
-                        inputs_digest: self.digest,
-                    },
-                )
-                .await?;
+            self.record(Event::StepStarted {
+                step: self.step.id.clone(),
+                attempt,
+                inputs_digest: self.digest,
+            })
+            .await?;
             self.notice(NoticeKind::Started { attempt });
             let t0 = Instant::now();
             let slot = Arc::new(ClassSlot::holding(
@@ -104,19 +100,15 @@ impl Attempts {
             let duration_ms = duration.as_millis() as u64;
             let error = match result {
                 Ok(outputs) => {
-                    self.journal
-                        .append(
-                            self.run,
-                            Event::StepSucceeded {
-                                step: self.step.id.clone(),
-                                attempt,
-                                inputs_digest: self.digest,
-                                outputs: outputs.clone(),
-                                duration_ms,
-                                invalidates: self.step.invalidates.clone(),
-                            },
-                        )
-                        .await?;
+                    self.record(Event::StepSucceeded {
+                        step: self.step.id.clone(),
+                        attempt,
+                        inputs_digest: self.digest,
+                        outputs: outputs.clone(),
+                        duration_ms,
+                        invalidates: self.step.invalidates.clone(),
+                    })
+                    .await?;
                     self.notice(NoticeKind::Succeeded { attempt, duration });
                     return Ok(StepEnd::Succeeded(outputs));
                 }
@@ -124,18 +116,14 @@ impl Attempts {
             };
             let retryable = !matches!(error, StepError::Permanent { .. });
             let message = journal::redact(&error.to_string());
-            self.journal
-                .append(
-                    self.run,
-                    Event::StepFailed {
-                        step: self.step.id.clone(),
-                        attempt,
-                        error: message.clone(),
-                        retryable,
-                        duration_ms,
-                    },
-                )
-                .await?;
+            self.record(Event::StepFailed {
+                step: self.step.id.clone(),
+                attempt,
+                error: message.clone(),
+                retryable,
+                duration_ms,
+            })
+            .await?;
             let after = match error {
                 StepError::Interrupted => return Ok(StepEnd::Interrupted),
                 StepError::Permanent { .. } => {
@@ -189,6 +177,11 @@ impl Attempts {
             }
             attempt += 1;
         }
+    }
+
+    /// Appends `event` to the run.
+    async fn record(&self, event: Event) -> Result<(), JournalError> {
+        self.journal.append(self.run, event).await.map(drop)
     }
 
     /// One attempt, in its own task so that a panicking step fails itself, not the engine.

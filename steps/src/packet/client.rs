@@ -306,18 +306,21 @@ impl PacketClient {
             request = request.json(body);
         }
         tracing::debug!(%method, path, "packet request");
-        let response = request
-            .send()
+        // Boxed: reqwest's futures are large (inline, they made a device step's future 900
+        // bytes larger), and every future that awaits a call carries them for its whole life,
+        // e.g. each of 5,000 device steps waiting minutes for its machine, no request in flight.
+        let exchange = Box::pin(async {
+            let response = request.send().await?;
+            let status = response.status();
+            let retry_after = parse_retry_after(response.headers());
+            Ok::<_, reqwest::Error>((status, retry_after, response.bytes().await?))
+        });
+        let (status, retry_after, bytes) = exchange
             .await
             .map_err(|e| fail(PacketErrorKind::Transport, Some(transport_detail(&e))))?;
-        let status = response.status();
-        let retry_after = parse_retry_after(response.headers()).map(|wait| {
+        let retry_after = retry_after.map(|wait| {
             Duration::try_from_secs_f64(wait.as_secs_f64() * self.server_time_scale).unwrap_or(wait)
         });
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| fail(PacketErrorKind::Transport, Some(transport_detail(&e))))?;
         if status.is_success() {
             let bytes = if bytes.is_empty() {
                 &b"null"[..]

@@ -28,10 +28,23 @@ pub struct Listing {
     /// When the list call was sent (a device created after this may be missing from it).
     pub requested_at: Instant,
     /// The devices by id, from the last successful poll (shared by the listings that repeat
-    /// it after a failed poll).
-    pub devices: Arc<HashMap<String, Device>>,
+    /// it after a failed poll). Each device is shared too: a listing of several pages keeps
+    /// devices of the poll before (see [`published`]), and 5,000 of them were copied per poll.
+    pub devices: Arc<HashMap<String, Arc<Device>>>,
     /// The error of the last poll, if it failed (the devices are then from an earlier poll).
     pub error: Option<PacketError>,
+}
+
+impl Listing {
+    /// True when the poll took more than one page: then a device may be missing from it only
+    /// because a device before it went away between two page calls (see [`published`]).
+    pub fn may_skip(&self) -> bool {
+        several_pages(self.devices.len())
+    }
+}
+
+fn several_pages(devices: usize) -> bool {
+    devices > PER_PAGE as usize
 }
 
 /// Failed polls in a row after which [`DevicePoller::listing_since`] gives up.
@@ -119,7 +132,7 @@ impl DevicePoller {
         let (w, woken, polled) = (Arc::clone(&waiters), Arc::clone(&wake), Arc::clone(&polls));
         let task = tokio::spawn(async move {
             let mut generation = 0;
-            let mut devices: Arc<HashMap<String, Device>> = Arc::default();
+            let mut devices: Arc<HashMap<String, Arc<Device>>> = Arc::default();
             let mut listed_before = HashMap::new();
             loop {
                 if w.load(Ordering::SeqCst) == 0 {
@@ -136,8 +149,10 @@ impl DevicePoller {
                 let requested_at = Instant::now();
                 let (error, retry_after) = match client.list_devices(&cluster_tag).await {
                     Ok(list) => {
-                        let listed: HashMap<String, Device> =
-                            list.into_iter().map(|d| (d.id.clone(), d)).collect();
+                        let listed: HashMap<String, Arc<Device>> = list
+                            .into_iter()
+                            .map(|d| (d.id.clone(), Arc::new(d)))
+                            .collect();
                         devices = Arc::new(published(&listed_before, &listed));
                         listed_before = listed;
                         (None, None)
@@ -237,14 +252,15 @@ impl DevicePoller {
 /// Gone therefore means missing from two multi-page listings in a row; with one page, missing
 /// from one.
 fn published(
-    listed_before: &HashMap<String, Device>,
-    listed: &HashMap<String, Device>,
-) -> HashMap<String, Device> {
+    listed_before: &HashMap<String, Arc<Device>>,
+    listed: &HashMap<String, Arc<Device>>,
+) -> HashMap<String, Arc<Device>> {
     let mut devices = listed.clone();
-    let pages = PER_PAGE as usize;
-    if listed.len() > pages || listed_before.len() > pages {
+    if several_pages(listed.len()) || several_pages(listed_before.len()) {
         for (id, device) in listed_before {
-            devices.entry(id.clone()).or_insert_with(|| device.clone());
+            devices
+                .entry(id.clone())
+                .or_insert_with(|| Arc::clone(device));
         }
     }
     devices
@@ -254,7 +270,7 @@ fn published(
 mod tests {
     use super::*;
 
-    fn devices(ids: std::ops::Range<usize>) -> HashMap<String, Device> {
+    fn devices(ids: std::ops::Range<usize>) -> HashMap<String, Arc<Device>> {
         ids.map(|i| {
             let device: Device = serde_json::from_value(serde_json::json!({
                 "id": format!("d{i}"),
@@ -262,7 +278,7 @@ mod tests {
                 "state": "active",
             }))
             .unwrap();
-            (device.id.clone(), device)
+            (device.id.clone(), Arc::new(device))
         })
         .collect()
     }
@@ -282,6 +298,19 @@ mod tests {
         let mut small = devices(0..10);
         small.remove("d3");
         assert!(!published(&devices(0..10), &small).contains_key("d3"));
+    }
+
+    #[test]
+    fn only_a_listing_of_several_pages_may_skip_a_device() {
+        let listing = |n: usize| Listing {
+            generation: 1,
+            requested_at: Instant::now(),
+            devices: Arc::new(devices(0..n)),
+            error: None,
+        };
+        let pages = PER_PAGE as usize;
+        assert!(!listing(pages).may_skip());
+        assert!(listing(pages + 1).may_skip());
     }
 
     #[test]
