@@ -153,7 +153,7 @@ impl Shared {
             timings,
             token,
             rate_limit: RateLimit {
-                window: clock.to_real(sim_duration(rate_limit.window.as_secs_f64())),
+                window: clock.to_real(crate::sim_time(rate_limit.window)),
                 ..rate_limit
             },
             nodes,
