@@ -343,6 +343,10 @@ async fn size(workers: usize, args: &BenchArgs, model: &Model) -> anyhow::Result
         // the cores loko shares.
         false,
     )?;
+    config.private_block = Some(sim::PrivateBlock::new(
+        PRIVATE_NETWORK.0,
+        PRIVATE_NETWORK.1,
+    )?);
     config.rate_limit.requests = match args.api_rate_limit {
         0 => u32::MAX,
         n => n,
@@ -597,6 +601,9 @@ impl engine::Observer for Milestones {
 }
 
 const PROJECT: &str = "93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2c";
+/// The private network of the bench's project, which its spec names: a /16 holds the /31s of
+/// 5,000 workers and their replacements during a type change.
+const PRIVATE_NETWORK: (std::net::Ipv4Addr, u8) = (std::net::Ipv4Addr::new(10, 128, 0, 0), 16);
 
 /// The bench's cluster: a pool of one worker that stays, and `workers` in pools of at most
 /// [`POOL_SIZE`], each at its full count or at 0, all of type `plan`.
@@ -631,7 +638,7 @@ facility: ams1
 controller_count: 3
 controller_type: t1.small.x86
 management_cidrs: [0.0.0.0/0]
-node_private_cidr: 10.128.0.0/16
+node_private_cidr: {private_network}/{private_prefix}
 endpoints:
   packet_api_url: {packet}
   route53_endpoint_url: {route53}
@@ -639,6 +646,8 @@ worker_pools:
 {pools}",
         packet = sim.packet_url(),
         route53 = sim.route53_url(),
+        private_network = PRIVATE_NETWORK.0,
+        private_prefix = PRIVATE_NETWORK.1,
     );
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }

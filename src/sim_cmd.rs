@@ -36,7 +36,8 @@ pub async fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
     config.ssh_port = args.ssh_port;
     config.hosted_zone = args.zone.clone();
     config.nodes = Arc::new(nodes);
-    // With a spec: its project, hosted zone and hardware reservations, as `--sim` seeds them.
+    // With a spec: its project, hosted zone, hardware reservations and private network, as
+    // `--sim` seeds them.
     let spec = match &args.spec {
         Some(path) => {
             let desired = load_spec(path)?.desired();
@@ -46,7 +47,7 @@ pub async fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
             })?);
             config.hosted_zone = settings.dns_zone.as_str().to_owned();
             config.hosted_zone_id = Some(settings.dns_zone_id.as_str().to_owned());
-            config.hardware_reservations = crate::sim_session::reservation_seeds(&desired)?;
+            crate::sim_session::seed_project(&mut config, &desired)?;
             Some(path.display().to_string())
         }
         None => None,

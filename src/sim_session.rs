@@ -44,7 +44,7 @@ impl SimSession {
             true,
         )?;
         config.state_file = Some(dir.join("state.json"));
-        config.hardware_reservations = reservation_seeds(&target.desired)?;
+        seed_project(&mut config, &target.desired)?;
         if let Some(path) = &options.sim_faults {
             config.faults = sim::FaultPlan::from_file(path)?;
         }
@@ -101,11 +101,26 @@ impl SimView {
     }
 }
 
+/// What the simulated project starts with, as the real project a spec was written for has it:
+/// the hardware reservations the spec relies on, and the private network its devices get
+/// (`node_private_cidr`). At first start only: a resumed demo's project keeps its own.
+pub(crate) fn seed_project(
+    config: &mut sim::SimConfig,
+    desired: &DesiredCluster,
+) -> anyhow::Result<()> {
+    config.hardware_reservations = reservation_seeds(desired)?;
+    let cidr = desired.settings.node_private_cidr.trunc();
+    config.private_block = Some(
+        sim::PrivateBlock::new(cidr.network(), cidr.prefix_len()).with_context(|| {
+            format!("node_private_cidr {cidr} cannot be a simulated project's private network")
+        })?,
+    );
+    Ok(())
+}
+
 /// The hardware reservations the spec relies on ([`DesiredCluster::reservations_needed`]), for
 /// the simulated project. (At first start only: a resumed demo's project keeps its own.)
-pub(crate) fn reservation_seeds(
-    desired: &DesiredCluster,
-) -> anyhow::Result<Vec<sim::ReservationSeed>> {
+fn reservation_seeds(desired: &DesiredCluster) -> anyhow::Result<Vec<sim::ReservationSeed>> {
     desired
         .reservations_needed()
         .into_iter()

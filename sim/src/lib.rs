@@ -46,6 +46,7 @@ pub use faults::{
 };
 pub use lifecycle::{KubeletStatus, NoNodes, NodeFuture, NodeLifecycle, NodeSpec, StaticPodStatus};
 pub use packet::catalog::Arch;
+pub use packet::model::{PrivateBlock, PrivateBlockError};
 pub use state::{DeviceRecord, HostedZoneRecord, RecordSetRecord, SimState};
 
 use clock::SimClock;
@@ -192,6 +193,9 @@ pub struct SimConfig {
     pub hosted_zone_id: Option<String>,
     /// Hardware reservations of the project, created at first start.
     pub hardware_reservations: Vec<ReservationSeed>,
+    /// The project's private IPv4 block, given at first start; `None` takes a /16 of
+    /// 10.64.0.0 and up. `loko run --sim` passes the spec's `node_private_cidr`.
+    pub private_block: Option<PrivateBlock>,
     /// Simulated durations.
     pub timings: Timings,
     /// Packet's rate limit.
@@ -219,6 +223,7 @@ impl std::fmt::Debug for SimConfig {
             .field("hosted_zone", &self.hosted_zone)
             .field("hosted_zone_id", &self.hosted_zone_id)
             .field("hardware_reservations", &self.hardware_reservations)
+            .field("private_block", &self.private_block)
             .field("timings", &self.timings)
             .field("rate_limit", &self.rate_limit)
             .field("ssh_port", &self.ssh_port)
@@ -242,6 +247,7 @@ impl SimConfig {
             hosted_zone: "example.com".to_owned(),
             hosted_zone_id: None,
             hardware_reservations: Vec::new(),
+            private_block: None,
             timings: Timings::default(),
             rate_limit: RateLimit::default(),
             ssh_port: 2222,
@@ -457,7 +463,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     } else {
         world
             .packet
-            .ensure_project(project_id, &config.project_name, now);
+            .ensure_project(project_id, &config.project_name, config.private_block, now);
         for seed in &config.hardware_reservations {
             for _ in 0..seed.count {
                 world

@@ -263,6 +263,7 @@ pub fn actions(run: RunContext) -> Actions {
                 spec,
                 settings: run.settings.device.clone(),
                 named_first: params.named_first,
+                private_network: run.desired.settings.node_private_cidr,
             }
         }),
     );

@@ -12,6 +12,9 @@ use crate::{Killed, Moto, SshAgent, free_port, ssh_keygen};
 
 /// The project of every spec the world writes.
 pub const PROJECT: &str = "93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2c";
+/// The private network of the world's project: every device's private address lies in it, and
+/// the specs the world writes name it as `node_private_cidr`.
+pub const PRIVATE_CIDR: &str = "10.128.156.0/25";
 
 /// How to build a [`World`].
 #[derive(Clone, Debug)]
@@ -77,6 +80,14 @@ impl World {
         sim_config.ssh_port = ssh_port;
         sim_config.hosted_zone = "packet.example.com".into();
         sim_config.hosted_zone_id = Some("ZLOKOE2E".into());
+        let (network, prefix) = PRIVATE_CIDR.split_once('/').expect("a CIDR");
+        sim_config.private_block = Some(
+            sim::PrivateBlock::new(
+                network.parse().expect("an address"),
+                prefix.parse().expect("a prefix length"),
+            )
+            .expect("a private block"),
+        );
         sim_config.nodes = Arc::new(nodes);
         let sim = sim::start(sim_config).await.expect("the simulator starts");
         let (moto, zone_id) = if config.moto {
@@ -118,7 +129,7 @@ facility: ams1
 controller_count: 1
 controller_type: t1.small.x86
 management_cidrs: [0.0.0.0/0]
-node_private_cidr: 10.128.156.0/25
+node_private_cidr: {PRIVATE_CIDR}
 worker_pools:
 {pools}"#
         ))
@@ -139,6 +150,9 @@ worker_pools:
                     "dns_zone_id: ZONE".to_owned()
                 } else if line.starts_with("asset_dir:") {
                     "asset_dir: ./assets".to_owned()
+                } else if line.starts_with("node_private_cidr:") {
+                    // The network this world's project has, as a spec written for it names.
+                    format!("node_private_cidr: {PRIVATE_CIDR}")
                 } else {
                     line.to_owned()
                 }

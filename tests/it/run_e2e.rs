@@ -344,3 +344,31 @@ async fn a_pools_deletes_go_out_together() {
     );
     assert!(!w.devices().live.keys().any(|h| h.contains("-big-")));
 }
+
+/// Packet gives every device of a project an address of the project's private network; a spec
+/// whose `node_private_cidr` names another network is refused as soon as the devices say which
+/// they have, before anything is installed on them: the firewall and Calico would otherwise cut
+/// the cluster apart without an error anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_naming_another_private_network_stops_before_the_control_plane() {
+    let w = world(0.002, false).await;
+    let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        &format!("node_private_cidr: {}", loko_tests::world::PRIVATE_CIDR),
+        "node_private_cidr: 10.99.0.0/25",
+    );
+    std::fs::write(&spec, text).unwrap();
+    let out = w.loko(&["run", spec.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let said = stdout(&out) + &stderr(&out);
+    assert!(
+        said.contains("outside node_private_cidr 10.99.0.0/25")
+            && said.contains(&format!(
+                "node_private_cidr: {}",
+                loko_tests::world::PRIVATE_CIDR
+            )),
+        "{said}"
+    );
+    assert_eq!(w.static_control_planes(), 0, "nothing installed");
+    assert!(w.records().is_empty(), "no DNS record: {:?}", w.records());
+}

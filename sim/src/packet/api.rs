@@ -5,6 +5,7 @@
 //! in [`crate::server`].
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -479,9 +480,12 @@ fn device_json(
 fn ip_addresses(d: &Device, cloud: &PacketCloud) -> Value {
     let metro = catalog::facility(&d.facility).map(|f| f.metro().to_json());
     let assigned_to = json!({ "href": format!("{BASE}/devices/{}", d.id) });
-    let public_network = std::net::Ipv4Addr::from(u32::from(d.public_ipv4) - 1);
+    let public_network = Ipv4Addr::from(u32::from(d.public_ipv4) - 1);
     let v6_network = std::net::Ipv6Addr::from(u128::from(d.public_ipv6) - 1);
-    let private_parent = cloud.projects.get(&d.project_id).map(|p| p.private_block);
+    let private_parent = cloud
+        .projects
+        .get(&d.project_id)
+        .map(|p| (p.private_block, p.private_prefix));
     let entries = [
         (
             4,
@@ -534,11 +538,12 @@ fn ip_addresses(d: &Device, cloud: &PacketCloud) -> Value {
             if let Some(metro) = &metro {
                 ip["metro"] = metro.clone();
             }
-            if !public && let Some(block) = private_parent {
+            if !public && let Some((block, prefix)) = private_parent {
+                let netmask = Ipv4Addr::from(u32::MAX << (32 - u32::from(prefix.clamp(1, 32))));
                 ip["parent_block"] = json!({
                     "network": block.to_string(),
-                    "netmask": "255.255.0.0",
-                    "cidr": 16,
+                    "netmask": netmask.to_string(),
+                    "cidr": prefix,
                     "href": format!("{BASE}/ips/{}", d.project_id),
                 });
             }

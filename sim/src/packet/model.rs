@@ -27,8 +27,9 @@ const PUBLIC_BASE: u32 = u32::from_be_bytes([127, 10, 0, 0]);
 const PUBLIC_END: u32 = u32::from_be_bytes([127, 255, 255, 254]);
 /// Documentation prefix 2001:db8::/32; never routed.
 const IPV6_BASE: u128 = 0x2001_0db8_0000_0000_0000_0000_0000_0000;
-/// A project's private block is a /16; each device takes a /31 of it.
-const PRIVATE_BLOCK_DEVICES: u32 = 1 << 15;
+/// The prefix length of a project's private block when none is seeded (and of every block in
+/// a state file written before blocks had one).
+const DEFAULT_PRIVATE_PREFIX: u8 = 16;
 /// The API's text for a device moved out of the project after failing.
 pub(crate) const FORBIDDEN_DEVICE: &str = "You are not authorized to view this device";
 
@@ -49,8 +50,76 @@ pub(crate) struct Project {
     pub(crate) id: Uuid,
     pub(crate) name: String,
     pub(crate) created_at: DateTime<Utc>,
+    /// The project's private IPv4 block: each device takes a `/31` of it, as Packet gives a
+    /// project one private block per location and every device an address of it.
     pub(crate) private_block: Ipv4Addr,
+    #[serde(default = "default_private_prefix")]
+    pub(crate) private_prefix: u8,
     next_private_block: u32,
+}
+
+fn default_private_prefix() -> u8 {
+    DEFAULT_PRIVATE_PREFIX
+}
+
+impl Project {
+    /// How many `/31`s the private block holds.
+    pub(crate) fn private_capacity(&self) -> u32 {
+        1 << (31 - u32::from(self.private_prefix.min(31)))
+    }
+}
+
+/// A private IPv4 block to give a new project (`10.128.156.0/25`), so that the addresses its
+/// devices get are the ones a spec's `node_private_cidr` names, as on a real project whose
+/// block the operator copied into the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrivateBlock {
+    network: Ipv4Addr,
+    prefix_len: u8,
+}
+
+/// Why a private block cannot be a project's.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("private block {network}/{prefix_len}: {reason}")]
+pub struct PrivateBlockError {
+    network: Ipv4Addr,
+    prefix_len: u8,
+    reason: &'static str,
+}
+
+impl PrivateBlock {
+    /// A block of `/31`s: the prefix is at most 30 and the address is the block's first.
+    pub fn new(network: Ipv4Addr, prefix_len: u8) -> Result<PrivateBlock, PrivateBlockError> {
+        let error = |reason| PrivateBlockError {
+            network,
+            prefix_len,
+            reason,
+        };
+        if !(8..=30).contains(&prefix_len) {
+            return Err(error("the prefix length must be 8 to 30"));
+        }
+        if !network.is_private() {
+            return Err(error("not a private (RFC 1918) range"));
+        }
+        let host_bits = (1u32 << (32 - prefix_len)) - 1;
+        if u32::from(network) & host_bits != 0 {
+            return Err(error("the address is not the first of its block"));
+        }
+        Ok(PrivateBlock {
+            network,
+            prefix_len,
+        })
+    }
+
+    /// The block's first address.
+    pub fn network(&self) -> Ipv4Addr {
+        self.network
+    }
+
+    /// The block's prefix length.
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix_len
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -308,14 +377,29 @@ impl PacketCloud {
         }
     }
 
-    /// Adds a project unless one with this id exists.
-    pub(crate) fn ensure_project(&mut self, id: Uuid, name: &str, now: DateTime<Utc>) {
+    /// Adds a project unless one with this id exists, with the private block given or, by
+    /// default, a /16 of 10.64.0.0 and up that no other project of the cloud has.
+    pub(crate) fn ensure_project(
+        &mut self,
+        id: Uuid,
+        name: &str,
+        private: Option<PrivateBlock>,
+        now: DateTime<Utc>,
+    ) {
         let ordinal = u8::try_from(self.projects.len() % 128).unwrap_or(0);
+        let (private_block, private_prefix) = match private {
+            Some(b) => (b.network, b.prefix_len),
+            None => (
+                Ipv4Addr::new(10, 64 + ordinal, 0, 0),
+                DEFAULT_PRIVATE_PREFIX,
+            ),
+        };
         self.projects.entry(id).or_insert_with(|| Project {
             id,
             name: name.to_owned(),
             created_at: now,
-            private_block: Ipv4Addr::new(10, 64 + ordinal, 0, 0),
+            private_block,
+            private_prefix,
             next_private_block: 0,
         });
     }
@@ -535,7 +619,7 @@ mod tests {
         let now = Utc::now();
         let mut cloud = PacketCloud::default();
         let project = new_id();
-        cloud.ensure_project(project, "p", now);
+        cloud.ensure_project(project, "p", None, now);
         (cloud, project, now)
     }
 
@@ -644,5 +728,64 @@ mod tests {
             assert!(d.private_ipv4.is_private());
             assert!(seen.insert(d.public_ipv4) && seen.insert(d.private_ipv4));
         }
+    }
+
+    #[test]
+    fn a_seeded_private_block_gives_its_addresses_and_reuses_a_gone_devices() {
+        let now = Utc::now();
+        let t = timings();
+        let mut cloud = PacketCloud::default();
+        let project = new_id();
+        // A /29 holds four /31s.
+        let block = PrivateBlock::new(Ipv4Addr::new(10, 128, 156, 0), 29).unwrap();
+        cloud.ensure_project(project, "p", Some(block), now);
+        let faults = DeviceFaults::default();
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            let id = cloud
+                .create_device(project, input(&format!("n{i}")), &faults, 0.5, now, &t)
+                .unwrap();
+            ids.push(id);
+        }
+        let private: Vec<String> = ids
+            .iter()
+            .map(|id| cloud.devices[id].private_ipv4.to_string())
+            .collect();
+        assert_eq!(
+            private,
+            [
+                "10.128.156.1",
+                "10.128.156.3",
+                "10.128.156.5",
+                "10.128.156.7"
+            ]
+        );
+        let full = cloud
+            .create_device(project, input("n4"), &faults, 0.5, now, &t)
+            .unwrap_err();
+        assert!(format!("{full:?}").contains("10.128.156.0/29"), "{full:?}");
+        cloud.delete_device(&ids[1].to_string(), now, &t).unwrap();
+        // Still deprovisioning: its address is held.
+        assert!(
+            cloud
+                .create_device(project, input("n4"), &faults, 0.5, now, &t)
+                .is_err()
+        );
+        let later = now + t.deprovisioning();
+        let id = cloud
+            .create_device(project, input("n4"), &faults, 0.5, later, &t)
+            .unwrap();
+        assert_eq!(
+            cloud.devices[&id].private_ipv4,
+            Ipv4Addr::new(10, 128, 156, 3)
+        );
+    }
+
+    #[test]
+    fn a_private_block_is_a_private_aligned_block_of_31s() {
+        assert!(PrivateBlock::new(Ipv4Addr::new(10, 128, 156, 0), 25).is_ok());
+        assert!(PrivateBlock::new(Ipv4Addr::new(10, 128, 156, 32), 25).is_err());
+        assert!(PrivateBlock::new(Ipv4Addr::new(147, 75, 0, 0), 25).is_err());
+        assert!(PrivateBlock::new(Ipv4Addr::new(10, 0, 0, 0), 31).is_err());
     }
 }

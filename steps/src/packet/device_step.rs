@@ -197,6 +197,8 @@ pub struct DeviceStep {
     /// Nodes whose named reservations a `next-available` create could take: it waits until
     /// their devices are listed (a few polls at most).
     pub named_first: Vec<String>,
+    /// The spec's `node_private_cidr`: the node's private address must lie in it.
+    pub private_network: ipnet::Ipv4Net,
 }
 
 /// Listings a `next-available` create waits for the named reservations' devices to appear in;
@@ -238,7 +240,10 @@ impl DeviceStep {
             // Waiting holds no place among the packet-api steps: the shared poller makes one
             // list call for all waiting devices, so a thousand can provision at once.
             match Box::pin(ctx.wait(self.wait_active(&ctx, &device))).await?? {
-                Waited::Active(device) => return outputs(&device, &replaced),
+                Waited::Active(device) => {
+                    check_private_network(&device, self.private_network)?;
+                    return outputs(&device, &replaced);
+                }
                 Waited::Failed(device) => {
                     Box::pin(self.replace(&ctx, &device, &mut replaced, "failed provisioning"))
                         .await?
@@ -498,6 +503,35 @@ fn settled(device: &Device) -> Option<Waited> {
         DeviceState::Failed => Some(Waited::Failed(device.clone())),
         _ => None,
     }
+}
+
+/// Refuses a device whose private address is outside `node_private_cidr`. The nodes' firewall
+/// (etcd, BGP, the kubelet), etcd's and the kubelet's addresses and Calico's `can-reach` all
+/// take the cluster's network from that field, so a wrong value cuts the cluster apart with no
+/// error anywhere; Packet gives every device of a project an address of the project's private
+/// block in its location, which the spec must name. Nothing is bootstrapped on such a device:
+/// its dependents are skipped.
+fn check_private_network(device: &Device, expected: ipnet::Ipv4Net) -> Result<(), StepError> {
+    let Some(address) = device.private_ipv4() else {
+        return Ok(());
+    };
+    if expected.contains(&address) {
+        return Ok(());
+    }
+    let network = device
+        .private_network()
+        .map_or_else(String::new, |n| format!(" of Packet's private network {n}"));
+    let set = device.private_network().map_or_else(
+        || "the project's private network".to_owned(),
+        |n| format!("`node_private_cidr: {n}`"),
+    );
+    Err(StepError::permanent(format!(
+        "device {} of {} has the private address {address}{network}, outside node_private_cidr {expected}: \
+         the nodes' firewall, etcd and Calico would not reach each other. Set {set} in the spec; \
+         the Ignition of the devices already created holds the old value, so delete them first with \
+         `loko destroy`, then run again",
+        device.id, device.hostname
+    )))
 }
 
 fn note_replacement(

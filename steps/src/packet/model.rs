@@ -73,6 +73,17 @@ pub struct IpAssignment {
     pub public: Option<bool>,
     #[serde(default)]
     pub management: Option<bool>,
+    /// The block the address was taken from: for a private address, the project's private
+    /// network in the device's location.
+    #[serde(default)]
+    pub parent_block: Option<ParentBlock>,
+}
+
+/// The block an address was taken from (`ParentBlock`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct ParentBlock {
+    pub network: String,
+    pub cidr: u8,
 }
 
 /// A link to another object.
@@ -126,6 +137,18 @@ impl Device {
     /// The private IPv4 address, once assigned.
     pub fn private_ipv4(&self) -> Option<Ipv4Addr> {
         self.ipv4(false)
+    }
+
+    /// The private network the private IPv4 address was taken from (`10.128.156.0/25`), as
+    /// the API names it, when it does.
+    pub fn private_network(&self) -> Option<String> {
+        self.ip_addresses
+            .iter()
+            .filter(|ip| ip.address_family == Some(4) && ip.public == Some(false))
+            .find_map(|ip| {
+                let block = ip.parent_block.as_ref()?;
+                Some(format!("{}/{}", block.network, block.cidr))
+            })
     }
 
     /// The hardware reservation the device actually took (for `next-available`, which one).
@@ -217,7 +240,8 @@ mod tests {
     #[test]
     fn unknown_states_are_kept_and_secrets_are_not_modeled() {
         let json = r#"{"id":"d1","hostname":"h","state":"post_provisioning","root_password":"hunter22",
-            "ip_addresses":[{"address":"10.0.0.5","address_family":4,"public":false},
+            "ip_addresses":[{"address":"10.0.0.5","address_family":4,"public":false,
+                             "parent_block":{"network":"10.0.0.0","cidr":25,"netmask":"255.255.255.128"}},
                             {"address":"147.75.1.2","address_family":4,"public":true},
                             {"address":"2604::1","address_family":6,"public":true}],
             "hardware_reservation":{"id":"r-1","href":"/hardware-reservations/r-1"},
@@ -226,6 +250,7 @@ mod tests {
         assert_eq!(d.state, DeviceState::Other("post_provisioning".into()));
         assert_eq!(d.public_ipv4(), Some(Ipv4Addr::new(147, 75, 1, 2)));
         assert_eq!(d.private_ipv4(), Some(Ipv4Addr::new(10, 0, 0, 5)));
+        assert_eq!(d.private_network().as_deref(), Some("10.0.0.0/25"));
         assert_eq!(d.reservation_id(), Some("r-1"));
         let href_only: Device = serde_json::from_value(serde_json::json!({
             "id": "d", "state": "active",

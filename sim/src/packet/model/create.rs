@@ -9,14 +9,43 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    CreateDevice, Device, FacilityField, IPV6_BASE, PRIVATE_BLOCK_DEVICES, PUBLIC_BASE, PUBLIC_END,
-    PacketCloud, PacketError, new_id,
+    CreateDevice, Device, FacilityField, IPV6_BASE, PUBLIC_BASE, PUBLIC_END, PacketCloud,
+    PacketError, Status, new_id,
 };
 use crate::Timings;
 use crate::faults::{DeviceFate, DeviceFaults};
 use crate::packet::catalog;
 
 impl PacketCloud {
+    /// The `/31` of the project's private block a new device takes: the next never used, and
+    /// once the block is used up, the lowest whose device is gone (a small block, a /25 of 64
+    /// devices, would otherwise run out after a few pools were recreated).
+    fn private_index(
+        &self,
+        project_id: Uuid,
+        now: DateTime<Utc>,
+        t: &Timings,
+    ) -> Result<u32, PacketError> {
+        let project = self.project(project_id)?;
+        let capacity = project.private_capacity();
+        if project.next_private_block < capacity {
+            return Ok(project.next_private_block);
+        }
+        let base = u32::from(project.private_block);
+        let held: std::collections::BTreeSet<u32> = self
+            .devices
+            .values()
+            .filter(|d| d.project_id == project_id && d.status(now, t) != Status::Gone)
+            .map(|d| u32::from(d.private_block).wrapping_sub(base) / 2)
+            .collect();
+        (0..capacity).find(|i| !held.contains(i)).ok_or_else(|| {
+            PacketError::Unprocessable(vec![format!(
+                "project {project_id} has no private IPv4 addresses left in {}/{}",
+                project.private_block, project.private_prefix
+            )])
+        })
+    }
+
     /// Creates a device as `POST /projects/{id}/devices` does.
     pub(crate) fn create_device(
         &mut self,
@@ -113,17 +142,13 @@ impl PacketCloud {
             .ok_or_else(|| {
                 PacketError::Unprocessable(vec!["no public IPv4 addresses left".to_owned()])
             })?;
+        let private_index = self.private_index(project_id, now, t)?;
         let project = self
             .projects
             .get_mut(&project_id)
             .ok_or_else(|| PacketError::NotFound("Not found".to_owned()))?;
-        if project.next_private_block >= PRIVATE_BLOCK_DEVICES {
-            return Err(PacketError::Unprocessable(vec![format!(
-                "project {project_id} has no private IPv4 addresses left"
-            )]));
-        }
-        let private_network = u32::from(project.private_block) + project.next_private_block * 2;
-        project.next_private_block += 1;
+        let private_network = u32::from(project.private_block) + private_index * 2;
+        project.next_private_block = project.next_private_block.max(private_index + 1);
         self.next_public_block += 1;
 
         let hostname = input
