@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use crate::output::errln;
 use journal::JournalError;
 
 /// Exit code of a failed run (resumable) and of errors without a more specific code.
@@ -36,14 +37,14 @@ impl UserError {
 /// Prints `err` and returns the exit code it maps to.
 pub fn report(err: &anyhow::Error, verbose: bool) -> ExitCode {
     let (code, hint) = classify(err);
-    eprintln!("error: {}", journal::redact(&err.to_string()));
+    errln!("error: {}", journal::redact(&err.to_string()));
     if verbose {
         for cause in err.chain().skip(1) {
-            eprintln!("  caused by: {}", journal::redact(&cause.to_string()));
+            errln!("  caused by: {}", journal::redact(&cause.to_string()));
         }
     }
     if let Some(hint) = hint {
-        eprintln!("hint: {hint}");
+        errln!("hint: {hint}");
     }
     ExitCode::from(code)
 }

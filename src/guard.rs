@@ -4,6 +4,7 @@
 //! elsewhere `--yes` or a higher `--max-new-devices` (`LOKO_MAX_NEW_DEVICES`).
 
 use crate::failure::UserError;
+use crate::output::err;
 
 /// The threshold when none is given: more than this many new devices needs a yes.
 pub const DEFAULT_MAX_NEW_DEVICES: usize = 100;
@@ -33,7 +34,7 @@ pub fn new_devices(count: usize, threshold: usize, yes: bool) -> anyhow::Result<
 /// Asks on stderr (stdout may be JSON lines) and reads one line: only `y` or `yes` agree.
 fn ask(question: &str) -> anyhow::Result<bool> {
     use std::io::{BufRead as _, Write as _};
-    eprint!("{question}");
+    err!("{question}");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;

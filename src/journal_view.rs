@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::cli::{Global, JournalArgs};
 use crate::failure::UserError;
-use crate::output::outln;
+use crate::output::{errln, outln};
 
 pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode> {
     // `loko journal SPEC [RUN]`, or with --state-dir, `loko journal [RUN]` (and a spec, if given,
@@ -359,7 +359,7 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     loop {
         let Some((pid, by)) = live_holder(&path) else {
             if !waiting_said {
-                eprintln!("waiting for a loko to run on this cluster (Ctrl-C to stop)");
+                errln!("waiting for a loko to run on this cluster (Ctrl-C to stop)");
                 waiting_said = true;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -384,14 +384,14 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                 match journal::parse_feed_line(line.trim_end()) {
                     Some(journal::FeedLine::Record { run, seq, record }) => {
                         if records == 0 {
-                            eprintln!("following the run of {by}");
+                            errln!("following the run of {by}");
                         }
                         records += 1;
                         print_followed(run, seq, &record, as_json);
                     }
                     Some(journal::FeedLine::Closed) if records == 0 => break 'holder,
                     Some(journal::FeedLine::Closed) => {
-                        eprintln!("{by} closed the journal");
+                        errln!("{by} closed the journal");
                         return Ok(ExitCode::SUCCESS);
                     }
                     Some(journal::FeedLine::Header { pid: other, .. }) if other != pid => {
@@ -404,7 +404,7 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                 break;
             }
             if !alive {
-                eprintln!(
+                errln!(
                     "{by} exited without closing the journal (it was killed); the next run resumes"
                 );
                 return Ok(ExitCode::SUCCESS);
@@ -432,7 +432,7 @@ async fn follow_etcd(
     config: &journal::store::EtcdConfig,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
-    eprintln!("following {} (Ctrl-C to stop)", config.url());
+    errln!("following {} (Ctrl-C to stop)", config.url());
     let mut bad = None;
     journal::follow_etcd(config, |run, seq, record| match record {
         Ok(record) => {

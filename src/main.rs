@@ -28,6 +28,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, JournalAction};
+use crate::output::errln;
 
 // Opening a long journal allocates a great deal in a short time (see journal/src/snapshot.rs);
 // mimalloc does that about twice as fast as glibc's allocator.
@@ -65,7 +66,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -14,7 +14,7 @@ use steps::cluster::{self, History};
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs};
 use crate::failure::{EXIT_FAILED, EXIT_USAGE, UserError};
 use crate::journal_location::open_journal;
-use crate::output::{out, outln};
+use crate::output::{errln, out, outln};
 use crate::progress::Printer;
 use crate::sim_session::SimSession;
 use crate::target::{changes, history, read_history, target};
@@ -53,7 +53,7 @@ fn cancel_on_interrupt(printer: Arc<Printer>) -> anyhow::Result<CancellationToke
             ),
         };
         crate::progress::suspended(|| {
-            eprintln!(
+            errln!(
                 "{name}: no new step starts{waiting}. A second Ctrl-C stops at once; either way, \
                  run the same command again to resume"
             )
@@ -65,7 +65,7 @@ fn cancel_on_interrupt(printer: Arc<Printer>) -> anyhow::Result<CancellationToke
             else => return,
         }
         crate::progress::suspended(|| {
-            eprintln!(
+            errln!(
                 "stopped at once; the journal holds every step done: run the same command again to resume"
             )
         });
@@ -108,15 +108,15 @@ fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
     match outcome {
         Outcome::UpToDate | Outcome::Succeeded => Ok(ExitCode::SUCCESS),
         Outcome::Interrupted => {
-            eprintln!("{what} interrupted; run the same command again to resume");
+            errln!("{what} interrupted; run the same command again to resume");
             Ok(ExitCode::from(EXIT_INTERRUPTED))
         }
         Outcome::Failed { failed, skipped } => {
             for (step, error) in failed {
-                eprintln!("failed: {step}: {}", journal::redact(error));
+                errln!("failed: {step}: {}", journal::redact(error));
             }
             if !skipped.is_empty() {
-                eprintln!("skipped {} step(s) that depend on them", skipped.len());
+                errln!("skipped {} step(s) that depend on them", skipped.len());
             }
             Err(UserError {
                 message: format!("{what} failed: {} step(s) failed", failed.len()),
@@ -267,7 +267,7 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
             &doomed(&journal, &target.desired, &history),
         )?
     {
-        eprintln!("destroy cancelled");
+        errln!("destroy cancelled");
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     let sim = match args.cluster.sim.sim {

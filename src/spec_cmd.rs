@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::cli::ValidateArgs;
 use crate::failure::{EXIT_USAGE, UserError};
-use crate::output::outln;
+use crate::output::{errln, outln};
 
 pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let desired = load_spec(&args.spec)?.desired();
@@ -27,7 +27,7 @@ pub fn load_spec(path: &Path) -> anyhow::Result<specs::Spec> {
         Err(errors) => {
             // Every error on its own line, as compilers print them; the summary goes through
             // the common error path for the exit code.
-            eprintln!("{errors}");
+            errln!("{errors}");
             Err(UserError {
                 message: format!(
                     "{}: {} error(s) in the spec",

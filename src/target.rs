@@ -10,6 +10,7 @@ use steps::cluster::{self, History};
 
 use crate::cli::Global;
 use crate::failure::{EXIT_USAGE, UserError};
+use crate::output::errln;
 use crate::spec_cmd::load_spec;
 
 /// A spec with its desired cluster and where its state lives.
@@ -66,7 +67,7 @@ pub(crate) fn read_history(target: &Target) -> anyhow::Result<History> {
     };
     let view = journal::read_state(dir)?;
     if let Some(holder) = &view.live_holder {
-        eprintln!("note: a run is in progress ({holder}); this is as of its last recorded step");
+        errln!("note: a run is in progress ({holder}); this is as of its last recorded step");
     }
     Ok(History::read(&view.state)?)
 }

@@ -833,6 +833,31 @@ fn a_closed_stdout_ends_the_command_quietly() {
     }
 }
 
+/// A stderr whose reader went away (`loko run bad.yaml 2>&1 | head`) costs loko what it said
+/// there, never its exit status: no panic (exit 101), the status the failure has.
+#[test]
+fn a_closed_stderr_keeps_the_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "cluster_name: [\n").unwrap();
+    let missing = dir.path().join("missing.yaml");
+    for args in [
+        vec!["validate", bad.to_str().unwrap()],
+        vec!["run", bad.to_str().unwrap(), "--sim"],
+        vec!["plan", missing.to_str().unwrap()],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_loko"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(writer)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
 /// `--sim` to a command that calls no API is refused with what to do, not clap's advice to
 /// pass it as a value; `--state-dir` is an option only of the commands that have a state.
 #[test]
