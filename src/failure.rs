@@ -49,6 +49,9 @@ pub fn report(err: &anyhow::Error, verbose: bool) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// What to do about a journal store that cannot be connected to.
+pub(crate) const UNREACHABLE_HINT: &str = "start etcd, or point --journal (or LOKO_JOURNAL) at etcd's client URL: etcd://HOST:PORT[,HOST:PORT...]/PREFIX, with --journal-ca, --journal-cert and --journal-key for one that serves TLS";
+
 fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
     if let Some(user) = err.downcast_ref::<UserError>() {
         return (user.code, user.hint.clone());
@@ -71,6 +74,7 @@ fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
             Some("the journal is damaged; keep a copy of the state directory for a bug report before changing anything".into()),
         ),
         Some(JournalError::BadCrashPoint(_)) => (EXIT_USAGE, None),
+        Some(JournalError::Unreachable { .. }) => (EXIT_USAGE, Some(UNREACHABLE_HINT.into())),
         _ => (EXIT_FAILED, None),
     }
 }

@@ -152,5 +152,14 @@ pub(crate) fn push(args: &PushArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn store_failed(config: &EtcdConfig, e: journal::store::StoreError) -> anyhow::Error {
-    anyhow::anyhow!("journal {}: {e}", config.url())
+    let message = format!("journal {}: {e}", config.url());
+    match e {
+        journal::store::StoreError::Unreachable(_) => UserError {
+            message,
+            code: EXIT_USAGE,
+            hint: Some(crate::failure::UNREACHABLE_HINT.into()),
+        }
+        .into(),
+        _ => anyhow::anyhow!(message),
+    }
 }

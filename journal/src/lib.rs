@@ -132,6 +132,14 @@ pub enum JournalError {
         #[source]
         source: StoreError,
     },
+    /// The journal's store could not be reached when it was opened (an etcd that is not
+    /// running, or a wrong address).
+    #[error("journal {path}: {source}")]
+    Unreachable {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
     /// The journal directory could not be prepared.
     #[error("journal {path}: {source}")]
     Io {
@@ -167,6 +175,7 @@ pub(crate) fn store_error(path: &Path, e: StoreError) -> JournalError {
         StoreError::Fenced(reason) => JournalError::Fenced { path, reason },
         source @ StoreError::Conflict { .. } => JournalError::Conflict { path, source },
         source @ StoreError::Failed(_) => JournalError::Store { path, source },
+        source @ StoreError::Unreachable(_) => JournalError::Unreachable { path, source },
     }
 }
 

@@ -77,6 +77,10 @@ pub enum StoreError {
     /// The store failed to read or write; the text is the store's.
     #[error("{0}")]
     Failed(String),
+    /// No server of the store could be connected to when it was opened (refused, no route,
+    /// no such host): a setup problem, not one to wait out.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 /// The storage of one journal, held by this process (see the module docs). Dropping it

@@ -858,6 +858,26 @@ fn a_closed_stderr_keeps_the_exit_status() {
     }
 }
 
+/// An etcd journal that is not there is a setup problem, said at once with its cause: not a
+/// resumable failure after seconds of retries.
+#[test]
+fn an_unreachable_etcd_journal_is_a_setup_problem() {
+    let (_dir, spec, _) = tutorial();
+    for command in [vec!["plan"], vec!["run", "--sim"], vec!["journal"]] {
+        let started = std::time::Instant::now();
+        let mut args = command.clone();
+        args.extend([spec.as_str(), "--journal", "etcd://127.0.0.1:1/x"]);
+        let (_, err) = loko_expect(&args, 2);
+        assert!(err.contains("Connection refused"), "{command:?}: {err}");
+        assert!(err.contains("hint: start etcd"), "{command:?}: {err}");
+        // Generous for a busy machine; the retries it replaced took 9.5 s.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{command:?}"
+        );
+    }
+}
+
 /// `--sim` to a command that calls no API is refused with what to do, not clap's advice to
 /// pass it as a value; `--state-dir` is an option only of the commands that have a state.
 #[test]

@@ -89,11 +89,14 @@ impl Client {
     pub(super) async fn post(&self, path: &str, body: &Value) -> Result<Value, StoreError> {
         let start = self.current.load(Ordering::Relaxed);
         let mut last = String::new();
+        // Every member refused the connection (or had no address): no etcd is there.
+        let mut unreachable = true;
         for i in 0..self.bases.len() {
             let at = (start + i) % self.bases.len();
             let url = format!("{}{path}", self.bases[at]);
             match self.http.post(&url).json(body).send().await {
                 Ok(resp) => {
+                    unreachable = false;
                     self.current.store(at, Ordering::Relaxed);
                     let status = resp.status();
                     let value: Value = resp.json().await.map_err(|e| {
@@ -116,12 +119,18 @@ impl Client {
                     }
                     return Ok(value);
                 }
-                Err(e) => last = format!("{url}: {e}"),
+                Err(e) => {
+                    unreachable &= e.is_connect();
+                    last = format!("{url}: {}", causes(&e));
+                }
             }
         }
-        Err(StoreError::Failed(format!(
-            "no etcd member answered ({last})"
-        )))
+        let message = format!("no etcd member answered ({last})");
+        Err(if unreachable {
+            StoreError::Unreachable(message)
+        } else {
+            StoreError::Failed(message)
+        })
     }
 
     /// Like [`Client::post`], retried for up to `within` while no member answers: an election
@@ -167,12 +176,14 @@ impl Connection {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Failed(format!("etcd client runtime: {e}")))?;
-        Ok(Connection {
+        let connection = Connection {
             config: config.clone(),
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             client,
-        })
+        };
+        connection.probe()?;
+        Ok(connection)
     }
 
     /// Runs `f(client)` on the connection's runtime and waits for it.
@@ -188,6 +199,19 @@ impl Connection {
         });
         rx.recv()
             .map_err(|_| StoreError::Failed("the etcd client stopped".to_owned()))?
+    }
+
+    /// One request, not retried, that proves a member can be connected to: a journal whose
+    /// etcd is not there fails at once, as a setup problem, instead of after the seconds of
+    /// retries that wait out an election.
+    fn probe(&self) -> Result<(), StoreError> {
+        self.call(|c| async move {
+            match c.post("/v3/maintenance/status", &json!({})).await {
+                Err(e @ StoreError::Unreachable(_)) => Err(e),
+                // Anything that answered, even with an error, is an etcd to retry against.
+                _ => Ok(()),
+            }
+        })
     }
 
     pub(super) fn post(&self, path: &'static str, body: Value) -> Result<Value, StoreError> {
@@ -329,4 +353,20 @@ mod tests {
         assert_eq!(prefix_end(b"a\xff"), b"b");
         assert_eq!(prefix_end(b"\xff"), b"\0");
     }
+}
+
+/// An error with its causes (`error sending request …: client error (Connect): tcp connect
+/// error: Connection refused (os error 111)`): reqwest's own text omits them.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }
