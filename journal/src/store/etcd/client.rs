@@ -343,18 +343,6 @@ pub(super) fn first_kv(resp: &Value) -> Option<&Value> {
     resp["kvs"].as_array().and_then(|kvs| kvs.first())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_end_is_the_first_key_after_the_prefix() {
-        assert_eq!(prefix_end(b"a/e/"), b"a/e0");
-        assert_eq!(prefix_end(b"a\xff"), b"b");
-        assert_eq!(prefix_end(b"\xff"), b"\0");
-    }
-}
-
 /// An error with its causes (`error sending request …: client error (Connect): tcp connect
 /// error: Connection refused (os error 111)`): reqwest's own text omits them.
 fn causes(e: &dyn std::error::Error) -> String {
@@ -369,4 +357,16 @@ fn causes(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_first_key_after_the_prefix() {
+        assert_eq!(prefix_end(b"a/e/"), b"a/e0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff"), b"\0");
+    }
 }
