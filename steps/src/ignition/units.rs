@@ -222,6 +222,12 @@ pub fn etcd(cluster: &DesiredCluster, node: &DesiredNode) -> String {
 /// controller: empty data directory, while the cluster still lists the old member) is removed
 /// and added again, and starts as a member of the existing cluster. etcdctl comes from the etcd
 /// image, since Flatcar no longer ships it.
+///
+/// What it reads is etcdctl's text as v3.5 prints it (`etcdctl/ctlv3/command/printer_simple.go`):
+/// `endpoint health` prints `<endpoint> is healthy: ...` (stdout; stderr in v3.4) or
+/// `<endpoint> is unhealthy: ...` (stderr) per endpoint and exits 1 when any is unhealthy, and
+/// `member list -w simple` prints `ID, status, name, peer URLs, client URLs, is learner` with an
+/// empty name for a member added but never started.
 pub fn etcd_rejoin(cluster: &DesiredCluster, node: &DesiredNode) -> String {
     let me = etcd_name(cluster, node.index);
     let endpoints = (0..cluster.settings.controller_count)
@@ -229,32 +235,51 @@ pub fn etcd_rejoin(cluster: &DesiredCluster, node: &DesiredNode) -> String {
         .collect::<Vec<_>>()
         .join(",");
     format!(
-        "#!/bin/bash\n\
-         set -euo pipefail\n\
-         # Not provisioned yet (loko copies the certificates), or stopped on purpose: nothing to do.\n\
-         [ -d /etc/ssl/etcd/etcd ] || exit 0\n\
-         [ \"${{EXIT_CODE:-}}\" = killed ] && exit 0\n\
-         # Only a member that fails again within 120 s is considered lost.\n\
-         now=$(date +%s)\n\
-         last=$(cat /var/lib/etcd-last-fail 2>/dev/null || echo 0)\n\
-         echo \"$now\" > /var/lib/etcd-last-fail\n\
-         [ $((now - last)) -gt 120 ] && exit 0\n\
-         etcdctl() {{\n\
-         \x20 /usr/bin/docker run --rm --network host -v /etc/ssl/etcd:/etc/ssl/etcd:ro {ETCD_IMAGE} \\\n\
-         \x20   /usr/local/bin/etcdctl --cacert=/etc/ssl/etcd/etcd-client-ca.crt \\\n\
-         \x20   --cert=/etc/ssl/etcd/etcd-client.crt --key=/etc/ssl/etcd/etcd-client.key \\\n\
-         \x20   --endpoints={endpoints} \"$@\"\n\
-         }}\n\
-         # A healthy member was not lost.\n\
-         etcdctl endpoint health 2>&1 | grep 'is unhealthy' | grep -q '{me}' || exit 0\n\
-         id=$(etcdctl member list | grep ', etcd{index},' | cut -d, -f1 || true)\n\
-         [ -n \"$id\" ] && etcdctl member remove \"$id\"\n\
-         etcdctl member add etcd{index} --peer-urls=https://{me}:2380\n\
-         mv /var/lib/etcd \"/var/lib/etcd-bkp-$now\" || true\n\
-         mkdir -p \"$(dirname {ETCD_STATE_DROPIN})\"\n\
-         printf '[Service]\\nEnvironment=ETCD_INITIAL_CLUSTER_STATE=existing\\n' > {ETCD_STATE_DROPIN}\n\
-         systemctl daemon-reload\n\
-         systemctl restart etcd-member &\n",
+        r#"#!/bin/bash
+set -euo pipefail
+# Not provisioned yet (loko copies the certificates), or stopped on purpose: nothing to do.
+[ -d /etc/ssl/etcd/etcd ] || exit 0
+[ "${{EXIT_CODE:-}}" = killed ] && exit 0
+# Only a member that fails again within 120 s is considered lost.
+now=$(date +%s)
+last=$(cat /var/lib/etcd-last-fail 2>/dev/null || echo 0)
+echo "$now" > /var/lib/etcd-last-fail
+[ $((now - last)) -gt 120 ] && exit 0
+own_client=https://{me}:2379
+own_peer=https://{me}:2380
+etcdctl() {{
+  /usr/bin/docker run --rm --network host -v /etc/ssl/etcd:/etc/ssl/etcd:ro {ETCD_IMAGE} \
+    /usr/local/bin/etcdctl --cacert=/etc/ssl/etcd/etcd-client-ca.crt \
+    --cert=/etc/ssl/etcd/etcd-client.crt --key=/etc/ssl/etcd/etcd-client.key \
+    --endpoints={endpoints} "$@"
+}}
+# etcdctl exits 1 whenever an endpoint is unhealthy, which is when there is work here: its
+# status means nothing, its lines do. An endpoint that commits a proposal has a quorum behind it.
+health=$(etcdctl endpoint health 2>&1) || true
+own_healthy=no
+quorum=no
+while read -r endpoint _ verdict _; do
+  [ "$verdict" = healthy: ] || continue
+  if [ "$endpoint" = "$own_client" ]; then own_healthy=yes; else quorum=yes; fi
+done <<< "$health"
+# A healthy member was not lost.
+[ "$own_healthy" = yes ] && exit 0
+# Without a quorum no member can be removed or added: change nothing, keep the data.
+[ "$quorum" = yes ] || exit 0
+# The old member by its peer URL: named etcd{index} once started, nameless if added but never
+# started (a rejoin that did not finish).
+members=$(etcdctl member list -w simple)
+old_id=$(awk -F', ' -v peer="$own_peer" '$4 == peer {{ print $1 }}' <<< "$members")
+if [ -n "$old_id" ]; then etcdctl member remove "$old_id"; fi
+etcdctl member add etcd{index} --peer-urls="$own_peer"
+# The old data is the removed member's: set aside, and the new member starts empty.
+if [ -e /var/lib/etcd ]; then mv /var/lib/etcd "/var/lib/etcd-bkp-$now"; fi
+mkdir -p "$(dirname {ETCD_STATE_DROPIN})"
+printf '[Service]\nEnvironment=ETCD_INITIAL_CLUSTER_STATE=existing\n' > {ETCD_STATE_DROPIN}
+# Restart=always starts etcd again after RestartSec, with the reloaded drop-in. (The templates'
+# `systemctl restart etcd-member &` ran in the unit's cgroup, which systemd kills after this.)
+systemctl daemon-reload
+"#,
         index = node.index,
     )
 }

@@ -3,6 +3,7 @@
 
 mod dag_digests;
 mod dns_moto;
+mod etcd_rejoin;
 mod ignition;
 mod journal_fixture;
 mod kubeconfig_kubectl;
