@@ -286,7 +286,8 @@ systemctl daemon-reload
 
 /// `wait-for-dns.service`: etcd and the kubelet start once the etcd members' names resolve.
 /// loko writes those records once the devices have their addresses, after they booted; without
-/// this wait, etcd would fail on its first peers and back off.
+/// this wait, etcd would fail on its first peers and back off. `getent hosts` with several names
+/// exits 2 while any of them does not resolve (getent(1)).
 pub fn wait_for_dns(cluster: &DesiredCluster) -> String {
     let names: Vec<String> = (0..cluster.settings.controller_count)
         .map(|j| etcd_name(cluster, j))
@@ -299,7 +300,7 @@ pub fn wait_for_dns(cluster: &DesiredCluster) -> String {
          [Service]\n\
          Type=oneshot\n\
          RemainAfterExit=true\n\
-         ExecStart=/bin/sh -c 'for name in {names}; do while ! /usr/bin/getent hosts $name > /dev/null; do sleep 1; done; done'\n\
+         ExecStart=/bin/sh -c 'while ! /usr/bin/getent hosts {names} > /dev/null; do sleep 1; done'\n\
          [Install]\n\
          RequiredBy=kubelet.service etcd-member.service\n",
         names = names.join(" ")
@@ -360,22 +361,30 @@ pub fn raid_script(raid: RaidSetup) -> Option<String> {
     } else {
         ""
     };
+    // The disks are collected in an array, never word-split, and the loop ends with an `if`:
+    // a `[ … ] && …` that fails on the last disk (the largest, if mounted) would make the loop,
+    // and under `set -e` and `pipefail` the script, fail before building the array.
     Some(format!(
-        "#!/bin/bash\nset -euo pipefail\n\
-         device=/dev/md/{device}\n\
-         # An array that exists (but /etc/mdadm.conf was lost) is left alone.\n\
-         [ -n \"$(mdadm --detail --scan)\" ] && exit 0\n\
-         # Disks of majors 8 (SCSI) and 259 (NVMe), by size, of the wanted kind (-1: any), with nothing mounted.\n\
-         disks=$(lsblk -lnpd -x size -o path,rota -I 8,259 | while read -r path rota; do\n\
-         \x20 [ \"{rotational}\" != -1 ] && [ \"{rotational}\" != \"$rota\" ] && continue\n\
-         \x20 [ -z \"$(lsblk -ln -o mountpoint \"$path\" | tr -d '[:space:]')\" ] && echo \"$path\"\n\
-         done)\n\
-         count=$(echo $disks | wc -w)\n\
-         [ \"$count\" -lt 1 ] && exit 0\n\
-         mdadm --create \"$device\" --homehost=any --force --run --name={device} --level=0 --raid-devices=\"$count\" $disks\n\
-         while [ ! -L \"$device\" ]; do sleep 1; done\n\
-         mdadm --detail --scan | grep \"ARRAY $device \" >> /etc/mdadm.conf\n\
-         {mkfs}"
+        r#"#!/bin/bash
+set -euo pipefail
+device=/dev/md/{device}
+# -1: disks of any kind; 1: HDDs only; 0: SSDs only (lsblk's ROTA).
+rotational={rotational}
+# An array that exists (but /etc/mdadm.conf was lost) is left alone.
+[ -n "$(mdadm --detail --scan)" ] && exit 0
+# Disks of majors 8 (SCSI) and 259 (NVMe), by size, of the wanted kind, with nothing mounted.
+listing=$(lsblk -lnpd -x size -o path,rota -I 8,259)
+disks=()
+while read -r path rota; do
+  if [ -z "$path" ]; then continue; fi
+  if [ "$rotational" != -1 ] && [ "$rotational" != "$rota" ]; then continue; fi
+  if [ -z "$(lsblk -ln -o mountpoint "$path" | tr -d '[:space:]')" ]; then disks+=("$path"); fi
+done <<< "$listing"
+[ "${{#disks[@]}}" -lt 1 ] && exit 0
+mdadm --create "$device" --homehost=any --force --run --name={device} --level=0 --raid-devices="${{#disks[@]}}" "${{disks[@]}}"
+while [ ! -L "$device" ]; do sleep 1; done
+mdadm --detail --scan | grep "ARRAY $device " >> /etc/mdadm.conf
+{mkfs}"#
     ))
 }
 

@@ -8,6 +8,7 @@ mod ignition;
 mod journal_fixture;
 mod kubeconfig_kubectl;
 mod manifests;
+mod node_artifacts;
 mod packet_client;
 mod pki_etcd;
 mod pki_golden;
