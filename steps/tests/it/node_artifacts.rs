@@ -72,10 +72,7 @@ fn node_artifacts(example: &str, node: &str, ignition: &Value) -> NodeArtifacts 
             });
         }
     }
-    NodeArtifacts {
-        files,
-        units,
-    }
+    NodeArtifacts { files, units }
 }
 
 /// Every node of every example: the installed system's Ignition, and an iPXE installer's own.
@@ -198,5 +195,53 @@ fn shellcheck_passes_every_script_of_every_node() {
             "{wanted} was not checked"
         );
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The command line of one of Flatcar's own units (sim's facts), split as systemd does.
+fn flatcar_exec_start(unit: &str) -> Vec<String> {
+    let text = sim::judge::data::facts()
+        .flatcar
+        .builtin_units
+        .get(unit)
+        .unwrap_or_else(|| panic!("sim's Flatcar facts have no {unit}"));
+    let line = Unit::parse(unit, text).exec("ExecStart").remove(0);
+    expand(&line.words, &BTreeMap::new()).0
+}
+
+#[test]
+fn iptables_restore_loads_every_firewall_of_every_node() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (_, nodes) in every_node() {
+        for node in &nodes {
+            for unit in ["iptables-restore.service", "ip6tables-restore.service"] {
+                // What Flatcar's unit runs (`/sbin/iptables-restore -w -- <rules>`), with
+                // --test: parse and check every rule against the kernel, commit nothing.
+                let argv = flatcar_exec_start(unit);
+                let rules = argv.last().expect("the rules' path");
+                let Some(file) = node.files.iter().find(|f| &f.path == rules) else {
+                    continue;
+                };
+                checked += 1;
+                let local = work.path().join("rules-save");
+                std::fs::write(&local, &file.contents).expect("write the rules");
+                let program = argv[0].rsplit('/').next().unwrap_or_default();
+                // A network namespace of its own: the host's tables are never read or touched.
+                let out = check_with(
+                    Command::new("unshare")
+                        .args(["--net", "--", program, "--test"])
+                        .args(&argv[1..argv.len() - 1])
+                        .arg(&local),
+                    "iptables",
+                );
+                if !out.status.success() || !text(&out).trim().is_empty() {
+                    failures.push(format!("{}: {}", file.origin, text(&out)));
+                }
+            }
+        }
+    }
+    assert!(checked > 0, "no rules-save found on any node");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
