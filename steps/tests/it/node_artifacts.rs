@@ -5,6 +5,7 @@
 //! read: controllers and workers, Calico and flannel, Flatcar and iPXE (the installer too).
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -22,11 +23,15 @@ struct Artifact {
     origin: String,
     /// The path on the node (`/opt/…`, `/etc/systemd/system/<unit>`, …).
     path: String,
+    /// Its mode (a file's, from the Ignition; 0644 for a unit).
+    mode: u32,
     contents: String,
 }
 
 /// A node's files and units (drop-ins as `<unit>.d/<name>`), under their paths on the node.
 struct NodeArtifacts {
+    /// `<example> <hostname>` (and ` installer` for an iPXE installer's Ignition).
+    name: String,
     files: Vec<Artifact>,
     units: Vec<Artifact>,
 }
@@ -45,6 +50,10 @@ fn node_artifacts(example: &str, node: &str, ignition: &Value) -> NodeArtifacts 
             .unwrap_or_else(|| panic!("{example} {node} {path}: not a data URL"));
         files.push(Artifact {
             origin: format!("{example} {node} {path}"),
+            mode: file["mode"]
+                .as_u64()
+                .and_then(|m| u32::try_from(m).ok())
+                .unwrap_or(0o644),
             path,
             contents: String::from_utf8_lossy(&contents).into_owned(),
         });
@@ -60,6 +69,7 @@ fn node_artifacts(example: &str, node: &str, ignition: &Value) -> NodeArtifacts 
             units.push(Artifact {
                 origin: format!("{example} {node} {name}"),
                 path: format!("{UNIT_DIR}/{name}"),
+                mode: 0o644,
                 contents: text.to_owned(),
             });
         }
@@ -68,11 +78,16 @@ fn node_artifacts(example: &str, node: &str, ignition: &Value) -> NodeArtifacts 
             units.push(Artifact {
                 origin: format!("{example} {node} {name}.d/{file}"),
                 path: format!("{UNIT_DIR}/{name}.d/{file}"),
+                mode: 0o644,
                 contents: dropin["contents"].as_str().unwrap_or_default().to_owned(),
             });
         }
     }
-    NodeArtifacts { files, units }
+    NodeArtifacts {
+        name: format!("{example} {node}"),
+        files,
+        units,
+    }
 }
 
 /// Every node of every example: the installed system's Ignition, and an iPXE installer's own.
@@ -243,5 +258,149 @@ fn iptables_restore_loads_every_firewall_of_every_node() {
         }
     }
     assert!(checked > 0, "no rules-save found on any node");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Flatcar's `sshd.socket` (Flatcar's "Customizing the SSH daemon" gives it whole), which the
+/// iPXE installer's drop-in changes, and the per-connection service it starts.
+const FLATCAR_SSHD_SOCKET: &str = "[Unit]\nDescription=OpenSSH Server Socket\n\
+Conflicts=sshd.service\n\n[Socket]\nListenStream=22\nFreeBind=true\nAccept=yes\n\n\
+[Install]\nWantedBy=sockets.target\n";
+const FLATCAR_SSHD_SERVICE: &str = "[Unit]\nDescription=OpenSSH per-connection server daemon\n\
+[Service]\nExecStart=-/usr/sbin/sshd -i\nStandardInput=socket\n";
+
+/// docker's own socket unit (moby's `contrib/init/systemd/docker.socket`, which Flatcar's docker
+/// installs): Flatcar's `docker.service` requires it.
+const DOCKER_SOCKET: &str = "[Unit]\nDescription=Docker Socket for the API\n\n[Socket]\n\
+ListenStream=/run/docker.sock\nSocketMode=0660\nSocketUser=root\nSocketGroup=docker\n\n\
+[Install]\nWantedBy=sockets.target\n";
+
+/// Programs a Flatcar node has (merged `/usr`: `/bin` and `/sbin` are links into it), which
+/// loko's and Flatcar's units run. A unit naming anything else fails the test.
+const FLATCAR_PROGRAMS: [&str; 11] = [
+    "/usr/bin/bash",
+    "/usr/bin/coreos-metadata",
+    "/usr/bin/docker",
+    "/usr/bin/getent",
+    "/usr/bin/mkdir",
+    "/usr/bin/sh",
+    "/usr/bin/true",
+    "/usr/bin/kill",
+    "/usr/sbin/iptables-restore",
+    "/usr/sbin/ip6tables-restore",
+    "/usr/sbin/sshd",
+];
+
+/// A node's root as systemd reads it: the host's systemd units (its targets), Flatcar's own
+/// units, the node's units and drop-ins under `/etc/systemd/system`, the node's Ignition files
+/// with their modes, and an executable stand-in for each of Flatcar's programs.
+fn node_tree(node: &NodeArtifacts, root: &Path) {
+    let lib = root.join("usr/lib/systemd/system");
+    std::fs::create_dir_all(root.join("usr/lib/systemd")).expect("usr/lib/systemd");
+    let out = check_with(
+        Command::new("cp")
+            .args(["-a", "/usr/lib/systemd/system"])
+            .arg(&lib),
+        "coreutils",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let flatcar = &sim::judge::data::facts().flatcar.builtin_units;
+    let mut builtin: Vec<(&str, &str)> = flatcar
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    builtin.push(("sshd.socket", FLATCAR_SSHD_SOCKET));
+    builtin.push(("sshd@.service", FLATCAR_SSHD_SERVICE));
+    builtin.push(("docker.socket", DOCKER_SOCKET));
+    for (name, unit) in builtin {
+        std::fs::write(lib.join(name), unit).expect("a Flatcar unit");
+    }
+    for dir in ["usr/bin", "usr/sbin"] {
+        std::fs::create_dir_all(root.join(dir)).expect("usr");
+    }
+    std::os::unix::fs::symlink("usr/bin", root.join("bin")).expect("/bin");
+    std::os::unix::fs::symlink("usr/sbin", root.join("sbin")).expect("/sbin");
+    let write = |path: &str, contents: &[u8], mode: u32| {
+        let at = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(at.parent().expect("a parent")).expect("the file's directory");
+        std::fs::write(&at, contents).expect("a node file");
+        std::fs::set_permissions(&at, std::fs::Permissions::from_mode(mode)).expect("its mode");
+    };
+    for program in FLATCAR_PROGRAMS {
+        write(program, b"#!/bin/sh\n", 0o755);
+    }
+    for file in &node.files {
+        write(&file.path, file.contents.as_bytes(), file.mode);
+    }
+    for unit in &node.units {
+        write(&unit.path, unit.contents.as_bytes(), 0o644);
+    }
+}
+
+#[test]
+fn systemd_analyze_verifies_every_unit_and_drop_in_of_every_node() {
+    let mut failures = Vec::new();
+    let mut verified = Vec::new();
+    for (_, nodes) in every_node() {
+        for node in &nodes {
+            let root = tempfile::tempdir().expect("tempdir");
+            node_tree(node, root.path());
+            // A drop-in is verified with the unit it changes (Flatcar's own, for sshd.socket).
+            let mut units: Vec<String> = node
+                .units
+                .iter()
+                .map(|u| {
+                    let name = u.path.trim_start_matches(&format!("{UNIT_DIR}/"));
+                    name.split_once(".d/")
+                        .map_or(name, |(unit, _)| unit)
+                        .to_owned()
+                })
+                .collect();
+            units.sort();
+            units.dedup();
+            let paths: Vec<std::path::PathBuf> = units
+                .iter()
+                .map(|name| {
+                    let local = root.path().join(&UNIT_DIR[1..]).join(name);
+                    if local.exists() {
+                        local
+                    } else {
+                        root.path().join("usr/lib/systemd/system").join(name)
+                    }
+                })
+                .collect();
+            // --root: units, drop-ins and the programs of Exec*= lines are looked up in the
+            // node's tree, not the host's; --generators=no: the host's generators would read
+            // the host; --man=no: Documentation= pages are not this machine's business.
+            let out = check_with(
+                Command::new("systemd-analyze")
+                    .arg("verify")
+                    .arg(format!("--root={}", root.path().display()))
+                    .args(["--man=no", "--generators=no"])
+                    .args(&paths),
+                "systemd",
+            );
+            let report = text(&out);
+            if !out.status.success() || !report.trim().is_empty() {
+                failures.push(format!("{} ({}):\n{report}", node.name, units.join(" ")));
+            }
+            verified.extend(units);
+        }
+    }
+    for wanted in [
+        "kubelet.service",
+        "etcd-member.service",
+        "wait-for-dns.service",
+        "coreos-metadata.service",
+        "delete-node.service",
+        "persist-data-raid.service",
+        "installer.service",
+        "sshd.socket",
+    ] {
+        assert!(
+            verified.iter().any(|u| u == wanted),
+            "{wanted} was not verified"
+        );
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
