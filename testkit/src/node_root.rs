@@ -157,17 +157,32 @@ impl NodeRoot {
 
     /// Mounts the overlays in a new mount namespace, inside `net` if given.
     pub fn start(&mut self, net: Option<&NetNamespace>) {
+        // The host's `mount` and `sleep`, copied where no overlay reaches: a node may have its
+        // own stand-in at their paths, which the first overlays would put in their place.
+        let tools = self.tmp.path().join("host-tools");
+        std::fs::create_dir_all(&tools).expect("a directory for the host's tools");
+        for tool in ["mount", "sleep"] {
+            let out = Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .expect("sh");
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            std::fs::copy(&path, tools.join(tool)).unwrap_or_else(|e| {
+                panic!("{tool} ({path}): {e} (Debian packages mount, coreutils)")
+            });
+        }
+        let mount = tools.join("mount").display().to_string();
         let mut setup = String::new();
         for dir in &self.dirs {
             let upper = self.tmp.path().join("upper").join(&dir[1..]);
             let work = self.tmp.path().join("work").join(&dir[1..]);
             setup.push_str(&format!(
-                "mount -t overlay overlay -o 'lowerdir={dir},upperdir={},workdir={}' '{dir}' && ",
+                "'{mount}' -t overlay overlay -o 'lowerdir={dir},upperdir={},workdir={}' '{dir}' && ",
                 upper.display(),
                 work.display()
             ));
         }
-        setup.push_str("exec sleep 86400");
+        setup.push_str(&format!("exec '{}' 86400", tools.join("sleep").display()));
         let mut cmd = match net {
             Some(net) => net.command("unshare"),
             None => Command::new("unshare"),

@@ -15,4 +15,5 @@ mod pki_golden;
 mod pki_openssl;
 mod pki_support;
 mod poller;
+mod raid_script;
 mod ssh_openssh;
