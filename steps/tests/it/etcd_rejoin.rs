@@ -20,6 +20,7 @@ use specs::Role;
 use steps::bootstrap::ETCD_FILES;
 use steps::ignition::ETCD_IMAGE;
 
+use crate::node_artifacts::{Artifact, node_artifacts, systemd_verify};
 use crate::pki_support::full_cluster;
 
 const DOCKER_CALLS: &str = "/var/lib/docker-calls";
@@ -367,6 +368,18 @@ fn etcd_rejoin_readds_a_lost_member_and_leaves_a_healthy_or_unreachable_cluster_
         dropin.contains("Environment=ETCD_INITIAL_CLUSTER_STATE=existing"),
         "{dropin}"
     );
+    // The drop-in is a unit file loko's script puts on the node: systemd must read it too.
+    let host = &nodes[lost].host;
+    let mut node_files = node_artifacts("full", host, &rendered.ignitions[host]);
+    node_files.units.push(Artifact {
+        origin: format!("{host} {DROPIN}"),
+        path: DROPIN.to_owned(),
+        mode: 0o644,
+        contents: dropin.clone(),
+    });
+    let (verified, report) = systemd_verify(&node_files);
+    assert!(verified.iter().any(|u| u == "etcd-member.service"));
+    assert!(report.is_none(), "{}", report.unwrap_or_default());
     let systemctl = nodes[lost].root.read(SYSTEMCTL_CALLS).unwrap_or_default();
     assert_eq!(systemctl.trim(), "daemon-reload");
 

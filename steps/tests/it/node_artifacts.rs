@@ -18,27 +18,27 @@ use sim::judge::systemd::{Unit, expand};
 const EXAMPLES: [&str; 3] = ["tutorial.yaml", "hybrid.yaml", "flannel.yaml"];
 
 /// One file or unit text of a node, named for failure messages.
-struct Artifact {
+pub(crate) struct Artifact {
     /// `<example> <hostname> [installer] <path or unit>`.
-    origin: String,
+    pub(crate) origin: String,
     /// The path on the node (`/opt/…`, `/etc/systemd/system/<unit>`, …).
-    path: String,
+    pub(crate) path: String,
     /// Its mode (a file's, from the Ignition; 0644 for a unit).
-    mode: u32,
-    contents: String,
+    pub(crate) mode: u32,
+    pub(crate) contents: String,
 }
 
 /// A node's files and units (drop-ins as `<unit>.d/<name>`), under their paths on the node.
-struct NodeArtifacts {
+pub(crate) struct NodeArtifacts {
     /// `<example> <hostname>` (and ` installer` for an iPXE installer's Ignition).
-    name: String,
-    files: Vec<Artifact>,
-    units: Vec<Artifact>,
+    pub(crate) name: String,
+    pub(crate) files: Vec<Artifact>,
+    pub(crate) units: Vec<Artifact>,
 }
 
-const UNIT_DIR: &str = "/etc/systemd/system";
+pub(crate) const UNIT_DIR: &str = "/etc/systemd/system";
 
-fn node_artifacts(example: &str, node: &str, ignition: &Value) -> NodeArtifacts {
+pub(crate) fn node_artifacts(example: &str, node: &str, ignition: &Value) -> NodeArtifacts {
     let mut files = Vec::new();
     for file in ignition["storage"]["files"]
         .as_array()
@@ -337,51 +337,59 @@ fn node_tree(node: &NodeArtifacts, root: &Path) {
     }
 }
 
+/// `systemd-analyze verify` of a node's units and drop-ins in the node's tree: the units it
+/// verified, and its report if it found anything.
+pub(crate) fn systemd_verify(node: &NodeArtifacts) -> (Vec<String>, Option<String>) {
+    let root = tempfile::tempdir().expect("tempdir");
+    node_tree(node, root.path());
+    // A drop-in is verified with the unit it changes (Flatcar's own, for sshd.socket).
+    let mut units: Vec<String> = node
+        .units
+        .iter()
+        .map(|u| {
+            let name = u.path.trim_start_matches(&format!("{UNIT_DIR}/"));
+            name.split_once(".d/")
+                .map_or(name, |(unit, _)| unit)
+                .to_owned()
+        })
+        .collect();
+    units.sort();
+    units.dedup();
+    let paths: Vec<std::path::PathBuf> = units
+        .iter()
+        .map(|name| {
+            let local = root.path().join(&UNIT_DIR[1..]).join(name);
+            if local.exists() {
+                local
+            } else {
+                root.path().join("usr/lib/systemd/system").join(name)
+            }
+        })
+        .collect();
+    // --root: units, drop-ins and the programs of Exec*= lines are looked up in the node's
+    // tree, not the host's; --generators=no: the host's generators would read the host;
+    // --man=no: Documentation= pages are not this machine's business.
+    let out = check_with(
+        Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(format!("--root={}", root.path().display()))
+            .args(["--man=no", "--generators=no"])
+            .args(&paths),
+        "systemd",
+    );
+    let report = text(&out);
+    let failed = !out.status.success() || !report.trim().is_empty();
+    (units, failed.then_some(report))
+}
+
 #[test]
 fn systemd_analyze_verifies_every_unit_and_drop_in_of_every_node() {
     let mut failures = Vec::new();
     let mut verified = Vec::new();
     for (_, nodes) in every_node() {
         for node in &nodes {
-            let root = tempfile::tempdir().expect("tempdir");
-            node_tree(node, root.path());
-            // A drop-in is verified with the unit it changes (Flatcar's own, for sshd.socket).
-            let mut units: Vec<String> = node
-                .units
-                .iter()
-                .map(|u| {
-                    let name = u.path.trim_start_matches(&format!("{UNIT_DIR}/"));
-                    name.split_once(".d/")
-                        .map_or(name, |(unit, _)| unit)
-                        .to_owned()
-                })
-                .collect();
-            units.sort();
-            units.dedup();
-            let paths: Vec<std::path::PathBuf> = units
-                .iter()
-                .map(|name| {
-                    let local = root.path().join(&UNIT_DIR[1..]).join(name);
-                    if local.exists() {
-                        local
-                    } else {
-                        root.path().join("usr/lib/systemd/system").join(name)
-                    }
-                })
-                .collect();
-            // --root: units, drop-ins and the programs of Exec*= lines are looked up in the
-            // node's tree, not the host's; --generators=no: the host's generators would read
-            // the host; --man=no: Documentation= pages are not this machine's business.
-            let out = check_with(
-                Command::new("systemd-analyze")
-                    .arg("verify")
-                    .arg(format!("--root={}", root.path().display()))
-                    .args(["--man=no", "--generators=no"])
-                    .args(&paths),
-                "systemd",
-            );
-            let report = text(&out);
-            if !out.status.success() || !report.trim().is_empty() {
+            let (units, report) = systemd_verify(node);
+            if let Some(report) = report {
                 failures.push(format!("{} ({}):\n{report}", node.name, units.join(" ")));
             }
             verified.extend(units);
