@@ -239,6 +239,9 @@ pub fn etcd_rejoin(cluster: &DesiredCluster, node: &DesiredNode) -> String {
 set -euo pipefail
 # Not provisioned yet (loko copies the certificates), or stopped on purpose: nothing to do.
 [ -d /etc/ssl/etcd/etcd ] || exit 0
+# `systemctl stop` or `restart` runs `docker stop`, and etcd, the container's PID 1, exits 0 on
+# SIGTERM (pkg/osutil/interrupt_unix.go): the service ends in success, never "killed".
+[ "${{SERVICE_RESULT:-}}" = success ] && exit 0
 [ "${{EXIT_CODE:-}}" = killed ] && exit 0
 # Only a member that fails again within 120 s is considered lost.
 now=$(date +%s)

@@ -188,13 +188,15 @@ impl Controller {
             .expect("etcdctl must be installed (Debian package etcd-client)")
     }
 
-    /// `/opt/etcd-rejoin` as `ExecStopPost=` runs it after etcd exited with a failure.
-    fn rejoin(&self) -> Output {
+    /// `/opt/etcd-rejoin` as `ExecStopPost=` runs it after etcd exited with `status`: the
+    /// variables systemd sets (systemd.exec(5), `$SERVICE_RESULT`, `$EXIT_CODE`, `$EXIT_STATUS`).
+    fn rejoin(&self, status: u8) -> Output {
+        let result = if status == 0 { "success" } else { "exit-code" };
         self.root
             .command("/opt/etcd-rejoin")
             .env("EXIT_CODE", "exited")
-            .env("EXIT_STATUS", "1")
-            .env("SERVICE_RESULT", "exit-code")
+            .env("EXIT_STATUS", status.to_string())
+            .env("SERVICE_RESULT", result)
             .output()
             .expect("/opt/etcd-rejoin runs")
     }
@@ -253,11 +255,11 @@ fn wait_healthy(node: &Controller, endpoints: &str, logs: &std::path::Path) {
     }
 }
 
-/// Runs the script twice, as two failures of etcd within 120 s do (the first only records the
-/// time), and returns the second run.
-fn fail_twice(node: &Controller) -> Output {
+/// Runs the script twice, as two exits of etcd with `status` within 120 s do (after a failure,
+/// the first only records the time), and returns the second run.
+fn exit_twice(node: &Controller, status: u8) -> Output {
     for run in 0..2 {
-        let out = node.rejoin();
+        let out = node.rejoin(status);
         assert!(
             out.status.success(),
             "{} run {run}: {}",
@@ -272,7 +274,7 @@ fn fail_twice(node: &Controller) -> Output {
 }
 
 #[test]
-fn etcd_rejoin_readds_a_lost_member_and_leaves_a_healthy_or_unreachable_cluster_alone() {
+fn etcd_rejoin_readds_a_lost_member_and_leaves_healthy_stopped_or_quorumless_ones_alone() {
     let rendered = render(full_cluster());
     let net = NetNamespace::new();
     let logs = tempfile::tempdir().expect("tempdir");
@@ -308,7 +310,7 @@ fn etcd_rejoin_readds_a_lost_member_and_leaves_a_healthy_or_unreachable_cluster_
     assert_eq!(before.len(), 3, "{before:?}");
 
     // Healthy: the script changes nothing.
-    fail_twice(&nodes[0]);
+    exit_twice(&nodes[0], 1);
     let calls = nodes[0].docker_calls();
     assert!(calls.contains("endpoint health"), "{calls}");
     assert!(
@@ -345,7 +347,7 @@ fn etcd_rejoin_readds_a_lost_member_and_leaves_a_healthy_or_unreachable_cluster_
         .map(|m| m.0.clone())
         .expect("etcd1 was a member");
 
-    let out = fail_twice(&nodes[lost]);
+    let out = exit_twice(&nodes[lost], 1);
     let calls = nodes[lost].docker_calls();
     assert!(
         calls.contains(&format!("member remove {old_id}")),
@@ -395,12 +397,24 @@ fn etcd_rejoin_readds_a_lost_member_and_leaves_a_healthy_or_unreachable_cluster_
         .unwrap_or_else(|| panic!("etcd{lost} did not rejoin: {rejoined:?}"));
     assert_ne!(new_id, old_id);
 
+    // Stopped on purpose (`systemctl stop`: `docker stop`, and etcd exits 0), within 120 s of
+    // the rejoin: the member is not lost, whatever etcdctl says of it while it is down.
+    nodes[lost].etcd = None;
+    let calls_before = nodes[lost].docker_calls();
+    exit_twice(&nodes[lost], 0);
+    let calls = nodes[lost].docker_calls();
+    assert!(
+        !calls[calls_before.len()..].contains("member"),
+        "a stopped member was touched: {}",
+        &calls[calls_before.len()..]
+    );
+
     // Unreachable: two members down, no quorum. The script must change nothing: no member
     // removed or added, the data kept, no drop-in.
     nodes[1].etcd = None;
     nodes[2].etcd = None;
     let calls_before = nodes[2].docker_calls();
-    fail_twice(&nodes[2]);
+    exit_twice(&nodes[2], 1);
     let calls = nodes[2].docker_calls();
     let new_calls = &calls[calls_before.len()..];
     assert!(new_calls.contains("endpoint health"), "{new_calls}");
