@@ -66,7 +66,7 @@ impl NetNamespace {
             "-c",
             "ip link set lo up && exec sleep 86400",
         ]);
-        let (holder, pid) = hold(cmd, "unshare --net");
+        let (holder, pid) = hold(cmd, "unshare --net, then ip link (Debian package iproute2)");
         NetNamespace {
             _holder: holder,
             pid,

@@ -47,9 +47,10 @@ while [ $# -gt 0 ]; do
     *) echo "docker stand-in: not the etcd image: $1" >&2; exit 125 ;;
   esac
 done
-program=$1
+program=$(basename "$1")
 shift
-exec "$(basename "$program")" "$@"
+command -v "$program" > /dev/null || {{ echo "docker stand-in: no $program here (Debian packages etcd-server, etcd-client)" >&2; exit 127; }}
+exec "$program" "$@"
 "#
     )
 }
