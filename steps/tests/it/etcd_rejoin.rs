@@ -135,7 +135,7 @@ impl Controller {
         );
         for line in unit.exec("ExecStartPre") {
             let (argv, _) = expand(&line.words, &env);
-            let out = self.run(&argv, &[]);
+            let out = self.run(&argv);
             assert!(
                 line.ignore_failure || out.status.success(),
                 "{}: {argv:?}: {}",
@@ -163,11 +163,10 @@ impl Controller {
         self.etcd = Some(Killed(child));
     }
 
-    fn run(&self, argv: &[String], env: &[(&str, &str)]) -> Output {
+    fn run(&self, argv: &[String]) -> Output {
         self.root
             .command(&argv[0])
             .args(&argv[1..])
-            .envs(env.iter().copied())
             .output()
             .unwrap_or_else(|e| panic!("{argv:?} on {}: {e}", self.host))
     }
@@ -325,7 +324,7 @@ fn etcd_rejoin_readds_a_lost_member_and_leaves_healthy_stopped_or_quorumless_one
     // the empty directory as a new member fails, the cluster knowing it already.
     let lost = 1;
     nodes[lost].etcd = None;
-    let out = nodes[lost].run(&["rm".into(), "-rf".into(), "/var/lib/etcd".into()], &[]);
+    let out = nodes[lost].run(&["rm".into(), "-rf".into(), "/var/lib/etcd".into()]);
     assert!(out.status.success(), "{}", text_of(&out));
     let log = logs.path().join(format!("etcd{lost}.log"));
     nodes[lost].start_etcd(&log);
@@ -421,10 +420,7 @@ fn etcd_rejoin_readds_a_lost_member_and_leaves_healthy_stopped_or_quorumless_one
     assert!(new_calls.contains("endpoint health"), "{new_calls}");
     assert!(!new_calls.contains("member"), "{new_calls}");
     assert!(nodes[2].root.read(DROPIN).is_none());
-    let kept = nodes[2].run(
-        &["test".into(), "-d".into(), "/var/lib/etcd/member".into()],
-        &[],
-    );
+    let kept = nodes[2].run(&["test".into(), "-d".into(), "/var/lib/etcd/member".into()]);
     assert!(kept.status.success(), "etcd2's data was moved");
     // etcd0 alone still lists its members (member list is served locally).
     let listed = members(&nodes[0], &format!("https://{}:2379", names[0]));
