@@ -21,7 +21,7 @@ use steps::bootstrap::ETCD_FILES;
 use steps::ignition::ETCD_IMAGE;
 
 use crate::node_artifacts::{Artifact, node_artifacts, systemd_verify};
-use crate::pki_support::full_cluster;
+use crate::pki_support::{full_cluster, text};
 
 const DOCKER_CALLS: &str = "/var/lib/docker-calls";
 const SYSTEMCTL_CALLS: &str = "/var/lib/systemctl-calls";
@@ -123,11 +123,11 @@ impl Controller {
     /// Starts etcd as `etcd-member.service` does: its `ExecStartPre=` lines, then `ExecStart=`
     /// with the unit's drop-ins' environment (the rejoin's), through the node's docker.
     fn start_etcd(&mut self, log: &std::path::Path) {
-        let mut text = self.unit.clone();
+        let mut unit_text = self.unit.clone();
         if let Some(dropin) = self.root.read(DROPIN) {
-            text.push_str(&dropin);
+            unit_text.push_str(&dropin);
         }
-        let unit = Unit::parse("etcd-member.service", &text);
+        let unit = Unit::parse("etcd-member.service", &unit_text);
         let mut env = BTreeMap::new();
         env.insert(
             "COREOS_PACKET_IPV4_PRIVATE_0".to_owned(),
@@ -140,7 +140,7 @@ impl Controller {
                 line.ignore_failure || out.status.success(),
                 "{}: {argv:?}: {}",
                 self.host,
-                text_of(&out)
+                text(&out)
             );
         }
         let line = unit.exec("ExecStart").remove(0);
@@ -206,18 +206,10 @@ impl Controller {
     }
 }
 
-fn text_of(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// `member list` as (id, name, peer URL).
 fn members(node: &Controller, endpoints: &str) -> Vec<(String, String, String)> {
     let out = node.etcdctl(endpoints, &["member", "list", "-w", "simple"]);
-    assert!(out.status.success(), "member list: {}", text_of(&out));
+    assert!(out.status.success(), "member list: {}", text(&out));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -237,7 +229,7 @@ fn wait_healthy(node: &Controller, endpoints: &str, logs: &std::path::Path) {
         assert!(
             start.elapsed() < Duration::from_secs(90),
             "etcd is not healthy: {}\n{}",
-            text_of(&out),
+            text(&out),
             (0..3)
                 .map(
                     |i| std::fs::read_to_string(logs.join(format!("etcd{i}.log")))
@@ -264,7 +256,7 @@ fn exit_twice(node: &Controller, status: u8) -> Output {
             out.status.success(),
             "{} run {run}: {}",
             node.host,
-            text_of(&out)
+            text(&out)
         );
         if run == 1 {
             return out;
@@ -325,7 +317,7 @@ fn etcd_rejoin_readds_a_lost_member_and_leaves_healthy_stopped_or_quorumless_one
     let lost = 1;
     nodes[lost].etcd = None;
     let out = nodes[lost].run(&["rm".into(), "-rf".into(), "/var/lib/etcd".into()]);
-    assert!(out.status.success(), "{}", text_of(&out));
+    assert!(out.status.success(), "{}", text(&out));
     let log = logs.path().join(format!("etcd{lost}.log"));
     nodes[lost].start_etcd(&log);
     let start = Instant::now();
@@ -352,7 +344,7 @@ fn etcd_rejoin_readds_a_lost_member_and_leaves_healthy_stopped_or_quorumless_one
     assert!(
         calls.contains(&format!("member remove {old_id}")),
         "the lost member was not removed: {calls}\n{}",
-        text_of(&out)
+        text(&out)
     );
     let peer = format!("https://{}:2380", names[lost]);
     assert!(

@@ -13,6 +13,8 @@ use loko_tests::rendered::{Rendered, data_url, render_example};
 use serde_json::Value;
 use sim::judge::systemd::{Unit, expand};
 
+use crate::pki_support::text;
+
 /// The examples whose nodes are read: calico (tutorial, hybrid), flannel with RAIDs (flannel),
 /// three controllers, arm64 and iPXE (hybrid).
 const EXAMPLES: [&str; 3] = ["tutorial.yaml", "hybrid.yaml", "flannel.yaml"];
@@ -118,14 +120,6 @@ fn check_with(cmd: &mut Command, package: &str) -> Output {
             cmd = cmd.get_program()
         )
     })
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The shell programs of a unit's command lines (`/bin/sh -c '…'`, `/bin/bash -c …`), after

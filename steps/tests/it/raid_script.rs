@@ -6,6 +6,8 @@
 use loko_tests::node_root::NodeRoot;
 use loko_tests::rendered::render_example;
 
+use crate::pki_support::text;
+
 /// The worker's disks, smallest first as `lsblk -x size` lists them: `path rota mountpoint`.
 /// The largest is an HDD with something mounted (a disk the operator uses): it comes last.
 const DISKS: &str = "/dev/sda 0 /\n/dev/sdb 1 -\n/dev/sdc 1 -\n/dev/sdd 1 /srv\n";
@@ -62,12 +64,7 @@ fn the_raid_script_builds_the_array_of_the_unmounted_disks_of_its_kind() {
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .output()
         .expect("the RAID script runs");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{report}");
+    assert!(out.status.success(), "{}", text(&out));
     let calls = node.read("/etc/test-calls").unwrap_or_default();
     let device = "/dev/md/node-local-hdd-storage";
     assert!(
