@@ -4,6 +4,7 @@
 //! A peer that is not installed is a test failure with a pointer to `scripts/test`, never a
 //! silent skip: CI installs them all.
 
+pub mod node_root;
 pub mod rendered;
 pub mod world;
 

@@ -222,6 +222,12 @@ pub fn etcd(cluster: &DesiredCluster, node: &DesiredNode) -> String {
 /// controller: empty data directory, while the cluster still lists the old member) is removed
 /// and added again, and starts as a member of the existing cluster. etcdctl comes from the etcd
 /// image, since Flatcar no longer ships it.
+///
+/// What it reads is etcdctl's text as v3.5 prints it (`etcdctl/ctlv3/command/printer_simple.go`):
+/// `endpoint health` prints `<endpoint> is healthy: ...` (stdout; stderr in v3.4) or
+/// `<endpoint> is unhealthy: ...` (stderr) per endpoint and exits 1 when any is unhealthy, and
+/// `member list -w simple` prints `ID, status, name, peer URLs, client URLs, is learner` with an
+/// empty name for a member added but never started.
 pub fn etcd_rejoin(cluster: &DesiredCluster, node: &DesiredNode) -> String {
     let me = etcd_name(cluster, node.index);
     let endpoints = (0..cluster.settings.controller_count)
@@ -229,39 +235,62 @@ pub fn etcd_rejoin(cluster: &DesiredCluster, node: &DesiredNode) -> String {
         .collect::<Vec<_>>()
         .join(",");
     format!(
-        "#!/bin/bash\n\
-         set -euo pipefail\n\
-         # Not provisioned yet (loko copies the certificates), or stopped on purpose: nothing to do.\n\
-         [ -d /etc/ssl/etcd/etcd ] || exit 0\n\
-         [ \"${{EXIT_CODE:-}}\" = killed ] && exit 0\n\
-         # Only a member that fails again within 120 s is considered lost.\n\
-         now=$(date +%s)\n\
-         last=$(cat /var/lib/etcd-last-fail 2>/dev/null || echo 0)\n\
-         echo \"$now\" > /var/lib/etcd-last-fail\n\
-         [ $((now - last)) -gt 120 ] && exit 0\n\
-         etcdctl() {{\n\
-         \x20 /usr/bin/docker run --rm --network host -v /etc/ssl/etcd:/etc/ssl/etcd:ro {ETCD_IMAGE} \\\n\
-         \x20   /usr/local/bin/etcdctl --cacert=/etc/ssl/etcd/etcd-client-ca.crt \\\n\
-         \x20   --cert=/etc/ssl/etcd/etcd-client.crt --key=/etc/ssl/etcd/etcd-client.key \\\n\
-         \x20   --endpoints={endpoints} \"$@\"\n\
-         }}\n\
-         # A healthy member was not lost.\n\
-         etcdctl endpoint health 2>&1 | grep 'is unhealthy' | grep -q '{me}' || exit 0\n\
-         id=$(etcdctl member list | grep ', etcd{index},' | cut -d, -f1 || true)\n\
-         [ -n \"$id\" ] && etcdctl member remove \"$id\"\n\
-         etcdctl member add etcd{index} --peer-urls=https://{me}:2380\n\
-         mv /var/lib/etcd \"/var/lib/etcd-bkp-$now\" || true\n\
-         mkdir -p \"$(dirname {ETCD_STATE_DROPIN})\"\n\
-         printf '[Service]\\nEnvironment=ETCD_INITIAL_CLUSTER_STATE=existing\\n' > {ETCD_STATE_DROPIN}\n\
-         systemctl daemon-reload\n\
-         systemctl restart etcd-member &\n",
+        r#"#!/bin/bash
+set -euo pipefail
+# Not provisioned yet (loko copies the certificates), or stopped on purpose: nothing to do.
+[ -d /etc/ssl/etcd/etcd ] || exit 0
+# `systemctl stop` or `restart` runs `docker stop`, and etcd, the container's PID 1, exits 0 on
+# SIGTERM (pkg/osutil/interrupt_unix.go): the service ends in success, never "killed".
+[ "${{SERVICE_RESULT:-}}" = success ] && exit 0
+[ "${{EXIT_CODE:-}}" = killed ] && exit 0
+# Only a member that fails again within 120 s is considered lost.
+now=$(date +%s)
+last=$(cat /var/lib/etcd-last-fail 2>/dev/null || echo 0)
+echo "$now" > /var/lib/etcd-last-fail
+[ $((now - last)) -gt 120 ] && exit 0
+own_client=https://{me}:2379
+own_peer=https://{me}:2380
+etcdctl() {{
+  /usr/bin/docker run --rm --network host -v /etc/ssl/etcd:/etc/ssl/etcd:ro {ETCD_IMAGE} \
+    /usr/local/bin/etcdctl --cacert=/etc/ssl/etcd/etcd-client-ca.crt \
+    --cert=/etc/ssl/etcd/etcd-client.crt --key=/etc/ssl/etcd/etcd-client.key \
+    --endpoints={endpoints} "$@"
+}}
+# etcdctl exits 1 whenever an endpoint is unhealthy, which is when there is work here: its
+# status means nothing, its lines do. An endpoint that commits a proposal has a quorum behind it.
+health=$(etcdctl endpoint health 2>&1) || true
+own_healthy=no
+quorum=no
+while read -r endpoint _ verdict _; do
+  [ "$verdict" = healthy: ] || continue
+  if [ "$endpoint" = "$own_client" ]; then own_healthy=yes; else quorum=yes; fi
+done <<< "$health"
+# A healthy member was not lost.
+[ "$own_healthy" = yes ] && exit 0
+# Without a quorum no member can be removed or added: change nothing, keep the data.
+[ "$quorum" = yes ] || exit 0
+# The old member by its peer URL: named etcd{index} once started, nameless if added but never
+# started (a rejoin that did not finish).
+members=$(etcdctl member list -w simple)
+old_id=$(awk -F', ' -v peer="$own_peer" '$4 == peer {{ print $1 }}' <<< "$members")
+if [ -n "$old_id" ]; then etcdctl member remove "$old_id"; fi
+etcdctl member add etcd{index} --peer-urls="$own_peer"
+# The old data is the removed member's: set aside, and the new member starts empty.
+if [ -e /var/lib/etcd ]; then mv /var/lib/etcd "/var/lib/etcd-bkp-$now"; fi
+mkdir -p "$(dirname {ETCD_STATE_DROPIN})"
+printf '[Service]\nEnvironment=ETCD_INITIAL_CLUSTER_STATE=existing\n' > {ETCD_STATE_DROPIN}
+# Restart=always starts etcd again after RestartSec, with the reloaded drop-in. (The templates'
+# `systemctl restart etcd-member &` ran in the unit's cgroup, which systemd kills after this.)
+systemctl daemon-reload
+"#,
         index = node.index,
     )
 }
 
 /// `wait-for-dns.service`: etcd and the kubelet start once the etcd members' names resolve.
 /// loko writes those records once the devices have their addresses, after they booted; without
-/// this wait, etcd would fail on its first peers and back off.
+/// this wait, etcd would fail on its first peers and back off. `getent hosts` with several names
+/// exits 2 while any of them does not resolve (getent(1)).
 pub fn wait_for_dns(cluster: &DesiredCluster) -> String {
     let names: Vec<String> = (0..cluster.settings.controller_count)
         .map(|j| etcd_name(cluster, j))
@@ -274,7 +303,7 @@ pub fn wait_for_dns(cluster: &DesiredCluster) -> String {
          [Service]\n\
          Type=oneshot\n\
          RemainAfterExit=true\n\
-         ExecStart=/bin/sh -c 'for name in {names}; do while ! /usr/bin/getent hosts $name > /dev/null; do sleep 1; done; done'\n\
+         ExecStart=/bin/sh -c 'while ! /usr/bin/getent hosts {names} > /dev/null; do sleep 1; done'\n\
          [Install]\n\
          RequiredBy=kubelet.service etcd-member.service\n",
         names = names.join(" ")
@@ -335,22 +364,30 @@ pub fn raid_script(raid: RaidSetup) -> Option<String> {
     } else {
         ""
     };
+    // The disks are collected in an array, never word-split, and the loop ends with an `if`:
+    // a `[ … ] && …` that fails on the last disk (the largest, if mounted) would make the loop,
+    // and under `set -e` and `pipefail` the script, fail before building the array.
     Some(format!(
-        "#!/bin/bash\nset -euo pipefail\n\
-         device=/dev/md/{device}\n\
-         # An array that exists (but /etc/mdadm.conf was lost) is left alone.\n\
-         [ -n \"$(mdadm --detail --scan)\" ] && exit 0\n\
-         # Disks of majors 8 (SCSI) and 259 (NVMe), by size, of the wanted kind (-1: any), with nothing mounted.\n\
-         disks=$(lsblk -lnpd -x size -o path,rota -I 8,259 | while read -r path rota; do\n\
-         \x20 [ \"{rotational}\" != -1 ] && [ \"{rotational}\" != \"$rota\" ] && continue\n\
-         \x20 [ -z \"$(lsblk -ln -o mountpoint \"$path\" | tr -d '[:space:]')\" ] && echo \"$path\"\n\
-         done)\n\
-         count=$(echo $disks | wc -w)\n\
-         [ \"$count\" -lt 1 ] && exit 0\n\
-         mdadm --create \"$device\" --homehost=any --force --run --name={device} --level=0 --raid-devices=\"$count\" $disks\n\
-         while [ ! -L \"$device\" ]; do sleep 1; done\n\
-         mdadm --detail --scan | grep \"ARRAY $device \" >> /etc/mdadm.conf\n\
-         {mkfs}"
+        r#"#!/bin/bash
+set -euo pipefail
+device=/dev/md/{device}
+# -1: disks of any kind; 1: HDDs only; 0: SSDs only (lsblk's ROTA).
+rotational={rotational}
+# An array that exists (but /etc/mdadm.conf was lost) is left alone.
+[ -n "$(mdadm --detail --scan)" ] && exit 0
+# Disks of majors 8 (SCSI) and 259 (NVMe), by size, of the wanted kind, with nothing mounted.
+listing=$(lsblk -lnpd -x size -o path,rota -I 8,259)
+disks=()
+while read -r path rota; do
+  if [ -z "$path" ]; then continue; fi
+  if [ "$rotational" != -1 ] && [ "$rotational" != "$rota" ]; then continue; fi
+  if [ -z "$(lsblk -ln -o mountpoint "$path" | tr -d '[:space:]')" ]; then disks+=("$path"); fi
+done <<< "$listing"
+[ "${{#disks[@]}}" -lt 1 ] && exit 0
+mdadm --create "$device" --homehost=any --force --run --name={device} --level=0 --raid-devices="${{#disks[@]}}" "${{disks[@]}}"
+while [ ! -L "$device" ]; do sleep 1; done
+mdadm --detail --scan | grep "ARRAY $device " >> /etc/mdadm.conf
+{mkfs}"#
     ))
 }
 

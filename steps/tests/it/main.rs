@@ -3,14 +3,17 @@
 
 mod dag_digests;
 mod dns_moto;
+mod etcd_rejoin;
 mod ignition;
 mod journal_fixture;
 mod kubeconfig_kubectl;
 mod manifests;
+mod node_artifacts;
 mod packet_client;
 mod pki_etcd;
 mod pki_golden;
 mod pki_openssl;
 mod pki_support;
 mod poller;
+mod raid_script;
 mod ssh_openssh;
