@@ -185,6 +185,9 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     if report.outcome == Outcome::UpToDate && !args.json {
         outln!("Nothing to do: the cluster matches the spec.");
     }
+    if let Some(port) = wiring.clients.ssh.refused.verdict() {
+        return Err(refused_port(port).into());
+    }
     let code = outcome_code(&report.outcome, "the run")?;
     if !args.json && report.outcome != Outcome::Interrupted {
         let settings = &target.desired.settings;
@@ -209,6 +212,14 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(code)
+}
+
+/// Every node refused SSH on `port`: a setup problem, said once with its fix.
+fn refused_port(port: u16) -> UserError {
+    UserError::usage(
+        format!("the run stopped: no node accepts SSH on port {port}"),
+        "pass the port the nodes' sshd listens on with --ssh-port (the simulator's nodes: the port `loko sim` printed, 2222 by default), then run the same command again",
+    )
 }
 
 /// The nodes as the journal recorded them: what a user looks for after a run.

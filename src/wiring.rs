@@ -180,10 +180,16 @@ pub(crate) async fn wire(target: &Target, config: WireConfig<'_>) -> anyhow::Res
         cluster_tag(target.desired.settings.cluster_name.as_str()),
         timings.device.poll.clone(),
     ));
-    let ssh = Ssh {
+    let mut ssh = Ssh {
         agent,
         ..Ssh::default()
     };
+    if let Some(scale) = sim.map(|s| s.time_scale).or(time_scale) {
+        // A simulated node boots in scaled time too; the floor stays above the refusals a
+        // busy machine sees while simulated nodes boot (the fault suite's are 3 s).
+        ssh.refusal_limit =
+            Duration::from_secs_f64(ssh.refusal_limit.as_secs_f64() * scale).max(REFUSAL_FLOOR);
+    }
     Ok(Wiring {
         clients: Clients {
             packet,
@@ -198,6 +204,9 @@ pub(crate) async fn wire(target: &Target, config: WireConfig<'_>) -> anyhow::Res
         },
     })
 }
+
+/// The least time every node may refuse SSH before it is taken for a wrong port.
+const REFUSAL_FLOOR: Duration = Duration::from_secs(10);
 
 /// The simulator runs `scale` real seconds per simulated one; waits shrink alike, with floors
 /// that keep a busy machine from spinning.

@@ -10,10 +10,12 @@
 //!
 //! ssh2 is blocking; async callers use [`Ssh::run`], which runs on tokio's blocking pool.
 
-use std::io::{Read, Write};
+use std::collections::BTreeSet;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
@@ -85,6 +87,16 @@ pub enum SshError {
     },
     #[error("ssh {node}: invalid pinned host key: {reason}")]
     BadPinnedKey { node: String, reason: String },
+    #[error(
+        "ssh port {port} refused every connection for {}s on every node tried ({nodes}), and no node ever accepted one: nothing listens there",
+        waited.as_secs()
+    )]
+    PortRefused {
+        port: u16,
+        /// The nodes tried, comma-separated.
+        nodes: String,
+        waited: Duration,
+    },
 }
 
 impl SshError {
@@ -148,6 +160,58 @@ pub fn agent_keys(socket: Option<&Path>) -> Result<Vec<Vec<u8>>, String> {
     Ok(keys)
 }
 
+/// Whether the nodes' SSH port refuses connections everywhere, as it does when loko was told
+/// the wrong port; shared by every clone of an [`Ssh`], so by every SSH step of a run.
+#[derive(Debug, Default)]
+pub struct RefusedPort {
+    state: Mutex<Refusals>,
+}
+
+#[derive(Debug, Default)]
+struct Refusals {
+    first: Option<Instant>,
+    nodes: BTreeSet<String>,
+    /// Some node accepted a connection: refusals are then nodes still booting, never the port.
+    accepted: bool,
+    /// The verdict, once given: every later refusal repeats it.
+    verdict: Option<(u16, String, Duration)>,
+}
+
+impl RefusedPort {
+    fn accepted(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.accepted = true;
+        }
+    }
+
+    /// Records a refusal by `target`; the error to stop with once refusals everywhere have
+    /// lasted `limit`.
+    fn refused(&self, target: &SshTarget, limit: Duration) -> Option<SshError> {
+        let mut state = self.state.lock().ok()?;
+        if state.accepted {
+            return None;
+        }
+        let first = *state.first.get_or_insert_with(Instant::now);
+        state.nodes.insert(target.node.clone());
+        if state.verdict.is_none() && first.elapsed() >= limit {
+            let nodes = state.nodes.iter().cloned().collect::<Vec<_>>().join(", ");
+            state.verdict = Some((target.addr.port(), nodes, first.elapsed()));
+        }
+        let (port, nodes, waited) = state.verdict.clone()?;
+        Some(SshError::PortRefused {
+            port,
+            nodes,
+            waited,
+        })
+    }
+
+    /// The port that refused everywhere, once a step stopped on it.
+    pub fn verdict(&self) -> Option<u16> {
+        let state = self.state.lock().ok()?;
+        state.verdict.as_ref().map(|(port, _, _)| *port)
+    }
+}
+
 /// Runs commands on nodes.
 #[derive(Clone, Debug)]
 pub struct Ssh {
@@ -157,6 +221,15 @@ pub struct Ssh {
     pub io_timeout: Duration,
     /// The ssh-agent socket; `None` means `SSH_AUTH_SOCK`, as the tutorial has it.
     pub agent: Option<PathBuf>,
+    /// How long every node may refuse connections, none ever accepting one, before that is
+    /// taken for a wrong port rather than nodes still booting. A refusal (unlike a timeout)
+    /// comes from a running kernel with nothing listening on the port; Flatcar's sshd is
+    /// socket-activated, listening early in boot, so a node refuses only in the short while
+    /// between Packet's `active` and that socket. Ten minutes is well past it on every plan;
+    /// runs against the simulator scale it down with a floor (see the binary's wiring).
+    pub refusal_limit: Duration,
+    /// Every SSH step's refusals, to tell a wrong port from a node that boots.
+    pub refused: Arc<RefusedPort>,
 }
 
 impl Default for Ssh {
@@ -165,6 +238,8 @@ impl Default for Ssh {
             connect_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(15 * 60),
             agent: None,
+            refusal_limit: Duration::from_secs(10 * 60),
+            refused: Arc::default(),
         }
     }
 }
@@ -248,8 +323,19 @@ impl Ssh {
             node: target.node.clone(),
             reason: "not an OpenSSH public key line".into(),
         })?;
-        let tcp = TcpStream::connect_timeout(&target.addr, self.connect_timeout)
-            .map_err(|e| unreachable(e.to_string()))?;
+        let tcp = match TcpStream::connect_timeout(&target.addr, self.connect_timeout) {
+            Ok(tcp) => {
+                self.refused.accepted();
+                tcp
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                return Err(self
+                    .refused
+                    .refused(target, self.refusal_limit)
+                    .unwrap_or_else(|| unreachable(e.to_string())));
+            }
+            Err(e) => return Err(unreachable(e.to_string())),
+        };
         let mut session = ssh2::Session::new().map_err(|e| unreachable(e.to_string()))?;
         session.set_timeout(self.io_timeout.as_millis().min(u32::MAX as u128) as u32);
         session.set_tcp_stream(tcp);
@@ -337,6 +423,34 @@ mod tests {
         assert_eq!(fingerprint(&blob).len(), "SHA256:".len() + 43);
         assert!(public_key_blob("ssh-ed25519").is_none());
         assert!(public_key_blob("ssh-ed25519 !!!notbase64").is_none());
+    }
+
+    fn target(node: &str) -> SshTarget {
+        SshTarget {
+            node: node.into(),
+            addr: "127.0.0.1:2222".parse().unwrap(),
+            user: "core".into(),
+            host_key: String::new(),
+        }
+    }
+
+    #[test]
+    fn refusals_are_a_wrong_port_only_past_the_limit_and_while_no_node_accepted() {
+        let refused = RefusedPort::default();
+        assert!(
+            refused
+                .refused(&target("a"), Duration::from_secs(60))
+                .is_none()
+        );
+        let err = refused.refused(&target("b"), Duration::ZERO).unwrap();
+        assert!(err.to_string().contains("(a, b)"), "{err}");
+        assert!(!err.is_retryable());
+        assert_eq!(refused.verdict(), Some(2222));
+
+        let booting = RefusedPort::default();
+        booting.accepted();
+        assert!(booting.refused(&target("a"), Duration::ZERO).is_none());
+        assert_eq!(booting.verdict(), None);
     }
 
     #[test]

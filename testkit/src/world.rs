@@ -190,6 +190,11 @@ worker_pools:
         self.root.join("assets/.loko")
     }
 
+    /// Tells `loko run` another SSH port than the nodes listen on (a user's mistake).
+    pub fn set_ssh_port(&mut self, port: u16) {
+        self.ssh_port = port;
+    }
+
     /// Runs loko to completion, printing what it said (shown when a test fails).
     pub fn loko(&self, args: &[&str]) -> Output {
         let output = self.command(args).output().expect("run loko");

@@ -10,3 +10,4 @@ mod fault_suite;
 mod fidelity;
 mod journal_store;
 mod run_e2e;
+mod setup_problems;

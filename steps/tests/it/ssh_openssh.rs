@@ -44,6 +44,7 @@ fn commands_run_with_agent_keys_and_pinned_host_keys() {
         connect_timeout: Duration::from_secs(10),
         io_timeout: Duration::from_secs(60),
         agent: None,
+        ..Ssh::default()
     };
 
     // An agent without the user's key: rejected, not retried.
