@@ -83,6 +83,16 @@ fn packet_problem(e: &PacketError, project: &str, url: &str) -> Option<Problem> 
             what: "the Packet API refuses the token (401)".into(),
             hint: "set PACKET_AUTH_TOKEN (or METAL_AUTH_TOKEN) to an API key of your user".into(),
         },
+        PacketErrorKind::NotPacket { status } => Problem {
+            what: format!(
+                "{url} answered {status} with no Packet error{}",
+                e.detail
+                    .as_deref()
+                    .map(|d| format!(" ({})", first_line(d)))
+                    .unwrap_or_default()
+            ),
+            hint: "does endpoints.packet_api_url end in /metal/v1? (https://api.equinix.com/metal/v1, or the one `loko sim` printed)".into(),
+        },
         PacketErrorKind::Forbidden | PacketErrorKind::NotFound => Problem {
             what: format!("project_id {project}: no such project for this token"),
             hint: "check project_id in the spec (Packet console: Project Settings)".into(),

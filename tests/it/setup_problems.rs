@@ -61,3 +61,35 @@ async fn a_refused_ssh_port_on_every_node_stops_the_run_with_the_fix() {
     assert_eq!(stderr.matches("hint:").count(), 1, "{stderr}");
     assert!(stderr.contains("--ssh-port"), "{stderr}");
 }
+
+/// `packet_api_url` without `/metal/v1` reaches a server that is not the Packet API: the
+/// preflight says what it answered and asks about the prefix, rather than "no such project for
+/// this token".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packet_api_url_without_its_prefix_is_named_as_such() {
+    let w = World::start(
+        LOKO,
+        WorldConfig {
+            time_scale: 0.002,
+            moto: false,
+            openssh: false,
+        },
+    )
+    .await;
+    let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
+    let url = w.sim.packet_url();
+    let bare = url.trim_end_matches('/').trim_end_matches("/metal/v1");
+    assert_ne!(bare, url, "the simulator's URL ends in /metal/v1");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(&spec, text.replace(&url, bare)).unwrap();
+    let out = w.loko(&["run", spec.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{bare} answered 404 with no Packet error")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("end in /metal/v1"), "{stderr}");
+    assert!(!stderr.contains("no such project"), "{stderr}");
+    assert!(w.devices().ever.is_empty(), "nothing may be created");
+}

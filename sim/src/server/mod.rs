@@ -391,8 +391,15 @@ impl Shared {
     }
 }
 
-async fn not_found() -> Response {
-    packet::error(StatusCode::NOT_FOUND, vec!["Not found".to_owned()])
+/// An unknown path: under `/metal/v1` the API's own 404; elsewhere nothing of Packet answers
+/// (its API lives under that prefix), so no Packet error body either: a base URL missing the
+/// prefix must not read as a missing object.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/metal/v1/") {
+        packet::error(StatusCode::NOT_FOUND, vec!["Not found".to_owned()])
+    } else {
+        (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
+    }
 }
 
 /// Every route of the simulator.

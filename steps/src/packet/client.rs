@@ -321,6 +321,14 @@ impl PacketClient {
         let retry_after = retry_after.map(|wait| {
             Duration::try_from_secs_f64(wait.as_secs_f64() * self.server_time_scale).unwrap_or(wait)
         });
+        if status.is_success() && is_web_page(&bytes) {
+            return Err(fail(
+                PacketErrorKind::NotPacket {
+                    status: status.as_u16(),
+                },
+                Some(body_start(&bytes)),
+            ));
+        }
         if status.is_success() {
             let bytes = if bytes.is_empty() {
                 &b"null"[..]
@@ -340,6 +348,10 @@ impl PacketClient {
             }
         }
         let kind = match status.as_u16() {
+            // Packet explains every refusal in its error JSON; a bare one is another server.
+            s @ 400..=499 if s != 429 && packet_error_messages(&bytes).is_none() => {
+                PacketErrorKind::NotPacket { status: s }
+            }
             401 => PacketErrorKind::Unauthorized,
             403 => PacketErrorKind::Forbidden,
             404 => PacketErrorKind::NotFound,
@@ -369,6 +381,16 @@ impl PacketClient {
 
 /// The API's `{"errors": ["..."]}` (or `{"error": "..."}`) joined, or the start of the body.
 fn api_messages(body: &[u8]) -> Option<String> {
+    match packet_error_messages(body) {
+        Some(messages) => Some(messages),
+        None if body.is_empty() => None,
+        None => Some(body_start(body)),
+    }
+}
+
+/// The messages of Packet's error JSON (`{"errors": [...]}` or `{"error": "..."}`), if the
+/// body is one.
+fn packet_error_messages(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct ErrorBody {
         #[serde(default)]
@@ -376,12 +398,22 @@ fn api_messages(body: &[u8]) -> Option<String> {
         #[serde(default)]
         error: Option<String>,
     }
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) if !e.errors.is_empty() => Some(e.errors.join("; ")),
-        Ok(ErrorBody { error: Some(e), .. }) => Some(e),
-        _ if body.is_empty() => None,
-        _ => Some(String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()),
+    match serde_json::from_slice::<ErrorBody>(body).ok()? {
+        e if !e.errors.is_empty() => Some(e.errors.join("; ")),
+        ErrorBody { error, .. } => error,
     }
+}
+
+/// The start of a body, for a message.
+fn body_start(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(200)])
+        .trim()
+        .to_owned()
+}
+
+/// An HTML page, which the JSON API never sends.
+fn is_web_page(body: &[u8]) -> bool {
+    body.trim_ascii_start().first() == Some(&b'<')
 }
 
 fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -467,6 +499,9 @@ mod tests {
             Some("<html>bad gateway")
         );
         assert_eq!(api_messages(b""), None);
+        assert_eq!(packet_error_messages(b"404 page not found"), None);
+        assert_eq!(packet_error_messages(br#"{"other":1}"#), None);
+        assert!(is_web_page(b"  <!DOCTYPE html>") && !is_web_page(b"{}"));
     }
 
     #[test]

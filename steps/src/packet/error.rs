@@ -20,6 +20,9 @@ pub enum PacketErrorKind {
     Server { status: u16 },
     /// Any other status.
     Unexpected { status: u16 },
+    /// An answer without Packet's error JSON where the API sends one (a 4xx), or an HTML page:
+    /// the URL reaches a server, but not the Packet API (a base URL missing `/metal/v1`).
+    NotPacket { status: u16 },
     /// The request did not complete (connection refused or reset, timeout).
     Transport,
     /// The response body was not what the API documents (malformed or truncated JSON).
@@ -53,6 +56,9 @@ fn describe(kind: &PacketErrorKind) -> String {
         },
         PacketErrorKind::Server { status } => format!("server error {status}"),
         PacketErrorKind::Unexpected { status } => format!("unexpected status {status}"),
+        PacketErrorKind::NotPacket { status } => {
+            format!("the URL answered {status} with no Packet error")
+        }
         PacketErrorKind::Transport => "request failed".into(),
         PacketErrorKind::Decode => "malformed response".into(),
     }
