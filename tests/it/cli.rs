@@ -1055,11 +1055,20 @@ fn the_readme_works_against_a_standalone_simulator() {
     let sim_line = sim_line[0].split('#').next().unwrap().trim();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("examples")).unwrap();
-    std::fs::copy(
-        root.join("examples/tutorial.yaml"),
-        dir.path().join("examples/tutorial.yaml"),
-    )
-    .unwrap();
+    // A checkout: the repository's .gitignore decides what `git add -A` would take.
+    for file in ["examples/tutorial.yaml", ".gitignore"] {
+        std::fs::copy(root.join(file), dir.path().join(file)).unwrap();
+    }
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    git(&["init", "-q"]);
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_loko"))
         .parent()
         .unwrap();
@@ -1100,6 +1109,15 @@ $RUN
     );
     assert!(stdout.contains("Cluster supernova is ready"), "{stdout}");
     assert!(sim.contains("export PACKET_AUTH_TOKEN="), "{sim}");
+    // Nothing secret is left for a `git add -A`: the CA keys, the journal, the key pair.
+    let untracked = git(&["status", "--porcelain", "--untracked-files=all"]);
+    let secrets: Vec<&str> = untracked
+        .lines()
+        .filter(|l| l.contains("assets/") || l.contains("id_loko") || l.contains(".key"))
+        .collect();
+    assert!(secrets.is_empty(), "not ignored: {secrets:?}");
+    let spec = std::fs::read_to_string(dir.path().join("cluster.yaml")).unwrap();
+    assert!(!spec.contains("examples/assets"), "{spec}");
 }
 
 /// A pool may hold more than 100 nodes (the Terraform modules had no cap); `loko plan` shows how
