@@ -76,7 +76,7 @@ pub enum Command {
     Graph(GraphArgs),
     /// Show the journal: every run, a run's steps, a step's attempts.
     #[command(
-        override_usage = "loko journal [SPEC] [RUN] [--state-dir DIR] [--journal URL] [--step ID] [--json] [--follow]\n       \
+        override_usage = "loko journal [SPEC] [RUN] [--state-dir DIR] [--journal URL] [--step ID] [--json] [--follow [--since RUN]]\n       \
         loko journal unlock SPEC [--force]\n       \
         loko journal push SPEC --to URL",
         after_help = "Examples:\n  \
@@ -84,7 +84,8 @@ pub enum Command {
         loko journal cluster.yaml 3                # the steps of run 3\n  \
         loko journal cluster.yaml 3 --step device/supernova-controller-0\n  \
         loko journal cluster.yaml 3 --json         # one JSON object per event\n  \
-        loko journal cluster.yaml --follow         # watch the run in progress\n  \
+        loko journal cluster.yaml --follow         # watch the run in progress, or the next\n  \
+        loko journal cluster.yaml --follow --since 3   # runs 3 on, then the runs to come\n  \
         loko journal --state-dir assets/supernova/.loko 3   # without the spec\n\n\
         A journal shared through etcd (--journal or LOKO_JOURNAL):\n  \
         loko journal push cluster.yaml --to etcd://10.0.0.5:2379/supernova   # move it there\n  \
@@ -325,10 +326,13 @@ pub struct JournalArgs {
     pub run: Option<u64>,
     #[command(flatten)]
     pub global: Global,
-    /// Print the events of the run in progress as they are journaled, until its loko exits
-    /// (waits for one to start). Reads what the running loko publishes; never takes the lock.
+    /// Print the events of the run in progress (or of the next one) as they are journaled,
+    /// until its loko exits. Reads what the running loko publishes; never takes the lock.
     #[arg(long, conflicts_with_all = ["step", "run"])]
     pub follow: bool,
+    /// With --follow: also every run from RUN on, then the runs to come.
+    #[arg(long, value_name = "RUN", requires = "follow")]
+    pub since: Option<u64>,
     #[command(flatten)]
     pub no_sim: NoSim,
     /// Show every attempt of this step (in RUN, or in the last run).

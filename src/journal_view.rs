@@ -37,7 +37,9 @@ pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode
     let location = crate::journal_location::location(global, &state_dir)?;
     let journal = match &location {
         Location::Etcd(config) if args.follow => return follow_etcd(config, args.json).await,
-        Location::Dir(dir) if args.follow => return follow(dir, args.json).await,
+        Location::Dir(dir) if args.follow => {
+            return follow(dir, args.json, args.since.map(RunId)).await;
+        }
         Location::Dir(dir) if !dir.exists() => {
             return Err(UserError::usage(
                 format!("no journal at {}", dir.display()),
@@ -350,16 +352,41 @@ fn duration(ms: u64) -> String {
         .replace(' ', "")
 }
 
-/// `--follow`: prints the events the loko holding the journal publishes (its feed, see
-/// `journal::FEED_FILE`) as they become durable, until it closes the journal or exits. Never
-/// opens the journal, so it never stands in the way of a run.
-async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+/// `--follow`: prints the events of the run in progress (or of the next one) as the loko
+/// holding the journal publishes them (its feed, see `journal::FEED_FILE`) once durable, until
+/// it closes the journal or exits; `since` adds every run from that one on. Never opens the
+/// journal while a loko holds it, so it never stands in the way of a run.
+async fn follow(dir: &Path, as_json: bool, since: Option<RunId>) -> anyhow::Result<ExitCode> {
     let path = dir.join(journal::FEED_FILE);
+    // The last record printed: a holder's feed starts with the journal's history, which a
+    // later holder publishes again.
+    let mut last: Option<(RunId, journal::Seq)> = None;
+    if let Some(since) = since
+        && live_holder(&path).is_none()
+        && dir.exists()
+    {
+        // Nobody holds the journal: the earlier runs come from the journal itself.
+        let journal = Journal::open_read_only(&journal::Location::Dir(dir.to_owned()))?;
+        let runs: Vec<RunId> = journal
+            .state()
+            .runs
+            .range(since..)
+            .map(|(id, _)| *id)
+            .collect();
+        for run in runs {
+            for (seq, record) in journal.records(run)? {
+                print_followed(run, seq, &record, as_json);
+                last = Some((run, seq));
+            }
+        }
+    }
     let mut waiting_said = false;
     loop {
         let Some((pid, by)) = live_holder(&path) else {
             if !waiting_said {
-                errln!("waiting for a loko to run on this cluster (Ctrl-C to stop)");
+                errln!(
+                    "no run in progress on this cluster; waiting for the next one (Ctrl-C to stop; --since RUN shows earlier runs)"
+                );
                 waiting_said = true;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -367,6 +394,9 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         };
         let mut offset = 0u64;
         let mut partial = String::new();
+        // The first run of this holder's feed to print; decided at its first read.
+        let mut from = since;
+        let mut first_read = true;
         // A holder that only reads the journal (`loko plan`) publishes no record: the follower
         // goes on waiting for a run rather than end with it.
         let mut records = 0usize;
@@ -379,22 +409,35 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
             }
             offset += text.len() as u64;
             partial.push_str(&text);
+            let mut lines = Vec::new();
             while let Some(end) = partial.find('\n') {
                 let line: String = partial.drain(..=end).collect();
-                match journal::parse_feed_line(line.trim_end()) {
-                    Some(journal::FeedLine::Record { run, seq, record }) => {
+                lines.extend(journal::parse_feed_line(line.trim_end()));
+            }
+            if std::mem::take(&mut first_read) && from.is_none() {
+                from = Some(run_in_progress(&lines));
+            }
+            for line in lines {
+                match line {
+                    journal::FeedLine::Record { run, seq, record } => {
+                        let shown = from.is_none_or(|from| run >= from)
+                            && last.is_none_or(|last| (run, seq) > last);
+                        if !shown {
+                            continue;
+                        }
                         if records == 0 {
                             errln!("following the run of {by}");
                         }
                         records += 1;
+                        last = Some((run, seq));
                         print_followed(run, seq, &record, as_json);
                     }
-                    Some(journal::FeedLine::Closed) if records == 0 => break 'holder,
-                    Some(journal::FeedLine::Closed) => {
+                    journal::FeedLine::Closed if records == 0 => break 'holder,
+                    journal::FeedLine::Closed => {
                         errln!("{by} closed the journal");
                         return Ok(ExitCode::SUCCESS);
                     }
-                    Some(journal::FeedLine::Header { pid: other, .. }) if other != pid => {
+                    journal::FeedLine::Header { pid: other, .. } if other != pid => {
                         break 'holder;
                     }
                     _ => {}
@@ -411,6 +454,26 @@ async fn follow(dir: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// The run a holder's first published lines show in progress: the last one started and not
+/// ended; else the next one, when every run in them has ended.
+fn run_in_progress(lines: &[journal::FeedLine]) -> RunId {
+    let mut latest = RunId(0);
+    let mut ended = false;
+    for line in lines {
+        if let journal::FeedLine::Record { run, record, .. } = line
+            && *run >= latest
+        {
+            ended = (*run == latest && ended)
+                || matches!(record.event, journal::Event::RunEnded { .. });
+            latest = *run;
+        }
+    }
+    match ended || latest == RunId(0) {
+        true => RunId(latest.0 + 1),
+        false => latest,
     }
 }
 

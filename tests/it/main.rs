@@ -8,6 +8,7 @@ mod cli;
 mod crash_suite;
 mod fault_suite;
 mod fidelity;
+mod follow;
 mod journal_store;
 mod run_e2e;
 mod setup_problems;
