@@ -61,10 +61,15 @@ pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode
         list_runs(&state, args.json);
         return Ok(ExitCode::SUCCESS);
     };
+    // The command as this one was given, so that a hint runs as printed.
+    let again = match (&global.state_dir, &args.spec) {
+        (Some(dir), _) => format!("loko journal --state-dir {}", dir.display()),
+        (None, spec) => format!("loko journal {}", spec.as_deref().unwrap_or("SPEC")),
+    };
     let run = state.runs.get(&run_id).ok_or_else(|| {
         UserError::usage(
             format!("journal {} has no run {run_id}", dir.display()),
-            "`loko journal` lists the runs",
+            format!("`{again}` lists the runs"),
         )
     })?;
     match &args.step {
@@ -73,7 +78,7 @@ pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode
             let history = run.steps.get(&step).ok_or_else(|| {
                 UserError::usage(
                     format!("run {run_id} has no step {step}"),
-                    format!("`loko journal {run_id}` lists its steps"),
+                    format!("`{again} {run_id}` lists its steps"),
                 )
             })?;
             show_attempts(&step, &history.attempts, args.json);
@@ -172,7 +177,7 @@ fn show_run(state: &journal::ClusterState, run: &RunState) {
     outln!(
         "{:<44} {:>8} {:>9}  {:<10} OUTPUTS / ERROR",
         "STEP",
-        "ATTEMPTS",
+        "ATTEMPT",
         "DURATION",
         "STATUS"
     );
@@ -211,7 +216,7 @@ fn show_run(state: &journal::ClusterState, run: &RunState) {
         outln!(
             "{:<44} {:>8} {:>9}  {:<10} {}",
             step.as_str(),
-            history.attempts.len(),
+            attempt_numbers(&history.attempts),
             duration(total_ms),
             status,
             one_line(&detail, 100)
@@ -306,6 +311,19 @@ fn show_attempts(step: &StepId, attempts: &[Attempt], as_json: bool) {
                 if *retryable { "retryable" } else { "permanent" }
             ),
         }
+    }
+}
+
+/// The numbers of a run's attempts of a step (`4`, or `4-6`): attempts count over the
+/// cluster's life, as the progress lines and `--step` number them, so a step that runs in
+/// every run (readiness) shows its fourth attempt in the fourth run.
+fn attempt_numbers(attempts: &[Attempt]) -> String {
+    match (attempts.first(), attempts.last()) {
+        (Some(first), Some(last)) if first.attempt != last.attempt => {
+            format!("{}-{}", first.attempt, last.attempt)
+        }
+        (Some(first), _) => first.attempt.to_string(),
+        _ => "-".into(),
     }
 }
 

@@ -9,6 +9,7 @@ mod crash_suite;
 mod fault_suite;
 mod fidelity;
 mod follow;
+mod hints;
 mod journal_store;
 mod run_e2e;
 mod setup_problems;

@@ -1,0 +1,84 @@
+//! Hints and numbers that agree with what they point at (issue 31): a hint's command runs as
+//! printed; the attempt numbers of the run table are those of the progress lines and `--step`.
+
+use std::process::{Command, Output};
+
+use journal::testing::{started, succeeded};
+use journal::{Digest, Event, Outputs, RunKind, RunOutcome, StepId};
+
+use crate::cli::{sample_journal, write_journal};
+
+fn loko(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loko"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("LOKO_JOURNAL")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+/// A step missing from a run: the hint names the command that lists the run's steps, with
+/// the journal it was asked about, and that command works.
+#[test]
+fn a_missing_step_hints_a_command_that_runs_as_printed() {
+    let (_dir, state) = sample_journal();
+    let out = loko(&["journal", "--state-dir", &state, "1", "--step", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = text(&out.stderr);
+    let hinted = format!("loko journal --state-dir {state} 1");
+    assert!(
+        said.contains(&format!("`{hinted}` lists its steps")),
+        "{said}"
+    );
+    let args: Vec<&str> = hinted.split(' ').skip(1).collect();
+    let listed = loko(&args);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert!(text(&listed.stdout).contains("device/n-0"));
+}
+
+/// A step that runs again in a later run goes on counting (`loko run` printed "attempt 4"):
+/// the run table shows that number, as `--step` does, not how many attempts the run made.
+#[test]
+fn the_run_table_numbers_attempts_as_the_progress_lines_do() {
+    let (dir, state) = sample_journal();
+    let device = StepId::new("device/n-0").unwrap();
+    write_journal(
+        std::path::Path::new(&state),
+        RunKind::Apply,
+        (serde_json::json!({}), Digest::of(b"spec")),
+        vec![device.clone()],
+        vec![
+            started(&device, 4),
+            succeeded(
+                &device,
+                4,
+                Outputs::new().with("device_id", "d-42").unwrap(),
+                10,
+            ),
+            Event::RunEnded {
+                outcome: RunOutcome::Succeeded,
+            },
+        ],
+    );
+    let out = loko(&["journal", "--state-dir", &state, "2"]);
+    let table = text(&out.stdout);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("device/n-0"))
+        .expect(&table);
+    assert!(line.contains(" 4 "), "{table}");
+    let out = loko(&[
+        "journal",
+        "--state-dir",
+        &state,
+        "2",
+        "--step",
+        "device/n-0",
+    ]);
+    assert!(text(&out.stdout).contains("attempt 4 started"));
+    drop(dir);
+}
