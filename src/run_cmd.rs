@@ -322,6 +322,8 @@ fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec
     let mut lines: Vec<String> = history
         .known_nodes
         .iter()
+        // A device loko deleted (a pool scaled down) is gone: its delete is recorded.
+        .filter(|host| !ledger.contains_key(&cluster::ids::delete_device(host)))
         .map(|host| {
             let device = ledger
                 .get(&cluster::ids::device(host))

@@ -82,3 +82,29 @@ fn the_run_table_numbers_attempts_as_the_progress_lines_do() {
     assert!(text(&out.stdout).contains("attempt 4 started"));
     drop(dir);
 }
+
+/// `destroy` lists what it deletes; a device loko itself deleted (a pool scaled down) is not
+/// among them, as "the device of X, if it was created".
+#[test]
+fn destroy_lists_no_device_loko_deleted_itself() {
+    let (_dir, spec) = loko_tests::example_copy("tutorial.yaml");
+    let spec = spec.to_str().unwrap();
+    let run = |what: &str| {
+        let out = loko(&["run", spec, "--sim", "--time-scale", "0.02"]);
+        assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+    };
+    run("the tutorial");
+    let text_of_spec = std::fs::read_to_string(spec).unwrap();
+    assert!(text_of_spec.contains("    count: 2\n"));
+    std::fs::write(
+        spec,
+        text_of_spec.replace("    count: 2\n", "    count: 1\n"),
+    )
+    .unwrap();
+    run("the pool scaled down");
+    let out = loko(&["destroy", spec, "--sim"]);
+    assert_eq!(out.status.code(), Some(2), "no terminal: --yes is needed");
+    let listed = text(&out.stderr);
+    assert!(listed.contains("(supernova-helium-worker-0)"), "{listed}");
+    assert!(!listed.contains("supernova-helium-worker-1"), "{listed}");
+}
