@@ -428,6 +428,12 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     };
     // A reloaded cloud continues from the simulated time it was saved at, plus the real time
     // since, scaled: devices are as far along as if the simulator had kept running.
+    // A port left to the system (0) is the saved one, if it is free: a restart keeps the
+    // endpoints the user pasted into a spec.
+    let saved_listen = loaded
+        .as_ref()
+        .and_then(|s| s.listen)
+        .filter(|_| config.listen.port() == 0);
     let (clock, identity, packet, route53, stats) = match loaded {
         Some(s) => {
             let real_since = (Utc::now() - s.saved_at).to_std().unwrap_or_default();
@@ -494,17 +500,31 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         }
     };
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| SimError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let saved = match saved_listen {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "the saved address is taken; serving on another");
+                None
+            }
+        },
+        None => None,
+    };
+    let listener = match saved {
+        Some(listener) => listener,
+        None => tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: config.listen,
+                source,
+            })?,
+    };
     let addr = listener.local_addr().map_err(|source| SimError::Bind {
         addr: config.listen,
         source,
     })?;
 
+    world.listen = Some(addr);
     let shared = Arc::new(Shared::new(
         world,
         clock,

@@ -108,3 +108,49 @@ fn destroy_lists_no_device_loko_deleted_itself() {
     assert!(listed.contains("(supernova-helium-worker-0)"), "{listed}");
     assert!(!listed.contains("supernova-helium-worker-1"), "{listed}");
 }
+
+/// A standalone `loko sim --state FILE` started again serves the same endpoints and token, so
+/// the `endpoints:` block and the exports pasted from its first start keep working.
+#[test]
+fn a_restarted_simulator_keeps_its_endpoints_and_token() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("sim.json");
+    let start = || {
+        let mut sim = loko_tests::Killed(
+            Command::new(env!("CARGO_BIN_EXE_loko"))
+                .args(["sim", "--state", state.to_str().unwrap()])
+                .env_remove("RUST_LOG")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut pasted = Vec::new();
+        for line in std::io::BufReader::new(sim.0.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if line.starts_with("Serving until Ctrl-C") {
+                break;
+            }
+            if line.contains("packet_api_url:")
+                || line.contains("route53_endpoint_url:")
+                || line.starts_with("export PACKET_AUTH_TOKEN=")
+            {
+                pasted.push(line);
+            }
+        }
+        let pid = sim.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(sim.0.wait().unwrap().success());
+        pasted
+    };
+    let first = start();
+    assert_eq!(first.len(), 3, "{first:?}");
+    assert_eq!(start(), first);
+}

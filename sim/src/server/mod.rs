@@ -68,6 +68,8 @@ pub(crate) struct World {
     rate_window: RateWindow,
     /// Bumped by every mutation; persistence skips snapshots older than the last one written.
     generation: u64,
+    /// The address served, kept in the state so that a restart serves the same one.
+    pub(crate) listen: Option<std::net::SocketAddr>,
 }
 
 /// Request counters, by operation name.
@@ -91,6 +93,10 @@ pub(crate) struct SavedState {
     /// The project and token clients use, so a restarted simulator keeps them.
     pub(crate) project_id: uuid::Uuid,
     pub(crate) token: String,
+    /// The address served, so that a restart keeps the endpoints a spec holds (absent in
+    /// states saved before it was kept).
+    #[serde(default)]
+    pub(crate) listen: Option<std::net::SocketAddr>,
     pub(crate) packet: PacketCloud,
     pub(crate) route53: Route53,
     pub(crate) stats: Stats,
@@ -115,6 +121,7 @@ impl World {
             faults: FaultState::new(faults),
             rate_window: RateWindow::default(),
             generation: 0,
+            listen: None,
         }
     }
 
@@ -130,6 +137,7 @@ impl World {
             sim_now,
             project_id: self.project_id,
             token: self.token.expose().to_owned(),
+            listen: self.listen,
             packet: self.packet.clone(),
             route53: self.route53.clone(),
             stats: self.stats.clone(),
