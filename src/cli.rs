@@ -118,6 +118,24 @@ pub enum Command {
         scenario's simulated critical path, including what Packet's rate limit forces; the \
         ratio is the makespan over it.")]
     Bench(BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:\n  \
+        loko completion bash > ~/.local/share/bash-completion/completions/loko\n  \
+        loko completion zsh > \"${fpath[1]}/_loko\"\n  \
+        loko completion fish > ~/.config/fish/completions/loko.fish")]
+    Completion(CompletionArgs),
+    /// Print loko's man page (roff), with every subcommand.
+    #[command(after_help = "Example:\n  \
+        loko man > ~/.local/share/man/man1/loko.1 && man loko")]
+    Man,
+}
+
+/// `loko completion SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// The kinds of run `loko bench` measures, in the order it runs them on one cluster.

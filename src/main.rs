@@ -8,6 +8,7 @@
 mod bench_cmd;
 mod bench_plot;
 mod cli;
+mod completion_cmd;
 mod demo_agent;
 mod failure;
 mod guard;
@@ -105,6 +106,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schema => spec_cmd::schema(),
         Command::Sim(args) => sim_cmd::run(&args).await,
         Command::Bench(args) => bench_cmd::bench(&args).await,
+        Command::Completion(args) => completion_cmd::completion(&args),
+        Command::Man => completion_cmd::man(),
     }
 }
 

@@ -13,3 +13,4 @@ mod hints;
 mod journal_store;
 mod run_e2e;
 mod setup_problems;
+mod shell;
