@@ -37,14 +37,18 @@ impl UserError {
 /// Prints `err` and returns the exit code it maps to.
 pub fn report(err: &anyhow::Error, verbose: bool) -> ExitCode {
     let (code, hint) = classify(err);
-    errln!("error: {}", journal::redact(&err.to_string()));
+    errln!(
+        "{}: {}",
+        console::style("error").red().for_stderr(),
+        journal::redact(&err.to_string())
+    );
     if verbose {
         for cause in err.chain().skip(1) {
             errln!("  caused by: {}", journal::redact(&cause.to_string()));
         }
     }
     if let Some(hint) = hint {
-        errln!("hint: {hint}");
+        errln!("{}: {hint}", console::style("hint").yellow().for_stderr());
     }
     ExitCode::from(code)
 }

@@ -144,8 +144,8 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| LogWriter)
-        // Colors for a terminal, plain text for files and pipes.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Colors for a terminal (not under NO_COLOR), plain text for files and pipes.
+        .with_ansi(console::colors_enabled_stderr())
         .without_time()
         .try_init();
 }

@@ -340,13 +340,20 @@ impl Observer for Printer {
                 error,
                 delay,
             } => format!(
-                "{at} {step}: attempt {attempt} failed, retrying in {:.1}s: {error}",
+                "{at} {step}: attempt {attempt} {}, retrying in {:.1}s: {error}",
+                console::style("failed").yellow(),
                 delay.as_secs_f64()
             ),
-            NoticeKind::Succeeded { duration, .. } => {
-                format!("{at} {step}: done in {:.1}s", duration.as_secs_f64())
+            // Colour only where it tells the outcome apart; `console` leaves it out when stdout
+            // is no terminal or NO_COLOR is set.
+            NoticeKind::Succeeded { duration, .. } => format!(
+                "{at} {step}: {} in {:.1}s",
+                console::style("done").green(),
+                duration.as_secs_f64()
+            ),
+            NoticeKind::Failed { error, .. } => {
+                format!("{at} {step}: {}: {error}", console::style("FAILED").red())
             }
-            NoticeKind::Failed { error, .. } => format!("{at} {step}: FAILED: {error}"),
             NoticeKind::Skipped { because } => {
                 format!("{at} {step}: skipped, because {because} failed")
             }

@@ -78,3 +78,50 @@ fn the_man_page_lists_every_subcommand_and_formats_cleanly() {
     assert!(formatted.status.success());
     assert_eq!(text(&formatted.stderr), "", "groff warnings");
 }
+
+/// Runs `command` in a terminal (`script`) with `env`, and returns what it drew.
+fn on_a_terminal(command: &str, env: &[(&str, &str)]) -> String {
+    let out = Command::new("script")
+        .args(["-qefc", command, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        // script's terminal has no size; the progress line needs one (as in cli.rs's test).
+        .env("COLUMNS", "200")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    text(&out.stdout)
+}
+
+/// On a terminal, steps done are green and an error red; piped or under NO_COLOR, no escape
+/// sequence at all.
+#[test]
+fn colour_on_a_terminal_and_never_piped_or_under_no_color() {
+    // Each run builds its own tutorial cluster: a second run of one would have nothing to do.
+    let tutorial = || loko_tests::example_copy("tutorial.yaml");
+    let run =
+        |spec: &std::path::Path| format!("{LOKO} run {} --sim --time-scale 0.02", spec.display());
+    let (_a, spec) = tutorial();
+    let drawn = on_a_terminal(&run(&spec), &[]);
+    assert!(drawn.contains("\x1b[32mdone\x1b[0m in"), "{drawn}");
+    let error = format!("{LOKO} journal --state-dir /nonexistent/loko 1");
+    assert!(on_a_terminal(&error, &[]).contains("\x1b[31merror\x1b[0m: "));
+
+    let (_b, spec) = tutorial();
+    let plain = on_a_terminal(&run(&spec), &[("NO_COLOR", "1")]);
+    assert!(plain.contains(": done in"), "{plain}");
+    assert!(!plain.contains("\x1b[3"), "{plain}");
+    assert!(!on_a_terminal(&error, &[("NO_COLOR", "1")]).contains("\x1b[3"));
+    let (_c, spec) = tutorial();
+    let piped = loko(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--sim",
+        "--time-scale",
+        "0.02",
+    ]);
+    assert!(piped.status.success());
+    assert!(!text(&piped.stdout).contains('\x1b'));
+    assert!(!text(&piped.stderr).contains('\x1b'));
+}
