@@ -118,6 +118,11 @@ pub enum Command {
         scenario's simulated critical path, including what Packet's rate limit forces; the \
         ratio is the makespan over it.")]
     Bench(BenchArgs),
+    /// Print the path of a kubeconfig that reaches the cluster (for `export KUBECONFIG=$(...)`):
+    /// the admin one, or where the apiserver's name does not resolve, one by address.
+    #[command(after_help = "Example:\n  \
+        export KUBECONFIG=$(loko kubeconfig cluster.yaml) && kubectl get nodes")]
+    Kubeconfig(KubeconfigArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "Examples:\n  \
         loko completion bash > ~/.local/share/bash-completion/completions/loko\n  \
@@ -128,6 +133,19 @@ pub enum Command {
     #[command(after_help = "Example:\n  \
         loko man > ~/.local/share/man/man1/loko.1 && man loko")]
     Man,
+}
+
+/// `loko kubeconfig SPEC`.
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// The spec file.
+    pub spec: PathBuf,
+    #[command(flatten)]
+    pub global: Global,
+    /// Even where the apiserver's name resolves: write one that reaches the first controller
+    /// at its public address, verifying the apiserver by its name, and print its path.
+    #[arg(long)]
+    pub by_address: bool,
 }
 
 /// `loko completion SHELL`.

@@ -14,6 +14,7 @@ mod failure;
 mod guard;
 mod journal_location;
 mod journal_view;
+mod kubeconfig_cmd;
 mod output;
 mod progress;
 mod run_cmd;
@@ -106,6 +107,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schema => spec_cmd::schema(),
         Command::Sim(args) => sim_cmd::run(&args).await,
         Command::Bench(args) => bench_cmd::bench(&args).await,
+        Command::Kubeconfig(args) => kubeconfig_cmd::kubeconfig(&args),
         Command::Completion(args) => completion_cmd::completion(&args),
         Command::Man => completion_cmd::man(),
     }

@@ -1054,6 +1054,29 @@ fn the_readme_works_against_a_standalone_simulator() {
         .expect("its commands");
     let (setup, sim_line): (Vec<&str>, Vec<&str>) =
         block.lines().partition(|l| !l.starts_with("loko sim"));
+    // The commands of "Using loko", with what the simulator's section puts in place of the
+    // account: its exports and agent for the first three lines, its `loko run` line for
+    // `loko run cluster.yaml`.
+    let using: Vec<&str> = readme
+        .split("## Using loko")
+        .nth(1)
+        .and_then(|s| s.split("```sh\n").nth(1))
+        .and_then(|b| b.split("```").next())
+        .expect("the commands of Using loko")
+        .lines()
+        .filter(|l| {
+            !l.starts_with("export PACKET_AUTH_TOKEN") && !l.starts_with("export AWS_PROFILE")
+        })
+        .filter(|l| !l.starts_with("eval $(ssh-agent)"))
+        .map(|l| match l.starts_with("loko run cluster.yaml") {
+            true => "$RUN",
+            false => l,
+        })
+        .collect();
+    assert!(
+        using.iter().any(|l| l.starts_with("kubectl get nodes")),
+        "{using:?}"
+    );
     let sim_line = sim_line[0].split('#').next().unwrap().trim();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("examples")).unwrap();
@@ -1086,9 +1109,10 @@ for i in $(seq 600); do grep -q 'Serving until Ctrl-C' sim.out && break; sleep 0
 sed -n '/^endpoints:/,/route53_endpoint_url/p' sim.out >> cluster.yaml
 eval "$(grep '^export ' sim.out)"
 RUN=$(grep '^loko run ' sim.out | sed 's/SPEC/cluster.yaml/')
-$RUN
+{using}
 "#,
-        setup = setup.join("\n")
+        setup = setup.join("\n"),
+        using = using.join("\n")
     );
     let out = Command::new("bash")
         .arg("-c")
@@ -1111,6 +1135,21 @@ $RUN
     );
     assert!(stdout.contains("Cluster supernova is ready"), "{stdout}");
     assert!(sim.contains("export PACKET_AUTH_TOKEN="), "{sim}");
+    // kubectl reached the simulated apiserver: its table lists every node, Ready (loko's own
+    // table has the role in that column).
+    for node in [
+        "supernova-controller-0",
+        "supernova-helium-worker-0",
+        "supernova-helium-worker-1",
+    ] {
+        assert!(
+            stdout.lines().any(|l| {
+                let mut fields = l.split_whitespace();
+                fields.next() == Some(node) && fields.next() == Some("Ready")
+            }),
+            "{node} is not Ready in kubectl's table: {stdout}"
+        );
+    }
     // Nothing secret is left for a `git add -A`: the CA keys, the journal, the key pair.
     let untracked = git(&["status", "--porcelain", "--untracked-files=all"]);
     let secrets: Vec<&str> = untracked

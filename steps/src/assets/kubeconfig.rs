@@ -72,6 +72,7 @@ pub fn write_kubeconfigs(
             &Entry {
                 cluster: cluster.settings.cluster_name.as_str(),
                 server: &apiserver_url("127.0.0.1"),
+                tls_server_name: None,
                 user: component,
                 context: component,
                 cert: &format!("tls/{component}.crt"),
@@ -94,6 +95,7 @@ pub fn kubelet_kubeconfig(
         &Entry {
             cluster: cluster.settings.cluster_name.as_str(),
             server: &apiserver_url(&private),
+            tls_server_name: None,
             user: "kubelet",
             context: "kubelet",
             cert: "tls/kubelet.crt",
@@ -111,6 +113,35 @@ fn admin_kubeconfig(dir: &AssetDir, cluster: &specs::DesiredCluster) -> Result<S
         &Entry {
             cluster: name,
             server: &apiserver_url(&public),
+            tls_server_name: None,
+            user: &format!("{name}-admin"),
+            context: name,
+            cert: "tls/admin.crt",
+            key: "tls/admin.key",
+        },
+    )
+}
+
+/// The admin kubeconfig reaching the apiserver at `address` (a controller's IP) and verifying
+/// its certificate for the apiserver's public name (`tls-server-name`, which kubectl honours
+/// since Kubernetes 1.19): for a cluster whose name does not resolve where kubectl runs, such as
+/// one in the standalone simulator.
+pub fn admin_kubeconfig_at(
+    dir: &AssetDir,
+    cluster: &specs::DesiredCluster,
+    address: std::net::IpAddr,
+) -> Result<String, AssetError> {
+    let (public, _) = apiserver_names(cluster);
+    let name = cluster.settings.cluster_name.as_str();
+    render(
+        dir,
+        &Entry {
+            cluster: name,
+            server: &apiserver_url(&match address {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            }),
+            tls_server_name: Some(&public),
             user: &format!("{name}-admin"),
             context: name,
             cert: "tls/admin.crt",
@@ -123,6 +154,8 @@ fn admin_kubeconfig(dir: &AssetDir, cluster: &specs::DesiredCluster) -> Result<S
 struct Entry<'a> {
     cluster: &'a str,
     server: &'a str,
+    /// The name the server's certificate is verified for, when the server is an address.
+    tls_server_name: Option<&'a str>,
     user: &'a str,
     context: &'a str,
     /// Certificate and key files of the user, relative to the asset directory.
@@ -140,13 +173,17 @@ fn render(dir: &AssetDir, e: &Entry<'_>) -> Result<String, AssetError> {
         quote(e.user),
         quote(e.context),
     );
+    let tls_server_name = e
+        .tls_server_name
+        .map(|name| format!("\n    tls-server-name: {}", quote(name)))
+        .unwrap_or_default();
     Ok(format!(
         "apiVersion: v1
 kind: Config
 clusters:
 - name: {cluster}
   cluster:
-    server: {server}
+    server: {server}{tls_server_name}
     certificate-authority-data: {ca}
 users:
 - name: {user}
@@ -192,6 +229,24 @@ mod tests {
         specs::parse(&text, &path.display().to_string())
             .unwrap_or_else(|e| panic!("{e}"))
             .desired()
+    }
+
+    #[test]
+    fn a_kubeconfig_by_address_verifies_the_apiserver_by_its_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = AssetDir::create(tmp.path()).unwrap();
+        let cluster = tutorial();
+        let now = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+        ensure_pki(&dir, &PkiInputs::from_desired(&cluster), now).unwrap();
+        let text = admin_kubeconfig_at(&dir, &cluster, "10.0.0.7".parse().unwrap()).unwrap();
+        assert!(text.contains(
+            "    server: \"https://10.0.0.7:6443\"\n    tls-server-name: \"supernova.packet.example.com\"\n"
+        ));
+        let v6 = admin_kubeconfig_at(&dir, &cluster, "2604:1380::1".parse().unwrap()).unwrap();
+        assert!(
+            v6.contains("server: \"https://[2604:1380::1]:6443\""),
+            "{v6}"
+        );
     }
 
     #[test]

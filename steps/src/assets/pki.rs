@@ -128,7 +128,7 @@ impl PkiInputs {
 
 /// `(<cluster>.<zone>, <cluster>-private.<zone>)`: the names of the apiserver, as the DNS records
 /// of [`specs::DesiredCluster::dns_records`] spell them.
-pub(crate) fn apiserver_names(cluster: &specs::DesiredCluster) -> (String, String) {
+pub fn apiserver_names(cluster: &specs::DesiredCluster) -> (String, String) {
     let s = &cluster.settings;
     (
         format!("{}.{}", s.cluster_name, s.dns_zone),
