@@ -223,10 +223,12 @@ pub struct Ssh {
     pub agent: Option<PathBuf>,
     /// How long every node may refuse connections, none ever accepting one, before that is
     /// taken for a wrong port rather than nodes still booting. A refusal (unlike a timeout)
-    /// comes from a running kernel with nothing listening on the port; Flatcar's sshd is
-    /// socket-activated, listening early in boot, so a node refuses only in the short while
-    /// between Packet's `active` and that socket. Ten minutes is well past it on every plan;
-    /// runs against the simulator scale it down with a floor (see the binary's wiring).
+    /// comes from a running kernel with its network up and nothing listening on the port.
+    /// Packet turns a device `active` when the booted OS checks in (Ignition's `packet` OEM
+    /// config enables Flatcar's `packet-phone-home.service` for that), and Flatcar's
+    /// sshd is socket-activated (`sshd.socket`, listening from early boot), so a node that
+    /// refuses does so for seconds; two minutes of refusals on every node is a port nobody
+    /// listens on. Runs against the simulator scale it with a floor (see the binary's wiring).
     pub refusal_limit: Duration,
     /// Every SSH step's refusals, to tell a wrong port from a node that boots.
     pub refused: Arc<RefusedPort>,
@@ -238,7 +240,7 @@ impl Default for Ssh {
             connect_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(15 * 60),
             agent: None,
-            refusal_limit: Duration::from_secs(10 * 60),
+            refusal_limit: Duration::from_secs(2 * 60),
             refused: Arc::default(),
         }
     }
