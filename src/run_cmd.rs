@@ -203,11 +203,12 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
             );
         } else {
             outln!(
-                "\nCluster {} is ready: https://{}.{}:6443\nexport KUBECONFIG={}",
+                // `loko kubeconfig` picks the kubeconfig that reaches the cluster from here
+                // (by address where the name does not resolve, as with the simulator).
+                "\nCluster {} is ready: https://{}.{}:6443\nexport KUBECONFIG=$(loko kubeconfig {spec})",
                 settings.cluster_name,
                 settings.cluster_name,
                 settings.dns_zone,
-                target.assets.join("auth/kubeconfig").display()
             );
         }
     }

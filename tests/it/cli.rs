@@ -1134,6 +1134,11 @@ RUN=$(grep '^loko run ' sim.out | sed 's/SPEC/cluster.yaml/')
         "{stdout}\n{stderr}\n--- loko sim\n{sim}"
     );
     assert!(stdout.contains("Cluster supernova is ready"), "{stdout}");
+    // What it says to paste is what the README runs.
+    assert!(
+        stdout.contains("export KUBECONFIG=$(loko kubeconfig cluster.yaml)"),
+        "{stdout}"
+    );
     assert!(sim.contains("export PACKET_AUTH_TOKEN="), "{sim}");
     // kubectl reached the simulated apiserver: its table lists every node, Ready (loko's own
     // table has the role in that column).
