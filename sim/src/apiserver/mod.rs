@@ -30,10 +30,14 @@
 mod apply;
 mod authorization;
 pub(crate) mod cluster;
+mod crd;
+mod custom_resource;
+mod field;
 mod network;
 mod objects;
 mod store;
 
+pub use crd::refusal as definition_refusal;
 pub(crate) use objects::status;
 pub use store::{ObjectStore, ObjectStores};
 
