@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use super::field::{FieldError, FieldPath};
+use super::field::{FieldError, FieldPath, dns1035_label, dns1123_subdomain};
 
 /// `apiextensionsv1.KubeAPIApprovedAnnotation`.
 const APPROVAL_ANNOTATION: &str = "api-approved.kubernetes.io";
@@ -437,7 +437,8 @@ fn validate_approval(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
 /// Whether Go's `url.ParseRequestURI` (net/url, Go 1.23) accepts `text` with a non-empty scheme
 /// and host: no control bytes; a scheme (a letter, then letters, digits, `+`, `-`, `.`) and
 /// `:`; then `//` and an authority whose host, after any `userinfo@`, is not empty, holds no
-/// byte `shouldEscape(c, encodeHost)` refuses, and whose port, if any, is digits. Without `//`
+/// byte `shouldEscape(c, encodeHost)` refuses, and whose port, if any, is digits (`url.Host`
+/// counts the port: `https://:80` has a host). Without `//`
 /// a URL with a scheme is opaque and has no host.
 fn is_request_uri_with_host(text: &str) -> bool {
     if text.bytes().any(|b| b < 0x20 || b == 0x7f) {
@@ -458,61 +459,26 @@ fn is_request_uri_with_host(text: &str) -> bool {
     };
     let authority = after.split_once('/').map_or(after, |(a, _)| a);
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = if host_port.starts_with('[') {
+    // validOptionalPort: empty, or `:` and digits.
+    let (host, colon_port) = if host_port.starts_with('[') {
         match host_port.split_once(']') {
-            Some((host, rest)) => (host, rest.strip_prefix(':')),
+            Some((host, rest)) => (host, rest),
             None => return false,
         }
     } else {
-        match host_port.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (host_port, None),
+        match host_port.rfind(':') {
+            Some(at) => host_port.split_at(at),
+            None => (host_port, ""),
         }
     };
+    let port_ok = colon_port.is_empty()
+        || colon_port
+            .strip_prefix(':')
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
     let host_byte_ok =
         |b: u8| b >= 0x80 || b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]<>\"%".contains(&b);
-    !host.is_empty()
-        && host.bytes().all(host_byte_ok)
-        && port.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// `validation.IsDNS1123Subdomain` (apimachinery `pkg/util/validation/validation.go`).
-fn dns1123_subdomain(value: &str) -> Vec<String> {
-    let mut reasons = Vec::new();
-    if value.len() > 253 {
-        reasons.push("must be no more than 253 characters".to_owned());
-    }
-    let label_ok = |label: &str| {
-        let bytes = label.as_bytes();
-        let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-        bytes.first().is_some_and(edge)
-            && bytes.last().is_some_and(edge)
-            && bytes.iter().all(|b| edge(b) || *b == b'-')
-    };
-    if !value.split('.').all(label_ok) {
-        reasons.push("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".to_owned());
-    }
-    reasons
-}
-
-/// `validation.IsDNS1035Label` (apimachinery `pkg/util/validation/validation.go`).
-fn dns1035_label(value: &str) -> Vec<String> {
-    let mut reasons = Vec::new();
-    if value.len() > 63 {
-        reasons.push("must be no more than 63 characters".to_owned());
-    }
-    let bytes = value.as_bytes();
-    let ok = bytes.first().is_some_and(u8::is_ascii_lowercase)
-        && bytes
-            .last()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
-    if !ok {
-        reasons.push("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".to_owned());
-    }
-    reasons
+    // `url.Host` is the host with its port: `https://:80` has one.
+    !host_port.is_empty() && port_ok && host.bytes().all(host_byte_ok)
 }
 
 #[cfg(test)]
@@ -659,6 +625,8 @@ mod tests {
             "https://github.com/kubernetes-sigs/network-policy-api/pull/30",
             "http://example.com",
             "https://user@example.com:8443/x?y",
+            "https://:80/x",
+            "https://[::1]:6443",
         ] {
             assert!(is_request_uri_with_host(approved), "{approved}");
         }
@@ -667,7 +635,8 @@ mod tests {
             "github.com/kubernetes/enhancements/pull/1111",
             "https:/github.com/x",
             "https://",
-            "https://:80/x",
+            "https://user@/x",
+            "https://[::1]x",
             "1http://example.com",
             "https://exa mple.com",
             "https://example.com:80a",

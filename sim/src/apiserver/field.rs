@@ -1,6 +1,7 @@
 //! Validation errors worded as the apiserver words them: the field errors of
 //! `k8s.io/apimachinery/pkg/util/validation/field` (`errors.go`, `path.go`, v0.32.3) and the 422
-//! `Status` of `k8s.io/apimachinery/pkg/api/errors.NewInvalid` (`errors.go`, v0.32.3), so that
+//! `Status` of `k8s.io/apimachinery/pkg/api/errors.NewInvalid` (`errors.go`, v0.32.3), and the
+//! reasons of its name rules (`pkg/util/validation/validation.go`), so that
 //! what loko reports of a refusal reads as a real cluster's refusal.
 
 use serde_json::{Value, json};
@@ -208,6 +209,45 @@ pub(crate) fn invalid_status(group: &str, kind: &str, name: &str, errors: &[Fiel
         .collect();
     status["details"] = json!({"name": name, "group": group, "kind": kind, "causes": causes});
     status
+}
+
+/// `validation.IsDNS1123Subdomain` (apimachinery `pkg/util/validation/validation.go`).
+pub(crate) fn dns1123_subdomain(value: &str) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if value.len() > 253 {
+        reasons.push("must be no more than 253 characters".to_owned());
+    }
+    let label_ok = |label: &str| {
+        let bytes = label.as_bytes();
+        let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        bytes.first().is_some_and(edge)
+            && bytes.last().is_some_and(edge)
+            && bytes.iter().all(|b| edge(b) || *b == b'-')
+    };
+    if !value.split('.').all(label_ok) {
+        reasons.push("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".to_owned());
+    }
+    reasons
+}
+
+/// `validation.IsDNS1035Label` (apimachinery `pkg/util/validation/validation.go`).
+pub(crate) fn dns1035_label(value: &str) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if value.len() > 63 {
+        reasons.push("must be no more than 63 characters".to_owned());
+    }
+    let bytes = value.as_bytes();
+    let ok = bytes.first().is_some_and(u8::is_ascii_lowercase)
+        && bytes
+            .last()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+    if !ok {
+        reasons.push("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".to_owned());
+    }
+    reasons
 }
 
 #[cfg(test)]
