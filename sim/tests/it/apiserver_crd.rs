@@ -7,36 +7,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use serde_json::{Value, json};
 use sim::apiserver::KubeletRegistry;
 
-use crate::nodes_support::{Cluster, cluster, start_apiserver};
+use crate::nodes_support::{Cluster, cluster, server_side_apply, start_apiserver};
 
-/// Server-side applies `object` at `path` as the admin, through curl: (HTTP status, body).
+/// Server-side applies `object` at `path` as the admin: (HTTP status, the answer's JSON).
 fn apply(cluster: &Cluster, addr: SocketAddr, path: &str, object: &Value) -> (u16, Value) {
-    let tls = cluster.assets.join("tls");
-    let output = std::process::Command::new("curl")
-        .args(["-sS", "-X", "PATCH", "-w", "\n%{http_code}"])
-        .args(["-H", "Content-Type: application/apply-patch+yaml"])
-        .arg("--cacert")
-        .arg(tls.join("ca.crt"))
-        .arg("--cert")
-        .arg(tls.join("admin.crt"))
-        .arg("--key")
-        .arg(tls.join("admin.key"))
-        .arg("--resolve")
-        .arg(format!("{}:{}:{}", cluster.fqdn(), addr.port(), addr.ip()))
-        .args(["--data-binary", &object.to_string()])
-        .arg(format!(
-            "https://{}:{}{path}?fieldManager=test&force=true",
-            cluster.fqdn(),
-            addr.port()
-        ))
-        .output()
-        .expect("curl");
-    let out = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (body, code) = out.rsplit_once('\n').expect("curl wrote the status");
-    (
-        code.trim().parse().expect("an HTTP status"),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
+    let (code, body) = server_side_apply(cluster, addr, path, object);
+    (code, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 const CRDS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
