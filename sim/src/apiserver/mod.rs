@@ -7,7 +7,10 @@
 //! everyone else, as the real apiserver's makes it). It answers the health endpoints,
 //! `/version`, the discovery documents kubectl reads, `/api/v1/nodes`, and server-side apply
 //! (`PATCH` with `application/apply-patch+yaml`) and `GET` of single objects of the resources it
-//! knows (`store`): built-in kinds, and custom resources once their definition is stored.
+//! knows (`store`): built-in kinds, and custom resources once their definition is stored. An
+//! applied CustomResourceDefinition is validated as apiextensions validates it (`crd`), and a
+//! custom resource by its definition's schema (`custom_resource`); a refusal is the apiserver's
+//! `Status` in its words (`field`).
 //! Objects are kept per cluster (the apiservers naming the same `--etcd-servers` share them),
 //! so every controller's apiserver serves what was applied through any of them, also after a
 //! reboot.
@@ -30,10 +33,14 @@
 mod apply;
 mod authorization;
 pub(crate) mod cluster;
+mod crd;
+mod custom_resource;
+mod field;
 mod network;
 mod objects;
 mod store;
 
+pub use crd::refusal as definition_refusal;
 pub(crate) use objects::status;
 pub use store::{ObjectStore, ObjectStores};
 

@@ -70,6 +70,8 @@ pub struct Resource {
     pub kind: String,
     /// Whether its objects live in a namespace.
     pub namespaced: bool,
+    /// The CustomResourceDefinition that serves it; `None` for a built-in kind.
+    pub definition: Option<Value>,
 }
 
 /// What the stored objects mean for the apiserver.
@@ -154,6 +156,7 @@ impl ObjectStore {
             return Some(Resource {
                 kind: (*kind).to_owned(),
                 namespaced: *namespaced,
+                definition: None,
             });
         }
         let inner = self.read();
@@ -173,6 +176,7 @@ impl ObjectStore {
                     .unwrap_or_default()
                     .to_owned(),
                 namespaced: spec["scope"] == "Namespaced",
+                definition: Some(object.clone()),
             })
         })
     }

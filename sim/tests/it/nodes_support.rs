@@ -486,7 +486,6 @@ pub fn apply_manifests(cluster: &Cluster, addr: SocketAddr) {
     };
     let objects =
         sim::judge::rbac::manifest_objects(&cluster.assets.join("manifests")).expect("manifests");
-    let tls = cluster.assets.join("tls");
     for (_, object) in objects {
         let (prefix, resource, namespaced) = plural(object["kind"].as_str().unwrap_or_default());
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
@@ -498,31 +497,44 @@ pub fn apply_manifests(cluster: &Cluster, addr: SocketAddr) {
         } else {
             format!("/{prefix}/{resource}/{name}")
         };
-        let output = std::process::Command::new("curl")
-            .args(["-sS", "--fail-with-body", "-X", "PATCH"])
-            .args(["-H", "Content-Type: application/apply-patch+yaml"])
-            .arg("--cacert")
-            .arg(tls.join("ca.crt"))
-            .arg("--cert")
-            .arg(tls.join("admin.crt"))
-            .arg("--key")
-            .arg(tls.join("admin.key"))
-            .arg("--resolve")
-            .arg(format!("{}:{}:{}", cluster.fqdn(), addr.port(), addr.ip()))
-            .args(["--data-binary", &object.to_string()])
-            .arg(format!(
-                "https://{}:{}{path}?fieldManager=test",
-                cluster.fqdn(),
-                addr.port()
-            ))
-            .output()
-            .expect("curl");
-        assert!(
-            output.status.success(),
-            "applying {path}: {}",
-            text(&output)
-        );
+        let (code, body) = server_side_apply(cluster, addr, &path, &object);
+        assert!((200..300).contains(&code), "applying {path}: {code} {body}");
     }
+}
+
+/// Server-side applies `object` at the URL `path` of the apiserver at `addr` as the admin of
+/// `cluster`, through curl: the answer's HTTP status and body.
+pub fn server_side_apply(
+    cluster: &Cluster,
+    addr: SocketAddr,
+    path: &str,
+    object: &serde_json::Value,
+) -> (u16, String) {
+    let tls = cluster.assets.join("tls");
+    let output = std::process::Command::new("curl")
+        .args(["-sS", "-X", "PATCH", "-w", "\n%{http_code}"])
+        .args(["-H", "Content-Type: application/apply-patch+yaml"])
+        .arg("--cacert")
+        .arg(tls.join("ca.crt"))
+        .arg("--cert")
+        .arg(tls.join("admin.crt"))
+        .arg("--key")
+        .arg(tls.join("admin.key"))
+        .arg("--resolve")
+        .arg(format!("{}:{}:{}", cluster.fqdn(), addr.port(), addr.ip()))
+        .args(["--data-binary", &object.to_string()])
+        .arg(format!(
+            "https://{}:{}{path}?fieldManager=test&force=true",
+            cluster.fqdn(),
+            addr.port()
+        ))
+        .output()
+        .expect("curl");
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, code) = out
+        .rsplit_once('\n')
+        .unwrap_or_else(|| panic!("curl wrote no status: {}", text(&output)));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
 /// What a test node's Ignition carries.

@@ -140,16 +140,30 @@ const CALICO_CRDS: [(&str, &str, &str, &str, bool); 20] = [
     ("crd.projectcalico.org", "v1", "Tier", "tiers", false),
 ];
 
+/// The `api-approved.kubernetes.io` annotation of each Calico CRD whose group Kubernetes
+/// protects (`k8s.io`, `kubernetes.io` and their subdomains), as Calico v3.29.2's
+/// `manifests/calico.yaml` carries it: the apiserver refuses such a CRD without one (KEP-1111,
+/// apiextensions-apiserver `validateAPIApproval`), and every object after it would be refused too.
+const CALICO_CRD_APPROVALS: [(&str, &str); 1] = [(
+    "adminnetworkpolicies.policy.networking.k8s.io",
+    "https://github.com/kubernetes-sigs/network-policy-api/pull/30",
+)];
+
 /// The ClusterRoles `calico-node` and `calico-cni-plugin` of Calico v3.29.2, verbatim from its
 /// `manifests/calico.yaml` (Apache-2.0): what the pinned version calls, no more, no less.
 const CALICO_CLUSTER_ROLES: &str = include_str!("../../../data/calico-v3.29.2-cluster-roles.json");
 
 fn calico_crd(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> Value {
     let scope = if namespaced { "Namespaced" } else { "Cluster" };
+    let name = format!("{plural}.{group}");
+    let mut metadata = json!({"name": name});
+    if let Some((_, approval)) = CALICO_CRD_APPROVALS.iter().find(|(crd, _)| *crd == name) {
+        metadata["annotations"] = json!({"api-approved.kubernetes.io": approval});
+    }
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.{group}")},
+        "metadata": metadata,
         "spec": {
             "group": group,
             "scope": scope,
