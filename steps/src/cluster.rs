@@ -405,7 +405,12 @@ pub fn apply_dag(
             .after([ids::pki()]),
     );
     steps.push(
-        StepDef::new(ids::manifests(), actions::MANIFESTS, inputs(settings)?).after([ids::pki()]),
+        StepDef::new(
+            ids::manifests(),
+            actions::MANIFESTS,
+            inputs(&(settings, assets::manifests::RENDERING))?,
+        )
+        .after([ids::pki()]),
     );
 
     // Nodes: Ignition, then the device. The Ignition's settings hold the extra keys.

@@ -32,6 +32,14 @@ use network::{calico, flannel};
 
 /// The Kubernetes release the control plane runs.
 pub const KUBERNETES_VERSION: &str = "v1.32.3";
+
+/// The version of what this module renders, part of the manifests step's inputs. The step's
+/// other inputs are the spec's settings, so without it a cluster built by an older loko would
+/// keep the files that loko rendered, and apply them again, after an upgrade that fixed them
+/// (2: the AdminNetworkPolicy CRD's approval annotation, which a real apiserver requires).
+/// Raise it with every change that existing clusters must get: their next run renders the
+/// manifests again, copies the static control plane again and applies the manifests again.
+pub const RENDERING: u32 = 2;
 const COREDNS_IMAGE: &str = "registry.k8s.io/coredns/coredns:v1.11.4";
 /// Calico's own manifest (v3.29.2 `manifests/calico.yaml`) names these.
 const CALICO_IMAGE: &str = "docker.io/calico/node:v3.29.2";
