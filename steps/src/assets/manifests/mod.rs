@@ -36,6 +36,7 @@ const COREDNS_IMAGE: &str = "registry.k8s.io/coredns/coredns:v1.11.4";
 /// Calico's own manifest (v3.29.2 `manifests/calico.yaml`) names these.
 const CALICO_IMAGE: &str = "docker.io/calico/node:v3.29.2";
 const CALICO_CNI_IMAGE: &str = "docker.io/calico/cni:v3.29.2";
+const CALICO_KUBE_CONTROLLERS_IMAGE: &str = "docker.io/calico/kube-controllers:v3.29.2";
 const FLANNEL_IMAGE: &str = "docker.io/flannel/flannel:v0.26.4";
 const FLANNEL_CNI_IMAGE: &str = "docker.io/flannel/flannel-cni-plugin:v1.6.2-flannel1";
 

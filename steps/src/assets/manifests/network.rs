@@ -6,8 +6,9 @@ use serde_json::{Value, json};
 use specs::DesiredCluster;
 
 use super::{
-    CALICO_CNI_IMAGE, CALICO_IMAGE, FLANNEL_CNI_IMAGE, FLANNEL_IMAGE, Manifest,
-    cluster_role_binding, daemon_set, host_path, manifest, metadata, mount, service_account,
+    CALICO_CNI_IMAGE, CALICO_IMAGE, CALICO_KUBE_CONTROLLERS_IMAGE, FLANNEL_CNI_IMAGE,
+    FLANNEL_IMAGE, Manifest, cluster_role_binding, daemon_set, host_path, labels, manifest,
+    metadata, mount, service_account,
 };
 use crate::assets::AssetError;
 
@@ -140,8 +141,9 @@ const CALICO_CRDS: [(&str, &str, &str, &str, bool); 20] = [
     ("crd.projectcalico.org", "v1", "Tier", "tiers", false),
 ];
 
-/// The ClusterRoles `calico-node` and `calico-cni-plugin` of Calico v3.29.2, verbatim from its
-/// `manifests/calico.yaml` (Apache-2.0): what the pinned version calls, no more, no less.
+/// The ClusterRoles `calico-node`, `calico-cni-plugin` and `calico-kube-controllers` of Calico
+/// v3.29.2, verbatim from its `manifests/calico.yaml` (Apache-2.0): what the pinned version
+/// calls, no more, no less. Each is bound to the service account of its name.
 const CALICO_CLUSTER_ROLES: &str = include_str!("../../../data/calico-v3.29.2-cluster-roles.json");
 
 fn calico_crd(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> Value {
@@ -302,7 +304,82 @@ pub(super) fn calico(cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetErr
         "manifests/calico/node.json",
         calico_node(cluster, can_reach),
     ));
+    out.extend(kube_controllers());
     Ok(out)
+}
+
+/// calico-kube-controllers as Calico v3.29.2's `manifests/calico.yaml` deploys it, with only
+/// the node controller (its `ENABLED_CONTROLLERS=node` on the kubernetes datastore). Nothing
+/// else frees what a deleted node held in Calico's IPAM: its blocks' affinities, and the
+/// handles and addresses of its pods (kube-controllers `pkg/controllers/node/ipam.go`, run on
+/// every Node deletion and periodically). Workers delete their Node at every shutdown
+/// (`delete-node.service`), so without it each replaced worker leaks a block of the pool.
+fn kube_controllers() -> Vec<Manifest> {
+    const NAME: &str = "calico-kube-controllers";
+    let check_status = |flag: &str| json!({"exec": {"command": ["/usr/bin/check-status", flag]}});
+    let mut liveness = check_status("-l");
+    liveness["periodSeconds"] = json!(10);
+    liveness["initialDelaySeconds"] = json!(10);
+    liveness["failureThreshold"] = json!(6);
+    liveness["timeoutSeconds"] = json!(10);
+    let mut readiness = check_status("-r");
+    readiness["periodSeconds"] = json!(10);
+    vec![
+        manifest(
+            "manifests/calico/kube-controllers-sa.json",
+            service_account(NAME),
+        ),
+        // Upstream lets a cluster autoscaler evict its single replica.
+        manifest(
+            "manifests/calico/kube-controllers-pdb.json",
+            json!({
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": NAME, "namespace": "kube-system", "labels": labels(NAME)},
+                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels(NAME)}},
+            }),
+        ),
+        manifest(
+            "manifests/calico/kube-controllers.json",
+            json!({
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": NAME, "namespace": "kube-system", "labels": labels(NAME)},
+                "spec": {
+                    // Its controllers can only have a single active instance (upstream's words).
+                    "replicas": 1,
+                    "selector": {"matchLabels": labels(NAME)},
+                    "strategy": {"type": "Recreate"},
+                    "template": {
+                        "metadata": {"name": NAME, "namespace": "kube-system", "labels": labels(NAME)},
+                        "spec": {
+                            "nodeSelector": {"kubernetes.io/os": "linux"},
+                            "tolerations": [
+                                {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                                {"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"},
+                                {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+                            ],
+                            "serviceAccountName": NAME,
+                            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                            "priorityClassName": "system-cluster-critical",
+                            "containers": [{
+                                "name": NAME,
+                                "image": CALICO_KUBE_CONTROLLERS_IMAGE,
+                                "imagePullPolicy": "IfNotPresent",
+                                "env": [
+                                    {"name": "ENABLED_CONTROLLERS", "value": "node"},
+                                    {"name": "DATASTORE_TYPE", "value": "kubernetes"},
+                                ],
+                                "livenessProbe": liveness,
+                                "readinessProbe": readiness,
+                                "securityContext": {"runAsNonRoot": true},
+                            }],
+                        },
+                    },
+                },
+            }),
+        ),
+    ]
 }
 
 fn calico_node(cluster: &DesiredCluster, can_reach: Ipv4Addr) -> Value {
