@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 
 use serde_json::{Value, json};
-use specs::DesiredCluster;
+use specs::{DesiredCluster, Role};
 
 use super::{
     CALICO_CNI_IMAGE, CALICO_IMAGE, CALICO_KUBE_CONTROLLERS_IMAGE, FLANNEL_CNI_IMAGE,
@@ -11,6 +11,7 @@ use super::{
     metadata, mount, service_account,
 };
 use crate::assets::AssetError;
+use crate::ignition::firewall;
 
 /// Every CustomResourceDefinition of Calico v3.29 (`manifests/calico.yaml` of v3.29.2; the set
 /// is `shared/reference/upstream/calico-v3.29-crds.txt`): (group, version, kind, plural,
@@ -246,11 +247,21 @@ pub(super) fn calico(cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetErr
             "apiVersion": "crd.projectcalico.org/v1",
             "kind": "FelixConfiguration",
             "metadata": {"name": "default"},
-            "spec": {"usageReportingEnabled": s.enable_reporting, "logSeverityScreen": "Info"},
+            "spec": {
+                "usageReportingEnabled": s.enable_reporting,
+                "logSeverityScreen": "Info",
+                "failsafeInboundHostPorts": failsafe_inbound(cluster),
+            },
         }),
     ));
     // Host protection (kinvolk/lokomotive's calico-host-protection): SSH and the API only from
-    // the management CIDRs, cluster traffic only from the cluster's own CIDRs.
+    // the management CIDRs, cluster traffic only from the cluster's own CIDRs. Felix reads a
+    // stored policy's tier from its name (libcalico-go v3.29.2 `lib/names/policy.go`
+    // `TierFromPolicyName`); the policies are stored as libcalico-go's own client stores them
+    // (`BackendTieredPolicyName`: `default.<name>`, so calicoctl finds them by name), with the
+    // `types` its client would default (`clientv3/globalnetworkpolicy.go`
+    // `defaultPolicyTypesField`; Felix reads no types as ingress and egress). The `default`
+    // tier itself is created by calico-node at start (`clientv3/client.go` EnsureInitialized).
     for node in cluster.controllers() {
         out.push(manifest(
             &format!("manifests/calico/hostendpoint-{}.json", node.hostname),
@@ -276,10 +287,12 @@ pub(super) fn calico(cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetErr
         json!({
             "apiVersion": "crd.projectcalico.org/v1",
             "kind": "GlobalNetworkPolicy",
-            "metadata": {"name": "allow-management"},
+            "metadata": {"name": "default.allow-management"},
             "spec": {
+                "tier": "default",
                 "selector": "host-endpoint == 'ingress'",
                 "order": 10,
+                "types": ["Ingress"],
                 "ingress": [{"action": "Allow", "protocol": "TCP",
                              "source": {"nets": management},
                              "destination": {"ports": [22, 6443]}}],
@@ -291,10 +304,12 @@ pub(super) fn calico(cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetErr
         json!({
             "apiVersion": "crd.projectcalico.org/v1",
             "kind": "GlobalNetworkPolicy",
-            "metadata": {"name": "allow-cluster"},
+            "metadata": {"name": "default.allow-cluster"},
             "spec": {
+                "tier": "default",
                 "selector": "host-endpoint == 'ingress'",
                 "order": 20,
+                "types": ["Ingress", "Egress"],
                 "ingress": [{"action": "Allow", "source": {"nets": cluster_cidrs}}],
                 "egress": [{"action": "Allow"}],
             },
@@ -380,6 +395,25 @@ fn kube_controllers() -> Vec<Manifest> {
             }),
         ),
     ]
+}
+
+/// Felix's inbound failsafe ports (`failsafeInboundHostPorts`): what it accepts on a host
+/// endpoint before any policy, inserted at the top of INPUT (Felix v3.29.2
+/// `felix/rules/static.go` failsafeInChain, `config_params.go` ChainInsertMode). Its default
+/// (tcp 22, 179, 2379, 2380, 5473, 6443, 6666, 6667 and udp 68, from every address) would open
+/// SSH and etcd to the internet on every controller, past the firewall's narrower rules; here
+/// it is the controllers' firewall, port for port and source for source.
+fn failsafe_inbound(cluster: &DesiredCluster) -> Vec<Value> {
+    firewall::allowances(cluster, Role::Controller)
+        .iter()
+        .flat_map(|allowance| {
+            allowance.ports.iter().flat_map(move |port| {
+                allowance.sources.iter().map(move |net| {
+                    json!({"protocol": allowance.protocol.to_uppercase(), "port": port, "net": net})
+                })
+            })
+        })
+        .collect()
 }
 
 fn calico_node(cluster: &DesiredCluster, can_reach: Ipv4Addr) -> Value {
