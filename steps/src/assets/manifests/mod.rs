@@ -242,6 +242,13 @@ fn host_path(name: &str, path: &str) -> Value {
     json!({"name": name, "hostPath": {"path": path}})
 }
 
+/// The host's iptables lock (`/run/xtables.lock`, created empty if missing), for the volumes of
+/// a pod whose program writes iptables rules: mounted at the same path, it serializes them
+/// with the kubelet's, kube-proxy's and the network's writes.
+fn xtables_lock_volume() -> Value {
+    json!({"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}})
+}
+
 fn mount(name: &str, path: &str, read_only: bool) -> Value {
     json!({"name": name, "mountPath": path, "readOnly": read_only})
 }

@@ -8,7 +8,7 @@ use specs::{DesiredCluster, Role};
 use super::{
     CALICO_CNI_IMAGE, CALICO_IMAGE, CALICO_KUBE_CONTROLLERS_IMAGE, FLANNEL_CNI_IMAGE,
     FLANNEL_IMAGE, Manifest, cluster_role_binding, daemon_set, host_path, labels, manifest,
-    metadata, mount, service_account,
+    metadata, mount, service_account, xtables_lock_volume,
 };
 use crate::assets::AssetError;
 use crate::ignition::firewall;
@@ -516,7 +516,7 @@ fn calico_node(cluster: &DesiredCluster, can_reach: Ipv4Addr) -> Value {
                 host_path("lib-modules", "/lib/modules"),
                 dir("var-run-calico", "/var/run/calico"),
                 dir("var-lib-calico", "/var/lib/calico"),
-                {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+                xtables_lock_volume(),
                 {"name": "bpffs", "hostPath": {"path": "/sys/fs/bpf", "type": "Directory"}},
                 dir("cni-bin-dir", "/opt/cni/bin"),
                 dir("cni-net-dir", "/etc/cni/net.d"),
@@ -621,6 +621,10 @@ pub(super) fn flannel(cluster: &DesiredCluster) -> Vec<Manifest> {
                         "volumeMounts": [
                             mount("flannel-config", "/etc/kube-flannel/", true),
                             mount("run-flannel", "/run/flannel", false),
+                            // flanneld's masquerade rules go through `iptables --wait`: the
+                            // host's lock keeps them from racing kube-proxy's and the
+                            // kubelet's writes (Typhoon v1.32.3's flannel DaemonSet).
+                            mount("xtables-lock", "/run/xtables.lock", false),
                         ],
                     }],
                     "volumes": [
@@ -628,6 +632,7 @@ pub(super) fn flannel(cluster: &DesiredCluster) -> Vec<Manifest> {
                         host_path("run-flannel", "/run/flannel"),
                         host_path("cni-bin-dir", "/opt/cni/bin"),
                         host_path("cni-net-dir", "/etc/cni/net.d"),
+                        xtables_lock_volume(),
                     ],
                 }),
             ),
