@@ -11,6 +11,24 @@ use serde_json::Value;
 /// `sim/data/calico-felix.json`.
 pub const CALICO_FELIX_JSON: &str = include_str!("../../data/calico-felix.json");
 
+/// Why a Calico object cannot be read as Calico reads it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CalicoError {
+    /// A policy name libcalico-go's client refuses.
+    #[error("policy {name:?}: {reason}")]
+    PolicyName { name: String, reason: String },
+    /// A selector term this reading does not evaluate.
+    #[error("selector {selector:?}: cannot read {term:?}")]
+    Selector { selector: String, term: String },
+    /// A failsafe port entry that is not a port.
+    #[error("{what}: failsafe port {entry}: {reason}")]
+    Failsafe {
+        what: &'static str,
+        entry: String,
+        reason: &'static str,
+    },
+}
+
 /// Facts about Calico's datastore and Felix (`sim/data/calico-felix.json`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct CalicoFacts {
@@ -58,12 +76,15 @@ pub fn tier_from_policy_name(name: &str) -> &str {
 /// `BackendTieredPolicyName`: `TieredPolicyName` prefixes a name without a dot with `default.`,
 /// then the name must start with its tier and a dot). An object stored under another name is
 /// one that client neither finds nor deletes by the name a user gives.
-pub fn backend_policy_name(name: &str, tier: Option<&str>) -> Result<String, String> {
+pub fn backend_policy_name(name: &str, tier: Option<&str>) -> Result<String, CalicoError> {
     let formatted = ["knp.default.", "kanp.adminnetworkpolicy.", "ossg."]
         .iter()
         .any(|prefix| name.starts_with(prefix));
     if name.is_empty() {
-        return Err("the policy name is empty".to_owned());
+        return Err(CalicoError::PolicyName {
+            name: name.to_owned(),
+            reason: "the name is empty".to_owned(),
+        });
     }
     if formatted {
         return Ok(name.to_owned());
@@ -77,22 +98,28 @@ pub fn backend_policy_name(name: &str, tier: Option<&str>) -> Result<String, Str
     if tiered.starts_with(&format!("{tier}.")) {
         Ok(tiered)
     } else {
-        Err(format!(
-            "incorrectly formatted policy name {tiered} for tier {tier}"
-        ))
+        Err(CalicoError::PolicyName {
+            name: name.to_owned(),
+            reason: format!("stored as {tiered}, which is not in its tier {tier}"),
+        })
     }
 }
 
 /// Whether a Calico selector selects an object with `labels`. Reads the forms host protection
 /// uses: `all()`, `has(k)`, `!has(k)`, `k == 'v'`, `k != 'v'`, joined by `&&` or `||` (`&&`
 /// binding tighter), without parentheses; any other form is an error naming it, never a guess.
-pub fn selector_matches(selector: &str, labels: &BTreeMap<String, String>) -> Result<bool, String> {
+pub fn selector_matches(
+    selector: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<bool, CalicoError> {
     let mut any = false;
     for alternative in selector.split("||") {
         let mut all = true;
         for term in alternative.split("&&") {
-            all &= term_matches(term.trim(), labels)
-                .ok_or_else(|| format!("selector {selector:?}: cannot read {:?}", term.trim()))?;
+            all &= term_matches(term.trim(), labels).ok_or_else(|| CalicoError::Selector {
+                selector: selector.to_owned(),
+                term: term.trim().to_owned(),
+            })?;
         }
         any |= all;
     }
@@ -226,7 +253,7 @@ pub struct FailsafePort {
 pub fn failsafe_inbound(
     objects: &[Value],
     facts: &CalicoFacts,
-) -> Result<Vec<FailsafePort>, String> {
+) -> Result<Vec<FailsafePort>, CalicoError> {
     let configured = objects
         .iter()
         .find(|o| o["kind"] == "FelixConfiguration" && o["metadata"]["name"] == "default");
@@ -237,7 +264,11 @@ pub fn failsafe_inbound(
                 let port = p["port"]
                     .as_u64()
                     .and_then(|n| u16::try_from(n).ok())
-                    .ok_or_else(|| format!("failsafeInboundHostPorts: bad port in {p}"))?;
+                    .ok_or_else(|| CalicoError::Failsafe {
+                        what: "FelixConfiguration default spec.failsafeInboundHostPorts",
+                        entry: p.to_string(),
+                        reason: "no port from 0 to 65535",
+                    })?;
                 Ok(FailsafePort {
                     // Felix's default when a protocol is not given (felixconfig.go:393).
                     protocol: p["protocol"].as_str().unwrap_or("tcp").to_lowercase(),
@@ -254,14 +285,19 @@ pub fn failsafe_inbound(
             .default
             .iter()
             .map(|entry| {
-                let (protocol, port) = entry
-                    .split_once(':')
-                    .ok_or_else(|| format!("failsafe default {entry:?} is not proto:port"))?;
+                let (protocol, port) =
+                    entry.split_once(':').ok_or_else(|| CalicoError::Failsafe {
+                        what: "calico-felix.json",
+                        entry: entry.clone(),
+                        reason: "not proto:port",
+                    })?;
                 Ok(FailsafePort {
                     protocol: protocol.to_owned(),
-                    port: port
-                        .parse()
-                        .map_err(|_| format!("failsafe default {entry:?}: bad port"))?,
+                    port: port.parse().map_err(|_| CalicoError::Failsafe {
+                        what: "calico-felix.json",
+                        entry: entry.clone(),
+                        reason: "no port from 0 to 65535",
+                    })?,
                     net: None,
                 })
             })
