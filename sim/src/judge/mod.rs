@@ -6,7 +6,8 @@
 //! ([`systemd`]), docker reads its command line and applies the image's ENTRYPOINT and CMD
 //! ([`docker`]), the program parses its flags ([`flags`]), and the kubelet applies its
 //! self-label rule ([`labels`]) and starts the static pods of its manifest path ([`pod`]); the
-//! apiserver authorizes requests through RBAC ([`rbac`]).
+//! apiserver authorizes requests through RBAC ([`rbac`]); Felix reads Calico's policy objects
+//! and protects host endpoints ([`calico`]).
 //! Every fact about those components (flag sets, entrypoints, the label rule, what Flatcar
 //! provides) is data in `sim/data/`, each file naming its upstream source ([`data`]); nothing
 //! here comes from loko's code or constants, so a mistake in the renderer cannot hide behind the
@@ -15,6 +16,7 @@
 //! A node judgement is a list of [`problem::Problem`]s, each naming the unit or pod, the flag or
 //! setting, and why a real node would refuse it.
 
+pub mod calico;
 pub mod data;
 pub mod docker;
 pub mod flags;

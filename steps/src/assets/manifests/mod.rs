@@ -44,6 +44,7 @@ const COREDNS_IMAGE: &str = "registry.k8s.io/coredns/coredns:v1.11.4";
 /// Calico's own manifest (v3.29.2 `manifests/calico.yaml`) names these.
 const CALICO_IMAGE: &str = "docker.io/calico/node:v3.29.2";
 const CALICO_CNI_IMAGE: &str = "docker.io/calico/cni:v3.29.2";
+const CALICO_KUBE_CONTROLLERS_IMAGE: &str = "docker.io/calico/kube-controllers:v3.29.2";
 const FLANNEL_IMAGE: &str = "docker.io/flannel/flannel:v0.26.4";
 const FLANNEL_CNI_IMAGE: &str = "docker.io/flannel/flannel-cni-plugin:v1.6.2-flannel1";
 
@@ -247,6 +248,13 @@ fn cluster_role_binding(name: &str, role: &str, service_account: &str) -> Value 
 
 fn host_path(name: &str, path: &str) -> Value {
     json!({"name": name, "hostPath": {"path": path}})
+}
+
+/// The host's iptables lock (`/run/xtables.lock`, created empty if missing), for the volumes of
+/// a pod whose program writes iptables rules: mounted at the same path, it serializes them
+/// with the kubelet's, kube-proxy's and the network's writes.
+fn xtables_lock_volume() -> Value {
+    json!({"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}})
 }
 
 fn mount(name: &str, path: &str, read_only: bool) -> Value {

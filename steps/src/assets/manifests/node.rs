@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 use specs::DesiredCluster;
 
-use super::{Manifest, binding, daemon_set, host_path, image, manifest, metadata, mount};
+use super::{
+    Manifest, binding, daemon_set, host_path, image, manifest, metadata, mount, xtables_lock_volume,
+};
 use crate::assets::pki::{apiserver_names, apiserver_url};
 
 /// The group of the kubelets' shared client certificate (`tls/kubelet.crt`, O=system:nodes).
@@ -115,7 +117,7 @@ pub(super) fn kube_proxy(pod_cidr: &str) -> Value {
             "volumes": [
                 {"name": "kubeconfig", "configMap": {"name": "kubeconfig-in-cluster"}},
                 host_path("lib-modules", "/lib/modules"),
-                {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+                xtables_lock_volume(),
             ],
         }),
     )
