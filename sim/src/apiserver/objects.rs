@@ -48,6 +48,13 @@ pub(super) fn core_v1_resources() -> Value {
             "kind": "Node",
             "verbs": ["get", "list"],
             "shortNames": ["no"]
+        }, {
+            "name": "pods",
+            "singularName": "pod",
+            "namespaced": true,
+            "kind": "Pod",
+            "verbs": ["list"],
+            "shortNames": ["po"]
         }]
     })
 }
@@ -98,7 +105,9 @@ pub(super) fn node(kubelet: &Kubelet, network_problem: Option<&str>) -> Value {
             "creationTimestamp": since,
             "labels": node_labels(kubelet),
         },
-        "spec": {},
+        "spec": {"taints": kubelet.taints.iter().map(|taint| json!({
+            "key": taint.key, "value": taint.value, "effect": taint.effect,
+        })).collect::<Vec<_>>()},
         "status": {
             "conditions": [{
                 "type": "Ready",
@@ -194,7 +203,7 @@ pub(super) fn node_table(nodes: &[Value], now_reference: DateTime<Utc>) -> Value
     })
 }
 
-fn age(elapsed: chrono::TimeDelta) -> String {
+pub(super) fn age(elapsed: chrono::TimeDelta) -> String {
     let seconds = elapsed.num_seconds().max(0);
     match seconds {
         0..120 => format!("{seconds}s"),
