@@ -485,9 +485,9 @@ fn pods_response(
         })
         .collect();
     if wants_table(headers) {
-        json_response(StatusCode::OK, pods::pod_table(&pods, now))
+        json_response(StatusCode::OK, objects::pod_table(&pods, now))
     } else {
-        json_response(StatusCode::OK, pods::pod_list(pods))
+        json_response(StatusCode::OK, objects::pod_list(pods))
     }
 }
 

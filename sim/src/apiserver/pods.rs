@@ -566,66 +566,85 @@ fn suffix(seed: &str, length: usize) -> String {
         .collect()
 }
 
-/// A list of pods.
-pub(super) fn pod_list(pods: Vec<Value>) -> Value {
-    json!({
-        "kind": "PodList",
-        "apiVersion": "v1",
-        "metadata": {"resourceVersion": "1"},
-        "items": pods,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The server-side table `kubectl get pods` prints (NAME, READY, STATUS, RESTARTS, AGE).
-pub(super) fn pod_table(pods: &[Value], now: DateTime<Utc>) -> Value {
-    let rows: Vec<Value> = pods
-        .iter()
-        .map(|pod| {
-            let statuses = pod["status"]["containerStatuses"].as_array();
-            let total = pod["spec"]["containers"].as_array().map_or(0, Vec::len);
-            let ready = statuses
-                .into_iter()
-                .flatten()
-                .filter(|s| s["ready"] == true)
-                .count();
-            let restarts: u64 = statuses
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s["restartCount"].as_u64())
-                .sum();
-            let status = statuses
-                .into_iter()
-                .flatten()
-                .find_map(|s| s["state"]["waiting"]["reason"].as_str())
-                .or_else(|| pod["status"]["phase"].as_str())
-                .unwrap_or("Unknown");
-            let created = pod["metadata"]["creationTimestamp"]
-                .as_str()
-                .and_then(|time| DateTime::parse_from_rfc3339(time).ok())
-                .map_or(now, |time| time.with_timezone(&Utc));
-            json!({
-                "cells": [
-                    pod["metadata"]["name"],
-                    format!("{ready}/{total}"),
-                    status,
-                    restarts,
-                    objects::age(now - created),
-                ],
-                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": pod["metadata"]},
-            })
-        })
-        .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": "1"},
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name of the pod", "priority": 0},
-            {"name": "Ready", "type": "string", "format": "", "description": "Ready containers", "priority": 0},
-            {"name": "Status", "type": "string", "format": "", "description": "The aggregate status of the containers", "priority": 0},
-            {"name": "Restarts", "type": "integer", "format": "", "description": "Restarts of the containers", "priority": 0},
-            {"name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0},
-        ],
-        "rows": rows,
-    })
+    fn kubelet(cluster_dns: &[&str]) -> Kubelet {
+        Kubelet {
+            node_name: "n".to_owned(),
+            kubeconfig: None,
+            labels: BTreeMap::new(),
+            internal_ip: std::net::Ipv4Addr::new(10, 0, 0, 1),
+            external_ip: std::net::Ipv4Addr::new(127, 0, 0, 1),
+            registered_at: Utc::now(),
+            taints: Vec::new(),
+            cluster_dns: cluster_dns.iter().map(|s| (*s).to_owned()).collect(),
+            host_nameservers: vec!["147.75.207.207".to_owned()],
+        }
+    }
+
+    #[test]
+    fn a_pods_nameservers_follow_its_dns_policy_as_the_kubelet_sets_them() {
+        let with = kubelet(&["10.3.0.10"]);
+        let servers = |spec: Value, kubelet: &Kubelet| nameservers(&spec, kubelet);
+        assert_eq!(servers(json!({}), &with), ["10.3.0.10"]);
+        assert_eq!(
+            servers(json!({"dnsPolicy": "ClusterFirst"}), &with),
+            ["10.3.0.10"]
+        );
+        assert_eq!(
+            servers(json!({"dnsPolicy": "Default"}), &with),
+            ["147.75.207.207"]
+        );
+        // ClusterFirst on the host network falls back to Default; WithHostNet does not.
+        assert_eq!(
+            servers(json!({"hostNetwork": true}), &with),
+            ["147.75.207.207"]
+        );
+        assert_eq!(
+            servers(
+                json!({"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet"}),
+                &with
+            ),
+            ["10.3.0.10"]
+        );
+        // Without --cluster-dns, ClusterFirst is Default.
+        assert_eq!(servers(json!({}), &kubelet(&[])), ["147.75.207.207"]);
+        assert_eq!(
+            servers(
+                json!({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"]}}),
+                &with
+            ),
+            ["1.1.1.1"]
+        );
+        assert_eq!(
+            servers(
+                json!({"dnsConfig": {"nameservers": ["10.3.0.10", "1.1.1.1"]}}),
+                &with
+            ),
+            ["10.3.0.10", "1.1.1.1"]
+        );
+    }
+
+    #[test]
+    fn taints_are_tolerated_as_the_scheduler_tolerates_them() {
+        let taints =
+            Taint::parse_list("node-role.kubernetes.io/master=:NoSchedule,dedicated=db:NoExecute");
+        assert_eq!(taints.len(), 2);
+        assert_eq!(taints[1].value, "db");
+        let master = &taints[0];
+        assert!(master.tolerated_by(&[
+            json!({"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"})
+        ]));
+        assert!(master.tolerated_by(&[json!({"operator": "Exists"})]));
+        assert!(master.tolerated_by(&[json!({"operator": "Exists", "effect": "NoSchedule"})]));
+        assert!(!master.tolerated_by(&[
+            json!({"key": "node-role.kubernetes.io/controller", "effect": "NoSchedule"})
+        ]));
+        assert!(!master.tolerated_by(&[json!({"operator": "Exists", "effect": "NoExecute"})]));
+        let dedicated = &taints[1];
+        assert!(dedicated.tolerated_by(&[json!({"key": "dedicated", "value": "db"})]));
+        assert!(!dedicated.tolerated_by(&[json!({"key": "dedicated", "value": "web"})]));
+    }
 }
