@@ -393,6 +393,8 @@ impl ReadinessStep {
         let base = format!("https://{}:{}", self.api_name, self.port);
         let start = Instant::now();
         let expected: BTreeSet<String> = self.expected_nodes.iter().cloned().collect();
+        // A poll that changes nothing says nothing: the line stands until the state changes.
+        let mut shown = String::new();
         loop {
             let polled = self.poll(&client, &base).await;
             let last = match polled.clone() {
@@ -423,12 +425,16 @@ impl ReadinessStep {
             // An apiserver that does not answer yet is the normal state of a cluster being
             // bootstrapped, not an error: the progress says what is awaited, and the reason
             // goes into the error only if the deadline passes.
-            match &polled {
-                Ok((ready, pods)) => ctx.progress(summary(&expected, ready, pods, self)),
+            let line = match &polled {
+                Ok((ready, pods)) => summary(&expected, ready, pods, self),
                 Err(_) => {
                     tracing::debug!("{last}");
-                    ctx.progress(format!("waiting for the apiserver at {base} to answer"));
+                    format!("waiting for the apiserver at {base} to answer")
                 }
+            };
+            if line != shown {
+                ctx.progress(line.clone());
+                shown = line;
             }
             if start.elapsed() >= self.deadline {
                 return Err(StepError::retryable(format!(
