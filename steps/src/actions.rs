@@ -332,6 +332,7 @@ pub fn actions(run: RunContext) -> Actions {
             port: run.settings.api_port,
             controllers: public_ipv4_of(params.controllers),
             expected_nodes: params.expected_nodes,
+            workloads: crate::assets::manifests::workloads(&run.desired),
             asset_dir: run.assets.root().to_owned(),
             poll_every: run.settings.ready_poll,
             deadline: run.settings.ready_deadline,

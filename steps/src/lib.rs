@@ -13,7 +13,8 @@
 //! - [`ssh`]: the SSH client (ssh-agent keys, pinned host keys).
 //! - [`bootstrap`]: etcd certificates and the static control plane to every controller.
 //! - [`apply`]: the cluster's manifests, applied through the API once it answers.
-//! - [`readiness`]: the apiserver answers and every node is Ready.
+//! - [`readiness`]: the apiserver answers, every node is Ready, and CoreDNS, kube-proxy and the
+//!   network's pods run.
 //! - [`preflight`]: the token, project, endpoints, AWS credentials and hosted zone, before any step.
 
 pub mod actions;

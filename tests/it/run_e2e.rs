@@ -372,3 +372,43 @@ async fn a_spec_naming_another_private_network_stops_before_the_control_plane() 
     assert_eq!(w.static_control_planes(), 0, "nothing installed");
     assert!(w.records().is_empty(), "no DNS record: {:?}", w.records());
 }
+
+/// CoreDNS without `dnsPolicy: Default` (as loko rendered it before) forwards to itself through
+/// the cluster DNS Service: its nodes are Ready, but `ready` fails naming CoreDNS's crash loop.
+/// The first run stops once a device is active (the manifests are rendered, nothing is applied
+/// yet); the Deployment is edited back to the old rendering, and the resumed run applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_names_a_coredns_that_forwards_to_itself() {
+    let w = world(0.002, false).await;
+    let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
+    let spec = spec.to_str().unwrap();
+    let stopped = w
+        .kill_run_when(spec, "a device is active", |state| {
+            state.devices.iter().any(|d| d.state == "active")
+        })
+        .await;
+    assert!(stopped);
+    let file = w.root.join("assets/manifests/coredns.json");
+    let mut deployment: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let pod = deployment["spec"]["template"]["spec"]
+        .as_object_mut()
+        .unwrap();
+    assert_eq!(pod.remove("dnsPolicy"), Some("Default".into()));
+    std::fs::write(&file, deployment.to_string()).unwrap();
+
+    let out = w.loko(&["run", spec]);
+    assert!(!out.status.success());
+    let text = stderr(&out) + &stdout(&out);
+    assert!(text.contains("ready: cluster supernova"), "{text}");
+    assert!(text.contains("2 of 2 nodes Ready"), "{text}");
+    assert!(
+        text.contains("not running: coredns: 0 of 2 ready"),
+        "{text}"
+    );
+    assert!(text.contains("coredns CrashLoopBackOff"), "{text}");
+    assert!(
+        text.contains("plugin/loop: Loop (") && text.contains("detected for zone \".\""),
+        "{text}"
+    );
+}

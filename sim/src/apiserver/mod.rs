@@ -29,19 +29,27 @@
 //! with its service account, its service account may make every request its upstream role
 //! holds, and (Calico) every CRD its version ships is there; otherwise the Ready condition is
 //! False and its message says why.
+//!
+//! Pods are not stored but derived (`pods`): what the applied DaemonSets and Deployments would
+//! run on the registered nodes, each judged by what its container would do there (CoreDNS by
+//! its Corefile and resolv.conf: `coredns`), served by `GET /api/v1/pods` and
+//! `/api/v1/namespaces/{ns}/pods`.
 
 mod apply;
 mod authorization;
 pub(crate) mod cluster;
+mod coredns;
 mod crd;
 mod custom_resource;
 mod field;
 mod network;
 mod objects;
+mod pods;
 mod store;
 
 pub use crd::refusal as definition_refusal;
 pub(crate) use objects::status;
+pub use pods::Taint;
 pub use store::{ObjectStore, ObjectStores};
 
 use std::collections::BTreeMap;
@@ -116,6 +124,12 @@ pub struct Kubelet {
     pub external_ip: Ipv4Addr,
     /// When the node booted.
     pub registered_at: DateTime<Utc>,
+    /// The taints of its `--register-with-taints`.
+    pub taints: Vec<Taint>,
+    /// Its `--cluster-dns` addresses: the nameservers of its `ClusterFirst` pods.
+    pub cluster_dns: Vec<String>,
+    /// The nameservers of its `--resolv-conf`: those of its `Default` pods.
+    pub host_nameservers: Vec<String>,
 }
 
 impl std::fmt::Debug for Kubelet {
@@ -127,6 +141,9 @@ impl std::fmt::Debug for Kubelet {
             .field("labels", &self.labels)
             .field("internal_ip", &self.internal_ip)
             .field("external_ip", &self.external_ip)
+            .field("taints", &self.taints)
+            .field("cluster_dns", &self.cluster_dns)
+            .field("host_nameservers", &self.host_nameservers)
             .finish()
     }
 }
@@ -347,6 +364,11 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1", get(api_resources))
         .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/nodes/{name}", get(get_node))
+        .route("/api/v1/pods", get(list_pods))
+        .route(
+            "/api/v1/namespaces/{namespace}/pods",
+            get(list_namespace_pods),
+        )
         .fallback(object)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -420,6 +442,59 @@ async fn get_node(
         )
     } else {
         json_response(StatusCode::OK, node)
+    }
+}
+
+async fn list_pods(
+    State(state): State<Arc<ApiState>>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    pods_response(&state, None, &query, &headers)
+}
+
+async fn list_namespace_pods(
+    State(state): State<Arc<ApiState>>,
+    UrlPath(namespace): UrlPath<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    pods_response(&state, Some(&namespace), &query, &headers)
+}
+
+/// The pods the cluster runs now (of `namespace`, or all), as a list or kubectl's table.
+fn pods_response(
+    state: &ApiState,
+    namespace: Option<&str>,
+    query: &BTreeMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    let selector = query.get("labelSelector").map(String::as_str).unwrap_or("");
+    let derived = state.store.derived();
+    let cluster = pods::Cluster {
+        objects: &derived.objects,
+        policy: &derived.policy,
+        requirements: state.store.requirements(),
+        network_problem: derived.network_problem.as_deref(),
+    };
+    let now = Utc::now();
+    let pods: Vec<Value> = pods::pods(&cluster, &ready_kubelets(state), now)
+        .into_iter()
+        .filter(|pod| namespace.is_none_or(|ns| pod["metadata"]["namespace"] == ns))
+        .filter(|pod| {
+            let labels: BTreeMap<String, String> = pod["metadata"]["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect();
+            objects::selector_matches(selector, &labels)
+        })
+        .collect();
+    if wants_table(headers) {
+        json_response(StatusCode::OK, objects::pod_table(&pods, now))
+    } else {
+        json_response(StatusCode::OK, objects::pod_list(pods))
     }
 }
 

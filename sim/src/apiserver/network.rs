@@ -25,20 +25,7 @@ pub(super) fn problem(
         if object["kind"] != "DaemonSet" {
             return None;
         }
-        let pod = &object["spec"]["template"]["spec"];
-        let identity = pod["containers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["image"].as_str())
-            .find_map(|image| {
-                let repository = image.split([':', '@']).next().unwrap_or_default();
-                PLUGINS
-                    .iter()
-                    .find(|(suffix, _)| repository.ends_with(suffix))
-                    .map(|(_, identity)| *identity)
-            })?;
-        Some((identity, object))
+        Some((plugin_of(&object["spec"]["template"]["spec"])?, object))
     }) else {
         return Some(
             "cni plugin not initialized: no calico-node or flannel DaemonSet in the manifests"
@@ -50,21 +37,8 @@ pub(super) fn problem(
         .as_str()
         .unwrap_or("default");
     let pod = &daemonset["spec"]["template"]["spec"];
-    let account = pod["serviceAccountName"]
-        .as_str()
-        .or_else(|| pod["serviceAccount"].as_str())
-        .unwrap_or("default");
-    // Every namespace has its `default` account; any other must be created.
-    let account_exists = account == "default"
-        || objects.iter().any(|(_, o)| {
-            o["kind"] == "ServiceAccount"
-                && o["metadata"]["name"] == account
-                && o["metadata"]["namespace"].as_str().unwrap_or("default") == namespace
-        });
-    if !account_exists {
-        return Some(format!(
-            "{name}: ServiceAccount {namespace}/{account} does not exist"
-        ));
+    if let Some(problem) = account_missing(objects, name, namespace, pod) {
+        return Some(problem);
     }
     if identity == "calico-node" {
         let missing: Vec<&str> = CALICO_CRDS
@@ -84,7 +58,63 @@ pub(super) fn problem(
             ));
         }
     }
-    let user = UserInfo::service_account(namespace, account);
+    account_refusal(policy, requirements, identity, name, namespace, pod)
+}
+
+/// The network plugin a pod's containers run (its requirements identity), if any.
+pub(super) fn plugin_of(pod: &Value) -> Option<&'static str> {
+    pod["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["image"].as_str())
+        .find_map(|image| {
+            let repository = image.split([':', '@']).next().unwrap_or_default();
+            PLUGINS
+                .iter()
+                .find(|(suffix, _)| repository.ends_with(suffix))
+                .map(|(_, identity)| *identity)
+        })
+}
+
+/// The service account a PodSpec runs as.
+fn account_of(pod: &Value) -> &str {
+    pod["serviceAccountName"]
+        .as_str()
+        .or_else(|| pod["serviceAccount"].as_str())
+        .unwrap_or("default")
+}
+
+/// Why workload `name`'s service account does not exist, or `None`.
+pub(super) fn account_missing(
+    objects: &[(std::path::PathBuf, Value)],
+    name: &str,
+    namespace: &str,
+    pod: &Value,
+) -> Option<String> {
+    let account = account_of(pod);
+    // Every namespace has its `default` account; any other must be created.
+    let account_exists = account == "default"
+        || objects.iter().any(|(_, o)| {
+            o["kind"] == "ServiceAccount"
+                && o["metadata"]["name"] == account
+                && o["metadata"]["namespace"].as_str().unwrap_or("default") == namespace
+        });
+    (!account_exists)
+        .then(|| format!("{name}: ServiceAccount {namespace}/{account} does not exist"))
+}
+
+/// The first request of upstream `identity` that workload `name`'s service account may not
+/// make, or `None` when it may make them all.
+pub(super) fn account_refusal(
+    policy: &Policy,
+    requirements: &Requirements,
+    identity: &str,
+    name: &str,
+    namespace: &str,
+    pod: &Value,
+) -> Option<String> {
+    let user = UserInfo::service_account(namespace, account_of(pod));
     let needs = match requirements.identity(identity) {
         Ok(needs) => needs.requests(""),
         Err(error) => return Some(error.to_string()),

@@ -1,7 +1,8 @@
 //! What a cluster's etcd holds, as far as the emulator keeps it: the objects applied through any
 //! of the cluster's apiservers (those naming the same `--etcd-servers`), on disk beside the node
 //! roots, so that a rebooted controller, or a restarted simulator, serves them again. The RBAC
-//! policy and the network's verdict are derived from them after every write.
+//! policy and the network's verdict are derived from them after every write, and kept with a
+//! copy of the objects, which the pods are judged from.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,8 @@ pub struct Derived {
     pub policy: Policy,
     /// Why nodes are not Ready (the network cannot come up), or `None`.
     pub network_problem: Option<String>,
+    /// The stored objects, by URL path, which the pods the cluster runs are derived from.
+    pub objects: Vec<(PathBuf, Value)>,
 }
 
 struct Inner {
@@ -254,6 +257,7 @@ fn derive(
     Ok(Derived {
         policy,
         network_problem,
+        objects: listed,
     })
 }
 

@@ -42,6 +42,9 @@ pub struct KubeletStart {
     pub pod_manifest_path: Option<String>,
     /// Every argument as the kubelet reads it.
     pub args: ParsedArgs,
+    /// The nameservers of its `--resolv-conf` as the kubelet reads that file: what a pod of
+    /// `dnsPolicy: Default` gets.
+    pub host_nameservers: Vec<String>,
 }
 
 /// A docker-run unit as it would start: its container's process, judged.
@@ -394,10 +397,49 @@ pub fn judge_kubelet(
             pod_manifest_path: args
                 .value("pod-manifest-path")
                 .and_then(|path| run.host_path(path)),
+            host_nameservers: host_nameservers(ignition, &run, &args, facts),
             args,
         }),
         _ => Err(problems),
     }
+}
+
+/// The nameservers of the kubelet's `--resolv-conf` (by default `/etc/resolv.conf`), as the
+/// kubelet reads the file from its container: a host file through a `-v` mount, else the copy
+/// of the host's `/etc/resolv.conf` docker gives a `--network host` container. A file the
+/// Ignition writes is read; one Flatcar provides is known from the facts. An empty
+/// `--resolv-conf` makes the kubelet give `Default` pods 127.0.0.1 (`GetPodDNS`,
+/// `pkg/kubelet/network/dns/dns.go`).
+fn host_nameservers(
+    ignition: &NodeIgnition,
+    run: &DockerRun,
+    args: &ParsedArgs,
+    facts: &Facts,
+) -> Vec<String> {
+    let path = args.value("resolv-conf").unwrap_or("/etc/resolv.conf");
+    if path.is_empty() {
+        return vec!["127.0.0.1".to_owned()];
+    }
+    let Some(host) = run
+        .host_path(path)
+        .or_else(|| (path == "/etc/resolv.conf").then(|| path.to_owned()))
+    else {
+        // Not in the container: the kubelet cannot read it, and no pod gets a nameserver.
+        return Vec::new();
+    };
+    if let Some(file) = ignition.file(&host) {
+        return String::from_utf8_lossy(&file.contents)
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("nameserver"))
+            .map(|rest| rest.trim().to_owned())
+            .filter(|address| !address.is_empty())
+            .collect();
+    }
+    facts
+        .flatcar
+        .resolv_conf
+        .nameservers(&host)
+        .unwrap_or_default()
 }
 
 /// What `coreos-metadata.service` writes to `/run/metadata/flatcar` on a Packet node

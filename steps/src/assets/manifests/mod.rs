@@ -139,9 +139,49 @@ fn prune(dir: &AssetDir, report: &ManifestReport) -> Result<(), AssetError> {
     Ok(())
 }
 
+/// A workload of `manifests/` that must run before the cluster is usable, named as `kubectl get
+/// pods -n kube-system` shows its pods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workload {
+    /// A DaemonSet of kube-system, whose pod must run on every node.
+    EveryNode {
+        /// The DaemonSet's name (its pods' owner).
+        name: &'static str,
+    },
+    /// A Deployment of kube-system, `replicas` of whose pods (labelled `k8s-app: <name>`) must
+    /// be ready.
+    Replicas {
+        /// The Deployment's name and its pods' `k8s-app` label.
+        name: &'static str,
+        /// How many.
+        replicas: u32,
+    },
+}
+
+/// What the readiness step waits for: the network's DaemonSet, kube-proxy and CoreDNS.
+pub fn workloads(cluster: &DesiredCluster) -> Vec<Workload> {
+    let network = match cluster.settings.networking {
+        Networking::Calico => "calico-node",
+        Networking::Flannel => "flannel",
+    };
+    vec![
+        Workload::EveryNode { name: network },
+        Workload::EveryNode { name: "kube-proxy" },
+        Workload::Replicas {
+            name: "coredns",
+            replicas: coredns_replicas(cluster),
+        },
+    ]
+}
+
+/// CoreDNS's replicas: one per controller, at least two (Typhoon's `max(2, controllers)`).
+fn coredns_replicas(cluster: &DesiredCluster) -> u32 {
+    cluster.settings.controller_count.max(2)
+}
+
 fn build(cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetError> {
     let s = &cluster.settings;
-    let replicas = s.controller_count.max(2);
+    let replicas = coredns_replicas(cluster);
     let mut out = static_pods(cluster);
     out.extend([
         manifest(
