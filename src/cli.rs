@@ -57,7 +57,8 @@ pub enum Command {
         PACKET_AUTH_TOKEN=... loko run cluster.yaml  # real Packet and Route53 (AWS credential chain)\n\n\
         A run that failed or was interrupted resumes where it stopped when run again.")]
     Run(RunArgs),
-    /// Show what `loko run` would add, change and destroy, without calling any API.
+    /// Show what `loko run` would add, change and destroy: read-only calls only (the cluster's
+    /// devices and records, when a token is set), nothing changed.
     #[command(after_help = "Example:\n  loko plan examples/tutorial.yaml")]
     Plan(PlanArgs),
     /// Delete every device tagged with the cluster and its DNS records.
@@ -239,6 +240,11 @@ pub struct PlanArgs {
     /// The changes as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Do not list the cloud: the plan from the journal alone. By default, with a token in
+    /// the environment, the cluster's devices and records are listed first and what the
+    /// journal records but the cloud no longer has is planned again.
+    #[arg(long)]
+    pub no_refresh: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ use journal::{Journal, RunKind};
 use specs::DesiredCluster;
 use steps::assets::AssetDir;
 use steps::cluster::{self, History};
+use steps::refresh::{Contradictions, Recorded};
 
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs};
 use crate::failure::{EXIT_FAILED, EXIT_USAGE, UserError};
@@ -18,7 +19,7 @@ use crate::output::{out, outln};
 use crate::progress::Printer;
 use crate::sim_session::SimSession;
 use crate::target::{changes, history, read_history, target};
-use crate::wiring::{Login, WireConfig, actions, engine, request, wire};
+use crate::wiring::{Login, WireConfig, actions, connect, engine, request, wire};
 
 /// Exit code of an interrupted run.
 const EXIT_INTERRUPTED: u8 = 130;
@@ -81,17 +82,18 @@ async fn execute(
     journal: Arc<Journal>,
     plan: &Dag,
     actions: &Actions,
-    kind: RunKind,
-    desired: &DesiredCluster,
+    request: engine::RunRequest,
     json: bool,
     sim: Option<SimSession>,
+    drift: engine::Drift,
 ) -> anyhow::Result<RunReport> {
     let printer = Arc::new(Printer::new(json, &plan.step_ids()));
     let report = engine(journal, Arc::clone(&printer) as _)
+        .drift(drift)
         .run(
             plan,
             actions,
-            request(kind, desired)?,
+            request,
             cancel_on_interrupt(Arc::clone(&printer))?,
         )
         .await;
@@ -134,10 +136,11 @@ fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
 pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.cluster.spec)?;
     let journal = open_journal(&target.journal)?;
-    let history = history(&journal)?;
-    // Refused changes stop here, before any API is called.
-    let changes = changes(&target.desired, &history)?;
-    crate::guard::new_devices(changes.devices_to_create(), args.max_new_devices, args.yes)?;
+    let mut history = history(&journal)?;
+    // Refused changes stop here, before any API is called, and so does a run that would
+    // create too many devices by the journal's count alone.
+    let known = changes(&target.desired, &history)?.devices_to_create();
+    crate::guard::new_devices(known, args.max_new_devices, args.yes)?;
     let sim = match args.cluster.sim.sim {
         true => Some(SimSession::start(&target, &args.cluster.sim).await?),
         false => None,
@@ -156,6 +159,14 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .await?;
+    // The cloud is the truth: what the journal recorded and the cloud no longer has is done
+    // again, and said so before anything changes.
+    let found = refresh(&journal, &target.desired, &wiring, &mut history).await?;
+    let changes = changes(&target.desired, &history)?;
+    if changes.devices_to_create() > known {
+        // Devices gone from the cloud come on top of what the journal's count asked for.
+        crate::guard::new_devices(changes.devices_to_create(), args.max_new_devices, args.yes)?;
+    }
     if !args.json {
         outln!("{changes}");
     }
@@ -173,17 +184,17 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         Arc::clone(&journal),
         &plan,
         &actions(&target, assets, &wiring),
-        RunKind::Apply,
-        &target.desired,
+        request(RunKind::Apply, &target.desired)?,
         args.json,
         sim,
+        found.to_engine(),
     )
     .await?;
     if !args.json && matches!(report.outcome, Outcome::Succeeded | Outcome::UpToDate) {
         print_nodes(&journal, &target.desired);
     }
     if report.outcome == Outcome::UpToDate && !args.json {
-        outln!("Nothing to do: the cluster matches the spec.");
+        outln!("Nothing to do: the cluster matches the spec, and its nodes are ready now.");
     }
     let code = outcome_code(&report.outcome, "the run")?;
     if !args.json && report.outcome != Outcome::Interrupted {
@@ -209,6 +220,59 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(code)
+}
+
+/// Refreshes `history` with what exists: the run's first device listing (its poller's, which
+/// the device steps' lookups share, so the refresh costs no call of its own) and the records,
+/// compared with the journal's ledger. Prints what contradicts the journal; the run journals
+/// it and does those steps again.
+async fn refresh(
+    journal: &Journal,
+    desired: &DesiredCluster,
+    wiring: &crate::wiring::Wiring,
+    history: &mut History,
+) -> anyhow::Result<Contradictions> {
+    let poller = &wiring.clients.poller;
+    let listing = |since| async move {
+        match poller.listing_since(since).await {
+            Some(listing) => listing.context("cannot list the cluster's devices"),
+            None => Err(anyhow::anyhow!("the device poller stopped")),
+        }
+    };
+    let first = listing(std::time::Instant::now()).await?;
+    let mut devices = (*first.devices).clone();
+    if first.may_skip() {
+        // Packet pages by offset: a device that went away between two page calls made the
+        // next page skip one. A device gone for real is missing from the next listing too.
+        let second = listing(std::time::Instant::now()).await?;
+        devices.extend(
+            second
+                .devices
+                .iter()
+                .map(|(id, d)| (id.clone(), Arc::clone(d))),
+        );
+    }
+    let mut drift = steps::drift::Drift::of_devices(desired, devices.values().map(|d| &**d));
+    crate::status_cmd::read_records(desired, &wiring.clients.route53, &mut drift).await?;
+    let found = Contradictions::find(&journal.with_state(Recorded::read), &drift);
+    print_contradictions(&found);
+    found.apply(history);
+    Ok(found)
+}
+
+/// What the cloud contradicts in the journal, on stderr (stdout may be JSON lines).
+fn print_contradictions(found: &Contradictions) {
+    if found.is_empty() {
+        return;
+    }
+    eprintln!(
+        "The cloud differs from the journal; what is gone is done again:{}",
+        found
+            .found
+            .iter()
+            .map(|f| format!("\n  - {f}"))
+            .collect::<String>()
+    );
 }
 
 /// The nodes as the journal recorded them: what a user looks for after a run.
@@ -245,7 +309,22 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
 
 pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
-    let history = read_history(&target)?;
+    let (mut history, recorded) = read_history(&target)?;
+    changes(&target.desired, &history)?;
+    if args.no_refresh {
+        eprintln!("note: not refreshed (--no-refresh): as the journal knows the cloud");
+    } else if steps::packet::Token::from_env().is_err() {
+        eprintln!(
+            "note: not refreshed: without PACKET_AUTH_TOKEN (or METAL_AUTH_TOKEN) the cloud cannot be \
+             listed; this is as the journal knows it"
+        );
+    } else {
+        let (packet, route53) = connect(&target, None, None, Vec::new()).await?;
+        let drift = crate::status_cmd::observe(&target.desired, &packet, &route53).await?;
+        let found = Contradictions::find(&recorded, &drift);
+        print_contradictions(&found);
+        found.apply(&mut history);
+    }
     let changes = changes(&target.desired, &history)?;
     if args.json {
         let mut json = serde_json::to_value(&changes)?;
@@ -288,10 +367,10 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         journal,
         &plan,
         &actions(&target, assets, &wiring),
-        RunKind::Destroy,
-        &target.desired,
+        request(RunKind::Destroy, &target.desired)?,
         args.json,
         sim,
+        engine::Drift::default(),
     )
     .await?;
     let code = outcome_code(&report.outcome, "destroy")?;
@@ -358,7 +437,7 @@ fn confirm(desired: &DesiredCluster, doomed: &[String]) -> anyhow::Result<bool> 
 
 pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
-    let history = read_history(&target)?;
+    let (history, _) = read_history(&target)?;
     changes(&target.desired, &history)?;
     // The DAG is data: no client, no asset directory, no lock.
     let plan = cluster::apply_dag(&target.desired, &history, &[])?;
