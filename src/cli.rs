@@ -220,9 +220,14 @@ pub struct RunArgs {
     /// One JSON object per event on stdout instead of lines of text.
     #[arg(long)]
     pub json: bool,
-    /// Create more than --max-new-devices devices without asking.
+    /// Create more than --max-new-devices devices, and delete the devices the plan deletes,
+    /// without asking.
     #[arg(long)]
     pub yes: bool,
+    /// Delete the devices the plan deletes (scale down, type change, removed pool) without
+    /// asking; required for that when not on a terminal, unless --yes.
+    #[arg(long)]
+    pub allow_delete: bool,
     /// Ask before a run creates more new devices than this (without a terminal: refuse).
     #[arg(long, env = "LOKO_MAX_NEW_DEVICES", value_name = "N",
           default_value_t = crate::guard::DEFAULT_MAX_NEW_DEVICES)]

@@ -2,6 +2,10 @@
 //! (a large cluster needs them), so a count is not capped; instead a run that would create more
 //! new devices than a threshold needs a yes: on a terminal a y/N prompt showing the number,
 //! elsewhere `--yes` or a higher `--max-new-devices` (`LOKO_MAX_NEW_DEVICES`).
+//!
+//! And it deletes nothing the user was not shown: every device a run deletes (a scale down, a
+//! type change, a removed pool; `20` → `2` is one typo) is listed before anything changes, and
+//! needs a yes (`--yes` or `--allow-delete` without a terminal), as `loko destroy` does.
 
 use crate::failure::UserError;
 
@@ -30,6 +34,29 @@ pub fn new_devices(count: usize, threshold: usize, yes: bool) -> anyhow::Result<
     Err(UserError::usage("run cancelled: nothing was created", hint).into())
 }
 
+/// Whether a run that deletes `doomed` (one line per device) may go on: with none, or with
+/// `yes`, it goes on; otherwise it lists them and asks on a terminal, and refuses without one.
+pub fn deletions(doomed: &[String], yes: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    if doomed.is_empty() || yes {
+        return Ok(());
+    }
+    let list: String = doomed.iter().map(|l| format!("\n  - {l}")).collect();
+    let what = format!("this run deletes {} device(s):{list}", doomed.len());
+    let hint = "check the spec's counts and types with loko plan; to delete them, pass --yes (or --allow-delete)";
+    if !std::io::stdin().is_terminal() {
+        return Err(UserError::usage(
+            format!("{what}\nnothing was changed: deleting needs a yes"),
+            hint,
+        )
+        .into());
+    }
+    if ask(&format!("{what}\nDelete them? [y/N] "))? {
+        return Ok(());
+    }
+    Err(UserError::usage("run cancelled: nothing was deleted", hint).into())
+}
+
 /// Asks on stderr (stdout may be JSON lines) and reads one line: only `y` or `yes` agree.
 fn ask(question: &str) -> anyhow::Result<bool> {
     use std::io::{BufRead as _, Write as _};
@@ -52,5 +79,11 @@ mod tests {
         assert!(new_devices(100, 100, false).is_ok());
         assert!(new_devices(0, 0, false).is_ok());
         assert!(new_devices(5000, 100, true).is_ok());
+    }
+
+    #[test]
+    fn no_deletion_or_a_yes_goes_on() {
+        assert!(deletions(&[], false).is_ok());
+        assert!(deletions(&["device d-1 (w-1)".into()], true).is_ok());
     }
 }

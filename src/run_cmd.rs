@@ -139,8 +139,13 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut history = history(&journal)?;
     // Refused changes stop here, before any API is called, and so does a run that would
     // create too many devices by the journal's count alone.
-    let known = changes(&target.desired, &history)?.devices_to_create();
+    let journal_changes = changes(&target.desired, &history)?;
+    let known = journal_changes.devices_to_create();
     crate::guard::new_devices(known, args.max_new_devices, args.yes)?;
+    crate::guard::deletions(
+        &deletions(&journal, &journal_changes),
+        args.yes || args.allow_delete,
+    )?;
     let sim = match args.cluster.sim.sim {
         true => Some(SimSession::start(&target, &args.cluster.sim).await?),
         false => None,
@@ -161,7 +166,14 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     .await?;
     // The cloud is the truth: what the journal recorded and the cloud no longer has is done
     // again, and said so before anything changes.
-    let found = refresh(&journal, &target.desired, &wiring, &mut history).await?;
+    let found = refresh(
+        &journal,
+        &target.journal,
+        &target.desired,
+        &wiring,
+        &mut history,
+    )
+    .await?;
     let changes = changes(&target.desired, &history)?;
     if changes.devices_to_create() > known {
         // Devices gone from the cloud come on top of what the journal's count asked for.
@@ -228,15 +240,26 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
 /// it and does those steps again.
 async fn refresh(
     journal: &Journal,
+    location: &journal::Location,
     desired: &DesiredCluster,
     wiring: &crate::wiring::Wiring,
     history: &mut History,
 ) -> anyhow::Result<Contradictions> {
     let poller = &wiring.clients.poller;
+    // The poller retries on its own; a listing refused for a passing reason (429, 5xx) is
+    // waited out as long as a device may take to provision, as the device steps would.
+    let patience = wiring.timings.device.provision_deadline;
     let listing = |since| async move {
-        match poller.listing_since(since).await {
-            Some(listing) => listing.context("cannot list the cluster's devices"),
-            None => Err(anyhow::anyhow!("the device poller stopped")),
+        let started = std::time::Instant::now();
+        loop {
+            match poller.listing_since(since).await {
+                Some(Ok(listing)) => return Ok(listing),
+                Some(Err(e)) if e.is_retryable() && started.elapsed() < patience => continue,
+                Some(Err(e)) => {
+                    return Err(anyhow::Error::from(e).context("cannot list the cluster's devices"));
+                }
+                None => return Err(anyhow::anyhow!("the device poller stopped")),
+            }
         }
     };
     let first = listing(std::time::Instant::now()).await?;
@@ -252,12 +275,41 @@ async fn refresh(
                 .map(|(id, d)| (id.clone(), Arc::clone(d))),
         );
     }
+    let recorded = journal.with_state(Recorded::read);
+    let foreign = steps::refresh::foreign(&recorded, history, devices.values().map(|d| &**d));
+    if !foreign.is_empty() {
+        return Err(foreign_devices(&foreign, desired, location).into());
+    }
     let mut drift = steps::drift::Drift::of_devices(desired, devices.values().map(|d| &**d));
     crate::status_cmd::read_records(desired, &wiring.clients.route53, &mut drift).await?;
-    let found = Contradictions::find(&journal.with_state(Recorded::read), &drift);
+    let found = Contradictions::find(&recorded, &drift);
     print_contradictions(&found);
     found.apply(history);
     Ok(found)
+}
+
+/// The run stops before any change: `foreign` devices carry the cluster's tags but this journal
+/// did not make them.
+fn foreign_devices(
+    foreign: &[&steps::packet::Device],
+    desired: &DesiredCluster,
+    location: &journal::Location,
+) -> UserError {
+    let list: String = foreign
+        .iter()
+        .map(|d| format!("\n  - device {} ({}, {})", d.id, d.hostname, d.state))
+        .collect();
+    UserError::usage(
+        format!(
+            "{} device(s) tagged loko:cluster={} were not made by this cluster's journal ({location}); \
+             nothing was changed:{list}",
+            foreign.len(),
+            desired.settings.cluster_name
+        ),
+        "they belong to another journal: a copy of this spec run from another directory, or a \
+         cluster of the same name; run loko with that journal (its state directory or \
+         --journal), or give this cluster another cluster_name",
+    )
 }
 
 /// What the cloud contradicts in the journal, on stderr (stdout may be JSON lines).
@@ -320,7 +372,16 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
         );
     } else {
         let (packet, route53) = connect(&target, None, None, Vec::new()).await?;
-        let drift = crate::status_cmd::observe(&target.desired, &packet, &route53).await?;
+        let (drift, devices) =
+            crate::status_cmd::observe(&target.desired, &packet, &route53).await?;
+        let foreign = steps::refresh::foreign(&recorded, &history, &devices);
+        if !foreign.is_empty() {
+            let refusal = foreign_devices(&foreign, &target.desired, &target.journal);
+            eprintln!(
+                "note: loko run would stop before any change: {}",
+                refusal.message
+            );
+        }
         let found = Contradictions::find(&recorded, &drift);
         print_contradictions(&found);
         found.apply(&mut history);
@@ -382,6 +443,29 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         );
     }
     Ok(code)
+}
+
+/// The devices a run of `changes` deletes, one line each, as the journal knows them.
+fn deletions(journal: &Journal, changes: &cluster::Changes) -> Vec<String> {
+    if changes.replace.is_empty() && changes.delete.is_empty() {
+        return Vec::new();
+    }
+    let recorded = journal.with_state(Recorded::read);
+    let device = |host: &str| match recorded.devices.get(host) {
+        Some((_, id)) => format!("device {id} ({host})"),
+        None => format!("the device of {host}, if it was created"),
+    };
+    let replaced = changes.replace.iter().map(|h| {
+        format!(
+            "{}: its pool's type changed; a new one is created",
+            device(h)
+        )
+    });
+    let deleted = changes
+        .delete
+        .iter()
+        .map(|h| format!("{}: its node left the spec", device(h)));
+    replaced.chain(deleted).collect()
 }
 
 /// What `loko destroy` deletes, as the journal knows it: one line per device and record.

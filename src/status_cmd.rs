@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use specs::DesiredCluster;
 use steps::dns::Route53;
 use steps::drift::Drift;
-use steps::packet::{PacketClient, cluster_tag};
+use steps::packet::{Device, PacketClient, cluster_tag};
 
 use crate::cli::{Global, StatusArgs};
 use crate::failure::EXIT_DIFFERS;
@@ -30,7 +30,7 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
     )
     .await?;
     let settings = &target.desired.settings;
-    let drift = observe(&target.desired, &packet, &route53).await?;
+    let (drift, _) = observe(&target.desired, &packet, &route53).await?;
     if let Some(sim) = sim {
         sim.handle.shutdown().await?;
     }
@@ -62,14 +62,14 @@ pub(crate) async fn observe(
     desired: &DesiredCluster,
     packet: &PacketClient,
     route53: &Route53,
-) -> anyhow::Result<Drift> {
+) -> anyhow::Result<(Drift, Vec<Device>)> {
     let devices = packet
         .list_devices(&cluster_tag(desired.settings.cluster_name.as_str()))
         .await
         .context("cannot list the cluster's devices")?;
     let mut drift = Drift::of_devices(desired, &devices);
     read_records(desired, route53, &mut drift).await?;
-    Ok(drift)
+    Ok((drift, devices))
 }
 
 /// Adds the spec's records as they are to `drift`.
@@ -79,10 +79,25 @@ pub(crate) async fn read_records(
     drift: &mut Drift,
 ) -> anyhow::Result<()> {
     for record in &desired.dns_records {
-        let current = route53
-            .a_record(record.zone_id.as_str(), &record.name)
-            .await
-            .with_context(|| format!("cannot read record {}", record.name))?;
+        // A read outside any step has no engine to retry it: a throttled or failed read is
+        // tried again a few times (0.2 s doubling), so that a passing 5xx does not stop a run.
+        let mut pause = std::time::Duration::from_millis(200);
+        let current = loop {
+            match route53
+                .a_record(record.zone_id.as_str(), &record.name)
+                .await
+            {
+                Err(steps::dns::DnsError::Api {
+                    retryable: true, ..
+                }) if pause < std::time::Duration::from_secs(4) => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                other => {
+                    break other.with_context(|| format!("cannot read record {}", record.name))?;
+                }
+            }
+        };
         drift.record(&record.name, current.as_ref());
     }
     Ok(())

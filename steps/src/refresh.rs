@@ -13,6 +13,7 @@ use journal::{ClusterState, RunId, StepId};
 
 use crate::cluster::{History, ids};
 use crate::drift::Drift;
+use crate::packet::{Device, DeviceState};
 
 /// What the journal's ledger says exists in the cloud.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -123,6 +124,37 @@ impl Contradictions {
             found: self.found.clone(),
         }
     }
+}
+
+/// The devices tagged with the cluster that this journal did not make: neither recorded by a
+/// device step (the ledger's ids, `recorded`) nor set out to create by one (a journaled
+/// create intent, `history.intended`, which precedes every create). They belong to another
+/// journal (a copy of the spec run from another state directory) or to nobody loko knows: a
+/// run adopting them by tag would take over, and replace, another cluster's machines. Devices
+/// on their way out (deprovisioning) are nobody's.
+pub fn foreign<'a>(
+    recorded: &Recorded,
+    history: &History,
+    devices: impl IntoIterator<Item = &'a Device>,
+) -> Vec<&'a Device> {
+    let ours: std::collections::HashSet<&str> = recorded
+        .devices
+        .values()
+        .map(|(_, id)| id.as_str())
+        .collect();
+    let intended: Vec<String> = history
+        .intended
+        .keys()
+        .map(|host| crate::packet::node_tag(host))
+        .collect();
+    let mut foreign: Vec<&Device> = devices
+        .into_iter()
+        .filter(|d| d.state != DeviceState::Deprovisioning)
+        .filter(|d| !ours.contains(d.id.as_str()))
+        .filter(|d| !intended.iter().any(|tag| d.has_tag(tag)))
+        .collect();
+    foreign.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    foreign
 }
 
 #[cfg(test)]
@@ -237,6 +269,37 @@ mod tests {
         found.apply(&mut history);
         assert_eq!(history.recorded, [ids::device("kept")].into());
         assert_eq!(history.gone.len(), 3);
+    }
+
+    #[test]
+    fn devices_this_journal_neither_recorded_nor_set_out_to_create_are_foreign() {
+        let device = |id: &str, host: &str, state: &str| -> Device {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "hostname": host, "state": state,
+                "tags": [crate::packet::node_tag(host)],
+            }))
+            .unwrap()
+        };
+        let devices = [
+            device("d-1", "recorded", "active"),
+            device("d-2", "intended", "provisioning"),
+            device("d-3", "copy-worker-1", "active"),
+            device("d-4", "leaving", "deprovisioning"),
+            device("d-5", "copy-worker-0", "active"),
+        ];
+        let recorded = Recorded {
+            devices: BTreeMap::from([("recorded".to_owned(), (RunId(1), "d-1".to_owned()))]),
+            dns: None,
+        };
+        let history = History {
+            intended: BTreeMap::from([("intended".to_owned(), RunId(2))]),
+            ..History::default()
+        };
+        let ids: Vec<&str> = foreign(&recorded, &history, &devices)
+            .iter()
+            .map(|d| d.id.as_str())
+            .collect();
+        assert_eq!(ids, ["d-5", "d-3"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The cloud is the truth: a run starts from what exists, not only from its journal. Devices
 //! deleted behind loko's back, an emptied cloud and an interrupted destroy are each repaired
-//! by the next `loko run`, run by the built binary against a standalone simulator.
+//! by the next `loko run`, and nothing is deleted that the user was not shown; run by the
+//! built binary against a standalone simulator.
 
 use std::time::{Duration, Instant};
 
@@ -158,6 +159,82 @@ async fn a_run_after_an_interrupted_destroy_builds_again() {
         live.keys().cloned().collect::<Vec<_>>(),
         hosts(),
         "every node has a device again"
+    );
+    assert_status(&w, spec, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_down_off_a_terminal_needs_a_yes_and_names_the_devices() {
+    let w = world().await;
+    let spec = w.spec(&pool("helium", 3, "t1.small.x86"));
+    let spec = spec.to_str().unwrap();
+    assert!(w.loko(&["run", spec]).status.success());
+    let ids: std::collections::BTreeMap<String, String> = w
+        .sim
+        .state()
+        .devices
+        .into_iter()
+        .map(|d| (d.hostname, d.id))
+        .collect();
+
+    // `count: 3` → `1`: two devices would go. Refused before any change, naming them.
+    w.spec(&pool("helium", 1, "t1.small.x86"));
+    let deletes = |w: &World| w.sim.state().requests.get("packet.devices.delete").copied();
+    let before = deletes(&w);
+    let out = w.loko(&["run", spec]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    for host in ["supernova-helium-worker-1", "supernova-helium-worker-2"] {
+        let line = format!("device {} ({host})", ids[host]);
+        assert!(stderr(&out).contains(&line), "{line} in {}", stderr(&out));
+    }
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert_eq!(deletes(&w), before, "nothing deleted");
+    assert_eq!(w.devices().live.len(), 4);
+
+    let out = w.loko(&["run", spec, "--yes"]);
+    assert!(out.status.success());
+    w.assert_cluster(&hosts()[..2], &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_the_spec_with_a_fresh_journal_leaves_the_live_cluster_alone() {
+    let w = world().await;
+    let spec = w.spec(&pool("helium", 2, "t1.small.x86"));
+    let spec = spec.to_str().unwrap();
+    assert!(w.loko(&["run", spec]).status.success());
+    let before = w.sim.state().devices;
+
+    // The same cluster, a pool's type changed, from a fresh state directory: its journal
+    // knows nothing of the live devices that carry the cluster's tags.
+    let copy = w.root.join("copy.yaml");
+    let text = std::fs::read_to_string(spec)
+        .unwrap()
+        .replace("type: t1.small.x86", "type: c3.small.x86");
+    std::fs::write(&copy, text).unwrap();
+    let fresh = w.root.join("fresh-state");
+    let copy = copy.to_str().unwrap();
+    let fresh = fresh.to_str().unwrap();
+    let out = w.loko(&["plan", copy, "--state-dir", fresh]);
+    assert!(
+        stderr(&out).contains("loko run would stop before any change"),
+        "{}",
+        stderr(&out)
+    );
+    let out = w.loko(&["run", copy, "--state-dir", fresh, "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    for device in &before {
+        let line = format!("device {} ({}", device.id, device.hostname);
+        assert!(stderr(&out).contains(&line), "{line} in {}", stderr(&out));
+    }
+    assert!(
+        stderr(&out).contains(fresh),
+        "names the journal: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        w.sim.state().devices,
+        before,
+        "the live cluster is untouched"
     );
     assert_status(&w, spec, 0);
 }
