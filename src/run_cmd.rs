@@ -297,7 +297,14 @@ fn foreign_devices(
 ) -> UserError {
     let list: String = foreign
         .iter()
-        .map(|d| format!("\n  - device {} ({}, {})", d.id, d.hostname, d.state))
+        .map(|d| {
+            let id = d
+                .tags
+                .iter()
+                .find_map(|t| t.strip_prefix(steps::packet::CLUSTER_ID_TAG_PREFIX))
+                .map_or("no cluster id".to_owned(), |id| format!("cluster id {id}"));
+            format!("\n  - device {} ({}, {}, {id})", d.id, d.hostname, d.state)
+        })
         .collect();
     UserError::usage(
         format!(

@@ -484,8 +484,9 @@ fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, 
         location: Location::Facility(node.facility.as_str().to_owned()),
         os,
         reservation,
-        // The run's asset directory gives it (see the device action).
+        // The run's asset directory gives them (see the device action).
         userdata_path: Default::default(),
+        cluster_id: None,
     };
     // The Ignition is an input through the ignition step's outputs (its digest): a device is
     // reconciled when it changes, and adopted as it is (Workers ignore later user_data).

@@ -93,6 +93,27 @@ async fn a_device_deleted_behind_loko_s_back_is_planned_and_created_again() {
     assert_status(&w, spec, 0);
     let journal = w.journal_json();
     assert!(journal.contains("drift_detected"), "journaled: {journal}");
+    // Every device carries the cluster's id, the first ones and the replacement alike.
+    let ids: std::collections::BTreeSet<String> = w
+        .sim
+        .state()
+        .devices
+        .iter()
+        .flat_map(|d| {
+            d.tags
+                .iter()
+                .filter(|t| t.starts_with("loko:cluster-id="))
+                .cloned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(
+        w.sim
+            .state()
+            .devices
+            .iter()
+            .all(|d| d.tags.iter().any(|t| ids.contains(t)))
+    );
 
     // And the run after it finds nothing to redo.
     let out = w.loko(&["run", spec]);
@@ -231,6 +252,7 @@ async fn a_copy_of_the_spec_with_a_fresh_journal_leaves_the_live_cluster_alone()
         "names the journal: {}",
         stderr(&out)
     );
+    assert!(stderr(&out).contains("cluster id "), "{}", stderr(&out));
     assert_eq!(
         w.sim.state().devices,
         before,
