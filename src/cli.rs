@@ -228,6 +228,11 @@ pub struct RunArgs {
     /// asking; required for that when not on a terminal, unless --yes.
     #[arg(long)]
     pub allow_delete: bool,
+    /// Take over the devices of this cluster whose journal was lost: those tagged with the
+    /// cluster id of this asset directory's CA. They are listed first and need a yes (--yes
+    /// without a terminal); devices of another CA are never taken.
+    #[arg(long)]
+    pub adopt: bool,
     /// Ask before a run creates more new devices than this (without a terminal: refuse).
     #[arg(long, env = "LOKO_MAX_NEW_DEVICES", value_name = "N",
           default_value_t = crate::guard::DEFAULT_MAX_NEW_DEVICES)]

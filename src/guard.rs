@@ -37,24 +37,55 @@ pub fn new_devices(count: usize, threshold: usize, yes: bool) -> anyhow::Result<
 /// Whether a run that deletes `doomed` (one line per device) may go on: with none, or with
 /// `yes`, it goes on; otherwise it lists them and asks on a terminal, and refuses without one.
 pub fn deletions(doomed: &[String], yes: bool) -> anyhow::Result<()> {
-    use std::io::IsTerminal as _;
-    if doomed.is_empty() || yes {
+    if doomed.is_empty() {
         return Ok(());
     }
-    let list: String = doomed.iter().map(|l| format!("\n  - {l}")).collect();
-    let what = format!("this run deletes {} device(s):{list}", doomed.len());
-    let hint = "check the spec's counts and types with loko plan; to delete them, pass --yes (or --allow-delete)";
+    listed(
+        &format!("this run deletes {} device(s):", doomed.len()),
+        doomed,
+        yes,
+        ("deleting", "Delete them?", "nothing was deleted"),
+        "check the spec's counts and types with loko plan; to delete them, pass --yes (or --allow-delete)",
+    )
+}
+
+/// Whether a run may take over the devices listed in `adopted` (`loko run --adopt`): with
+/// `yes`, it goes on; otherwise it lists them and asks on a terminal, and refuses without one.
+pub fn adoptions(adopted: &[String], yes: bool) -> anyhow::Result<()> {
+    listed(
+        &format!("this run takes over {} device(s):", adopted.len()),
+        adopted,
+        yes,
+        ("adopting", "Take them over?", "nothing was adopted"),
+        "to take them over, pass --yes with --adopt",
+    )
+}
+
+/// `what` and its `lines`, agreed to with `yes`, on a terminal by answering `question`, and
+/// refused without one; `(doing, question, cancelled)` word the question and the refusals.
+fn listed(
+    what: &str,
+    lines: &[String],
+    yes: bool,
+    (doing, question, cancelled): (&str, &str, &str),
+    hint: &str,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    if yes {
+        return Ok(());
+    }
+    let list: String = lines.iter().map(|l| format!("\n  - {l}")).collect();
     if !std::io::stdin().is_terminal() {
         return Err(UserError::usage(
-            format!("{what}\nnothing was changed: deleting needs a yes"),
+            format!("{what}{list}\nnothing was changed: {doing} needs a yes"),
             hint,
         )
         .into());
     }
-    if ask(&format!("{what}\nDelete them? [y/N] "))? {
+    if ask(&format!("{what}{list}\n{question} [y/N] "))? {
         return Ok(());
     }
-    Err(UserError::usage("run cancelled: nothing was deleted", hint).into())
+    Err(UserError::usage(format!("run cancelled: {cancelled}"), hint).into())
 }
 
 /// Asks on stderr (stdout may be JSON lines) and reads one line: only `y` or `yes` agree.

@@ -166,12 +166,23 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     .await?;
     // The cloud is the truth: what the journal recorded and the cloud no longer has is done
     // again, and said so before anything changes.
+    let assets = AssetDir::create(&target.assets).map_err(|e| UserError {
+        message: format!("asset_dir: {e}"),
+        code: EXIT_USAGE,
+        hint: Some("asset_dir must be a writable directory; it holds the cluster's keys".into()),
+    })?;
+    let adoption = crate::adopt::Adoption {
+        asked: args.adopt,
+        yes: args.yes,
+        cluster_id: steps::assets::pki::cluster_id(&assets)?,
+    };
     let found = refresh(
         &journal,
         &target.journal,
         &target.desired,
         &wiring,
         &mut history,
+        &adoption,
     )
     .await?;
     let changes = changes(&target.desired, &history)?;
@@ -182,11 +193,6 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     if !args.json {
         outln!("{changes}");
     }
-    let assets = AssetDir::create(&target.assets).map_err(|e| UserError {
-        message: format!("asset_dir: {e}"),
-        code: EXIT_USAGE,
-        hint: Some("asset_dir must be a writable directory; it holds the cluster's keys".into()),
-    })?;
     let plan = cluster::apply_dag(
         &target.desired,
         &history,
@@ -244,6 +250,7 @@ async fn refresh(
     desired: &DesiredCluster,
     wiring: &crate::wiring::Wiring,
     history: &mut History,
+    adoption: &crate::adopt::Adoption,
 ) -> anyhow::Result<Contradictions> {
     let poller = &wiring.clients.poller;
     // The poller retries on its own; a listing refused for a passing reason (429, 5xx) is
@@ -277,46 +284,13 @@ async fn refresh(
     }
     let recorded = journal.with_state(Recorded::read);
     let foreign = steps::refresh::foreign(&recorded, history, devices.values().map(|d| &**d));
-    if !foreign.is_empty() {
-        return Err(foreign_devices(&foreign, desired, location).into());
-    }
+    crate::adopt::admit(&foreign, desired, location, adoption)?;
     let mut drift = steps::drift::Drift::of_devices(desired, devices.values().map(|d| &**d));
     crate::status_cmd::read_records(desired, &wiring.clients.route53, &mut drift).await?;
     let found = Contradictions::find(&recorded, &drift);
     print_contradictions(&found);
     found.apply(history);
     Ok(found)
-}
-
-/// The run stops before any change: `foreign` devices carry the cluster's tags but this journal
-/// did not make them.
-fn foreign_devices(
-    foreign: &[&steps::packet::Device],
-    desired: &DesiredCluster,
-    location: &journal::Location,
-) -> UserError {
-    let list: String = foreign
-        .iter()
-        .map(|d| {
-            let id = d
-                .tags
-                .iter()
-                .find_map(|t| t.strip_prefix(steps::packet::CLUSTER_ID_TAG_PREFIX))
-                .map_or("no cluster id".to_owned(), |id| format!("cluster id {id}"));
-            format!("\n  - device {} ({}, {}, {id})", d.id, d.hostname, d.state)
-        })
-        .collect();
-    UserError::usage(
-        format!(
-            "{} device(s) tagged loko:cluster={} were not made by this cluster's journal ({location}); \
-             nothing was changed:{list}",
-            foreign.len(),
-            desired.settings.cluster_name
-        ),
-        "they belong to another journal: a copy of this spec run from another directory, or a \
-         cluster of the same name; run loko with that journal (its state directory or \
-         --journal), or give this cluster another cluster_name",
-    )
 }
 
 /// What the cloud contradicts in the journal, on stderr (stdout may be JSON lines).
@@ -383,7 +357,7 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
             crate::status_cmd::observe(&target.desired, &packet, &route53).await?;
         let foreign = steps::refresh::foreign(&recorded, &history, &devices);
         if !foreign.is_empty() {
-            let refusal = foreign_devices(&foreign, &target.desired, &target.journal);
+            let refusal = crate::adopt::refusal(&foreign, &target.desired, &target.journal);
             eprintln!(
                 "note: loko run would stop before any change: {}",
                 refusal.message

@@ -260,3 +260,39 @@ async fn a_copy_of_the_spec_with_a_fresh_journal_leaves_the_live_cluster_alone()
     );
     assert_status(&w, spec, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_whose_journal_was_lost_is_adopted_only_when_asked() {
+    let w = world().await;
+    let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
+    let spec = spec.to_str().unwrap();
+    assert!(w.loko(&["run", spec]).status.success());
+    let before = w.sim.state().devices;
+    std::fs::remove_dir_all(w.state_dir()).unwrap();
+
+    // Refused, naming the devices, with the way to take them over.
+    let out = w.loko(&["run", spec]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--adopt"), "{}", stderr(&out));
+    // Asked for, but without a yes off a terminal: listed and refused.
+    let out = w.loko(&["run", spec, "--adopt"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    for device in &before {
+        let line = format!("device {} ({}", device.id, device.hostname);
+        assert!(stderr(&out).contains(&line), "{line} in {}", stderr(&out));
+    }
+    assert_eq!(w.sim.state().devices, before);
+
+    let out = w.loko(&["run", spec, "--adopt", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hosts: Vec<String> = hosts()[..2].to_vec();
+    w.assert_cluster(&hosts, &[]);
+    assert_eq!(w.sim.state().devices.len(), before.len(), "nothing created");
+    assert_status(&w, spec, 0);
+
+    // Another CA (a lost asset directory too) never takes them over.
+    std::fs::remove_dir_all(w.root.join("assets")).unwrap();
+    let out = w.loko(&["run", spec, "--adopt", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(w.sim.state().devices.len(), before.len(), "nothing created");
+}
