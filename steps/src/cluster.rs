@@ -219,6 +219,10 @@ pub mod ids {
     pub fn device(host: &str) -> StepId {
         id(format!("{}{host}", super::DEVICE))
     }
+    /// The node of a `device/<host>` step; none for another step.
+    pub fn device_host(step: &StepId) -> Option<&str> {
+        step.as_str().strip_prefix(super::DEVICE)
+    }
     pub fn delete_device(host: &str) -> StepId {
         id(format!("delete-device/{host}"))
     }

@@ -27,13 +27,11 @@ pub struct Recorded {
 impl Recorded {
     /// Reads the ledger of `state`.
     pub fn read(state: &ClusterState) -> Recorded {
-        let device_prefix = ids::device("x");
-        let prefix = device_prefix.as_str().trim_end_matches('x');
         let devices = state
             .ledger
             .iter()
             .filter_map(|(step, result)| {
-                let host = step.as_str().strip_prefix(prefix)?;
+                let host = ids::device_host(step)?;
                 let id = result.outputs.get::<String>("device_id").ok()?;
                 Some((host.to_owned(), (result.run, id)))
             })

@@ -54,7 +54,7 @@ async fn create_change_and_destroy_a_cluster_over_the_wire() {
     let spec = w.spec(&pool("helium", 2, "t1.small.x86"));
     let spec_arg = spec.to_str().unwrap();
 
-    // Plan first: nothing exists, so everything is added, and nothing is called.
+    // Plan first: nothing exists, so everything is added; it only lists (nothing changes).
     let out = loko_ok(&w, &["plan", spec_arg]);
     assert!(
         out.contains("Plan: 6 to add, 0 to change, 0 to destroy."),
