@@ -257,6 +257,8 @@ pub fn actions(run: RunContext) -> Actions {
         step_action!(&run, |run, params: DeviceParams| {
             let mut spec = params.spec;
             spec.userdata_path = ignition::path(&run.assets, &spec.hostname);
+            // The CA exists: the PKI step comes before every device.
+            spec.cluster_id = assets::pki::cluster_id(&run.assets).map_err(local_error)?;
             DeviceStep {
                 client: Arc::clone(&run.clients.packet),
                 poller: Arc::clone(&run.clients.poller),

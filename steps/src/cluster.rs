@@ -27,6 +27,7 @@ use crate::actions::{
     DeviceParams, DnsParams, NodeParams, ReadyParams,
 };
 use crate::assets;
+pub use crate::changes::{Changes, changes};
 use crate::dns::{RecordSource, Route53};
 use crate::packet::{
     CREATE_INTENT, DeviceOs, DevicePoller, DeviceSettings, DeviceSpec, Location, PacketClient,
@@ -104,6 +105,9 @@ pub struct History {
     /// Nodes whose device create was sent (its intent is journaled) but whose result was not
     /// recorded: a run looks for that device by tag and adopts it before creating one.
     pub intended: BTreeMap<String, journal::RunId>,
+    /// Nodes whose recorded device the cloud no longer has (by the refresh,
+    /// [`crate::refresh`]), with the run that recorded it: the run creates them again.
+    pub gone: BTreeMap<String, journal::RunId>,
 }
 
 /// The journal holds a desired cluster that this loko cannot read.
@@ -215,6 +219,10 @@ pub mod ids {
     pub fn device(host: &str) -> StepId {
         id(format!("{}{host}", super::DEVICE))
     }
+    /// The node of a `device/<host>` step; none for another step.
+    pub fn device_host(step: &StepId) -> Option<&str> {
+        step.as_str().strip_prefix(super::DEVICE)
+    }
     pub fn delete_device(host: &str) -> StepId {
         id(format!("delete-device/{host}"))
     }
@@ -241,109 +249,6 @@ pub mod ids {
     pub fn destroy_dns() -> StepId {
         id("destroy/dns".into())
     }
-}
-
-/// What `loko run` would do to the cluster's resources, counted as Terraform counts them (a
-/// replacement is one add and one destroy).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Changes {
-    /// Nodes whose device does not exist yet.
-    pub create: Vec<String>,
-    /// Nodes whose device an earlier run set out to create without recording the result (it
-    /// was interrupted): the run looks the device up by tag and adopts it, or creates it if
-    /// the create never arrived.
-    pub adopt: Vec<String>,
-    /// Nodes whose device is deleted and created again (their pool's type changed).
-    pub replace: Vec<String>,
-    /// Nodes whose device is deleted (their pool shrank).
-    pub delete: Vec<String>,
-    /// DNS records written for the first time.
-    pub records: Vec<String>,
-}
-
-impl Changes {
-    /// The devices the run creates: new nodes' and replacements'.
-    pub fn devices_to_create(&self) -> usize {
-        self.create.len() + self.replace.len()
-    }
-
-    /// `(add, change, destroy)`.
-    pub fn counts(&self) -> (usize, usize, usize) {
-        (
-            self.create.len() + self.replace.len() + self.records.len(),
-            0,
-            self.replace.len() + self.delete.len(),
-        )
-    }
-}
-
-impl std::fmt::Display for Changes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for name in &self.adopt {
-            writeln!(
-                f,
-                "  ~ adopt {name} (its create was sent by an interrupted run; created if it never arrived)"
-            )?;
-        }
-        for (sign, what, names) in [
-            ("+", "create", &self.create),
-            ("-/+", "replace", &self.replace),
-            ("-", "delete", &self.delete),
-            ("+", "record", &self.records),
-        ] {
-            for name in names {
-                writeln!(f, "  {sign} {what} {name}")?;
-            }
-        }
-        let (add, change, destroy) = self.counts();
-        write!(
-            f,
-            "Plan: {add} to add, {change} to change, {destroy} to destroy"
-        )?;
-        match self.adopt.len() {
-            0 => write!(f, ".")?,
-            n => write!(f, ", {n} to adopt.")?,
-        }
-        write!(f, "\nDevices to create: {}.", self.devices_to_create())
-    }
-}
-
-/// The changes from what the journal knows to `desired`; refused changes are errors naming
-/// the spec fields.
-pub fn changes(
-    desired: &DesiredCluster,
-    history: &History,
-) -> Result<Changes, specs::RefusedChanges> {
-    let retyped: BTreeSet<String> = match &history.previous {
-        Some(previous) => specs::classify(previous, desired)?
-            .pools_retyped
-            .into_iter()
-            .flat_map(|r| r.nodes_deleted)
-            .collect(),
-        None => BTreeSet::new(),
-    };
-    let wanted: BTreeSet<&str> = desired.nodes.iter().map(|n| n.hostname.as_str()).collect();
-    let mut changes = Changes::default();
-    for node in &desired.nodes {
-        if retyped.contains(&node.hostname) {
-            changes.replace.push(node.hostname.clone());
-        } else if history.intended.contains_key(&node.hostname) {
-            changes.adopt.push(node.hostname.clone());
-        } else if !history.recorded.contains(&ids::device(&node.hostname)) {
-            changes.create.push(node.hostname.clone());
-        }
-    }
-    changes.delete = history
-        .known_nodes
-        .iter()
-        .filter(|host| !wanted.contains(host.as_str()))
-        .filter(|host| !history.recorded.contains(&ids::delete_device(host)))
-        .cloned()
-        .collect();
-    if !history.recorded.contains(&ids::dns()) {
-        changes.records = desired.dns_records.iter().map(|r| r.name.clone()).collect();
-    }
-    Ok(changes)
 }
 
 /// Why a plan could not be built.
@@ -540,7 +445,9 @@ pub fn apply_dag(
             },
         )?
         .after(deps)
-        .retry(RetryPolicy::never()),
+        .retry(RetryPolicy::never())
+        // A record of nodes ready an hour ago says nothing of now.
+        .checks_now(),
     );
     Ok(Dag::new(steps)?)
 }
@@ -586,8 +493,9 @@ fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, 
         location: Location::Facility(node.facility.as_str().to_owned()),
         os,
         reservation,
-        // The run's asset directory gives it (see the device action).
+        // The run's asset directory gives them (see the device action).
         userdata_path: Default::default(),
+        cluster_id: None,
     };
     // The Ignition is an input through the ignition step's outputs (its digest): a device is
     // reconciled when it changes, and adopted as it is (Workers ignore later user_data).

@@ -10,6 +10,8 @@
 //! - [`packet`]: the Packet API client, the shared device poller, the device steps.
 //! - [`dns`]: Route53 records.
 //! - [`drift`]: how the cloud as it is differs from the spec (`loko status`).
+//! - [`refresh`]: where the cloud contradicts the journal, before `loko plan` and `loko run` decide.
+//! - [`changes`]: what `loko run` would add and delete (`loko plan`).
 //! - [`ssh`]: the SSH client (ssh-agent keys, pinned host keys).
 //! - [`bootstrap`]: etcd certificates and the static control plane to every controller.
 //! - [`apply`]: the cluster's manifests, applied through the API once it answers.
@@ -21,6 +23,7 @@ pub mod actions;
 pub mod apply;
 pub mod assets;
 pub mod bootstrap;
+pub mod changes;
 pub mod cluster;
 pub mod dns;
 pub mod drift;
@@ -28,6 +31,7 @@ pub mod ignition;
 pub mod packet;
 pub mod preflight;
 pub mod readiness;
+pub mod refresh;
 pub mod ssh;
 
 /// An error and its causes, `: `-separated. Clients' errors (reqwest, the AWS SDK) put the

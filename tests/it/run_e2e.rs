@@ -54,7 +54,7 @@ async fn create_change_and_destroy_a_cluster_over_the_wire() {
     let spec = w.spec(&pool("helium", 2, "t1.small.x86"));
     let spec_arg = spec.to_str().unwrap();
 
-    // Plan first: nothing exists, so everything is added, and nothing is called.
+    // Plan first: nothing exists, so everything is added; it only lists (nothing changes).
     let out = loko_ok(&w, &["plan", spec_arg]);
     assert!(
         out.contains("Plan: 6 to add, 0 to change, 0 to destroy."),
@@ -114,12 +114,13 @@ async fn create_change_and_destroy_a_cluster_over_the_wire() {
         "{}",
         stdout(&out)
     );
-    assert!(w.loko(&["run", spec_arg]).status.success());
+    // Deleting needs a yes (no terminal here).
+    assert!(w.loko(&["run", spec_arg, "--yes"]).status.success());
     assert!(!w.devices().live.contains_key("supernova-neon-worker-0"));
 
     // Change the other pool's type: each device deleted, then created.
     w.spec(&(pool("helium", 2, "c3.small.x86") + &pool("neon", 0, "t1.small.x86")));
-    assert!(w.loko(&["run", spec_arg]).status.success());
+    assert!(w.loko(&["run", spec_arg, "--yes"]).status.success());
     let ever = assert_live(
         &w,
         &[
@@ -315,7 +316,7 @@ async fn a_pools_deletes_go_out_together() {
 
     // The type changes: each device is deleted, then created again.
     w.spec(&(pool("keep", 1, "t1.small.x86") + &pool("big", WORKERS, "c3.small.x86")));
-    let out = w.loko(&["run", spec_arg]);
+    let out = w.loko(&["run", spec_arg, "--allow-delete"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (last_request, first_gone) = deletes_overlap(&w);
     assert!(
@@ -326,7 +327,7 @@ async fn a_pools_deletes_go_out_together() {
     // To 0: the devices of the type change are deleted, all at once.
     let before: Vec<String> = w.sim.state().devices.iter().map(|d| d.id.clone()).collect();
     w.spec(&(pool("keep", 1, "t1.small.x86") + &pool("big", 0, "c3.small.x86")));
-    let out = w.loko(&["run", spec_arg]);
+    let out = w.loko(&["run", spec_arg, "--allow-delete"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let state = w.sim.state();
     let second: Vec<_> = state

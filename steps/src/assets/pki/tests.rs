@@ -379,3 +379,26 @@ fn inputs_of_the_tutorial() {
     assert_eq!(renewal_window(hours(8760)), RENEWAL_WINDOW_MAX);
     assert_eq!(renewal_window(hours(24)), hours(8));
 }
+
+#[test]
+fn the_cluster_id_is_the_journaled_ca_fingerprint_and_another_ca_has_another() {
+    let (_tmp, dir) = new_dir();
+    assert_eq!(cluster_id(&dir).unwrap(), None, "no CA yet");
+    let report = ensure_pki(&dir, &tutorial(), now()).unwrap();
+    let ca = report
+        .files
+        .iter()
+        .find(|f| f.path == "tls/ca.crt")
+        .unwrap();
+    let id = cluster_id(&dir).unwrap().unwrap();
+    assert_eq!(id, ca.sha256[..16]);
+    ensure_pki(&dir, &tutorial(), now()).unwrap();
+    assert_eq!(
+        cluster_id(&dir).unwrap().as_deref(),
+        Some(id.as_str()),
+        "kept"
+    );
+    let (_other_tmp, other) = new_dir();
+    ensure_pki(&other, &tutorial(), now()).unwrap();
+    assert_ne!(cluster_id(&other).unwrap(), Some(id), "a copy's own CA");
+}
