@@ -36,7 +36,9 @@ pub const KUBERNETES_VERSION: &str = "v1.32.3";
 /// The version of what this module renders, part of the manifests step's inputs. The step's
 /// other inputs are the spec's settings, so without it a cluster built by an older loko would
 /// keep the files that loko rendered, and apply them again, after an upgrade that fixed them
-/// (2: the AdminNetworkPolicy CRD's approval annotation, which a real apiserver requires).
+/// (2: the AdminNetworkPolicy CRD's approval annotation, which a real apiserver requires;
+/// CoreDNS's `dnsPolicy: Default`; calico-kube-controllers; Calico's policies under the names
+/// libcalico-go gives them and Felix's failsafe ports narrowed).
 /// Raise it with every change that existing clusters must get: their next run renders the
 /// manifests again, copies the static control plane again and applies the manifests again.
 pub const RENDERING: u32 = 2;
