@@ -93,7 +93,7 @@ pub(super) fn problem(
         .iter()
         .find_map(|request| match policy.authorize(&user, request) {
             Decision::Allowed => None,
-            Decision::Denied { .. } => {
+            Decision::Denied { .. } | Decision::Refused { .. } => {
                 Some(format!("{name}: {} cannot {request}", user.describe()))
             }
         })

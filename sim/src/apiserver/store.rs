@@ -86,11 +86,27 @@ struct Inner {
     derived: Arc<Derived>,
 }
 
+/// What a running kube-controller-manager of the cluster does with certificate signing
+/// requests: its csrapproving and csrsigning controllers, read from its static pod's flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrController {
+    /// The node whose static pod it is.
+    pub node: String,
+    /// Whether `--controllers` runs csrapproving (on by default).
+    pub approving: bool,
+    /// The DER of `--cluster-signing-cert-file` when csrsigning runs with a signing pair (the
+    /// controller is skipped without one), else why nothing is signed.
+    pub signer: Result<Vec<u8>, String>,
+}
+
 /// One cluster's objects.
 pub struct ObjectStore {
     file: PathBuf,
     requirements: Requirements,
     inner: RwLock<Inner>,
+    /// The controller-managers running now, by node: they are processes, not objects, and are
+    /// not kept on disk.
+    csr_controllers: std::sync::Mutex<BTreeMap<String, CsrController>>,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -117,7 +133,30 @@ impl ObjectStore {
             file,
             requirements,
             inner: RwLock::new(Inner { objects, derived }),
+            csr_controllers: Default::default(),
         })
+    }
+
+    /// Records the controller-manager a node runs now (`None`: none, or one that stopped).
+    pub fn set_csr_controller(&self, node: &str, controller: Option<CsrController>) {
+        let mut controllers = self
+            .csr_controllers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match controller {
+            Some(controller) => controllers.insert(node.to_owned(), controller),
+            None => controllers.remove(node),
+        };
+    }
+
+    /// The controller-managers running now.
+    pub fn csr_controllers(&self) -> Vec<CsrController> {
+        self.csr_controllers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The policy and network verdict of the objects stored now.

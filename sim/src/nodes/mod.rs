@@ -349,6 +349,8 @@ impl Nodes {
                     internal_ip: spec.private_ip,
                     external_ip: spec.public_ip,
                     registered_at: chrono::Utc::now(),
+                    bootstrap: start.bootstrap,
+                    rotate_certificates: start.rotate_certificates,
                 });
                 journal("Started Kubelet.");
                 (

@@ -12,4 +12,5 @@ mod openapi;
 mod packet;
 mod rbac_data;
 mod route53;
+mod tls_bootstrap;
 mod worker_ssh;

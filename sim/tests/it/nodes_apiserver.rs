@@ -16,6 +16,8 @@ fn kubelet(name: &str, kubeconfig: &str, octet: u8) -> Kubelet {
         internal_ip: Ipv4Addr::new(10, 0, 0, octet),
         external_ip: Ipv4Addr::new(127, 77, 1, octet),
         registered_at: chrono::Utc::now(),
+        bootstrap: false,
+        rotate_certificates: false,
     }
 }
 

@@ -360,7 +360,13 @@ pub async fn start_apiserver(
     listen: SocketAddr,
     registry: sim::apiserver::KubeletRegistry,
 ) -> Result<sim::apiserver::Apiserver, sim::apiserver::ApiserverError> {
-    // A fresh etcd: what the manifests hold now, nothing an earlier start applied.
+    let store = fresh_store(cluster);
+    start_apiserver_with(cluster, listen, registry, store, Default::default(), false).await
+}
+
+/// A fresh etcd for `cluster`: what its `manifests/` hold now, nothing an earlier start
+/// applied.
+pub fn fresh_store(cluster: &Cluster) -> std::sync::Arc<sim::apiserver::ObjectStore> {
     let file = cluster.assets.join("../etcd/objects.json");
     let _ = std::fs::remove_file(&file);
     let store =
@@ -373,11 +379,27 @@ pub async fn start_apiserver(
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
     }
+    store
+}
+
+/// Starts an apiserver emulator for `cluster` serving `store`, with the Node authorizer and
+/// NodeRestriction as `authorizers` say and `--enable-bootstrap-token-auth` if
+/// `bootstrap_token_auth`.
+pub async fn start_apiserver_with(
+    cluster: &Cluster,
+    listen: SocketAddr,
+    registry: sim::apiserver::KubeletRegistry,
+    store: std::sync::Arc<sim::apiserver::ObjectStore>,
+    authorizers: sim::judge::rbac::Authorizers,
+    bootstrap_token_auth: bool,
+) -> Result<sim::apiserver::Apiserver, sim::apiserver::ApiserverError> {
     let config = sim::apiserver::ApiserverConfig {
         listen,
         tls_cert: cluster.assets.join("tls/apiserver.crt"),
         tls_key: cluster.assets.join("tls/apiserver.key"),
         client_ca: cluster.assets.join("tls/ca.crt"),
+        authorizers,
+        bootstrap_token_auth,
     };
     sim::apiserver::Apiserver::start(&config, store, registry).await
 }
