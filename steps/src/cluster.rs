@@ -24,7 +24,7 @@ use specs::{DesiredCluster, DesiredNode, HardwareReservation, OsImage, RecordTar
 
 use crate::actions::{
     self, BootstrapParams, ControlPlaneParams, DeleteDevicesParams, DeleteRecordsParams,
-    DeviceParams, DnsParams, NodeParams, ReadyParams,
+    DeviceParams, DnsParams, KubeconfigsParams, NodeParams, ReadyParams,
 };
 use crate::assets;
 use crate::dns::{RecordSource, Route53};
@@ -400,9 +400,22 @@ pub fn apply_dag(
         actions::PKI,
         inputs(&(&pki_inputs, renewal_epoch(&pki_inputs, SystemTime::now())))?,
     ));
+    // The kubelets' bootstrap token is reissued for nodes about to boot when it is half
+    // spent (`assets::bootstrap_token`): while some node has no device yet, the step runs
+    // again in each half of the token's lifetime, so a scale-up a month later gets a fresh one.
+    let nodes_to_boot = desired
+        .nodes
+        .iter()
+        .any(|node| !history.recorded.contains(&ids::device(&node.hostname)));
+    let token_window = nodes_to_boot.then(|| token_window(SystemTime::now()));
     steps.push(
-        StepDef::new(ids::kubeconfigs(), actions::KUBECONFIGS, inputs(settings)?)
-            .after([ids::pki()]),
+        step(
+            ids::kubeconfigs(),
+            actions::KUBECONFIGS,
+            inputs(&(settings, token_window))?,
+            &KubeconfigsParams { nodes_to_boot },
+        )?
+        .after([ids::pki()]),
     );
     steps.push(
         StepDef::new(ids::manifests(), actions::MANIFESTS, inputs(settings)?).after([ids::pki()]),
@@ -548,6 +561,14 @@ fn renewal_epoch(pki: &assets::pki::PkiInputs, now: SystemTime) -> u64 {
     let window = assets::pki::renewal_window(validity).as_secs().max(3600);
     now.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() / window)
+        .unwrap_or_default()
+}
+
+/// Which half of a bootstrap token's lifetime `now` is in, counted from the epoch.
+fn token_window(now: SystemTime) -> u64 {
+    let half = (assets::bootstrap_token::LIFETIME / 2).as_secs();
+    now.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() / half)
         .unwrap_or_default()
 }
 

@@ -109,9 +109,6 @@ pub(super) async fn object(
                     }
                 }
             }
-            if resource.kind == "Secret" {
-                merge_string_data(&mut object);
-            }
             match state.store.put(path, object.clone()) {
                 Ok(true) => json_response(StatusCode::CREATED, object),
                 Ok(false) => json_response(StatusCode::OK, object),
@@ -129,25 +126,6 @@ pub(super) async fn object(
                 "the server does not allow this method on the requested resource",
             ),
         ),
-    }
-}
-
-/// A Secret's `stringData` written into its `data`, base64-encoded, as the apiserver's
-/// conversion does on every write (k8s.io/kubernetes pkg/apis/core/v1/conversion.go
-/// `Convert_v1_Secret_To_core_Secret`): `stringData` is never stored.
-fn merge_string_data(secret: &mut Value) {
-    use base64::Engine as _;
-    let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|o| o.remove("stringData"))
-    else {
-        return;
-    };
-    if !secret["data"].is_object() {
-        secret["data"] = Value::Object(serde_json::Map::new());
-    }
-    for (key, value) in strings {
-        let text = value.as_str().unwrap_or_default();
-        secret["data"][key] =
-            Value::from(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
     }
 }
 
@@ -182,23 +160,5 @@ impl ObjectPath {
             plural: plural.to_owned(),
             name: name.to_owned(),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::merge_string_data;
-
-    #[test]
-    fn a_secrets_string_data_is_stored_as_data() {
-        let mut secret =
-            json!({"kind": "Secret", "data": {"a": "eA=="}, "stringData": {"b": "yz"}});
-        merge_string_data(&mut secret);
-        assert_eq!(
-            secret,
-            json!({"kind": "Secret", "data": {"a": "eA==", "b": "eXo="}})
-        );
     }
 }

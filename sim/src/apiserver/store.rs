@@ -218,7 +218,10 @@ impl ObjectStore {
 
     /// Stores `object` at `path`; `Ok(true)` when it is new. The file is written before the
     /// answer, as etcd commits before the apiserver answers.
-    pub fn put(&self, path: &str, object: Value) -> Result<bool, String> {
+    pub fn put(&self, path: &str, mut object: Value) -> Result<bool, String> {
+        if object["kind"] == "Secret" {
+            merge_string_data(&mut object);
+        }
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let created = inner.objects.insert(path.to_owned(), object).is_none();
         inner.derived =
@@ -331,5 +334,42 @@ impl ObjectStores {
         let store = Arc::new(ObjectStore::open(self.dir.join(name).join("objects.json"))?);
         open.insert(etcd_servers.to_owned(), Arc::clone(&store));
         Ok(store)
+    }
+}
+
+/// A Secret's `stringData` written into its `data`, base64-encoded, as the apiserver's
+/// conversion does on every write (k8s.io/kubernetes pkg/apis/core/v1/conversion.go
+/// `Convert_v1_Secret_To_core_Secret`): `stringData` is never stored.
+fn merge_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    if !secret["data"].is_object() {
+        secret["data"] = Value::Object(serde_json::Map::new());
+    }
+    for (key, value) in strings {
+        let text = value.as_str().unwrap_or_default();
+        secret["data"][key] =
+            Value::from(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::merge_string_data;
+
+    #[test]
+    fn a_secrets_string_data_is_stored_as_data() {
+        let mut secret =
+            json!({"kind": "Secret", "data": {"a": "eA=="}, "stringData": {"b": "yz"}});
+        merge_string_data(&mut secret);
+        assert_eq!(
+            secret,
+            json!({"kind": "Secret", "data": {"a": "eA==", "b": "eXo="}})
+        );
     }
 }

@@ -150,15 +150,21 @@ async fn the_journal_of_this_version_opens_resumes_and_reads() {
     assert_eq!(report.outcome, Outcome::Succeeded);
     assert!(report.resumed);
     assert_eq!(report.run, Some(run.id));
-    let pki = steps::cluster::ids::pki();
+    // The PKI step's inputs hold the renewal window of the current time; the kubeconfigs
+    // step's, while a node has no device (this run stopped before any), the bootstrap token's
+    // window of the current time. Both run again; what they feed is reused when their outputs
+    // are the same.
+    let time_bound = [
+        steps::cluster::ids::pki(),
+        steps::cluster::ids::kubeconfigs(),
+    ];
     for step in &report.executed {
-        // The PKI step's inputs hold the renewal window of the current time.
         assert!(
-            !recorded.contains(step) || *step == pki,
+            !recorded.contains(step) || time_bound.contains(step),
             "{step} was recorded and ran again"
         );
     }
-    assert!(report.reused >= recorded.len() - 1, "{report:?}");
+    assert!(report.reused >= recorded.len() - 2, "{report:?}");
 }
 
 #[tokio::test]

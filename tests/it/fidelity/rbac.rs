@@ -5,16 +5,21 @@
 //! host can resolve before service IPs route.
 //!
 //! Identities are read from what loko renders, never from loko's code: the kubelet's from the
-//! client certificate in the kubeconfig its Ignition writes, each pod's from its rendered
-//! `serviceAccountName`, delete-node's from the kubeconfig its unit passes to kubectl, the
-//! static control plane's from the kubeconfig its `--kubeconfig` names on the controller's disk.
+//! bootstrap token in the kubeconfig its Ignition writes (authenticated by the token Secret the
+//! bootstrap step applies) and then `system:node:<hostname>`, as TLS bootstrap makes it; each
+//! pod's from its rendered `serviceAccountName`; delete-node's from the kubeconfig its unit
+//! passes to kubectl (the kubelet's own); the static control plane's from the kubeconfig its
+//! `--kubeconfig` names on the controller's disk. A node's requests are judged with the Node
+//! authorizer and NodeRestriction when the rendered apiserver enables them.
 
 use std::path::Path;
 
 use base64::Engine as _;
 use loko_tests::rendered::{Rendered, render_example};
 use serde_json::Value;
-use sim::judge::rbac::{Policy, Request, Requirements, UserInfo, manifest_objects};
+use sim::judge::rbac::{
+    Authorizers, Policy, Request, Requirements, UserInfo, manifest_objects, node_user,
+};
 
 const EXAMPLES: [&str; 3] = ["tutorial.yaml", "flannel.yaml", "hybrid.yaml"];
 
@@ -64,9 +69,10 @@ impl Judge {
             .identity(identity)
             .unwrap_or_else(|e| panic!("{e}"))
             .requests(node);
+        let authorizers = self.apiserver_authorizers();
         let refused: Vec<String> = needs
             .iter()
-            .filter(|request| !self.policy.authorize(user, request).is_allowed())
+            .filter(|request| !authorizers.admit(&self.policy, user, request).is_allowed())
             .map(ToString::to_string)
             .collect();
         const SHOWN: usize = 6;
@@ -80,6 +86,42 @@ impl Judge {
                 needs.len()
             )
         })
+    }
+
+    /// The Node authorizer and NodeRestriction as the rendered kube-apiserver's flags enable
+    /// them.
+    fn apiserver_authorizers(&self) -> Authorizers {
+        let flags = self.apiserver_flags();
+        let listed = |flag: &str, item: &str| {
+            flags
+                .iter()
+                .filter_map(|f| f.strip_prefix(flag))
+                .any(|list| list.split(',').any(|i| i == item))
+        };
+        Authorizers {
+            node: listed("--authorization-mode=", "Node"),
+            node_restriction: listed("--enable-admission-plugins=", "NodeRestriction"),
+        }
+    }
+
+    /// The rendered static kube-apiserver's command line.
+    fn apiserver_flags(&self) -> Vec<String> {
+        static_pods(&self.rendered)
+            .into_iter()
+            .filter(|(_, pod)| pod["metadata"]["name"] == "kube-apiserver")
+            .flat_map(|(_, pod)| {
+                sim::judge::pod::containers(&pod["spec"])
+                    .into_iter()
+                    .flat_map(|c| {
+                        ["command", "args"]
+                            .into_iter()
+                            .flat_map(|k| c[k].as_array().cloned().unwrap_or_default())
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Workloads (DaemonSets, Deployments) by the identity their image makes them.
@@ -189,39 +231,107 @@ fn kubeconfig_server_host(kubeconfig: &str) -> Option<String> {
     Some(host.trim_matches(['[', ']']).to_owned())
 }
 
-/// The kubelet's identity on `hostname`: the certificate in the kubeconfig its Ignition writes.
-fn node_kubeconfig_user(rendered: &Rendered, hostname: &str, path: &str) -> UserInfo {
+/// The bootstrap token of the kubeconfig the Ignition of `hostname` writes at `path`.
+fn node_bootstrap_token(rendered: &Rendered, hostname: &str, path: &str) -> Result<String, String> {
     let kubeconfig = rendered
         .file(hostname, path)
-        .unwrap_or_else(|| panic!("{hostname}: its Ignition writes no {path}"));
-    let kubeconfig = String::from_utf8_lossy(&kubeconfig);
-    let pem = kubeconfig_certificate(&kubeconfig)
-        .unwrap_or_else(|| panic!("{hostname}: {path} has no client certificate"));
-    UserInfo::from_certificate_pem(&pem).unwrap_or_else(|e| panic!("{hostname}: {path}: {e}"))
+        .ok_or_else(|| format!("its Ignition writes no {path}"))?;
+    let document: serde_yaml::Value = serde_yaml::from_slice(&kubeconfig)
+        .map_err(|e| format!("{path} is not a kubeconfig: {e}"))?;
+    let user = &document["users"][0]["user"];
+    if user.get("client-key-data").is_some() {
+        return Err(format!(
+            "{path} holds a client key: every node would share one identity"
+        ));
+    }
+    user["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{path} holds no bootstrap token"))
+}
+
+/// An object store holding what the bootstrap step applies: the manifests and the token Secret.
+fn applied_store(judge: &Judge, dir: &Path) -> sim::apiserver::ObjectStore {
+    let store = sim::apiserver::ObjectStore::open(dir.join("objects.json")).expect("a store");
+    for object in &judge.objects {
+        store.create(object.clone()).expect("store an object");
+    }
+    let asset_dir = steps::assets::AssetDir::create(&judge.rendered.root).expect("asset dir");
+    let token = steps::assets::bootstrap_token::read_token(&asset_dir)
+        .expect("read the token")
+        .expect("the kubeconfigs step issued a token");
+    store
+        .create(token.secret_object())
+        .expect("store the token Secret");
+    store
 }
 
 #[test]
-fn the_kubelets_certificate_may_do_what_system_node_grants() {
+fn every_kubelet_bootstraps_its_own_identity_and_may_register_and_renew_it() {
     let mut failures = Vec::new();
     for example in EXAMPLES {
         let judge = Judge::new(example);
-        // The certificate the PKI wrote is the one the nodes carry.
-        let pem = std::fs::read(judge.rendered.root.join("tls/kubelet.crt")).expect("kubelet.crt");
-        let from_pki = UserInfo::from_certificate_pem(&pem).expect("kubelet.crt");
+        let flags = judge.apiserver_flags();
+        if !flags
+            .iter()
+            .any(|f| f == "--enable-bootstrap-token-auth=true")
+        {
+            failures.push(format!(
+                "{example}: kube-apiserver runs without --enable-bootstrap-token-auth: no kubelet can bootstrap"
+            ));
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = applied_store(&judge, tmp.path());
         for node in &judge.rendered.cluster.nodes {
-            let user = node_kubeconfig_user(&judge.rendered, &node.hostname, NODE_KUBECONFIG);
-            assert_eq!(user, from_pki, "{example}: {}", node.hostname);
-            if let Some(refusal) = judge.refusals("kubelet", &user, &node.hostname) {
-                failures.push(format!(
-                    "{example}: kubelet on {}: {refusal}",
-                    node.hostname
-                ));
-                // Every node carries the same certificate: the first is enough to show.
-                break;
+            let host = &node.hostname;
+            let token = match node_bootstrap_token(&judge.rendered, host, NODE_KUBECONFIG) {
+                Ok(token) => token,
+                Err(reason) => {
+                    failures.push(format!("{example}: {host}: {reason}"));
+                    continue;
+                }
+            };
+            let requester = match sim::apiserver::authenticate_bootstrap_token(
+                &store,
+                &token,
+                chrono::Utc::now(),
+            ) {
+                Ok(user) => user,
+                Err(reason) => {
+                    failures.push(format!("{example}: {host}: Unauthorized: {reason}"));
+                    continue;
+                }
+            };
+            for identity in ["kubelet-bootstrap", "csr-approval-nodeclient"] {
+                failures.extend(
+                    judge
+                        .refusals(identity, &requester, host)
+                        .map(|r| format!("{example}: {host} ({identity}): {r}")),
+                );
+            }
+            let node = node_user(host);
+            for identity in ["kubelet-registration", "csr-approval-selfnodeclient"] {
+                failures.extend(
+                    judge
+                        .refusals(identity, &node, host)
+                        .map(|r| format!("{example}: {host} ({identity}): {r}")),
+                );
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn one_nodes_identity_cannot_change_another_node() {
+    let judge = Judge::new("tutorial.yaml");
+    let nodes = &judge.rendered.cluster.nodes;
+    let (a, b) = (&nodes[0].hostname, &nodes[1].hostname);
+    let refusal = judge.refusals("kubelet-registration", &node_user(a), b);
+    assert!(
+        refusal.as_deref().is_some_and(|r| r.contains(b.as_str())),
+        "{a} must not register or update {b}: {refusal:?}"
+    );
 }
 
 #[test]
@@ -436,8 +546,24 @@ fn delete_node_may_delete_its_own_node_with_the_identity_its_unit_uses() {
                 ));
                 continue;
             };
-            // The unit mounts /etc/kubernetes into its container at the same path.
-            let user = node_kubeconfig_user(&judge.rendered, &node.hostname, &path);
+            // With TLS bootstrap the only kubeconfig naming this node's own identity is the
+            // one its kubelet writes (its `--kubeconfig`), mounted into kubectl's container.
+            let kubelet_unit = units
+                .iter()
+                .find(|u| u.0 == "kubelet.service")
+                .and_then(|u| u.3.clone())
+                .unwrap_or_default();
+            let kubelet_kubeconfig = kubeconfig_flag(&kubelet_unit);
+            if kubelet_kubeconfig.as_deref() != Some(path.as_str())
+                || !contents.contains("-v /var/lib/kubelet:/var/lib/kubelet")
+            {
+                failures.push(format!(
+                    "{example}: {}: delete-node's --kubeconfig {path} is not the kubelet's own ({kubelet_kubeconfig:?}) mounted into its container",
+                    node.hostname
+                ));
+                continue;
+            }
+            let user = node_user(&node.hostname);
             if let Some(refusal) = judge.refusals("delete-node", &user, &node.hostname) {
                 failures.push(format!(
                     "{example}: delete-node on {} (and any other worker with that identity): {refusal}",
