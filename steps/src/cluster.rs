@@ -104,6 +104,9 @@ pub struct History {
     /// Nodes whose device create was sent (its intent is journaled) but whose result was not
     /// recorded: a run looks for that device by tag and adopts it before creating one.
     pub intended: BTreeMap<String, journal::RunId>,
+    /// When the latest `loko run` that built something started or last resumed (ms since the
+    /// epoch): the bootstrap token's window its kubeconfigs step was planned with.
+    pub last_built_at_ms: Option<u64>,
 }
 
 /// The journal holds a desired cluster that this loko cannot read.
@@ -164,6 +167,12 @@ impl History {
             }
         }
         if let Some((id, run)) = latest {
+            history.last_built_at_ms = Some(
+                run.resumes
+                    .iter()
+                    .map(|(at, _)| *at)
+                    .fold(run.started_at_ms, u64::max),
+            );
             let unreadable = |reason: String| HistoryError { run: *id, reason };
             let record = run.spec.value().map_err(|e| unreadable(e.to_string()))?;
             history.previous =
@@ -403,11 +412,17 @@ pub fn apply_dag(
     // The kubelets' bootstrap token is reissued for nodes about to boot when it is half
     // spent (`assets::bootstrap_token`): while some node has no device yet, the step runs
     // again in each half of the token's lifetime, so a scale-up a month later gets a fresh one.
+    // With none to boot, its window stays the one the latest building run planned it with, so
+    // the run after a successful one has nothing to do.
     let nodes_to_boot = desired
         .nodes
         .iter()
         .any(|node| !history.recorded.contains(&ids::device(&node.hostname)));
-    let token_window = nodes_to_boot.then(|| token_window(SystemTime::now()));
+    let planned_at = match history.last_built_at_ms {
+        Some(ms) if !nodes_to_boot => SystemTime::UNIX_EPOCH + Duration::from_millis(ms),
+        _ => SystemTime::now(),
+    };
+    let token_window = token_window(planned_at);
     steps.push(
         step(
             ids::kubeconfigs(),

@@ -139,6 +139,8 @@ pub struct KubeletRegistry {
     kubelets: Arc<RwLock<BTreeMap<String, Kubelet>>>,
     /// Why an apiserver did not let a node's kubelet register, by node, as its log says.
     refusals: Arc<RwLock<BTreeMap<String, String>>>,
+    /// Why a registered kubelet's certificate would not be renewed, by node.
+    renewal_problems: Arc<RwLock<BTreeMap<String, String>>>,
 }
 
 impl KubeletRegistry {
@@ -170,15 +172,22 @@ impl KubeletRegistry {
             .cloned()
     }
 
+    /// Why the node's registered kubelet would not renew its certificate (TLS bootstrap
+    /// without rotation, or renewals the csrapproving controller would not approve), or `None`.
+    pub fn renewal_problem(&self, node_name: &str) -> Option<String> {
+        self.renewal_problems
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(node_name)
+            .cloned()
+    }
+
     fn set_refusal(&self, node_name: &str, refusal: Option<&str>) {
-        let mut refusals = self
-            .refusals
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match refusal {
-            Some(refusal) => refusals.insert(node_name.to_owned(), refusal.to_owned()),
-            None => refusals.remove(node_name),
-        };
+        set_entry(&self.refusals, node_name, refusal);
+    }
+
+    fn set_renewal_problem(&self, node_name: &str, problem: Option<&str>) {
+        set_entry(&self.renewal_problems, node_name, problem);
     }
 
     fn snapshot(&self) -> Vec<Kubelet> {
@@ -188,6 +197,17 @@ impl KubeletRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         kubelets.values().cloned().collect()
     }
+}
+
+/// Sets (`Some`) or clears (`None`) a node's entry of `map`.
+fn set_entry(map: &RwLock<BTreeMap<String, String>>, node_name: &str, value: Option<&str>) {
+    let mut map = map
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match value {
+        Some(value) => map.insert(node_name.to_owned(), value.to_owned()),
+        None => map.remove(node_name),
+    };
 }
 
 /// A running apiserver emulator; dropping it stops it and closes its connections.
@@ -482,7 +502,11 @@ fn ready_kubelets(state: &ApiState) -> Vec<Kubelet> {
                 .insert(kubelet.node_name.clone());
             match refusal {
                 None => {
-                    if first && let Some(problem) = bootstrap::renewal_problem(state, kubelet) {
+                    let problem = bootstrap::renewal_problem(state, kubelet);
+                    state
+                        .registry
+                        .set_renewal_problem(&kubelet.node_name, problem.as_deref());
+                    if first && let Some(problem) = problem {
                         tracing::warn!(node = %kubelet.node_name, "kubelet certificate: {problem}");
                     }
                     true

@@ -66,17 +66,32 @@ struct Break {
     no_controller_manager: bool,
     foreign_signer: bool,
     no_node_authorizer: bool,
+    no_selfnodeclient: bool,
+    no_rotation: bool,
 }
 
 /// Starts an apiserver with the chain as `broken` leaves it; whether the node is listed to the
 /// admin, and the refusal the registry recorded.
 async fn register(cluster: &Cluster, octet: u8, broken: Break) -> (bool, Option<String>) {
+    let (listed, refusal, _) = register_and_renew(cluster, octet, broken).await;
+    (listed, refusal)
+}
+
+/// [`register`], and why the registered kubelet's certificate would not be renewed.
+async fn register_and_renew(
+    cluster: &Cluster,
+    octet: u8,
+    broken: Break,
+) -> (bool, Option<String>, Option<String>) {
     let store: Arc<ObjectStore> = fresh_store(cluster);
-    let mut bindings = vec![(
-        "bootstrap-approve-renew",
-        "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
-        "system:nodes",
-    )];
+    let mut bindings = Vec::new();
+    if !broken.no_selfnodeclient {
+        bindings.push((
+            "bootstrap-approve-renew",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            "system:nodes",
+        ));
+    }
     if !broken.no_node_bootstrapper {
         bindings.push((
             "bootstrap-node",
@@ -130,7 +145,7 @@ async fn register(cluster: &Cluster, octet: u8, broken: Break) -> (bool, Option<
         external_ip: Ipv4Addr::new(127, 77, 3, octet),
         registered_at: chrono::Utc::now(),
         bootstrap: true,
-        rotate_certificates: true,
+        rotate_certificates: !broken.no_rotation,
     });
     let apiserver = start_apiserver_with(
         cluster,
@@ -156,7 +171,11 @@ async fn register(cluster: &Cluster, octet: u8, broken: Break) -> (bool, Option<
     .await;
     assert!(output.status.success(), "{}", text(&output));
     let listed = String::from_utf8_lossy(&output.stdout).contains(NODE);
-    (listed, registry.refusal(NODE))
+    (
+        listed,
+        registry.refusal(NODE),
+        registry.renewal_problem(NODE),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,9 +185,37 @@ async fn a_kubelet_registers_by_tls_bootstrap_only_when_every_link_is_there() {
     // With the Node authorizer, no group is bound to system:node (as Typhoon v1.32.3 does).
     std::fs::remove_file(pallas.assets.join("manifests/kubelet-nodes.yaml")).expect("remove");
 
-    let (listed, refusal) = register(&pallas, 1, Break::default()).await;
+    let (listed, refusal, renewal) = register_and_renew(&pallas, 1, Break::default()).await;
     assert!(listed, "the whole chain registers the node: {refusal:?}");
     assert_eq!(refusal, None);
+    assert_eq!(renewal, None, "and it renews its certificate");
+
+    // A kubelet that cannot renew registers, and its certificate would expire unrenewed.
+    for (octet, broken, expected) in [
+        (
+            20,
+            Break {
+                no_selfnodeclient: true,
+                ..Break::default()
+            },
+            "certificatesigningrequests/selfnodeclient",
+        ),
+        (
+            21,
+            Break {
+                no_rotation: true,
+                ..Break::default()
+            },
+            "no --rotate-certificates",
+        ),
+    ] {
+        let (listed, _, renewal) = register_and_renew(&pallas, octet, broken).await;
+        assert!(listed, "{expected}: it registers");
+        assert!(
+            renewal.as_deref().is_some_and(|r| r.contains(expected)),
+            "expected {expected:?} in {renewal:?}"
+        );
+    }
 
     let cases: [(Break, &str); 7] = [
         (

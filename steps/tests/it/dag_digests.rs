@@ -5,8 +5,9 @@
 //! it does, this test fails, and `UPDATE_GOLDEN=1 cargo nextest run -p steps dag_digests`
 //! rewrites `golden/tutorial-dag-digests.json` for the commit that explains why. The PKI
 //! step is left out: its inputs hold the renewal window of the current time. The DAG is that of
-//! a cluster whose devices all exist: while a node has none, the kubeconfigs step's inputs hold
-//! the bootstrap token's window of the current time (checked below).
+//! a cluster whose devices all exist, built by a run at the epoch: while a node has none, the
+//! kubeconfigs step's inputs hold the bootstrap token's window of the current time (checked
+//! below), else that of the latest building run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +26,7 @@ fn every_step_inputs_digest_of_the_tutorial_is_pinned() {
             .iter()
             .map(|node| ids::device(&node.hostname))
             .collect(),
+        last_built_at_ms: Some(0),
         ..History::default()
     };
     let dag = apply_dag(&desired, &built, &[]).unwrap();
