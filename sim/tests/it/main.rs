@@ -1,6 +1,7 @@
 //! The integration tests of `sim`, one test binary (ripgrep's layout): the simulator's tests link once,
 //! not once per file. A new test file is a module declared here.
 
+mod apiserver_support;
 mod cloud_nodes;
 mod judge_data;
 mod node_world;

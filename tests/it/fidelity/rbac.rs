@@ -21,10 +21,10 @@ use sim::judge::rbac::{
     Authorizers, Policy, Request, Requirements, UserInfo, manifest_objects, node_user,
 };
 
-const EXAMPLES: [&str; 3] = ["tutorial.yaml", "flannel.yaml", "hybrid.yaml"];
+pub(super) const EXAMPLES: [&str; 3] = ["tutorial.yaml", "flannel.yaml", "hybrid.yaml"];
 
 /// The kubeconfig path every node's Ignition gives the kubelet (and delete-node, upstream).
-const NODE_KUBECONFIG: &str = "/etc/kubernetes/kubeconfig";
+pub(super) const NODE_KUBECONFIG: &str = "/etc/kubernetes/kubeconfig";
 
 /// A workload recognized by its container image (the repository's last path segments, as the
 /// upstream components publish them), and the requirement identity it must satisfy.
@@ -35,15 +35,15 @@ const WORKLOADS: &[(&[&str], &str)] = &[
     (&["flannel/flannel"], "flannel"),
 ];
 
-struct Judge {
-    rendered: Rendered,
-    objects: Vec<Value>,
+pub(super) struct Judge {
+    pub(super) rendered: Rendered,
+    pub(super) objects: Vec<Value>,
     policy: Policy,
     requirements: Requirements,
 }
 
 impl Judge {
-    fn new(example: &str) -> Judge {
+    pub(super) fn new(example: &str) -> Judge {
         let rendered = render_example(example);
         let manifests = rendered.root.join("manifests");
         let objects = manifest_objects(&manifests)
@@ -63,7 +63,7 @@ impl Judge {
 
     /// `None` if `user` may make every request of `identity`; else what it may not (the first
     /// few, and how many).
-    fn refusals(&self, identity: &str, user: &UserInfo, node: &str) -> Option<String> {
+    pub(super) fn refusals(&self, identity: &str, user: &UserInfo, node: &str) -> Option<String> {
         let needs = self
             .requirements
             .identity(identity)
@@ -105,7 +105,7 @@ impl Judge {
     }
 
     /// The rendered static kube-apiserver's command line.
-    fn apiserver_flags(&self) -> Vec<String> {
+    pub(super) fn apiserver_flags(&self) -> Vec<String> {
         static_pods(&self.rendered)
             .into_iter()
             .filter(|(_, pod)| pod["metadata"]["name"] == "kube-apiserver")
@@ -229,109 +229,6 @@ fn kubeconfig_server_host(kubeconfig: &str) -> Option<String> {
         _ => authority,
     };
     Some(host.trim_matches(['[', ']']).to_owned())
-}
-
-/// The bootstrap token of the kubeconfig the Ignition of `hostname` writes at `path`.
-fn node_bootstrap_token(rendered: &Rendered, hostname: &str, path: &str) -> Result<String, String> {
-    let kubeconfig = rendered
-        .file(hostname, path)
-        .ok_or_else(|| format!("its Ignition writes no {path}"))?;
-    let document: serde_yaml::Value = serde_yaml::from_slice(&kubeconfig)
-        .map_err(|e| format!("{path} is not a kubeconfig: {e}"))?;
-    let user = &document["users"][0]["user"];
-    if user.get("client-key-data").is_some() {
-        return Err(format!(
-            "{path} holds a client key: every node would share one identity"
-        ));
-    }
-    user["token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("{path} holds no bootstrap token"))
-}
-
-/// An object store holding what the bootstrap step applies: the manifests and the token Secret.
-fn applied_store(judge: &Judge, dir: &Path) -> sim::apiserver::ObjectStore {
-    let store = sim::apiserver::ObjectStore::open(dir.join("objects.json")).expect("a store");
-    for object in &judge.objects {
-        store.create(object.clone()).expect("store an object");
-    }
-    let asset_dir = steps::assets::AssetDir::create(&judge.rendered.root).expect("asset dir");
-    let token = steps::assets::bootstrap_token::read_token(&asset_dir)
-        .expect("read the token")
-        .expect("the kubeconfigs step issued a token");
-    store
-        .create(token.secret_object())
-        .expect("store the token Secret");
-    store
-}
-
-#[test]
-fn every_kubelet_bootstraps_its_own_identity_and_may_register_and_renew_it() {
-    let mut failures = Vec::new();
-    for example in EXAMPLES {
-        let judge = Judge::new(example);
-        let flags = judge.apiserver_flags();
-        if !flags
-            .iter()
-            .any(|f| f == "--enable-bootstrap-token-auth=true")
-        {
-            failures.push(format!(
-                "{example}: kube-apiserver runs without --enable-bootstrap-token-auth: no kubelet can bootstrap"
-            ));
-        }
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let store = applied_store(&judge, tmp.path());
-        for node in &judge.rendered.cluster.nodes {
-            let host = &node.hostname;
-            let token = match node_bootstrap_token(&judge.rendered, host, NODE_KUBECONFIG) {
-                Ok(token) => token,
-                Err(reason) => {
-                    failures.push(format!("{example}: {host}: {reason}"));
-                    continue;
-                }
-            };
-            let requester = match sim::apiserver::authenticate_bootstrap_token(
-                &store,
-                &token,
-                chrono::Utc::now(),
-            ) {
-                Ok(user) => user,
-                Err(reason) => {
-                    failures.push(format!("{example}: {host}: Unauthorized: {reason}"));
-                    continue;
-                }
-            };
-            for identity in ["kubelet-bootstrap", "csr-approval-nodeclient"] {
-                failures.extend(
-                    judge
-                        .refusals(identity, &requester, host)
-                        .map(|r| format!("{example}: {host} ({identity}): {r}")),
-                );
-            }
-            let node = node_user(host);
-            for identity in ["kubelet-registration", "csr-approval-selfnodeclient"] {
-                failures.extend(
-                    judge
-                        .refusals(identity, &node, host)
-                        .map(|r| format!("{example}: {host} ({identity}): {r}")),
-                );
-            }
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-#[test]
-fn one_nodes_identity_cannot_change_another_node() {
-    let judge = Judge::new("tutorial.yaml");
-    let nodes = &judge.rendered.cluster.nodes;
-    let (a, b) = (&nodes[0].hostname, &nodes[1].hostname);
-    let refusal = judge.refusals("kubelet-registration", &node_user(a), b);
-    assert!(
-        refusal.as_deref().is_some_and(|r| r.contains(b.as_str())),
-        "{a} must not register or update {b}: {refusal:?}"
-    );
 }
 
 #[test]
