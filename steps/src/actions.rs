@@ -27,7 +27,7 @@ use crate::readiness::ReadinessStep;
 
 /// The CA, keys and certificates (no params: they come from the desired cluster).
 pub const PKI: ActionKind = ActionKind::new("assets/pki");
-/// The kubeconfigs (no params).
+/// The kubeconfigs and the kubelets' bootstrap token ([`KubeconfigsParams`]).
 pub const KUBECONFIGS: ActionKind = ActionKind::new("assets/kubeconfigs");
 /// The static control plane's pods and the cluster's manifests (no params).
 pub const MANIFESTS: ActionKind = ActionKind::new("assets/manifests");
@@ -55,6 +55,14 @@ pub const READY: ActionKind = ActionKind::new("ready");
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeParams {
     pub hostname: String,
+}
+
+/// Whether the kubeconfigs step issues a bootstrap token for nodes about to boot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KubeconfigsParams {
+    /// Some node of the plan has no device yet: its Ignition needs a token with at least half
+    /// its lifetime left.
+    pub nodes_to_boot: bool,
 }
 
 /// A device step's params.
@@ -213,14 +221,25 @@ pub fn actions(run: RunContext) -> Actions {
     );
     let actions = actions.bind(
         KUBECONFIGS,
-        with_run(&run, |run, _ctx: StepContext| async move {
+        with_run(&run, |run, ctx: StepContext| async move {
+            let KubeconfigsParams { nodes_to_boot } = ctx.params()?;
             let (dir, desired) = (&run.assets, &run.desired);
-            assets::kubeconfig::write_kubeconfigs(dir, desired).map_err(local_error)?;
+            let token = assets::bootstrap_token::ensure_token(
+                dir,
+                std::time::SystemTime::now(),
+                nodes_to_boot,
+            )
+            .map_err(local_error)?;
+            assets::kubeconfig::write_kubeconfigs(dir, desired, &token).map_err(local_error)?;
             let kubelet =
                 assets::kubeconfig::kubelet_kubeconfig(dir, desired).map_err(local_error)?;
+            // The token's id and expiration are public (the id names its Secret); a new token
+            // changes the digest, so every Ignition and the bootstrap step follow it.
             Ok(Outputs::new()
                 .with("admin", "auth/kubeconfig")?
-                .with("kubelet_sha256", Digest::of(kubelet.as_bytes()).to_hex())?)
+                .with("kubelet_sha256", Digest::of(kubelet.as_bytes()).to_hex())?
+                .with("bootstrap_token_id", &token.id)?
+                .with("bootstrap_token_expiration", &token.expiration)?)
         }),
     );
     let actions = actions.bind(

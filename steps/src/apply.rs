@@ -251,10 +251,14 @@ pub struct BootstrapStep {
 }
 
 impl BootstrapStep {
-    /// One attempt: wait for the API, then apply every object.
+    /// One attempt: wait for the API, then apply every object and the kubelets' bootstrap
+    /// token.
     pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
-        let objects = objects(&self.asset_dir, &self.asset_dir.join("manifests"))
+        let mut objects = objects(&self.asset_dir, &self.asset_dir.join("manifests"))
             .map_err(StepError::permanent)?;
+        let token = bootstrap_token_object(&self.asset_dir).map_err(StepError::permanent)?;
+        let token_id = token.as_ref().map(|(id, _)| id.clone());
+        objects.extend(token.map(|(_, object)| object));
         let addrs = controller_addrs(&ctx, &self.controllers, self.port)?;
         let client = admin_client(&self.asset_dir, &self.api_name, &addrs)?;
         let base = format!("https://{}:{}", self.api_name, self.port);
@@ -283,7 +287,8 @@ impl BootstrapStep {
         Ok(Outputs::new()
             .with("api_server", &base)?
             .with("objects", objects.len())?
-            .with("definitions", definitions)?)
+            .with("definitions", definitions)?
+            .with("bootstrap_token_id", token_id)?)
     }
 }
 
@@ -327,6 +332,29 @@ pub async fn apply_all(
     } else {
         StepError::permanent(message)
     })
+}
+
+/// The Secret of the kubelets' bootstrap token (`auth/bootstrap-token.json`), with its id:
+/// not a file of `manifests/`, so that no manifest holds the token. `None` when there is no
+/// token (an asset directory the kubeconfigs step has not written yet).
+fn bootstrap_token_object(
+    asset_dir: &Path,
+) -> Result<Option<(String, Applied)>, crate::assets::AssetError> {
+    let dir = crate::assets::AssetDir::create(asset_dir)?;
+    let Some(token) = crate::assets::bootstrap_token::read_token(&dir)? else {
+        return Ok(None);
+    };
+    let name = format!("bootstrap-token-{}", token.id);
+    Ok(Some((
+        token.id.clone(),
+        Applied {
+            file: crate::assets::bootstrap_token::BOOTSTRAP_TOKEN.to_owned(),
+            name: format!("Secret kube-system/{name}"),
+            path: format!("/api/v1/namespaces/kube-system/secrets/{name}"),
+            body: token.secret_object(),
+            definition: false,
+        },
+    )))
 }
 
 /// Server-side apply of one object (`PATCH` with `application/apply-patch+yaml`, of which JSON

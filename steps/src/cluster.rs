@@ -24,7 +24,7 @@ use specs::{DesiredCluster, DesiredNode, HardwareReservation, OsImage, RecordTar
 
 use crate::actions::{
     self, BootstrapParams, ControlPlaneParams, DeleteDevicesParams, DeleteRecordsParams,
-    DeviceParams, DnsParams, NodeParams, ReadyParams,
+    DeviceParams, DnsParams, KubeconfigsParams, NodeParams, ReadyParams,
 };
 use crate::assets;
 pub use crate::changes::{Changes, changes};
@@ -108,6 +108,9 @@ pub struct History {
     /// Nodes whose recorded device the cloud no longer has (by the refresh,
     /// [`crate::refresh`]), with the run that recorded it: the run creates them again.
     pub gone: BTreeMap<String, journal::RunId>,
+    /// When the latest `loko run` that built something started or last resumed (ms since the
+    /// epoch): the bootstrap token's window its kubeconfigs step was planned with.
+    pub last_built_at_ms: Option<u64>,
 }
 
 /// The journal holds a desired cluster that this loko cannot read.
@@ -168,6 +171,12 @@ impl History {
             }
         }
         if let Some((id, run)) = latest {
+            history.last_built_at_ms = Some(
+                run.resumes
+                    .iter()
+                    .map(|(at, _)| *at)
+                    .fold(run.started_at_ms, u64::max),
+            );
             let unreadable = |reason: String| HistoryError { run: *id, reason };
             let record = run.spec.value().map_err(|e| unreadable(e.to_string()))?;
             history.previous =
@@ -196,60 +205,7 @@ fn built_something(run: &journal::RunState) -> bool {
 
 const DEVICE: &str = "device/";
 
-/// Step ids, in one place so that the plan, `loko plan` and `loko status` agree.
-pub mod ids {
-    use journal::StepId;
-
-    fn id(text: String) -> StepId {
-        // Hostnames are validated by the spec (letters, digits, dashes), so ids are valid.
-        StepId::new(text).unwrap_or_else(|e| unreachable!("{e}"))
-    }
-    pub fn pki() -> StepId {
-        id("assets/pki".into())
-    }
-    pub fn kubeconfigs() -> StepId {
-        id("assets/kubeconfigs".into())
-    }
-    pub fn manifests() -> StepId {
-        id("assets/manifests".into())
-    }
-    pub fn ignition(host: &str) -> StepId {
-        id(format!("ignition/{host}"))
-    }
-    pub fn device(host: &str) -> StepId {
-        id(format!("{}{host}", super::DEVICE))
-    }
-    /// The node of a `device/<host>` step; none for another step.
-    pub fn device_host(step: &StepId) -> Option<&str> {
-        step.as_str().strip_prefix(super::DEVICE)
-    }
-    pub fn delete_device(host: &str) -> StepId {
-        id(format!("delete-device/{host}"))
-    }
-    pub fn dns() -> StepId {
-        id("dns".into())
-    }
-    pub fn etcd_secrets(host: &str) -> StepId {
-        id(format!("etcd-secrets/{host}"))
-    }
-    /// A controller's static control plane. (`bootkube`, the step it replaced, may still be
-    /// in an older cluster's ledger: a ledger entry no plan names is ignored.)
-    pub fn control_plane(host: &str) -> StepId {
-        id(format!("control-plane/{host}"))
-    }
-    pub fn bootstrap() -> StepId {
-        id("bootstrap".into())
-    }
-    pub fn ready() -> StepId {
-        id("ready".into())
-    }
-    pub fn destroy_devices() -> StepId {
-        id("destroy/devices".into())
-    }
-    pub fn destroy_dns() -> StepId {
-        id("destroy/dns".into())
-    }
-}
+pub mod ids;
 
 /// Why a plan could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -305,9 +261,28 @@ pub fn apply_dag(
         actions::PKI,
         inputs(&(&pki_inputs, renewal_epoch(&pki_inputs, SystemTime::now())))?,
     ));
+    // The kubelets' bootstrap token is reissued for nodes about to boot when it is half
+    // spent (`assets::bootstrap_token`): while some node has no device yet, the step runs
+    // again in each half of the token's lifetime, so a scale-up a month later gets a fresh one.
+    // With none to boot, its window stays the one the latest building run planned it with, so
+    // the run after a successful one has nothing to do.
+    let nodes_to_boot = desired
+        .nodes
+        .iter()
+        .any(|node| !history.recorded.contains(&ids::device(&node.hostname)));
+    let planned_at = match history.last_built_at_ms {
+        Some(ms) if !nodes_to_boot => SystemTime::UNIX_EPOCH + Duration::from_millis(ms),
+        _ => SystemTime::now(),
+    };
+    let token_window = token_window(planned_at);
     steps.push(
-        StepDef::new(ids::kubeconfigs(), actions::KUBECONFIGS, inputs(settings)?)
-            .after([ids::pki()]),
+        step(
+            ids::kubeconfigs(),
+            actions::KUBECONFIGS,
+            inputs(&(settings, token_window))?,
+            &KubeconfigsParams { nodes_to_boot },
+        )?
+        .after([ids::pki()]),
     );
     steps.push(
         StepDef::new(
@@ -460,6 +435,14 @@ fn renewal_epoch(pki: &assets::pki::PkiInputs, now: SystemTime) -> u64 {
     let window = assets::pki::renewal_window(validity).as_secs().max(3600);
     now.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() / window)
+        .unwrap_or_default()
+}
+
+/// Which half of a bootstrap token's lifetime `now` is in, counted from the epoch.
+fn token_window(now: SystemTime) -> u64 {
+    let half = (assets::bootstrap_token::LIFETIME / 2).as_secs();
+    now.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() / half)
         .unwrap_or_default()
 }
 

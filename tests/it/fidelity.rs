@@ -5,6 +5,7 @@
 //! would not work as intended.
 
 mod calico;
+mod kubelet;
 mod network;
 mod nodes;
 mod rbac;

@@ -37,6 +37,7 @@
 
 mod apply;
 mod authorization;
+mod bootstrap;
 pub(crate) mod cluster;
 mod coredns;
 mod crd;
@@ -47,10 +48,11 @@ mod objects;
 mod pods;
 mod store;
 
+pub use bootstrap::authenticate_bootstrap_token;
 pub use crd::refusal as definition_refusal;
 pub(crate) use objects::status;
 pub use pods::Taint;
-pub use store::{ObjectStore, ObjectStores};
+pub use store::{CsrController, ObjectStore, ObjectStores};
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -130,6 +132,11 @@ pub struct Kubelet {
     pub cluster_dns: Vec<String>,
     /// The nameservers of its `--resolv-conf`: those of its `Default` pods.
     pub host_nameservers: Vec<String>,
+    /// `kubeconfig` is the `--bootstrap-kubeconfig`: the kubelet gets its certificate by TLS
+    /// bootstrap.
+    pub bootstrap: bool,
+    /// The kubelet renews its client certificate (`--rotate-certificates`).
+    pub rotate_certificates: bool,
 }
 
 impl std::fmt::Debug for Kubelet {
@@ -138,6 +145,8 @@ impl std::fmt::Debug for Kubelet {
         f.debug_struct("Kubelet")
             .field("node_name", &self.node_name)
             .field("has_kubeconfig", &self.kubeconfig.is_some())
+            .field("bootstrap", &self.bootstrap)
+            .field("rotate_certificates", &self.rotate_certificates)
             .field("labels", &self.labels)
             .field("internal_ip", &self.internal_ip)
             .field("external_ip", &self.external_ip)
@@ -152,6 +161,10 @@ impl std::fmt::Debug for Kubelet {
 #[derive(Debug, Clone, Default)]
 pub struct KubeletRegistry {
     kubelets: Arc<RwLock<BTreeMap<String, Kubelet>>>,
+    /// Why an apiserver did not let a node's kubelet register, by node, as its log says.
+    refusals: Arc<RwLock<BTreeMap<String, String>>>,
+    /// Why a registered kubelet's certificate would not be renewed, by node.
+    renewal_problems: Arc<RwLock<BTreeMap<String, String>>>,
 }
 
 impl KubeletRegistry {
@@ -173,6 +186,34 @@ impl KubeletRegistry {
         kubelets.remove(node_name);
     }
 
+    /// Why the node's kubelet could not register when an apiserver last listed nodes, or
+    /// `None` (registered, or not judged yet).
+    pub fn refusal(&self, node_name: &str) -> Option<String> {
+        self.refusals
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(node_name)
+            .cloned()
+    }
+
+    /// Why the node's registered kubelet would not renew its certificate (TLS bootstrap
+    /// without rotation, or renewals the csrapproving controller would not approve), or `None`.
+    pub fn renewal_problem(&self, node_name: &str) -> Option<String> {
+        self.renewal_problems
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(node_name)
+            .cloned()
+    }
+
+    fn set_refusal(&self, node_name: &str, refusal: Option<&str>) {
+        set_entry(&self.refusals, node_name, refusal);
+    }
+
+    fn set_renewal_problem(&self, node_name: &str, problem: Option<&str>) {
+        set_entry(&self.renewal_problems, node_name, problem);
+    }
+
     fn snapshot(&self) -> Vec<Kubelet> {
         let kubelets = self
             .kubelets
@@ -180,6 +221,17 @@ impl KubeletRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         kubelets.values().cloned().collect()
     }
+}
+
+/// Sets (`Some`) or clears (`None`) a node's entry of `map`.
+fn set_entry(map: &RwLock<BTreeMap<String, String>>, node_name: &str, value: Option<&str>) {
+    let mut map = map
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match value {
+        Some(value) => map.insert(node_name.to_owned(), value.to_owned()),
+        None => map.remove(node_name),
+    };
 }
 
 /// A running apiserver emulator; dropping it stops it and closes its connections.
@@ -204,6 +256,10 @@ struct ApiState {
     store: Arc<ObjectStore>,
     /// Nodes whose refusal was already logged, so a poll loop does not repeat it.
     refused_logged: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The Node authorizer and NodeRestriction, as its flags enable them.
+    authorizers: rbac::Authorizers,
+    /// `--enable-bootstrap-token-auth`.
+    bootstrap_token_auth: bool,
 }
 
 /// The authenticated caller of one connection (from its client certificate).
@@ -222,6 +278,10 @@ pub struct ApiserverConfig {
     pub tls_key: PathBuf,
     /// `--client-ca-file`.
     pub client_ca: PathBuf,
+    /// `Node` in `--authorization-mode`, `NodeRestriction` in `--enable-admission-plugins`.
+    pub authorizers: rbac::Authorizers,
+    /// `--enable-bootstrap-token-auth`.
+    pub bootstrap_token_auth: bool,
 }
 
 impl Apiserver {
@@ -253,6 +313,8 @@ impl Apiserver {
             addr,
             store,
             refused_logged: Default::default(),
+            authorizers: config.authorizers,
+            bootstrap_token_auth: config.bootstrap_token_auth,
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         let task = tokio::spawn(serve(listener, acceptor, router(state)));
@@ -511,14 +573,27 @@ fn ready_kubelets(state: &ApiState) -> Vec<Kubelet> {
             if !state.cluster.admits_kubelet(kubeconfig) {
                 return false;
             }
-            match registration_refusal(state, &kubelet.node_name, kubeconfig) {
-                None => true,
+            let refusal = registration_refusal(state, kubelet, kubeconfig);
+            state
+                .registry
+                .set_refusal(&kubelet.node_name, refusal.as_deref());
+            let first = state
+                .refused_logged
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(kubelet.node_name.clone());
+            match refusal {
+                None => {
+                    let problem = bootstrap::renewal_problem(state, kubelet);
+                    state
+                        .registry
+                        .set_renewal_problem(&kubelet.node_name, problem.as_deref());
+                    if first && let Some(problem) = problem {
+                        tracing::warn!(node = %kubelet.node_name, "kubelet certificate: {problem}");
+                    }
+                    true
+                }
                 Some(refusal) => {
-                    let first = state
-                        .refused_logged
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(kubelet.node_name.clone());
                     if first {
                         tracing::warn!(node = %kubelet.node_name, "kubelet cannot register: {refusal}");
                     }
@@ -529,31 +604,19 @@ fn ready_kubelets(state: &ApiState) -> Vec<Kubelet> {
         .collect()
 }
 
-/// Why the kubelet with this kubeconfig cannot register its node, or `None` if it can.
-fn registration_refusal(state: &ApiState, node: &str, kubeconfig: &str) -> Option<String> {
-    let user = match cluster::kubeconfig_client_certificate(kubeconfig)
-        .ok_or_else(|| "its kubeconfig has no client certificate".to_owned())
-        .and_then(|pem| UserInfo::from_certificate_pem(&pem))
-    {
+/// Why the kubelet with this kubeconfig cannot register its node, or `None` if it can: its
+/// identity (see `bootstrap`) must be allowed what registering and heartbeats take.
+fn registration_refusal(state: &ApiState, kubelet: &Kubelet, kubeconfig: &str) -> Option<String> {
+    let user = match bootstrap::kubelet_user(state, kubelet, kubeconfig) {
         Ok(user) => user,
         Err(reason) => return Some(reason),
     };
     let needs = match state.store.requirements().identity("kubelet-registration") {
-        Ok(identity) => identity.requests(node),
+        Ok(identity) => identity.requests(&kubelet.node_name),
         Err(error) => return Some(error.to_string()),
     };
     let derived = state.store.derived();
-    needs
-        .iter()
-        .find_map(|request| match derived.policy.authorize(&user, request) {
-            rbac::Decision::Allowed => None,
-            rbac::Decision::Denied { reason } => Some(
-                rbac::forbidden_status(&user, request, &reason)["message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            ),
-        })
+    bootstrap::first_refusal(&state.authorizers, &derived.policy, &user, &needs)
 }
 
 /// kubectl asks for a server-side Table (`as=Table;g=meta.k8s.io`) and falls back to JSON.

@@ -123,7 +123,7 @@ pub(super) fn account_refusal(
         .iter()
         .find_map(|request| match policy.authorize(&user, request) {
             Decision::Allowed => None,
-            Decision::Denied { .. } => {
+            Decision::Denied { .. } | Decision::Refused { .. } => {
                 Some(format!("{name}: {} cannot {request}", user.describe()))
             }
         })

@@ -91,11 +91,27 @@ struct Inner {
     derived: Arc<Derived>,
 }
 
+/// What a running kube-controller-manager of the cluster does with certificate signing
+/// requests: its csrapproving and csrsigning controllers, read from its static pod's flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrController {
+    /// The node whose static pod it is.
+    pub node: String,
+    /// Whether `--controllers` runs csrapproving (on by default).
+    pub approving: bool,
+    /// The DER of `--cluster-signing-cert-file` when csrsigning runs with a signing pair (the
+    /// controller is skipped without one), else why nothing is signed.
+    pub signer: Result<Vec<u8>, String>,
+}
+
 /// One cluster's objects.
 pub struct ObjectStore {
     file: PathBuf,
     requirements: Requirements,
     inner: RwLock<Inner>,
+    /// The controller-managers running now, by node: they are processes, not objects, and are
+    /// not kept on disk.
+    csr_controllers: std::sync::Mutex<BTreeMap<String, CsrController>>,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -122,7 +138,30 @@ impl ObjectStore {
             file,
             requirements,
             inner: RwLock::new(Inner { objects, derived }),
+            csr_controllers: Default::default(),
         })
+    }
+
+    /// Records the controller-manager a node runs now (`None`: none, or one that stopped).
+    pub fn set_csr_controller(&self, node: &str, controller: Option<CsrController>) {
+        let mut controllers = self
+            .csr_controllers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match controller {
+            Some(controller) => controllers.insert(node.to_owned(), controller),
+            None => controllers.remove(node),
+        };
+    }
+
+    /// The controller-managers running now.
+    pub fn csr_controllers(&self) -> Vec<CsrController> {
+        self.csr_controllers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The policy and network verdict of the objects stored now.
@@ -186,7 +225,10 @@ impl ObjectStore {
 
     /// Stores `object` at `path`; `Ok(true)` when it is new. The file is written before the
     /// answer, as etcd commits before the apiserver answers.
-    pub fn put(&self, path: &str, object: Value) -> Result<bool, String> {
+    pub fn put(&self, path: &str, mut object: Value) -> Result<bool, String> {
+        if object["kind"] == "Secret" {
+            merge_string_data(&mut object);
+        }
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let created = inner.objects.insert(path.to_owned(), object).is_none();
         inner.derived =
@@ -300,5 +342,42 @@ impl ObjectStores {
         let store = Arc::new(ObjectStore::open(self.dir.join(name).join("objects.json"))?);
         open.insert(etcd_servers.to_owned(), Arc::clone(&store));
         Ok(store)
+    }
+}
+
+/// A Secret's `stringData` written into its `data`, base64-encoded, as the apiserver's
+/// conversion does on every write (k8s.io/kubernetes pkg/apis/core/v1/conversion.go
+/// `Convert_v1_Secret_To_core_Secret`): `stringData` is never stored.
+fn merge_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    if !secret["data"].is_object() {
+        secret["data"] = Value::Object(serde_json::Map::new());
+    }
+    for (key, value) in strings {
+        let text = value.as_str().unwrap_or_default();
+        secret["data"][key] =
+            Value::from(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::merge_string_data;
+
+    #[test]
+    fn a_secrets_string_data_is_stored_as_data() {
+        let mut secret =
+            json!({"kind": "Secret", "data": {"a": "eA=="}, "stringData": {"b": "yz"}});
+        merge_string_data(&mut secret);
+        assert_eq!(
+            secret,
+            json!({"kind": "Secret", "data": {"a": "eA==", "b": "eXo="}})
+        );
     }
 }

@@ -36,8 +36,14 @@ pub struct KubeletStart {
     pub labels: BTreeMap<String, String>,
     /// `--node-ip`, if given.
     pub node_ip: Option<String>,
-    /// The host path of `--kubeconfig`.
+    /// The host path of the kubeconfig it starts with: `--kubeconfig`, or
+    /// `--bootstrap-kubeconfig` when the Ignition does not write the former.
     pub kubeconfig: String,
+    /// `kubeconfig` is the `--bootstrap-kubeconfig`: the kubelet gets its client certificate by
+    /// TLS bootstrap and writes `--kubeconfig` itself.
+    pub bootstrap: bool,
+    /// `--rotate-certificates`: the kubelet renews its client certificate.
+    pub rotate_certificates: bool,
     /// The host directory of `--pod-manifest-path` (its static pods), if given and mounted.
     pub pod_manifest_path: Option<String>,
     /// Every argument as the kubelet reads it.
@@ -353,16 +359,17 @@ pub fn judge_kubelet(
         ));
     }
     // With --bootstrap-kubeconfig the kubelet writes --kubeconfig itself after TLS bootstrap.
-    let kubeconfig_flag = match (args.value("kubeconfig"), args.value("bootstrap-kubeconfig")) {
-        (Some(path), Some(bootstrap))
-            if run
-                .host_path(path)
-                .is_none_or(|host| ignition.file(&host).is_none()) =>
-        {
-            Some(bootstrap)
-        }
-        (kubeconfig, _) => kubeconfig,
-    };
+    let (kubeconfig_flag, bootstrap) =
+        match (args.value("kubeconfig"), args.value("bootstrap-kubeconfig")) {
+            (Some(path), Some(bootstrap))
+                if run
+                    .host_path(path)
+                    .is_none_or(|host| ignition.file(&host).is_none()) =>
+            {
+                (Some(bootstrap), true)
+            }
+            (kubeconfig, _) => (kubeconfig, false),
+        };
     let kubeconfig = match kubeconfig_flag {
         None => {
             problems.push(Problem::new(
@@ -394,6 +401,8 @@ pub fn judge_kubelet(
             labels,
             node_ip: args.value("node-ip").map(str::to_owned),
             kubeconfig,
+            bootstrap,
+            rotate_certificates: args.bool_flag("rotate-certificates"),
             pod_manifest_path: args
                 .value("pod-manifest-path")
                 .and_then(|path| run.host_path(path)),
@@ -568,6 +577,7 @@ ExecStartPre=/usr/bin/docker run -d --name kubelet --privileged --pid host --net
 ExecStart=docker logs -f kubelet\n[Install]\nWantedBy=multi-user.target\n";
         let start = judge_kubelet(&ignition(unit, true), &metadata()).expect("starts");
         assert_eq!(start.kubeconfig, "/etc/kubernetes/kubeconfig");
+        assert!(start.bootstrap);
         assert!(start.labels.contains_key("node.kubernetes.io/node"));
         assert_eq!(start.labels["pool"], "a");
     }

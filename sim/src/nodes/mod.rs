@@ -365,6 +365,8 @@ impl Nodes {
                         .map(str::to_owned)
                         .collect(),
                     host_nameservers: start.host_nameservers.clone(),
+                    bootstrap: start.bootstrap,
+                    rotate_certificates: start.rotate_certificates,
                 });
                 journal("Started Kubelet.");
                 (

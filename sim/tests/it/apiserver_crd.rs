@@ -7,7 +7,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use serde_json::{Value, json};
 use sim::apiserver::KubeletRegistry;
 
-use crate::nodes_support::{Cluster, cluster, server_side_apply, start_apiserver};
+use crate::apiserver_support::start_apiserver;
+use crate::nodes_support::{Cluster, cluster, server_side_apply};
 
 /// Server-side applies `object` at `path` as the admin: (HTTP status, the answer's JSON).
 fn apply(cluster: &Cluster, addr: SocketAddr, path: &str, object: &Value) -> (u16, Value) {

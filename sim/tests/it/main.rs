@@ -2,6 +2,7 @@
 //! not once per file. A new test file is a module declared here.
 
 mod apiserver_crd;
+mod apiserver_support;
 mod cloud_nodes;
 mod judge_data;
 mod node_world;
@@ -13,4 +14,5 @@ mod openapi;
 mod packet;
 mod rbac_data;
 mod route53;
+mod tls_bootstrap;
 mod worker_ssh;

@@ -15,6 +15,10 @@ use rcgen::{
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
+pub use crate::apiserver_support::{
+    etcd_servers, fresh_store, start_apiserver, start_apiserver_with,
+};
+
 pub const ZONE: &str = "example.com";
 
 fn b64(bytes: &[u8]) -> String {
@@ -350,41 +354,6 @@ pub fn cluster_rsa(dir: &Path, name: &str) -> Cluster {
         admin,
         kubelet,
     )
-}
-
-/// Starts an apiserver emulator with the certificates of `cluster` on `listen`, its store (in
-/// the cluster's directory) holding the objects of the cluster's `manifests/`, as an apply of
-/// them leaves it.
-pub async fn start_apiserver(
-    cluster: &Cluster,
-    listen: SocketAddr,
-    registry: sim::apiserver::KubeletRegistry,
-) -> Result<sim::apiserver::Apiserver, sim::apiserver::ApiserverError> {
-    // A fresh etcd: what the manifests hold now, nothing an earlier start applied.
-    let file = cluster.assets.join("../etcd/objects.json");
-    let _ = std::fs::remove_file(&file);
-    let store =
-        std::sync::Arc::new(sim::apiserver::ObjectStore::open(file).expect("an object store"));
-    let manifests = cluster.assets.join("manifests");
-    if manifests.is_dir() {
-        for (path, object) in sim::judge::rbac::manifest_objects(&manifests).expect("manifests") {
-            store
-                .create(object)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        }
-    }
-    let config = sim::apiserver::ApiserverConfig {
-        listen,
-        tls_cert: cluster.assets.join("tls/apiserver.crt"),
-        tls_key: cluster.assets.join("tls/apiserver.key"),
-        client_ca: cluster.assets.join("tls/ca.crt"),
-    };
-    sim::apiserver::Apiserver::start(&config, store, registry).await
-}
-
-/// The `--etcd-servers` of `cluster`'s static apiserver pods.
-pub fn etcd_servers(cluster: &Cluster) -> String {
-    format!("https://{}-etcd0.{ZONE}:2379", cluster.name)
 }
 
 /// A static kube-apiserver pod as Typhoon's (`resources/static-manifests/kube-apiserver.yaml`),

@@ -1,5 +1,5 @@
 //! The cluster's PKI under `asset_dir/tls/`, laid out as Lokomotive's
-//! (`terraform-render-bootkube`): the Kubernetes CA and its apiserver, admin, kubelet,
+//! (`terraform-render-bootkube`): the Kubernetes CA and its apiserver, admin,
 //! kube-scheduler and kube-controller-manager certificates, the service-account key pair, the etcd CA and its client, server and peer
 //! certificates, and (with `enable_aggregation`) the front-proxy CA and its client certificate.
 //!

@@ -44,6 +44,8 @@ async fn apiserver(dir: &AssetDir, store_file: &Path, octet: u8) -> (Apiserver, 
         tls_cert: dir.path("tls/apiserver.crt"),
         tls_key: dir.path("tls/apiserver.key"),
         client_ca: dir.path("tls/ca.crt"),
+        authorizers: Default::default(),
+        bootstrap_token_auth: false,
     };
     let apiserver = Apiserver::start(&config, Arc::clone(&store), KubeletRegistry::default())
         .await

@@ -38,7 +38,7 @@ pub const KUBERNETES_VERSION: &str = "v1.32.3";
 /// keep the files that loko rendered, and apply them again, after an upgrade that fixed them
 /// (2: the AdminNetworkPolicy CRD's approval annotation, which a real apiserver requires;
 /// CoreDNS's `dnsPolicy: Default`; calico-kube-controllers; Calico's policies under the names
-/// libcalico-go gives them and Felix's failsafe ports narrowed).
+/// libcalico-go gives them and Felix's failsafe ports narrowed; TLS bootstrap's flags and RBAC).
 /// Raise it with every change that existing clusters must get: their next run renders the
 /// manifests again, copies the static control plane again and applies the manifests again.
 pub const RENDERING: u32 = 2;
@@ -326,6 +326,8 @@ fn static_pods(cluster: &DesiredCluster) -> Vec<Manifest> {
         "--authorization-mode=Node,RBAC".to_owned(),
         format!("--client-ca-file={}", pki("ca.crt")),
         "--enable-admission-plugins=NodeRestriction".to_owned(),
+        // Kubelets authenticate with the bootstrap token until they have a certificate.
+        "--enable-bootstrap-token-auth=true".to_owned(),
         format!("--etcd-cafile={}", pki("etcd-client-ca.crt")),
         format!("--etcd-certfile={}", pki("etcd-client.crt")),
         format!("--etcd-keyfile={}", pki("etcd-client.key")),
@@ -362,8 +364,14 @@ fn static_pods(cluster: &DesiredCluster) -> Vec<Manifest> {
     let controller_manager = vec![
         "--allocate-node-cidrs=true".to_owned(),
         format!("--cluster-cidr={}", s.pod_cidr),
+        // csrsigning issues the kubelets' certificates with the cluster CA; its default
+        // duration (a year) is kept: a kubelet renews at about 80 % of it, and one powered off
+        // longer than the duration cannot come back once its bootstrap token expired.
         format!("--cluster-signing-cert-file={}", pki("ca.crt")),
         format!("--cluster-signing-key-file={}", pki("ca.key")),
+        // csrapproving and csrsigning run by default; tokencleaner deletes expired bootstrap
+        // token Secrets, as Typhoon v1.32.3 runs it.
+        "--controllers=*,tokencleaner".to_owned(),
         format!("--kubeconfig={}", pki("kube-controller-manager.kubeconfig")),
         "--leader-elect=true".to_owned(),
         format!("--root-ca-file={}", pki("ca.crt")),
