@@ -581,6 +581,8 @@ mod tests {
             taints: Vec::new(),
             cluster_dns: cluster_dns.iter().map(|s| (*s).to_owned()).collect(),
             host_nameservers: vec!["147.75.207.207".to_owned()],
+            bootstrap: false,
+            rotate_certificates: false,
         }
     }
 

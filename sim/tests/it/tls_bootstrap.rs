@@ -146,6 +146,9 @@ async fn register_and_renew(
         registered_at: chrono::Utc::now(),
         bootstrap: true,
         rotate_certificates: !broken.no_rotation,
+        taints: Vec::new(),
+        cluster_dns: Vec::new(),
+        host_nameservers: Vec::new(),
     });
     let apiserver = start_apiserver_with(
         cluster,
