@@ -132,6 +132,8 @@ pub struct Kubelet {
     pub cluster_dns: Vec<String>,
     /// The nameservers of its `--resolv-conf`: those of its `Default` pods.
     pub host_nameservers: Vec<String>,
+    /// The firewall its node booted with: whether another node's BGP session gets in.
+    pub firewall: std::sync::Arc<crate::judge::iptables::NodeFirewall>,
     /// `kubeconfig` is the `--bootstrap-kubeconfig`: the kubelet gets its certificate by TLS
     /// bootstrap.
     pub bootstrap: bool,
@@ -533,14 +535,16 @@ fn pods_response(
 ) -> Response {
     let selector = query.get("labelSelector").map(String::as_str).unwrap_or("");
     let derived = state.store.derived();
+    let kubelets = ready_kubelets(state);
     let cluster = pods::Cluster {
         objects: &derived.objects,
         policy: &derived.policy,
         requirements: state.store.requirements(),
         network_problem: derived.network_problem.as_deref(),
+        kubelets: &kubelets,
     };
     let now = Utc::now();
-    let pods: Vec<Value> = pods::pods(&cluster, &ready_kubelets(state), now)
+    let pods: Vec<Value> = pods::pods(&cluster, now)
         .into_iter()
         .filter(|pod| namespace.is_none_or(|ns| pod["metadata"]["namespace"] == ns))
         .filter(|pod| {

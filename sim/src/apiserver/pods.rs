@@ -104,6 +104,8 @@ pub(super) struct Cluster<'a> {
     pub requirements: &'a Requirements,
     /// Why no node is Ready, or `None`.
     pub network_problem: Option<&'a str>,
+    /// The registered kubelets: the nodes pods run on, and the network's peers.
+    pub kubelets: &'a [Kubelet],
 }
 
 /// A node as the scheduler sees it.
@@ -114,9 +116,10 @@ struct Node<'a> {
 }
 
 /// The pods of `cluster` on the registered `kubelets`, as the apiserver lists them at `now`.
-pub(super) fn pods(cluster: &Cluster<'_>, kubelets: &[Kubelet], now: DateTime<Utc>) -> Vec<Value> {
+pub(super) fn pods(cluster: &Cluster<'_>, now: DateTime<Utc>) -> Vec<Value> {
     let ready = cluster.network_problem.is_none();
-    let nodes: Vec<Node<'_>> = kubelets
+    let nodes: Vec<Node<'_>> = cluster
+        .kubelets
         .iter()
         .map(|kubelet| {
             let mut taints = kubelet.taints.clone();
@@ -366,7 +369,10 @@ fn verdict(cluster: &Cluster<'_>, owner: &Owner<'_>, kubelet: &Kubelet) -> Verdi
     if network::plugin_of(template).is_some() {
         return match cluster.network_problem {
             Some(problem) => Verdict::NotReady(problem.to_owned()),
-            None => Verdict::Ready,
+            None => match network::bgp_problem(template, kubelet, cluster.kubelets) {
+                Some(problem) => Verdict::NotReady(problem),
+                None => Verdict::Ready,
+            },
         };
     }
     if coredns::runs_coredns(template) {
@@ -581,6 +587,7 @@ mod tests {
             taints: Vec::new(),
             cluster_dns: cluster_dns.iter().map(|s| (*s).to_owned()).collect(),
             host_nameservers: vec!["147.75.207.207".to_owned()],
+            firewall: Default::default(),
             bootstrap: false,
             rotate_certificates: false,
         }

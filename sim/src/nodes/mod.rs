@@ -365,6 +365,9 @@ impl Nodes {
                         .map(str::to_owned)
                         .collect(),
                     host_nameservers: start.host_nameservers.clone(),
+                    firewall: std::sync::Arc::new(crate::judge::iptables::NodeFirewall::of(
+                        ignition,
+                    )),
                     bootstrap: start.bootstrap,
                     rotate_certificates: start.rotate_certificates,
                 });

@@ -19,6 +19,7 @@ fn kubelet(name: &str, kubeconfig: &str, octet: u8) -> Kubelet {
         taints: Taint::parse_list("node-role.kubernetes.io/controller=:NoSchedule"),
         cluster_dns: vec!["10.3.0.10".to_owned()],
         host_nameservers: vec!["147.75.207.207".to_owned()],
+        firewall: Default::default(),
         bootstrap: false,
         rotate_certificates: false,
     }

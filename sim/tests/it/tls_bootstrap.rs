@@ -149,6 +149,7 @@ async fn register_and_renew(
         taints: Vec::new(),
         cluster_dns: Vec::new(),
         host_nameservers: Vec::new(),
+        firewall: Default::default(),
     });
     let apiserver = start_apiserver_with(
         cluster,
