@@ -104,6 +104,8 @@ pub(super) struct Cluster<'a> {
     pub requirements: &'a Requirements,
     /// Why no node is Ready, or `None`.
     pub network_problem: Option<&'a str>,
+    /// What drains changed: cordons and evictions.
+    pub changes: &'a super::drain::NodeChanges,
 }
 
 /// A node as the scheduler sees it.
@@ -152,7 +154,13 @@ pub(super) fn pods(cluster: &Cluster<'_>, kubelets: &[Kubelet], now: DateTime<Ut
                 let mut fit: Vec<&Node<'_>> = nodes
                     .iter()
                     .filter(|node| {
-                        untolerated(node, &tolerations).is_none() && selected(node, owner.template)
+                        untolerated(node, &tolerations).is_none()
+                            && selected(node, owner.template)
+                            && !cluster.changes.keeps_off(
+                                owner.namespace,
+                                &owner.name,
+                                node.kubelet,
+                            )
                     })
                     .collect();
                 fit.sort_by_key(|node| {

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde_json::Value;
 
+use super::drain::{ApiEvents, NodeChanges};
 use super::network;
 use crate::judge::rbac::{Policy, RbacError, Requirements};
 
@@ -96,6 +97,10 @@ pub struct ObjectStore {
     file: PathBuf,
     requirements: Requirements,
     inner: RwLock<Inner>,
+    /// Cordons, Node deletions and evictions: not persisted, as a restarted simulator's
+    /// kubelets register their Nodes again.
+    node_changes: Mutex<NodeChanges>,
+    events: ApiEvents,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -122,7 +127,21 @@ impl ObjectStore {
             file,
             requirements,
             inner: RwLock::new(Inner { objects, derived }),
+            node_changes: Mutex::default(),
+            events: ApiEvents::default(),
         })
+    }
+
+    /// What drains changed of the cluster's nodes.
+    pub(super) fn node_changes(&self) -> std::sync::MutexGuard<'_, NodeChanges> {
+        self.node_changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The simulator's log of changes, which this cluster's apiservers append to.
+    pub(super) fn events(&self) -> &ApiEvents {
+        &self.events
     }
 
     /// The policy and network verdict of the objects stored now.
@@ -275,6 +294,7 @@ fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub struct ObjectStores {
     dir: PathBuf,
     open: Arc<Mutex<BTreeMap<String, Arc<ObjectStore>>>>,
+    events: ApiEvents,
 }
 
 impl ObjectStores {
@@ -283,7 +303,13 @@ impl ObjectStores {
         ObjectStores {
             dir,
             open: Arc::default(),
+            events: ApiEvents::default(),
         }
+    }
+
+    /// The log every cluster's apiservers append their changes to.
+    pub fn events(&self) -> &ApiEvents {
+        &self.events
     }
 
     /// The store of the cluster whose apiservers name `etcd_servers`.
@@ -297,7 +323,9 @@ impl ObjectStores {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .take(200)
             .collect();
-        let store = Arc::new(ObjectStore::open(self.dir.join(name).join("objects.json"))?);
+        let mut store = ObjectStore::open(self.dir.join(name).join("objects.json"))?;
+        store.events = self.events.clone();
+        let store = Arc::new(store);
         open.insert(etcd_servers.to_owned(), Arc::clone(&store));
         Ok(store)
     }

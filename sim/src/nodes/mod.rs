@@ -401,6 +401,11 @@ impl Nodes {
         started
     }
 
+    /// The log of cordons, evictions, Node deletions and device deletions.
+    pub fn api_events(&self) -> &crate::apiserver::ApiEvents {
+        self.inner.stores.events()
+    }
+
     /// Whether each running node's kubelet started, and why not, by hostname.
     pub fn kubelets(&self) -> BTreeMap<String, KubeletStatus> {
         self.kubelet_status().clone()
@@ -474,6 +479,10 @@ impl NodeLifecycle for Nodes {
 
     fn kubelets(&self) -> BTreeMap<String, KubeletStatus> {
         Nodes::kubelets(self)
+    }
+
+    fn api_events(&self) -> crate::apiserver::ApiEvents {
+        Nodes::api_events(self).clone()
     }
 }
 

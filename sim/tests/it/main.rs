@@ -3,6 +3,7 @@
 
 mod apiserver_crd;
 mod cloud_nodes;
+mod drain;
 mod judge_data;
 mod node_world;
 mod nodes_apiserver;
