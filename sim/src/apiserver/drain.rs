@@ -119,14 +119,8 @@ pub(super) async fn patch_node(
     UrlPath(name): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    let Some(kubelet) = ready_kubelets(&state)
-        .into_iter()
-        .find(|k| k.node_name == name)
-    else {
-        return json_response(
-            StatusCode::NOT_FOUND,
-            objects::status_not_found("nodes", &name),
-        );
+    let Some(kubelet) = registered(&state, &name) else {
+        return node_not_found(&name);
     };
     let patch: Value = match serde_json::from_slice(&body) {
         Ok(patch) => patch,
@@ -167,14 +161,8 @@ pub(super) async fn delete_node(
     axum::Extension(caller): axum::Extension<Caller>,
     UrlPath(name): UrlPath<String>,
 ) -> Response {
-    let Some(kubelet) = ready_kubelets(&state)
-        .into_iter()
-        .find(|k| k.node_name == name)
-    else {
-        return json_response(
-            StatusCode::NOT_FOUND,
-            objects::status_not_found("nodes", &name),
-        );
+    let Some(kubelet) = registered(&state, &name) else {
+        return node_not_found(&name);
     };
     let node = node_object(&state, &kubelet);
     state
@@ -369,6 +357,20 @@ fn ready(pod: &Value) -> bool {
         .into_iter()
         .flatten()
         .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// The kubelet of the Node `name`, if it is registered.
+fn registered(state: &ApiState, name: &str) -> Option<Kubelet> {
+    ready_kubelets(state)
+        .into_iter()
+        .find(|k| k.node_name == name)
+}
+
+fn node_not_found(name: &str) -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        objects::status_not_found("nodes", name),
+    )
 }
 
 fn user_of(caller: &Caller) -> String {

@@ -7,7 +7,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use sim::apiserver::{Kubelet, KubeletRegistry, Taint};
 
-use crate::nodes_support::{Cluster, cluster, kubectl, server_side_apply, start_apiserver, text};
+use crate::nodes_support::{
+    self, Cluster, cluster, kubectl, server_side_apply, start_apiserver, text,
+};
 
 /// A Deployment of `replicas` pods that fit every test node, and a budget over its pods.
 fn web(replicas: u32, budget: &str) -> String {
@@ -53,7 +55,7 @@ fn kubelet(cluster: &Cluster, name: &str, octet: u8) -> Kubelet {
     }
 }
 
-/// `curl -X <method>` of `path` as the cluster's admin: the HTTP status and the body.
+/// `admin_request` of JSON, its answer parsed (`null` when it is not JSON).
 fn admin_request(
     cluster: &Cluster,
     addr: SocketAddr,
@@ -61,27 +63,11 @@ fn admin_request(
     path: &str,
     body: &str,
 ) -> (u16, serde_json::Value) {
-    let tls = cluster.assets.join("tls");
-    let output = std::process::Command::new("curl")
-        .args(["-sS", "-X", method, "-w", "\n%{http_code}"])
-        .args(["-H", "Content-Type: application/json"])
-        .arg("--cacert")
-        .arg(tls.join("ca.crt"))
-        .arg("--cert")
-        .arg(tls.join("admin.crt"))
-        .arg("--key")
-        .arg(tls.join("admin.key"))
-        .arg("--resolve")
-        .arg(format!("{}:{}:{}", cluster.fqdn(), addr.port(), addr.ip()))
-        .args(["--data-binary", body])
-        .arg(format!("https://{}:{}{path}", cluster.fqdn(), addr.port()))
-        .output()
-        .expect("curl");
-    let out = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (body, code) = out.rsplit_once('\n').expect("curl wrote a status");
+    let (code, body) =
+        nodes_support::admin_request(cluster, addr, method, "application/json", path, body);
     (
-        code.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        code,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
     )
 }
 
