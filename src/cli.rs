@@ -233,6 +233,14 @@ pub struct RunArgs {
     /// without a terminal); devices of another CA are never taken.
     #[arg(long)]
     pub adopt: bool,
+    /// Delete the devices of workers leaving the cluster without draining their nodes first
+    /// (when the cluster is down and its API cannot be reached).
+    #[arg(long)]
+    pub skip_drain: bool,
+    /// How long a drain asks again for evictions a PodDisruptionBudget refuses, before the
+    /// run fails naming the pods and budgets (e.g. 5m, 30s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Option<std::time::Duration>,
     /// Ask before a run creates more new devices than this (without a terminal: refuse).
     #[arg(long, env = "LOKO_MAX_NEW_DEVICES", value_name = "N",
           default_value_t = crate::guard::DEFAULT_MAX_NEW_DEVICES)]

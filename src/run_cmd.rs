@@ -154,7 +154,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         port: args.ssh_port,
         user: args.ssh_user.clone(),
     });
-    let wiring = wire(
+    let mut wiring = wire(
         &target,
         WireConfig {
             sim: sim.as_ref(),
@@ -164,6 +164,10 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .await?;
+    wiring.timings.skip_drain = args.skip_drain;
+    if let Some(timeout) = args.drain_timeout {
+        wiring.timings.drain_timeout = timeout;
+    }
     // The cloud is the truth: what the journal recorded and the cloud no longer has is done
     // again, and said so before anything changes.
     let assets = AssetDir::create(&target.assets).map_err(|e| UserError {
@@ -185,7 +189,8 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         &adoption,
     )
     .await?;
-    let changes = changes(&target.desired, &history)?;
+    let mut changes = changes(&target.desired, &history)?;
+    changes.drain_skipped = args.skip_drain;
     if changes.devices_to_create() > known {
         // Devices gone from the cloud come on top of what the journal's count asked for.
         crate::guard::new_devices(changes.devices_to_create(), args.max_new_devices, args.yes)?;

@@ -21,6 +21,7 @@ use crate::assets::{self, AssetDir};
 use crate::bootstrap::{ControlPlaneStep, EtcdSecretsStep, NodeAccess};
 use crate::cluster::{Clients, RunSettings, ids};
 use crate::dns::{DnsDeleteStep, DnsStep, RecordSource};
+use crate::drain::DrainStep;
 use crate::ignition;
 use crate::packet::{DeleteDeviceStep, DeviceSpec, DeviceStep};
 use crate::readiness::ReadinessStep;
@@ -48,6 +49,9 @@ pub const ETCD_SECRETS: ActionKind = ActionKind::new("etcd-secrets");
 pub const CONTROL_PLANE: ActionKind = ActionKind::new("control-plane");
 /// The cluster's manifests applied through the API once it answers ([`BootstrapParams`]).
 pub const BOOTSTRAP: ActionKind = ActionKind::new("bootstrap");
+/// A worker's node cordoned, drained and its Node deleted before its device is
+/// ([`DrainParams`]).
+pub const DRAIN: ActionKind = ActionKind::new("drain");
 /// The apiserver answers and every node is Ready ([`ReadyParams`]).
 pub const READY: ActionKind = ActionKind::new("ready");
 
@@ -108,6 +112,17 @@ pub struct BootstrapParams {
     pub api_name: String,
     /// The controllers' device steps, whose `public_ipv4` outputs reach the apiserver.
     pub controllers: Vec<StepId>,
+}
+
+/// The node a drain step drains, and where it reaches the API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DrainParams {
+    /// `<cluster>.<dns_zone>`.
+    pub api_name: String,
+    /// The controllers' device steps, whose `public_ipv4` outputs reach the apiserver.
+    pub controllers: Vec<StepId>,
+    /// The worker's hostname (its Node's name).
+    pub hostname: String,
 }
 
 /// What the readiness step waits for.
@@ -344,6 +359,19 @@ pub fn actions(run: RunContext) -> Actions {
             asset_dir: run.assets.root().to_owned(),
             poll_every: run.settings.ready_poll,
             deadline: run.settings.ready_deadline,
+        }),
+    );
+    let actions = actions.bind(
+        DRAIN,
+        step_action!(&run, |run, params: DrainParams| DrainStep {
+            api_name: params.api_name,
+            port: run.settings.api_port,
+            controllers: public_ipv4_of(params.controllers),
+            node: params.hostname,
+            asset_dir: run.assets.root().to_owned(),
+            poll_every: run.settings.ready_poll,
+            timeout: run.settings.drain_timeout,
+            skip: run.settings.skip_drain,
         }),
     );
     actions.bind(

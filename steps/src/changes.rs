@@ -25,6 +25,11 @@ pub struct Changes {
     pub replace: Vec<String>,
     /// Nodes whose device is deleted (their pool shrank).
     pub delete: Vec<String>,
+    /// Workers drained before their device is deleted (the replaced and the deleted): cordoned,
+    /// their pods evicted, their Node deleted ([`crate::drain`]).
+    pub drain: Vec<String>,
+    /// `--skip-drain`: their devices are deleted without draining (set by the run).
+    pub drain_skipped: bool,
     /// DNS records written for the first time.
     pub records: Vec<String>,
 }
@@ -64,6 +69,15 @@ impl std::fmt::Display for Changes {
         ] {
             for name in names {
                 writeln!(f, "  {sign} {what} {name}")?;
+            }
+        }
+        for name in &self.drain {
+            match self.drain_skipped {
+                false => writeln!(
+                    f,
+                    "  ~ drain {name} first (cordon, evict its pods as their disruption budgets allow, delete its Node)"
+                )?,
+                true => writeln!(f, "  ! {name} is not drained (--skip-drain)")?,
             }
         }
         let (add, change, destroy) = self.counts();
@@ -111,6 +125,12 @@ pub fn changes(
         .iter()
         .filter(|host| !wanted.contains(host.as_str()))
         .filter(|host| !history.recorded.contains(&ids::delete_device(host)))
+        .cloned()
+        .collect();
+    changes.drain = changes
+        .replace
+        .iter()
+        .chain(&changes.delete)
         .cloned()
         .collect();
     if !history.recorded.contains(&ids::dns()) {

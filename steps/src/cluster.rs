@@ -6,7 +6,9 @@
 //! assets/pki ─┬─ assets/kubeconfigs ── ignition/<node> ── device/<node> ─┬─ dns ───────────────────────────────┐
 //!             │                                                          ├─ etcd-secrets/<c> ── control-plane/<c> ─┤
 //!             └─ assets/manifests ───────────────────────────────────────┴──────────────────────────── bootstrap ─┴─ ready
-//! delete-device/<node>   (nodes the journal knows that the spec no longer has)
+//! control-plane/<c> ── drain/<w> ── delete-device/<w>   (workers the journal knows that the spec
+//!                                                       no longer has)
+//! control-plane/<c> ── drain/<w> ── device/<w>          (a retyped pool's workers)
 //! ```
 //!
 //! Step ids are stable (`device/<hostname>`), so a rerun or resume of the same spec finds every
@@ -24,7 +26,7 @@ use specs::{DesiredCluster, DesiredNode, HardwareReservation, OsImage, RecordTar
 
 use crate::actions::{
     self, BootstrapParams, ControlPlaneParams, DeleteDevicesParams, DeleteRecordsParams,
-    DeviceParams, DnsParams, KubeconfigsParams, NodeParams, ReadyParams,
+    DeviceParams, DnsParams, DrainParams, KubeconfigsParams, NodeParams, ReadyParams,
 };
 use crate::assets;
 pub use crate::changes::{Changes, changes};
@@ -66,6 +68,11 @@ pub struct RunSettings {
     pub ready_deadline: Duration,
     /// Overwrite DNS records that hold values loko did not set (`--take-over-dns`).
     pub take_over_dns: bool,
+    /// How long a drain asks again for evictions a disruption budget refuses
+    /// (`--drain-timeout`).
+    pub drain_timeout: Duration,
+    /// Delete workers' devices without draining their nodes (`--skip-drain`).
+    pub skip_drain: bool,
     /// Keys the nodes admit besides the spec's `ssh_keys` (the demo's throwaway key). Not part
     /// of the desired cluster, so the spec and its journal stay as the user wrote them.
     pub extra_authorized_keys: Vec<specs::SshPublicKey>,
@@ -87,6 +94,10 @@ impl Default for RunSettings {
             ready_poll: Duration::from_secs(2),
             ready_deadline: Duration::from_secs(30 * 60),
             take_over_dns: false,
+            // Five minutes: longer than a rolling update of a budgeted Deployment takes, shorter
+            // than leaving a scale down hanging on a budget that will never allow it.
+            drain_timeout: Duration::from_secs(5 * 60),
+            skip_drain: false,
             extra_authorized_keys: Vec::new(),
         }
     }
@@ -216,6 +227,8 @@ pub enum BuildError {
     Inputs(String),
     #[error("the desired cluster has no controller")]
     NoController,
+    #[error(transparent)]
+    Refused(#[from] specs::RefusedChanges),
 }
 
 /// The digest of a step's own inputs.
@@ -293,6 +306,10 @@ pub fn apply_dag(
         .after([ids::pki()]),
     );
 
+    // Workers whose device this run deletes (the plan's deletions and replacements):
+    // controllers are never among them, their count and type cannot change.
+    let drained: BTreeSet<String> = changes(desired, history)?.drain.into_iter().collect();
+
     // Nodes: Ignition, then the device. The Ignition's settings hold the extra keys.
     let mut ignition_settings = desired.settings.clone();
     ignition_settings
@@ -308,27 +325,34 @@ pub fn apply_dag(
             )?
             .after([ids::kubeconfigs()]),
         );
-        steps.push(device_step(desired, node)?);
+        let device = device_step(desired, node)?;
+        // A retyped worker's device is deleted by its device step: its node is drained first.
+        steps.push(match drained.contains(&node.hostname) {
+            true => device.after([ids::drain(&node.hostname)]),
+            false => device,
+        });
     }
 
-    // Nodes that left the spec.
+    // Nodes that left the spec, drained first unless already deleted.
     for host in history
         .known_nodes
         .iter()
         .filter(|host| desired.node(host).is_none())
     {
-        steps.push(
-            step(
-                ids::delete_device(host),
-                actions::DELETE_DEVICES,
-                inputs(host.as_str())?,
-                &DeleteDevicesParams {
-                    tag: node_tag(host),
-                },
-            )?
-            .class(PACKET_API)
-            .invalidates([ids::device(host)]),
-        );
+        let delete = step(
+            ids::delete_device(host),
+            actions::DELETE_DEVICES,
+            inputs(host.as_str())?,
+            &DeleteDevicesParams {
+                tag: node_tag(host),
+            },
+        )?
+        .class(PACKET_API)
+        .invalidates([ids::device(host)]);
+        steps.push(match drained.contains(host) {
+            true => delete.after([ids::drain(host)]),
+            false => delete,
+        });
     }
 
     let controllers: Vec<&DesiredNode> = desired.controllers().collect();
@@ -384,6 +408,24 @@ pub fn apply_dag(
             ])
             .class(SSH)
             .retry(ssh_retry()),
+        );
+    }
+    // Drains reach the API as the bootstrap does, once the control plane serves it.
+    let mut serving: Vec<StepId> = api_controllers.clone();
+    serving.extend(controllers.iter().map(|c| ids::control_plane(&c.hostname)));
+    for host in &drained {
+        steps.push(
+            step(
+                ids::drain(host),
+                actions::DRAIN,
+                inputs(host.as_str())?,
+                &DrainParams {
+                    api_name: api_name.clone(),
+                    controllers: api_controllers.clone(),
+                    hostname: host.clone(),
+                },
+            )?
+            .after(serving.clone()),
         );
     }
     let mut deps = vec![ids::kubeconfigs(), ids::manifests(), ids::dns()];
@@ -503,7 +545,11 @@ fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, 
     )?
     .after([ids::ignition(&node.hostname)])
     .class(PACKET_API)
-    .invalidates([ids::delete_device(&node.hostname)]))
+    // A new device is a new node: when it leaves, it is drained again.
+    .invalidates([
+        ids::delete_device(&node.hostname),
+        ids::drain(&node.hostname),
+    ]))
 }
 
 fn dns_step(desired: &DesiredCluster, controllers: &[&DesiredNode]) -> Result<StepDef, BuildError> {

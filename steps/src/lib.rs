@@ -15,6 +15,8 @@
 //! - [`ssh`]: the SSH client (ssh-agent keys, pinned host keys).
 //! - [`bootstrap`]: etcd certificates and the static control plane to every controller.
 //! - [`apply`]: the cluster's manifests, applied through the API once it answers.
+//! - [`drain`]: a worker's node cordoned, its pods evicted and its Node deleted before its
+//!   device is.
 //! - [`readiness`]: the apiserver answers, every node is Ready, and CoreDNS, kube-proxy and the
 //!   network's pods run.
 //! - [`preflight`]: the token, project, endpoints, AWS credentials and hosted zone, before any step.
@@ -26,6 +28,7 @@ pub mod bootstrap;
 pub mod changes;
 pub mod cluster;
 pub mod dns;
+pub mod drain;
 pub mod drift;
 pub mod ignition;
 pub mod packet;

@@ -42,6 +42,7 @@ pub(crate) mod cluster;
 mod coredns;
 mod crd;
 mod custom_resource;
+mod drain;
 mod field;
 mod network;
 mod objects;
@@ -50,6 +51,7 @@ mod store;
 
 pub use bootstrap::authenticate_bootstrap_token;
 pub use crd::refusal as definition_refusal;
+pub use drain::{ApiEvent, ApiEvents};
 pub(crate) use objects::status;
 pub use pods::Taint;
 pub use store::{CsrController, ObjectStore, ObjectStores};
@@ -63,7 +65,7 @@ use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -427,11 +429,24 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/apis", get(api_groups))
         .route("/api/v1", get(api_resources))
         .route("/api/v1/nodes", get(list_nodes))
-        .route("/api/v1/nodes/{name}", get(get_node))
+        .route(
+            "/api/v1/nodes/{name}",
+            get(get_node)
+                .patch(drain::patch_node)
+                .delete(drain::delete_node),
+        )
         .route("/api/v1/pods", get(list_pods))
         .route(
             "/api/v1/namespaces/{namespace}/pods",
             get(list_namespace_pods),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}",
+            get(drain::get_pod).fallback(object),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/eviction",
+            post(drain::evict_pod),
         )
         .fallback(object)
         .layer(axum::middleware::from_fn_with_state(
@@ -468,11 +483,14 @@ async fn list_nodes(
 ) -> Response {
     let selector = query.get("labelSelector").map(String::as_str).unwrap_or("");
     let network_problem = state.store.derived().network_problem.clone();
-    let nodes: Vec<Value> = ready_kubelets(&state)
+    let kubelets = ready_kubelets(&state);
+    let changes = state.store.node_changes();
+    let nodes: Vec<Value> = kubelets
         .iter()
         .filter(|kubelet| objects::selector_matches(selector, &objects::node_labels(kubelet)))
-        .map(|kubelet| objects::node(kubelet, network_problem.as_deref()))
+        .map(|kubelet| node_with_changes(kubelet, network_problem.as_deref(), &changes))
         .collect();
+    drop(changes);
     if wants_table(&headers) {
         json_response(
             StatusCode::OK,
@@ -489,11 +507,18 @@ async fn get_node(
     headers: HeaderMap,
 ) -> Response {
     let network_problem = state.store.derived().network_problem.clone();
-    let Some(node) = ready_kubelets(&state)
+    let kubelets = ready_kubelets(&state);
+    let node = kubelets
         .iter()
         .find(|kubelet| kubelet.node_name == name)
-        .map(|kubelet| objects::node(kubelet, network_problem.as_deref()))
-    else {
+        .map(|kubelet| {
+            node_with_changes(
+                kubelet,
+                network_problem.as_deref(),
+                &state.store.node_changes(),
+            )
+        });
+    let Some(node) = node else {
         return json_response(
             StatusCode::NOT_FOUND,
             objects::status_not_found("nodes", &name),
@@ -526,7 +551,44 @@ async fn list_namespace_pods(
     pods_response(&state, Some(&namespace), &query, &headers)
 }
 
-/// The pods the cluster runs now (of `namespace`, or all), as a list or kubectl's table.
+/// A Node as the apiserver serves it, with what drains changed of it (`spec.unschedulable`
+/// and the `node.kubernetes.io/unschedulable` taint the node lifecycle controller adds).
+fn node_with_changes(
+    kubelet: &Kubelet,
+    network_problem: Option<&str>,
+    changes: &drain::NodeChanges,
+) -> Value {
+    let mut node = objects::node(kubelet, network_problem);
+    if changes.cordoned(kubelet) {
+        node["spec"]["unschedulable"] = Value::Bool(true);
+        if let Some(taints) = node["spec"]["taints"].as_array_mut() {
+            taints.push(serde_json::json!({
+                "key": "node.kubernetes.io/unschedulable",
+                "effect": "NoSchedule",
+            }));
+        }
+    }
+    node
+}
+
+/// Every pod the cluster runs now.
+fn current_pods(state: &ApiState) -> Vec<Value> {
+    let derived = state.store.derived();
+    let kubelets = ready_kubelets(state);
+    let changes = state.store.node_changes();
+    let cluster = pods::Cluster {
+        objects: &derived.objects,
+        policy: &derived.policy,
+        requirements: state.store.requirements(),
+        network_problem: derived.network_problem.as_deref(),
+        kubelets: &kubelets,
+        changes: &changes,
+    };
+    pods::pods(&cluster, Utc::now())
+}
+
+/// The pods the cluster runs now (of `namespace`, or all), as a list or kubectl's table;
+/// `fieldSelector` as far as `spec.nodeName=<node>` (what a drain lists).
 fn pods_response(
     state: &ApiState,
     namespace: Option<&str>,
@@ -534,19 +596,16 @@ fn pods_response(
     headers: &HeaderMap,
 ) -> Response {
     let selector = query.get("labelSelector").map(String::as_str).unwrap_or("");
-    let derived = state.store.derived();
-    let kubelets = ready_kubelets(state);
-    let cluster = pods::Cluster {
-        objects: &derived.objects,
-        policy: &derived.policy,
-        requirements: state.store.requirements(),
-        network_problem: derived.network_problem.as_deref(),
-        kubelets: &kubelets,
-    };
+    let on_node = query.get("fieldSelector").and_then(|fields| {
+        fields
+            .split(',')
+            .find_map(|f| f.strip_prefix("spec.nodeName="))
+    });
     let now = Utc::now();
-    let pods: Vec<Value> = pods::pods(&cluster, now)
+    let pods: Vec<Value> = current_pods(state)
         .into_iter()
         .filter(|pod| namespace.is_none_or(|ns| pod["metadata"]["namespace"] == ns))
+        .filter(|pod| on_node.is_none_or(|node| pod["spec"]["nodeName"] == node))
         .filter(|pod| {
             let labels: BTreeMap<String, String> = pod["metadata"]["labels"]
                 .as_object()
@@ -564,12 +623,17 @@ fn pods_response(
     }
 }
 
-/// The kubelets that registered their Node: configured for this cluster, and allowed to.
+/// The kubelets that registered their Node: configured for this cluster, and allowed to, and
+/// whose Node was not deleted since.
 fn ready_kubelets(state: &ApiState) -> Vec<Kubelet> {
-    state
-        .registry
-        .snapshot()
+    let registered = state.registry.snapshot();
+    let changes = state.store.node_changes();
+    let kept: Vec<Kubelet> = registered
         .into_iter()
+        .filter(|kubelet| !changes.deleted(kubelet))
+        .collect();
+    drop(changes);
+    kept.into_iter()
         .filter(|kubelet| {
             let Some(kubeconfig) = kubelet.kubeconfig.as_deref() else {
                 return false;

@@ -46,15 +46,24 @@ pub(super) fn core_v1_resources() -> Value {
             "singularName": "node",
             "namespaced": false,
             "kind": "Node",
-            "verbs": ["get", "list"],
+            "verbs": ["delete", "get", "list", "patch"],
             "shortNames": ["no"]
         }, {
             "name": "pods",
             "singularName": "pod",
             "namespaced": true,
             "kind": "Pod",
-            "verbs": ["list"],
+            "verbs": ["get", "list"],
             "shortNames": ["po"]
+        }, {
+            // kubectl drain evicts through policy/v1 when discovery lists it.
+            "name": "pods/eviction",
+            "singularName": "",
+            "namespaced": true,
+            "group": "policy",
+            "version": "v1",
+            "kind": "Eviction",
+            "verbs": ["create"]
         }]
     })
 }

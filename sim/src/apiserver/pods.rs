@@ -106,6 +106,8 @@ pub(super) struct Cluster<'a> {
     pub network_problem: Option<&'a str>,
     /// The registered kubelets: the nodes pods run on, and the network's peers.
     pub kubelets: &'a [Kubelet],
+    /// What drains changed: cordons and evictions.
+    pub changes: &'a super::drain::NodeChanges,
 }
 
 /// A node as the scheduler sees it.
@@ -155,7 +157,13 @@ pub(super) fn pods(cluster: &Cluster<'_>, now: DateTime<Utc>) -> Vec<Value> {
                 let mut fit: Vec<&Node<'_>> = nodes
                     .iter()
                     .filter(|node| {
-                        untolerated(node, &tolerations).is_none() && selected(node, owner.template)
+                        untolerated(node, &tolerations).is_none()
+                            && selected(node, owner.template)
+                            && !cluster.changes.keeps_off(
+                                owner.namespace,
+                                &owner.name,
+                                node.kubelet,
+                            )
                     })
                     .collect();
                 fit.sort_by_key(|node| {

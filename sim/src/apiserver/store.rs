@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde_json::Value;
 
+use super::drain::{ApiEvents, NodeChanges};
 use super::network;
 use crate::judge::rbac::{Policy, RbacError, Requirements};
 
@@ -112,6 +113,10 @@ pub struct ObjectStore {
     /// The controller-managers running now, by node: they are processes, not objects, and are
     /// not kept on disk.
     csr_controllers: std::sync::Mutex<BTreeMap<String, CsrController>>,
+    /// Cordons, Node deletions and evictions: not persisted, as a restarted simulator's
+    /// kubelets register their Nodes again.
+    node_changes: Mutex<NodeChanges>,
+    events: ApiEvents,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -139,6 +144,8 @@ impl ObjectStore {
             requirements,
             inner: RwLock::new(Inner { objects, derived }),
             csr_controllers: Default::default(),
+            node_changes: Mutex::default(),
+            events: ApiEvents::default(),
         })
     }
 
@@ -162,6 +169,18 @@ impl ObjectStore {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// What drains changed of the cluster's nodes.
+    pub(super) fn node_changes(&self) -> std::sync::MutexGuard<'_, NodeChanges> {
+        self.node_changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The simulator's log of changes, which this cluster's apiservers append to.
+    pub(super) fn events(&self) -> &ApiEvents {
+        &self.events
     }
 
     /// The policy and network verdict of the objects stored now.
@@ -317,6 +336,7 @@ fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub struct ObjectStores {
     dir: PathBuf,
     open: Arc<Mutex<BTreeMap<String, Arc<ObjectStore>>>>,
+    events: ApiEvents,
 }
 
 impl ObjectStores {
@@ -325,7 +345,13 @@ impl ObjectStores {
         ObjectStores {
             dir,
             open: Arc::default(),
+            events: ApiEvents::default(),
         }
+    }
+
+    /// The log every cluster's apiservers append their changes to.
+    pub fn events(&self) -> &ApiEvents {
+        &self.events
     }
 
     /// The store of the cluster whose apiservers name `etcd_servers`.
@@ -339,7 +365,9 @@ impl ObjectStores {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .take(200)
             .collect();
-        let store = Arc::new(ObjectStore::open(self.dir.join(name).join("objects.json"))?);
+        let mut store = ObjectStore::open(self.dir.join(name).join("objects.json"))?;
+        store.events = self.events.clone();
+        let store = Arc::new(store);
         open.insert(etcd_servers.to_owned(), Arc::clone(&store));
         Ok(store)
     }

@@ -406,6 +406,11 @@ impl Nodes {
         started
     }
 
+    /// The log of cordons, evictions, Node deletions and device deletions.
+    pub fn api_events(&self) -> &crate::apiserver::ApiEvents {
+        self.inner.stores.events()
+    }
+
     /// Whether each running node's kubelet started, and why not, by hostname.
     pub fn kubelets(&self) -> BTreeMap<String, KubeletStatus> {
         self.kubelet_status().clone()
@@ -479,6 +484,10 @@ impl NodeLifecycle for Nodes {
 
     fn kubelets(&self) -> BTreeMap<String, KubeletStatus> {
         Nodes::kubelets(self)
+    }
+
+    fn api_events(&self) -> crate::apiserver::ApiEvents {
+        Nodes::api_events(self).clone()
     }
 }
 

@@ -4,6 +4,7 @@
 mod apiserver_crd;
 mod apiserver_support;
 mod cloud_nodes;
+mod drain;
 mod judge_data;
 mod node_world;
 mod nodes_apiserver;

@@ -479,10 +479,30 @@ pub fn server_side_apply(
     path: &str,
     object: &serde_json::Value,
 ) -> (u16, String) {
+    admin_request(
+        cluster,
+        addr,
+        "PATCH",
+        "application/apply-patch+yaml",
+        &format!("{path}?fieldManager=test&force=true"),
+        &object.to_string(),
+    )
+}
+
+/// `curl -X <method>` of the URL `path` (with its query) of the apiserver at `addr` as the
+/// admin of `cluster`, sending `body` as `content_type`: the answer's HTTP status and body.
+pub fn admin_request(
+    cluster: &Cluster,
+    addr: SocketAddr,
+    method: &str,
+    content_type: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
     let tls = cluster.assets.join("tls");
     let output = std::process::Command::new("curl")
-        .args(["-sS", "-X", "PATCH", "-w", "\n%{http_code}"])
-        .args(["-H", "Content-Type: application/apply-patch+yaml"])
+        .args(["-sS", "-X", method, "-w", "\n%{http_code}"])
+        .args(["-H", &format!("Content-Type: {content_type}")])
         .arg("--cacert")
         .arg(tls.join("ca.crt"))
         .arg("--cert")
@@ -491,12 +511,8 @@ pub fn server_side_apply(
         .arg(tls.join("admin.key"))
         .arg("--resolve")
         .arg(format!("{}:{}:{}", cluster.fqdn(), addr.port(), addr.ip()))
-        .args(["--data-binary", &object.to_string()])
-        .arg(format!(
-            "https://{}:{}{path}?fieldManager=test&force=true",
-            cluster.fqdn(),
-            addr.port()
-        ))
+        .args(["--data-binary", body])
+        .arg(format!("https://{}:{}{path}", cluster.fqdn(), addr.port()))
         .output()
         .expect("curl");
     let out = String::from_utf8_lossy(&output.stdout).into_owned();

@@ -28,6 +28,9 @@ pub fn device_host(step: &StepId) -> Option<&str> {
 pub fn delete_device(host: &str) -> StepId {
     id(format!("delete-device/{host}"))
 }
+pub fn drain(host: &str) -> StepId {
+    id(format!("drain/{host}"))
+}
 pub fn dns() -> StepId {
     id("dns".into())
 }
