@@ -57,7 +57,8 @@ pub enum Command {
         PACKET_AUTH_TOKEN=... loko run cluster.yaml  # real Packet and Route53 (AWS credential chain)\n\n\
         A run that failed or was interrupted resumes where it stopped when run again.")]
     Run(RunArgs),
-    /// Show what `loko run` would add, change and destroy, without calling any API.
+    /// Show what `loko run` would add, change and destroy: read-only calls only (the cluster's
+    /// devices and records, when a token is set), nothing changed.
     #[command(after_help = "Example:\n  loko plan examples/tutorial.yaml")]
     Plan(PlanArgs),
     /// Delete every device tagged with the cluster and its DNS records.
@@ -256,9 +257,27 @@ pub struct RunArgs {
     /// One JSON object per event on stdout instead of lines of text.
     #[arg(long)]
     pub json: bool,
-    /// Create more than --max-new-devices devices without asking.
+    /// Create more than --max-new-devices devices, and delete the devices the plan deletes,
+    /// without asking.
     #[arg(long)]
     pub yes: bool,
+    /// Delete the devices the plan deletes (scale down, type change, removed pool) without
+    /// asking; required for that when not on a terminal, unless --yes.
+    #[arg(long)]
+    pub allow_delete: bool,
+    /// Take over the devices of this cluster whose journal was lost: those tagged with the
+    /// cluster id of this asset directory's CA. They are listed first and need a yes (--yes
+    /// without a terminal); devices of another CA are never taken.
+    #[arg(long)]
+    pub adopt: bool,
+    /// Delete the devices of workers leaving the cluster without draining their nodes first
+    /// (when the cluster is down and its API cannot be reached).
+    #[arg(long)]
+    pub skip_drain: bool,
+    /// How long a drain asks again for evictions a PodDisruptionBudget refuses, before the
+    /// run fails naming the pods and budgets (e.g. 5m, 30s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Option<std::time::Duration>,
     /// Ask before a run creates more new devices than this (without a terminal: refuse).
     #[arg(long, env = "LOKO_MAX_NEW_DEVICES", value_name = "N",
           default_value_t = crate::guard::DEFAULT_MAX_NEW_DEVICES)]
@@ -276,6 +295,11 @@ pub struct PlanArgs {
     /// The changes as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Do not list the cloud: the plan from the journal alone. By default, with a token in
+    /// the environment, the cluster's devices and records are listed first and what the
+    /// journal records but the cloud no longer has is planned again.
+    #[arg(long)]
+    pub no_refresh: bool,
 }
 
 #[derive(Debug, Args)]

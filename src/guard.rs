@@ -2,6 +2,10 @@
 //! (a large cluster needs them), so a count is not capped; instead a run that would create more
 //! new devices than a threshold needs a yes: on a terminal a y/N prompt showing the number,
 //! elsewhere `--yes` or a higher `--max-new-devices` (`LOKO_MAX_NEW_DEVICES`).
+//!
+//! And it deletes nothing the user was not shown: every device a run deletes (a scale down, a
+//! type change, a removed pool; `20` → `2` is one typo) is listed before anything changes, and
+//! needs a yes (`--yes` or `--allow-delete` without a terminal), as `loko destroy` does.
 
 use crate::failure::UserError;
 use crate::output::err;
@@ -31,6 +35,60 @@ pub fn new_devices(count: usize, threshold: usize, yes: bool) -> anyhow::Result<
     Err(UserError::usage("run cancelled: nothing was created", hint).into())
 }
 
+/// Whether a run that deletes `doomed` (one line per device) may go on: with none, or with
+/// `yes`, it goes on; otherwise it lists them and asks on a terminal, and refuses without one.
+pub fn deletions(doomed: &[String], yes: bool) -> anyhow::Result<()> {
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    listed(
+        &format!("this run deletes {} device(s):", doomed.len()),
+        doomed,
+        yes,
+        ("deleting", "Delete them?", "nothing was deleted"),
+        "check the spec's counts and types with loko plan; to delete them, pass --yes (or --allow-delete)",
+    )
+}
+
+/// Whether a run may take over the devices listed in `adopted` (`loko run --adopt`): with
+/// `yes`, it goes on; otherwise it lists them and asks on a terminal, and refuses without one.
+pub fn adoptions(adopted: &[String], yes: bool) -> anyhow::Result<()> {
+    listed(
+        &format!("this run takes over {} device(s):", adopted.len()),
+        adopted,
+        yes,
+        ("adopting", "Take them over?", "nothing was adopted"),
+        "to take them over, pass --yes with --adopt",
+    )
+}
+
+/// `what` and its `lines`, agreed to with `yes`, on a terminal by answering `question`, and
+/// refused without one; `(doing, question, cancelled)` word the question and the refusals.
+fn listed(
+    what: &str,
+    lines: &[String],
+    yes: bool,
+    (doing, question, cancelled): (&str, &str, &str),
+    hint: &str,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    if yes {
+        return Ok(());
+    }
+    let list: String = lines.iter().map(|l| format!("\n  - {l}")).collect();
+    if !std::io::stdin().is_terminal() {
+        return Err(UserError::usage(
+            format!("{what}{list}\nnothing was changed: {doing} needs a yes"),
+            hint,
+        )
+        .into());
+    }
+    if ask(&format!("{what}{list}\n{question} [y/N] "))? {
+        return Ok(());
+    }
+    Err(UserError::usage(format!("run cancelled: {cancelled}"), hint).into())
+}
+
 /// Asks on stderr (stdout may be JSON lines) and reads one line: only `y` or `yes` agree.
 fn ask(question: &str) -> anyhow::Result<bool> {
     use std::io::{BufRead as _, Write as _};
@@ -53,5 +111,11 @@ mod tests {
         assert!(new_devices(100, 100, false).is_ok());
         assert!(new_devices(0, 0, false).is_ok());
         assert!(new_devices(5000, 100, true).is_ok());
+    }
+
+    #[test]
+    fn no_deletion_or_a_yes_goes_on() {
+        assert!(deletions(&[], false).is_ok());
+        assert!(deletions(&["device d-1 (w-1)".into()], true).is_ok());
     }
 }

@@ -620,6 +620,18 @@ fn event_line(run: RunId, record: &journal::Record) -> String {
         Event::StepSkipped { step, because } => {
             format!("{step}: skipped because {because} failed")
         }
+        Event::DriftDetected { steps, found } => format!(
+            "drift: {}; done again: {}",
+            one_line(&found.join("; "), 160),
+            one_line(
+                &steps
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                160
+            )
+        ),
         Event::RunEnded { outcome } => format!("run {run} ended: {}", outcome_word(outcome)),
     };
     format!("{time} {what}")

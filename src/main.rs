@@ -5,6 +5,7 @@
 //! another run, 4 the cluster differs from the spec (`loko status`), 130 interrupted (Ctrl-C or
 //! SIGTERM), 141 stdout closed by its reader.
 
+mod adopt;
 mod bench_cmd;
 mod bench_plot;
 mod cli;

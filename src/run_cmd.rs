@@ -10,6 +10,7 @@ use journal::{Journal, RunKind};
 use specs::DesiredCluster;
 use steps::assets::AssetDir;
 use steps::cluster::{self, History};
+use steps::refresh::{Contradictions, Recorded};
 
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs};
 use crate::failure::{EXIT_FAILED, EXIT_USAGE, UserError};
@@ -18,7 +19,7 @@ use crate::output::{errln, out, outln};
 use crate::progress::Printer;
 use crate::sim_session::SimSession;
 use crate::target::{changes, history, read_history, target};
-use crate::wiring::{Login, WireConfig, actions, engine, request, wire};
+use crate::wiring::{Login, WireConfig, actions, connect, engine, request, wire};
 
 /// Exit code of an interrupted run.
 const EXIT_INTERRUPTED: u8 = 130;
@@ -81,17 +82,18 @@ async fn execute(
     journal: Arc<Journal>,
     plan: &Dag,
     actions: &Actions,
-    kind: RunKind,
-    desired: &DesiredCluster,
+    request: engine::RunRequest,
     json: bool,
     sim: Option<SimSession>,
+    drift: engine::Drift,
 ) -> anyhow::Result<RunReport> {
     let printer = Arc::new(Printer::new(json, &plan.step_ids()));
     let report = engine(journal, Arc::clone(&printer) as _)
+        .drift(drift)
         .run(
             plan,
             actions,
-            request(kind, desired)?,
+            request,
             cancel_on_interrupt(Arc::clone(&printer))?,
         )
         .await;
@@ -134,10 +136,16 @@ fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
 pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.cluster.spec)?;
     let journal = open_journal(&target.journal)?;
-    let history = history(&journal)?;
-    // Refused changes stop here, before any API is called.
-    let changes = changes(&target.desired, &history)?;
-    crate::guard::new_devices(changes.devices_to_create(), args.max_new_devices, args.yes)?;
+    let mut history = history(&journal)?;
+    // Refused changes stop here, before any API is called, and so does a run that would
+    // create too many devices by the journal's count alone.
+    let journal_changes = changes(&target.desired, &history)?;
+    let known = journal_changes.devices_to_create();
+    crate::guard::new_devices(known, args.max_new_devices, args.yes)?;
+    crate::guard::deletions(
+        &deletions(&journal, &journal_changes),
+        args.yes || args.allow_delete,
+    )?;
     let sim = match args.cluster.sim.sim {
         true => Some(SimSession::start(&target, &args.cluster.sim).await?),
         false => None,
@@ -146,7 +154,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         port: args.ssh_port,
         user: args.ssh_user.clone(),
     });
-    let wiring = wire(
+    let mut wiring = wire(
         &target,
         WireConfig {
             sim: sim.as_ref(),
@@ -156,14 +164,40 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .await?;
-    if !args.json {
-        outln!("{changes}");
+    wiring.timings.skip_drain = args.skip_drain;
+    if let Some(timeout) = args.drain_timeout {
+        wiring.timings.drain_timeout = timeout;
     }
+    // The cloud is the truth: what the journal recorded and the cloud no longer has is done
+    // again, and said so before anything changes.
     let assets = AssetDir::create(&target.assets).map_err(|e| UserError {
         message: format!("asset_dir: {e}"),
         code: EXIT_USAGE,
         hint: Some("asset_dir must be a writable directory; it holds the cluster's keys".into()),
     })?;
+    let adoption = crate::adopt::Adoption {
+        asked: args.adopt,
+        yes: args.yes,
+        cluster_id: steps::assets::pki::cluster_id(&assets)?,
+    };
+    let found = refresh(
+        &journal,
+        &target.journal,
+        &target.desired,
+        &wiring,
+        &mut history,
+        &adoption,
+    )
+    .await?;
+    let mut changes = changes(&target.desired, &history)?;
+    changes.drain_skipped = args.skip_drain;
+    if changes.devices_to_create() > known {
+        // Devices gone from the cloud come on top of what the journal's count asked for.
+        crate::guard::new_devices(changes.devices_to_create(), args.max_new_devices, args.yes)?;
+    }
+    if !args.json {
+        outln!("{changes}");
+    }
     let plan = cluster::apply_dag(
         &target.desired,
         &history,
@@ -173,17 +207,17 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         Arc::clone(&journal),
         &plan,
         &actions(&target, assets, &wiring),
-        RunKind::Apply,
-        &target.desired,
+        request(RunKind::Apply, &target.desired)?,
         args.json,
         sim,
+        found.to_engine(),
     )
     .await?;
     if !args.json && matches!(report.outcome, Outcome::Succeeded | Outcome::UpToDate) {
         print_nodes(&journal, &target.desired);
     }
     if report.outcome == Outcome::UpToDate && !args.json {
-        outln!("Nothing to do: the cluster matches the spec.");
+        outln!("Nothing to do: the cluster matches the spec, and its nodes are ready now.");
     }
     if let Some(port) = wiring.clients.ssh.refused.verdict() {
         return Err(refused_port(port).into());
@@ -223,6 +257,74 @@ fn refused_port(port: u16) -> UserError {
     )
 }
 
+/// Refreshes `history` with what exists: the run's first device listing (its poller's, which
+/// the device steps' lookups share, so the refresh costs no call of its own) and the records,
+/// compared with the journal's ledger. Prints what contradicts the journal; the run journals
+/// it and does those steps again.
+async fn refresh(
+    journal: &Journal,
+    location: &journal::Location,
+    desired: &DesiredCluster,
+    wiring: &crate::wiring::Wiring,
+    history: &mut History,
+    adoption: &crate::adopt::Adoption,
+) -> anyhow::Result<Contradictions> {
+    let poller = &wiring.clients.poller;
+    // The poller retries on its own; a listing refused for a passing reason (429, 5xx) is
+    // waited out as long as a device may take to provision, as the device steps would.
+    let patience = wiring.timings.device.provision_deadline;
+    let listing = |since| async move {
+        let started = std::time::Instant::now();
+        loop {
+            match poller.listing_since(since).await {
+                Some(Ok(listing)) => return Ok(listing),
+                Some(Err(e)) if e.is_retryable() && started.elapsed() < patience => continue,
+                Some(Err(e)) => {
+                    return Err(anyhow::Error::from(e).context("cannot list the cluster's devices"));
+                }
+                None => return Err(anyhow::anyhow!("the device poller stopped")),
+            }
+        }
+    };
+    let first = listing(std::time::Instant::now()).await?;
+    let mut devices = (*first.devices).clone();
+    if first.may_skip() {
+        // Packet pages by offset: a device that went away between two page calls made the
+        // next page skip one. A device gone for real is missing from the next listing too.
+        let second = listing(std::time::Instant::now()).await?;
+        devices.extend(
+            second
+                .devices
+                .iter()
+                .map(|(id, d)| (id.clone(), Arc::clone(d))),
+        );
+    }
+    let recorded = journal.with_state(Recorded::read);
+    let foreign = steps::refresh::foreign(&recorded, history, devices.values().map(|d| &**d));
+    crate::adopt::admit(&foreign, desired, location, adoption)?;
+    let mut drift = steps::drift::Drift::of_devices(desired, devices.values().map(|d| &**d));
+    crate::status_cmd::read_records(desired, &wiring.clients.route53, &mut drift).await?;
+    let found = Contradictions::find(&recorded, &drift);
+    print_contradictions(&found);
+    found.apply(history);
+    Ok(found)
+}
+
+/// What the cloud contradicts in the journal, on stderr (stdout may be JSON lines).
+fn print_contradictions(found: &Contradictions) {
+    if found.is_empty() {
+        return;
+    }
+    errln!(
+        "The cloud differs from the journal; what is gone is done again:{}",
+        found
+            .found
+            .iter()
+            .map(|f| format!("\n  - {f}"))
+            .collect::<String>()
+    );
+}
+
 /// The nodes as the journal recorded them: what a user looks for after a run.
 fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
     let ledger = journal.with_state(|state| state.ledger.clone());
@@ -257,7 +359,31 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
 
 pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
-    let history = read_history(&target)?;
+    let (mut history, recorded) = read_history(&target)?;
+    changes(&target.desired, &history)?;
+    if args.no_refresh {
+        errln!("note: not refreshed (--no-refresh): as the journal knows the cloud");
+    } else if steps::packet::Token::from_env().is_err() {
+        errln!(
+            "note: not refreshed: without PACKET_AUTH_TOKEN (or METAL_AUTH_TOKEN) the cloud cannot be \
+             listed; this is as the journal knows it"
+        );
+    } else {
+        let (packet, route53) = connect(&target, None, None, Vec::new()).await?;
+        let (drift, devices) =
+            crate::status_cmd::observe(&target.desired, &packet, &route53).await?;
+        let foreign = steps::refresh::foreign(&recorded, &history, &devices);
+        if !foreign.is_empty() {
+            let refusal = crate::adopt::refusal(&foreign, &target.desired, &target.journal);
+            errln!(
+                "note: loko run would stop before any change: {}",
+                refusal.message
+            );
+        }
+        let found = Contradictions::find(&recorded, &drift);
+        print_contradictions(&found);
+        found.apply(&mut history);
+    }
     let changes = changes(&target.desired, &history)?;
     if args.json {
         let mut json = serde_json::to_value(&changes)?;
@@ -300,10 +426,10 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         journal,
         &plan,
         &actions(&target, assets, &wiring),
-        RunKind::Destroy,
-        &target.desired,
+        request(RunKind::Destroy, &target.desired)?,
         args.json,
         sim,
+        engine::Drift::default(),
     )
     .await?;
     let code = outcome_code(&report.outcome, "destroy")?;
@@ -315,6 +441,29 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         );
     }
     Ok(code)
+}
+
+/// The devices a run of `changes` deletes, one line each, as the journal knows them.
+fn deletions(journal: &Journal, changes: &cluster::Changes) -> Vec<String> {
+    if changes.replace.is_empty() && changes.delete.is_empty() {
+        return Vec::new();
+    }
+    let recorded = journal.with_state(Recorded::read);
+    let device = |host: &str| match recorded.devices.get(host) {
+        Some((_, id)) => format!("device {id} ({host})"),
+        None => format!("the device of {host}, if it was created"),
+    };
+    let replaced = changes.replace.iter().map(|h| {
+        format!(
+            "{}: its pool's type changed; a new one is created",
+            device(h)
+        )
+    });
+    let deleted = changes
+        .delete
+        .iter()
+        .map(|h| format!("{}: its node left the spec", device(h)));
+    replaced.chain(deleted).collect()
 }
 
 /// What `loko destroy` deletes, as the journal knows it: one line per device and record.
@@ -372,7 +521,7 @@ fn confirm(desired: &DesiredCluster, doomed: &[String]) -> anyhow::Result<bool> 
 
 pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
-    let history = read_history(&target)?;
+    let (history, _) = read_history(&target)?;
     changes(&target.desired, &history)?;
     // The DAG is data: no client, no asset directory, no lock.
     let plan = cluster::apply_dag(&target.desired, &history, &[])?;

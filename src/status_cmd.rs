@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use specs::DesiredCluster;
+use steps::dns::Route53;
 use steps::drift::Drift;
-use steps::packet::cluster_tag;
+use steps::packet::{Device, PacketClient, cluster_tag};
 
 use crate::cli::{Global, StatusArgs};
 use crate::failure::EXIT_DIFFERS;
@@ -28,18 +30,7 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
     )
     .await?;
     let settings = &target.desired.settings;
-    let devices = packet
-        .list_devices(&cluster_tag(settings.cluster_name.as_str()))
-        .await
-        .context("cannot list the cluster's devices")?;
-    let mut drift = Drift::of_devices(&target.desired, &devices);
-    for record in &target.desired.dns_records {
-        let current = route53
-            .a_record(record.zone_id.as_str(), &record.name)
-            .await
-            .with_context(|| format!("cannot read record {}", record.name))?;
-        drift.record(&record.name, current.as_ref());
-    }
+    let (drift, _) = observe(&target.desired, &packet, &route53).await?;
     if let Some(sim) = sim {
         sim.handle.shutdown().await?;
     }
@@ -62,6 +53,54 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
     } else {
         ExitCode::from(EXIT_DIFFERS)
     })
+}
+
+/// The cluster as it is: one listing of its devices (a call per 1,000) and its records, each
+/// compared with the spec: what `loko status` shows, and what `loko plan` refreshes the
+/// journal with ([`steps::refresh`]).
+pub(crate) async fn observe(
+    desired: &DesiredCluster,
+    packet: &PacketClient,
+    route53: &Route53,
+) -> anyhow::Result<(Drift, Vec<Device>)> {
+    let devices = packet
+        .list_devices(&cluster_tag(desired.settings.cluster_name.as_str()))
+        .await
+        .context("cannot list the cluster's devices")?;
+    let mut drift = Drift::of_devices(desired, &devices);
+    read_records(desired, route53, &mut drift).await?;
+    Ok((drift, devices))
+}
+
+/// Adds the spec's records as they are to `drift`.
+pub(crate) async fn read_records(
+    desired: &DesiredCluster,
+    route53: &Route53,
+    drift: &mut Drift,
+) -> anyhow::Result<()> {
+    for record in &desired.dns_records {
+        // A read outside any step has no engine to retry it: a throttled or failed read is
+        // tried again a few times (0.2 s doubling), so that a passing 5xx does not stop a run.
+        let mut pause = std::time::Duration::from_millis(200);
+        let current = loop {
+            match route53
+                .a_record(record.zone_id.as_str(), &record.name)
+                .await
+            {
+                Err(steps::dns::DnsError::Api {
+                    retryable: true, ..
+                }) if pause < std::time::Duration::from_secs(4) => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                other => {
+                    break other.with_context(|| format!("cannot read record {}", record.name))?;
+                }
+            }
+        };
+        drift.record(&record.name, current.as_ref());
+    }
+    Ok(())
 }
 
 /// The tables of `loko status`.

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use journal::{Journal, Location};
 use specs::DesiredCluster;
 use steps::cluster::{self, History};
+use steps::refresh::Recorded;
 
 use crate::cli::Global;
 use crate::failure::{EXIT_USAGE, UserError};
@@ -57,19 +58,21 @@ pub(crate) fn history(journal: &Journal) -> anyhow::Result<History> {
 ///
 /// An etcd journal is read as it is (without its lock: readers need none there), so a run in
 /// progress shows as far as its last committed append.
-pub(crate) fn read_history(target: &Target) -> anyhow::Result<History> {
+///
+/// With the history, what its ledger says exists in the cloud (for the refresh).
+pub(crate) fn read_history(target: &Target) -> anyhow::Result<(History, Recorded)> {
     let dir = match &target.journal {
         Location::Dir(dir) => dir,
         etcd @ Location::Etcd(_) => {
             let journal = Journal::open_read_only(etcd)?;
-            return history(&journal);
+            return Ok((history(&journal)?, journal.with_state(Recorded::read)));
         }
     };
     let view = journal::read_state(dir)?;
     if let Some(holder) = &view.live_holder {
         errln!("note: a run is in progress ({holder}); this is as of its last recorded step");
     }
-    Ok(History::read(&view.state)?)
+    Ok((History::read(&view.state)?, Recorded::read(&view.state)))
 }
 
 /// Refused changes are usage errors naming each field.

@@ -225,6 +225,7 @@ pub(crate) fn scaled_timings(scale: f64, ssh_port: u16) -> RunSettings {
         ssh_port,
         ready_poll: scaled(base.ready_poll, 100),
         ready_deadline: scaled(base.ready_deadline, 60_000),
+        drain_timeout: scaled(base.drain_timeout, 5_000),
         ..base
     }
 }

@@ -57,6 +57,6 @@ pub use actions::Actions;
 pub use dag::{Dag, DagError};
 pub use observe::{Notice, NoticeKind, Observer, Silent};
 pub use retry::RetryPolicy;
-pub use run::{Engine, EngineError, Outcome, RunReport, RunRequest};
+pub use run::{Drift, Engine, EngineError, Outcome, RunReport, RunRequest};
 pub use step::{Action, ActionKind, ResourceClass, StepContext, StepDef, StepError, StepFuture};
 pub use tokio_util::sync::CancellationToken;

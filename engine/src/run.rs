@@ -35,7 +35,9 @@ pub struct RunRequest {
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// Every step was already done with the same inputs; nothing ran and nothing was journaled.
+    /// Every step was already done with the same inputs: nothing ran and nothing was journaled,
+    /// or only the steps that check the world now ([`StepDef::checks_now`]) ran, in a run of
+    /// their own, and found it as recorded.
     UpToDate,
     /// Every step succeeded.
     Succeeded,
@@ -73,12 +75,22 @@ pub enum EngineError {
     Unbound { step: StepId, kind: ActionKind },
 }
 
+/// What the world showed before a run that contradicts the journal: the steps whose recorded
+/// results no longer hold (a device the ledger says exists is gone), and what was seen, one
+/// sentence each. The run journals it (`drift_detected`) and does those steps again.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Drift {
+    pub steps: Vec<StepId>,
+    pub found: Vec<String>,
+}
+
 /// Runs plans against one cluster's journal.
 pub struct Engine {
     journal: Arc<Journal>,
     limits: HashMap<ResourceClass, usize>,
     default_limit: usize,
     observer: Arc<dyn Observer>,
+    drift: Drift,
 }
 
 impl Engine {
@@ -89,7 +101,16 @@ impl Engine {
             limits: HashMap::new(),
             default_limit: 16,
             observer: Arc::new(Silent),
+            drift: Drift::default(),
         }
+    }
+
+    /// The world contradicts the journal: before its steps, the run journals `drift` and
+    /// forgets the recorded results of its steps, so that they run again (with everything that
+    /// depends on what they produce).
+    pub fn drift(mut self, drift: Drift) -> Engine {
+        self.drift = drift;
+        self
     }
 
     /// At most `limit` steps of `class` run at once (at least 1).
@@ -112,7 +133,10 @@ impl Engine {
     /// Runs `plan` to completion, failure or cancellation.
     ///
     /// - If every step already succeeded with the same inputs and the last run completed,
-    ///   returns [`Outcome::UpToDate`] without journaling anything.
+    ///   returns [`Outcome::UpToDate`] without journaling anything (with steps that check now,
+    ///   after a run of only those).
+    /// - Steps of the engine's [`Drift`] whose results the ledger holds are forgotten first
+    ///   (journaled as `drift_detected`), so they run again.
     /// - If the last run did not succeed and had the same kind and spec digest, continues it
     ///   (`RunResumed`); otherwise starts a new run.
     /// - A step whose recorded result has the same inputs digest is reused; any other step
@@ -132,8 +156,21 @@ impl Engine {
                 kind: step.kind.clone(),
             });
         }
-        let prior = self.journal.with_state(Prior::take);
-        if prior.last_succeeded_or_none && up_to_date(plan, &prior.ledger) {
+        let mut prior = self.journal.with_state(Prior::take);
+        // Only what the ledger still holds can be forgotten: a step the journal never recorded
+        // runs anyway.
+        let stale: Vec<StepId> = self
+            .drift
+            .steps
+            .iter()
+            .filter(|s| prior.ledger.contains_key(*s))
+            .cloned()
+            .collect();
+        if stale.is_empty()
+            && prior.last_succeeded_or_none
+            && !plan.steps().any(StepDef::is_checked_now)
+            && up_to_date(plan, &prior.ledger)
+        {
             return Ok(RunReport {
                 run: None,
                 resumed: false,
@@ -163,6 +200,21 @@ impl Engine {
                 (run, false)
             }
         };
+        let drifted = !stale.is_empty();
+        if drifted {
+            for step in &stale {
+                prior.ledger.remove(step);
+            }
+            self.journal
+                .append(
+                    run,
+                    Event::DriftDetected {
+                        steps: stale,
+                        found: self.drift.found.clone(),
+                    },
+                )
+                .await?;
+        }
         self.observer.run_started(run, resumed, plan.len());
         let mut exec = Execution {
             engine: self,
@@ -197,7 +249,18 @@ impl Engine {
         };
         let outcome = exec.drive().await;
         let (executed, reused) = (exec.executed, exec.reused);
+        let checks: Vec<&StepId> = plan
+            .steps()
+            .filter(|s| s.is_checked_now())
+            .map(StepDef::id)
+            .collect();
         let outcome = match outcome {
+            // Nothing changed: the only steps that ran check the world now, and found it right.
+            Ok(Outcome::Succeeded)
+                if !drifted && executed.iter().all(|id| checks.contains(&id)) =>
+            {
+                Outcome::UpToDate
+            }
             Ok(outcome) => outcome,
             Err(e) => {
                 // The journal failed: stop everything; what was durable is the resume point.
@@ -431,6 +494,7 @@ impl Execution<'_> {
         let digest = effective_digest(&step, &deps);
         if let Some(done) = self.prior.ledger.get(&step.id)
             && done.inputs_digest == digest
+            && !step.checks_now
         {
             let outputs = done.outputs.clone();
             self.reused += 1;

@@ -186,6 +186,10 @@ pub struct StepDef {
     pub(crate) retry: RetryPolicy,
     pub(crate) class: ResourceClass,
     pub(crate) invalidates: Vec<StepId>,
+    /// Its result describes the world as it is now (nodes ready), which a record of an earlier
+    /// run cannot vouch for: it runs in every run, never reused from the ledger.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) checks_now: bool,
 }
 
 impl StepDef {
@@ -203,6 +207,7 @@ impl StepDef {
             retry: RetryPolicy::default(),
             class: ResourceClass::LOCAL,
             invalidates: Vec::new(),
+            checks_now: false,
         }
     }
 
@@ -238,6 +243,18 @@ impl StepDef {
     pub fn invalidates(mut self, steps: impl IntoIterator<Item = StepId>) -> StepDef {
         self.invalidates.extend(steps);
         self
+    }
+
+    /// Runs in every run, its recorded result never reused: what it checks (the nodes are
+    /// ready) holds now or not, whatever an earlier run found.
+    pub fn checks_now(mut self) -> StepDef {
+        self.checks_now = true;
+        self
+    }
+
+    /// True when the step runs in every run ([`StepDef::checks_now`]).
+    pub fn is_checked_now(&self) -> bool {
+        self.checks_now
     }
 
     /// The step's id.

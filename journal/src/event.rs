@@ -103,6 +103,13 @@ pub enum Event {
     },
     /// The step was not run in this run because a step it depends on failed.
     StepSkipped { step: StepId, because: StepId },
+    /// Before the run's steps, the cloud contradicted these steps' recorded results (a device
+    /// the journal says exists is gone, a record is missing): their results are forgotten, so
+    /// the run does them again. `found` says what was seen, one sentence each.
+    DriftDetected {
+        steps: Vec<StepId>,
+        found: Vec<String>,
+    },
     /// The run ended.
     RunEnded { outcome: RunOutcome },
 }
@@ -116,7 +123,10 @@ impl Event {
             | Event::StepSucceeded { step, .. }
             | Event::StepFailed { step, .. }
             | Event::StepSkipped { step, .. } => Some(step),
-            Event::RunStarted { .. } | Event::RunResumed { .. } | Event::RunEnded { .. } => None,
+            Event::RunStarted { .. }
+            | Event::RunResumed { .. }
+            | Event::DriftDetected { .. }
+            | Event::RunEnded { .. } => None,
         }
     }
 }
@@ -353,6 +363,10 @@ mod tests {
             },
             Event::RunEnded {
                 outcome: RunOutcome::Interrupted,
+            },
+            Event::DriftDetected {
+                steps: vec![id("device/a")],
+                found: vec!["a has no device".into()],
             },
         ];
         // Each record as `<crc32, hex> <JSON>`, readable in a diff.

@@ -306,6 +306,11 @@ impl ClusterState {
             Event::StepSkipped { step, because } => {
                 state.steps.entry(step).or_default().skipped_because = Some(because);
             }
+            Event::DriftDetected { steps, .. } => {
+                for stale in &steps {
+                    self.ledger.remove(stale);
+                }
+            }
             Event::RunEnded { outcome } => {
                 state.ended = Some((at, outcome));
             }

@@ -65,6 +65,11 @@ pub trait NodeLifecycle: Send + Sync + 'static {
     fn kubelets(&self) -> BTreeMap<String, KubeletStatus> {
         BTreeMap::new()
     }
+    /// The log of cordons, evictions, Node deletions and device deletions (a clone shares
+    /// it). Without machines there is no apiserver: a fresh, unshared log.
+    fn api_events(&self) -> crate::apiserver::ApiEvents {
+        crate::apiserver::ApiEvents::default()
+    }
 }
 
 /// Whether a node's `kubelet.service` started a kubelet, as the judge (`crate::judge::kubelet`)

@@ -35,6 +35,10 @@ pub struct SimState {
     /// Whether each running node's kubelet started, and why not, by hostname.
     #[serde(default)]
     pub kubelets: BTreeMap<String, crate::KubeletStatus>,
+    /// Cordons, evictions and Node deletions through the apiservers, and device deletions
+    /// through the Packet API, in the order they happened, with who made each.
+    #[serde(default)]
+    pub api_events: Vec<crate::apiserver::ApiEvent>,
 }
 
 /// One device, as the simulator knows it.
@@ -104,6 +108,7 @@ impl SimState {
         t: &Timings,
         static_pods: BTreeMap<String, BTreeMap<String, crate::StaticPodStatus>>,
         kubelets: BTreeMap<String, crate::KubeletStatus>,
+        api_events: Vec<crate::apiserver::ApiEvent>,
     ) -> SimState {
         let mut devices: Vec<DeviceRecord> = world
             .packet
@@ -156,6 +161,7 @@ impl SimState {
             injected_faults: world.stats.injected.clone(),
             static_pods,
             kubelets,
+            api_events,
         }
     }
 }

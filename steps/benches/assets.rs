@@ -35,7 +35,9 @@ fn main() {
         )
         .expect("pki");
         let pki_done = start.elapsed();
-        kubeconfig::write_kubeconfigs(&dir, &cluster).expect("kubeconfigs");
+        let token = steps::assets::bootstrap_token::ensure_token(&dir, SystemTime::now(), true)
+            .expect("bootstrap token");
+        kubeconfig::write_kubeconfigs(&dir, &cluster, &token).expect("kubeconfigs");
         let kubelet = kubeconfig::kubelet_kubeconfig(&dir, &cluster).expect("kubelet");
         manifests::render_manifests(&dir, &cluster).expect("manifests");
         let shared_done = start.elapsed();

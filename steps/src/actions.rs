@@ -21,13 +21,14 @@ use crate::assets::{self, AssetDir};
 use crate::bootstrap::{ControlPlaneStep, EtcdSecretsStep, NodeAccess};
 use crate::cluster::{Clients, RunSettings, ids};
 use crate::dns::{DnsDeleteStep, DnsStep, RecordSource};
+use crate::drain::DrainStep;
 use crate::ignition;
 use crate::packet::{DeleteDeviceStep, DeviceSpec, DeviceStep};
 use crate::readiness::ReadinessStep;
 
 /// The CA, keys and certificates (no params: they come from the desired cluster).
 pub const PKI: ActionKind = ActionKind::new("assets/pki");
-/// The kubeconfigs (no params).
+/// The kubeconfigs and the kubelets' bootstrap token ([`KubeconfigsParams`]).
 pub const KUBECONFIGS: ActionKind = ActionKind::new("assets/kubeconfigs");
 /// The static control plane's pods and the cluster's manifests (no params).
 pub const MANIFESTS: ActionKind = ActionKind::new("assets/manifests");
@@ -48,6 +49,9 @@ pub const ETCD_SECRETS: ActionKind = ActionKind::new("etcd-secrets");
 pub const CONTROL_PLANE: ActionKind = ActionKind::new("control-plane");
 /// The cluster's manifests applied through the API once it answers ([`BootstrapParams`]).
 pub const BOOTSTRAP: ActionKind = ActionKind::new("bootstrap");
+/// A worker's node cordoned, drained and its Node deleted before its device is
+/// ([`DrainParams`]).
+pub const DRAIN: ActionKind = ActionKind::new("drain");
 /// The apiserver answers and every node is Ready ([`ReadyParams`]).
 pub const READY: ActionKind = ActionKind::new("ready");
 
@@ -55,6 +59,14 @@ pub const READY: ActionKind = ActionKind::new("ready");
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeParams {
     pub hostname: String,
+}
+
+/// Whether the kubeconfigs step issues a bootstrap token for nodes about to boot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KubeconfigsParams {
+    /// Some node of the plan has no device yet: its Ignition needs a token with at least half
+    /// its lifetime left.
+    pub nodes_to_boot: bool,
 }
 
 /// A device step's params.
@@ -100,6 +112,17 @@ pub struct BootstrapParams {
     pub api_name: String,
     /// The controllers' device steps, whose `public_ipv4` outputs reach the apiserver.
     pub controllers: Vec<StepId>,
+}
+
+/// The node a drain step drains, and where it reaches the API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DrainParams {
+    /// `<cluster>.<dns_zone>`.
+    pub api_name: String,
+    /// The controllers' device steps, whose `public_ipv4` outputs reach the apiserver.
+    pub controllers: Vec<StepId>,
+    /// The worker's hostname (its Node's name).
+    pub hostname: String,
 }
 
 /// What the readiness step waits for.
@@ -213,14 +236,25 @@ pub fn actions(run: RunContext) -> Actions {
     );
     let actions = actions.bind(
         KUBECONFIGS,
-        with_run(&run, |run, _ctx: StepContext| async move {
+        with_run(&run, |run, ctx: StepContext| async move {
+            let KubeconfigsParams { nodes_to_boot } = ctx.params()?;
             let (dir, desired) = (&run.assets, &run.desired);
-            assets::kubeconfig::write_kubeconfigs(dir, desired).map_err(local_error)?;
+            let token = assets::bootstrap_token::ensure_token(
+                dir,
+                std::time::SystemTime::now(),
+                nodes_to_boot,
+            )
+            .map_err(local_error)?;
+            assets::kubeconfig::write_kubeconfigs(dir, desired, &token).map_err(local_error)?;
             let kubelet =
                 assets::kubeconfig::kubelet_kubeconfig(dir, desired).map_err(local_error)?;
+            // The token's id and expiration are public (the id names its Secret); a new token
+            // changes the digest, so every Ignition and the bootstrap step follow it.
             Ok(Outputs::new()
                 .with("admin", "auth/kubeconfig")?
-                .with("kubelet_sha256", Digest::of(kubelet.as_bytes()).to_hex())?)
+                .with("kubelet_sha256", Digest::of(kubelet.as_bytes()).to_hex())?
+                .with("bootstrap_token_id", &token.id)?
+                .with("bootstrap_token_expiration", &token.expiration)?)
         }),
     );
     let actions = actions.bind(
@@ -257,6 +291,8 @@ pub fn actions(run: RunContext) -> Actions {
         step_action!(&run, |run, params: DeviceParams| {
             let mut spec = params.spec;
             spec.userdata_path = ignition::path(&run.assets, &spec.hostname);
+            // The CA exists: the PKI step comes before every device.
+            spec.cluster_id = assets::pki::cluster_id(&run.assets).map_err(local_error)?;
             DeviceStep {
                 client: Arc::clone(&run.clients.packet),
                 poller: Arc::clone(&run.clients.poller),
@@ -325,6 +361,19 @@ pub fn actions(run: RunContext) -> Actions {
             deadline: run.settings.ready_deadline,
         }),
     );
+    let actions = actions.bind(
+        DRAIN,
+        step_action!(&run, |run, params: DrainParams| DrainStep {
+            api_name: params.api_name,
+            port: run.settings.api_port,
+            controllers: public_ipv4_of(params.controllers),
+            node: params.hostname,
+            asset_dir: run.assets.root().to_owned(),
+            poll_every: run.settings.ready_poll,
+            timeout: run.settings.drain_timeout,
+            skip: run.settings.skip_drain,
+        }),
+    );
     actions.bind(
         READY,
         step_action!(&run, |run, params: ReadyParams| ReadinessStep {
@@ -332,6 +381,7 @@ pub fn actions(run: RunContext) -> Actions {
             port: run.settings.api_port,
             controllers: public_ipv4_of(params.controllers),
             expected_nodes: params.expected_nodes,
+            workloads: crate::assets::manifests::workloads(&run.desired),
             asset_dir: run.assets.root().to_owned(),
             poll_every: run.settings.ready_poll,
             deadline: run.settings.ready_deadline,

@@ -8,8 +8,14 @@
 //! manifest changed all do the same thing: apply everything again (peer lesson: bootkube, that
 //! could not be rerun). Objects removed from the manifests are not deleted.
 //!
-//! Custom resources (Calico's) are applied after every CustomResourceDefinition; one whose
-//! definition is not served yet (404) is retried with the step, as kubectl's users do.
+//! Objects go in dependency order (`rank`): every CustomResourceDefinition first, then
+//! namespaces, then what others name (service accounts, config, roles), then bindings, then the
+//! rest (workloads, custom resources). Every object is applied even when one before it is
+//! refused: one refusal must not leave the cluster without the kubelets' binding, kube-proxy,
+//! the network and DNS. The step then fails naming every refused object with the apiserver's
+//! reason: permanently if any refusal is (a 4xx other than 404, 409 and 429), else retryably
+//! (a custom resource whose definition is not served yet, 404, is retried with the step, as
+//! kubectl's users do).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -98,7 +104,7 @@ pub struct ManifestError {
     pub reason: String,
 }
 
-/// Every object of the JSON files under `dir` (`List`s unrolled), definitions first, each with
+/// Every object of the JSON files under `dir` (`List`s unrolled), in the order of `rank`, each with
 /// its API path. `root` is what the files' names are relative to.
 pub fn objects(root: &Path, dir: &Path) -> Result<Vec<Applied>, ManifestError> {
     let mut files = Vec::new();
@@ -154,9 +160,22 @@ pub fn objects(root: &Path, dir: &Path) -> Result<Vec<Applied>, ManifestError> {
     for (file, object) in raw {
         out.push(locate(&resources, file, object)?);
     }
-    // Stable: within each class, the files' order.
-    out.sort_by_key(|a| !a.definition);
+    // Stable: within each rank, the files' order.
+    out.sort_by_key(|a| rank(a.body["kind"].as_str().unwrap_or_default()));
     Ok(out)
+}
+
+/// Where a kind goes in the order of applies: a custom resource needs its definition served,
+/// a namespaced object its namespace, a binding or workload the accounts, config and roles it
+/// names (a DaemonSet whose service account is missing gets no pods until it exists).
+fn rank(kind: &str) -> u8 {
+    match kind {
+        "CustomResourceDefinition" => 0,
+        "Namespace" => 1,
+        "ServiceAccount" | "ConfigMap" | "Secret" | "ClusterRole" | "Role" | "PriorityClass" => 2,
+        "ClusterRoleBinding" | "RoleBinding" => 3,
+        _ => 4,
+    }
 }
 
 fn locate(resources: &Resources, file: String, object: Value) -> Result<Applied, ManifestError> {
@@ -232,10 +251,14 @@ pub struct BootstrapStep {
 }
 
 impl BootstrapStep {
-    /// One attempt: wait for the API, then apply every object.
+    /// One attempt: wait for the API, then apply every object and the kubelets' bootstrap
+    /// token.
     pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
-        let objects = objects(&self.asset_dir, &self.asset_dir.join("manifests"))
+        let mut objects = objects(&self.asset_dir, &self.asset_dir.join("manifests"))
             .map_err(StepError::permanent)?;
+        let token = bootstrap_token_object(&self.asset_dir).map_err(StepError::permanent)?;
+        let token_id = token.as_ref().map(|(id, _)| id.clone());
+        objects.extend(token.map(|(_, object)| object));
         let addrs = controller_addrs(&ctx, &self.controllers, self.port)?;
         let client = admin_client(&self.asset_dir, &self.api_name, &addrs)?;
         let base = format!("https://{}:{}", self.api_name, self.port);
@@ -259,20 +282,84 @@ impl BootstrapStep {
             ctx.sleep(self.poll_every).await?;
         }
         ctx.progress(format!("applying {} objects of manifests/", objects.len()));
-        for object in &objects {
-            apply(&client, &base, object).await?;
-        }
+        apply_all(&client, &base, &objects).await?;
         let definitions = objects.iter().filter(|o| o.definition).count();
         Ok(Outputs::new()
             .with("api_server", &base)?
             .with("objects", objects.len())?
-            .with("definitions", definitions)?)
+            .with("definitions", definitions)?
+            .with("bootstrap_token_id", token_id)?)
     }
+}
+
+/// An object the apiserver did not take.
+struct Refused {
+    /// `applying DaemonSet kube-system/x (manifests/x.json): 422 ...: <the apiserver's reason>`.
+    message: String,
+    /// Whether applying it again may succeed without a change of the manifests.
+    retryable: bool,
+}
+
+/// Applies every object of `objects`, in their order, to the apiserver at `base` (a client of
+/// [`admin_client`]), whatever refusals come before; then fails, if any object was refused,
+/// naming each with the apiserver's reason: permanently if any refusal is permanent.
+pub async fn apply_all(
+    client: &reqwest::Client,
+    base: &str,
+    objects: &[Applied],
+) -> Result<(), StepError> {
+    let mut refused = Vec::new();
+    for object in objects {
+        if let Err(refusal) = apply(client, base, object).await {
+            refused.push(refusal);
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let message = format!(
+        "{} of {} objects of manifests/ refused: {}",
+        refused.len(),
+        objects.len(),
+        refused
+            .iter()
+            .map(|r| r.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    Err(if refused.iter().all(|r| r.retryable) {
+        StepError::retryable(message)
+    } else {
+        StepError::permanent(message)
+    })
+}
+
+/// The Secret of the kubelets' bootstrap token (`auth/bootstrap-token.json`), with its id:
+/// not a file of `manifests/`, so that no manifest holds the token. `None` when there is no
+/// token (an asset directory the kubeconfigs step has not written yet).
+fn bootstrap_token_object(
+    asset_dir: &Path,
+) -> Result<Option<(String, Applied)>, crate::assets::AssetError> {
+    let dir = crate::assets::AssetDir::create(asset_dir)?;
+    let Some(token) = crate::assets::bootstrap_token::read_token(&dir)? else {
+        return Ok(None);
+    };
+    let name = format!("bootstrap-token-{}", token.id);
+    Ok(Some((
+        token.id.clone(),
+        Applied {
+            file: crate::assets::bootstrap_token::BOOTSTRAP_TOKEN.to_owned(),
+            name: format!("Secret kube-system/{name}"),
+            path: format!("/api/v1/namespaces/kube-system/secrets/{name}"),
+            body: token.secret_object(),
+            definition: false,
+        },
+    )))
 }
 
 /// Server-side apply of one object (`PATCH` with `application/apply-patch+yaml`, of which JSON
 /// is a subset), forcing loko's ownership of the fields it sets.
-async fn apply(client: &reqwest::Client, base: &str, object: &Applied) -> Result<(), StepError> {
+async fn apply(client: &reqwest::Client, base: &str, object: &Applied) -> Result<(), Refused> {
     let url = format!(
         "{base}{}?fieldManager={FIELD_MANAGER}&force=true",
         object.path
@@ -287,8 +374,9 @@ async fn apply(client: &reqwest::Client, base: &str, object: &Applied) -> Result
         .body(object.body.to_string())
         .send()
         .await
-        .map_err(|e| {
-            StepError::retryable(format!("applying {what}: {}", crate::error_chain(&e)))
+        .map_err(|e| Refused {
+            message: format!("applying {what}: {}", crate::error_chain(&e)),
+            retryable: true,
         })?;
     let status = answer.status();
     if status.is_success() {
@@ -307,11 +395,7 @@ async fn apply(client: &reqwest::Client, base: &str, object: &Applied) -> Result
     // 404: a custom resource whose definition is not served yet; 409: a conflict of a
     // concurrent writer; 429 and 5xx: the apiserver or etcd is still coming up.
     let retryable = matches!(status.as_u16(), 404 | 409 | 429) || status.is_server_error();
-    Err(if retryable {
-        StepError::retryable(message)
-    } else {
-        StepError::permanent(message)
-    })
+    Err(Refused { message, retryable })
 }
 
 #[cfg(test)]
@@ -361,6 +445,35 @@ mod tests {
         );
         assert_eq!(objects[1].file, "manifests/a-pool.json");
         assert_eq!(objects[2].name, "DaemonSet kube-system/kube-proxy");
+    }
+
+    #[test]
+    fn what_others_need_is_applied_before_them_whatever_the_files_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let object = |kind: &str, api: &str| json!({"apiVersion": api, "kind": kind, "metadata": {"name": "x", "namespace": "kube-system"}});
+        write(root, "manifests/a.json", object("DaemonSet", "apps/v1"));
+        write(
+            root,
+            "manifests/b.json",
+            object("ClusterRoleBinding", "rbac.authorization.k8s.io/v1"),
+        );
+        write(root, "manifests/c.json", object("ServiceAccount", "v1"));
+        write(root, "manifests/d.json", object("Namespace", "v1"));
+        let kinds: Vec<String> = objects(root, &root.join("manifests"))
+            .unwrap()
+            .iter()
+            .map(|o| o.body["kind"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "Namespace",
+                "ServiceAccount",
+                "ClusterRoleBinding",
+                "DaemonSet"
+            ]
+        );
     }
 
     #[test]

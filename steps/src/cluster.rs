@@ -6,7 +6,9 @@
 //! assets/pki ─┬─ assets/kubeconfigs ── ignition/<node> ── device/<node> ─┬─ dns ───────────────────────────────┐
 //!             │                                                          ├─ etcd-secrets/<c> ── control-plane/<c> ─┤
 //!             └─ assets/manifests ───────────────────────────────────────┴──────────────────────────── bootstrap ─┴─ ready
-//! delete-device/<node>   (nodes the journal knows that the spec no longer has)
+//! control-plane/<c> ── drain/<w> ── delete-device/<w>   (workers the journal knows that the spec
+//!                                                       no longer has)
+//! control-plane/<c> ── drain/<w> ── device/<w>          (a retyped pool's workers)
 //! ```
 //!
 //! Step ids are stable (`device/<hostname>`), so a rerun or resume of the same spec finds every
@@ -24,9 +26,10 @@ use specs::{DesiredCluster, DesiredNode, HardwareReservation, OsImage, RecordTar
 
 use crate::actions::{
     self, BootstrapParams, ControlPlaneParams, DeleteDevicesParams, DeleteRecordsParams,
-    DeviceParams, DnsParams, NodeParams, ReadyParams,
+    DeviceParams, DnsParams, DrainParams, KubeconfigsParams, NodeParams, ReadyParams,
 };
 use crate::assets;
+pub use crate::changes::{Changes, changes};
 use crate::dns::{RecordSource, Route53};
 use crate::packet::{
     CREATE_INTENT, DeviceOs, DevicePoller, DeviceSettings, DeviceSpec, Location, PacketClient,
@@ -65,6 +68,11 @@ pub struct RunSettings {
     pub ready_deadline: Duration,
     /// Overwrite DNS records that hold values loko did not set (`--take-over-dns`).
     pub take_over_dns: bool,
+    /// How long a drain asks again for evictions a disruption budget refuses
+    /// (`--drain-timeout`).
+    pub drain_timeout: Duration,
+    /// Delete workers' devices without draining their nodes (`--skip-drain`).
+    pub skip_drain: bool,
     /// Keys the nodes admit besides the spec's `ssh_keys` (the demo's throwaway key). Not part
     /// of the desired cluster, so the spec and its journal stay as the user wrote them.
     pub extra_authorized_keys: Vec<specs::SshPublicKey>,
@@ -86,6 +94,10 @@ impl Default for RunSettings {
             ready_poll: Duration::from_secs(2),
             ready_deadline: Duration::from_secs(30 * 60),
             take_over_dns: false,
+            // Five minutes: longer than a rolling update of a budgeted Deployment takes, shorter
+            // than leaving a scale down hanging on a budget that will never allow it.
+            drain_timeout: Duration::from_secs(5 * 60),
+            skip_drain: false,
             extra_authorized_keys: Vec::new(),
         }
     }
@@ -104,6 +116,12 @@ pub struct History {
     /// Nodes whose device create was sent (its intent is journaled) but whose result was not
     /// recorded: a run looks for that device by tag and adopts it before creating one.
     pub intended: BTreeMap<String, journal::RunId>,
+    /// Nodes whose recorded device the cloud no longer has (by the refresh,
+    /// [`crate::refresh`]), with the run that recorded it: the run creates them again.
+    pub gone: BTreeMap<String, journal::RunId>,
+    /// When the latest `loko run` that built something started or last resumed (ms since the
+    /// epoch): the bootstrap token's window its kubeconfigs step was planned with.
+    pub last_built_at_ms: Option<u64>,
 }
 
 /// The journal holds a desired cluster that this loko cannot read.
@@ -164,6 +182,12 @@ impl History {
             }
         }
         if let Some((id, run)) = latest {
+            history.last_built_at_ms = Some(
+                run.resumes
+                    .iter()
+                    .map(|(at, _)| *at)
+                    .fold(run.started_at_ms, u64::max),
+            );
             let unreadable = |reason: String| HistoryError { run: *id, reason };
             let record = run.spec.value().map_err(|e| unreadable(e.to_string()))?;
             history.previous =
@@ -192,159 +216,7 @@ fn built_something(run: &journal::RunState) -> bool {
 
 const DEVICE: &str = "device/";
 
-/// Step ids, in one place so that the plan, `loko plan` and `loko status` agree.
-pub mod ids {
-    use journal::StepId;
-
-    fn id(text: String) -> StepId {
-        // Hostnames are validated by the spec (letters, digits, dashes), so ids are valid.
-        StepId::new(text).unwrap_or_else(|e| unreachable!("{e}"))
-    }
-    pub fn pki() -> StepId {
-        id("assets/pki".into())
-    }
-    pub fn kubeconfigs() -> StepId {
-        id("assets/kubeconfigs".into())
-    }
-    pub fn manifests() -> StepId {
-        id("assets/manifests".into())
-    }
-    pub fn ignition(host: &str) -> StepId {
-        id(format!("ignition/{host}"))
-    }
-    pub fn device(host: &str) -> StepId {
-        id(format!("{}{host}", super::DEVICE))
-    }
-    pub fn delete_device(host: &str) -> StepId {
-        id(format!("delete-device/{host}"))
-    }
-    pub fn dns() -> StepId {
-        id("dns".into())
-    }
-    pub fn etcd_secrets(host: &str) -> StepId {
-        id(format!("etcd-secrets/{host}"))
-    }
-    /// A controller's static control plane. (`bootkube`, the step it replaced, may still be
-    /// in an older cluster's ledger: a ledger entry no plan names is ignored.)
-    pub fn control_plane(host: &str) -> StepId {
-        id(format!("control-plane/{host}"))
-    }
-    pub fn bootstrap() -> StepId {
-        id("bootstrap".into())
-    }
-    pub fn ready() -> StepId {
-        id("ready".into())
-    }
-    pub fn destroy_devices() -> StepId {
-        id("destroy/devices".into())
-    }
-    pub fn destroy_dns() -> StepId {
-        id("destroy/dns".into())
-    }
-}
-
-/// What `loko run` would do to the cluster's resources, counted as Terraform counts them (a
-/// replacement is one add and one destroy).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Changes {
-    /// Nodes whose device does not exist yet.
-    pub create: Vec<String>,
-    /// Nodes whose device an earlier run set out to create without recording the result (it
-    /// was interrupted): the run looks the device up by tag and adopts it, or creates it if
-    /// the create never arrived.
-    pub adopt: Vec<String>,
-    /// Nodes whose device is deleted and created again (their pool's type changed).
-    pub replace: Vec<String>,
-    /// Nodes whose device is deleted (their pool shrank).
-    pub delete: Vec<String>,
-    /// DNS records written for the first time.
-    pub records: Vec<String>,
-}
-
-impl Changes {
-    /// The devices the run creates: new nodes' and replacements'.
-    pub fn devices_to_create(&self) -> usize {
-        self.create.len() + self.replace.len()
-    }
-
-    /// `(add, change, destroy)`.
-    pub fn counts(&self) -> (usize, usize, usize) {
-        (
-            self.create.len() + self.replace.len() + self.records.len(),
-            0,
-            self.replace.len() + self.delete.len(),
-        )
-    }
-}
-
-impl std::fmt::Display for Changes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for name in &self.adopt {
-            writeln!(
-                f,
-                "  ~ adopt {name} (its create was sent by an interrupted run; created if it never arrived)"
-            )?;
-        }
-        for (sign, what, names) in [
-            ("+", "create", &self.create),
-            ("-/+", "replace", &self.replace),
-            ("-", "delete", &self.delete),
-            ("+", "record", &self.records),
-        ] {
-            for name in names {
-                writeln!(f, "  {sign} {what} {name}")?;
-            }
-        }
-        let (add, change, destroy) = self.counts();
-        write!(
-            f,
-            "Plan: {add} to add, {change} to change, {destroy} to destroy"
-        )?;
-        match self.adopt.len() {
-            0 => write!(f, ".")?,
-            n => write!(f, ", {n} to adopt.")?,
-        }
-        write!(f, "\nDevices to create: {}.", self.devices_to_create())
-    }
-}
-
-/// The changes from what the journal knows to `desired`; refused changes are errors naming
-/// the spec fields.
-pub fn changes(
-    desired: &DesiredCluster,
-    history: &History,
-) -> Result<Changes, specs::RefusedChanges> {
-    let retyped: BTreeSet<String> = match &history.previous {
-        Some(previous) => specs::classify(previous, desired)?
-            .pools_retyped
-            .into_iter()
-            .flat_map(|r| r.nodes_deleted)
-            .collect(),
-        None => BTreeSet::new(),
-    };
-    let wanted: BTreeSet<&str> = desired.nodes.iter().map(|n| n.hostname.as_str()).collect();
-    let mut changes = Changes::default();
-    for node in &desired.nodes {
-        if retyped.contains(&node.hostname) {
-            changes.replace.push(node.hostname.clone());
-        } else if history.intended.contains_key(&node.hostname) {
-            changes.adopt.push(node.hostname.clone());
-        } else if !history.recorded.contains(&ids::device(&node.hostname)) {
-            changes.create.push(node.hostname.clone());
-        }
-    }
-    changes.delete = history
-        .known_nodes
-        .iter()
-        .filter(|host| !wanted.contains(host.as_str()))
-        .filter(|host| !history.recorded.contains(&ids::delete_device(host)))
-        .cloned()
-        .collect();
-    if !history.recorded.contains(&ids::dns()) {
-        changes.records = desired.dns_records.iter().map(|r| r.name.clone()).collect();
-    }
-    Ok(changes)
-}
+pub mod ids;
 
 /// Why a plan could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -355,6 +227,8 @@ pub enum BuildError {
     Inputs(String),
     #[error("the desired cluster has no controller")]
     NoController,
+    #[error(transparent)]
+    Refused(#[from] specs::RefusedChanges),
 }
 
 /// The digest of a step's own inputs.
@@ -400,13 +274,41 @@ pub fn apply_dag(
         actions::PKI,
         inputs(&(&pki_inputs, renewal_epoch(&pki_inputs, SystemTime::now())))?,
     ));
+    // The kubelets' bootstrap token is reissued for nodes about to boot when it is half
+    // spent (`assets::bootstrap_token`): while some node has no device yet, the step runs
+    // again in each half of the token's lifetime, so a scale-up a month later gets a fresh one.
+    // With none to boot, its window stays the one the latest building run planned it with, so
+    // the run after a successful one has nothing to do.
+    let nodes_to_boot = desired
+        .nodes
+        .iter()
+        .any(|node| !history.recorded.contains(&ids::device(&node.hostname)));
+    let planned_at = match history.last_built_at_ms {
+        Some(ms) if !nodes_to_boot => SystemTime::UNIX_EPOCH + Duration::from_millis(ms),
+        _ => SystemTime::now(),
+    };
+    let token_window = token_window(planned_at);
     steps.push(
-        StepDef::new(ids::kubeconfigs(), actions::KUBECONFIGS, inputs(settings)?)
-            .after([ids::pki()]),
+        step(
+            ids::kubeconfigs(),
+            actions::KUBECONFIGS,
+            inputs(&(settings, token_window))?,
+            &KubeconfigsParams { nodes_to_boot },
+        )?
+        .after([ids::pki()]),
     );
     steps.push(
-        StepDef::new(ids::manifests(), actions::MANIFESTS, inputs(settings)?).after([ids::pki()]),
+        StepDef::new(
+            ids::manifests(),
+            actions::MANIFESTS,
+            inputs(&(settings, assets::manifests::RENDERING))?,
+        )
+        .after([ids::pki()]),
     );
+
+    // Workers whose device this run deletes (the plan's deletions and replacements):
+    // controllers are never among them, their count and type cannot change.
+    let drained: BTreeSet<String> = changes(desired, history)?.drain.into_iter().collect();
 
     // Nodes: Ignition, then the device. The Ignition's settings hold the extra keys.
     let mut ignition_settings = desired.settings.clone();
@@ -423,27 +325,34 @@ pub fn apply_dag(
             )?
             .after([ids::kubeconfigs()]),
         );
-        steps.push(device_step(desired, node)?);
+        let device = device_step(desired, node)?;
+        // A retyped worker's device is deleted by its device step: its node is drained first.
+        steps.push(match drained.contains(&node.hostname) {
+            true => device.after([ids::drain(&node.hostname)]),
+            false => device,
+        });
     }
 
-    // Nodes that left the spec.
+    // Nodes that left the spec, drained first unless already deleted.
     for host in history
         .known_nodes
         .iter()
         .filter(|host| desired.node(host).is_none())
     {
-        steps.push(
-            step(
-                ids::delete_device(host),
-                actions::DELETE_DEVICES,
-                inputs(host.as_str())?,
-                &DeleteDevicesParams {
-                    tag: node_tag(host),
-                },
-            )?
-            .class(PACKET_API)
-            .invalidates([ids::device(host)]),
-        );
+        let delete = step(
+            ids::delete_device(host),
+            actions::DELETE_DEVICES,
+            inputs(host.as_str())?,
+            &DeleteDevicesParams {
+                tag: node_tag(host),
+            },
+        )?
+        .class(PACKET_API)
+        .invalidates([ids::device(host)]);
+        steps.push(match drained.contains(host) {
+            true => delete.after([ids::drain(host)]),
+            false => delete,
+        });
     }
 
     let controllers: Vec<&DesiredNode> = desired.controllers().collect();
@@ -501,6 +410,24 @@ pub fn apply_dag(
             .retry(ssh_retry()),
         );
     }
+    // Drains reach the API as the bootstrap does, once the control plane serves it.
+    let mut serving: Vec<StepId> = api_controllers.clone();
+    serving.extend(controllers.iter().map(|c| ids::control_plane(&c.hostname)));
+    for host in &drained {
+        steps.push(
+            step(
+                ids::drain(host),
+                actions::DRAIN,
+                inputs(host.as_str())?,
+                &DrainParams {
+                    api_name: api_name.clone(),
+                    controllers: api_controllers.clone(),
+                    hostname: host.clone(),
+                },
+            )?
+            .after(serving.clone()),
+        );
+    }
     let mut deps = vec![ids::kubeconfigs(), ids::manifests(), ids::dns()];
     for c in &controllers {
         // Their addresses reach the API; their control planes serve it.
@@ -535,7 +462,9 @@ pub fn apply_dag(
             },
         )?
         .after(deps)
-        .retry(RetryPolicy::never()),
+        .retry(RetryPolicy::never())
+        // A record of nodes ready an hour ago says nothing of now.
+        .checks_now(),
     );
     Ok(Dag::new(steps)?)
 }
@@ -548,6 +477,14 @@ fn renewal_epoch(pki: &assets::pki::PkiInputs, now: SystemTime) -> u64 {
     let window = assets::pki::renewal_window(validity).as_secs().max(3600);
     now.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() / window)
+        .unwrap_or_default()
+}
+
+/// Which half of a bootstrap token's lifetime `now` is in, counted from the epoch.
+fn token_window(now: SystemTime) -> u64 {
+    let half = (assets::bootstrap_token::LIFETIME / 2).as_secs();
+    now.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() / half)
         .unwrap_or_default()
 }
 
@@ -581,8 +518,9 @@ fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, 
         location: Location::Facility(node.facility.as_str().to_owned()),
         os,
         reservation,
-        // The run's asset directory gives it (see the device action).
+        // The run's asset directory gives them (see the device action).
         userdata_path: Default::default(),
+        cluster_id: None,
     };
     // The Ignition is an input through the ignition step's outputs (its digest): a device is
     // reconciled when it changes, and adopted as it is (Workers ignore later user_data).
@@ -607,7 +545,11 @@ fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, 
     )?
     .after([ids::ignition(&node.hostname)])
     .class(PACKET_API)
-    .invalidates([ids::delete_device(&node.hostname)]))
+    // A new device is a new node: when it leaves, it is drained again.
+    .invalidates([
+        ids::delete_device(&node.hostname),
+        ids::drain(&node.hostname),
+    ]))
 }
 
 fn dns_step(desired: &DesiredCluster, controllers: &[&DesiredNode]) -> Result<StepDef, BuildError> {

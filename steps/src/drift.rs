@@ -5,11 +5,13 @@
 //! a device of the cluster that no node claims, a missing record) are tested here, without a
 //! cloud.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use specs::DesiredCluster;
 
 use crate::dns::ARecord;
-use crate::packet::{Device, node_tag};
+use crate::packet::{Device, DeviceState, node_tag};
 
 /// A node of the spec and the device that carries its tag.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -41,13 +43,48 @@ pub struct Drift {
 }
 
 impl Drift {
-    /// The nodes of `desired` against `devices`, the devices tagged with the cluster.
-    pub fn of_devices(desired: &DesiredCluster, devices: &[Device]) -> Drift {
+    /// The nodes of `desired` against `devices`, the devices tagged with the cluster. The
+    /// devices are indexed by tag once: a 5,000-node cluster is compared in one pass, not
+    /// 5,000 scans of 5,000 devices.
+    pub fn of_devices<'a>(
+        desired: &DesiredCluster,
+        devices: impl IntoIterator<Item = &'a Device>,
+    ) -> Drift {
+        let node_tags: HashMap<String, &str> = desired
+            .nodes
+            .iter()
+            .map(|n| (node_tag(&n.hostname), n.hostname.as_str()))
+            .collect();
+        let mut by_node: HashMap<&str, Vec<&Device>> = HashMap::new();
         let mut drift = Drift::default();
+        for device in devices {
+            let nodes: Vec<&str> = device
+                .tags
+                .iter()
+                .filter_map(|t| node_tags.get(t).copied())
+                .collect();
+            if nodes.is_empty() {
+                drift.differences.push(format!(
+                    "device {} ({}) is tagged with the cluster but no node of the spec",
+                    device.id, device.hostname
+                ));
+            }
+            for node in nodes {
+                by_node.entry(node).or_default().push(device);
+            }
+        }
+        let mut strangers = std::mem::take(&mut drift.differences);
         for node in &desired.nodes {
-            let tag = node_tag(&node.hostname);
-            let mine: Vec<&Device> = devices.iter().filter(|d| d.has_tag(&tag)).collect();
             let host = &node.hostname;
+            let mine = by_node.remove(host.as_str()).unwrap_or_default();
+            // A device on its way out (deleted, still listed while deprovisioning) beside one
+            // that serves the node is not the node's: the node has the one that stays.
+            let staying: Vec<&Device> = mine
+                .iter()
+                .copied()
+                .filter(|d| d.state != DeviceState::Deprovisioning)
+                .collect();
+            let mine = if staying.is_empty() { mine } else { staying };
             let Some(device) = mine.first() else {
                 drift.nodes.push(NodeStatus {
                     node: host.clone(),
@@ -82,18 +119,7 @@ impl Drift {
                     .push(format!("{host} is {}, not active", device.state));
             }
         }
-        for device in devices {
-            if !desired
-                .nodes
-                .iter()
-                .any(|n| device.has_tag(&node_tag(&n.hostname)))
-            {
-                drift.differences.push(format!(
-                    "device {} ({}) is tagged with the cluster but no node of the spec",
-                    device.id, device.hostname
-                ));
-            }
-        }
+        drift.differences.append(&mut strangers);
         drift
     }
 
@@ -161,6 +187,32 @@ mod tests {
         }
         assert!(drift.matches(), "{:?}", drift.differences);
         assert_eq!(drift.nodes[0].public_ipv4.as_deref(), Some("10.0.0.1"));
+    }
+
+    #[test]
+    fn a_device_deprovisioning_beside_its_replacement_is_not_the_node_s() {
+        let desired = tutorial();
+        let mut devices: Vec<Device> = desired
+            .nodes
+            .iter()
+            .map(|n| device(&n.hostname, &n.hostname, "active", n.plan.as_str()))
+            .collect();
+        let first = &desired.nodes[0];
+        devices.insert(
+            0,
+            device(
+                "old",
+                &first.hostname,
+                "deprovisioning",
+                first.plan.as_str(),
+            ),
+        );
+        let drift = Drift::of_devices(&desired, &devices);
+        assert!(drift.matches(), "{:?}", drift.differences);
+        assert_eq!(
+            drift.nodes[0].device.as_deref(),
+            Some(first.hostname.as_str())
+        );
     }
 
     #[test]

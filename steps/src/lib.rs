@@ -10,23 +10,31 @@
 //! - [`packet`]: the Packet API client, the shared device poller, the device steps.
 //! - [`dns`]: Route53 records.
 //! - [`drift`]: how the cloud as it is differs from the spec (`loko status`).
+//! - [`refresh`]: where the cloud contradicts the journal, before `loko plan` and `loko run` decide.
+//! - [`changes`]: what `loko run` would add and delete (`loko plan`).
 //! - [`ssh`]: the SSH client (ssh-agent keys, pinned host keys).
 //! - [`bootstrap`]: etcd certificates and the static control plane to every controller.
 //! - [`apply`]: the cluster's manifests, applied through the API once it answers.
-//! - [`readiness`]: the apiserver answers and every node is Ready.
+//! - [`drain`]: a worker's node cordoned, its pods evicted and its Node deleted before its
+//!   device is.
+//! - [`readiness`]: the apiserver answers, every node is Ready, and CoreDNS, kube-proxy and the
+//!   network's pods run.
 //! - [`preflight`]: the token, project, endpoints, AWS credentials and hosted zone, before any step.
 
 pub mod actions;
 pub mod apply;
 pub mod assets;
 pub mod bootstrap;
+pub mod changes;
 pub mod cluster;
 pub mod dns;
+pub mod drain;
 pub mod drift;
 pub mod ignition;
 pub mod packet;
 pub mod preflight;
 pub mod readiness;
+pub mod refresh;
 pub mod ssh;
 
 /// An error and its causes, `: `-separated. Clients' errors (reqwest, the AWS SDK) put the

@@ -51,7 +51,11 @@ pub fn render(cluster: DesiredCluster) -> Rendered {
         std::time::SystemTime::now(),
     )
     .expect("the PKI renders");
-    steps::assets::kubeconfig::write_kubeconfigs(&dir, &cluster).expect("kubeconfigs render");
+    let token =
+        steps::assets::bootstrap_token::ensure_token(&dir, std::time::SystemTime::now(), true)
+            .expect("the bootstrap token");
+    steps::assets::kubeconfig::write_kubeconfigs(&dir, &cluster, &token)
+        .expect("kubeconfigs render");
     steps::assets::manifests::render_manifests(&dir, &cluster).expect("manifests render");
     let kubelet =
         steps::assets::kubeconfig::kubelet_kubeconfig(&dir, &cluster).expect("kubelet kubeconfig");

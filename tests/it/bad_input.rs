@@ -134,10 +134,11 @@ async fn a_corrupt_journal_record_stops_the_next_run_naming_it() {
     assert_eq!(changing_calls(&w), before);
 }
 
-/// A node that answers with another host key than the one loko put into its Ignition (here: a
-/// device someone made with the node's tags, which loko adopts) is refused, not trusted.
+/// A device someone made with a node's tags, which loko adopted (and then found answering with
+/// another host key than the one loko put into its Ignition), is refused before any change:
+/// the journal neither recorded it nor set out to create it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_host_key_that_does_not_match_is_refused() {
+async fn a_device_with_the_cluster_s_tags_that_loko_did_not_make_is_refused() {
     let w = world().await;
     let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
     let client = steps::packet::PacketClient::new(
@@ -167,12 +168,16 @@ async fn a_host_key_that_does_not_match_is_refused() {
         ),
         hardware_reservation_id: None,
     };
-    client.create_device(&impostor).await.unwrap();
+    let made = client.create_device(&impostor).await.unwrap();
     let out = w.loko(&["run", spec.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("host key mismatch"), "{err}");
-    assert!(err.contains("supernova-controller-0"), "{err}");
+    assert!(err.contains("not made by this cluster's journal"), "{err}");
+    assert!(
+        err.contains(&format!("device {} (supernova-controller-0", made.id)),
+        "{err}"
+    );
+    assert_eq!(w.sim.state().devices.len(), 1, "nothing was created");
     assert_eq!(
         w.static_control_planes(),
         0,

@@ -133,7 +133,7 @@ async fn a_rate_limited_delete_is_sent_again_within_its_attempt() {
         ))
         .unwrap();
     let smaller = w.spec(&pool("helium", WORKERS - 3, "t1.small.x86"));
-    let out = w.loko(&["run", smaller.to_str().unwrap()]);
+    let out = w.loko(&["run", smaller.to_str().unwrap(), "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(w.sim.state().injected_faults.get("rate_limited"), Some(&3));
     let kept: Vec<String> = hosts().into_iter().take(1 + WORKERS as usize - 3).collect();

@@ -4,6 +4,8 @@
 //! check says which node, unit, pod or identity, which flag or setting, and why a real cluster
 //! would not work as intended.
 
+mod calico;
+mod kubelet;
 mod network;
 mod nodes;
 mod rbac;

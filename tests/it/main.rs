@@ -6,6 +6,8 @@
 mod bad_input;
 mod cli;
 mod crash_suite;
+mod drain;
+mod drift;
 mod fault_suite;
 mod fidelity;
 mod follow;

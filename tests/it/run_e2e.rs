@@ -54,7 +54,7 @@ async fn create_change_and_destroy_a_cluster_over_the_wire() {
     let spec = w.spec(&pool("helium", 2, "t1.small.x86"));
     let spec_arg = spec.to_str().unwrap();
 
-    // Plan first: nothing exists, so everything is added, and nothing is called.
+    // Plan first: nothing exists, so everything is added; it only lists (nothing changes).
     let out = loko_ok(&w, &["plan", spec_arg]);
     assert!(
         out.contains("Plan: 6 to add, 0 to change, 0 to destroy."),
@@ -114,12 +114,13 @@ async fn create_change_and_destroy_a_cluster_over_the_wire() {
         "{}",
         stdout(&out)
     );
-    assert!(w.loko(&["run", spec_arg]).status.success());
+    // Deleting needs a yes (no terminal here).
+    assert!(w.loko(&["run", spec_arg, "--yes"]).status.success());
     assert!(!w.devices().live.contains_key("supernova-neon-worker-0"));
 
     // Change the other pool's type: each device deleted, then created.
     w.spec(&(pool("helium", 2, "c3.small.x86") + &pool("neon", 0, "t1.small.x86")));
-    assert!(w.loko(&["run", spec_arg]).status.success());
+    assert!(w.loko(&["run", spec_arg, "--yes"]).status.success());
     let ever = assert_live(
         &w,
         &[
@@ -315,7 +316,7 @@ async fn a_pools_deletes_go_out_together() {
 
     // The type changes: each device is deleted, then created again.
     w.spec(&(pool("keep", 1, "t1.small.x86") + &pool("big", WORKERS, "c3.small.x86")));
-    let out = w.loko(&["run", spec_arg]);
+    let out = w.loko(&["run", spec_arg, "--allow-delete"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (last_request, first_gone) = deletes_overlap(&w);
     assert!(
@@ -326,7 +327,7 @@ async fn a_pools_deletes_go_out_together() {
     // To 0: the devices of the type change are deleted, all at once.
     let before: Vec<String> = w.sim.state().devices.iter().map(|d| d.id.clone()).collect();
     w.spec(&(pool("keep", 1, "t1.small.x86") + &pool("big", 0, "c3.small.x86")));
-    let out = w.loko(&["run", spec_arg]);
+    let out = w.loko(&["run", spec_arg, "--allow-delete"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let state = w.sim.state();
     let second: Vec<_> = state
@@ -371,4 +372,44 @@ async fn a_spec_naming_another_private_network_stops_before_the_control_plane() 
     );
     assert_eq!(w.static_control_planes(), 0, "nothing installed");
     assert!(w.records().is_empty(), "no DNS record: {:?}", w.records());
+}
+
+/// CoreDNS without `dnsPolicy: Default` (as loko rendered it before) forwards to itself through
+/// the cluster DNS Service: its nodes are Ready, but `ready` fails naming CoreDNS's crash loop.
+/// The first run stops once a device is active (the manifests are rendered, nothing is applied
+/// yet); the Deployment is edited back to the old rendering, and the resumed run applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_names_a_coredns_that_forwards_to_itself() {
+    let w = world(0.002, false).await;
+    let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
+    let spec = spec.to_str().unwrap();
+    let stopped = w
+        .kill_run_when(spec, "a device is active", |state| {
+            state.devices.iter().any(|d| d.state == "active")
+        })
+        .await;
+    assert!(stopped);
+    let file = w.root.join("assets/manifests/coredns.json");
+    let mut deployment: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let pod = deployment["spec"]["template"]["spec"]
+        .as_object_mut()
+        .unwrap();
+    assert_eq!(pod.remove("dnsPolicy"), Some("Default".into()));
+    std::fs::write(&file, deployment.to_string()).unwrap();
+
+    let out = w.loko(&["run", spec]);
+    assert!(!out.status.success());
+    let text = stderr(&out) + &stdout(&out);
+    assert!(text.contains("ready: cluster supernova"), "{text}");
+    assert!(text.contains("2 of 2 nodes Ready"), "{text}");
+    assert!(
+        text.contains("not running: coredns: 0 of 2 ready"),
+        "{text}"
+    );
+    assert!(text.contains("coredns CrashLoopBackOff"), "{text}");
+    assert!(
+        text.contains("plugin/loop: Loop (") && text.contains("detected for zone \".\""),
+        "{text}"
+    );
 }

@@ -2,5 +2,6 @@
 //! not once per file. A new test file is a module declared here.
 
 mod crash;
+mod drift;
 mod runs;
 mod toys;

@@ -34,6 +34,12 @@ impl Toy {
             ..self
         }
     }
+    pub fn checks_now(self) -> Toy {
+        Toy {
+            def: self.def.checks_now(),
+            ..self
+        }
+    }
     pub fn class(self, class: ResourceClass) -> Toy {
         Toy {
             def: self.def.class(class),

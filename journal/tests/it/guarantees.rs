@@ -228,6 +228,33 @@ async fn invalidated_results_leave_the_ledger() {
 }
 
 #[tokio::test]
+async fn drift_forgets_the_results_the_cloud_contradicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    let run = begin(&j).await;
+    for step in ["device/w-1", "device/w-2"] {
+        j.append(run, started(&id(step), 1)).await.unwrap();
+        j.append(run, succeeded(&id(step), 1, Outputs::new(), 3))
+            .await
+            .unwrap();
+    }
+    j.append(
+        run,
+        Event::DriftDetected {
+            steps: vec![id("device/w-2")],
+            found: vec!["w-2 has no device".into()],
+        },
+    )
+    .await
+    .unwrap();
+    let state = j.state();
+    assert!(!state.ledger.contains_key(&id("device/w-2")));
+    assert!(state.ledger.contains_key(&id("device/w-1")));
+    drop(j);
+    assert_eq!(Journal::open(dir.path()).unwrap().state(), state);
+}
+
+#[tokio::test]
 async fn secrets_never_reach_the_store() {
     let dir = tempfile::tempdir().unwrap();
     journal::register_secret("pkt-token-abcdefghijklmnop");

@@ -8,7 +8,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde_json::Value;
 
-use super::{ApiState, json_response, objects};
+use super::custom_resource::{self, Refusal};
+use super::store::Resource;
+use super::{ApiState, crd, field, json_response, objects};
 
 fn not_found(path: &str) -> Response {
     json_response(
@@ -109,6 +111,9 @@ pub(super) async fn object(
                     }
                 }
             }
+            if let Some(refusal) = judge(&at, &resource, &object, state.store.get(path).as_ref()) {
+                return refusal;
+            }
             match state.store.put(path, object.clone()) {
                 Ok(true) => json_response(StatusCode::CREATED, object),
                 Ok(false) => json_response(StatusCode::OK, object),
@@ -126,6 +131,60 @@ pub(super) async fn object(
                 "the server does not allow this method on the requested resource",
             ),
         ),
+    }
+}
+
+/// What the apiserver says of an apply before storing it, if it refuses it: a
+/// CustomResourceDefinition is validated as apiextensions validates it (`crd`), a custom resource
+/// by its definition's schema for the version it is applied at (`custom_resource`).
+fn judge(
+    at: &ObjectPath,
+    resource: &Resource,
+    object: &Value,
+    stored: Option<&Value>,
+) -> Option<Response> {
+    if at.group == "apiextensions.k8s.io" && at.plural == "customresourcedefinitions" {
+        let errors = crd::validate(object, stored);
+        return (!errors.is_empty()).then(|| {
+            json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                field::invalid_status(&at.group, &resource.kind, &at.name, &errors),
+            )
+        });
+    }
+    let definition = resource.definition.as_ref()?;
+    let schema = definition["spec"]["versions"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == at.version.as_str())
+        .map(|v| &v["schema"]["openAPIV3Schema"])
+        .filter(|schema| schema.is_object())?;
+    match custom_resource::check(schema, object) {
+        Ok(()) => None,
+        // structuredmerge.go's error, which the apiserver answers as a 500 of its text.
+        Err(Refusal::NotTyped(text)) => {
+            let mut status = objects::status(
+                500,
+                "",
+                &format!(
+                    "failed to create typed patch object ({}/{}; {}/{}, Kind={}): {text}",
+                    at.namespace.as_deref().unwrap_or_default(),
+                    at.name,
+                    at.group,
+                    at.version,
+                    resource.kind
+                ),
+            );
+            // StatusReasonUnknown is "", which the Status omits.
+            if let Some(fields) = status.as_object_mut() {
+                fields.remove("reason");
+            }
+            Some(json_response(StatusCode::INTERNAL_SERVER_ERROR, status))
+        }
+        Err(Refusal::Invalid(errors)) => Some(json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            field::invalid_status(&at.group, &resource.kind, &at.name, &errors),
+        )),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Who the caller is and what it asks: the filter that authorizes every request by its client
-//! certificate, as the apiserver's x509 authenticator and RBAC authorizer do, and the request's
+//! certificate, as the apiserver's x509 authenticator and its authorizers (Node, when its flags
+//! enable it, and RBAC) and NodeRestriction do, and the request's
 //! authorization attributes, read from its method and path as the apiserver reads them.
 
 use std::sync::Arc;
@@ -34,15 +35,14 @@ pub(super) async fn authorize(
         request.uri().path(),
         request.uri().query().unwrap_or_default(),
     );
-    let decision = state.store.derived().policy.authorize(&user, &attributes);
-    match decision {
-        rbac::Decision::Allowed => next.run(request).await,
-        rbac::Decision::Denied { reason } => {
+    let decision = state
+        .authorizers
+        .admit(&state.store.derived().policy, &user, &attributes);
+    match rbac::refusal_status(&user, &attributes, &decision) {
+        None => next.run(request).await,
+        Some(status) => {
             tracing::info!(user = %user.name, request = %attributes, "apiserver emulator forbade a request");
-            json_response(
-                StatusCode::FORBIDDEN,
-                rbac::forbidden_status(&user, &attributes, &reason),
-            )
+            json_response(StatusCode::FORBIDDEN, status)
         }
     }
 }

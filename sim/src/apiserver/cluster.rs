@@ -56,6 +56,11 @@ impl ClusterIdentity {
         })
     }
 
+    /// Whether `der` is the CA the apiserver checks client certificates against.
+    pub fn is_client_ca(&self, der: &[u8]) -> bool {
+        self.ca_der == der
+    }
+
     /// Whether a kubelet with this kubeconfig talks to this cluster's apiserver with its CA.
     pub fn admits_kubelet(&self, kubeconfig: &str) -> bool {
         let Some(cluster) = kubeconfig_cluster(kubeconfig) else {
@@ -101,7 +106,7 @@ fn kubeconfig_cluster(kubeconfig: &str) -> Option<Value> {
 
 /// The `<kind>` map of the entry of list `<list>` (`clusters`, `users`) that the current context
 /// names, or of the list's first entry, as kubectl picks them.
-fn current_entry(kubeconfig: &str, list: &str, kind: &str) -> Option<Value> {
+pub(super) fn current_entry(kubeconfig: &str, list: &str, kind: &str) -> Option<Value> {
     let document: Value = serde_yaml::from_str(kubeconfig).ok()?;
     let entries = document.get(list)?.as_sequence()?;
     let current = document

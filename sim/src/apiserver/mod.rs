@@ -7,7 +7,10 @@
 //! everyone else, as the real apiserver's makes it). It answers the health endpoints,
 //! `/version`, the discovery documents kubectl reads, `/api/v1/nodes`, and server-side apply
 //! (`PATCH` with `application/apply-patch+yaml`) and `GET` of single objects of the resources it
-//! knows (`store`): built-in kinds, and custom resources once their definition is stored.
+//! knows (`store`): built-in kinds, and custom resources once their definition is stored. An
+//! applied CustomResourceDefinition is validated as apiextensions validates it (`crd`), and a
+//! custom resource by its definition's schema (`custom_resource`); a refusal is the apiserver's
+//! `Status` in its words (`field`).
 //! Objects are kept per cluster (the apiservers naming the same `--etcd-servers` share them),
 //! so every controller's apiserver serves what was applied through any of them, also after a
 //! reboot.
@@ -26,16 +29,32 @@
 //! with its service account, its service account may make every request its upstream role
 //! holds, and (Calico) every CRD its version ships is there; otherwise the Ready condition is
 //! False and its message says why.
+//!
+//! Pods are not stored but derived (`pods`): what the applied DaemonSets and Deployments would
+//! run on the registered nodes, each judged by what its container would do there (CoreDNS by
+//! its Corefile and resolv.conf: `coredns`), served by `GET /api/v1/pods` and
+//! `/api/v1/namespaces/{ns}/pods`.
 
 mod apply;
 mod authorization;
+mod bootstrap;
 pub(crate) mod cluster;
+mod coredns;
+mod crd;
+mod custom_resource;
+mod drain;
+mod field;
 mod network;
 mod objects;
+mod pods;
 mod store;
 
+pub use bootstrap::authenticate_bootstrap_token;
+pub use crd::refusal as definition_refusal;
+pub use drain::{ApiEvent, ApiEvents};
 pub(crate) use objects::status;
-pub use store::{ObjectStore, ObjectStores};
+pub use pods::Taint;
+pub use store::{CsrController, ObjectStore, ObjectStores};
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -46,7 +65,7 @@ use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -109,6 +128,19 @@ pub struct Kubelet {
     pub external_ip: Ipv4Addr,
     /// When the node booted.
     pub registered_at: DateTime<Utc>,
+    /// The taints of its `--register-with-taints`.
+    pub taints: Vec<Taint>,
+    /// Its `--cluster-dns` addresses: the nameservers of its `ClusterFirst` pods.
+    pub cluster_dns: Vec<String>,
+    /// The nameservers of its `--resolv-conf`: those of its `Default` pods.
+    pub host_nameservers: Vec<String>,
+    /// The firewall its node booted with: whether another node's BGP session gets in.
+    pub firewall: std::sync::Arc<crate::judge::iptables::NodeFirewall>,
+    /// `kubeconfig` is the `--bootstrap-kubeconfig`: the kubelet gets its certificate by TLS
+    /// bootstrap.
+    pub bootstrap: bool,
+    /// The kubelet renews its client certificate (`--rotate-certificates`).
+    pub rotate_certificates: bool,
 }
 
 impl std::fmt::Debug for Kubelet {
@@ -117,9 +149,14 @@ impl std::fmt::Debug for Kubelet {
         f.debug_struct("Kubelet")
             .field("node_name", &self.node_name)
             .field("has_kubeconfig", &self.kubeconfig.is_some())
+            .field("bootstrap", &self.bootstrap)
+            .field("rotate_certificates", &self.rotate_certificates)
             .field("labels", &self.labels)
             .field("internal_ip", &self.internal_ip)
             .field("external_ip", &self.external_ip)
+            .field("taints", &self.taints)
+            .field("cluster_dns", &self.cluster_dns)
+            .field("host_nameservers", &self.host_nameservers)
             .finish()
     }
 }
@@ -128,6 +165,10 @@ impl std::fmt::Debug for Kubelet {
 #[derive(Debug, Clone, Default)]
 pub struct KubeletRegistry {
     kubelets: Arc<RwLock<BTreeMap<String, Kubelet>>>,
+    /// Why an apiserver did not let a node's kubelet register, by node, as its log says.
+    refusals: Arc<RwLock<BTreeMap<String, String>>>,
+    /// Why a registered kubelet's certificate would not be renewed, by node.
+    renewal_problems: Arc<RwLock<BTreeMap<String, String>>>,
 }
 
 impl KubeletRegistry {
@@ -149,6 +190,34 @@ impl KubeletRegistry {
         kubelets.remove(node_name);
     }
 
+    /// Why the node's kubelet could not register when an apiserver last listed nodes, or
+    /// `None` (registered, or not judged yet).
+    pub fn refusal(&self, node_name: &str) -> Option<String> {
+        self.refusals
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(node_name)
+            .cloned()
+    }
+
+    /// Why the node's registered kubelet would not renew its certificate (TLS bootstrap
+    /// without rotation, or renewals the csrapproving controller would not approve), or `None`.
+    pub fn renewal_problem(&self, node_name: &str) -> Option<String> {
+        self.renewal_problems
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(node_name)
+            .cloned()
+    }
+
+    fn set_refusal(&self, node_name: &str, refusal: Option<&str>) {
+        set_entry(&self.refusals, node_name, refusal);
+    }
+
+    fn set_renewal_problem(&self, node_name: &str, problem: Option<&str>) {
+        set_entry(&self.renewal_problems, node_name, problem);
+    }
+
     fn snapshot(&self) -> Vec<Kubelet> {
         let kubelets = self
             .kubelets
@@ -156,6 +225,17 @@ impl KubeletRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         kubelets.values().cloned().collect()
     }
+}
+
+/// Sets (`Some`) or clears (`None`) a node's entry of `map`.
+fn set_entry(map: &RwLock<BTreeMap<String, String>>, node_name: &str, value: Option<&str>) {
+    let mut map = map
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match value {
+        Some(value) => map.insert(node_name.to_owned(), value.to_owned()),
+        None => map.remove(node_name),
+    };
 }
 
 /// A running apiserver emulator; dropping it stops it and closes its connections.
@@ -180,6 +260,10 @@ struct ApiState {
     store: Arc<ObjectStore>,
     /// Nodes whose refusal was already logged, so a poll loop does not repeat it.
     refused_logged: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The Node authorizer and NodeRestriction, as its flags enable them.
+    authorizers: rbac::Authorizers,
+    /// `--enable-bootstrap-token-auth`.
+    bootstrap_token_auth: bool,
 }
 
 /// The authenticated caller of one connection (from its client certificate).
@@ -198,6 +282,10 @@ pub struct ApiserverConfig {
     pub tls_key: PathBuf,
     /// `--client-ca-file`.
     pub client_ca: PathBuf,
+    /// `Node` in `--authorization-mode`, `NodeRestriction` in `--enable-admission-plugins`.
+    pub authorizers: rbac::Authorizers,
+    /// `--enable-bootstrap-token-auth`.
+    pub bootstrap_token_auth: bool,
 }
 
 impl Apiserver {
@@ -229,6 +317,8 @@ impl Apiserver {
             addr,
             store,
             refused_logged: Default::default(),
+            authorizers: config.authorizers,
+            bootstrap_token_auth: config.bootstrap_token_auth,
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         let task = tokio::spawn(serve(listener, acceptor, router(state)));
@@ -339,7 +429,25 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/apis", get(api_groups))
         .route("/api/v1", get(api_resources))
         .route("/api/v1/nodes", get(list_nodes))
-        .route("/api/v1/nodes/{name}", get(get_node))
+        .route(
+            "/api/v1/nodes/{name}",
+            get(get_node)
+                .patch(drain::patch_node)
+                .delete(drain::delete_node),
+        )
+        .route("/api/v1/pods", get(list_pods))
+        .route(
+            "/api/v1/namespaces/{namespace}/pods",
+            get(list_namespace_pods),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}",
+            get(drain::get_pod).fallback(object),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/eviction",
+            post(drain::evict_pod),
+        )
         .fallback(object)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -375,11 +483,14 @@ async fn list_nodes(
 ) -> Response {
     let selector = query.get("labelSelector").map(String::as_str).unwrap_or("");
     let network_problem = state.store.derived().network_problem.clone();
-    let nodes: Vec<Value> = ready_kubelets(&state)
+    let kubelets = ready_kubelets(&state);
+    let changes = state.store.node_changes();
+    let nodes: Vec<Value> = kubelets
         .iter()
         .filter(|kubelet| objects::selector_matches(selector, &objects::node_labels(kubelet)))
-        .map(|kubelet| objects::node(kubelet, network_problem.as_deref()))
+        .map(|kubelet| node_with_changes(kubelet, network_problem.as_deref(), &changes))
         .collect();
+    drop(changes);
     if wants_table(&headers) {
         json_response(
             StatusCode::OK,
@@ -396,11 +507,18 @@ async fn get_node(
     headers: HeaderMap,
 ) -> Response {
     let network_problem = state.store.derived().network_problem.clone();
-    let Some(node) = ready_kubelets(&state)
+    let kubelets = ready_kubelets(&state);
+    let node = kubelets
         .iter()
         .find(|kubelet| kubelet.node_name == name)
-        .map(|kubelet| objects::node(kubelet, network_problem.as_deref()))
-    else {
+        .map(|kubelet| {
+            node_with_changes(
+                kubelet,
+                network_problem.as_deref(),
+                &state.store.node_changes(),
+            )
+        });
+    let Some(node) = node else {
         return json_response(
             StatusCode::NOT_FOUND,
             objects::status_not_found("nodes", &name),
@@ -416,12 +534,106 @@ async fn get_node(
     }
 }
 
-/// The kubelets that registered their Node: configured for this cluster, and allowed to.
-fn ready_kubelets(state: &ApiState) -> Vec<Kubelet> {
-    state
-        .registry
-        .snapshot()
+async fn list_pods(
+    State(state): State<Arc<ApiState>>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    pods_response(&state, None, &query, &headers)
+}
+
+async fn list_namespace_pods(
+    State(state): State<Arc<ApiState>>,
+    UrlPath(namespace): UrlPath<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    pods_response(&state, Some(&namespace), &query, &headers)
+}
+
+/// A Node as the apiserver serves it, with what drains changed of it (`spec.unschedulable`
+/// and the `node.kubernetes.io/unschedulable` taint the node lifecycle controller adds).
+fn node_with_changes(
+    kubelet: &Kubelet,
+    network_problem: Option<&str>,
+    changes: &drain::NodeChanges,
+) -> Value {
+    let mut node = objects::node(kubelet, network_problem);
+    if changes.cordoned(kubelet) {
+        node["spec"]["unschedulable"] = Value::Bool(true);
+        if let Some(taints) = node["spec"]["taints"].as_array_mut() {
+            taints.push(serde_json::json!({
+                "key": "node.kubernetes.io/unschedulable",
+                "effect": "NoSchedule",
+            }));
+        }
+    }
+    node
+}
+
+/// Every pod the cluster runs now.
+fn current_pods(state: &ApiState) -> Vec<Value> {
+    let derived = state.store.derived();
+    let kubelets = ready_kubelets(state);
+    let changes = state.store.node_changes();
+    let cluster = pods::Cluster {
+        objects: &derived.objects,
+        policy: &derived.policy,
+        requirements: state.store.requirements(),
+        network_problem: derived.network_problem.as_deref(),
+        kubelets: &kubelets,
+        changes: &changes,
+    };
+    pods::pods(&cluster, Utc::now())
+}
+
+/// The pods the cluster runs now (of `namespace`, or all), as a list or kubectl's table;
+/// `fieldSelector` as far as `spec.nodeName=<node>` (what a drain lists).
+fn pods_response(
+    state: &ApiState,
+    namespace: Option<&str>,
+    query: &BTreeMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    let selector = query.get("labelSelector").map(String::as_str).unwrap_or("");
+    let on_node = query.get("fieldSelector").and_then(|fields| {
+        fields
+            .split(',')
+            .find_map(|f| f.strip_prefix("spec.nodeName="))
+    });
+    let now = Utc::now();
+    let pods: Vec<Value> = current_pods(state)
         .into_iter()
+        .filter(|pod| namespace.is_none_or(|ns| pod["metadata"]["namespace"] == ns))
+        .filter(|pod| on_node.is_none_or(|node| pod["spec"]["nodeName"] == node))
+        .filter(|pod| {
+            let labels: BTreeMap<String, String> = pod["metadata"]["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect();
+            objects::selector_matches(selector, &labels)
+        })
+        .collect();
+    if wants_table(headers) {
+        json_response(StatusCode::OK, objects::pod_table(&pods, now))
+    } else {
+        json_response(StatusCode::OK, objects::pod_list(pods))
+    }
+}
+
+/// The kubelets that registered their Node: configured for this cluster, and allowed to, and
+/// whose Node was not deleted since.
+fn ready_kubelets(state: &ApiState) -> Vec<Kubelet> {
+    let registered = state.registry.snapshot();
+    let changes = state.store.node_changes();
+    let kept: Vec<Kubelet> = registered
+        .into_iter()
+        .filter(|kubelet| !changes.deleted(kubelet))
+        .collect();
+    drop(changes);
+    kept.into_iter()
         .filter(|kubelet| {
             let Some(kubeconfig) = kubelet.kubeconfig.as_deref() else {
                 return false;
@@ -429,14 +641,27 @@ fn ready_kubelets(state: &ApiState) -> Vec<Kubelet> {
             if !state.cluster.admits_kubelet(kubeconfig) {
                 return false;
             }
-            match registration_refusal(state, &kubelet.node_name, kubeconfig) {
-                None => true,
+            let refusal = registration_refusal(state, kubelet, kubeconfig);
+            state
+                .registry
+                .set_refusal(&kubelet.node_name, refusal.as_deref());
+            let first = state
+                .refused_logged
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(kubelet.node_name.clone());
+            match refusal {
+                None => {
+                    let problem = bootstrap::renewal_problem(state, kubelet);
+                    state
+                        .registry
+                        .set_renewal_problem(&kubelet.node_name, problem.as_deref());
+                    if first && let Some(problem) = problem {
+                        tracing::warn!(node = %kubelet.node_name, "kubelet certificate: {problem}");
+                    }
+                    true
+                }
                 Some(refusal) => {
-                    let first = state
-                        .refused_logged
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(kubelet.node_name.clone());
                     if first {
                         tracing::warn!(node = %kubelet.node_name, "kubelet cannot register: {refusal}");
                     }
@@ -447,31 +672,19 @@ fn ready_kubelets(state: &ApiState) -> Vec<Kubelet> {
         .collect()
 }
 
-/// Why the kubelet with this kubeconfig cannot register its node, or `None` if it can.
-fn registration_refusal(state: &ApiState, node: &str, kubeconfig: &str) -> Option<String> {
-    let user = match cluster::kubeconfig_client_certificate(kubeconfig)
-        .ok_or_else(|| "its kubeconfig has no client certificate".to_owned())
-        .and_then(|pem| UserInfo::from_certificate_pem(&pem))
-    {
+/// Why the kubelet with this kubeconfig cannot register its node, or `None` if it can: its
+/// identity (see `bootstrap`) must be allowed what registering and heartbeats take.
+fn registration_refusal(state: &ApiState, kubelet: &Kubelet, kubeconfig: &str) -> Option<String> {
+    let user = match bootstrap::kubelet_user(state, kubelet, kubeconfig) {
         Ok(user) => user,
         Err(reason) => return Some(reason),
     };
     let needs = match state.store.requirements().identity("kubelet-registration") {
-        Ok(identity) => identity.requests(node),
+        Ok(identity) => identity.requests(&kubelet.node_name),
         Err(error) => return Some(error.to_string()),
     };
     let derived = state.store.derived();
-    needs
-        .iter()
-        .find_map(|request| match derived.policy.authorize(&user, request) {
-            rbac::Decision::Allowed => None,
-            rbac::Decision::Denied { reason } => Some(
-                rbac::forbidden_status(&user, request, &reason)["message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            ),
-        })
+    bootstrap::first_refusal(&state.authorizers, &derived.policy, &user, &needs)
 }
 
 /// kubectl asks for a server-side Table (`as=Table;g=meta.k8s.io`) and falls back to JSON.

@@ -4,6 +4,9 @@
 
 use serde_json::Value;
 
+use super::Kubelet;
+use crate::judge::iptables::Packet;
+
 use crate::judge::rbac::{Decision, Policy, Requirements, UserInfo};
 
 /// The CRDs Calico v3.29's manifests ship; calico-node watches them and cannot sync without.
@@ -25,20 +28,7 @@ pub(super) fn problem(
         if object["kind"] != "DaemonSet" {
             return None;
         }
-        let pod = &object["spec"]["template"]["spec"];
-        let identity = pod["containers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["image"].as_str())
-            .find_map(|image| {
-                let repository = image.split([':', '@']).next().unwrap_or_default();
-                PLUGINS
-                    .iter()
-                    .find(|(suffix, _)| repository.ends_with(suffix))
-                    .map(|(_, identity)| *identity)
-            })?;
-        Some((identity, object))
+        Some((plugin_of(&object["spec"]["template"]["spec"])?, object))
     }) else {
         return Some(
             "cni plugin not initialized: no calico-node or flannel DaemonSet in the manifests"
@@ -50,21 +40,8 @@ pub(super) fn problem(
         .as_str()
         .unwrap_or("default");
     let pod = &daemonset["spec"]["template"]["spec"];
-    let account = pod["serviceAccountName"]
-        .as_str()
-        .or_else(|| pod["serviceAccount"].as_str())
-        .unwrap_or("default");
-    // Every namespace has its `default` account; any other must be created.
-    let account_exists = account == "default"
-        || objects.iter().any(|(_, o)| {
-            o["kind"] == "ServiceAccount"
-                && o["metadata"]["name"] == account
-                && o["metadata"]["namespace"].as_str().unwrap_or("default") == namespace
-        });
-    if !account_exists {
-        return Some(format!(
-            "{name}: ServiceAccount {namespace}/{account} does not exist"
-        ));
+    if let Some(problem) = account_missing(objects, name, namespace, pod) {
+        return Some(problem);
     }
     if identity == "calico-node" {
         let missing: Vec<&str> = CALICO_CRDS
@@ -84,7 +61,63 @@ pub(super) fn problem(
             ));
         }
     }
-    let user = UserInfo::service_account(namespace, account);
+    account_refusal(policy, requirements, identity, name, namespace, pod)
+}
+
+/// The network plugin a pod's containers run (its requirements identity), if any.
+pub(super) fn plugin_of(pod: &Value) -> Option<&'static str> {
+    pod["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["image"].as_str())
+        .find_map(|image| {
+            let repository = image.split([':', '@']).next().unwrap_or_default();
+            PLUGINS
+                .iter()
+                .find(|(suffix, _)| repository.ends_with(suffix))
+                .map(|(_, identity)| *identity)
+        })
+}
+
+/// The service account a PodSpec runs as.
+fn account_of(pod: &Value) -> &str {
+    pod["serviceAccountName"]
+        .as_str()
+        .or_else(|| pod["serviceAccount"].as_str())
+        .unwrap_or("default")
+}
+
+/// Why workload `name`'s service account does not exist, or `None`.
+pub(super) fn account_missing(
+    objects: &[(std::path::PathBuf, Value)],
+    name: &str,
+    namespace: &str,
+    pod: &Value,
+) -> Option<String> {
+    let account = account_of(pod);
+    // Every namespace has its `default` account; any other must be created.
+    let account_exists = account == "default"
+        || objects.iter().any(|(_, o)| {
+            o["kind"] == "ServiceAccount"
+                && o["metadata"]["name"] == account
+                && o["metadata"]["namespace"].as_str().unwrap_or("default") == namespace
+        });
+    (!account_exists)
+        .then(|| format!("{name}: ServiceAccount {namespace}/{account} does not exist"))
+}
+
+/// The first request of upstream `identity` that workload `name`'s service account may not
+/// make, or `None` when it may make them all.
+pub(super) fn account_refusal(
+    policy: &Policy,
+    requirements: &Requirements,
+    identity: &str,
+    name: &str,
+    namespace: &str,
+    pod: &Value,
+) -> Option<String> {
+    let user = UserInfo::service_account(namespace, account_of(pod));
     let needs = match requirements.identity(identity) {
         Ok(needs) => needs.requests(""),
         Err(error) => return Some(error.to_string()),
@@ -93,10 +126,60 @@ pub(super) fn problem(
         .iter()
         .find_map(|request| match policy.authorize(&user, request) {
             Decision::Allowed => None,
-            Decision::Denied { .. } => {
+            Decision::Denied { .. } | Decision::Refused { .. } => {
                 Some(format!("{name}: {} cannot {request}", user.describe()))
             }
         })
+}
+
+/// Why calico-node's BIRD is not ready on `kubelet`'s node, as its readiness probe
+/// (`calico-node -bird-ready`, `node/pkg/health/health.go` of Calico v3.29) says it: the BGP
+/// sessions of Calico's default node-to-node mesh, one with every other node on TCP 179 of its
+/// node address, that the firewall of neither end lets in (either end may open a session). The
+/// node address is the node's private IPv4, where `IP_AUTODETECTION_METHOD=can-reach=` of an
+/// address of the private network leads on a Packet node (its private interface routes
+/// 10.0.0.0/8). `None` when the pod's readiness does not ask BIRD, or every session comes up.
+pub(super) fn bgp_problem(pod: &Value, kubelet: &Kubelet, kubelets: &[Kubelet]) -> Option<String> {
+    let asks_bird = pod["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| {
+            c["readinessProbe"]["exec"]["command"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .any(|word| word == "-bird-ready");
+    if !asks_bird || plugin_of(pod) != Some("calico-node") {
+        return None;
+    }
+    let session = |to: &Kubelet, from: &Kubelet| {
+        to.firewall.admits(&Packet {
+            interface: "bond0",
+            source: from.internal_ip,
+            protocol: "tcp",
+            port: 179,
+        })
+    };
+    let mut down = Vec::new();
+    let mut why = Vec::new();
+    for peer in kubelets.iter().filter(|p| p.node_name != kubelet.node_name) {
+        if let (Err(theirs), Err(_)) = (session(peer, kubelet), session(kubelet, peer)) {
+            down.push(peer.internal_ip.to_string());
+            why.push(format!(
+                "{}'s firewall drops tcp/179 from {} ({theirs})",
+                peer.node_name, kubelet.internal_ip
+            ));
+        }
+    }
+    (!down.is_empty()).then(|| {
+        format!(
+            "calico/node is not ready: BIRD is not ready: BGP not established with {}; {}",
+            down.join(","),
+            why.join("; ")
+        )
+    })
 }
 
 #[cfg(test)]
@@ -176,5 +259,46 @@ mod tests {
             judge(&objects).as_deref(),
             Some("calico-node: ServiceAccount kube-system/calico-node does not exist")
         );
+    }
+
+    /// A node whose private address the other nodes' firewalls do not let in has no BGP
+    /// session with them: calico-node's BIRD is not ready, naming the peers.
+    #[test]
+    fn bgp_sessions_need_a_firewall_that_lets_the_peer_in() {
+        use crate::judge::iptables::{Firewall, NodeFirewall};
+        let rules = "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -s 10.128.156.0/25 -m multiport --dports 179 -j ACCEPT\nCOMMIT\n";
+        let kubelet = |name: &str, ip: [u8; 4]| super::Kubelet {
+            node_name: name.to_owned(),
+            kubeconfig: None,
+            labels: Default::default(),
+            internal_ip: ip.into(),
+            external_ip: [127, 0, 0, ip[3]].into(),
+            registered_at: chrono::Utc::now(),
+            taints: Vec::new(),
+            cluster_dns: Vec::new(),
+            host_nameservers: Vec::new(),
+            firewall: std::sync::Arc::new(NodeFirewall::Rules(Firewall::parse(rules).unwrap())),
+            bootstrap: false,
+            rotate_certificates: false,
+        };
+        let pod = json!({"containers": [{"image": "docker.io/calico/node:v3.29.2",
+            "readinessProbe": {"exec": {"command": ["/bin/calico-node", "-felix-ready", "-bird-ready"]}}}]});
+        let inside = [
+            kubelet("a", [10, 128, 156, 1]),
+            kubelet("b", [10, 128, 156, 3]),
+        ];
+        assert_eq!(bgp_problem(&pod, &inside[0], &inside), None);
+        let outside = [kubelet("a", [10, 64, 0, 1]), kubelet("b", [10, 64, 0, 3])];
+        let problem = bgp_problem(&pod, &outside[0], &outside).unwrap();
+        assert!(
+            problem.starts_with(
+                "calico/node is not ready: BIRD is not ready: BGP not established with 10.64.0.3;"
+            ),
+            "{problem}"
+        );
+        // Without -bird-ready in its readiness, the pod's readiness does not ask.
+        let felix_only = json!({"containers": [{"image": "docker.io/calico/node:v3.29.2",
+            "readinessProbe": {"exec": {"command": ["/bin/calico-node", "-felix-ready"]}}}]});
+        assert_eq!(bgp_problem(&felix_only, &outside[0], &outside), None);
     }
 }

@@ -46,8 +46,24 @@ pub(super) fn core_v1_resources() -> Value {
             "singularName": "node",
             "namespaced": false,
             "kind": "Node",
-            "verbs": ["get", "list"],
+            "verbs": ["delete", "get", "list", "patch"],
             "shortNames": ["no"]
+        }, {
+            "name": "pods",
+            "singularName": "pod",
+            "namespaced": true,
+            "kind": "Pod",
+            "verbs": ["get", "list"],
+            "shortNames": ["po"]
+        }, {
+            // kubectl drain evicts through policy/v1 when discovery lists it.
+            "name": "pods/eviction",
+            "singularName": "",
+            "namespaced": true,
+            "group": "policy",
+            "version": "v1",
+            "kind": "Eviction",
+            "verbs": ["create"]
         }]
     })
 }
@@ -98,7 +114,9 @@ pub(super) fn node(kubelet: &Kubelet, network_problem: Option<&str>) -> Value {
             "creationTimestamp": since,
             "labels": node_labels(kubelet),
         },
-        "spec": {},
+        "spec": {"taints": kubelet.taints.iter().map(|taint| json!({
+            "key": taint.key, "value": taint.value, "effect": taint.effect,
+        })).collect::<Vec<_>>()},
         "status": {
             "conditions": [{
                 "type": "Ready",
@@ -202,6 +220,70 @@ fn age(elapsed: chrono::TimeDelta) -> String {
         7200..172_800 => format!("{}h", seconds / 3600),
         _ => format!("{}d", seconds / 86_400),
     }
+}
+
+/// A list of pods.
+pub(super) fn pod_list(pods: Vec<Value>) -> Value {
+    json!({
+        "kind": "PodList",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": "1"},
+        "items": pods,
+    })
+}
+
+/// The server-side table `kubectl get pods` prints (NAME, READY, STATUS, RESTARTS, AGE).
+pub(super) fn pod_table(pods: &[Value], now: DateTime<Utc>) -> Value {
+    let rows: Vec<Value> = pods
+        .iter()
+        .map(|pod| {
+            let statuses = pod["status"]["containerStatuses"].as_array();
+            let total = pod["spec"]["containers"].as_array().map_or(0, Vec::len);
+            let ready = statuses
+                .into_iter()
+                .flatten()
+                .filter(|s| s["ready"] == true)
+                .count();
+            let restarts: u64 = statuses
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["restartCount"].as_u64())
+                .sum();
+            let status = statuses
+                .into_iter()
+                .flatten()
+                .find_map(|s| s["state"]["waiting"]["reason"].as_str())
+                .or_else(|| pod["status"]["phase"].as_str())
+                .unwrap_or("Unknown");
+            let created = pod["metadata"]["creationTimestamp"]
+                .as_str()
+                .and_then(|time| DateTime::parse_from_rfc3339(time).ok())
+                .map_or(now, |time| time.with_timezone(&Utc));
+            json!({
+                "cells": [
+                    pod["metadata"]["name"],
+                    format!("{ready}/{total}"),
+                    status,
+                    restarts,
+                    age(now - created),
+                ],
+                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": pod["metadata"]},
+            })
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": "1"},
+        "columnDefinitions": [
+            {"name": "Name", "type": "string", "format": "name", "description": "Name of the pod", "priority": 0},
+            {"name": "Ready", "type": "string", "format": "", "description": "Ready containers", "priority": 0},
+            {"name": "Status", "type": "string", "format": "", "description": "The aggregate status of the containers", "priority": 0},
+            {"name": "Restarts", "type": "integer", "format": "", "description": "Restarts of the containers", "priority": 0},
+            {"name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0},
+        ],
+        "rows": rows,
+    })
 }
 
 /// Equality-based label selectors (`k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-joined).

@@ -1,7 +1,8 @@
 //! What a cluster's etcd holds, as far as the emulator keeps it: the objects applied through any
 //! of the cluster's apiservers (those naming the same `--etcd-servers`), on disk beside the node
 //! roots, so that a rebooted controller, or a restarted simulator, serves them again. The RBAC
-//! policy and the network's verdict are derived from them after every write.
+//! policy and the network's verdict are derived from them after every write, and kept with a
+//! copy of the objects, which the pods are judged from.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde_json::Value;
 
+use super::drain::{ApiEvents, NodeChanges};
 use super::network;
 use crate::judge::rbac::{Policy, RbacError, Requirements};
 
@@ -70,6 +72,8 @@ pub struct Resource {
     pub kind: String,
     /// Whether its objects live in a namespace.
     pub namespaced: bool,
+    /// The CustomResourceDefinition that serves it; `None` for a built-in kind.
+    pub definition: Option<Value>,
 }
 
 /// What the stored objects mean for the apiserver.
@@ -78,6 +82,8 @@ pub struct Derived {
     pub policy: Policy,
     /// Why nodes are not Ready (the network cannot come up), or `None`.
     pub network_problem: Option<String>,
+    /// The stored objects, by URL path, which the pods the cluster runs are derived from.
+    pub objects: Vec<(PathBuf, Value)>,
 }
 
 struct Inner {
@@ -86,11 +92,31 @@ struct Inner {
     derived: Arc<Derived>,
 }
 
+/// What a running kube-controller-manager of the cluster does with certificate signing
+/// requests: its csrapproving and csrsigning controllers, read from its static pod's flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrController {
+    /// The node whose static pod it is.
+    pub node: String,
+    /// Whether `--controllers` runs csrapproving (on by default).
+    pub approving: bool,
+    /// The DER of `--cluster-signing-cert-file` when csrsigning runs with a signing pair (the
+    /// controller is skipped without one), else why nothing is signed.
+    pub signer: Result<Vec<u8>, String>,
+}
+
 /// One cluster's objects.
 pub struct ObjectStore {
     file: PathBuf,
     requirements: Requirements,
     inner: RwLock<Inner>,
+    /// The controller-managers running now, by node: they are processes, not objects, and are
+    /// not kept on disk.
+    csr_controllers: std::sync::Mutex<BTreeMap<String, CsrController>>,
+    /// Cordons, Node deletions and evictions: not persisted, as a restarted simulator's
+    /// kubelets register their Nodes again.
+    node_changes: Mutex<NodeChanges>,
+    events: ApiEvents,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -117,7 +143,44 @@ impl ObjectStore {
             file,
             requirements,
             inner: RwLock::new(Inner { objects, derived }),
+            csr_controllers: Default::default(),
+            node_changes: Mutex::default(),
+            events: ApiEvents::default(),
         })
+    }
+
+    /// Records the controller-manager a node runs now (`None`: none, or one that stopped).
+    pub fn set_csr_controller(&self, node: &str, controller: Option<CsrController>) {
+        let mut controllers = self
+            .csr_controllers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match controller {
+            Some(controller) => controllers.insert(node.to_owned(), controller),
+            None => controllers.remove(node),
+        };
+    }
+
+    /// The controller-managers running now.
+    pub fn csr_controllers(&self) -> Vec<CsrController> {
+        self.csr_controllers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// What drains changed of the cluster's nodes.
+    pub(super) fn node_changes(&self) -> std::sync::MutexGuard<'_, NodeChanges> {
+        self.node_changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The simulator's log of changes, which this cluster's apiservers append to.
+    pub(super) fn events(&self) -> &ApiEvents {
+        &self.events
     }
 
     /// The policy and network verdict of the objects stored now.
@@ -154,6 +217,7 @@ impl ObjectStore {
             return Some(Resource {
                 kind: (*kind).to_owned(),
                 namespaced: *namespaced,
+                definition: None,
             });
         }
         let inner = self.read();
@@ -173,13 +237,17 @@ impl ObjectStore {
                     .unwrap_or_default()
                     .to_owned(),
                 namespaced: spec["scope"] == "Namespaced",
+                definition: Some(object.clone()),
             })
         })
     }
 
     /// Stores `object` at `path`; `Ok(true)` when it is new. The file is written before the
     /// answer, as etcd commits before the apiserver answers.
-    pub fn put(&self, path: &str, object: Value) -> Result<bool, String> {
+    pub fn put(&self, path: &str, mut object: Value) -> Result<bool, String> {
+        if object["kind"] == "Secret" {
+            merge_string_data(&mut object);
+        }
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let created = inner.objects.insert(path.to_owned(), object).is_none();
         inner.derived =
@@ -250,6 +318,7 @@ fn derive(
     Ok(Derived {
         policy,
         network_problem,
+        objects: listed,
     })
 }
 
@@ -267,6 +336,7 @@ fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub struct ObjectStores {
     dir: PathBuf,
     open: Arc<Mutex<BTreeMap<String, Arc<ObjectStore>>>>,
+    events: ApiEvents,
 }
 
 impl ObjectStores {
@@ -275,7 +345,13 @@ impl ObjectStores {
         ObjectStores {
             dir,
             open: Arc::default(),
+            events: ApiEvents::default(),
         }
+    }
+
+    /// The log every cluster's apiservers append their changes to.
+    pub fn events(&self) -> &ApiEvents {
+        &self.events
     }
 
     /// The store of the cluster whose apiservers name `etcd_servers`.
@@ -289,8 +365,47 @@ impl ObjectStores {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .take(200)
             .collect();
-        let store = Arc::new(ObjectStore::open(self.dir.join(name).join("objects.json"))?);
+        let mut store = ObjectStore::open(self.dir.join(name).join("objects.json"))?;
+        store.events = self.events.clone();
+        let store = Arc::new(store);
         open.insert(etcd_servers.to_owned(), Arc::clone(&store));
         Ok(store)
+    }
+}
+
+/// A Secret's `stringData` written into its `data`, base64-encoded, as the apiserver's
+/// conversion does on every write (k8s.io/kubernetes pkg/apis/core/v1/conversion.go
+/// `Convert_v1_Secret_To_core_Secret`): `stringData` is never stored.
+fn merge_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    if !secret["data"].is_object() {
+        secret["data"] = Value::Object(serde_json::Map::new());
+    }
+    for (key, value) in strings {
+        let text = value.as_str().unwrap_or_default();
+        secret["data"][key] =
+            Value::from(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::merge_string_data;
+
+    #[test]
+    fn a_secrets_string_data_is_stored_as_data() {
+        let mut secret =
+            json!({"kind": "Secret", "data": {"a": "eA=="}, "stringData": {"b": "yz"}});
+        merge_string_data(&mut secret);
+        assert_eq!(
+            secret,
+            json!({"kind": "Secret", "data": {"a": "eA==", "b": "eXo="}})
+        );
     }
 }

@@ -282,6 +282,51 @@ pub struct Flatcar {
     pub builtin_units_source: String,
     /// Built-in units enabled without any Ignition.
     pub enabled_by_default: Vec<String>,
+    /// What the resolv.conf files of a node name.
+    pub resolv_conf: ResolvConfFacts,
+}
+
+/// The resolv.conf files of a Flatcar node, as a process there (the kubelet) reads them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResolvConfFacts {
+    /// The node's upstream resolvers.
+    pub upstream_nameservers: Vec<String>,
+    /// Where they come from.
+    pub upstream_source: String,
+    /// By path: `"upstream"`, or the nameservers the file lists.
+    pub files: BTreeMap<String, ResolvConfFile>,
+}
+
+/// What a resolv.conf file lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Nameservers {
+    /// These addresses.
+    Listed(Vec<String>),
+    /// A name for a set the facts hold: `"upstream"`.
+    Named(String),
+}
+
+/// One resolv.conf file of a Flatcar node.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResolvConfFile {
+    /// `"upstream"` for the node's upstream resolvers, or the addresses listed.
+    pub nameservers: Nameservers,
+    /// Where the fact comes from.
+    pub source: String,
+}
+
+impl ResolvConfFacts {
+    /// The nameservers of file `path` on the node, or `None` when the facts do not know it.
+    pub fn nameservers(&self, path: &str) -> Option<Vec<String>> {
+        match &self.files.get(path)?.nameservers {
+            Nameservers::Named(name) if name == "upstream" => {
+                Some(self.upstream_nameservers.clone())
+            }
+            Nameservers::Listed(list) => Some(list.clone()),
+            Nameservers::Named(_) => None,
+        }
+    }
 }
 
 /// `docker run`'s options.

@@ -45,6 +45,28 @@ impl ParsedArgs {
     pub fn has(&self, name: &str) -> bool {
         self.flags.iter().any(|(n, _)| n == name)
     }
+
+    /// A boolean flag as Go's pflag reads it: given without a value is true, else its last
+    /// value by `strconv.ParseBool` (`1`, `t`, `T`, `true`, `TRUE`, `True`).
+    pub fn bool_flag(&self, name: &str) -> bool {
+        match self.flags.iter().rev().find(|(n, _)| n == name) {
+            None => false,
+            Some((_, None)) => true,
+            Some((_, Some(value))) => {
+                matches!(value.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True")
+            }
+        }
+    }
+
+    /// The comma-separated items of every value of flag `name` (a string-slice flag).
+    pub fn list(&self, name: &str) -> Vec<&str> {
+        self.values(name)
+            .into_iter()
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .collect()
+    }
 }
 
 /// Judges the argv of a process started from `image`: the program argv[0] names there, and every

@@ -36,12 +36,21 @@ pub struct KubeletStart {
     pub labels: BTreeMap<String, String>,
     /// `--node-ip`, if given.
     pub node_ip: Option<String>,
-    /// The host path of `--kubeconfig`.
+    /// The host path of the kubeconfig it starts with: `--kubeconfig`, or
+    /// `--bootstrap-kubeconfig` when the Ignition does not write the former.
     pub kubeconfig: String,
+    /// `kubeconfig` is the `--bootstrap-kubeconfig`: the kubelet gets its client certificate by
+    /// TLS bootstrap and writes `--kubeconfig` itself.
+    pub bootstrap: bool,
+    /// `--rotate-certificates`: the kubelet renews its client certificate.
+    pub rotate_certificates: bool,
     /// The host directory of `--pod-manifest-path` (its static pods), if given and mounted.
     pub pod_manifest_path: Option<String>,
     /// Every argument as the kubelet reads it.
     pub args: ParsedArgs,
+    /// The nameservers of its `--resolv-conf` as the kubelet reads that file: what a pod of
+    /// `dnsPolicy: Default` gets.
+    pub host_nameservers: Vec<String>,
 }
 
 /// A docker-run unit as it would start: its container's process, judged.
@@ -350,16 +359,17 @@ pub fn judge_kubelet(
         ));
     }
     // With --bootstrap-kubeconfig the kubelet writes --kubeconfig itself after TLS bootstrap.
-    let kubeconfig_flag = match (args.value("kubeconfig"), args.value("bootstrap-kubeconfig")) {
-        (Some(path), Some(bootstrap))
-            if run
-                .host_path(path)
-                .is_none_or(|host| ignition.file(&host).is_none()) =>
-        {
-            Some(bootstrap)
-        }
-        (kubeconfig, _) => kubeconfig,
-    };
+    let (kubeconfig_flag, bootstrap) =
+        match (args.value("kubeconfig"), args.value("bootstrap-kubeconfig")) {
+            (Some(path), Some(bootstrap))
+                if run
+                    .host_path(path)
+                    .is_none_or(|host| ignition.file(&host).is_none()) =>
+            {
+                (Some(bootstrap), true)
+            }
+            (kubeconfig, _) => (kubeconfig, false),
+        };
     let kubeconfig = match kubeconfig_flag {
         None => {
             problems.push(Problem::new(
@@ -391,13 +401,54 @@ pub fn judge_kubelet(
             labels,
             node_ip: args.value("node-ip").map(str::to_owned),
             kubeconfig,
+            bootstrap,
+            rotate_certificates: args.bool_flag("rotate-certificates"),
             pod_manifest_path: args
                 .value("pod-manifest-path")
                 .and_then(|path| run.host_path(path)),
+            host_nameservers: host_nameservers(ignition, &run, &args, facts),
             args,
         }),
         _ => Err(problems),
     }
+}
+
+/// The nameservers of the kubelet's `--resolv-conf` (by default `/etc/resolv.conf`), as the
+/// kubelet reads the file from its container: a host file through a `-v` mount, else the copy
+/// of the host's `/etc/resolv.conf` docker gives a `--network host` container. A file the
+/// Ignition writes is read; one Flatcar provides is known from the facts. An empty
+/// `--resolv-conf` makes the kubelet give `Default` pods 127.0.0.1 (`GetPodDNS`,
+/// `pkg/kubelet/network/dns/dns.go`).
+fn host_nameservers(
+    ignition: &NodeIgnition,
+    run: &DockerRun,
+    args: &ParsedArgs,
+    facts: &Facts,
+) -> Vec<String> {
+    let path = args.value("resolv-conf").unwrap_or("/etc/resolv.conf");
+    if path.is_empty() {
+        return vec!["127.0.0.1".to_owned()];
+    }
+    let Some(host) = run
+        .host_path(path)
+        .or_else(|| (path == "/etc/resolv.conf").then(|| path.to_owned()))
+    else {
+        // Not in the container: the kubelet cannot read it, and no pod gets a nameserver.
+        return Vec::new();
+    };
+    if let Some(file) = ignition.file(&host) {
+        return String::from_utf8_lossy(&file.contents)
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("nameserver"))
+            .map(|rest| rest.trim().to_owned())
+            .filter(|address| !address.is_empty())
+            .collect();
+    }
+    facts
+        .flatcar
+        .resolv_conf
+        .nameservers(&host)
+        .unwrap_or_default()
 }
 
 /// What `coreos-metadata.service` writes to `/run/metadata/flatcar` on a Packet node
@@ -526,6 +577,7 @@ ExecStartPre=/usr/bin/docker run -d --name kubelet --privileged --pid host --net
 ExecStart=docker logs -f kubelet\n[Install]\nWantedBy=multi-user.target\n";
         let start = judge_kubelet(&ignition(unit, true), &metadata()).expect("starts");
         assert_eq!(start.kubeconfig, "/etc/kubernetes/kubeconfig");
+        assert!(start.bootstrap);
         assert!(start.labels.contains_key("node.kubernetes.io/node"));
         assert_eq!(start.labels["pool"], "a");
     }

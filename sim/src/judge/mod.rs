@@ -6,7 +6,9 @@
 //! ([`systemd`]), docker reads its command line and applies the image's ENTRYPOINT and CMD
 //! ([`docker`]), the program parses its flags ([`flags`]), and the kubelet applies its
 //! self-label rule ([`labels`]) and starts the static pods of its manifest path ([`pod`]); the
-//! apiserver authorizes requests through RBAC ([`rbac`]).
+//! apiserver authorizes requests through RBAC ([`rbac`]); Felix reads Calico's policy objects
+//! and protects host endpoints ([`calico`]); the kernel filters a node's new connections by the
+//! firewall its Ignition loads at boot ([`iptables`]).
 //! Every fact about those components (flag sets, entrypoints, the label rule, what Flatcar
 //! provides) is data in `sim/data/`, each file naming its upstream source ([`data`]); nothing
 //! here comes from loko's code or constants, so a mistake in the renderer cannot hide behind the
@@ -15,9 +17,11 @@
 //! A node judgement is a list of [`problem::Problem`]s, each naming the unit or pod, the flag or
 //! setting, and why a real node would refuse it.
 
+pub mod calico;
 pub mod data;
 pub mod docker;
 pub mod flags;
+pub mod iptables;
 pub mod kubelet;
 pub mod labels;
 pub mod pod;

@@ -209,9 +209,11 @@ impl NodeIgnition {
             .map(|file| String::from_utf8_lossy(&file.contents).into_owned())
     }
 
-    /// The text of the file `kubelet.service`'s `--kubeconfig` names (through the container's
-    /// bind mounts), whether or not that kubelet would start; see
-    /// [`crate::judge::kubelet::judge_kubelet`] for that.
+    /// The text of the kubeconfig `kubelet.service` starts with (through the container's bind
+    /// mounts): its `--kubeconfig` if the Ignition writes that file, else its
+    /// `--bootstrap-kubeconfig` (the kubelet writes `--kubeconfig` itself after TLS bootstrap),
+    /// whether or not that kubelet would start; see [`crate::judge::kubelet::judge_kubelet`]
+    /// for that.
     pub fn kubelet_kubeconfig(&self) -> Option<String> {
         let (unit, _) = crate::judge::kubelet::judge_docker_unit(
             self,
@@ -219,8 +221,10 @@ impl NodeIgnition {
             &BTreeMap::new(),
         );
         let unit = unit?;
-        let host = unit.run.host_path(unit.args.value("kubeconfig")?)?;
-        self.file(&host)
+        ["kubeconfig", "bootstrap-kubeconfig"]
+            .into_iter()
+            .filter_map(|flag| unit.run.host_path(unit.args.value(flag)?))
+            .find_map(|host| self.file(&host))
             .map(|file| String::from_utf8_lossy(&file.contents).into_owned())
     }
 

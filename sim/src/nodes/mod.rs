@@ -40,7 +40,7 @@ use russh::keys::{PrivateKey, PublicKey};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::apiserver::{Kubelet, KubeletRegistry, ObjectStores};
+use crate::apiserver::{Kubelet, KubeletRegistry, ObjectStores, Taint};
 use crate::judge::kubelet::{KUBELET_UNIT, KubeletStart, judge_kubelet, packet_metadata};
 /// One node to boot: the seam's type, shared with the cloud side.
 pub use crate::lifecycle::NodeSpec;
@@ -349,6 +349,27 @@ impl Nodes {
                     internal_ip: spec.private_ip,
                     external_ip: spec.public_ip,
                     registered_at: chrono::Utc::now(),
+                    taints: start
+                        .args
+                        .value("register-with-taints")
+                        .map(Taint::parse_list)
+                        .unwrap_or_default(),
+                    // A list flag: repeated flags and commas add up.
+                    cluster_dns: start
+                        .args
+                        .values("cluster-dns")
+                        .into_iter()
+                        .flat_map(|value| value.split(','))
+                        .map(str::trim)
+                        .filter(|ip| !ip.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    host_nameservers: start.host_nameservers.clone(),
+                    firewall: std::sync::Arc::new(crate::judge::iptables::NodeFirewall::of(
+                        ignition,
+                    )),
+                    bootstrap: start.bootstrap,
+                    rotate_certificates: start.rotate_certificates,
                 });
                 journal("Started Kubelet.");
                 (
@@ -383,6 +404,11 @@ impl Nodes {
         };
         self.kubelet_status().insert(spec.hostname.clone(), status);
         started
+    }
+
+    /// The log of cordons, evictions, Node deletions and device deletions.
+    pub fn api_events(&self) -> &crate::apiserver::ApiEvents {
+        self.inner.stores.events()
     }
 
     /// Whether each running node's kubelet started, and why not, by hostname.
@@ -458,6 +484,10 @@ impl NodeLifecycle for Nodes {
 
     fn kubelets(&self) -> BTreeMap<String, KubeletStatus> {
         Nodes::kubelets(self)
+    }
+
+    fn api_events(&self) -> crate::apiserver::ApiEvents {
+        Nodes::api_events(self).clone()
     }
 }
 

@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::root::NodeRoot;
-use crate::apiserver::{Apiserver, ApiserverConfig, KubeletRegistry, ObjectStores};
+use crate::apiserver::{Apiserver, ApiserverConfig, CsrController, KubeletRegistry, ObjectStores};
 use crate::judge::kubelet::KUBELET_UNIT;
 use crate::judge::pod::{StaticPod, judge_static_pod};
+use crate::judge::rbac::Authorizers;
 use crate::lifecycle::StaticPodStatus;
 
 /// How often the kubelet looks at its manifest path (the real one watches it and rescans
@@ -121,7 +122,59 @@ impl StaticPodKubelet {
                 *verdict = Err(vec![refusal]);
             }
         }
+        if let Some(store) = etcd_servers.and_then(|servers| self.stores.get(&servers).ok()) {
+            let controller = verdicts.values().find_map(|verdict| match verdict {
+                Ok(pod) if pod.args.component == "kube-controller-manager" => {
+                    Some(self.csr_controller(pod))
+                }
+                _ => None,
+            });
+            store.set_csr_controller(&self.hostname, controller);
+        }
         verdicts
+    }
+
+    /// What a running controller-manager does with CSRs, from its flags (k8s.io/kubernetes
+    /// v1.32 cmd/kube-controller-manager: `--controllers` defaults to `*`, which runs
+    /// csrapproving and csrsigning; `-name` turns one off; csrsigning is skipped without
+    /// `--cluster-signing-cert-file` and `--cluster-signing-key-file`).
+    fn csr_controller(&self, pod: &StaticPod) -> CsrController {
+        use rustls::pki_types::pem::PemObject as _;
+        let controllers = pod.args.list("controllers");
+        let runs = |name: &str| {
+            let named = |item: &&str| *item == name;
+            let disabled = format!("-{name}");
+            if controllers.iter().any(|item| *item == disabled) {
+                return false;
+            }
+            controllers.is_empty() || controllers.contains(&"*") || controllers.iter().any(named)
+        };
+        let signer = if !runs("csrsigning") {
+            Err("--controllers turns csrsigning off".to_owned())
+        } else {
+            match (
+                pod.files.get("cluster-signing-cert-file"),
+                pod.files.get("cluster-signing-key-file"),
+            ) {
+                (Some(cert), Some(_)) => self
+                    .root
+                    .node_path(cert)
+                    .and_then(|path| std::fs::read(path).ok())
+                    .and_then(|pem| {
+                        rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+                            .next()?
+                            .ok()
+                    })
+                    .map(|der| der.as_ref().to_vec())
+                    .ok_or_else(|| format!("--cluster-signing-cert-file {cert} holds no PEM certificate")),
+                _ => Err("its csrsigning controller is skipped without --cluster-signing-cert-file and --cluster-signing-key-file".to_owned()),
+            }
+        };
+        CsrController {
+            node: self.hostname.clone(),
+            approving: runs("csrapproving"),
+            signer,
+        }
     }
 
     /// Why the scheduler's or controller-manager's identity (the client certificate of its
@@ -148,17 +201,11 @@ impl StaticPodKubelet {
         let store = self.stores.get(etcd_servers?).ok()?;
         let needs = store.requirements().identity(component).ok()?.requests("");
         let derived = store.derived();
-        needs
-            .iter()
-            .find_map(|request| match derived.policy.authorize(&user, request) {
-                crate::judge::rbac::Decision::Allowed => None,
-                crate::judge::rbac::Decision::Denied { reason } => Some(format!(
-                    "{subject}: {}",
-                    crate::judge::rbac::forbidden_status(&user, request, &reason)["message"]
-                        .as_str()
-                        .unwrap_or_default()
-                )),
-            })
+        needs.iter().find_map(|request| {
+            let decision = derived.policy.authorize(&user, request);
+            crate::judge::rbac::refusal_message(&user, request, &decision)
+                .map(|message| format!("{subject}: {message}"))
+        })
     }
 
     /// Journals a new set of verdicts and publishes it.
@@ -219,6 +266,14 @@ impl StaticPodKubelet {
             tls_cert: file("tls-cert-file")?,
             tls_key: file("tls-private-key-file")?,
             client_ca: file("client-ca-file")?,
+            authorizers: Authorizers {
+                node: pod.args.list("authorization-mode").contains(&"Node"),
+                node_restriction: pod
+                    .args
+                    .list("enable-admission-plugins")
+                    .contains(&"NodeRestriction"),
+            },
+            bootstrap_token_auth: pod.args.bool_flag("enable-bootstrap-token-auth"),
         };
         let Some(etcd_servers) = pod.args.value("etcd-servers") else {
             self.root.journal(

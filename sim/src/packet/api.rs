@@ -169,9 +169,25 @@ pub(crate) async fn delete_device(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> Reply {
-    shared
-        .mutate(|world, now| world.packet.delete_device(&id, now, shared.timings()))
+    let hostname = shared
+        .mutate(|world, now| {
+            world.packet.delete_device(&id, now, shared.timings())?;
+            Ok(world
+                .packet
+                .devices
+                .values()
+                .find(|d| d.id.to_string() == id)
+                .map(|d| d.hostname.clone())
+                .unwrap_or_default())
+        })
         .await?;
+    // Beside the apiservers' changes, so a test reads a drain's order against the delete.
+    shared.api_events().record(
+        "delete",
+        format!("packet/devices/{hostname}"),
+        "packet",
+        id.clone(),
+    );
     // The machine goes down as soon as deprovisioning starts, not at the next tick.
     shared.sync_nodes(false).await;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -348,6 +348,11 @@ impl Shared {
         }
     }
 
+    /// The log of the apiservers' changes, which device deletions join.
+    pub(crate) fn api_events(&self) -> crate::apiserver::ApiEvents {
+        self.nodes.api_events()
+    }
+
     pub(crate) fn state(&self) -> SimState {
         let now = self.now();
         let world = self.world();
@@ -357,6 +362,7 @@ impl Shared {
             &self.timings,
             self.nodes.static_pods(),
             self.nodes.kubelets(),
+            self.nodes.api_events().snapshot(),
         )
     }
 }

@@ -1,7 +1,10 @@
 //! The integration tests of `sim`, one test binary (ripgrep's layout): the simulator's tests link once,
 //! not once per file. A new test file is a module declared here.
 
+mod apiserver_crd;
+mod apiserver_support;
 mod cloud_nodes;
+mod drain;
 mod judge_data;
 mod node_world;
 mod nodes_apiserver;
@@ -12,4 +15,5 @@ mod openapi;
 mod packet;
 mod rbac_data;
 mod route53;
+mod tls_bootstrap;
 mod worker_ssh;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use sim::apiserver::{Apiserver, Kubelet, KubeletRegistry};
+use sim::apiserver::{Apiserver, Kubelet, KubeletRegistry, Taint};
 
 use crate::nodes_support::{cluster, cluster_rsa, kubectl, start_apiserver, text};
 
@@ -16,6 +16,12 @@ fn kubelet(name: &str, kubeconfig: &str, octet: u8) -> Kubelet {
         internal_ip: Ipv4Addr::new(10, 0, 0, octet),
         external_ip: Ipv4Addr::new(127, 77, 1, octet),
         registered_at: chrono::Utc::now(),
+        taints: Taint::parse_list("node-role.kubernetes.io/controller=:NoSchedule"),
+        cluster_dns: vec!["10.3.0.10".to_owned()],
+        host_nameservers: vec!["147.75.207.207".to_owned()],
+        firewall: Default::default(),
+        bootstrap: false,
+        rotate_certificates: false,
     }
 }
 
@@ -336,5 +342,179 @@ async fn nodes_are_not_ready_without_a_network_daemonset() {
         String::from_utf8_lossy(&output.stdout).contains("cni plugin not initialized"),
         "{}",
         text(&output)
+    );
+}
+
+/// CoreDNS as Typhoon v1.32.3 renders it (`poseidon/terraform-render-bootstrap@1e4b00ea`
+/// `resources/coredns/`: ServiceAccount, ClusterRole, binding, ConfigMap, Service and the
+/// Deployment's fields that decide where it runs and what it resolves with), with
+/// `DNS_POLICY` where the Deployment's `dnsPolicy` goes.
+const COREDNS: &str = "apiVersion: v1
+kind: ServiceAccount
+metadata: {name: coredns, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: 'system:coredns'}
+rules:
+- {apiGroups: [''], resources: [endpoints, services, pods, namespaces], verbs: [list, watch]}
+- {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: 'system:coredns'}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: 'system:coredns'}
+subjects: [{kind: ServiceAccount, name: coredns, namespace: kube-system}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns, namespace: kube-system}
+data:
+  Corefile: |
+    .:53 {
+        errors
+        health {
+          lameduck 5s
+        }
+        ready
+        log . {
+            class error
+        }
+        kubernetes cluster.local in-addr.arpa ip6.arpa {
+            pods insecure
+            fallthrough in-addr.arpa ip6.arpa
+        }
+        prometheus :9153
+        forward . /etc/resolv.conf
+        cache 30
+        loop
+        reload
+        loadbalance
+    }
+---
+apiVersion: v1
+kind: Service
+metadata: {name: coredns, namespace: kube-system}
+spec:
+  selector: {k8s-app: coredns}
+  clusterIP: 10.3.0.10
+  ports:
+  - {name: dns, port: 53, protocol: UDP}
+  - {name: dns-tcp, port: 53, protocol: TCP}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: coredns, namespace: kube-system}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {tier: control-plane, k8s-app: coredns}
+  template:
+    metadata:
+      labels: {tier: control-plane, k8s-app: coredns}
+    spec:
+      serviceAccountName: coredns
+      tolerations:
+      - {key: node-role.kubernetes.io/controller, effect: NoSchedule}
+      containers:
+      - name: coredns
+        image: registry.k8s.io/coredns/coredns:v1.11.4
+        args: ['-conf', '/etc/coredns/Corefile']
+        volumeMounts:
+        - {name: config, mountPath: /etc/coredns, readOnly: true}
+      DNS_POLICY
+      volumes:
+      - name: config
+        configMap:
+          name: coredns
+          items:
+          - {key: Corefile, path: Corefile}
+";
+
+/// `kubectl get pods -A` and the pods' JSON from an apiserver of `ours` whose manifests hold
+/// CoreDNS with `dns_policy` (a line of its pod spec, or nothing).
+async fn coredns_pods(
+    dir: &std::path::Path,
+    name: &str,
+    dns_policy: &str,
+    octet: u8,
+) -> (String, Vec<serde_json::Value>) {
+    let ours = cluster(dir, name);
+    std::fs::write(
+        ours.assets.join("manifests/coredns.yaml"),
+        COREDNS.replace("DNS_POLICY", dns_policy),
+    )
+    .expect("write");
+    let apiserver = start_with_kubelet(&ours, octet).await;
+    let get = |args: &'static [&'static str]| {
+        let (dir, addr, fqdn) = (dir.to_owned(), apiserver.local_addr(), ours.fqdn());
+        let admin = ours.admin_kubeconfig();
+        async move { kubectl(&dir, &admin, addr, &fqdn, args).await }
+    };
+    let table = get(&["get", "pods", "-A"]).await;
+    assert!(table.status.success(), "{}", text(&table));
+    let output = get(&["get", "pods", "-n", "kube-system", "-o", "json"]).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let list: serde_json::Value = serde_json::from_slice(&output.stdout).expect("pod list");
+    let pods = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|pod| pod["metadata"]["labels"]["k8s-app"] == "coredns")
+        .cloned()
+        .collect();
+    (String::from_utf8_lossy(&table.stdout).into_owned(), pods)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coredns_of_the_cluster_first_policy_forwards_to_itself_and_crash_loops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (table, pods) = coredns_pods(dir.path(), "juno", "", 6).await;
+    assert_eq!(pods.len(), 2, "{table}");
+    assert!(table.contains("CrashLoopBackOff"), "{table}");
+    for pod in &pods {
+        let status = &pod["status"]["containerStatuses"][0];
+        assert_eq!(status["ready"], false, "{pod}");
+        assert_eq!(
+            status["state"]["waiting"]["reason"], "CrashLoopBackOff",
+            "{pod}"
+        );
+        let last = status["lastState"]["terminated"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            last.contains("plugin/loop: Loop (")
+                && last.contains("-> :53) detected for zone \".\""),
+            "{pod}"
+        );
+        assert_eq!(pod["spec"]["nodeName"], "juno-controller-0");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coredns_of_the_default_policy_forwards_to_the_nodes_resolvers_and_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (table, pods) = coredns_pods(dir.path(), "metis", "dnsPolicy: Default", 7).await;
+    assert_eq!(pods.len(), 2, "{table}");
+    assert!(!table.contains("CrashLoopBackOff"), "{table}");
+    for pod in &pods {
+        assert_eq!(pod["status"]["phase"], "Running", "{pod}");
+        assert_eq!(
+            pod["status"]["containerStatuses"][0]["ready"], true,
+            "{pod}"
+        );
+    }
+    // Without the controllers' toleration nothing fits the one (tainted) node.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let untolerated = "dnsPolicy: Default\n      tolerations: []";
+    let (table, pods) = coredns_pods(dir.path(), "iris", untolerated, 8).await;
+    assert!(table.contains("Pending"), "{table}");
+    assert!(
+        pods[0]["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 node(s) had untolerated taint {node-role.kubernetes.io/controller: }"),
+        "{}",
+        pods[0]
     );
 }

@@ -15,6 +15,10 @@ use rcgen::{
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
+pub use crate::apiserver_support::{
+    etcd_servers, fresh_store, start_apiserver, start_apiserver_with,
+};
+
 pub const ZONE: &str = "example.com";
 
 fn b64(bytes: &[u8]) -> String {
@@ -352,41 +356,6 @@ pub fn cluster_rsa(dir: &Path, name: &str) -> Cluster {
     )
 }
 
-/// Starts an apiserver emulator with the certificates of `cluster` on `listen`, its store (in
-/// the cluster's directory) holding the objects of the cluster's `manifests/`, as an apply of
-/// them leaves it.
-pub async fn start_apiserver(
-    cluster: &Cluster,
-    listen: SocketAddr,
-    registry: sim::apiserver::KubeletRegistry,
-) -> Result<sim::apiserver::Apiserver, sim::apiserver::ApiserverError> {
-    // A fresh etcd: what the manifests hold now, nothing an earlier start applied.
-    let file = cluster.assets.join("../etcd/objects.json");
-    let _ = std::fs::remove_file(&file);
-    let store =
-        std::sync::Arc::new(sim::apiserver::ObjectStore::open(file).expect("an object store"));
-    let manifests = cluster.assets.join("manifests");
-    if manifests.is_dir() {
-        for (path, object) in sim::judge::rbac::manifest_objects(&manifests).expect("manifests") {
-            store
-                .create(object)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        }
-    }
-    let config = sim::apiserver::ApiserverConfig {
-        listen,
-        tls_cert: cluster.assets.join("tls/apiserver.crt"),
-        tls_key: cluster.assets.join("tls/apiserver.key"),
-        client_ca: cluster.assets.join("tls/ca.crt"),
-    };
-    sim::apiserver::Apiserver::start(&config, store, registry).await
-}
-
-/// The `--etcd-servers` of `cluster`'s static apiserver pods.
-pub fn etcd_servers(cluster: &Cluster) -> String {
-    format!("https://{}-etcd0.{ZONE}:2379", cluster.name)
-}
-
 /// A static kube-apiserver pod as Typhoon's (`resources/static-manifests/kube-apiserver.yaml`),
 /// its files under the host's `/etc/kubernetes/pki`.
 pub fn static_apiserver_pod(cluster: &Cluster) -> String {
@@ -486,7 +455,6 @@ pub fn apply_manifests(cluster: &Cluster, addr: SocketAddr) {
     };
     let objects =
         sim::judge::rbac::manifest_objects(&cluster.assets.join("manifests")).expect("manifests");
-    let tls = cluster.assets.join("tls");
     for (_, object) in objects {
         let (prefix, resource, namespaced) = plural(object["kind"].as_str().unwrap_or_default());
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
@@ -498,31 +466,60 @@ pub fn apply_manifests(cluster: &Cluster, addr: SocketAddr) {
         } else {
             format!("/{prefix}/{resource}/{name}")
         };
-        let output = std::process::Command::new("curl")
-            .args(["-sS", "--fail-with-body", "-X", "PATCH"])
-            .args(["-H", "Content-Type: application/apply-patch+yaml"])
-            .arg("--cacert")
-            .arg(tls.join("ca.crt"))
-            .arg("--cert")
-            .arg(tls.join("admin.crt"))
-            .arg("--key")
-            .arg(tls.join("admin.key"))
-            .arg("--resolve")
-            .arg(format!("{}:{}:{}", cluster.fqdn(), addr.port(), addr.ip()))
-            .args(["--data-binary", &object.to_string()])
-            .arg(format!(
-                "https://{}:{}{path}?fieldManager=test",
-                cluster.fqdn(),
-                addr.port()
-            ))
-            .output()
-            .expect("curl");
-        assert!(
-            output.status.success(),
-            "applying {path}: {}",
-            text(&output)
-        );
+        let (code, body) = server_side_apply(cluster, addr, &path, &object);
+        assert!((200..300).contains(&code), "applying {path}: {code} {body}");
     }
+}
+
+/// Server-side applies `object` at the URL `path` of the apiserver at `addr` as the admin of
+/// `cluster`, through curl: the answer's HTTP status and body.
+pub fn server_side_apply(
+    cluster: &Cluster,
+    addr: SocketAddr,
+    path: &str,
+    object: &serde_json::Value,
+) -> (u16, String) {
+    admin_request(
+        cluster,
+        addr,
+        "PATCH",
+        "application/apply-patch+yaml",
+        &format!("{path}?fieldManager=test&force=true"),
+        &object.to_string(),
+    )
+}
+
+/// `curl -X <method>` of the URL `path` (with its query) of the apiserver at `addr` as the
+/// admin of `cluster`, sending `body` as `content_type`: the answer's HTTP status and body.
+pub fn admin_request(
+    cluster: &Cluster,
+    addr: SocketAddr,
+    method: &str,
+    content_type: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    let tls = cluster.assets.join("tls");
+    let output = std::process::Command::new("curl")
+        .args(["-sS", "-X", method, "-w", "\n%{http_code}"])
+        .args(["-H", &format!("Content-Type: {content_type}")])
+        .arg("--cacert")
+        .arg(tls.join("ca.crt"))
+        .arg("--cert")
+        .arg(tls.join("admin.crt"))
+        .arg("--key")
+        .arg(tls.join("admin.key"))
+        .arg("--resolve")
+        .arg(format!("{}:{}:{}", cluster.fqdn(), addr.port(), addr.ip()))
+        .args(["--data-binary", body])
+        .arg(format!("https://{}:{}{path}", cluster.fqdn(), addr.port()))
+        .output()
+        .expect("curl");
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, code) = out
+        .rsplit_once('\n')
+        .unwrap_or_else(|| panic!("curl wrote no status: {}", text(&output)));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
 /// What a test node's Ignition carries.

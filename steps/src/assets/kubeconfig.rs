@@ -3,9 +3,11 @@
 //! - `auth/kubeconfig` (the bootstrap step applies with it) and `auth/<cluster>-config` (the same text, for
 //!   the user): the admin certificate against `https://<cluster>.<zone>:6443`, the apiserver's
 //!   public name.
-//! - `auth/kubeconfig-kubelet`: the kubelet certificate against
-//!   `https://<cluster>-private.<zone>:6443`, the private name; every node's Ignition embeds it at
-//!   `/etc/kubernetes/kubeconfig` ([`kubelet_kubeconfig`]).
+//! - `auth/kubeconfig-kubelet`: the kubelets' bootstrap kubeconfig, the bootstrap token
+//!   ([`super::bootstrap_token`]) against `https://<cluster>-private.<zone>:6443`, the private
+//!   name; every node's Ignition embeds it at `/etc/kubernetes/kubeconfig`, the kubelet's
+//!   `--bootstrap-kubeconfig` ([`kubelet_kubeconfig`]), as Typhoon's `kubeconfig-bootstrap`.
+//!   Each kubelet then gets a certificate of its own by TLS bootstrap.
 //!
 //! - `auth/kubeconfig-kube-scheduler` and `auth/kubeconfig-kube-controller-manager`: the
 //!   certificates of those components against `https://127.0.0.1:6443`, the apiserver of their
@@ -13,7 +15,7 @@
 //!   apiserver certificate names 127.0.0.1). The control-plane step copies them to
 //!   `/etc/kubernetes/pki` of each controller.
 //!
-//! Each embeds a private key, so each is written 0600.
+//! Each embeds a private key or the token, so each is written 0600.
 //!
 //! The YAML is written by hand. Names and URLs are double-quoted (a JSON string is a YAML
 //! double-quoted scalar), so no value can change the document's structure. The `*-data` values are
@@ -22,13 +24,14 @@
 //!
 //! Names: Lokomotive called the admin entries `<cluster>-cluster`, `<cluster>-user` and
 //! `<cluster>-context`, and left the kubelet's context unnamed. Here the cluster is `<cluster>`, the
-//! user `<cluster>-admin` (or `kubelet`), and the context and current-context `<cluster>` (or
-//! `kubelet`): names that stay distinct when a user merges the admin kubeconfigs of several
+//! user `<cluster>-admin` (or `kubelet-bootstrap`), and the context and current-context `<cluster>`
+//! (or `kubelet-bootstrap`): names that stay distinct when a user merges the admin kubeconfigs of several
 //! clusters into one `KUBECONFIG`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+use super::bootstrap_token::{BootstrapToken, read_token};
 use super::pki::{apiserver_names, apiserver_url};
 use super::{AssetDir, AssetError, Sensitivity};
 
@@ -43,7 +46,7 @@ pub const CONTROL_PLANE_KUBECONFIGS: [(&str, &str); 2] = [
         "auth/kubeconfig-kube-controller-manager",
     ),
 ];
-/// The kubelets' kubeconfig.
+/// The kubelets' bootstrap kubeconfig.
 pub const KUBELET_KUBECONFIG: &str = "auth/kubeconfig-kubelet";
 
 /// `auth/<cluster>-config`, the admin kubeconfig under the cluster's name.
@@ -52,10 +55,11 @@ pub fn named_admin_kubeconfig(cluster: &specs::DesiredCluster) -> String {
 }
 
 /// Writes the kubeconfigs from `tls/ca.crt` and the client certificates and keys
-/// [`super::pki::ensure_pki`] must have written.
+/// [`super::pki::ensure_pki`] must have written, and the bootstrap token `token`.
 pub fn write_kubeconfigs(
     dir: &AssetDir,
     cluster: &specs::DesiredCluster,
+    token: &BootstrapToken,
 ) -> Result<(), AssetError> {
     let admin = admin_kubeconfig(dir, cluster)?;
     dir.write(ADMIN_KUBECONFIG, admin.as_bytes(), Sensitivity::Secret)?;
@@ -64,7 +68,7 @@ pub fn write_kubeconfigs(
         admin.as_bytes(),
         Sensitivity::Secret,
     )?;
-    let kubelet = kubelet_kubeconfig(dir, cluster)?;
+    let kubelet = bootstrap_kubeconfig(dir, cluster, token)?;
     dir.write(KUBELET_KUBECONFIG, kubelet.as_bytes(), Sensitivity::Secret)?;
     for (component, rel) in CONTROL_PLANE_KUBECONFIGS {
         let text = render(
@@ -75,8 +79,10 @@ pub fn write_kubeconfigs(
                 tls_server_name: None,
                 user: component,
                 context: component,
-                cert: &format!("tls/{component}.crt"),
-                key: &format!("tls/{component}.key"),
+                credential: Credential::Certificate {
+                    cert: &format!("tls/{component}.crt"),
+                    key: &format!("tls/{component}.key"),
+                },
             },
         )?;
         dir.write(rel, text.as_bytes(), Sensitivity::Secret)?;
@@ -84,10 +90,23 @@ pub fn write_kubeconfigs(
     Ok(())
 }
 
-/// The kubelets' kubeconfig text (it holds the kubelet's private key: a secret).
+/// The kubelets' bootstrap kubeconfig text, with the token `auth/bootstrap-token.json` holds
+/// ([`super::bootstrap_token::ensure_token`] writes it before the kubeconfigs).
 pub fn kubelet_kubeconfig(
     dir: &AssetDir,
     cluster: &specs::DesiredCluster,
+) -> Result<String, AssetError> {
+    let token = read_token(dir)?.ok_or_else(|| AssetError::Invalid {
+        path: dir.path(super::bootstrap_token::BOOTSTRAP_TOKEN),
+        reason: "is missing; the kubeconfigs step issues it".into(),
+    })?;
+    bootstrap_kubeconfig(dir, cluster, &token)
+}
+
+fn bootstrap_kubeconfig(
+    dir: &AssetDir,
+    cluster: &specs::DesiredCluster,
+    token: &BootstrapToken,
 ) -> Result<String, AssetError> {
     let (_, private) = apiserver_names(cluster);
     render(
@@ -96,10 +115,9 @@ pub fn kubelet_kubeconfig(
             cluster: cluster.settings.cluster_name.as_str(),
             server: &apiserver_url(&private),
             tls_server_name: None,
-            user: "kubelet",
-            context: "kubelet",
-            cert: "tls/kubelet.crt",
-            key: "tls/kubelet.key",
+            user: "kubelet-bootstrap",
+            context: "kubelet-bootstrap",
+            credential: Credential::Token(token.bearer()),
         },
     )
 }
@@ -116,8 +134,10 @@ fn admin_kubeconfig(dir: &AssetDir, cluster: &specs::DesiredCluster) -> Result<S
             tls_server_name: None,
             user: &format!("{name}-admin"),
             context: name,
-            cert: "tls/admin.crt",
-            key: "tls/admin.key",
+            credential: Credential::Certificate {
+                cert: "tls/admin.crt",
+                key: "tls/admin.key",
+            },
         },
     )
 }
@@ -144,8 +164,10 @@ pub fn admin_kubeconfig_at(
             tls_server_name: Some(&public),
             user: &format!("{name}-admin"),
             context: name,
-            cert: "tls/admin.crt",
-            key: "tls/admin.key",
+            credential: Credential::Certificate {
+                cert: "tls/admin.crt",
+                key: "tls/admin.key",
+            },
         },
     )
 }
@@ -158,15 +180,27 @@ struct Entry<'a> {
     tls_server_name: Option<&'a str>,
     user: &'a str,
     context: &'a str,
-    /// Certificate and key files of the user, relative to the asset directory.
-    cert: &'a str,
-    key: &'a str,
+    credential: Credential<'a>,
+}
+
+/// How a user authenticates.
+enum Credential<'a> {
+    /// Certificate and key files, relative to the asset directory.
+    Certificate { cert: &'a str, key: &'a str },
+    /// A bearer token (the bootstrap token).
+    Token(String),
 }
 
 fn render(dir: &AssetDir, e: &Entry<'_>) -> Result<String, AssetError> {
     let ca = base64_of(dir, "tls/ca.crt")?;
-    let cert = base64_of(dir, e.cert)?;
-    let key = base64_of(dir, e.key)?;
+    let credential = match &e.credential {
+        Credential::Certificate { cert, key } => format!(
+            "    client-certificate-data: {}\n    client-key-data: {}\n",
+            base64_of(dir, cert)?,
+            base64_of(dir, key)?
+        ),
+        Credential::Token(token) => format!("    token: {}\n", quote(token)),
+    };
     let (cluster, server, user, context) = (
         quote(e.cluster),
         quote(e.server),
@@ -188,9 +222,7 @@ clusters:
 users:
 - name: {user}
   user:
-    client-certificate-data: {cert}
-    client-key-data: {key}
-contexts:
+{credential}contexts:
 - name: {context}
   context:
     cluster: {cluster}
@@ -221,6 +253,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+    use crate::assets::bootstrap_token::ensure_token;
     use crate::assets::pki::{PkiInputs, ensure_pki};
 
     fn tutorial() -> specs::DesiredCluster {
@@ -256,8 +289,14 @@ mod tests {
         let cluster = tutorial();
         let now = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
         ensure_pki(&dir, &PkiInputs::from_desired(&cluster), now).unwrap();
-        write_kubeconfigs(&dir, &cluster).unwrap();
+        let token = ensure_token(&dir, now, true).unwrap();
+        write_kubeconfigs(&dir, &cluster, &token).unwrap();
         let text = kubelet_kubeconfig(&dir, &cluster).unwrap();
+        assert!(
+            text.contains(&format!("    token: \"{}\"\n", token.bearer())),
+            "the bootstrap token, no certificate"
+        );
+        assert!(!text.contains("client-key-data"));
         assert_eq!(
             dir.read_text(KUBELET_KUBECONFIG).unwrap().as_deref(),
             Some(text.as_str())
@@ -279,7 +318,8 @@ mod tests {
     fn without_the_pki_the_missing_file_is_named() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = AssetDir::create(tmp.path()).unwrap();
-        let err = write_kubeconfigs(&dir, &tutorial()).unwrap_err();
+        let token = ensure_token(&dir, UNIX_EPOCH, true).unwrap();
+        let err = write_kubeconfigs(&dir, &tutorial(), &token).unwrap_err();
         assert!(
             matches!(&err, AssetError::Invalid { path, .. } if path == &dir.path("tls/ca.crt")),
             "{err}"

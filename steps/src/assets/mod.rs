@@ -6,6 +6,7 @@
 //! permission rules: directories 0700, private keys and anything embedding one 0600, written
 //! atomically (temporary file, fsync, rename) so that a crash never leaves half a key behind.
 
+pub mod bootstrap_token;
 pub mod kubeconfig;
 pub mod manifests;
 pub mod pki;

@@ -1,5 +1,5 @@
 //! The cluster's PKI under `asset_dir/tls/`, laid out as Lokomotive's
-//! (`terraform-render-bootkube`): the Kubernetes CA and its apiserver, admin, kubelet,
+//! (`terraform-render-bootkube`): the Kubernetes CA and its apiserver, admin,
 //! kube-scheduler and kube-controller-manager certificates, the service-account key pair, the etcd CA and its client, server and peer
 //! certificates, and (with `enable_aggregation`) the front-proxy CA and its client certificate.
 //!
@@ -78,6 +78,23 @@ pub const STATE_FILE: &str = "tls/.pki-state.json";
 const RENDERING: u32 = 1;
 /// The port of the apiserver, in its URLs.
 const APISERVER_PORT: u16 = 6443;
+
+/// The cluster's id: the first 16 hex digits of the SHA-256 of its CA certificate (DER), the
+/// fingerprint the PKI step journals for `tls/ca.crt`. Made with the CA at the first run and
+/// never changed after (the CA is reused, never replaced), so it tells this cluster's devices
+/// from those of a copy of its spec built on another CA. `None` before the CA exists.
+pub fn cluster_id(dir: &AssetDir) -> Result<Option<String>, AssetError> {
+    let Some(bytes) = dir.read(KUBE_CA.cert)? else {
+        return Ok(None);
+    };
+    let facts = cert::parse_cert(&bytes).map_err(|reason| AssetError::Invalid {
+        path: dir.path(KUBE_CA.cert),
+        reason,
+    })?;
+    let mut id = cert::sha256_hex(&facts.der);
+    id.truncate(16);
+    Ok(Some(id))
+}
 
 /// How long before its expiry a certificate of `validity` is renewed:
 /// min([`RENEWAL_WINDOW_MAX`], validity / 3), so that short test validities do not renew on

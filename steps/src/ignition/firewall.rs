@@ -15,11 +15,67 @@ pub const RULES_V4: &str = "/var/lib/iptables/rules-save";
 /// Where Flatcar's `ip6tables-restore.service` reads the IPv6 rules.
 pub const RULES_V6: &str = "/var/lib/ip6tables/rules-save";
 
-/// The IPv4 rules of a node of `role`.
-pub fn rules_v4(cluster: &DesiredCluster, role: Role) -> String {
+/// One kind of traffic a node accepts: `protocol` to `ports` from `sources` (CIDRs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowance {
+    /// Why it is open (a comment in the rules).
+    pub why: &'static str,
+    /// `tcp` or `udp`.
+    pub protocol: &'static str,
+    pub ports: Vec<u16>,
+    pub sources: Vec<String>,
+}
+
+/// What a node of `role` accepts beyond loopback, replies and ICMP. The same list is Felix's
+/// failsafe on the controllers' host endpoints (`manifests/network.rs`), so Calico opens
+/// nothing these rules close.
+pub fn allowances(cluster: &DesiredCluster, role: Role) -> Vec<Allowance> {
     let s = &cluster.settings;
     let management: Vec<String> = s.management_cidrs.iter().map(|c| c.to_string()).collect();
-    let cluster_sources = [s.node_private_cidr.to_string(), s.pod_cidr.to_string()];
+    let cluster_sources = vec![s.node_private_cidr.to_string(), s.pod_cidr.to_string()];
+    let mut out = vec![
+        Allowance {
+            why: "SSH: management_cidrs only",
+            protocol: "tcp",
+            ports: vec![22],
+            sources: management.clone(),
+        },
+        Allowance {
+            why: "kubelet, kube-proxy health, BGP",
+            protocol: "tcp",
+            ports: vec![179, 10250, 10256],
+            sources: cluster_sources.clone(),
+        },
+    ];
+    if s.networking == Networking::Flannel {
+        out.push(Allowance {
+            why: "flannel VXLAN",
+            protocol: "udp",
+            ports: vec![4789],
+            sources: cluster_sources.clone(),
+        });
+    }
+    if role == Role::Controller {
+        let mut api_sources = management;
+        api_sources.extend(cluster_sources.iter().cloned());
+        out.push(Allowance {
+            why: "the API: management_cidrs and the cluster",
+            protocol: "tcp",
+            ports: vec![6443],
+            sources: api_sources,
+        });
+        out.push(Allowance {
+            why: "etcd clients, peers, metrics",
+            protocol: "tcp",
+            ports: vec![2379, 2380, 2381],
+            sources: cluster_sources,
+        });
+    }
+    out
+}
+
+/// The IPv4 rules of a node of `role`.
+pub fn rules_v4(cluster: &DesiredCluster, role: Role) -> String {
     let mut rules = String::from(
         "*filter\n\
          :INPUT DROP [0:0]\n\
@@ -29,40 +85,16 @@ pub fn rules_v4(cluster: &DesiredCluster, role: Role) -> String {
          -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
          -A INPUT -p icmp -j ACCEPT\n",
     );
-    let mut allow = |sources: &[String], proto: &str, ports: &str, why: &str| {
-        rules.push_str(&format!("# {why}\n"));
-        for source in sources {
+    for allowance in allowances(cluster, role) {
+        let ports: Vec<String> = allowance.ports.iter().map(u16::to_string).collect();
+        rules.push_str(&format!("# {}\n", allowance.why));
+        for source in &allowance.sources {
             rules.push_str(&format!(
-                "-A INPUT -p {proto} -s {source} -m multiport --dports {ports} -j ACCEPT\n"
+                "-A INPUT -p {} -s {source} -m multiport --dports {} -j ACCEPT\n",
+                allowance.protocol,
+                ports.join(",")
             ));
         }
-    };
-    allow(&management, "tcp", "22", "SSH: management_cidrs only");
-    // kubelet API, kube-proxy health, Calico BGP.
-    allow(
-        &cluster_sources,
-        "tcp",
-        "179,10250,10256",
-        "kubelet, kube-proxy health, BGP",
-    );
-    if s.networking == Networking::Flannel {
-        allow(&cluster_sources, "udp", "4789", "flannel VXLAN");
-    }
-    if role == Role::Controller {
-        let mut api_sources = management.clone();
-        api_sources.extend(cluster_sources.iter().cloned());
-        allow(
-            &api_sources,
-            "tcp",
-            "6443",
-            "the API: management_cidrs and the cluster",
-        );
-        allow(
-            &cluster_sources,
-            "tcp",
-            "2379,2380,2381",
-            "etcd clients, peers, metrics",
-        );
     }
     rules.push_str("COMMIT\n");
     rules

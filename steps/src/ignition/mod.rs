@@ -22,7 +22,7 @@
 //! differs from 2019's, `docs/assets.md` says what changed and why. The `etcd-member` and
 //! `kubelet` unit names are kept so that operators find them where they used to.
 
-mod firewall;
+pub(crate) mod firewall;
 mod hostkey;
 mod units;
 

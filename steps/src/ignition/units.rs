@@ -124,18 +124,20 @@ pub fn kubelet(cluster: &DesiredCluster, node: &DesiredNode) -> String {
          \x20 --anonymous-auth=false \\\n\
          \x20 --authentication-token-webhook \\\n\
          \x20 --authorization-mode=Webhook \\\n\
+         \x20 --bootstrap-kubeconfig=/etc/kubernetes/kubeconfig \\\n\
          \x20 --cgroup-driver=systemd \\\n\
          \x20 --client-ca-file=/etc/kubernetes/ca.crt \\\n\
          \x20 --cluster-dns={dns} \\\n\
          \x20 --cluster-domain={domain} \\\n\
          \x20 --container-runtime-endpoint={CONTAINERD_SOCKET} \\\n\
          \x20 --hostname-override={hostname} \\\n\
-         \x20 --kubeconfig=/etc/kubernetes/kubeconfig \\\n\
+         \x20 --kubeconfig=/var/lib/kubelet/kubeconfig \\\n\
          \x20 --node-ip=${{COREOS_PACKET_IPV4_PRIVATE_0}} \\\n\
          \x20 --node-labels={labels} \\\n\
          \x20 --pod-manifest-path=/etc/kubernetes/manifests \\\n\
          \x20 --read-only-port=0 \\\n\
          {taints}\
+         \x20 --rotate-certificates \\\n\
          \x20 --volume-plugin-dir=/var/lib/kubelet/volumeplugins\n\
          ExecStop=-/usr/bin/docker stop kubelet\n\
          Restart=always\n\
@@ -310,8 +312,12 @@ pub fn wait_for_dns(cluster: &DesiredCluster) -> String {
     )
 }
 
-/// `delete-node.service`: a worker deletes its own Node when it shuts down, as the kubelet
-/// (whose group may delete nodes: the `kubelet-delete` ClusterRole of the manifests).
+/// `delete-node.service`: a worker deletes its own Node when it shuts down, as its kubelet:
+/// with the kubeconfig TLS bootstrap wrote (`/var/lib/kubelet/kubeconfig`, naming the rotated
+/// certificate under `/var/lib/kubelet/pki`), so as `system:node:<hostname>`. RBAC's
+/// `kubelet-delete` ClusterRole lets group `system:nodes` delete nodes (the Node authorizer
+/// grants no delete), and NodeRestriction lets a node delete only its own Node
+/// (k8s.io/kubernetes v1.32 plugin/pkg/admission/noderestriction `admitNode`).
 pub fn delete_node(node: &DesiredNode) -> String {
     format!(
         "[Unit]\n\
@@ -323,9 +329,9 @@ pub fn delete_node(node: &DesiredNode) -> String {
          Type=oneshot\n\
          RemainAfterExit=true\n\
          ExecStart=/bin/true\n\
-         ExecStop=/usr/bin/docker run --rm --network host -v /etc/kubernetes:/etc/kubernetes:ro \\\n\
+         ExecStop=/usr/bin/docker run --rm --network host -v /var/lib/kubelet:/var/lib/kubelet:ro \\\n\
          \x20 --entrypoint /usr/local/bin/kubectl {KUBELET_IMAGE} \\\n\
-         \x20 --kubeconfig=/etc/kubernetes/kubeconfig delete node {hostname}\n\
+         \x20 --kubeconfig=/var/lib/kubelet/kubeconfig delete node {hostname}\n\
          [Install]\n\
          WantedBy=multi-user.target\n",
         hostname = node.hostname,

@@ -51,6 +51,10 @@ pub struct DeviceSpec {
     /// and is read only to be sent). Not a param: the run's asset directory gives it.
     #[serde(skip)]
     pub userdata_path: PathBuf,
+    /// The cluster's id ([`crate::assets::pki::cluster_id`]), tagged on every device the step
+    /// creates. Not a param: the run's asset directory gives it.
+    #[serde(skip)]
+    pub cluster_id: Option<String>,
 }
 
 /// What a device step reads from the spec, as its inputs digest hashes it: named fields in the
@@ -109,6 +113,15 @@ pub fn cluster_tag(cluster: &str) -> String {
 pub fn node_tag(hostname: &str) -> String {
     format!("loko:node={hostname}")
 }
+
+/// Tag of the cluster's identity ([`crate::assets::pki::cluster_id`]): tells the devices of
+/// this cluster from those of another built from a copy of its spec (same name, another CA).
+pub fn cluster_id_tag(id: &str) -> String {
+    format!("{CLUSTER_ID_TAG_PREFIX}{id}")
+}
+
+/// What a cluster id tag starts with.
+pub const CLUSTER_ID_TAG_PREFIX: &str = "loko:cluster-id=";
 
 /// Limits of waiting and replacing.
 #[derive(Clone, Debug)]
@@ -326,7 +339,10 @@ impl DeviceStep {
             // As the Lokomotive modules: PXE only on the first boot.
             always_pxe: false,
             billing_cycle: "hourly".to_owned(),
-            tags: vec![cluster_tag(&spec.cluster), node_tag(&spec.hostname)],
+            tags: [cluster_tag(&spec.cluster), node_tag(&spec.hostname)]
+                .into_iter()
+                .chain(spec.cluster_id.as_deref().map(cluster_id_tag))
+                .collect(),
             userdata,
             hardware_reservation_id: spec.reservation.clone(),
         };
@@ -647,6 +663,7 @@ mod tests {
             },
             reservation: Some("next-available".into()),
             userdata_path: PathBuf::from("/elsewhere/ignition.ign"),
+            cluster_id: Some("0123456789abcdef".into()),
         };
         let json = serde_json::to_string(&spec.inputs()).unwrap();
         assert_eq!(

@@ -11,8 +11,8 @@ pub use client::{
     Timeouts, Token,
 };
 pub use device_step::{
-    CREATE_INTENT, DeleteDeviceStep, DeviceOs, DeviceSettings, DeviceSpec, DeviceStep, Location,
-    cluster_tag, node_tag, step_error,
+    CLUSTER_ID_TAG_PREFIX, CREATE_INTENT, DeleteDeviceStep, DeviceOs, DeviceSettings, DeviceSpec,
+    DeviceStep, Location, cluster_id_tag, cluster_tag, node_tag, step_error,
 };
 pub use error::{PacketError, PacketErrorKind};
 pub use model::{CreateDevice, Device, DeviceState, HardwareReservation, IpAssignment, Reference};

@@ -4,7 +4,10 @@
 //! device digest would reconcile every device). So a digest may change only on purpose: when
 //! it does, this test fails, and `UPDATE_GOLDEN=1 cargo nextest run -p steps dag_digests`
 //! rewrites `golden/tutorial-dag-digests.json` for the commit that explains why. The PKI
-//! step is left out: its inputs hold the renewal window of the current time.
+//! step is left out: its inputs hold the renewal window of the current time. The DAG is that of
+//! a cluster whose devices all exist, built by a run at the epoch: while a node has none, the
+//! kubeconfigs step's inputs hold the bootstrap token's window of the current time (checked
+//! below), else that of the latest building run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,7 +20,24 @@ fn every_step_inputs_digest_of_the_tutorial_is_pinned() {
     let spec = root.join("../examples/tutorial.yaml");
     let text = std::fs::read_to_string(&spec).unwrap();
     let desired = specs::parse(&text, "tutorial.yaml").unwrap().desired();
-    let dag = apply_dag(&desired, &History::default(), &[]).unwrap();
+    let built = History {
+        recorded: desired
+            .nodes
+            .iter()
+            .map(|node| ids::device(&node.hostname))
+            .collect(),
+        last_built_at_ms: Some(0),
+        ..History::default()
+    };
+    let dag = apply_dag(&desired, &built, &[]).unwrap();
+    // With nodes to boot the kubeconfigs step differs (it may issue a new bootstrap token).
+    let first = apply_dag(&desired, &History::default(), &[]).unwrap();
+    let kubeconfigs = |dag: &engine::Dag| {
+        dag.declared()
+            .find(|step| *step.id() == ids::kubeconfigs())
+            .map(|step| step.inputs().to_hex())
+    };
+    assert_ne!(kubeconfigs(&dag), kubeconfigs(&first));
     let digests: BTreeMap<String, serde_json::Value> = dag
         .declared()
         .filter(|step| *step.id() != ids::pki())

@@ -1,6 +1,7 @@
 //! Every manifest is a Kubernetes object its API accepts: parsed into its `k8s-openapi` type,
 //! it serializes back to the same JSON (a field the type does not know is a typo, and the round
-//! trip drops it). Calico's custom resources must be of a kind a shipped CRD declares.
+//! trip drops it). Calico's custom resources must be of a kind a shipped CRD declares, and each
+//! CRD one the apiserver accepts.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt as _;
@@ -108,7 +109,12 @@ fn check_all(cluster: &DesiredCluster) -> Vec<Value> {
                     round_trip::<ClusterRoleBinding>(&name, &object)
                 }
                 ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
-                    round_trip::<CustomResourceDefinition>(&name, &object)
+                    round_trip::<CustomResourceDefinition>(&name, &object);
+                    // The apiserver validates a CRD beyond its type (approval of a protected
+                    // group, names, a structural schema): the simulator's judge says as it would.
+                    if let Some(refusal) = sim::apiserver::definition_refusal(&object) {
+                        panic!("{name}: the apiserver refuses it: {refusal}");
+                    }
                 }
                 ("rbac.authorization.k8s.io/v1", "Role") => round_trip::<Role>(&name, &object),
                 ("rbac.authorization.k8s.io/v1", "RoleBinding") => {

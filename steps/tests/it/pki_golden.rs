@@ -68,7 +68,17 @@ fn the_fixture_keys_render_the_golden_files() {
     let cluster = full_cluster();
     let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600); // 2026-01-01T00:00:00Z
     ensure_pki(&dir, &PkiInputs::from_desired(&cluster), now).unwrap_or_else(|e| panic!("{e}"));
-    kubeconfig::write_kubeconfigs(&dir, &cluster).unwrap_or_else(|e| panic!("{e}"));
+    // A fixed bootstrap token, so that the kubelets' kubeconfig renders the same bytes.
+    dir.write(
+        steps::assets::bootstrap_token::BOOTSTRAP_TOKEN,
+        br#"{"id": "abcdef", "secret": "0123456789abcdef", "expiration": "2026-01-02T00:00:00Z"}"#,
+        Sensitivity::Secret,
+    )
+    .expect("token");
+    let token = steps::assets::bootstrap_token::read_token(&dir)
+        .expect("read token")
+        .expect("a token");
+    kubeconfig::write_kubeconfigs(&dir, &cluster, &token).unwrap_or_else(|e| panic!("{e}"));
 
     let rendered = files(dir.root());
     let (new_keys, outputs): (BTreeMap<_, _>, BTreeMap<_, _>) = rendered

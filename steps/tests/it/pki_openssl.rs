@@ -45,7 +45,6 @@ fn every_chain_verifies_for_its_purposes_and_not_across_cas() {
     for (ca, leaf, server) in [
         ("tls/ca.crt", "tls/apiserver.crt", true),
         ("tls/ca.crt", "tls/admin.crt", false),
-        ("tls/ca.crt", "tls/kubelet.crt", true),
         ("tls/etcd-client-ca.crt", "tls/etcd-client.crt", true),
         ("tls/etcd/server-ca.crt", "tls/etcd/server.crt", true),
         ("tls/etcd/peer-ca.crt", "tls/etcd/peer.crt", true),
@@ -140,7 +139,6 @@ fn subjects_sans_usages_and_expiry() {
             &leaf_end,
         ),
         ("tls/admin.crt", "subject=O=system:masters,CN=kubernetes-admin", None, "TLS Web Client Authentication", &leaf_end),
-        ("tls/kubelet.crt", "subject=O=system:nodes,CN=kubelet", None, server_client, &leaf_end),
         (
             "tls/etcd-client.crt",
             "subject=O=etcd,CN=etcd-client",
@@ -210,7 +208,6 @@ fn keys_belong_to_their_certificates_and_are_ecdsa_p256() {
         "ca",
         "apiserver",
         "admin",
-        "kubelet",
         "etcd-ca",
         "etcd-client",
         "etcd/server",

@@ -350,3 +350,39 @@ fn every_cni_plugin_the_network_runs_is_installed_where_the_runtime_reads_it() {
         sources.join("; ")
     );
 }
+
+/// `sim/data/xtables-lock.json`: the programs that take iptables' lock from a host-network pod.
+const XTABLES_LOCK_JSON: &str = include_str!("../../../sim/data/xtables-lock.json");
+
+#[test]
+fn every_iptables_writer_shares_the_hosts_xtables_lock() {
+    let facts: Value = serde_json::from_str(XTABLES_LOCK_JSON).expect("xtables-lock.json");
+    let lock = facts["lock"].as_str().expect("lock");
+    let mut failures = Vec::new();
+    for example in EXAMPLES {
+        let rendered = render_example(example);
+        for (rel, object) in rendered.manifests() {
+            let spec = match object["kind"].as_str() {
+                Some("DaemonSet" | "Deployment") => &object["spec"]["template"]["spec"],
+                Some("Pod") => &object["spec"],
+                _ => continue,
+            };
+            for container in sim::judge::pod::containers(spec) {
+                let name = container["name"].as_str().unwrap_or_default();
+                let (parsed, _) = sim::judge::pod::judge_container(name, &container);
+                let Some(component) = parsed.map(|p| p.component) else {
+                    continue;
+                };
+                let Some(source) = facts["components"][&component].as_str() else {
+                    continue;
+                };
+                if sim::judge::pod::pod_host_path(spec, &container, lock).as_deref() != Some(lock) {
+                    failures.push(format!(
+                        "{example}: {rel}: container {name} runs {component}, which writes iptables rules, without the host's {lock} ({source})"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -406,7 +406,7 @@ fn parse_cidr(text: &str) -> Option<(u32, u32)> {
 }
 
 /// Whether every address of `inner` is in `outer`.
-fn cidr_contains(outer: &str, inner: &str) -> bool {
+pub(super) fn cidr_contains(outer: &str, inner: &str) -> bool {
     match (parse_cidr(outer), parse_cidr(inner)) {
         (Some((outer_net, outer_len)), Some((inner_net, inner_len))) => {
             let mask = if outer_len == 0 {
@@ -420,14 +420,16 @@ fn cidr_contains(outer: &str, inner: &str) -> bool {
     }
 }
 
-/// One `-A INPUT … -j ACCEPT` rule: its sources and TCP destination ports.
-struct AcceptRule {
-    text: String,
-    sources: Vec<String>,
-    ports: Vec<(u16, u16)>,
+/// One `-A INPUT … -j ACCEPT` rule: its protocol, sources and destination ports.
+pub(super) struct AcceptRule {
+    pub(super) text: String,
+    /// `-p`, when the rule names one.
+    pub(super) protocol: Option<String>,
+    pub(super) sources: Vec<String>,
+    pub(super) ports: Vec<(u16, u16)>,
 }
 
-fn accept_rules(rules: &str) -> Vec<AcceptRule> {
+pub(super) fn accept_rules(rules: &str) -> Vec<AcceptRule> {
     rules
         .lines()
         .filter(|line| line.starts_with("-A INPUT") && line.contains("-j ACCEPT"))
@@ -450,6 +452,7 @@ fn accept_rules(rules: &str) -> Vec<AcceptRule> {
                 .collect();
             AcceptRule {
                 text: line.to_owned(),
+                protocol: value(&["-p", "--protocol"]).into_iter().next(),
                 sources: value(&["-s", "--source"]),
                 ports,
             }

@@ -21,11 +21,15 @@
 //! [`Requirements`] says what each identity of a cluster must be allowed to do, from the real
 //! components' own roles (`sim/data/rbac/requirements.yaml`); nothing here knows loko.
 //!
+//! [`Authorizers`] adds the Node authorizer and the NodeRestriction admission plugin in front of
+//! RBAC (`node.rs`), for an apiserver whose flags enable them.
+//!
 //! `request.rs` holds the user, the request and the decision; `requirements.rs` the
 //! requirements; `documents.rs` the reading of RBAC objects (the embedded data, an asset
 //! directory's manifests).
 
 mod documents;
+mod node;
 mod request;
 mod requirements;
 #[cfg(test)]
@@ -37,6 +41,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 pub use documents::{data_objects, manifest_objects};
+pub use node::{Authorizers, NODES_GROUP, node_identity, node_restriction, node_user};
 pub use request::{Decision, Request, ResourceRequest, UserInfo};
 pub use requirements::{Identity, Requirements};
 
@@ -498,6 +503,31 @@ fn subject_from_value(
         }
         other => Err(invalid(format!("unknown subject kind {other:?}"))),
     }
+}
+
+/// The apiserver's 403 `Status` for a decision that is not [`Decision::Allowed`], or `None`.
+pub fn refusal_status(user: &UserInfo, request: &Request, decision: &Decision) -> Option<Value> {
+    match decision {
+        Decision::Allowed => None,
+        Decision::Denied { reason } => Some(forbidden_status(user, request, reason)),
+        Decision::Refused { reason } => {
+            // admission.NewForbidden: `<resource> "<name>" is forbidden: <reason>`.
+            let mut status = forbidden_status(user, request, "");
+            let prefix = status["message"]
+                .as_str()
+                .and_then(|m| m.split_once(" is forbidden: "))
+                .map(|(prefix, _)| prefix.to_owned())
+                .unwrap_or_default();
+            status["message"] = json!(format!("{prefix} is forbidden: {reason}"));
+            Some(status)
+        }
+    }
+}
+
+/// The message of [`refusal_status`], or `None` for an allowed request.
+pub fn refusal_message(user: &UserInfo, request: &Request, decision: &Decision) -> Option<String> {
+    refusal_status(user, request, decision)
+        .and_then(|status| status["message"].as_str().map(str::to_owned))
 }
 
 /// The apiserver's `Status` for a refused request: its message (`nodes is forbidden: User

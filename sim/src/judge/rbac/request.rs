@@ -188,6 +188,12 @@ pub enum Decision {
         /// The authorizer's reason.
         reason: String,
     },
+    /// An authorizer allows it and admission refuses it (NodeRestriction): `reason` is the
+    /// plugin's.
+    Refused {
+        /// The admission plugin's reason.
+        reason: String,
+    },
 }
 
 impl Decision {

@@ -32,10 +32,21 @@ use network::{calico, flannel};
 
 /// The Kubernetes release the control plane runs.
 pub const KUBERNETES_VERSION: &str = "v1.32.3";
+
+/// The version of what this module renders, part of the manifests step's inputs. The step's
+/// other inputs are the spec's settings, so without it a cluster built by an older loko would
+/// keep the files that loko rendered, and apply them again, after an upgrade that fixed them
+/// (2: the AdminNetworkPolicy CRD's approval annotation, which a real apiserver requires;
+/// CoreDNS's `dnsPolicy: Default`; calico-kube-controllers; Calico's policies under the names
+/// libcalico-go gives them and Felix's failsafe ports narrowed; TLS bootstrap's flags and RBAC).
+/// Raise it with every change that existing clusters must get: their next run renders the
+/// manifests again, copies the static control plane again and applies the manifests again.
+pub const RENDERING: u32 = 2;
 const COREDNS_IMAGE: &str = "registry.k8s.io/coredns/coredns:v1.11.4";
 /// Calico's own manifest (v3.29.2 `manifests/calico.yaml`) names these.
 const CALICO_IMAGE: &str = "docker.io/calico/node:v3.29.2";
 const CALICO_CNI_IMAGE: &str = "docker.io/calico/cni:v3.29.2";
+const CALICO_KUBE_CONTROLLERS_IMAGE: &str = "docker.io/calico/kube-controllers:v3.29.2";
 const FLANNEL_IMAGE: &str = "docker.io/flannel/flannel:v0.26.4";
 const FLANNEL_CNI_IMAGE: &str = "docker.io/flannel/flannel-cni-plugin:v1.6.2-flannel1";
 
@@ -130,9 +141,49 @@ fn prune(dir: &AssetDir, report: &ManifestReport) -> Result<(), AssetError> {
     Ok(())
 }
 
+/// A workload of `manifests/` that must run before the cluster is usable, named as `kubectl get
+/// pods -n kube-system` shows its pods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workload {
+    /// A DaemonSet of kube-system, whose pod must run on every node.
+    EveryNode {
+        /// The DaemonSet's name (its pods' owner).
+        name: &'static str,
+    },
+    /// A Deployment of kube-system, `replicas` of whose pods (labelled `k8s-app: <name>`) must
+    /// be ready.
+    Replicas {
+        /// The Deployment's name and its pods' `k8s-app` label.
+        name: &'static str,
+        /// How many.
+        replicas: u32,
+    },
+}
+
+/// What the readiness step waits for: the network's DaemonSet, kube-proxy and CoreDNS.
+pub fn workloads(cluster: &DesiredCluster) -> Vec<Workload> {
+    let network = match cluster.settings.networking {
+        Networking::Calico => "calico-node",
+        Networking::Flannel => "flannel",
+    };
+    vec![
+        Workload::EveryNode { name: network },
+        Workload::EveryNode { name: "kube-proxy" },
+        Workload::Replicas {
+            name: "coredns",
+            replicas: coredns_replicas(cluster),
+        },
+    ]
+}
+
+/// CoreDNS's replicas: one per controller, at least two (Typhoon's `max(2, controllers)`).
+fn coredns_replicas(cluster: &DesiredCluster) -> u32 {
+    cluster.settings.controller_count.max(2)
+}
+
 fn build(cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetError> {
     let s = &cluster.settings;
-    let replicas = s.controller_count.max(2);
+    let replicas = coredns_replicas(cluster);
     let mut out = static_pods(cluster);
     out.extend([
         manifest(
@@ -241,6 +292,13 @@ fn host_path(name: &str, path: &str) -> Value {
     json!({"name": name, "hostPath": {"path": path}})
 }
 
+/// The host's iptables lock (`/run/xtables.lock`, created empty if missing), for the volumes of
+/// a pod whose program writes iptables rules: mounted at the same path, it serializes them
+/// with the kubelet's, kube-proxy's and the network's writes.
+fn xtables_lock_volume() -> Value {
+    json!({"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}})
+}
+
 fn mount(name: &str, path: &str, read_only: bool) -> Value {
     json!({"name": name, "mountPath": path, "readOnly": read_only})
 }
@@ -268,6 +326,8 @@ fn static_pods(cluster: &DesiredCluster) -> Vec<Manifest> {
         "--authorization-mode=Node,RBAC".to_owned(),
         format!("--client-ca-file={}", pki("ca.crt")),
         "--enable-admission-plugins=NodeRestriction".to_owned(),
+        // Kubelets authenticate with the bootstrap token until they have a certificate.
+        "--enable-bootstrap-token-auth=true".to_owned(),
         format!("--etcd-cafile={}", pki("etcd-client-ca.crt")),
         format!("--etcd-certfile={}", pki("etcd-client.crt")),
         format!("--etcd-keyfile={}", pki("etcd-client.key")),
@@ -304,8 +364,14 @@ fn static_pods(cluster: &DesiredCluster) -> Vec<Manifest> {
     let controller_manager = vec![
         "--allocate-node-cidrs=true".to_owned(),
         format!("--cluster-cidr={}", s.pod_cidr),
+        // csrsigning issues the kubelets' certificates with the cluster CA; its default
+        // duration (a year) is kept: a kubelet renews at about 80 % of it, and one powered off
+        // longer than the duration cannot come back once its bootstrap token expired.
         format!("--cluster-signing-cert-file={}", pki("ca.crt")),
         format!("--cluster-signing-key-file={}", pki("ca.key")),
+        // csrapproving and csrsigning run by default; tokencleaner deletes expired bootstrap
+        // token Secrets, as Typhoon v1.32.3 runs it.
+        "--controllers=*,tokencleaner".to_owned(),
         format!("--kubeconfig={}", pki("kube-controller-manager.kubeconfig")),
         "--leader-elect=true".to_owned(),
         format!("--root-ca-file={}", pki("ca.crt")),

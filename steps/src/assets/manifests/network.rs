@@ -3,13 +3,15 @@
 use std::net::Ipv4Addr;
 
 use serde_json::{Value, json};
-use specs::DesiredCluster;
+use specs::{DesiredCluster, Role};
 
 use super::{
-    CALICO_CNI_IMAGE, CALICO_IMAGE, FLANNEL_CNI_IMAGE, FLANNEL_IMAGE, Manifest,
-    cluster_role_binding, daemon_set, host_path, manifest, metadata, mount, service_account,
+    CALICO_CNI_IMAGE, CALICO_IMAGE, CALICO_KUBE_CONTROLLERS_IMAGE, FLANNEL_CNI_IMAGE,
+    FLANNEL_IMAGE, Manifest, cluster_role_binding, daemon_set, host_path, labels, manifest,
+    metadata, mount, service_account, xtables_lock_volume,
 };
 use crate::assets::AssetError;
+use crate::ignition::firewall;
 
 /// Every CustomResourceDefinition of Calico v3.29 (`manifests/calico.yaml` of v3.29.2; the set
 /// is `shared/reference/upstream/calico-v3.29-crds.txt`): (group, version, kind, plural,
@@ -140,16 +142,31 @@ const CALICO_CRDS: [(&str, &str, &str, &str, bool); 20] = [
     ("crd.projectcalico.org", "v1", "Tier", "tiers", false),
 ];
 
-/// The ClusterRoles `calico-node` and `calico-cni-plugin` of Calico v3.29.2, verbatim from its
-/// `manifests/calico.yaml` (Apache-2.0): what the pinned version calls, no more, no less.
+/// The `api-approved.kubernetes.io` annotation of each Calico CRD whose group Kubernetes
+/// protects (`k8s.io`, `kubernetes.io` and their subdomains), as Calico v3.29.2's
+/// `manifests/calico.yaml` carries it: the apiserver refuses such a CRD without one (KEP-1111,
+/// apiextensions-apiserver `validateAPIApproval`).
+const CALICO_CRD_APPROVALS: [(&str, &str); 1] = [(
+    "adminnetworkpolicies.policy.networking.k8s.io",
+    "https://github.com/kubernetes-sigs/network-policy-api/pull/30",
+)];
+
+/// The ClusterRoles `calico-node`, `calico-cni-plugin` and `calico-kube-controllers` of Calico
+/// v3.29.2, verbatim from its `manifests/calico.yaml` (Apache-2.0): what the pinned version
+/// calls, no more, no less. Each is bound to the service account of its name.
 const CALICO_CLUSTER_ROLES: &str = include_str!("../../../data/calico-v3.29.2-cluster-roles.json");
 
 fn calico_crd(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> Value {
     let scope = if namespaced { "Namespaced" } else { "Cluster" };
+    let name = format!("{plural}.{group}");
+    let mut metadata = json!({"name": name});
+    if let Some((_, approval)) = CALICO_CRD_APPROVALS.iter().find(|(crd, _)| *crd == name) {
+        metadata["annotations"] = json!({"api-approved.kubernetes.io": approval});
+    }
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.{group}")},
+        "metadata": metadata,
         "spec": {
             "group": group,
             "scope": scope,
@@ -244,11 +261,21 @@ pub(super) fn calico(cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetErr
             "apiVersion": "crd.projectcalico.org/v1",
             "kind": "FelixConfiguration",
             "metadata": {"name": "default"},
-            "spec": {"usageReportingEnabled": s.enable_reporting, "logSeverityScreen": "Info"},
+            "spec": {
+                "usageReportingEnabled": s.enable_reporting,
+                "logSeverityScreen": "Info",
+                "failsafeInboundHostPorts": failsafe_inbound(cluster),
+            },
         }),
     ));
     // Host protection (kinvolk/lokomotive's calico-host-protection): SSH and the API only from
-    // the management CIDRs, cluster traffic only from the cluster's own CIDRs.
+    // the management CIDRs, cluster traffic only from the cluster's own CIDRs. Felix reads a
+    // stored policy's tier from its name (libcalico-go v3.29.2 `lib/names/policy.go`
+    // `TierFromPolicyName`); the policies are stored as libcalico-go's own client stores them
+    // (`BackendTieredPolicyName`: `default.<name>`, so calicoctl finds them by name), with the
+    // `types` its client would default (`clientv3/globalnetworkpolicy.go`
+    // `defaultPolicyTypesField`; Felix reads no types as ingress and egress). The `default`
+    // tier itself is created by calico-node at start (`clientv3/client.go` EnsureInitialized).
     for node in cluster.controllers() {
         out.push(manifest(
             &format!("manifests/calico/hostendpoint-{}.json", node.hostname),
@@ -274,10 +301,12 @@ pub(super) fn calico(cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetErr
         json!({
             "apiVersion": "crd.projectcalico.org/v1",
             "kind": "GlobalNetworkPolicy",
-            "metadata": {"name": "allow-management"},
+            "metadata": {"name": "default.allow-management"},
             "spec": {
+                "tier": "default",
                 "selector": "host-endpoint == 'ingress'",
                 "order": 10,
+                "types": ["Ingress"],
                 "ingress": [{"action": "Allow", "protocol": "TCP",
                              "source": {"nets": management},
                              "destination": {"ports": [22, 6443]}}],
@@ -289,10 +318,12 @@ pub(super) fn calico(cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetErr
         json!({
             "apiVersion": "crd.projectcalico.org/v1",
             "kind": "GlobalNetworkPolicy",
-            "metadata": {"name": "allow-cluster"},
+            "metadata": {"name": "default.allow-cluster"},
             "spec": {
+                "tier": "default",
                 "selector": "host-endpoint == 'ingress'",
                 "order": 20,
+                "types": ["Ingress", "Egress"],
                 "ingress": [{"action": "Allow", "source": {"nets": cluster_cidrs}}],
                 "egress": [{"action": "Allow"}],
             },
@@ -302,7 +333,101 @@ pub(super) fn calico(cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetErr
         "manifests/calico/node.json",
         calico_node(cluster, can_reach),
     ));
+    out.extend(kube_controllers());
     Ok(out)
+}
+
+/// calico-kube-controllers as Calico v3.29.2's `manifests/calico.yaml` deploys it, with only
+/// the node controller (its `ENABLED_CONTROLLERS=node` on the kubernetes datastore). Nothing
+/// else frees what a deleted node held in Calico's IPAM: its blocks' affinities, and the
+/// handles and addresses of its pods (kube-controllers `pkg/controllers/node/ipam.go`, run on
+/// every Node deletion and periodically). Workers delete their Node at every shutdown
+/// (`delete-node.service`), so without it each replaced worker leaks a block of the pool.
+fn kube_controllers() -> Vec<Manifest> {
+    const NAME: &str = "calico-kube-controllers";
+    let check_status = |flag: &str| json!({"exec": {"command": ["/usr/bin/check-status", flag]}});
+    let mut liveness = check_status("-l");
+    liveness["periodSeconds"] = json!(10);
+    liveness["initialDelaySeconds"] = json!(10);
+    liveness["failureThreshold"] = json!(6);
+    liveness["timeoutSeconds"] = json!(10);
+    let mut readiness = check_status("-r");
+    readiness["periodSeconds"] = json!(10);
+    vec![
+        manifest(
+            "manifests/calico/kube-controllers-sa.json",
+            service_account(NAME),
+        ),
+        // Upstream lets a cluster autoscaler evict its single replica.
+        manifest(
+            "manifests/calico/kube-controllers-pdb.json",
+            json!({
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": NAME, "namespace": "kube-system", "labels": labels(NAME)},
+                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels(NAME)}},
+            }),
+        ),
+        manifest(
+            "manifests/calico/kube-controllers.json",
+            json!({
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": NAME, "namespace": "kube-system", "labels": labels(NAME)},
+                "spec": {
+                    // Its controllers can only have a single active instance (upstream's words).
+                    "replicas": 1,
+                    "selector": {"matchLabels": labels(NAME)},
+                    "strategy": {"type": "Recreate"},
+                    "template": {
+                        "metadata": {"name": NAME, "namespace": "kube-system", "labels": labels(NAME)},
+                        "spec": {
+                            "nodeSelector": {"kubernetes.io/os": "linux"},
+                            "tolerations": [
+                                {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                                {"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"},
+                                {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+                            ],
+                            "serviceAccountName": NAME,
+                            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                            "priorityClassName": "system-cluster-critical",
+                            "containers": [{
+                                "name": NAME,
+                                "image": CALICO_KUBE_CONTROLLERS_IMAGE,
+                                "imagePullPolicy": "IfNotPresent",
+                                "env": [
+                                    {"name": "ENABLED_CONTROLLERS", "value": "node"},
+                                    {"name": "DATASTORE_TYPE", "value": "kubernetes"},
+                                ],
+                                "livenessProbe": liveness,
+                                "readinessProbe": readiness,
+                                "securityContext": {"runAsNonRoot": true},
+                            }],
+                        },
+                    },
+                },
+            }),
+        ),
+    ]
+}
+
+/// Felix's inbound failsafe ports (`failsafeInboundHostPorts`): what it accepts on a host
+/// endpoint before any policy, inserted at the top of INPUT (Felix v3.29.2
+/// `felix/rules/static.go` failsafeInChain, `config_params.go` ChainInsertMode). Its default
+/// (tcp 22, 179, 2379, 2380, 5473, 6443, 6666, 6667 and udp 68, from every address) would open
+/// SSH and etcd to the internet on every controller, past the firewall's narrower rules; here
+/// it is the controllers' firewall, port for port and source for source.
+fn failsafe_inbound(cluster: &DesiredCluster) -> Vec<Value> {
+    firewall::allowances(cluster, Role::Controller)
+        .iter()
+        .flat_map(|allowance| {
+            allowance.ports.iter().flat_map(move |port| {
+                allowance.sources.iter().map(move |net| {
+                    json!({"protocol": allowance.protocol.to_uppercase(), "port": port, "net": net})
+                })
+            })
+        })
+        .collect()
 }
 
 fn calico_node(cluster: &DesiredCluster, can_reach: Ipv4Addr) -> Value {
@@ -405,7 +530,7 @@ fn calico_node(cluster: &DesiredCluster, can_reach: Ipv4Addr) -> Value {
                 host_path("lib-modules", "/lib/modules"),
                 dir("var-run-calico", "/var/run/calico"),
                 dir("var-lib-calico", "/var/lib/calico"),
-                {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+                xtables_lock_volume(),
                 {"name": "bpffs", "hostPath": {"path": "/sys/fs/bpf", "type": "Directory"}},
                 dir("cni-bin-dir", "/opt/cni/bin"),
                 dir("cni-net-dir", "/etc/cni/net.d"),
@@ -510,6 +635,10 @@ pub(super) fn flannel(cluster: &DesiredCluster) -> Vec<Manifest> {
                         "volumeMounts": [
                             mount("flannel-config", "/etc/kube-flannel/", true),
                             mount("run-flannel", "/run/flannel", false),
+                            // flanneld's masquerade rules go through `iptables --wait`: the
+                            // host's lock keeps them from racing kube-proxy's and the
+                            // kubelet's writes (Typhoon v1.32.3's flannel DaemonSet).
+                            mount("xtables-lock", "/run/xtables.lock", false),
                         ],
                     }],
                     "volumes": [
@@ -517,6 +646,7 @@ pub(super) fn flannel(cluster: &DesiredCluster) -> Vec<Manifest> {
                         host_path("run-flannel", "/run/flannel"),
                         host_path("cni-bin-dir", "/opt/cni/bin"),
                         host_path("cni-net-dir", "/etc/cni/net.d"),
+                        xtables_lock_volume(),
                     ],
                 }),
             ),

@@ -4,21 +4,48 @@
 use serde_json::{Value, json};
 use specs::DesiredCluster;
 
-use super::{Manifest, binding, daemon_set, host_path, image, manifest, metadata, mount};
+use super::{
+    Manifest, binding, daemon_set, host_path, image, manifest, metadata, mount, xtables_lock_volume,
+};
 use crate::assets::pki::{apiserver_names, apiserver_url};
 
-/// The group of the kubelets' shared client certificate (`tls/kubelet.crt`, O=system:nodes).
-const KUBELETS_GROUP: &str = "system:nodes";
+/// The group of every kubelet's certificate (`system:node:<name>`, O=system:nodes).
+const NODES_GROUP: &str = "system:nodes";
+/// The group every bootstrap token authenticates in.
+const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
 
 /// The node-level manifests, in the order they are applied.
 pub(super) fn manifests(cluster: &DesiredCluster) -> Vec<Manifest> {
     vec![
-        // The kubelets authenticate with one certificate of CN `kubelet`, so the Node
-        // authorizer (which knows only `system:node:<name>`) does not apply: RBAC grants
-        // them what a kubelet does, as the modules' `kubelet-nodes-cluster-role-binding`.
+        // TLS bootstrap, as Typhoon v1.32.3's terraform-render-bootstrap
+        // `resources/manifests/bootstrap-*-cluster-role-binding.yaml`: a bootstrapping kubelet
+        // may create its CSR, which the controller-manager approves (nodeclient), and a
+        // kubelet renews its own certificate (selfnodeclient). A kubelet is then
+        // `system:node:<name>`, served by the Node authorizer: no binding of the group to
+        // `system:node` (it would let every node read every Secret).
         manifest(
-            "manifests/kubelet-nodes-rbac.json",
-            group_binding("system-nodes", "system:node", KUBELETS_GROUP),
+            "manifests/kubelet-bootstrap-rbac.json",
+            group_binding(
+                "bootstrap-node",
+                "system:node-bootstrapper",
+                BOOTSTRAPPERS_GROUP,
+            ),
+        ),
+        manifest(
+            "manifests/kubelet-bootstrap-approve-new-rbac.json",
+            group_binding(
+                "bootstrap-approve-new",
+                "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+                BOOTSTRAPPERS_GROUP,
+            ),
+        ),
+        manifest(
+            "manifests/kubelet-bootstrap-approve-renew-rbac.json",
+            group_binding(
+                "bootstrap-approve-renew",
+                "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+                NODES_GROUP,
+            ),
         ),
         // A worker deletes its own Node when it shuts down (`delete-node.service`).
         manifest(
@@ -30,7 +57,7 @@ pub(super) fn manifests(cluster: &DesiredCluster) -> Vec<Manifest> {
         ),
         manifest(
             "manifests/kubelet-delete-rbac.json",
-            group_binding("kubelet-delete", "kubelet-delete", KUBELETS_GROUP),
+            group_binding("kubelet-delete", "kubelet-delete", NODES_GROUP),
         ),
         manifest(
             "manifests/kubeconfig-in-cluster.json",
@@ -115,7 +142,7 @@ pub(super) fn kube_proxy(pod_cidr: &str) -> Value {
             "volumes": [
                 {"name": "kubeconfig", "configMap": {"name": "kubeconfig-in-cluster"}},
                 host_path("lib-modules", "/lib/modules"),
-                {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+                xtables_lock_volume(),
             ],
         }),
     )

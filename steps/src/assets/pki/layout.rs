@@ -109,16 +109,8 @@ pub(super) fn leaves(inputs: &PkiInputs) -> Vec<LeafDef> {
             ips: vec![],
             usage: Usage::Client,
         },
-        LeafDef {
-            cert: "tls/kubelet.crt",
-            key: "tls/kubelet.key",
-            ca: CaKind::Kube,
-            cn: "kubelet",
-            org: Some("system:nodes"),
-            dns_names: vec![],
-            ips: vec![],
-            usage: Usage::ServerAndClient,
-        },
+        // No kubelet certificate: each kubelet gets its own (`system:node:<name>`) by TLS
+        // bootstrap (`assets::bootstrap_token`), signed by the controller-manager with this CA.
         // The static control plane's scheduler and controller-manager act as the users
         // Kubernetes' bootstrap policy binds to their roles (`system:kube-scheduler`,
         // `system:volume-scheduler`, `system:kube-controller-manager` and the

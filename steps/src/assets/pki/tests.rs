@@ -79,7 +79,6 @@ fn lays_out_lokomotives_files_with_secret_modes() {
         "ca",
         "apiserver",
         "admin",
-        "kubelet",
         "kube-scheduler",
         "kube-controller-manager",
         "etcd-ca",
@@ -164,7 +163,7 @@ fn adding_a_controller_reissues_the_leaves_that_name_it_with_their_keys() {
         "tls/apiserver.key",
         "tls/etcd/server.key",
         "tls/admin.crt",
-        "tls/kubelet.crt",
+        "tls/kube-scheduler.crt",
         "tls/service-account.key",
     ] {
         assert_eq!(before[same], after[same], "{same} changed");
@@ -238,17 +237,17 @@ fn a_validity_change_reissues_every_leaf_and_no_ca() {
     inputs.validity_hours = 24 * 90;
     let report = ensure_pki(&dir, &inputs, now()).unwrap();
     assert!(matches!(
-        status(&report, "tls/kubelet.crt"),
+        status(&report, "tls/admin.crt"),
         FileStatus::Reissued { .. }
     ));
     assert_eq!(status(&report, "tls/etcd-ca.crt"), &FileStatus::Kept);
-    let kubelet = report
+    let admin = report
         .files
         .iter()
-        .find(|f| f.path == "tls/kubelet.crt")
+        .find(|f| f.path == "tls/admin.crt")
         .unwrap();
     assert_eq!(
-        kubelet.not_after.as_deref(),
+        admin.not_after.as_deref(),
         Some(UnixTime::new(now() + 90 * DAY).unwrap().rfc3339().as_str())
     );
 }
@@ -341,8 +340,8 @@ fn a_leaf_without_a_record_or_with_a_foreign_certificate_is_reissued() {
         matches!(status(&report, "tls/admin.crt"), FileStatus::Reissued { reason } if reason.contains("no record")),
         "{report:#?}"
     );
-    let kubelet = dir.read("tls/kubelet.crt").unwrap().unwrap();
-    dir.write("tls/admin.crt", &kubelet, Sensitivity::Public)
+    let scheduler = dir.read("tls/kube-scheduler.crt").unwrap().unwrap();
+    dir.write("tls/admin.crt", &scheduler, Sensitivity::Public)
         .unwrap();
     let report = ensure_pki(&dir, &tutorial(), now()).unwrap();
     assert!(
@@ -378,4 +377,27 @@ fn inputs_of_the_tutorial() {
     assert_eq!(inputs.apiserver_service_ip, Ipv4Addr::new(10, 3, 0, 1));
     assert_eq!(renewal_window(hours(8760)), RENEWAL_WINDOW_MAX);
     assert_eq!(renewal_window(hours(24)), hours(8));
+}
+
+#[test]
+fn the_cluster_id_is_the_journaled_ca_fingerprint_and_another_ca_has_another() {
+    let (_tmp, dir) = new_dir();
+    assert_eq!(cluster_id(&dir).unwrap(), None, "no CA yet");
+    let report = ensure_pki(&dir, &tutorial(), now()).unwrap();
+    let ca = report
+        .files
+        .iter()
+        .find(|f| f.path == "tls/ca.crt")
+        .unwrap();
+    let id = cluster_id(&dir).unwrap().unwrap();
+    assert_eq!(id, ca.sha256[..16]);
+    ensure_pki(&dir, &tutorial(), now()).unwrap();
+    assert_eq!(
+        cluster_id(&dir).unwrap().as_deref(),
+        Some(id.as_str()),
+        "kept"
+    );
+    let (_other_tmp, other) = new_dir();
+    ensure_pki(&other, &tutorial(), now()).unwrap();
+    assert_ne!(cluster_id(&other).unwrap(), Some(id), "a copy's own CA");
 }

@@ -1,0 +1,131 @@
+//! A run that starts from the world: steps whose recorded results the world contradicts run
+//! again (and what reads them), and steps that check the world now run in every run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use engine::{CancellationToken, Drift, Engine, Outcome, RunRequest, StepContext};
+use journal::{Digest, Event, Journal, Outputs, RunKind, StepId};
+
+use crate::toys::{dag, toy};
+
+fn id(s: &str) -> StepId {
+    StepId::new(s).unwrap()
+}
+
+fn request() -> RunRequest {
+    RunRequest {
+        kind: RunKind::Apply,
+        spec_digest: Digest::of(b"spec"),
+        spec: serde_json::json!({}),
+    }
+}
+
+/// `device` (a new id at every call), `dns` reading it, `other` independent, and `ready`
+/// after both, checking now when `ready_checks_now`. Returns the DAG and the calls per step.
+fn cluster(ready_checks_now: bool) -> ((engine::Dag, engine::Actions), Arc<[AtomicUsize; 4]>) {
+    let calls: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
+    let counted = |i: usize| {
+        let calls = Arc::clone(&calls);
+        move |_ctx: StepContext| {
+            let n = calls[i].fetch_add(1, Ordering::SeqCst);
+            async move { Ok(Outputs::new().with("id", format!("d-{n}"))?) }
+        }
+    };
+    let ready = toy(id("ready"), Digest::of(b"ready"), counted(3)).after([id("dns"), id("other")]);
+    let ready = if ready_checks_now {
+        ready.checks_now()
+    } else {
+        ready
+    };
+    let plan = dag(vec![
+        toy(id("device"), Digest::of(b"device"), counted(0)),
+        toy(id("dns"), Digest::of(b"dns"), counted(1)).after([id("device")]),
+        toy(id("other"), Digest::of(b"other"), counted(2)),
+        ready,
+    ])
+    .unwrap();
+    (plan, calls)
+}
+
+fn counts(calls: &[AtomicUsize; 4]) -> [usize; 4] {
+    std::array::from_fn(|i| calls[i].load(Ordering::SeqCst))
+}
+
+#[tokio::test]
+async fn a_contradicted_result_runs_again_with_what_reads_it_and_the_drift_is_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Journal::open(dir.path()).unwrap());
+    let ((plan, actions), calls) = cluster(false);
+    let run = |engine: Engine| {
+        let (plan, actions) = (&plan, &actions);
+        async move {
+            engine
+                .run(plan, actions, request(), CancellationToken::new())
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        run(Engine::new(Arc::clone(&journal))).await.outcome,
+        Outcome::Succeeded
+    );
+    assert_eq!(
+        run(Engine::new(Arc::clone(&journal))).await.outcome,
+        Outcome::UpToDate
+    );
+
+    // The device is gone: it runs again, and so does what read its outputs; `other` is reused.
+    let drift = Drift {
+        steps: vec![id("device"), id("never-recorded")],
+        found: vec!["the device is gone".into()],
+    };
+    let report = run(Engine::new(Arc::clone(&journal)).drift(drift)).await;
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(report.executed, vec![id("device"), id("dns"), id("ready")]);
+    assert_eq!(counts(&calls), [2, 2, 1, 2]);
+    let run_id = report.run.unwrap();
+    let drifted: Vec<Event> = journal
+        .records(run_id)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r.event)
+        .filter(|e| matches!(e, Event::DriftDetected { .. }))
+        .collect();
+    assert_eq!(
+        drifted,
+        vec![Event::DriftDetected {
+            steps: vec![id("device")],
+            found: vec!["the device is gone".into()],
+        }],
+        "only a recorded result is forgotten, once"
+    );
+
+    // Drift of nothing the ledger holds changes nothing.
+    let drift = Drift {
+        steps: vec![id("never-recorded")],
+        found: vec!["x".into()],
+    };
+    assert_eq!(
+        run(Engine::new(Arc::clone(&journal)).drift(drift))
+            .await
+            .outcome,
+        Outcome::UpToDate
+    );
+}
+
+#[tokio::test]
+async fn a_step_that_checks_now_runs_in_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Journal::open(dir.path()).unwrap());
+    let ((plan, actions), calls) = cluster(true);
+    for expected in [Outcome::Succeeded, Outcome::UpToDate] {
+        let report = Engine::new(Arc::clone(&journal))
+            .run(&plan, &actions, request(), CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(report.outcome, expected);
+    }
+    // The second run reused everything but the check.
+    assert_eq!(counts(&calls), [1, 1, 1, 2]);
+}

@@ -1,0 +1,387 @@
+//! What a drain does through the API, as `kubectl drain` and Cluster API's machine controller
+//! do it: cordon a node (`PATCH /api/v1/nodes/{name}` of `spec.unschedulable`), evict its pods
+//! (`POST .../pods/{name}/eviction`, policy/v1, judged against the PodDisruptionBudgets stored
+//! as `pkg/registry/core/pod/storage/eviction.go` of Kubernetes v1.32 judges them), and delete
+//! the Node (`DELETE /api/v1/nodes/{name}`). Each change, with who made it, goes into the
+//! simulator's [`ApiEvents`] log, beside the Packet device deletions, so a test reads their
+//! order.
+//!
+//! Pods are derived, not stored (`pods`), so an eviction is kept as the fact that the owner's
+//! pod left that node: the owner's pods are placed again on the other schedulable nodes (a
+//! Deployment's ReplicaSet makes a new pod; a cordoned node takes none). A DaemonSet's pod
+//! comes back, as its controller recreates it (it tolerates `unschedulable`). The changes
+//! belong to one registration of a node: a kubelet that registers again (its device rebooted
+//! or was made again) is a new Node, neither cordoned nor deleted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{ApiState, Caller, Kubelet, json_response, objects, ready_kubelets};
+
+/// One change the simulator saw, in the order it saw them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiEvent {
+    /// When it happened (wall clock).
+    pub at: DateTime<Utc>,
+    /// The API verb: `patch`, `create` (an eviction), `delete`.
+    pub verb: String,
+    /// What it changed: `nodes/<n>`, `pods/<ns>/<name>/eviction`, `packet/devices/<hostname>`.
+    pub object: String,
+    /// Who: the client certificate's user, or `packet` for a device deletion.
+    pub user: String,
+    /// What the change was, when the verb does not say (`spec.unschedulable=true`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// The ordered log of cordons, evictions, Node deletions and device deletions of a simulator.
+#[derive(Clone, Debug, Default)]
+pub struct ApiEvents {
+    events: Arc<Mutex<Vec<ApiEvent>>>,
+}
+
+impl ApiEvents {
+    /// Appends a change made now.
+    pub fn record(&self, verb: &str, object: String, user: &str, detail: String) {
+        let event = ApiEvent {
+            at: Utc::now(),
+            verb: verb.to_owned(),
+            object,
+            user: user.to_owned(),
+            detail,
+        };
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event);
+    }
+
+    /// Every change so far, oldest first.
+    pub fn snapshot(&self) -> Vec<ApiEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What drains changed of a cluster's nodes, each for the registration (the kubelet's
+/// `registered_at`) it was made to.
+#[derive(Debug, Default)]
+pub struct NodeChanges {
+    cordoned: BTreeMap<String, DateTime<Utc>>,
+    deleted: BTreeMap<String, DateTime<Utc>>,
+    /// `(namespace, owner, node)`: the owner's pod was evicted from the node.
+    evicted: BTreeSet<(String, String, String)>,
+}
+
+impl NodeChanges {
+    /// Whether `kubelet`'s Node is cordoned.
+    pub(super) fn cordoned(&self, kubelet: &Kubelet) -> bool {
+        self.cordoned.get(&kubelet.node_name) == Some(&kubelet.registered_at)
+    }
+
+    /// Whether `kubelet`'s Node was deleted (and the kubelet has not registered since).
+    pub(super) fn deleted(&self, kubelet: &Kubelet) -> bool {
+        self.deleted.get(&kubelet.node_name) == Some(&kubelet.registered_at)
+    }
+
+    /// Whether the pods of `owner` are kept off `kubelet`'s node: one of them was evicted from
+    /// it, or one was evicted anywhere and the node is cordoned (the replacement is a new pod,
+    /// which a cordoned node does not take).
+    pub(super) fn keeps_off(&self, namespace: &str, owner: &str, kubelet: &Kubelet) -> bool {
+        let mut evicted = self
+            .evicted
+            .iter()
+            .filter(|(ns, name, _)| ns == namespace && name == owner);
+        let mut any = false;
+        let here = evicted.any(|(_, _, node)| {
+            any = true;
+            *node == kubelet.node_name
+        });
+        here || (any && self.cordoned(kubelet))
+    }
+}
+
+/// `PATCH /api/v1/nodes/{name}`: a merge or strategic-merge patch of `spec.unschedulable`
+/// (what `kubectl cordon` and `uncordon` send); other fields are not kept.
+pub(super) async fn patch_node(
+    State(state): State<Arc<ApiState>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    UrlPath(name): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let Some(kubelet) = registered(&state, &name) else {
+        return node_not_found(&name);
+    };
+    let patch: Value = match serde_json::from_slice(&body) {
+        Ok(patch) => patch,
+        Err(error) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                objects::status(400, "BadRequest", &format!("invalid patch: {error}")),
+            );
+        }
+    };
+    let unschedulable = match &patch["spec"]["unschedulable"] {
+        Value::Bool(on) => Some(*on),
+        // A merge patch's null removes the field: schedulable.
+        Value::Null if patch["spec"].get("unschedulable").is_some() => Some(false),
+        _ => None,
+    };
+    if let Some(on) = unschedulable {
+        let mut changes = state.store.node_changes();
+        if on {
+            changes.cordoned.insert(name.clone(), kubelet.registered_at);
+        } else {
+            changes.cordoned.remove(&name);
+        }
+        drop(changes);
+        state.store.events().record(
+            "patch",
+            format!("nodes/{name}"),
+            &user_of(&caller),
+            format!("spec.unschedulable={on}"),
+        );
+    }
+    json_response(StatusCode::OK, node_object(&state, &kubelet))
+}
+
+/// `DELETE /api/v1/nodes/{name}`: the Node is gone until its kubelet registers again.
+pub(super) async fn delete_node(
+    State(state): State<Arc<ApiState>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    let Some(kubelet) = registered(&state, &name) else {
+        return node_not_found(&name);
+    };
+    let node = node_object(&state, &kubelet);
+    state
+        .store
+        .node_changes()
+        .deleted
+        .insert(name.clone(), kubelet.registered_at);
+    state.store.events().record(
+        "delete",
+        format!("nodes/{name}"),
+        &user_of(&caller),
+        String::new(),
+    );
+    json_response(StatusCode::OK, node)
+}
+
+/// `GET /api/v1/namespaces/{ns}/pods/{name}`: what a drain polls until an evicted pod is gone.
+pub(super) async fn get_pod(
+    State(state): State<Arc<ApiState>>,
+    UrlPath((namespace, name)): UrlPath<(String, String)>,
+) -> Response {
+    match find_pod(super::current_pods(&state), &namespace, &name) {
+        Some(pod) => json_response(StatusCode::OK, pod),
+        None => json_response(
+            StatusCode::NOT_FOUND,
+            objects::status_not_found("pods", &name),
+        ),
+    }
+}
+
+fn find_pod(pods: Vec<Value>, namespace: &str, name: &str) -> Option<Value> {
+    pods.into_iter()
+        .find(|p| p["metadata"]["namespace"] == namespace && p["metadata"]["name"] == name)
+}
+
+/// `POST /api/v1/namespaces/{ns}/pods/{name}/eviction`: the pod goes unless the one
+/// PodDisruptionBudget selecting it allows no disruption now (429).
+pub(super) async fn evict_pod(
+    State(state): State<Arc<ApiState>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    UrlPath((namespace, name)): UrlPath<(String, String)>,
+) -> Response {
+    let pods = super::current_pods(&state);
+    let Some(pod) = find_pod(pods.clone(), &namespace, &name) else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            objects::status_not_found("pods", &name),
+        );
+    };
+    let pod = &pod;
+    let derived = state.store.derived();
+    let budgets: Vec<&Value> = derived
+        .objects
+        .iter()
+        .map(|(_, object)| object)
+        .filter(|object| object["kind"] == "PodDisruptionBudget")
+        .filter(|budget| {
+            budget["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                == namespace
+        })
+        .filter(|budget| selects(budget, pod))
+        .collect();
+    if budgets.len() > 1 {
+        // eviction.go: "This pod has more than one PodDisruptionBudget, which the eviction
+        // subresource does not support."
+        return json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            objects::status(
+                500,
+                "InternalError",
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            ),
+        );
+    }
+    if let Some(budget) = budgets.first()
+        && let Some(refusal) = refusal(budget, pod, &pods, &namespace)
+    {
+        return json_response(StatusCode::TOO_MANY_REQUESTS, refusal);
+    }
+    let node = pod["spec"]["nodeName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let owner = pod["metadata"]["ownerReferences"][0]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    state
+        .store
+        .node_changes()
+        .evicted
+        .insert((namespace.clone(), owner, node));
+    state.store.events().record(
+        "create",
+        format!("pods/{namespace}/{name}/eviction"),
+        &user_of(&caller),
+        String::new(),
+    );
+    json_response(
+        StatusCode::CREATED,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    )
+}
+
+/// Why `budget` forbids evicting `pod` now, as the apiserver's 429 `Status`, or `None`.
+///
+/// The disruption controller's arithmetic (`pkg/controller/disruption`): the expected pods are
+/// those the budget selects; `desiredHealthy` is `minAvailable` (a percentage of the expected,
+/// rounded up) or the expected less `maxUnavailable`; `disruptionsAllowed` the healthy (Ready)
+/// less the desired. A pod that is not Ready may go while the budget is met
+/// (`IfHealthyBudget`, the default unhealthy-pod policy).
+fn refusal(budget: &Value, pod: &Value, pods: &[Value], namespace: &str) -> Option<Value> {
+    let selected: Vec<&Value> = pods
+        .iter()
+        .filter(|p| p["metadata"]["namespace"] == namespace && p["spec"]["nodeName"].is_string())
+        .filter(|p| selects(budget, p))
+        .collect();
+    let expected = selected.len() as i64;
+    let healthy = selected.iter().filter(|p| ready(p)).count() as i64;
+    let scaled = |value: &Value| match value {
+        Value::Number(n) => n.as_i64().unwrap_or_default(),
+        Value::String(percent) => {
+            let percent: i64 = percent.trim_end_matches('%').parse().unwrap_or_default();
+            (expected * percent + 99) / 100
+        }
+        _ => 0,
+    };
+    let spec = &budget["spec"];
+    let desired = if spec.get("minAvailable").is_some() {
+        scaled(&spec["minAvailable"])
+    } else if spec.get("maxUnavailable").is_some() {
+        (expected - scaled(&spec["maxUnavailable"])).max(0)
+    } else {
+        0
+    };
+    let always_allow = spec["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
+    if !ready(pod) && (always_allow || (healthy >= desired && desired > 0)) {
+        return None;
+    }
+    if healthy - desired > 0 {
+        return None;
+    }
+    let name = budget["metadata"]["name"].as_str().unwrap_or_default();
+    let mut status = objects::status(
+        429,
+        "TooManyRequests",
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+    );
+    status["details"] = json!({
+        "causes": [{
+            "reason": "DisruptionBudget",
+            "message": format!(
+                "The disruption budget {name} needs {desired} healthy pods and has {healthy} currently"
+            ),
+        }],
+    });
+    Some(status)
+}
+
+/// Whether a budget's selector (`matchLabels` and `matchExpressions`) selects the pod.
+fn selects(budget: &Value, pod: &Value) -> bool {
+    let selector = &budget["spec"]["selector"];
+    let labels = &pod["metadata"]["labels"];
+    let by_labels = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(key, value)| labels[key] == *value);
+    let by_expressions = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|expression| {
+            let key = expression["key"].as_str().unwrap_or_default();
+            let values = expression["values"].as_array().cloned().unwrap_or_default();
+            match expression["operator"].as_str().unwrap_or_default() {
+                "In" => values.contains(&labels[key]),
+                "NotIn" => !values.contains(&labels[key]),
+                "Exists" => labels.get(key).is_some(),
+                "DoesNotExist" => labels.get(key).is_none(),
+                _ => false,
+            }
+        });
+    by_labels && by_expressions
+}
+
+fn ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// The kubelet of the Node `name`, if it is registered.
+fn registered(state: &ApiState, name: &str) -> Option<Kubelet> {
+    ready_kubelets(state)
+        .into_iter()
+        .find(|k| k.node_name == name)
+}
+
+fn node_not_found(name: &str) -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        objects::status_not_found("nodes", name),
+    )
+}
+
+fn user_of(caller: &Caller) -> String {
+    caller
+        .0
+        .as_ref()
+        .map_or_else(|_| String::new(), |user| user.name.clone())
+}
+
+fn node_object(state: &ApiState, kubelet: &Kubelet) -> Value {
+    let network_problem = state.store.derived().network_problem.clone();
+    let changes = state.store.node_changes();
+    super::node_with_changes(kubelet, network_problem.as_deref(), &changes)
+}

@@ -1,0 +1,140 @@
+//! `loko plan`: what `loko run` would do to the cluster's resources, from the desired cluster
+//! and what the journal knows (refreshed with what exists: [`crate::refresh`]).
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use specs::DesiredCluster;
+
+use crate::cluster::{History, ids};
+
+/// What `loko run` would do to the cluster's resources, counted as Terraform counts them (a
+/// replacement is one add and one destroy).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Changes {
+    /// Nodes whose device does not exist yet.
+    pub create: Vec<String>,
+    /// Nodes whose device an earlier run set out to create without recording the result (it
+    /// was interrupted): the run looks the device up by tag and adopts it, or creates it if
+    /// the create never arrived.
+    pub adopt: Vec<String>,
+    /// Nodes whose recorded device is gone from the cloud (deleted behind loko's back, or by
+    /// an interrupted destroy), with the run that recorded it: created again.
+    pub recreate: Vec<(String, journal::RunId)>,
+    /// Nodes whose device is deleted and created again (their pool's type changed).
+    pub replace: Vec<String>,
+    /// Nodes whose device is deleted (their pool shrank).
+    pub delete: Vec<String>,
+    /// Workers drained before their device is deleted (the replaced and the deleted): cordoned,
+    /// their pods evicted, their Node deleted ([`crate::drain`]).
+    pub drain: Vec<String>,
+    /// `--skip-drain`: their devices are deleted without draining (set by the run).
+    pub drain_skipped: bool,
+    /// DNS records written for the first time.
+    pub records: Vec<String>,
+}
+
+impl Changes {
+    /// The devices the run creates: new nodes', replacements' and those gone from the cloud.
+    pub fn devices_to_create(&self) -> usize {
+        self.create.len() + self.replace.len() + self.recreate.len()
+    }
+
+    /// `(add, change, destroy)`.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.devices_to_create() + self.records.len(),
+            0,
+            self.replace.len() + self.delete.len(),
+        )
+    }
+}
+
+impl std::fmt::Display for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for name in &self.adopt {
+            writeln!(
+                f,
+                "  ~ adopt {name} (its create was sent by an interrupted run; created if it never arrived)"
+            )?;
+        }
+        for (name, run) in &self.recreate {
+            writeln!(f, "  + create {name} (gone since run {run})")?;
+        }
+        for (sign, what, names) in [
+            ("+", "create", &self.create),
+            ("-/+", "replace", &self.replace),
+            ("-", "delete", &self.delete),
+            ("+", "record", &self.records),
+        ] {
+            for name in names {
+                writeln!(f, "  {sign} {what} {name}")?;
+            }
+        }
+        for name in &self.drain {
+            match self.drain_skipped {
+                false => writeln!(
+                    f,
+                    "  ~ drain {name} first (cordon, evict its pods as their disruption budgets allow, delete its Node)"
+                )?,
+                true => writeln!(f, "  ! {name} is not drained (--skip-drain)")?,
+            }
+        }
+        let (add, change, destroy) = self.counts();
+        write!(
+            f,
+            "Plan: {add} to add, {change} to change, {destroy} to destroy"
+        )?;
+        match self.adopt.len() {
+            0 => write!(f, ".")?,
+            n => write!(f, ", {n} to adopt.")?,
+        }
+        write!(f, "\nDevices to create: {}.", self.devices_to_create())
+    }
+}
+
+/// The changes from what the journal knows to `desired`; refused changes are errors naming
+/// the spec fields.
+pub fn changes(
+    desired: &DesiredCluster,
+    history: &History,
+) -> Result<Changes, specs::RefusedChanges> {
+    let retyped: BTreeSet<String> = match &history.previous {
+        Some(previous) => specs::classify(previous, desired)?
+            .pools_retyped
+            .into_iter()
+            .flat_map(|r| r.nodes_deleted)
+            .collect(),
+        None => BTreeSet::new(),
+    };
+    let wanted: BTreeSet<&str> = desired.nodes.iter().map(|n| n.hostname.as_str()).collect();
+    let mut changes = Changes::default();
+    for node in &desired.nodes {
+        if retyped.contains(&node.hostname) {
+            changes.replace.push(node.hostname.clone());
+        } else if let Some(run) = history.gone.get(&node.hostname) {
+            changes.recreate.push((node.hostname.clone(), *run));
+        } else if history.intended.contains_key(&node.hostname) {
+            changes.adopt.push(node.hostname.clone());
+        } else if !history.recorded.contains(&ids::device(&node.hostname)) {
+            changes.create.push(node.hostname.clone());
+        }
+    }
+    changes.delete = history
+        .known_nodes
+        .iter()
+        .filter(|host| !wanted.contains(host.as_str()))
+        .filter(|host| !history.recorded.contains(&ids::delete_device(host)))
+        .cloned()
+        .collect();
+    changes.drain = changes
+        .replace
+        .iter()
+        .chain(&changes.delete)
+        .cloned()
+        .collect();
+    if !history.recorded.contains(&ids::dns()) {
+        changes.records = desired.dns_records.iter().map(|r| r.name.clone()).collect();
+    }
+    Ok(changes)
+}
