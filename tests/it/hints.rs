@@ -89,8 +89,9 @@ fn the_run_table_numbers_attempts_as_the_progress_lines_do() {
 fn destroy_lists_no_device_loko_deleted_itself() {
     let (_dir, spec) = loko_tests::example_copy("tutorial.yaml");
     let spec = spec.to_str().unwrap();
+    // A scale-down deletes a device: it needs a yes off a terminal.
     let run = |what: &str| {
-        let out = loko(&["run", spec, "--sim", "--time-scale", "0.02"]);
+        let out = loko(&["run", spec, "--sim", "--time-scale", "0.02", "--yes"]);
         assert!(out.status.success(), "{what}: {}", text(&out.stderr));
     };
     run("the tutorial");
