@@ -115,6 +115,20 @@ impl World {
         }
     }
 
+    /// The world most binary tests need: the simulator at time scale 0.002 with embedded SSH
+    /// nodes and its own Route53.
+    pub async fn quick(loko: &str) -> World {
+        World::start(
+            loko,
+            WorldConfig {
+                time_scale: 0.002,
+                moto: false,
+                openssh: false,
+            },
+        )
+        .await
+    }
+
     /// Writes `cluster.yaml`: cluster `supernova`, one controller, the given worker pools
     /// (YAML list items, see [`pool`]).
     pub fn spec(&self, pools: &str) -> PathBuf {

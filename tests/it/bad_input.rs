@@ -5,20 +5,12 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use loko_tests::world::{World, WorldConfig, assert_no_secret, pool, stderr, stdout};
+use loko_tests::world::{World, assert_no_secret, pool, stderr, stdout};
 
 const LOKO: &str = env!("CARGO_BIN_EXE_loko");
 
 async fn world() -> World {
-    World::start(
-        LOKO,
-        WorldConfig {
-            time_scale: 0.002,
-            moto: false,
-            openssh: false,
-        },
-    )
-    .await
+    World::quick(LOKO).await
 }
 
 /// Calls that change the cloud: creating, updating or deleting devices, writing DNS.

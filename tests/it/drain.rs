@@ -7,20 +7,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use loko_tests::world::{World, WorldConfig, pool, stderr, stdout};
+use loko_tests::world::{World, pool, stderr, stdout};
 
 const LOKO: &str = env!("CARGO_BIN_EXE_loko");
 
 async fn world() -> World {
-    World::start(
-        LOKO,
-        WorldConfig {
-            time_scale: 0.002,
-            moto: false,
-            openssh: false,
-        },
-    )
-    .await
+    World::quick(LOKO).await
 }
 
 /// A Deployment of three pods (one per worker: it does not tolerate the controller's taint)

@@ -5,21 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use loko_tests::world::{World, WorldConfig, pool, stderr, stdout};
+use loko_tests::world::{World, pool, stderr, stdout};
 use steps::packet::{PacketClient, Timeouts, Token};
 
 const LOKO: &str = env!("CARGO_BIN_EXE_loko");
 
 async fn world() -> World {
-    World::start(
-        LOKO,
-        WorldConfig {
-            time_scale: 0.002,
-            moto: false,
-            openssh: false,
-        },
-    )
-    .await
+    World::quick(LOKO).await
 }
 
 /// The hostnames of the world's spec with one pool of two workers.
