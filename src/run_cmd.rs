@@ -15,7 +15,7 @@ use steps::refresh::{Contradictions, Recorded};
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs};
 use crate::failure::{EXIT_FAILED, EXIT_USAGE, UserError};
 use crate::journal_location::open_journal;
-use crate::output::{errln, out, outln};
+use crate::output::{errln, out, outln, short_id, table};
 use crate::progress::Printer;
 use crate::sim_session::SimSession;
 use crate::target::{changes, history, read_history, target};
@@ -328,33 +328,36 @@ fn print_contradictions(found: &Contradictions) {
 /// The nodes as the journal recorded them: what a user looks for after a run.
 fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
     let ledger = journal.with_state(|state| state.ledger.clone());
+    let rows: Vec<Vec<String>> = desired
+        .nodes
+        .iter()
+        .map(|node| {
+            let outputs = ledger.get(&cluster::ids::device(&node.hostname));
+            let field = |key: &str| {
+                outputs
+                    .and_then(|r| r.outputs.get::<String>(key).ok())
+                    .unwrap_or_else(|| "-".into())
+            };
+            let role = match node.role {
+                specs::Role::Controller => "controller",
+                specs::Role::Worker => "worker",
+            };
+            vec![
+                node.hostname.clone(),
+                role.to_owned(),
+                short_id(&field("device_id")),
+                field("public_ipv4"),
+                field("private_ipv4"),
+            ]
+        })
+        .collect();
     outln!(
-        "\n{:<34} {:<10} {:<37} {:<15} PRIVATE IPV4",
-        "NODE",
-        "ROLE",
-        "DEVICE",
-        "PUBLIC IPV4"
+        "\n{}",
+        table(
+            &["NODE", "ROLE", "DEVICE", "PUBLIC IPV4", "PRIVATE IPV4"],
+            &rows
+        )
     );
-    for node in &desired.nodes {
-        let outputs = ledger.get(&cluster::ids::device(&node.hostname));
-        let field = |key: &str| {
-            outputs
-                .and_then(|r| r.outputs.get::<String>(key).ok())
-                .unwrap_or_else(|| "-".into())
-        };
-        let role = match node.role {
-            specs::Role::Controller => "controller",
-            specs::Role::Worker => "worker",
-        };
-        outln!(
-            "{:<34} {:<10} {:<37} {:<15} {}",
-            node.hostname,
-            role,
-            field("device_id"),
-            field("public_ipv4"),
-            field("private_ipv4")
-        );
-    }
 }
 
 pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {

@@ -10,7 +10,7 @@ use steps::packet::{Device, PacketClient, cluster_tag};
 
 use crate::cli::{Global, StatusArgs};
 use crate::failure::EXIT_DIFFERS;
-use crate::output::outln;
+use crate::output::{outln, short_id, table};
 use crate::sim_session::SimView;
 use crate::target::target;
 use crate::wiring::connect;
@@ -106,31 +106,38 @@ pub(crate) async fn read_records(
 /// The tables of `loko status`.
 fn print_status(drift: &Drift) {
     let text = |v: Option<&String>| v.map_or("-", String::as_str).to_owned();
+    let nodes: Vec<Vec<String>> = drift
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.node.clone(),
+                n.device.as_deref().map_or_else(|| "-".to_owned(), short_id),
+                n.state.to_string(),
+                text(n.public_ipv4.as_ref()),
+                text(n.private_ipv4.as_ref()),
+            ]
+        })
+        .collect();
     outln!(
-        "{:<41} {:<37} {:<13} {:<16} PRIVATE IPV4",
-        "NODE",
-        "DEVICE",
-        "STATE",
-        "PUBLIC IPV4"
+        "{}",
+        table(
+            &["NODE", "DEVICE", "STATE", "PUBLIC IPV4", "PRIVATE IPV4"],
+            &nodes
+        )
     );
-    for n in &drift.nodes {
-        outln!(
-            "{:<41} {:<37} {:<13} {:<16} {}",
-            n.node,
-            text(n.device.as_ref()),
-            n.state,
-            text(n.public_ipv4.as_ref()),
-            text(n.private_ipv4.as_ref())
-        );
-    }
-    outln!("\n{:<51} VALUES", "RECORD");
-    for r in &drift.records {
-        let values = match &r.values {
-            Some(values) => values.join(", "),
-            None => "missing".to_owned(),
-        };
-        outln!("{:<51} {values}", r.name);
-    }
+    let records: Vec<Vec<String>> = drift
+        .records
+        .iter()
+        .map(|r| {
+            let values = match &r.values {
+                Some(values) => values.join(", "),
+                None => "missing".to_owned(),
+            };
+            vec![r.name.clone(), values]
+        })
+        .collect();
+    outln!("\n{}", table(&["RECORD", "VALUES"], &records));
     if drift.matches() {
         outln!("\nThe cluster matches the spec.");
     } else {

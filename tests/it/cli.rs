@@ -368,6 +368,14 @@ fn the_demo_runs_end_to_end_and_every_command_works_on_it() {
         "{stdout}"
     );
     assert!(!stdout.contains("does not answer"), "{stdout}");
+    // The nodes' table fits 80 columns: devices by their short id.
+    let table: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("NODE "))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(table.len(), 4, "{stdout}");
+    assert!(table.iter().all(|l| l.chars().count() <= 80), "{stdout}");
     let kubeconfig = dir.path().join("assets/supernova/auth/kubeconfig");
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(

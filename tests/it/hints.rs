@@ -117,10 +117,19 @@ fn a_restarted_simulator_keeps_its_endpoints_and_token() {
     use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("sim.json");
+    // A loopback address of this test's own, port left to the system: between the two starts,
+    // no other test's listener can take the port the state file keeps.
+    let listen = own_loopback();
     let start = || {
         let mut sim = loko_tests::Killed(
             Command::new(env!("CARGO_BIN_EXE_loko"))
-                .args(["sim", "--state", state.to_str().unwrap()])
+                .args([
+                    "sim",
+                    "--state",
+                    state.to_str().unwrap(),
+                    "--listen",
+                    &listen,
+                ])
                 .env_remove("RUST_LOG")
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::null())
@@ -154,4 +163,14 @@ fn a_restarted_simulator_keeps_its_endpoints_and_token() {
     let first = start();
     assert_eq!(first.len(), 3, "{first:?}");
     assert_eq!(start(), first);
+}
+
+/// `127.a.b.c:0`, an address of the loopback network that differs between test processes.
+fn own_loopback() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let x = nanos ^ std::process::id().rotate_left(13);
+    let octet = |shift: u32| 2 + (x >> shift) % 250;
+    format!("127.{}.{}.{}:0", octet(16), octet(8), octet(0))
 }
