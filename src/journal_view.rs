@@ -36,7 +36,9 @@ pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode
     };
     let location = crate::journal_location::location(global, &state_dir)?;
     let journal = match &location {
-        Location::Etcd(config) if args.follow => return follow_etcd(config, args.json).await,
+        Location::Etcd(config) if args.follow => {
+            return follow_etcd(config, args.json, args.since.map(RunId)).await;
+        }
         Location::Dir(dir) if args.follow => {
             return follow(dir, args.json, args.since.map(RunId)).await;
         }
@@ -507,17 +509,39 @@ fn print_followed(run: RunId, seq: journal::Seq, record: &journal::Record, as_js
     }
 }
 
-/// `--follow` on an etcd journal: every record, then each as it is written (an etcd watch).
-/// Runs until interrupted: with a shared journal, the next run may come from anywhere.
+/// `--follow` on an etcd journal: the run in progress (its lock is held) from its start, or,
+/// when none is, the next run; `since` adds every run from that one on. Then each record as it
+/// is written (an etcd watch), until interrupted: with a shared journal, the next run may come
+/// from anywhere.
 async fn follow_etcd(
     config: &journal::store::EtcdConfig,
     as_json: bool,
+    since: Option<RunId>,
 ) -> anyhow::Result<ExitCode> {
+    let held = journal::store::EtcdStore::holder(config)
+        .map_err(|e| anyhow::anyhow!("journal {}: {e}", config.url()))?
+        .is_some();
+    let last = Journal::open_read_only(&Location::Etcd(config.clone()))?
+        .state()
+        .last_run()
+        .map(|run| run.id);
+    let from = match (since, last) {
+        (Some(since), _) => since,
+        (None, Some(last)) if held => last,
+        (None, last) => {
+            errln!(
+                "no run in progress on this cluster; waiting for the next one (Ctrl-C to stop; --since RUN shows earlier runs)"
+            );
+            RunId(last.map_or(1, |run| run.0 + 1))
+        }
+    };
     errln!("following {} (Ctrl-C to stop)", config.url());
     let mut bad = None;
     journal::follow_etcd(config, |run, seq, record| match record {
         Ok(record) => {
-            print_followed(run, seq, &record, as_json);
+            if run >= from {
+                print_followed(run, seq, &record, as_json);
+            }
             true
         }
         Err(e) => {

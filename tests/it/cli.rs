@@ -1429,7 +1429,7 @@ fn follow_watches_an_etcd_journal_written_elsewhere() {
     use std::io::BufRead as _;
     let etcd = loko_tests::Etcd::start(1);
     let journal = HeldEtcdJournal::begin(&etcd, "followed");
-    let url = &journal.url;
+    let url = &journal.url.clone();
     let dir = tempfile::tempdir().unwrap();
     let mut follower = Command::new(env!("CARGO_BIN_EXE_loko"))
         .args(["journal", "--state-dir", dir.path().to_str().unwrap()])
@@ -1467,4 +1467,29 @@ fn follow_watches_an_etcd_journal_written_elsewhere() {
     }
     let _ = follower.kill();
     let _ = follower.wait();
+    // Once no run is in progress, a follower waits for the next run, saying so; with
+    // `--since 1` it shows run 1 first.
+    drop(journal);
+    for (since, shows_run_1) in [(None, false), (Some("1"), true)] {
+        let mut follow = Command::new(env!("CARGO_BIN_EXE_loko"));
+        follow
+            .args(["journal", "--state-dir", dir.path().to_str().unwrap()])
+            .args(["--journal", url, "--follow", "--json"]);
+        if let Some(since) = since {
+            follow.args(["--since", since]);
+        }
+        let mut child = follow
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        let (shown, said) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(!shown.is_empty(), shows_run_1, "{since:?}: {shown}{said}");
+        if since.is_none() {
+            assert!(said.contains("no run in progress"), "{said}");
+        }
+    }
 }
