@@ -111,14 +111,14 @@ async fn every_other_object_is_applied_and_every_refused_one_is_named() {
     ] {
         assert!(message.contains(expected), "{expected}\nnot in\n{message}");
     }
-    // Everything else is in: the kubelets' binding, kube-proxy, Calico, CoreDNS.
+    // Everything else is in: the kubelets' bootstrap binding, kube-proxy, Calico, CoreDNS.
     let stored: Vec<&Applied> = objects
         .iter()
         .filter(|o| store.get(&o.path).is_some())
         .collect();
     assert_eq!(stored.len(), objects.len() - 2);
     for name in [
-        "ClusterRoleBinding system-nodes",
+        "ClusterRoleBinding bootstrap-node",
         "DaemonSet kube-system/kube-proxy",
         "DaemonSet kube-system/calico-node",
         "Deployment kube-system/coredns",
