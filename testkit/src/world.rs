@@ -129,6 +129,15 @@ impl World {
         .await
     }
 
+    /// The active device of `hostname` in the simulator, if there is one.
+    pub fn active_device(&self, hostname: &str) -> Option<sim::DeviceRecord> {
+        self.sim
+            .state()
+            .devices
+            .into_iter()
+            .find(|d| d.hostname == hostname && d.state == "active")
+    }
+
     /// Writes `cluster.yaml`: cluster `supernova`, one controller, the given worker pools
     /// (YAML list items, see [`pool`]).
     pub fn spec(&self, pools: &str) -> PathBuf {

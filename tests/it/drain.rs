@@ -46,11 +46,7 @@ fn web(budget: &str) -> [serde_json::Value; 2] {
 /// through the first controller's apiserver.
 fn apply(w: &World, objects: &[serde_json::Value]) {
     let controller = w
-        .sim
-        .state()
-        .devices
-        .into_iter()
-        .find(|d| d.hostname == "supernova-controller-0" && d.state == "active")
+        .active_device("supernova-controller-0")
         .map(|d| d.public_ipv4)
         .expect("the controller runs");
     let tls = w.root.join("assets/tls");

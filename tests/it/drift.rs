@@ -128,13 +128,7 @@ async fn an_emptied_cloud_is_built_again() {
     w.assert_cluster(&hosts(), &all);
     assert_eq!(w.static_control_planes(), 1);
     // The DNS record names the new controller's address.
-    let controller = w
-        .sim
-        .state()
-        .devices
-        .into_iter()
-        .find(|d| d.hostname == "supernova-controller-0" && d.state == "active")
-        .unwrap();
+    let controller = w.active_device("supernova-controller-0").unwrap();
     let records = w.records();
     assert!(
         records

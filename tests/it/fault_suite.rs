@@ -6,7 +6,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use loko_tests::world::{World, WorldConfig, assert_no_secret, pool, stderr, stdout};
+use loko_tests::world::{World, assert_no_secret, pool, stderr, stdout};
 use sim::{DeviceFate, DeviceFaults, FaultPlan, OperationFaults};
 
 const LOKO: &str = env!("CARGO_BIN_EXE_loko");
@@ -20,15 +20,7 @@ fn hosts() -> Vec<String> {
 
 /// A cluster of one controller and six workers, run once under `plan`.
 async fn run_under(plan: FaultPlan) -> (World, String, Output) {
-    let w = World::start(
-        LOKO,
-        WorldConfig {
-            time_scale: 0.002,
-            moto: false,
-            openssh: false,
-        },
-    )
-    .await;
+    let w = World::quick(LOKO).await;
     w.sim.set_faults(plan).expect("a valid fault plan");
     let spec = w.spec(&pool("helium", WORKERS, "t1.small.x86"));
     let spec = spec.to_str().unwrap().to_owned();

@@ -5,7 +5,7 @@ use std::io::Read as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use loko_tests::world::{World, WorldConfig, pool};
+use loko_tests::world::{World, pool};
 use loko_tests::{Killed, free_port};
 
 const LOKO: &str = env!("CARGO_BIN_EXE_loko");
@@ -15,15 +15,7 @@ const LOKO: &str = env!("CARGO_BIN_EXE_loko");
 /// retry interval, where it used to retry for 30 minutes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_ssh_port_on_every_node_stops_the_run_with_the_fix() {
-    let mut w = World::start(
-        LOKO,
-        WorldConfig {
-            time_scale: 0.002,
-            moto: false,
-            openssh: false,
-        },
-    )
-    .await;
+    let mut w = World::quick(LOKO).await;
     let port = free_port();
     w.set_ssh_port(port);
     let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
@@ -67,15 +59,7 @@ async fn a_refused_ssh_port_on_every_node_stops_the_run_with_the_fix() {
 /// this token".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_packet_api_url_without_its_prefix_is_named_as_such() {
-    let w = World::start(
-        LOKO,
-        WorldConfig {
-            time_scale: 0.002,
-            moto: false,
-            openssh: false,
-        },
-    )
-    .await;
+    let w = World::quick(LOKO).await;
     let spec = w.spec(&pool("helium", 1, "t1.small.x86"));
     let url = w.sim.packet_url();
     let bare = url.trim_end_matches('/').trim_end_matches("/metal/v1");
