@@ -17,4 +17,7 @@ mod pki_openssl;
 mod pki_support;
 mod poller;
 mod raid_script;
+mod redfish_protocol;
+mod redfish_schema;
+mod redfish_sushy;
 mod ssh_openssh;
