@@ -34,6 +34,7 @@ mod http;
 pub mod ignition;
 pub mod packet;
 pub mod preflight;
+pub mod provider;
 pub mod readiness;
 pub mod redfish;
 pub mod refresh;

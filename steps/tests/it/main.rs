@@ -16,6 +16,7 @@ mod pki_golden;
 mod pki_openssl;
 mod pki_support;
 mod poller;
+mod provider_rack;
 mod raid_script;
 mod redfish_protocol;
 mod redfish_schema;
