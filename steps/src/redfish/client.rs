@@ -152,12 +152,12 @@ impl RedfishClient {
             return Ok(Vec::new());
         };
         let list: Collection = self
-            .get_json(&link.odata_id, "list the NICs", &system.odata_id)
+            .get_json(&link.odata_id, "list the NICs", &system.resource.odata_id)
             .await?;
         let mut macs = Vec::new();
         for member in &list.members {
             let nic: EthernetInterface = self
-                .get_json(&member.odata_id, "read a NIC", &system.odata_id)
+                .get_json(&member.odata_id, "read a NIC", &system.resource.odata_id)
                 .await?;
             for mac in [nic.mac, nic.permanent_mac].into_iter().flatten() {
                 let mac = mac.to_ascii_lowercase().replace('-', ":");
@@ -202,7 +202,7 @@ impl RedfishClient {
         polling: &Polling,
     ) -> Result<ComputerSystem, RedfishError> {
         const OPERATION: &str = "set the next boot to PXE once";
-        let path = &system.odata_id;
+        let path = &system.resource.odata_id;
         if let Some(allowed) = system
             .boot
             .as_ref()
@@ -255,7 +255,7 @@ impl RedfishClient {
         reset: Reset,
         polling: &Polling,
     ) -> Result<&'static str, RedfishError> {
-        let path = &system.odata_id;
+        let path = &system.resource.odata_id;
         let action = system.actions.as_ref().and_then(|a| a.reset.as_ref());
         let Some(action) = action else {
             return Err(self.fail(

@@ -16,5 +16,5 @@ pub use credentials::{BmcCredentials, CredentialsError, FILE_ENV, PASSWORD_ENV, 
 pub use error::{RedfishError, RedfishErrorKind};
 pub use model::{
     Boot, Collection, ComputerSystem, EthernetInterface, Link, PowerState, Reset, ResetAction,
-    RootLinks, ServiceRoot, SystemActions, Task,
+    Resource, RootLinks, ServiceRoot, SystemActions, Task,
 };

@@ -12,11 +12,10 @@ pub struct Link {
     pub odata_id: String,
 }
 
-/// The service root (`/redfish/v1/`). The schema requires `Links` (and `Links.Sessions`) too,
-/// but sushy-tools' emulator omits them, so they are optional here: without them loko uses
-/// basic authentication.
+/// What every schema loko reads requires of its resource: `@odata.id`, `@odata.type`, `Id`
+/// and `Name`.
 #[derive(Clone, Debug, Deserialize)]
-pub struct ServiceRoot {
+pub struct Resource {
     #[serde(rename = "@odata.id")]
     pub odata_id: String,
     #[serde(rename = "@odata.type")]
@@ -25,6 +24,15 @@ pub struct ServiceRoot {
     pub id: String,
     #[serde(rename = "Name")]
     pub name: String,
+}
+
+/// The service root (`/redfish/v1/`). The schema requires `Links` (and `Links.Sessions`) too,
+/// but sushy-tools' emulator omits them, so they are optional here: without them loko uses
+/// basic authentication.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServiceRoot {
+    #[serde(flatten)]
+    pub resource: Resource,
     #[serde(rename = "RedfishVersion", default)]
     pub redfish_version: Option<String>,
     #[serde(rename = "Links", default)]
@@ -80,16 +88,10 @@ impl std::fmt::Display for PowerState {
 /// and `Name`; everything loko acts on is optional in the schema and read as such.
 #[derive(Clone, Debug, Deserialize)]
 pub struct ComputerSystem {
-    #[serde(rename = "@odata.id")]
-    pub odata_id: String,
-    #[serde(rename = "@odata.type")]
-    pub odata_type: String,
+    #[serde(flatten)]
+    pub resource: Resource,
     #[serde(rename = "@odata.etag", default)]
     pub odata_etag: Option<String>,
-    #[serde(rename = "Id")]
-    pub id: String,
-    #[serde(rename = "Name")]
-    pub name: String,
     #[serde(rename = "PowerState", default)]
     pub power_state: Option<PowerState>,
     #[serde(rename = "Boot", default)]
@@ -137,14 +139,8 @@ pub struct Collection {
 /// optional in the schema.
 #[derive(Clone, Debug, Deserialize)]
 pub struct EthernetInterface {
-    #[serde(rename = "@odata.id")]
-    pub odata_id: String,
-    #[serde(rename = "@odata.type")]
-    pub odata_type: String,
-    #[serde(rename = "Id")]
-    pub id: String,
-    #[serde(rename = "Name")]
-    pub name: String,
+    #[serde(flatten)]
+    pub resource: Resource,
     #[serde(rename = "MACAddress", default)]
     pub mac: Option<String>,
     #[serde(rename = "PermanentMACAddress", default)]
@@ -154,14 +150,8 @@ pub struct EthernetInterface {
 /// A Task (Task.v1_7_0), as a task monitor answers once the work is done.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Task {
-    #[serde(rename = "@odata.id")]
-    pub odata_id: String,
-    #[serde(rename = "@odata.type")]
-    pub odata_type: String,
-    #[serde(rename = "Id")]
-    pub id: String,
-    #[serde(rename = "Name")]
-    pub name: String,
+    #[serde(flatten)]
+    pub resource: Resource,
     #[serde(rename = "TaskState", default)]
     pub task_state: Option<String>,
 }

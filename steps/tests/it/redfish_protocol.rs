@@ -54,6 +54,19 @@ impl Script {
         self
     }
 
+    /// A service without sessions: its root, and the systems it lists to prove basic auth.
+    fn basic() -> Script {
+        let script = Script::default();
+        script
+            .on("GET", "/redfish/v1/", vec![(200, vec![], root(false))])
+            .on(
+                "GET",
+                "/redfish/v1/Systems",
+                vec![(200, vec![], json!({"Members": []}))],
+            );
+        script
+    }
+
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
@@ -262,14 +275,8 @@ async fn a_refused_session_is_named_and_permanent() {
 
 #[tokio::test]
 async fn the_boot_override_honours_the_etag() {
-    let script = Script::default();
+    let script = Script::basic();
     script
-        .on("GET", "/redfish/v1/", vec![(200, vec![], root(false))])
-        .on(
-            "GET",
-            "/redfish/v1/Systems",
-            vec![(200, vec![], json!({"Members": []}))],
-        )
         .on(
             "GET",
             SYSTEM,
@@ -309,14 +316,8 @@ async fn the_boot_override_honours_the_etag() {
 
 #[tokio::test]
 async fn a_changed_system_is_a_retryable_412() {
-    let script = Script::default();
+    let script = Script::basic();
     script
-        .on("GET", "/redfish/v1/", vec![(200, vec![], root(false))])
-        .on(
-            "GET",
-            "/redfish/v1/Systems",
-            vec![(200, vec![], json!({"Members": []}))],
-        )
         .on(
             "GET",
             SYSTEM,
@@ -427,26 +428,19 @@ async fn a_failed_task_and_a_reset_not_allowed_are_named() {
 
 #[tokio::test]
 async fn a_busy_or_failing_bmc_is_retryable_and_named() {
-    let script = Script::default();
-    script
-        .on("GET", "/redfish/v1/", vec![(200, vec![], root(false))])
-        .on(
-            "GET",
-            "/redfish/v1/Systems",
-            vec![(200, vec![], json!({"Members": []}))],
-        )
-        .on(
-            "GET",
-            SYSTEM,
-            vec![
-                (
-                    503,
-                    vec![("Retry-After", "7".into())],
-                    json!({"error": {"message": "BMC busy"}}),
-                ),
-                (500, vec![], json!({"error": {"message": "internal"}})),
-            ],
-        );
+    let script = Script::basic();
+    script.on(
+        "GET",
+        SYSTEM,
+        vec![
+            (
+                503,
+                vec![("Retry-After", "7".into())],
+                json!({"error": {"message": "BMC busy"}}),
+            ),
+            (500, vec![], json!({"error": {"message": "internal"}})),
+        ],
+    );
     let url = script.serve().await;
     let client = connect(&url).await.unwrap();
     let busy = client.system(SYSTEM).await.unwrap_err();
