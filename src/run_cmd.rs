@@ -488,10 +488,11 @@ fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec
         })
         .collect();
     let name = desired.settings.cluster_name.as_str();
-    lines.push(format!(
-        "any other device tagged loko:cluster={name} in project {}",
-        desired.settings.project_id
-    ));
+    if let Some(project) = &desired.settings.project_id {
+        lines.push(format!(
+            "any other device tagged loko:cluster={name} in project {project}"
+        ));
+    }
     lines.extend(
         desired
             .dns_records

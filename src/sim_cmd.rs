@@ -42,9 +42,13 @@ pub async fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let desired = load_spec(path)?.desired();
             let settings = &desired.settings;
-            config.project_id = Some(settings.project_id.as_str().parse().with_context(|| {
-                format!("the project_id {} is not a UUID", settings.project_id)
-            })?);
+            let project = settings.packet_project()?;
+            config.project_id = Some(
+                project
+                    .as_str()
+                    .parse()
+                    .with_context(|| format!("the project_id {project} is not a UUID"))?,
+            );
             config.hosted_zone = settings.dns_zone.as_str().to_owned();
             config.hosted_zone_id = Some(settings.dns_zone_id.as_str().to_owned());
             crate::sim_session::seed_project(&mut config, &desired)?;

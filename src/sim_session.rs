@@ -38,7 +38,7 @@ impl SimSession {
         let (mut config, _user) = embedded_sim_config(
             &node_root,
             time_scale,
-            settings.project_id.as_str(),
+            settings.packet_project()?.as_str(),
             settings.dns_zone.as_str(),
             settings.dns_zone_id.as_str(),
             true,
@@ -86,7 +86,7 @@ impl SimView {
         let mut config = sim_config(
             copy.path(),
             options.time_scale.unwrap_or(DEMO_TIME_SCALE),
-            settings.project_id.as_str(),
+            settings.packet_project()?.as_str(),
             settings.dns_zone.as_str(),
             settings.dns_zone_id.as_str(),
         )?;

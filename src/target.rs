@@ -26,6 +26,21 @@ pub(crate) struct Target {
 
 pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target> {
     let spec = load_spec(spec_path)?;
+    if spec.provider == specs::Provider::Redfish {
+        // The spec and the Redfish client exist; the steps that boot listed machines are not
+        // in the DAG yet, and a run must not pretend to provision them.
+        return Err(UserError {
+            message: format!(
+                "{}: provider: redfish is checked (loko validate) but not provisioned yet",
+                spec_path.display()
+            ),
+            code: EXIT_USAGE,
+            hint: Some(
+                "run, plan, destroy and status take Packet clusters only for now (issue 29)".into(),
+            ),
+        }
+        .into());
+    }
     // Absolute paths: they are recorded, shown, and handed to the simulator's nodes.
     let absolute = |path: &Path| {
         std::path::absolute(path)

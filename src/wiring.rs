@@ -41,7 +41,7 @@ pub(crate) async fn connect(
     time_scale: Option<f64>,
     mut problems: Vec<Problem>,
 ) -> anyhow::Result<(PacketClient, Route53)> {
-    let project = target.desired.settings.project_id.as_str();
+    let project = target.desired.settings.packet_project()?.as_str();
     let (url, token, route53, route53_url) = match sim {
         Some(sim) => (
             sim.packet_url(),

@@ -30,8 +30,12 @@ pub struct ClusterSettings {
     pub cluster_name: ClusterName,
     pub dns_zone: DnsZone,
     pub dns_zone_id: DnsZoneId,
-    pub project_id: ProjectId,
-    pub facility: Facility,
+    /// The Packet project; `None` for a cluster of listed machines (`provider: redfish`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<ProjectId>,
+    /// The Packet facility; `None` for a cluster of listed machines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<Facility>,
     pub ssh_keys: Vec<SshPublicKey>,
     pub management_cidrs: Vec<Ipv4Net>,
     pub node_private_cidr: Ipv4Net,
@@ -48,6 +52,18 @@ pub struct ClusterSettings {
     pub enable_aggregation: bool,
     pub certs_validity_period_hours: u32,
 }
+
+impl ClusterSettings {
+    /// The Packet project, for what only a Packet cluster does (its devices, its simulator).
+    pub fn packet_project(&self) -> Result<&ProjectId, NotPacket> {
+        self.project_id.as_ref().ok_or(NotPacket)
+    }
+}
+
+/// A cluster of listed machines (`provider: redfish`) asked for what only Packet has.
+#[derive(Debug, thiserror::Error)]
+#[error("the cluster's machines are listed (provider: redfish): it has no Packet project")]
+pub struct NotPacket;
 
 /// How a node gets Flatcar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,7 +167,9 @@ pub struct DesiredNode {
     /// Index within the controllers or within the pool.
     pub index: u32,
     pub plan: MachinePlan,
-    pub facility: Facility,
+    /// The Packet facility; `None` for a listed machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<Facility>,
     pub os: OsImage,
     pub reservation: HardwareReservation,
     pub labels: BTreeMap<String, String>,
@@ -410,11 +428,12 @@ impl DesiredCluster {
     pub fn reservations_needed(&self) -> Vec<ReservationNeed> {
         let mut needs = Vec::new();
         let mut any: BTreeMap<(String, String), u32> = BTreeMap::new();
+        // Reservations are Packet's: a listed machine has no facility and needs none.
         for node in &self.nodes {
-            let (plan, facility) = (
-                node.plan.as_str().to_owned(),
-                node.facility.as_str().to_owned(),
-            );
+            let Some(facility) = &node.facility else {
+                continue;
+            };
+            let (plan, facility) = (node.plan.as_str().to_owned(), facility.as_str().to_owned());
             match &node.reservation {
                 HardwareReservation::Id(id) => needs.push(ReservationNeed {
                     plan,

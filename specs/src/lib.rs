@@ -20,6 +20,7 @@ mod classify;
 mod desired;
 mod document;
 mod error;
+mod rack;
 mod read;
 mod spec;
 
@@ -29,14 +30,16 @@ pub use classify::{
     ChangeSet, PoolRetyped, PoolScaled, RecipientsChanged, RefusedChange, RefusedChanges, classify,
 };
 pub use desired::{
-    ClusterSettings, DESIRED_FORMAT, DesiredCluster, DesiredNode, DesiredPool, DnsRecord, OsImage,
-    RaidSetup, RecordError, RecordTarget, ReservationNeed, controller_hostname, worker_hostname,
+    ClusterSettings, DESIRED_FORMAT, DesiredCluster, DesiredNode, DesiredPool, DnsRecord,
+    NotPacket, OsImage, RaidSetup, RecordError, RecordTarget, ReservationNeed, controller_hostname,
+    worker_hostname,
 };
 pub use error::{SpecError, SpecErrors};
+pub use rack::{BmcSystem, MacAddress, Machine, MachineRole, Provider};
 pub use spec::{
-    ClusterName, DnsZone, DnsZoneId, Endpoints, Facility, HardwareReservation, MachinePlan,
-    Networking, OsArch, OsChannel, OsSettings, PoolName, ProjectId, Reservations, Role, Spec,
-    SshPublicKey, Taint, TaintEffect, WorkerPool,
+    ClusterName, DnsZone, DnsZoneId, Endpoints, Facility, HardwareReservation, MachineName,
+    MachinePlan, Networking, OsArch, OsChannel, OsSettings, PoolName, ProjectId, Reservations,
+    Role, Spec, SshPublicKey, Taint, TaintEffect, WorkerPool,
 };
 
 /// Reads and validates the spec file at `path`. A relative `asset_dir` is resolved against the
@@ -88,6 +91,16 @@ pub fn json_schema() -> serde_json::Value {
             "description": "Inherited from the cluster; if given, must equal the cluster's service_cidr."
         });
     }
+    // Packet's project and facility are required with Packet only; a rack lists its machines.
+    if let Some(required) = schema["required"].as_array_mut() {
+        required.retain(|f| f != "project_id" && f != "facility");
+    }
+    schema["if"] = serde_json::json!({
+        "properties": { "provider": { "const": "redfish" } },
+        "required": ["provider"]
+    });
+    schema["then"] = serde_json::json!({ "required": ["machines"] });
+    schema["else"] = serde_json::json!({ "required": ["project_id", "facility"] });
     if let Some(endpoints) = schema.pointer_mut("/$defs/Endpoints") {
         endpoints["additionalProperties"] = false.into();
     }

@@ -13,6 +13,8 @@ use ipnet::Ipv4Net;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::rack::{Machine, Provider};
+
 /// Defaults, as in the tutorial's tables of optional variables.
 pub(crate) mod defaults {
     use ipnet::Ipv4Net;
@@ -112,6 +114,10 @@ string_newtype!(
 string_newtype!(
     /// A Packet project id (a UUID).
     ProjectId
+);
+string_newtype!(
+    /// A machine's name in a rack (`provider: redfish`): a DNS label, unique among the machines.
+    MachineName
 );
 string_newtype!(
     /// An OpenSSH public key line (`ssh-ed25519 AAAA... comment`) that has been parsed.
@@ -443,10 +449,18 @@ pub struct Spec {
     /// Where generated assets (secrets) go; a relative path is resolved against the spec's directory.
     #[schemars(with = "String")]
     pub asset_dir: PathBuf,
-    /// Packet project id.
-    pub project_id: ProjectId,
-    /// Packet facility of every node.
-    pub facility: Facility,
+    /// Who creates the machines: `packet` (the default) or `redfish` (the machines are listed).
+    #[serde(default, skip_serializing_if = "Provider::is_packet")]
+    pub provider: Provider,
+    /// Packet project id; with `provider: packet` only, where it is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<ProjectId>,
+    /// Packet facility of every node; with `provider: packet` only, where it is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<Facility>,
+    /// The machines of the rack, with `provider: redfish` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<Machine>,
     /// CIDRs allowed to SSH into the nodes.
     #[schemars(with = "Vec<String>")]
     pub management_cidrs: Vec<Ipv4Net>,

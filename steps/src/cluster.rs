@@ -515,7 +515,13 @@ fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, 
         cluster: desired.settings.cluster_name.as_str().to_owned(),
         hostname: node.hostname.clone(),
         plan: node.plan.as_str().to_owned(),
-        location: Location::Facility(node.facility.as_str().to_owned()),
+        // Only a Packet cluster's nodes get devices, and each of those has a facility.
+        location: Location::Facility(
+            node.facility
+                .as_ref()
+                .map(|f| f.to_string())
+                .unwrap_or_default(),
+        ),
         os,
         reservation,
         // The run's asset directory gives them (see the device action).

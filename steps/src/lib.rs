@@ -30,10 +30,13 @@ pub mod cluster;
 pub mod dns;
 pub mod drain;
 pub mod drift;
+mod http;
 pub mod ignition;
 pub mod packet;
 pub mod preflight;
+pub mod provider;
 pub mod readiness;
+pub mod redfish;
 pub mod refresh;
 pub mod ssh;
 

@@ -242,6 +242,28 @@ fn validate_accepts_every_example_and_points_at_errors() {
     assert!(err.contains("hint: see docs/spec.md"), "{err}");
 }
 
+/// A rack's spec is checked, but no command provisions it until its steps are in the DAG: a
+/// run must not pretend to.
+#[test]
+fn a_rack_spec_is_valid_and_not_provisioned_yet() {
+    let path = format!("{}/examples/rack.yaml", env!("CARGO_MANIFEST_DIR"));
+    let out = loko(&["validate", &path]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .contains("valid: cluster rack, 3 controller(s), 2 worker(s) in 1 pool(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = loko(&["plan", &path]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("provider: redfish is checked (loko validate) but not provisioned yet"),
+        "{err}"
+    );
+}
+
 #[test]
 fn schema_is_json_schema_of_the_spec() {
     let out = loko(&["schema"]);

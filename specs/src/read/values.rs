@@ -10,8 +10,15 @@ use super::MAX_LABEL;
 use crate::document::{Errors, Fields, Node};
 use crate::spec::{DnsZone, Endpoints, MachinePlan, SshPublicKey};
 
-pub(super) fn endpoints(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Endpoints> {
+pub(super) fn endpoints(n: &Node<'_, '_>, redfish: bool, errors: &mut Errors) -> Option<Endpoints> {
     let mut f = n.fields(errors)?;
+    if redfish {
+        f.refuse(
+            errors,
+            "packet_api_url",
+            "provider is redfish: no Packet API is called",
+        );
+    }
     let mut url = |name: &'static str, f: &mut Fields<'_, '_>| match f.optional(name) {
         Some(u) => u
             .string(errors)
@@ -19,11 +26,15 @@ pub(super) fn endpoints(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Endpoin
             .map(Some),
         None => Some(None),
     };
-    let packet_api_url = url("packet_api_url", &mut f);
+    let packet_api_url = if redfish {
+        None
+    } else {
+        url("packet_api_url", &mut f)
+    };
     let route53_endpoint_url = url("route53_endpoint_url", &mut f);
     f.finish(errors);
     Some(Endpoints {
-        packet_api_url: packet_api_url?,
+        packet_api_url: if redfish { None } else { packet_api_url? },
         route53_endpoint_url: route53_endpoint_url?,
     })
 }

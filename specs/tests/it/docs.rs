@@ -13,6 +13,8 @@ fn every_field_of_the_schema_is_documented() {
         &schema["properties"],
         &schema["$defs"]["WorkerPool"]["properties"],
         &schema["$defs"]["Endpoints"]["properties"],
+        &schema["$defs"]["Machine"]["properties"],
+        &schema["$defs"]["BmcSystem"]["properties"],
     ] {
         fields.extend(properties.as_object().expect("properties").keys().cloned());
     }

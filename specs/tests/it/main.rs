@@ -5,4 +5,5 @@ mod bad_specs;
 mod classify;
 mod docs;
 mod examples;
+mod rack;
 mod recipients;
