@@ -24,6 +24,7 @@ pub mod apiserver;
 mod clock;
 mod connections;
 pub mod faults;
+pub mod ignition;
 pub mod judge;
 mod lifecycle;
 pub mod nodes;

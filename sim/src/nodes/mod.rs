@@ -25,7 +25,6 @@
 //! [`Nodes::ssh_login_user`]). Both run commands through the same wrapper and shims.
 
 mod embedded;
-pub mod ignition;
 mod openssh;
 mod root;
 mod static_pods;
@@ -41,12 +40,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::apiserver::{Kubelet, KubeletRegistry, ObjectStores, Taint};
+use crate::ignition::{self, NodeIgnition};
 use crate::judge::kubelet::{KUBELET_UNIT, KubeletStart, judge_kubelet, packet_metadata};
 /// One node to boot: the seam's type, shared with the cloud side.
 pub use crate::lifecycle::NodeSpec;
 use crate::lifecycle::{KubeletStatus, StaticPodStatus};
 use crate::lifecycle::{NodeFuture, NodeLifecycle};
-use ignition::NodeIgnition;
 use root::NodeRoot;
 use static_pods::StaticPodKubelet;
 

@@ -22,7 +22,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Component, Path, PathBuf};
 
 use super::NodesError;
-use super::ignition::NodeIgnition;
+use crate::ignition::NodeIgnition;
 
 const EXEC_SCRIPT: &str = include_str!("shims/exec.sh");
 const REWRITE_SCRIPT: &str = include_str!("shims/rewrite.pl");
