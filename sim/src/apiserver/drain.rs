@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ApiState, Caller, Kubelet, json_response, objects, ready_kubelets};
+use crate::judge::api_status;
 
 /// One change the simulator saw, in the order it saw them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,7 +128,7 @@ pub(super) async fn patch_node(
         Err(error) => {
             return json_response(
                 StatusCode::BAD_REQUEST,
-                objects::status(400, "BadRequest", &format!("invalid patch: {error}")),
+                api_status::failure(400, "BadRequest", &format!("invalid patch: {error}")),
             );
         }
     };
@@ -232,7 +233,7 @@ pub(super) async fn evict_pod(
         // subresource does not support."
         return json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            objects::status(
+            api_status::failure(
                 500,
                 "InternalError",
                 "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
@@ -308,7 +309,7 @@ fn refusal(budget: &Value, pod: &Value, pods: &[Value], namespace: &str) -> Opti
         return None;
     }
     let name = budget["metadata"]["name"].as_str().unwrap_or_default();
-    let mut status = objects::status(
+    let mut status = api_status::failure(
         429,
         "TooManyRequests",
         "Cannot evict pod as it would violate the pod's disruption budget.",

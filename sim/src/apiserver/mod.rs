@@ -52,7 +52,6 @@ mod store;
 pub use bootstrap::authenticate_bootstrap_token;
 pub use crd::refusal as definition_refusal;
 pub use drain::{ApiEvent, ApiEvents};
-pub(crate) use objects::status;
 pub use pods::Taint;
 pub use store::{CsrController, ObjectStore, ObjectStores};
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::Kubelet;
+use crate::judge::api_status;
 
 /// The Kubernetes version the emulator claims (the tutorial's era).
 const KUBERNETES_VERSION: &str = "v1.18.20";
@@ -308,21 +309,9 @@ pub(super) fn selector_matches(selector: &str, labels: &BTreeMap<String, String>
         })
 }
 
-/// The apiserver's `Status` of a failed request (`kind: Status`, `status: Failure`).
-pub(crate) fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    })
-}
-
 pub(super) fn status_not_found(resource: &str, name: &str) -> Value {
-    let mut status = status(404, "NotFound", &format!("{resource} \"{name}\" not found"));
+    let mut status =
+        api_status::failure(404, "NotFound", &format!("{resource} \"{name}\" not found"));
     status["details"] = json!({"name": name, "kind": resource});
     status
 }

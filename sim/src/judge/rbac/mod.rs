@@ -578,7 +578,7 @@ pub fn forbidden_status(user: &UserInfo, request: &Request, reason: &str) -> Val
             }
         }
     };
-    let mut status = crate::apiserver::status(403, "Forbidden", &message);
+    let mut status = super::api_status::failure(403, "Forbidden", &message);
     status["details"] = details;
     status
 }
