@@ -21,8 +21,8 @@ use super::catalog;
 use super::model::{
     CreateDevice, Device, PacketCloud, PacketError, Reservation, Status, UpdateDevice,
 };
-use crate::Timings;
-use crate::server::Shared;
+use crate::clock::Timings;
+use crate::shared::Shared;
 
 const BASE: &str = "/metal/v1";
 const DEFAULT_PER_PAGE: usize = 10;

@@ -15,7 +15,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::catalog::{self, Arch};
-use crate::Timings;
+use crate::clock::Timings;
 use crate::faults::DeviceFate;
 
 mod create;

@@ -14,7 +14,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
 use super::model::{Action, Change, RecordSet, Route53Error, Zone, display_name, name_servers};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// The namespace of every Route53 document.
 pub(crate) const NAMESPACE: &str = "https://route53.amazonaws.com/doc/2013-04-01/";

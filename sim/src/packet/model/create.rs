@@ -12,7 +12,7 @@ use super::{
     CreateDevice, Device, FacilityField, IPV6_BASE, PUBLIC_BASE, PUBLIC_END, PacketCloud,
     PacketError, Status, new_id,
 };
-use crate::Timings;
+use crate::clock::Timings;
 use crate::faults::{DeviceFate, DeviceFaults};
 use crate::packet::catalog;
 
