@@ -9,8 +9,9 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::custom_resource::{self, Refusal};
+use super::state::{ApiState, json_response};
 use super::store::Resource;
-use super::{ApiState, crd, field, json_response, objects};
+use super::{crd, field, objects};
 use crate::judge::api_status;
 
 fn not_found(path: &str) -> Response {

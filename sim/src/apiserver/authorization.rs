@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{ApiState, Caller, json_response};
+use super::state::{ApiState, Caller, json_response};
 use crate::judge::api_status;
 use crate::judge::rbac;
 

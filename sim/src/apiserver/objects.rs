@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::Kubelet;
+use super::kubelet::Kubelet;
 use crate::judge::api_status;
 
 /// The Kubernetes version the emulator claims (the tutorial's era).
