@@ -21,7 +21,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Component, Path, PathBuf};
 
-use super::NodesError;
+use super::error::NodesError;
 use crate::ignition::NodeIgnition;
 
 const EXEC_SCRIPT: &str = include_str!("shims/exec.sh");
