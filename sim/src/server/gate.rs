@@ -11,9 +11,8 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::{packet, route53};
 use crate::clock::SimClock;
-use crate::packet::api as packet;
-use crate::route53::api as route53;
 use crate::shared::Shared;
 
 /// Which API a request belongs to: decides how errors look and how clients authenticate.

@@ -4,6 +4,8 @@
 //! The handlers serve from the [`Shared`] state (`shared.rs`); this layer only wires them.
 
 mod gate;
+mod packet;
+mod route53;
 
 use std::sync::Arc;
 
@@ -16,8 +18,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::faults::FaultPlan;
-use crate::packet::api as packet;
-use crate::route53::api as route53;
 use crate::shared::Shared;
 use gate::{Api, gate};
 

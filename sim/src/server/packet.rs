@@ -2,7 +2,7 @@
 //!
 //! Shapes follow the OpenAPI document in `sim/openapi/`; the contract tests validate every
 //! response against it. Authentication, rate limiting and faults happen before these handlers,
-//! in [`crate::server`].
+//! in the gate (`gate.rs`).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -18,11 +18,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::catalog;
-use super::model::{
+use crate::clock::Timings;
+use crate::packet::catalog;
+use crate::packet::model::{
     CreateDevice, Device, PacketCloud, PacketError, Reservation, Status, UpdateDevice,
 };
-use crate::clock::Timings;
 use crate::shared::Shared;
 
 const BASE: &str = "/metal/v1";
