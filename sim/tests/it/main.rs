@@ -14,6 +14,8 @@ mod nodes_ssh;
 mod nodes_support;
 mod openapi;
 mod packet;
+mod packet_faults;
+mod packet_state;
 mod rbac_data;
 mod route53;
 mod static_pods;
