@@ -92,7 +92,7 @@ fn postinstall(ignition: &Value) -> Option<Value> {
 
 /// Decodes an Ignition `data:` URL (base64 or percent-encoded).
 pub fn data_url(url: &str) -> Option<Vec<u8>> {
-    sim::nodes::ignition::decode_data_url(url)
+    sim::ignition::decode_data_url(url)
 }
 
 impl Rendered {
