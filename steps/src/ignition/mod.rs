@@ -24,6 +24,7 @@
 
 pub(crate) mod firewall;
 mod hostkey;
+pub mod netboot;
 mod units;
 
 use std::path::PathBuf;

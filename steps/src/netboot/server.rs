@@ -1,0 +1,239 @@
+//! The HTTP side of the boot server: one handler for every request, so that each answer, a
+//! 404 included, is logged the same way.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::{BootMachine, MacAddr, NetbootConfig, NetbootError, script};
+use crate::ignition::netboot::{InstallerParams, render_installer};
+
+/// One request the server answered, as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootRequest {
+    /// `GET`, or whatever the client sent.
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The MAC the client named, when it is one (known or not).
+    pub mac: Option<MacAddr>,
+    /// The answer's status code.
+    pub status: u16,
+}
+
+/// A running boot server; it stops when shut down or dropped.
+#[derive(Debug)]
+pub struct BootServer {
+    addr: SocketAddr,
+    url: String,
+    requests: Arc<Mutex<Vec<BootRequest>>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+struct Served {
+    /// Where machines reach the server (`http://host:port`), for the URLs in its answers.
+    url: String,
+    config: NetbootConfig,
+    /// Each machine's installer Ignition and own Ignition, by MAC.
+    machines: BTreeMap<MacAddr, Rendered>,
+    requests: Arc<Mutex<Vec<BootRequest>>>,
+}
+
+struct Rendered {
+    hostname: String,
+    installer: String,
+    node: String,
+}
+
+impl BootServer {
+    /// Binds `bind` and serves `machines`. `advertise` is the server's URL as the machines
+    /// reach it (`http://10.0.2.2:8080` behind a NAT); by default `http://<bound address>`.
+    pub async fn start(
+        bind: SocketAddr,
+        advertise: Option<String>,
+        config: NetbootConfig,
+        machines: Vec<BootMachine>,
+    ) -> Result<BootServer, NetbootError> {
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|source| NetbootError::Bind { addr: bind, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| NetbootError::Bind { addr: bind, source })?;
+        let url = advertise
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let rendered = render_all(&config, &url, machines)?;
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let served = Arc::new(Served {
+            url: url.clone(),
+            config,
+            machines: rendered,
+            requests: requests.clone(),
+        });
+        let app = Router::new().fallback(answer).with_state(served);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serving = axum::serve(listener, app).with_graceful_shutdown(async {
+                // A dropped sender stops the server as a sent one does.
+                let _ = stopped.await;
+            });
+            if let Err(error) = serving.await {
+                tracing::warn!(%addr, %error, "boot server stopped");
+            }
+        });
+        tracing::info!(%addr, %url, "boot server listening");
+        Ok(BootServer {
+            addr,
+            url,
+            requests,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's URL as the machines reach it.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Every request answered so far, oldest first.
+    pub fn requests(&self) -> Vec<BootRequest> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops accepting requests and waits for those in flight.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for BootServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn render_all(
+    config: &NetbootConfig,
+    url: &str,
+    machines: Vec<BootMachine>,
+) -> Result<BTreeMap<MacAddr, Rendered>, NetbootError> {
+    let mut rendered: BTreeMap<MacAddr, Rendered> = BTreeMap::new();
+    for machine in machines {
+        if let Some(first) = rendered.get(&machine.mac) {
+            return Err(NetbootError::DuplicateMac {
+                mac: machine.mac,
+                first: first.hostname.clone(),
+                second: machine.hostname,
+            });
+        }
+        let node_ignition_url = format!("{url}/node-ignition?mac={}", machine.mac);
+        let installer = render_installer(&InstallerParams {
+            node_ignition_url: &node_ignition_url,
+            install_disk: &machine.install_disk,
+            channel: &config.channel,
+            version: &config.version,
+            ssh_keys: &config.ssh_keys,
+        })
+        .map_err(|source| NetbootError::Installer {
+            hostname: machine.hostname.clone(),
+            source,
+        })?;
+        rendered.insert(
+            machine.mac,
+            Rendered {
+                hostname: machine.hostname,
+                installer,
+                node: machine.ignition,
+            },
+        );
+    }
+    Ok(rendered)
+}
+
+async fn answer(State(served): State<Arc<Served>>, request: Request) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = Query::<HashMap<String, String>>::try_from_uri(request.uri())
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let named = query.get("mac");
+    let mac = named.and_then(|m| m.parse::<MacAddr>().ok());
+    let (status, body) = match method {
+        Method::GET => choose(&served, &path, named.is_some(), mac),
+        _ => None,
+    }
+    .map_or((StatusCode::NOT_FOUND, None), |body| {
+        (StatusCode::OK, Some(body))
+    });
+    let hostname = mac
+        .and_then(|m| served.machines.get(&m))
+        .map(|m| m.hostname.as_str());
+    tracing::info!(
+        %method,
+        path,
+        mac = mac.map(|m| m.to_string()),
+        hostname,
+        status = status.as_u16(),
+        "boot request"
+    );
+    served
+        .requests
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(BootRequest {
+            method: method.to_string(),
+            path,
+            mac,
+            status: status.as_u16(),
+        });
+    match body {
+        Some((content_type, text)) => {
+            ([(header::CONTENT_TYPE, content_type)], Body::from(text)).into_response()
+        }
+        None => status.into_response(),
+    }
+}
+
+/// The answer to a GET: a content type and a body, or `None` for a 404.
+fn choose(
+    served: &Served,
+    path: &str,
+    mac_named: bool,
+    mac: Option<MacAddr>,
+) -> Option<(&'static str, String)> {
+    const IPXE: &str = "text/plain";
+    const IGNITION: &str = "application/json";
+    if path == "/boot.ipxe" && !mac_named {
+        return Some((IPXE, script::chain(&served.url)));
+    }
+    let machine = served.machines.get(&mac?)?;
+    match path {
+        "/boot.ipxe" | "/ipxe" => Some((IPXE, script::install(&served.config, &served.url))),
+        "/ignition" => Some((IGNITION, machine.installer.clone())),
+        "/node-ignition" => Some((IGNITION, machine.node.clone())),
+        _ => None,
+    }
+}
