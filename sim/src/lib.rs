@@ -29,6 +29,7 @@ mod lifecycle;
 pub mod nodes;
 mod packet;
 mod persist;
+pub mod rack;
 mod route53;
 mod server;
 mod state;

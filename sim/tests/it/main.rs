@@ -13,6 +13,7 @@ mod nodes_ssh;
 mod nodes_support;
 mod openapi;
 mod packet;
+mod rack;
 mod rbac_data;
 mod route53;
 mod tls_bootstrap;
