@@ -384,3 +384,122 @@ fn spawn_mirror(listener: TcpListener, seen: Arc<Mutex<Vec<String>>>) {
         }
     });
 }
+
+/// loko's boot server and the simulator's rack together: a machine powered on through its BMC
+/// with a PXE override boots loko's script, runs loko's installer on its install disk, and
+/// becomes the node of loko's own Ignition for it (its hostname, its host key on SSH).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netboot_a_rack_machine_boots_lokos_installer_into_lokos_node() {
+    use sim::nodes::{Nodes, NodesConfig, SshBackend};
+    use sim::rack::{MachineState, Rack, RackConfig, RackMachine};
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tutorial.yaml");
+    let cluster = specs::load(&path).unwrap().desired();
+    let node = cluster.nodes.first().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = steps::assets::AssetDir::create(tmp.path().join("assets")).unwrap();
+    let key = steps::ignition::ensure_host_key(&dir, &node.hostname).unwrap();
+    let kubeconfig = "apiVersion: v1\nkind: Config\nclusters: []\n";
+    let ignition = steps::ignition::render(&cluster, node, &key, kubeconfig).unwrap();
+    let server = BootServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        NetbootConfig::default(),
+        vec![BootMachine {
+            mac: MAC.parse().unwrap(),
+            hostname: node.hostname.clone(),
+            install_disk: "/dev/sdb".to_owned(),
+            ignition,
+        }],
+    )
+    .await
+    .unwrap();
+
+    let ip = std::net::Ipv4Addr::new(127, 77, 29, 40);
+    let ssh_port = loko_tests::free_port();
+    let nodes = Nodes::new(NodesConfig {
+        root_dir: tmp.path().join("nodes"),
+        ssh_port,
+        backend: SshBackend::Embedded,
+    })
+    .unwrap();
+    let rack = Rack::start(
+        RackConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            username: "admin".to_owned(),
+            password: "pw".to_owned(),
+            power_delay: Duration::from_millis(100),
+            ssh_refused_for: Duration::ZERO,
+            apiserver_start_delay: Duration::from_millis(300),
+        },
+        vec![RackMachine {
+            name: "rack-0".to_owned(),
+            system_id: "rack-0".to_owned(),
+            mac: MAC.to_owned(),
+            disks: vec!["/dev/sda".to_owned(), "/dev/sdb".to_owned()],
+            public_ip: ip,
+            private_ip: std::net::Ipv4Addr::new(10, 88, 29, 40),
+        }],
+        Arc::new(nodes.clone()),
+    )
+    .await
+    .unwrap();
+    rack.set_boot_filename(Some(format!("{}/boot.ipxe", server.url())));
+    let system = rack.system_url("rack-0").unwrap();
+    let http = reqwest::Client::new();
+    let boot = serde_json::json!({"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}});
+    let patched = http
+        .patch(&system)
+        .basic_auth("admin", Some("pw"))
+        .json(&boot)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status().as_u16(), 204);
+    let reset = serde_json::json!({"ResetType": "On"});
+    let reset = http
+        .post(format!("{system}/Actions/ComputerSystem.Reset"))
+        .basic_auth("admin", Some("pw"))
+        .json(&reset)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status().as_u16(), 204);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = rack.status("rack-0").unwrap();
+        if !matches!(status.state, MachineState::Off | MachineState::Booting)
+            || Instant::now() > deadline
+        {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.state, MachineState::Running, "{status:?}");
+    assert_eq!(status.installed_on.as_deref(), Some("/dev/sdb"));
+    let paths: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.path, r.status))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/boot.ipxe 200",
+            "/boot.ipxe 200",
+            "/ignition 200",
+            "/node-ignition 200"
+        ]
+    );
+    // The node is loko's: the hostname of its Ignition, and SSH on its address.
+    assert!(
+        nodes.kubelets().contains_key(&node.hostname),
+        "{:?}",
+        nodes.kubelets()
+    );
+    let mut banner = [0u8; 8];
+    let mut ssh = std::net::TcpStream::connect((ip, ssh_port)).unwrap();
+    std::io::Read::read_exact(&mut ssh, &mut banner).unwrap();
+    assert_eq!(&banner, b"SSH-2.0-");
+}
