@@ -454,7 +454,18 @@ impl RackInner {
             ssh_refused_for: self.config.ssh_refused_for,
             apiserver_start_delay: self.config.apiserver_start_delay,
         };
+        let current = |inner: &Self| {
+            inner
+                .machines()
+                .get(id)
+                .is_some_and(|m| m.generation == generation)
+        };
+        // A reset during the network boot supersedes this boot.
+        if !current(self) {
+            return;
+        }
         match self.lifecycle.start_node(node).await {
+            Ok(()) if !current(self) => self.lifecycle.stop_node(id).await,
             Ok(()) => {
                 self.event(id, format!("booted node {hostname}"));
                 self.set_state(id, generation, MachineState::Running);

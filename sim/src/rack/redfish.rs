@@ -241,7 +241,16 @@ async fn interface(
     .into_response()
 }
 
-fn json_body(body: &Bytes) -> Result<Value, Box<Response>> {
+/// A write's body, once the gate let it through.
+fn authorized_json(
+    rack: &RackInner,
+    headers: &HeaderMap,
+    id: &str,
+    body: &Bytes,
+) -> Result<Value, Box<Response>> {
+    if let Some(refused) = gate(rack, headers, Some(id)) {
+        return Err(Box::new(refused));
+    }
     serde_json::from_slice(body).map_err(|e| {
         Box::new(error(
             StatusCode::BAD_REQUEST,
@@ -258,10 +267,7 @@ async fn patch_boot(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = gate(&rack, &headers, Some(&id)) {
-        return refused;
-    }
-    let body = match json_body(&body) {
+    let body = match authorized_json(&rack, &headers, &id, &body) {
         Ok(body) => body,
         Err(refused) => return *refused,
     };
@@ -309,10 +315,7 @@ async fn reset(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = gate(&rack, &headers, Some(&id)) {
-        return refused;
-    }
-    let body = match json_body(&body) {
+    let body = match authorized_json(&rack, &headers, &id, &body) {
         Ok(body) => body,
         Err(refused) => return *refused,
     };

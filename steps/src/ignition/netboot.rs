@@ -7,7 +7,7 @@
 //! network, so it carries no secret; the node's Ignition is fetched once, by URL, as Matchbox's
 //! `os=installed` profile is.
 
-use super::{Config, Meta, Passwd, Storage, Systemd, Unit, User, VERSION, file, unit, units};
+use super::{Config, Meta, Passwd, Storage, Systemd, User, VERSION, file, installer_units};
 use crate::assets::AssetError;
 
 /// Where the installer writes the node's Ignition before `flatcar-install` reads it.
@@ -43,19 +43,7 @@ pub fn render_installer(params: &InstallerParams<'_>) -> Result<String, AssetErr
             files: vec![file("/opt/installer", 0o500, script.as_bytes())],
         },
         systemd: Systemd {
-            units: vec![
-                unit("installer.service", units::INSTALLER.to_owned()),
-                Unit {
-                    name: "sshd.socket".to_owned(),
-                    enabled: None,
-                    mask: None,
-                    contents: None,
-                    dropins: Some(vec![super::Dropin {
-                        name: "10-sshd-port.conf".to_owned(),
-                        contents: units::INSTALLER_SSHD_PORT.to_owned(),
-                    }]),
-                },
-            ],
+            units: installer_units(),
         },
     };
     serde_json::to_string(&config).map_err(|e| AssetError::Generate {

@@ -96,6 +96,12 @@ pub enum NetbootError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The server listens on every address and was not told which one the machines reach.
+    #[error("boot server: listening on {addr}, it needs the URL the machines reach it at")]
+    NoAdvertisedUrl {
+        /// The bound address.
+        addr: SocketAddr,
+    },
     /// Two machines boot from the same MAC: one of them would get the other's Ignition.
     #[error("boot server: machines {first} and {second} both boot from MAC {mac}")]
     DuplicateMac {

@@ -70,9 +70,14 @@ impl BootServer {
         let addr = listener
             .local_addr()
             .map_err(|source| NetbootError::Bind { addr: bind, source })?;
-        let url = advertise
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| format!("http://{addr}"));
+        let url = match advertise {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            // `http://0.0.0.0:…` in a script would send every machine to itself.
+            None if addr.ip().is_unspecified() => {
+                return Err(NetbootError::NoAdvertisedUrl { addr });
+            }
+            None => format!("http://{addr}"),
+        };
         let rendered = render_all(&config, &url, machines)?;
         let requests = Arc::new(Mutex::new(Vec::new()));
         let served = Arc::new(Served {

@@ -228,7 +228,7 @@ async fn netboot_logs_every_request_with_its_mac_and_code_never_the_ignition() {
 }
 
 #[tokio::test]
-async fn netboot_refuses_two_machines_with_one_mac() {
+async fn netboot_refuses_two_machines_with_one_mac_and_a_url_nobody_reaches() {
     let error = BootServer::start(
         "127.0.0.1:0".parse().unwrap(),
         None,
