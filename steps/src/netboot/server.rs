@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::Router;
 use axum::body::Body;
@@ -31,11 +31,10 @@ pub struct BootRequest {
 }
 
 /// A running boot server; it stops when shut down or dropped.
-#[derive(Debug)]
 pub struct BootServer {
     addr: SocketAddr,
     url: String,
-    requests: Arc<Mutex<Vec<BootRequest>>>,
+    served: Arc<Served>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -45,7 +44,7 @@ struct Served {
     url: String,
     config: NetbootConfig,
     /// Each machine's installer Ignition and own Ignition, by MAC.
-    machines: BTreeMap<MacAddr, Rendered>,
+    machines: RwLock<BTreeMap<MacAddr, Rendered>>,
     requests: Arc<Mutex<Vec<BootRequest>>>,
 }
 
@@ -78,15 +77,16 @@ impl BootServer {
             }
             None => format!("http://{addr}"),
         };
-        let rendered = render_all(&config, &url, machines)?;
-        let requests = Arc::new(Mutex::new(Vec::new()));
         let served = Arc::new(Served {
             url: url.clone(),
             config,
-            machines: rendered,
-            requests: requests.clone(),
+            machines: RwLock::new(BTreeMap::new()),
+            requests: Arc::default(),
         });
-        let app = Router::new().fallback(answer).with_state(served);
+        for machine in machines {
+            served.insert(machine)?;
+        }
+        let app = Router::new().fallback(answer).with_state(served.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let serving = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -101,7 +101,7 @@ impl BootServer {
         Ok(BootServer {
             addr,
             url,
-            requests,
+            served,
             stop: Some(stop),
             task,
         })
@@ -117,9 +117,21 @@ impl BootServer {
         &self.url
     }
 
+    /// Serves one more machine (a node whose Ignition was rendered after the server started).
+    /// A machine of the same hostname is replaced; another machine's MAC is refused.
+    pub fn serve(&self, machine: BootMachine) -> Result<(), NetbootError> {
+        self.served.insert(machine)
+    }
+
+    /// Stops serving a MAC (a machine deleted from the cluster); whether it was served.
+    pub fn forget(&self, mac: MacAddr) -> bool {
+        self.served.machines_mut().remove(&mac).is_some()
+    }
+
     /// Every request answered so far, oldest first.
     pub fn requests(&self) -> Vec<BootRequest> {
-        self.requests
+        self.served
+            .requests
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -134,39 +146,59 @@ impl BootServer {
     }
 }
 
+impl std::fmt::Debug for BootServer {
+    // What it serves holds the nodes' keys; only where it listens is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootServer")
+            .field("addr", &self.addr)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for BootServer {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-fn render_all(
-    config: &NetbootConfig,
-    url: &str,
-    machines: Vec<BootMachine>,
-) -> Result<BTreeMap<MacAddr, Rendered>, NetbootError> {
-    let mut rendered: BTreeMap<MacAddr, Rendered> = BTreeMap::new();
-    for machine in machines {
-        if let Some(first) = rendered.get(&machine.mac) {
+impl Served {
+    fn machines(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<MacAddr, Rendered>> {
+        self.machines.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn machines_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<MacAddr, Rendered>> {
+        self.machines
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Renders a machine's installer and serves it, in place of its hostname's former MAC.
+    fn insert(&self, machine: BootMachine) -> Result<(), NetbootError> {
+        let node_ignition_url = format!("{}/node-ignition?mac={}", self.url, machine.mac);
+        let installer = render_installer(&InstallerParams {
+            node_ignition_url: &node_ignition_url,
+            install_disk: &machine.install_disk,
+            channel: &self.config.channel,
+            version: &self.config.version,
+            ssh_keys: &self.config.ssh_keys,
+        })
+        .map_err(|source| NetbootError::Installer {
+            hostname: machine.hostname.clone(),
+            source,
+        })?;
+        let mut machines = self.machines_mut();
+        if let Some(first) = machines.get(&machine.mac)
+            && first.hostname != machine.hostname
+        {
             return Err(NetbootError::DuplicateMac {
                 mac: machine.mac,
                 first: first.hostname.clone(),
                 second: machine.hostname,
             });
         }
-        let node_ignition_url = format!("{url}/node-ignition?mac={}", machine.mac);
-        let installer = render_installer(&InstallerParams {
-            node_ignition_url: &node_ignition_url,
-            install_disk: &machine.install_disk,
-            channel: &config.channel,
-            version: &config.version,
-            ssh_keys: &config.ssh_keys,
-        })
-        .map_err(|source| NetbootError::Installer {
-            hostname: machine.hostname.clone(),
-            source,
-        })?;
-        rendered.insert(
+        machines.retain(|_, m| m.hostname != machine.hostname);
+        machines.insert(
             machine.mac,
             Rendered {
                 hostname: machine.hostname,
@@ -174,8 +206,8 @@ fn render_all(
                 node: machine.ignition,
             },
         );
+        Ok(())
     }
-    Ok(rendered)
 }
 
 async fn answer(State(served): State<Arc<Served>>, request: Request) -> Response {
@@ -193,9 +225,7 @@ async fn answer(State(served): State<Arc<Served>>, request: Request) -> Response
     .map_or((StatusCode::NOT_FOUND, None), |body| {
         (StatusCode::OK, Some(body))
     });
-    let hostname = mac
-        .and_then(|m| served.machines.get(&m))
-        .map(|m| m.hostname.as_str());
+    let hostname = mac.and_then(|m| served.machines().get(&m).map(|m| m.hostname.clone()));
     tracing::info!(
         %method,
         path,
@@ -234,7 +264,8 @@ fn choose(
     if path == "/boot.ipxe" && !mac_named {
         return Some((IPXE, script::chain(&served.url)));
     }
-    let machine = served.machines.get(&mac?)?;
+    let machines = served.machines();
+    let machine = machines.get(&mac?)?;
     match path {
         "/boot.ipxe" | "/ipxe" => Some((IPXE, script::install(&served.config, &served.url))),
         "/ignition" => Some((IGNITION, machine.installer.clone())),

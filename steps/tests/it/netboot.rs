@@ -156,6 +156,50 @@ async fn netboot_answers_an_unknown_or_malformed_mac_404_and_nothing_else() {
     assert_eq!(post.text().await.unwrap(), "");
 }
 
+#[tokio::test]
+async fn netboot_serves_machines_added_during_the_run_and_forgets_deleted_ones() {
+    let server = server(NetbootConfig::default(), None).await;
+    let added = "52:54:00:00:00:07";
+    assert_eq!(
+        get(&server, &format!("/node-ignition?mac={added}")).await.0,
+        404
+    );
+    server
+        .serve(machine(added, "rack-worker-1", r#"{"w":1}"#))
+        .unwrap();
+    assert_eq!(
+        get(&server, &format!("/node-ignition?mac={added}")).await,
+        (200, r#"{"w":1}"#.to_owned())
+    );
+    // The same node on another NIC: its old MAC is no longer answered.
+    let moved = "52:54:00:00:00:08";
+    server
+        .serve(machine(moved, "rack-worker-1", r#"{"w":2}"#))
+        .unwrap();
+    assert_eq!(
+        get(&server, &format!("/node-ignition?mac={added}")).await.0,
+        404
+    );
+    assert_eq!(
+        get(&server, &format!("/node-ignition?mac={moved}")).await,
+        (200, r#"{"w":2}"#.to_owned())
+    );
+    // Another node's MAC is refused, and that node keeps its Ignition.
+    let taken = server
+        .serve(machine(MAC, "rack-worker-2", "{}"))
+        .unwrap_err();
+    assert!(
+        matches!(taken, NetbootError::DuplicateMac { .. }),
+        "{taken}"
+    );
+    assert_eq!(
+        get(&server, &format!("/node-ignition?mac={MAC}")).await,
+        (200, NODE_IGNITION.to_owned())
+    );
+    assert!(server.forget(moved.parse().unwrap()));
+    assert_eq!(get(&server, &format!("/ignition?mac={moved}")).await.0, 404);
+}
+
 /// A `tracing` writer into a shared buffer, to read what the server logged.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
