@@ -51,7 +51,7 @@ pub struct RackMachine {
 }
 
 /// How the rack's BMCs listen and behave.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RackConfig {
     /// Where the BMCs' Redfish service listens.
     pub listen: SocketAddr,
@@ -65,6 +65,20 @@ pub struct RackConfig {
     pub ssh_refused_for: Duration,
     /// Real time between a valid static apiserver pod and the apiserver answering.
     pub apiserver_start_delay: Duration,
+}
+
+impl std::fmt::Debug for RackConfig {
+    // The BMCs' password never goes to logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RackConfig")
+            .field("listen", &self.listen)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("power_delay", &self.power_delay)
+            .field("ssh_refused_for", &self.ssh_refused_for)
+            .field("apiserver_start_delay", &self.apiserver_start_delay)
+            .finish()
+    }
 }
 
 /// A BMC or machine that misbehaves.
@@ -292,6 +306,14 @@ impl Rack {
             let _ = stop.send(());
         }
         let _ = (&mut self.task).await;
+    }
+}
+
+impl std::fmt::Debug for Rack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rack")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 

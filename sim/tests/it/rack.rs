@@ -95,15 +95,17 @@ struct RackWorld {
 async fn rack_world(octet: u8, power_delay: Duration) -> RackWorld {
     let ip = Ipv4Addr::new(127, 77, 29, octet);
     let world = NodeWorld::new(ip);
+    let config = RackConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        username: USER.to_owned(),
+        password: PASSWORD.to_owned(),
+        power_delay,
+        ssh_refused_for: Duration::ZERO,
+        apiserver_start_delay: Duration::from_millis(300),
+    };
+    assert!(!format!("{config:?}").contains(PASSWORD), "{config:?}");
     let rack = Rack::start(
-        RackConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            username: USER.to_owned(),
-            password: PASSWORD.to_owned(),
-            power_delay,
-            ssh_refused_for: Duration::ZERO,
-            apiserver_start_delay: Duration::from_millis(300),
-        },
+        config,
         vec![RackMachine {
             name: "rack-controller-0".to_owned(),
             system_id: "c0ffee00-0000-4000-8000-000000000001".to_owned(),
