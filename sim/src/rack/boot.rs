@@ -218,9 +218,11 @@ fn shell_commands(script: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// iPXE's expansion of the NIC's MAC in a URL.
+/// iPXE's expansion of the NIC's MAC in a URL (`netX`: the NIC it booted from; the machine
+/// has one).
 fn expand(url: &str, mac: &str) -> String {
     url.replace("${net0/mac}", mac)
+        .replace("${netX/mac}", mac)
         .replace("${mac}", mac)
         .replace("${mac:hexhyp}", &mac.replace(':', "-"))
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A 48-bit MAC address. Parsed from six hex pairs separated by `:` or `-` (iPXE's
-/// `${net0/mac}` and `${mac:hexhyp}`, in either case); shown lowercase with `:`.
+/// `${netX/mac}` and `${mac:hexhyp}`, in either case); shown lowercase with `:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MacAddr([u8; 6]);
 

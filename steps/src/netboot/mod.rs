@@ -6,7 +6,8 @@
 //! - `GET /boot.ipxe?mac=M` (also `/ipxe?mac=M`, Matchbox's name): the iPXE script that boots
 //!   Flatcar's PXE kernel and initrd from the mirror with `flatcar.first_boot=yes` and
 //!   `ignition.config.url` pointing back here ([`script`]). Without `mac`, a script that asks
-//!   again with `${net0/mac}`, so that one DHCP `filename` serves every machine;
+//!   again with `${netX/mac}` (the NIC it booted from), so that one DHCP `filename` serves every
+//!   machine;
 //! - `GET /ignition?mac=M`: the installer's Ignition ([`crate::ignition::netboot`]), which
 //!   fetches the node's Ignition and runs `flatcar-install -d <disk>` with it, then reboots;
 //! - `GET /node-ignition?mac=M`: the node's own Ignition, which `flatcar-install` writes to disk.

@@ -72,7 +72,7 @@ async fn netboot_answers_each_mac_its_script_installer_and_node_ignition() {
         for arg in [
             "initrd=flatcar_production_pxe_image.cpio.gz",
             "flatcar.first_boot=yes",
-            &format!("ignition.config.url={url}/ignition?mac=${{net0/mac}}"),
+            &format!("ignition.config.url={url}/ignition?mac=${{netX/mac}}"),
             "console=ttyS0,115200n8",
         ] {
             assert!(script.contains(&format!(" {arg}")), "{arg}: {script}");
@@ -91,7 +91,7 @@ async fn netboot_answers_each_mac_its_script_installer_and_node_ignition() {
         (status, chain.as_str()),
         (
             200,
-            format!("#!ipxe\nchain {url}/boot.ipxe?mac=${{net0/mac}}\n").as_str()
+            format!("#!ipxe\nchain {url}/boot.ipxe?mac=${{netX/mac}}\n").as_str()
         )
     );
 
@@ -130,7 +130,7 @@ async fn netboot_answers_an_unknown_or_malformed_mac_404_and_nothing_else() {
         "/ignition?mac=52:54:00:00:00:01",
         "/node-ignition?mac=52:54:00:00:00:01",
         "/boot.ipxe?mac=",
-        "/boot.ipxe?mac=${net0/mac}",
+        "/boot.ipxe?mac=${netX/mac}",
         "/node-ignition?mac=52:54:00:12:34",
         "/node-ignition?mac=52:54:00:12:34:56:78",
         "/node-ignition",
