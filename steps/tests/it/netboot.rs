@@ -321,7 +321,9 @@ async fn netboot_installer_passes_ignition_validate_and_shellcheck() {
 
 /// Debian's iPXE (`ipxe.lkrn` of package `ipxe`) in qemu, its DHCP filename the boot server's
 /// `/boot.ipxe`: it chains to its MAC's script and asks the mirror for the kernel it names. The
-/// mirror here is a listener of the test: the request reaching it is the proof.
+/// mirror here is a listener of the test: the request reaching it is the proof. (SeaBIOS did not
+/// run the package's `pxe-virtio.rom` as a boot device here; iPXE booted as a kernel is the same
+/// iPXE.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn netboot_real_ipxe_in_qemu_fetches_its_script_and_asks_for_the_kernel() {
     const QEMU: &str = "qemu-system-x86_64";
@@ -376,6 +378,16 @@ async fn netboot_real_ipxe_in_qemu_fetches_its_script_and_asks_for_the_kernel() 
         ])
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
+        // A first NIC on a wire without DHCP: iPXE gives up on it and boots from the second,
+        // whose MAC (not the first's) the scripts must name.
+        .args([
+            "-netdev",
+            "socket,id=dead,udp=127.0.0.1:9,localaddr=127.0.0.1:0",
+        ])
+        .args([
+            "-device",
+            "virtio-net-pci,netdev=dead,mac=52:54:00:00:00:aa",
+        ])
         .arg("-netdev")
         .arg(format!(
             "user,id=n0,bootfile=http://10.0.2.2:{port}/boot.ipxe"
