@@ -31,6 +31,7 @@ mod lifecycle;
 pub mod nodes;
 mod packet;
 mod persist;
+pub mod rack;
 mod rate_limit;
 mod route53;
 mod server;

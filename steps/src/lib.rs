@@ -5,6 +5,7 @@
 //! - [`assets`]: the asset directory: PKI, kubeconfigs, the static control plane's pods and the
 //!   cluster's manifests.
 //! - [`ignition`]: each node's Ignition and SSH host key.
+//! - [`netboot`]: the network boot server of machines booted by MAC (iPXE, Ignition).
 //! - [`cluster`]: the DAG of `loko run` and `loko destroy` from the desired cluster, as data.
 //! - [`actions`]: each kind of step bound to its action, with the clients of a run.
 //! - [`packet`]: the Packet API client, the shared device poller, the device steps.
@@ -32,6 +33,7 @@ pub mod drain;
 pub mod drift;
 mod http;
 pub mod ignition;
+pub mod netboot;
 pub mod packet;
 pub mod preflight;
 pub mod provider;

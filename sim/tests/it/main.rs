@@ -16,6 +16,7 @@ mod openapi;
 mod packet;
 mod packet_faults;
 mod packet_state;
+mod rack;
 mod rbac_data;
 mod route53;
 mod static_pods;

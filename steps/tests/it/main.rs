@@ -9,6 +9,7 @@ mod ignition;
 mod journal_fixture;
 mod kubeconfig_kubectl;
 mod manifests;
+mod netboot;
 mod node_artifacts;
 mod packet_client;
 mod pki_etcd;
