@@ -9,7 +9,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::nodes::ignition::NodeIgnition;
+use crate::ignition::NodeIgnition;
 
 /// Flatcar's PXE kernel and initrd, by the names its release directories use.
 const KERNEL: &str = "flatcar_production_pxe.vmlinuz";

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::{BmcFault, Machine, RackInner};
+use super::model::{BmcFault, Machine, RackInner};
 
 const SYSTEMS: &str = "/redfish/v1/Systems";
 const BOOT_TARGETS: [&str; 5] = ["None", "Pxe", "Hdd", "Cd", "UefiHttp"];

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sim::nodes::ignition::NodeIgnition;
+use sim::ignition::NodeIgnition;
 use steps::netboot::{BootMachine, BootServer, MacAddr, NetbootConfig, NetbootError};
 
 use crate::node_artifacts::{check_with, shellcheck};
