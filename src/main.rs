@@ -8,6 +8,7 @@
 mod adopt;
 mod bench_cmd;
 mod bench_plot;
+mod bench_timeline;
 mod cli;
 mod completion_cmd;
 mod demo_agent;
@@ -16,6 +17,7 @@ mod guard;
 mod journal_location;
 mod journal_view;
 mod kubeconfig_cmd;
+mod notices;
 mod output;
 mod progress;
 mod run_cmd;

@@ -447,11 +447,15 @@ fn the_demo_runs_end_to_end_and_every_command_works_on_it() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines = text(&out.stdout);
     assert!(!lines.trim().is_empty());
+    let mut deletes_sent = 0;
     for line in lines.lines() {
         let event: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert!(event["event"].is_string(), "{line}");
+        deletes_sent += usize::from(event["milestone"] == "device delete sent");
     }
+    // Each device's delete is a milestone a program reads without parsing the message.
+    assert_eq!(deletes_sent, 3, "{lines}");
     assert!(
         lines
             .lines()
