@@ -208,7 +208,7 @@ struct Figures {
     phases_s: BTreeMap<String, f64>,
 }
 
-pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+pub async fn bench(args: &BenchArgs, redactor: &journal::Redactor) -> anyhow::Result<ExitCode> {
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
         anyhow::bail!("--time-scale {} is not a positive number", args.time_scale);
     }
@@ -223,6 +223,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             login,
             args.destroy,
             args.journal.clone(),
+            redactor,
         )
         .await?;
         outln!("{}", serde_json::to_string(&figures)?);
@@ -462,6 +463,7 @@ async fn run_once(
     login: Login,
     destroy: bool,
     journal: Option<String>,
+    redactor: &journal::Redactor,
 ) -> anyhow::Result<RunFigures> {
     let global = Global {
         journal,
@@ -469,7 +471,7 @@ async fn run_once(
     };
     let t0 = Instant::now();
     let target = target(&global, spec)?;
-    let journal = open_journal(&target.journal)?;
+    let journal = open_journal(&target.journal, redactor)?;
     let history = history(&journal)?;
     if !destroy {
         changes(&target.desired, &history)?;
@@ -481,7 +483,7 @@ async fn run_once(
         time_scale: Some(time_scale),
         ..WireConfig::default()
     };
-    let wiring = wire(&target, config).await?;
+    let wiring = wire(&target, config, redactor).await?;
     let t1 = Instant::now();
     let (plan, kind) = match destroy {
         true => (
@@ -498,7 +500,8 @@ async fn run_once(
         ),
     };
     let dag_ms = t1.elapsed().as_secs_f64() * 1e3;
-    let actions = actions(&target, AssetDir::create(&target.assets)?, &wiring);
+    let assets = AssetDir::create(&target.assets)?.redacting(redactor.clone());
+    let actions = actions(&target, assets, &wiring);
 
     let start = Instant::now();
     let milestones = Arc::new(Milestones::new());

@@ -1,7 +1,7 @@
 //! What a run prints while it goes: on a terminal, a progress line of phases and counts
 //! (`devices 37/100 active`, elapsed, retries) with the noteworthy transitions above it;
 //! otherwise one plain line per step transition, or with `--json` one JSON object per event.
-//! Everything printed goes through the journal's redactor.
+//! Everything printed goes through the run's redactor.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal as _, Write as _};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use engine::{Notice, NoticeKind, Observer};
-use journal::{RunId, redact};
+use journal::{Redactor, RunId};
 use serde_json::json;
 
 use crate::notices::{Tally, phase, read};
@@ -27,6 +27,8 @@ pub struct Printer {
     in_flight: Mutex<BTreeSet<String>>,
     /// On a terminal (and not `--json`): the progress line and its counts.
     live: Option<Live>,
+    /// Every line passes through it (the run journal's).
+    redactor: Redactor,
 }
 
 /// The progress line of the terminal, while a run draws one: log lines are printed above it
@@ -128,8 +130,9 @@ fn names_within(names: &BTreeSet<String>, width: usize) -> String {
 }
 
 impl Printer {
-    /// A printer for a run of the steps `plan`; the progress line only on a terminal.
-    pub fn new(json: bool, plan: &[journal::StepId]) -> Printer {
+    /// A printer for a run of the steps `plan`, redacting with `redactor`; the progress line
+    /// only on a terminal.
+    pub fn new(json: bool, plan: &[journal::StepId], redactor: Redactor) -> Printer {
         let live = (!json && std::io::stdout().is_terminal()).then(|| {
             let mut counts = Counts::default();
             for step in plan {
@@ -159,6 +162,7 @@ impl Printer {
             out: Mutex::new(()),
             in_flight: Mutex::new(BTreeSet::new()),
             live,
+            redactor,
         }
     }
 
@@ -217,7 +221,7 @@ impl Printer {
     }
 
     fn line(&self, text: &str) {
-        let text = redact(text);
+        let text = self.redactor.redact(text);
         if let Some(live) = &self.live {
             live.bar.println(text);
             return;
