@@ -54,8 +54,12 @@ fn tls(global: &Global) -> Option<EtcdTls> {
     (tls != EtcdTls::default()).then_some(tls)
 }
 
-/// Opens (and locks) the journal at `location`, creating a state directory if needed.
-pub(crate) fn open_journal(location: &Location) -> anyhow::Result<Arc<Journal>> {
+/// Opens (and locks) the journal at `location`, creating a state directory if needed; its
+/// events pass through `redactor` (the process's, which knows what the run reads).
+pub(crate) fn open_journal(
+    location: &Location,
+    redactor: &journal::Redactor,
+) -> anyhow::Result<Arc<Journal>> {
     if let Location::Dir(dir) = location
         && let Some(state_dir) = dir.parent()
     {
@@ -68,7 +72,10 @@ pub(crate) fn open_journal(location: &Location) -> anyhow::Result<Arc<Journal>> 
             hint: Some("choose a writable place with --state-dir".into()),
         })?;
     }
-    Ok(Arc::new(Journal::open_at(location)?))
+    Ok(Arc::new(Journal::open_redacting(
+        location,
+        redactor.clone(),
+    )?))
 }
 
 /// `loko journal unlock SPEC [--force]`.

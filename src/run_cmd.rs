@@ -87,7 +87,11 @@ async fn execute(
     sim: Option<SimSession>,
     drift: engine::Drift,
 ) -> anyhow::Result<RunReport> {
-    let printer = Arc::new(Printer::new(json, &plan.step_ids()));
+    let printer = Arc::new(Printer::new(
+        json,
+        &plan.step_ids(),
+        journal.redactor().clone(),
+    ));
     let report = engine(journal, Arc::clone(&printer) as _)
         .drift(drift)
         .run(
@@ -106,7 +110,11 @@ async fn execute(
     Ok(report)
 }
 
-fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
+fn outcome_code(
+    outcome: &Outcome,
+    what: &str,
+    redactor: &journal::Redactor,
+) -> anyhow::Result<ExitCode> {
     match outcome {
         Outcome::UpToDate | Outcome::Succeeded => Ok(ExitCode::SUCCESS),
         Outcome::Interrupted => {
@@ -115,7 +123,7 @@ fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
         }
         Outcome::Failed { failed, skipped } => {
             for (step, error) in failed {
-                errln!("failed: {step}: {}", journal::redact(error));
+                errln!("failed: {step}: {}", redactor.redact(error));
             }
             if !skipped.is_empty() {
                 errln!("skipped {} step(s) that depend on them", skipped.len());
@@ -133,9 +141,13 @@ fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    global: &Global,
+    args: &RunArgs,
+    redactor: &journal::Redactor,
+) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.cluster.spec)?;
-    let journal = open_journal(&target.journal)?;
+    let journal = open_journal(&target.journal, redactor)?;
     let mut history = history(&journal)?;
     // Refused changes stop here, before any API is called, and so does a run that would
     // create too many devices by the journal's count alone.
@@ -162,6 +174,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
             time_scale: args.cluster.sim.time_scale,
             take_over_dns: args.take_over_dns,
         },
+        redactor,
     )
     .await?;
     wiring.timings.skip_drain = args.skip_drain;
@@ -170,11 +183,15 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     // The cloud is the truth: what the journal recorded and the cloud no longer has is done
     // again, and said so before anything changes.
-    let assets = AssetDir::create(&target.assets).map_err(|e| UserError {
-        message: format!("asset_dir: {e}"),
-        code: EXIT_USAGE,
-        hint: Some("asset_dir must be a writable directory; it holds the cluster's keys".into()),
-    })?;
+    let assets = AssetDir::create(&target.assets)
+        .map_err(|e| UserError {
+            message: format!("asset_dir: {e}"),
+            code: EXIT_USAGE,
+            hint: Some(
+                "asset_dir must be a writable directory; it holds the cluster's keys".into(),
+            ),
+        })?
+        .redacting(redactor.clone());
     let adoption = crate::adopt::Adoption {
         asked: args.adopt,
         yes: args.yes,
@@ -222,7 +239,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(port) = wiring.clients.ssh.refused.verdict() {
         return Err(refused_port(port).into());
     }
-    let code = outcome_code(&report.outcome, "the run")?;
+    let code = outcome_code(&report.outcome, "the run", redactor)?;
     if !args.json && report.outcome != Outcome::Interrupted {
         let settings = &target.desired.settings;
         let spec = args.cluster.spec.display();
@@ -360,19 +377,23 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
     );
 }
 
-pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {
+pub async fn plan(
+    global: &Global,
+    args: &PlanArgs,
+    redactor: &journal::Redactor,
+) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
     let (mut history, recorded) = read_history(&target)?;
     changes(&target.desired, &history)?;
     if args.no_refresh {
         errln!("note: not refreshed (--no-refresh): as the journal knows the cloud");
-    } else if steps::packet::Token::from_env().is_err() {
+    } else if steps::packet::Token::from_env(redactor).is_err() {
         errln!(
             "note: not refreshed: without PACKET_AUTH_TOKEN (or METAL_AUTH_TOKEN) the cloud cannot be \
              listed; this is as the journal knows it"
         );
     } else {
-        let (packet, route53) = connect(&target, None, None, Vec::new()).await?;
+        let (packet, route53) = connect(&target, None, None, Vec::new(), redactor).await?;
         let (drift, devices) =
             crate::status_cmd::observe(&target.desired, &packet, &route53).await?;
         let foreign = steps::refresh::foreign(&recorded, &history, &devices);
@@ -398,9 +419,13 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<ExitCode> {
+pub async fn destroy(
+    global: &Global,
+    args: &DestroyArgs,
+    redactor: &journal::Redactor,
+) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.cluster.spec)?;
-    let journal = open_journal(&target.journal)?;
+    let journal = open_journal(&target.journal, redactor)?;
     let history = history(&journal)?;
     if !args.yes
         && !confirm(
@@ -421,10 +446,10 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         time_scale: args.cluster.sim.time_scale,
         ..WireConfig::default()
     };
-    let wiring = wire(&target, config).await?;
+    let wiring = wire(&target, config, redactor).await?;
     let plan = cluster::destroy_dag(&target.desired, &history)?;
     // Destroying writes no asset; the directory holds the CA and keys a later run reuses.
-    let assets = AssetDir::create(&target.assets)?;
+    let assets = AssetDir::create(&target.assets)?.redacting(redactor.clone());
     let report = execute(
         journal,
         &plan,
@@ -435,7 +460,7 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         engine::Drift::default(),
     )
     .await?;
-    let code = outcome_code(&report.outcome, "destroy")?;
+    let code = outcome_code(&report.outcome, "destroy", redactor)?;
     if !args.json && report.outcome != Outcome::Interrupted {
         outln!(
             "Cluster {} destroyed: its devices and DNS records are gone; {} keeps its CA and keys.",

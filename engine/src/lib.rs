@@ -55,7 +55,7 @@ pub mod step;
 
 pub use actions::Actions;
 pub use dag::{Dag, DagError};
-pub use observe::{Notice, NoticeKind, Observer, Silent};
+pub use observe::{Change, Milestone, Notice, NoticeKind, Observer, Silent};
 pub use retry::RetryPolicy;
 pub use run::{Drift, Engine, EngineError, Outcome, RunReport, RunRequest};
 pub use step::{Action, ActionKind, ResourceClass, StepContext, StepDef, StepError, StepFuture};

@@ -34,7 +34,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::limit::{ClassLimit, Permit};
-use crate::observe::{Notice, NoticeKind, Observer};
+use crate::observe::{Milestone, Notice, NoticeKind, Observer};
 use crate::retry::RetryPolicy;
 
 /// A step's failure.
@@ -447,6 +447,19 @@ impl StepContext {
         self.observer.notice(&Notice {
             step: self.id.clone(),
             kind: NoticeKind::Progress {
+                message: message.into(),
+            },
+        });
+    }
+
+    /// Reports a change the step made to an outside resource: [`progress`](Self::progress)
+    /// with the change typed, for observers that count or time such changes. Not journaled
+    /// (the journal has the step's intents and outputs).
+    pub fn milestone(&self, milestone: Milestone, message: impl Into<String>) {
+        self.observer.notice(&Notice {
+            step: self.id.clone(),
+            kind: NoticeKind::Milestone {
+                milestone,
                 message: message.into(),
             },
         });

@@ -19,7 +19,8 @@
 //!   contradicts the events before it fails [`Journal::open`] with [`JournalError::Corrupt`],
 //!   naming the run and sequence number.
 //! - No secrets: step outputs are [`Outputs`], which refuse secret-looking values, and every
-//!   event is passed through [`redact`] on the way in.
+//!   event is passed through the journal's [`Redactor`] on the way in (the one it was opened
+//!   with: [`Journal::open_redacting`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), journal::JournalError> {
@@ -69,9 +70,7 @@ pub use fold::{
 pub use ids::{Digest, InvalidStepId, RunId, Seq, StepId};
 pub use journal::Journal;
 pub use lock::human_time;
-pub use secrets::{
-    OutputError, Outputs, REDACTED, redact, redact_json, register_secret, secret_kind,
-};
+pub use secrets::{OutputError, Outputs, REDACTED, Redactor, redact_shapes, secret_shape};
 pub use snapshot::SNAPSHOT_EVERY;
 use store::{EtcdConfig, StoreError};
 pub use view::{JournalView, read_state};

@@ -390,7 +390,7 @@ async fn apply(client: &reqwest::Client, base: &str, object: &Applied) -> Result
         .unwrap_or(body);
     let message = format!(
         "applying {what}: {status}: {}",
-        journal::redact(message.trim())
+        journal::redact_shapes(message.trim())
     );
     // 404: a custom resource whose definition is not served yet; 409: a conflict of a
     // concurrent writer; 429 and 5xx: the apiserver or etcd is still coming up.

@@ -77,7 +77,7 @@ fn failed(node: &str, what: &str, out: &crate::ssh::CommandOutput) -> StepError 
     StepError::retryable(format!(
         "{node}: {what} exited {}: {}",
         out.status,
-        journal::redact(out.stderr.trim())
+        journal::redact_shapes(out.stderr.trim())
     ))
 }
 

@@ -82,16 +82,19 @@ pub struct Route53 {
 impl Route53 {
     /// A client with the standard AWS credential chain (environment, shared config and
     /// credentials files, web identity, ECS and EC2 metadata) and the endpoint from
-    /// `endpoint` or `AWS_ENDPOINT_URL_ROUTE_53`. TLS uses rustls with ring.
-    pub async fn from_env(endpoint: Option<&str>) -> Route53 {
-        Route53::build(endpoint, None).await
+    /// `endpoint` or `AWS_ENDPOINT_URL_ROUTE_53`. TLS uses rustls with ring. The credentials
+    /// it resolves are told to `redactor` (the run's).
+    pub async fn from_env(endpoint: Option<&str>, redactor: &journal::Redactor) -> Route53 {
+        Route53::build(endpoint, None, redactor).await
     }
 
-    /// A client with fixed credentials, for an endpoint that is not AWS (the simulator).
+    /// A client with fixed credentials, for an endpoint that is not AWS (the simulator); they
+    /// are told to `redactor`.
     pub async fn with_static_credentials(
         endpoint: &str,
         access_key_id: &str,
         secret_access_key: &str,
+        redactor: &journal::Redactor,
     ) -> Route53 {
         let credentials = aws_credential_types::Credentials::new(
             access_key_id,
@@ -100,12 +103,13 @@ impl Route53 {
             None,
             "loko-static",
         );
-        Route53::build(Some(endpoint), Some(credentials)).await
+        Route53::build(Some(endpoint), Some(credentials), redactor).await
     }
 
     async fn build(
         endpoint: Option<&str>,
         credentials: Option<aws_credential_types::Credentials>,
+        redactor: &journal::Redactor,
     ) -> Route53 {
         use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
         let http = aws_smithy_http_client::Builder::new()
@@ -125,7 +129,7 @@ impl Route53 {
         }
         let config = loader.load().await;
         let credentials_missing = match config.credentials_provider() {
-            Some(provider) => register_credentials(provider).await.err(),
+            Some(provider) => register_credentials(provider, redactor).await.err(),
             None => Some("no credential provider is configured".to_owned()),
         };
         Route53 {
@@ -272,21 +276,22 @@ impl Route53 {
     }
 }
 
-/// Registers the resolved AWS credentials with the redactor, so no error, event or log line
+/// Tells `redactor` the resolved AWS credentials, so no error, event or log line
 /// (the SDK's trace logs print the signed request) can carry them. The access key id is not
 /// secret by itself, but it names the account's key: it is not printed either.
 async fn register_credentials(
     provider: aws_credential_types::provider::SharedCredentialsProvider,
+    redactor: &journal::Redactor,
 ) -> Result<(), String> {
     use aws_credential_types::provider::ProvideCredentials;
     let creds = provider
         .provide_credentials()
         .await
-        .map_err(|e| journal::redact(&e.to_string()))?;
-    journal::register_secret(creds.access_key_id());
-    journal::register_secret(creds.secret_access_key());
+        .map_err(|e| journal::redact_shapes(&e.to_string()))?;
+    redactor.add(creds.access_key_id());
+    redactor.add(creds.secret_access_key());
     if let Some(token) = creds.session_token() {
-        journal::register_secret(token);
+        redactor.add(token);
     }
     Ok(())
 }
@@ -319,7 +324,7 @@ where
     DnsError::Api {
         operation,
         zone: zone.to_owned(),
-        message: journal::redact(&message),
+        message: journal::redact_shapes(&message),
         retryable,
     }
 }

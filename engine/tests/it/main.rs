@@ -4,4 +4,5 @@
 mod crash;
 mod drift;
 mod runs;
+mod secrets;
 mod toys;

@@ -56,14 +56,31 @@ impl Sensitivity {
 #[derive(Debug, Clone)]
 pub struct AssetDir {
     root: PathBuf,
+    /// Told of the secrets the directory's readers learn that have no secret's shape (the
+    /// bootstrap token), so that no error, event or log line of the run carries them.
+    redactor: journal::Redactor,
 }
 
 impl AssetDir {
-    /// Opens `root`, creating it (mode 0700) if needed.
+    /// Opens `root`, creating it (mode 0700) if needed; the secrets learned from it are told
+    /// to a redactor of its own until [`AssetDir::redacting`] names the run's.
     pub fn create(root: impl Into<PathBuf>) -> Result<Self, AssetError> {
-        let dir = AssetDir { root: root.into() };
+        let dir = AssetDir {
+            root: root.into(),
+            redactor: journal::Redactor::new(),
+        };
         dir.ensure_dir(Path::new(""))?;
         Ok(dir)
+    }
+
+    /// This directory, telling the secrets its readers learn to `redactor` (the run's).
+    pub fn redacting(self, redactor: journal::Redactor) -> AssetDir {
+        AssetDir { redactor, ..self }
+    }
+
+    /// The redactor the secrets learned from this directory are told to.
+    pub fn redactor(&self) -> &journal::Redactor {
+        &self.redactor
     }
 
     /// The directory itself.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::{StepContext, StepError};
+use engine::{Milestone, StepContext, StepError};
 use journal::Outputs;
 
 use super::client::PacketClient;
@@ -20,6 +20,9 @@ use super::error::{PacketError, PacketErrorKind};
 use super::model::{CreateDevice, Device, DeviceState};
 use super::poller::{DevicePoller, Listing, PollPace};
 use serde::{Deserialize, Serialize};
+
+/// What this file's steps change, as their milestones name it (`device created`).
+const DEVICE: &str = "device";
 
 /// Where a device goes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -370,7 +373,10 @@ impl DeviceStep {
         // the attempt instead would make the next one look for a device that cannot exist,
         // after a fresh listing, which at 1000 workers put the last creates seconds late.
         let device = paced(ctx, || self.client.create_device(&request)).await?;
-        ctx.progress(format!("created device {} ({})", device.id, device.state));
+        ctx.milestone(
+            Milestone::created(DEVICE),
+            format!("created device {} ({})", device.id, device.state),
+        );
         Ok(device)
     }
 
@@ -404,10 +410,10 @@ impl DeviceStep {
         }
         ctx.intent("delete device", detail).await?;
         paced(ctx, || self.client.delete_device(&device.id)).await?;
-        ctx.progress(format!(
-            "deleting device {} ({why}); a new one follows",
-            device.id
-        ));
+        ctx.milestone(
+            Milestone::delete_sent(DEVICE),
+            format!("deleting device {} ({why}); a new one follows", device.id),
+        );
         let deadline = Instant::now() + self.settings.provision_deadline;
         loop {
             let listing = listing_since(ctx, &self.poller, Instant::now()).await?;
@@ -622,10 +628,10 @@ impl DeleteDeviceStep {
                 )
                 .await?;
                 paced(&ctx, || self.client.delete_device(&device.id)).await?;
-                ctx.progress(format!(
-                    "deleting device {} ({})",
-                    device.id, device.hostname
-                ));
+                ctx.milestone(
+                    Milestone::delete_sent(DEVICE),
+                    format!("deleting device {} ({})", device.id, device.hostname),
+                );
                 deleted.push(device.id.clone());
             }
             if remaining == 0 {

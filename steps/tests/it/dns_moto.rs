@@ -20,13 +20,35 @@ fn id(s: &str) -> StepId {
 }
 
 async fn route53(url: &str) -> Route53 {
+    route53_redacting(url, &journal::Redactor::new()).await
+}
+
+async fn route53_redacting(url: &str, redactor: &journal::Redactor) -> Route53 {
     // SAFETY: set before any other thread reads the environment in this test process's runtime.
     unsafe {
         std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing-secret-key-0001");
         std::env::set_var("AWS_REGION", "us-east-1");
     }
-    Route53::from_env(Some(url)).await
+    Route53::from_env(Some(url), redactor).await
+}
+
+/// The credentials the client resolves are told to the redactor it was handed (the run's),
+/// and to no other.
+#[tokio::test]
+async fn the_resolved_credentials_are_told_to_the_run_redactor() {
+    let redactor = journal::Redactor::new();
+    let r53 = route53_redacting("http://127.0.0.1:9", &redactor).await;
+    assert_eq!(r53.credentials_missing(), None);
+    assert_eq!(
+        redactor.redact("sig testing-secret-key-0001 end"),
+        "sig [redacted] end"
+    );
+    let other = journal::Redactor::new();
+    assert_eq!(
+        other.redact("testing-secret-key-0001"),
+        "testing-secret-key-0001"
+    );
 }
 
 fn device(name: &str, ip: &str) -> StepDef {
