@@ -236,7 +236,11 @@ pub struct DesiredCluster {
     /// ([`DesiredCluster::recipients`]). Left out of the record when `None`, so that the digest
     /// of a spec without it is the one an earlier loko recorded (its interrupted run resumes).
     /// Not a cluster setting: it can change on a built cluster.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "recipients")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "recipients"
+    )]
     pub spec_recipients: Option<Vec<String>>,
 }
 
