@@ -208,7 +208,7 @@ pub fn actions(run: RunContext) -> Actions {
         Arc::new(d)
     };
     let run = Arc::new(run);
-    let actions = Actions::new().bind(
+    let actions = Actions::new().bind_action(
         PKI,
         with_run(&run, |run, ctx: StepContext| async move {
             let pki_inputs = assets::pki::PkiInputs::from_desired(&run.desired);
@@ -234,7 +234,7 @@ pub fn actions(run: RunContext) -> Actions {
             Ok(Outputs::new().with("sha256", &fingerprints)?)
         }),
     );
-    let actions = actions.bind(
+    let actions = actions.bind_action(
         KUBECONFIGS,
         with_run(&run, |run, ctx: StepContext| async move {
             let KubeconfigsParams { nodes_to_boot } = ctx.params()?;
@@ -257,7 +257,7 @@ pub fn actions(run: RunContext) -> Actions {
                 .with("bootstrap_token_expiration", &token.expiration)?)
         }),
     );
-    let actions = actions.bind(
+    let actions = actions.bind_action(
         MANIFESTS,
         with_run(&run, |run, _ctx: StepContext| async move {
             let report = assets::manifests::render_manifests(&run.assets, &run.desired)
@@ -266,7 +266,7 @@ pub fn actions(run: RunContext) -> Actions {
         }),
     );
     let r = Arc::clone(&run);
-    let actions = actions.bind(IGNITION, move |ctx: StepContext| {
+    let actions = actions.bind_action(IGNITION, move |ctx: StepContext| {
         let (run, desired) = (Arc::clone(&r), Arc::clone(&for_ignition));
         async move {
             let NodeParams { hostname } = ctx.params()?;
@@ -286,7 +286,7 @@ pub fn actions(run: RunContext) -> Actions {
                 .with("ignition_sha256", ignition::digest(&text))?)
         }
     });
-    let actions = actions.bind(
+    let actions = actions.bind_action(
         DEVICE,
         step_action!(&run, |run, params: DeviceParams| {
             let mut spec = params.spec;
@@ -303,7 +303,7 @@ pub fn actions(run: RunContext) -> Actions {
             }
         }),
     );
-    let actions = actions.bind(
+    let actions = actions.bind_action(
         DELETE_DEVICES,
         step_action!(&run, |run, params: DeleteDevicesParams| DeleteDeviceStep {
             client: Arc::clone(&run.clients.packet),
@@ -312,7 +312,7 @@ pub fn actions(run: RunContext) -> Actions {
             deadline: run.settings.device.provision_deadline,
         }),
     );
-    let actions = actions.bind(
+    let actions = actions.bind_action(
         DNS,
         step_action!(&run, |run, params: DnsParams| DnsStep {
             route53: run.clients.route53.clone(),
@@ -323,7 +323,7 @@ pub fn actions(run: RunContext) -> Actions {
             in_sync_deadline: run.settings.dns_deadline,
         }),
     );
-    let actions = actions.bind(
+    let actions = actions.bind_action(
         DELETE_RECORDS,
         step_action!(&run, |run, params: DeleteRecordsParams| DnsDeleteStep {
             route53: run.clients.route53.clone(),
@@ -333,7 +333,7 @@ pub fn actions(run: RunContext) -> Actions {
             in_sync_deadline: run.settings.dns_deadline,
         }),
     );
-    let actions = actions.bind(
+    let actions = actions.bind_action(
         ETCD_SECRETS,
         step_action!(&run, |run, params: NodeParams| EtcdSecretsStep {
             ssh: run.clients.ssh.clone(),
@@ -341,7 +341,7 @@ pub fn actions(run: RunContext) -> Actions {
             asset_dir: run.assets.root().to_owned(),
         }),
     );
-    let actions = actions.bind(
+    let actions = actions.bind_action(
         CONTROL_PLANE,
         step_action!(&run, |run, params: ControlPlaneParams| ControlPlaneStep {
             ssh: run.clients.ssh.clone(),
@@ -350,7 +350,7 @@ pub fn actions(run: RunContext) -> Actions {
             aggregation: params.aggregation,
         }),
     );
-    let actions = actions.bind(
+    let actions = actions.bind_action(
         BOOTSTRAP,
         step_action!(&run, |run, params: BootstrapParams| BootstrapStep {
             api_name: params.api_name,
@@ -361,7 +361,7 @@ pub fn actions(run: RunContext) -> Actions {
             deadline: run.settings.ready_deadline,
         }),
     );
-    let actions = actions.bind(
+    let actions = actions.bind_action(
         DRAIN,
         step_action!(&run, |run, params: DrainParams| DrainStep {
             api_name: params.api_name,
@@ -374,7 +374,7 @@ pub fn actions(run: RunContext) -> Actions {
             skip: run.settings.skip_drain,
         }),
     );
-    actions.bind(
+    actions.bind_action(
         READY,
         step_action!(&run, |run, params: ReadyParams| ReadinessStep {
             api_name: params.api_name,

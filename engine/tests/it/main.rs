@@ -3,5 +3,6 @@
 
 mod crash;
 mod drift;
+mod kinds;
 mod runs;
 mod toys;

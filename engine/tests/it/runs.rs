@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use engine::{
-    Actions, CancellationToken, Dag, DagError, Engine, EngineError, Outcome, ResourceClass,
-    RetryPolicy, RunReport, RunRequest, StepContext, StepDef, StepError,
+    Actions, CancellationToken, Dag, DagError, Engine, Outcome, ResourceClass, RetryPolicy,
+    RunReport, RunRequest, StepContext, StepError,
 };
 use journal::{AttemptEnd, Digest, Event, Journal, Outputs, RunKind, RunOutcome, StepId};
 
@@ -690,62 +690,4 @@ async fn a_ledger_entry_of_a_step_no_plan_names_is_ignored() {
         let journal = open(&dir);
         assert!(journal.state().ledger.contains_key(&id("control-plane/c0")));
     }
-}
-
-/// The DAG is data: it serializes, comes back equal, and runs only once its kinds are bound,
-/// the action reading each step's params.
-#[tokio::test]
-async fn a_dag_is_data_and_runs_with_the_actions_bound_when_the_run_starts() {
-    let (_dir, journal) = temp_journal();
-    let greet = |name: &str| {
-        StepDef::new(
-            id(&format!("greet/{name}")),
-            "greet",
-            Digest::of(name.as_bytes()),
-        )
-        .params(name)
-        .unwrap()
-        .class(ResourceClass::new("local"))
-    };
-    let dag = Dag::new(vec![greet("ada"), greet("bob").after([id("greet/ada")])]).unwrap();
-    let json = serde_json::to_string(&dag).unwrap();
-    let back: Dag = serde_json::from_str(&json).unwrap();
-    assert_eq!(
-        back.declared().collect::<Vec<_>>(),
-        dag.declared().collect::<Vec<_>>()
-    );
-    assert_eq!(back.to_dot(), dag.to_dot());
-
-    let engine = Engine::new(Arc::clone(&journal));
-    let unbound = engine
-        .run(
-            &back,
-            &Actions::new(),
-            request("s"),
-            CancellationToken::new(),
-        )
-        .await;
-    assert!(
-        matches!(&unbound, Err(EngineError::Unbound { step, kind }) if step == &id("greet/ada") && kind.as_str() == "greet"),
-        "{unbound:?}"
-    );
-    assert!(journal.state().runs.is_empty(), "nothing is journaled");
-
-    let actions = Actions::new().bind("greet", |ctx: StepContext| async move {
-        let name: String = ctx.params()?;
-        Ok::<_, StepError>(Outputs::new().with("greeting", format!("hello {name}"))?)
-    });
-    let report = engine
-        .run(&back, &actions, request("s"), CancellationToken::new())
-        .await
-        .unwrap();
-    assert_eq!(report.outcome, Outcome::Succeeded);
-    let ledger = journal.state().ledger;
-    assert_eq!(
-        ledger[&id("greet/bob")]
-            .outputs
-            .get::<String>("greeting")
-            .unwrap(),
-        "hello bob"
-    );
 }

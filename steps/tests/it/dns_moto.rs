@@ -73,11 +73,11 @@ fn dns_plan(r53: &Route53, zone: &str, ips: [&str; 2]) -> (Dag, Actions) {
     ])
     .unwrap();
     let actions = Actions::new()
-        .bind("toy-device", |ctx: StepContext| async move {
+        .bind_action("toy-device", |ctx: StepContext| async move {
             let ip: String = ctx.params()?;
             Ok::<_, StepError>(Outputs::new().with("public_ipv4", ip)?)
         })
-        .bind("dns", move |ctx: StepContext| {
+        .bind_action("dns", move |ctx: StepContext| {
             let step = Arc::clone(&step);
             async move { step.run(ctx).await }
         });

@@ -58,16 +58,16 @@ fn toys(stop: Option<CancellationToken>) -> Actions {
         Ok(outputs)
     };
     let actions = Actions::new()
-        .bind(kinds::PKI, move |_ctx: StepContext| async move {
+        .bind_action(kinds::PKI, move |_ctx: StepContext| async move {
             out(&[("sha256", "{\"tls/ca.crt\": \"0a1b\"}")])
         })
-        .bind(kinds::KUBECONFIGS, move |_ctx: StepContext| async move {
+        .bind_action(kinds::KUBECONFIGS, move |_ctx: StepContext| async move {
             out(&[("admin", "auth/kubeconfig"), ("kubelet_sha256", "2c3d")])
         })
-        .bind(kinds::MANIFESTS, move |_ctx: StepContext| async move {
+        .bind_action(kinds::MANIFESTS, move |_ctx: StepContext| async move {
             out(&[("files", "42")])
         })
-        .bind(kinds::IGNITION, move |ctx: StepContext| async move {
+        .bind_action(kinds::IGNITION, move |ctx: StepContext| async move {
             let host = host(&ctx);
             out(&[
                 (
@@ -78,7 +78,7 @@ fn toys(stop: Option<CancellationToken>) -> Actions {
                 ("ignition_sha256", "4e5f"),
             ])
         })
-        .bind(kinds::DEVICE, move |ctx: StepContext| async move {
+        .bind_action(kinds::DEVICE, move |ctx: StepContext| async move {
             let host = host(&ctx);
             ctx.intent(
                 steps::packet::CREATE_INTENT,
@@ -95,7 +95,7 @@ fn toys(stop: Option<CancellationToken>) -> Actions {
                 ("private_ipv4", &format!("10.64.0.{last}")),
             ])
         })
-        .bind(kinds::DNS, move |_ctx: StepContext| {
+        .bind_action(kinds::DNS, move |_ctx: StepContext| {
             let stop = stop.clone();
             async move {
                 if let Some(stop) = stop {
@@ -107,12 +107,12 @@ fn toys(stop: Option<CancellationToken>) -> Actions {
         });
     let done = move |_ctx: StepContext| async move { out(&[("done", "true")]) };
     actions
-        .bind(kinds::ETCD_SECRETS, done)
-        .bind(kinds::CONTROL_PLANE, done)
-        .bind(kinds::BOOTSTRAP, done)
-        .bind(kinds::READY, done)
-        .bind(kinds::DELETE_DEVICES, done)
-        .bind(kinds::DELETE_RECORDS, done)
+        .bind_action(kinds::ETCD_SECRETS, done)
+        .bind_action(kinds::CONTROL_PLANE, done)
+        .bind_action(kinds::BOOTSTRAP, done)
+        .bind_action(kinds::READY, done)
+        .bind_action(kinds::DELETE_DEVICES, done)
+        .bind_action(kinds::DELETE_RECORDS, done)
 }
 
 #[tokio::test]
