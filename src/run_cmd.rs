@@ -10,6 +10,7 @@ use journal::{Journal, RunKind};
 use specs::DesiredCluster;
 use steps::assets::AssetDir;
 use steps::cluster::{self, History};
+use steps::kinds::DeviceOutputs;
 use steps::refresh::{Contradictions, Recorded};
 
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs};
@@ -332,11 +333,11 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
         .nodes
         .iter()
         .map(|node| {
-            let outputs = ledger.get(&cluster::ids::device(&node.hostname));
-            let field = |key: &str| {
-                outputs
-                    .and_then(|r| r.outputs.get::<String>(key).ok())
-                    .unwrap_or_else(|| "-".into())
+            let device = ledger
+                .get(&cluster::ids::device(&node.hostname))
+                .and_then(|r| DeviceOutputs::recorded(&r.outputs));
+            let field = |read: fn(DeviceOutputs) -> Option<String>| {
+                device.clone().and_then(read).unwrap_or_else(|| "-".into())
             };
             let role = match node.role {
                 specs::Role::Controller => "controller",
@@ -345,9 +346,9 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
             vec![
                 node.hostname.clone(),
                 role.to_owned(),
-                short_id(&field("device_id")),
-                field("public_ipv4"),
-                field("private_ipv4"),
+                short_id(&field(|d| Some(d.device_id))),
+                field(|d| d.public_ipv4),
+                field(|d| d.private_ipv4),
             ]
         })
         .collect();
@@ -480,7 +481,8 @@ fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec
         .map(|host| {
             let device = ledger
                 .get(&cluster::ids::device(host))
-                .and_then(|r| r.outputs.get::<String>("device_id").ok());
+                .and_then(|r| DeviceOutputs::recorded(&r.outputs))
+                .map(|d| d.device_id);
             match device {
                 Some(id) => format!("device {id} ({host})"),
                 None => format!("the device of {host}, if it was created"),

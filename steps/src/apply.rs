@@ -22,9 +22,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use engine::{StepContext, StepError};
-use journal::{Outputs, StepId};
+use journal::StepId;
 use serde_json::Value;
 
+use crate::kinds::BootstrapOutputs;
 use crate::readiness::{admin_client, controller_addrs};
 
 /// The field manager loko's applies are recorded under.
@@ -242,7 +243,7 @@ pub struct BootstrapStep {
     pub api_name: String,
     pub port: u16,
     /// Where the controllers' public IPs come from (device step, output key).
-    pub controllers: Vec<(StepId, &'static str)>,
+    pub controllers: Vec<StepId>,
     /// The cluster's asset_dir (`manifests/`, `tls/ca.crt`, `tls/admin.{crt,key}`).
     pub asset_dir: PathBuf,
     pub poll_every: Duration,
@@ -253,7 +254,7 @@ pub struct BootstrapStep {
 impl BootstrapStep {
     /// One attempt: wait for the API, then apply every object and the kubelets' bootstrap
     /// token.
-    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+    pub async fn run(&self, ctx: StepContext) -> Result<BootstrapOutputs, StepError> {
         let mut objects = objects(&self.asset_dir, &self.asset_dir.join("manifests"))
             .map_err(StepError::permanent)?;
         let token = bootstrap_token_object(&self.asset_dir).map_err(StepError::permanent)?;
@@ -284,11 +285,12 @@ impl BootstrapStep {
         ctx.progress(format!("applying {} objects of manifests/", objects.len()));
         apply_all(&client, &base, &objects).await?;
         let definitions = objects.iter().filter(|o| o.definition).count();
-        Ok(Outputs::new()
-            .with("api_server", &base)?
-            .with("objects", objects.len())?
-            .with("definitions", definitions)?
-            .with("bootstrap_token_id", token_id)?)
+        Ok(BootstrapOutputs {
+            api_server: base,
+            objects: objects.len(),
+            definitions,
+            bootstrap_token_id: token_id,
+        })
     }
 }
 

@@ -16,10 +16,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use engine::{StepContext, StepError};
-use journal::{Outputs, StepId};
+use journal::StepId;
 
 use crate::assets::kubeconfig::CONTROL_PLANE_KUBECONFIGS;
 pub use crate::assets::manifests::PKI_DIR;
+use crate::kinds::{
+    ControlPlaneOutputs, DeviceAddress, DeviceKind, EtcdSecretsOutputs, IgnitionKind,
+};
 use crate::ssh::{Ssh, SshTarget, tar_archive};
 
 /// How to reach a node: its address comes from its device step, its pinned host key from its
@@ -36,17 +39,13 @@ pub struct NodeAccess {
 impl NodeAccess {
     /// The SSH target, from the dependencies' outputs.
     pub fn target(&self, ctx: &StepContext) -> Result<SshTarget, StepError> {
-        let ip: String = ctx.output_of(&self.device_step)?.get("public_ipv4")?;
-        let ip = ip.parse().map_err(|_| {
-            StepError::permanent(format!(
-                "{} published public_ipv4={ip:?}, not an IP address",
-                self.device_step
-            ))
-        })?;
-        let host_key: String = ctx.output_of(&self.host_key_step)?.get("ssh_host_key")?;
+        let ip = DeviceKind::address(ctx, &self.device_step, DeviceAddress::PublicIpv4)?;
+        let host_key = ctx
+            .outputs_of::<IgnitionKind>(&self.host_key_step)?
+            .ssh_host_key;
         Ok(SshTarget {
             node: self.hostname.clone(),
-            addr: SocketAddr::new(ip, self.port),
+            addr: SocketAddr::new(ip.into(), self.port),
             user: self.user.clone(),
             host_key,
         })
@@ -90,7 +89,7 @@ pub struct EtcdSecretsStep {
 
 impl EtcdSecretsStep {
     /// One attempt. Idempotent: files are overwritten in place.
-    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+    pub async fn run(&self, ctx: StepContext) -> Result<EtcdSecretsOutputs, StepError> {
         let target = self.node.target(&ctx)?;
         let mut files = Vec::with_capacity(ETCD_FILES.len());
         for (from, to) in ETCD_FILES {
@@ -111,9 +110,10 @@ impl EtcdSecretsStep {
                 &out,
             ));
         }
-        Ok(Outputs::new()
-            .with("node", &self.node.hostname)?
-            .with("files", ETCD_FILES.len())?)
+        Ok(EtcdSecretsOutputs {
+            node: self.node.hostname.clone(),
+            files: ETCD_FILES.len(),
+        })
     }
 }
 
@@ -235,7 +235,7 @@ pub struct ControlPlaneStep {
 
 impl ControlPlaneStep {
     /// One attempt. Idempotent: a rerun installs the same files again.
-    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+    pub async fn run(&self, ctx: StepContext) -> Result<ControlPlaneOutputs, StepError> {
         let target = self.node.target(&ctx)?;
         let node = &self.node.hostname;
         let installed = control_plane_files(&self.asset_dir, self.aggregation)?;
@@ -270,10 +270,11 @@ impl ControlPlaneStep {
         if out.status != 0 {
             return Err(failed(node, "installing the static control plane", &out));
         }
-        Ok(Outputs::new()
-            .with("node", node)?
-            .with("static_pods", &pods)?
-            .with("pki_files", files.len() - pods.len())?)
+        Ok(ControlPlaneOutputs {
+            node: node.clone(),
+            static_pods: pods.iter().map(|pod| (*pod).to_owned()).collect(),
+            pki_files: files.len() - pods.len(),
+        })
     }
 }
 

@@ -19,18 +19,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use engine::{ActionKind, Dag, DagError, ResourceClass, RetryPolicy, StepDef};
+use engine::{Dag, DagError, ResourceClass, RetryPolicy, StepDef, StepKind};
 use journal::{ClusterState, Digest, RunKind, StepId};
 use serde::Serialize;
 use specs::{DesiredCluster, DesiredNode, HardwareReservation, OsImage, RecordTarget};
 
-use crate::actions::{
-    self, BootstrapParams, ControlPlaneParams, DeleteDevicesParams, DeleteRecordsParams,
-    DeviceParams, DnsParams, DrainParams, KubeconfigsParams, NodeParams, ReadyParams,
-};
 use crate::assets;
 pub use crate::changes::{Changes, changes};
-use crate::dns::{RecordSource, Route53};
+use crate::dns::Route53;
+use crate::kinds::{
+    ApiParams, BootstrapKind, ControlPlaneKind, ControlPlaneParams, DeleteDevicesKind,
+    DeleteDevicesParams, DeleteRecordsKind, DeleteRecordsParams, DeviceAddress, DeviceKind,
+    DeviceParams, DnsKind, DnsParams, DrainKind, DrainParams, EtcdSecretsKind, IgnitionKind,
+    KubeconfigsKind, KubeconfigsParams, ManifestsKind, NodeParams, PkiKind, ReadyKind, ReadyParams,
+    RecordSource,
+};
 use crate::packet::{
     CREATE_INTENT, DeviceOs, DevicePoller, DeviceSettings, DeviceSpec, Location, PacketClient,
     cluster_tag, node_tag,
@@ -236,16 +239,9 @@ fn inputs<T: Serialize + ?Sized>(value: &T) -> Result<Digest, BuildError> {
     Digest::of_json(value).map_err(|e| BuildError::Inputs(e.to_string()))
 }
 
-/// A step of `kind` with its own inputs digest and `params` for its action.
-fn step<P: Serialize + ?Sized>(
-    id: StepId,
-    kind: ActionKind,
-    own: Digest,
-    params: &P,
-) -> Result<StepDef, BuildError> {
-    StepDef::new(id, kind, own)
-        .params(params)
-        .map_err(|e| BuildError::Inputs(e.to_string()))
+/// A step of kind `K` with its own inputs digest and `params` for its action.
+fn step<K: StepKind>(id: StepId, own: Digest, params: &K::Params) -> Result<StepDef, BuildError> {
+    StepDef::of::<K>(id, params, own).map_err(|e| BuildError::Inputs(e.to_string()))
 }
 
 fn node_params(host: &str) -> NodeParams {
@@ -269,11 +265,11 @@ pub fn apply_dag(
 
     // Assets: local, cheap, and their inputs are the cluster-wide settings.
     let pki_inputs = assets::pki::PkiInputs::from_desired(desired);
-    steps.push(StepDef::new(
+    steps.push(step::<PkiKind>(
         ids::pki(),
-        actions::PKI,
         inputs(&(&pki_inputs, renewal_epoch(&pki_inputs, SystemTime::now())))?,
-    ));
+        &(),
+    )?);
     // The kubelets' bootstrap token is reissued for nodes about to boot when it is half
     // spent (`assets::bootstrap_token`): while some node has no device yet, the step runs
     // again in each half of the token's lifetime, so a scale-up a month later gets a fresh one.
@@ -289,20 +285,19 @@ pub fn apply_dag(
     };
     let token_window = token_window(planned_at);
     steps.push(
-        step(
+        step::<KubeconfigsKind>(
             ids::kubeconfigs(),
-            actions::KUBECONFIGS,
             inputs(&(settings, token_window))?,
             &KubeconfigsParams { nodes_to_boot },
         )?
         .after([ids::pki()]),
     );
     steps.push(
-        StepDef::new(
+        step::<ManifestsKind>(
             ids::manifests(),
-            actions::MANIFESTS,
             inputs(&(settings, assets::manifests::RENDERING))?,
-        )
+            &(),
+        )?
         .after([ids::pki()]),
     );
 
@@ -317,9 +312,8 @@ pub fn apply_dag(
         .extend(extra_keys.iter().cloned());
     for node in &desired.nodes {
         steps.push(
-            step(
+            step::<IgnitionKind>(
                 ids::ignition(&node.hostname),
-                actions::IGNITION,
                 inputs(&(&ignition_settings, node, desired.dns_service_ip))?,
                 &node_params(&node.hostname),
             )?
@@ -339,9 +333,8 @@ pub fn apply_dag(
         .iter()
         .filter(|host| desired.node(host).is_none())
     {
-        let delete = step(
+        let delete = step::<DeleteDevicesKind>(
             ids::delete_device(host),
-            actions::DELETE_DEVICES,
             inputs(host.as_str())?,
             &DeleteDevicesParams {
                 tag: node_tag(host),
@@ -361,9 +354,8 @@ pub fn apply_dag(
     // Bootstrap over SSH.
     for node in &controllers {
         steps.push(
-            step(
+            step::<EtcdSecretsKind>(
                 ids::etcd_secrets(&node.hostname),
-                actions::ETCD_SECRETS,
                 inputs(&node.hostname)?,
                 &node_params(&node.hostname),
             )?
@@ -386,9 +378,8 @@ pub fn apply_dag(
         .collect();
     for node in &controllers {
         steps.push(
-            step(
+            step::<ControlPlaneKind>(
                 ids::control_plane(&node.hostname),
-                actions::CONTROL_PLANE,
                 inputs(&(&node.hostname, settings.enable_aggregation))?,
                 &ControlPlaneParams {
                     hostname: node.hostname.clone(),
@@ -415,13 +406,14 @@ pub fn apply_dag(
     serving.extend(controllers.iter().map(|c| ids::control_plane(&c.hostname)));
     for host in &drained {
         steps.push(
-            step(
+            step::<DrainKind>(
                 ids::drain(host),
-                actions::DRAIN,
                 inputs(host.as_str())?,
                 &DrainParams {
-                    api_name: api_name.clone(),
-                    controllers: api_controllers.clone(),
+                    api: ApiParams {
+                        api_name: api_name.clone(),
+                        controllers: api_controllers.clone(),
+                    },
                     hostname: host.clone(),
                 },
             )?
@@ -435,11 +427,10 @@ pub fn apply_dag(
         deps.push(ids::control_plane(&c.hostname));
     }
     steps.push(
-        step(
+        step::<BootstrapKind>(
             ids::bootstrap(),
-            actions::BOOTSTRAP,
             inputs(&api_name)?,
-            &BootstrapParams {
+            &ApiParams {
                 api_name: api_name.clone(),
                 controllers: api_controllers.clone(),
             },
@@ -451,13 +442,14 @@ pub fn apply_dag(
     let mut deps = vec![ids::bootstrap()];
     deps.extend(desired.nodes.iter().map(|n| ids::device(&n.hostname)));
     steps.push(
-        step(
+        step::<ReadyKind>(
             ids::ready(),
-            actions::READY,
             inputs(&expected)?,
             &ReadyParams {
-                api_name,
-                controllers: api_controllers,
+                api: ApiParams {
+                    api_name,
+                    controllers: api_controllers,
+                },
                 expected_nodes: expected.clone(),
             },
         )?
@@ -537,9 +529,8 @@ fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, 
     } else {
         Vec::new()
     };
-    Ok(step(
+    Ok(step::<DeviceKind>(
         ids::device(&node.hostname),
-        actions::DEVICE,
         own,
         &DeviceParams { spec, named_first },
     )?
@@ -553,7 +544,7 @@ fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, 
 }
 
 fn dns_step(desired: &DesiredCluster, controllers: &[&DesiredNode]) -> Result<StepDef, BuildError> {
-    let from = |node: &DesiredNode, key: &str| (ids::device(&node.hostname), key.to_owned());
+    let from = |node: &DesiredNode, which| (ids::device(&node.hostname), which);
     let records: Vec<RecordSource> = desired
         .dns_records
         .iter()
@@ -561,16 +552,17 @@ fn dns_step(desired: &DesiredCluster, controllers: &[&DesiredNode]) -> Result<St
             name: record.name.clone(),
             ttl: i64::from(record.ttl_seconds),
             values_from: match record.target {
-                RecordTarget::ControllersPublicIpv4 => {
-                    controllers.iter().map(|c| from(c, "public_ipv4")).collect()
-                }
+                RecordTarget::ControllersPublicIpv4 => controllers
+                    .iter()
+                    .map(|c| from(c, DeviceAddress::PublicIpv4))
+                    .collect(),
                 RecordTarget::ControllersPrivateIpv4 => controllers
                     .iter()
-                    .map(|c| from(c, "private_ipv4"))
+                    .map(|c| from(c, DeviceAddress::PrivateIpv4))
                     .collect(),
                 RecordTarget::ControllerPrivateIpv4 { index } => controllers
                     .get(index as usize)
-                    .map(|c| from(c, "private_ipv4"))
+                    .map(|c| from(c, DeviceAddress::PrivateIpv4))
                     .into_iter()
                     .collect(),
             },
@@ -579,14 +571,11 @@ fn dns_step(desired: &DesiredCluster, controllers: &[&DesiredNode]) -> Result<St
     let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
     let own = inputs(&(&names, desired.settings.dns_zone_id.as_str()))?;
     let zone_id = desired.settings.dns_zone_id.as_str().to_owned();
-    Ok(step(
-        ids::dns(),
-        actions::DNS,
-        own,
-        &DnsParams { zone_id, records },
-    )?
-    .after(controllers.iter().map(|c| ids::device(&c.hostname)))
-    .class(DNS))
+    Ok(
+        step::<DnsKind>(ids::dns(), own, &DnsParams { zone_id, records })?
+            .after(controllers.iter().map(|c| ids::device(&c.hostname)))
+            .class(DNS),
+    )
 }
 
 /// The DAG of `loko destroy`: every device tagged with the cluster (also ones a crash left
@@ -609,9 +598,8 @@ pub fn destroy_dag(desired: &DesiredCluster, history: &History) -> Result<Dag, B
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     Ok(Dag::new(vec![
-        step(
+        step::<DeleteDevicesKind>(
             ids::destroy_devices(),
-            actions::DELETE_DEVICES,
             inputs(&(cluster, nonce))?,
             &DeleteDevicesParams {
                 tag: cluster_tag(cluster),
@@ -619,9 +607,8 @@ pub fn destroy_dag(desired: &DesiredCluster, history: &History) -> Result<Dag, B
         )?
         .class(PACKET_API)
         .invalidates(remote.clone()),
-        step(
+        step::<DeleteRecordsKind>(
             ids::destroy_dns(),
-            actions::DELETE_RECORDS,
             inputs(&(&names, nonce))?,
             &DeleteRecordsParams {
                 zone_id: desired.settings.dns_zone_id.as_str().to_owned(),

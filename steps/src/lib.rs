@@ -6,6 +6,7 @@
 //!   cluster's manifests.
 //! - [`ignition`]: each node's Ignition and SSH host key.
 //! - [`cluster`]: the DAG of `loko run` and `loko destroy` from the desired cluster, as data.
+//! - [`kinds`]: each kind of step's name, params and outputs, as types.
 //! - [`actions`]: each kind of step bound to its action, with the clients of a run.
 //! - [`packet`]: the Packet API client, the shared device poller, the device steps.
 //! - [`dns`]: Route53 records.
@@ -31,6 +32,7 @@ pub mod dns;
 pub mod drain;
 pub mod drift;
 pub mod ignition;
+pub mod kinds;
 pub mod packet;
 pub mod preflight;
 pub mod readiness;

@@ -13,6 +13,7 @@ use journal::{ClusterState, RunId, StepId};
 
 use crate::cluster::{History, ids};
 use crate::drift::Drift;
+use crate::kinds::DeviceOutputs;
 use crate::packet::{Device, DeviceState};
 
 /// What the journal's ledger says exists in the cloud.
@@ -32,8 +33,8 @@ impl Recorded {
             .iter()
             .filter_map(|(step, result)| {
                 let host = ids::device_host(step)?;
-                let id = result.outputs.get::<String>("device_id").ok()?;
-                Some((host.to_owned(), (result.run, id)))
+                let device = DeviceOutputs::recorded(&result.outputs)?;
+                Some((host.to_owned(), (result.run, device.device_id)))
             })
             .collect();
         Recorded {
