@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use engine::{Notice, NoticeKind, Observer};
 use journal::{RunId, redact};
 use serde_json::json;
+use steps::step_name::StepName;
 
 /// Prints notices to stdout.
 pub struct Printer {
@@ -49,7 +50,7 @@ struct Live {
     counts: Mutex<Counts>,
 }
 
-/// Steps per phase (the part of the step id before `/`): planned and finished, and retries.
+/// Steps per phase (the family of the step, [`StepName::family`]): planned and finished, and retries.
 #[derive(Default)]
 struct Counts {
     planned: BTreeMap<String, usize>,
@@ -67,7 +68,7 @@ impl Counts {
         let mut parts = vec![format!("steps {done}/{total}")];
         parts.extend(self.planned.iter().filter_map(|(phase, total)| {
             let done = self.done.get(phase).copied().unwrap_or(0);
-            let running = in_flight.iter().filter(|s| self::phase(s) == phase).count();
+            let running = in_flight.iter().filter(|s| self::phase(s) == *phase).count();
             let under_way = running > 0 || (done > 0 && done < *total);
             if !under_way && phase != "device" {
                 return None;
@@ -125,8 +126,9 @@ fn names_within(names: &BTreeSet<String>, width: usize) -> String {
     text
 }
 
-fn phase(step: &str) -> &str {
-    step.split('/').next().unwrap_or(step)
+/// The family a step's progress is counted in (`device`, `ignition`...).
+fn phase(step: &str) -> String {
+    StepName::from(step).family().to_owned()
 }
 
 impl Printer {
@@ -135,10 +137,7 @@ impl Printer {
         let live = (!json && std::io::stdout().is_terminal()).then(|| {
             let mut counts = Counts::default();
             for step in plan {
-                *counts
-                    .planned
-                    .entry(phase(step.as_str()).to_owned())
-                    .or_default() += 1;
+                *counts.planned.entry(phase(step.as_str())).or_default() += 1;
             }
             let bar = ProgressBar::new_spinner();
             bar.set_style(
@@ -236,11 +235,10 @@ impl Printer {
         let Some(live) = &self.live else {
             return false;
         };
-        let phase = phase(notice.step.as_str());
-        let per_node = matches!(
-            phase,
-            "ignition" | "device" | "delete-device" | "etcd-secrets" | "control-plane"
-        );
+        let name = StepName::from(&notice.step);
+        let phase = name.family();
+        // A drain is about one node too, but it moves workloads: its lines are not routine.
+        let per_node = name.host().is_some() && !matches!(name, StepName::Drain(_));
         let Ok(mut counts) = live.counts.lock() else {
             return false;
         };

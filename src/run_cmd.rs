@@ -9,9 +9,11 @@ use engine::{Actions, CancellationToken, Dag, Outcome, RunReport};
 use journal::{Journal, RunKind};
 use specs::DesiredCluster;
 use steps::assets::AssetDir;
-use steps::cluster::{self, History};
+use steps::cluster;
+use steps::history::History;
 use steps::kinds::DeviceOutputs;
 use steps::refresh::{Contradictions, Recorded};
+use steps::step_name::StepName;
 
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs};
 use crate::failure::{EXIT_FAILED, EXIT_USAGE, UserError};
@@ -334,7 +336,7 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
         .iter()
         .map(|node| {
             let device = ledger
-                .get(&cluster::ids::device(&node.hostname))
+                .get(&StepName::Device(node.hostname.to_string()).id())
                 .and_then(|r| DeviceOutputs::recorded(&r.outputs));
             let field = |read: fn(DeviceOutputs) -> Option<String>| {
                 device.clone().and_then(read).unwrap_or_else(|| "-".into())
@@ -448,7 +450,7 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
 }
 
 /// The devices a run of `changes` deletes, one line each, as the journal knows them.
-fn deletions(journal: &Journal, changes: &cluster::Changes) -> Vec<String> {
+fn deletions(journal: &Journal, changes: &steps::changes::Changes) -> Vec<String> {
     if changes.replace.is_empty() && changes.delete.is_empty() {
         return Vec::new();
     }
@@ -477,10 +479,10 @@ fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec
         .known_nodes
         .iter()
         // A device loko deleted (a pool scaled down) is gone: its delete is recorded.
-        .filter(|host| !ledger.contains_key(&cluster::ids::delete_device(host)))
+        .filter(|host| !ledger.contains_key(&StepName::DeleteDevice(host.to_string()).id()))
         .map(|host| {
             let device = ledger
-                .get(&cluster::ids::device(host))
+                .get(&StepName::Device(host.to_string()).id())
                 .and_then(|r| DeviceOutputs::recorded(&r.outputs))
                 .map(|d| d.device_id);
             match device {

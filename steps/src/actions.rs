@@ -3,7 +3,7 @@
 //! [`crate::cluster`] builds the DAG as data: each step names its kind and carries its params
 //! (a device's spec, a record's sources, a hostname). [`actions`] binds every kind to the code
 //! that runs it, with what only a run has: the API clients, the waits and ports of
-//! [`RunSettings`], the asset directory and the desired cluster the run records. So
+//! [`RunSettings`](crate::run_context::RunSettings), the asset directory and the desired cluster the run records. So
 //! `loko graph` and `loko plan` build the same DAG as `loko run` without a client or a
 //! directory. The kinds' params and outputs types ([`crate::kinds`]) are the contract between
 //! the two halves, checked by the compiler.
@@ -13,12 +13,10 @@ use std::sync::Arc;
 
 use engine::{Actions, StepContext, StepError, StepKind};
 use journal::Digest;
-use specs::DesiredCluster;
 
 use crate::apply::BootstrapStep;
-use crate::assets::{self, AssetDir};
+use crate::assets;
 use crate::bootstrap::{ControlPlaneStep, EtcdSecretsStep, NodeAccess};
-use crate::cluster::{Clients, RunSettings, ids};
 use crate::dns::{DnsDeleteStep, DnsStep};
 use crate::drain::DrainStep;
 use crate::ignition;
@@ -29,16 +27,8 @@ use crate::kinds::{
 };
 use crate::packet::{DeleteDeviceStep, DeviceStep};
 use crate::readiness::ReadinessStep;
-
-/// What a run supplies to the actions.
-pub struct RunContext {
-    /// The desired cluster, as the run records it.
-    pub desired: DesiredCluster,
-    /// The asset directory, created by the run.
-    pub assets: AssetDir,
-    pub clients: Clients,
-    pub settings: RunSettings,
-}
+use crate::run_context::{RunContext, RunSettings};
+use crate::step_name::StepName;
 
 /// `actions` with kind `K` bound to `action`, which each attempt calls with a handle on the
 /// run's context, the step's context and its params.
@@ -68,8 +58,8 @@ macro_rules! bind_step {
 /// How the SSH steps reach a controller.
 fn node_access(settings: &RunSettings, hostname: String) -> NodeAccess {
     NodeAccess {
-        device_step: ids::device(&hostname),
-        host_key_step: ids::ignition(&hostname),
+        device_step: StepName::Device(hostname.clone()).id(),
+        host_key_step: StepName::Ignition(hostname.clone()).id(),
         hostname,
         port: settings.ssh_port,
         user: settings.ssh_user.clone(),

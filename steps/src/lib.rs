@@ -6,6 +6,10 @@
 //!   cluster's manifests.
 //! - [`ignition`]: each node's Ignition and SSH host key.
 //! - [`cluster`]: the DAG of `loko run` and `loko destroy` from the desired cluster, as data.
+//! - [`step_name`]: what a step id means, printed and read in one place.
+//! - [`history`]: what the journal knows of the cluster, which the DAG builders read.
+//! - [`classes`]: the resource classes, each with its concurrency limit.
+//! - [`run_context`]: the clients and settings of a run, which the actions hold.
 //! - [`kinds`]: each kind of step's name, params and outputs, as types.
 //! - [`actions`]: each kind of step bound to its action, with the clients of a run.
 //! - [`packet`]: the Packet API client, the shared device poller, the device steps.
@@ -27,17 +31,21 @@ pub mod apply;
 pub mod assets;
 pub mod bootstrap;
 pub mod changes;
+pub mod classes;
 pub mod cluster;
 pub mod dns;
 pub mod drain;
 pub mod drift;
+pub mod history;
 pub mod ignition;
 pub mod kinds;
 pub mod packet;
 pub mod preflight;
 pub mod readiness;
 pub mod refresh;
+pub mod run_context;
 pub mod ssh;
+pub mod step_name;
 
 /// An error and its causes, `: `-separated. Clients' errors (reqwest, the AWS SDK) put the
 /// useful part (a refused connection, a certificate problem) in their sources, not their text.

@@ -20,8 +20,10 @@ use engine::{
     Actions, CancellationToken, Engine, Outcome, RunRequest, StepContext, StepError, StepKind,
 };
 use journal::{Digest, Journal, Outputs, RunKind, RunOutcome};
-use steps::cluster::{History, apply_dag};
+use steps::cluster::apply_dag;
+use steps::history::History;
 use steps::kinds;
+use steps::step_name::StepName;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/journal-v1")
@@ -169,9 +171,9 @@ async fn the_journal_of_this_version_opens_resumes_and_reads() {
     // raised when a fix must reach every cluster. What they feed is reused when their outputs
     // are the same; nothing else recorded may run again.
     let changed = [
-        steps::cluster::ids::pki(),
-        steps::cluster::ids::kubeconfigs(),
-        steps::cluster::ids::manifests(),
+        StepName::Pki.id(),
+        StepName::Kubeconfigs.id(),
+        StepName::Manifests.id(),
     ];
     for step in &report.executed {
         assert!(
