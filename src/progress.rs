@@ -68,7 +68,10 @@ impl Counts {
         let mut parts = vec![format!("steps {done}/{total}")];
         parts.extend(self.planned.iter().filter_map(|(phase, total)| {
             let done = self.done.get(phase).copied().unwrap_or(0);
-            let running = in_flight.iter().filter(|s| self::phase(s) == *phase).count();
+            let running = in_flight
+                .iter()
+                .filter(|s| self::phase(s) == *phase)
+                .count();
             let under_way = running > 0 || (done > 0 && done < *total);
             if !under_way && phase != "device" {
                 return None;
@@ -132,11 +135,11 @@ fn phase(step: &str) -> String {
 }
 
 impl Printer {
-    /// A printer for a run of the steps `plan`; the progress line only on a terminal.
-    pub fn new(json: bool, plan: &[journal::StepId]) -> Printer {
+    /// A printer for a run of `steps`; the progress line only on a terminal.
+    pub fn new(json: bool, steps: &[journal::StepId]) -> Printer {
         let live = (!json && std::io::stdout().is_terminal()).then(|| {
             let mut counts = Counts::default();
-            for step in plan {
+            for step in steps {
                 *counts.planned.entry(phase(step.as_str())).or_default() += 1;
             }
             let bar = ProgressBar::new_spinner();

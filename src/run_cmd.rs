@@ -78,23 +78,23 @@ fn cancel_on_interrupt(printer: Arc<Printer>) -> anyhow::Result<CancellationToke
     Ok(cancel)
 }
 
-/// Runs `plan` to its end against `journal`, its progress on the terminal (JSON lines with
+/// Runs `dag` to its end against `journal`, its progress on the terminal (JSON lines with
 /// `json`), stopping at Ctrl-C or SIGTERM; then stops the demo's simulator, if one ran. What
 /// `loko run` and `loko destroy` share once their DAG is built.
 async fn execute(
     journal: Arc<Journal>,
-    plan: &Dag,
+    dag: &Dag,
     actions: &Actions,
     request: engine::RunRequest,
     json: bool,
     sim: Option<SimSession>,
     drift: engine::Drift,
 ) -> anyhow::Result<RunReport> {
-    let printer = Arc::new(Printer::new(json, &plan.step_ids()));
+    let printer = Arc::new(Printer::new(json, &dag.step_ids()));
     let report = engine(journal, Arc::clone(&printer) as _)
         .drift(drift)
         .run(
-            plan,
+            dag,
             actions,
             request,
             cancel_on_interrupt(Arc::clone(&printer))?,
@@ -201,14 +201,14 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     if !args.json {
         outln!("{changes}");
     }
-    let plan = cluster::apply_dag(
+    let dag = cluster::apply_dag(
         &target.desired,
         &history,
         &wiring.timings.extra_authorized_keys,
     )?;
     let report = execute(
         Arc::clone(&journal),
-        &plan,
+        &dag,
         &actions(&target, assets, &wiring),
         request(RunKind::Apply, &target.desired)?,
         args.json,
@@ -425,12 +425,12 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         ..WireConfig::default()
     };
     let wiring = wire(&target, config).await?;
-    let plan = cluster::destroy_dag(&target.desired, &history)?;
+    let dag = cluster::destroy_dag(&target.desired, &history)?;
     // Destroying writes no asset; the directory holds the CA and keys a later run reuses.
     let assets = AssetDir::create(&target.assets)?;
     let report = execute(
         journal,
-        &plan,
+        &dag,
         &actions(&target, assets, &wiring),
         request(RunKind::Destroy, &target.desired)?,
         args.json,
@@ -531,7 +531,7 @@ pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode
     let (history, _) = read_history(&target)?;
     changes(&target.desired, &history)?;
     // The DAG is data: no client, no asset directory, no lock.
-    let plan = cluster::apply_dag(&target.desired, &history, &[])?;
-    out!("{}", plan.to_dot());
+    let dag = cluster::apply_dag(&target.desired, &history, &[])?;
+    out!("{}", dag.to_dot());
     Ok(ExitCode::SUCCESS)
 }

@@ -309,7 +309,7 @@ impl StepDef {
 /// only waits (see [`StepContext::wait`]).
 pub(crate) struct ClassSlot {
     limit: Arc<ClassLimit>,
-    /// The step's place in the plan, which orders it among the class's waiters.
+    /// The step's place in the DAG, which orders it among the class's waiters.
     priority: usize,
     permit: Mutex<Option<Permit>>,
 }

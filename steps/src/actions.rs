@@ -14,9 +14,9 @@ use std::sync::Arc;
 use engine::{Actions, StepContext, StepError, StepKind};
 use journal::Digest;
 
-use crate::apply::BootstrapStep;
 use crate::assets;
-use crate::bootstrap::{ControlPlaneStep, EtcdSecretsStep, NodeAccess};
+use crate::bootstrap::BootstrapStep;
+use crate::control_plane::{ControlPlaneStep, EtcdSecretsStep, NodeAccess};
 use crate::dns::{DnsDeleteStep, DnsStep};
 use crate::drain::DrainStep;
 use crate::ignition;

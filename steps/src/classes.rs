@@ -7,6 +7,6 @@ use engine::ResourceClass;
 /// Calls to the Packet API.
 pub const PACKET_API: ResourceClass = ResourceClass::new("packet-api");
 /// Calls to Route53.
-pub const ROUTE53: ResourceClass = ResourceClass::new("dns");
+pub const ROUTE53: ResourceClass = ResourceClass::new("route53");
 /// SSH sessions to the nodes.
 pub const SSH: ResourceClass = ResourceClass::new("ssh");

@@ -408,7 +408,7 @@ impl DnsStep {
                 "wrote {} record set(s); waiting for change {change} to be INSYNC",
                 to_write.len()
             ));
-            // Waiting for INSYNC holds no place of the `dns` class.
+            // Waiting for INSYNC holds no place of the `route53` class.
             ctx.wait(self.route53.wait_in_sync(
                 zone,
                 &change,
@@ -465,7 +465,7 @@ impl DnsDeleteStep {
             "deleted {} record set(s); waiting for change {change} to be INSYNC",
             existing.len()
         ));
-        // Waiting for INSYNC holds no place of the `dns` class.
+        // Waiting for INSYNC holds no place of the `route53` class.
         ctx.wait(
             self.route53
                 .wait_in_sync(zone, &change, self.poll_every, self.in_sync_deadline),

@@ -18,8 +18,8 @@
 //! - [`refresh`]: where the cloud contradicts the journal, before `loko plan` and `loko run` decide.
 //! - [`changes`]: what `loko run` would add and delete (`loko plan`).
 //! - [`ssh`]: the SSH client (ssh-agent keys, pinned host keys).
-//! - [`bootstrap`]: etcd certificates and the static control plane to every controller.
-//! - [`apply`]: the cluster's manifests, applied through the API once it answers.
+//! - [`control_plane`]: etcd certificates and the static control plane to every controller.
+//! - [`bootstrap`]: the cluster's manifests, applied through the API once it answers.
 //! - [`drain`]: a worker's node cordoned, its pods evicted and its Node deleted before its
 //!   device is.
 //! - [`readiness`]: the apiserver answers, every node is Ready, and CoreDNS, kube-proxy and the
@@ -27,12 +27,12 @@
 //! - [`preflight`]: the token, project, endpoints, AWS credentials and hosted zone, before any step.
 
 pub mod actions;
-pub mod apply;
 pub mod assets;
 pub mod bootstrap;
 pub mod changes;
 pub mod classes;
 pub mod cluster;
+pub mod control_plane;
 pub mod dns;
 pub mod drain;
 pub mod drift;

@@ -282,7 +282,7 @@ fn cycles_missing_dependencies_and_duplicates_are_rejected_before_anything_runs(
     let missing = dag(vec![counting("a", &calls).after([id("nope")])]);
     assert_eq!(
         missing.err().unwrap().to_string(),
-        "step a depends on nope, which is not in the plan"
+        "step a depends on nope, which is not in the DAG"
     );
     let dup = dag(vec![counting("a", &calls), counting("a", &calls)]);
     assert!(matches!(dup, Err(DagError::Duplicate(_))));

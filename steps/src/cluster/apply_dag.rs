@@ -291,7 +291,7 @@ fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, 
     let spec = DeviceSpec {
         cluster: desired.settings.cluster_name.as_str().to_owned(),
         hostname: node.hostname.clone(),
-        plan: node.plan.as_str().to_owned(),
+        machine_type: node.plan.as_str().to_owned(),
         location: Location::Facility(node.facility.as_str().to_owned()),
         os,
         reservation,
@@ -302,7 +302,7 @@ fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, 
     // The Ignition is an input through the ignition step's outputs (its digest): a device is
     // reconciled when it changes, and adopted as it is (Workers ignore later user_data).
     let own = inputs(&spec.inputs())?;
-    // Packet's `next-available` takes any free reservation of the plan, a reservation the spec
+    // Packet's `next-available` takes any free reservation of the machine type, a reservation the spec
     // names for another node included: such a create waits until those nodes' devices exist.
     let named_first = if node.reservation == HardwareReservation::NextAvailable {
         desired

@@ -137,7 +137,11 @@ impl DeviceStep {
                         .await?;
                     continue;
                 }
-                Some(device) if device.plan_slug().is_some_and(|p| p != self.spec.plan) => {
+                Some(device)
+                    if device
+                        .plan_slug()
+                        .is_some_and(|p| p != self.spec.machine_type) =>
+                {
                     // The pool's type changed: delete, then create (the tutorial's "recreate",
                     // with the downtime it warns about).
                     Box::pin(self.retire(&ctx, &device, "plan changed")).await?;
@@ -230,7 +234,7 @@ impl DeviceStep {
         );
         let request = CreateDevice {
             hostname: spec.hostname.clone(),
-            plan: spec.plan.clone(),
+            plan: spec.machine_type.clone(),
             facility,
             metro,
             operating_system,
@@ -260,7 +264,7 @@ impl DeviceStep {
         }
         let mut intent = Outputs::new()
             .with("hostname", &spec.hostname)?
-            .with("plan", &spec.plan)?;
+            .with("plan", &spec.machine_type)?;
         if let Some(r) = &spec.reservation {
             intent.insert("reservation", r)?;
         }

@@ -27,7 +27,8 @@ pub enum DeviceOs {
 pub struct DeviceSpec {
     pub cluster: String,
     pub hostname: String,
-    pub plan: String,
+    /// The machine type's slug (`c3.small.x86`): Packet's `plan`.
+    pub machine_type: String,
     pub location: Location,
     pub os: DeviceOs,
     /// A reservation UUID, `next-available`, or none.
@@ -66,7 +67,7 @@ impl DeviceSpec {
         };
         DeviceInputs {
             hostname: &self.hostname,
-            plan: &self.plan,
+            plan: &self.machine_type,
             facility,
             metro,
             operating_system: self.os.operating_system(),
@@ -120,7 +121,7 @@ mod tests {
         let spec = DeviceSpec {
             cluster: "supernova".into(),
             hostname: "supernova-helium-worker-0".into(),
-            plan: "t1.small.x86".into(),
+            machine_type: "t1.small.x86".into(),
             location: Location::Facility("ams1".into()),
             os: DeviceOs::Flatcar {
                 channel: "stable".into(),
