@@ -1,6 +1,7 @@
 //! The provisioning DAG of a cluster: from the desired cluster and what the journal knows, the
 //! DAGs of `loko run` and `loko destroy` (data: each step's kind and params, bound to actions
-//! by [`crate::actions`] when a run starts), and the `loko plan` summary.
+//! by [`crate::actions`] when a run starts). What `loko plan` shows of them is
+//! [`crate::changes`].
 //!
 //! ```text
 //! assets/pki ─┬─ assets/kubeconfigs ── ignition/<node> ── device/<node> ─┬─ dns ───────────────────────────────┐
@@ -41,20 +42,16 @@ pub enum BuildError {
 }
 
 /// The digest of a step's own inputs.
-pub(crate) fn inputs<T: Serialize + ?Sized>(value: &T) -> Result<Digest, BuildError> {
+fn inputs<T: Serialize + ?Sized>(value: &T) -> Result<Digest, BuildError> {
     Digest::of_json(value).map_err(|e| BuildError::Inputs(e.to_string()))
 }
 
 /// A step of kind `K` with its own inputs digest and `params` for its action.
-pub(crate) fn step<K: StepKind>(
-    id: StepId,
-    own: Digest,
-    params: &K::Params,
-) -> Result<StepDef, BuildError> {
+fn step<K: StepKind>(id: StepId, own: Digest, params: &K::Params) -> Result<StepDef, BuildError> {
     StepDef::of::<K>(id, params, own).map_err(|e| BuildError::Inputs(e.to_string()))
 }
 
-pub(crate) fn node_params(host: &str) -> NodeParams {
+fn node_params(host: &str) -> NodeParams {
     NodeParams {
         hostname: host.to_owned(),
     }
