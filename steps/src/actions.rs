@@ -3,7 +3,7 @@
 //! [`crate::cluster`] builds the DAG as data: each step names its kind and carries its params
 //! (a device's spec, a record's sources, a hostname). [`actions`] binds every kind to the code
 //! that runs it, with what only a run has: the API clients, the waits and ports of
-//! [`RunSettings`](crate::run_context::RunSettings), the asset directory and the desired cluster the run records. So
+//! [`RunSettings`], the asset directory and the desired cluster the run records. So
 //! `loko graph` and `loko plan` build the same DAG as `loko run` without a client or a
 //! directory. The kinds' params and outputs types ([`crate::kinds`]) are the contract between
 //! the two halves, checked by the compiler.

@@ -23,8 +23,9 @@ use crate::step_name::StepName;
 
 /// The DAG of `loko run`: bring the cluster to `desired`. Data only: it names each step's
 /// kind and params, and [`crate::actions::actions`] binds them when the run starts.
-/// `extra_keys` are the keys the nodes admit besides the spec's ([`RunSettings`](crate::run_context::RunSettings)): part of
-/// the Ignition steps' inputs, as they are of the Ignition.
+/// `extra_keys` are the keys the nodes admit besides the spec's
+/// ([`RunSettings`](crate::run_context::RunSettings)): part of the Ignition steps' inputs, as
+/// they are of the Ignition.
 pub fn apply_dag(
     desired: &DesiredCluster,
     history: &History,
@@ -302,8 +303,9 @@ fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, 
     // The Ignition is an input through the ignition step's outputs (its digest): a device is
     // reconciled when it changes, and adopted as it is (Workers ignore later user_data).
     let own = inputs(&spec.inputs())?;
-    // Packet's `next-available` takes any free reservation of the machine type, a reservation the spec
-    // names for another node included: such a create waits until those nodes' devices exist.
+    // Packet's `next-available` takes any free reservation of the machine type, a reservation
+    // the spec names for another node included: such a create waits until those nodes' devices
+    // exist.
     let named_first = if node.reservation == HardwareReservation::NextAvailable {
         desired
             .nodes
