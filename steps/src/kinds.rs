@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::assets::manifests::ManifestReport;
 use crate::packet::DeviceSpec;
 
-/// Declares a kind: its marker type, its name and its params and outputs types.
-macro_rules! kind {
-    ($(#[$doc:meta])* $kind:ident = $name:literal, $params:ty => $outputs:ty) => {
+/// Declares each kind: its marker type, its name and its params and outputs types.
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $kind:ident = $name:literal, $params:ty => $outputs:ty;)*) => {$(
         $(#[$doc])*
         pub struct $kind;
 
@@ -30,61 +30,37 @@ macro_rules! kind {
             type Params = $params;
             type Outputs = $outputs;
         }
-    };
+    )*};
 }
 
-kind!(
+kinds! {
     /// The CA, keys and certificates (no params: they come from the desired cluster).
-    PkiKind = "assets/pki", () => PkiOutputs
-);
-kind!(
+    PkiKind = "assets/pki", () => PkiOutputs;
     /// The kubeconfigs and the kubelets' bootstrap token.
-    KubeconfigsKind = "assets/kubeconfigs", KubeconfigsParams => KubeconfigsOutputs
-);
-kind!(
+    KubeconfigsKind = "assets/kubeconfigs", KubeconfigsParams => KubeconfigsOutputs;
     /// The static control plane's pods and the cluster's manifests (no params).
-    ManifestsKind = "assets/manifests", () => ManifestsOutputs
-);
-kind!(
+    ManifestsKind = "assets/manifests", () => ManifestsOutputs;
     /// A node's Ignition and SSH host key.
-    IgnitionKind = "ignition", NodeParams => IgnitionOutputs
-);
-kind!(
+    IgnitionKind = "ignition", NodeParams => IgnitionOutputs;
     /// A node's device.
-    DeviceKind = "device", DeviceParams => DeviceOutputs
-);
-kind!(
+    DeviceKind = "device", DeviceParams => DeviceOutputs;
     /// Every device with a tag: a node that left the spec, or the whole cluster on destroy.
-    DeleteDevicesKind = "delete-devices", DeleteDevicesParams => DeleteDevicesOutputs
-);
-kind!(
+    DeleteDevicesKind = "delete-devices", DeleteDevicesParams => DeleteDevicesOutputs;
     /// The cluster's DNS records.
-    DnsKind = "dns", DnsParams => DnsOutputs
-);
-kind!(
+    DnsKind = "dns", DnsParams => DnsOutputs;
     /// Deleting the cluster's DNS records.
-    DeleteRecordsKind = "delete-records", DeleteRecordsParams => DeleteRecordsOutputs
-);
-kind!(
+    DeleteRecordsKind = "delete-records", DeleteRecordsParams => DeleteRecordsOutputs;
     /// The etcd certificates to a controller.
-    EtcdSecretsKind = "etcd-secrets", NodeParams => EtcdSecretsOutputs
-);
-kind!(
+    EtcdSecretsKind = "etcd-secrets", NodeParams => EtcdSecretsOutputs;
     /// A controller's static control plane, copied over SSH.
-    ControlPlaneKind = "control-plane", ControlPlaneParams => ControlPlaneOutputs
-);
-kind!(
+    ControlPlaneKind = "control-plane", ControlPlaneParams => ControlPlaneOutputs;
     /// The cluster's manifests applied through the API once it answers.
-    BootstrapKind = "bootstrap", ApiParams => BootstrapOutputs
-);
-kind!(
+    BootstrapKind = "bootstrap", ApiParams => BootstrapOutputs;
     /// A worker's node cordoned, drained and its Node deleted before its device is.
-    DrainKind = "drain", DrainParams => DrainOutputs
-);
-kind!(
+    DrainKind = "drain", DrainParams => DrainOutputs;
     /// The apiserver answers and every node is Ready.
-    ReadyKind = "ready", ReadyParams => ReadyOutputs
-);
+    ReadyKind = "ready", ReadyParams => ReadyOutputs;
+}
 
 /// The node a step is about.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

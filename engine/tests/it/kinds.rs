@@ -5,28 +5,12 @@ use std::sync::Arc;
 
 use engine::{
     Actions, CancellationToken, Dag, Engine, EngineError, Outcome, ResourceClass, RunReport,
-    RunRequest, StepContext, StepDef, StepError, StepKind,
+    StepContext, StepDef, StepError, StepKind,
 };
-use journal::{Digest, Journal, RunKind, StepId};
+use journal::{Digest, StepId};
 use serde::{Deserialize, Serialize};
 
-fn id(s: &str) -> StepId {
-    StepId::new(s).unwrap()
-}
-
-fn request(spec: &str) -> RunRequest {
-    RunRequest {
-        kind: RunKind::Apply,
-        spec_digest: Digest::of(spec.as_bytes()),
-        spec: serde_json::json!({ "spec": spec }),
-    }
-}
-
-fn temp_journal() -> (tempfile::TempDir, Arc<Journal>) {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Journal::open(dir.path()).unwrap());
-    (dir, journal)
-}
+use crate::runs::{id, request, run_to_end, temp_journal};
 
 /// Greets the name its params hold.
 struct Greet;
@@ -75,15 +59,12 @@ async fn a_step_reads_its_dependency_typed_through_the_kind_that_wrote_it() {
         .unwrap()
         .after([id("greet")]);
     let dag = Dag::new(vec![greet, echo]).unwrap();
-    let report = Engine::new(Arc::clone(&journal))
-        .run(
-            &dag,
-            &typed_actions(),
-            request("s"),
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let report = run_to_end(
+        &Engine::new(Arc::clone(&journal)),
+        &(dag, typed_actions()),
+        "s",
+    )
+    .await;
     assert_eq!(report.outcome, Outcome::Succeeded);
     let ledger = journal.state().ledger;
     assert_eq!(
@@ -111,16 +92,12 @@ async fn params_or_outputs_of_another_shape_fail_naming_step_and_kind() {
         .params(&42)
         .unwrap();
     let dag = Dag::new(vec![wrong]).unwrap();
-    let engine = Engine::new(Arc::clone(&journal));
-    let report = engine
-        .run(
-            &dag,
-            &typed_actions(),
-            request("s"),
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let report = run_to_end(
+        &Engine::new(Arc::clone(&journal)),
+        &(dag, typed_actions()),
+        "s",
+    )
+    .await;
     let error = error_of(&report, "greet");
     assert!(
         error.contains("greet") && error.contains("kind greet"),
@@ -148,15 +125,8 @@ async fn params_or_outputs_of_another_shape_fail_naming_step_and_kind() {
             shout: "HEY".into(),
         })
     });
-    let report = Engine::new(Arc::clone(&journal))
-        .run(
-            &Dag::new(vec![shout, echo]).unwrap(),
-            &actions,
-            request("s"),
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let dag = Dag::new(vec![shout, echo]).unwrap();
+    let report = run_to_end(&Engine::new(Arc::clone(&journal)), &(dag, actions), "s").await;
     let error = error_of(&report, "echo");
     assert!(
         error.contains("step echo read the outputs of shout") && error.contains("kind greet"),

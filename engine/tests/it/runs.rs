@@ -12,11 +12,11 @@ use journal::{AttemptEnd, Digest, Event, Journal, Outputs, RunKind, RunOutcome, 
 
 use crate::toys::{Toy, dag, toy};
 
-fn id(s: &str) -> StepId {
+pub(crate) fn id(s: &str) -> StepId {
     StepId::new(s).unwrap()
 }
 
-fn request(spec: &str) -> RunRequest {
+pub(crate) fn request(spec: &str) -> RunRequest {
     RunRequest {
         kind: RunKind::Apply,
         spec_digest: Digest::of(spec.as_bytes()),
@@ -53,14 +53,18 @@ fn open(dir: &tempfile::TempDir) -> Arc<Journal> {
 }
 
 /// A journal in a new temporary directory (which must outlive it).
-fn temp_journal() -> (tempfile::TempDir, Arc<Journal>) {
+pub(crate) fn temp_journal() -> (tempfile::TempDir, Arc<Journal>) {
     let dir = tempfile::tempdir().unwrap();
     let journal = open(&dir);
     (dir, journal)
 }
 
 /// Runs `plan` with its actions as the run of spec `spec`, never cancelled.
-async fn run_to_end(engine: &Engine, (plan, actions): &(Dag, Actions), spec: &str) -> RunReport {
+pub(crate) async fn run_to_end(
+    engine: &Engine,
+    (plan, actions): &(Dag, Actions),
+    spec: &str,
+) -> RunReport {
     engine
         .run(plan, actions, request(spec), CancellationToken::new())
         .await
