@@ -4,11 +4,12 @@
 //! kind; no observer reads the text of a message.
 
 use engine::{Milestone, Notice, NoticeKind};
+use steps::step_name::StepName;
 
-/// The phase of a step: its kind, the part of its id before `/` (`device` of
-/// `device/supernova-controller-0`).
-pub fn phase(step: &str) -> &str {
-    step.split('/').next().unwrap_or(step)
+/// The phase of a step: its family (`device` of `device/supernova-controller-0`, `assets` of
+/// `assets/pki`), as [`StepName`] reads its id.
+pub fn phase(step: &str) -> String {
+    StepName::from(step).family().to_owned()
 }
 
 /// What a notice counts as.
@@ -30,7 +31,7 @@ pub enum Tally {
 }
 
 /// A notice's phase and what it counts as.
-pub fn read(notice: &Notice) -> (&str, Tally) {
+pub fn read(notice: &Notice) -> (String, Tally) {
     let tally = match &notice.kind {
         NoticeKind::Reused => Tally::Done { reused: true },
         NoticeKind::Started { attempt } => Tally::Started { attempt: *attempt },

@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use engine::{Notice, NoticeKind, Observer};
 use journal::{Redactor, RunId};
 use serde_json::json;
+use steps::step_name::StepName;
 
 use crate::notices::{Tally, phase, read};
 
@@ -53,7 +54,7 @@ struct Live {
     counts: Mutex<Counts>,
 }
 
-/// Steps per phase (the part of the step id before `/`): planned and finished, and retries.
+/// Steps per phase (the family of the step, [`StepName::family`]): planned and finished, and retries.
 #[derive(Default)]
 struct Counts {
     planned: BTreeMap<String, usize>,
@@ -71,7 +72,10 @@ impl Counts {
         let mut parts = vec![format!("steps {done}/{total}")];
         parts.extend(self.planned.iter().filter_map(|(phase, total)| {
             let done = self.done.get(phase).copied().unwrap_or(0);
-            let running = in_flight.iter().filter(|s| self::phase(s) == phase).count();
+            let running = in_flight
+                .iter()
+                .filter(|s| self::phase(s) == *phase)
+                .count();
             let under_way = running > 0 || (done > 0 && done < *total);
             if !under_way && phase != "device" {
                 return None;
@@ -130,16 +134,13 @@ fn names_within(names: &BTreeSet<String>, width: usize) -> String {
 }
 
 impl Printer {
-    /// A printer for a run of the steps `plan`, redacting with `redactor`; the progress line
-    /// only on a terminal.
-    pub fn new(json: bool, plan: &[journal::StepId], redactor: Redactor) -> Printer {
+    /// A printer for a run of `steps`, redacting with `redactor`; the progress line only on a
+    /// terminal.
+    pub fn new(json: bool, steps: &[journal::StepId], redactor: Redactor) -> Printer {
         let live = (!json && std::io::stdout().is_terminal()).then(|| {
             let mut counts = Counts::default();
-            for step in plan {
-                *counts
-                    .planned
-                    .entry(phase(step.as_str()).to_owned())
-                    .or_default() += 1;
+            for step in steps {
+                *counts.planned.entry(phase(step.as_str())).or_default() += 1;
             }
             let bar = ProgressBar::new_spinner();
             bar.set_style(
@@ -240,10 +241,9 @@ impl Printer {
             return false;
         };
         let (phase, tally) = read(notice);
-        let per_node = matches!(
-            phase,
-            "ignition" | "device" | "delete-device" | "etcd-secrets" | "control-plane"
-        );
+        let name = StepName::from(&notice.step);
+        // A drain is about one node too, but it moves workloads: its lines are not routine.
+        let per_node = name.host().is_some() && !matches!(name, StepName::Drain(_));
         let Ok(mut counts) = live.counts.lock() else {
             return false;
         };

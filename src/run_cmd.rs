@@ -9,8 +9,11 @@ use engine::{Actions, CancellationToken, Dag, Outcome, RunReport};
 use journal::{Journal, RunKind};
 use specs::DesiredCluster;
 use steps::assets::AssetDir;
-use steps::cluster::{self, History};
+use steps::cluster;
+use steps::history::History;
+use steps::kinds::DeviceOutputs;
 use steps::refresh::{Contradictions, Recorded};
+use steps::step_name::StepName;
 
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs};
 use crate::failure::{EXIT_FAILED, EXIT_USAGE, UserError};
@@ -75,12 +78,12 @@ fn cancel_on_interrupt(printer: Arc<Printer>) -> anyhow::Result<CancellationToke
     Ok(cancel)
 }
 
-/// Runs `plan` to its end against `journal`, its progress on the terminal (JSON lines with
+/// Runs `dag` to its end against `journal`, its progress on the terminal (JSON lines with
 /// `json`), stopping at Ctrl-C or SIGTERM; then stops the demo's simulator, if one ran. What
 /// `loko run` and `loko destroy` share once their DAG is built.
 async fn execute(
     journal: Arc<Journal>,
-    plan: &Dag,
+    dag: &Dag,
     actions: &Actions,
     request: engine::RunRequest,
     json: bool,
@@ -89,13 +92,13 @@ async fn execute(
 ) -> anyhow::Result<RunReport> {
     let printer = Arc::new(Printer::new(
         json,
-        &plan.step_ids(),
+        &dag.step_ids(),
         journal.redactor().clone(),
     ));
     let report = engine(journal, Arc::clone(&printer) as _)
         .drift(drift)
         .run(
-            plan,
+            dag,
             actions,
             request,
             cancel_on_interrupt(Arc::clone(&printer))?,
@@ -215,14 +218,14 @@ pub async fn run(
     if !args.json {
         outln!("{changes}");
     }
-    let plan = cluster::apply_dag(
+    let dag = cluster::apply_dag(
         &target.desired,
         &history,
         &wiring.timings.extra_authorized_keys,
     )?;
     let report = execute(
         Arc::clone(&journal),
-        &plan,
+        &dag,
         &actions(&target, assets, &wiring),
         request(RunKind::Apply, &target.desired)?,
         args.json,
@@ -349,11 +352,11 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
         .nodes
         .iter()
         .map(|node| {
-            let outputs = ledger.get(&cluster::ids::device(&node.hostname));
-            let field = |key: &str| {
-                outputs
-                    .and_then(|r| r.outputs.get::<String>(key).ok())
-                    .unwrap_or_else(|| "-".into())
+            let device = ledger
+                .get(&StepName::Device(node.hostname.to_string()).id())
+                .and_then(|r| DeviceOutputs::recorded(&r.outputs));
+            let field = |read: fn(DeviceOutputs) -> Option<String>| {
+                device.clone().and_then(read).unwrap_or_else(|| "-".into())
             };
             let role = match node.role {
                 specs::Role::Controller => "controller",
@@ -362,9 +365,9 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
             vec![
                 node.hostname.clone(),
                 role.to_owned(),
-                short_id(&field("device_id")),
-                field("public_ipv4"),
-                field("private_ipv4"),
+                short_id(&field(|d| Some(d.device_id))),
+                field(|d| d.public_ipv4),
+                field(|d| d.private_ipv4),
             ]
         })
         .collect();
@@ -447,12 +450,12 @@ pub async fn destroy(
         ..WireConfig::default()
     };
     let wiring = wire(&target, config, redactor).await?;
-    let plan = cluster::destroy_dag(&target.desired, &history)?;
+    let dag = cluster::destroy_dag(&target.desired, &history)?;
     // Destroying writes no asset; the directory holds the CA and keys a later run reuses.
     let assets = AssetDir::create(&target.assets)?.redacting(redactor.clone());
     let report = execute(
         journal,
-        &plan,
+        &dag,
         &actions(&target, assets, &wiring),
         request(RunKind::Destroy, &target.desired)?,
         args.json,
@@ -472,7 +475,7 @@ pub async fn destroy(
 }
 
 /// The devices a run of `changes` deletes, one line each, as the journal knows them.
-fn deletions(journal: &Journal, changes: &cluster::Changes) -> Vec<String> {
+fn deletions(journal: &Journal, changes: &steps::changes::Changes) -> Vec<String> {
     if changes.replace.is_empty() && changes.delete.is_empty() {
         return Vec::new();
     }
@@ -501,11 +504,12 @@ fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec
         .known_nodes
         .iter()
         // A device loko deleted (a pool scaled down) is gone: its delete is recorded.
-        .filter(|host| !ledger.contains_key(&cluster::ids::delete_device(host)))
+        .filter(|host| !ledger.contains_key(&StepName::DeleteDevice(host.to_string()).id()))
         .map(|host| {
             let device = ledger
-                .get(&cluster::ids::device(host))
-                .and_then(|r| r.outputs.get::<String>("device_id").ok());
+                .get(&StepName::Device(host.to_string()).id())
+                .and_then(|r| DeviceOutputs::recorded(&r.outputs))
+                .map(|d| d.device_id);
             match device {
                 Some(id) => format!("device {id} ({host})"),
                 None => format!("the device of {host}, if it was created"),
@@ -553,7 +557,7 @@ pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode
     let (history, _) = read_history(&target)?;
     changes(&target.desired, &history)?;
     // The DAG is data: no client, no asset directory, no lock.
-    let plan = cluster::apply_dag(&target.desired, &history, &[])?;
-    out!("{}", plan.to_dot());
+    let dag = cluster::apply_dag(&target.desired, &history, &[])?;
+    out!("{}", dag.to_dot());
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use journal::{Journal, Location};
 use specs::DesiredCluster;
-use steps::cluster::{self, History};
+use steps::changes::{self, Changes};
+use steps::history::History;
 use steps::refresh::Recorded;
 
 use crate::cli::Global;
@@ -91,11 +92,8 @@ pub(crate) fn read_history(target: &Target) -> anyhow::Result<(History, Recorded
 }
 
 /// Refused changes are usage errors naming each field.
-pub(crate) fn changes(
-    desired: &DesiredCluster,
-    history: &History,
-) -> anyhow::Result<cluster::Changes> {
-    cluster::changes(desired, history).map_err(|refused| {
+pub(crate) fn changes(desired: &DesiredCluster, history: &History) -> anyhow::Result<Changes> {
+    changes::changes(desired, history).map_err(|refused| {
         UserError {
             message: refused.to_string(),
             code: EXIT_USAGE,

@@ -9,10 +9,11 @@ use engine::{Engine, RunRequest};
 use journal::{Digest, Journal, Redactor, RunKind};
 use specs::{DesiredCluster, SshPublicKey};
 use steps::assets::AssetDir;
-use steps::cluster::{self, Clients, RunSettings};
+use steps::classes;
 use steps::dns::Route53;
 use steps::packet::{DevicePoller, PacketClient, Timeouts, Token, cluster_tag};
 use steps::preflight::Problem;
+use steps::run_context::{Clients, RunContext, RunSettings};
 use steps::ssh::Ssh;
 
 use crate::failure::{EXIT_USAGE, UserError};
@@ -288,7 +289,7 @@ fn check_agent(
 
 /// The actions of the provisioning DAGs, bound to the run's clients and asset directory.
 pub(crate) fn actions(target: &Target, assets: AssetDir, wiring: &Wiring) -> engine::Actions {
-    steps::actions::actions(steps::actions::RunContext {
+    steps::actions::actions(RunContext {
         desired: target.desired.clone(),
         assets,
         clients: wiring.clients.clone(),
@@ -312,9 +313,9 @@ pub(crate) fn engine(journal: Arc<Journal>, observer: Arc<dyn engine::Observer>)
         // ones are paced by its Retry-After. Each call of a step also journals its intent
         // (a durable append shared by the calls in flight), so at 16 a scale-down of 1000
         // sent its first 600 deletes over 1.2 s instead of at once.
-        .limit(cluster::PACKET_API, 64)
-        .limit(cluster::DNS, 4)
-        .limit(cluster::SSH, 8)
+        .limit(classes::PACKET_API, 64)
+        .limit(classes::ROUTE53, 4)
+        .limit(classes::SSH, 8)
         .limit(engine::ResourceClass::LOCAL, 4)
         .observer(observer)
 }

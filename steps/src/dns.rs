@@ -21,6 +21,8 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use engine::{StepContext, StepError};
 use journal::Outputs;
 
+use crate::kinds::{DeleteRecordsOutputs, DeviceKind, DnsKind, DnsOutputs, RecordSource};
+
 /// Environment variable of the Route53 endpoint override (the AWS SDK's own convention).
 pub const ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_ROUTE_53";
 
@@ -346,31 +348,15 @@ pub struct DnsStep {
     pub in_sync_deadline: Duration,
 }
 
-/// A record whose values are outputs of other steps (`public_ipv4` of the controllers' device
-/// steps), as the DNS step's params hold it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RecordSource {
-    pub name: String,
-    pub ttl: i64,
-    /// (step, output key) of each value.
-    pub values_from: Vec<(journal::StepId, String)>,
-}
-
 impl DnsStep {
     /// One attempt: resolve values, read what is there, UPSERT, wait for INSYNC.
-    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+    pub async fn run(&self, ctx: StepContext) -> Result<DnsOutputs, StepError> {
         let zone = &self.zone_id;
         let mut wanted = Vec::with_capacity(self.records.len());
         for source in &self.records {
             let mut values = Vec::new();
-            for (step, key) in &source.values_from {
-                let text: String = ctx.output_of(step)?.get(key)?;
-                let ip = text.parse().map_err(|_| {
-                    StepError::permanent(format!(
-                        "{step} published {key}={text:?}, which is not an IPv4 address"
-                    ))
-                })?;
-                values.push(ip);
+            for (step, which) in &source.values_from {
+                values.push(DeviceKind::address(&ctx, step, *which)?);
             }
             values.sort();
             wanted.push(ARecord {
@@ -380,8 +366,8 @@ impl DnsStep {
             });
         }
         let ours: BTreeMap<String, Vec<Ipv4Addr>> = ctx
-            .recorded_outputs()
-            .and_then(|o| o.get("records").ok())
+            .recorded_outputs_of::<DnsKind>()
+            .map(|recorded| recorded.records)
             .unwrap_or_default();
         let mut conflicts = Vec::new();
         let mut to_write = Vec::new();
@@ -414,20 +400,20 @@ impl DnsStep {
             }
             .into());
         }
-        let mut out = Outputs::new().with(
-            "records",
-            wanted
+        let mut out = DnsOutputs {
+            records: wanted
                 .iter()
                 .map(|r| (r.name.clone(), r.values.clone()))
-                .collect::<BTreeMap<_, _>>(),
-        )?;
+                .collect(),
+            change_id: None,
+        };
         if !to_write.is_empty() {
             let change = self.route53.upsert(zone, &to_write).await?;
             ctx.progress(format!(
                 "wrote {} record set(s); waiting for change {change} to be INSYNC",
                 to_write.len()
             ));
-            // Waiting for INSYNC holds no place of the `dns` class.
+            // Waiting for INSYNC holds no place of the `route53` class.
             ctx.wait(self.route53.wait_in_sync(
                 zone,
                 &change,
@@ -435,7 +421,7 @@ impl DnsStep {
                 self.in_sync_deadline,
             ))
             .await??;
-            out.insert("change_id", change)?;
+            out.change_id = Some(change);
         }
         Ok(out)
     }
@@ -461,7 +447,7 @@ pub struct DnsDeleteStep {
 impl DnsDeleteStep {
     /// One attempt: read each record's current values (Route53 deletes only exact matches),
     /// DELETE those that exist in one batch, wait for INSYNC.
-    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+    pub async fn run(&self, ctx: StepContext) -> Result<DeleteRecordsOutputs, StepError> {
         let zone = &self.zone_id;
         let mut existing = Vec::new();
         for name in &self.names {
@@ -470,7 +456,10 @@ impl DnsDeleteStep {
             }
         }
         let deleted: Vec<String> = existing.iter().map(|r| r.name.clone()).collect();
-        let mut out = Outputs::new().with("deleted_records", &deleted)?;
+        let mut out = DeleteRecordsOutputs {
+            deleted_records: deleted.clone(),
+            change_id: None,
+        };
         if existing.is_empty() {
             return Ok(out);
         }
@@ -481,13 +470,13 @@ impl DnsDeleteStep {
             "deleted {} record set(s); waiting for change {change} to be INSYNC",
             existing.len()
         ));
-        // Waiting for INSYNC holds no place of the `dns` class.
+        // Waiting for INSYNC holds no place of the `route53` class.
         ctx.wait(
             self.route53
                 .wait_in_sync(zone, &change, self.poll_every, self.in_sync_deadline),
         )
         .await??;
-        out.insert("change_id", change)?;
+        out.change_id = Some(change);
         Ok(out)
     }
 }

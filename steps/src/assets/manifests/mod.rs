@@ -55,7 +55,7 @@ fn image(component: &str) -> String {
 }
 
 /// What [`render_manifests`] wrote: each file and its SHA-256. No content, so no secret.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub struct ManifestReport {
     pub files: BTreeMap<String, String>,
 }
