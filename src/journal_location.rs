@@ -128,7 +128,8 @@ pub(crate) fn unlock(args: &UnlockArgs) -> anyhow::Result<ExitCode> {
 
 /// `loko journal push SPEC --to URL`.
 pub(crate) fn push(args: &PushArgs) -> anyhow::Result<ExitCode> {
-    let state_dir = crate::target::target(&args.global, &args.spec)?.state_dir;
+    let target = crate::target::target(&args.global, &args.spec)?;
+    let state_dir = target.state_dir.clone();
     // The source is always the state directory's journal; --journal-ca and the like are
     // for the destination.
     let dir = journal_dir(&state_dir);
@@ -141,6 +142,8 @@ pub(crate) fn push(args: &PushArgs) -> anyhow::Result<ExitCode> {
     }
     let to = etcd_config(&args.global, &args.to)?;
     let source = Journal::open(&dir)?;
+    // The copy carries the cluster's identity, recorded now if no run did yet.
+    crate::team::bind(&source, &target, &args.spec)?;
     let n = source.push_to(&to)?;
     outln!(
         "copied {n} records from {} to {}; from now on run loko with --journal {} (or LOKO_JOURNAL), and leave the local copy alone",

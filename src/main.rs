@@ -24,6 +24,7 @@ mod sim_session;
 mod spec_cmd;
 mod status_cmd;
 mod target;
+mod team;
 mod wiring;
 
 use std::process::ExitCode;

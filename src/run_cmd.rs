@@ -136,6 +136,7 @@ fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
 pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.cluster.spec)?;
     let journal = open_journal(&target.journal)?;
+    crate::team::bind(&journal, &target, &args.cluster.spec)?;
     let mut history = history(&journal)?;
     // Refused changes stop here, before any API is called, and so does a run that would
     // create too many devices by the journal's count alone.
@@ -401,6 +402,7 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
 pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.cluster.spec)?;
     let journal = open_journal(&target.journal)?;
+    crate::team::bind(&journal, &target, &args.cluster.spec)?;
     let history = history(&journal)?;
     if !args.yes
         && !confirm(

@@ -91,6 +91,15 @@ impl Journal {
             .scan_after(None)
             .map(|r| r.map(|(k, v)| (store::Key::try_from(&k[..]).unwrap_or([0; 16]), v.to_vec())));
         let n = target.import(records).map_err(|e| store_error(&path, e))?;
+        if let Some(identity) = self
+            .store
+            .identity()
+            .map_err(|e| store_error(&self.path, e))?
+        {
+            target
+                .put_identity(&identity)
+                .map_err(|e| store_error(&path, e))?;
+        }
         let (copied, _, _) = fold_store(&path, &target)?;
         if copied.cluster != self.state() {
             return Err(store_error(
@@ -138,6 +147,11 @@ impl Journal {
     /// Where the journal lives: its directory, or its `etcd://` URL.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The store the journal is in, for the slots beside its records (identity, assets).
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
     /// The lease this process holds the journal with.

@@ -116,6 +116,13 @@ pub trait Store: Send + Sync {
     /// The latest durable snapshot, if one was written.
     fn snapshot(&self) -> Result<Option<Bytes>, StoreError>;
 
+    /// The slot recording which cluster the journal belongs to (see [`crate::ClusterIdentity`]),
+    /// if it was written.
+    fn identity(&self) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Writes the identity slot, durably at once and guarded by the lease as appends are.
+    fn put_identity(&self, bytes: &[u8]) -> Result<(), StoreError>;
+
     /// Overwrites a durable record in place. Only for tests that prove damaged records are
     /// reported.
     #[cfg(feature = "testing")]

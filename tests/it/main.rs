@@ -16,3 +16,4 @@ mod journal_store;
 mod run_e2e;
 mod setup_problems;
 mod shell;
+mod team;

@@ -13,6 +13,7 @@
 //! - `e/<run><seq>`: the records, the journal's own 16-byte keys (big-endian, so etcd's byte
 //!   order is journal order) and values (`crc32 ++ JSON`; over 256 KiB, deflated: see
 //!   [`packing`]).
+//! - `identity`: which cluster the journal belongs to (see [`crate::ClusterIdentity`]).
 //! - `snap` and `s/<generation><chunk>`: the snapshot, in chunks under etcd's request limit.
 //!
 //! Every append is one transaction comparing the lock key's creation revision with the fence,
@@ -34,6 +35,7 @@ mod client;
 mod config;
 mod follow;
 mod packing;
+mod slots;
 
 use client::{Client, Connection, b64, first_kv, int, prefix_end, unb64};
 pub use config::{EtcdConfig, EtcdTls, LockInfo};
@@ -483,6 +485,14 @@ impl Store for EtcdStore {
         }
         let bytes: Vec<u8> = kvs.iter().flat_map(|kv| unb64(&kv["value"])).collect();
         Ok((bytes.len() as u64 == len).then_some(Bytes::Owned(bytes)))
+    }
+
+    fn identity(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_slot(b"identity")
+    }
+
+    fn put_identity(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.put_slot(b"identity", bytes)
     }
 
     #[cfg(feature = "testing")]
