@@ -144,9 +144,11 @@ pub(crate) fn push(args: &PushArgs) -> anyhow::Result<ExitCode> {
     let source = Journal::open(&dir)?;
     // The copy carries the cluster's identity, recorded now if no run did yet.
     crate::team::bind(&source, &target, &args.spec)?;
-    let n = source.push_to(&to)?;
+    let assets = crate::team::local_assets(&target)?;
+    let files = assets.len();
+    let n = source.push_to(&to, assets)?;
     outln!(
-        "copied {n} records from {} to {}; from now on run loko with --journal {} (or LOKO_JOURNAL), and leave the local copy alone",
+        "copied {n} records from {} and {files} file(s) of the asset directory (sealed to the spec's ssh_keys) to {}; from now on run loko with --journal {} (or LOKO_JOURNAL), and leave the local copy alone",
         dir.display(),
         to.url(),
         to.url()

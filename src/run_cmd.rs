@@ -176,6 +176,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         code: EXIT_USAGE,
         hint: Some("asset_dir must be a writable directory; it holds the cluster's keys".into()),
     })?;
+    let assets = crate::team::share_assets(&journal, assets, &target.desired)?;
     let adoption = crate::adopt::Adoption {
         asked: args.adopt,
         yes: args.yes,
@@ -427,6 +428,7 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
     let plan = cluster::destroy_dag(&target.desired, &history)?;
     // Destroying writes no asset; the directory holds the CA and keys a later run reuses.
     let assets = AssetDir::create(&target.assets)?;
+    let assets = crate::team::share_assets(&journal, assets, &target.desired)?;
     let report = execute(
         journal,
         &plan,

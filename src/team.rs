@@ -1,12 +1,19 @@
 //! A cluster run by a team from any machine: its journal is bound to the cluster's identity,
-//! so a spec of another cluster pointed at it is refused before anything else.
+//! so a spec of another cluster pointed at it is refused before anything else; and a journal
+//! in etcd keeps the cluster's assets, sealed to the spec's recipients, which every operator's
+//! asset directory caches (see [`assets`]).
+
+pub(crate) mod assets;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use journal::{ClusterIdentity, Journal, JournalError};
 use specs::DesiredCluster;
+use steps::assets::AssetDir;
 
-use crate::failure::UserError;
+use crate::failure::{EXIT_USAGE, UserError};
+use crate::output::errln;
 use crate::target::Target;
 
 /// The identity the spec's cluster has (with a random id, kept only if it is the first).
@@ -71,4 +78,102 @@ fn other_cluster(
         "a journal holds one cluster: give this spec its own --journal (another etcd prefix) or asset_dir, or use the spec of the cluster the journal holds",
     )
     .into()
+}
+
+/// Those the cluster's assets are sealed to: the spec's `ssh_keys`, whose private keys the team
+/// already holds.
+pub(crate) fn recipients(desired: &DesiredCluster) -> anyhow::Result<vault::Recipients> {
+    let keys: Vec<String> = desired
+        .settings
+        .ssh_keys
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .collect();
+    vault::Recipients::parse(&keys).map_err(|e| {
+        UserError::usage(
+            format!("ssh_keys: {e}"),
+            "the cluster's assets are sealed to the spec's ssh_keys: list each operator's public key (ssh-ed25519 or ssh-rsa)",
+        )
+        .into()
+    })
+}
+
+/// For a command holding `journal`: when its store keeps the assets (etcd), fills the asset
+/// directory `dir` from it (see [`assets::fill_cache`]), hands over the local files the store
+/// lacks, and returns `dir` telling the journal of every file written from now on. A journal
+/// in a directory leaves `dir` as it is.
+pub(crate) fn share_assets(
+    journal: &Journal,
+    dir: AssetDir,
+    desired: &DesiredCluster,
+) -> anyhow::Result<AssetDir> {
+    if !journal.keeps_assets() {
+        return Ok(dir);
+    }
+    let recipients = recipients(desired)?;
+    let stored = journal.stored_assets()?;
+    let filled = assets::fill_cache(
+        &dir,
+        &stored,
+        &recipients.fingerprint(),
+        vault::Identities::discover,
+    )
+    .map_err(refusal)?;
+    if !filled.replaced.is_empty() {
+        errln!(
+            "note: {} file(s) of {} written from the journal's store (missing or different here)",
+            filled.replaced.len(),
+            dir.root().display()
+        );
+    }
+    let team = Arc::new(assets::TeamAssets::new(recipients, filled.index));
+    team.upload_local(&dir).map_err(refusal)?;
+    journal.attach_assets(Arc::clone(&team) as _);
+    Ok(dir.with_sink(team))
+}
+
+/// For a command that only reads (`loko kubeconfig`, `loko journal pull`): fills the asset
+/// directory of `target` from its journal's store, without the journal's lock. Nothing for a
+/// journal in a directory.
+pub(crate) fn fill_from_store(target: &Target) -> anyhow::Result<()> {
+    if !matches!(target.journal, journal::Location::Etcd(_)) {
+        return Ok(());
+    }
+    let stored = journal::stored_assets(&target.journal)?;
+    let recipients = recipients(&target.desired)?;
+    let dir = AssetDir::create(&target.assets)?;
+    assets::fill_cache(
+        &dir,
+        &stored,
+        &recipients.fingerprint(),
+        vault::Identities::discover,
+    )
+    .map_err(refusal)?;
+    Ok(())
+}
+
+/// Every file of the asset directory of `target`, sealed to its recipients, for a journal
+/// pushed into etcd.
+pub(crate) fn local_assets(target: &Target) -> anyhow::Result<Vec<journal::AssetPut>> {
+    use journal::AssetOutbox as _;
+    let team = assets::TeamAssets::new(recipients(&target.desired)?, Default::default());
+    team.upload_local(&AssetDir::create(&target.assets)?)
+        .map_err(refusal)?;
+    Ok(team.take())
+}
+
+/// A vault refusal (no identity, not a recipient) as the operator's usage error.
+fn refusal(e: assets::TeamAssetError) -> anyhow::Error {
+    match e {
+        assets::TeamAssetError::Vault { .. } => UserError {
+            message: e.to_string(),
+            code: EXIT_USAGE,
+            hint: Some(
+                "the cluster's assets are sealed to the spec's ssh_keys: loko opens them with your private key (LOKO_IDENTITY, ~/.config/loko/identity.txt or ~/.ssh/id_ed25519); a member of the team adds your public key to ssh_keys and runs loko once"
+                    .into(),
+            ),
+        }
+        .into(),
+        other => other.into(),
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::AssetOutbox;
 use crate::committer::Committer;
 use crate::crash::{crash_if_asked, crash_point};
 use crate::event::{self, Event, Record, RecordedSpec, RunKind};
@@ -15,7 +16,7 @@ use crate::fold::ClusterState;
 use crate::ids::{Digest, RunId, Seq, StepId};
 use crate::lock;
 use crate::snapshot;
-use crate::store::{self, EtcdConfig, EtcdStore, Lease, SledStore, Store, StoreError};
+use crate::store::{self, EtcdStore, Lease, SledStore, Store, StoreError};
 use crate::{JournalError, Location, par_map, store_error};
 
 /// The journal of one cluster. Cheap to share: wrap it in an `Arc`.
@@ -25,10 +26,12 @@ pub struct Journal {
     state: Mutex<Folded>,
     committer: Committer,
     feed: Arc<feed::Feed>,
+    /// The assets to write with each record, when the store keeps them.
+    outbox: Mutex<Option<Arc<dyn AssetOutbox>>>,
 }
 
-struct Folded {
-    cluster: ClusterState,
+pub(crate) struct Folded {
+    pub(crate) cluster: ClusterState,
     next_seq: BTreeMap<RunId, u64>,
     /// The key of the last record, where the next append goes after.
     head: Option<store::Key>,
@@ -73,43 +76,6 @@ impl Journal {
         }
     }
 
-    /// Copies every record of this journal into the empty etcd journal at `to`, holding its
-    /// lock meanwhile; returns how many. The copy is checked by folding it again.
-    pub fn push_to(&self, to: &EtcdConfig) -> Result<u64, JournalError> {
-        let path = PathBuf::from(to.url());
-        let target = EtcdStore::acquire(to).map_err(|e| store_error(&path, e))?;
-        if target.scan_after(None).next().is_some() {
-            return Err(store_error(
-                &path,
-                StoreError::Failed(
-                    "it already holds records; push only copies into an empty journal".to_owned(),
-                ),
-            ));
-        }
-        let records = self
-            .store
-            .scan_after(None)
-            .map(|r| r.map(|(k, v)| (store::Key::try_from(&k[..]).unwrap_or([0; 16]), v.to_vec())));
-        let n = target.import(records).map_err(|e| store_error(&path, e))?;
-        if let Some(identity) = self
-            .store
-            .identity()
-            .map_err(|e| store_error(&self.path, e))?
-        {
-            target
-                .put_identity(&identity)
-                .map_err(|e| store_error(&path, e))?;
-        }
-        let (copied, _, _) = fold_store(&path, &target)?;
-        if copied.cluster != self.state() {
-            return Err(store_error(
-                &path,
-                StoreError::Failed("the copy folds to another state than the original".to_owned()),
-            ));
-        }
-        Ok(n)
-    }
-
     /// Folds what `store` holds and starts appending to it, publishing a feed in `feed_dir`
     /// (the embedded store's directory; readers of an etcd journal watch the store itself).
     pub(crate) fn with_store(
@@ -141,6 +107,7 @@ impl Journal {
             state: Mutex::new(folded),
             committer,
             feed,
+            outbox: Mutex::new(None),
         })
     }
 
@@ -152,6 +119,11 @@ impl Journal {
     /// The store the journal is in, for the slots beside its records (identity, assets).
     pub(crate) fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    /// Where appends take the assets to write with their records.
+    pub(crate) fn outbox(&self) -> MutexGuard<'_, Option<Arc<dyn AssetOutbox>>> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The lease this process holds the journal with.
@@ -291,8 +263,11 @@ impl Journal {
         })?;
         let key = event::key(run, seq);
         self.feed.queue(run, seq, &bytes);
+        // Taken under the state lock: the files a step wrote before this record go with it
+        // or with an earlier one.
+        let assets = self.outbox().as_ref().map(|o| o.take()).unwrap_or_default();
         self.store
-            .append(folded.head, vec![(key, bytes)])
+            .append_with_assets(folded.head, vec![(key, bytes)], assets)
             .map_err(|e| store_error(&self.path, e))?;
         *next += 1;
         folded.head = Some(key);
@@ -349,7 +324,7 @@ type UsedSnapshot = (store::Bytes, store::Key);
 
 /// Folds the store: the latest usable snapshot and the records after it, or every record;
 /// with the stored snapshot it started from, if it used one, and the records it read.
-fn fold_store(
+pub(crate) fn fold_store(
     dir: &Path,
     store: &dyn Store,
 ) -> Result<(Folded, Option<UsedSnapshot>, Read), JournalError> {

@@ -43,6 +43,7 @@
 //! stop a run at every point where the journal changes and prove that the next run resumes
 //! correctly. Never set it outside tests.
 
+mod assets;
 mod committer;
 mod crash;
 mod event;
@@ -52,6 +53,7 @@ mod identity;
 mod ids;
 mod journal;
 mod lock;
+mod push;
 mod secrets;
 mod snapshot;
 pub mod store;
@@ -61,6 +63,7 @@ mod view;
 
 use std::path::{Path, PathBuf};
 
+pub use assets::{AssetOutbox, AssetPut, StoredAssets, stored_assets};
 pub use crash::CRASH_AT_APPEND_ENV;
 pub use event::{DecodeError, Event, FORMAT_VERSION, Record, RecordedSpec, RunKind, RunOutcome};
 pub use feed::{FEED_FILE, FeedLine, follow_etcd, parse_feed_line};

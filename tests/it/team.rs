@@ -93,3 +93,291 @@ fn a_journal_refuses_the_spec_of_another_cluster_in_a_directory_and_in_etcd() {
     let state = state.display().to_string();
     every_command_refuses(in_dir.path(), &nova, &journal, &["--state-dir", &state]);
 }
+
+/// The digest in a stored asset's facts line (`loko-asset 1 sha256=... recipients=...`).
+fn stored_digest(path: &str, value: &[u8]) -> String {
+    let line = value.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    assert!(line.starts_with("loko-asset 1 "), "{path}: {line}");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("sha256="))
+        .unwrap_or_else(|| panic!("{path}: no digest in {line}"))
+        .to_owned()
+}
+
+/// Every record of the etcd journal at `url` whose step wrote files finds them in the store, as
+/// the record says they are (the digests the journal holds), and no stored value holds a private
+/// key or a token in plaintext.
+pub(crate) fn assert_every_record_has_its_assets(url: &str, what: &str) {
+    use journal::{Journal, Location};
+    let location = Location::Etcd(journal::store::EtcdConfig::parse(url).unwrap());
+    let stored: std::collections::BTreeMap<String, Vec<u8>> = journal::stored_assets(&location)
+        .unwrap()
+        .into_iter()
+        .collect();
+    for (path, value) in &stored {
+        let body = &value[value.iter().position(|b| *b == b'\n').unwrap() + 1..];
+        assert!(
+            body.starts_with(b"age-encryption.org/v1\n"),
+            "{what}: {path} is not sealed"
+        );
+    }
+    let digest_of = |path: &str| {
+        let value = stored
+            .get(path)
+            .unwrap_or_else(|| panic!("{what}: {path} is missing from the store"));
+        stored_digest(path, value)
+    };
+    let state = Journal::open_read_only(&location).unwrap().state();
+    let mut checked = 0;
+    use steps::cluster::ids;
+    for (step, result) in &state.ledger {
+        let outputs = &result.outputs;
+        if *step == ids::pki() {
+            let files: std::collections::BTreeMap<String, String> = outputs.get("sha256").unwrap();
+            for path in files.keys() {
+                digest_of(path);
+                checked += 1;
+            }
+        } else if *step == ids::kubeconfigs() {
+            // Its `kubelet_sha256` is of the kubeconfig Ignition embeds, not of a file.
+            digest_of("auth/kubeconfig-kubelet");
+            digest_of("auth/kubeconfig");
+            digest_of("auth/bootstrap-token.json");
+            checked += 3;
+        } else if *step == ids::manifests() {
+            let report: serde_json::Value = outputs.get("files").unwrap();
+            for (path, digest) in report["files"].as_object().unwrap() {
+                assert_eq!(&digest_of(path), digest.as_str().unwrap(), "{what}: {path}");
+                checked += 1;
+            }
+        } else if let Some(host) = step.as_str().strip_prefix("ignition/") {
+            let digest: String = outputs.get("ignition_sha256").unwrap();
+            assert_eq!(digest_of(&format!("ignition/{host}.ign")), digest, "{what}");
+            checked += 1;
+        }
+    }
+    eprintln!(
+        "{what}: {checked} stored file(s) of {} records checked",
+        state.ledger.len()
+    );
+}
+
+/// One member of the team: a HOME of their own with an identity made by ssh-keygen, their own
+/// ssh-agent holding it, and a directory of their own for the spec and its asset directory.
+struct Operator {
+    home: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    agent: Option<loko_tests::SshAgent>,
+    public: String,
+}
+
+impl Operator {
+    fn new(root: &Path, name: &str, identity: bool) -> Operator {
+        let home = root.join(name).join("home");
+        let dir = root.join(name).join("work");
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        if !identity {
+            return Operator {
+                home,
+                dir,
+                agent: None,
+                public: String::new(),
+            };
+        }
+        let key = home.join(".ssh/id_ed25519");
+        let made = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(made.success(), "ssh-keygen");
+        let agent = loko_tests::SshAgent::start(&root.join(name));
+        agent.add(&key);
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        Operator {
+            home,
+            dir,
+            agent: Some(agent),
+            public: public.trim().to_owned(),
+        }
+    }
+
+    /// `loko ARGS` as this operator, against the world's simulator and the journal at `url`.
+    fn loko(&self, w: &loko_tests::world::World, url: &str, args: &[&str]) -> Output {
+        let mut command = w.command(args);
+        command
+            .current_dir(&self.dir)
+            .env("HOME", &self.home)
+            .env("LOKO_JOURNAL", url)
+            .env_remove("LOKO_IDENTITY");
+        match &self.agent {
+            Some(agent) => command.env("SSH_AUTH_SOCK", &agent.socket),
+            None => command.env_remove("SSH_AUTH_SOCK"),
+        };
+        let out = command.output().expect("run loko");
+        eprintln!(
+            "{}: loko {args:?} exited {:?}\n{}{}",
+            self.dir.display(),
+            out.status.code(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    }
+
+    fn ok(&self, w: &loko_tests::world::World, url: &str, args: &[&str]) -> String {
+        let out = self.loko(w, url, args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    /// Writes this operator's copy of `spec` with `workers` in the helium pool.
+    fn write_spec(&self, spec: &str, workers: u32) {
+        let spec = spec.replace("    count: 2\n", &format!("    count: {workers}\n"));
+        std::fs::write(self.dir.join("cluster.yaml"), spec).unwrap();
+    }
+
+    fn files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.dir.join("assets")];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                match entry.file_type().unwrap().is_dir() {
+                    true => stack.push(entry.path()),
+                    false => out.push(entry.path().display().to_string()),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The proof of issue 28: two operators with their own HOME, identity, ssh-agent and empty asset
+/// directory share one cluster through its journal in a real etcd. A creates it; B, from
+/// nothing, plans nothing to do, scales a pool, and gets a kubeconfig kubectl accepts; A follows
+/// B's run and then plans nothing to do; B destroys. A third person without an identity, and a
+/// fourth whose key is not in `ssh_keys`, get a clear refusal and no secret. No etcd value holds
+/// a private key or the token in plaintext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_operators_run_one_cluster_from_their_own_machines() {
+    use loko_tests::world::{World, WorldConfig};
+    let etcd = loko_tests::Etcd::start(1);
+    let url = etcd.url("team");
+    let w = World::start(
+        LOKO,
+        WorldConfig {
+            time_scale: 0.01,
+            moto: false,
+            openssh: false,
+        },
+    )
+    .await;
+    let example = std::fs::read_to_string(w.spec_from_example("tutorial")).unwrap();
+    let root = w.root.clone();
+    let a = Operator::new(&root, "a", true);
+    let b = Operator::new(&root, "b", true);
+    let spec = example.replacen(
+        "ssh_keys:\n",
+        &format!("ssh_keys:\n  - \"{}\"\n  - \"{}\"\n", a.public, b.public),
+        1,
+    );
+    a.write_spec(&spec, 2);
+    b.write_spec(&spec, 2);
+
+    a.ok(&w, &url, &["run", "cluster.yaml"]);
+    assert!(b.files().is_empty());
+    let plan = b.ok(&w, &url, &["plan", "cluster.yaml"]);
+    assert!(plan.contains("Devices to create: 0."), "{plan}");
+
+    let follower = {
+        let mut command = w.command(&["journal", "cluster.yaml", "--follow", "--json"]);
+        command
+            .current_dir(&a.dir)
+            .env("HOME", &a.home)
+            .env("LOKO_JOURNAL", &url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        loko_tests::Killed(command.spawn().unwrap())
+    };
+    b.write_spec(&spec, 3);
+    b.ok(&w, &url, &["run", "cluster.yaml", "--yes"]);
+    assert_eq!(w.devices().live.len(), 4, "one controller, three workers");
+    let followed = follow_output(follower);
+    assert!(
+        followed.lines().any(|l| l.contains("\"run\":2")),
+        "A followed B's run: {followed}"
+    );
+    a.write_spec(&spec, 3);
+    let plan = a.ok(&w, &url, &["plan", "cluster.yaml"]);
+    assert!(plan.contains("Devices to create: 0."), "{plan}");
+
+    let kubeconfig = b.ok(&w, &url, &["kubeconfig", "cluster.yaml"]);
+    let nodes = Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            kubeconfig.trim(),
+            "get",
+            "nodes",
+            "-o",
+            "name",
+        ])
+        .output()
+        .expect("kubectl");
+    assert!(nodes.status.success(), "{}", text(&nodes.stderr));
+    assert!(
+        text(&nodes.stdout).lines().count() >= 1,
+        "{}",
+        text(&nodes.stdout)
+    );
+
+    let nobody = Operator::new(&root, "c", false);
+    let stranger = Operator::new(&root, "d", true);
+    for (who, refusal) in [(&nobody, "no identity"), (&stranger, "not a recipient")] {
+        std::fs::write(
+            who.dir.join("cluster.yaml"),
+            spec.replace("count: 2", "count: 3"),
+        )
+        .unwrap();
+        let out = who.loko(&w, &url, &["kubeconfig", "cluster.yaml"]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(refusal), "{}", text(&out.stderr));
+        assert!(who.files().is_empty(), "{:?}", who.files());
+    }
+
+    let token = std::fs::read_to_string(a.dir.join("assets/auth/bootstrap-token.json")).unwrap();
+    let token: serde_json::Value = serde_json::from_str(&token).unwrap();
+    let secret = token["secret"]
+        .as_str()
+        .expect("the token's secret")
+        .to_owned();
+    let everything = etcd.ctl(&["get", "--prefix", "/loko/v1/"]);
+    for plaintext in ["-----BEGIN", "AGE-SECRET-KEY", &secret] {
+        assert!(!everything.contains(plaintext), "{plaintext} in etcd");
+    }
+    assert_every_record_has_its_assets(&url, "after B's run");
+
+    b.ok(&w, &url, &["destroy", "cluster.yaml", "--yes"]);
+    assert!(w.devices().live.is_empty());
+}
+
+/// What a `--follow` printed, once it ends by itself or after 20 s.
+fn follow_output(mut child: loko_tests::Killed) -> String {
+    use std::io::Read as _;
+    let pid = child.0.id();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(20));
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    });
+    let mut out = String::new();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let _ = child.0.wait();
+    out
+}

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{Bytes, Key, Lease, Records, Store, StoreError};
+use crate::AssetPut;
 use crate::journal::now_ms;
 
 mod client;
@@ -63,6 +64,8 @@ struct Pending {
     /// The key of the last durable record.
     durable: Option<Key>,
     records: Vec<(Key, Vec<u8>)>,
+    /// The assets to write with (or before) the record of each key.
+    assets: std::collections::BTreeMap<Key, Vec<AssetPut>>,
     snapshot: Option<Vec<u8>>,
 }
 
@@ -225,6 +228,7 @@ impl EtcdStore {
         &self,
         durable: Option<Key>,
         batch: &[(Key, Vec<u8>)],
+        assets: &[AssetPut],
     ) -> Result<Option<Key>, StoreError> {
         let Some((last, _)) = batch.last() else {
             return Ok(durable);
@@ -235,14 +239,13 @@ impl EtcdStore {
             None => json!({"target": "CREATE", "key": head_key, "result": "EQUAL", "create_revision": "0"}),
             Some(k) => json!({"target": "VALUE", "key": head_key, "result": "EQUAL", "value": b64(&k)}),
         });
-        let mut success: Vec<Value> = batch
-            .iter()
-            .map(|(k, v)| {
-                let mut key = self.conn.key(b"e/");
-                key.extend_from_slice(k);
-                json!({"request_put": {"key": b64(&key), "value": b64(v)}})
-            })
-            .collect();
+        // The assets first: the records that depend on them never go without them.
+        let mut success: Vec<Value> = assets.iter().map(|a| self.asset_op(a)).collect();
+        success.extend(batch.iter().map(|(k, v)| {
+            let mut key = self.conn.key(b"e/");
+            key.extend_from_slice(k);
+            json!({"request_put": {"key": b64(&key), "value": b64(v)}})
+        }));
         success.push(json!({"request_put": {"key": head_key, "value": b64(last)}}));
         let lock = b64(&self.conn.key(b"lock"));
         let resp = self.conn.post(
@@ -365,6 +368,15 @@ impl Store for EtcdStore {
     }
 
     fn append(&self, after: Option<Key>, records: Vec<(Key, Vec<u8>)>) -> Result<(), StoreError> {
+        self.append_with_assets(after, records, Vec::new())
+    }
+
+    fn append_with_assets(
+        &self,
+        after: Option<Key>,
+        records: Vec<(Key, Vec<u8>)>,
+        assets: Vec<AssetPut>,
+    ) -> Result<(), StoreError> {
         self.check_lease()?;
         // Deflating a large record takes milliseconds: before the lock, not while the
         // committer's flush waits for it.
@@ -379,6 +391,11 @@ impl Store for EtcdStore {
                 found: super::describe_key(pending.head),
             });
         }
+        if let Some((first, _)) = records.first()
+            && !assets.is_empty()
+        {
+            pending.assets.entry(*first).or_default().extend(assets);
+        }
         if let Some((last, _)) = records.last() {
             pending.head = Some(*last);
         }
@@ -386,40 +403,53 @@ impl Store for EtcdStore {
         Ok(())
     }
 
+    fn keeps_assets(&self) -> bool {
+        true
+    }
+
+    fn put_assets(&self, assets: Vec<AssetPut>) -> Result<(), StoreError> {
+        self.write_assets(&assets)
+    }
+
+    fn assets(&self) -> Records<'_> {
+        let prefix = self.conn.key(b"a/");
+        let end = prefix_end(&prefix);
+        self.conn.range_pages(prefix, end)
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.check_lease()?;
         // One flush at a time (the committer's), so the pending list is taken whole and
         // written in order.
-        let (records, snapshot, mut durable) = {
+        let (records, mut assets, snapshot, mut durable) = {
             let mut p = self.lock_pending();
-            (std::mem::take(&mut p.records), p.snapshot.take(), p.durable)
+            let assets = std::mem::take(&mut p.assets);
+            (
+                std::mem::take(&mut p.records),
+                assets,
+                p.snapshot.take(),
+                p.durable,
+            )
         };
         if records.is_empty() && snapshot.is_none() {
             return Ok(());
         }
         let mut start = 0;
         while start < records.len() {
-            let mut end = start;
-            let mut bytes = 0;
-            while end < records.len()
-                && end - start < MAX_RECORDS_PER_TXN
-                && (end == start || bytes + records[end].1.len() <= MAX_TXN_BYTES)
-            {
-                bytes += records[end].1.len();
-                end += 1;
-            }
-            match self.write_batch(durable, &records[start..end]) {
+            let (end, puts) = match self.next_batch(&records[start..], &mut assets) {
+                Ok((n, puts)) => (start + n, puts),
+                Err(e) => return Err(self.keep_pending(&records[start..], assets, e)),
+            };
+            match self.write_batch(durable, &records[start..end], &puts) {
                 Ok(head) => {
                     durable = head;
                     self.lock_pending().durable = durable;
                 }
                 Err(e) => {
-                    // What was not written stays pending, ahead of later appends.
-                    let mut p = self.lock_pending();
-                    let mut rest = records[start..].to_vec();
-                    rest.append(&mut p.records);
-                    p.records = rest;
-                    return Err(e);
+                    // Back with the first record not written, ahead of its own.
+                    let first = assets.entry(records[start].0).or_default();
+                    first.splice(0..0, puts);
+                    return Err(self.keep_pending(&records[start..], assets, e));
                 }
             }
             start = end;
