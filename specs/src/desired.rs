@@ -214,6 +214,12 @@ pub struct DesiredCluster {
     pub apiserver_service_ip: Ipv4Addr,
     /// The cluster DNS service IP (10th host of service_cidr), the kubelets' `--cluster-dns`.
     pub dns_service_ip: Ipv4Addr,
+    /// Who the cluster's secrets are encrypted to, as the spec writes them (for
+    /// [`vault::Recipients::parse`]): its `recipients`, or when absent its `ssh_keys` that age
+    /// takes. Records written before recipients existed read as their `ssh_keys`
+    /// ([`DesiredCluster::from_record`]). Not a cluster setting: it can change on a built cluster.
+    #[serde(default)]
+    pub recipients: Vec<String>,
 }
 
 /// The `n`th host of a range, as Terraform's `cidrhost`. Validation keeps service_cidr at /28 or
@@ -318,8 +324,23 @@ impl Spec {
             dns_records,
             apiserver_service_ip: cidr_host(self.service_cidr, APISERVER_SERVICE_HOST),
             dns_service_ip: cidr_host(self.service_cidr, DNS_SERVICE_HOST),
+            recipients: self
+                .recipients
+                .clone()
+                .unwrap_or_else(|| recipients_of_ssh_keys(&self.ssh_keys)),
         }
     }
+}
+
+/// The SSH keys that serve as recipients when the spec names none: those age encrypts to
+/// (ed25519, and RSA of 2048 bits or more); a shorter RSA key logs into the nodes but age
+/// refuses to encrypt to it.
+fn recipients_of_ssh_keys(ssh_keys: &[SshPublicKey]) -> Vec<String> {
+    ssh_keys
+        .iter()
+        .map(|key| key.as_str().to_owned())
+        .filter(|key| vault::Recipients::parse(std::slice::from_ref(key)).is_ok())
+        .collect()
 }
 
 /// `<cluster>-controller-<i>`, as Lokomotive named controllers.
@@ -370,7 +391,12 @@ impl DesiredCluster {
         if found > u64::from(DESIRED_FORMAT) {
             return Err(RecordError::Newer { found });
         }
-        Ok(DesiredCluster::deserialize(record)?)
+        let mut desired = DesiredCluster::deserialize(record)?;
+        if record.get("recipients").is_none() {
+            // Recorded before recipients existed, when the spec had none: its ssh_keys served.
+            desired.recipients = recipients_of_ssh_keys(&desired.settings.ssh_keys);
+        }
+        Ok(desired)
     }
 
     /// A node by hostname.

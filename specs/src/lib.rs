@@ -25,7 +25,9 @@ mod spec;
 
 use std::path::Path;
 
-pub use classify::{ChangeSet, PoolRetyped, PoolScaled, RefusedChange, RefusedChanges, classify};
+pub use classify::{
+    ChangeSet, PoolRetyped, PoolScaled, RecipientsChanged, RefusedChange, RefusedChanges, classify,
+};
 pub use desired::{
     ClusterSettings, DESIRED_FORMAT, DesiredCluster, DesiredNode, DesiredPool, DnsRecord, OsImage,
     RaidSetup, RecordError, RecordTarget, ReservationNeed, controller_hostname, worker_hostname,

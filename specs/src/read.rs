@@ -23,7 +23,7 @@ mod values;
 use reservation_ids::{is_full_uuid, reservations};
 use values::{
     asset_dir, check_overlaps, cidr, cluster_cidr, dns_label, dns_zone, domain_suffix, endpoints,
-    http_url, one_of, optional_bool, plan, ssh_keys,
+    http_url, one_of, optional_bool, plan, recipients, ssh_keys,
 };
 
 /// Largest controller count accepted: etcd runs on every controller, and beyond this a quorum is
@@ -70,6 +70,10 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
     let ssh_keys = f
         .required(errors, "ssh_keys")
         .and_then(|n| ssh_keys(&n, errors));
+    let recipients = match f.optional("recipients") {
+        Some(n) => recipients(&n, errors).map(Some),
+        None => Some(None),
+    };
     let asset_dir = f
         .required(errors, "asset_dir")
         .and_then(|n| asset_dir(&n, base_dir, errors));
@@ -205,6 +209,7 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
         dns_zone: dns_zone?,
         dns_zone_id: dns_zone_id?,
         ssh_keys: ssh_keys?,
+        recipients: recipients?,
         asset_dir: asset_dir?,
         project_id: project_id?,
         facility: facility?,

@@ -436,6 +436,10 @@ pub struct Spec {
     pub dns_zone_id: DnsZoneId,
     /// SSH public keys for user `core`.
     pub ssh_keys: Vec<SshPublicKey>,
+    /// Who the cluster's secrets are encrypted to: age recipients (`age1...`) or SSH public keys
+    /// (ed25519, RSA). When absent, the `ssh_keys` age takes serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<Vec<String>>,
     /// Where generated assets (secrets) go; a relative path is resolved against the spec's directory.
     #[schemars(with = "String")]
     pub asset_dir: PathBuf,

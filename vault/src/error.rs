@@ -18,7 +18,10 @@ pub enum VaultError {
         reason: String,
     },
     /// The list of recipients is empty: a sealed file nobody can open is never written.
-    #[error("no recipients: name at least one age recipient (age1...) or SSH public key")]
+    #[error(
+        "no recipients: the spec's `recipients` (or, when absent, its `ssh_keys`) must name at \
+         least one age recipient (age1...) or ssh-ed25519/ssh-rsa public key"
+    )]
     NoRecipients,
     /// An identity file could not be read.
     #[error("identity file {path}: {source}")]

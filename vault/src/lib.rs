@@ -46,8 +46,9 @@ pub fn seal(recipients: &Recipients, plaintext: &[u8]) -> Result<Vec<u8>, VaultE
     let failed = |reason: String| VaultError::Seal { reason };
     let encryptor =
         age::Encryptor::with_recipients(recipients.as_age()).map_err(|e| failed(e.to_string()))?;
-    // age adds its header and 16 bytes per 64 KiB chunk; reserving roughly that avoids copies.
-    let mut sealed = Vec::with_capacity(plaintext.len() + 256 * recipients.len() + 512);
+    // The output is ciphertext, so growing it leaves no secret behind; reserving the plaintext's
+    // length and a header's worth only saves copies.
+    let mut sealed = Vec::with_capacity(plaintext.len() + 512 * recipients.len() + 512);
     let mut writer = encryptor
         .wrap_output(&mut sealed)
         .map_err(|e| failed(e.to_string()))?;

@@ -176,6 +176,35 @@ pub(super) fn ssh_keys(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Vec<SshP
     keys.into_iter().collect()
 }
 
+/// The `recipients` of the cluster's secrets, each checked as [`vault::Recipients::parse`] does.
+pub(super) fn recipients(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Vec<String>> {
+    let items = n.list(errors)?;
+    if items.is_empty() {
+        errors.at(n, "must list at least one age recipient (age1...) or SSH public key; leave it out to encrypt to ssh_keys");
+        return None;
+    }
+    let entries: Vec<Option<String>> = items
+        .iter()
+        .map(|item| {
+            let text = item.string(errors)?.trim().to_owned();
+            match vault::Recipients::parse(std::slice::from_ref(&text)) {
+                Ok(_) => Some(text),
+                // The field path and line:column locate the entry, so the reason is enough (and
+                // never echoes a private key pasted by mistake).
+                Err(vault::VaultError::InvalidRecipient { reason, .. }) => {
+                    errors.at(item, reason);
+                    None
+                }
+                Err(e) => {
+                    errors.at(item, e.to_string());
+                    None
+                }
+            }
+        })
+        .collect();
+    entries.into_iter().collect()
+}
+
 pub(super) fn asset_dir(n: &Node<'_, '_>, base_dir: &Path, errors: &mut Errors) -> Option<PathBuf> {
     let text = n.string(errors)?;
     if text.trim().is_empty() {

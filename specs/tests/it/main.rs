@@ -5,3 +5,4 @@ mod bad_specs;
 mod classify;
 mod docs;
 mod examples;
+mod recipients;
