@@ -80,19 +80,13 @@ fn other_cluster(
     .into()
 }
 
-/// Those the cluster's assets are sealed to: the spec's `ssh_keys`, whose private keys the team
-/// already holds.
+/// Those the cluster's assets are sealed to: the spec's `recipients` (its `ssh_keys` when it
+/// names none).
 pub(crate) fn recipients(desired: &DesiredCluster) -> anyhow::Result<vault::Recipients> {
-    let keys: Vec<String> = desired
-        .settings
-        .ssh_keys
-        .iter()
-        .map(|k| k.as_str().to_owned())
-        .collect();
-    vault::Recipients::parse(&keys).map_err(|e| {
+    vault::Recipients::parse(&desired.recipients).map_err(|e| {
         UserError::usage(
-            format!("ssh_keys: {e}"),
-            "the cluster's assets are sealed to the spec's ssh_keys: list each operator's public key (ssh-ed25519 or ssh-rsa)",
+            format!("recipients: {e}"),
+            "the cluster's assets are sealed to the spec's recipients (or its ssh_keys): list each operator's age or SSH public key",
         )
         .into()
     })
@@ -126,7 +120,25 @@ pub(crate) fn share_assets(
             dir.root().display()
         );
     }
+    let to = recipients.fingerprint();
     let team = Arc::new(assets::TeamAssets::new(recipients, filled.index));
+    if !filled.sealed_to_others.is_empty() {
+        // The recipients changed: everything stored is sealed again to the new ones, with the
+        // run's first record, so that one removed opens nothing written from now on.
+        let identities = vault::Identities::discover().map_err(|source| {
+            refusal(assets::TeamAssetError::Vault {
+                path: filled.sealed_to_others[0].clone(),
+                source,
+            })
+        })?;
+        let from = assets::reseal(&stored, &filled.sealed_to_others, &team, &identities)
+            .map_err(refusal)?;
+        errln!(
+            "note: the recipients changed ({} -> {to}): {} stored file(s) sealed again to the spec's recipients",
+            from.into_iter().collect::<Vec<_>>().join(", "),
+            filled.sealed_to_others.len()
+        );
+    }
     team.upload_local(&dir).map_err(refusal)?;
     journal.attach_assets(Arc::clone(&team) as _);
     Ok(dir.with_sink(team))

@@ -257,6 +257,26 @@ fn local_files(root: &Path) -> Result<Vec<String>, TeamAssetError> {
     Ok(out)
 }
 
+/// Seals the stored assets named in `paths` again, to the recipients of `team` (which hands
+/// them to the next append), opening each with `identities`; returns the fingerprints of those
+/// they were sealed to before.
+pub(crate) fn reseal(
+    stored: &StoredAssets,
+    paths: &[String],
+    team: &TeamAssets,
+    identities: &Identities,
+) -> Result<std::collections::BTreeSet<String>, TeamAssetError> {
+    let mut from = std::collections::BTreeSet::new();
+    for (path, bytes) in stored.iter().filter(|(p, _)| paths.contains(p)) {
+        let facts = Stored::parse(path, bytes)?;
+        let plain = open(path, &facts, identities)?;
+        let value = seal(path, &plain, &team.recipients)?;
+        team.put_stored(path, facts.sha256, value);
+        from.insert(facts.recipients.to_owned());
+    }
+    Ok(from)
+}
+
 /// What filling the cache did.
 #[derive(Debug, Default)]
 pub(crate) struct Filled {
@@ -435,6 +455,39 @@ mod tests {
         );
         assert!(err.to_string().contains("not a recipient"), "{err}");
         assert_eq!(dir.read("tls/ca.key").unwrap(), None);
+    }
+
+    /// A recipient removed: what is sealed again opens for those who stay, not for the one
+    /// removed.
+    #[test]
+    fn a_removed_recipient_opens_nothing_sealed_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (key_a, pub_a) = keypair(tmp.path(), "a");
+        let (key_b, pub_b) = keypair(tmp.path(), "b");
+        let both = Recipients::parse(&[pub_a.clone(), pub_b]).unwrap();
+        let old = vec![(
+            "tls/ca.key".to_owned(),
+            seal("tls/ca.key", b"k", &both).unwrap(),
+        )];
+        let only_a = Recipients::parse(&[pub_a]).unwrap();
+        let dir = AssetDir::create(tmp.path().join("x")).unwrap();
+        let a = || Identities::load(std::slice::from_ref(&key_a));
+        let filled = fill_cache(&dir, &old, &only_a.fingerprint(), a).unwrap();
+        assert_eq!(filled.sealed_to_others, ["tls/ca.key"]);
+        let team = TeamAssets::new(only_a, filled.index);
+        let ids = Identities::load(std::slice::from_ref(&key_a)).unwrap();
+        let from = reseal(&old, &filled.sealed_to_others, &team, &ids).unwrap();
+        assert_eq!(from.into_iter().collect::<Vec<_>>(), [both.fingerprint()]);
+        let new: StoredAssets = team
+            .take()
+            .into_iter()
+            .map(|p| (p.path, p.value.unwrap()))
+            .collect();
+        let facts = Stored::parse("tls/ca.key", &new[0].1).unwrap();
+        let b = Identities::load(std::slice::from_ref(&key_b)).unwrap();
+        let err = open("tls/ca.key", &facts, &b).unwrap_err();
+        assert!(err.to_string().contains("not a recipient"), "{err}");
+        assert_eq!(&open("tls/ca.key", &facts, &ids).unwrap()[..], b"k");
     }
 
     /// A stored value whose sealed file was swapped for another's is refused when opened: the

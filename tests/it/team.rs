@@ -278,11 +278,21 @@ async fn two_operators_run_one_cluster_from_their_own_machines() {
     let root = w.root.clone();
     let a = Operator::new(&root, "a", true);
     let b = Operator::new(&root, "b", true);
+    // A third member of the team at first, removed later.
+    let e = Operator::new(&root, "e", true);
     let spec = example.replacen(
         "ssh_keys:\n",
         &format!("ssh_keys:\n  - \"{}\"\n  - \"{}\"\n", a.public, b.public),
         1,
     );
+    let team = |members: &[&Operator]| {
+        let lines: String = members
+            .iter()
+            .map(|m| format!("  - \"{}\"\n", m.public))
+            .collect();
+        format!("{spec}recipients:\n{lines}")
+    };
+    let spec = team(&[&a, &b, &e]);
     a.write_spec(&spec, 2);
     b.write_spec(&spec, 2);
 
@@ -312,6 +322,33 @@ async fn two_operators_run_one_cluster_from_their_own_machines() {
     a.write_spec(&spec, 3);
     let plan = a.ok(&w, &url, &["plan", "cluster.yaml"]);
     assert!(plan.contains("Devices to create: 0."), "{plan}");
+
+    // A removes E from the team: the next run seals everything stored again, to A and B.
+    let spec = team(&[&a, &b]);
+    a.write_spec(&spec, 3);
+    b.write_spec(&spec, 3);
+    let out = a.loko(&w, &url, &["run", "cluster.yaml", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("note: the recipients changed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let location = journal::Location::Etcd(journal::store::EtcdConfig::parse(&url).unwrap());
+    let stored = journal::stored_assets(&location).unwrap();
+    let removed = vault::Identities::load(&[e.home.join(".ssh/id_ed25519")]).unwrap();
+    let kept = vault::Identities::load(&[a.home.join(".ssh/id_ed25519")]).unwrap();
+    for (path, value) in &stored {
+        let sealed = &value[value.iter().position(|c| *c == b'\n').unwrap() + 1..];
+        assert!(
+            matches!(
+                vault::open(&removed, sealed),
+                Err(vault::VaultError::NotARecipient { .. })
+            ),
+            "{path} still opens for a removed recipient"
+        );
+        vault::open(&kept, sealed).unwrap_or_else(|err| panic!("{path}: {err}"));
+    }
 
     let kubeconfig = b.ok(&w, &url, &["kubeconfig", "cluster.yaml"]);
     let nodes = Command::new("kubectl")
