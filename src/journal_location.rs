@@ -34,7 +34,7 @@ pub(crate) fn location(global: &Global, state_dir: &Path) -> anyhow::Result<Loca
 }
 
 /// `url` with the TLS files of `global`.
-fn etcd_config(global: &Global, url: &str) -> anyhow::Result<EtcdConfig> {
+pub(crate) fn etcd_config(global: &Global, url: &str) -> anyhow::Result<EtcdConfig> {
     let mut config = EtcdConfig::parse(url).map_err(|e| {
         UserError::usage(
             format!("--journal: {e}"),

@@ -18,6 +18,7 @@ mod journal_view;
 mod kubeconfig_cmd;
 mod output;
 mod progress;
+mod pull_cmd;
 mod run_cmd;
 mod sim_cmd;
 mod sim_session;
@@ -99,6 +100,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             match &args.action {
                 Some(JournalAction::Unlock(unlock)) => journal_location::unlock(unlock),
                 Some(JournalAction::Push(push)) => journal_location::push(push),
+                Some(JournalAction::Pull(pull)) => pull_cmd::pull(pull),
                 None => journal_view::run(&args.global, &args).await,
             }
         }

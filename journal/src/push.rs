@@ -1,9 +1,10 @@
-//! `loko journal push`: a journal in a directory copied into an empty etcd journal.
+//! `loko journal push` and `pull`: a journal in a directory copied into an empty etcd journal,
+//! and back.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::journal::fold_store;
-use crate::store::{self, EtcdConfig, EtcdStore, Store, StoreError};
+use crate::store::{self, EtcdConfig, EtcdStore, SledStore, Store, StoreError};
 use crate::{AssetPut, Journal, JournalError, store_error};
 
 impl Journal {
@@ -43,6 +44,56 @@ impl Journal {
         if copied.cluster != self.state() {
             return Err(store_error(
                 &path,
+                StoreError::Failed("the copy folds to another state than the original".to_owned()),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+impl Journal {
+    /// Copies every record of the etcd journal at `from` (read without its lock), and its
+    /// identity, into the empty journal in directory `dir`; returns how many records. The copy
+    /// is checked by folding it again. For `loko journal pull`.
+    pub fn pull_from(from: &EtcdConfig, dir: &Path) -> Result<u64, JournalError> {
+        let path = PathBuf::from(from.url());
+        let source = EtcdStore::read_only(from).map_err(|e| store_error(&path, e))?;
+        let (original, _, _) = fold_store(&path, &source)?;
+        let target = SledStore::acquire(dir).map_err(|e| store_error(dir, e))?;
+        if target.scan_after(None).next().is_some() {
+            return Err(store_error(
+                dir,
+                StoreError::Failed(
+                    "it already holds records; pull only copies into an empty journal".to_owned(),
+                ),
+            ));
+        }
+        let mut head = None;
+        let mut n = 0;
+        for item in source.scan_after(None) {
+            let (k, v) = item.map_err(|e| store_error(&path, e))?;
+            let key = store::Key::try_from(&k[..]).map_err(|_| {
+                store_error(
+                    &path,
+                    StoreError::Failed(format!("{} is not a journal key", hex::encode(&*k))),
+                )
+            })?;
+            target
+                .append(head, vec![(key, v.to_vec())])
+                .map_err(|e| store_error(dir, e))?;
+            head = Some(key);
+            n += 1;
+        }
+        target.flush().map_err(|e| store_error(dir, e))?;
+        if let Some(identity) = source.identity().map_err(|e| store_error(&path, e))? {
+            target
+                .put_identity(&identity)
+                .map_err(|e| store_error(dir, e))?;
+        }
+        let (copied, _, _) = fold_store(dir, &target)?;
+        if copied.cluster != original.cluster {
+            return Err(store_error(
+                dir,
                 StoreError::Failed("the copy folds to another state than the original".to_owned()),
             ));
         }

@@ -212,6 +212,9 @@ impl Operator {
             .env("HOME", &self.home)
             .env("LOKO_JOURNAL", url)
             .env_remove("LOKO_IDENTITY");
+        if url.is_empty() {
+            command.env_remove("LOKO_JOURNAL");
+        }
         match &self.agent {
             Some(agent) => command.env("SSH_AUTH_SOCK", &agent.socket),
             None => command.env_remove("SSH_AUTH_SOCK"),
@@ -394,6 +397,23 @@ async fn two_operators_run_one_cluster_from_their_own_machines() {
         assert!(!everything.contains(plaintext), "{plaintext} in etcd");
     }
     assert_every_record_has_its_assets(&url, "after B's run");
+
+    // The cluster back to one machine: A pulls it into a new directory, and uses it there
+    // without etcd.
+    let mut pulled = Operator::new(&root, "pulled", false);
+    pulled.home = a.home.clone();
+    pulled.write_spec(&spec, 3);
+    let copied = pulled.ok(
+        &w,
+        &url,
+        &["journal", "pull", "cluster.yaml", "--from", &url],
+    );
+    assert!(copied.contains("copied"), "{copied}");
+    let ca = std::fs::read(pulled.dir.join("assets/tls/ca.key")).unwrap();
+    assert_eq!(ca, std::fs::read(a.dir.join("assets/tls/ca.key")).unwrap());
+    let plan = pulled.ok(&w, "", &["plan", "cluster.yaml"]);
+    assert!(plan.contains("Devices to create: 0."), "{plan}");
+    assert!(pulled.dir.join("assets/.loko/journal/IDENTITY").exists());
 
     b.ok(&w, &url, &["destroy", "cluster.yaml", "--yes"]);
     assert!(w.devices().live.is_empty());
