@@ -136,7 +136,6 @@ fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
 pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.cluster.spec)?;
     let journal = open_journal(&target.journal)?;
-    crate::team::bind(&journal, &target, &args.cluster.spec)?;
     let mut history = history(&journal)?;
     // Refused changes stop here, before any API is called, and so does a run that would
     // create too many devices by the journal's count alone.
@@ -176,6 +175,8 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         code: EXIT_USAGE,
         hint: Some("asset_dir must be a writable directory; it holds the cluster's keys".into()),
     })?;
+    // Recorded once the setup passed its checks, so that a refused first try binds nothing.
+    crate::team::bind(&journal, &target, &args.cluster.spec)?;
     let assets = crate::team::share_assets(&journal, assets, &target.desired)?;
     let adoption = crate::adopt::Adoption {
         asked: args.adopt,
@@ -403,7 +404,6 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
 pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.cluster.spec)?;
     let journal = open_journal(&target.journal)?;
-    crate::team::bind(&journal, &target, &args.cluster.spec)?;
     let history = history(&journal)?;
     if !args.yes
         && !confirm(
@@ -428,6 +428,8 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
     let plan = cluster::destroy_dag(&target.desired, &history)?;
     // Destroying writes no asset; the directory holds the CA and keys a later run reuses.
     let assets = AssetDir::create(&target.assets)?;
+    // Recorded once the setup passed its checks, so that a refused first try binds nothing.
+    crate::team::bind(&journal, &target, &args.cluster.spec)?;
     let assets = crate::team::share_assets(&journal, assets, &target.desired)?;
     let report = execute(
         journal,

@@ -79,7 +79,15 @@ pub fn recorded_identity(location: &Location) -> Result<Option<ClusterIdentity>,
             let path = crate::store::SledStore::identity_path(dir);
             match std::fs::read(&path) {
                 Ok(bytes) => ClusterIdentity::decode(dir, &bytes).map(Some),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                // No journal there (yet): what is in the way is the opener's to report.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    Ok(None)
+                }
                 Err(source) => Err(JournalError::Io { path, source }),
             }
         }
