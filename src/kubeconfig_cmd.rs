@@ -25,6 +25,8 @@ const BY_ADDRESS: &str = "auth/kubeconfig-by-address";
 
 pub fn kubeconfig(args: &KubeconfigArgs) -> anyhow::Result<ExitCode> {
     let target = target(&args.global, &args.spec)?;
+    // A journal in etcd holds the kubeconfig for every operator: cached here first.
+    crate::team::fill_from_store(&target)?;
     let admin = target.assets.join(ADMIN_KUBECONFIG);
     let spec = args.spec.display();
     if !admin.exists() {

@@ -20,12 +20,14 @@ mod kubeconfig_cmd;
 mod notices;
 mod output;
 mod progress;
+mod pull_cmd;
 mod run_cmd;
 mod sim_cmd;
 mod sim_session;
 mod spec_cmd;
 mod status_cmd;
 mod target;
+mod team;
 mod wiring;
 
 use std::process::ExitCode;
@@ -103,6 +105,7 @@ async fn dispatch(cli: Cli, redactor: &journal::Redactor) -> anyhow::Result<Exit
             match &args.action {
                 Some(JournalAction::Unlock(unlock)) => journal_location::unlock(unlock),
                 Some(JournalAction::Push(push)) => journal_location::push(push),
+                Some(JournalAction::Pull(pull)) => pull_cmd::pull(pull),
                 None => journal_view::run(&args.global, &args).await,
             }
         }

@@ -195,6 +195,9 @@ pub async fn run(
             ),
         })?
         .redacting(redactor.clone());
+    // Recorded once the setup passed its checks, so that a refused first try binds nothing.
+    crate::team::bind(&journal, &target, &args.cluster.spec)?;
+    let assets = crate::team::share_assets(&journal, assets, &target.desired)?;
     let adoption = crate::adopt::Adoption {
         asked: args.adopt,
         yes: args.yes,
@@ -453,6 +456,9 @@ pub async fn destroy(
     let dag = cluster::destroy_dag(&target.desired, &history)?;
     // Destroying writes no asset; the directory holds the CA and keys a later run reuses.
     let assets = AssetDir::create(&target.assets)?.redacting(redactor.clone());
+    // Recorded once the setup passed its checks, so that a refused first try binds nothing.
+    crate::team::bind(&journal, &target, &args.cluster.spec)?;
+    let assets = crate::team::share_assets(&journal, assets, &target.desired)?;
     let report = execute(
         journal,
         &dag,

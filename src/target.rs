@@ -52,13 +52,16 @@ pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target
         Some(dir) => absolute(dir)?,
         None => assets.join(".loko"),
     };
-    Ok(Target {
+    let target = Target {
         desired: spec.desired(),
         assets,
         journal: crate::journal_location::location(global, &state_dir)?,
         state_dir,
         endpoints: spec.endpoints.clone(),
-    })
+    };
+    // Before anything else: a journal of another cluster is never read as this one's.
+    crate::team::check(&target, spec_path)?;
+    Ok(target)
 }
 
 pub(crate) fn history(journal: &Journal) -> anyhow::Result<History> {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::AssetOutbox;
 use crate::committer::Committer;
 use crate::crash::{crash_if_asked, crash_point};
 use crate::event::{self, Event, Record, RecordedSpec, RunKind};
@@ -19,8 +20,6 @@ use crate::snapshot;
 use crate::store::{self, EtcdStore, Lease, SledStore, Store, StoreError};
 use crate::{JournalError, Location, par_map, store_error};
 
-mod push;
-
 /// The journal of one cluster. Cheap to share: wrap it in an `Arc`.
 pub struct Journal {
     path: PathBuf,
@@ -30,10 +29,12 @@ pub struct Journal {
     feed: Arc<feed::Feed>,
     /// What every event passes through on its way into the store.
     redactor: Redactor,
+    /// The assets to write with each record, when the store keeps them.
+    outbox: Mutex<Option<Arc<dyn AssetOutbox>>>,
 }
 
-struct Folded {
-    cluster: ClusterState,
+pub(crate) struct Folded {
+    pub(crate) cluster: ClusterState,
     next_seq: BTreeMap<RunId, u64>,
     /// The key of the last record, where the next append goes after.
     head: Option<store::Key>,
@@ -131,12 +132,23 @@ impl Journal {
             committer,
             feed,
             redactor: Redactor::new(),
+            outbox: Mutex::new(None),
         })
     }
 
     /// Where the journal lives: its directory, or its `etcd://` URL.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The store the journal is in, for the slots beside its records (identity, assets).
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Where appends take the assets to write with their records.
+    pub(crate) fn outbox(&self) -> MutexGuard<'_, Option<Arc<dyn AssetOutbox>>> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The lease this process holds the journal with.
@@ -276,8 +288,11 @@ impl Journal {
         })?;
         let key = event::key(run, seq);
         self.feed.queue(run, seq, &bytes);
+        // Taken under the state lock: the files a step wrote before this record go with it
+        // or with an earlier one.
+        let assets = self.outbox().as_ref().map(|o| o.take()).unwrap_or_default();
         self.store
-            .append(folded.head, vec![(key, bytes)])
+            .append_with_assets(folded.head, vec![(key, bytes)], assets)
             .map_err(|e| store_error(&self.path, e))?;
         *next += 1;
         folded.head = Some(key);
@@ -334,7 +349,7 @@ type UsedSnapshot = (store::Bytes, store::Key);
 
 /// Folds the store: the latest usable snapshot and the records after it, or every record;
 /// with the stored snapshot it started from, if it used one, and the records it read.
-fn fold_store(
+pub(crate) fn fold_store(
     dir: &Path,
     store: &dyn Store,
 ) -> Result<(Folded, Option<UsedSnapshot>, Read), JournalError> {

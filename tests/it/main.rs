@@ -21,3 +21,4 @@ mod run_e2e;
 mod run_in_progress;
 mod setup_problems;
 mod shell;
+mod team;

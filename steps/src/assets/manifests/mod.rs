@@ -129,8 +129,7 @@ fn prune(dir: &AssetDir, report: &ManifestReport) -> Result<(), AssetError> {
             if entry.file_type().map_err(io)?.is_dir() {
                 walk(dir, &child, report)?;
             } else if !report.files.contains_key(&child) {
-                let path = dir.path(&child);
-                std::fs::remove_file(&path).map_err(|source| AssetError::Io { path, source })?;
+                dir.remove(&child)?;
             }
         }
         Ok(())
