@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::desired::{DesiredCluster, DesiredPool, worker_hostname};
-use crate::spec::{MachinePlan, PoolName};
+use crate::names::{MachinePlan, PoolName};
 
 /// A pool whose count changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

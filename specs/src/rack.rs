@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::PoolName;
+use crate::names::PoolName;
 
 /// Who creates a cluster's machines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
@@ -181,7 +181,7 @@ pub struct BmcSystem {
 #[serde(deny_unknown_fields)]
 pub struct Machine {
     /// The machine's name in the rack (a DNS label), as loko names it in logs and plans.
-    pub name: crate::spec::MachineName,
+    pub name: crate::names::MachineName,
     /// `controller`, or a worker pool's name.
     pub role: MachineRole,
     /// The MAC of the NIC the machine network-boots from.

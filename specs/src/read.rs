@@ -10,10 +10,10 @@ use std::path::Path;
 use ipnet::Ipv4Net;
 
 use crate::document::{Errors, Fields, Node};
+use crate::names::{ClusterName, DnsZoneId, Facility, MachinePlan, PoolName, ProjectId};
 use crate::rack::Provider;
 use crate::spec::{
-    ClusterName, DnsZoneId, Endpoints, Facility, MachinePlan, Networking, OsArch, OsChannel,
-    OsSettings, PoolName, ProjectId, Role, Spec, WorkerPool, defaults,
+    Endpoints, Networking, OsArch, OsChannel, OsSettings, Role, Spec, WorkerPool, defaults,
 };
 use labels::{labels, taints};
 
@@ -25,8 +25,8 @@ mod values;
 use machines::{Listed, machines};
 use reservation_ids::{is_full_uuid, reservations};
 use values::{
-    asset_dir, check_overlaps, cidr, cluster_cidr, dns_label, dns_zone, domain_suffix, endpoints,
-    http_url, one_of, optional_bool, plan, recipients, ssh_keys,
+    MAX_LABEL, asset_dir, check_overlaps, cidr, cluster_cidr, dns_label, dns_zone, domain_suffix,
+    endpoints, http_url, one_of, optional_bool, plan, recipients, ssh_keys,
 };
 
 /// Largest controller count accepted: etcd runs on every controller, and beyond this a quorum is
@@ -36,8 +36,6 @@ const MAX_CONTROLLERS: u32 = 9;
 /// (kubernetes/website, content/en/docs/setup/best-practices/cluster-large.md). The Terraform
 /// modules had no limit; that a large count is no typo, `loko run` asks before creating it.
 const MAX_POOL_COUNT: u32 = 5000;
-/// Hostnames are DNS labels.
-const MAX_LABEL: usize = 63;
 
 pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Errors) -> Option<Spec> {
     let mut f = root.fields(errors)?;

@@ -11,8 +11,8 @@ use ipnet::Ipv4Net;
 
 use super::values::dns_label;
 use crate::document::{Errors, Node, closest};
+use crate::names::{MachineName, PoolName};
 use crate::rack::{BmcSystem, MacAddress, Machine, MachineRole};
-use crate::spec::{MachineName, PoolName};
 
 /// The role that makes a machine a controller; any other role names a worker pool.
 const CONTROLLER: &str = "controller";

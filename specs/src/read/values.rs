@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 
-use super::MAX_LABEL;
 use crate::document::{Errors, Fields, Node};
-use crate::spec::{DnsZone, Endpoints, MachinePlan, SshPublicKey};
+use crate::names::{DnsZone, MachinePlan, SshPublicKey};
+use crate::spec::Endpoints;
+
+/// Hostnames are DNS labels.
+pub(super) const MAX_LABEL: usize = 63;
 
 pub(super) fn endpoints(n: &Node<'_, '_>, redfish: bool, errors: &mut Errors) -> Option<Endpoints> {
     let mut f = n.fields(errors)?;

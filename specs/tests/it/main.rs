@@ -3,6 +3,7 @@
 
 mod bad_specs;
 mod classify;
+mod desired;
 mod docs;
 mod examples;
 mod rack;
