@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::VaultError;
+use crate::error::VaultError;
 
 /// The environment variable naming identity files (several separated by `:`).
 pub const IDENTITY_ENV: &str = "LOKO_IDENTITY";

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
-use crate::VaultError;
+use crate::error::VaultError;
 
 /// One recipient in a form age encrypts to.
 enum Key {
