@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::kind::ActionKind;
 use crate::kind::{StepKind, encode_outputs};
-use crate::step::{Action, ActionKind, StepContext, StepError};
+use crate::step::{Action, StepContext, StepError};
 
 /// Each kind of step's action.
 #[derive(Clone, Default)]

@@ -10,12 +10,49 @@
 //! The journal keeps JSON: params and outputs are encoded with serde, so a kind's types decide
 //! the keys its steps publish, and no other code spells them.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use journal::{OutputError, Outputs};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::step::ActionKind;
+/// The name of a kind of step (`device`, `dns`), which the run's [`crate::Actions`] binds to
+/// an action. Many steps share a kind; their params tell them apart.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ActionKind(Cow<'static, str>);
+
+impl ActionKind {
+    /// A kind named `name`.
+    pub const fn new(name: &'static str) -> ActionKind {
+        ActionKind(Cow::Borrowed(name))
+    }
+
+    /// The kind's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&'static str> for ActionKind {
+    fn from(name: &'static str) -> Self {
+        ActionKind::new(name)
+    }
+}
+
+impl From<String> for ActionKind {
+    fn from(name: String) -> Self {
+        ActionKind(Cow::Owned(name))
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// A kind of step: its name, what its steps are given and what they publish.
 pub trait StepKind: Send + Sync + 'static {

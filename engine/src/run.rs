@@ -18,9 +18,10 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::Actions;
 use crate::attempts::{Attempts, StepEnd};
 use crate::dag::Dag;
+use crate::kind::ActionKind;
 use crate::limit::ClassLimit;
 use crate::observe::{Notice, NoticeKind, Observer, Silent};
-use crate::step::{ActionKind, ResourceClass, StepDef};
+use crate::step::{ResourceClass, StepDef};
 
 /// What a run is for: recorded in `RunStarted`, and compared to decide whether an unfinished
 /// run is continued (same kind and spec digest) or a new run starts.

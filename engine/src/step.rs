@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::kind::{StepKind, decode_outputs};
+use crate::kind::{ActionKind, StepKind, decode_outputs};
 use crate::limit::{ClassLimit, Permit};
 use crate::observe::{Milestone, Notice, NoticeKind, Observer};
 use crate::retry::RetryPolicy;
@@ -106,42 +106,6 @@ where
 {
     fn run(&self, ctx: StepContext) -> StepFuture {
         Box::pin(self(ctx))
-    }
-}
-
-/// The name of a kind of step (`device`, `dns`), which the run's [`crate::Actions`] binds to
-/// an action. Many steps share a kind; their params tell them apart.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ActionKind(Cow<'static, str>);
-
-impl ActionKind {
-    /// A kind named `name`.
-    pub const fn new(name: &'static str) -> ActionKind {
-        ActionKind(Cow::Borrowed(name))
-    }
-
-    /// The kind's name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&'static str> for ActionKind {
-    fn from(name: &'static str) -> Self {
-        ActionKind::new(name)
-    }
-}
-
-impl From<String> for ActionKind {
-    fn from(name: String) -> Self {
-        ActionKind(Cow::Owned(name))
-    }
-}
-
-impl fmt::Display for ActionKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
