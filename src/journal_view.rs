@@ -95,7 +95,16 @@ pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode
                 );
             }
         }
-        None => show_run(&state, run),
+        None => {
+            show_run(&state, run);
+            // Not folded into the state (a snapshot would not keep it): read from the run's
+            // records.
+            for (_, record) in journal.records(run_id)? {
+                if let Some(text) = crate::team::resealed_text(&record.event) {
+                    outln!("{text}");
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -658,6 +667,9 @@ fn event_line(run: RunId, record: &journal::Record) -> String {
                 160
             )
         ),
+        Event::AssetsResealed { .. } => {
+            crate::team::resealed_text(&record.event).unwrap_or_default()
+        }
         Event::RunEnded { outcome } => format!("run {run} ended: {}", outcome_word(outcome)),
     };
     format!("{time} {what}")

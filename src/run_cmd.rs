@@ -78,6 +78,13 @@ fn cancel_on_interrupt(printer: Arc<Printer>) -> anyhow::Result<CancellationToke
     Ok(cancel)
 }
 
+/// What was found before a run, for the engine to journal after the run starts.
+#[derive(Default)]
+struct Before {
+    drift: engine::Drift,
+    resealed: Option<engine::Resealed>,
+}
+
 /// Runs `dag` to its end against `journal`, its progress on the terminal (JSON lines with
 /// `json`), stopping at Ctrl-C or SIGTERM; then stops the demo's simulator, if one ran. What
 /// `loko run` and `loko destroy` share once their DAG is built.
@@ -88,7 +95,7 @@ async fn execute(
     request: engine::RunRequest,
     json: bool,
     sim: Option<SimSession>,
-    drift: engine::Drift,
+    before: Before,
 ) -> anyhow::Result<RunReport> {
     let printer = Arc::new(Printer::new(
         json,
@@ -96,7 +103,8 @@ async fn execute(
         journal.redactor().clone(),
     ));
     let report = engine(journal, Arc::clone(&printer) as _)
-        .drift(drift)
+        .drift(before.drift)
+        .resealed(before.resealed)
         .run(
             dag,
             actions,
@@ -197,7 +205,8 @@ pub async fn run(
         .redacting(redactor.clone());
     // Recorded once the setup passed its checks, so that a refused first try binds nothing.
     crate::team::bind(&journal, &target, &args.cluster.spec)?;
-    let assets = crate::team::share_assets(&journal, assets, &target.desired)?;
+    let (assets, resealed) =
+        crate::team::share_assets(&journal, assets, &target.desired, history.previous.as_ref())?;
     let adoption = crate::adopt::Adoption {
         asked: args.adopt,
         yes: args.yes,
@@ -233,7 +242,10 @@ pub async fn run(
         request(RunKind::Apply, &target.desired)?,
         args.json,
         sim,
-        found.to_engine(),
+        Before {
+            drift: found.to_engine(),
+            resealed,
+        },
     )
     .await?;
     if !args.json && matches!(report.outcome, Outcome::Succeeded | Outcome::UpToDate) {
@@ -458,7 +470,8 @@ pub async fn destroy(
     let assets = AssetDir::create(&target.assets)?.redacting(redactor.clone());
     // Recorded once the setup passed its checks, so that a refused first try binds nothing.
     crate::team::bind(&journal, &target, &args.cluster.spec)?;
-    let assets = crate::team::share_assets(&journal, assets, &target.desired)?;
+    let (assets, resealed) =
+        crate::team::share_assets(&journal, assets, &target.desired, history.previous.as_ref())?;
     let report = execute(
         journal,
         &dag,
@@ -466,7 +479,10 @@ pub async fn destroy(
         request(RunKind::Destroy, &target.desired)?,
         args.json,
         sim,
-        engine::Drift::default(),
+        Before {
+            resealed,
+            ..Before::default()
+        },
     )
     .await?;
     let code = outcome_code(&report.outcome, "destroy", redactor)?;

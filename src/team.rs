@@ -94,16 +94,19 @@ pub(crate) fn recipients(desired: &DesiredCluster) -> anyhow::Result<vault::Reci
 }
 
 /// For a command holding `journal`: when its store keeps the assets (etcd), fills the asset
-/// directory `dir` from it (see [`assets::fill_cache`]), hands over the local files the store
-/// lacks, and returns `dir` telling the journal of every file written from now on. A journal
+/// directory `dir` from it (see [`assets::fill_cache`]), seals again what is sealed to other
+/// recipients than the spec's, hands over the local files the store lacks, and returns `dir`
+/// telling the journal of every file written from now on, with the re-seal's facts for the run
+/// to journal (`previous`, the last run's cluster, says who was added and removed). A journal
 /// in a directory leaves `dir` as it is.
 pub(crate) fn share_assets(
     journal: &Journal,
     dir: AssetDir,
     desired: &DesiredCluster,
-) -> anyhow::Result<AssetDir> {
+    previous: Option<&DesiredCluster>,
+) -> anyhow::Result<(AssetDir, Option<engine::Resealed>)> {
     if !journal.keeps_assets() {
-        return Ok(dir);
+        return Ok((dir, None));
     }
     let recipients = recipients(desired)?;
     let stored = journal.stored_assets()?;
@@ -122,7 +125,9 @@ pub(crate) fn share_assets(
         );
     }
     let to = recipients.fingerprint();
+    let new_keys = desired.recipients();
     let team = Arc::new(assets::TeamAssets::new(recipients, filled.index));
+    let mut resealed = None;
     if !filled.sealed_to_others.is_empty() {
         // The recipients changed: everything stored is sealed again to the new ones, with the
         // run's first record, so that one removed opens nothing written from now on.
@@ -134,15 +139,88 @@ pub(crate) fn share_assets(
         })?;
         let from = assets::reseal(&stored, &filled.sealed_to_others, &team, &identities)
             .map_err(refusal)?;
+        let from: Vec<String> = from.into_iter().collect();
         errln!(
             "note: the recipients changed ({} -> {to}): {} stored file(s) sealed again to the spec's recipients",
-            from.into_iter().collect::<Vec<_>>().join(", "),
+            from.join(", "),
             filled.sealed_to_others.len()
         );
+        resealed = Some(resealed_facts(
+            from,
+            to,
+            filled.sealed_to_others.len(),
+            previous,
+            &new_keys,
+        ));
     }
     team.upload_local(&dir).map_err(refusal)?;
     journal.attach_assets(Arc::clone(&team) as _);
-    Ok(dir.with_sink(team))
+    Ok((dir.with_sink(team), resealed))
+}
+
+/// What the run journals of a re-seal. Who was added and removed is known when the last run's
+/// recipients are what the files were sealed to (`from`); otherwise (a journal pushed from
+/// elsewhere, a cluster destroyed since) only the digests are.
+fn resealed_facts(
+    from: Vec<String>,
+    to: String,
+    files: usize,
+    previous: Option<&DesiredCluster>,
+    next: &[String],
+) -> engine::Resealed {
+    let changed = previous
+        .map(DesiredCluster::recipients)
+        .filter(|keys| {
+            vault::Recipients::parse(keys).is_ok_and(|r| from.contains(&r.fingerprint()))
+        })
+        .and_then(|keys| specs::recipients_changed(&keys, next))
+        .unwrap_or_default();
+    let named = |entries: Vec<String>| entries.iter().map(|e| public_name(e)).collect();
+    engine::Resealed {
+        from,
+        to,
+        files: files as u64,
+        added: named(changed.added),
+        removed: named(changed.removed),
+    }
+}
+
+/// A recipient as the journal names it: an age recipient as written, an SSH key by its type
+/// and OpenSSH fingerprint (what `ssh-keygen -l` prints), never its comment.
+fn public_name(entry: &str) -> String {
+    let entry = entry.trim();
+    let kind = entry.split_whitespace().next().unwrap_or(entry);
+    match steps::ssh::public_key_blob(entry) {
+        Some(blob) if !kind.starts_with("age1") => {
+            format!("{kind} {}", steps::ssh::fingerprint(&blob))
+        }
+        _ => kind.to_owned(),
+    }
+}
+
+/// An `assets_resealed` event in a sentence: how many files, the recipients' digests before and
+/// after, and who was added and removed. `None` for any other event.
+pub(crate) fn resealed_text(event: &journal::Event) -> Option<String> {
+    let journal::Event::AssetsResealed {
+        from,
+        to,
+        files,
+        added,
+        removed,
+    } = event
+    else {
+        return None;
+    };
+    let mut text = format!(
+        "assets sealed again to new recipients: {files} file(s), recipients {} -> {to}",
+        from.join(", ")
+    );
+    for (word, keys) in [("added", added), ("removed", removed)] {
+        if !keys.is_empty() {
+            text.push_str(&format!("; {word}: {}", keys.join(", ")));
+        }
+    }
+    Some(text)
 }
 
 /// For a command that only reads (`loko kubeconfig`, `loko journal pull`): fills the asset
@@ -188,5 +266,44 @@ fn refusal(e: assets::TeamAssetError) -> anyhow::Error {
         }
         .into(),
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients_are_named_by_public_key_as_ssh_keygen_prints_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id");
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice@laptop", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let listed = std::process::Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(key.with_extension("pub"))
+            .output()
+            .unwrap();
+        let printed = String::from_utf8(listed.stdout).unwrap();
+        let fingerprint = printed.split_whitespace().nth(1).unwrap();
+        assert_eq!(public_name(&public), format!("ssh-ed25519 {fingerprint}"));
+        let age = "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq";
+        assert_eq!(public_name(&format!(" {age} ")), age);
+    }
+
+    #[test]
+    fn without_the_last_runs_recipients_only_the_digests_are_journaled() {
+        let keys = ["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq".to_owned()];
+        let facts = resealed_facts(vec!["0".repeat(64)], "1".repeat(64), 4, None, &keys);
+        assert_eq!(
+            (facts.from, facts.to.len(), facts.files),
+            (vec!["0".repeat(64)], 64, 4)
+        );
+        assert!(facts.added.is_empty() && facts.removed.is_empty());
     }
 }

@@ -68,6 +68,6 @@ pub use dag::{Dag, DagError};
 pub use kind::{ActionKind, KindOutputsError, StepKind, decode_outputs, encode_outputs};
 pub use observe::{Change, Milestone, Notice, NoticeKind, Observer, Silent};
 pub use retry::RetryPolicy;
-pub use run::{Drift, Engine, EngineError, Outcome, RunReport, RunRequest};
+pub use run::{Drift, Engine, EngineError, Outcome, Resealed, RunReport, RunRequest};
 pub use step::{Action, ResourceClass, StepContext, StepDef, StepError, StepFuture};
 pub use tokio_util::sync::CancellationToken;

@@ -85,6 +85,23 @@ pub struct Drift {
     pub found: Vec<String>,
 }
 
+/// The cluster's stored assets were sealed again to new recipients before a run (the facts of
+/// `assets_resealed`, public keys and digests only). The run journals it with its first
+/// records, which carry the re-sealed files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resealed {
+    /// Digests of the recipient sets the files were sealed to before.
+    pub from: Vec<String>,
+    /// The digest of the recipients they are sealed to now.
+    pub to: String,
+    /// How many files were sealed again.
+    pub files: u64,
+    /// Recipients added, by public key.
+    pub added: Vec<String>,
+    /// Recipients removed, by public key.
+    pub removed: Vec<String>,
+}
+
 /// Runs DAGs against one cluster's journal.
 pub struct Engine {
     journal: Arc<Journal>,
@@ -92,6 +109,7 @@ pub struct Engine {
     default_limit: usize,
     observer: Arc<dyn Observer>,
     drift: Drift,
+    resealed: Option<Resealed>,
 }
 
 impl Engine {
@@ -103,6 +121,7 @@ impl Engine {
             default_limit: 16,
             observer: Arc::new(Silent),
             drift: Drift::default(),
+            resealed: None,
         }
     }
 
@@ -111,6 +130,14 @@ impl Engine {
     /// depends on what they produce).
     pub fn drift(mut self, drift: Drift) -> Engine {
         self.drift = drift;
+        self
+    }
+
+    /// The assets were sealed again before the run: it journals `resealed` right after it
+    /// starts (a new run even when every step is up to date, so that the re-sealed files,
+    /// handed to the journal's next append, are stored).
+    pub fn resealed(mut self, resealed: Option<Resealed>) -> Engine {
+        self.resealed = resealed;
         self
     }
 
@@ -138,6 +165,8 @@ impl Engine {
     ///   after a run of only those).
     /// - Steps of the engine's [`Drift`] whose results the ledger holds are forgotten first
     ///   (journaled as `drift_detected`), so they run again.
+    /// - The engine's [`Resealed`], if any, is journaled (`assets_resealed`) after the run
+    ///   starts or resumes.
     /// - If the last run did not succeed and had the same kind and spec digest, continues it
     ///   (`RunResumed`); otherwise starts a new run.
     /// - A step whose recorded result has the same inputs digest is reused; any other step
@@ -168,6 +197,7 @@ impl Engine {
             .cloned()
             .collect();
         if stale.is_empty()
+            && self.resealed.is_none()
             && prior.last_succeeded_or_none
             && !dag.steps().any(StepDef::is_checked_now)
             && up_to_date(dag, &prior.ledger)
@@ -215,6 +245,16 @@ impl Engine {
                     },
                 )
                 .await?;
+        }
+        if let Some(r) = &self.resealed {
+            let event = Event::AssetsResealed {
+                from: r.from.clone(),
+                to: r.to.clone(),
+                files: r.files,
+                added: r.added.clone(),
+                removed: r.removed.clone(),
+            };
+            self.journal.append(run, event).await?;
         }
         self.observer.run_started(run, resumed, dag.len());
         let mut exec = Execution {

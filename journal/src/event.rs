@@ -110,6 +110,24 @@ pub enum Event {
         steps: Vec<StepId>,
         found: Vec<String>,
     },
+    /// Before the run's steps, the cluster's stored assets were sealed again because the spec's
+    /// recipients changed; they are stored with this run's first records. Public facts only:
+    /// recipients are named by their public keys (`age1...`, or an SSH key's type and SHA256
+    /// fingerprint), never a file, an identity or a private key.
+    AssetsResealed {
+        /// The digests of the recipient sets the files were sealed to before (hex SHA-256 of
+        /// their sorted public keys, as the vault computes it; one per set found, usually one).
+        from: Vec<String>,
+        /// The digest of the recipients they are sealed to now.
+        to: String,
+        /// How many stored files were sealed again.
+        files: u64,
+        /// Recipients of the spec that the last run's spec did not name.
+        added: Vec<String>,
+        /// Recipients of the last run's spec that the spec no longer names: what is written
+        /// from now on is not sealed to them.
+        removed: Vec<String>,
+    },
     /// The run ended.
     RunEnded { outcome: RunOutcome },
 }
@@ -126,6 +144,7 @@ impl Event {
             Event::RunStarted { .. }
             | Event::RunResumed { .. }
             | Event::DriftDetected { .. }
+            | Event::AssetsResealed { .. }
             | Event::RunEnded { .. } => None,
         }
     }
@@ -372,6 +391,7 @@ mod tests {
                 steps: vec![id("device/a")],
                 found: vec!["a has no device".into()],
             },
+            resealed(),
         ];
         // Each record as `<crc32, hex> <JSON>`, readable in a diff.
         let now: String = events
@@ -397,12 +417,25 @@ mod tests {
         }
     }
 
+    fn resealed() -> Event {
+        Event::AssetsResealed {
+            from: vec!["a".repeat(64)],
+            to: "b".repeat(64),
+            files: 12,
+            added: vec!["ssh-ed25519 SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU".into()],
+            removed: vec!["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq".into()],
+        }
+    }
+
     #[test]
     fn round_trip() {
+        for event in [sample(), resealed()] {
+            let bytes = encode(7, &event, &Redactor::new()).unwrap();
+            let rec = decode(&bytes).unwrap();
+            assert_eq!(rec.event, event);
+        }
         let bytes = encode(7, &sample(), &Redactor::new()).unwrap();
-        let rec = decode(&bytes).unwrap();
-        assert_eq!(rec.at_ms, 7);
-        assert_eq!(rec.event, sample());
+        assert_eq!(decode(&bytes).unwrap().at_ms, 7);
     }
 
     #[test]

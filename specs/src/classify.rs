@@ -44,7 +44,7 @@ pub struct PoolRetyped {
 }
 
 /// The recipients of the cluster's secrets changed: the next run seals them again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct RecipientsChanged {
     /// Entries of the new list that the previous one did not name, as the spec writes them.
     pub added: Vec<String>,
@@ -350,7 +350,7 @@ pub fn classify(
 
 /// The entries added and removed between two lists of recipients, compared as the keys they
 /// name: a changed comment, order or duplicate is no change.
-fn recipients_changed(previous: &[String], next: &[String]) -> Option<RecipientsChanged> {
+pub fn recipients_changed(previous: &[String], next: &[String]) -> Option<RecipientsChanged> {
     // An entry that does not parse (never in a validated spec) is compared as written.
     let key = |entry: &String| {
         vault::Recipients::parse(std::slice::from_ref(entry))

@@ -28,6 +28,7 @@ mod spec;
 
 pub use classify::{
     ChangeSet, PoolRetyped, PoolScaled, RecipientsChanged, RefusedChange, RefusedChanges, classify,
+    recipients_changed,
 };
 pub use desired::{
     ClusterSettings, DESIRED_FORMAT, DesiredCluster, DesiredNode, DesiredPool, DnsRecord,

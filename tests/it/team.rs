@@ -348,6 +348,7 @@ async fn two_operators_run_one_cluster_from_their_own_machines() {
     );
     let location = journal::Location::Etcd(journal::store::EtcdConfig::parse(&url).unwrap());
     let stored = journal::stored_assets(&location).unwrap();
+    assert_the_reseal_is_journaled(&w, &a, &url, [&[&a, &b, &e], &[&a, &b]], &e, stored.len());
     let removed = vault::Identities::load(&[e.home.join(".ssh/id_ed25519")]).unwrap();
     let kept = vault::Identities::load(&[a.home.join(".ssh/id_ed25519")]).unwrap();
     for (path, value) in &stored {
@@ -426,6 +427,67 @@ async fn two_operators_run_one_cluster_from_their_own_machines() {
 
     b.ok(&w, &url, &["destroy", "cluster.yaml", "--yes"]);
     assert!(w.devices().live.is_empty());
+}
+
+/// The last run journaled the re-seal from the recipients `teams[0]` to `teams[1]`, which
+/// removed `removed`: `loko journal SPEC RUN` says so with both digests and the removed key's
+/// fingerprint (as `ssh-keygen -l` prints it), and `--json` carries the event.
+fn assert_the_reseal_is_journaled(
+    w: &loko_tests::world::World,
+    who: &Operator,
+    url: &str,
+    teams: [&[&Operator]; 2],
+    removed: &Operator,
+    files: usize,
+) {
+    let [from, to] = teams.map(|team| {
+        let keys: Vec<String> = team.iter().map(|m| m.public.clone()).collect();
+        vault::Recipients::parse(&keys).unwrap().fingerprint()
+    });
+    let listed = who.ok(w, url, &["journal", "cluster.yaml", "--json"]);
+    let last: serde_json::Value = serde_json::from_str(listed.lines().last().unwrap()).unwrap();
+    let run = last["run"].to_string();
+    let key = removed.home.join(".ssh/id_ed25519.pub");
+    let printed = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&key)
+        .output()
+        .unwrap();
+    let fingerprint = text(&printed.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("ssh-keygen -l prints the fingerprint second")
+        .to_owned();
+
+    let shown = who.ok(w, url, &["journal", "cluster.yaml", &run]);
+    let line = shown
+        .lines()
+        .find(|l| l.contains("assets sealed again"))
+        .unwrap_or_else(|| panic!("no re-seal in run {run}: {shown}"));
+    assert!(line.contains(&format!("{from} -> {to}")), "{line}");
+    assert!(
+        line.contains(&format!("removed: ssh-ed25519 {fingerprint}")),
+        "{line}"
+    );
+    assert!(!line.contains("added"), "{line}");
+
+    let records = who.ok(w, url, &["journal", "cluster.yaml", &run, "--json"]);
+    let events: Vec<serde_json::Value> = records
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].clone())
+        .filter(|e| e.get("assets_resealed").is_some())
+        .collect();
+    assert_eq!(
+        events,
+        [serde_json::json!({"assets_resealed": {
+            "from": [from],
+            "to": to,
+            "files": files,
+            "added": [],
+            "removed": [format!("ssh-ed25519 {fingerprint}")],
+        }})],
+        "{records}"
+    );
 }
 
 /// What a `--follow` printed, once it ends by itself or after 20 s.
