@@ -35,7 +35,10 @@ pub use desired::{
     worker_hostname,
 };
 pub use error::{SpecError, SpecErrors};
-pub use rack::{BmcSystem, MacAddress, Machine, MachineRole, Provider};
+pub use rack::{
+    BmcSystem, BootServerSettings, DEFAULT_FLATCAR_MIRROR, MacAddress, Machine, MachineRole,
+    Provider,
+};
 pub use spec::{
     ClusterName, DnsZone, DnsZoneId, Endpoints, Facility, HardwareReservation, MachineName,
     MachinePlan, Networking, OsArch, OsChannel, OsSettings, PoolName, ProjectId, Reservations,

@@ -114,7 +114,11 @@ pub enum Change {
     /// The machine can only be replaced: the old one retired, a new one ensured.
     Recreate { why: String },
     /// The provider cannot make this change at all.
-    Refused { why: String },
+    Refused {
+        /// The machine's field that changed, as the spec writes it (`public_ipv4`).
+        field: String,
+        why: String,
+    },
 }
 
 /// A provider of machines for the engine's steps. Each method is one attempt of a step and

@@ -18,6 +18,7 @@ mod pki_openssl;
 mod pki_support;
 mod poller;
 mod provider_rack;
+mod rack_changes;
 mod raid_script;
 mod redfish_protocol;
 mod redfish_schema;
