@@ -19,6 +19,7 @@ mod pki_support;
 mod poller;
 mod provider_rack;
 mod rack_changes;
+mod rack_preflight;
 mod raid_script;
 mod redfish_protocol;
 mod redfish_schema;
