@@ -35,6 +35,7 @@ use std::net::Ipv4Addr;
 use engine::{StepContext, StepError};
 use journal::Outputs;
 
+pub mod netbooted;
 pub mod rack;
 
 /// Where a provider journals what it is about to do, and says what it does: a step's
