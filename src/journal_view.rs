@@ -21,8 +21,10 @@ pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode
         (Some(dir), Some(first)) if args.run.is_none() && first.parse::<u64>().is_ok() => {
             (dir.clone(), first.parse().ok())
         }
-        (Some(dir), _) => (dir.clone(), args.run),
-        (None, Some(spec)) => (
+        (Some(dir), None) => (dir.clone(), args.run),
+        // With a spec, the journal is checked to be its cluster's (the state directory is
+        // --state-dir's all the same).
+        (_, Some(spec)) => (
             crate::target::target(global, Path::new(spec))?.state_dir,
             args.run,
         ),

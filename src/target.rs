@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use journal::{Journal, Location};
 use specs::DesiredCluster;
-use steps::cluster::{self, History};
+use steps::changes::{self, Changes};
+use steps::history::History;
 use steps::refresh::Recorded;
 
 use crate::cli::Global;
@@ -51,13 +52,16 @@ pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target
         Some(dir) => absolute(dir)?,
         None => assets.join(".loko"),
     };
-    Ok(Target {
+    let target = Target {
         desired: spec.desired(),
         assets,
         journal: crate::journal_location::location(global, &state_dir)?,
         state_dir,
         endpoints: spec.endpoints.clone(),
-    })
+    };
+    // Before anything else: a journal of another cluster is never read as this one's.
+    crate::team::check(&target, spec_path)?;
+    Ok(target)
 }
 
 pub(crate) fn history(journal: &Journal) -> anyhow::Result<History> {
@@ -91,11 +95,8 @@ pub(crate) fn read_history(target: &Target) -> anyhow::Result<(History, Recorded
 }
 
 /// Refused changes are usage errors naming each field.
-pub(crate) fn changes(
-    desired: &DesiredCluster,
-    history: &History,
-) -> anyhow::Result<cluster::Changes> {
-    cluster::changes(desired, history).map_err(|refused| {
+pub(crate) fn changes(desired: &DesiredCluster, history: &History) -> anyhow::Result<Changes> {
+    changes::changes(desired, history).map_err(|refused| {
         UserError {
             message: refused.to_string(),
             code: EXIT_USAGE,

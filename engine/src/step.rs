@@ -33,8 +33,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::kind::{StepKind, decode_outputs};
 use crate::limit::{ClassLimit, Permit};
-use crate::observe::{Notice, NoticeKind, Observer};
+use crate::observe::{Milestone, Notice, NoticeKind, Observer};
 use crate::retry::RetryPolicy;
 
 /// A step's failure.
@@ -211,6 +212,17 @@ impl StepDef {
         }
     }
 
+    /// A step of kind `K` with its id, its params and the digest of its own inputs (see
+    /// [`StepDef::new`]): the kind's action receives `params` decoded (see
+    /// [`crate::Actions::bind`]).
+    pub fn of<K: StepKind>(
+        id: StepId,
+        params: &K::Params,
+        inputs: Digest,
+    ) -> Result<StepDef, serde_json::Error> {
+        StepDef::new(id, K::KIND, inputs).params(params)
+    }
+
     /// Gives the action `params` (see [`StepContext::params`]).
     pub fn params<T: Serialize + ?Sized>(
         mut self,
@@ -297,7 +309,7 @@ impl StepDef {
 /// only waits (see [`StepContext::wait`]).
 pub(crate) struct ClassSlot {
     limit: Arc<ClassLimit>,
-    /// The step's place in the plan, which orders it among the class's waiters.
+    /// The step's place in the DAG, which orders it among the class's waiters.
     priority: usize,
     permit: Mutex<Option<Permit>>,
 }
@@ -374,6 +386,22 @@ impl StepContext {
         })
     }
 
+    /// The outputs of a declared dependency of kind `K`, read as the kind's type. Outputs
+    /// that do not read as `K`'s are a permanent error naming both steps and the kind: the
+    /// DAG made a step depend on another kind than the one it reads.
+    pub fn outputs_of<K: StepKind>(&self, dep: &StepId) -> Result<K::Outputs, StepError> {
+        decode_outputs::<K>(self.output_of(dep)?).map_err(|e| {
+            StepError::permanent(format!("step {} read the outputs of {dep}: {e}", self.id))
+        })
+    }
+
+    /// The outputs of this step's last recorded success read as kind `K`'s (see
+    /// [`StepContext::recorded_outputs`]); none when there is none or it reads otherwise (a
+    /// record of an older loko is no claim on what exists now).
+    pub fn recorded_outputs_of<K: StepKind>(&self) -> Option<K::Outputs> {
+        decode_outputs::<K>(self.recorded.as_deref()?).ok()
+    }
+
     /// The outputs of every dependency.
     pub fn dependency_outputs(&self) -> &BTreeMap<StepId, Outputs> {
         &self.deps
@@ -447,6 +475,19 @@ impl StepContext {
         self.observer.notice(&Notice {
             step: self.id.clone(),
             kind: NoticeKind::Progress {
+                message: message.into(),
+            },
+        });
+    }
+
+    /// Reports a change the step made to an outside resource: [`progress`](Self::progress)
+    /// with the change typed, for observers that count or time such changes. Not journaled
+    /// (the journal has the step's intents and outputs).
+    pub fn milestone(&self, milestone: Milestone, message: impl Into<String>) {
+        self.observer.notice(&Notice {
+            step: self.id.clone(),
+            kind: NoticeKind::Milestone {
+                milestone,
                 message: message.into(),
             },
         });

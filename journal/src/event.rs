@@ -14,7 +14,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::ids::{Digest, RunId, Seq, StepId};
-use crate::secrets::{Outputs, redact_json};
+use crate::secrets::{Outputs, Redactor};
 
 /// The record layout this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -216,13 +216,17 @@ pub enum DecodeError {
 }
 
 /// Encodes a record, redacting every string of the event on the way.
-pub(crate) fn encode(at_ms: u64, event: &Event) -> Result<Vec<u8>, serde_json::Error> {
+pub(crate) fn encode(
+    at_ms: u64,
+    event: &Event,
+    redactor: &Redactor,
+) -> Result<Vec<u8>, serde_json::Error> {
     let mut value = serde_json::to_value(Record {
         v: FORMAT_VERSION,
         at_ms,
         event: event.clone(),
     })?;
-    redact_json(&mut value);
+    redactor.redact_json(&mut value);
     Ok(framed(&serde_json::to_vec(&value)?))
 }
 
@@ -373,7 +377,7 @@ mod tests {
         let now: String = events
             .iter()
             .map(|e| {
-                let bytes = encode(1_700_000_000_000, e).unwrap();
+                let bytes = encode(1_700_000_000_000, e, &Redactor::new()).unwrap();
                 let json = std::str::from_utf8(&bytes[4..]).unwrap();
                 format!("{} {json}\n", hex::encode(&bytes[..4]))
             })
@@ -395,7 +399,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let bytes = encode(7, &sample()).unwrap();
+        let bytes = encode(7, &sample(), &Redactor::new()).unwrap();
         let rec = decode(&bytes).unwrap();
         assert_eq!(rec.at_ms, 7);
         assert_eq!(rec.event, sample());
@@ -403,7 +407,7 @@ mod tests {
 
     #[test]
     fn damaged_and_foreign_records_are_refused() {
-        let mut bytes = encode(7, &sample()).unwrap();
+        let mut bytes = encode(7, &sample(), &Redactor::new()).unwrap();
         let last = bytes.len() - 3;
         bytes[last] ^= 0x01;
         assert!(matches!(decode(&bytes), Err(DecodeError::Checksum { .. })));
@@ -430,7 +434,7 @@ mod tests {
             retryable: false,
             duration_ms: 0,
         };
-        let rec = decode(&encode(1, &ev).unwrap()).unwrap();
+        let rec = decode(&encode(1, &ev, &Redactor::new()).unwrap()).unwrap();
         let Event::StepFailed { error, .. } = rec.event else {
             panic!("wrong event")
         };

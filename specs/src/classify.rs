@@ -330,7 +330,7 @@ pub fn classify(
         }
     }
 
-    changes.recipients_changed = recipients_changed(&previous.recipients, &next.recipients);
+    changes.recipients_changed = recipients_changed(&previous.recipients(), &next.recipients());
 
     if next.workers().next().is_none() {
         refused.push(RefusedChange {

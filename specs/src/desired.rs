@@ -237,12 +237,16 @@ pub struct DesiredCluster {
     pub apiserver_service_ip: Ipv4Addr,
     /// The cluster DNS service IP (10th host of service_cidr), the kubelets' `--cluster-dns`.
     pub dns_service_ip: Ipv4Addr,
-    /// Who the cluster's secrets are encrypted to, as the spec writes them (for
-    /// [`vault::Recipients::parse`]): its `recipients`, or when absent its `ssh_keys` that age
-    /// takes. Records written before recipients existed read as their `ssh_keys`
-    /// ([`DesiredCluster::from_record`]). Not a cluster setting: it can change on a built cluster.
-    #[serde(default)]
-    pub recipients: Vec<String>,
+    /// The spec's `recipients`, as written; `None` when it names none and its `ssh_keys` serve
+    /// ([`DesiredCluster::recipients`]). Left out of the record when `None`, so that the digest
+    /// of a spec without it is the one an earlier loko recorded (its interrupted run resumes).
+    /// Not a cluster setting: it can change on a built cluster.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "recipients"
+    )]
+    pub spec_recipients: Option<Vec<String>>,
 }
 
 /// The `n`th host of a range, as Terraform's `cidrhost`. Validation keeps service_cidr at /28 or
@@ -361,10 +365,7 @@ impl Spec {
             dns_records,
             apiserver_service_ip: cidr_host(self.service_cidr, APISERVER_SERVICE_HOST),
             dns_service_ip: cidr_host(self.service_cidr, DNS_SERVICE_HOST),
-            recipients: self
-                .recipients
-                .clone()
-                .unwrap_or_else(|| recipients_of_ssh_keys(&self.ssh_keys)),
+            spec_recipients: self.recipients.clone(),
         }
     }
 }
@@ -428,12 +429,16 @@ impl DesiredCluster {
         if found > u64::from(DESIRED_FORMAT) {
             return Err(RecordError::Newer { found });
         }
-        let mut desired = DesiredCluster::deserialize(record)?;
-        if record.get("recipients").is_none() {
-            // Recorded before recipients existed, when the spec had none: its ssh_keys served.
-            desired.recipients = recipients_of_ssh_keys(&desired.settings.ssh_keys);
-        }
-        Ok(desired)
+        Ok(DesiredCluster::deserialize(record)?)
+    }
+
+    /// Who the cluster's secrets are encrypted to (for [`vault::Recipients::parse`]): the
+    /// spec's `recipients`, or when it names none its `ssh_keys` that age takes. A record of a
+    /// loko from before recipients existed has none, so its `ssh_keys` serve, as they did.
+    pub fn recipients(&self) -> Vec<String> {
+        self.spec_recipients
+            .clone()
+            .unwrap_or_else(|| recipients_of_ssh_keys(&self.settings.ssh_keys))
     }
 
     /// A node by hostname.

@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use specs::DesiredCluster;
 
-use crate::cluster::{History, ids};
+use crate::history::History;
 use crate::provider::Change;
 use crate::provider::rack::machine_change;
+use crate::step_name::StepName;
 
 /// What `loko run` would do to the cluster's resources, counted as Terraform counts them (a
 /// replacement is one add and one destroy).
@@ -165,7 +166,10 @@ pub fn changes(
             changes.recreate.push((node.hostname.clone(), *run));
         } else if history.intended.contains_key(&node.hostname) {
             changes.adopt.push(node.hostname.clone());
-        } else if !history.recorded.contains(&ids::device(&node.hostname)) {
+        } else if !history
+            .recorded
+            .contains(&StepName::Device(node.hostname.to_string()).id())
+        {
             changes.create.push(node.hostname.clone());
         }
     }
@@ -173,7 +177,11 @@ pub fn changes(
         .known_nodes
         .iter()
         .filter(|host| !wanted.contains(host.as_str()))
-        .filter(|host| !history.recorded.contains(&ids::delete_device(host)))
+        .filter(|host| {
+            !history
+                .recorded
+                .contains(&StepName::DeleteDevice(host.to_string()).id())
+        })
         .cloned()
         .collect();
     changes.drain = changes
@@ -182,7 +190,7 @@ pub fn changes(
         .chain(&changes.delete)
         .cloned()
         .collect();
-    if !history.recorded.contains(&ids::dns()) {
+    if !history.recorded.contains(&StepName::Dns.id()) {
         changes.records = desired.dns_records.iter().map(|r| r.name.clone()).collect();
     }
     Ok(changes)

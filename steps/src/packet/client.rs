@@ -27,25 +27,25 @@ pub const TOKEN_ENV: [&str; 2] = ["PACKET_AUTH_TOKEN", "METAL_AUTH_TOKEN"];
 /// without `userdata`, so even a full page is a few megabytes at most.
 pub(crate) const PER_PAGE: u32 = 1000;
 
-/// The API token. Its `Debug` never shows it, and it is registered with the journal's redactor
-/// so that no error or event can carry it.
+/// The API token. Its `Debug` never shows it, and the run's redactor is told of it, so that
+/// no error or event can carry it.
 #[derive(Clone)]
 pub struct Token(String);
 
 impl Token {
-    /// Reads the token from `PACKET_AUTH_TOKEN` or `METAL_AUTH_TOKEN`.
-    pub fn from_env() -> Result<Token, MissingToken> {
+    /// Reads the token from `PACKET_AUTH_TOKEN` or `METAL_AUTH_TOKEN`, and tells `redactor`.
+    pub fn from_env(redactor: &journal::Redactor) -> Result<Token, MissingToken> {
         TOKEN_ENV
             .iter()
             .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-            .map(Token::new)
+            .map(|token| Token::new(token, redactor))
             .ok_or(MissingToken)
     }
 
-    /// Wraps a token and registers it as a secret.
-    pub fn new(token: impl Into<String>) -> Token {
+    /// Wraps a token, and tells `redactor` (the run's) so that nothing it redacts carries it.
+    pub fn new(token: impl Into<String>, redactor: &journal::Redactor) -> Token {
         let token = token.into().trim().to_owned();
-        journal::register_secret(&token);
+        redactor.add(&token);
         Token(token)
     }
 }
@@ -289,7 +289,7 @@ impl PacketClient {
             operation,
             object: object.to_owned(),
             kind,
-            detail: detail.map(|d| journal::redact(&d)),
+            detail: detail.map(|d| journal::redact_shapes(&d)),
         };
         self.wait_for_rate_limit().await;
         *self
@@ -436,10 +436,11 @@ mod tests {
 
     #[test]
     fn the_token_never_shows() {
-        let t = Token::new("tok-abcdefghijklmnop-0001");
+        let redactor = journal::Redactor::new();
+        let t = Token::new("tok-abcdefghijklmnop-0001", &redactor);
         assert_eq!(format!("{t:?}"), "Token([redacted])");
         assert_eq!(
-            journal::redact("x tok-abcdefghijklmnop-0001"),
+            redactor.redact("x tok-abcdefghijklmnop-0001"),
             "x [redacted]"
         );
     }

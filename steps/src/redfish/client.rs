@@ -58,6 +58,9 @@ pub struct RedfishClient {
     http: reqwest::Client,
     bmc: String,
     auth: Auth,
+    /// Removes the password, the basic-auth header and the session's token from what an error
+    /// quotes of an answer.
+    redactor: journal::Redactor,
 }
 
 /// A successful answer.
@@ -93,6 +96,7 @@ impl RedfishClient {
             http,
             bmc: bmc.trim_end_matches('/').to_owned(),
             auth: Auth::Basic(basic),
+            redactor: credentials.redactor.clone(),
         };
         let root: ServiceRoot = client
             .get_json(SERVICE_ROOT, "read the service root", SERVICE_ROOT)
@@ -420,7 +424,7 @@ impl RedfishClient {
             (Some(mut token), Some(url)) => {
                 token.set_sensitive(true);
                 if let Ok(text) = token.to_str() {
-                    journal::register_secret(text);
+                    credentials.redactor.add(text);
                 }
                 Ok(Some(Auth::Session { token, url }))
             }
@@ -557,7 +561,7 @@ impl RedfishClient {
             bmc: self.bmc.clone(),
             system: system.to_owned(),
             kind: Box::new(kind),
-            detail: detail.map(|d| journal::redact(&d)),
+            detail: detail.map(|d| self.redactor.redact(&d)),
         }
     }
 
@@ -574,7 +578,7 @@ impl RedfishClient {
 fn basic_header(credentials: &BmcCredentials) -> HeaderValue {
     let pair = format!("{}:{}", credentials.username, credentials.password);
     let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-    journal::register_secret(&encoded);
+    credentials.redactor.add(&encoded);
     // Base64 is always a valid header value.
     let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
         .unwrap_or_else(|_| HeaderValue::from_static("Basic"));

@@ -17,6 +17,9 @@ pub const FILE_ENV: &str = "LOKO_BMC_CREDENTIALS_FILE";
 pub struct BmcCredentials {
     pub(crate) username: String,
     pub(crate) password: String,
+    /// The run's redactor, told the password; the client tells it what it derives from it (the
+    /// basic-auth header, a session's token).
+    pub(crate) redactor: journal::Redactor,
 }
 
 impl std::fmt::Debug for BmcCredentials {
@@ -50,13 +53,18 @@ pub enum CredentialsError {
 }
 
 impl BmcCredentials {
-    /// An account; the password is registered as a secret.
-    pub fn new(username: impl Into<String>, password: impl Into<String>) -> BmcCredentials {
+    /// An account; `redactor` (the run's) learns the password.
+    pub fn new(
+        username: impl Into<String>,
+        password: impl Into<String>,
+        redactor: &journal::Redactor,
+    ) -> BmcCredentials {
         let password = password.into();
-        journal::register_secret(&password);
+        redactor.add(&password);
         BmcCredentials {
             username: username.into(),
             password,
+            redactor: redactor.clone(),
         }
     }
 
@@ -66,26 +74,30 @@ impl BmcCredentials {
     }
 
     /// From [`FILE_ENV`] if it is set, else [`USERNAME_ENV`] and [`PASSWORD_ENV`].
-    pub fn from_env() -> Result<BmcCredentials, CredentialsError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    pub fn from_env(redactor: &journal::Redactor) -> Result<BmcCredentials, CredentialsError> {
+        Self::from_lookup(|name| std::env::var(name).ok(), redactor)
     }
 
     /// As [`BmcCredentials::from_env`], with the variables from `lookup`.
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
+        redactor: &journal::Redactor,
     ) -> Result<BmcCredentials, CredentialsError> {
         let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         if let Some(path) = set(FILE_ENV) {
-            return Self::from_file(Path::new(&path));
+            return Self::from_file(Path::new(&path), redactor);
         }
         match (set(USERNAME_ENV), set(PASSWORD_ENV)) {
-            (Some(user), Some(password)) => Ok(Self::new(user.trim(), password)),
+            (Some(user), Some(password)) => Ok(Self::new(user.trim(), password, redactor)),
             _ => Err(CredentialsError::Missing),
         }
     }
 
     /// A file of two lines, user name and password, that only its owner may read.
-    pub fn from_file(path: &Path) -> Result<BmcCredentials, CredentialsError> {
+    pub fn from_file(
+        path: &Path,
+        redactor: &journal::Redactor,
+    ) -> Result<BmcCredentials, CredentialsError> {
         let unreadable = |source| CredentialsError::Unreadable {
             path: path.to_owned(),
             source,
@@ -106,7 +118,7 @@ impl BmcCredentials {
         let mut lines = text.lines();
         match (lines.next().map(str::trim), lines.next()) {
             (Some(user), Some(password)) if !user.is_empty() && !password.is_empty() => {
-                Ok(Self::new(user, password))
+                Ok(Self::new(user, password, redactor))
             }
             _ => Err(CredentialsError::Malformed {
                 path: path.to_owned(),
@@ -130,42 +142,47 @@ mod tests {
 
     #[test]
     fn credentials_come_from_the_environment_and_never_show() {
-        let c = BmcCredentials::from_lookup(lookup(&[
-            (USERNAME_ENV, "admin".into()),
-            (PASSWORD_ENV, "bmc-pass-0123456789".into()),
-        ]))
+        let redactor = journal::Redactor::new();
+        let c = BmcCredentials::from_lookup(
+            lookup(&[
+                (USERNAME_ENV, "admin".into()),
+                (PASSWORD_ENV, "bmc-pass-0123456789".into()),
+            ]),
+            &redactor,
+        )
         .unwrap();
         assert_eq!(c.username(), "admin");
         assert!(!format!("{c:?}").contains("bmc-pass"));
-        assert_eq!(journal::redact("x bmc-pass-0123456789"), "x [redacted]");
+        assert_eq!(redactor.redact("x bmc-pass-0123456789"), "x [redacted]");
         assert!(matches!(
-            BmcCredentials::from_lookup(lookup(&[(USERNAME_ENV, "admin".into())])),
+            BmcCredentials::from_lookup(lookup(&[(USERNAME_ENV, "admin".into())]), &redactor),
             Err(CredentialsError::Missing)
         ));
     }
 
     #[test]
     fn a_credentials_file_must_be_the_owners_alone() {
+        let redactor = journal::Redactor::new();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bmc");
         std::fs::write(&path, "admin\nfile-pass-0123456789\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let vars = [(FILE_ENV, path.display().to_string())];
-        let err = BmcCredentials::from_lookup(lookup(&vars)).unwrap_err();
+        let err = BmcCredentials::from_lookup(lookup(&vars), &redactor).unwrap_err();
         assert!(
             matches!(err, CredentialsError::Exposed { mode: 0o640, .. }),
             "{err}"
         );
         assert!(err.to_string().contains("chmod 600"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let c = BmcCredentials::from_lookup(lookup(&vars)).unwrap();
+        let c = BmcCredentials::from_lookup(lookup(&vars), &redactor).unwrap();
         assert_eq!(
             (c.username(), c.password.as_str()),
             ("admin", "file-pass-0123456789")
         );
         std::fs::write(&path, "admin\n").unwrap();
         assert!(matches!(
-            BmcCredentials::from_lookup(lookup(&vars)),
+            BmcCredentials::from_lookup(lookup(&vars), &redactor),
             Err(CredentialsError::Malformed { .. })
         ));
     }

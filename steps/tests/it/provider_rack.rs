@@ -62,7 +62,11 @@ fn machine(sushy: &Sushy, mac: &str) -> specs::Machine {
 
 fn provider(sushy: &Sushy, machines: Vec<specs::Machine>) -> RedfishProvider {
     RedfishProvider {
-        credentials: BmcCredentials::new(&sushy.username, &sushy.password),
+        credentials: BmcCredentials::new(
+            &sushy.username,
+            &sushy.password,
+            &journal::Redactor::new(),
+        ),
         timeouts: Timeouts::default(),
         polling: Polling {
             every: Duration::from_millis(500),
@@ -75,7 +79,7 @@ fn provider(sushy: &Sushy, machines: Vec<specs::Machine>) -> RedfishProvider {
 async fn power(sushy: &Sushy) -> Option<PowerState> {
     let client = RedfishClient::connect(
         &sushy.url,
-        &BmcCredentials::new(&sushy.username, &sushy.password),
+        &BmcCredentials::new(&sushy.username, &sushy.password, &journal::Redactor::new()),
         &Timeouts::default(),
     )
     .await
@@ -181,7 +185,7 @@ fn a_changed_mac_is_another_machine() {
     }))
     .unwrap();
     let rack = RedfishProvider {
-        credentials: BmcCredentials::new("admin", "x-unused-pass-1"),
+        credentials: BmcCredentials::new("admin", "x-unused-pass-1", &journal::Redactor::new()),
         timeouts: Timeouts::default(),
         polling: Polling::default(),
         machines: vec![],

@@ -203,7 +203,7 @@ fn polling() -> Polling {
 async fn connect(url: &str) -> Result<RedfishClient, steps::redfish::RedfishError> {
     RedfishClient::connect(
         url,
-        &BmcCredentials::new("admin", "scripted-pass-93b1"),
+        &BmcCredentials::new("admin", "scripted-pass-93b1", &journal::Redactor::new()),
         &Timeouts::default(),
     )
     .await

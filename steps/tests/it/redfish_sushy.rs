@@ -32,7 +32,7 @@ fn start(dir: &std::path::Path) -> Sushy {
 async fn connect(sushy: &Sushy) -> RedfishClient {
     RedfishClient::connect(
         &sushy.url,
-        &BmcCredentials::new(&sushy.username, &sushy.password),
+        &BmcCredentials::new(&sushy.username, &sushy.password, &journal::Redactor::new()),
         &Timeouts::default(),
     )
     .await
@@ -126,7 +126,7 @@ async fn wrong_credentials_are_refused_naming_the_bmc_never_the_password() {
     let wrong = "not-the-bmc-pass-51e0";
     let err = RedfishClient::connect(
         &sushy.url,
-        &BmcCredentials::new("admin", wrong),
+        &BmcCredentials::new("admin", wrong, &journal::Redactor::new()),
         &Timeouts::default(),
     )
     .await
