@@ -89,7 +89,7 @@ async fn world(ip: Ipv4Addr) -> World {
     };
     let booted = NetbootedRack {
         provider: RedfishProvider {
-            credentials: BmcCredentials::new("admin", PASSWORD),
+            credentials: BmcCredentials::new("admin", PASSWORD, &journal::Redactor::new()),
             timeouts: Timeouts::default(),
             polling,
             machines: vec![machine.clone()],

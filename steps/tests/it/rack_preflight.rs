@@ -68,7 +68,11 @@ async fn every_bmc_problem_of_the_rack_is_named_at_once() {
         machine(&rack, "busy", "52:54:00:00:00:04"),
         machine(&rack, "absent", "52:54:00:00:00:05"),
     ];
-    let credentials = Ok(BmcCredentials::new("admin", PASSWORD));
+    let credentials = Ok(BmcCredentials::new(
+        "admin",
+        PASSWORD,
+        &journal::Redactor::new(),
+    ));
     let problems = check_rack(&credentials, &machines, &Timeouts::default()).await;
     let whats: Vec<&str> = problems.iter().map(|p| p.what.as_str()).collect();
     assert_eq!(whats.len(), 3, "{whats:#?}");
@@ -94,7 +98,11 @@ async fn every_bmc_problem_of_the_rack_is_named_at_once() {
         "{problems:#?}"
     );
 
-    let wrong = Ok(BmcCredentials::new("admin", "x-not-the-pass"));
+    let wrong = Ok(BmcCredentials::new(
+        "admin",
+        "x-not-the-pass",
+        &journal::Redactor::new(),
+    ));
     let problems = check_rack(&wrong, &machines[..1], &Timeouts::default()).await;
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(
