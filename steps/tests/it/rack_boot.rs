@@ -178,3 +178,49 @@ async fn a_nic_booting_with_another_mac_fails_the_step_naming_both() {
         "{text}"
     );
 }
+
+/// A busy BMC (503 with `Retry-After`) is the engine's to retry, after the time it asks; a BMC
+/// that refuses the account (401) is permanent; both name the machine and its BMC, and nothing
+/// was powered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_bmc_is_retried_and_a_refusing_one_named() {
+    let w = world(Ipv4Addr::new(127, 77, 29, 53)).await;
+    w.rack.set_fault("rack-a1", Some(BmcFault::Unavailable));
+    let busy = w
+        .booted
+        .boot(
+            &Recorder::default(),
+            &w.node.hostname,
+            &w.machine,
+            w.ignition.clone(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(busy, StepError::Retryable { after: Some(_), .. }),
+        "{busy:?}"
+    );
+    assert!(format!("{busy:?}").contains("machine rack-a1"), "{busy:?}");
+    w.rack.set_fault("rack-a1", Some(BmcFault::Unauthorized));
+    let refused = w
+        .booted
+        .boot(
+            &Recorder::default(),
+            &w.node.hostname,
+            &w.machine,
+            w.ignition.clone(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StepError::Permanent { .. }),
+        "{refused:?}"
+    );
+    let text = format!("{refused:?}");
+    assert!(
+        text.contains("machine rack-a1") && text.contains("401"),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "{text}");
+    assert!(!w.rack.status("rack-a1").unwrap().powered);
+}
