@@ -338,7 +338,7 @@ async fn size(workers: usize, args: &BenchArgs, model: &Model) -> anyhow::Result
     let (mut config, ssh_user) = embedded_sim_config(
         &dir.path().join("nodes"),
         args.time_scale,
-        PROJECT,
+        Some(PROJECT),
         "packet.example.com",
         "ZBENCH",
         // loko logs into controllers only; thousands of workers' SSH servers would only cost

@@ -21,7 +21,7 @@ use crate::journal_location::open_journal;
 use crate::output::{errln, out, outln, short_id, table};
 use crate::progress::Printer;
 use crate::sim_session::SimSession;
-use crate::target::{changes, history, read_history, target};
+use crate::target::{changes, history, read_history, run_target, target};
 use crate::wiring::{Login, WireConfig, actions, connect, engine, request, wire};
 
 /// Exit code of an interrupted run.
@@ -157,7 +157,7 @@ pub async fn run(
     args: &RunArgs,
     redactor: &journal::Redactor,
 ) -> anyhow::Result<ExitCode> {
-    let target = target(global, &args.cluster.spec)?;
+    let target = run_target(global, &args.cluster.spec, args.cluster.sim.sim)?;
     let journal = open_journal(&target.journal, redactor)?;
     let mut history = history(&journal)?;
     // Refused changes stop here, before any API is called, and so does a run that would
@@ -170,9 +170,15 @@ pub async fn run(
         args.yes || args.allow_delete,
     )?;
     let sim = match args.cluster.sim.sim {
-        true => Some(SimSession::start(&target, &args.cluster.sim).await?),
+        true => Some(SimSession::start(&target, &args.cluster.sim, redactor).await?),
         false => None,
     };
+    if target.boot_server.is_some() {
+        let rack = crate::rack_run::prepare(&target, sim.as_ref(), redactor).await?;
+        let refused = crate::rack_run::not_provisioned_yet(&rack);
+        rack.shutdown().await;
+        return Err(refused.into());
+    }
     let login = Some(Login {
         port: args.ssh_port,
         user: args.ssh_user.clone(),
@@ -455,7 +461,7 @@ pub async fn destroy(
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     let sim = match args.cluster.sim.sim {
-        true => Some(SimSession::start(&target, &args.cluster.sim).await?),
+        true => Some(SimSession::start(&target, &args.cluster.sim, redactor).await?),
         false => None,
     };
     // Destroying logs into no node: no agent needed.

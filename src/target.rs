@@ -23,11 +23,34 @@ pub(crate) struct Target {
     /// Where the journal lives: the state directory's `journal`, or etcd.
     pub(crate) journal: Location,
     pub(crate) endpoints: specs::Endpoints,
+    /// loko's network boot server during a run (`provider: redfish`).
+    pub(crate) boot_server: Option<specs::BootServerSettings>,
+}
+
+impl Target {
+    /// The machines of a rack (`provider: redfish`), in the nodes' order; none on Packet.
+    pub(crate) fn machines(&self) -> Vec<specs::Machine> {
+        self.desired
+            .nodes
+            .iter()
+            .filter_map(|n| n.machine.clone())
+            .collect()
+    }
+}
+
+/// The target of `loko run`, which checks a rack's setup before it says its machines cannot be
+/// provisioned yet; `--sim` moves a rack's machines to the demo's ([`crate::sim_rack::simulate`]).
+pub(crate) fn run_target(global: &Global, spec_path: &Path, sim: bool) -> anyhow::Result<Target> {
+    let mut target = any_target(global, spec_path)?;
+    if sim {
+        crate::sim_rack::simulate(&mut target.desired, &target.state_dir)?;
+    }
+    Ok(target)
 }
 
 pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target> {
-    let spec = load_spec(spec_path)?;
-    if spec.provider == specs::Provider::Redfish {
+    let target = any_target(global, spec_path)?;
+    if target.boot_server.is_some() {
         // The spec and the Redfish client exist; the steps that boot listed machines are not
         // in the DAG yet, and a run must not pretend to provision them.
         return Err(UserError {
@@ -37,11 +60,16 @@ pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target
             ),
             code: EXIT_USAGE,
             hint: Some(
-                "run, plan, destroy and status take Packet clusters only for now (issue 29)".into(),
+                "plan, destroy and status take Packet clusters only for now; loko run checks a rack's setup (issue 29)".into(),
             ),
         }
         .into());
     }
+    Ok(target)
+}
+
+fn any_target(global: &Global, spec_path: &Path) -> anyhow::Result<Target> {
+    let spec = load_spec(spec_path)?;
     // Absolute paths: they are recorded, shown, and handed to the simulator's nodes.
     let absolute = |path: &Path| {
         std::path::absolute(path)
@@ -58,6 +86,7 @@ pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target
         journal: crate::journal_location::location(global, &state_dir)?,
         state_dir,
         endpoints: spec.endpoints.clone(),
+        boot_server: spec.boot_server.clone(),
     };
     // Before anything else: a journal of another cluster is never read as this one's.
     crate::team::check(&target, spec_path)?;

@@ -45,19 +45,9 @@ pub(crate) async fn connect(
     redactor: &Redactor,
 ) -> anyhow::Result<(PacketClient, Route53)> {
     let project = target.desired.settings.packet_project()?.as_str();
-    let (url, token, route53, route53_url) = match sim {
-        Some(sim) => (
-            sim.packet_url(),
-            Some(Token::new(sim.token(), redactor)),
-            Route53::with_static_credentials(
-                &sim.route53_url(),
-                "loko-sim",
-                "loko-sim-secret",
-                redactor,
-            )
-            .await,
-            sim.route53_url(),
-        ),
+    let (route53, route53_url) = route53(target, sim, redactor).await;
+    let (url, token) = match sim {
+        Some(sim) => (sim.packet_url(), Some(Token::new(sim.token(), redactor))),
         None => {
             let token = match Token::from_env(redactor) {
                 Ok(token) => Some(token),
@@ -74,14 +64,7 @@ pub(crate) async fn connect(
                 .packet_api_url
                 .clone()
                 .unwrap_or_else(|| steps::packet::DEFAULT_BASE_URL.to_owned());
-            let endpoint = target
-                .endpoints
-                .route53_endpoint_url
-                .clone()
-                .or_else(|| std::env::var(steps::dns::ENDPOINT_ENV).ok());
-            let route53 = Route53::from_env(endpoint.as_deref(), redactor).await;
-            let route53_url = endpoint.unwrap_or_else(|| "https://route53.amazonaws.com".into());
-            (url, token, route53, route53_url)
+            (url, token)
         }
     };
     let scale = sim.map_or(time_scale, |s| Some(s.time_scale()));
@@ -105,8 +88,32 @@ pub(crate) async fn connect(
     }
 }
 
+/// The Route53 client and its URL: the simulator's, or what the spec and environment name.
+pub(crate) async fn route53(
+    target: &Target,
+    sim: Option<&sim::SimHandle>,
+    redactor: &Redactor,
+) -> (Route53, String) {
+    if let Some(sim) = sim {
+        let url = sim.route53_url();
+        let client =
+            Route53::with_static_credentials(&url, "loko-sim", "loko-sim-secret", redactor).await;
+        return (client, url);
+    }
+    let endpoint = target
+        .endpoints
+        .route53_endpoint_url
+        .clone()
+        .or_else(|| std::env::var(steps::dns::ENDPOINT_ENV).ok());
+    let client = Route53::from_env(endpoint.as_deref(), redactor).await;
+    (
+        client,
+        endpoint.unwrap_or_else(|| "https://route53.amazonaws.com".into()),
+    )
+}
+
 /// The problems of the setup as one error: every one on its line with what to do.
-fn setup_error(problems: &[Problem]) -> UserError {
+pub(crate) fn setup_error(problems: &[Problem]) -> UserError {
     let list: String = problems
         .iter()
         .map(|p| format!("\n  - {}\n    ({})", p.what, p.hint))

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::names::{
     ClusterName, DnsZone, DnsZoneId, Facility, MachinePlan, PoolName, ProjectId, SshPublicKey,
 };
+use crate::rack::{Machine, MachineRole};
 use crate::spec::{
     HardwareReservation, Networking, OsArch, OsChannel, OsSettings, Role, Spec, Taint, WorkerPool,
 };
@@ -176,6 +177,10 @@ pub struct DesiredNode {
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
     pub raid: RaidSetup,
+    /// The rack's machine that becomes this node (`provider: redfish`); `None` on Packet.
+    /// Absent from Packet nodes' records, so their digests and earlier records stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
 }
 
 /// What a DNS record resolves to, once the devices have addresses.
@@ -252,6 +257,18 @@ fn cidr_host(net: Ipv4Net, n: u32) -> Ipv4Addr {
 }
 
 impl Spec {
+    /// The `index`th machine listed with `role`: controller i is the i-th machine of role
+    /// controller, worker i of a pool the i-th machine of that pool. `None` on Packet, where
+    /// nothing is listed.
+    fn listed_machine(&self, role: &MachineRole, index: u32) -> Option<Machine> {
+        let index = usize::try_from(index).ok()?;
+        self.machines
+            .iter()
+            .filter(|m| &m.role == role)
+            .nth(index)
+            .cloned()
+    }
+
     /// The desired cluster of this spec.
     pub fn desired(&self) -> DesiredCluster {
         let controller_os = OsImage::from_settings(&self.os);
@@ -290,6 +307,7 @@ impl Spec {
                 labels: BTreeMap::new(),
                 taints: Vec::new(),
                 raid: RaidSetup::None,
+                machine: self.listed_machine(&MachineRole::Controller, index),
             })
             .collect();
         let pools: Vec<DesiredPool> = self
@@ -318,6 +336,7 @@ impl Spec {
                 labels: pool.labels.clone(),
                 taints: pool.taints.clone(),
                 raid: pool.raid,
+                machine: self.listed_machine(&MachineRole::Worker(pool.name.clone()), index),
             }));
         }
         let record = |name: String, target: RecordTarget| DnsRecord {

@@ -41,7 +41,10 @@ pub use names::{
     ClusterName, DnsZone, DnsZoneId, Facility, MachineName, MachinePlan, PoolName, ProjectId,
     SshPublicKey,
 };
-pub use rack::{BmcSystem, MacAddress, Machine, MachineRole, Provider};
+pub use rack::{
+    BmcSystem, BootServerSettings, DEFAULT_FLATCAR_MIRROR, MacAddress, Machine, MachineRole,
+    Provider,
+};
 pub use spec::{
     Endpoints, HardwareReservation, Networking, OsArch, OsChannel, OsSettings, Reservations, Role,
     Spec, Taint, TaintEffect, WorkerPool,

@@ -198,6 +198,31 @@ pub struct Machine {
     pub private_ipv4: Ipv4Addr,
 }
 
+/// Flatcar's stable release of the day, as Typhoon's `profiles.tf` downloads its PXE kernel
+/// and initrd: the boot server's mirror when the spec names none.
+pub const DEFAULT_FLATCAR_MIRROR: &str =
+    "https://stable.release.flatcar-linux.net/amd64-usr/current/";
+
+/// loko's network boot server during a run (`boot_server`, with `provider: redfish`). Not part
+/// of the desired cluster: a node's installer ran once, so moving the server or its mirror
+/// changes no running node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BootServerSettings {
+    /// The address and port it listens on, like `0.0.0.0:8080`.
+    #[schemars(with = "String")]
+    pub listen: std::net::SocketAddr,
+    /// Its URL as the machines reach it (`http://10.0.9.1:8080`); required when `listen` is
+    /// every address, which no machine can be sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The Flatcar release directory holding the PXE kernel and initrd.
+    pub mirror: String,
+    /// More kernel arguments of the installer, like `console=ttyS0,115200n8`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_args: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,11 +17,13 @@ use crate::spec::{
 };
 use labels::{labels, taints};
 
+mod boot_server;
 mod labels;
 mod machines;
 mod reservation_ids;
 mod values;
 
+use boot_server::boot_server;
 use machines::{Listed, machines};
 use reservation_ids::{is_full_uuid, reservations};
 use values::{
@@ -136,6 +138,18 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
         );
         None
     };
+    let boot_server = if redfish {
+        f.required(errors, "boot_server")
+            .and_then(|n| boot_server(&n, errors))
+            .map(Some)
+    } else {
+        f.refuse(
+            errors,
+            "boot_server",
+            "loko serves the network boot of listed machines only (provider: redfish)",
+        );
+        Some(None)
+    };
     let controller_count = match (f.optional("controller_count"), &listed) {
         (_, Some(listed)) => listed_controllers(f.optional("controller_count"), listed, errors),
         // The machines could not be read: their errors say why, and no count can be checked.
@@ -249,6 +263,7 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
         project_id: if redfish { None } else { Some(project_id?) },
         facility: if redfish { None } else { Some(facility?) },
         machines: listed.map(|l| l.machines).unwrap_or_default(),
+        boot_server: boot_server?,
         management_cidrs: management_cidrs?,
         node_private_cidr: node_private_cidr?.0,
         controller_count: controller_count?,

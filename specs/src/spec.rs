@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::names::{
     ClusterName, DnsZone, DnsZoneId, Facility, MachinePlan, PoolName, ProjectId, SshPublicKey,
 };
-use crate::rack::{Machine, Provider};
+use crate::rack::{BootServerSettings, Machine, Provider};
 
 /// Defaults, as in the tutorial's tables of optional variables.
 pub(crate) mod defaults {
@@ -390,6 +390,9 @@ pub struct Spec {
     /// The machines of the rack, with `provider: redfish` only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub machines: Vec<Machine>,
+    /// loko's network boot server during a run, with `provider: redfish` only (required there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_server: Option<BootServerSettings>,
     /// CIDRs allowed to SSH into the nodes.
     #[schemars(with = "Vec<String>")]
     pub management_cidrs: Vec<Ipv4Net>,

@@ -7,6 +7,8 @@ use serde::Serialize;
 use specs::DesiredCluster;
 
 use crate::history::History;
+use crate::provider::Change;
+use crate::provider::rack::machine_change;
 use crate::step_name::StepName;
 
 /// What `loko run` would do to the cluster's resources, counted as Terraform counts them (a
@@ -94,6 +96,49 @@ impl std::fmt::Display for Changes {
     }
 }
 
+/// The nodes of a rack whose machine can only be replaced ([`machine_change`]: another MAC,
+/// another install disk); a change of a machine the provider cannot make is refused, naming
+/// the machine and its field.
+fn machines_replaced(
+    previous: &DesiredCluster,
+    desired: &DesiredCluster,
+) -> Result<Vec<String>, specs::RefusedChanges> {
+    let mut replaced = Vec::new();
+    let mut refused = Vec::new();
+    for node in &desired.nodes {
+        let was = previous
+            .nodes
+            .iter()
+            .find(|n| n.hostname == node.hostname)
+            .and_then(|n| n.machine.as_ref());
+        let (Some(was), Some(is)) = (was, node.machine.as_ref()) else {
+            continue;
+        };
+        match machine_change(was, is) {
+            Change::None => {}
+            Change::Recreate { .. } => replaced.push(node.hostname.clone()),
+            Change::Refused { field, why } => {
+                let value = |m: &specs::Machine| {
+                    serde_json::to_value(m)
+                        .ok()
+                        .and_then(|v| v.get(&field).map(ToString::to_string))
+                        .unwrap_or_default()
+                };
+                refused.push(specs::RefusedChange {
+                    path: format!("machines[{}].{field}", is.name),
+                    old: value(was),
+                    new: value(is),
+                    reason: why,
+                });
+            }
+        }
+    }
+    match refused.is_empty() {
+        true => Ok(replaced),
+        false => Err(specs::RefusedChanges { changes: refused }),
+    }
+}
+
 /// The changes from what the journal knows to `desired`; refused changes are errors naming
 /// the spec fields.
 pub fn changes(
@@ -101,11 +146,15 @@ pub fn changes(
     history: &History,
 ) -> Result<Changes, specs::RefusedChanges> {
     let retyped: BTreeSet<String> = match &history.previous {
-        Some(previous) => specs::classify(previous, desired)?
-            .pools_retyped
-            .into_iter()
-            .flat_map(|r| r.nodes_deleted)
-            .collect(),
+        Some(previous) => {
+            let mut replaced: BTreeSet<String> = specs::classify(previous, desired)?
+                .pools_retyped
+                .into_iter()
+                .flat_map(|r| r.nodes_deleted)
+                .collect();
+            replaced.extend(machines_replaced(previous, desired)?);
+            replaced
+        }
         None => BTreeSet::new(),
     };
     let wanted: BTreeSet<&str> = desired.nodes.iter().map(|n| n.hostname.as_str()).collect();

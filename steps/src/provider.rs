@@ -35,6 +35,7 @@ use std::net::Ipv4Addr;
 use engine::{StepContext, StepError};
 use journal::Outputs;
 
+pub mod netbooted;
 pub mod rack;
 
 /// Where a provider journals what it is about to do, and says what it does: a step's
@@ -114,7 +115,11 @@ pub enum Change {
     /// The machine can only be replaced: the old one retired, a new one ensured.
     Recreate { why: String },
     /// The provider cannot make this change at all.
-    Refused { why: String },
+    Refused {
+        /// The machine's field that changed, as the spec writes it (`public_ipv4`).
+        field: String,
+        why: String,
+    },
 }
 
 /// A provider of machines for the engine's steps. Each method is one attempt of a step and

@@ -85,3 +85,80 @@ fn the_schema_knows_the_rack() {
     assert!(schema["properties"].get("machines").is_some());
     assert!(schema.pointer("/$defs/Machine/properties/mac").is_some());
 }
+
+#[test]
+fn each_node_carries_the_machine_listed_at_its_place_in_its_role() {
+    let mut spec =
+        specs::parse(&example("rack.yaml"), "rack.yaml").unwrap_or_else(|e| panic!("{e}"));
+    // Listed out of order: a worker first, the second controller before the first.
+    spec.machines.swap(0, 3);
+    spec.machines.swap(1, 2);
+    let names: Vec<&str> = spec.machines.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["rack-b1", "rack-a3", "rack-a2", "rack-a1", "rack-b2"]
+    );
+    let desired = spec.desired();
+    let by_node: Vec<(&str, &str)> = desired
+        .nodes
+        .iter()
+        .map(|n| {
+            let machine = n.machine.as_ref().map_or("none", |m| m.name.as_str());
+            (n.hostname.as_str(), machine)
+        })
+        .collect();
+    assert_eq!(
+        by_node,
+        [
+            ("rack-controller-0", "rack-a3"),
+            ("rack-controller-1", "rack-a2"),
+            ("rack-controller-2", "rack-a1"),
+            ("rack-helium-worker-0", "rack-b1"),
+            ("rack-helium-worker-1", "rack-b2"),
+        ]
+    );
+}
+
+#[test]
+fn a_record_without_machines_reads_and_a_packet_node_records_none() {
+    let spec = specs::parse(&example("rack.yaml"), "rack.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let mut record = serde_json::to_value(spec.desired()).unwrap_or_default();
+    for node in record["nodes"].as_array_mut().into_iter().flatten() {
+        assert!(
+            node["machine"].is_object(),
+            "a rack's node records its machine"
+        );
+        node.as_object_mut().map(|n| n.remove("machine"));
+    }
+    let read: specs::DesiredCluster =
+        serde_json::from_value(record).unwrap_or_else(|e| panic!("{e}"));
+    assert!(read.nodes.iter().all(|n| n.machine.is_none()));
+    let packet =
+        specs::parse(&example("tutorial.yaml"), "tutorial.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let record = serde_json::to_value(packet.desired()).unwrap_or_default();
+    assert!(
+        record["nodes"][0].get("machine").is_none(),
+        "a Packet node's record has no machine field"
+    );
+}
+
+#[test]
+fn the_rack_example_names_its_boot_server_and_packet_refuses_one() {
+    let spec = specs::parse(&example("rack.yaml"), "rack.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let boot = spec.boot_server.unwrap_or_else(|| panic!("no boot_server"));
+    assert_eq!(boot.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(boot.url.as_deref(), Some("http://10.0.9.1:8080"));
+    assert_eq!(boot.mirror, specs::DEFAULT_FLATCAR_MIRROR);
+    assert!(boot.kernel_args.is_empty());
+    let tutorial = format!(
+        "{}\nboot_server: {{ listen: \"10.0.9.1:8080\" }}\n",
+        example("tutorial.yaml")
+    );
+    let errors = specs::parse(&tutorial, "tutorial.yaml").expect_err("refused");
+    assert!(
+        errors
+            .to_string()
+            .contains("`boot_server` does not belong here"),
+        "{errors}"
+    );
+}

@@ -17,6 +17,11 @@ pub struct MacAddrError {
 }
 
 impl MacAddr {
+    /// The address of these six octets.
+    pub fn from_octets(octets: [u8; 6]) -> MacAddr {
+        MacAddr(octets)
+    }
+
     /// The address's six octets.
     pub fn octets(&self) -> [u8; 6] {
         self.0

@@ -30,8 +30,9 @@ pub use server::{BootRequest, BootServer};
 
 use std::net::SocketAddr;
 
-/// Flatcar's stable release of the day, as Typhoon's `profiles.tf` downloads it.
-pub const DEFAULT_MIRROR: &str = "https://stable.release.flatcar-linux.net/amd64-usr/current/";
+/// Flatcar's stable release of the day, as Typhoon's `profiles.tf` downloads it (the spec's
+/// `boot_server.mirror` by default).
+pub const DEFAULT_MIRROR: &str = specs::DEFAULT_FLATCAR_MIRROR;
 
 /// What every machine boots.
 #[derive(Debug, Clone, PartialEq, Eq)]

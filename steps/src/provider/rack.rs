@@ -189,29 +189,44 @@ impl MachineProvider for RedfishProvider {
     }
 
     fn change(&self, was: &specs::Machine, is: &specs::Machine) -> Change {
-        if was.mac != is.mac {
-            return Change::Recreate {
-                why: format!(
-                    "its MAC changed from {} to {}: another machine, booted in its place",
-                    was.mac, is.mac
-                ),
-            };
-        }
-        if was.install_disk != is.install_disk {
-            return Change::Recreate {
-                why: format!(
-                    "its install disk changed from {} to {}: Flatcar is installed again",
-                    was.install_disk, is.install_disk
-                ),
-            };
-        }
-        if (was.public_ipv4, was.private_ipv4) != (is.public_ipv4, is.private_ipv4) {
-            return Change::Refused {
-                why: "a node's addresses are in its certificates, etcd's peers and the DNS records"
-                    .into(),
-            };
-        }
-        // Where its BMC answers (a new URL, a renumbered system) is no change to the machine.
-        Change::None
+        machine_change(was, is)
     }
+}
+
+/// What moving a node from machine `was` to `is` takes ([`MachineProvider::change`]); also
+/// what `loko plan` and a run's classification of a rack's nodes ask, without a BMC's
+/// credentials.
+pub fn machine_change(was: &specs::Machine, is: &specs::Machine) -> Change {
+    if was.mac != is.mac {
+        return Change::Recreate {
+            why: format!(
+                "its MAC changed from {} to {}: another machine, booted in its place",
+                was.mac, is.mac
+            ),
+        };
+    }
+    if was.install_disk != is.install_disk {
+        return Change::Recreate {
+            why: format!(
+                "its install disk changed from {} to {}: Flatcar is installed again",
+                was.install_disk, is.install_disk
+            ),
+        };
+    }
+    for (field, from, to) in [
+        ("public_ipv4", was.public_ipv4, is.public_ipv4),
+        ("private_ipv4", was.private_ipv4, is.private_ipv4),
+    ] {
+        if from != to {
+            return Change::Refused {
+                field: field.to_owned(),
+                why: format!(
+                    "machine {}: its {field} changed from {from} to {to}: a node's addresses are in its certificates, etcd's peers and the DNS records",
+                    is.name
+                ),
+            };
+        }
+    }
+    // Where its BMC answers (a new URL, a renumbered system) is no change to the machine.
+    Change::None
 }

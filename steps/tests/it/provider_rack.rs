@@ -19,13 +19,13 @@ const PASSWORD: &str = "rack-bmc-pass-40c2";
 
 /// The intents of one step, as the journal would hold them.
 #[derive(Default)]
-struct Recorder {
+pub(crate) struct Recorder {
     earlier: Vec<String>,
     recorded: Mutex<Vec<(String, Outputs)>>,
 }
 
 impl Recorder {
-    fn effects(&self) -> Vec<String> {
+    pub(crate) fn effects(&self) -> Vec<String> {
         self.recorded
             .lock()
             .unwrap()
