@@ -250,7 +250,7 @@ fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use super::*;
     use crate::assets::bootstrap_token::ensure_token;
@@ -264,13 +264,24 @@ mod tests {
             .desired()
     }
 
-    #[test]
-    fn a_kubeconfig_by_address_verifies_the_apiserver_by_its_name() {
+    /// The tutorial's cluster and an asset directory holding its PKI, issued at `now`.
+    fn tutorial_with_pki() -> (
+        tempfile::TempDir,
+        AssetDir,
+        specs::DesiredCluster,
+        SystemTime,
+    ) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = AssetDir::create(tmp.path()).unwrap();
         let cluster = tutorial();
         let now = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
         ensure_pki(&dir, &PkiInputs::from_desired(&cluster), now).unwrap();
+        (tmp, dir, cluster, now)
+    }
+
+    #[test]
+    fn a_kubeconfig_by_address_verifies_the_apiserver_by_its_name() {
+        let (_tmp, dir, cluster, _) = tutorial_with_pki();
         let text = admin_kubeconfig_at(&dir, &cluster, "10.0.0.7".parse().unwrap()).unwrap();
         assert!(text.contains(
             "    server: \"https://10.0.0.7:6443\"\n    tls-server-name: \"supernova.packet.example.com\"\n"
@@ -284,11 +295,7 @@ mod tests {
 
     #[test]
     fn the_kubelet_unit_can_extract_the_ca_with_grep_and_awk() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = AssetDir::create(tmp.path()).unwrap();
-        let cluster = tutorial();
-        let now = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
-        ensure_pki(&dir, &PkiInputs::from_desired(&cluster), now).unwrap();
+        let (_tmp, dir, cluster, now) = tutorial_with_pki();
         let token = ensure_token(&dir, now, true).unwrap();
         write_kubeconfigs(&dir, &cluster, &token).unwrap();
         let text = kubelet_kubeconfig(&dir, &cluster).unwrap();

@@ -76,15 +76,8 @@ pub fn allowances(cluster: &DesiredCluster, role: Role) -> Vec<Allowance> {
 
 /// The IPv4 rules of a node of `role`.
 pub fn rules_v4(cluster: &DesiredCluster, role: Role) -> String {
-    let mut rules = String::from(
-        "*filter\n\
-         :INPUT DROP [0:0]\n\
-         :FORWARD ACCEPT [0:0]\n\
-         :OUTPUT ACCEPT [0:0]\n\
-         -A INPUT -i lo -j ACCEPT\n\
-         -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
-         -A INPUT -p icmp -j ACCEPT\n",
-    );
+    // Pods' traffic is forwarded (the CNI's own chains judge it).
+    let mut rules = filter_head("ACCEPT", "icmp");
     for allowance in allowances(cluster, role) {
         let ports: Vec<String> = allowance.ports.iter().map(u16::to_string).collect();
         rules.push_str(&format!("# {}\n", allowance.why));
@@ -103,13 +96,19 @@ pub fn rules_v4(cluster: &DesiredCluster, role: Role) -> String {
 /// The IPv6 rules: nothing reaches a node over IPv6 but replies and ICMPv6 (which neighbour
 /// discovery needs; the templates dropped it).
 pub fn rules_v6() -> String {
-    "*filter\n\
-     :INPUT DROP [0:0]\n\
-     :FORWARD DROP [0:0]\n\
-     :OUTPUT ACCEPT [0:0]\n\
-     -A INPUT -i lo -j ACCEPT\n\
-     -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
-     -A INPUT -p ipv6-icmp -j ACCEPT\n\
-     COMMIT\n"
-        .to_owned()
+    filter_head("DROP", "ipv6-icmp") + "COMMIT\n"
+}
+
+/// The start of both tables: nothing comes in but loopback, replies and `icmp` (ICMP or
+/// ICMPv6), whatever goes out; forwarded traffic by `forward`'s policy.
+fn filter_head(forward: &str, icmp: &str) -> String {
+    format!(
+        "*filter\n\
+         :INPUT DROP [0:0]\n\
+         :FORWARD {forward} [0:0]\n\
+         :OUTPUT ACCEPT [0:0]\n\
+         -A INPUT -i lo -j ACCEPT\n\
+         -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+         -A INPUT -p {icmp} -j ACCEPT\n"
+    )
 }
