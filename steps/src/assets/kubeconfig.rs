@@ -125,21 +125,7 @@ fn bootstrap_kubeconfig(
 /// The admin kubeconfig text.
 fn admin_kubeconfig(dir: &AssetDir, cluster: &specs::DesiredCluster) -> Result<String, AssetError> {
     let (public, _) = apiserver_names(cluster);
-    let name = cluster.settings.cluster_name.as_str();
-    render(
-        dir,
-        &Entry {
-            cluster: name,
-            server: &apiserver_url(&public),
-            tls_server_name: None,
-            user: &format!("{name}-admin"),
-            context: name,
-            credential: Credential::Certificate {
-                cert: "tls/admin.crt",
-                key: "tls/admin.key",
-            },
-        },
-    )
+    admin(dir, cluster, &apiserver_url(&public), None)
 }
 
 /// The admin kubeconfig reaching the apiserver at `address` (a controller's IP) and verifying
@@ -152,16 +138,28 @@ pub fn admin_kubeconfig_at(
     address: std::net::IpAddr,
 ) -> Result<String, AssetError> {
     let (public, _) = apiserver_names(cluster);
+    let host = match address {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    };
+    admin(dir, cluster, &apiserver_url(&host), Some(&public))
+}
+
+/// The admin's kubeconfig for the apiserver at `server`, its certificate verified for
+/// `tls_server_name` when given.
+fn admin(
+    dir: &AssetDir,
+    cluster: &specs::DesiredCluster,
+    server: &str,
+    tls_server_name: Option<&str>,
+) -> Result<String, AssetError> {
     let name = cluster.settings.cluster_name.as_str();
     render(
         dir,
         &Entry {
             cluster: name,
-            server: &apiserver_url(&match address {
-                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-                v4 => v4.to_string(),
-            }),
-            tls_server_name: Some(&public),
+            server,
+            tls_server_name,
             user: &format!("{name}-admin"),
             context: name,
             credential: Credential::Certificate {
