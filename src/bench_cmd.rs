@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use steps::assets::AssetDir;
 use steps::cluster;
 
+use crate::bench_timeline::Milestones;
 use crate::cli::{BenchArgs, Global, Scenario};
 use crate::demo_agent::DemoAgent;
 use crate::journal_location::open_journal;
@@ -207,7 +208,7 @@ struct Figures {
     phases_s: BTreeMap<String, f64>,
 }
 
-pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+pub async fn bench(args: &BenchArgs, redactor: &journal::Redactor) -> anyhow::Result<ExitCode> {
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
         anyhow::bail!("--time-scale {} is not a positive number", args.time_scale);
     }
@@ -222,6 +223,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             login,
             args.destroy,
             args.journal.clone(),
+            redactor,
         )
         .await?;
         outln!("{}", serde_json::to_string(&figures)?);
@@ -336,7 +338,7 @@ async fn size(workers: usize, args: &BenchArgs, model: &Model) -> anyhow::Result
     let (mut config, ssh_user) = embedded_sim_config(
         &dir.path().join("nodes"),
         args.time_scale,
-        PROJECT,
+        Some(PROJECT),
         "packet.example.com",
         "ZBENCH",
         // loko logs into controllers only; thousands of workers' SSH servers would only cost
@@ -461,6 +463,7 @@ async fn run_once(
     login: Login,
     destroy: bool,
     journal: Option<String>,
+    redactor: &journal::Redactor,
 ) -> anyhow::Result<RunFigures> {
     let global = Global {
         journal,
@@ -468,7 +471,7 @@ async fn run_once(
     };
     let t0 = Instant::now();
     let target = target(&global, spec)?;
-    let journal = open_journal(&target.journal)?;
+    let journal = open_journal(&target.journal, redactor)?;
     let history = history(&journal)?;
     if !destroy {
         changes(&target.desired, &history)?;
@@ -480,7 +483,7 @@ async fn run_once(
         time_scale: Some(time_scale),
         ..WireConfig::default()
     };
-    let wiring = wire(&target, config).await?;
+    let wiring = wire(&target, config, redactor).await?;
     let t1 = Instant::now();
     let (plan, kind) = match destroy {
         true => (
@@ -497,7 +500,8 @@ async fn run_once(
         ),
     };
     let dag_ms = t1.elapsed().as_secs_f64() * 1e3;
-    let actions = actions(&target, AssetDir::create(&target.assets)?, &wiring);
+    let assets = AssetDir::create(&target.assets)?.redacting(redactor.clone());
+    let actions = actions(&target, assets, &wiring);
 
     let start = Instant::now();
     let milestones = Arc::new(Milestones::new());
@@ -525,79 +529,6 @@ async fn run_once(
         phases_s: milestones.phases(),
         polls: wiring.clients.poller.polls(),
     })
-}
-
-/// When the phases of a run ended, for the benchmark's report: the last success of each kind
-/// of step (`ignition`, `device`, `dns`, ...), in seconds since the run began.
-struct Milestones {
-    start: Instant,
-    marks: Mutex<Marks>,
-}
-
-#[derive(Default)]
-struct Marks {
-    at: BTreeMap<String, f64>,
-    counts: BTreeMap<String, u64>,
-}
-
-impl Marks {
-    /// Every this many calls of a kind, when the last of them went out: whether a thousand
-    /// calls left in one burst or waited for the rate limit.
-    const EVERY: u64 = 500;
-
-    /// Notes one `what` at `at`: its first, its last and every [`Marks::EVERY`]th.
-    fn call(&mut self, what: &str, at: f64) {
-        self.at.entry(format!("{what} first")).or_insert(at);
-        self.at.insert(what.to_owned(), at);
-        let n = self.counts.entry(what.to_owned()).or_default();
-        *n += 1;
-        if n.is_multiple_of(Self::EVERY) {
-            self.at.insert(format!("{what} #{n:04}"), at);
-        }
-    }
-}
-
-impl Milestones {
-    fn new() -> Milestones {
-        Milestones {
-            start: Instant::now(),
-            marks: Mutex::new(Marks::default()),
-        }
-    }
-
-    fn phases(&self) -> BTreeMap<String, f64> {
-        self.marks.lock().map(|m| m.at.clone()).unwrap_or_default()
-    }
-}
-
-impl engine::Observer for Milestones {
-    fn notice(&self, notice: &engine::Notice) {
-        let kind = notice.step.as_str().split('/').next().unwrap_or_default();
-        let at = self.start.elapsed().as_secs_f64();
-        let Ok(mut marks) = self.marks.lock() else {
-            return;
-        };
-        match &notice.kind {
-            engine::NoticeKind::Succeeded { .. } => {
-                marks.at.entry(format!("{kind} first")).or_insert(at);
-                marks.at.insert(kind.to_owned(), at);
-            }
-            engine::NoticeKind::Progress { message } if message.starts_with("created device") => {
-                marks.call("device created", at);
-            }
-            engine::NoticeKind::Progress { message } if message.starts_with("deleting device") => {
-                marks.call("device delete sent", at);
-            }
-            engine::NoticeKind::Started { .. } => {
-                marks
-                    .at
-                    .entry(format!("{kind} started first"))
-                    .or_insert(at);
-                marks.at.insert(format!("{kind} started last"), at);
-            }
-            _ => {}
-        }
-    }
 }
 
 const PROJECT: &str = "93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2c";

@@ -417,6 +417,12 @@ pub enum JournalAction {
         after_help = "Example:\n  loko journal push cluster.yaml --to etcd://10.0.0.5:2379/supernova"
     )]
     Push(PushArgs),
+    /// Copy an etcd journal, and the cluster's assets it keeps, into the state directory and
+    /// asset directory of this machine (both empty of it): the cluster back to one machine.
+    #[command(
+        after_help = "Example:\n  loko journal pull cluster.yaml --from etcd://10.0.0.5:2379/supernova"
+    )]
+    Pull(PullArgs),
 }
 
 #[derive(Debug, Args)]
@@ -442,4 +448,16 @@ pub struct PushArgs {
     /// The etcd journal to copy to: `etcd://HOST:PORT[,HOST:PORT...]/PREFIX`.
     #[arg(long, value_name = "URL")]
     pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The spec file (its state directory receives the journal, its asset_dir the assets).
+    #[arg(value_name = "SPEC")]
+    pub spec: PathBuf,
+    #[command(flatten)]
+    pub global: Global,
+    /// The etcd journal to copy from: `etcd://HOST:PORT[,HOST:PORT...]/PREFIX`.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
 }

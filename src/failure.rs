@@ -34,17 +34,17 @@ impl UserError {
     }
 }
 
-/// Prints `err` and returns the exit code it maps to.
-pub fn report(err: &anyhow::Error, verbose: bool) -> ExitCode {
+/// Prints `err` (through `redactor`) and returns the exit code it maps to.
+pub fn report(err: &anyhow::Error, verbose: bool, redactor: &journal::Redactor) -> ExitCode {
     let (code, hint) = classify(err);
     errln!(
         "{}: {}",
         console::style("error").red().for_stderr(),
-        journal::redact(&err.to_string())
+        redactor.redact(&err.to_string())
     );
     if verbose {
         for cause in err.chain().skip(1) {
-            errln!("  caused by: {}", journal::redact(&cause.to_string()));
+            errln!("  caused by: {}", redactor.redact(&cause.to_string()));
         }
     }
     if let Some(hint) = hint {

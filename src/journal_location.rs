@@ -34,7 +34,7 @@ pub(crate) fn location(global: &Global, state_dir: &Path) -> anyhow::Result<Loca
 }
 
 /// `url` with the TLS files of `global`.
-fn etcd_config(global: &Global, url: &str) -> anyhow::Result<EtcdConfig> {
+pub(crate) fn etcd_config(global: &Global, url: &str) -> anyhow::Result<EtcdConfig> {
     let mut config = EtcdConfig::parse(url).map_err(|e| {
         UserError::usage(
             format!("--journal: {e}"),
@@ -54,8 +54,12 @@ fn tls(global: &Global) -> Option<EtcdTls> {
     (tls != EtcdTls::default()).then_some(tls)
 }
 
-/// Opens (and locks) the journal at `location`, creating a state directory if needed.
-pub(crate) fn open_journal(location: &Location) -> anyhow::Result<Arc<Journal>> {
+/// Opens (and locks) the journal at `location`, creating a state directory if needed; its
+/// events pass through `redactor` (the process's, which knows what the run reads).
+pub(crate) fn open_journal(
+    location: &Location,
+    redactor: &journal::Redactor,
+) -> anyhow::Result<Arc<Journal>> {
     if let Location::Dir(dir) = location
         && let Some(state_dir) = dir.parent()
     {
@@ -68,7 +72,10 @@ pub(crate) fn open_journal(location: &Location) -> anyhow::Result<Arc<Journal>> 
             hint: Some("choose a writable place with --state-dir".into()),
         })?;
     }
-    Ok(Arc::new(Journal::open_at(location)?))
+    Ok(Arc::new(Journal::open_redacting(
+        location,
+        redactor.clone(),
+    )?))
 }
 
 /// `loko journal unlock SPEC [--force]`.
@@ -128,7 +135,8 @@ pub(crate) fn unlock(args: &UnlockArgs) -> anyhow::Result<ExitCode> {
 
 /// `loko journal push SPEC --to URL`.
 pub(crate) fn push(args: &PushArgs) -> anyhow::Result<ExitCode> {
-    let state_dir = crate::target::target(&args.global, &args.spec)?.state_dir;
+    let target = crate::target::target(&args.global, &args.spec)?;
+    let state_dir = target.state_dir.clone();
     // The source is always the state directory's journal; --journal-ca and the like are
     // for the destination.
     let dir = journal_dir(&state_dir);
@@ -141,9 +149,13 @@ pub(crate) fn push(args: &PushArgs) -> anyhow::Result<ExitCode> {
     }
     let to = etcd_config(&args.global, &args.to)?;
     let source = Journal::open(&dir)?;
-    let n = source.push_to(&to)?;
+    // The copy carries the cluster's identity, recorded now if no run did yet.
+    crate::team::bind(&source, &target, &args.spec)?;
+    let assets = crate::team::local_assets(&target)?;
+    let files = assets.len();
+    let n = source.push_to(&to, assets)?;
     outln!(
-        "copied {n} records from {} to {}; from now on run loko with --journal {} (or LOKO_JOURNAL), and leave the local copy alone",
+        "copied {n} records from {} and {files} file(s) of the asset directory (sealed to the spec's ssh_keys) to {}; from now on run loko with --journal {} (or LOKO_JOURNAL), and leave the local copy alone",
         dir.display(),
         to.url(),
         to.url()

@@ -21,8 +21,10 @@ pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode
         (Some(dir), Some(first)) if args.run.is_none() && first.parse::<u64>().is_ok() => {
             (dir.clone(), first.parse().ok())
         }
-        (Some(dir), _) => (dir.clone(), args.run),
-        (None, Some(spec)) => (
+        (Some(dir), None) => (dir.clone(), args.run),
+        // With a spec, the journal is checked to be its cluster's (the state directory is
+        // --state-dir's all the same).
+        (_, Some(spec)) => (
             crate::target::target(global, Path::new(spec))?.state_dir,
             args.run,
         ),
@@ -93,7 +95,16 @@ pub async fn run(global: &Global, args: &JournalArgs) -> anyhow::Result<ExitCode
                 );
             }
         }
-        None => show_run(&state, run),
+        None => {
+            show_run(&state, run);
+            // Not folded into the state (a snapshot would not keep it): read from the run's
+            // records.
+            for (_, record) in journal.records(run_id)? {
+                if let Some(text) = crate::team::resealed_text(&record.event) {
+                    outln!("{text}");
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -656,6 +667,9 @@ fn event_line(run: RunId, record: &journal::Record) -> String {
                 160
             )
         ),
+        Event::AssetsResealed { .. } => {
+            crate::team::resealed_text(&record.event).unwrap_or_default()
+        }
         Event::RunEnded { outcome } => format!("run {run} ended: {}", outcome_word(outcome)),
     };
     format!("{time} {what}")

@@ -12,7 +12,8 @@ use journal::{Journal, Location};
 use steps::assets::kubeconfig::{ADMIN_KUBECONFIG, admin_kubeconfig_at};
 use steps::assets::pki::apiserver_names;
 use steps::assets::{AssetDir, Sensitivity};
-use steps::cluster;
+use steps::kinds::DeviceOutputs;
+use steps::step_name::StepName;
 
 use crate::cli::KubeconfigArgs;
 use crate::failure::UserError;
@@ -24,6 +25,8 @@ const BY_ADDRESS: &str = "auth/kubeconfig-by-address";
 
 pub fn kubeconfig(args: &KubeconfigArgs) -> anyhow::Result<ExitCode> {
     let target = target(&args.global, &args.spec)?;
+    // A journal in etcd holds the kubeconfig for every operator: cached here first.
+    crate::team::fill_from_store(&target)?;
     let admin = target.assets.join(ADMIN_KUBECONFIG);
     let spec = args.spec.display();
     if !admin.exists() {
@@ -53,13 +56,11 @@ pub fn kubeconfig(args: &KubeconfigArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|n| n.role == specs::Role::Controller)
         .find_map(|n| {
-            let outputs = &state
+            let recorded = state
                 .ledger
-                .get(&cluster::ids::device(&n.hostname))?
-                .outputs;
-            outputs
-                .get::<String>("public_ipv4")
-                .ok()?
+                .get(&StepName::Device(n.hostname.to_string()).id())?;
+            DeviceOutputs::recorded(&recorded.outputs)?
+                .public_ipv4?
                 .parse::<IpAddr>()
                 .ok()
         })

@@ -8,6 +8,7 @@
 mod adopt;
 mod bench_cmd;
 mod bench_plot;
+mod bench_timeline;
 mod cli;
 mod completion_cmd;
 mod demo_agent;
@@ -16,14 +17,19 @@ mod guard;
 mod journal_location;
 mod journal_view;
 mod kubeconfig_cmd;
+mod notices;
 mod output;
 mod progress;
+mod pull_cmd;
+mod rack_run;
 mod run_cmd;
 mod sim_cmd;
+mod sim_rack;
 mod sim_session;
 mod spec_cmd;
 mod status_cmd;
 mod target;
+mod team;
 mod wiring;
 
 use std::process::ExitCode;
@@ -62,7 +68,10 @@ fn purge_freed_memory_at_once() {
 fn main() -> ExitCode {
     purge_freed_memory_at_once();
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    // The one redactor of the process, handed to all that prints or journals: the commands tell
+    // it the token and keys they read, and steps what they learn (see journal::Redactor).
+    let redactor = journal::Redactor::new();
+    init_tracing(cli.verbose, &redactor);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,21 +83,21 @@ fn main() -> ExitCode {
         }
     };
     let verbose = cli.verbose > 0;
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(cli, &redactor)) {
         Ok(code) => code,
-        Err(err) => failure::report(&err, verbose),
+        Err(err) => failure::report(&err, verbose, &redactor),
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn dispatch(cli: Cli, redactor: &journal::Redactor) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run_cmd::run(&args.cluster.global, &args).await,
+        Command::Run(args) => run_cmd::run(&args.cluster.global, &args, redactor).await,
         Command::Plan(args) => {
             no_sim("plan", &args.no_sim)?;
-            run_cmd::plan(&args.global, &args).await
+            run_cmd::plan(&args.global, &args, redactor).await
         }
-        Command::Destroy(args) => run_cmd::destroy(&args.cluster.global, &args).await,
-        Command::Status(args) => status_cmd::status(&args.cluster.global, &args).await,
+        Command::Destroy(args) => run_cmd::destroy(&args.cluster.global, &args, redactor).await,
+        Command::Status(args) => status_cmd::status(&args.cluster.global, &args, redactor).await,
         Command::Graph(args) => {
             no_sim("graph", &args.no_sim)?;
             run_cmd::graph(&args.global, &args).await
@@ -98,6 +107,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             match &args.action {
                 Some(JournalAction::Unlock(unlock)) => journal_location::unlock(unlock),
                 Some(JournalAction::Push(push)) => journal_location::push(push),
+                Some(JournalAction::Pull(pull)) => pull_cmd::pull(pull),
                 None => journal_view::run(&args.global, &args).await,
             }
         }
@@ -107,7 +117,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Schema => spec_cmd::schema(),
         Command::Sim(args) => sim_cmd::run(&args).await,
-        Command::Bench(args) => bench_cmd::bench(&args).await,
+        Command::Bench(args) => bench_cmd::bench(&args, redactor).await,
         Command::Kubeconfig(args) => kubeconfig_cmd::kubeconfig(&args),
         Command::Completion(args) => completion_cmd::completion(&args),
         Command::Man => completion_cmd::man(),
@@ -130,7 +140,7 @@ fn no_sim(command: &str, flag: &cli::NoSim) -> anyhow::Result<()> {
 }
 
 /// Logs go to stderr through `tracing`: `-v` for info, `-vv` for debug, or `RUST_LOG`.
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, redactor: &journal::Redactor) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "warn",
@@ -146,7 +156,10 @@ fn init_tracing(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| LogWriter)
+        .with_writer({
+            let redactor = redactor.clone();
+            move || LogWriter(redactor.clone())
+        })
         // Colors for a terminal (not under NO_COLOR), plain text for files and pipes.
         .with_ansi(console::colors_enabled_stderr())
         .without_time()
@@ -155,11 +168,11 @@ fn init_tracing(verbose: u8) {
 
 /// Where log lines go: stderr, above the progress line, with secrets and request signatures
 /// redacted (the AWS SDK's trace logs print each signed request: its credential and signature).
-struct LogWriter;
+struct LogWriter(journal::Redactor);
 
 impl std::io::Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = redact_log(&String::from_utf8_lossy(buf));
+        let text = redact_log(&self.0, &String::from_utf8_lossy(buf));
         progress::suspended(|| std::io::stderr().write_all(text.as_bytes()))?;
         Ok(buf.len())
     }
@@ -169,10 +182,10 @@ impl std::io::Write for LogWriter {
     }
 }
 
-/// [`journal::redact`], and the values of SigV4's `Credential=` (the access key id) and
+/// [`journal::Redactor::redact`], and the values of SigV4's `Credential=` (the access key id) and
 /// `Signature=`, and of session token headers, whatever key they belong to.
-fn redact_log(text: &str) -> String {
-    let mut out = journal::redact(text);
+fn redact_log(redactor: &journal::Redactor, text: &str) -> String {
+    let mut out = redactor.redact(text);
     for marker in [
         "Credential=",
         "Signature=",

@@ -1,7 +1,7 @@
 //! What a run prints while it goes: on a terminal, a progress line of phases and counts
 //! (`devices 37/100 active`, elapsed, retries) with the noteworthy transitions above it;
 //! otherwise one plain line per step transition, or with `--json` one JSON object per event.
-//! Everything printed goes through the journal's redactor.
+//! Everything printed goes through the run's redactor.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal as _, Write as _};
@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use engine::{Notice, NoticeKind, Observer};
-use journal::{RunId, redact};
+use journal::{Redactor, RunId};
 use serde_json::json;
+use steps::step_name::StepName;
+
+use crate::notices::{Tally, phase, read};
 
 /// Prints notices to stdout.
 pub struct Printer {
@@ -25,6 +28,8 @@ pub struct Printer {
     in_flight: Mutex<BTreeSet<String>>,
     /// On a terminal (and not `--json`): the progress line and its counts.
     live: Option<Live>,
+    /// Every line passes through it (the run journal's).
+    redactor: Redactor,
 }
 
 /// The progress line of the terminal, while a run draws one: log lines are printed above it
@@ -49,7 +54,7 @@ struct Live {
     counts: Mutex<Counts>,
 }
 
-/// Steps per phase (the part of the step id before `/`): planned and finished, and retries.
+/// Steps per phase (the family of the step, [`StepName::family`]): planned and finished, and retries.
 #[derive(Default)]
 struct Counts {
     planned: BTreeMap<String, usize>,
@@ -67,7 +72,10 @@ impl Counts {
         let mut parts = vec![format!("steps {done}/{total}")];
         parts.extend(self.planned.iter().filter_map(|(phase, total)| {
             let done = self.done.get(phase).copied().unwrap_or(0);
-            let running = in_flight.iter().filter(|s| self::phase(s) == phase).count();
+            let running = in_flight
+                .iter()
+                .filter(|s| self::phase(s) == *phase)
+                .count();
             let under_way = running > 0 || (done > 0 && done < *total);
             if !under_way && phase != "device" {
                 return None;
@@ -125,20 +133,14 @@ fn names_within(names: &BTreeSet<String>, width: usize) -> String {
     text
 }
 
-fn phase(step: &str) -> &str {
-    step.split('/').next().unwrap_or(step)
-}
-
 impl Printer {
-    /// A printer for a run of the steps `plan`; the progress line only on a terminal.
-    pub fn new(json: bool, plan: &[journal::StepId]) -> Printer {
+    /// A printer for a run of `steps`, redacting with `redactor`; the progress line only on a
+    /// terminal.
+    pub fn new(json: bool, steps: &[journal::StepId], redactor: Redactor) -> Printer {
         let live = (!json && std::io::stdout().is_terminal()).then(|| {
             let mut counts = Counts::default();
-            for step in plan {
-                *counts
-                    .planned
-                    .entry(phase(step.as_str()).to_owned())
-                    .or_default() += 1;
+            for step in steps {
+                *counts.planned.entry(phase(step.as_str())).or_default() += 1;
             }
             let bar = ProgressBar::new_spinner();
             bar.set_style(
@@ -161,6 +163,7 @@ impl Printer {
             out: Mutex::new(()),
             in_flight: Mutex::new(BTreeSet::new()),
             live,
+            redactor,
         }
     }
 
@@ -178,16 +181,17 @@ impl Printer {
             return;
         };
         let step = notice.step.as_str().to_owned();
-        match &notice.kind {
-            NoticeKind::Started { .. } => {
+        match read(notice).1 {
+            Tally::Started { .. } => {
                 in_flight.insert(step);
             }
-            NoticeKind::Succeeded { .. }
-            | NoticeKind::Failed { .. }
-            | NoticeKind::Skipped { .. } => {
+            Tally::Done { reused: false } | Tally::Ended => {
                 in_flight.remove(&step);
             }
-            NoticeKind::Reused | NoticeKind::Progress { .. } | NoticeKind::Retrying { .. } => {}
+            Tally::Done { reused: true }
+            | Tally::Retrying
+            | Tally::Milestone(_)
+            | Tally::Waiting => {}
         }
     }
 
@@ -218,7 +222,7 @@ impl Printer {
     }
 
     fn line(&self, text: &str) {
-        let text = redact(text);
+        let text = self.redactor.redact(text);
         if let Some(live) = &self.live {
             live.bar.println(text);
             return;
@@ -236,25 +240,24 @@ impl Printer {
         let Some(live) = &self.live else {
             return false;
         };
-        let phase = phase(notice.step.as_str());
-        let per_node = matches!(
-            phase,
-            "ignition" | "device" | "delete-device" | "etcd-secrets" | "control-plane"
-        );
+        let (phase, tally) = read(notice);
+        let name = StepName::from(&notice.step);
+        // A drain is about one node too, but it moves workloads: its lines are not routine.
+        let per_node = name.host().is_some() && !matches!(name, StepName::Drain(_));
         let Ok(mut counts) = live.counts.lock() else {
             return false;
         };
-        let routine = match &notice.kind {
-            NoticeKind::Reused | NoticeKind::Succeeded { .. } => {
+        let routine = match tally {
+            Tally::Done { .. } => {
                 *counts.done.entry(phase.to_owned()).or_default() += 1;
                 per_node
             }
-            NoticeKind::Retrying { .. } => {
+            Tally::Retrying => {
                 counts.retries += 1;
                 false
             }
-            NoticeKind::Started { attempt: 1 } | NoticeKind::Progress { .. } => per_node,
-            _ => false,
+            Tally::Started { attempt: 1 } | Tally::Waiting | Tally::Milestone(_) => per_node,
+            Tally::Started { .. } | Tally::Ended => false,
         };
         let in_flight = self.in_flight.lock().map(|s| s.clone()).unwrap_or_default();
         live.bar.set_message(counts.summary(&in_flight));
@@ -303,6 +306,11 @@ impl Observer for Printer {
                 NoticeKind::Progress { message } => {
                     json!({"event": "progress", "message": message})
                 }
+                // A progress line for a person, with the milestone named for a program.
+                NoticeKind::Milestone { milestone, message } => {
+                    json!({"event": "progress", "message": message,
+                           "milestone": milestone.to_string()})
+                }
                 NoticeKind::Retrying {
                     attempt,
                     error,
@@ -334,7 +342,9 @@ impl Observer for Printer {
             NoticeKind::Reused => return,
             NoticeKind::Started { attempt: 1 } => format!("{at} {step}: started"),
             NoticeKind::Started { attempt } => format!("{at} {step}: attempt {attempt}"),
-            NoticeKind::Progress { message } => format!("{at} {step}: {message}"),
+            NoticeKind::Progress { message } | NoticeKind::Milestone { message, .. } => {
+                format!("{at} {step}: {message}")
+            }
             NoticeKind::Retrying {
                 attempt,
                 error,

@@ -9,8 +9,11 @@ use engine::{Actions, CancellationToken, Dag, Outcome, RunReport};
 use journal::{Journal, RunKind};
 use specs::DesiredCluster;
 use steps::assets::AssetDir;
-use steps::cluster::{self, History};
+use steps::cluster;
+use steps::history::History;
+use steps::kinds::DeviceOutputs;
 use steps::refresh::{Contradictions, Recorded};
+use steps::step_name::StepName;
 
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs};
 use crate::failure::{EXIT_FAILED, EXIT_USAGE, UserError};
@@ -18,7 +21,7 @@ use crate::journal_location::open_journal;
 use crate::output::{errln, out, outln, short_id, table};
 use crate::progress::Printer;
 use crate::sim_session::SimSession;
-use crate::target::{changes, history, read_history, target};
+use crate::target::{changes, history, read_history, run_target, target};
 use crate::wiring::{Login, WireConfig, actions, connect, engine, request, wire};
 
 /// Exit code of an interrupted run.
@@ -75,23 +78,35 @@ fn cancel_on_interrupt(printer: Arc<Printer>) -> anyhow::Result<CancellationToke
     Ok(cancel)
 }
 
-/// Runs `plan` to its end against `journal`, its progress on the terminal (JSON lines with
+/// What was found before a run, for the engine to journal after the run starts.
+#[derive(Default)]
+struct Before {
+    drift: engine::Drift,
+    resealed: Option<engine::Resealed>,
+}
+
+/// Runs `dag` to its end against `journal`, its progress on the terminal (JSON lines with
 /// `json`), stopping at Ctrl-C or SIGTERM; then stops the demo's simulator, if one ran. What
 /// `loko run` and `loko destroy` share once their DAG is built.
 async fn execute(
     journal: Arc<Journal>,
-    plan: &Dag,
+    dag: &Dag,
     actions: &Actions,
     request: engine::RunRequest,
     json: bool,
     sim: Option<SimSession>,
-    drift: engine::Drift,
+    before: Before,
 ) -> anyhow::Result<RunReport> {
-    let printer = Arc::new(Printer::new(json, &plan.step_ids()));
+    let printer = Arc::new(Printer::new(
+        json,
+        &dag.step_ids(),
+        journal.redactor().clone(),
+    ));
     let report = engine(journal, Arc::clone(&printer) as _)
-        .drift(drift)
+        .drift(before.drift)
+        .resealed(before.resealed)
         .run(
-            plan,
+            dag,
             actions,
             request,
             cancel_on_interrupt(Arc::clone(&printer))?,
@@ -106,7 +121,11 @@ async fn execute(
     Ok(report)
 }
 
-fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
+fn outcome_code(
+    outcome: &Outcome,
+    what: &str,
+    redactor: &journal::Redactor,
+) -> anyhow::Result<ExitCode> {
     match outcome {
         Outcome::UpToDate | Outcome::Succeeded => Ok(ExitCode::SUCCESS),
         Outcome::Interrupted => {
@@ -115,7 +134,7 @@ fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
         }
         Outcome::Failed { failed, skipped } => {
             for (step, error) in failed {
-                errln!("failed: {step}: {}", journal::redact(error));
+                errln!("failed: {step}: {}", redactor.redact(error));
             }
             if !skipped.is_empty() {
                 errln!("skipped {} step(s) that depend on them", skipped.len());
@@ -133,9 +152,13 @@ fn outcome_code(outcome: &Outcome, what: &str) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let target = target(global, &args.cluster.spec)?;
-    let journal = open_journal(&target.journal)?;
+pub async fn run(
+    global: &Global,
+    args: &RunArgs,
+    redactor: &journal::Redactor,
+) -> anyhow::Result<ExitCode> {
+    let target = run_target(global, &args.cluster.spec, args.cluster.sim.sim)?;
+    let journal = open_journal(&target.journal, redactor)?;
     let mut history = history(&journal)?;
     // Refused changes stop here, before any API is called, and so does a run that would
     // create too many devices by the journal's count alone.
@@ -147,9 +170,15 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
         args.yes || args.allow_delete,
     )?;
     let sim = match args.cluster.sim.sim {
-        true => Some(SimSession::start(&target, &args.cluster.sim).await?),
+        true => Some(SimSession::start(&target, &args.cluster.sim, redactor).await?),
         false => None,
     };
+    if target.boot_server.is_some() {
+        let rack = crate::rack_run::prepare(&target, sim.as_ref(), redactor).await?;
+        let refused = crate::rack_run::not_provisioned_yet(&rack);
+        rack.shutdown().await;
+        return Err(refused.into());
+    }
     let login = Some(Login {
         port: args.ssh_port,
         user: args.ssh_user.clone(),
@@ -162,6 +191,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
             time_scale: args.cluster.sim.time_scale,
             take_over_dns: args.take_over_dns,
         },
+        redactor,
     )
     .await?;
     wiring.timings.skip_drain = args.skip_drain;
@@ -170,11 +200,19 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     // The cloud is the truth: what the journal recorded and the cloud no longer has is done
     // again, and said so before anything changes.
-    let assets = AssetDir::create(&target.assets).map_err(|e| UserError {
-        message: format!("asset_dir: {e}"),
-        code: EXIT_USAGE,
-        hint: Some("asset_dir must be a writable directory; it holds the cluster's keys".into()),
-    })?;
+    let assets = AssetDir::create(&target.assets)
+        .map_err(|e| UserError {
+            message: format!("asset_dir: {e}"),
+            code: EXIT_USAGE,
+            hint: Some(
+                "asset_dir must be a writable directory; it holds the cluster's keys".into(),
+            ),
+        })?
+        .redacting(redactor.clone());
+    // Recorded once the setup passed its checks, so that a refused first try binds nothing.
+    crate::team::bind(&journal, &target, &args.cluster.spec)?;
+    let (assets, resealed) =
+        crate::team::share_assets(&journal, assets, &target.desired, history.previous.as_ref())?;
     let adoption = crate::adopt::Adoption {
         asked: args.adopt,
         yes: args.yes,
@@ -198,19 +236,22 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     if !args.json {
         outln!("{changes}");
     }
-    let plan = cluster::apply_dag(
+    let dag = cluster::apply_dag(
         &target.desired,
         &history,
         &wiring.timings.extra_authorized_keys,
     )?;
     let report = execute(
         Arc::clone(&journal),
-        &plan,
+        &dag,
         &actions(&target, assets, &wiring),
         request(RunKind::Apply, &target.desired)?,
         args.json,
         sim,
-        found.to_engine(),
+        Before {
+            drift: found.to_engine(),
+            resealed,
+        },
     )
     .await?;
     if !args.json && matches!(report.outcome, Outcome::Succeeded | Outcome::UpToDate) {
@@ -222,7 +263,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(port) = wiring.clients.ssh.refused.verdict() {
         return Err(refused_port(port).into());
     }
-    let code = outcome_code(&report.outcome, "the run")?;
+    let code = outcome_code(&report.outcome, "the run", redactor)?;
     if !args.json && report.outcome != Outcome::Interrupted {
         let settings = &target.desired.settings;
         let spec = args.cluster.spec.display();
@@ -332,11 +373,11 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
         .nodes
         .iter()
         .map(|node| {
-            let outputs = ledger.get(&cluster::ids::device(&node.hostname));
-            let field = |key: &str| {
-                outputs
-                    .and_then(|r| r.outputs.get::<String>(key).ok())
-                    .unwrap_or_else(|| "-".into())
+            let device = ledger
+                .get(&StepName::Device(node.hostname.to_string()).id())
+                .and_then(|r| DeviceOutputs::recorded(&r.outputs));
+            let field = |read: fn(DeviceOutputs) -> Option<String>| {
+                device.clone().and_then(read).unwrap_or_else(|| "-".into())
             };
             let role = match node.role {
                 specs::Role::Controller => "controller",
@@ -345,9 +386,9 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
             vec![
                 node.hostname.clone(),
                 role.to_owned(),
-                short_id(&field("device_id")),
-                field("public_ipv4"),
-                field("private_ipv4"),
+                short_id(&field(|d| Some(d.device_id))),
+                field(|d| d.public_ipv4),
+                field(|d| d.private_ipv4),
             ]
         })
         .collect();
@@ -360,19 +401,23 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
     );
 }
 
-pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> {
+pub async fn plan(
+    global: &Global,
+    args: &PlanArgs,
+    redactor: &journal::Redactor,
+) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.spec)?;
     let (mut history, recorded) = read_history(&target)?;
     changes(&target.desired, &history)?;
     if args.no_refresh {
         errln!("note: not refreshed (--no-refresh): as the journal knows the cloud");
-    } else if steps::packet::Token::from_env().is_err() {
+    } else if steps::packet::Token::from_env(redactor).is_err() {
         errln!(
             "note: not refreshed: without PACKET_AUTH_TOKEN (or METAL_AUTH_TOKEN) the cloud cannot be \
              listed; this is as the journal knows it"
         );
     } else {
-        let (packet, route53) = connect(&target, None, None, Vec::new()).await?;
+        let (packet, route53) = connect(&target, None, None, Vec::new(), redactor).await?;
         let (drift, devices) =
             crate::status_cmd::observe(&target.desired, &packet, &route53).await?;
         let foreign = steps::refresh::foreign(&recorded, &history, &devices);
@@ -398,9 +443,13 @@ pub async fn plan(global: &Global, args: &PlanArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<ExitCode> {
+pub async fn destroy(
+    global: &Global,
+    args: &DestroyArgs,
+    redactor: &journal::Redactor,
+) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.cluster.spec)?;
-    let journal = open_journal(&target.journal)?;
+    let journal = open_journal(&target.journal, redactor)?;
     let history = history(&journal)?;
     if !args.yes
         && !confirm(
@@ -412,7 +461,7 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     let sim = match args.cluster.sim.sim {
-        true => Some(SimSession::start(&target, &args.cluster.sim).await?),
+        true => Some(SimSession::start(&target, &args.cluster.sim, redactor).await?),
         false => None,
     };
     // Destroying logs into no node: no agent needed.
@@ -421,21 +470,28 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
         time_scale: args.cluster.sim.time_scale,
         ..WireConfig::default()
     };
-    let wiring = wire(&target, config).await?;
-    let plan = cluster::destroy_dag(&target.desired, &history)?;
+    let wiring = wire(&target, config, redactor).await?;
+    let dag = cluster::destroy_dag(&target.desired, &history)?;
     // Destroying writes no asset; the directory holds the CA and keys a later run reuses.
-    let assets = AssetDir::create(&target.assets)?;
+    let assets = AssetDir::create(&target.assets)?.redacting(redactor.clone());
+    // Recorded once the setup passed its checks, so that a refused first try binds nothing.
+    crate::team::bind(&journal, &target, &args.cluster.spec)?;
+    let (assets, resealed) =
+        crate::team::share_assets(&journal, assets, &target.desired, history.previous.as_ref())?;
     let report = execute(
         journal,
-        &plan,
+        &dag,
         &actions(&target, assets, &wiring),
         request(RunKind::Destroy, &target.desired)?,
         args.json,
         sim,
-        engine::Drift::default(),
+        Before {
+            resealed,
+            ..Before::default()
+        },
     )
     .await?;
-    let code = outcome_code(&report.outcome, "destroy")?;
+    let code = outcome_code(&report.outcome, "destroy", redactor)?;
     if !args.json && report.outcome != Outcome::Interrupted {
         outln!(
             "Cluster {} destroyed: its devices and DNS records are gone; {} keeps its CA and keys.",
@@ -447,7 +503,7 @@ pub async fn destroy(global: &Global, args: &DestroyArgs) -> anyhow::Result<Exit
 }
 
 /// The devices a run of `changes` deletes, one line each, as the journal knows them.
-fn deletions(journal: &Journal, changes: &cluster::Changes) -> Vec<String> {
+fn deletions(journal: &Journal, changes: &steps::changes::Changes) -> Vec<String> {
     if changes.replace.is_empty() && changes.delete.is_empty() {
         return Vec::new();
     }
@@ -476,11 +532,12 @@ fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec
         .known_nodes
         .iter()
         // A device loko deleted (a pool scaled down) is gone: its delete is recorded.
-        .filter(|host| !ledger.contains_key(&cluster::ids::delete_device(host)))
+        .filter(|host| !ledger.contains_key(&StepName::DeleteDevice(host.to_string()).id()))
         .map(|host| {
             let device = ledger
-                .get(&cluster::ids::device(host))
-                .and_then(|r| r.outputs.get::<String>("device_id").ok());
+                .get(&StepName::Device(host.to_string()).id())
+                .and_then(|r| DeviceOutputs::recorded(&r.outputs))
+                .map(|d| d.device_id);
             match device {
                 Some(id) => format!("device {id} ({host})"),
                 None => format!("the device of {host}, if it was created"),
@@ -488,10 +545,11 @@ fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec
         })
         .collect();
     let name = desired.settings.cluster_name.as_str();
-    lines.push(format!(
-        "any other device tagged loko:cluster={name} in project {}",
-        desired.settings.project_id
-    ));
+    if let Some(project) = &desired.settings.project_id {
+        lines.push(format!(
+            "any other device tagged loko:cluster={name} in project {project}"
+        ));
+    }
     lines.extend(
         desired
             .dns_records
@@ -527,7 +585,7 @@ pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode
     let (history, _) = read_history(&target)?;
     changes(&target.desired, &history)?;
     // The DAG is data: no client, no asset directory, no lock.
-    let plan = cluster::apply_dag(&target.desired, &history, &[])?;
-    out!("{}", plan.to_dot());
+    let dag = cluster::apply_dag(&target.desired, &history, &[])?;
+    out!("{}", dag.to_dot());
     Ok(ExitCode::SUCCESS)
 }

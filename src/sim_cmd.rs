@@ -42,9 +42,13 @@ pub async fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let desired = load_spec(path)?.desired();
             let settings = &desired.settings;
-            config.project_id = Some(settings.project_id.as_str().parse().with_context(|| {
-                format!("the project_id {} is not a UUID", settings.project_id)
-            })?);
+            let project = settings.packet_project()?;
+            config.project_id = Some(
+                project
+                    .as_str()
+                    .parse()
+                    .with_context(|| format!("the project_id {project} is not a UUID"))?,
+            );
             config.hosted_zone = settings.dns_zone.as_str().to_owned();
             config.hosted_zone_id = Some(settings.dns_zone_id.as_str().to_owned());
             crate::sim_session::seed_project(&mut config, &desired)?;
@@ -58,12 +62,15 @@ pub async fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
     let handle = sim::start(config)
         .await
         .context("cannot start the simulator")?;
+    // Listening before "Serving until Ctrl-C." is printed: a Ctrl-C (or a script's SIGINT)
+    // right after that line stops the simulator cleanly instead of killing it.
+    let interrupted = interrupt_listener()?;
     let mut out = std::io::stdout();
     handle
         .write_endpoints(&mut out)
         .context("cannot print the endpoints")?;
     print_paste(&handle, args, &user, spec.as_deref());
-    let waited = wait_for_interrupt().await;
+    let waited = interrupted.await;
     handle.shutdown().await?;
     waited?;
     Ok(ExitCode::SUCCESS)
@@ -102,13 +109,16 @@ fn print_paste(handle: &sim::SimHandle, args: &SimArgs, user: &str, spec: Option
     outln!("Serving until Ctrl-C.");
 }
 
-async fn wait_for_interrupt() -> anyhow::Result<()> {
+/// Listens for Ctrl-C and SIGTERM from now on; the future ends at the first of them.
+fn interrupt_listener() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        Ok(())
+    })
 }

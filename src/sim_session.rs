@@ -9,6 +9,7 @@ use specs::DesiredCluster;
 
 use crate::cli::SimOptions;
 use crate::demo_agent::DemoAgent;
+use crate::sim_rack::SimRack;
 use crate::target::Target;
 
 /// The port of the demo's nodes' SSH servers (each on its own 127.x.y.z address).
@@ -22,12 +23,19 @@ pub(crate) struct SimSession {
     pub(crate) handle: sim::SimHandle,
     pub(crate) agent: DemoAgent,
     pub(crate) time_scale: f64,
+    /// The spec's machines behind the simulator's BMCs (`provider: redfish`).
+    pub(crate) rack: Option<SimRack>,
 }
 
 impl SimSession {
     /// Starts the simulator in this process with its state beside the journal, so that a resumed
-    /// demo sees the same cloud; its project and hosted zone are the spec's.
-    pub(crate) async fn start(target: &Target, options: &SimOptions) -> anyhow::Result<SimSession> {
+    /// demo sees the same cloud; its project and hosted zone are the spec's. A rack's machines
+    /// (moved by [`crate::sim_rack::simulate`]) get the simulator's BMCs, booting into its nodes.
+    pub(crate) async fn start(
+        target: &Target,
+        options: &SimOptions,
+        redactor: &journal::Redactor,
+    ) -> anyhow::Result<SimSession> {
         let dir = target.state_dir.join("sim");
         let node_root = dir.join("nodes");
         std::fs::create_dir_all(&node_root)
@@ -38,13 +46,29 @@ impl SimSession {
         let (mut config, _user) = embedded_sim_config(
             &node_root,
             time_scale,
-            settings.project_id.as_str(),
+            settings.packet_project().ok().map(|p| p.as_str()),
             settings.dns_zone.as_str(),
             settings.dns_zone_id.as_str(),
             true,
         )?;
         config.state_file = Some(dir.join("state.json"));
-        seed_project(&mut config, &target.desired)?;
+        let listed = target.desired.nodes.iter().any(|n| n.machine.is_some());
+        let rack = match listed {
+            true => Some(
+                SimRack::start(
+                    &target.desired,
+                    &target.state_dir,
+                    config.nodes.clone(),
+                    time_scale,
+                    redactor,
+                )
+                .await?,
+            ),
+            false => {
+                seed_project(&mut config, &target.desired)?;
+                None
+            }
+        };
         if let Some(path) = &options.sim_faults {
             config.faults = sim::FaultPlan::from_file(path)?;
         }
@@ -56,6 +80,7 @@ impl SimSession {
             handle,
             agent,
             time_scale,
+            rack,
         })
     }
 }
@@ -86,7 +111,7 @@ impl SimView {
         let mut config = sim_config(
             copy.path(),
             options.time_scale.unwrap_or(DEMO_TIME_SCALE),
-            settings.project_id.as_str(),
+            settings.packet_project().ok().map(|p| p.as_str()),
             settings.dns_zone.as_str(),
             settings.dns_zone_id.as_str(),
         )?;
@@ -146,14 +171,14 @@ fn reservation_seeds(desired: &DesiredCluster) -> anyhow::Result<Vec<sim::Reserv
         .collect()
 }
 
-/// A simulator with embedded SSH nodes under `node_root` on [`SIM_SSH_PORT`], the project and
-/// hosted zone given, everything on its clock (Packet's rate limit too), and the user its nodes
+/// A simulator with embedded SSH nodes under `node_root` on [`SIM_SSH_PORT`], the project
+/// (none for a rack: the simulator makes one up, unused) and hosted zone given, everything on its clock (Packet's rate limit too), and the user its nodes
 /// admit; workers answer SSH only with `worker_ssh` (loko logs into controllers only, and
 /// `loko bench` leaves them without). For the demo and `loko bench`.
 pub(crate) fn embedded_sim_config(
     node_root: &Path,
     time_scale: f64,
-    project: &str,
+    project: Option<&str>,
     zone: &str,
     zone_id: &str,
     worker_ssh: bool,
@@ -171,22 +196,24 @@ pub(crate) fn embedded_sim_config(
     Ok((config, user))
 }
 
-/// A simulator without nodes, with the project and hosted zone given, everything on its clock
-/// (Packet's rate limit too).
+/// A simulator without nodes, with the project (when the spec has one) and hosted zone given,
+/// everything on its clock (Packet's rate limit too).
 fn sim_config(
     node_root: &Path,
     time_scale: f64,
-    project: &str,
+    project: Option<&str>,
     zone: &str,
     zone_id: &str,
 ) -> anyhow::Result<sim::SimConfig> {
     let mut config = sim::SimConfig::new(node_root.to_owned());
     config.time_scale = time_scale;
-    config.project_id = Some(
-        project
-            .parse()
-            .with_context(|| format!("the project_id {project:?} is not a UUID"))?,
-    );
+    config.project_id = project
+        .map(|project| {
+            project
+                .parse()
+                .with_context(|| format!("the project_id {project:?} is not a UUID"))
+        })
+        .transpose()?;
     config.hosted_zone = zone.to_owned();
     config.hosted_zone_id = Some(zone_id.to_owned());
     config.ssh_port = SIM_SSH_PORT;

@@ -15,7 +15,11 @@ use crate::sim_session::SimView;
 use crate::target::target;
 use crate::wiring::connect;
 
-pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+pub async fn status(
+    global: &Global,
+    args: &StatusArgs,
+    redactor: &journal::Redactor,
+) -> anyhow::Result<ExitCode> {
     let target = target(global, &args.cluster.spec)?;
     // A read-only command: it never starts the demo's agent or nodes, nor writes its state.
     let sim = match args.cluster.sim.sim {
@@ -27,6 +31,7 @@ pub async fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCo
         sim.as_ref().map(|s| &s.handle),
         args.cluster.sim.time_scale,
         Vec::new(),
+        redactor,
     )
     .await?;
     let settings = &target.desired.settings;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use journal::{Journal, Location};
 use specs::DesiredCluster;
-use steps::cluster::{self, History};
+use steps::changes::{self, Changes};
+use steps::history::History;
 use steps::refresh::Recorded;
 
 use crate::cli::Global;
@@ -22,9 +23,52 @@ pub(crate) struct Target {
     /// Where the journal lives: the state directory's `journal`, or etcd.
     pub(crate) journal: Location,
     pub(crate) endpoints: specs::Endpoints,
+    /// loko's network boot server during a run (`provider: redfish`).
+    pub(crate) boot_server: Option<specs::BootServerSettings>,
+}
+
+impl Target {
+    /// The machines of a rack (`provider: redfish`), in the nodes' order; none on Packet.
+    pub(crate) fn machines(&self) -> Vec<specs::Machine> {
+        self.desired
+            .nodes
+            .iter()
+            .filter_map(|n| n.machine.clone())
+            .collect()
+    }
+}
+
+/// The target of `loko run`, which checks a rack's setup before it says its machines cannot be
+/// provisioned yet; `--sim` moves a rack's machines to the demo's ([`crate::sim_rack::simulate`]).
+pub(crate) fn run_target(global: &Global, spec_path: &Path, sim: bool) -> anyhow::Result<Target> {
+    let mut target = any_target(global, spec_path)?;
+    if sim {
+        crate::sim_rack::simulate(&mut target.desired, &target.state_dir)?;
+    }
+    Ok(target)
 }
 
 pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target> {
+    let target = any_target(global, spec_path)?;
+    if target.boot_server.is_some() {
+        // The spec and the Redfish client exist; the steps that boot listed machines are not
+        // in the DAG yet, and a run must not pretend to provision them.
+        return Err(UserError {
+            message: format!(
+                "{}: provider: redfish is checked (loko validate) but not provisioned yet",
+                spec_path.display()
+            ),
+            code: EXIT_USAGE,
+            hint: Some(
+                "plan, destroy and status take Packet clusters only for now; loko run checks a rack's setup (issue 29)".into(),
+            ),
+        }
+        .into());
+    }
+    Ok(target)
+}
+
+fn any_target(global: &Global, spec_path: &Path) -> anyhow::Result<Target> {
     let spec = load_spec(spec_path)?;
     // Absolute paths: they are recorded, shown, and handed to the simulator's nodes.
     let absolute = |path: &Path| {
@@ -36,13 +80,17 @@ pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target
         Some(dir) => absolute(dir)?,
         None => assets.join(".loko"),
     };
-    Ok(Target {
+    let target = Target {
         desired: spec.desired(),
         assets,
         journal: crate::journal_location::location(global, &state_dir)?,
         state_dir,
         endpoints: spec.endpoints.clone(),
-    })
+        boot_server: spec.boot_server.clone(),
+    };
+    // Before anything else: a journal of another cluster is never read as this one's.
+    crate::team::check(&target, spec_path)?;
+    Ok(target)
 }
 
 pub(crate) fn history(journal: &Journal) -> anyhow::Result<History> {
@@ -76,11 +124,8 @@ pub(crate) fn read_history(target: &Target) -> anyhow::Result<(History, Recorded
 }
 
 /// Refused changes are usage errors naming each field.
-pub(crate) fn changes(
-    desired: &DesiredCluster,
-    history: &History,
-) -> anyhow::Result<cluster::Changes> {
-    cluster::changes(desired, history).map_err(|refused| {
+pub(crate) fn changes(desired: &DesiredCluster, history: &History) -> anyhow::Result<Changes> {
+    changes::changes(desired, history).map_err(|refused| {
         UserError {
             message: refused.to_string(),
             code: EXIT_USAGE,

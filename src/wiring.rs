@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{Engine, RunRequest};
-use journal::{Digest, Journal, RunKind};
+use journal::{Digest, Journal, Redactor, RunKind};
 use specs::{DesiredCluster, SshPublicKey};
 use steps::assets::AssetDir;
-use steps::cluster::{self, Clients, RunSettings};
+use steps::classes;
 use steps::dns::Route53;
 use steps::packet::{DevicePoller, PacketClient, Timeouts, Token, cluster_tag};
 use steps::preflight::Problem;
+use steps::run_context::{Clients, RunContext, RunSettings};
 use steps::ssh::Ssh;
 
 use crate::failure::{EXIT_USAGE, UserError};
@@ -34,24 +35,21 @@ pub(crate) struct Login {
 /// The API clients, for the simulator of `--sim` or for what the spec and environment name,
 /// checked before any step ([`steps::preflight`]): every problem found (with `problems`, those
 /// the caller found already) is one usage error listing them all.
-/// `time_scale` is that of a simulator started elsewhere (`--time-scale` without `--sim`).
+/// `time_scale` is that of a simulator started elsewhere (`--time-scale` without `--sim`). The
+/// token and keys it reads are told to `redactor`.
 pub(crate) async fn connect(
     target: &Target,
     sim: Option<&sim::SimHandle>,
     time_scale: Option<f64>,
     mut problems: Vec<Problem>,
+    redactor: &Redactor,
 ) -> anyhow::Result<(PacketClient, Route53)> {
-    let project = target.desired.settings.project_id.as_str();
-    let (url, token, route53, route53_url) = match sim {
-        Some(sim) => (
-            sim.packet_url(),
-            Some(Token::new(sim.token())),
-            Route53::with_static_credentials(&sim.route53_url(), "loko-sim", "loko-sim-secret")
-                .await,
-            sim.route53_url(),
-        ),
+    let project = target.desired.settings.packet_project()?.as_str();
+    let (route53, route53_url) = route53(target, sim, redactor).await;
+    let (url, token) = match sim {
+        Some(sim) => (sim.packet_url(), Some(Token::new(sim.token(), redactor))),
         None => {
-            let token = match Token::from_env() {
+            let token = match Token::from_env(redactor) {
                 Ok(token) => Some(token),
                 Err(e) => {
                     problems.push(Problem {
@@ -66,14 +64,7 @@ pub(crate) async fn connect(
                 .packet_api_url
                 .clone()
                 .unwrap_or_else(|| steps::packet::DEFAULT_BASE_URL.to_owned());
-            let endpoint = target
-                .endpoints
-                .route53_endpoint_url
-                .clone()
-                .or_else(|| std::env::var(steps::dns::ENDPOINT_ENV).ok());
-            let route53 = Route53::from_env(endpoint.as_deref()).await;
-            let route53_url = endpoint.unwrap_or_else(|| "https://route53.amazonaws.com".into());
-            (url, token, route53, route53_url)
+            (url, token)
         }
     };
     let scale = sim.map_or(time_scale, |s| Some(s.time_scale()));
@@ -97,8 +88,32 @@ pub(crate) async fn connect(
     }
 }
 
+/// The Route53 client and its URL: the simulator's, or what the spec and environment name.
+pub(crate) async fn route53(
+    target: &Target,
+    sim: Option<&sim::SimHandle>,
+    redactor: &Redactor,
+) -> (Route53, String) {
+    if let Some(sim) = sim {
+        let url = sim.route53_url();
+        let client =
+            Route53::with_static_credentials(&url, "loko-sim", "loko-sim-secret", redactor).await;
+        return (client, url);
+    }
+    let endpoint = target
+        .endpoints
+        .route53_endpoint_url
+        .clone()
+        .or_else(|| std::env::var(steps::dns::ENDPOINT_ENV).ok());
+    let client = Route53::from_env(endpoint.as_deref(), redactor).await;
+    (
+        client,
+        endpoint.unwrap_or_else(|| "https://route53.amazonaws.com".into()),
+    )
+}
+
 /// The problems of the setup as one error: every one on its line with what to do.
-fn setup_error(problems: &[Problem]) -> UserError {
+pub(crate) fn setup_error(problems: &[Problem]) -> UserError {
     let list: String = problems
         .iter()
         .map(|p| format!("\n  - {}\n    ({})", p.what, p.hint))
@@ -129,7 +144,12 @@ pub(crate) struct WireConfig<'a> {
 
 /// The clients and settings of a run, checked before any step: the setup's problems (the
 /// agent's keys, the token, the project, the endpoints) are one usage error listing them all.
-pub(crate) async fn wire(target: &Target, config: WireConfig<'_>) -> anyhow::Result<Wiring> {
+/// What the clients read (the token, the keys) is told to `redactor`, the run journal's.
+pub(crate) async fn wire(
+    target: &Target,
+    config: WireConfig<'_>,
+    redactor: &Redactor,
+) -> anyhow::Result<Wiring> {
     let WireConfig {
         sim,
         login,
@@ -173,7 +193,14 @@ pub(crate) async fn wire(target: &Target, config: WireConfig<'_>) -> anyhow::Res
     {
         problems.push(problem);
     }
-    let (packet, route53) = connect(target, sim.map(|s| &s.handle), time_scale, problems).await?;
+    let (packet, route53) = connect(
+        target,
+        sim.map(|s| &s.handle),
+        time_scale,
+        problems,
+        redactor,
+    )
+    .await?;
     let packet = Arc::new(packet);
     let poller = Arc::new(DevicePoller::spawn(
         Arc::clone(&packet),
@@ -269,7 +296,7 @@ fn check_agent(
 
 /// The actions of the provisioning DAGs, bound to the run's clients and asset directory.
 pub(crate) fn actions(target: &Target, assets: AssetDir, wiring: &Wiring) -> engine::Actions {
-    steps::actions::actions(steps::actions::RunContext {
+    steps::actions::actions(RunContext {
         desired: target.desired.clone(),
         assets,
         clients: wiring.clients.clone(),
@@ -293,9 +320,9 @@ pub(crate) fn engine(journal: Arc<Journal>, observer: Arc<dyn engine::Observer>)
         // ones are paced by its Retry-After. Each call of a step also journals its intent
         // (a durable append shared by the calls in flight), so at 16 a scale-down of 1000
         // sent its first 600 deletes over 1.2 s instead of at once.
-        .limit(cluster::PACKET_API, 64)
-        .limit(cluster::DNS, 4)
-        .limit(cluster::SSH, 8)
+        .limit(classes::PACKET_API, 64)
+        .limit(classes::ROUTE53, 4)
+        .limit(classes::SSH, 8)
         .limit(engine::ResourceClass::LOCAL, 4)
         .observer(observer)
 }

@@ -51,7 +51,7 @@ async fn bench(width: usize, layers: usize) {
         spec_digest: Digest::of(b"bench"),
         spec: serde_json::json!({}),
     };
-    let actions = Actions::new().bind("noop", |_ctx: StepContext| async {
+    let actions = Actions::new().bind_action("noop", |_ctx: StepContext| async {
         Ok::<_, StepError>(Outputs::new())
     });
     let engine = Engine::new(Arc::clone(&journal)).limit(NOOP, 256);

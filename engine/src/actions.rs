@@ -9,9 +9,12 @@
 //! [`Engine::run`]: crate::Engine::run
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
-use crate::step::{Action, ActionKind};
+use crate::kind::ActionKind;
+use crate::kind::{StepKind, encode_outputs};
+use crate::step::{Action, StepContext, StepError};
 
 /// Each kind of step's action.
 #[derive(Clone, Default)]
@@ -25,8 +28,32 @@ impl Actions {
         Actions::default()
     }
 
-    /// Binds `kind` to `action`, replacing an earlier binding.
-    pub fn bind(mut self, kind: impl Into<ActionKind>, action: impl Action) -> Actions {
+    /// Binds kind `K` to `action`, replacing an earlier binding. The action receives the
+    /// step's params decoded as `K::Params` (params that do not decode are a permanent error
+    /// naming the step and the kind: the DAG and its actions disagree) and returns `K::Outputs`,
+    /// which the journal keeps as JSON, one key per field.
+    pub fn bind<K, F, Fut>(self, action: F) -> Actions
+    where
+        K: StepKind,
+        F: Fn(StepContext, K::Params) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<K::Outputs, StepError>> + Send + 'static,
+    {
+        let action = Arc::new(action);
+        self.bind_action(K::KIND, move |ctx: StepContext| {
+            let action = Arc::clone(&action);
+            async move {
+                let params: K::Params = ctx
+                    .params()
+                    .map_err(|e| StepError::permanent(format!("{e} (kind {})", K::KIND)))?;
+                let outputs = action(ctx, params).await?;
+                encode_outputs::<K>(&outputs).map_err(StepError::permanent)
+            }
+        })
+    }
+
+    /// Binds the kind named `kind` to an untyped `action`, which reads its params and writes
+    /// its outputs itself (the engine's toy steps); replaces an earlier binding.
+    pub fn bind_action(mut self, kind: impl Into<ActionKind>, action: impl Action) -> Actions {
         self.by_kind.insert(kind.into(), Arc::new(action));
         self
     }

@@ -96,6 +96,15 @@ impl Attempts {
             ));
             let result = self.attempt(attempt, Arc::clone(&slot)).await;
             slot.release();
+            // Outputs refused their secrets' shapes when the step built them; the values the
+            // run knows (its tokens and keys) only the journal's redactor can refuse.
+            let result = result.and_then(|outputs| {
+                self.journal
+                    .redactor()
+                    .check_outputs(&outputs)
+                    .map_err(StepError::from)?;
+                Ok(outputs)
+            });
             let duration = t0.elapsed();
             let duration_ms = duration.as_millis() as u64;
             let error = match result {
@@ -115,7 +124,7 @@ impl Attempts {
                 Err(error) => error,
             };
             let retryable = !matches!(error, StepError::Permanent { .. });
-            let message = journal::redact(&error.to_string());
+            let message = self.journal.redactor().redact(&error.to_string());
             self.record(Event::StepFailed {
                 step: self.step.id.clone(),
                 attempt,

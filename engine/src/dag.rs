@@ -1,4 +1,4 @@
-//! A DAG: the steps of a run (a plan), validated before anything runs.
+//! A DAG: the steps of a run, validated before anything runs.
 
 use std::collections::HashMap;
 
@@ -14,7 +14,7 @@ use crate::step::StepDef;
 pub enum DagError {
     #[error("step {0} is defined twice")]
     Duplicate(journal::StepId),
-    #[error("step {step} depends on {missing}, which is not in the plan")]
+    #[error("step {step} depends on {missing}, which is not in the DAG")]
     MissingDependency { step: StepId, missing: StepId },
     #[error("steps form a cycle through {0}")]
     Cycle(StepId),
@@ -76,7 +76,7 @@ impl Dag {
         self.order.len()
     }
 
-    /// True for a plan without steps.
+    /// True for a DAG without steps.
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
     }

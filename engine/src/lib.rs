@@ -25,18 +25,27 @@
 //! ```
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use engine::{Actions, Dag, Engine, RunRequest, StepContext, StepDef, StepError};
-//! use journal::{Digest, Journal, Outputs, RunKind, StepId};
+//! use engine::{ActionKind, Actions, Dag, Engine, RunRequest, StepContext, StepDef, StepKind};
+//! use journal::{Digest, Journal, RunKind, StepId};
+//!
+//! // A kind: its name, its params, its outputs (a struct: one journal key per field).
+//! struct Greet;
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Greeting { greeting: String }
+//! impl StepKind for Greet {
+//!     const KIND: ActionKind = ActionKind::new("greet");
+//!     type Params = String;
+//!     type Outputs = Greeting;
+//! }
 //!
 //! let dir = tempfile::tempdir()?;
 //! let journal = Arc::new(Journal::open(dir.path())?);
 //! // The DAG: data.
-//! let hello = StepDef::new(StepId::new("hello")?, "greet", Digest::of(b"v1")).params("hi")?;
+//! let hello = StepDef::of::<Greet>(StepId::new("hello")?, &"hi".into(), Digest::of(b"v1"))?;
 //! let dag = Dag::new(vec![hello])?;
-//! // The actions, bound when the run starts.
-//! let actions = Actions::new().bind("greet", |ctx: StepContext| async move {
-//!     let word: String = ctx.params()?;
-//!     Ok::<_, StepError>(Outputs::new().with("greeting", word)?)
+//! // The actions, bound when the run starts; each receives its step's params decoded.
+//! let actions = Actions::new().bind::<Greet, _, _>(|_ctx: StepContext, word: String| async move {
+//!     Ok(Greeting { greeting: word })
 //! });
 //! let request = RunRequest { kind: RunKind::Apply, spec_digest: Digest::of(b"spec"), spec: serde_json::json!({}) };
 //! let report = Engine::new(journal).run(&dag, &actions, request, Default::default()).await?;
@@ -47,6 +56,7 @@
 mod actions;
 mod attempts;
 mod dag;
+pub mod kind;
 mod limit;
 mod observe;
 mod retry;
@@ -55,8 +65,9 @@ pub mod step;
 
 pub use actions::Actions;
 pub use dag::{Dag, DagError};
-pub use observe::{Notice, NoticeKind, Observer, Silent};
+pub use kind::{ActionKind, KindOutputsError, StepKind, decode_outputs, encode_outputs};
+pub use observe::{Change, Milestone, Notice, NoticeKind, Observer, Silent};
 pub use retry::RetryPolicy;
-pub use run::{Drift, Engine, EngineError, Outcome, RunReport, RunRequest};
-pub use step::{Action, ActionKind, ResourceClass, StepContext, StepDef, StepError, StepFuture};
+pub use run::{Drift, Engine, EngineError, Outcome, Resealed, RunReport, RunRequest};
+pub use step::{Action, ResourceClass, StepContext, StepDef, StepError, StepFuture};
 pub use tokio_util::sync::CancellationToken;

@@ -1,9 +1,9 @@
 //! A resource class's concurrency limit that hands a freed place to the waiting step that comes
-//! first in the plan, not to the one that asked first.
+//! first in the DAG, not to the one that asked first.
 //!
 //! Why not a FIFO semaphore: steps give their place back while they only wait
 //! ([`crate::StepContext::wait`]) and queue again afterwards, so with a FIFO the order of a
-//! thousand device creates is whatever order their waits happened to end in. The plan declares
+//! thousand device creates is whatever order their waits happened to end in. The DAG declares
 //! the critical path first (controllers before workers), and under a class limit or an API rate
 //! limit those are the steps whose delay delays the whole run.
 

@@ -21,6 +21,13 @@ pub enum NoticeKind {
     Started { attempt: u32 },
     /// The step made progress in a long wait.
     Progress { message: String },
+    /// The step changed an outside resource (created a device, sent its delete): a progress
+    /// message for people, with what happened typed for observers that count or time such
+    /// changes (the benchmark's timeline), so that none reads the message.
+    Milestone {
+        milestone: Milestone,
+        message: String,
+    },
     /// An attempt failed and another follows after `delay`.
     Retrying {
         attempt: u32,
@@ -33,6 +40,53 @@ pub enum NoticeKind {
     Failed { attempt: u32, error: String },
     /// The step was not run because a dependency failed.
     Skipped { because: StepId },
+}
+
+/// A change a step made to an outside resource, as [`NoticeKind::Milestone`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Milestone {
+    /// The kind of resource, as the step that changed it names it (`device`).
+    pub resource: &'static str,
+    /// What happened to it.
+    pub change: Change,
+}
+
+/// What happened to a resource in a [`Milestone`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The provider accepted its create call.
+    Created,
+    /// The provider accepted its delete call (the resource may still be going away).
+    DeleteSent,
+}
+
+impl Milestone {
+    /// A `resource` was created.
+    pub const fn created(resource: &'static str) -> Milestone {
+        Milestone {
+            resource,
+            change: Change::Created,
+        }
+    }
+
+    /// A `resource`'s delete was sent.
+    pub const fn delete_sent(resource: &'static str) -> Milestone {
+        Milestone {
+            resource,
+            change: Change::DeleteSent,
+        }
+    }
+}
+
+/// `device created`, `device delete sent`: the milestone's name in reports and JSON events.
+impl std::fmt::Display for Milestone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let change = match self.change {
+            Change::Created => "created",
+            Change::DeleteSent => "delete sent",
+        };
+        write!(f, "{} {change}", self.resource)
+    }
 }
 
 /// Receives notices. Called from the engine's tasks: keep it quick and non-blocking.

@@ -18,9 +18,10 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::Actions;
 use crate::attempts::{Attempts, StepEnd};
 use crate::dag::Dag;
+use crate::kind::ActionKind;
 use crate::limit::ClassLimit;
 use crate::observe::{Notice, NoticeKind, Observer, Silent};
-use crate::step::{ActionKind, ResourceClass, StepDef};
+use crate::step::{ResourceClass, StepDef};
 
 /// What a run is for: recorded in `RunStarted`, and compared to decide whether an unfinished
 /// run is continued (same kind and spec digest) or a new run starts.
@@ -84,13 +85,31 @@ pub struct Drift {
     pub found: Vec<String>,
 }
 
-/// Runs plans against one cluster's journal.
+/// The cluster's stored assets were sealed again to new recipients before a run (the facts of
+/// `assets_resealed`, public keys and digests only). The run journals it with its first
+/// records, which carry the re-sealed files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resealed {
+    /// Digests of the recipient sets the files were sealed to before.
+    pub from: Vec<String>,
+    /// The digest of the recipients they are sealed to now.
+    pub to: String,
+    /// How many files were sealed again.
+    pub files: u64,
+    /// Recipients added, by public key.
+    pub added: Vec<String>,
+    /// Recipients removed, by public key.
+    pub removed: Vec<String>,
+}
+
+/// Runs DAGs against one cluster's journal.
 pub struct Engine {
     journal: Arc<Journal>,
     limits: HashMap<ResourceClass, usize>,
     default_limit: usize,
     observer: Arc<dyn Observer>,
     drift: Drift,
+    resealed: Option<Resealed>,
 }
 
 impl Engine {
@@ -102,6 +121,7 @@ impl Engine {
             default_limit: 16,
             observer: Arc::new(Silent),
             drift: Drift::default(),
+            resealed: None,
         }
     }
 
@@ -110,6 +130,14 @@ impl Engine {
     /// depends on what they produce).
     pub fn drift(mut self, drift: Drift) -> Engine {
         self.drift = drift;
+        self
+    }
+
+    /// The assets were sealed again before the run: it journals `resealed` right after it
+    /// starts (a new run even when every step is up to date, so that the re-sealed files,
+    /// handed to the journal's next append, are stored).
+    pub fn resealed(mut self, resealed: Option<Resealed>) -> Engine {
+        self.resealed = resealed;
         self
     }
 
@@ -137,6 +165,8 @@ impl Engine {
     ///   after a run of only those).
     /// - Steps of the engine's [`Drift`] whose results the ledger holds are forgotten first
     ///   (journaled as `drift_detected`), so they run again.
+    /// - The engine's [`Resealed`], if any, is journaled (`assets_resealed`) after the run
+    ///   starts or resumes.
     /// - If the last run did not succeed and had the same kind and spec digest, continues it
     ///   (`RunResumed`); otherwise starts a new run.
     /// - A step whose recorded result has the same inputs digest is reused; any other step
@@ -145,12 +175,12 @@ impl Engine {
     ///   before anything is journaled).
     pub async fn run(
         &self,
-        plan: &Dag,
+        dag: &Dag,
         actions: &Actions,
         request: RunRequest,
         cancel: CancellationToken,
     ) -> Result<RunReport, EngineError> {
-        if let Some(step) = plan.steps().find(|s| actions.get(&s.kind).is_none()) {
+        if let Some(step) = dag.steps().find(|s| actions.get(&s.kind).is_none()) {
             return Err(EngineError::Unbound {
                 step: step.id.clone(),
                 kind: step.kind.clone(),
@@ -167,19 +197,20 @@ impl Engine {
             .cloned()
             .collect();
         if stale.is_empty()
+            && self.resealed.is_none()
             && prior.last_succeeded_or_none
-            && !plan.steps().any(StepDef::is_checked_now)
-            && up_to_date(plan, &prior.ledger)
+            && !dag.steps().any(StepDef::is_checked_now)
+            && up_to_date(dag, &prior.ledger)
         {
             return Ok(RunReport {
                 run: None,
                 resumed: false,
                 outcome: Outcome::UpToDate,
                 executed: Vec::new(),
-                reused: plan.len(),
+                reused: dag.len(),
             });
         }
-        let ids = plan.step_ids();
+        let ids = dag.step_ids();
         let resumable = prior
             .last_unfinished
             .as_ref()
@@ -215,28 +246,34 @@ impl Engine {
                 )
                 .await?;
         }
-        self.observer.run_started(run, resumed, plan.len());
+        if let Some(r) = &self.resealed {
+            let event = Event::AssetsResealed {
+                from: r.from.clone(),
+                to: r.to.clone(),
+                files: r.files,
+                added: r.added.clone(),
+                removed: r.removed.clone(),
+            };
+            self.journal.append(run, event).await?;
+        }
+        self.observer.run_started(run, resumed, dag.len());
         let mut exec = Execution {
             engine: self,
-            plan,
+            dag,
             actions,
             run,
             prior,
             cancel,
             limits: HashMap::new(),
-            remaining: plan
+            remaining: dag
                 .graph
                 .node_indices()
-                .map(|n| {
-                    plan.graph
-                        .neighbors_directed(n, Direction::Incoming)
-                        .count()
-                })
+                .map(|n| dag.graph.neighbors_directed(n, Direction::Incoming).count())
                 .collect(),
-            outputs: vec![None; plan.graph.node_count()],
-            settled: vec![false; plan.graph.node_count()],
-            skipped_because: vec![None; plan.graph.node_count()],
-            moot: (0..plan.graph.node_count())
+            outputs: vec![None; dag.graph.node_count()],
+            settled: vec![false; dag.graph.node_count()],
+            skipped_because: vec![None; dag.graph.node_count()],
+            moot: (0..dag.graph.node_count())
                 .map(|_| CancellationToken::new())
                 .collect(),
             ready: VecDeque::new(),
@@ -249,7 +286,7 @@ impl Engine {
         };
         let outcome = exec.drive().await;
         let (executed, reused) = (exec.executed, exec.reused);
-        let checks: Vec<&StepId> = plan
+        let checks: Vec<&StepId> = dag
             .steps()
             .filter(|s| s.is_checked_now())
             .map(StepDef::id)
@@ -300,7 +337,7 @@ struct Prior {
     attempts: BTreeMap<StepId, u32>,
     /// Intents of attempts that never recorded an outcome, per step.
     unfinished_intents: HashMap<StepId, Vec<Intent>>,
-    /// No run yet, or the last one succeeded: a plan whose steps all match is up to date.
+    /// No run yet, or the last one succeeded: a DAG whose steps all match is up to date.
     last_succeeded_or_none: bool,
     /// The last run, if it did not succeed: a run of the same kind and spec continues it.
     last_unfinished: Option<(RunId, RunKind, Digest)>,
@@ -357,8 +394,8 @@ fn effective_digest(step: &StepDef, deps: &BTreeMap<StepId, Outputs>) -> Digest 
     Digest::of_parts(parts)
 }
 
-fn up_to_date(plan: &Dag, ledger: &BTreeMap<StepId, journal::StepResult>) -> bool {
-    plan.steps().all(|step| {
+fn up_to_date(dag: &Dag, ledger: &BTreeMap<StepId, journal::StepResult>) -> bool {
+    dag.steps().all(|step| {
         let Some(done) = ledger.get(&step.id) else {
             return false;
         };
@@ -375,7 +412,7 @@ fn up_to_date(plan: &Dag, ledger: &BTreeMap<StepId, journal::StepResult>) -> boo
 /// the DAG's node index (declaration order), so a step's place in each is its node's index.
 struct Execution<'a> {
     engine: &'a Engine,
-    plan: &'a Dag,
+    dag: &'a Dag,
     /// Each step kind's action, bound for this run.
     actions: &'a Actions,
     /// The run journaled as `run_started` or `run_resumed`; every event goes to it.
@@ -415,9 +452,9 @@ struct Execution<'a> {
 
 impl Execution<'_> {
     async fn drive(&mut self) -> Result<Outcome, EngineError> {
-        let graph = &self.plan.graph;
+        let graph = &self.dag.graph;
         let mut roots: Vec<NodeIndex> = self
-            .plan
+            .dag
             .order
             .iter()
             .copied()
@@ -477,19 +514,19 @@ impl Execution<'_> {
     }
 
     fn dependency_outputs(&self, node: NodeIndex) -> BTreeMap<StepId, Outputs> {
-        self.plan
+        self.dag
             .graph
             .neighbors_directed(node, Direction::Incoming)
             .filter_map(|d| {
                 self.outputs[d.index()]
                     .clone()
-                    .map(|o| (self.plan.graph[d].id.clone(), o))
+                    .map(|o| (self.dag.graph[d].id.clone(), o))
             })
             .collect()
     }
 
     fn start(&mut self, node: NodeIndex) {
-        let step = self.plan.graph[node].clone();
+        let step = self.dag.graph[node].clone();
         let deps = self.dependency_outputs(node);
         let digest = effective_digest(&step, &deps);
         if let Some(done) = self.prior.ledger.get(&step.id)
@@ -558,12 +595,12 @@ impl Execution<'_> {
         self.outputs[node.index()] = Some(outputs);
         self.settled[node.index()] = true;
         let mut dependents: Vec<NodeIndex> = self
-            .plan
+            .dag
             .graph
             .neighbors_directed(node, Direction::Outgoing)
             .collect();
-        // Steps that become ready together start in the order the plan declared them (node
-        // indexes are declaration order), so a plan puts its critical path first: the
+        // Steps that become ready together start in the order the DAG declared them (node
+        // indexes are declaration order), so a DAG puts its critical path first: the
         // controllers' Ignition and devices before a thousand workers', not after (petgraph
         // lists neighbors newest first).
         dependents.sort();
@@ -578,7 +615,7 @@ impl Execution<'_> {
     /// Journals every transitive dependent of a failed step as skipped; independent branches
     /// go on.
     async fn skip_dependents_of(&mut self, node: NodeIndex) -> Result<(), EngineError> {
-        let graph = &self.plan.graph;
+        let graph = &self.dag.graph;
         let because = graph[node].id.clone();
         let dependents: Vec<NodeIndex> = Bfs::new(graph, node)
             .iter(graph)
@@ -596,7 +633,7 @@ impl Execution<'_> {
     async fn skip(&mut self, node: NodeIndex, because: StepId) -> Result<(), EngineError> {
         self.settled[node.index()] = true;
         self.skipped_because[node.index()] = Some(because.clone());
-        let step = self.plan.graph[node].id.clone();
+        let step = self.dag.graph[node].id.clone();
         self.engine
             .journal
             .append(
@@ -619,14 +656,10 @@ impl Execution<'_> {
 
     /// A step feeds something and everything it feeds was skipped: nothing in this run will
     /// use its outputs (the run fails anyway; the next run does it). Returns the failed step
-    /// behind it. A step that feeds nothing (the plan's end) is always needed.
+    /// behind it. A step that feeds nothing (the DAG's end) is always needed.
     fn needed_by_nothing(&self, node: NodeIndex) -> Option<StepId> {
         let mut because = None;
-        for d in self
-            .plan
-            .graph
-            .neighbors_directed(node, Direction::Outgoing)
-        {
+        for d in self.dag.graph.neighbors_directed(node, Direction::Outgoing) {
             because = Some(self.skipped_because[d.index()].clone()?);
         }
         because
@@ -636,7 +669,7 @@ impl Execution<'_> {
     /// retrying: a wrong SSH port must not keep a run going for half an hour after DNS failed
     /// for good. Their attempt in flight finishes and is journaled.
     fn stop_retrying_what_nothing_needs(&self) {
-        for node in self.plan.graph.node_indices() {
+        for node in self.dag.graph.node_indices() {
             if !self.settled[node.index()] && self.needed_by_nothing(node).is_some() {
                 self.moot[node.index()].cancel();
             }

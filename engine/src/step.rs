@@ -33,8 +33,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::kind::{ActionKind, StepKind, decode_outputs};
 use crate::limit::{ClassLimit, Permit};
-use crate::observe::{Notice, NoticeKind, Observer};
+use crate::observe::{Milestone, Notice, NoticeKind, Observer};
 use crate::retry::RetryPolicy;
 
 /// A step's failure.
@@ -108,42 +109,6 @@ where
     }
 }
 
-/// The name of a kind of step (`device`, `dns`), which the run's [`crate::Actions`] binds to
-/// an action. Many steps share a kind; their params tell them apart.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ActionKind(Cow<'static, str>);
-
-impl ActionKind {
-    /// A kind named `name`.
-    pub const fn new(name: &'static str) -> ActionKind {
-        ActionKind(Cow::Borrowed(name))
-    }
-
-    /// The kind's name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&'static str> for ActionKind {
-    fn from(name: &'static str) -> Self {
-        ActionKind::new(name)
-    }
-}
-
-impl From<String> for ActionKind {
-    fn from(name: String) -> Self {
-        ActionKind(Cow::Owned(name))
-    }
-}
-
-impl fmt::Display for ActionKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// The kind of resource a step uses; each class has its own concurrency limit (for example
 /// `packet-api` 16, `ssh` 8, `local` 4), so that a thousand device steps do not open a thousand
 /// connections.
@@ -209,6 +174,17 @@ impl StepDef {
             invalidates: Vec::new(),
             checks_now: false,
         }
+    }
+
+    /// A step of kind `K` with its id, its params and the digest of its own inputs (see
+    /// [`StepDef::new`]): the kind's action receives `params` decoded (see
+    /// [`crate::Actions::bind`]).
+    pub fn of<K: StepKind>(
+        id: StepId,
+        params: &K::Params,
+        inputs: Digest,
+    ) -> Result<StepDef, serde_json::Error> {
+        StepDef::new(id, K::KIND, inputs).params(params)
     }
 
     /// Gives the action `params` (see [`StepContext::params`]).
@@ -297,7 +273,7 @@ impl StepDef {
 /// only waits (see [`StepContext::wait`]).
 pub(crate) struct ClassSlot {
     limit: Arc<ClassLimit>,
-    /// The step's place in the plan, which orders it among the class's waiters.
+    /// The step's place in the DAG, which orders it among the class's waiters.
     priority: usize,
     permit: Mutex<Option<Permit>>,
 }
@@ -374,6 +350,22 @@ impl StepContext {
         })
     }
 
+    /// The outputs of a declared dependency of kind `K`, read as the kind's type. Outputs
+    /// that do not read as `K`'s are a permanent error naming both steps and the kind: the
+    /// DAG made a step depend on another kind than the one it reads.
+    pub fn outputs_of<K: StepKind>(&self, dep: &StepId) -> Result<K::Outputs, StepError> {
+        decode_outputs::<K>(self.output_of(dep)?).map_err(|e| {
+            StepError::permanent(format!("step {} read the outputs of {dep}: {e}", self.id))
+        })
+    }
+
+    /// The outputs of this step's last recorded success read as kind `K`'s (see
+    /// [`StepContext::recorded_outputs`]); none when there is none or it reads otherwise (a
+    /// record of an older loko is no claim on what exists now).
+    pub fn recorded_outputs_of<K: StepKind>(&self) -> Option<K::Outputs> {
+        decode_outputs::<K>(self.recorded.as_deref()?).ok()
+    }
+
     /// The outputs of every dependency.
     pub fn dependency_outputs(&self) -> &BTreeMap<StepId, Outputs> {
         &self.deps
@@ -447,6 +439,19 @@ impl StepContext {
         self.observer.notice(&Notice {
             step: self.id.clone(),
             kind: NoticeKind::Progress {
+                message: message.into(),
+            },
+        });
+    }
+
+    /// Reports a change the step made to an outside resource: [`progress`](Self::progress)
+    /// with the change typed, for observers that count or time such changes. Not journaled
+    /// (the journal has the step's intents and outputs).
+    pub fn milestone(&self, milestone: Milestone, message: impl Into<String>) {
+        self.observer.notice(&Notice {
+            step: self.id.clone(),
+            kind: NoticeKind::Milestone {
+                milestone,
                 message: message.into(),
             },
         });

@@ -14,7 +14,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::ids::{Digest, RunId, Seq, StepId};
-use crate::secrets::{Outputs, redact_json};
+use crate::secrets::{Outputs, Redactor};
 
 /// The record layout this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -110,6 +110,24 @@ pub enum Event {
         steps: Vec<StepId>,
         found: Vec<String>,
     },
+    /// Before the run's steps, the cluster's stored assets were sealed again because the spec's
+    /// recipients changed; they are stored with this run's first records. Public facts only:
+    /// recipients are named by their public keys (`age1...`, or an SSH key's type and SHA256
+    /// fingerprint), never a file, an identity or a private key.
+    AssetsResealed {
+        /// The digests of the recipient sets the files were sealed to before (hex SHA-256 of
+        /// their sorted public keys, as the vault computes it; one per set found, usually one).
+        from: Vec<String>,
+        /// The digest of the recipients they are sealed to now.
+        to: String,
+        /// How many stored files were sealed again.
+        files: u64,
+        /// Recipients of the spec that the last run's spec did not name.
+        added: Vec<String>,
+        /// Recipients of the last run's spec that the spec no longer names: what is written
+        /// from now on is not sealed to them.
+        removed: Vec<String>,
+    },
     /// The run ended.
     RunEnded { outcome: RunOutcome },
 }
@@ -126,6 +144,7 @@ impl Event {
             Event::RunStarted { .. }
             | Event::RunResumed { .. }
             | Event::DriftDetected { .. }
+            | Event::AssetsResealed { .. }
             | Event::RunEnded { .. } => None,
         }
     }
@@ -216,13 +235,17 @@ pub enum DecodeError {
 }
 
 /// Encodes a record, redacting every string of the event on the way.
-pub(crate) fn encode(at_ms: u64, event: &Event) -> Result<Vec<u8>, serde_json::Error> {
+pub(crate) fn encode(
+    at_ms: u64,
+    event: &Event,
+    redactor: &Redactor,
+) -> Result<Vec<u8>, serde_json::Error> {
     let mut value = serde_json::to_value(Record {
         v: FORMAT_VERSION,
         at_ms,
         event: event.clone(),
     })?;
-    redact_json(&mut value);
+    redactor.redact_json(&mut value);
     Ok(framed(&serde_json::to_vec(&value)?))
 }
 
@@ -368,12 +391,13 @@ mod tests {
                 steps: vec![id("device/a")],
                 found: vec!["a has no device".into()],
             },
+            resealed(),
         ];
         // Each record as `<crc32, hex> <JSON>`, readable in a diff.
         let now: String = events
             .iter()
             .map(|e| {
-                let bytes = encode(1_700_000_000_000, e).unwrap();
+                let bytes = encode(1_700_000_000_000, e, &Redactor::new()).unwrap();
                 let json = std::str::from_utf8(&bytes[4..]).unwrap();
                 format!("{} {json}\n", hex::encode(&bytes[..4]))
             })
@@ -393,17 +417,30 @@ mod tests {
         }
     }
 
+    fn resealed() -> Event {
+        Event::AssetsResealed {
+            from: vec!["a".repeat(64)],
+            to: "b".repeat(64),
+            files: 12,
+            added: vec!["ssh-ed25519 SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU".into()],
+            removed: vec!["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq".into()],
+        }
+    }
+
     #[test]
     fn round_trip() {
-        let bytes = encode(7, &sample()).unwrap();
-        let rec = decode(&bytes).unwrap();
-        assert_eq!(rec.at_ms, 7);
-        assert_eq!(rec.event, sample());
+        for event in [sample(), resealed()] {
+            let bytes = encode(7, &event, &Redactor::new()).unwrap();
+            let rec = decode(&bytes).unwrap();
+            assert_eq!(rec.event, event);
+        }
+        let bytes = encode(7, &sample(), &Redactor::new()).unwrap();
+        assert_eq!(decode(&bytes).unwrap().at_ms, 7);
     }
 
     #[test]
     fn damaged_and_foreign_records_are_refused() {
-        let mut bytes = encode(7, &sample()).unwrap();
+        let mut bytes = encode(7, &sample(), &Redactor::new()).unwrap();
         let last = bytes.len() - 3;
         bytes[last] ^= 0x01;
         assert!(matches!(decode(&bytes), Err(DecodeError::Checksum { .. })));
@@ -430,7 +467,7 @@ mod tests {
             retryable: false,
             duration_ms: 0,
         };
-        let rec = decode(&encode(1, &ev).unwrap()).unwrap();
+        let rec = decode(&encode(1, &ev, &Redactor::new()).unwrap()).unwrap();
         let Event::StepFailed { error, .. } = rec.event else {
             panic!("wrong event")
         };

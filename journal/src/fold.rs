@@ -311,6 +311,9 @@ impl ClusterState {
                     self.ledger.remove(stale);
                 }
             }
+            // The re-sealed files are stored beside the records, not folded: the event is for
+            // the audit, and nothing the engine resumes from depends on it.
+            Event::AssetsResealed { .. } => {}
             Event::RunEnded { outcome } => {
                 state.ended = Some((at, outcome));
             }

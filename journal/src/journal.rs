@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::AssetOutbox;
 use crate::committer::Committer;
 use crate::crash::{crash_if_asked, crash_point};
 use crate::event::{self, Event, Record, RecordedSpec, RunKind};
@@ -14,8 +15,9 @@ use crate::feed;
 use crate::fold::ClusterState;
 use crate::ids::{Digest, RunId, Seq, StepId};
 use crate::lock;
+use crate::secrets::Redactor;
 use crate::snapshot;
-use crate::store::{self, EtcdConfig, EtcdStore, Lease, SledStore, Store, StoreError};
+use crate::store::{self, EtcdStore, Lease, SledStore, Store, StoreError};
 use crate::{JournalError, Location, par_map, store_error};
 
 /// The journal of one cluster. Cheap to share: wrap it in an `Arc`.
@@ -25,10 +27,14 @@ pub struct Journal {
     state: Mutex<Folded>,
     committer: Committer,
     feed: Arc<feed::Feed>,
+    /// What every event passes through on its way into the store.
+    redactor: Redactor,
+    /// The assets to write with each record, when the store keeps them.
+    outbox: Mutex<Option<Arc<dyn AssetOutbox>>>,
 }
 
-struct Folded {
-    cluster: ClusterState,
+pub(crate) struct Folded {
+    pub(crate) cluster: ClusterState,
     next_seq: BTreeMap<RunId, u64>,
     /// The key of the last record, where the next append goes after.
     head: Option<store::Key>,
@@ -38,25 +44,46 @@ struct Folded {
 
 impl Journal {
     /// Opens (creating if needed) the journal in directory `dir` (the embedded store), locks
-    /// it, and folds every record.
+    /// it, and folds every record; its events are redacted by the shape rules alone (a fresh
+    /// [`Redactor`]).
     pub fn open(dir: &Path) -> Result<Journal, JournalError> {
-        crash_point()?;
-        let store = SledStore::acquire(dir).map_err(|e| store_error(dir, e))?;
-        Journal::with_store(Arc::new(store), Some(dir))
+        Journal::open_redacting(&Location::Dir(dir.to_owned()), Redactor::new())
     }
 
-    /// Opens the journal at `location`: a directory, or etcd.
+    /// Opens the journal at `location`: a directory, or etcd; redacting by the shape rules
+    /// alone, as [`Journal::open`].
     pub fn open_at(location: &Location) -> Result<Journal, JournalError> {
-        match location {
-            Location::Dir(dir) => Journal::open(dir),
+        Journal::open_redacting(location, Redactor::new())
+    }
+
+    /// Opens the journal at `location` for a run: every event it appends passes through
+    /// `redactor`, which removes the secret values the run knows (the binary's API token and
+    /// AWS keys, what steps add to it later) besides the shapes.
+    pub fn open_redacting(
+        location: &Location,
+        redactor: Redactor,
+    ) -> Result<Journal, JournalError> {
+        crash_point()?;
+        let mut journal = match location {
+            Location::Dir(dir) => {
+                let store = SledStore::acquire(dir).map_err(|e| store_error(dir, e))?;
+                Journal::with_store(Arc::new(store), Some(dir))?
+            }
             Location::Etcd(config) => {
-                crash_point()?;
                 let store = EtcdStore::acquire(config)
                     .map_err(|e| store_error(Path::new(&config.url()), e))?;
                 // Readers of an etcd journal watch the store itself; there is no feed file.
-                Journal::with_store(Arc::new(store), None)
+                Journal::with_store(Arc::new(store), None)?
             }
-        }
+        };
+        journal.redactor = redactor;
+        Ok(journal)
+    }
+
+    /// The redactor the journal's events pass through: a step that learns a secret adds it
+    /// here, and whatever prints the run's errors redacts with it.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// Opens the journal at `location` to read it. An etcd journal is read without its lock,
@@ -71,34 +98,6 @@ impl Journal {
                 Journal::with_store(Arc::new(store), None)
             }
         }
-    }
-
-    /// Copies every record of this journal into the empty etcd journal at `to`, holding its
-    /// lock meanwhile; returns how many. The copy is checked by folding it again.
-    pub fn push_to(&self, to: &EtcdConfig) -> Result<u64, JournalError> {
-        let path = PathBuf::from(to.url());
-        let target = EtcdStore::acquire(to).map_err(|e| store_error(&path, e))?;
-        if target.scan_after(None).next().is_some() {
-            return Err(store_error(
-                &path,
-                StoreError::Failed(
-                    "it already holds records; push only copies into an empty journal".to_owned(),
-                ),
-            ));
-        }
-        let records = self
-            .store
-            .scan_after(None)
-            .map(|r| r.map(|(k, v)| (store::Key::try_from(&k[..]).unwrap_or([0; 16]), v.to_vec())));
-        let n = target.import(records).map_err(|e| store_error(&path, e))?;
-        let (copied, _, _) = fold_store(&path, &target)?;
-        if copied.cluster != self.state() {
-            return Err(store_error(
-                &path,
-                StoreError::Failed("the copy folds to another state than the original".to_owned()),
-            ));
-        }
-        Ok(n)
     }
 
     /// Folds what `store` holds and starts appending to it, publishing a feed in `feed_dir`
@@ -132,12 +131,24 @@ impl Journal {
             state: Mutex::new(folded),
             committer,
             feed,
+            redactor: Redactor::new(),
+            outbox: Mutex::new(None),
         })
     }
 
     /// Where the journal lives: its directory, or its `etcd://` URL.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The store the journal is in, for the slots beside its records (identity, assets).
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Where appends take the assets to write with their records.
+    pub(crate) fn outbox(&self) -> MutexGuard<'_, Option<Arc<dyn AssetOutbox>>> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The lease this process holds the journal with.
@@ -243,7 +254,7 @@ impl Journal {
     }
 
     fn encode(&self, event: &Event) -> Result<Vec<u8>, JournalError> {
-        event::encode(now_ms(), event).map_err(|source| JournalError::Encode {
+        event::encode(now_ms(), event, &self.redactor).map_err(|source| JournalError::Encode {
             path: self.path.clone(),
             source,
         })
@@ -277,8 +288,11 @@ impl Journal {
         })?;
         let key = event::key(run, seq);
         self.feed.queue(run, seq, &bytes);
+        // Taken under the state lock: the files a step wrote before this record go with it
+        // or with an earlier one.
+        let assets = self.outbox().as_ref().map(|o| o.take()).unwrap_or_default();
         self.store
-            .append(folded.head, vec![(key, bytes)])
+            .append_with_assets(folded.head, vec![(key, bytes)], assets)
             .map_err(|e| store_error(&self.path, e))?;
         *next += 1;
         folded.head = Some(key);
@@ -335,7 +349,7 @@ type UsedSnapshot = (store::Bytes, store::Key);
 
 /// Folds the store: the latest usable snapshot and the records after it, or every record;
 /// with the stored snapshot it started from, if it used one, and the records it read.
-fn fold_store(
+pub(crate) fn fold_store(
     dir: &Path,
     store: &dyn Store,
 ) -> Result<(Folded, Option<UsedSnapshot>, Read), JournalError> {

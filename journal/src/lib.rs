@@ -19,7 +19,8 @@
 //!   contradicts the events before it fails [`Journal::open`] with [`JournalError::Corrupt`],
 //!   naming the run and sequence number.
 //! - No secrets: step outputs are [`Outputs`], which refuse secret-looking values, and every
-//!   event is passed through [`redact`] on the way in.
+//!   event is passed through the journal's [`Redactor`] on the way in (the one it was opened
+//!   with: [`Journal::open_redacting`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), journal::JournalError> {
@@ -43,14 +44,17 @@
 //! stop a run at every point where the journal changes and prove that the next run resumes
 //! correctly. Never set it outside tests.
 
+mod assets;
 mod committer;
 mod crash;
 mod event;
 mod feed;
 mod fold;
+mod identity;
 mod ids;
 mod journal;
 mod lock;
+mod push;
 mod secrets;
 mod snapshot;
 pub mod store;
@@ -60,18 +64,18 @@ mod view;
 
 use std::path::{Path, PathBuf};
 
+pub use assets::{AssetOutbox, AssetPut, StoredAssets, stored_assets};
 pub use crash::CRASH_AT_APPEND_ENV;
 pub use event::{DecodeError, Event, FORMAT_VERSION, Record, RecordedSpec, RunKind, RunOutcome};
 pub use feed::{FEED_FILE, FeedLine, follow_etcd, parse_feed_line};
 pub use fold::{
     Attempt, AttemptEnd, ClusterState, FoldError, Intent, RunState, StepHistory, StepResult,
 };
+pub use identity::{ClusterIdentity, recorded_identity};
 pub use ids::{Digest, InvalidStepId, RunId, Seq, StepId};
 pub use journal::Journal;
 pub use lock::human_time;
-pub use secrets::{
-    OutputError, Outputs, REDACTED, redact, redact_json, register_secret, secret_kind,
-};
+pub use secrets::{OutputError, Outputs, REDACTED, Redactor, redact_shapes, secret_shape};
 pub use snapshot::SNAPSHOT_EVERY;
 use store::{EtcdConfig, StoreError};
 pub use view::{JournalView, read_state};
@@ -162,6 +166,17 @@ pub enum JournalError {
         #[source]
         source: serde_json::Error,
     },
+    /// The journal records another cluster than the one a command was given: nothing was
+    /// read or written for it.
+    #[error("journal {path} belongs to cluster {recorded}; the spec names {wanted}")]
+    OtherCluster {
+        path: PathBuf,
+        recorded: Box<ClusterIdentity>,
+        wanted: Box<ClusterIdentity>,
+    },
+    /// The recorded identity cannot be read.
+    #[error("journal {path}: the cluster's identity record is unreadable: {reason}")]
+    BadIdentity { path: PathBuf, reason: String },
     /// `LOKO_CRASH_AT_APPEND` holds something other than a positive number.
     #[error("{CRASH_AT_APPEND_ENV}={0:?} is not a positive number")]
     BadCrashPoint(String),

@@ -3,19 +3,25 @@
 //! The journal is an audit log that users paste into bug reports, so nothing in it may be a
 //! secret. Two layers make sure of it:
 //!
-//! 1. [`Outputs`], the only way a step publishes values, refuses any value that looks like a
-//!    secret at the moment the step builds it, so the mistake surfaces in the step's own tests.
-//! 2. Every event passes through [`redact`] on its way into the store, which replaces what
-//!    escaped the first layer (an API error that echoes a token, a PEM block in a command's
-//!    output) with a marker.
+//! 1. [`Outputs`], the only way a step publishes values, refuses any value of a secret's shape
+//!    at the moment the step builds it, so the mistake surfaces in the step's own tests; the
+//!    engine refuses outputs holding a value its [`Redactor`] knows before it journals them.
+//! 2. Every event passes through the journal's [`Redactor`] on its way into the store, which
+//!    replaces what escaped the first layer (an API error that echoes a token, a PEM block in
+//!    a command's output) with a marker.
 //!
-//! "Looks like a secret" is: a PEM block, an OpenSSH private key, or a value registered with
-//! [`register_secret`] (the binary registers the API tokens and AWS keys it reads from the
-//! environment). This is deliberately a deny-list of known shapes plus known values: a
-//! heuristic on entropy would redact device ids and digests, which the audit needs.
+//! "Looks like a secret" is: a PEM block, an OpenSSH private key (the shape rules, which need
+//! no knowledge), or a value the [`Redactor`] was told of (the binary adds the API token and
+//! AWS keys it reads; the asset directory the bootstrap token it issues or reads). This is
+//! deliberately a deny-list of known shapes plus known values: a heuristic on entropy would
+//! redact device ids and digests, which the audit needs.
+//!
+//! The known values live in a [`Redactor`] that the binary builds and hands to whatever writes
+//! or prints (the journal, the log, the progress lines, the error report), never in a global:
+//! two journals in one process (the tests, `loko bench`) each redact what their run knows.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -23,22 +29,112 @@ use serde_json::Value;
 /// What replaces a secret in journaled text.
 pub const REDACTED: &str = "[redacted]";
 
-/// Secrets shorter than this are not registered: replacing every "a" in the journal would
-/// destroy the audit without protecting anything.
-const MIN_REGISTERED_LEN: usize = 8;
+/// Secrets shorter than this are not added: replacing every "a" in the journal would destroy
+/// the audit without protecting anything.
+const MIN_KNOWN_LEN: usize = 8;
 
-static REGISTERED: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// The secret values a run knows and the shape rules of secrets it does not: the one
+/// redaction of loko, for the journal, logs, errors and progress lines.
+///
+/// A handle: clones share their values, so a secret learned late (the bootstrap token a step
+/// issues, the AWS keys resolved after the journal opened) is removed by every holder from then
+/// on. A fresh `Redactor` knows no value and applies the shape rules alone.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    known: Arc<RwLock<Vec<String>>>,
+}
 
-/// Registers a secret value (an API token, an AWS secret key) so that [`redact`] removes it
-/// wherever it appears and [`Outputs`] refuses it.
-pub fn register_secret(value: &str) {
-    let value = value.trim();
-    if value.len() < MIN_REGISTERED_LEN {
-        return;
+/// Says how many values it knows, never which.
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} known values)", self.read().len())
     }
-    let mut registered = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
-    if !registered.iter().any(|s| s == value) {
-        registered.push(value.to_owned());
+}
+
+impl Redactor {
+    /// A redactor that knows no value yet.
+    pub fn new() -> Redactor {
+        Redactor::default()
+    }
+
+    /// Adds a secret value (an API token, an AWS secret key) so that [`Redactor::redact`]
+    /// removes it wherever it appears. Values shorter than 8 characters are ignored.
+    pub fn add(&self, value: &str) {
+        let value = value.trim();
+        if value.len() < MIN_KNOWN_LEN {
+            return;
+        }
+        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
+        if !known.iter().any(|s| s == value) {
+            known.push(value.to_owned());
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<String>> {
+        // A writer that panicked left the list whole (a push is all it does).
+        self.known.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Says why `text` looks like a secret (its shape, or a known value), or `None`.
+    pub fn secret_kind(&self, text: &str) -> Option<&'static str> {
+        secret_shape(text).or_else(|| {
+            self.read()
+                .iter()
+                .any(|s| text.contains(s.as_str()))
+                .then_some("known secret (API token or key)")
+        })
+    }
+
+    /// Returns `text` with every PEM block, OpenSSH key body and known value replaced by
+    /// [`REDACTED`].
+    pub fn redact(&self, text: &str) -> String {
+        if self.secret_kind(text).is_none() {
+            return text.to_owned();
+        }
+        let mut out = redact_pem_blocks(text);
+        for secret in self.read().iter() {
+            out = out.replace(secret.as_str(), REDACTED);
+        }
+        drop_bare_markers(out)
+    }
+
+    /// Replaces secrets in every string of a JSON value (keys included).
+    pub fn redact_json(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => {
+                if self.secret_kind(s).is_some() {
+                    *s = self.redact(s);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_json(v)),
+            Value::Object(map) => {
+                if map.keys().any(|k| self.secret_kind(k).is_some()) {
+                    let entries = std::mem::take(map);
+                    for (k, mut v) in entries {
+                        self.redact_json(&mut v);
+                        map.insert(self.redact(&k), v);
+                    }
+                } else {
+                    map.values_mut().for_each(|v| self.redact_json(v));
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    /// Refuses `outputs` that hold a known value: what [`Outputs::insert`] cannot know, checked
+    /// before the outputs are journaled or handed to dependents. The error names the key only.
+    pub fn check_outputs(&self, outputs: &Outputs) -> Result<(), OutputError> {
+        let kind_of = |text: &str| self.secret_kind(text);
+        match outputs.iter().find_map(|(key, value)| {
+            Some((key, kind_of(key).or_else(|| find_in_json(value, &kind_of))?))
+        }) {
+            Some((key, kind)) => Err(OutputError::Secret {
+                key: key.to_owned(),
+                kind,
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -46,31 +142,28 @@ pub fn register_secret(value: &str) {
 /// body of an OpenSSH private key, which may appear without its PEM armor.
 const KEY_MARKERS: [&str; 3] = ["-----BEGIN", "PRIVATE KEY", "b3BlbnNzaC1rZXktdjE"];
 
-/// Says why `text` looks like a secret, or `None`.
-pub fn secret_kind(text: &str) -> Option<&'static str> {
-    if KEY_MARKERS.iter().any(|m| text.contains(m)) {
-        return Some("private key or PEM block");
-    }
-    let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
-    if registered.iter().any(|s| text.contains(s.as_str())) {
-        return Some("registered secret (API token or key)");
-    }
-    None
+/// Says why `text` has a secret's shape (a PEM block, an OpenSSH private key), or `None`:
+/// the rules that need no known value.
+pub fn secret_shape(text: &str) -> Option<&'static str> {
+    KEY_MARKERS
+        .iter()
+        .any(|m| text.contains(m))
+        .then_some("private key or PEM block")
 }
 
-/// Returns `text` with every PEM block, OpenSSH key body and registered secret replaced by
-/// [`REDACTED`]. The one redaction function of loko: logs, errors and the journal use it.
-pub fn redact(text: &str) -> String {
-    if secret_kind(text).is_none() {
+/// Returns `text` with every PEM block and OpenSSH key body replaced by [`REDACTED`]: the
+/// shape rules of [`Redactor::redact`] alone, for a message built where no redactor is at hand
+/// (a client's error); whatever prints or journals it redacts it again with its [`Redactor`].
+pub fn redact_shapes(text: &str) -> String {
+    if secret_shape(text).is_none() {
         return text.to_owned();
     }
-    let mut out = redact_pem_blocks(text);
-    let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
-    for secret in registered.iter() {
-        out = out.replace(secret.as_str(), REDACTED);
-    }
-    // What is left is a marker without a block around it (a truncated key, a bare body):
-    // drop the whole text rather than guess where the secret ends.
+    drop_bare_markers(redact_pem_blocks(text))
+}
+
+/// What is left after the blocks are cut is a marker without a block around it (a truncated
+/// key, a bare body): drop the whole text rather than guess where the secret ends.
+fn drop_bare_markers(out: String) -> String {
     if KEY_MARKERS.iter().any(|m| out.contains(m)) {
         return format!("{REDACTED} (text held key material)");
     }
@@ -95,37 +188,17 @@ fn redact_pem_blocks(text: &str) -> String {
     out
 }
 
-/// Replaces secrets in every string of a JSON value (keys included).
-pub fn redact_json(value: &mut Value) {
+/// The first secret `kind_of` finds in a string of `value` (keys included).
+fn find_in_json(
+    value: &Value,
+    kind_of: &dyn Fn(&str) -> Option<&'static str>,
+) -> Option<&'static str> {
     match value {
-        Value::String(s) => {
-            if secret_kind(s).is_some() {
-                *s = redact(s);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact_json),
-        Value::Object(map) => {
-            if map.keys().any(|k| secret_kind(k).is_some()) {
-                let entries = std::mem::take(map);
-                for (k, mut v) in entries {
-                    redact_json(&mut v);
-                    map.insert(redact(&k), v);
-                }
-            } else {
-                map.values_mut().for_each(redact_json);
-            }
-        }
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
-}
-
-fn find_secret_in_json(value: &Value) -> Option<&'static str> {
-    match value {
-        Value::String(s) => secret_kind(s),
-        Value::Array(items) => items.iter().find_map(find_secret_in_json),
+        Value::String(s) => kind_of(s),
+        Value::Array(items) => items.iter().find_map(|v| find_in_json(v, kind_of)),
         Value::Object(map) => map
             .iter()
-            .find_map(|(k, v)| secret_kind(k).or_else(|| find_secret_in_json(v))),
+            .find_map(|(k, v)| kind_of(k).or_else(|| find_in_json(v, kind_of))),
         Value::Null | Value::Bool(_) | Value::Number(_) => None,
     }
 }
@@ -180,13 +253,14 @@ impl Outputs {
         Outputs::default()
     }
 
-    /// Publishes `value` under `key`, refusing anything that looks like a secret.
+    /// Publishes `value` under `key`, refusing anything of a secret's shape (the known values
+    /// are the engine's to refuse: [`Redactor::check_outputs`]).
     pub fn insert(&mut self, key: &str, value: impl Serialize) -> Result<(), OutputError> {
         let value = serde_json::to_value(value).map_err(|source| OutputError::Json {
             key: key.to_owned(),
             source,
         })?;
-        if let Some(kind) = secret_kind(key).or_else(|| find_secret_in_json(&value)) {
+        if let Some(kind) = secret_shape(key).or_else(|| find_in_json(&value, &secret_shape)) {
             return Err(OutputError::Secret {
                 key: key.to_owned(),
                 kind,
@@ -249,7 +323,7 @@ mod tests {
     const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
 
     #[test]
-    fn outputs_refuse_pem_and_openssh_keys_and_registered_tokens() {
+    fn outputs_refuse_pem_and_openssh_keys_and_known_tokens() {
         let mut out = Outputs::new();
         assert!(matches!(
             out.insert("key", PEM),
@@ -257,18 +331,23 @@ mod tests {
         ));
         assert!(out.insert("nested", vec![vec![PEM]]).is_err());
         assert!(out.insert("k", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmU=").is_err());
-        register_secret("tok-0123456789-outputs-test");
-        let err = out
-            .insert("token", "Bearer tok-0123456789-outputs-test")
-            .unwrap_err()
-            .to_string();
+        assert!(out.is_empty());
+        let redactor = Redactor::new();
+        redactor.add("tok-0123456789-outputs-test");
+        out.insert("token", "Bearer tok-0123456789-outputs-test")
+            .unwrap();
+        let err = redactor.check_outputs(&out).unwrap_err().to_string();
+        assert!(err.contains("\"token\""), "{err}");
         assert!(
             !err.contains("tok-0123456789"),
             "error echoes the secret: {err}"
         );
-        assert!(out.is_empty());
+        // Another run's redactor does not know it.
+        assert!(Redactor::new().check_outputs(&out).is_ok());
+        let mut out = Outputs::new();
         out.insert("device_id", "6f1c3b0e-0000-4000-8000-000000000001")
             .unwrap();
+        assert!(redactor.check_outputs(&out).is_ok());
         assert_eq!(
             out.get::<String>("device_id").unwrap(),
             "6f1c3b0e-0000-4000-8000-000000000001"
@@ -276,38 +355,53 @@ mod tests {
     }
 
     #[test]
-    fn redact_removes_pem_blocks_and_registered_values_and_keeps_the_rest() {
-        register_secret("s3cr3t-token-for-redact-test");
+    fn redact_removes_pem_blocks_and_known_values_and_keeps_the_rest() {
+        let redactor = Redactor::new();
+        // A clone is the same handle: what one learns, the other removes.
+        redactor.clone().add("s3cr3t-token-for-redact-test");
         let text = format!("before {PEM} middle s3cr3t-token-for-redact-test after");
-        let red = redact(&text);
+        let red = redactor.redact(&text);
         assert_eq!(red, "before [redacted]\n middle [redacted] after");
-        assert!(secret_kind(&red).is_none());
+        assert!(redactor.secret_kind(&red).is_none());
+        // The shape rules alone leave the known value.
+        assert_eq!(
+            redact_shapes(&text),
+            "before [redacted]\n middle s3cr3t-token-for-redact-test after"
+        );
         // An unterminated block is cut to the end.
         assert_eq!(
-            redact("x -----BEGIN RSA PRIVATE KEY-----\nAAAA"),
+            redactor.redact("x -----BEGIN RSA PRIVATE KEY-----\nAAAA"),
             "x [redacted]"
         );
         // A bare marker without a block drops the whole text.
-        assert!(redact("the PRIVATE KEY is abc").starts_with(REDACTED));
-        assert_eq!(redact("nothing here"), "nothing here");
+        assert!(
+            redactor
+                .redact("the PRIVATE KEY is abc")
+                .starts_with(REDACTED)
+        );
+        assert!(redact_shapes("the PRIVATE KEY is abc").starts_with(REDACTED));
+        assert_eq!(redactor.redact("nothing here"), "nothing here");
+        assert!(!format!("{redactor:?}").contains("s3cr3t"));
     }
 
     #[test]
     fn redact_json_walks_keys_and_values() {
-        register_secret("another-secret-value-xyz");
+        let redactor = Redactor::new();
+        redactor.add("another-secret-value-xyz");
         let mut v = serde_json::json!({
             "a": ["ok", PEM],
             "another-secret-value-xyz": {"b": "x another-secret-value-xyz"}
         });
-        redact_json(&mut v);
+        redactor.redact_json(&mut v);
         let text = v.to_string();
-        assert!(secret_kind(&text).is_none(), "{text}");
+        assert!(redactor.secret_kind(&text).is_none(), "{text}");
         assert!(text.contains("ok"));
     }
 
     #[test]
-    fn short_values_are_not_registered() {
-        register_secret("abc");
-        assert_eq!(redact("abc"), "abc");
+    fn short_values_are_not_added() {
+        let redactor = Redactor::new();
+        redactor.add("abc");
+        assert_eq!(redactor.redact("abc"), "abc");
     }
 }

@@ -21,6 +21,8 @@ mod sled_store;
 
 use std::ops::Deref;
 
+use crate::AssetPut;
+
 pub use etcd::{EtcdConfig, EtcdStore, EtcdTls, LockInfo};
 pub use sled_store::SledStore;
 
@@ -97,6 +99,39 @@ pub trait Store: Send + Sync {
     /// Refused when the journal does not end at `after`.
     fn append(&self, after: Option<Key>, records: Vec<(Key, Vec<u8>)>) -> Result<(), StoreError>;
 
+    /// [`Store::append`], with `assets` written in the same transaction as the records or in
+    /// transactions before them (see [`crate::AssetOutbox`]). A store that keeps no assets
+    /// refuses any.
+    fn append_with_assets(
+        &self,
+        after: Option<Key>,
+        records: Vec<(Key, Vec<u8>)>,
+        assets: Vec<AssetPut>,
+    ) -> Result<(), StoreError> {
+        if !assets.is_empty() {
+            return Err(no_assets());
+        }
+        self.append(after, records)
+    }
+
+    /// True when the store keeps the cluster's assets.
+    fn keeps_assets(&self) -> bool {
+        false
+    }
+
+    /// Writes assets without a record, durably at once and guarded by the lease.
+    fn put_assets(&self, assets: Vec<AssetPut>) -> Result<(), StoreError> {
+        match assets.is_empty() {
+            true => Ok(()),
+            false => Err(no_assets()),
+        }
+    }
+
+    /// The stored assets, keyed by path, in path order (none in a store that keeps none).
+    fn assets(&self) -> Records<'_> {
+        Box::new(std::iter::empty())
+    }
+
     /// Makes every append and snapshot so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 
@@ -116,10 +151,23 @@ pub trait Store: Send + Sync {
     /// The latest durable snapshot, if one was written.
     fn snapshot(&self) -> Result<Option<Bytes>, StoreError>;
 
+    /// The slot recording which cluster the journal belongs to (see [`crate::ClusterIdentity`]),
+    /// if it was written.
+    fn identity(&self) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Writes the identity slot, durably at once and guarded by the lease as appends are.
+    fn put_identity(&self, bytes: &[u8]) -> Result<(), StoreError>;
+
     /// Overwrites a durable record in place. Only for tests that prove damaged records are
     /// reported.
     #[cfg(feature = "testing")]
     fn overwrite_raw(&self, key: Key, value: &[u8]) -> Result<(), StoreError>;
+}
+
+fn no_assets() -> StoreError {
+    StoreError::Failed(
+        "this journal's store keeps no assets: they stay in the asset directory".to_owned(),
+    )
 }
 
 /// The key's text for messages: `run R record S`.

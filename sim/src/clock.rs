@@ -57,6 +57,57 @@ pub(crate) fn sim_duration(secs: f64) -> chrono::Duration {
     chrono::Duration::microseconds(micros as i64)
 }
 
+/// Simulated durations of the clouds' slow operations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timings {
+    /// How long a new device stays `queued`.
+    pub queued: Duration,
+    /// How long it then stays `provisioning`.
+    pub provisioning: Duration,
+    /// How long a deleted device stays `deprovisioning` before it is gone.
+    pub deprovisioning: Duration,
+    /// How long a hardware reservation stays unprovisionable after its device is gone.
+    pub reservation_cooldown: Duration,
+    /// How long a Route53 change stays `PENDING`.
+    pub dns_propagation: Duration,
+}
+
+impl Default for Timings {
+    /// Close to what Packet and Route53 take.
+    fn default() -> Self {
+        Timings {
+            queued: Duration::from_secs(10),
+            provisioning: Duration::from_secs(300),
+            deprovisioning: Duration::from_secs(60),
+            reservation_cooldown: Duration::from_secs(600),
+            dns_propagation: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Timings {
+    pub(crate) fn queued(&self) -> chrono::Duration {
+        sim_time(self.queued)
+    }
+    pub(crate) fn provisioning(&self) -> chrono::Duration {
+        sim_time(self.provisioning)
+    }
+    pub(crate) fn deprovisioning(&self) -> chrono::Duration {
+        sim_time(self.deprovisioning)
+    }
+    pub(crate) fn reservation_cooldown(&self) -> chrono::Duration {
+        sim_time(self.reservation_cooldown)
+    }
+    pub(crate) fn dns_propagation(&self) -> chrono::Duration {
+        sim_time(self.dns_propagation)
+    }
+}
+
+/// A simulated duration of `d`.
+pub(crate) fn sim_time(d: Duration) -> chrono::Duration {
+    sim_duration(d.as_secs_f64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

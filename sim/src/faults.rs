@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 /// Operation names that per-operation faults can target, plus `"*"` for every operation.
@@ -359,6 +361,96 @@ fn check_probability(field: &str, value: f64) -> Result<(), FaultPlanError> {
     }
 }
 
+/// The fault plan in force and the RNG that draws its decisions.
+pub(crate) struct FaultState {
+    plan: FaultPlan,
+    rng: StdRng,
+    bursts: BTreeMap<String, u32>,
+}
+
+/// What to do to one request.
+#[derive(Debug, Default)]
+pub(crate) struct Decision {
+    pub(crate) latency: Duration,
+    pub(crate) rate_limited: Option<u64>,
+    pub(crate) server_error: bool,
+    pub(crate) lost_response: bool,
+    pub(crate) malformed: bool,
+    pub(crate) truncated: bool,
+}
+
+impl Decision {
+    /// The injected faults of this decision, by name.
+    pub(crate) fn kinds(&self) -> impl Iterator<Item = &'static str> {
+        [
+            (self.rate_limited.is_some(), "rate_limited"),
+            (self.server_error, "server_error"),
+            (self.lost_response, "lost_response"),
+            (self.malformed, "malformed_json"),
+            (self.truncated, "truncated_json"),
+        ]
+        .into_iter()
+        .filter_map(|(on, kind)| on.then_some(kind))
+    }
+}
+
+impl FaultState {
+    pub(crate) fn new(plan: FaultPlan) -> Self {
+        let bursts = plan
+            .operations
+            .iter()
+            .filter(|(_, f)| f.rate_limited_burst > 0)
+            .map(|(name, f)| (name.clone(), f.rate_limited_burst))
+            .collect();
+        FaultState {
+            rng: StdRng::seed_from_u64(plan.seed),
+            plan,
+            bursts,
+        }
+    }
+
+    pub(crate) fn plan(&self) -> &FaultPlan {
+        &self.plan
+    }
+
+    /// A uniform number in `[0, 1)` from the plan's RNG.
+    pub(crate) fn roll(&mut self) -> f64 {
+        self.rng.random::<f64>()
+    }
+
+    pub(crate) fn decide(&mut self, operation: &str) -> Decision {
+        let Some(faults) = self.plan.for_operation(operation).cloned() else {
+            return Decision::default();
+        };
+        let key = if self.plan.operations.contains_key(operation) {
+            operation
+        } else {
+            ANY_OPERATION
+        };
+        let mut decision = Decision {
+            latency: Duration::from_millis(faults.latency_ms),
+            ..Decision::default()
+        };
+        if let Some(left) = self.bursts.get_mut(key).filter(|left| **left > 0) {
+            *left -= 1;
+            decision.rate_limited = Some(faults.retry_after_secs);
+            return decision;
+        }
+        if self.roll() < faults.rate_limited_rate {
+            decision.rate_limited = Some(faults.retry_after_secs);
+        } else if self.roll() < faults.server_error_rate {
+            decision.server_error = true;
+        } else if self.roll() < faults.lost_response_rate {
+            decision.lost_response = true;
+        } else if self.roll() < faults.malformed_json_rate {
+            decision.malformed = true;
+        } else if self.roll() < faults.truncated_json_rate {
+            decision.truncated = true;
+        }
+        decision
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,5 +514,33 @@ mod tests {
             shares.validate(),
             Err(FaultPlanError::SharesAboveOne(_))
         ));
+    }
+
+    #[test]
+    fn bursts_come_first_then_rates_apply() {
+        let plan = FaultPlan::seeded(1).operation(
+            "packet.devices.get",
+            OperationFaults::default().rate_limited_burst(2, 3),
+        );
+        let mut faults = FaultState::new(plan);
+        assert_eq!(faults.decide("packet.devices.get").rate_limited, Some(3));
+        assert_eq!(faults.decide("packet.devices.get").rate_limited, Some(3));
+        assert_eq!(faults.decide("packet.devices.get").rate_limited, None);
+        assert_eq!(faults.decide("packet.devices.list").rate_limited, None);
+    }
+
+    #[test]
+    fn the_same_seed_makes_the_same_decisions() {
+        let plan =
+            FaultPlan::seeded(42).operation("*", OperationFaults::default().server_errors(0.5));
+        let run = || {
+            let mut faults = FaultState::new(plan.clone());
+            (0..64)
+                .map(|_| faults.decide("packet.devices.get").server_error)
+                .collect::<Vec<_>>()
+        };
+        let first = run();
+        assert_eq!(first, run());
+        assert!(first.contains(&true) && first.contains(&false));
     }
 }

@@ -22,315 +22,46 @@
 
 pub mod apiserver;
 mod clock;
+mod config;
 mod connections;
 pub mod faults;
+pub mod ignition;
 pub mod judge;
 mod lifecycle;
 pub mod nodes;
 mod packet;
 mod persist;
+pub mod rack;
+mod rate_limit;
 mod route53;
 mod server;
+mod shared;
 mod state;
+mod world;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use uuid::Uuid;
 
+pub use clock::Timings;
+pub use config::{ReservationSeed, SimConfig, SimError, Token};
 pub use faults::{
     DeviceFate, DeviceFaults, FaultPlan, FaultPlanError, NodeFaults, OperationFaults,
 };
 pub use lifecycle::{KubeletStatus, NoNodes, NodeFuture, NodeLifecycle, NodeSpec, StaticPodStatus};
 pub use packet::catalog::Arch;
 pub use packet::model::{PrivateBlock, PrivateBlockError};
+pub use rate_limit::RateLimit;
 pub use state::{DeviceRecord, HostedZoneRecord, RecordSetRecord, SimState};
 
 use clock::SimClock;
 use packet::model::PacketCloud;
 use route53::model::Route53;
-use server::{Shared, Stats, World};
-
-/// The API token clients send as `X-Auth-Token`. Its `Debug` never shows the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
-
-impl Token {
-    /// A token with this value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Token(value.into())
-    }
-
-    /// A fresh random token.
-    pub fn generate() -> Self {
-        let bytes: [u8; 16] = rand::random();
-        Token(format!(
-            "sim-{}",
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        ))
-    }
-
-    /// The value, for the client that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
-
-/// Simulated durations of the clouds' slow operations.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Timings {
-    /// How long a new device stays `queued`.
-    pub queued: Duration,
-    /// How long it then stays `provisioning`.
-    pub provisioning: Duration,
-    /// How long a deleted device stays `deprovisioning` before it is gone.
-    pub deprovisioning: Duration,
-    /// How long a hardware reservation stays unprovisionable after its device is gone.
-    pub reservation_cooldown: Duration,
-    /// How long a Route53 change stays `PENDING`.
-    pub dns_propagation: Duration,
-}
-
-impl Default for Timings {
-    /// Close to what Packet and Route53 take.
-    fn default() -> Self {
-        Timings {
-            queued: Duration::from_secs(10),
-            provisioning: Duration::from_secs(300),
-            deprovisioning: Duration::from_secs(60),
-            reservation_cooldown: Duration::from_secs(600),
-            dns_propagation: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Timings {
-    pub(crate) fn queued(&self) -> chrono::Duration {
-        sim_time(self.queued)
-    }
-    pub(crate) fn provisioning(&self) -> chrono::Duration {
-        sim_time(self.provisioning)
-    }
-    pub(crate) fn deprovisioning(&self) -> chrono::Duration {
-        sim_time(self.deprovisioning)
-    }
-    pub(crate) fn reservation_cooldown(&self) -> chrono::Duration {
-        sim_time(self.reservation_cooldown)
-    }
-    pub(crate) fn dns_propagation(&self) -> chrono::Duration {
-        sim_time(self.dns_propagation)
-    }
-}
-
-fn sim_time(d: Duration) -> chrono::Duration {
-    clock::sim_duration(d.as_secs_f64())
-}
-
-/// Packet's rate limit: at most `requests` per `window` of simulated time, per simulator.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RateLimit {
-    /// Requests allowed per window.
-    pub requests: u32,
-    /// The window, in simulated time like every duration of the simulator: with a time scale,
-    /// `Retry-After` and `X-RateLimit-Reset` count simulated seconds too, so a client that
-    /// scales its waits alike keeps the real API's precision (a whole second of a minute)
-    /// instead of losing a whole real second of a window that lasts a few.
-    pub window: Duration,
-}
-
-impl Default for RateLimit {
-    fn default() -> Self {
-        RateLimit {
-            requests: 600,
-            window: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Hardware reservations to give the project at first start.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ReservationSeed {
-    /// Plan slug, e.g. `c3.small.x86`.
-    pub plan: String,
-    /// Facility code, e.g. `sv15`.
-    pub facility: String,
-    /// How many.
-    pub count: u32,
-    /// The reservation's id, for a spec that names it (then `count` must be 1); new ids if
-    /// `None`.
-    pub id: Option<uuid::Uuid>,
-}
-
-/// How to run the simulator.
-#[derive(Clone)]
-pub struct SimConfig {
-    /// Where to listen; port 0 picks a free port.
-    pub listen: SocketAddr,
-    /// Real seconds per simulated second: 0.001 makes a 5-minute provisioning take 300 ms.
-    pub time_scale: f64,
-    /// The faults to inject.
-    pub faults: FaultPlan,
-    /// Where to persist the state; loaded at start when it exists.
-    pub state_file: Option<PathBuf>,
-    /// The project that exists from the start; `None` takes the state file's, else a random one.
-    pub project_id: Option<Uuid>,
-    /// Its name.
-    pub project_name: String,
-    /// The token clients must send; `None` takes the state file's, else a random one.
-    pub token: Option<Token>,
-    /// A hosted zone that exists from the start (e.g. `example.com`).
-    pub hosted_zone: String,
-    /// Its id; `None` makes one up. `loko run --sim` passes the spec's `dns_zone_id`.
-    pub hosted_zone_id: Option<String>,
-    /// Hardware reservations of the project, created at first start.
-    pub hardware_reservations: Vec<ReservationSeed>,
-    /// The project's private IPv4 block, given at first start; `None` takes a /16 of
-    /// 10.64.0.0 and up. `loko run --sim` passes the spec's `node_private_cidr`.
-    pub private_block: Option<PrivateBlock>,
-    /// Simulated durations.
-    pub timings: Timings,
-    /// Packet's rate limit.
-    pub rate_limit: RateLimit,
-    /// The port nodes listen on for SSH.
-    pub ssh_port: u16,
-    /// Where the node side keeps each node's root directory.
-    pub node_root: PathBuf,
-    /// The node side; [`NoNodes`] for the cloud alone, or the SSH-reachable machines:
-    /// `Arc::new(nodes::Nodes::new(nodes::NodesConfig { root_dir: node_root, ssh_port, backend })?)`
-    /// with the same `node_root` and `ssh_port` as here.
-    pub nodes: Arc<dyn NodeLifecycle>,
-}
-
-impl std::fmt::Debug for SimConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimConfig")
-            .field("listen", &self.listen)
-            .field("time_scale", &self.time_scale)
-            .field("faults", &self.faults)
-            .field("state_file", &self.state_file)
-            .field("project_id", &self.project_id)
-            .field("project_name", &self.project_name)
-            .field("token", &self.token)
-            .field("hosted_zone", &self.hosted_zone)
-            .field("hosted_zone_id", &self.hosted_zone_id)
-            .field("hardware_reservations", &self.hardware_reservations)
-            .field("private_block", &self.private_block)
-            .field("timings", &self.timings)
-            .field("rate_limit", &self.rate_limit)
-            .field("ssh_port", &self.ssh_port)
-            .field("node_root", &self.node_root)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SimConfig {
-    /// Defaults: 127.0.0.1 on a free port, real time, no faults, no state file, a random project
-    /// and token (or the state file's), hosted zone `example.com`, SSH port 2222, no node side.
-    pub fn new(node_root: PathBuf) -> Self {
-        SimConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            time_scale: 1.0,
-            faults: FaultPlan::default(),
-            state_file: None,
-            project_id: None,
-            project_name: "loko-sim".to_owned(),
-            token: None,
-            hosted_zone: "example.com".to_owned(),
-            hosted_zone_id: None,
-            hardware_reservations: Vec::new(),
-            private_block: None,
-            timings: Timings::default(),
-            rate_limit: RateLimit::default(),
-            ssh_port: 2222,
-            node_root,
-            nodes: Arc::new(NoNodes),
-        }
-    }
-}
-
-/// Why the simulator could not start or stop cleanly.
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    /// The time scale is not a positive number.
-    #[error("time scale {0} is not a positive number")]
-    InvalidTimeScale(f64),
-    /// A seeded reservation names an unknown plan or facility.
-    #[error("hardware reservation seed names unknown {what} {value:?}")]
-    UnknownCatalogEntry {
-        /// `plan` or `facility`.
-        what: &'static str,
-        /// The slug or code given.
-        value: String,
-    },
-    /// A seeded reservation with an id has a count other than 1.
-    #[error(
-        "hardware reservation seed {id} has count {count}; a seed with an id is one reservation"
-    )]
-    ReservationCount {
-        /// The id given.
-        id: uuid::Uuid,
-        /// The count given.
-        count: u32,
-    },
-    /// The configured hosted zone cannot be created (e.g. an invalid name).
-    #[error("cannot create hosted zone {zone:?}: {message}")]
-    HostedZone {
-        /// The zone name.
-        zone: String,
-        /// Route53's message.
-        message: String,
-    },
-    /// The fault plan is invalid.
-    #[error(transparent)]
-    Faults(#[from] FaultPlanError),
-    /// The listen address cannot be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The state file cannot be read.
-    #[error("cannot read simulator state {path}: {source}")]
-    StateRead {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The state file is not a simulator state.
-    #[error("cannot parse simulator state {path}: {message}")]
-    StateParse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// The state file cannot be written.
-    #[error("cannot write simulator state {path}: {source}")]
-    StateWrite {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The HTTP server failed.
-    #[error("simulator HTTP server failed: {0}")]
-    Serve(std::io::Error),
-    /// The endpoints could not be printed, or the signal handler not installed.
-    #[error("cannot run the simulator in the foreground: {0}")]
-    Foreground(std::io::Error),
-}
+use shared::Shared;
+use world::{Stats, World};
 
 /// `loko sim`: starts the simulator, writes its endpoints and token to `out`, serves until
 /// Ctrl-C or SIGTERM, then shuts down (stopping nodes and writing the state file).
@@ -440,7 +171,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
             let away = clock::sim_duration(real_since.as_secs_f64() / config.time_scale);
             let identity = (
                 config.project_id.unwrap_or(s.project_id),
-                config.token.clone().unwrap_or(Token(s.token)),
+                config.token.clone().unwrap_or(Token::new(s.token)),
             );
             (
                 SimClock::new(config.time_scale, s.sim_now + away),

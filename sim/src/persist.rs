@@ -5,8 +5,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::SimError;
-use crate::server::{SAVED_STATE_FORMAT, SavedState};
+use crate::config::SimError;
+use crate::world::{SAVED_STATE_FORMAT, SavedState};
 
 pub(crate) struct Persister {
     path: PathBuf,

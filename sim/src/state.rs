@@ -7,10 +7,10 @@ use std::net::Ipv4Addr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::Timings;
+use crate::clock::Timings;
 use crate::faults::DeviceFate;
 use crate::packet::catalog::Arch;
-use crate::server::World;
+use crate::world::World;
 
 /// A view of the whole simulation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,10 +31,10 @@ pub struct SimState {
     pub injected_faults: BTreeMap<String, u64>,
     /// Each running node's static pods (by hostname, then pod name) and whether they run.
     #[serde(default)]
-    pub static_pods: BTreeMap<String, BTreeMap<String, crate::StaticPodStatus>>,
+    pub static_pods: BTreeMap<String, BTreeMap<String, crate::lifecycle::StaticPodStatus>>,
     /// Whether each running node's kubelet started, and why not, by hostname.
     #[serde(default)]
-    pub kubelets: BTreeMap<String, crate::KubeletStatus>,
+    pub kubelets: BTreeMap<String, crate::lifecycle::KubeletStatus>,
     /// Cordons, evictions and Node deletions through the apiservers, and device deletions
     /// through the Packet API, in the order they happened, with who made each.
     #[serde(default)]
@@ -106,8 +106,8 @@ impl SimState {
         world: &World,
         now: DateTime<Utc>,
         t: &Timings,
-        static_pods: BTreeMap<String, BTreeMap<String, crate::StaticPodStatus>>,
-        kubelets: BTreeMap<String, crate::KubeletStatus>,
+        static_pods: BTreeMap<String, BTreeMap<String, crate::lifecycle::StaticPodStatus>>,
+        kubelets: BTreeMap<String, crate::lifecycle::KubeletStatus>,
         api_events: Vec<crate::apiserver::ApiEvent>,
     ) -> SimState {
         let mut devices: Vec<DeviceRecord> = world

@@ -5,6 +5,10 @@
 //! which deletes then recreates its nodes. Anything else (a cluster-wide setting, a pool's labels,
 //! removing a pool) would either not reach the running nodes, whose Ignition ran once at first
 //! boot, or break the control plane, so it is refused before any API call, naming each field.
+//!
+//! One change beyond the tutorial's is supported: the `recipients` of the cluster's secrets (a
+//! member joining or leaving the team), which touches no node: the next run seals the secrets
+//! again to the new set.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::desired::{DesiredCluster, DesiredPool, worker_hostname};
-use crate::spec::{MachinePlan, PoolName};
+use crate::names::{MachinePlan, PoolName};
 
 /// A pool whose count changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,6 +43,15 @@ pub struct PoolRetyped {
     pub nodes_created: Vec<String>,
 }
 
+/// The recipients of the cluster's secrets changed: the next run seals them again.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct RecipientsChanged {
+    /// Entries of the new list that the previous one did not name, as the spec writes them.
+    pub added: Vec<String>,
+    /// Entries of the previous list that the new one does not name, as they were written.
+    pub removed: Vec<String>,
+}
+
 /// The supported changes from one desired cluster to the next.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct ChangeSet {
@@ -49,6 +62,8 @@ pub struct ChangeSet {
     pub nodes_to_delete: Vec<String>,
     /// Every node to create, over all pools.
     pub nodes_to_create: Vec<String>,
+    /// The recipients of the cluster's secrets, when they changed.
+    pub recipients_changed: Option<RecipientsChanged>,
 }
 
 impl ChangeSet {
@@ -57,6 +72,7 @@ impl ChangeSet {
         self.nodes_to_delete.is_empty()
             && self.nodes_to_create.is_empty()
             && self.pools_added.is_empty()
+            && self.recipients_changed.is_none()
     }
 }
 
@@ -314,6 +330,8 @@ pub fn classify(
         }
     }
 
+    changes.recipients_changed = recipients_changed(&previous.recipients(), &next.recipients());
+
     if next.workers().next().is_none() {
         refused.push(RefusedChange {
             path: "worker_pools".into(),
@@ -328,6 +346,35 @@ pub fn classify(
     } else {
         Err(RefusedChanges { changes: refused })
     }
+}
+
+/// The entries added and removed between two lists of recipients, compared as the keys they
+/// name: a changed comment, order or duplicate is no change.
+pub fn recipients_changed(previous: &[String], next: &[String]) -> Option<RecipientsChanged> {
+    // An entry that does not parse (never in a validated spec) is compared as written.
+    let key = |entry: &String| {
+        vault::Recipients::parse(std::slice::from_ref(entry))
+            .ok()
+            .and_then(|r| r.iter().next().map(str::to_owned))
+            .unwrap_or_else(|| entry.trim().to_owned())
+    };
+    let previous_keys: Vec<String> = previous.iter().map(key).collect();
+    let next_keys: Vec<String> = next.iter().map(key).collect();
+    let changed = RecipientsChanged {
+        added: next
+            .iter()
+            .zip(&next_keys)
+            .filter(|(_, k)| !previous_keys.contains(k))
+            .map(|(entry, _)| entry.clone())
+            .collect(),
+        removed: previous
+            .iter()
+            .zip(&previous_keys)
+            .filter(|(_, k)| !next_keys.contains(k))
+            .map(|(entry, _)| entry.clone())
+            .collect(),
+    };
+    (!changed.added.is_empty() || !changed.removed.is_empty()).then_some(changed)
 }
 
 #[cfg(test)]

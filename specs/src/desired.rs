@@ -11,10 +11,12 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::names::{
+    ClusterName, DnsZone, DnsZoneId, Facility, MachinePlan, PoolName, ProjectId, SshPublicKey,
+};
+use crate::rack::{Machine, MachineRole};
 use crate::spec::{
-    ClusterName, DnsZone, DnsZoneId, Facility, HardwareReservation, MachinePlan, Networking,
-    OsArch, OsChannel, OsSettings, PoolName, ProjectId, Role, Spec, SshPublicKey, Taint,
-    WorkerPool,
+    HardwareReservation, Networking, OsArch, OsChannel, OsSettings, Role, Spec, Taint, WorkerPool,
 };
 
 /// The cluster's DNS service is this host of service_cidr (Lokomotive's `cidrhost(service_cidr, 10)`).
@@ -30,8 +32,12 @@ pub struct ClusterSettings {
     pub cluster_name: ClusterName,
     pub dns_zone: DnsZone,
     pub dns_zone_id: DnsZoneId,
-    pub project_id: ProjectId,
-    pub facility: Facility,
+    /// The Packet project; `None` for a cluster of listed machines (`provider: redfish`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<ProjectId>,
+    /// The Packet facility; `None` for a cluster of listed machines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<Facility>,
     pub ssh_keys: Vec<SshPublicKey>,
     pub management_cidrs: Vec<Ipv4Net>,
     pub node_private_cidr: Ipv4Net,
@@ -48,6 +54,18 @@ pub struct ClusterSettings {
     pub enable_aggregation: bool,
     pub certs_validity_period_hours: u32,
 }
+
+impl ClusterSettings {
+    /// The Packet project, for what only a Packet cluster does (its devices, its simulator).
+    pub fn packet_project(&self) -> Result<&ProjectId, NotPacket> {
+        self.project_id.as_ref().ok_or(NotPacket)
+    }
+}
+
+/// A cluster of listed machines (`provider: redfish`) asked for what only Packet has.
+#[derive(Debug, thiserror::Error)]
+#[error("the cluster's machines are listed (provider: redfish): it has no Packet project")]
+pub struct NotPacket;
 
 /// How a node gets Flatcar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,12 +169,18 @@ pub struct DesiredNode {
     /// Index within the controllers or within the pool.
     pub index: u32,
     pub plan: MachinePlan,
-    pub facility: Facility,
+    /// The Packet facility; `None` for a listed machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<Facility>,
     pub os: OsImage,
     pub reservation: HardwareReservation,
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
     pub raid: RaidSetup,
+    /// The rack's machine that becomes this node (`provider: redfish`); `None` on Packet.
+    /// Absent from Packet nodes' records, so their digests and earlier records stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
 }
 
 /// What a DNS record resolves to, once the devices have addresses.
@@ -214,6 +238,16 @@ pub struct DesiredCluster {
     pub apiserver_service_ip: Ipv4Addr,
     /// The cluster DNS service IP (10th host of service_cidr), the kubelets' `--cluster-dns`.
     pub dns_service_ip: Ipv4Addr,
+    /// The spec's `recipients`, as written; `None` when it names none and its `ssh_keys` serve
+    /// ([`DesiredCluster::recipients`]). Left out of the record when `None`, so that the digest
+    /// of a spec without it is the one an earlier loko recorded (its interrupted run resumes).
+    /// Not a cluster setting: it can change on a built cluster.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "recipients"
+    )]
+    pub spec_recipients: Option<Vec<String>>,
 }
 
 /// The `n`th host of a range, as Terraform's `cidrhost`. Validation keeps service_cidr at /28 or
@@ -223,6 +257,18 @@ fn cidr_host(net: Ipv4Net, n: u32) -> Ipv4Addr {
 }
 
 impl Spec {
+    /// The `index`th machine listed with `role`: controller i is the i-th machine of role
+    /// controller, worker i of a pool the i-th machine of that pool. `None` on Packet, where
+    /// nothing is listed.
+    fn listed_machine(&self, role: &MachineRole, index: u32) -> Option<Machine> {
+        let index = usize::try_from(index).ok()?;
+        self.machines
+            .iter()
+            .filter(|m| &m.role == role)
+            .nth(index)
+            .cloned()
+    }
+
     /// The desired cluster of this spec.
     pub fn desired(&self) -> DesiredCluster {
         let controller_os = OsImage::from_settings(&self.os);
@@ -261,6 +307,7 @@ impl Spec {
                 labels: BTreeMap::new(),
                 taints: Vec::new(),
                 raid: RaidSetup::None,
+                machine: self.listed_machine(&MachineRole::Controller, index),
             })
             .collect();
         let pools: Vec<DesiredPool> = self
@@ -289,6 +336,7 @@ impl Spec {
                 labels: pool.labels.clone(),
                 taints: pool.taints.clone(),
                 raid: pool.raid,
+                machine: self.listed_machine(&MachineRole::Worker(pool.name.clone()), index),
             }));
         }
         let record = |name: String, target: RecordTarget| DnsRecord {
@@ -318,8 +366,20 @@ impl Spec {
             dns_records,
             apiserver_service_ip: cidr_host(self.service_cidr, APISERVER_SERVICE_HOST),
             dns_service_ip: cidr_host(self.service_cidr, DNS_SERVICE_HOST),
+            spec_recipients: self.recipients.clone(),
         }
     }
+}
+
+/// The SSH keys that serve as recipients when the spec names none: those age encrypts to
+/// (ed25519, and RSA of 2048 bits or more); a shorter RSA key logs into the nodes but age
+/// refuses to encrypt to it.
+fn recipients_of_ssh_keys(ssh_keys: &[SshPublicKey]) -> Vec<String> {
+    ssh_keys
+        .iter()
+        .map(|key| key.as_str().to_owned())
+        .filter(|key| vault::Recipients::parse(std::slice::from_ref(key)).is_ok())
+        .collect()
 }
 
 /// `<cluster>-controller-<i>`, as Lokomotive named controllers.
@@ -373,6 +433,15 @@ impl DesiredCluster {
         Ok(DesiredCluster::deserialize(record)?)
     }
 
+    /// Who the cluster's secrets are encrypted to (for [`vault::Recipients::parse`]): the
+    /// spec's `recipients`, or when it names none its `ssh_keys` that age takes. A record of a
+    /// loko from before recipients existed has none, so its `ssh_keys` serve, as they did.
+    pub fn recipients(&self) -> Vec<String> {
+        self.spec_recipients
+            .clone()
+            .unwrap_or_else(|| recipients_of_ssh_keys(&self.settings.ssh_keys))
+    }
+
     /// A node by hostname.
     pub fn node(&self, hostname: &str) -> Option<&DesiredNode> {
         self.nodes.iter().find(|n| n.hostname == hostname)
@@ -384,11 +453,12 @@ impl DesiredCluster {
     pub fn reservations_needed(&self) -> Vec<ReservationNeed> {
         let mut needs = Vec::new();
         let mut any: BTreeMap<(String, String), u32> = BTreeMap::new();
+        // Reservations are Packet's: a listed machine has no facility and needs none.
         for node in &self.nodes {
-            let (plan, facility) = (
-                node.plan.as_str().to_owned(),
-                node.facility.as_str().to_owned(),
-            );
+            let Some(facility) = &node.facility else {
+                continue;
+            };
+            let (plan, facility) = (node.plan.as_str().to_owned(), facility.as_str().to_owned());
             match &node.reservation {
                 HardwareReservation::Id(id) => needs.push(ReservationNeed {
                     plan,
@@ -433,79 +503,6 @@ pub struct ReservationNeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn flannel() -> DesiredCluster {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flannel.yaml");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-        crate::parse(&text, "flannel.yaml")
-            .unwrap_or_else(|e| panic!("{e}"))
-            .desired()
-    }
-
-    #[test]
-    fn a_record_reads_back_and_one_without_an_optional_field_or_a_format_still_reads() {
-        let desired = flannel();
-        let record = desired.to_record().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(record["format"], DESIRED_FORMAT);
-        assert_eq!(
-            DesiredCluster::from_record(&record).ok().as_ref(),
-            Some(&desired)
-        );
-
-        // As an earlier loko wrote it: no format, and no `pool` on the nodes (an optional
-        // field; a field added later must be one too).
-        let mut old = record.clone();
-        old.as_object_mut().map(|o| o.remove("format"));
-        for node in old["nodes"].as_array_mut().into_iter().flatten() {
-            node.as_object_mut().map(|o| o.remove("pool"));
-        }
-        let read = DesiredCluster::from_record(&old).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(read.settings, desired.settings);
-        assert!(read.nodes.iter().all(|n| n.pool.is_none()));
-
-        let mut newer = record;
-        newer["format"] = (DESIRED_FORMAT + 1).into();
-        assert!(matches!(
-            DesiredCluster::from_record(&newer),
-            Err(RecordError::Newer { .. })
-        ));
-    }
-
-    #[test]
-    fn reservations_needed_name_each_id_and_count_next_available_per_plan_and_facility() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flannel.yaml");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-        let desired = crate::parse(&text, "flannel.yaml")
-            .unwrap_or_else(|e| panic!("{e}"))
-            .desired();
-        let needs = desired.reservations_needed();
-        let reserved = desired
-            .nodes
-            .iter()
-            .filter(|n| n.reservation != HardwareReservation::None)
-            .count();
-        assert_eq!(
-            needs.iter().map(|n| n.count as usize).sum::<usize>(),
-            reserved
-        );
-        for need in needs.iter().filter(|n| n.id.is_some()) {
-            assert_eq!(need.count, 1);
-            let node = desired
-                .node(need.node.as_deref().unwrap_or_default())
-                .unwrap();
-            assert_eq!(
-                node.reservation,
-                HardwareReservation::Id(need.id.clone().unwrap())
-            );
-        }
-        let any: Vec<_> = needs.iter().filter(|n| n.id.is_none()).collect();
-        assert!(!any.is_empty(), "flannel.yaml takes next-available ones");
-        let mut keys: Vec<_> = any.iter().map(|n| (&n.plan, &n.facility)).collect();
-        keys.dedup();
-        assert_eq!(keys.len(), any.len(), "one need per plan and facility");
-    }
 
     #[test]
     fn service_ips_are_hosts_1_and_10_of_the_range() {

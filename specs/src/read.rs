@@ -10,20 +10,25 @@ use std::path::Path;
 use ipnet::Ipv4Net;
 
 use crate::document::{Errors, Fields, Node};
+use crate::names::{ClusterName, DnsZoneId, Facility, MachinePlan, PoolName, ProjectId};
+use crate::rack::Provider;
 use crate::spec::{
-    ClusterName, DnsZoneId, Endpoints, Facility, MachinePlan, Networking, OsArch, OsChannel,
-    OsSettings, PoolName, ProjectId, Role, Spec, WorkerPool, defaults,
+    Endpoints, Networking, OsArch, OsChannel, OsSettings, Role, Spec, WorkerPool, defaults,
 };
 use labels::{labels, taints};
 
+mod boot_server;
 mod labels;
+mod machines;
 mod reservation_ids;
 mod values;
 
+use boot_server::boot_server;
+use machines::{Listed, machines};
 use reservation_ids::{is_full_uuid, reservations};
 use values::{
-    asset_dir, check_overlaps, cidr, cluster_cidr, dns_label, dns_zone, domain_suffix, endpoints,
-    http_url, one_of, optional_bool, plan, ssh_keys,
+    MAX_LABEL, asset_dir, check_overlaps, cidr, cluster_cidr, dns_label, dns_zone, domain_suffix,
+    endpoints, http_url, one_of, optional_bool, plan, recipients, ssh_keys,
 };
 
 /// Largest controller count accepted: etcd runs on every controller, and beyond this a quorum is
@@ -33,12 +38,16 @@ const MAX_CONTROLLERS: u32 = 9;
 /// (kubernetes/website, content/en/docs/setup/best-practices/cluster-large.md). The Terraform
 /// modules had no limit; that a large count is no typo, `loko run` asks before creating it.
 const MAX_POOL_COUNT: u32 = 5000;
-/// Hostnames are DNS labels.
-const MAX_LABEL: usize = 63;
 
 pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Errors) -> Option<Spec> {
     let mut f = root.fields(errors)?;
 
+    let provider = match f.optional("provider") {
+        Some(n) => one_of(&n, errors, Provider::NAMES, Provider::from_name),
+        None => Some(Provider::Packet),
+    };
+    // An unreadable provider is reported; the rest is read as Packet's, as a spec without one.
+    let redfish = provider == Some(Provider::Redfish);
     let cluster_name = f.required(errors, "cluster_name").and_then(|n| {
         let text = n.string(errors)?;
         dns_label(&text).map_err(|m| errors.at(&n, m)).ok()?;
@@ -70,10 +79,14 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
     let ssh_keys = f
         .required(errors, "ssh_keys")
         .and_then(|n| ssh_keys(&n, errors));
+    let recipients = match f.optional("recipients") {
+        Some(n) => recipients(&n, errors).map(Some),
+        None => Some(None),
+    };
     let asset_dir = f
         .required(errors, "asset_dir")
         .and_then(|n| asset_dir(&n, base_dir, errors));
-    let project_id = f.required(errors, "project_id").and_then(|n| {
+    let project_id = packet_only(&mut f, redfish, "project_id", errors).and_then(|n| {
         let text = n.string(errors)?;
         if !is_full_uuid(&text) {
             errors.at(&n, format!("{text:?} is not a Packet project id (a UUID like 93fa1e81-0f3c-4b2e-9d8a-2c6e5f0a1b2c, from Project Settings)"));
@@ -81,7 +94,7 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
         }
         Some(ProjectId(text.to_ascii_lowercase()))
     });
-    let facility = f.required(errors, "facility").and_then(|n| {
+    let facility = packet_only(&mut f, redfish, "facility", errors).and_then(|n| {
         let text = n.string(errors)?;
         let ok = (2..=16).contains(&text.len())
             && text
@@ -114,9 +127,35 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
         Some((net, n))
     });
 
-    let controller_count = match f.optional("controller_count") {
-        Some(n) => n.count(errors, 1, MAX_CONTROLLERS),
-        None => Some(defaults::controller_count()),
+    let listed = if redfish {
+        f.required(errors, "machines")
+            .and_then(|n| machines(&n, node_private_cidr.as_ref().map(|(net, _)| *net), errors))
+    } else {
+        f.refuse(
+            errors,
+            "machines",
+            "machines are listed with provider: redfish only; Packet creates a device per node",
+        );
+        None
+    };
+    let boot_server = if redfish {
+        f.required(errors, "boot_server")
+            .and_then(|n| boot_server(&n, errors))
+            .map(Some)
+    } else {
+        f.refuse(
+            errors,
+            "boot_server",
+            "loko serves the network boot of listed machines only (provider: redfish)",
+        );
+        Some(None)
+    };
+    let controller_count = match (f.optional("controller_count"), &listed) {
+        (_, Some(listed)) => listed_controllers(f.optional("controller_count"), listed, errors),
+        // The machines could not be read: their errors say why, and no count can be checked.
+        (_, None) if redfish => None,
+        (Some(n), None) => n.count(errors, 1, MAX_CONTROLLERS),
+        (None, None) => Some(defaults::controller_count()),
     };
     if let (Some(name), Some(count), Some(at)) =
         (&cluster_name, controller_count, f.key("cluster_name"))
@@ -126,7 +165,7 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
             errors.at(&at, format!("hostname {longest:?} would be longer than {MAX_LABEL} characters; shorten cluster_name"));
         }
     }
-    let controller_type_node = f.optional("controller_type");
+    let controller_type_node = packet_only(&mut f, redfish, "controller_type", errors);
     let controller_type = match &controller_type_node {
         Some(n) => plan(n, errors),
         None => Some(defaults::plan()),
@@ -137,6 +176,7 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
         controller_type.as_ref(),
         controller_type_node.as_ref(),
         "controller_type",
+        redfish,
         errors,
     );
 
@@ -178,12 +218,18 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
     };
     let enable_reporting = optional_bool(&mut f, "enable_reporting", false, errors);
     let enable_aggregation = optional_bool(&mut f, "enable_aggregation", false, errors);
-    let reservations = reservations(&mut f, Role::Controller, controller_count, errors);
+    let reservations = if redfish {
+        refuse_reservations(&mut f, errors);
+        Some(Default::default())
+    } else {
+        reservations(&mut f, Role::Controller, controller_count, errors)
+    };
     let certs_validity_period_hours = match f.optional("certs_validity_period_hours") {
         Some(n) => n.count(errors, 1, u32::MAX),
         None => Some(defaults::certs_validity_period_hours()),
     };
     let inherited = Inherited {
+        listed: redfish.then_some(listed.as_ref()),
         cluster_name: cluster_name.as_ref(),
         service_cidr: service_cidr.as_ref().map(|(c, _)| *c),
         cluster_domain_suffix: cluster_domain_suffix.as_deref(),
@@ -191,8 +237,14 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
     let worker_pools = f
         .required(errors, "worker_pools")
         .and_then(|n| worker_pools(&n, &inherited, errors));
+    if let (Some(listed), Some(pools)) = (&listed, &worker_pools) {
+        listed.check_roles(
+            &pools.iter().map(|p| &p.pool_name).collect::<Vec<_>>(),
+            errors,
+        );
+    }
     let endpoints = match f.optional("endpoints") {
-        Some(n) => endpoints(&n, errors),
+        Some(n) => endpoints(&n, redfish, errors),
         None => Some(Endpoints::default()),
     };
     f.finish(errors);
@@ -205,9 +257,13 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
         dns_zone: dns_zone?,
         dns_zone_id: dns_zone_id?,
         ssh_keys: ssh_keys?,
+        recipients: recipients?,
         asset_dir: asset_dir?,
-        project_id: project_id?,
-        facility: facility?,
+        provider: provider?,
+        project_id: if redfish { None } else { Some(project_id?) },
+        facility: if redfish { None } else { Some(facility?) },
+        machines: listed.map(|l| l.machines).unwrap_or_default(),
+        boot_server: boot_server?,
         management_cidrs: management_cidrs?,
         node_private_cidr: node_private_cidr?.0,
         controller_count: controller_count?,
@@ -227,8 +283,91 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
     })
 }
 
+/// A field of Packet's: required with Packet, refused with `provider: redfish`.
+fn packet_only<'a, 'i>(
+    f: &mut Fields<'a, 'i>,
+    redfish: bool,
+    name: &'static str,
+    errors: &mut Errors,
+) -> Option<Node<'a, 'i>> {
+    if !redfish {
+        return match name {
+            "controller_type" => f.optional(name),
+            _ => f.required(errors, name),
+        };
+    }
+    f.refuse(
+        errors,
+        name,
+        "it is Packet's, and provider is redfish (the machines are listed under machines)",
+    );
+    None
+}
+
+/// `reservation_ids` and `reservation_ids_default`, Packet's hardware reservations.
+fn refuse_reservations(f: &mut Fields<'_, '_>, errors: &mut Errors) {
+    for name in ["reservation_ids", "reservation_ids_default"] {
+        f.refuse(
+            errors,
+            name,
+            "hardware reservations are Packet's, and provider is redfish",
+        );
+    }
+}
+
+/// The controller count of a rack: the controllers listed, which `controller_count`, if
+/// written, must equal.
+fn listed_controllers(
+    written: Option<Node<'_, '_>>,
+    listed: &Listed<'_, '_>,
+    errors: &mut Errors,
+) -> Option<u32> {
+    let count = listed.count("controller");
+    if let Some(n) = written
+        && let Some(given) = n.count(errors, 1, MAX_CONTROLLERS)
+        && given != count
+    {
+        errors.at(&n, format!("controller_count is {given} but machines lists {count} controllers ({}); remove controller_count, the list decides", listed.names("controller")));
+        return None;
+    }
+    if count == 0 {
+        errors.at(
+            &listed.node,
+            "machines lists no controller: give at least one machine role: controller",
+        );
+        return None;
+    }
+    if count > MAX_CONTROLLERS {
+        errors.at(&listed.node, format!("machines lists {count} controllers; at most {MAX_CONTROLLERS} are accepted (etcd runs on each)"));
+        return None;
+    }
+    Some(count)
+}
+
+/// The worker count of a pool in a rack: its machines listed, which `count`, if written, must
+/// equal. `None` when the machines or the pool's name could not be read (reported already).
+fn listed_workers(
+    written: Option<Node<'_, '_>>,
+    listed: Option<&Listed<'_, '_>>,
+    pool: Option<&PoolName>,
+    errors: &mut Errors,
+) -> Option<u32> {
+    let (listed, pool) = (listed?, pool?);
+    let count = listed.count(pool.as_str());
+    if let Some(n) = written
+        && let Some(given) = n.count(errors, 0, MAX_POOL_COUNT)
+        && given != count
+    {
+        errors.at(&n, format!("count is {given} but machines lists {count} machines of pool {pool} ({}); remove count, the list decides", listed.names(pool.as_str())));
+        return None;
+    }
+    Some(count)
+}
+
 /// Cluster values a pool may repeat (the worker module had them as variables) but not change.
 struct Inherited<'a> {
+    /// With `provider: redfish`, the machines (`None` inside when they could not be read).
+    listed: Option<Option<&'a Listed<'a, 'a>>>,
     cluster_name: Option<&'a ClusterName>,
     service_cidr: Option<Ipv4Net>,
     cluster_domain_suffix: Option<&'a str>,
@@ -281,10 +420,18 @@ fn worker_pool(
         seen.insert(text.clone(), n.path.clone());
         Some((PoolName(text), name))
     });
-    let count = match f.optional("count") {
-        Some(c) => c.count(errors, 0, MAX_POOL_COUNT),
-        None => Some(defaults::worker_count()),
+    let count = match (f.optional("count"), inherited.listed) {
+        (written, Some(listed)) => {
+            listed_workers(written, listed, pool_name.as_ref().map(|(p, _)| p), errors)
+        }
+        (Some(c), None) => c.count(errors, 0, MAX_POOL_COUNT),
+        (None, None) => Some(defaults::worker_count()),
     };
+    if let (Some(_), Some((name, at))) = (inherited.listed, &pool_name)
+        && name.as_str() == "controller"
+    {
+        errors.at(at, "a pool cannot be named controller with provider: redfish: machines' role controller means the controllers");
+    }
     if let (Some(cluster), Some((pool, at)), Some(count)) =
         (inherited.cluster_name, &pool_name, count)
     {
@@ -293,7 +440,17 @@ fn worker_pool(
             errors.at(at, format!("hostname {longest:?} would be longer than {MAX_LABEL} characters; shorten pool_name or cluster_name"));
         }
     }
-    let plan_node = f.optional("type");
+    let redfish = inherited.listed.is_some();
+    let plan_node = if redfish {
+        f.refuse(
+            errors,
+            "type",
+            "a Packet plan, and provider is redfish: a listed machine is what it is",
+        );
+        None
+    } else {
+        f.optional("type")
+    };
     let pool_plan = match &plan_node {
         Some(p) => plan(p, errors),
         None => Some(defaults::plan()),
@@ -310,6 +467,7 @@ fn worker_pool(
         pool_plan.as_ref(),
         plan_node.as_ref(),
         "type",
+        redfish,
         errors,
     );
     if let Some(suffix) = f.optional("cluster_domain_suffix")
@@ -360,7 +518,12 @@ fn worker_pool(
             "setup_raid_ssd_fs only applies with setup_raid_ssd: true",
         );
     }
-    let reservations = reservations(&mut f, Role::Worker, count, errors);
+    let reservations = if redfish {
+        refuse_reservations(&mut f, errors);
+        Some(Default::default())
+    } else {
+        reservations(&mut f, Role::Worker, count, errors)
+    };
     // The worker module's other variables, which a user moving from Terraform would copy.
     for name in ["cluster_name", "project_id", "facility", "ssh_keys"] {
         f.refuse(
@@ -397,6 +560,7 @@ fn os_settings(
     plan: Option<&MachinePlan>,
     plan_node: Option<&Node<'_, '_>>,
     plan_field: &str,
+    redfish: bool,
     errors: &mut Errors,
 ) -> Option<OsSettings> {
     let channel_node = f.optional("os_channel");
@@ -409,7 +573,10 @@ fn os_settings(
         Some(n) => one_of(n, errors, OsArch::NAMES, OsArch::from_name),
         None => Some(defaults::os_arch()),
     };
-    let ipxe_script_url = match f.optional("ipxe_script_url") {
+    if redfish {
+        f.refuse(errors, "ipxe_script_url", "Packet's custom_ipxe, and provider is redfish: loko serves each machine's iPXE script itself");
+    }
+    let ipxe_script_url = match f.optional("ipxe_script_url").filter(|_| !redfish) {
         Some(n) => match n.string(errors) {
             Some(text) if text.is_empty() => Some(None),
             Some(text) => http_url(&n, &text, errors).map(Some),
@@ -429,7 +596,7 @@ fn os_settings(
                     format!("{text:?} is not a Flatcar version (like 2191.5.0) or \"current\""),
                 );
                 None
-            } else if text != "current" && ipxe_script_url == Some(None) {
+            } else if text != "current" && ipxe_script_url == Some(None) && !redfish {
                 errors.at(&n, "os_version only applies when booting from ipxe_script_url; Packet's Flatcar image installs the channel's current version");
                 None
             } else {

@@ -13,6 +13,11 @@ use ipnet::Ipv4Net;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::names::{
+    ClusterName, DnsZone, DnsZoneId, Facility, MachinePlan, PoolName, ProjectId, SshPublicKey,
+};
+use crate::rack::{BootServerSettings, Machine, Provider};
+
 /// Defaults, as in the tutorial's tables of optional variables.
 pub(crate) mod defaults {
     use ipnet::Ipv4Net;
@@ -59,76 +64,6 @@ pub(crate) mod defaults {
     }
     pub(crate) fn setup_raid_ssd_fs() -> bool {
         true
-    }
-}
-
-macro_rules! string_newtype {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
-        #[serde(transparent)]
-        pub struct $name(pub(crate) String);
-
-        impl $name {
-            /// The value as written in the spec.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-string_newtype!(
-    /// A cluster name: a DNS label, the prefix of every hostname and DNS record of the cluster.
-    ClusterName
-);
-string_newtype!(
-    /// A worker pool name: a DNS label, part of the pool's hostnames.
-    PoolName
-);
-string_newtype!(
-    /// A Packet plan (a machine type), like `t1.small.x86` or `c2.large.arm`. Named
-    /// `MachinePlan` so that it is not taken for a plan of changes (`loko plan`) or the DAG.
-    MachinePlan
-);
-string_newtype!(
-    /// A Packet facility code, like `ams1`.
-    Facility
-);
-string_newtype!(
-    /// A Route53 hosted zone name, without the trailing dot (`packet.example.com`).
-    DnsZone
-);
-string_newtype!(
-    /// A Route53 hosted zone id (`Z3PAABBCFAKEC0`).
-    DnsZoneId
-);
-string_newtype!(
-    /// A Packet project id (a UUID).
-    ProjectId
-);
-string_newtype!(
-    /// An OpenSSH public key line (`ssh-ed25519 AAAA... comment`) that has been parsed.
-    SshPublicKey
-);
-
-impl SshPublicKey {
-    /// An OpenSSH public key line (`ssh-ed25519 AAAA... comment`), checked like a spec's.
-    /// The error never echoes the text: a pasted private key must not end up in logs.
-    pub fn parse(line: &str) -> Result<SshPublicKey, String> {
-        let line = line.trim();
-        if line.contains("PRIVATE KEY") {
-            return Err("this is a private key, not a public key".into());
-        }
-        ssh_key::PublicKey::from_openssh(line)
-            .map(|_| SshPublicKey(line.to_owned()))
-            .map_err(|e| format!("not an OpenSSH public key ({e})"))
     }
 }
 
@@ -436,13 +371,28 @@ pub struct Spec {
     pub dns_zone_id: DnsZoneId,
     /// SSH public keys for user `core`.
     pub ssh_keys: Vec<SshPublicKey>,
+    /// Who the cluster's secrets are encrypted to: age recipients (`age1...`) or SSH public keys
+    /// (ed25519, RSA). When absent, the `ssh_keys` age takes serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<Vec<String>>,
     /// Where generated assets (secrets) go; a relative path is resolved against the spec's directory.
     #[schemars(with = "String")]
     pub asset_dir: PathBuf,
-    /// Packet project id.
-    pub project_id: ProjectId,
-    /// Packet facility of every node.
-    pub facility: Facility,
+    /// Who creates the machines: `packet` (the default) or `redfish` (the machines are listed).
+    #[serde(default, skip_serializing_if = "Provider::is_packet")]
+    pub provider: Provider,
+    /// Packet project id; with `provider: packet` only, where it is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<ProjectId>,
+    /// Packet facility of every node; with `provider: packet` only, where it is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<Facility>,
+    /// The machines of the rack, with `provider: redfish` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<Machine>,
+    /// loko's network boot server during a run, with `provider: redfish` only (required there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_server: Option<BootServerSettings>,
     /// CIDRs allowed to SSH into the nodes.
     #[schemars(with = "Vec<String>")]
     pub management_cidrs: Vec<Ipv4Net>,

@@ -5,187 +5,61 @@
 //! that runs it, with what only a run has: the API clients, the waits and ports of
 //! [`RunSettings`], the asset directory and the desired cluster the run records. So
 //! `loko graph` and `loko plan` build the same DAG as `loko run` without a client or a
-//! directory, and the DAG's params are the contract between the two halves (a kind's params
-//! type is named here, next to its action).
+//! directory. The kinds' params and outputs types ([`crate::kinds`]) are the contract between
+//! the two halves, checked by the compiler.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use engine::{ActionKind, Actions, StepContext, StepError};
-use journal::{Digest, Outputs, StepId};
-use serde::{Deserialize, Serialize};
-use specs::DesiredCluster;
+use engine::{Actions, StepContext, StepError, StepKind};
+use journal::Digest;
 
-use crate::apply::BootstrapStep;
-use crate::assets::{self, AssetDir};
-use crate::bootstrap::{ControlPlaneStep, EtcdSecretsStep, NodeAccess};
-use crate::cluster::{Clients, RunSettings, ids};
-use crate::dns::{DnsDeleteStep, DnsStep, RecordSource};
+use crate::assets;
+use crate::bootstrap::BootstrapStep;
+use crate::control_plane::{ControlPlaneStep, EtcdSecretsStep, NodeAccess};
+use crate::dns::{DnsDeleteStep, DnsStep};
 use crate::drain::DrainStep;
 use crate::ignition;
-use crate::packet::{DeleteDeviceStep, DeviceSpec, DeviceStep};
+use crate::kinds::{
+    BootstrapKind, ControlPlaneKind, DeleteDevicesKind, DeleteRecordsKind, DeviceKind, DnsKind,
+    DrainKind, EtcdSecretsKind, IgnitionKind, IgnitionOutputs, KubeconfigsKind, KubeconfigsOutputs,
+    ManifestsKind, ManifestsOutputs, PkiKind, PkiOutputs, ReadyKind,
+};
+use crate::packet::{DeleteDeviceStep, DeviceStep};
 use crate::readiness::ReadinessStep;
+use crate::run_context::{RunContext, RunSettings};
+use crate::step_name::StepName;
 
-/// The CA, keys and certificates (no params: they come from the desired cluster).
-pub const PKI: ActionKind = ActionKind::new("assets/pki");
-/// The kubeconfigs and the kubelets' bootstrap token ([`KubeconfigsParams`]).
-pub const KUBECONFIGS: ActionKind = ActionKind::new("assets/kubeconfigs");
-/// The static control plane's pods and the cluster's manifests (no params).
-pub const MANIFESTS: ActionKind = ActionKind::new("assets/manifests");
-/// A node's Ignition and SSH host key ([`NodeParams`]).
-pub const IGNITION: ActionKind = ActionKind::new("ignition");
-/// A node's device ([`DeviceParams`]).
-pub const DEVICE: ActionKind = ActionKind::new("device");
-/// Every device with a tag: a node that left the spec, or the whole cluster on destroy
-/// ([`DeleteDevicesParams`]).
-pub const DELETE_DEVICES: ActionKind = ActionKind::new("delete-devices");
-/// The cluster's DNS records ([`DnsParams`]).
-pub const DNS: ActionKind = ActionKind::new("dns");
-/// Deleting the cluster's DNS records ([`DeleteRecordsParams`]).
-pub const DELETE_RECORDS: ActionKind = ActionKind::new("delete-records");
-/// The etcd certificates to a controller ([`NodeParams`]).
-pub const ETCD_SECRETS: ActionKind = ActionKind::new("etcd-secrets");
-/// A controller's static control plane, copied over SSH ([`ControlPlaneParams`]).
-pub const CONTROL_PLANE: ActionKind = ActionKind::new("control-plane");
-/// The cluster's manifests applied through the API once it answers ([`BootstrapParams`]).
-pub const BOOTSTRAP: ActionKind = ActionKind::new("bootstrap");
-/// A worker's node cordoned, drained and its Node deleted before its device is
-/// ([`DrainParams`]).
-pub const DRAIN: ActionKind = ActionKind::new("drain");
-/// The apiserver answers and every node is Ready ([`ReadyParams`]).
-pub const READY: ActionKind = ActionKind::new("ready");
-
-/// The node a step is about.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NodeParams {
-    pub hostname: String,
-}
-
-/// Whether the kubeconfigs step issues a bootstrap token for nodes about to boot.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct KubeconfigsParams {
-    /// Some node of the plan has no device yet: its Ignition needs a token with at least half
-    /// its lifetime left.
-    pub nodes_to_boot: bool,
-}
-
-/// A device step's params.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DeviceParams {
-    pub spec: DeviceSpec,
-    /// Nodes whose named reservations a `next-available` create could take.
-    pub named_first: Vec<String>,
-}
-
-/// The tag every device to delete carries.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DeleteDevicesParams {
-    pub tag: String,
-}
-
-/// The records of the DNS step.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DnsParams {
-    pub zone_id: String,
-    pub records: Vec<RecordSource>,
-}
-
-/// The records `loko destroy` deletes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DeleteRecordsParams {
-    pub zone_id: String,
-    pub names: Vec<String>,
-}
-
-/// The controller whose static control plane a step installs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ControlPlaneParams {
-    pub hostname: String,
-    /// The apiserver serves the aggregation layer (`enable_aggregation`).
-    pub aggregation: bool,
-}
-
-/// Where the bootstrap step reaches the API.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BootstrapParams {
-    /// `<cluster>.<dns_zone>`.
-    pub api_name: String,
-    /// The controllers' device steps, whose `public_ipv4` outputs reach the apiserver.
-    pub controllers: Vec<StepId>,
-}
-
-/// The node a drain step drains, and where it reaches the API.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DrainParams {
-    /// `<cluster>.<dns_zone>`.
-    pub api_name: String,
-    /// The controllers' device steps, whose `public_ipv4` outputs reach the apiserver.
-    pub controllers: Vec<StepId>,
-    /// The worker's hostname (its Node's name).
-    pub hostname: String,
-}
-
-/// What the readiness step waits for.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ReadyParams {
-    /// `<cluster>.<dns_zone>`.
-    pub api_name: String,
-    /// The controllers' device steps, whose `public_ipv4` outputs reach the apiserver.
-    pub controllers: Vec<StepId>,
-    /// Hostnames that must be Ready.
-    pub expected_nodes: Vec<String>,
-}
-
-/// What a run supplies to the actions.
-pub struct RunContext {
-    /// The desired cluster, as the run records it.
-    pub desired: DesiredCluster,
-    /// The asset directory, created by the run.
-    pub assets: AssetDir,
-    pub clients: Clients,
-    pub settings: RunSettings,
-}
-
-/// `action` with the run's context, which each attempt gets a handle on.
-fn with_run<F, Fut>(
-    run: &Arc<RunContext>,
-    action: F,
-) -> impl Fn(StepContext) -> Fut + Send + Sync + 'static
+/// `actions` with kind `K` bound to `action`, which each attempt calls with a handle on the
+/// run's context, the step's context and its params.
+fn bind<K, F, Fut>(actions: Actions, run: &Arc<RunContext>, action: F) -> Actions
 where
-    F: Fn(Arc<RunContext>, StepContext) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Outputs, StepError>> + Send + 'static,
+    K: StepKind,
+    F: Fn(Arc<RunContext>, StepContext, K::Params) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<K::Outputs, StepError>> + Send + 'static,
 {
     let run = Arc::clone(run);
-    move |ctx| action(Arc::clone(&run), ctx)
+    actions.bind::<K, _, _>(move |ctx, params| action(Arc::clone(&run), ctx, params))
 }
 
-/// The action of a kind that has a step type: reads the step's params (of type `$P`) into
-/// `$params`, builds the step from them and the run's context `$run` with `$step`, and runs it.
-/// A macro, not a function: each step type has its own inherent `async fn run(&self, ctx)`,
-/// with no trait over them to be generic on.
-macro_rules! step_action {
-    ($run:expr, |$r:ident, $params:ident: $P:ty| $step:expr) => {
-        with_run($run, |$r, ctx: StepContext| async move {
-            let $params: $P = ctx.params()?;
+/// The action of a kind that has a step type: builds the step from the step's params
+/// `$params` and the run's context `$r` with `$step`, and runs it. A macro, not a function:
+/// each step type has its own inherent `async fn run(&self, ctx)`, with no trait over them to
+/// be generic on.
+macro_rules! bind_step {
+    ($actions:expr, $K:ty, $run:expr, |$r:ident, $params:ident| $step:expr) => {
+        bind::<$K, _, _>($actions, $run, |$r, ctx: StepContext, $params| async move {
             let step = $step;
             step.run(ctx).await
         })
     };
 }
 
-/// Where the API steps reach the apiserver: each controller's device step's `public_ipv4`.
-fn public_ipv4_of(controllers: Vec<StepId>) -> Vec<(StepId, &'static str)> {
-    controllers
-        .into_iter()
-        .map(|c| (c, "public_ipv4"))
-        .collect()
-}
-
 /// How the SSH steps reach a controller.
 fn node_access(settings: &RunSettings, hostname: String) -> NodeAccess {
     NodeAccess {
-        device_step: ids::device(&hostname),
-        host_key_step: ids::ignition(&hostname),
+        device_step: StepName::Device(hostname.clone()).id(),
+        host_key_step: StepName::Ignition(hostname.clone()).id(),
         hostname,
         port: settings.ssh_port,
         user: settings.ssh_user.clone(),
@@ -208,9 +82,10 @@ pub fn actions(run: RunContext) -> Actions {
         Arc::new(d)
     };
     let run = Arc::new(run);
-    let actions = Actions::new().bind(
-        PKI,
-        with_run(&run, |run, ctx: StepContext| async move {
+    let actions = bind::<PkiKind, _, _>(
+        Actions::new(),
+        &run,
+        |run, ctx: StepContext, ()| async move {
             let pki_inputs = assets::pki::PkiInputs::from_desired(&run.desired);
             let report =
                 assets::pki::ensure_pki(&run.assets, &pki_inputs, std::time::SystemTime::now())
@@ -226,18 +101,17 @@ pub fn actions(run: RunContext) -> Actions {
             }
             // Fingerprints only: dependents rerun exactly when a certificate changed (a
             // reissued etcd certificate is copied to the controllers again).
-            let fingerprints: BTreeMap<&str, &str> = report
+            let sha256: BTreeMap<String, String> = report
                 .files
                 .iter()
-                .map(|f| (f.path.as_str(), f.sha256.as_str()))
+                .map(|f| (f.path.clone(), f.sha256.clone()))
                 .collect();
-            Ok(Outputs::new().with("sha256", &fingerprints)?)
-        }),
+            Ok(PkiOutputs { sha256 })
+        },
     );
-    let actions = actions.bind(
-        KUBECONFIGS,
-        with_run(&run, |run, ctx: StepContext| async move {
-            let KubeconfigsParams { nodes_to_boot } = ctx.params()?;
+    let actions =
+        bind::<KubeconfigsKind, _, _>(actions, &run, |run, _ctx: StepContext, params| async move {
+            let nodes_to_boot = params.nodes_to_boot;
             let (dir, desired) = (&run.assets, &run.desired);
             let token = assets::bootstrap_token::ensure_token(
                 dir,
@@ -250,26 +124,24 @@ pub fn actions(run: RunContext) -> Actions {
                 assets::kubeconfig::kubelet_kubeconfig(dir, desired).map_err(local_error)?;
             // The token's id and expiration are public (the id names its Secret); a new token
             // changes the digest, so every Ignition and the bootstrap step follow it.
-            Ok(Outputs::new()
-                .with("admin", "auth/kubeconfig")?
-                .with("kubelet_sha256", Digest::of(kubelet.as_bytes()).to_hex())?
-                .with("bootstrap_token_id", &token.id)?
-                .with("bootstrap_token_expiration", &token.expiration)?)
-        }),
-    );
-    let actions = actions.bind(
-        MANIFESTS,
-        with_run(&run, |run, _ctx: StepContext| async move {
-            let report = assets::manifests::render_manifests(&run.assets, &run.desired)
+            Ok(KubeconfigsOutputs {
+                admin: "auth/kubeconfig".into(),
+                kubelet_sha256: Digest::of(kubelet.as_bytes()).to_hex(),
+                bootstrap_token_id: token.id.clone(),
+                bootstrap_token_expiration: token.expiration.clone(),
+            })
+        });
+    let actions =
+        bind::<ManifestsKind, _, _>(actions, &run, |run, _ctx: StepContext, ()| async move {
+            let files = assets::manifests::render_manifests(&run.assets, &run.desired)
                 .map_err(local_error)?;
-            Ok(Outputs::new().with("files", &report)?)
-        }),
-    );
+            Ok(ManifestsOutputs { files })
+        });
     let r = Arc::clone(&run);
-    let actions = actions.bind(IGNITION, move |ctx: StepContext| {
+    let actions = actions.bind::<IgnitionKind, _, _>(move |_ctx: StepContext, params| {
         let (run, desired) = (Arc::clone(&r), Arc::clone(&for_ignition));
         async move {
-            let NodeParams { hostname } = ctx.params()?;
+            let hostname = params.hostname;
             let node = desired.node(&hostname).ok_or_else(|| {
                 StepError::permanent(format!("{hostname} is not a node of the desired cluster"))
             })?;
@@ -280,111 +152,93 @@ pub fn actions(run: RunContext) -> Actions {
             let text =
                 ignition::render(&desired, node, &host_key, &kubelet).map_err(local_error)?;
             let path = ignition::write(dir, &hostname, &text).map_err(local_error)?;
-            Ok(Outputs::new()
-                .with("ssh_host_key", host_key.public_line())?
-                .with("userdata_path", path.display().to_string())?
-                .with("ignition_sha256", ignition::digest(&text))?)
+            Ok(IgnitionOutputs {
+                ssh_host_key: host_key.public_line().to_owned(),
+                userdata_path: path.display().to_string(),
+                ignition_sha256: ignition::digest(&text),
+            })
         }
     });
-    let actions = actions.bind(
-        DEVICE,
-        step_action!(&run, |run, params: DeviceParams| {
-            let mut spec = params.spec;
-            spec.userdata_path = ignition::path(&run.assets, &spec.hostname);
-            // The CA exists: the PKI step comes before every device.
-            spec.cluster_id = assets::pki::cluster_id(&run.assets).map_err(local_error)?;
-            DeviceStep {
-                client: Arc::clone(&run.clients.packet),
-                poller: Arc::clone(&run.clients.poller),
-                spec,
-                settings: run.settings.device.clone(),
-                named_first: params.named_first,
-                private_network: run.desired.settings.node_private_cidr,
-            }
-        }),
-    );
-    let actions = actions.bind(
-        DELETE_DEVICES,
-        step_action!(&run, |run, params: DeleteDevicesParams| DeleteDeviceStep {
+    let actions = bind_step!(actions, DeviceKind, &run, |run, params| {
+        let mut spec = params.spec;
+        spec.userdata_path = ignition::path(&run.assets, &spec.hostname);
+        // The CA exists: the PKI step comes before every device.
+        spec.cluster_id = assets::pki::cluster_id(&run.assets).map_err(local_error)?;
+        DeviceStep {
+            client: Arc::clone(&run.clients.packet),
+            poller: Arc::clone(&run.clients.poller),
+            spec,
+            settings: run.settings.device.clone(),
+            named_first: params.named_first,
+            private_network: run.desired.settings.node_private_cidr,
+        }
+    });
+    let actions = bind_step!(actions, DeleteDevicesKind, &run, |run, params| {
+        DeleteDeviceStep {
             client: Arc::clone(&run.clients.packet),
             poller: Arc::clone(&run.clients.poller),
             tag: params.tag,
             deadline: run.settings.device.provision_deadline,
-        }),
-    );
-    let actions = actions.bind(
-        DNS,
-        step_action!(&run, |run, params: DnsParams| DnsStep {
-            route53: run.clients.route53.clone(),
-            zone_id: params.zone_id,
-            records: params.records,
-            take_over: run.settings.take_over_dns,
-            poll_every: run.settings.dns_poll,
-            in_sync_deadline: run.settings.dns_deadline,
-        }),
-    );
-    let actions = actions.bind(
-        DELETE_RECORDS,
-        step_action!(&run, |run, params: DeleteRecordsParams| DnsDeleteStep {
+        }
+    });
+    let actions = bind_step!(actions, DnsKind, &run, |run, params| DnsStep {
+        route53: run.clients.route53.clone(),
+        zone_id: params.zone_id,
+        records: params.records,
+        take_over: run.settings.take_over_dns,
+        poll_every: run.settings.dns_poll,
+        in_sync_deadline: run.settings.dns_deadline,
+    });
+    let actions = bind_step!(actions, DeleteRecordsKind, &run, |run, params| {
+        DnsDeleteStep {
             route53: run.clients.route53.clone(),
             zone_id: params.zone_id,
             names: params.names,
             poll_every: run.settings.dns_poll,
             in_sync_deadline: run.settings.dns_deadline,
-        }),
-    );
-    let actions = actions.bind(
-        ETCD_SECRETS,
-        step_action!(&run, |run, params: NodeParams| EtcdSecretsStep {
+        }
+    });
+    let actions = bind_step!(actions, EtcdSecretsKind, &run, |run, params| {
+        EtcdSecretsStep {
             ssh: run.clients.ssh.clone(),
             node: node_access(&run.settings, params.hostname),
             asset_dir: run.assets.root().to_owned(),
-        }),
-    );
-    let actions = actions.bind(
-        CONTROL_PLANE,
-        step_action!(&run, |run, params: ControlPlaneParams| ControlPlaneStep {
+        }
+    });
+    let actions = bind_step!(actions, ControlPlaneKind, &run, |run, params| {
+        ControlPlaneStep {
             ssh: run.clients.ssh.clone(),
             node: node_access(&run.settings, params.hostname),
             asset_dir: run.assets.root().to_owned(),
             aggregation: params.aggregation,
-        }),
-    );
-    let actions = actions.bind(
-        BOOTSTRAP,
-        step_action!(&run, |run, params: BootstrapParams| BootstrapStep {
-            api_name: params.api_name,
-            port: run.settings.api_port,
-            controllers: public_ipv4_of(params.controllers),
-            asset_dir: run.assets.root().to_owned(),
-            poll_every: run.settings.ready_poll,
-            deadline: run.settings.ready_deadline,
-        }),
-    );
-    let actions = actions.bind(
-        DRAIN,
-        step_action!(&run, |run, params: DrainParams| DrainStep {
-            api_name: params.api_name,
-            port: run.settings.api_port,
-            controllers: public_ipv4_of(params.controllers),
-            node: params.hostname,
-            asset_dir: run.assets.root().to_owned(),
-            poll_every: run.settings.ready_poll,
-            timeout: run.settings.drain_timeout,
-            skip: run.settings.skip_drain,
-        }),
-    );
-    actions.bind(
-        READY,
-        step_action!(&run, |run, params: ReadyParams| ReadinessStep {
-            api_name: params.api_name,
-            port: run.settings.api_port,
-            controllers: public_ipv4_of(params.controllers),
-            expected_nodes: params.expected_nodes,
-            workloads: crate::assets::manifests::workloads(&run.desired),
-            asset_dir: run.assets.root().to_owned(),
-            poll_every: run.settings.ready_poll,
-            deadline: run.settings.ready_deadline,
-        }),
-    )
+        }
+    });
+    let actions = bind_step!(actions, BootstrapKind, &run, |run, params| BootstrapStep {
+        api_name: params.api_name,
+        port: run.settings.api_port,
+        controllers: params.controllers,
+        asset_dir: run.assets.root().to_owned(),
+        poll_every: run.settings.ready_poll,
+        deadline: run.settings.ready_deadline,
+    });
+    let actions = bind_step!(actions, DrainKind, &run, |run, params| DrainStep {
+        api_name: params.api.api_name,
+        port: run.settings.api_port,
+        controllers: params.api.controllers,
+        node: params.hostname,
+        asset_dir: run.assets.root().to_owned(),
+        poll_every: run.settings.ready_poll,
+        timeout: run.settings.drain_timeout,
+        skip: run.settings.skip_drain,
+    });
+    bind_step!(actions, ReadyKind, &run, |run, params| ReadinessStep {
+        api_name: params.api.api_name,
+        port: run.settings.api_port,
+        controllers: params.api.controllers,
+        expected_nodes: params.expected_nodes,
+        workloads: crate::assets::manifests::workloads(&run.desired),
+        asset_dir: run.assets.root().to_owned(),
+        poll_every: run.settings.ready_poll,
+        deadline: run.settings.ready_deadline,
+    })
 }

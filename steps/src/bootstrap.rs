@@ -1,329 +1,494 @@
-//! The SSH steps that install the control plane, as Lokomotive's `null_resource`s did, but
-//! rerunnable: every step converges the node to the same files.
+//! The bootstrap step: once an apiserver of the static control plane answers, every object of
+//! `manifests/` (kube-proxy, CoreDNS, the network, the kubelets' RBAC) is applied through the
+//! API with server-side apply, from where loko runs.
 //!
-//! - [`EtcdSecretsStep`] (each controller): the etcd CA, server, peer and client certificates
-//!   into `/etc/ssl/etcd`, owned by etcd, mode 500.
-//! - [`ControlPlaneStep`] (each controller): the static control plane, its pods into
-//!   `/etc/kubernetes/manifests` and the files they read into [`PKI_DIR`] (keys 0600, the
-//!   directory 0700), staged and renamed into place. Lokomotive's bootkube step moved `~/assets`
-//!   first, so a rerun failed with `mv: cannot stat '/home/core/assets'` (peer lesson); this one
-//!   converges: a rerun installs the same files again.
+//! Server-side apply makes the step idempotent by the API's own contract: applying the same
+//! object again with the same field manager changes nothing, and an object that changed is
+//! converged. So a rerun, a resume after a crash half-way through the objects, or a run after a
+//! manifest changed all do the same thing: apply everything again (peer lesson: bootkube, that
+//! could not be rerun). Objects removed from the manifests are not deleted.
 //!
-//! Remote commands spell absolute paths out on the command line (no variables), which keeps
-//! them readable in the journal and lets the simulator map them into a node's root.
+//! Objects go in dependency order (`rank`): every CustomResourceDefinition first, then
+//! namespaces, then what others name (service accounts, config, roles), then bindings, then the
+//! rest (workloads, custom resources). Every object is applied even when one before it is
+//! refused: one refusal must not leave the cluster without the kubelets' binding, kube-proxy,
+//! the network and DNS. The step then fails naming every refused object with the apiserver's
+//! reason: permanently if any refusal is (a 4xx other than 404, 409 and 429), else retryably
+//! (a custom resource whose definition is not served yet, 404, is retried with the step, as
+//! kubectl's users do).
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use engine::{StepContext, StepError};
-use journal::{Outputs, StepId};
+use journal::StepId;
+use serde_json::Value;
 
-use crate::assets::kubeconfig::CONTROL_PLANE_KUBECONFIGS;
-pub use crate::assets::manifests::PKI_DIR;
-use crate::ssh::{Ssh, SshTarget, tar_archive};
+use crate::kinds::BootstrapOutputs;
+use crate::readiness::{admin_client, controller_addrs};
 
-/// How to reach a node: its address comes from its device step, its pinned host key from its
-/// Ignition step.
-#[derive(Clone, Debug)]
-pub struct NodeAccess {
-    pub hostname: String,
-    pub device_step: StepId,
-    pub host_key_step: StepId,
-    pub port: u16,
-    pub user: String,
-}
+/// The field manager loko's applies are recorded under.
+pub const FIELD_MANAGER: &str = "loko";
 
-impl NodeAccess {
-    /// The SSH target, from the dependencies' outputs.
-    pub fn target(&self, ctx: &StepContext) -> Result<SshTarget, StepError> {
-        let ip: String = ctx.output_of(&self.device_step)?.get("public_ipv4")?;
-        let ip = ip.parse().map_err(|_| {
-            StepError::permanent(format!(
-                "{} published public_ipv4={ip:?}, not an IP address",
-                self.device_step
-            ))
-        })?;
-        let host_key: String = ctx.output_of(&self.host_key_step)?.get("ssh_host_key")?;
-        Ok(SshTarget {
-            node: self.hostname.clone(),
-            addr: SocketAddr::new(ip, self.port),
-            user: self.user.clone(),
-            host_key,
-        })
-    }
-}
+/// Where an object lives in the API: `(group, version, plural, namespaced)` by `(group, kind)`.
+type Resources = BTreeMap<(String, String), (String, bool)>;
 
-/// The files of asset_dir that a controller's etcd needs, and where they go under
-/// `/etc/ssl/etcd` (the layout of Lokomotive's `copy-controller-secrets`).
-pub const ETCD_FILES: [(&str, &str); 9] = [
-    ("tls/etcd-client-ca.crt", "etcd-client-ca.crt"),
-    ("tls/etcd-client.crt", "etcd-client.crt"),
-    ("tls/etcd-client.key", "etcd-client.key"),
-    ("tls/etcd/server-ca.crt", "etcd/server-ca.crt"),
-    ("tls/etcd/server.crt", "etcd/server.crt"),
-    ("tls/etcd/server.key", "etcd/server.key"),
-    ("tls/etcd/peer-ca.crt", "etcd/peer-ca.crt"),
-    ("tls/etcd/peer.crt", "etcd/peer.crt"),
-    ("tls/etcd/peer.key", "etcd/peer.key"),
+/// The built-in kinds the manifests use, with their REST names (Kubernetes API reference).
+const BUILT_IN: [(&str, &str, &str, bool); 14] = [
+    ("", "Namespace", "namespaces", false),
+    ("", "ServiceAccount", "serviceaccounts", true),
+    ("", "ConfigMap", "configmaps", true),
+    ("", "Secret", "secrets", true),
+    ("", "Service", "services", true),
+    ("apps", "DaemonSet", "daemonsets", true),
+    ("apps", "Deployment", "deployments", true),
+    (
+        "policy",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "ClusterRole",
+        "clusterroles",
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+    ),
+    ("rbac.authorization.k8s.io", "Role", "roles", true),
+    (
+        "rbac.authorization.k8s.io",
+        "RoleBinding",
+        "rolebindings",
+        true,
+    ),
+    (
+        "apiextensions.k8s.io",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+    ),
+    (
+        "scheduling.k8s.io",
+        "PriorityClass",
+        "priorityclasses",
+        false,
+    ),
 ];
 
-fn read_asset(asset_dir: &Path, rel: &str) -> Result<Vec<u8>, StepError> {
-    let path = asset_dir.join(rel);
-    std::fs::read(&path)
-        .map_err(|e| StepError::permanent(format!("cannot read {}: {e}", path.display())))
-}
-
-fn failed(node: &str, what: &str, out: &crate::ssh::CommandOutput) -> StepError {
-    StepError::retryable(format!(
-        "{node}: {what} exited {}: {}",
-        out.status,
-        journal::redact(out.stderr.trim())
-    ))
-}
-
-/// Copies the etcd certificates to one controller.
-pub struct EtcdSecretsStep {
-    pub ssh: Ssh,
-    pub node: NodeAccess,
-    pub asset_dir: PathBuf,
-}
-
-impl EtcdSecretsStep {
-    /// One attempt. Idempotent: files are overwritten in place.
-    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
-        let target = self.node.target(&ctx)?;
-        let mut files = Vec::with_capacity(ETCD_FILES.len());
-        for (from, to) in ETCD_FILES {
-            let mode = if to.ends_with(".key") { 0o600 } else { 0o644 };
-            files.push((to.to_owned(), read_asset(&self.asset_dir, from)?, mode));
-        }
-        let archive = tar_archive(&files)
-            .map_err(|e| StepError::permanent(format!("cannot pack the etcd certificates: {e}")))?;
-        let command = "sudo mkdir -p /etc/ssl/etcd/etcd \
-            && sudo tar -x --no-same-owner -C /etc/ssl/etcd \
-            && sudo chown -R etcd:etcd /etc/ssl/etcd \
-            && sudo chmod -R 500 /etc/ssl/etcd";
-        let out = self.ssh.run(&target, command, archive).await?;
-        if out.status != 0 {
-            return Err(failed(
-                &self.node.hostname,
-                "installing the etcd certificates",
-                &out,
-            ));
-        }
-        Ok(Outputs::new()
-            .with("node", &self.node.hostname)?
-            .with("files", ETCD_FILES.len())?)
-    }
-}
-
-/// The files of asset_dir a controller's static control plane reads, and their names in
-/// [`PKI_DIR`]: its certificates and keys, and the scheduler's and controller-manager's
-/// kubeconfigs. The aggregation files only with `enable_aggregation`.
-pub fn control_plane_pki(aggregation: bool) -> Vec<(&'static str, &'static str)> {
-    let mut files = vec![
-        ("tls/ca.crt", "ca.crt"),
-        // The controller-manager signs the kubelets' serving certificates with it.
-        ("tls/ca.key", "ca.key"),
-        ("tls/apiserver.crt", "apiserver.crt"),
-        ("tls/apiserver.key", "apiserver.key"),
-        ("tls/service-account.pub", "service-account.pub"),
-        ("tls/service-account.key", "service-account.key"),
-        ("tls/etcd-client-ca.crt", "etcd-client-ca.crt"),
-        ("tls/etcd-client.crt", "etcd-client.crt"),
-        ("tls/etcd-client.key", "etcd-client.key"),
-    ];
-    files.extend(
-        CONTROL_PLANE_KUBECONFIGS
-            .iter()
-            .zip([
-                "kube-scheduler.kubeconfig",
-                "kube-controller-manager.kubeconfig",
-            ])
-            .map(|((_, rel), name)| (*rel, name)),
-    );
-    if aggregation {
-        files.extend([
-            ("tls/aggregation-ca.crt", "aggregation-ca.crt"),
-            ("tls/aggregation-client.crt", "aggregation-client.crt"),
-            ("tls/aggregation-client.key", "aggregation-client.key"),
-        ]);
-    }
-    files
-}
-
-/// The asset directory of the static pods; each file goes to [`STATIC_POD_DIR`].
-pub const STATIC_MANIFESTS: &str = "static-manifests";
-/// Where every controller's kubelet reads its static pods (its `--pod-manifest-path`).
-pub const STATIC_POD_DIR: &str = "/etc/kubernetes/manifests";
-
-/// One file the control-plane step puts on a controller.
-#[derive(Clone, PartialEq, Eq)]
-pub struct NodeFile {
-    /// The absolute path on the node.
+/// One object to apply: where it came from, and its API path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// `manifests/kube-proxy.json`.
+    pub file: String,
+    /// `DaemonSet kube-system/kube-proxy`.
+    pub name: String,
+    /// The object's URL path: `/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy`.
     pub path: String,
-    pub contents: Vec<u8>,
-    pub mode: u32,
+    /// The object as JSON.
+    pub body: Value,
+    /// A CustomResourceDefinition: applied before every other object.
+    pub definition: bool,
 }
 
-impl std::fmt::Debug for NodeFile {
-    // Keys: never the contents.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "NodeFile({}, {:o})", self.path, self.mode)
-    }
+/// Why the manifests cannot be applied as they are (a bug or a hand-edited asset dir).
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {reason}")]
+pub struct ManifestError {
+    pub file: String,
+    pub reason: String,
 }
 
-/// What the control-plane step puts on every controller: the files of
-/// [`control_plane_pki`] in [`PKI_DIR`] (keys and kubeconfigs 0600) and the static pods in
-/// [`STATIC_POD_DIR`], PKI first.
-pub fn control_plane_files(
-    asset_dir: &Path,
-    aggregation: bool,
-) -> Result<Vec<NodeFile>, StepError> {
+/// Every object of the JSON files under `dir` (`List`s unrolled), in the order of `rank`, each with
+/// its API path. `root` is what the files' names are relative to.
+pub fn objects(root: &Path, dir: &Path) -> Result<Vec<Applied>, ManifestError> {
     let mut files = Vec::new();
-    for (from, to) in control_plane_pki(aggregation) {
-        let mode = if to.ends_with(".key") || to.ends_with(".kubeconfig") {
-            0o600
-        } else {
-            0o644
+    json_files(dir, &mut files).map_err(|e| ManifestError {
+        file: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    files.sort();
+    let mut raw = Vec::new();
+    for path in files {
+        let file = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let bad = |reason: String| ManifestError {
+            file: file.clone(),
+            reason,
         };
-        files.push(NodeFile {
-            path: format!("{PKI_DIR}/{to}"),
-            contents: read_asset(asset_dir, from)?,
-            mode,
-        });
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let items = match value["kind"].as_str() {
+            Some("List") => value["items"].as_array().cloned().unwrap_or_default(),
+            _ => vec![value],
+        };
+        raw.extend(items.into_iter().map(|item| (file.clone(), item)));
     }
-    let mut manifests = Vec::new();
-    let dir = asset_dir.join(STATIC_MANIFESTS);
-    collect(&dir, &dir, &mut manifests)?;
-    if manifests.is_empty() {
-        return Err(StepError::permanent(format!(
-            "{} holds no static pod; the manifests step writes them",
-            dir.display()
+    let mut resources: Resources = BUILT_IN
+        .iter()
+        .map(|(group, kind, plural, namespaced)| {
+            (
+                ((*group).to_owned(), (*kind).to_owned()),
+                ((*plural).to_owned(), *namespaced),
+            )
+        })
+        .collect();
+    for (_, object) in &raw {
+        if object["kind"] == "CustomResourceDefinition" {
+            let spec = &object["spec"];
+            if let (Some(group), Some(kind), Some(plural)) = (
+                spec["group"].as_str(),
+                spec["names"]["kind"].as_str(),
+                spec["names"]["plural"].as_str(),
+            ) {
+                resources.insert(
+                    (group.to_owned(), kind.to_owned()),
+                    (plural.to_owned(), spec["scope"] == "Namespaced"),
+                );
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for (file, object) in raw {
+        out.push(locate(&resources, file, object)?);
+    }
+    // Stable: within each rank, the files' order.
+    out.sort_by_key(|a| rank(a.body["kind"].as_str().unwrap_or_default()));
+    Ok(out)
+}
+
+/// Where a kind goes in the order of applies: a custom resource needs its definition served,
+/// a namespaced object its namespace, a binding or workload the accounts, config and roles it
+/// names (a DaemonSet whose service account is missing gets no pods until it exists).
+fn rank(kind: &str) -> u8 {
+    match kind {
+        "CustomResourceDefinition" => 0,
+        "Namespace" => 1,
+        "ServiceAccount" | "ConfigMap" | "Secret" | "ClusterRole" | "Role" | "PriorityClass" => 2,
+        "ClusterRoleBinding" | "RoleBinding" => 3,
+        _ => 4,
+    }
+}
+
+fn locate(resources: &Resources, file: String, object: Value) -> Result<Applied, ManifestError> {
+    let bad = |reason: String| ManifestError {
+        file: file.clone(),
+        reason,
+    };
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    if api_version.is_empty() || kind.is_empty() || name.is_empty() {
+        return Err(bad(
+            "an object without apiVersion, kind or metadata.name".into()
+        ));
+    }
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let Some((plural, namespaced)) = resources.get(&(group.to_owned(), kind.to_owned())) else {
+        return Err(bad(format!(
+            "{kind} of {api_version} is not a kind loko knows how to apply"
         )));
-    }
-    files.extend(manifests.into_iter().map(|(rel, contents, mode)| NodeFile {
-        path: format!("{STATIC_POD_DIR}/{rel}"),
-        contents,
-        mode,
-    }));
-    Ok(files)
+    };
+    let prefix = match group {
+        "" => format!("/api/{version}"),
+        group => format!("/apis/{group}/{version}"),
+    };
+    let (path, name) = if *namespaced {
+        let namespace = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default");
+        (
+            format!("{prefix}/namespaces/{namespace}/{plural}/{name}"),
+            format!("{kind} {namespace}/{name}"),
+        )
+    } else {
+        (
+            format!("{prefix}/{plural}/{name}"),
+            format!("{kind} {name}"),
+        )
+    };
+    Ok(Applied {
+        definition: kind == "CustomResourceDefinition",
+        file,
+        name,
+        path,
+        body: object,
+    })
 }
 
-// Everything lands in a private staging directory first; then each file is renamed into place
-// (a rename is atomic), the PKI before the manifests, so the kubelet never reads half a
-// manifest nor starts a pod whose files are not there yet. A rerun stages and renames again:
-// same bytes, same pods.
-const INSTALL_CONTROL_PLANE: &str = "sudo rm -rf /etc/kubernetes/.loko-control-plane \
-    && sudo mkdir -p -m 0700 /etc/kubernetes/.loko-control-plane \
-    && sudo tar -x --no-same-owner -C /etc/kubernetes/.loko-control-plane \
-    && sudo mkdir -p /etc/kubernetes/pki /etc/kubernetes/manifests \
-    && sudo chmod 0700 /etc/kubernetes/pki \
-    && sudo sh -c 'mv -f /etc/kubernetes/.loko-control-plane/pki/* /etc/kubernetes/pki/ \
-        && mv -f /etc/kubernetes/.loko-control-plane/manifests/* /etc/kubernetes/manifests/' \
-    && sudo rm -rf /etc/kubernetes/.loko-control-plane";
-
-/// Copies the static control plane (its pods and the files they read) to one controller,
-/// whose kubelet then runs it. Never through the Ignition: Packet's metadata service serves a
-/// device's userdata to every process on it.
-pub struct ControlPlaneStep {
-    pub ssh: Ssh,
-    pub node: NodeAccess,
-    pub asset_dir: PathBuf,
-    pub aggregation: bool,
-}
-
-impl ControlPlaneStep {
-    /// One attempt. Idempotent: a rerun installs the same files again.
-    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
-        let target = self.node.target(&ctx)?;
-        let node = &self.node.hostname;
-        let installed = control_plane_files(&self.asset_dir, self.aggregation)?;
-        let pods: Vec<&str> = installed
-            .iter()
-            .filter_map(|f| f.path.strip_prefix(STATIC_POD_DIR))
-            .map(|name| name.trim_start_matches('/'))
-            .collect();
-        // Staged as `pki/…` and `manifests/…`, the layout INSTALL_CONTROL_PLANE moves.
-        let mut files = Vec::with_capacity(installed.len());
-        for file in &installed {
-            let staged = if let Some(name) = file.path.strip_prefix(PKI_DIR) {
-                format!("pki{name}")
-            } else if let Some(name) = file.path.strip_prefix(STATIC_POD_DIR) {
-                format!("manifests{name}")
-            } else {
-                return Err(StepError::permanent(format!(
-                    "{} is neither in {PKI_DIR} nor in {STATIC_POD_DIR}",
-                    file.path
-                )));
-            };
-            files.push((staged, file.contents.clone(), file.mode));
-        }
-        let archive = tar_archive(&files).map_err(|e| {
-            StepError::permanent(format!("cannot pack the control plane of {node}: {e}"))
-        })?;
-        ctx.progress(format!("installing the static control plane on {node}"));
-        let out = self
-            .ssh
-            .run(&target, INSTALL_CONTROL_PLANE, archive)
-            .await?;
-        if out.status != 0 {
-            return Err(failed(node, "installing the static control plane", &out));
-        }
-        Ok(Outputs::new()
-            .with("node", node)?
-            .with("static_pods", &pods)?
-            .with("pki_files", files.len() - pods.len())?)
-    }
-}
-
-/// Every regular file under `dir`, with its path relative to `root`.
-fn collect(
-    root: &Path,
-    dir: &Path,
-    out: &mut Vec<(String, Vec<u8>, u32)>,
-) -> Result<(), StepError> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| StepError::permanent(format!("cannot read {}: {e}", dir.display())))?;
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
+fn json_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
         if path.is_dir() {
-            collect(root, &path, out)?;
-        } else if path.is_file() {
-            let rel = path
-                .strip_prefix(root)
-                .map_err(|_| {
-                    StepError::permanent(format!(
-                        "{} is outside {}",
-                        path.display(),
-                        root.display()
-                    ))
-                })?
-                .to_string_lossy()
-                .into_owned();
-            let content = std::fs::read(&path).map_err(|e| {
-                StepError::permanent(format!("cannot read {}: {e}", path.display()))
-            })?;
-            out.push((rel, content, 0o644));
+            json_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
         }
     }
     Ok(())
 }
 
+/// Applies `manifests/` once an apiserver answers.
+pub struct BootstrapStep {
+    /// `<cluster>.<dns_zone>`, the name the apiserver certificate carries.
+    pub api_name: String,
+    pub port: u16,
+    /// Where the controllers' public IPs come from (device step, output key).
+    pub controllers: Vec<StepId>,
+    /// The cluster's asset_dir (`manifests/`, `tls/ca.crt`, `tls/admin.{crt,key}`).
+    pub asset_dir: PathBuf,
+    pub poll_every: Duration,
+    /// How long to wait for an apiserver to answer.
+    pub deadline: Duration,
+}
+
+impl BootstrapStep {
+    /// One attempt: wait for the API, then apply every object and the kubelets' bootstrap
+    /// token.
+    pub async fn run(&self, ctx: StepContext) -> Result<BootstrapOutputs, StepError> {
+        let mut objects = objects(&self.asset_dir, &self.asset_dir.join("manifests"))
+            .map_err(StepError::permanent)?;
+        let token = bootstrap_token_object(&self.asset_dir).map_err(StepError::permanent)?;
+        let token_id = token.as_ref().map(|(id, _)| id.clone());
+        objects.extend(token.map(|(_, object)| object));
+        let addrs = controller_addrs(&ctx, &self.controllers, self.port)?;
+        let client = admin_client(&self.asset_dir, &self.api_name, &addrs)?;
+        let base = format!("https://{}:{}", self.api_name, self.port);
+        let start = Instant::now();
+        loop {
+            let answer = client.get(format!("{base}/healthz")).send().await;
+            let last = match answer {
+                Ok(r) if r.status().is_success() => break,
+                Ok(r) => format!("its /healthz answers {}", r.status()),
+                Err(e) => crate::error_chain(&e),
+            };
+            if start.elapsed() >= self.deadline {
+                return Err(StepError::retryable(format!(
+                    "no apiserver of the static control plane answers at {base} after {}s: {last}",
+                    self.deadline.as_secs()
+                )));
+            }
+            ctx.progress(format!(
+                "waiting for the static control plane's apiserver at {base}"
+            ));
+            ctx.sleep(self.poll_every).await?;
+        }
+        ctx.progress(format!("applying {} objects of manifests/", objects.len()));
+        apply_all(&client, &base, &objects).await?;
+        let definitions = objects.iter().filter(|o| o.definition).count();
+        Ok(BootstrapOutputs {
+            api_server: base,
+            objects: objects.len(),
+            definitions,
+            bootstrap_token_id: token_id,
+        })
+    }
+}
+
+/// An object the apiserver did not take.
+struct Refused {
+    /// `applying DaemonSet kube-system/x (manifests/x.json): 422 ...: <the apiserver's reason>`.
+    message: String,
+    /// Whether applying it again may succeed without a change of the manifests.
+    retryable: bool,
+}
+
+/// Applies every object of `objects`, in their order, to the apiserver at `base` (a client of
+/// [`admin_client`]), whatever refusals come before; then fails, if any object was refused,
+/// naming each with the apiserver's reason: permanently if any refusal is permanent.
+pub async fn apply_all(
+    client: &reqwest::Client,
+    base: &str,
+    objects: &[Applied],
+) -> Result<(), StepError> {
+    let mut refused = Vec::new();
+    for object in objects {
+        if let Err(refusal) = apply(client, base, object).await {
+            refused.push(refusal);
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let message = format!(
+        "{} of {} objects of manifests/ refused: {}",
+        refused.len(),
+        objects.len(),
+        refused
+            .iter()
+            .map(|r| r.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    Err(if refused.iter().all(|r| r.retryable) {
+        StepError::retryable(message)
+    } else {
+        StepError::permanent(message)
+    })
+}
+
+/// The Secret of the kubelets' bootstrap token (`auth/bootstrap-token.json`), with its id:
+/// not a file of `manifests/`, so that no manifest holds the token. `None` when there is no
+/// token (an asset directory the kubeconfigs step has not written yet).
+fn bootstrap_token_object(
+    asset_dir: &Path,
+) -> Result<Option<(String, Applied)>, crate::assets::AssetError> {
+    let dir = crate::assets::AssetDir::create(asset_dir)?;
+    let Some(token) = crate::assets::bootstrap_token::read_token(&dir)? else {
+        return Ok(None);
+    };
+    let name = format!("bootstrap-token-{}", token.id);
+    Ok(Some((
+        token.id.clone(),
+        Applied {
+            file: crate::assets::bootstrap_token::BOOTSTRAP_TOKEN.to_owned(),
+            name: format!("Secret kube-system/{name}"),
+            path: format!("/api/v1/namespaces/kube-system/secrets/{name}"),
+            body: token.secret_object(),
+            definition: false,
+        },
+    )))
+}
+
+/// Server-side apply of one object (`PATCH` with `application/apply-patch+yaml`, of which JSON
+/// is a subset), forcing loko's ownership of the fields it sets.
+async fn apply(client: &reqwest::Client, base: &str, object: &Applied) -> Result<(), Refused> {
+    let url = format!(
+        "{base}{}?fieldManager={FIELD_MANAGER}&force=true",
+        object.path
+    );
+    let what = format!("{} ({})", object.name, object.file);
+    let answer = client
+        .patch(&url)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/apply-patch+yaml",
+        )
+        .body(object.body.to_string())
+        .send()
+        .await
+        .map_err(|e| Refused {
+            message: format!("applying {what}: {}", crate::error_chain(&e)),
+            retryable: true,
+        })?;
+    let status = answer.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    // The apiserver's Status says why; it never echoes a Secret's data.
+    let body = answer.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_owned))
+        .unwrap_or(body);
+    let message = format!(
+        "applying {what}: {status}: {}",
+        journal::redact_shapes(message.trim())
+    );
+    // 404: a custom resource whose definition is not served yet; 409: a conflict of a
+    // concurrent writer; 429 and 5xx: the apiserver or etcd is still coming up.
+    let retryable = matches!(status.as_u16(), 404 | 409 | 429) || status.is_server_error();
+    Err(Refused { message, retryable })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn write(dir: &Path, rel: &str, value: Value) {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, value.to_string()).unwrap();
+    }
 
     #[test]
-    fn the_install_command_moves_into_the_directories_the_pods_and_kubelet_read() {
-        for dir in [PKI_DIR, STATIC_POD_DIR] {
-            assert!(
-                INSTALL_CONTROL_PLANE.contains(&format!("mkdir -p {PKI_DIR} {STATIC_POD_DIR}"))
-                    && INSTALL_CONTROL_PLANE.contains(&format!("* {dir}/")),
-                "{dir}"
-            );
-        }
-        assert!(INSTALL_CONTROL_PLANE.contains(&format!("chmod 0700 {PKI_DIR}")));
+    fn definitions_come_first_and_custom_resources_are_located_by_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(
+            root,
+            "manifests/a-pool.json",
+            json!({"apiVersion": "crd.projectcalico.org/v1", "kind": "IPPool", "metadata": {"name": "default"}}),
+        );
+        write(
+            root,
+            "manifests/b/crds.json",
+            json!({"apiVersion": "v1", "kind": "List", "items": [{
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "ippools.crd.projectcalico.org"},
+                "spec": {"group": "crd.projectcalico.org", "scope": "Cluster",
+                         "names": {"kind": "IPPool", "plural": "ippools"}},
+            }]}),
+        );
+        write(
+            root,
+            "manifests/c.json",
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "kube-proxy", "namespace": "kube-system"}}),
+        );
+        let objects = objects(root, &root.join("manifests")).unwrap();
+        let paths: Vec<&str> = objects.iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/ippools.crd.projectcalico.org",
+                "/apis/crd.projectcalico.org/v1/ippools/default",
+                "/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy",
+            ]
+        );
+        assert_eq!(objects[1].file, "manifests/a-pool.json");
+        assert_eq!(objects[2].name, "DaemonSet kube-system/kube-proxy");
+    }
+
+    #[test]
+    fn what_others_need_is_applied_before_them_whatever_the_files_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let object = |kind: &str, api: &str| json!({"apiVersion": api, "kind": kind, "metadata": {"name": "x", "namespace": "kube-system"}});
+        write(root, "manifests/a.json", object("DaemonSet", "apps/v1"));
+        write(
+            root,
+            "manifests/b.json",
+            object("ClusterRoleBinding", "rbac.authorization.k8s.io/v1"),
+        );
+        write(root, "manifests/c.json", object("ServiceAccount", "v1"));
+        write(root, "manifests/d.json", object("Namespace", "v1"));
+        let kinds: Vec<String> = objects(root, &root.join("manifests"))
+            .unwrap()
+            .iter()
+            .map(|o| o.body["kind"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "Namespace",
+                "ServiceAccount",
+                "ClusterRoleBinding",
+                "DaemonSet"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_is_named_with_its_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(
+            root,
+            "manifests/x.json",
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+        );
+        let error = objects(root, &root.join("manifests")).unwrap_err();
+        assert_eq!(error.file, "manifests/x.json");
+        assert!(error.reason.contains("Widget"), "{error}");
     }
 }

@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use specs::DesiredCluster;
 
-use crate::cluster::{History, ids};
+use crate::history::History;
+use crate::provider::Change;
+use crate::provider::rack::machine_change;
+use crate::step_name::StepName;
 
 /// What `loko run` would do to the cluster's resources, counted as Terraform counts them (a
 /// replacement is one add and one destroy).
@@ -93,6 +96,49 @@ impl std::fmt::Display for Changes {
     }
 }
 
+/// The nodes of a rack whose machine can only be replaced ([`machine_change`]: another MAC,
+/// another install disk); a change of a machine the provider cannot make is refused, naming
+/// the machine and its field.
+fn machines_replaced(
+    previous: &DesiredCluster,
+    desired: &DesiredCluster,
+) -> Result<Vec<String>, specs::RefusedChanges> {
+    let mut replaced = Vec::new();
+    let mut refused = Vec::new();
+    for node in &desired.nodes {
+        let was = previous
+            .nodes
+            .iter()
+            .find(|n| n.hostname == node.hostname)
+            .and_then(|n| n.machine.as_ref());
+        let (Some(was), Some(is)) = (was, node.machine.as_ref()) else {
+            continue;
+        };
+        match machine_change(was, is) {
+            Change::None => {}
+            Change::Recreate { .. } => replaced.push(node.hostname.clone()),
+            Change::Refused { field, why } => {
+                let value = |m: &specs::Machine| {
+                    serde_json::to_value(m)
+                        .ok()
+                        .and_then(|v| v.get(&field).map(ToString::to_string))
+                        .unwrap_or_default()
+                };
+                refused.push(specs::RefusedChange {
+                    path: format!("machines[{}].{field}", is.name),
+                    old: value(was),
+                    new: value(is),
+                    reason: why,
+                });
+            }
+        }
+    }
+    match refused.is_empty() {
+        true => Ok(replaced),
+        false => Err(specs::RefusedChanges { changes: refused }),
+    }
+}
+
 /// The changes from what the journal knows to `desired`; refused changes are errors naming
 /// the spec fields.
 pub fn changes(
@@ -100,11 +146,15 @@ pub fn changes(
     history: &History,
 ) -> Result<Changes, specs::RefusedChanges> {
     let retyped: BTreeSet<String> = match &history.previous {
-        Some(previous) => specs::classify(previous, desired)?
-            .pools_retyped
-            .into_iter()
-            .flat_map(|r| r.nodes_deleted)
-            .collect(),
+        Some(previous) => {
+            let mut replaced: BTreeSet<String> = specs::classify(previous, desired)?
+                .pools_retyped
+                .into_iter()
+                .flat_map(|r| r.nodes_deleted)
+                .collect();
+            replaced.extend(machines_replaced(previous, desired)?);
+            replaced
+        }
         None => BTreeSet::new(),
     };
     let wanted: BTreeSet<&str> = desired.nodes.iter().map(|n| n.hostname.as_str()).collect();
@@ -116,7 +166,10 @@ pub fn changes(
             changes.recreate.push((node.hostname.clone(), *run));
         } else if history.intended.contains_key(&node.hostname) {
             changes.adopt.push(node.hostname.clone());
-        } else if !history.recorded.contains(&ids::device(&node.hostname)) {
+        } else if !history
+            .recorded
+            .contains(&StepName::Device(node.hostname.to_string()).id())
+        {
             changes.create.push(node.hostname.clone());
         }
     }
@@ -124,7 +177,11 @@ pub fn changes(
         .known_nodes
         .iter()
         .filter(|host| !wanted.contains(host.as_str()))
-        .filter(|host| !history.recorded.contains(&ids::delete_device(host)))
+        .filter(|host| {
+            !history
+                .recorded
+                .contains(&StepName::DeleteDevice(host.to_string()).id())
+        })
         .cloned()
         .collect();
     changes.drain = changes
@@ -133,7 +190,7 @@ pub fn changes(
         .chain(&changes.delete)
         .cloned()
         .collect();
-    if !history.recorded.contains(&ids::dns()) {
+    if !history.recorded.contains(&StepName::Dns.id()) {
         changes.records = desired.dns_records.iter().map(|r| r.name.clone()).collect();
     }
     Ok(changes)

@@ -21,6 +21,8 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use engine::{StepContext, StepError};
 use journal::Outputs;
 
+use crate::kinds::{DeleteRecordsOutputs, DeviceKind, DnsKind, DnsOutputs, RecordSource};
+
 /// Environment variable of the Route53 endpoint override (the AWS SDK's own convention).
 pub const ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_ROUTE_53";
 
@@ -82,16 +84,19 @@ pub struct Route53 {
 impl Route53 {
     /// A client with the standard AWS credential chain (environment, shared config and
     /// credentials files, web identity, ECS and EC2 metadata) and the endpoint from
-    /// `endpoint` or `AWS_ENDPOINT_URL_ROUTE_53`. TLS uses rustls with ring.
-    pub async fn from_env(endpoint: Option<&str>) -> Route53 {
-        Route53::build(endpoint, None).await
+    /// `endpoint` or `AWS_ENDPOINT_URL_ROUTE_53`. TLS uses rustls with ring. The credentials
+    /// it resolves are told to `redactor` (the run's).
+    pub async fn from_env(endpoint: Option<&str>, redactor: &journal::Redactor) -> Route53 {
+        Route53::build(endpoint, None, redactor).await
     }
 
-    /// A client with fixed credentials, for an endpoint that is not AWS (the simulator).
+    /// A client with fixed credentials, for an endpoint that is not AWS (the simulator); they
+    /// are told to `redactor`.
     pub async fn with_static_credentials(
         endpoint: &str,
         access_key_id: &str,
         secret_access_key: &str,
+        redactor: &journal::Redactor,
     ) -> Route53 {
         let credentials = aws_credential_types::Credentials::new(
             access_key_id,
@@ -100,12 +105,13 @@ impl Route53 {
             None,
             "loko-static",
         );
-        Route53::build(Some(endpoint), Some(credentials)).await
+        Route53::build(Some(endpoint), Some(credentials), redactor).await
     }
 
     async fn build(
         endpoint: Option<&str>,
         credentials: Option<aws_credential_types::Credentials>,
+        redactor: &journal::Redactor,
     ) -> Route53 {
         use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
         let http = aws_smithy_http_client::Builder::new()
@@ -125,7 +131,7 @@ impl Route53 {
         }
         let config = loader.load().await;
         let credentials_missing = match config.credentials_provider() {
-            Some(provider) => register_credentials(provider).await.err(),
+            Some(provider) => register_credentials(provider, redactor).await.err(),
             None => Some("no credential provider is configured".to_owned()),
         };
         Route53 {
@@ -272,21 +278,22 @@ impl Route53 {
     }
 }
 
-/// Registers the resolved AWS credentials with the redactor, so no error, event or log line
+/// Tells `redactor` the resolved AWS credentials, so no error, event or log line
 /// (the SDK's trace logs print the signed request) can carry them. The access key id is not
 /// secret by itself, but it names the account's key: it is not printed either.
 async fn register_credentials(
     provider: aws_credential_types::provider::SharedCredentialsProvider,
+    redactor: &journal::Redactor,
 ) -> Result<(), String> {
     use aws_credential_types::provider::ProvideCredentials;
     let creds = provider
         .provide_credentials()
         .await
-        .map_err(|e| journal::redact(&e.to_string()))?;
-    journal::register_secret(creds.access_key_id());
-    journal::register_secret(creds.secret_access_key());
+        .map_err(|e| journal::redact_shapes(&e.to_string()))?;
+    redactor.add(creds.access_key_id());
+    redactor.add(creds.secret_access_key());
     if let Some(token) = creds.session_token() {
-        journal::register_secret(token);
+        redactor.add(token);
     }
     Ok(())
 }
@@ -319,7 +326,7 @@ where
     DnsError::Api {
         operation,
         zone: zone.to_owned(),
-        message: journal::redact(&message),
+        message: journal::redact_shapes(&message),
         retryable,
     }
 }
@@ -341,31 +348,15 @@ pub struct DnsStep {
     pub in_sync_deadline: Duration,
 }
 
-/// A record whose values are outputs of other steps (`public_ipv4` of the controllers' device
-/// steps), as the DNS step's params hold it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RecordSource {
-    pub name: String,
-    pub ttl: i64,
-    /// (step, output key) of each value.
-    pub values_from: Vec<(journal::StepId, String)>,
-}
-
 impl DnsStep {
     /// One attempt: resolve values, read what is there, UPSERT, wait for INSYNC.
-    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+    pub async fn run(&self, ctx: StepContext) -> Result<DnsOutputs, StepError> {
         let zone = &self.zone_id;
         let mut wanted = Vec::with_capacity(self.records.len());
         for source in &self.records {
             let mut values = Vec::new();
-            for (step, key) in &source.values_from {
-                let text: String = ctx.output_of(step)?.get(key)?;
-                let ip = text.parse().map_err(|_| {
-                    StepError::permanent(format!(
-                        "{step} published {key}={text:?}, which is not an IPv4 address"
-                    ))
-                })?;
-                values.push(ip);
+            for (step, which) in &source.values_from {
+                values.push(DeviceKind::address(&ctx, step, *which)?);
             }
             values.sort();
             wanted.push(ARecord {
@@ -375,8 +366,8 @@ impl DnsStep {
             });
         }
         let ours: BTreeMap<String, Vec<Ipv4Addr>> = ctx
-            .recorded_outputs()
-            .and_then(|o| o.get("records").ok())
+            .recorded_outputs_of::<DnsKind>()
+            .map(|recorded| recorded.records)
             .unwrap_or_default();
         let mut conflicts = Vec::new();
         let mut to_write = Vec::new();
@@ -409,20 +400,20 @@ impl DnsStep {
             }
             .into());
         }
-        let mut out = Outputs::new().with(
-            "records",
-            wanted
+        let mut out = DnsOutputs {
+            records: wanted
                 .iter()
                 .map(|r| (r.name.clone(), r.values.clone()))
-                .collect::<BTreeMap<_, _>>(),
-        )?;
+                .collect(),
+            change_id: None,
+        };
         if !to_write.is_empty() {
             let change = self.route53.upsert(zone, &to_write).await?;
             ctx.progress(format!(
                 "wrote {} record set(s); waiting for change {change} to be INSYNC",
                 to_write.len()
             ));
-            // Waiting for INSYNC holds no place of the `dns` class.
+            // Waiting for INSYNC holds no place of the `route53` class.
             ctx.wait(self.route53.wait_in_sync(
                 zone,
                 &change,
@@ -430,7 +421,7 @@ impl DnsStep {
                 self.in_sync_deadline,
             ))
             .await??;
-            out.insert("change_id", change)?;
+            out.change_id = Some(change);
         }
         Ok(out)
     }
@@ -456,7 +447,7 @@ pub struct DnsDeleteStep {
 impl DnsDeleteStep {
     /// One attempt: read each record's current values (Route53 deletes only exact matches),
     /// DELETE those that exist in one batch, wait for INSYNC.
-    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+    pub async fn run(&self, ctx: StepContext) -> Result<DeleteRecordsOutputs, StepError> {
         let zone = &self.zone_id;
         let mut existing = Vec::new();
         for name in &self.names {
@@ -465,7 +456,10 @@ impl DnsDeleteStep {
             }
         }
         let deleted: Vec<String> = existing.iter().map(|r| r.name.clone()).collect();
-        let mut out = Outputs::new().with("deleted_records", &deleted)?;
+        let mut out = DeleteRecordsOutputs {
+            deleted_records: deleted.clone(),
+            change_id: None,
+        };
         if existing.is_empty() {
             return Ok(out);
         }
@@ -476,13 +470,13 @@ impl DnsDeleteStep {
             "deleted {} record set(s); waiting for change {change} to be INSYNC",
             existing.len()
         ));
-        // Waiting for INSYNC holds no place of the `dns` class.
+        // Waiting for INSYNC holds no place of the `route53` class.
         ctx.wait(
             self.route53
                 .wait_in_sync(zone, &change, self.poll_every, self.in_sync_deadline),
         )
         .await??;
-        out.insert("change_id", change)?;
+        out.change_id = Some(change);
         Ok(out)
     }
 }

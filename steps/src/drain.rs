@@ -16,10 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use engine::{StepContext, StepError};
-use journal::{Outputs, StepId};
+use journal::StepId;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use crate::kinds::DrainOutputs;
 use crate::readiness::{admin_client, controller_addrs};
 
 /// The annotation the kubelet puts on a static pod's mirror (`kubetypes.ConfigMirrorAnnotationKey`).
@@ -31,7 +32,7 @@ pub struct DrainStep {
     pub api_name: String,
     pub port: u16,
     /// Where the controllers' public IPs come from (device step, output key).
-    pub controllers: Vec<(StepId, &'static str)>,
+    pub controllers: Vec<StepId>,
     /// The node (its hostname).
     pub node: String,
     /// The cluster's asset_dir, holding the admin credentials.
@@ -94,10 +95,10 @@ struct PodOnNode {
 
 impl DrainStep {
     /// One attempt: cordon, evict until the pods are gone or the timeout, delete the Node.
-    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+    pub async fn run(&self, ctx: StepContext) -> Result<DrainOutputs, StepError> {
         if self.skip {
             ctx.progress(format!("{} not drained (--skip-drain)", self.node));
-            return Ok(Outputs::new().with("drained", false)?);
+            return Ok(DrainOutputs::NOT_DRAINED);
         }
         let addrs = controller_addrs(&ctx, &self.controllers, self.port)?;
         let client = admin_client(&self.asset_dir, &self.api_name, &addrs)?;
@@ -113,7 +114,7 @@ impl DrainStep {
             .map_err(|e| self.unreachable(&base, &e))?;
         if cordon.status() == StatusCode::NOT_FOUND {
             ctx.progress(format!("{} has no Node: nothing to drain", self.node));
-            return Ok(Outputs::new().with("drained", false)?);
+            return Ok(DrainOutputs::NOT_DRAINED);
         }
         self.expect_success(cordon, "cordon").await?;
         ctx.progress(format!("{} cordoned", self.node));
@@ -182,9 +183,10 @@ impl DrainStep {
             self.node,
             evicted.len()
         ));
-        Ok(Outputs::new()
-            .with("drained", true)?
-            .with("pods_evicted", evicted.len())?)
+        Ok(DrainOutputs {
+            drained: true,
+            pods_evicted: Some(evicted.len()),
+        })
     }
 
     /// The pods on the node a drain evicts: not a DaemonSet's, not a mirror pod.

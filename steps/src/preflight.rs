@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use crate::dns::{DnsError, Route53};
-use crate::packet::{PacketClient, PacketError, PacketErrorKind};
+use crate::packet::{PacketClient, PacketError, PacketErrorKind, Timeouts};
+use crate::redfish::{
+    BmcCredentials, CredentialsError, RedfishClient, RedfishError, RedfishErrorKind,
+};
 
 /// How long each check may take: an endpoint that does not answer by then is reported.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,6 +63,131 @@ pub async fn check(
     };
     let (a, b) = tokio::join!(packet_check, route53_check);
     a.into_iter().chain(b).collect()
+}
+
+/// Checks a rack (`provider: redfish`): the BMC credentials are there, and each machine's BMC
+/// signs in with them and its system lists the machine's MAC, all machines at once, each within
+/// [`CHECK_TIMEOUT`]. A busy or failing BMC (503, 5xx) answers, so it is no problem here: the
+/// machine step retries it.
+pub async fn check_rack(
+    credentials: &Result<BmcCredentials, CredentialsError>,
+    machines: &[specs::Machine],
+    timeouts: &Timeouts,
+) -> Vec<Problem> {
+    let credentials = match credentials {
+        Ok(credentials) => credentials,
+        Err(e) => {
+            return vec![Problem {
+                what: e.to_string(),
+                hint: format!(
+                    "export {} and {} (the account every BMC of the rack shares)",
+                    crate::redfish::USERNAME_ENV,
+                    crate::redfish::PASSWORD_ENV
+                ),
+            }];
+        }
+    };
+    let mut checks = tokio::task::JoinSet::new();
+    for (at, machine) in machines.iter().enumerate() {
+        let (machine, credentials, timeouts) =
+            (machine.clone(), credentials.clone(), timeouts.clone());
+        checks.spawn(async move {
+            let check = async {
+                let client =
+                    RedfishClient::connect(&machine.bmc.url, &credentials, &timeouts).await?;
+                let found = client.machine(&machine.bmc.system, &machine.mac).await;
+                // Signing out is the BMC's business; a session left expires by itself.
+                let _ = client.close().await;
+                found.map(drop)
+            };
+            let problem = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => bmc_problem(&machine, &credentials, &e),
+                Err(_) => Some(not_answering(
+                    &format!("the BMC of machine {}", machine.name),
+                    &machine.bmc.url,
+                    &format!("the bmc.url of machine {}", machine.name),
+                )),
+            };
+            (at, problem)
+        });
+    }
+    // In the spec's order, whatever order the BMCs answered in.
+    let mut found: Vec<(usize, Problem)> = Vec::new();
+    while let Some(joined) = checks.join_next().await {
+        match joined {
+            Ok((at, Some(problem))) => found.push((at, problem)),
+            Ok((_, None)) => {}
+            Err(e) => found.push((
+                usize::MAX,
+                Problem {
+                    what: format!("a BMC check failed: {e}"),
+                    hint: "run the same command again".into(),
+                },
+            )),
+        }
+    }
+    found.sort_by_key(|(at, _)| *at);
+    found.into_iter().map(|(_, problem)| problem).collect()
+}
+
+/// The problem a BMC's answer shows; `None` for a transient one (busy, a 5xx).
+fn bmc_problem(
+    machine: &specs::Machine,
+    credentials: &BmcCredentials,
+    e: &RedfishError,
+) -> Option<Problem> {
+    let name = &machine.name;
+    let (what, hint) = match &*e.kind {
+        RedfishErrorKind::Busy { .. } | RedfishErrorKind::Server { .. } => return None,
+        RedfishErrorKind::Unauthorized => (
+            format!(
+                "machine {name}: the BMC at {} refuses the user {} (401)",
+                machine.bmc.url,
+                credentials.username()
+            ),
+            format!(
+                "check {} and {} (or {})",
+                crate::redfish::USERNAME_ENV,
+                crate::redfish::PASSWORD_ENV,
+                crate::redfish::FILE_ENV
+            ),
+        ),
+        RedfishErrorKind::NotFound => (
+            format!(
+                "machine {name}: the BMC at {} has no system {}",
+                machine.bmc.url, machine.bmc.system
+            ),
+            format!("check bmc.system of machine {name} (the BMC lists /redfish/v1/Systems)"),
+        ),
+        RedfishErrorKind::WrongMachine { found, .. } => (
+            format!(
+                "machine {name}: system {} of {} does not list MAC {} (it lists {})",
+                machine.bmc.system,
+                machine.bmc.url,
+                machine.mac,
+                if found.is_empty() {
+                    "none".to_owned()
+                } else {
+                    found.join(", ")
+                }
+            ),
+            format!("check the mac and bmc of machine {name}: loko never powers another machine"),
+        ),
+        RedfishErrorKind::Transport => (
+            format!(
+                "machine {name}: the BMC at {} does not answer: {}",
+                machine.bmc.url,
+                first_line(&e.to_string())
+            ),
+            format!("check the network, or the bmc.url of machine {name}"),
+        ),
+        _ => (
+            format!("machine {name}: {}", first_line(&e.to_string())),
+            format!("check the bmc of machine {name} and the BMC credentials"),
+        ),
+    };
+    Some(Problem { what, hint })
 }
 
 fn not_answering(what: &str, url: &str, field: &str) -> Problem {

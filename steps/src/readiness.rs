@@ -15,9 +15,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use engine::{StepContext, StepError};
-use journal::{Outputs, StepId};
+use journal::StepId;
 
 use crate::assets::manifests::Workload;
+use crate::kinds::{DeviceAddress, DeviceKind, ReadyOutputs};
 
 /// The admin client credentials, read from asset_dir (the key stays in memory only).
 pub struct AdminTls {
@@ -48,21 +49,19 @@ impl std::fmt::Debug for AdminTls {
     }
 }
 
-/// The controllers' API addresses, from the outputs of their device steps (step, output key).
+/// The controllers' API addresses: the public addresses their device steps published.
 pub fn controller_addrs(
     ctx: &StepContext,
-    controllers: &[(StepId, &'static str)],
+    controllers: &[StepId],
     port: u16,
 ) -> Result<Vec<SocketAddr>, StepError> {
-    let mut addrs = Vec::new();
-    for (step, key) in controllers {
-        let ip: String = ctx.output_of(step)?.get(key)?;
-        let ip = ip.parse().map_err(|_| {
-            StepError::permanent(format!("{step} published {key}={ip:?}, not an IP address"))
-        })?;
-        addrs.push(SocketAddr::new(ip, port));
-    }
-    Ok(addrs)
+    controllers
+        .iter()
+        .map(|step| {
+            let ip = DeviceKind::address(ctx, step, DeviceAddress::PublicIpv4)?;
+            Ok(SocketAddr::new(ip.into(), port))
+        })
+        .collect()
 }
 
 /// A client of the apiserver at `api_name` (resolved to `addrs`), authenticated with the admin
@@ -103,7 +102,7 @@ pub struct ReadinessStep {
     pub api_name: String,
     pub port: u16,
     /// Where the controllers' public IPs come from (device step, output key).
-    pub controllers: Vec<(StepId, &'static str)>,
+    pub controllers: Vec<StepId>,
     /// Hostnames that must be Ready.
     pub expected_nodes: Vec<String>,
     /// The workloads of kube-system that must run.
@@ -387,7 +386,7 @@ fn not_running(pods: &PodList, workloads: &[Workload], nodes: &[String]) -> Vec<
 
 impl ReadinessStep {
     /// One attempt: poll until ready or the deadline, naming what is missing.
-    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+    pub async fn run(&self, ctx: StepContext) -> Result<ReadyOutputs, StepError> {
         let addrs = controller_addrs(&ctx, &self.controllers, self.port)?;
         let client = admin_client(&self.asset_dir, &self.api_name, &addrs)?;
         let base = format!("https://{}:{}", self.api_name, self.port);
@@ -402,9 +401,10 @@ impl ReadinessStep {
                     let missing: Vec<&String> = expected.difference(&ready).collect();
                     let not_running = not_running(&pods, &self.workloads, &self.expected_nodes);
                     if missing.is_empty() && not_running.is_empty() {
-                        return Ok(Outputs::new()
-                            .with("api_server", &base)?
-                            .with("nodes_ready", expected.len())?);
+                        return Ok(ReadyOutputs {
+                            api_server: base,
+                            nodes_ready: expected.len(),
+                        });
                     }
                     let mut state = format!(
                         "{} of {} nodes Ready",

@@ -11,9 +11,11 @@ use std::collections::BTreeMap;
 
 use journal::{ClusterState, RunId, StepId};
 
-use crate::cluster::{History, ids};
 use crate::drift::Drift;
+use crate::history::History;
+use crate::kinds::DeviceOutputs;
 use crate::packet::{Device, DeviceState};
+use crate::step_name::StepName;
 
 /// What the journal's ledger says exists in the cloud.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31,14 +33,14 @@ impl Recorded {
             .ledger
             .iter()
             .filter_map(|(step, result)| {
-                let host = ids::device_host(step)?;
-                let id = result.outputs.get::<String>("device_id").ok()?;
-                Some((host.to_owned(), (result.run, id)))
+                let host = StepName::device_host(step)?;
+                let device = DeviceOutputs::recorded(&result.outputs)?;
+                Some((host.to_owned(), (result.run, device.device_id)))
             })
             .collect();
         Recorded {
             devices,
-            dns: state.ledger.get(&ids::dns()).map(|r| r.run),
+            dns: state.ledger.get(&StepName::Dns.id()).map(|r| r.run),
         }
     }
 }
@@ -80,7 +82,9 @@ impl Contradictions {
                 Some(_) => continue,
             };
             found.gone.insert(node.node.clone(), *run);
-            found.steps.push(ids::device(&node.node));
+            found
+                .steps
+                .push(StepName::Device(node.node.to_string()).id());
             found.found.push(sentence);
         }
         if let Some(run) = recorded.dns {
@@ -91,7 +95,7 @@ impl Contradictions {
                 .map(|r| r.name.as_str())
                 .collect();
             if !missing.is_empty() {
-                found.steps.push(ids::dns());
+                found.steps.push(StepName::Dns.id());
                 found.found.push(format!(
                     "record(s) {} written by run {run} are missing",
                     missing.join(", ")
@@ -177,7 +181,7 @@ mod tests {
     async fn the_ledger_s_devices_and_records_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path()).unwrap();
-        let plan = vec![ids::device("a"), ids::dns()];
+        let plan = vec![StepName::Device("a".into()).id(), StepName::Dns.id()];
         let run = j
             .begin_run(
                 RunKind::Apply,
@@ -244,10 +248,10 @@ mod tests {
         assert_eq!(
             found.steps,
             vec![
-                ids::device("gone"),
-                ids::device("leaving"),
-                ids::device("replaced"),
-                ids::dns()
+                StepName::Device("gone".into()).id(),
+                StepName::Device("leaving".into()).id(),
+                StepName::Device("replaced".into()).id(),
+                StepName::Dns.id()
             ]
         );
         assert_eq!(
@@ -261,11 +265,19 @@ mod tests {
         );
 
         let mut history = History {
-            recorded: [ids::device("kept"), ids::device("gone"), ids::dns()].into(),
+            recorded: [
+                StepName::Device("kept".into()).id(),
+                StepName::Device("gone".into()).id(),
+                StepName::Dns.id(),
+            ]
+            .into(),
             ..History::default()
         };
         found.apply(&mut history);
-        assert_eq!(history.recorded, [ids::device("kept")].into());
+        assert_eq!(
+            history.recorded,
+            [StepName::Device("kept".into()).id()].into()
+        );
         assert_eq!(history.gone.len(), 3);
     }
 

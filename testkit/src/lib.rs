@@ -6,6 +6,7 @@
 
 pub mod node_root;
 pub mod rendered;
+pub mod sushy;
 pub mod world;
 
 use std::net::{TcpListener, TcpStream};

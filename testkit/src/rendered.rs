@@ -92,7 +92,7 @@ fn postinstall(ignition: &Value) -> Option<Value> {
 
 /// Decodes an Ignition `data:` URL (base64 or percent-encoded).
 pub fn data_url(url: &str) -> Option<Vec<u8>> {
-    sim::nodes::ignition::decode_data_url(url)
+    sim::ignition::decode_data_url(url)
 }
 
 impl Rendered {
@@ -126,11 +126,14 @@ impl Rendered {
     /// What loko's control-plane step puts on every controller (over SSH, never in the
     /// Ignition): node path → (contents, mode).
     pub fn controller_files(&self) -> BTreeMap<String, (Vec<u8>, u32)> {
-        steps::bootstrap::control_plane_files(&self.root, self.cluster.settings.enable_aggregation)
-            .unwrap_or_else(|e| panic!("the control plane's files: {e}"))
-            .into_iter()
-            .map(|f| (f.path, (f.contents, f.mode)))
-            .collect()
+        steps::control_plane::control_plane_files(
+            &self.root,
+            self.cluster.settings.enable_aggregation,
+        )
+        .unwrap_or_else(|e| panic!("the control plane's files: {e}"))
+        .into_iter()
+        .map(|f| (f.path, (f.contents, f.mode)))
+        .collect()
     }
 
     /// Every rendered manifest file (relative path under the asset directory, parsed JSON).

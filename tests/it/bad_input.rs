@@ -136,7 +136,7 @@ async fn a_device_with_the_cluster_s_tags_that_loko_did_not_make_is_refused() {
     let client = steps::packet::PacketClient::new(
         &w.sim.packet_url(),
         loko_tests::world::PROJECT,
-        &steps::packet::Token::new(w.sim.token()),
+        &steps::packet::Token::new(w.sim.token(), &journal::Redactor::new()),
         &steps::packet::Timeouts::default(),
     )
     .unwrap();

@@ -31,7 +31,7 @@ async fn delete_behind_loko_s_back(w: &World, hostnames: &[&str]) {
     let client = PacketClient::new(
         &w.sim.packet_url(),
         &w.sim.project_id().to_string(),
-        &Token::new(w.sim.token()),
+        &Token::new(w.sim.token(), &journal::Redactor::new()),
         &Timeouts::default(),
     )
     .unwrap();

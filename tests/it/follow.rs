@@ -1,61 +1,9 @@
 //! `loko journal SPEC --follow`: the run in progress (or the next one), not the history; said
 //! when no run is in progress; `--since RUN` for the runs before.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use loko_tests::Killed;
-
-const LOKO: &str = env!("CARGO_BIN_EXE_loko");
-
-fn loko(args: &[&str]) -> std::process::Output {
-    Command::new(LOKO)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("LOKO_JOURNAL")
-        .output()
-        .unwrap()
-}
-
-fn spawn(args: &[&str]) -> Killed {
-    Killed(
-        Command::new(LOKO)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("LOKO_JOURNAL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// Waits for `child` (killing it after `within`), and returns its stdout and stderr.
-fn output_within(mut child: Killed, within: Duration) -> (Option<i32>, String, String) {
-    use std::io::Read as _;
-    let pid = child.0.id();
-    // Killing a process that already exited (and was not yet waited for) is harmless.
-    std::thread::spawn(move || {
-        std::thread::sleep(within);
-        let _ = Command::new("kill").arg(pid.to_string()).status();
-    });
-    let mut stderr = child.0.stderr.take().unwrap();
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let mut out = String::new();
-    child
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let status = child.0.wait().unwrap();
-    (status.code(), out, errors.join().unwrap())
-}
+use crate::binary::{finish_within, loko, spawn};
 
 /// The runs of the followed JSON events, in order of appearance, without repeats.
 fn runs_of(events: &str) -> Vec<u64> {
@@ -91,14 +39,14 @@ fn follow_shows_the_run_in_progress_and_since_the_runs_before() {
         "{}",
         String::from_utf8_lossy(&destroy.stderr)
     );
-    let (code, events, said) = output_within(follower, Duration::from_secs(60));
+    let (code, events, said) = finish_within(follower, Duration::from_secs(60));
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("no run in progress"), "{said}");
     assert_eq!(runs_of(&events), [2], "{events}");
 
     // --since 1 while nothing runs: both runs from the journal, then it waits for the next.
     let follower = spawn(&["journal", spec, "--follow", "--json", "--since", "1"]);
-    let (_, events, said) = output_within(follower, Duration::from_secs(3));
+    let (_, events, said) = finish_within(follower, Duration::from_secs(3));
     assert_eq!(runs_of(&events), [1, 2], "{said}");
     assert!(said.contains("no run in progress"), "{said}");
 }

@@ -1,25 +1,13 @@
 //! Hints and numbers that agree with what they point at (issue 31): a hint's command runs as
 //! printed; the attempt numbers of the run table are those of the progress lines and `--step`.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use journal::testing::{started, succeeded};
 use journal::{Digest, Event, Outputs, RunKind, RunOutcome, StepId};
 
-use crate::cli::{sample_journal, write_journal};
-
-fn loko(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loko"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("LOKO_JOURNAL")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
+use crate::binary::{loko, text};
+use crate::journal_cmd::{sample_journal, write_journal};
 
 /// A step missing from a run: the hint names the command that lists the run's steps, with
 /// the journal it was asked about, and that command works.

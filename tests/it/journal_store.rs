@@ -694,6 +694,8 @@ async fn etcd_journal_resumes_after_a_crash_at_every_append() {
             k,
             &what,
         );
+        // What the killed run left: every record's files in the store (issue 28).
+        crate::team::assert_every_record_has_its_assets(&url, &what);
         // The killed holder's lease lapses after its TTL; until then the journal is locked.
         let out = once_the_lease_lapsed(Duration::from_secs(30), || {
             let mut run = w.command(&["run", spec]);

@@ -4,15 +4,22 @@
 //! declared here.
 
 mod bad_input;
+mod binary;
 mod cli;
 mod crash_suite;
+mod demo;
 mod drain;
 mod drift;
 mod fault_suite;
 mod fidelity;
 mod follow;
 mod hints;
+mod journal_cmd;
 mod journal_store;
+mod rack_run;
+mod redaction;
 mod run_e2e;
+mod run_in_progress;
 mod setup_problems;
 mod shell;
+mod team;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use engine::{CancellationToken, Drift, Engine, Outcome, RunRequest, StepContext};
+use engine::{CancellationToken, Drift, Engine, Outcome, Resealed, RunRequest, StepContext};
 use journal::{Digest, Event, Journal, Outputs, RunKind, StepId};
 
 use crate::toys::{dag, toy};
@@ -128,4 +128,50 @@ async fn a_step_that_checks_now_runs_in_every_run() {
     }
     // The second run reused everything but the check.
     assert_eq!(counts(&calls), [1, 1, 1, 2]);
+}
+
+#[tokio::test]
+async fn a_reseal_is_journaled_in_a_run_of_its_own_when_nothing_else_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Journal::open(dir.path()).unwrap());
+    let ((plan, actions), calls) = cluster(false);
+    let run = |engine: Engine| {
+        let (plan, actions) = (&plan, &actions);
+        async move {
+            engine
+                .run(plan, actions, request(), CancellationToken::new())
+                .await
+                .unwrap()
+        }
+    };
+    run(Engine::new(Arc::clone(&journal))).await;
+    let resealed = Resealed {
+        from: vec!["0".repeat(64)],
+        to: "1".repeat(64),
+        files: 2,
+        added: vec!["age1example".into()],
+        removed: Vec::new(),
+    };
+    // Every step is up to date, yet the run starts: the re-sealed files go with its records.
+    let report = run(Engine::new(Arc::clone(&journal)).resealed(Some(resealed))).await;
+    assert_eq!(report.outcome, Outcome::UpToDate);
+    assert_eq!(counts(&calls), [1, 1, 1, 1], "no step ran again");
+    let events: Vec<Event> = journal
+        .records(report.run.expect("a run was journaled"))
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r.event)
+        .collect();
+    assert!(matches!(events[0], Event::RunStarted { .. }));
+    assert_eq!(
+        events[1],
+        Event::AssetsResealed {
+            from: vec!["0".repeat(64)],
+            to: "1".repeat(64),
+            files: 2,
+            added: vec!["age1example".into()],
+            removed: Vec::new(),
+        }
+    );
+    assert!(matches!(events.last(), Some(Event::RunEnded { .. })));
 }

@@ -3,5 +3,7 @@
 
 mod crash;
 mod drift;
+mod kinds;
 mod runs;
+mod secrets;
 mod toys;

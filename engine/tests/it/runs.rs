@@ -5,18 +5,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use engine::{
-    Actions, CancellationToken, Dag, DagError, Engine, EngineError, Outcome, ResourceClass,
-    RetryPolicy, RunReport, RunRequest, StepContext, StepDef, StepError,
+    Actions, CancellationToken, Dag, DagError, Engine, Outcome, ResourceClass, RetryPolicy,
+    RunReport, RunRequest, StepContext, StepError,
 };
 use journal::{AttemptEnd, Digest, Event, Journal, Outputs, RunKind, RunOutcome, StepId};
 
 use crate::toys::{Toy, dag, toy};
 
-fn id(s: &str) -> StepId {
+pub(crate) fn id(s: &str) -> StepId {
     StepId::new(s).unwrap()
 }
 
-fn request(spec: &str) -> RunRequest {
+pub(crate) fn request(spec: &str) -> RunRequest {
     RunRequest {
         kind: RunKind::Apply,
         spec_digest: Digest::of(spec.as_bytes()),
@@ -53,14 +53,18 @@ fn open(dir: &tempfile::TempDir) -> Arc<Journal> {
 }
 
 /// A journal in a new temporary directory (which must outlive it).
-fn temp_journal() -> (tempfile::TempDir, Arc<Journal>) {
+pub(crate) fn temp_journal() -> (tempfile::TempDir, Arc<Journal>) {
     let dir = tempfile::tempdir().unwrap();
     let journal = open(&dir);
     (dir, journal)
 }
 
 /// Runs `plan` with its actions as the run of spec `spec`, never cancelled.
-async fn run_to_end(engine: &Engine, (plan, actions): &(Dag, Actions), spec: &str) -> RunReport {
+pub(crate) async fn run_to_end(
+    engine: &Engine,
+    (plan, actions): &(Dag, Actions),
+    spec: &str,
+) -> RunReport {
     engine
         .run(plan, actions, request(spec), CancellationToken::new())
         .await
@@ -282,7 +286,7 @@ fn cycles_missing_dependencies_and_duplicates_are_rejected_before_anything_runs(
     let missing = dag(vec![counting("a", &calls).after([id("nope")])]);
     assert_eq!(
         missing.err().unwrap().to_string(),
-        "step a depends on nope, which is not in the plan"
+        "step a depends on nope, which is not in the DAG"
     );
     let dup = dag(vec![counting("a", &calls), counting("a", &calls)]);
     assert!(matches!(dup, Err(DagError::Duplicate(_))));
@@ -690,62 +694,4 @@ async fn a_ledger_entry_of_a_step_no_plan_names_is_ignored() {
         let journal = open(&dir);
         assert!(journal.state().ledger.contains_key(&id("control-plane/c0")));
     }
-}
-
-/// The DAG is data: it serializes, comes back equal, and runs only once its kinds are bound,
-/// the action reading each step's params.
-#[tokio::test]
-async fn a_dag_is_data_and_runs_with_the_actions_bound_when_the_run_starts() {
-    let (_dir, journal) = temp_journal();
-    let greet = |name: &str| {
-        StepDef::new(
-            id(&format!("greet/{name}")),
-            "greet",
-            Digest::of(name.as_bytes()),
-        )
-        .params(name)
-        .unwrap()
-        .class(ResourceClass::new("local"))
-    };
-    let dag = Dag::new(vec![greet("ada"), greet("bob").after([id("greet/ada")])]).unwrap();
-    let json = serde_json::to_string(&dag).unwrap();
-    let back: Dag = serde_json::from_str(&json).unwrap();
-    assert_eq!(
-        back.declared().collect::<Vec<_>>(),
-        dag.declared().collect::<Vec<_>>()
-    );
-    assert_eq!(back.to_dot(), dag.to_dot());
-
-    let engine = Engine::new(Arc::clone(&journal));
-    let unbound = engine
-        .run(
-            &back,
-            &Actions::new(),
-            request("s"),
-            CancellationToken::new(),
-        )
-        .await;
-    assert!(
-        matches!(&unbound, Err(EngineError::Unbound { step, kind }) if step == &id("greet/ada") && kind.as_str() == "greet"),
-        "{unbound:?}"
-    );
-    assert!(journal.state().runs.is_empty(), "nothing is journaled");
-
-    let actions = Actions::new().bind("greet", |ctx: StepContext| async move {
-        let name: String = ctx.params()?;
-        Ok::<_, StepError>(Outputs::new().with("greeting", format!("hello {name}"))?)
-    });
-    let report = engine
-        .run(&back, &actions, request("s"), CancellationToken::new())
-        .await
-        .unwrap();
-    assert_eq!(report.outcome, Outcome::Succeeded);
-    let ledger = journal.state().ledger;
-    assert_eq!(
-        ledger[&id("greet/bob")]
-            .outputs
-            .get::<String>("greeting")
-            .unwrap(),
-        "hello bob"
-    );
 }

@@ -17,7 +17,7 @@ pub fn toy(id: StepId, inputs: Digest, action: impl Action) -> Toy {
     let kind = format!("toy/{id}");
     Toy {
         def: StepDef::new(id, kind.clone(), inputs),
-        bind: Box::new(move |actions: Actions| actions.bind(kind, action)),
+        bind: Box::new(move |actions: Actions| actions.bind_action(kind, action)),
     }
 }
 

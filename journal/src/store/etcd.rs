@@ -13,6 +13,7 @@
 //! - `e/<run><seq>`: the records, the journal's own 16-byte keys (big-endian, so etcd's byte
 //!   order is journal order) and values (`crc32 ++ JSON`; over 256 KiB, deflated: see
 //!   [`packing`]).
+//! - `identity`: which cluster the journal belongs to (see [`crate::ClusterIdentity`]).
 //! - `snap` and `s/<generation><chunk>`: the snapshot, in chunks under etcd's request limit.
 //!
 //! Every append is one transaction comparing the lock key's creation revision with the fence,
@@ -28,12 +29,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{Bytes, Key, Lease, Records, Store, StoreError};
+use crate::AssetPut;
 use crate::journal::now_ms;
 
 mod client;
 mod config;
 mod follow;
 mod packing;
+mod slots;
 
 use client::{Client, Connection, b64, first_kv, int, prefix_end, unb64};
 pub use config::{EtcdConfig, EtcdTls, LockInfo};
@@ -61,6 +64,8 @@ struct Pending {
     /// The key of the last durable record.
     durable: Option<Key>,
     records: Vec<(Key, Vec<u8>)>,
+    /// The assets to write with (or before) the record of each key.
+    assets: std::collections::BTreeMap<Key, Vec<AssetPut>>,
     snapshot: Option<Vec<u8>>,
 }
 
@@ -223,6 +228,7 @@ impl EtcdStore {
         &self,
         durable: Option<Key>,
         batch: &[(Key, Vec<u8>)],
+        assets: &[AssetPut],
     ) -> Result<Option<Key>, StoreError> {
         let Some((last, _)) = batch.last() else {
             return Ok(durable);
@@ -233,14 +239,13 @@ impl EtcdStore {
             None => json!({"target": "CREATE", "key": head_key, "result": "EQUAL", "create_revision": "0"}),
             Some(k) => json!({"target": "VALUE", "key": head_key, "result": "EQUAL", "value": b64(&k)}),
         });
-        let mut success: Vec<Value> = batch
-            .iter()
-            .map(|(k, v)| {
-                let mut key = self.conn.key(b"e/");
-                key.extend_from_slice(k);
-                json!({"request_put": {"key": b64(&key), "value": b64(v)}})
-            })
-            .collect();
+        // The assets first: the records that depend on them never go without them.
+        let mut success: Vec<Value> = assets.iter().map(|a| self.asset_op(a)).collect();
+        success.extend(batch.iter().map(|(k, v)| {
+            let mut key = self.conn.key(b"e/");
+            key.extend_from_slice(k);
+            json!({"request_put": {"key": b64(&key), "value": b64(v)}})
+        }));
         success.push(json!({"request_put": {"key": head_key, "value": b64(last)}}));
         let lock = b64(&self.conn.key(b"lock"));
         let resp = self.conn.post(
@@ -363,6 +368,15 @@ impl Store for EtcdStore {
     }
 
     fn append(&self, after: Option<Key>, records: Vec<(Key, Vec<u8>)>) -> Result<(), StoreError> {
+        self.append_with_assets(after, records, Vec::new())
+    }
+
+    fn append_with_assets(
+        &self,
+        after: Option<Key>,
+        records: Vec<(Key, Vec<u8>)>,
+        assets: Vec<AssetPut>,
+    ) -> Result<(), StoreError> {
         self.check_lease()?;
         // Deflating a large record takes milliseconds: before the lock, not while the
         // committer's flush waits for it.
@@ -377,6 +391,11 @@ impl Store for EtcdStore {
                 found: super::describe_key(pending.head),
             });
         }
+        if let Some((first, _)) = records.first()
+            && !assets.is_empty()
+        {
+            pending.assets.entry(*first).or_default().extend(assets);
+        }
         if let Some((last, _)) = records.last() {
             pending.head = Some(*last);
         }
@@ -384,40 +403,53 @@ impl Store for EtcdStore {
         Ok(())
     }
 
+    fn keeps_assets(&self) -> bool {
+        true
+    }
+
+    fn put_assets(&self, assets: Vec<AssetPut>) -> Result<(), StoreError> {
+        self.write_assets(&assets)
+    }
+
+    fn assets(&self) -> Records<'_> {
+        let prefix = self.conn.key(b"a/");
+        let end = prefix_end(&prefix);
+        self.conn.range_pages(prefix, end)
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.check_lease()?;
         // One flush at a time (the committer's), so the pending list is taken whole and
         // written in order.
-        let (records, snapshot, mut durable) = {
+        let (records, mut assets, snapshot, mut durable) = {
             let mut p = self.lock_pending();
-            (std::mem::take(&mut p.records), p.snapshot.take(), p.durable)
+            let assets = std::mem::take(&mut p.assets);
+            (
+                std::mem::take(&mut p.records),
+                assets,
+                p.snapshot.take(),
+                p.durable,
+            )
         };
         if records.is_empty() && snapshot.is_none() {
             return Ok(());
         }
         let mut start = 0;
         while start < records.len() {
-            let mut end = start;
-            let mut bytes = 0;
-            while end < records.len()
-                && end - start < MAX_RECORDS_PER_TXN
-                && (end == start || bytes + records[end].1.len() <= MAX_TXN_BYTES)
-            {
-                bytes += records[end].1.len();
-                end += 1;
-            }
-            match self.write_batch(durable, &records[start..end]) {
+            let (end, puts) = match self.next_batch(&records[start..], &mut assets) {
+                Ok((n, puts)) => (start + n, puts),
+                Err(e) => return Err(self.keep_pending(&records[start..], assets, e)),
+            };
+            match self.write_batch(durable, &records[start..end], &puts) {
                 Ok(head) => {
                     durable = head;
                     self.lock_pending().durable = durable;
                 }
                 Err(e) => {
-                    // What was not written stays pending, ahead of later appends.
-                    let mut p = self.lock_pending();
-                    let mut rest = records[start..].to_vec();
-                    rest.append(&mut p.records);
-                    p.records = rest;
-                    return Err(e);
+                    // Back with the first record not written, ahead of its own.
+                    let first = assets.entry(records[start].0).or_default();
+                    first.splice(0..0, puts);
+                    return Err(self.keep_pending(&records[start..], assets, e));
                 }
             }
             start = end;
@@ -483,6 +515,14 @@ impl Store for EtcdStore {
         }
         let bytes: Vec<u8> = kvs.iter().flat_map(|kv| unb64(&kv["value"])).collect();
         Ok((bytes.len() as u64 == len).then_some(Bytes::Owned(bytes)))
+    }
+
+    fn identity(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_slot(b"identity")
+    }
+
+    fn put_identity(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.put_slot(b"identity", bytes)
     }
 
     #[cfg(feature = "testing")]

@@ -5,7 +5,7 @@
 //! the latest snapshot of the fold. Swapping it for another embedded store (redb, fjall, or an
 //! append-only file) means rewriting this file only.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::{Bytes, Key, Lease, Records, Store, StoreError};
@@ -15,6 +15,7 @@ use crate::lock::{self, RunLock};
 /// database, one tree `events` of records and one tree `snapshots`).
 pub struct SledStore {
     location: String,
+    dir: PathBuf,
     lease: Lease,
     db: sled::Db,
     events: sled::Tree,
@@ -56,6 +57,7 @@ impl SledStore {
         let head = events.last()?.and_then(|(k, _)| Key::try_from(&k[..]).ok());
         Ok(SledStore {
             location,
+            dir: dir.to_owned(),
             lease: Lease {
                 holder: lock::whoami(),
                 fence: 0,
@@ -66,6 +68,12 @@ impl SledStore {
             head: Mutex::new(head),
             _lock: lock,
         })
+    }
+
+    /// The file of the identity slot in journal directory `dir`: a file beside the database,
+    /// so that commands that only read can check it while a run holds the database.
+    pub fn identity_path(dir: &Path) -> PathBuf {
+        dir.join("IDENTITY")
     }
 
     fn wrap<'a>(
@@ -140,10 +148,38 @@ impl Store for SledStore {
         Ok(self.snapshots.get(LATEST)?.map(Bytes::Embedded))
     }
 
+    fn identity(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        match std::fs::read(Self::identity_path(&self.dir)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::Failed(e.to_string())),
+        }
+    }
+
+    fn put_identity(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        write_durably(&Self::identity_path(&self.dir), bytes)
+            .map_err(|e| StoreError::Failed(format!("identity: {e}")))
+    }
+
     #[cfg(feature = "testing")]
     fn overwrite_raw(&self, key: Key, value: &[u8]) -> Result<(), StoreError> {
         self.events.insert(key, value)?;
         self.flush()
+    }
+}
+
+/// Writes `path` whole or not at all: a temporary file, fsynced, renamed over it, and the
+/// directory fsynced.
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
     }
 }
 

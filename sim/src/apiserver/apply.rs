@@ -9,13 +9,15 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::custom_resource::{self, Refusal};
+use super::state::{ApiState, json_response};
 use super::store::Resource;
-use super::{ApiState, crd, field, json_response, objects};
+use super::{crd, field, objects};
+use crate::judge::api_status;
 
 fn not_found(path: &str) -> Response {
     json_response(
         StatusCode::NOT_FOUND,
-        objects::status(
+        api_status::failure(
             404,
             "NotFound",
             &format!("the server could not find the requested resource ({path})"),
@@ -63,7 +65,7 @@ pub(super) async fn object(
             if !content_type.starts_with("application/apply-patch+yaml") {
                 return json_response(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    objects::status(
+                    api_status::failure(
                         415,
                         "UnsupportedMediaType",
                         &format!(
@@ -75,7 +77,7 @@ pub(super) async fn object(
             let bad = |message: String| {
                 json_response(
                     StatusCode::BAD_REQUEST,
-                    objects::status(400, "BadRequest", &message),
+                    api_status::failure(400, "BadRequest", &message),
                 )
             };
             let mut object: Value = match serde_yaml::from_slice(&body) {
@@ -119,13 +121,13 @@ pub(super) async fn object(
                 Ok(false) => json_response(StatusCode::OK, object),
                 Err(error) => json_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    objects::status(500, "InternalError", &error),
+                    api_status::failure(500, "InternalError", &error),
                 ),
             }
         }
         _ => json_response(
             StatusCode::METHOD_NOT_ALLOWED,
-            objects::status(
+            api_status::failure(
                 405,
                 "MethodNotAllowed",
                 "the server does not allow this method on the requested resource",
@@ -163,7 +165,7 @@ fn judge(
         Ok(()) => None,
         // structuredmerge.go's error, which the apiserver answers as a 500 of its text.
         Err(Refusal::NotTyped(text)) => {
-            let mut status = objects::status(
+            let mut status = api_status::failure(
                 500,
                 "",
                 &format!(

@@ -9,7 +9,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{ApiState, Caller, json_response, objects};
+use super::state::{ApiState, Caller, json_response};
+use crate::judge::api_status;
 use crate::judge::rbac;
 
 /// Authorizes the request by the caller's certificate, as the apiserver's filter chain does
@@ -26,7 +27,7 @@ pub(super) async fn authorize(
             tracing::info!(%reason, "apiserver emulator cannot authenticate a client");
             return json_response(
                 StatusCode::UNAUTHORIZED,
-                objects::status(401, "Unauthorized", "Unauthorized"),
+                api_status::failure(401, "Unauthorized", "Unauthorized"),
             );
         }
     };

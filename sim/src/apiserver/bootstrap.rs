@@ -16,8 +16,10 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde_yaml::Value;
 
+use super::cluster;
+use super::kubelet::Kubelet;
+use super::state::ApiState;
 use super::store::ObjectStore;
-use super::{ApiState, Kubelet, cluster};
 use crate::judge::rbac::{self, Authorizers, Policy, Request, UserInfo};
 
 /// The Secret type of a bootstrap token (k8s.io/cluster-bootstrap/token/api).

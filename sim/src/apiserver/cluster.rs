@@ -8,7 +8,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 use serde_yaml::Value;
 
-use super::ApiserverError;
+use super::error::ApiserverError;
 
 /// The apiserver names and CA of one cluster, from the apiserver's own files.
 #[derive(Debug, Clone, PartialEq, Eq)]

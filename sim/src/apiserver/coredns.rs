@@ -23,9 +23,9 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::Kubelet;
+use super::kubelet::Kubelet;
 use super::network;
-use super::pods::{Cluster, Verdict, config_map_data};
+use super::verdict::{Cluster, Verdict, config_map_data};
 
 /// Whether a PodSpec runs CoreDNS (an image of a `coredns` repository).
 pub(super) fn runs_coredns(template: &Value) -> bool {

@@ -13,103 +13,19 @@
 //! belong to one registration of a node: a kubelet that registers again (its device rebooted
 //! or was made again) is a new Node, neither cordoned nor deleted.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ApiState, Caller, Kubelet, json_response, objects, ready_kubelets};
-
-/// One change the simulator saw, in the order it saw them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiEvent {
-    /// When it happened (wall clock).
-    pub at: DateTime<Utc>,
-    /// The API verb: `patch`, `create` (an eviction), `delete`.
-    pub verb: String,
-    /// What it changed: `nodes/<n>`, `pods/<ns>/<name>/eviction`, `packet/devices/<hostname>`.
-    pub object: String,
-    /// Who: the client certificate's user, or `packet` for a device deletion.
-    pub user: String,
-    /// What the change was, when the verb does not say (`spec.unschedulable=true`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub detail: String,
-}
-
-/// The ordered log of cordons, evictions, Node deletions and device deletions of a simulator.
-#[derive(Clone, Debug, Default)]
-pub struct ApiEvents {
-    events: Arc<Mutex<Vec<ApiEvent>>>,
-}
-
-impl ApiEvents {
-    /// Appends a change made now.
-    pub fn record(&self, verb: &str, object: String, user: &str, detail: String) {
-        let event = ApiEvent {
-            at: Utc::now(),
-            verb: verb.to_owned(),
-            object,
-            user: user.to_owned(),
-            detail,
-        };
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(event);
-    }
-
-    /// Every change so far, oldest first.
-    pub fn snapshot(&self) -> Vec<ApiEvent> {
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-/// What drains changed of a cluster's nodes, each for the registration (the kubelet's
-/// `registered_at`) it was made to.
-#[derive(Debug, Default)]
-pub struct NodeChanges {
-    cordoned: BTreeMap<String, DateTime<Utc>>,
-    deleted: BTreeMap<String, DateTime<Utc>>,
-    /// `(namespace, owner, node)`: the owner's pod was evicted from the node.
-    evicted: BTreeSet<(String, String, String)>,
-}
-
-impl NodeChanges {
-    /// Whether `kubelet`'s Node is cordoned.
-    pub(super) fn cordoned(&self, kubelet: &Kubelet) -> bool {
-        self.cordoned.get(&kubelet.node_name) == Some(&kubelet.registered_at)
-    }
-
-    /// Whether `kubelet`'s Node was deleted (and the kubelet has not registered since).
-    pub(super) fn deleted(&self, kubelet: &Kubelet) -> bool {
-        self.deleted.get(&kubelet.node_name) == Some(&kubelet.registered_at)
-    }
-
-    /// Whether the pods of `owner` are kept off `kubelet`'s node: one of them was evicted from
-    /// it, or one was evicted anywhere and the node is cordoned (the replacement is a new pod,
-    /// which a cordoned node does not take).
-    pub(super) fn keeps_off(&self, namespace: &str, owner: &str, kubelet: &Kubelet) -> bool {
-        let mut evicted = self
-            .evicted
-            .iter()
-            .filter(|(ns, name, _)| ns == namespace && name == owner);
-        let mut any = false;
-        let here = evicted.any(|(_, _, node)| {
-            any = true;
-            *node == kubelet.node_name
-        });
-        here || (any && self.cordoned(kubelet))
-    }
-}
+use super::kubelet::Kubelet;
+use super::objects;
+use super::registered::{current_pods, node_with_changes, ready_kubelets};
+use super::state::{ApiState, Caller, json_response};
+use crate::judge::api_status;
 
 /// `PATCH /api/v1/nodes/{name}`: a merge or strategic-merge patch of `spec.unschedulable`
 /// (what `kubectl cordon` and `uncordon` send); other fields are not kept.
@@ -127,7 +43,7 @@ pub(super) async fn patch_node(
         Err(error) => {
             return json_response(
                 StatusCode::BAD_REQUEST,
-                objects::status(400, "BadRequest", &format!("invalid patch: {error}")),
+                api_status::failure(400, "BadRequest", &format!("invalid patch: {error}")),
             );
         }
     };
@@ -139,11 +55,7 @@ pub(super) async fn patch_node(
     };
     if let Some(on) = unschedulable {
         let mut changes = state.store.node_changes();
-        if on {
-            changes.cordoned.insert(name.clone(), kubelet.registered_at);
-        } else {
-            changes.cordoned.remove(&name);
-        }
+        changes.set_cordoned(&kubelet, on);
         drop(changes);
         state.store.events().record(
             "patch",
@@ -165,11 +77,7 @@ pub(super) async fn delete_node(
         return node_not_found(&name);
     };
     let node = node_object(&state, &kubelet);
-    state
-        .store
-        .node_changes()
-        .deleted
-        .insert(name.clone(), kubelet.registered_at);
+    state.store.node_changes().delete(&kubelet);
     state.store.events().record(
         "delete",
         format!("nodes/{name}"),
@@ -184,7 +92,7 @@ pub(super) async fn get_pod(
     State(state): State<Arc<ApiState>>,
     UrlPath((namespace, name)): UrlPath<(String, String)>,
 ) -> Response {
-    match find_pod(super::current_pods(&state), &namespace, &name) {
+    match find_pod(current_pods(&state), &namespace, &name) {
         Some(pod) => json_response(StatusCode::OK, pod),
         None => json_response(
             StatusCode::NOT_FOUND,
@@ -205,7 +113,7 @@ pub(super) async fn evict_pod(
     axum::Extension(caller): axum::Extension<Caller>,
     UrlPath((namespace, name)): UrlPath<(String, String)>,
 ) -> Response {
-    let pods = super::current_pods(&state);
+    let pods = current_pods(&state);
     let Some(pod) = find_pod(pods.clone(), &namespace, &name) else {
         return json_response(
             StatusCode::NOT_FOUND,
@@ -232,7 +140,7 @@ pub(super) async fn evict_pod(
         // subresource does not support."
         return json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            objects::status(
+            api_status::failure(
                 500,
                 "InternalError",
                 "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
@@ -252,11 +160,7 @@ pub(super) async fn evict_pod(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    state
-        .store
-        .node_changes()
-        .evicted
-        .insert((namespace.clone(), owner, node));
+    state.store.node_changes().evict(&namespace, owner, node);
     state.store.events().record(
         "create",
         format!("pods/{namespace}/{name}/eviction"),
@@ -308,7 +212,7 @@ fn refusal(budget: &Value, pod: &Value, pods: &[Value], namespace: &str) -> Opti
         return None;
     }
     let name = budget["metadata"]["name"].as_str().unwrap_or_default();
-    let mut status = objects::status(
+    let mut status = api_status::failure(
         429,
         "TooManyRequests",
         "Cannot evict pod as it would violate the pod's disruption budget.",
@@ -383,5 +287,5 @@ fn user_of(caller: &Caller) -> String {
 fn node_object(state: &ApiState, kubelet: &Kubelet) -> Value {
     let network_problem = state.store.derived().network_problem.clone();
     let changes = state.store.node_changes();
-    super::node_with_changes(kubelet, network_problem.as_deref(), &changes)
+    node_with_changes(kubelet, network_problem.as_deref(), &changes)
 }

@@ -4,6 +4,7 @@
 //! reasons of its name rules (`pkg/util/validation/validation.go`), so that
 //! what loko reports of a refusal reads as a real cluster's refusal.
 
+use crate::judge::api_status;
 use serde_json::{Value, json};
 
 /// A field's path as `field.Path.String()` prints it: `spec.versions[0].name`,
@@ -202,7 +203,7 @@ pub(crate) fn invalid_status(group: &str, kind: &str, name: &str, errors: &[Fiel
         many => format!(": [{}]", many.join(", ")),
     };
     let message = format!("{qualified} {} is invalid{aggregated}", go_quote(name));
-    let mut status = super::objects::status(422, "Invalid", &message);
+    let mut status = api_status::failure(422, "Invalid", &message);
     let causes: Vec<Value> = errors
         .iter()
         .map(|e| json!({"reason": e.kind.cause(), "message": e.body(), "field": e.field.to_string()}))

@@ -43,30 +43,36 @@ mod coredns;
 mod crd;
 mod custom_resource;
 mod drain;
+mod error;
+mod events;
 mod field;
+mod kubelet;
 mod network;
 mod objects;
 mod pods;
+mod registered;
+mod state;
 mod store;
+mod verdict;
 
 pub use bootstrap::authenticate_bootstrap_token;
 pub use crd::refusal as definition_refusal;
-pub use drain::{ApiEvent, ApiEvents};
-pub(crate) use objects::status;
-pub use pods::Taint;
+pub use error::ApiserverError;
+pub use events::{ApiEvent, ApiEvents};
+pub use kubelet::{Kubelet, KubeletRegistry, Taint};
 pub use store::{CsrController, ObjectStore, ObjectStores};
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject as _;
@@ -80,163 +86,11 @@ use crate::judge::rbac::{self, UserInfo};
 use apply::object;
 use authorization::authorize;
 use cluster::ClusterIdentity;
+use registered::{current_pods, node_with_changes, ready_kubelets};
+use state::{ApiState, Caller, json_response};
 
 /// Port the apiserver listens on, as in the Lokomotive modules.
 pub const APISERVER_PORT: u16 = 6443;
-
-/// What went wrong starting an apiserver emulator.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiserverError {
-    /// An asset is missing or unreadable.
-    #[error("apiserver asset {path}: {reason}")]
-    Asset {
-        /// The asset file.
-        path: PathBuf,
-        /// Why it cannot be used (never its contents).
-        reason: String,
-    },
-    /// The certificates do not make a valid TLS configuration.
-    #[error("apiserver TLS configuration from {assets}: {reason}")]
-    Tls {
-        /// The serving certificate.
-        assets: PathBuf,
-        /// rustls' reason.
-        reason: String,
-    },
-    /// The listening socket could not be bound.
-    #[error("apiserver cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
-}
-
-/// A kubelet as the apiserver sees it: registered when its node boots, gone when it is deleted.
-#[derive(Clone)]
-pub struct Kubelet {
-    /// Node name (the device hostname).
-    pub node_name: String,
-    /// The kubelet kubeconfig from the node's Ignition, if any.
-    pub kubeconfig: Option<String>,
-    /// Labels from the kubelet's `--node-labels`.
-    pub labels: BTreeMap<String, String>,
-    /// Private IPv4 (the node's InternalIP).
-    pub internal_ip: Ipv4Addr,
-    /// Public IPv4 (the node's ExternalIP).
-    pub external_ip: Ipv4Addr,
-    /// When the node booted.
-    pub registered_at: DateTime<Utc>,
-    /// The taints of its `--register-with-taints`.
-    pub taints: Vec<Taint>,
-    /// Its `--cluster-dns` addresses: the nameservers of its `ClusterFirst` pods.
-    pub cluster_dns: Vec<String>,
-    /// The nameservers of its `--resolv-conf`: those of its `Default` pods.
-    pub host_nameservers: Vec<String>,
-    /// The firewall its node booted with: whether another node's BGP session gets in.
-    pub firewall: std::sync::Arc<crate::judge::iptables::NodeFirewall>,
-    /// `kubeconfig` is the `--bootstrap-kubeconfig`: the kubelet gets its certificate by TLS
-    /// bootstrap.
-    pub bootstrap: bool,
-    /// The kubelet renews its client certificate (`--rotate-certificates`).
-    pub rotate_certificates: bool,
-}
-
-impl std::fmt::Debug for Kubelet {
-    // The kubeconfig holds the kubelet's private key.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kubelet")
-            .field("node_name", &self.node_name)
-            .field("has_kubeconfig", &self.kubeconfig.is_some())
-            .field("bootstrap", &self.bootstrap)
-            .field("rotate_certificates", &self.rotate_certificates)
-            .field("labels", &self.labels)
-            .field("internal_ip", &self.internal_ip)
-            .field("external_ip", &self.external_ip)
-            .field("taints", &self.taints)
-            .field("cluster_dns", &self.cluster_dns)
-            .field("host_nameservers", &self.host_nameservers)
-            .finish()
-    }
-}
-
-/// The running kubelets of a simulated cloud, shared by the nodes and every apiserver emulator.
-#[derive(Debug, Clone, Default)]
-pub struct KubeletRegistry {
-    kubelets: Arc<RwLock<BTreeMap<String, Kubelet>>>,
-    /// Why an apiserver did not let a node's kubelet register, by node, as its log says.
-    refusals: Arc<RwLock<BTreeMap<String, String>>>,
-    /// Why a registered kubelet's certificate would not be renewed, by node.
-    renewal_problems: Arc<RwLock<BTreeMap<String, String>>>,
-}
-
-impl KubeletRegistry {
-    /// Records a booted node's kubelet (replacing an older one of the same name).
-    pub fn register(&self, kubelet: Kubelet) {
-        let mut kubelets = self
-            .kubelets
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        kubelets.insert(kubelet.node_name.clone(), kubelet);
-    }
-
-    /// Forgets a node's kubelet (its device was stopped or deleted).
-    pub fn unregister(&self, node_name: &str) {
-        let mut kubelets = self
-            .kubelets
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        kubelets.remove(node_name);
-    }
-
-    /// Why the node's kubelet could not register when an apiserver last listed nodes, or
-    /// `None` (registered, or not judged yet).
-    pub fn refusal(&self, node_name: &str) -> Option<String> {
-        self.refusals
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(node_name)
-            .cloned()
-    }
-
-    /// Why the node's registered kubelet would not renew its certificate (TLS bootstrap
-    /// without rotation, or renewals the csrapproving controller would not approve), or `None`.
-    pub fn renewal_problem(&self, node_name: &str) -> Option<String> {
-        self.renewal_problems
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(node_name)
-            .cloned()
-    }
-
-    fn set_refusal(&self, node_name: &str, refusal: Option<&str>) {
-        set_entry(&self.refusals, node_name, refusal);
-    }
-
-    fn set_renewal_problem(&self, node_name: &str, problem: Option<&str>) {
-        set_entry(&self.renewal_problems, node_name, problem);
-    }
-
-    fn snapshot(&self) -> Vec<Kubelet> {
-        let kubelets = self
-            .kubelets
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        kubelets.values().cloned().collect()
-    }
-}
-
-/// Sets (`Some`) or clears (`None`) a node's entry of `map`.
-fn set_entry(map: &RwLock<BTreeMap<String, String>>, node_name: &str, value: Option<&str>) {
-    let mut map = map
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    match value {
-        Some(value) => map.insert(node_name.to_owned(), value.to_owned()),
-        None => map.remove(node_name),
-    };
-}
 
 /// A running apiserver emulator; dropping it stops it and closes its connections.
 #[derive(Debug)]
@@ -250,25 +104,6 @@ impl Drop for Apiserver {
         self.task.abort();
     }
 }
-
-struct ApiState {
-    cluster: ClusterIdentity,
-    registry: KubeletRegistry,
-    started_at: DateTime<Utc>,
-    addr: SocketAddr,
-    /// The cluster's objects, with the RBAC policy and network verdict derived from them.
-    store: Arc<ObjectStore>,
-    /// Nodes whose refusal was already logged, so a poll loop does not repeat it.
-    refused_logged: std::sync::Mutex<std::collections::BTreeSet<String>>,
-    /// The Node authorizer and NodeRestriction, as its flags enable them.
-    authorizers: rbac::Authorizers,
-    /// `--enable-bootstrap-token-auth`.
-    bootstrap_token_auth: bool,
-}
-
-/// The authenticated caller of one connection (from its client certificate).
-#[derive(Clone)]
-struct Caller(Result<UserInfo, String>);
 
 /// The files and address an apiserver serves with: what its static pod's flags name, as host
 /// paths.
@@ -551,42 +386,6 @@ async fn list_namespace_pods(
     pods_response(&state, Some(&namespace), &query, &headers)
 }
 
-/// A Node as the apiserver serves it, with what drains changed of it (`spec.unschedulable`
-/// and the `node.kubernetes.io/unschedulable` taint the node lifecycle controller adds).
-fn node_with_changes(
-    kubelet: &Kubelet,
-    network_problem: Option<&str>,
-    changes: &drain::NodeChanges,
-) -> Value {
-    let mut node = objects::node(kubelet, network_problem);
-    if changes.cordoned(kubelet) {
-        node["spec"]["unschedulable"] = Value::Bool(true);
-        if let Some(taints) = node["spec"]["taints"].as_array_mut() {
-            taints.push(serde_json::json!({
-                "key": "node.kubernetes.io/unschedulable",
-                "effect": "NoSchedule",
-            }));
-        }
-    }
-    node
-}
-
-/// Every pod the cluster runs now.
-fn current_pods(state: &ApiState) -> Vec<Value> {
-    let derived = state.store.derived();
-    let kubelets = ready_kubelets(state);
-    let changes = state.store.node_changes();
-    let cluster = pods::Cluster {
-        objects: &derived.objects,
-        policy: &derived.policy,
-        requirements: state.store.requirements(),
-        network_problem: derived.network_problem.as_deref(),
-        kubelets: &kubelets,
-        changes: &changes,
-    };
-    pods::pods(&cluster, Utc::now())
-}
-
 /// The pods the cluster runs now (of `namespace`, or all), as a list or kubectl's table;
 /// `fieldSelector` as far as `spec.nodeName=<node>` (what a drain lists).
 fn pods_response(
@@ -623,70 +422,6 @@ fn pods_response(
     }
 }
 
-/// The kubelets that registered their Node: configured for this cluster, and allowed to, and
-/// whose Node was not deleted since.
-fn ready_kubelets(state: &ApiState) -> Vec<Kubelet> {
-    let registered = state.registry.snapshot();
-    let changes = state.store.node_changes();
-    let kept: Vec<Kubelet> = registered
-        .into_iter()
-        .filter(|kubelet| !changes.deleted(kubelet))
-        .collect();
-    drop(changes);
-    kept.into_iter()
-        .filter(|kubelet| {
-            let Some(kubeconfig) = kubelet.kubeconfig.as_deref() else {
-                return false;
-            };
-            if !state.cluster.admits_kubelet(kubeconfig) {
-                return false;
-            }
-            let refusal = registration_refusal(state, kubelet, kubeconfig);
-            state
-                .registry
-                .set_refusal(&kubelet.node_name, refusal.as_deref());
-            let first = state
-                .refused_logged
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(kubelet.node_name.clone());
-            match refusal {
-                None => {
-                    let problem = bootstrap::renewal_problem(state, kubelet);
-                    state
-                        .registry
-                        .set_renewal_problem(&kubelet.node_name, problem.as_deref());
-                    if first && let Some(problem) = problem {
-                        tracing::warn!(node = %kubelet.node_name, "kubelet certificate: {problem}");
-                    }
-                    true
-                }
-                Some(refusal) => {
-                    if first {
-                        tracing::warn!(node = %kubelet.node_name, "kubelet cannot register: {refusal}");
-                    }
-                    false
-                }
-            }
-        })
-        .collect()
-}
-
-/// Why the kubelet with this kubeconfig cannot register its node, or `None` if it can: its
-/// identity (see `bootstrap`) must be allowed what registering and heartbeats take.
-fn registration_refusal(state: &ApiState, kubelet: &Kubelet, kubeconfig: &str) -> Option<String> {
-    let user = match bootstrap::kubelet_user(state, kubelet, kubeconfig) {
-        Ok(user) => user,
-        Err(reason) => return Some(reason),
-    };
-    let needs = match state.store.requirements().identity("kubelet-registration") {
-        Ok(identity) => identity.requests(&kubelet.node_name),
-        Err(error) => return Some(error.to_string()),
-    };
-    let derived = state.store.derived();
-    bootstrap::first_refusal(&state.authorizers, &derived.policy, &user, &needs)
-}
-
 /// kubectl asks for a server-side Table (`as=Table;g=meta.k8s.io`) and falls back to JSON.
 fn wants_table(headers: &HeaderMap) -> bool {
     headers
@@ -694,13 +429,4 @@ fn wants_table(headers: &HeaderMap) -> bool {
         .iter()
         .filter_map(|value| value.to_str().ok())
         .any(|accept| accept.contains("as=Table") && accept.contains("g=meta.k8s.io"))
-}
-
-fn json_response(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
 }

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::Kubelet;
+use super::kubelet::Kubelet;
 use crate::judge::iptables::Packet;
 
 use crate::judge::rbac::{Decision, Policy, Requirements, UserInfo};

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::Kubelet;
+use super::kubelet::Kubelet;
+use crate::judge::api_status;
 
 /// The Kubernetes version the emulator claims (the tutorial's era).
 const KUBERNETES_VERSION: &str = "v1.18.20";
@@ -148,12 +149,7 @@ pub(super) fn node(kubelet: &Kubelet, network_problem: Option<&str>) -> Value {
 }
 
 pub(super) fn node_list(nodes: Vec<Value>) -> Value {
-    json!({
-        "kind": "NodeList",
-        "apiVersion": "v1",
-        "metadata": {"resourceVersion": "1"},
-        "items": nodes,
-    })
+    list("NodeList", nodes)
 }
 
 /// The server-side table `kubectl get nodes` prints (NAME, STATUS, ROLES, AGE, VERSION).
@@ -197,19 +193,16 @@ pub(super) fn node_table(nodes: &[Value], now_reference: DateTime<Utc>) -> Value
             })
         })
         .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": "1"},
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name of the node", "priority": 0},
-            {"name": "Status", "type": "string", "format": "", "description": "Ready status", "priority": 0},
-            {"name": "Roles", "type": "string", "format": "", "description": "Node roles", "priority": 0},
-            {"name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0},
-            {"name": "Version", "type": "string", "format": "", "description": "Kubelet version", "priority": 0},
+    table(
+        &[
+            ("Name", "string", "name", "Name of the node"),
+            ("Status", "string", "", "Ready status"),
+            ("Roles", "string", "", "Node roles"),
+            ("Age", "string", "", "Time since creation"),
+            ("Version", "string", "", "Kubelet version"),
         ],
-        "rows": rows,
-    })
+        rows,
+    )
 }
 
 fn age(elapsed: chrono::TimeDelta) -> String {
@@ -224,11 +217,40 @@ fn age(elapsed: chrono::TimeDelta) -> String {
 
 /// A list of pods.
 pub(super) fn pod_list(pods: Vec<Value>) -> Value {
+    list("PodList", pods)
+}
+
+/// A v1 list of `kind` (`NodeList`, `PodList`).
+fn list(kind: &str, items: Vec<Value>) -> Value {
     json!({
-        "kind": "PodList",
+        "kind": kind,
         "apiVersion": "v1",
         "metadata": {"resourceVersion": "1"},
-        "items": pods,
+        "items": items,
+    })
+}
+
+/// A server-side `Table` (meta.k8s.io/v1) of `rows`, with columns of (name, type, format,
+/// description), as kubectl asks for one.
+fn table(columns: &[(&str, &str, &str, &str)], rows: Vec<Value>) -> Value {
+    let column_definitions: Vec<Value> = columns
+        .iter()
+        .map(|(name, kind, format, description)| {
+            json!({
+                "name": name,
+                "type": kind,
+                "format": format,
+                "description": description,
+                "priority": 0,
+            })
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": "1"},
+        "columnDefinitions": column_definitions,
+        "rows": rows,
     })
 }
 
@@ -271,19 +293,21 @@ pub(super) fn pod_table(pods: &[Value], now: DateTime<Utc>) -> Value {
             })
         })
         .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": "1"},
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name of the pod", "priority": 0},
-            {"name": "Ready", "type": "string", "format": "", "description": "Ready containers", "priority": 0},
-            {"name": "Status", "type": "string", "format": "", "description": "The aggregate status of the containers", "priority": 0},
-            {"name": "Restarts", "type": "integer", "format": "", "description": "Restarts of the containers", "priority": 0},
-            {"name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0},
+    table(
+        &[
+            ("Name", "string", "name", "Name of the pod"),
+            ("Ready", "string", "", "Ready containers"),
+            (
+                "Status",
+                "string",
+                "",
+                "The aggregate status of the containers",
+            ),
+            ("Restarts", "integer", "", "Restarts of the containers"),
+            ("Age", "string", "", "Time since creation"),
         ],
-        "rows": rows,
-    })
+        rows,
+    )
 }
 
 /// Equality-based label selectors (`k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-joined).
@@ -308,21 +332,9 @@ pub(super) fn selector_matches(selector: &str, labels: &BTreeMap<String, String>
         })
 }
 
-/// The apiserver's `Status` of a failed request (`kind: Status`, `status: Failure`).
-pub(crate) fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    })
-}
-
 pub(super) fn status_not_found(resource: &str, name: &str) -> Value {
-    let mut status = status(404, "NotFound", &format!("{resource} \"{name}\" not found"));
+    let mut status =
+        api_status::failure(404, "NotFound", &format!("{resource} \"{name}\" not found"));
     status["details"] = json!({"name": name, "kind": resource});
     status
 }

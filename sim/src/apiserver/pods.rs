@@ -19,96 +19,13 @@
 //! nameservers are added to any of them. CoreDNS's verdict is `coredns.rs`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{Kubelet, coredns, network, objects};
-use crate::judge::rbac::{Policy, Requirements};
-
-/// A node's taint, as `--register-with-taints` gives it (`key[=value]:Effect`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Taint {
-    /// The key.
-    pub key: String,
-    /// The value (empty when none).
-    pub value: String,
-    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
-    pub effect: String,
-}
-
-impl Taint {
-    /// The taints of a `--register-with-taints` value (comma-separated `key[=value]:Effect`);
-    /// entries without an effect are not taints and are left out.
-    pub fn parse_list(flag: &str) -> Vec<Taint> {
-        flag.split(',')
-            .map(str::trim)
-            .filter_map(|entry| {
-                let (key_value, effect) = entry.rsplit_once(':')?;
-                let (key, value) = key_value.split_once('=').unwrap_or((key_value, ""));
-                (!key.is_empty()).then(|| Taint {
-                    key: key.to_owned(),
-                    value: value.to_owned(),
-                    effect: effect.to_owned(),
-                })
-            })
-            .collect()
-    }
-
-    /// Whether any of `tolerations` tolerates it (`Toleration.ToleratesTaint`,
-    /// `k8s.io/api/core/v1/toleration.go`).
-    fn tolerated_by(&self, tolerations: &[Value]) -> bool {
-        tolerations.iter().any(|toleration| {
-            let effect = toleration["effect"].as_str().unwrap_or_default();
-            if !effect.is_empty() && effect != self.effect {
-                return false;
-            }
-            let key = toleration["key"].as_str().unwrap_or_default();
-            if !key.is_empty() && key != self.key {
-                return false;
-            }
-            match toleration["operator"].as_str().unwrap_or("Equal") {
-                "Exists" => true,
-                "Equal" => {
-                    !key.is_empty()
-                        && toleration["value"].as_str().unwrap_or_default() == self.value
-                }
-                _ => false,
-            }
-        })
-    }
-
-    fn shown(&self) -> String {
-        format!("{{{}: {}}}", self.key, self.value)
-    }
-}
-
-/// What a pod's container does on its node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Verdict {
-    /// Running and ready.
-    Ready,
-    /// Running, its readiness probe failing: why.
-    NotReady(String),
-    /// Not started: the kubelet's waiting reason (`ContainerCreating`) and why.
-    Waiting { reason: String, message: String },
-    /// The process exits at start: what it logs last.
-    Crashes(String),
-}
-
-/// What the pods are judged from: the stored objects and the policy derived from them.
-pub(super) struct Cluster<'a> {
-    pub objects: &'a [(PathBuf, Value)],
-    pub policy: &'a Policy,
-    pub requirements: &'a Requirements,
-    /// Why no node is Ready, or `None`.
-    pub network_problem: Option<&'a str>,
-    /// The registered kubelets: the nodes pods run on, and the network's peers.
-    pub kubelets: &'a [Kubelet],
-    /// What drains changed: cordons and evictions.
-    pub changes: &'a super::drain::NodeChanges,
-}
+use super::kubelet::{Kubelet, Taint};
+use super::verdict::{Cluster, Verdict, config_map_data};
+use super::{coredns, network, objects};
 
 /// A node as the scheduler sees it.
 struct Node<'a> {
@@ -396,23 +313,6 @@ fn verdict(cluster: &Cluster<'_>, owner: &Owner<'_>, kubelet: &Kubelet) -> Verdi
         );
     }
     Verdict::Ready
-}
-
-/// The data of ConfigMap `name` of `namespace`, if stored.
-pub(super) fn config_map_data<'a>(
-    cluster: &Cluster<'a>,
-    namespace: &str,
-    name: &str,
-) -> Option<&'a Value> {
-    cluster.objects.iter().find_map(|(_, object)| {
-        (object["kind"] == "ConfigMap"
-            && object["metadata"]["name"] == name
-            && object["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or("default")
-                == namespace)
-            .then_some(&object["data"])
-    })
 }
 
 /// The nameservers of a pod of `template` on `kubelet`'s node, as the kubelet writes its

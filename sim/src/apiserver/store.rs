@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde_json::Value;
 
-use super::drain::{ApiEvents, NodeChanges};
+use super::events::{ApiEvents, NodeChanges};
 use super::network;
 use crate::judge::rbac::{Policy, RbacError, Requirements};
 

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use crate::nodes::ignition::NodeIgnition;
+use crate::ignition::NodeIgnition;
 
 /// Where Flatcar's `iptables-restore.service` reads the IPv4 rules it loads at boot.
 pub const RULES_V4: &str = "/var/lib/iptables/rules-save";

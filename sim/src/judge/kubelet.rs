@@ -15,7 +15,7 @@ use super::flags::{ParsedArgs, judge_process};
 use super::labels::parse_node_labels;
 use super::problem::Problem;
 use super::systemd::{Unit, expand, parse_environment_file};
-use crate::nodes::ignition::NodeIgnition;
+use crate::ignition::NodeIgnition;
 
 /// The unit judged.
 pub const KUBELET_UNIT: &str = "kubelet.service";
@@ -469,6 +469,34 @@ pub fn packet_metadata(
             private_ipv4.to_owned(),
         ),
     ])
+}
+
+/// The kubelet's reading of a node's Ignition, beside its judge: the Ignition's parser stays
+/// below the judges, which read it.
+impl NodeIgnition {
+    /// The text of the kubeconfig `kubelet.service` starts with (through the container's bind
+    /// mounts): its `--kubeconfig` if the Ignition writes that file, else its
+    /// `--bootstrap-kubeconfig` (the kubelet writes `--kubeconfig` itself after TLS bootstrap),
+    /// whether or not that kubelet would start; see [`judge_kubelet`]
+    /// for that.
+    pub fn kubelet_kubeconfig(&self) -> Option<String> {
+        let (unit, _) = judge_docker_unit(self, KUBELET_UNIT, &BTreeMap::new());
+        let unit = unit?;
+        ["kubeconfig", "bootstrap-kubeconfig"]
+            .into_iter()
+            .filter_map(|flag| unit.run.host_path(unit.args.value(flag)?))
+            .find_map(|host| self.file(&host))
+            .map(|file| String::from_utf8_lossy(&file.contents).into_owned())
+    }
+
+    /// The labels of `kubelet.service`'s `--node-labels`, read as docker and the kubelet read
+    /// the unit, whether or not the kubelet accepts them; see
+    /// [`judge_kubelet`] for that.
+    pub fn node_labels(&self) -> BTreeMap<String, String> {
+        let (unit, _) = judge_docker_unit(self, KUBELET_UNIT, &BTreeMap::new());
+        unit.and_then(|unit| unit.args.value("node-labels").map(parse_node_labels))
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

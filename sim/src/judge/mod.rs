@@ -17,6 +17,7 @@
 //! A node judgement is a list of [`problem::Problem`]s, each naming the unit or pod, the flag or
 //! setting, and why a real node would refuse it.
 
+pub mod api_status;
 pub mod calico;
 pub mod data;
 pub mod docker;

@@ -19,8 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio::process::Command;
 
-use super::ignition::SSH_USER;
 use crate::connections::serve_connections;
+use crate::ignition::SSH_USER;
 
 /// Everything one node's embedded SSH server needs.
 pub(super) struct EmbeddedSsh {

@@ -25,7 +25,7 @@
 //! [`Nodes::ssh_login_user`]). Both run commands through the same wrapper and shims.
 
 mod embedded;
-pub mod ignition;
+mod error;
 mod openssh;
 mod root;
 mod static_pods;
@@ -41,12 +41,13 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::apiserver::{Kubelet, KubeletRegistry, ObjectStores, Taint};
+use crate::ignition::{self, NodeIgnition};
 use crate::judge::kubelet::{KUBELET_UNIT, KubeletStart, judge_kubelet, packet_metadata};
 /// One node to boot: the seam's type, shared with the cloud side.
 pub use crate::lifecycle::NodeSpec;
 use crate::lifecycle::{KubeletStatus, StaticPodStatus};
 use crate::lifecycle::{NodeFuture, NodeLifecycle};
-use ignition::NodeIgnition;
+pub use error::NodesError;
 use root::NodeRoot;
 use static_pods::StaticPodKubelet;
 
@@ -72,49 +73,6 @@ pub struct NodesConfig {
     pub ssh_port: u16,
     /// The SSH server implementation.
     pub backend: SshBackend,
-}
-
-/// What went wrong with a node.
-#[derive(Debug, thiserror::Error)]
-pub enum NodesError {
-    /// The hostname cannot name a directory.
-    #[error("node hostname {hostname:?} is not a valid host name")]
-    InvalidHostname {
-        /// The hostname.
-        hostname: String,
-    },
-    /// A node root file or directory could not be written.
-    #[error("node root {path}: {source}")]
-    RootDir {
-        /// The path.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The Ignition's SSH host key cannot be used (the key itself is never shown).
-    #[error("node {hostname}: SSH host key: {reason}")]
-    HostKey {
-        /// The node.
-        hostname: String,
-        /// Why.
-        reason: String,
-    },
-    /// The SSH address could not be bound.
-    #[error("node {hostname}: cannot listen for SSH on {addr}: {source}")]
-    SshBind {
-        /// The node.
-        hostname: String,
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The configured sshd binary does not exist.
-    #[error("sshd binary {path} not found")]
-    SshdMissing {
-        /// The configured path.
-        path: PathBuf,
-    },
 }
 
 /// The emulated nodes of one simulated cloud. Cheap to clone; clones share the nodes.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use super::NodesError;
+use super::error::NodesError;
 use super::root::NodeRoot;
 
 /// A node's sshd, configured but not yet running.

@@ -21,8 +21,8 @@ use std::io;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Component, Path, PathBuf};
 
-use super::NodesError;
-use super::ignition::NodeIgnition;
+use super::error::NodesError;
+use crate::ignition::NodeIgnition;
 
 const EXEC_SCRIPT: &str = include_str!("shims/exec.sh");
 const REWRITE_SCRIPT: &str = include_str!("shims/rewrite.pl");

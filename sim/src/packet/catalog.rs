@@ -292,3 +292,15 @@ pub(crate) fn plan(slug: &str) -> Option<&'static PlanEntry> {
 pub(crate) fn operating_system(slug: &str) -> Option<&'static OperatingSystem> {
     OPERATING_SYSTEMS.iter().find(|o| o.slug == slug)
 }
+
+/// The billing cycles the API documents.
+pub(crate) fn check_billing_cycle(cycle: Option<&str>) -> Result<(), String> {
+    const CYCLES: [&str; 4] = ["hourly", "daily", "monthly", "yearly"];
+    match cycle {
+        Some(c) if !CYCLES.contains(&c) => Err(format!(
+            "billing_cycle {c:?} is not one of {}",
+            CYCLES.join(", ")
+        )),
+        _ => Ok(()),
+    }
+}

@@ -1,5 +1,5 @@
-//! The Packet (Equinix Metal) API: catalog, cloud model and HTTP handlers.
+//! The Packet (Equinix Metal) cloud: its catalog and its model (projects, devices,
+//! reservations). Its HTTP API is `server/packet.rs`.
 
-pub(crate) mod api;
 pub(crate) mod catalog;
 pub(crate) mod model;

@@ -14,13 +14,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::catalog::{self, Arch};
-use crate::Timings;
+use super::catalog::{self, Arch, check_billing_cycle};
+use crate::clock::Timings;
 use crate::faults::DeviceFate;
 
 mod create;
-
-use create::check_billing_cycle;
 
 /// The first public address block: 127.10.0.0, far from 127.0.0.1 which the host itself uses.
 const PUBLIC_BASE: u32 = u32::from_be_bytes([127, 10, 0, 0]);

@@ -1,4 +1,4 @@
-//! Route53: hosted zones, record sets, changes, spoken in AWS's REST-XML.
+//! Route53's model: hosted zones, record sets, changes. Its REST-XML API is
+//! `server/route53.rs`.
 
-pub(crate) mod api;
 pub(crate) mod model;

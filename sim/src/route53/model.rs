@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::Timings;
+use crate::clock::Timings;
 
 /// Everything the Route53 side holds; persisted as is.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

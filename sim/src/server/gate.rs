@@ -2,7 +2,6 @@
 //! authenticates it, applies Packet's rate limit and injects the faults the plan draws for it,
 //! in that order, as the real services do.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,155 +10,10 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
-use super::Shared;
-use crate::RateLimit;
+use super::{packet, route53};
 use crate::clock::SimClock;
-use crate::faults::{ANY_OPERATION, FaultPlan};
-use crate::packet::api as packet;
-use crate::route53::api as route53;
-
-/// The fault plan in force and the RNG that draws its decisions.
-pub(crate) struct FaultState {
-    plan: FaultPlan,
-    rng: StdRng,
-    bursts: BTreeMap<String, u32>,
-}
-
-/// What to do to one request.
-#[derive(Debug, Default)]
-struct Decision {
-    latency: Duration,
-    rate_limited: Option<u64>,
-    server_error: bool,
-    lost_response: bool,
-    malformed: bool,
-    truncated: bool,
-}
-
-impl Decision {
-    /// The injected faults of this decision, by name.
-    fn kinds(&self) -> impl Iterator<Item = &'static str> {
-        [
-            (self.rate_limited.is_some(), "rate_limited"),
-            (self.server_error, "server_error"),
-            (self.lost_response, "lost_response"),
-            (self.malformed, "malformed_json"),
-            (self.truncated, "truncated_json"),
-        ]
-        .into_iter()
-        .filter_map(|(on, kind)| on.then_some(kind))
-    }
-}
-
-impl FaultState {
-    pub(crate) fn new(plan: FaultPlan) -> Self {
-        let bursts = plan
-            .operations
-            .iter()
-            .filter(|(_, f)| f.rate_limited_burst > 0)
-            .map(|(name, f)| (name.clone(), f.rate_limited_burst))
-            .collect();
-        FaultState {
-            rng: StdRng::seed_from_u64(plan.seed),
-            plan,
-            bursts,
-        }
-    }
-
-    pub(crate) fn plan(&self) -> &FaultPlan {
-        &self.plan
-    }
-
-    /// A uniform number in `[0, 1)` from the plan's RNG.
-    pub(crate) fn roll(&mut self) -> f64 {
-        self.rng.random::<f64>()
-    }
-
-    fn decide(&mut self, operation: &str) -> Decision {
-        let Some(faults) = self.plan.for_operation(operation).cloned() else {
-            return Decision::default();
-        };
-        let key = if self.plan.operations.contains_key(operation) {
-            operation
-        } else {
-            ANY_OPERATION
-        };
-        let mut decision = Decision {
-            latency: Duration::from_millis(faults.latency_ms),
-            ..Decision::default()
-        };
-        if let Some(left) = self.bursts.get_mut(key).filter(|left| **left > 0) {
-            *left -= 1;
-            decision.rate_limited = Some(faults.retry_after_secs);
-            return decision;
-        }
-        if self.roll() < faults.rate_limited_rate {
-            decision.rate_limited = Some(faults.retry_after_secs);
-        } else if self.roll() < faults.server_error_rate {
-            decision.server_error = true;
-        } else if self.roll() < faults.lost_response_rate {
-            decision.lost_response = true;
-        } else if self.roll() < faults.malformed_json_rate {
-            decision.malformed = true;
-        } else if self.roll() < faults.truncated_json_rate {
-            decision.truncated = true;
-        }
-        decision
-    }
-}
-
-/// Fixed windows of real time, back to back from the first request (or the first after
-/// [`RateWindow::default`] replaced it), each letting at most `RateLimit::requests` Packet
-/// requests through: window k is `[first + k·window, first + (k+1)·window)`, as a limit that
-/// resets on the minute.
-///
-/// The windows keep their schedule when a client pauses: one that waits out a 429's
-/// `Retry-After` (whole seconds, so rounded up) starts late into the next window but does not
-/// push the windows after it back. A window that opened with the first request after a pause
-/// would carry every rounding of a long run of windows into the last one, a delay no client
-/// could avoid and that a benchmark's bound (`(k-1)/requests` windows before the k-th request)
-/// does not allow for.
-#[derive(Default)]
-pub(super) struct RateWindow {
-    first: Option<Instant>,
-    /// The window `used` counts in, by number from `first`.
-    index: u128,
-    used: u32,
-}
-
-struct RateDecision {
-    allowed: bool,
-    remaining: u32,
-    reset: Duration,
-}
-
-impl RateWindow {
-    fn take(&mut self, limit: &RateLimit, now: Instant) -> RateDecision {
-        let first = *self.first.get_or_insert(now);
-        let elapsed = now.saturating_duration_since(first);
-        let window = limit.window.max(Duration::from_nanos(1));
-        let index = elapsed.as_nanos() / window.as_nanos();
-        if index != self.index {
-            self.index = index;
-            self.used = 0;
-        }
-        let allowed = self.used < limit.requests;
-        if allowed {
-            self.used += 1;
-        }
-        let ends = window.as_nanos() * (index + 1);
-        RateDecision {
-            allowed,
-            remaining: limit.requests.saturating_sub(self.used),
-            reset: Duration::from_nanos(
-                u64::try_from(ends - elapsed.as_nanos()).unwrap_or(u64::MAX),
-            ),
-        }
-    }
-}
+use crate::shared::Shared;
 
 /// Which API a request belongs to: decides how errors look and how clients authenticate.
 #[derive(Clone, Copy, Debug)]
@@ -188,7 +42,7 @@ impl Api {
         match self {
             Api::Packet => headers
                 .get("x-auth-token")
-                .is_some_and(|v| v.as_bytes() == shared.token.expose().as_bytes()),
+                .is_some_and(|v| v.as_bytes() == shared.token().expose().as_bytes()),
             // Signatures are not checked: any SigV4 header will do, but one must be there.
             Api::Route53 => headers
                 .get(header::AUTHORIZATION)
@@ -264,7 +118,7 @@ pub(super) async fn gate(
     let (rate, decision) = {
         let mut world = shared.world();
         let rate = match api {
-            Api::Packet => Some(world.rate_window.take(&shared.rate_limit, Instant::now())),
+            Api::Packet => Some(world.rate_window.take(shared.rate_limit(), Instant::now())),
             Api::Route53 => None,
         };
         let decision = world.faults.decide(operation);
@@ -281,12 +135,12 @@ pub(super) async fn gate(
             let headers = response.headers_mut();
             headers.insert(
                 "x-ratelimit-limit",
-                HeaderValue::from(shared.rate_limit.requests),
+                HeaderValue::from(shared.rate_limit().requests),
             );
             headers.insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining));
             headers.insert(
                 "x-ratelimit-reset",
-                HeaderValue::from(sim_secs(shared.clock, rate.reset)),
+                HeaderValue::from(sim_secs(shared.clock(), rate.reset)),
             );
         }
     };
@@ -304,7 +158,7 @@ pub(super) async fn gate(
         }
     }
     let retry_after = match (&rate, decision.rate_limited) {
-        (Some(rate), _) if !rate.allowed => Some(sim_secs(shared.clock, rate.reset)),
+        (Some(rate), _) if !rate.allowed => Some(sim_secs(shared.clock(), rate.reset)),
         (_, Some(secs)) => Some(secs),
         _ => None,
     };
@@ -383,69 +237,4 @@ fn sim_secs(clock: SimClock, real: Duration) -> u64 {
     let sim = clock.to_sim(real);
     let secs = u64::try_from(sim.num_seconds()).unwrap_or(0);
     secs + u64::from(sim.subsec_nanos() > 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::faults::OperationFaults;
-
-    #[test]
-    fn rate_windows_keep_their_schedule_when_clients_pause() {
-        let limit = RateLimit {
-            requests: 2,
-            window: Duration::from_secs(60),
-        };
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        let mut w = RateWindow::default();
-        assert!(w.take(&limit, at(0)).allowed);
-        assert!(w.take(&limit, at(10)).allowed);
-        let refused = w.take(&limit, at(15));
-        assert!(!refused.allowed);
-        assert_eq!(refused.reset, Duration::from_secs(45));
-        // A client back 1 s late (a rounded-up `Retry-After`) is in window 1, which still
-        // ends at 120 s, not at 121 s.
-        let late = w.take(&limit, at(61));
-        assert!(late.allowed);
-        assert_eq!(late.reset, Duration::from_secs(59));
-        assert!(w.take(&limit, at(119)).allowed);
-        assert!(!w.take(&limit, at(119)).allowed);
-        assert!(w.take(&limit, at(120)).allowed, "window 2 opens on time");
-        // A long pause skips windows; the schedule stays.
-        let later = w.take(&limit, at(1000));
-        assert!(later.allowed);
-        assert_eq!(later.reset, Duration::from_secs(20));
-        // Restarted: the next request opens window 0.
-        let mut w = RateWindow::default();
-        assert_eq!(w.take(&limit, at(1001)).reset, Duration::from_secs(60));
-    }
-
-    #[test]
-    fn bursts_come_first_then_rates_apply() {
-        let plan = FaultPlan::seeded(1).operation(
-            "packet.devices.get",
-            OperationFaults::default().rate_limited_burst(2, 3),
-        );
-        let mut faults = FaultState::new(plan);
-        assert_eq!(faults.decide("packet.devices.get").rate_limited, Some(3));
-        assert_eq!(faults.decide("packet.devices.get").rate_limited, Some(3));
-        assert_eq!(faults.decide("packet.devices.get").rate_limited, None);
-        assert_eq!(faults.decide("packet.devices.list").rate_limited, None);
-    }
-
-    #[test]
-    fn the_same_seed_makes_the_same_decisions() {
-        let plan =
-            FaultPlan::seeded(42).operation("*", OperationFaults::default().server_errors(0.5));
-        let run = || {
-            let mut faults = FaultState::new(plan.clone());
-            (0..64)
-                .map(|_| faults.decide("packet.devices.get").server_error)
-                .collect::<Vec<_>>()
-        };
-        let first = run();
-        assert_eq!(first, run());
-        assert!(first.contains(&true) && first.contains(&false));
-    }
 }

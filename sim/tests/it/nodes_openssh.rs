@@ -8,9 +8,8 @@ use std::time::Duration;
 use sim::nodes::{NodeSpec, SshBackend};
 
 use crate::node_world::{NodeWorld, eventually, spec};
-use crate::nodes_support::{
-    cluster, control_plane_pki, ssh_keygen, static_apiserver_pod, tar, text,
-};
+use crate::nodes_support::{cluster, control_plane_pki, ssh_keygen, tar, text};
+use crate::static_pods::static_apiserver_pod;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_sshd_admits_ignition_keys_runs_commands_in_the_node_and_installs_the_control_plane() {

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crate::node_world::{NodeWorld, eventually, openssh, spec};
 use crate::nodes_support::{
-    Cluster, SshClient, apply_manifests, cluster, control_plane_pki, kubectl, ssh_keygen,
-    static_apiserver_pod, static_scheduler_pod, tar, text,
+    Cluster, SshClient, apply_manifests, cluster, control_plane_pki, kubectl, ssh_keygen, tar, text,
 };
+use crate::static_pods::{static_apiserver_pod, static_scheduler_pod};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_auth_admits_core_with_ignition_keys_and_presents_the_ignition_host_key() {

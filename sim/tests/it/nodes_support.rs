@@ -15,9 +15,7 @@ use rcgen::{
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
-pub use crate::apiserver_support::{
-    etcd_servers, fresh_store, start_apiserver, start_apiserver_with,
-};
+pub use crate::apiserver_support::{fresh_store, start_apiserver, start_apiserver_with};
 
 pub const ZONE: &str = "example.com";
 
@@ -354,56 +352,6 @@ pub fn cluster_rsa(dir: &Path, name: &str) -> Cluster {
         admin,
         kubelet,
     )
-}
-
-/// A static kube-apiserver pod as Typhoon's (`resources/static-manifests/kube-apiserver.yaml`),
-/// its files under the host's `/etc/kubernetes/pki`.
-pub fn static_apiserver_pod(cluster: &Cluster) -> String {
-    serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "kube-apiserver", "namespace": "kube-system"},
-        "spec": {
-            "hostNetwork": true,
-            "containers": [{
-                "name": "kube-apiserver",
-                "image": "registry.k8s.io/kube-apiserver:v1.32.3",
-                "command": [
-                    "kube-apiserver",
-                    "--client-ca-file=/etc/kubernetes/pki/ca.crt",
-                    format!("--etcd-servers={}", etcd_servers(cluster)),
-                    "--secure-port=6443",
-                    "--tls-cert-file=/etc/kubernetes/pki/apiserver.crt",
-                    "--tls-private-key-file=/etc/kubernetes/pki/apiserver.key",
-                ],
-                "volumeMounts": [{"name": "pki", "mountPath": "/etc/kubernetes/pki", "readOnly": true}],
-            }],
-            "volumes": [{"name": "pki", "hostPath": {"path": "/etc/kubernetes/pki"}}],
-        },
-    })
-    .to_string()
-}
-
-/// A static kube-scheduler pod reading `/etc/kubernetes/pki/scheduler.kubeconfig`.
-pub fn static_scheduler_pod() -> String {
-    serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "kube-scheduler", "namespace": "kube-system"},
-        "spec": {
-            "hostNetwork": true,
-            "containers": [{
-                "name": "kube-scheduler",
-                "image": "registry.k8s.io/kube-scheduler:v1.32.3",
-                "command": [
-                    "kube-scheduler",
-                    "--kubeconfig=/etc/kubernetes/pki/scheduler.kubeconfig",
-                    "--leader-elect=true",
-                ],
-                "volumeMounts": [{"name": "pki", "mountPath": "/etc/kubernetes/pki", "readOnly": true}],
-            }],
-            "volumes": [{"name": "pki", "hostPath": {"path": "/etc/kubernetes/pki"}}],
-        },
-    })
-    .to_string()
 }
 
 /// A tar archive of `files` (path, contents), made by the tar binary.

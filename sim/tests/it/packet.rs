@@ -10,31 +10,28 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sim::{
-    DeviceFate, FaultPlan, OperationFaults, RateLimit, ReservationSeed, SimConfig, SimHandle,
-    Timings,
-};
+use sim::{RateLimit, ReservationSeed, SimConfig, SimHandle, Timings};
 
 use crate::openapi::{assert_rejects, assert_valid, component, device_create_body};
 
 /// Generous: a busy 2-core machine may run several test binaries at once.
-const DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
 
-struct Cloud {
-    sim: SimHandle,
-    http: reqwest::Client,
+pub(crate) struct Cloud {
+    pub(crate) sim: SimHandle,
+    pub(crate) http: reqwest::Client,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    text: String,
-    context: String,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) text: String,
+    pub(crate) context: String,
 }
 
 impl Reply {
     /// Asserts the status and that the body matches the named component schema.
-    fn expect(&self, status: u16, schema: &str) -> Value {
+    pub(crate) fn expect(&self, status: u16, schema: &str) -> Value {
         assert_eq!(
             self.status.as_u16(),
             status,
@@ -49,7 +46,7 @@ impl Reply {
     }
 
     /// Asserts an error status whose `errors` mention `needle`.
-    fn expect_error(&self, status: u16, needle: &str) -> Value {
+    pub(crate) fn expect_error(&self, status: u16, needle: &str) -> Value {
         let body = self.expect(status, "Error");
         let errors = body["errors"].as_array().expect("errors is a list");
         assert!(
@@ -62,13 +59,13 @@ impl Reply {
         body
     }
 
-    fn header(&self, name: &str) -> Option<u64> {
+    pub(crate) fn header(&self, name: &str) -> Option<u64> {
         self.headers.get(name)?.to_str().ok()?.parse().ok()
     }
 }
 
 impl Cloud {
-    async fn start(config: SimConfig) -> Cloud {
+    pub(crate) async fn start(config: SimConfig) -> Cloud {
         let sim = sim::start(config).await.expect("start the simulator");
         Cloud {
             sim,
@@ -79,12 +76,12 @@ impl Cloud {
         }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
         self.call_as(Some(self.sim.token()), method, path, body)
             .await
     }
 
-    async fn call_as(
+    pub(crate) async fn call_as(
         &self,
         token: Option<&str>,
         method: Method,
@@ -108,22 +105,22 @@ impl Cloud {
         }
     }
 
-    async fn get(&self, path: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str) -> Reply {
         self.call(Method::GET, path, None).await
     }
 
-    fn devices_path(&self) -> String {
+    pub(crate) fn devices_path(&self) -> String {
         format!("/projects/{}/devices", self.sim.project_id())
     }
 
     /// Creates a device with a body validated against the API's request schema.
-    async fn create(&self, body: Value) -> Reply {
+    pub(crate) async fn create(&self, body: Value) -> Reply {
         assert_valid(&device_create_body(), &body, "create request");
         self.call(Method::POST, &self.devices_path(), Some(&body))
             .await
     }
 
-    async fn create_ok(&self, hostname: &str, extra: Value) -> Value {
+    pub(crate) async fn create_ok(&self, hostname: &str, extra: Value) -> Value {
         let mut body = json!({
             "hostname": hostname,
             "plan": "c3.small.x86",
@@ -139,7 +136,12 @@ impl Cloud {
     }
 
     /// Polls the device until `done` holds for its reply, and returns that reply.
-    async fn poll_device(&self, id: &str, what: &str, done: impl Fn(&Reply) -> bool) -> Reply {
+    pub(crate) async fn poll_device(
+        &self,
+        id: &str,
+        what: &str,
+        done: impl Fn(&Reply) -> bool,
+    ) -> Reply {
         let start = Instant::now();
         loop {
             let reply = self.get(&format!("/devices/{id}")).await;
@@ -156,7 +158,7 @@ impl Cloud {
         }
     }
 
-    async fn wait_state(&self, id: &str, state: &str) -> Value {
+    pub(crate) async fn wait_state(&self, id: &str, state: &str) -> Value {
         self.poll_device(id, state, |r| {
             r.status == StatusCode::OK
                 && serde_json::from_str::<Value>(&r.text).is_ok_and(|b| b["state"] == state)
@@ -179,7 +181,7 @@ pub async fn json_of<T: serde::de::DeserializeOwned>(request: reqwest::RequestBu
 
 /// A cloud that answers `requests` requests in a window of ten real minutes (the window is
 /// simulated time, at `fast()`'s scale); a project's path.
-async fn rate_limited(requests: u32) -> (Cloud, String) {
+pub(crate) async fn rate_limited(requests: u32) -> (Cloud, String) {
     let mut config = fast();
     config.rate_limit = RateLimit {
         requests,
@@ -190,7 +192,7 @@ async fn rate_limited(requests: u32) -> (Cloud, String) {
     (cloud, path)
 }
 
-fn fast() -> SimConfig {
+pub(crate) fn fast() -> SimConfig {
     let mut config = SimConfig::new(std::env::temp_dir());
     config.time_scale = 0.001;
     // Polling tests make many requests; only the rate-limit test wants a tight limit.
@@ -469,153 +471,6 @@ async fn errors_are_401_404_422_with_an_errors_list() {
 }
 
 #[tokio::test]
-async fn rate_limit_headers_and_429_with_retry_after() {
-    let (cloud, path) = rate_limited(3).await;
-    for remaining in [2, 1, 0] {
-        let reply = cloud.get(&path).await;
-        reply.expect(200, "Project");
-        assert_eq!(reply.header("x-ratelimit-limit"), Some(3));
-        assert_eq!(reply.header("x-ratelimit-remaining"), Some(remaining));
-        // Simulated seconds: ten real minutes at time scale 0.001, a few real seconds gone.
-        assert!(
-            reply
-                .header("x-ratelimit-reset")
-                .is_some_and(|s| (590_000..=600_000).contains(&s))
-        );
-    }
-    let limited = cloud.get(&path).await;
-    limited.expect_error(429, "Too Many Requests");
-    assert!(
-        limited
-            .header("retry-after")
-            .is_some_and(|s| (590_000..=600_000).contains(&s))
-    );
-    assert_eq!(cloud.sim.state().rate_limited_responses, 1);
-    cloud.sim.shutdown().await.unwrap();
-}
-
-/// A benchmark's run starts with a whole window, whatever ran before it.
-#[tokio::test]
-async fn a_restarted_rate_window_lets_a_whole_window_through() {
-    let (cloud, path) = rate_limited(2).await;
-    cloud.get(&path).await.expect(200, "Project");
-    cloud.get(&path).await.expect(200, "Project");
-    cloud
-        .get(&path)
-        .await
-        .expect_error(429, "Too Many Requests");
-    cloud.sim.restart_rate_window();
-    for remaining in [1, 0] {
-        let reply = cloud.get(&path).await;
-        reply.expect(200, "Project");
-        assert_eq!(reply.header("x-ratelimit-remaining"), Some(remaining));
-    }
-    cloud.sim.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn injected_429_bursts_5xx_and_broken_bodies_can_be_set_and_lifted_at_runtime() {
-    let cloud = Cloud::start(fast()).await;
-    let device = cloud.create_ok("target", json!({})).await;
-    let device_path = format!("/devices/{}", device["id"].as_str().unwrap());
-    let faults_url = format!("{}/_sim/faults", cloud.sim.route53_url());
-    let put_faults = |plan: FaultPlan| {
-        let http = cloud.http.clone();
-        let url = faults_url.clone();
-        async move {
-            let r = http.put(url).json(&plan).send().await.unwrap();
-            assert_eq!(r.status(), StatusCode::NO_CONTENT);
-        }
-    };
-
-    put_faults(FaultPlan::seeded(3).operation(
-        "packet.devices.get",
-        OperationFaults::default().rate_limited_burst(2, 7),
-    ))
-    .await;
-    for _ in 0..2 {
-        let reply = cloud.get(&device_path).await;
-        reply.expect_error(429, "Too Many Requests");
-        assert_eq!(reply.header("retry-after"), Some(7));
-    }
-    cloud.get(&device_path).await.expect(200, "Device");
-
-    put_faults(FaultPlan::seeded(3).operation("*", OperationFaults::default().server_errors(1.0)))
-        .await;
-    cloud
-        .get(&device_path)
-        .await
-        .expect_error(500, "Internal Server Error");
-
-    put_faults(FaultPlan::seeded(3).operation(
-        "packet.devices.get",
-        OperationFaults::default().malformed_json(1.0),
-    ))
-    .await;
-    let malformed = cloud.get(&device_path).await;
-    assert_eq!(malformed.status, StatusCode::OK);
-    assert!(
-        serde_json::from_str::<Value>(&malformed.text).is_err(),
-        "{}",
-        malformed.text
-    );
-
-    put_faults(FaultPlan::seeded(3).operation(
-        "packet.devices.get",
-        OperationFaults::default().truncated_json(1.0),
-    ))
-    .await;
-    let truncated = cloud.get(&device_path).await;
-    assert_eq!(truncated.status, StatusCode::OK);
-    assert!(serde_json::from_str::<Value>(&truncated.text).is_err());
-    assert!(!truncated.text.is_empty(), "half a body, not none");
-
-    // A lost answer: the device exists although the client got a 502 (how orphans are made).
-    put_faults(FaultPlan::seeded(3).operation(
-        "packet.devices.create",
-        OperationFaults::default().lost_responses(1.0),
-    ))
-    .await;
-    let lost = cloud
-        .create(json!({"hostname": "orphan", "plan": "c3.small.x86", "operating_system": "flatcar_stable", "metro": "sv"}))
-        .await;
-    assert_eq!(lost.status, StatusCode::BAD_GATEWAY);
-    assert!(
-        cloud
-            .sim
-            .state()
-            .devices
-            .iter()
-            .any(|d| d.hostname == "orphan")
-    );
-
-    // Latency: only a lower bound is asserted, which no slow machine can break.
-    put_faults(FaultPlan::seeded(3).operation(
-        "packet.devices.get",
-        OperationFaults::default().latency(Duration::from_millis(300)),
-    ))
-    .await;
-    let started = Instant::now();
-    cloud.get(&device_path).await.expect(200, "Device");
-    assert!(started.elapsed() >= Duration::from_millis(300));
-
-    put_faults(FaultPlan::default()).await;
-    cloud.get(&device_path).await.expect(200, "Device");
-    let plan: Value = json_of(cloud.http.get(&faults_url)).await;
-    assert_eq!(plan["operations"], json!({}));
-
-    let typo = cloud
-        .http
-        .put(&faults_url)
-        .json(&json!({"operations": {"packet.device.get": {}}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(typo.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    cloud.sim.shutdown().await.unwrap();
-}
-
-#[tokio::test]
 async fn reservations_next_available_none_free_and_cooldown() {
     let mut config = fast();
     config.hardware_reservations = vec![ReservationSeed {
@@ -716,90 +571,6 @@ async fn reservations_next_available_none_free_and_cooldown() {
 }
 
 #[tokio::test]
-async fn a_failed_device_can_answer_403_and_leave_the_list() {
-    let mut config = fast();
-    config.faults = FaultPlan::seeded(9)
-        .device_fate("doomed", DeviceFate::FailedThenForbidden)
-        .device_fate("broken", DeviceFate::Failed)
-        .device_fate("stuck", DeviceFate::StuckProvisioning);
-    let cloud = Cloud::start(config).await;
-    let doomed = cloud.create_ok("doomed", json!({})).await;
-    let broken = cloud.create_ok("broken", json!({})).await;
-    let stuck = cloud.create_ok("stuck", json!({})).await;
-    let fine = cloud.create_ok("fine", json!({})).await;
-    let doomed_id = doomed["id"].as_str().unwrap();
-
-    let forbidden = cloud
-        .poll_device(doomed_id, "forbidden", |r| {
-            r.status == StatusCode::FORBIDDEN
-        })
-        .await;
-    forbidden.expect_error(403, "You are not authorized to view this device");
-    cloud
-        .call(Method::DELETE, &format!("/devices/{doomed_id}"), None)
-        .await
-        .expect_error(403, "not authorized");
-    cloud
-        .wait_state(broken["id"].as_str().unwrap(), "failed")
-        .await;
-    cloud
-        .wait_state(fine["id"].as_str().unwrap(), "active")
-        .await;
-    // Created before `fine` became active, and still provisioning after it did.
-    let stuck_now = cloud
-        .get(&format!("/devices/{}", stuck["id"].as_str().unwrap()))
-        .await
-        .expect(200, "Device");
-    assert_eq!(stuck_now["state"], "provisioning");
-
-    let list = cloud
-        .get(&cloud.devices_path())
-        .await
-        .expect(200, "DeviceList");
-    let names: BTreeSet<&str> = list["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["hostname"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, BTreeSet::from(["broken", "stuck", "fine"]));
-    let state = cloud.sim.state();
-    let record = state
-        .devices
-        .iter()
-        .find(|d| d.hostname == "doomed")
-        .unwrap();
-    assert_eq!(record.state, "failed_moved_out_of_project");
-    assert_eq!(record.fate, DeviceFate::FailedThenForbidden);
-    cloud.sim.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn unknown_states_are_reported_before_active() {
-    let mut config = fast();
-    config.faults = FaultPlan::seeded(1).device_fate("odd", DeviceFate::PassesUnknownState);
-    // A long provisioning keeps the unknown state visible for seconds, not milliseconds.
-    config.timings = Timings {
-        provisioning: Duration::from_secs(3000),
-        ..Timings::default()
-    };
-    let cloud = Cloud::start(config).await;
-    let odd = cloud.create_ok("odd", json!({})).await;
-    let id = odd["id"].as_str().unwrap();
-    let reply = cloud
-        .poll_device(id, "post_provisioning", |r| {
-            r.text.contains("\"post_provisioning\"")
-        })
-        .await;
-    assert_eq!(reply.status, StatusCode::OK);
-    // Outside the documented enum on purpose: the schema rejects it, clients must not.
-    let body: Value = serde_json::from_str(&reply.text).unwrap();
-    assert_rejects(&component("Device"), &body);
-    cloud.wait_state(id, "active").await;
-    cloud.sim.shutdown().await.unwrap();
-}
-
-#[tokio::test]
 async fn updates_catalog_and_project() {
     let cloud = Cloud::start(fast()).await;
     let device = cloud.create_ok("rename-me", json!({})).await;
@@ -865,234 +636,4 @@ async fn updates_catalog_and_project() {
         .unwrap();
     assert_eq!(record.arch, sim::Arch::Arm64);
     cloud.sim.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn state_file_lets_a_new_simulator_resume_the_same_cloud() {
-    let dir = tempfile::tempdir().unwrap();
-    let state_file = dir.path().join("sim-state.json");
-    let mut config = fast();
-    config.state_file = Some(state_file.clone());
-    let first = Cloud::start(config).await;
-    let device = first.create_ok("survivor", json!({"tags": ["keep"]})).await;
-    let id = device["id"].as_str().unwrap().to_owned();
-    let zone = first.sim.hosted_zone_id().to_owned();
-    let change = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><ChangeResourceRecordSetsRequest xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><ChangeBatch><Changes><Change><Action>CREATE</Action><ResourceRecordSet><Name>k8s.example.com</Name><Type>A</Type><TTL>300</TTL><ResourceRecords><ResourceRecord><Value>{}</Value></ResourceRecord></ResourceRecords></ResourceRecordSet></Change></Changes></ChangeBatch></ChangeResourceRecordSetsRequest>"#,
-        "127.10.0.1"
-    );
-    let r = first
-        .http
-        .post(format!("{}/2013-04-01/hostedzone/{zone}/rrset", first.sim.route53_url()))
-        .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/route53/aws4_request, SignedHeaders=host, Signature=0")
-        .body(change)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-
-    // The file is written before the answers: a copy taken now, with the first simulator still
-    // running (as if it were killed), holds both.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&state_file).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "userdata may hold secrets");
-    }
-    let copy = dir.path().join("copy.json");
-    std::fs::copy(&state_file, &copy).unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let mut config = fast();
-    config.state_file = Some(copy);
-    let second = Cloud::start(config).await;
-    // The project and token come back from the file: clients keep their configuration.
-    assert_eq!(second.sim.project_id(), first.sim.project_id());
-    assert_eq!(second.sim.token(), first.sim.token());
-    assert_eq!(second.sim.hosted_zone_id(), zone);
-    // 400 ms of real time while "down" are 400 simulated seconds, past the 310 s a device needs
-    // to be active: the restored clock accounts for the time the simulator was away.
-    let resumed = second
-        .get(&format!("/devices/{id}"))
-        .await
-        .expect(200, "Device");
-    assert_eq!(resumed["state"], "active");
-    assert_eq!(resumed["tags"], json!(["keep"]));
-    assert_eq!(resumed["ip_addresses"], device["ip_addresses"]);
-    let state = second.sim.state();
-    let zone_state = state.hosted_zones.iter().find(|z| z.id == zone).unwrap();
-    assert!(
-        zone_state
-            .record_sets
-            .iter()
-            .any(|s| s.name == "k8s.example.com." && s.values == ["127.10.0.1"])
-    );
-    // New devices do not reuse addresses of the old ones.
-    let newer = second.create_ok("newer", json!({})).await;
-    assert_ne!(
-        newer["ip_addresses"][0]["address"],
-        device["ip_addresses"][0]["address"]
-    );
-    second.sim.shutdown().await.unwrap();
-    first.sim.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn sim_state_endpoint_counts_requests() {
-    let cloud = Cloud::start(fast()).await;
-    cloud.create_ok("counted", json!({})).await;
-    cloud
-        .get(&cloud.devices_path())
-        .await
-        .expect(200, "DeviceList");
-    cloud
-        .get(&cloud.devices_path())
-        .await
-        .expect(200, "DeviceList");
-    let state: sim::SimState = json_of(
-        cloud
-            .http
-            .get(format!("{}/_sim/state", cloud.sim.route53_url())),
-    )
-    .await;
-    assert_eq!(state.requests["packet.devices.list"], 2);
-    assert_eq!(state.requests["packet.devices.create"], 1);
-    assert_eq!(state.devices.len(), 1);
-    assert_eq!(
-        state.hosted_zones.len(),
-        1,
-        "the configured zone exists from the start"
-    );
-    let mut printed = Vec::new();
-    cloud.sim.write_endpoints(&mut printed).unwrap();
-    let printed = String::from_utf8(printed).unwrap();
-    assert!(printed.contains(&cloud.sim.packet_url()) && printed.contains(cloud.sim.token()));
-    assert!(
-        !format!("{:?}", cloud.sim).contains(cloud.sim.token()),
-        "Debug hides the token"
-    );
-    cloud.sim.shutdown().await.unwrap();
-}
-
-/// Records what the cloud asks of the node side.
-#[derive(Default)]
-struct RecordingNodes {
-    started: std::sync::Mutex<Vec<sim::NodeSpec>>,
-    stopped: std::sync::Mutex<Vec<String>>,
-}
-
-impl sim::NodeLifecycle for RecordingNodes {
-    fn start_node(&self, spec: sim::NodeSpec) -> sim::NodeFuture<'_, Result<(), String>> {
-        self.started.lock().unwrap().push(spec);
-        Box::pin(async { Ok(()) })
-    }
-
-    fn stop_node<'a>(&'a self, device_id: &'a str) -> sim::NodeFuture<'a, ()> {
-        self.stopped.lock().unwrap().push(device_id.to_owned());
-        Box::pin(async {})
-    }
-
-    fn static_pods(
-        &self,
-    ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, sim::StaticPodStatus>>
-    {
-        self.started
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|s| (s.hostname.clone(), std::collections::BTreeMap::new()))
-            .collect()
-    }
-}
-
-#[tokio::test]
-async fn active_devices_get_a_node_and_deleted_ones_lose_it() {
-    let nodes = std::sync::Arc::new(RecordingNodes::default());
-    let mut config = fast();
-    config.nodes = nodes.clone();
-    config.faults = FaultPlan::seeded(2)
-        .ssh_refused_for(Duration::from_secs(30))
-        .device_fate("never", DeviceFate::Failed);
-    let cloud = Cloud::start(config).await;
-    let device = cloud
-        .create_ok("controller-0", json!({"userdata": "ignition-config"}))
-        .await;
-    cloud.create_ok("never", json!({})).await;
-    let id = device["id"].as_str().unwrap();
-    let active = cloud.wait_state(id, "active").await;
-    // The node is up by the time any client sees the device active.
-    let spec = nodes.started.lock().unwrap()[0].clone();
-    assert_eq!(spec.device_id, id);
-    assert_eq!(spec.hostname, "controller-0");
-    assert_eq!(spec.user_data, "ignition-config");
-    assert_eq!(
-        spec.public_ip.to_string(),
-        active["ip_addresses"][0]["address"]
-    );
-    // 30 s scaled by 0.001, counted from the device turning active: the machine boots up to
-    // 20 simulated seconds before, and refuses SSH for that much longer.
-    assert!(
-        spec.ssh_refused_for >= Duration::from_millis(30)
-            && spec.ssh_refused_for <= Duration::from_millis(50),
-        "{:?}",
-        spec.ssh_refused_for
-    );
-    // The state reports what the node side reports.
-    assert!(cloud.sim.state().static_pods.contains_key("controller-0"));
-
-    cloud
-        .call(Method::DELETE, &format!("/devices/{id}"), None)
-        .await;
-    assert_eq!(
-        *nodes.stopped.lock().unwrap(),
-        [id.to_owned()],
-        "stopped on delete"
-    );
-    let never = cloud
-        .sim
-        .state()
-        .devices
-        .into_iter()
-        .find(|d| d.hostname == "never")
-        .unwrap();
-    cloud.wait_state(&never.id, "failed").await;
-    assert_eq!(
-        nodes.started.lock().unwrap().len(),
-        1,
-        "a failed device gets no node"
-    );
-    cloud.sim.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn shutdown_does_not_wait_for_a_hung_request() {
-    let mut config = fast();
-    config.faults = FaultPlan::seeded(4).operation(
-        "packet.projects.get",
-        OperationFaults::default().latency(Duration::from_secs(3600)),
-    );
-    let cloud = Cloud::start(config).await;
-    let url = format!(
-        "{}/projects/{}",
-        cloud.sim.packet_url(),
-        cloud.sim.project_id()
-    );
-    let token = cloud.sim.token().to_owned();
-    let http = cloud.http.clone();
-    let hung =
-        tokio::spawn(async move { http.get(url).header("X-Auth-Token", token).send().await });
-    while !cloud
-        .sim
-        .state()
-        .requests
-        .contains_key("packet.projects.get")
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let shutdown = tokio::time::timeout(Duration::from_secs(120), cloud.sim.shutdown()).await;
-    assert!(matches!(shutdown, Ok(Ok(()))), "shutdown returned");
-    let cut = hung
-        .await
-        .unwrap()
-        .expect("an answer, not the client's timeout");
-    assert_eq!(cut.status(), StatusCode::SERVICE_UNAVAILABLE);
 }

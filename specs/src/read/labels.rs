@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::MAX_LABEL;
-use super::values::dns_name;
+use super::values::{MAX_LABEL, dns_name};
 use crate::document::{Errors, Node};
 use crate::spec::{Taint, TaintEffect};
 

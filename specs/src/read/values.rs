@@ -6,12 +6,22 @@ use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 
-use super::MAX_LABEL;
 use crate::document::{Errors, Fields, Node};
-use crate::spec::{DnsZone, Endpoints, MachinePlan, SshPublicKey};
+use crate::names::{DnsZone, MachinePlan, SshPublicKey};
+use crate::spec::Endpoints;
 
-pub(super) fn endpoints(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Endpoints> {
+/// Hostnames are DNS labels.
+pub(super) const MAX_LABEL: usize = 63;
+
+pub(super) fn endpoints(n: &Node<'_, '_>, redfish: bool, errors: &mut Errors) -> Option<Endpoints> {
     let mut f = n.fields(errors)?;
+    if redfish {
+        f.refuse(
+            errors,
+            "packet_api_url",
+            "provider is redfish: no Packet API is called",
+        );
+    }
     let mut url = |name: &'static str, f: &mut Fields<'_, '_>| match f.optional(name) {
         Some(u) => u
             .string(errors)
@@ -19,11 +29,15 @@ pub(super) fn endpoints(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Endpoin
             .map(Some),
         None => Some(None),
     };
-    let packet_api_url = url("packet_api_url", &mut f);
+    let packet_api_url = if redfish {
+        None
+    } else {
+        url("packet_api_url", &mut f)
+    };
     let route53_endpoint_url = url("route53_endpoint_url", &mut f);
     f.finish(errors);
     Some(Endpoints {
-        packet_api_url: packet_api_url?,
+        packet_api_url: if redfish { None } else { packet_api_url? },
         route53_endpoint_url: route53_endpoint_url?,
     })
 }
@@ -174,6 +188,35 @@ pub(super) fn ssh_keys(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Vec<SshP
         })
         .collect();
     keys.into_iter().collect()
+}
+
+/// The `recipients` of the cluster's secrets, each checked as [`vault::Recipients::parse`] does.
+pub(super) fn recipients(n: &Node<'_, '_>, errors: &mut Errors) -> Option<Vec<String>> {
+    let items = n.list(errors)?;
+    if items.is_empty() {
+        errors.at(n, "must list at least one age recipient (age1...) or SSH public key; leave it out to encrypt to ssh_keys");
+        return None;
+    }
+    let entries: Vec<Option<String>> = items
+        .iter()
+        .map(|item| {
+            let text = item.string(errors)?.trim().to_owned();
+            match vault::Recipients::parse(std::slice::from_ref(&text)) {
+                Ok(_) => Some(text),
+                // The field path and line:column locate the entry, so the reason is enough (and
+                // never echoes a private key pasted by mistake).
+                Err(vault::VaultError::InvalidRecipient { reason, .. }) => {
+                    errors.at(item, reason);
+                    None
+                }
+                Err(e) => {
+                    errors.at(item, e.to_string());
+                    None
+                }
+            }
+        })
+        .collect();
+    entries.into_iter().collect()
 }
 
 pub(super) fn asset_dir(n: &Node<'_, '_>, base_dir: &Path, errors: &mut Errors) -> Option<PathBuf> {

@@ -13,6 +13,9 @@ fn every_field_of_the_schema_is_documented() {
         &schema["properties"],
         &schema["$defs"]["WorkerPool"]["properties"],
         &schema["$defs"]["Endpoints"]["properties"],
+        &schema["$defs"]["Machine"]["properties"],
+        &schema["$defs"]["BmcSystem"]["properties"],
+        &schema["$defs"]["BootServerSettings"]["properties"],
     ] {
         fields.extend(properties.as_object().expect("properties").keys().cloned());
     }

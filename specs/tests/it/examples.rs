@@ -63,7 +63,7 @@ fn the_tutorial_cluster() {
     let worker = &desired.nodes[1];
     assert_eq!(worker.role, Role::Worker);
     assert_eq!(worker.plan.as_str(), "t1.small.x86");
-    assert_eq!(worker.facility.as_str(), "ams1");
+    assert_eq!(worker.facility.as_ref().map(|f| f.as_str()), Some("ams1"));
     assert_eq!(
         worker
             .labels
@@ -207,8 +207,6 @@ fn the_json_schema_describes_every_field() {
         "dns_zone_id",
         "ssh_keys",
         "asset_dir",
-        "project_id",
-        "facility",
         "management_cidrs",
         "node_private_cidr",
         "worker_pools",
@@ -219,6 +217,12 @@ fn the_json_schema_describes_every_field() {
         );
     }
     assert!(!required.contains(&"controller_count"));
+    // Packet's project and facility are required unless the provider is redfish.
+    assert_eq!(
+        schema["else"]["required"],
+        serde_json::json!(["project_id", "facility"])
+    );
+    assert_eq!(schema["then"]["required"], serde_json::json!(["machines"]));
     assert_eq!(schema["properties"]["network_mtu"]["default"], 1480);
     let pool = &schema["$defs"]["WorkerPool"]["properties"];
     for field in [

@@ -3,5 +3,8 @@
 
 mod bad_specs;
 mod classify;
+mod desired;
 mod docs;
 mod examples;
+mod rack;
+mod recipients;

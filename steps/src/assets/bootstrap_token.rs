@@ -103,7 +103,7 @@ pub fn ensure_token(
         Some(token) => token,
         None => {
             let token = BootstrapToken::issue(now);
-            journal::register_secret(&token.bearer());
+            dir.redactor().add(&token.bearer());
             let text = serde_json::to_vec_pretty(&token).map_err(|e| AssetError::Invalid {
                 path: dir.path(BOOTSTRAP_TOKEN),
                 reason: e.to_string(),
@@ -125,8 +125,8 @@ pub fn read_token(dir: &AssetDir) -> Result<Option<BootstrapToken>, AssetError> 
         .ok()
         .filter(|t| valid_word(&t.id, ID_LEN) && valid_word(&t.secret, SECRET_LEN));
     if let Some(token) = &token {
-        journal::register_secret(&token.bearer());
-        journal::register_secret(&token.secret);
+        dir.redactor().add(&token.bearer());
+        dir.redactor().add(&token.secret);
     }
     Ok(token)
 }
@@ -182,8 +182,9 @@ mod tests {
         // Never in a Debug line or the journal.
         assert!(!format!("{second:?}").contains(&second.secret));
         assert_eq!(
-            journal::secret_kind(&format!("x {} y", second.bearer())),
-            Some("registered secret (API token or key)")
+            dir.redactor()
+                .secret_kind(&format!("x {} y", second.bearer())),
+            Some("known secret (API token or key)")
         );
     }
 

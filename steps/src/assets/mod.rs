@@ -7,6 +7,7 @@
 //! atomically (temporary file, fsync, rename) so that a crash never leaves half a key behind.
 
 pub mod bootstrap_token;
+pub mod cache;
 pub mod kubeconfig;
 pub mod manifests;
 pub mod pki;
@@ -15,6 +16,9 @@ use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use cache::AssetSink;
 
 /// Why an asset could not be read, written or rendered.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +33,9 @@ pub enum AssetError {
     /// A file exists but is not what loko wrote there (bad PEM, a key of the wrong kind, ...).
     #[error("{}: {reason}", path.display())]
     Invalid { path: PathBuf, reason: String },
+    /// The asset could not be handed to the journal's store (see [`AssetSink`]).
+    #[error("{}: cannot store it with the journal: {reason}", path.display())]
+    Store { path: PathBuf, reason: String },
     /// Generating or signing failed; `what` names the certificate or key.
     #[error("cannot generate {what}: {reason}")]
     Generate { what: String, reason: String },
@@ -53,17 +60,53 @@ impl Sensitivity {
 }
 
 /// The asset directory of one cluster.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AssetDir {
     root: PathBuf,
+    /// Told of the secrets the directory's readers learn that have no secret's shape (the
+    /// bootstrap token), so that no error, event or log line of the run carries them.
+    redactor: journal::Redactor,
+    /// Told of every file written or removed, when the journal's store keeps the assets.
+    sink: Option<Arc<dyn AssetSink>>,
+}
+
+impl std::fmt::Debug for AssetDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssetDir")
+            .field("root", &self.root)
+            .field("stored", &self.sink.is_some())
+            .finish()
+    }
 }
 
 impl AssetDir {
-    /// Opens `root`, creating it (mode 0700) if needed.
+    /// Opens `root`, creating it (mode 0700) if needed; the secrets learned from it are told
+    /// to a redactor of its own until [`AssetDir::redacting`] names the run's.
     pub fn create(root: impl Into<PathBuf>) -> Result<Self, AssetError> {
-        let dir = AssetDir { root: root.into() };
+        let dir = AssetDir {
+            root: root.into(),
+            redactor: journal::Redactor::new(),
+            sink: None,
+        };
         dir.ensure_dir(Path::new(""))?;
         Ok(dir)
+    }
+
+    /// This directory, telling the secrets its readers learn to `redactor` (the run's).
+    pub fn redacting(self, redactor: journal::Redactor) -> AssetDir {
+        AssetDir { redactor, ..self }
+    }
+
+    /// The redactor the secrets learned from this directory are told to.
+    pub fn redactor(&self) -> &journal::Redactor {
+        &self.redactor
+    }
+
+    /// This directory, telling `sink` of every file written or removed through it (so that the
+    /// journal's store keeps a copy, written with the record of the step that wrote it).
+    pub fn with_sink(mut self, sink: Arc<dyn AssetSink>) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     /// The directory itself.
@@ -118,6 +161,14 @@ impl AssetDir {
         if let Some(parent) = rel.parent() {
             self.ensure_dir(parent)?;
         }
+        // Told even of an unchanged file: the sink knows whether the store has it.
+        if let Some(sink) = &self.sink {
+            sink.written(rel, contents)
+                .map_err(|reason| AssetError::Store {
+                    path: path.clone(),
+                    reason,
+                })?;
+        }
         if let Some(existing) = self.read(rel)?
             && existing == contents
         {
@@ -149,6 +200,24 @@ impl AssetDir {
                 .map_err(io(parent))?;
         }
         Ok(())
+    }
+
+    /// Removes `rel` if it exists.
+    pub fn remove(&self, rel: impl AsRef<Path>) -> Result<(), AssetError> {
+        let rel = rel.as_ref();
+        let path = self.path(rel);
+        if let Some(sink) = &self.sink {
+            sink.removed(rel).map_err(|reason| AssetError::Store {
+                path: path.clone(),
+                reason,
+            })?;
+        }
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(AssetError::Io { path, source: e })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Creates `rel` and its parents with mode 0700 (and tightens an existing one to 0700).

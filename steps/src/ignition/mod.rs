@@ -24,6 +24,7 @@
 
 pub(crate) mod firewall;
 mod hostkey;
+pub mod netboot;
 mod units;
 
 use std::path::PathBuf;
@@ -312,21 +313,27 @@ fn install_config(
             ],
         },
         systemd: Systemd {
-            units: vec![
-                unit("installer.service", units::INSTALLER.to_owned()),
-                Unit {
-                    name: "sshd.socket".to_owned(),
-                    enabled: None,
-                    mask: None,
-                    contents: None,
-                    dropins: Some(vec![Dropin {
-                        name: "10-sshd-port.conf".to_owned(),
-                        contents: units::INSTALLER_SSHD_PORT.to_owned(),
-                    }]),
-                },
-            ],
+            units: installer_units(),
         },
     }
+}
+
+/// The units of every installer (Packet's iPXE and the network boot's): the install, and sshd
+/// away from port 22.
+fn installer_units() -> Vec<Unit> {
+    vec![
+        unit("installer.service", units::INSTALLER.to_owned()),
+        Unit {
+            name: "sshd.socket".to_owned(),
+            enabled: None,
+            mask: None,
+            contents: None,
+            dropins: Some(vec![Dropin {
+                name: "10-sshd-port.conf".to_owned(),
+                contents: units::INSTALLER_SSHD_PORT.to_owned(),
+            }]),
+        },
+    ]
 }
 
 /// Where [`write`] puts the Ignition of `hostname`.

@@ -9,12 +9,13 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::{PacketError, PacketErrorKind};
 use super::model::{CreateDevice, Device, DeviceList, HardwareReservation, ReservationList};
+use crate::http::{body_start, parse_retry_after, transport_detail};
 
 /// The public API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.equinix.com/metal/v1";
@@ -26,25 +27,25 @@ pub const TOKEN_ENV: [&str; 2] = ["PACKET_AUTH_TOKEN", "METAL_AUTH_TOKEN"];
 /// without `userdata`, so even a full page is a few megabytes at most.
 pub(crate) const PER_PAGE: u32 = 1000;
 
-/// The API token. Its `Debug` never shows it, and it is registered with the journal's redactor
-/// so that no error or event can carry it.
+/// The API token. Its `Debug` never shows it, and the run's redactor is told of it, so that
+/// no error or event can carry it.
 #[derive(Clone)]
 pub struct Token(String);
 
 impl Token {
-    /// Reads the token from `PACKET_AUTH_TOKEN` or `METAL_AUTH_TOKEN`.
-    pub fn from_env() -> Result<Token, MissingToken> {
+    /// Reads the token from `PACKET_AUTH_TOKEN` or `METAL_AUTH_TOKEN`, and tells `redactor`.
+    pub fn from_env(redactor: &journal::Redactor) -> Result<Token, MissingToken> {
         TOKEN_ENV
             .iter()
             .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-            .map(Token::new)
+            .map(|token| Token::new(token, redactor))
             .ok_or(MissingToken)
     }
 
-    /// Wraps a token and registers it as a secret.
-    pub fn new(token: impl Into<String>) -> Token {
+    /// Wraps a token, and tells `redactor` (the run's) so that nothing it redacts carries it.
+    pub fn new(token: impl Into<String>, redactor: &journal::Redactor) -> Token {
         let token = token.into().trim().to_owned();
-        journal::register_secret(&token);
+        redactor.add(&token);
         Token(token)
     }
 }
@@ -288,7 +289,7 @@ impl PacketClient {
             operation,
             object: object.to_owned(),
             kind,
-            detail: detail.map(|d| journal::redact(&d)),
+            detail: detail.map(|d| journal::redact_shapes(&d)),
         };
         self.wait_for_rate_limit().await;
         *self
@@ -404,85 +405,14 @@ fn packet_error_messages(body: &[u8]) -> Option<String> {
     }
 }
 
-/// The start of a body, for a message.
-fn body_start(body: &[u8]) -> String {
-    String::from_utf8_lossy(&body[..body.len().min(200)])
-        .trim()
-        .to_owned()
-}
-
 /// An HTML page, which the JSON API never sends.
 fn is_web_page(body: &[u8]) -> bool {
     body.trim_ascii_start().first() == Some(&b'<')
 }
 
-fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    value
-        .parse::<u64>()
-        .map(Duration::from_secs)
-        .ok()
-        .or_else(|| {
-            let when = httpdate_seconds(value)?;
-            Some(Duration::from_secs(when))
-        })
-}
-
-/// Seconds from now until an HTTP-date `Retry-After`; `None` when unparseable or past.
-fn httpdate_seconds(value: &str) -> Option<u64> {
-    let when = humantime::parse_rfc3339_weak(value).ok().or_else(|| {
-        // RFC 7231 IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
-        let rest = value.split_once(", ")?.1.strip_suffix(" GMT")?;
-        let mut parts = rest.split(' ');
-        let (day, month, year, time) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let month = MONTHS.iter().position(|m| *m == month)? + 1;
-        humantime::parse_rfc3339(&format!("{year}-{month:02}-{day:0>2}T{time}Z")).ok()
-    })?;
-    when.duration_since(std::time::SystemTime::now())
-        .ok()
-        .map(|d| d.as_secs().max(1))
-}
-
-fn transport_detail(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "failed"
-    };
-    // reqwest's Display includes the URL, never headers, so the token cannot appear.
-    format!("{what}: {}", crate::error_chain(e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_accepts_seconds_and_http_dates() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(7)));
-        let future = std::time::SystemTime::now() + Duration::from_secs(120);
-        let date = humantime::format_rfc3339_seconds(future).to_string();
-        h.insert(RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
-        let got = parse_retry_after(&h).unwrap();
-        assert!(
-            got >= Duration::from_secs(100) && got <= Duration::from_secs(121),
-            "{got:?}"
-        );
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
-        );
-        assert_eq!(parse_retry_after(&h), None, "a past date means no wait");
-        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(parse_retry_after(&h), None);
-    }
 
     #[test]
     fn api_error_bodies_are_read() {
@@ -506,10 +436,11 @@ mod tests {
 
     #[test]
     fn the_token_never_shows() {
-        let t = Token::new("tok-abcdefghijklmnop-0001");
+        let redactor = journal::Redactor::new();
+        let t = Token::new("tok-abcdefghijklmnop-0001", &redactor);
         assert_eq!(format!("{t:?}"), "Token([redacted])");
         assert_eq!(
-            journal::redact("x tok-abcdefghijklmnop-0001"),
+            redactor.redact("x tok-abcdefghijklmnop-0001"),
             "x [redacted]"
         );
     }

@@ -8,120 +8,22 @@
 //! moves such devices to an internal project), is deleted and replaced, a bounded number of
 //! times, each replacement journaled; none is left behind. Waiting uses the cluster's shared [`DevicePoller`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::{StepContext, StepError};
+use engine::{Milestone, StepContext, StepError};
 use journal::Outputs;
+
+use crate::kinds::{DeleteDevicesOutputs, DeviceOutputs};
 
 use super::client::PacketClient;
 use super::error::{PacketError, PacketErrorKind};
 use super::model::{CreateDevice, Device, DeviceState};
 use super::poller::{DevicePoller, Listing, PollPace};
-use serde::{Deserialize, Serialize};
 
-/// Where a device goes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Location {
-    Facility(String),
-    Metro(String),
-}
-
-/// What a device boots.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DeviceOs {
-    /// Packet's Flatcar image of a channel (`flatcar_stable`).
-    Flatcar { channel: String },
-    /// `custom_ipxe` with a script URL.
-    Ipxe { url: String },
-}
-
-/// The device of one node (a device step's params).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceSpec {
-    pub cluster: String,
-    pub hostname: String,
-    pub plan: String,
-    pub location: Location,
-    pub os: DeviceOs,
-    /// A reservation UUID, `next-available`, or none.
-    pub reservation: Option<String>,
-    /// The node's Ignition (rendered into asset_dir; it holds secrets, so it travels as a file
-    /// and is read only to be sent). Not a param: the run's asset directory gives it.
-    #[serde(skip)]
-    pub userdata_path: PathBuf,
-    /// The cluster's id ([`crate::assets::pki::cluster_id`]), tagged on every device the step
-    /// creates. Not a param: the run's asset directory gives it.
-    #[serde(skip)]
-    pub cluster_id: Option<String>,
-}
-
-/// What a device step reads from the spec, as its inputs digest hashes it: named fields in the
-/// terms of Packet's API, serialized, so that the digest depends on what is asked of Packet and
-/// survives a toolchain update or a rename of loko's own types (a changed digest makes every
-/// device step reconcile again). `device_inputs_digest_is_pinned` pins it.
-#[derive(Debug, Serialize)]
-pub struct DeviceInputs<'a> {
-    pub hostname: &'a str,
-    pub plan: &'a str,
-    pub facility: Option<&'a str>,
-    pub metro: Option<&'a str>,
-    pub operating_system: String,
-    pub ipxe_script_url: Option<&'a str>,
-    pub hardware_reservation_id: Option<&'a str>,
-}
-
-impl DeviceSpec {
-    /// The spec's part of the step's inputs digest.
-    pub fn inputs(&self) -> DeviceInputs<'_> {
-        let (facility, metro) = match &self.location {
-            Location::Facility(f) => (Some(f.as_str()), None),
-            Location::Metro(m) => (None, Some(m.as_str())),
-        };
-        DeviceInputs {
-            hostname: &self.hostname,
-            plan: &self.plan,
-            facility,
-            metro,
-            operating_system: self.os.operating_system(),
-            ipxe_script_url: match &self.os {
-                DeviceOs::Ipxe { url } => Some(url),
-                DeviceOs::Flatcar { .. } => None,
-            },
-            hardware_reservation_id: self.reservation.as_deref(),
-        }
-    }
-}
-
-impl DeviceOs {
-    /// Packet's `operating_system` slug.
-    fn operating_system(&self) -> String {
-        match self {
-            DeviceOs::Flatcar { channel } => format!("flatcar_{channel}"),
-            DeviceOs::Ipxe { .. } => "custom_ipxe".to_owned(),
-        }
-    }
-}
-
-/// Tag of every device of a cluster.
-pub fn cluster_tag(cluster: &str) -> String {
-    format!("loko:cluster={cluster}")
-}
-
-/// Tag of a node's device.
-pub fn node_tag(hostname: &str) -> String {
-    format!("loko:node={hostname}")
-}
-
-/// Tag of the cluster's identity ([`crate::assets::pki::cluster_id`]): tells the devices of
-/// this cluster from those of another built from a copy of its spec (same name, another CA).
-pub fn cluster_id_tag(id: &str) -> String {
-    format!("{CLUSTER_ID_TAG_PREFIX}{id}")
-}
-
-/// What a cluster id tag starts with.
-pub const CLUSTER_ID_TAG_PREFIX: &str = "loko:cluster-id=";
+/// What this file's steps change, as their milestones name it (`device created`).
+const DEVICE: &str = "device";
+use super::spec::{DeviceSpec, Location, cluster_id_tag, cluster_tag, node_tag};
 
 /// Limits of waiting and replacing.
 #[derive(Clone, Debug)]
@@ -220,7 +122,7 @@ const NAMED_FIRST_POLLS: u32 = 3;
 
 impl DeviceStep {
     /// One attempt; see the module docs.
-    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+    pub async fn run(&self, ctx: StepContext) -> Result<DeviceOutputs, StepError> {
         let hostname = &self.spec.hostname;
         let mut replaced: Vec<String> = Vec::new();
         // The first lookup may read a listing requested since the attempt began; after a
@@ -238,7 +140,11 @@ impl DeviceStep {
                         .await?;
                     continue;
                 }
-                Some(device) if device.plan_slug().is_some_and(|p| p != self.spec.plan) => {
+                Some(device)
+                    if device
+                        .plan_slug()
+                        .is_some_and(|p| p != self.spec.machine_type) =>
+                {
                     // The pool's type changed: delete, then create (the tutorial's "recreate",
                     // with the downtime it warns about).
                     Box::pin(self.retire(&ctx, &device, "plan changed")).await?;
@@ -331,7 +237,7 @@ impl DeviceStep {
         );
         let request = CreateDevice {
             hostname: spec.hostname.clone(),
-            plan: spec.plan.clone(),
+            plan: spec.machine_type.clone(),
             facility,
             metro,
             operating_system,
@@ -361,7 +267,7 @@ impl DeviceStep {
         }
         let mut intent = Outputs::new()
             .with("hostname", &spec.hostname)?
-            .with("plan", &spec.plan)?;
+            .with("plan", &spec.machine_type)?;
         if let Some(r) = &spec.reservation {
             intent.insert("reservation", r)?;
         }
@@ -370,7 +276,10 @@ impl DeviceStep {
         // the attempt instead would make the next one look for a device that cannot exist,
         // after a fresh listing, which at 1000 workers put the last creates seconds late.
         let device = paced(ctx, || self.client.create_device(&request)).await?;
-        ctx.progress(format!("created device {} ({})", device.id, device.state));
+        ctx.milestone(
+            Milestone::created(DEVICE),
+            format!("created device {} ({})", device.id, device.state),
+        );
         Ok(device)
     }
 
@@ -404,10 +313,10 @@ impl DeviceStep {
         }
         ctx.intent("delete device", detail).await?;
         paced(ctx, || self.client.delete_device(&device.id)).await?;
-        ctx.progress(format!(
-            "deleting device {} ({why}); a new one follows",
-            device.id
-        ));
+        ctx.milestone(
+            Milestone::delete_sent(DEVICE),
+            format!("deleting device {} ({why}); a new one follows", device.id),
+        );
         let deadline = Instant::now() + self.settings.provision_deadline;
         loop {
             let listing = listing_since(ctx, &self.poller, Instant::now()).await?;
@@ -567,22 +476,15 @@ fn note_replacement(
     Ok(())
 }
 
-fn outputs(device: &Device, replaced: &[String]) -> Result<Outputs, StepError> {
-    let mut out = Outputs::new()
-        .with("device_id", &device.id)?
-        .with("hostname", &device.hostname)?
-        .with("public_ipv4", device.public_ipv4().map(|ip| ip.to_string()))?
-        .with(
-            "private_ipv4",
-            device.private_ipv4().map(|ip| ip.to_string()),
-        )?;
-    if let Some(r) = device.reservation_id() {
-        out.insert("reservation_id", r)?;
-    }
-    if !replaced.is_empty() {
-        out.insert("replaced_failed_devices", replaced)?;
-    }
-    Ok(out)
+fn outputs(device: &Device, replaced: &[String]) -> Result<DeviceOutputs, StepError> {
+    Ok(DeviceOutputs {
+        device_id: device.id.clone(),
+        hostname: device.hostname.clone(),
+        public_ipv4: device.public_ipv4().map(|ip| ip.to_string()),
+        private_ipv4: device.private_ipv4().map(|ip| ip.to_string()),
+        reservation_id: device.reservation_id().map(str::to_owned),
+        replaced_failed_devices: replaced.to_vec(),
+    })
 }
 
 /// Removes devices by tag: a node's (`loko:node=`) for a pool scaled down, or the whole
@@ -601,7 +503,7 @@ pub struct DeleteDeviceStep {
 
 impl DeleteDeviceStep {
     /// One attempt.
-    pub async fn run(&self, ctx: StepContext) -> Result<Outputs, StepError> {
+    pub async fn run(&self, ctx: StepContext) -> Result<DeleteDevicesOutputs, StepError> {
         let tag = &self.tag;
         let start = Instant::now();
         let mut deleted: Vec<String> = Vec::new();
@@ -622,16 +524,17 @@ impl DeleteDeviceStep {
                 )
                 .await?;
                 paced(&ctx, || self.client.delete_device(&device.id)).await?;
-                ctx.progress(format!(
-                    "deleting device {} ({})",
-                    device.id, device.hostname
-                ));
+                ctx.milestone(
+                    Milestone::delete_sent(DEVICE),
+                    format!("deleting device {} ({})", device.id, device.hostname),
+                );
                 deleted.push(device.id.clone());
             }
             if remaining == 0 {
-                return Ok(Outputs::new()
-                    .with("tag", tag)?
-                    .with("deleted_devices", &deleted)?);
+                return Ok(DeleteDevicesOutputs {
+                    tag: tag.clone(),
+                    deleted_devices: deleted,
+                });
             }
             since = Instant::now();
             if start.elapsed() >= self.deadline {
@@ -641,38 +544,5 @@ impl DeleteDeviceStep {
                 )));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The device step's own inputs digest is part of every cluster's journal: a change here
-    /// makes every device step of every existing cluster reconcile again. Change it only on
-    /// purpose, and say so in the release notes.
-    #[test]
-    fn device_inputs_digest_is_pinned() {
-        let spec = DeviceSpec {
-            cluster: "supernova".into(),
-            hostname: "supernova-helium-worker-0".into(),
-            plan: "t1.small.x86".into(),
-            location: Location::Facility("ams1".into()),
-            os: DeviceOs::Flatcar {
-                channel: "stable".into(),
-            },
-            reservation: Some("next-available".into()),
-            userdata_path: PathBuf::from("/elsewhere/ignition.ign"),
-            cluster_id: Some("0123456789abcdef".into()),
-        };
-        let json = serde_json::to_string(&spec.inputs()).unwrap();
-        assert_eq!(
-            json,
-            r#"{"hostname":"supernova-helium-worker-0","plan":"t1.small.x86","facility":"ams1","metro":null,"operating_system":"flatcar_stable","ipxe_script_url":null,"hardware_reservation_id":"next-available"}"#
-        );
-        assert_eq!(
-            journal::Digest::of_json(&spec.inputs()).unwrap().to_hex(),
-            "a6e8dd650b16f4286e319b1970238c0639157697adc8629d182f7299eb3349ff"
-        );
     }
 }

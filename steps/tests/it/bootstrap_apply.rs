@@ -9,10 +9,10 @@ use std::sync::Arc;
 use engine::StepError;
 use serde_json::Value;
 use sim::apiserver::{Apiserver, ApiserverConfig, KubeletRegistry, ObjectStore};
-use steps::apply::{Applied, apply_all, objects};
 use steps::assets::AssetDir;
 use steps::assets::manifests::render_manifests;
 use steps::assets::pki::{PkiInputs, ensure_pki};
+use steps::bootstrap::{Applied, apply_all, objects};
 use steps::readiness::admin_client;
 
 /// The tutorial's assets, rendered under `root`; the apiserver's name.

@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use steps::cluster::{History, apply_dag, ids};
+use steps::cluster::apply_dag;
+use steps::history::History;
+use steps::step_name::StepName;
 
 #[test]
 fn every_step_inputs_digest_of_the_tutorial_is_pinned() {
@@ -24,7 +26,7 @@ fn every_step_inputs_digest_of_the_tutorial_is_pinned() {
         recorded: desired
             .nodes
             .iter()
-            .map(|node| ids::device(&node.hostname))
+            .map(|node| StepName::Device(node.hostname.to_string()).id())
             .collect(),
         last_built_at_ms: Some(0),
         ..History::default()
@@ -34,13 +36,13 @@ fn every_step_inputs_digest_of_the_tutorial_is_pinned() {
     let first = apply_dag(&desired, &History::default(), &[]).unwrap();
     let kubeconfigs = |dag: &engine::Dag| {
         dag.declared()
-            .find(|step| *step.id() == ids::kubeconfigs())
+            .find(|step| *step.id() == StepName::Kubeconfigs.id())
             .map(|step| step.inputs().to_hex())
     };
     assert_ne!(kubeconfigs(&dag), kubeconfigs(&first));
     let digests: BTreeMap<String, serde_json::Value> = dag
         .declared()
-        .filter(|step| *step.id() != ids::pki())
+        .filter(|step| *step.id() != StepName::Pki.id())
         .map(|step| {
             (
                 step.id().to_string(),

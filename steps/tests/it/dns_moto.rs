@@ -8,31 +8,61 @@ use std::time::Duration;
 use std::net::Ipv4Addr;
 
 use engine::{
-    Actions, CancellationToken, Dag, Engine, Outcome, RetryPolicy, RunReport, RunRequest,
-    StepContext, StepDef, StepError,
+    ActionKind, Actions, CancellationToken, Dag, Engine, Outcome, RetryPolicy, RunReport,
+    RunRequest, StepContext, StepDef, StepError, StepKind,
 };
-use journal::{Digest, Journal, Outputs, RunKind, StepId};
+use journal::{Digest, Journal, RunKind, StepId};
 use loko_tests::Moto;
-use steps::dns::{ARecord, DnsStep, RecordSource, Route53};
+use steps::dns::{ARecord, DnsStep, Route53};
+use steps::kinds::{DeviceAddress, DeviceOutputs, DnsKind, RecordSource};
+
+/// A device that publishes the address its params hold, as a device step publishes its own.
+struct ToyDevice;
+
+impl StepKind for ToyDevice {
+    const KIND: ActionKind = ActionKind::new("toy-device");
+    type Params = String;
+    type Outputs = DeviceOutputs;
+}
 
 fn id(s: &str) -> StepId {
     StepId::new(s).unwrap()
 }
 
 async fn route53(url: &str) -> Route53 {
+    route53_redacting(url, &journal::Redactor::new()).await
+}
+
+async fn route53_redacting(url: &str, redactor: &journal::Redactor) -> Route53 {
     // SAFETY: set before any other thread reads the environment in this test process's runtime.
     unsafe {
         std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing-secret-key-0001");
         std::env::set_var("AWS_REGION", "us-east-1");
     }
-    Route53::from_env(Some(url)).await
+    Route53::from_env(Some(url), redactor).await
+}
+
+/// The credentials the client resolves are told to the redactor it was handed (the run's),
+/// and to no other.
+#[tokio::test]
+async fn the_resolved_credentials_are_told_to_the_run_redactor() {
+    let redactor = journal::Redactor::new();
+    let r53 = route53_redacting("http://127.0.0.1:9", &redactor).await;
+    assert_eq!(r53.credentials_missing(), None);
+    assert_eq!(
+        redactor.redact("sig testing-secret-key-0001 end"),
+        "sig [redacted] end"
+    );
+    let other = journal::Redactor::new();
+    assert_eq!(
+        other.redact("testing-secret-key-0001"),
+        "testing-secret-key-0001"
+    );
 }
 
 fn device(name: &str, ip: &str) -> StepDef {
-    StepDef::new(id(name), "toy-device", Digest::of(ip.as_bytes()))
-        .params(ip)
-        .unwrap()
+    StepDef::of::<ToyDevice>(id(name), &ip.to_owned(), Digest::of(ip.as_bytes())).unwrap()
 }
 
 /// Two controllers' devices (toys publishing an IP) and the DNS step under test.
@@ -45,14 +75,14 @@ fn dns_plan(r53: &Route53, zone: &str, ips: [&str; 2]) -> (Dag, Actions) {
                 name: "supernova.example.com.".into(),
                 ttl: 300,
                 values_from: vec![
-                    (id("device/c0"), "public_ipv4".into()),
-                    (id("device/c1"), "public_ipv4".into()),
+                    (id("device/c0"), DeviceAddress::PublicIpv4),
+                    (id("device/c1"), DeviceAddress::PublicIpv4),
                 ],
             },
             RecordSource {
                 name: "supernova-etcd0.example.com.".into(),
                 ttl: 300,
-                values_from: vec![(id("device/c0"), "public_ipv4".into())],
+                values_from: vec![(id("device/c0"), DeviceAddress::PublicIpv4)],
             },
         ],
         take_over: false,
@@ -63,7 +93,7 @@ fn dns_plan(r53: &Route53, zone: &str, ips: [&str; 2]) -> (Dag, Actions) {
     let dag = Dag::new(vec![
         device("device/c0", ips[0]),
         device("device/c1", ips[1]),
-        StepDef::new(id("dns"), "dns", Digest::of(b"dns"))
+        StepDef::new(id("dns"), DnsKind::KIND, Digest::of(b"dns"))
             .after([id("device/c0"), id("device/c1")])
             .retry(RetryPolicy {
                 max_attempts: 2,
@@ -73,13 +103,22 @@ fn dns_plan(r53: &Route53, zone: &str, ips: [&str; 2]) -> (Dag, Actions) {
     ])
     .unwrap();
     let actions = Actions::new()
-        .bind("toy-device", |ctx: StepContext| async move {
-            let ip: String = ctx.params()?;
-            Ok::<_, StepError>(Outputs::new().with("public_ipv4", ip)?)
+        .bind::<ToyDevice, _, _>(|ctx: StepContext, ip: String| async move {
+            Ok(DeviceOutputs {
+                device_id: format!("toy-{}", ctx.id()),
+                hostname: ctx.id().to_string(),
+                public_ipv4: Some(ip),
+                private_ipv4: None,
+                reservation_id: None,
+                replaced_failed_devices: Vec::new(),
+            })
         })
-        .bind("dns", move |ctx: StepContext| {
+        .bind_action(DnsKind::KIND, move |ctx: StepContext| {
             let step = Arc::clone(&step);
-            async move { step.run(ctx).await }
+            async move {
+                engine::encode_outputs::<DnsKind>(&step.run(ctx).await?)
+                    .map_err(StepError::permanent)
+            }
         });
     (dag, actions)
 }

@@ -17,7 +17,7 @@ use loko_tests::node_root::{NetNamespace, NodeRoot};
 use loko_tests::rendered::{Rendered, render};
 use sim::judge::systemd::{Unit, expand};
 use specs::Role;
-use steps::bootstrap::ETCD_FILES;
+use steps::control_plane::ETCD_FILES;
 use steps::ignition::ETCD_IMAGE;
 
 use crate::node_artifacts::{Artifact, node_artifacts, systemd_verify};

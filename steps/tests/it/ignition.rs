@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use sim::nodes::ignition::NodeIgnition;
+use sim::ignition::NodeIgnition;
 use specs::{DesiredCluster, Role};
 use steps::assets::AssetDir;
 use steps::ignition::{self, HostKey};
@@ -262,10 +262,9 @@ fn nodes_survive_reprovisioning_reboots_and_failed_installs() {
                     .clone()
             };
             let script = find("storage", "path", "/opt/installer");
-            let script = sim::nodes::ignition::decode_data_url(
-                script["contents"]["source"].as_str().unwrap(),
-            )
-            .unwrap();
+            let script =
+                sim::ignition::decode_data_url(script["contents"]["source"].as_str().unwrap())
+                    .unwrap();
             let script = String::from_utf8(script).unwrap();
             assert!(script.contains("flatcar-install -s "), "{host}: {script}");
             let installer = find("systemd", "name", "installer.service").to_string();

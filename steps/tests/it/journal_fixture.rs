@@ -16,10 +16,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use engine::{Actions, CancellationToken, Engine, Outcome, RunRequest, StepContext, StepError};
+use engine::{
+    Actions, CancellationToken, Engine, Outcome, RunRequest, StepContext, StepError, StepKind,
+};
 use journal::{Digest, Journal, Outputs, RunKind, RunOutcome};
-use steps::actions as kinds;
-use steps::cluster::{History, apply_dag};
+use steps::cluster::apply_dag;
+use steps::history::History;
+use steps::kinds;
+use steps::step_name::StepName;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/journal-v1")
@@ -58,44 +62,54 @@ fn toys(stop: Option<CancellationToken>) -> Actions {
         Ok(outputs)
     };
     let actions = Actions::new()
-        .bind(kinds::PKI, move |_ctx: StepContext| async move {
+        .bind_action(kinds::PkiKind::KIND, move |_ctx: StepContext| async move {
             out(&[("sha256", "{\"tls/ca.crt\": \"0a1b\"}")])
         })
-        .bind(kinds::KUBECONFIGS, move |_ctx: StepContext| async move {
-            out(&[("admin", "auth/kubeconfig"), ("kubelet_sha256", "2c3d")])
-        })
-        .bind(kinds::MANIFESTS, move |_ctx: StepContext| async move {
-            out(&[("files", "42")])
-        })
-        .bind(kinds::IGNITION, move |ctx: StepContext| async move {
-            let host = host(&ctx);
-            out(&[
-                (
-                    "ssh_host_key",
-                    &format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFixture {host}"),
-                ),
-                ("userdata_path", &format!("ignition/{host}.json")),
-                ("ignition_sha256", "4e5f"),
-            ])
-        })
-        .bind(kinds::DEVICE, move |ctx: StepContext| async move {
-            let host = host(&ctx);
-            ctx.intent(
-                steps::packet::CREATE_INTENT,
-                Outputs::new().with("hostname", &host)?,
-            )
-            .await?;
-            let last = if host.contains("controller") { 10 } else { 11 };
-            out(&[
-                (
-                    "device_id",
-                    &format!("00000000-0000-4000-8000-0000000000{last}"),
-                ),
-                ("public_ipv4", &format!("127.0.0.{last}")),
-                ("private_ipv4", &format!("10.64.0.{last}")),
-            ])
-        })
-        .bind(kinds::DNS, move |_ctx: StepContext| {
+        .bind_action(
+            kinds::KubeconfigsKind::KIND,
+            move |_ctx: StepContext| async move {
+                out(&[("admin", "auth/kubeconfig"), ("kubelet_sha256", "2c3d")])
+            },
+        )
+        .bind_action(
+            kinds::ManifestsKind::KIND,
+            move |_ctx: StepContext| async move { out(&[("files", "42")]) },
+        )
+        .bind_action(
+            kinds::IgnitionKind::KIND,
+            move |ctx: StepContext| async move {
+                let host = host(&ctx);
+                out(&[
+                    (
+                        "ssh_host_key",
+                        &format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFixture {host}"),
+                    ),
+                    ("userdata_path", &format!("ignition/{host}.json")),
+                    ("ignition_sha256", "4e5f"),
+                ])
+            },
+        )
+        .bind_action(
+            kinds::DeviceKind::KIND,
+            move |ctx: StepContext| async move {
+                let host = host(&ctx);
+                ctx.intent(
+                    steps::packet::CREATE_INTENT,
+                    Outputs::new().with("hostname", &host)?,
+                )
+                .await?;
+                let last = if host.contains("controller") { 10 } else { 11 };
+                out(&[
+                    (
+                        "device_id",
+                        &format!("00000000-0000-4000-8000-0000000000{last}"),
+                    ),
+                    ("public_ipv4", &format!("127.0.0.{last}")),
+                    ("private_ipv4", &format!("10.64.0.{last}")),
+                ])
+            },
+        )
+        .bind_action(kinds::DnsKind::KIND, move |_ctx: StepContext| {
             let stop = stop.clone();
             async move {
                 if let Some(stop) = stop {
@@ -107,12 +121,12 @@ fn toys(stop: Option<CancellationToken>) -> Actions {
         });
     let done = move |_ctx: StepContext| async move { out(&[("done", "true")]) };
     actions
-        .bind(kinds::ETCD_SECRETS, done)
-        .bind(kinds::CONTROL_PLANE, done)
-        .bind(kinds::BOOTSTRAP, done)
-        .bind(kinds::READY, done)
-        .bind(kinds::DELETE_DEVICES, done)
-        .bind(kinds::DELETE_RECORDS, done)
+        .bind_action(kinds::EtcdSecretsKind::KIND, done)
+        .bind_action(kinds::ControlPlaneKind::KIND, done)
+        .bind_action(kinds::BootstrapKind::KIND, done)
+        .bind_action(kinds::ReadyKind::KIND, done)
+        .bind_action(kinds::DeleteDevicesKind::KIND, done)
+        .bind_action(kinds::DeleteRecordsKind::KIND, done)
 }
 
 #[tokio::test]
@@ -157,9 +171,9 @@ async fn the_journal_of_this_version_opens_resumes_and_reads() {
     // raised when a fix must reach every cluster. What they feed is reused when their outputs
     // are the same; nothing else recorded may run again.
     let changed = [
-        steps::cluster::ids::pki(),
-        steps::cluster::ids::kubeconfigs(),
-        steps::cluster::ids::manifests(),
+        StepName::Pki.id(),
+        StepName::Kubeconfigs.id(),
+        StepName::Manifests.id(),
     ];
     for step in &report.executed {
         assert!(

@@ -113,7 +113,7 @@ fn every_node() -> Vec<(Rendered, Vec<NodeArtifacts>)> {
 
 /// Runs a checking tool; one that is not installed fails the test naming its Debian package
 /// (testkit's convention: CI installs every peer, nothing is skipped).
-fn check_with(cmd: &mut Command, package: &str) -> Output {
+pub(crate) fn check_with(cmd: &mut Command, package: &str) -> Output {
     cmd.output().unwrap_or_else(|e| {
         panic!(
             "{cmd:?}: {e}; scripts/test installs it (Debian package {package})",
@@ -156,7 +156,7 @@ fn exec_shell_programs(unit: &Artifact) -> Vec<(&'static str, String)> {
 }
 
 /// shellcheck, every warning included, on one program (given on stdin).
-fn shellcheck(shell: Option<&str>, program: &str, work: &Path) -> Option<String> {
+pub(crate) fn shellcheck(shell: Option<&str>, program: &str, work: &Path) -> Option<String> {
     let file = work.join("script");
     std::fs::write(&file, program).expect("write the script");
     let mut cmd = Command::new("shellcheck");

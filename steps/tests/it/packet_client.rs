@@ -23,7 +23,7 @@ async fn retry_after_counts_seconds_of_the_servers_clock() {
     let client = PacketClient::new(
         &sim.packet_url(),
         &sim.project_id().to_string(),
-        &Token::new(sim.token()),
+        &Token::new(sim.token(), &journal::Redactor::new()),
         &Timeouts::default(),
     )
     .unwrap()

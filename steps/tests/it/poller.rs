@@ -17,7 +17,7 @@ async fn lookups_that_began_together_share_one_poll() {
     let client = PacketClient::new(
         &sim.packet_url(),
         &sim.project_id().to_string(),
-        &Token::new(sim.token()),
+        &Token::new(sim.token(), &journal::Redactor::new()),
         &Timeouts::default(),
     )
     .unwrap();

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use loko_tests::rendered::{Rendered, render_example};
 use serde_json::Value;
+use sim::ignition::NodeIgnition;
 use sim::judge::data::facts;
 use sim::judge::docker::docker_runs_in_shell;
 use sim::judge::kubelet::{
@@ -16,7 +17,6 @@ use sim::judge::labels::parse_node_labels;
 use sim::judge::pod::{containers, judge_container, judge_static_pod};
 use sim::judge::problem::Problem;
 use sim::judge::systemd::expand;
-use sim::nodes::ignition::NodeIgnition;
 use specs::Role;
 
 const EXAMPLES: [&str; 3] = ["tutorial.yaml", "flannel.yaml", "hybrid.yaml"];

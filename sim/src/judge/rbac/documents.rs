@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize as _;
 use serde_json::Value;
 
-use super::RbacError;
+use super::error::RbacError;
 
 /// The data files of `sim/data/rbac/`, embedded so the judge needs nothing at run time.
 const DATA: &[(&str, &str)] = &[

@@ -9,7 +9,8 @@
 //! ClusterRole `system:node` of the bootstrap policy. The graph of pods, secrets and volumes a
 //! node may read is not modeled: no pod calls the emulator.
 
-use super::{Decision, Policy, Request, UserInfo};
+use super::policy::Policy;
+use super::request::{Decision, Request, UserInfo};
 
 /// The user name prefix of a node's identity.
 const NODE_USER_PREFIX: &str = "system:node:";
@@ -187,8 +188,8 @@ pub fn node_restriction(user: &UserInfo, request: &Request) -> Option<String> {
 mod tests {
     use serde_json::json;
 
+    use super::super::request::{ResourceRequest, refusal_message};
     use super::*;
-    use crate::judge::rbac::ResourceRequest;
 
     const BOTH: Authorizers = Authorizers {
         node: true,
@@ -296,7 +297,7 @@ mod tests {
             }
         );
         assert_eq!(
-            crate::judge::rbac::refusal_message(&a, &request, &decision).as_deref(),
+            refusal_message(&a, &request, &decision).as_deref(),
             Some("nodes \"b\" is forbidden: node \"a\" is not allowed to modify node \"b\"")
         );
         // Without NodeRestriction the Node authorizer would let it through.

@@ -1,7 +1,14 @@
 //! Who asks and what: the authenticated user and the attributes of one request, as the
 //! apiserver's authorizers see them, and their answer.
 
-use super::AUTHENTICATED_GROUP;
+/// The apiserver's superuser group: its members are authorized before any authorizer is asked.
+pub const SUPERUSER_GROUP: &str = "system:masters";
+/// Every authenticated user is in this group.
+pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+
+use serde_json::{Value, json};
+
+use crate::judge::api_status;
 
 /// An authenticated user as the authorizer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,4 +208,82 @@ impl Decision {
     pub fn is_allowed(&self) -> bool {
         matches!(self, Decision::Allowed)
     }
+}
+
+/// The apiserver's 403 `Status` for a decision that is not [`Decision::Allowed`], or `None`.
+pub fn refusal_status(user: &UserInfo, request: &Request, decision: &Decision) -> Option<Value> {
+    match decision {
+        Decision::Allowed => None,
+        Decision::Denied { reason } => Some(forbidden_status(user, request, reason)),
+        Decision::Refused { reason } => {
+            // admission.NewForbidden: `<resource> "<name>" is forbidden: <reason>`.
+            let mut status = forbidden_status(user, request, "");
+            let prefix = status["message"]
+                .as_str()
+                .and_then(|m| m.split_once(" is forbidden: "))
+                .map(|(prefix, _)| prefix.to_owned())
+                .unwrap_or_default();
+            status["message"] = json!(format!("{prefix} is forbidden: {reason}"));
+            Some(status)
+        }
+    }
+}
+
+/// The message of [`refusal_status`], or `None` for an allowed request.
+pub fn refusal_message(user: &UserInfo, request: &Request, decision: &Decision) -> Option<String> {
+    refusal_status(user, request, decision)
+        .and_then(|status| status["message"].as_str().map(str::to_owned))
+}
+
+/// The apiserver's `Status` for a refused request: its message (`nodes is forbidden: User
+/// "kubelet" cannot list resource "nodes" in API group "" at the cluster scope`) and details.
+pub fn forbidden_status(user: &UserInfo, request: &Request, reason: &str) -> Value {
+    let mut message = match request {
+        Request::NonResource { verb, path } => {
+            format!("User {:?} cannot {verb} path {path:?}", user.name)
+        }
+        Request::Resource(r) => {
+            let scope = if r.namespace.is_empty() {
+                "at the cluster scope".to_owned()
+            } else {
+                format!("in the namespace {:?}", r.namespace)
+            };
+            format!(
+                "User {:?} cannot {} resource {:?} in API group {:?} {scope}",
+                user.name,
+                r.verb,
+                r.full_resource(),
+                r.group
+            )
+        }
+    };
+    if !reason.is_empty() {
+        message = format!("{message}: {reason}");
+    }
+    let (message, details) = match request {
+        Request::NonResource { .. } => (format!("forbidden: {message}"), json!({})),
+        Request::Resource(r) => {
+            let qualified = if r.group.is_empty() {
+                r.resource.clone()
+            } else {
+                format!("{}.{}", r.resource, r.group)
+            };
+            let mut details = json!({"kind": r.resource});
+            if !r.group.is_empty() {
+                details["group"] = json!(r.group);
+            }
+            if r.name.is_empty() {
+                (format!("{qualified} is forbidden: {message}"), details)
+            } else {
+                details["name"] = json!(r.name);
+                (
+                    format!("{qualified} {:?} is forbidden: {message}", r.name),
+                    details,
+                )
+            }
+        }
+    };
+    let mut status = api_status::failure(403, "Forbidden", &message);
+    status["details"] = details;
+    status
 }

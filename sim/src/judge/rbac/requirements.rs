@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{RbacError, Request, ResourceRequest, data_objects, role_from_value};
+use super::documents::data_objects;
+use super::error::RbacError;
+use super::policy::role_from_value;
+use super::request::{Request, ResourceRequest};
 
 const REQUIREMENTS: &str = include_str!("../../../data/rbac/requirements.yaml");
 

@@ -1,6 +1,8 @@
 //! The RBAC evaluation, the requirements and the reading of manifests, on small policies and
 //! on the embedded upstream data.
 
+use std::path::Path;
+
 use super::documents::parse_documents;
 use super::*;
 

@@ -12,9 +12,9 @@ use super::{
     CreateDevice, Device, FacilityField, IPV6_BASE, PUBLIC_BASE, PUBLIC_END, PacketCloud,
     PacketError, Status, new_id,
 };
-use crate::Timings;
+use crate::clock::Timings;
 use crate::faults::{DeviceFate, DeviceFaults};
-use crate::packet::catalog;
+use crate::packet::catalog::{self, check_billing_cycle};
 
 impl PacketCloud {
     /// The `/31` of the project's private block a new device takes: the next never used, and
@@ -274,18 +274,6 @@ fn resolve_location(input: &CreateDevice) -> Result<Option<&'static catalog::Fac
             .map(Some)
             .ok_or_else(|| format!("metro {code:?} is not a valid metro")),
         None => Err("metro or facility is required".to_owned()),
-    }
-}
-
-/// The billing cycles the API documents.
-pub(super) fn check_billing_cycle(cycle: Option<&str>) -> Result<(), String> {
-    const CYCLES: [&str; 4] = ["hourly", "daily", "monthly", "yearly"];
-    match cycle {
-        Some(c) if !CYCLES.contains(&c) => Err(format!(
-            "billing_cycle {c:?} is not one of {}",
-            CYCLES.join(", ")
-        )),
-        _ => Ok(()),
     }
 }
 

@@ -55,7 +55,7 @@ fn image(component: &str) -> String {
 }
 
 /// What [`render_manifests`] wrote: each file and its SHA-256. No content, so no secret.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub struct ManifestReport {
     pub files: BTreeMap<String, String>,
 }
@@ -129,8 +129,7 @@ fn prune(dir: &AssetDir, report: &ManifestReport) -> Result<(), AssetError> {
             if entry.file_type().map_err(io)?.is_dir() {
                 walk(dir, &child, report)?;
             } else if !report.files.contains_key(&child) {
-                let path = dir.path(&child);
-                std::fs::remove_file(&path).map_err(|source| AssetError::Io { path, source })?;
+                dir.remove(&child)?;
             }
         }
         Ok(())

@@ -4,7 +4,6 @@
 //! needs, and a node whose Ignition lacks keys or files must still boot (and then refuse SSH logins,
 //! as a real Flatcar node would).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use base64::Engine as _;
@@ -207,42 +206,6 @@ impl NodeIgnition {
     pub fn host_key(&self) -> Option<String> {
         self.file(HOST_KEY_PATH)
             .map(|file| String::from_utf8_lossy(&file.contents).into_owned())
-    }
-
-    /// The text of the kubeconfig `kubelet.service` starts with (through the container's bind
-    /// mounts): its `--kubeconfig` if the Ignition writes that file, else its
-    /// `--bootstrap-kubeconfig` (the kubelet writes `--kubeconfig` itself after TLS bootstrap),
-    /// whether or not that kubelet would start; see [`crate::judge::kubelet::judge_kubelet`]
-    /// for that.
-    pub fn kubelet_kubeconfig(&self) -> Option<String> {
-        let (unit, _) = crate::judge::kubelet::judge_docker_unit(
-            self,
-            crate::judge::kubelet::KUBELET_UNIT,
-            &BTreeMap::new(),
-        );
-        let unit = unit?;
-        ["kubeconfig", "bootstrap-kubeconfig"]
-            .into_iter()
-            .filter_map(|flag| unit.run.host_path(unit.args.value(flag)?))
-            .find_map(|host| self.file(&host))
-            .map(|file| String::from_utf8_lossy(&file.contents).into_owned())
-    }
-
-    /// The labels of `kubelet.service`'s `--node-labels`, read as docker and the kubelet read
-    /// the unit, whether or not the kubelet accepts them; see
-    /// [`crate::judge::kubelet::judge_kubelet`] for that.
-    pub fn node_labels(&self) -> BTreeMap<String, String> {
-        let (unit, _) = crate::judge::kubelet::judge_docker_unit(
-            self,
-            crate::judge::kubelet::KUBELET_UNIT,
-            &BTreeMap::new(),
-        );
-        unit.and_then(|unit| {
-            unit.args
-                .value("node-labels")
-                .map(crate::judge::labels::parse_node_labels)
-        })
-        .unwrap_or_default()
     }
 
     /// Whether the Ignition declares `unit` (`bootkube` and `bootkube.service` both match).

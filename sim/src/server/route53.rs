@@ -13,8 +13,10 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
-use super::model::{Action, Change, RecordSet, Route53Error, Zone, display_name, name_servers};
-use crate::server::Shared;
+use crate::route53::model::{
+    Action, Change, RecordSet, Route53Error, Zone, display_name, name_servers,
+};
+use crate::shared::Shared;
 
 /// The namespace of every Route53 document.
 pub(crate) const NAMESPACE: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
@@ -306,14 +308,14 @@ pub(crate) async fn list_hosted_zones_by_name(
     let world = shared.world();
     let dns_name = query
         .get("dnsname")
-        .map(|n| super::model::normalize_name(n));
+        .map(|n| crate::route53::model::normalize_name(n));
     let start = dns_name
         .as_deref()
-        .map(|n| super::model::RecordKey::new(n, "", None));
+        .map(|n| crate::route53::model::RecordKey::new(n, "", None));
     let mut zones = world.route53.zones_by_name().into_iter().filter(|z| {
         start
             .as_ref()
-            .is_none_or(|s| super::model::RecordKey::new(&z.name, "", None) >= *s)
+            .is_none_or(|s| crate::route53::model::RecordKey::new(&z.name, "", None) >= *s)
     });
     let page: Vec<&Zone> = zones.by_ref().take(max).collect();
     let next = zones.next();

@@ -2,7 +2,7 @@
 //!
 //! Shapes follow the OpenAPI document in `sim/openapi/`; the contract tests validate every
 //! response against it. Authentication, rate limiting and faults happen before these handlers,
-//! in [`crate::server`].
+//! in the gate (`gate.rs`).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -10,19 +10,20 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::catalog;
-use super::model::{
+use crate::clock::Timings;
+use crate::packet::catalog;
+use crate::packet::model::{
     CreateDevice, Device, PacketCloud, PacketError, Reservation, Status, UpdateDevice,
 };
-use crate::Timings;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 const BASE: &str = "/metal/v1";
 const DEFAULT_PER_PAGE: usize = 10;
@@ -80,30 +81,21 @@ pub(crate) async fn get_project(
     Ok(Json(body).into_response())
 }
 
-pub(crate) async fn list_devices(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    Query(query): Query<BTreeMap<String, String>>,
-) -> Reply {
-    let project_id = parse_project(&id)?;
-    let page = Page::from_query(&query)?;
-    let include = Include::from_query(&query);
+pub(crate) async fn list_devices(State(shared): State<Arc<Shared>>, list: ProjectList) -> Reply {
+    let include = Include::from_query(&list.query);
     let now = shared.now();
     let t = shared.timings();
     let world = shared.world();
     let devices = world.packet.list_devices(
-        project_id,
-        query.get("tag").map(String::as_str),
-        query.get("hostname").map(String::as_str),
+        list.project_id,
+        list.query.get("tag").map(String::as_str),
+        list.query.get("hostname").map(String::as_str),
         now,
         t,
     )?;
-    let (items, meta) = page.slice(&devices, &format!("{BASE}/projects/{project_id}/devices"));
-    let devices: Vec<Value> = items
-        .iter()
-        .map(|d| device_json(d, &world.packet, now, t, &include))
-        .collect();
-    Ok(Json(json!({ "devices": devices, "meta": meta })).into_response())
+    Ok(list.answer("devices", "devices", &devices, |d| {
+        device_json(d, &world.packet, now, t, &include)
+    }))
 }
 
 pub(crate) async fn create_device(
@@ -195,33 +187,27 @@ pub(crate) async fn delete_device(
 
 pub(crate) async fn list_reservations(
     State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    Query(query): Query<BTreeMap<String, String>>,
+    list: ProjectList,
 ) -> Reply {
-    let project_id = parse_project(&id)?;
-    let page = Page::from_query(&query)?;
     let now = shared.now();
     let t = shared.timings();
     let world = shared.world();
-    world.packet.project(project_id)?;
-    let provisionable_only = query.get("provisionable").is_some_and(|v| v == "only");
+    world.packet.project(list.project_id)?;
+    let provisionable_only = list.query.get("provisionable").is_some_and(|v| v == "only");
     let mut reservations: Vec<&Reservation> = world
         .packet
         .reservations
         .values()
-        .filter(|r| r.project_id == project_id)
+        .filter(|r| r.project_id == list.project_id)
         .filter(|r| !provisionable_only || r.provisionable(&world.packet.devices, now, t))
         .collect();
     reservations.sort_by_key(|r| (r.created_at, r.id));
-    let (items, meta) = page.slice(
+    Ok(list.answer(
+        "hardware-reservations",
+        "hardware_reservations",
         &reservations,
-        &format!("{BASE}/projects/{project_id}/hardware-reservations"),
-    );
-    let items: Vec<Value> = items
-        .iter()
-        .map(|r| reservation_json(r, &world.packet, now, t))
-        .collect();
-    Ok(Json(json!({ "hardware_reservations": items, "meta": meta })).into_response())
+        |r| reservation_json(r, &world.packet, now, t),
+    ))
 }
 
 pub(crate) async fn get_reservation(
@@ -344,6 +330,51 @@ impl Include {
                 None => {}
             }
         }
+    }
+}
+
+/// A list request under `/projects/{id}/...`: the project, the page asked for, and the whole
+/// query (the list's filters).
+pub(crate) struct ProjectList {
+    project_id: Uuid,
+    page: Page,
+    query: BTreeMap<String, String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ProjectList {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Query(query) = Query::<BTreeMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let project_id = parse_project(&id).map_err(IntoResponse::into_response)?;
+        let page = Page::from_query(&query).map_err(IntoResponse::into_response)?;
+        Ok(ProjectList {
+            project_id,
+            page,
+            query,
+        })
+    }
+}
+
+impl ProjectList {
+    /// This page of `items` as the API lists them under `/projects/{id}/<path>`:
+    /// `{"<key>": [...], "meta": {...}}`.
+    fn answer<T>(
+        &self,
+        path: &str,
+        key: &str,
+        items: &[T],
+        to_json: impl Fn(&T) -> Value,
+    ) -> Response {
+        let href = format!("{BASE}/projects/{}/{path}", self.project_id);
+        let (items, meta) = self.page.slice(items, &href);
+        let items: Vec<Value> = items.iter().map(to_json).collect();
+        Json(json!({ key: items, "meta": meta })).into_response()
     }
 }
 

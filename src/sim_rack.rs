@@ -1,0 +1,211 @@
+//! The demo's rack (`loko run RACK_SPEC --sim`): the spec's machines behind the simulator's
+//! Redfish BMCs, booting from loko's boot server into nodes of the simulator's
+//! [`sim::NodeLifecycle`], as Packet devices start.
+//!
+//! A rack's addresses are the spec's, and the demo's machines run on this host: each machine's
+//! public address and its BMC are moved to a loopback network of the state directory
+//! (`127.a.b.0/24`, [`simulate`]), before anything reads the desired cluster, so that every run
+//! of one demo records and finds the same machines, and two demos side by side do not meet. The
+//! private addresses stay the spec's: only the emulated nodes see them.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
+use specs::DesiredCluster;
+use steps::redfish::BmcCredentials;
+
+/// The port of the demo's BMCs (on the rack network's last address).
+const BMC_PORT: u16 = 8000;
+/// The last octet of the BMCs' address; machines take 1 up, in the spec's order.
+const BMC_HOST: u8 = 254;
+/// The demo's BMC account (a BMC's factory default; the demo's machines are this host's).
+const DEMO_BMC_USER: &str = "loko-demo";
+/// How long a BMC takes to power a machine on or off, in simulated time (sushy-tools' and real
+/// BMCs' take seconds).
+const POWER_DELAY: Duration = Duration::from_secs(5);
+
+/// The loopback network of a state directory's rack: `127.a.b.0/24`, `a.b` from its path.
+fn rack_network(state_dir: &Path) -> [u8; 2] {
+    let digest = Sha256::digest(state_dir.as_os_str().as_encoded_bytes());
+    [digest[0], digest[1]]
+}
+
+/// Moves the machines of `desired` to where the demo's rack has them: machine i's public
+/// address to `127.a.b.(i+1)`, every BMC to `http://127.a.b.254:8000` with the machine's name
+/// as its system id (the spec's ids repeat across BMCs, and the demo has one BMC service).
+pub(crate) fn simulate(desired: &mut DesiredCluster, state_dir: &Path) -> anyhow::Result<()> {
+    let [a, b] = rack_network(state_dir);
+    let bmc = format!("http://{}:{BMC_PORT}", Ipv4Addr::new(127, a, b, BMC_HOST));
+    for (i, node) in desired.nodes.iter_mut().enumerate() {
+        let Some(machine) = node.machine.as_mut() else {
+            continue;
+        };
+        let host = u8::try_from(i + 1)
+            .ok()
+            .filter(|h| *h < BMC_HOST)
+            .with_context(|| format!("the demo's rack holds at most {} machines", BMC_HOST - 1))?;
+        machine.public_ipv4 = Ipv4Addr::new(127, a, b, host);
+        machine.bmc = specs::BmcSystem {
+            url: bmc.clone(),
+            system: format!("/redfish/v1/Systems/{}", machine.name),
+        };
+    }
+    Ok(())
+}
+
+/// The demo's running rack and the account its BMCs take.
+pub(crate) struct SimRack {
+    pub(crate) rack: sim::rack::Rack,
+    pub(crate) credentials: BmcCredentials,
+}
+
+impl SimRack {
+    /// Starts the BMCs of `desired`'s machines (moved by [`simulate`] for `state_dir`); the
+    /// machines it boots start through `nodes`.
+    pub(crate) async fn start(
+        desired: &DesiredCluster,
+        state_dir: &Path,
+        nodes: Arc<dyn sim::NodeLifecycle>,
+        time_scale: f64,
+        redactor: &journal::Redactor,
+    ) -> anyhow::Result<SimRack> {
+        let machines: Vec<&specs::Machine> = desired
+            .nodes
+            .iter()
+            .filter_map(|n| n.machine.as_ref())
+            .collect();
+        anyhow::ensure!(
+            !machines.is_empty(),
+            "the spec lists no machine for the demo's rack"
+        );
+        let [a, b] = rack_network(state_dir);
+        let listen = SocketAddr::from((Ipv4Addr::new(127, a, b, BMC_HOST), BMC_PORT));
+        let password: String = {
+            use rand::Rng as _;
+            let bytes: [u8; 12] = rand::rng().random();
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        };
+        let rack_machines = machines
+            .iter()
+            .map(|m| sim::rack::RackMachine {
+                name: m.name.to_string(),
+                system_id: m.name.to_string(),
+                mac: m.mac.to_string(),
+                disks: vec![m.install_disk.clone()],
+                public_ip: m.public_ipv4,
+                private_ip: m.private_ipv4,
+            })
+            .collect();
+        let rack = sim::rack::Rack::start(
+            sim::rack::RackConfig {
+                listen,
+                username: DEMO_BMC_USER.to_owned(),
+                password: password.clone(),
+                power_delay: POWER_DELAY.mul_f64(time_scale),
+                ssh_refused_for: Duration::ZERO,
+                apiserver_start_delay: Duration::from_secs(30).mul_f64(time_scale),
+            },
+            rack_machines,
+            nodes,
+        )
+        .await
+        .context("cannot start the demo's rack")?;
+        Ok(SimRack {
+            rack,
+            credentials: BmcCredentials::new(DEMO_BMC_USER, password, redactor),
+        })
+    }
+
+    /// Hands the rack's network boots the boot server's script (`<url>/boot.ipxe`), as its
+    /// DHCP's boot filename.
+    pub(crate) fn boot_from(&self, boot_server_url: &str) {
+        self.rack.set_boot_filename(Some(format!(
+            "{}/boot.ipxe",
+            boot_server_url.trim_end_matches('/')
+        )));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rack_desired() -> DesiredCluster {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rack.yaml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        specs::parse(&text, "rack.yaml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .desired()
+    }
+
+    #[test]
+    fn a_demo_moves_its_machines_to_its_own_loopback_network_the_same_every_run() {
+        let mut first = rack_desired();
+        simulate(&mut first, Path::new("/tmp/demo-a")).unwrap();
+        let mut again = rack_desired();
+        simulate(&mut again, Path::new("/tmp/demo-a")).unwrap();
+        assert_eq!(first, again, "the same state directory, the same rack");
+        let mut other = rack_desired();
+        simulate(&mut other, Path::new("/tmp/demo-b")).unwrap();
+        let machine = |d: &DesiredCluster, i: usize| d.nodes[i].machine.clone().unwrap();
+        assert_ne!(
+            machine(&first, 0).public_ipv4,
+            machine(&other, 0).public_ipv4
+        );
+        let m = machine(&first, 4);
+        assert_eq!(m.name.as_str(), "rack-b2");
+        let [a, b] = rack_network(Path::new("/tmp/demo-a"));
+        assert_eq!(m.public_ipv4, Ipv4Addr::new(127, a, b, 5));
+        assert_eq!(
+            m.private_ipv4,
+            Ipv4Addr::new(10, 10, 0, 22),
+            "private: the spec's"
+        );
+        assert_eq!(m.bmc.url, format!("http://127.{a}.{b}.254:8000"));
+        assert_eq!(m.bmc.system, "/redfish/v1/Systems/rack-b2");
+    }
+
+    #[tokio::test]
+    async fn the_demo_rack_passes_the_rack_preflight_with_its_own_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut desired = rack_desired();
+        simulate(&mut desired, dir.path()).unwrap();
+        let redactor = journal::Redactor::new();
+        let rack = SimRack::start(
+            &desired,
+            dir.path(),
+            Arc::new(sim::NoNodes),
+            0.01,
+            &redactor,
+        )
+        .await
+        .unwrap();
+        let machines: Vec<specs::Machine> = desired
+            .nodes
+            .iter()
+            .filter_map(|n| n.machine.clone())
+            .collect();
+        let problems = steps::preflight::check_rack(
+            &Ok(rack.credentials.clone()),
+            &machines,
+            &steps::packet::Timeouts::default(),
+        )
+        .await;
+        assert_eq!(problems, [], "{problems:#?}");
+        let wrong = steps::preflight::check_rack(
+            &Ok(BmcCredentials::new(
+                DEMO_BMC_USER,
+                "x-wrong-pass",
+                &redactor,
+            )),
+            &machines[..1],
+            &steps::packet::Timeouts::default(),
+        )
+        .await;
+        assert_eq!(wrong.len(), 1, "the rack checks its account: {wrong:#?}");
+    }
+}

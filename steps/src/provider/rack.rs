@@ -1,0 +1,232 @@
+//! The machines of one's own rack (`provider: redfish`), powered and booted through their BMCs.
+//!
+//! A listed machine exists before loko runs and after it: ensuring it means booting it into
+//! the installer (PXE once, then on or a forced restart), retiring it means powering it off.
+//! Wiping its disk when it is retired is a documented follow-up (issue 29): a retired machine
+//! keeps its installed Flatcar, which the next boot from the network overwrites.
+
+use engine::StepError;
+use journal::Outputs;
+
+use super::{Change, Intents, ListedMachine, MachineProvider, ProvidedMachine};
+use crate::packet::Timeouts;
+use crate::redfish::{
+    BmcCredentials, ComputerSystem, Polling, PowerState, RedfishClient, RedfishError, Reset,
+};
+
+/// The intent journaled before a machine is reset into its network boot: a resumed attempt
+/// that finds it, and the machine on, adopts the boot in progress instead of restarting it.
+pub const BOOT_INTENT: &str = "network boot";
+/// The intent journaled before a machine is powered off.
+pub const POWER_OFF_INTENT: &str = "power off";
+
+/// Machines booted and powered through Redfish, with one account for every BMC.
+pub struct RedfishProvider {
+    pub credentials: BmcCredentials,
+    pub timeouts: Timeouts,
+    pub polling: Polling,
+    /// The rack's machines, for [`MachineProvider::list`].
+    pub machines: Vec<specs::Machine>,
+}
+
+impl RedfishProvider {
+    async fn connect(&self, machine: &specs::Machine) -> Result<RedfishClient, StepError> {
+        RedfishClient::connect(&machine.bmc.url, &self.credentials, &self.timeouts)
+            .await
+            .map_err(RedfishError::into_step_error)
+    }
+
+    /// Runs `work` with a client of the machine's BMC, then signs out whatever `work` did: a
+    /// BMC keeps few sessions, and an attempt that failed must not hold one until it expires.
+    async fn with_bmc<T>(
+        &self,
+        machine: &specs::Machine,
+        work: impl AsyncFnOnce(&RedfishClient) -> Result<T, StepError>,
+    ) -> Result<T, StepError> {
+        let client = self.connect(machine).await?;
+        let result = work(&client).await;
+        let closed = client.close().await;
+        let value = result?;
+        // A session the BMC would not delete expires by itself; the work is done.
+        if let Err(e) = closed {
+            tracing::warn!("{e}");
+        }
+        Ok(value)
+    }
+
+    /// The system, checked to be the machine (its NIC's MAC listed).
+    async fn system(
+        client: &RedfishClient,
+        machine: &specs::Machine,
+    ) -> Result<ComputerSystem, StepError> {
+        client
+            .machine(&machine.bmc.system, &machine.mac)
+            .await
+            .map_err(|e| named(machine, e))
+    }
+}
+
+/// A BMC's error, with the machine's name before it.
+fn named(machine: &specs::Machine, e: RedfishError) -> StepError {
+    let retryable = e.is_retryable();
+    let after = e.retry_after();
+    let message = format!("machine {}: {e}", machine.name);
+    match (retryable, after) {
+        (true, Some(after)) => StepError::retry_after(message, after),
+        (true, None) => StepError::retryable(message),
+        (false, _) => StepError::permanent(message),
+    }
+}
+
+fn detail(machine: &specs::Machine) -> Result<Outputs, StepError> {
+    Ok(Outputs::new()
+        .with("machine", machine.name.as_str())?
+        .with("mac", machine.mac.to_string())?
+        .with("bmc", &machine.bmc.url)?
+        .with("system", &machine.bmc.system)?)
+}
+
+impl MachineProvider for RedfishProvider {
+    type Machine = specs::Machine;
+
+    async fn ensure(
+        &self,
+        intents: &impl Intents,
+        hostname: &str,
+        machine: &specs::Machine,
+    ) -> Result<ProvidedMachine, StepError> {
+        let provided = |acted| ProvidedMachine {
+            id: machine.name.to_string(),
+            hostname: hostname.to_owned(),
+            public_ipv4: machine.public_ipv4,
+            private_ipv4: machine.private_ipv4,
+            acted,
+        };
+        self.with_bmc(machine, async |client| {
+            let system = Self::system(client, machine).await?;
+            let on = system.power_state == Some(PowerState::On);
+            // An earlier attempt reset it into its network boot and it is on: it is installing
+            // or installed; another restart would only start that over.
+            if on && intents.intended_before(BOOT_INTENT) {
+                intents.progress(format!(
+                    "machine {} is on since an earlier attempt booted it; adopted",
+                    machine.name
+                ));
+                return Ok(provided(false));
+            }
+            let system = client
+                .boot_pxe_once(&system, &self.polling)
+                .await
+                .map_err(|e| named(machine, e))?;
+            let reset = if on { Reset::ForceRestart } else { Reset::On };
+            intents
+                .intent(
+                    BOOT_INTENT,
+                    detail(machine)?.with("reset", format!("{reset:?}"))?,
+                )
+                .await?;
+            let sent = client
+                .reset(&system, reset, &self.polling)
+                .await
+                .map_err(|e| named(machine, e))?;
+            intents.progress(format!(
+                "machine {}: next boot PXE, {sent} sent",
+                machine.name
+            ));
+            client
+                .wait_for_power(&machine.bmc.system, &PowerState::On, &self.polling)
+                .await
+                .map_err(|e| named(machine, e))?;
+            Ok(provided(true))
+        })
+        .await
+    }
+
+    async fn retire(
+        &self,
+        intents: &impl Intents,
+        machine: &specs::Machine,
+    ) -> Result<(), StepError> {
+        self.with_bmc(machine, async |client| {
+            // Checked first: powering off whatever answers at a wrong system would stop
+            // another machine.
+            let system = Self::system(client, machine).await?;
+            if system.power_state == Some(PowerState::Off) {
+                return Ok(());
+            }
+            intents.intent(POWER_OFF_INTENT, detail(machine)?).await?;
+            client
+                .reset(&system, Reset::ForceOff, &self.polling)
+                .await
+                .map_err(|e| named(machine, e))?;
+            client
+                .wait_for_power(&machine.bmc.system, &PowerState::Off, &self.polling)
+                .await
+                .map_err(|e| named(machine, e))?;
+            intents.progress(format!("machine {} is off", machine.name));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<ListedMachine>, StepError> {
+        let mut listed = Vec::with_capacity(self.machines.len());
+        for machine in &self.machines {
+            let state = self
+                .with_bmc(machine, async |client| {
+                    let system = Self::system(client, machine).await?;
+                    Ok(system
+                        .power_state
+                        .map_or_else(|| "unknown".to_owned(), |s| s.to_string()))
+                })
+                .await?;
+            listed.push(ListedMachine {
+                id: machine.name.to_string(),
+                state,
+            });
+        }
+        Ok(listed)
+    }
+
+    fn change(&self, was: &specs::Machine, is: &specs::Machine) -> Change {
+        machine_change(was, is)
+    }
+}
+
+/// What moving a node from machine `was` to `is` takes ([`MachineProvider::change`]); also
+/// what `loko plan` and a run's classification of a rack's nodes ask, without a BMC's
+/// credentials.
+pub fn machine_change(was: &specs::Machine, is: &specs::Machine) -> Change {
+    if was.mac != is.mac {
+        return Change::Recreate {
+            why: format!(
+                "its MAC changed from {} to {}: another machine, booted in its place",
+                was.mac, is.mac
+            ),
+        };
+    }
+    if was.install_disk != is.install_disk {
+        return Change::Recreate {
+            why: format!(
+                "its install disk changed from {} to {}: Flatcar is installed again",
+                was.install_disk, is.install_disk
+            ),
+        };
+    }
+    for (field, from, to) in [
+        ("public_ipv4", was.public_ipv4, is.public_ipv4),
+        ("private_ipv4", was.private_ipv4, is.private_ipv4),
+    ] {
+        if from != to {
+            return Change::Refused {
+                field: field.to_owned(),
+                why: format!(
+                    "machine {}: its {field} changed from {from} to {to}: a node's addresses are in its certificates, etcd's peers and the DNS records",
+                    is.name
+                ),
+            };
+        }
+    }
+    // Where its BMC answers (a new URL, a renumbered system) is no change to the machine.
+    Change::None
+}

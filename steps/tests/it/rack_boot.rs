@@ -1,0 +1,226 @@
+//! A rack's machine step with loko's boot server and the simulator's rack: served, powered,
+//! installed into loko's node; a NIC booting with another MAC named; retired, then forgotten.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::StepError;
+use sim::nodes::{Nodes, NodesConfig, SshBackend};
+use sim::rack::{BmcFault, MachineState, Rack, RackConfig, RackMachine};
+use steps::netboot::{BootServer, NetbootConfig};
+use steps::packet::Timeouts;
+use steps::provider::netbooted::NetbootedRack;
+use steps::provider::rack::{BOOT_INTENT, POWER_OFF_INTENT, RedfishProvider};
+use steps::redfish::{BmcCredentials, Polling};
+
+use crate::provider_rack::Recorder;
+
+const PASSWORD: &str = "x-rack-boot-pass";
+const MAC: &str = "52:54:00:29:00:01";
+
+struct World {
+    rack: Rack,
+    booted: NetbootedRack,
+    nodes: Nodes,
+    machine: specs::Machine,
+    node: specs::DesiredNode,
+    ignition: String,
+    _tmp: tempfile::TempDir,
+}
+
+async fn world(ip: Ipv4Addr) -> World {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tutorial.yaml");
+    let cluster = specs::load(&path).unwrap().desired();
+    let node = cluster.nodes.first().unwrap().clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = steps::assets::AssetDir::create(tmp.path().join("assets")).unwrap();
+    let key = steps::ignition::ensure_host_key(&dir, &node.hostname).unwrap();
+    let kubeconfig = "apiVersion: v1\nkind: Config\nclusters: []\n";
+    let ignition = steps::ignition::render(&cluster, &node, &key, kubeconfig).unwrap();
+    let nodes = Nodes::new(NodesConfig {
+        root_dir: tmp.path().join("nodes"),
+        ssh_port: loko_tests::free_port(),
+        backend: SshBackend::Embedded,
+    })
+    .unwrap();
+    let rack = Rack::start(
+        RackConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            username: "admin".to_owned(),
+            password: PASSWORD.to_owned(),
+            power_delay: Duration::from_millis(50),
+            ssh_refused_for: Duration::ZERO,
+            apiserver_start_delay: Duration::from_millis(100),
+        },
+        vec![RackMachine {
+            name: "rack-a1".to_owned(),
+            system_id: "a1".to_owned(),
+            mac: MAC.to_owned(),
+            disks: vec!["/dev/sda".to_owned()],
+            public_ip: ip,
+            private_ip: Ipv4Addr::new(10, 10, 0, 11),
+        }],
+        Arc::new(nodes.clone()),
+    )
+    .await
+    .unwrap();
+    let server = BootServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        NetbootConfig::default(),
+        vec![],
+    )
+    .await
+    .unwrap();
+    rack.set_boot_filename(Some(format!("{}/boot.ipxe", server.url())));
+    let system = rack.system_url("rack-a1").unwrap();
+    let (bmc, path) = system.split_at(system.find("/redfish").unwrap());
+    let machine: specs::Machine = serde_json::from_value(serde_json::json!({
+        "name": "rack-a1", "role": "controller", "mac": MAC,
+        "bmc": {"url": bmc, "system": path},
+        "install_disk": "/dev/sda", "public_ipv4": ip.to_string(), "private_ipv4": "10.10.0.11"
+    }))
+    .unwrap();
+    let polling = Polling {
+        every: Duration::from_millis(20),
+        ..Polling::default()
+    };
+    let booted = NetbootedRack {
+        provider: RedfishProvider {
+            credentials: BmcCredentials::new("admin", PASSWORD, &journal::Redactor::new()),
+            timeouts: Timeouts::default(),
+            polling,
+            machines: vec![machine.clone()],
+        },
+        server,
+        install_deadline: Duration::from_secs(10),
+        poll: Duration::from_millis(20),
+    };
+    World {
+        rack,
+        booted,
+        nodes,
+        machine,
+        node,
+        ignition,
+        _tmp: tmp,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_step_boots_lokos_node_and_retiring_forgets_its_mac() {
+    let w = world(Ipv4Addr::new(127, 77, 29, 51)).await;
+    let intents = Recorder::default();
+    let provided = w
+        .booted
+        .boot(&intents, &w.node.hostname, &w.machine, w.ignition.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(provided.acted);
+    assert_eq!(provided.public_ipv4, w.machine.public_ipv4);
+    assert_eq!(intents.effects(), [BOOT_INTENT]);
+    let status = w.rack.status("rack-a1").unwrap();
+    assert_eq!(
+        status.installed_on.as_deref(),
+        Some("/dev/sda"),
+        "{status:?}"
+    );
+    // The node's own Ignition was fetched, so the node that starts is loko's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !w.nodes.kubelets().contains_key(&w.node.hostname) && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(w.nodes.kubelets().contains_key(&w.node.hostname));
+
+    let retiring = Recorder::default();
+    w.booted
+        .retire(&retiring, &w.machine)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(retiring.effects(), [POWER_OFF_INTENT]);
+    assert_eq!(w.rack.status("rack-a1").unwrap().state, MachineState::Off);
+    let answer = reqwest::get(format!("{}/boot.ipxe?mac={MAC}", w.booted.server.url()))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status().as_u16(),
+        404,
+        "a retired machine's MAC is forgotten"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nic_booting_with_another_mac_fails_the_step_naming_both() {
+    let mut w = world(Ipv4Addr::new(127, 77, 29, 52)).await;
+    w.booted.install_deadline = Duration::from_secs(2);
+    w.rack.set_fault(
+        "rack-a1",
+        Some(BmcFault::BootsWithMac("52:54:00:29:00:99".into())),
+    );
+    let err = w
+        .booted
+        .boot(
+            &Recorder::default(),
+            &w.node.hostname,
+            &w.machine,
+            w.ignition.clone(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StepError::Permanent { .. }), "{err:?}");
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("machine rack-a1: MAC 52:54:00:29:00:01 never booted")
+            && text.contains("unknown MAC(s) 52:54:00:29:00:99"),
+        "{text}"
+    );
+}
+
+/// A busy BMC (503 with `Retry-After`) is the engine's to retry, after the time it asks; a BMC
+/// that refuses the account (401) is permanent; both name the machine and its BMC, and nothing
+/// was powered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_bmc_is_retried_and_a_refusing_one_named() {
+    let w = world(Ipv4Addr::new(127, 77, 29, 53)).await;
+    w.rack.set_fault("rack-a1", Some(BmcFault::Unavailable));
+    let busy = w
+        .booted
+        .boot(
+            &Recorder::default(),
+            &w.node.hostname,
+            &w.machine,
+            w.ignition.clone(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(busy, StepError::Retryable { after: Some(_), .. }),
+        "{busy:?}"
+    );
+    assert!(format!("{busy:?}").contains("machine rack-a1"), "{busy:?}");
+    w.rack.set_fault("rack-a1", Some(BmcFault::Unauthorized));
+    let refused = w
+        .booted
+        .boot(
+            &Recorder::default(),
+            &w.node.hostname,
+            &w.machine,
+            w.ignition.clone(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StepError::Permanent { .. }),
+        "{refused:?}"
+    );
+    let text = format!("{refused:?}");
+    assert!(
+        text.contains("machine rack-a1") && text.contains("401"),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "{text}");
+    assert!(!w.rack.status("rack-a1").unwrap().powered);
+}
