@@ -696,16 +696,18 @@ async fn etcd_journal_resumes_after_a_crash_at_every_append() {
         );
         // What the killed run left: every record's files in the store (issue 28).
         crate::team::assert_every_record_has_its_assets(&url, &what);
-        // The killed holder's lease lapses after its TTL; until then the journal is locked.
-        let out = once_the_lease_lapsed(Duration::from_secs(30), || {
+        // The killed holder's lease lapses after its TTL (20 s); until then the journal is
+        // locked. A busy machine's etcd can take a while longer to expire it.
+        let out = once_the_lease_lapsed(Duration::from_secs(90), || {
             let mut run = w.command(&["run", spec]);
             run.env("LOKO_JOURNAL", &url);
             run
         });
         assert!(
             out.status.success(),
-            "{what}: the resumed run failed: {}",
-            stdout(&out)
+            "{what}: the resumed run failed: {}{}",
+            stdout(&out),
+            String::from_utf8_lossy(&out.stderr)
         );
         assert_resumed_after_crash(&stdout(&out), k, appends, &what);
         w.assert_cluster(&hosts, &[]);
