@@ -4,8 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use engine::{CancellationToken, Drift, Engine, Outcome, Resealed, RunRequest, StepContext};
-use journal::{Digest, Event, Journal, Outputs, RunKind, StepId};
+use engine::{
+    Actions, CancellationToken, Dag, Drift, Engine, Outcome, Resealed, RunReport, RunRequest,
+    StepContext,
+};
+use journal::{Digest, Event, Journal, Outputs, RunId, RunKind, StepId};
 
 use crate::toys::{dag, toy};
 
@@ -48,6 +51,24 @@ fn cluster(ready_checks_now: bool) -> ((engine::Dag, engine::Actions), Arc<[Atom
     (plan, calls)
 }
 
+/// One run of `dag` by `engine`, which must end (in success or not) without an engine error.
+async fn run(engine: Engine, (dag, actions): &(Dag, Actions)) -> RunReport {
+    engine
+        .run(dag, actions, request(), CancellationToken::new())
+        .await
+        .unwrap()
+}
+
+/// The events the journal holds for `run`, in order.
+fn events(journal: &Journal, run: RunId) -> Vec<Event> {
+    journal
+        .records(run)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r.event)
+        .collect()
+}
+
 fn counts(calls: &[AtomicUsize; 4]) -> [usize; 4] {
     std::array::from_fn(|i| calls[i].load(Ordering::SeqCst))
 }
@@ -56,22 +77,13 @@ fn counts(calls: &[AtomicUsize; 4]) -> [usize; 4] {
 async fn a_contradicted_result_runs_again_with_what_reads_it_and_the_drift_is_journaled() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Arc::new(Journal::open(dir.path()).unwrap());
-    let ((plan, actions), calls) = cluster(false);
-    let run = |engine: Engine| {
-        let (plan, actions) = (&plan, &actions);
-        async move {
-            engine
-                .run(plan, actions, request(), CancellationToken::new())
-                .await
-                .unwrap()
-        }
-    };
+    let (dag, calls) = cluster(false);
     assert_eq!(
-        run(Engine::new(Arc::clone(&journal))).await.outcome,
+        run(Engine::new(Arc::clone(&journal)), &dag).await.outcome,
         Outcome::Succeeded
     );
     assert_eq!(
-        run(Engine::new(Arc::clone(&journal))).await.outcome,
+        run(Engine::new(Arc::clone(&journal)), &dag).await.outcome,
         Outcome::UpToDate
     );
 
@@ -80,16 +92,13 @@ async fn a_contradicted_result_runs_again_with_what_reads_it_and_the_drift_is_jo
         steps: vec![id("device"), id("never-recorded")],
         found: vec!["the device is gone".into()],
     };
-    let report = run(Engine::new(Arc::clone(&journal)).drift(drift)).await;
+    let report = run(Engine::new(Arc::clone(&journal)).drift(drift), &dag).await;
     assert_eq!(report.outcome, Outcome::Succeeded);
     assert_eq!(report.executed, vec![id("device"), id("dns"), id("ready")]);
     assert_eq!(counts(&calls), [2, 2, 1, 2]);
     let run_id = report.run.unwrap();
-    let drifted: Vec<Event> = journal
-        .records(run_id)
-        .unwrap()
+    let drifted: Vec<Event> = events(&journal, run_id)
         .into_iter()
-        .map(|(_, r)| r.event)
         .filter(|e| matches!(e, Event::DriftDetected { .. }))
         .collect();
     assert_eq!(
@@ -107,7 +116,7 @@ async fn a_contradicted_result_runs_again_with_what_reads_it_and_the_drift_is_jo
         found: vec!["x".into()],
     };
     assert_eq!(
-        run(Engine::new(Arc::clone(&journal)).drift(drift))
+        run(Engine::new(Arc::clone(&journal)).drift(drift), &dag)
             .await
             .outcome,
         Outcome::UpToDate
@@ -118,12 +127,9 @@ async fn a_contradicted_result_runs_again_with_what_reads_it_and_the_drift_is_jo
 async fn a_step_that_checks_now_runs_in_every_run() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Arc::new(Journal::open(dir.path()).unwrap());
-    let ((plan, actions), calls) = cluster(true);
+    let (dag, calls) = cluster(true);
     for expected in [Outcome::Succeeded, Outcome::UpToDate] {
-        let report = Engine::new(Arc::clone(&journal))
-            .run(&plan, &actions, request(), CancellationToken::new())
-            .await
-            .unwrap();
+        let report = run(Engine::new(Arc::clone(&journal)), &dag).await;
         assert_eq!(report.outcome, expected);
     }
     // The second run reused everything but the check.
@@ -134,17 +140,8 @@ async fn a_step_that_checks_now_runs_in_every_run() {
 async fn a_reseal_is_journaled_in_a_run_of_its_own_when_nothing_else_changed() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Arc::new(Journal::open(dir.path()).unwrap());
-    let ((plan, actions), calls) = cluster(false);
-    let run = |engine: Engine| {
-        let (plan, actions) = (&plan, &actions);
-        async move {
-            engine
-                .run(plan, actions, request(), CancellationToken::new())
-                .await
-                .unwrap()
-        }
-    };
-    run(Engine::new(Arc::clone(&journal))).await;
+    let (dag, calls) = cluster(false);
+    run(Engine::new(Arc::clone(&journal)), &dag).await;
     let resealed = Resealed {
         from: vec!["0".repeat(64)],
         to: "1".repeat(64),
@@ -153,15 +150,14 @@ async fn a_reseal_is_journaled_in_a_run_of_its_own_when_nothing_else_changed() {
         removed: Vec::new(),
     };
     // Every step is up to date, yet the run starts: the re-sealed files go with its records.
-    let report = run(Engine::new(Arc::clone(&journal)).resealed(Some(resealed))).await;
+    let report = run(
+        Engine::new(Arc::clone(&journal)).resealed(Some(resealed)),
+        &dag,
+    )
+    .await;
     assert_eq!(report.outcome, Outcome::UpToDate);
     assert_eq!(counts(&calls), [1, 1, 1, 1], "no step ran again");
-    let events: Vec<Event> = journal
-        .records(report.run.expect("a run was journaled"))
-        .unwrap()
-        .into_iter()
-        .map(|(_, r)| r.event)
-        .collect();
+    let events = events(&journal, report.run.expect("a run was journaled"));
     assert!(matches!(events[0], Event::RunStarted { .. }));
     assert_eq!(
         events[1],

@@ -446,17 +446,11 @@ fn spawn_mirror(listener: TcpListener, seen: Arc<Mutex<Vec<String>>>) {
 /// becomes the node of loko's own Ignition for it (its hostname, its host key on SSH).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn netboot_a_rack_machine_boots_lokos_installer_into_lokos_node() {
-    use sim::nodes::{Nodes, NodesConfig, SshBackend};
-    use sim::rack::{MachineState, Rack, RackConfig, RackMachine};
+    use crate::rack_support::{embedded_nodes, rack_config, tutorial_node_ignition};
+    use sim::rack::{MachineState, Rack, RackMachine};
 
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tutorial.yaml");
-    let cluster = specs::load(&path).unwrap().desired();
-    let node = cluster.nodes.first().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = steps::assets::AssetDir::create(tmp.path().join("assets")).unwrap();
-    let key = steps::ignition::ensure_host_key(&dir, &node.hostname).unwrap();
-    let kubeconfig = "apiVersion: v1\nkind: Config\nclusters: []\n";
-    let ignition = steps::ignition::render(&cluster, node, &key, kubeconfig).unwrap();
+    let (node, ignition) = tutorial_node_ignition(tmp.path());
     let server = BootServer::start(
         "127.0.0.1:0".parse().unwrap(),
         None,
@@ -473,21 +467,9 @@ async fn netboot_a_rack_machine_boots_lokos_installer_into_lokos_node() {
 
     let ip = std::net::Ipv4Addr::new(127, 77, 29, 40);
     let ssh_port = loko_tests::free_port();
-    let nodes = Nodes::new(NodesConfig {
-        root_dir: tmp.path().join("nodes"),
-        ssh_port,
-        backend: SshBackend::Embedded,
-    })
-    .unwrap();
+    let nodes = embedded_nodes(tmp.path(), ssh_port);
     let rack = Rack::start(
-        RackConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            username: "admin".to_owned(),
-            password: "pw".to_owned(),
-            power_delay: Duration::from_millis(100),
-            ssh_refused_for: Duration::ZERO,
-            apiserver_start_delay: Duration::from_millis(300),
-        },
+        rack_config("pw", Duration::from_millis(100), Duration::from_millis(300)),
         vec![RackMachine {
             name: "rack-0".to_owned(),
             system_id: "rack-0".to_owned(),

@@ -2,13 +2,12 @@
 //! installed into loko's node; a NIC booting with another MAC named; retired, then forgotten.
 
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use engine::StepError;
-use sim::nodes::{Nodes, NodesConfig, SshBackend};
-use sim::rack::{BmcFault, MachineState, Rack, RackConfig, RackMachine};
+use sim::nodes::Nodes;
+use sim::rack::{BmcFault, MachineState, Rack, RackMachine};
 use steps::netboot::{BootServer, NetbootConfig};
 use steps::packet::Timeouts;
 use steps::provider::netbooted::NetbootedRack;
@@ -16,6 +15,7 @@ use steps::provider::rack::{BOOT_INTENT, POWER_OFF_INTENT, RedfishProvider};
 use steps::redfish::{BmcCredentials, Polling};
 
 use crate::provider_rack::Recorder;
+use crate::rack_support::{embedded_nodes, rack_config, tutorial_node_ignition};
 
 const PASSWORD: &str = "x-rack-boot-pass";
 const MAC: &str = "52:54:00:29:00:01";
@@ -31,29 +31,15 @@ struct World {
 }
 
 async fn world(ip: Ipv4Addr) -> World {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tutorial.yaml");
-    let cluster = specs::load(&path).unwrap().desired();
-    let node = cluster.nodes.first().unwrap().clone();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = steps::assets::AssetDir::create(tmp.path().join("assets")).unwrap();
-    let key = steps::ignition::ensure_host_key(&dir, &node.hostname).unwrap();
-    let kubeconfig = "apiVersion: v1\nkind: Config\nclusters: []\n";
-    let ignition = steps::ignition::render(&cluster, &node, &key, kubeconfig).unwrap();
-    let nodes = Nodes::new(NodesConfig {
-        root_dir: tmp.path().join("nodes"),
-        ssh_port: loko_tests::free_port(),
-        backend: SshBackend::Embedded,
-    })
-    .unwrap();
+    let (node, ignition) = tutorial_node_ignition(tmp.path());
+    let nodes = embedded_nodes(tmp.path(), loko_tests::free_port());
     let rack = Rack::start(
-        RackConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            username: "admin".to_owned(),
-            password: PASSWORD.to_owned(),
-            power_delay: Duration::from_millis(50),
-            ssh_refused_for: Duration::ZERO,
-            apiserver_start_delay: Duration::from_millis(100),
-        },
+        rack_config(
+            PASSWORD,
+            Duration::from_millis(50),
+            Duration::from_millis(100),
+        ),
         vec![RackMachine {
             name: "rack-a1".to_owned(),
             system_id: "a1".to_owned(),
@@ -109,6 +95,19 @@ async fn world(ip: Ipv4Addr) -> World {
     }
 }
 
+/// The machine step's error when it boots the world's machine, its intents recorded and dropped.
+async fn boot_err(w: &World) -> StepError {
+    w.booted
+        .boot(
+            &Recorder::default(),
+            &w.node.hostname,
+            &w.machine,
+            w.ignition.clone(),
+        )
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_machine_step_boots_lokos_node_and_retiring_forgets_its_mac() {
     let w = world(Ipv4Addr::new(127, 77, 29, 51)).await;
@@ -160,16 +159,7 @@ async fn a_nic_booting_with_another_mac_fails_the_step_naming_both() {
         "rack-a1",
         Some(BmcFault::BootsWithMac("52:54:00:29:00:99".into())),
     );
-    let err = w
-        .booted
-        .boot(
-            &Recorder::default(),
-            &w.node.hostname,
-            &w.machine,
-            w.ignition.clone(),
-        )
-        .await
-        .unwrap_err();
+    let err = boot_err(&w).await;
     assert!(matches!(err, StepError::Permanent { .. }), "{err:?}");
     let text = format!("{err:?}");
     assert!(
@@ -186,32 +176,14 @@ async fn a_nic_booting_with_another_mac_fails_the_step_naming_both() {
 async fn a_busy_bmc_is_retried_and_a_refusing_one_named() {
     let w = world(Ipv4Addr::new(127, 77, 29, 53)).await;
     w.rack.set_fault("rack-a1", Some(BmcFault::Unavailable));
-    let busy = w
-        .booted
-        .boot(
-            &Recorder::default(),
-            &w.node.hostname,
-            &w.machine,
-            w.ignition.clone(),
-        )
-        .await
-        .unwrap_err();
+    let busy = boot_err(&w).await;
     assert!(
         matches!(busy, StepError::Retryable { after: Some(_), .. }),
         "{busy:?}"
     );
     assert!(format!("{busy:?}").contains("machine rack-a1"), "{busy:?}");
     w.rack.set_fault("rack-a1", Some(BmcFault::Unauthorized));
-    let refused = w
-        .booted
-        .boot(
-            &Recorder::default(),
-            &w.node.hostname,
-            &w.machine,
-            w.ignition.clone(),
-        )
-        .await
-        .unwrap_err();
+    let refused = boot_err(&w).await;
     assert!(
         matches!(refused, StepError::Permanent { .. }),
         "{refused:?}"

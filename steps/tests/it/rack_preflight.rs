@@ -5,10 +5,12 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sim::rack::{BmcFault, Rack, RackConfig, RackMachine};
+use sim::rack::{BmcFault, Rack, RackMachine};
 use steps::packet::Timeouts;
 use steps::preflight::check_rack;
 use steps::redfish::{BmcCredentials, CredentialsError};
+
+use crate::rack_support::rack_config;
 
 const PASSWORD: &str = "x-rack-preflight-pass";
 
@@ -26,14 +28,7 @@ async fn rack(names: &[&str]) -> Rack {
         })
         .collect();
     Rack::start(
-        RackConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            username: "admin".to_owned(),
-            password: PASSWORD.to_owned(),
-            power_delay: Duration::from_millis(50),
-            ssh_refused_for: Duration::ZERO,
-            apiserver_start_delay: Duration::ZERO,
-        },
+        rack_config(PASSWORD, Duration::from_millis(50), Duration::ZERO),
         machines,
         Arc::new(sim::NoNodes),
     )

@@ -54,16 +54,25 @@ impl Script {
         self
     }
 
+    /// A service answering its root, which lists a session service when `with_sessions`.
+    fn rooted(with_sessions: bool) -> Script {
+        let script = Script::default();
+        script.on(
+            "GET",
+            "/redfish/v1/",
+            vec![(200, vec![], root(with_sessions))],
+        );
+        script
+    }
+
     /// A service without sessions: its root, and the systems it lists to prove basic auth.
     fn basic() -> Script {
-        let script = Script::default();
-        script
-            .on("GET", "/redfish/v1/", vec![(200, vec![], root(false))])
-            .on(
-                "GET",
-                "/redfish/v1/Systems",
-                vec![(200, vec![], json!({"Members": []}))],
-            );
+        let script = Script::rooted(false);
+        script.on(
+            "GET",
+            "/redfish/v1/Systems",
+            vec![(200, vec![], json!({"Members": []}))],
+        );
         script
     }
 
@@ -211,9 +220,8 @@ async fn connect(url: &str) -> Result<RedfishClient, steps::redfish::RedfishErro
 
 #[tokio::test]
 async fn a_session_is_opened_used_and_deleted() {
-    let script = Script::default();
+    let script = Script::rooted(true);
     script
-        .on("GET", "/redfish/v1/", vec![(200, vec![], root(true))])
         .on("POST", "/redfish/v1/SessionService/Sessions", vec![(
             201,
             vec![("X-Auth-Token", "tok-5e551on".into()), ("Location", "/redfish/v1/SessionService/Sessions/7".into())],
@@ -249,18 +257,16 @@ async fn a_session_is_opened_used_and_deleted() {
 
 #[tokio::test]
 async fn a_refused_session_is_named_and_permanent() {
-    let script = Script::default();
-    script
-        .on("GET", "/redfish/v1/", vec![(200, vec![], root(true))])
-        .on(
-            "POST",
-            "/redfish/v1/SessionService/Sessions",
-            vec![(
-                401,
-                vec![],
-                json!({"error": {"message": "Invalid credentials"}}),
-            )],
-        );
+    let script = Script::rooted(true);
+    script.on(
+        "POST",
+        "/redfish/v1/SessionService/Sessions",
+        vec![(
+            401,
+            vec![],
+            json!({"error": {"message": "Invalid credentials"}}),
+        )],
+    );
     let url = script.serve().await;
     let err = connect(&url).await.err().expect("refused");
     assert_eq!(*err.kind, RedfishErrorKind::Unauthorized);
@@ -338,15 +344,9 @@ async fn a_changed_system_is_a_retryable_412() {
 
 #[tokio::test]
 async fn a_202_is_followed_through_its_task_monitor() {
-    let script = Script::default();
+    let script = Script::basic();
     let task = |state: &str| json!({"@odata.id": "/redfish/v1/TaskService/Tasks/9", "@odata.type": "#Task.v1_7_0.Task", "Id": "9", "Name": "Reset", "TaskState": state});
     script
-        .on("GET", "/redfish/v1/", vec![(200, vec![], root(false))])
-        .on(
-            "GET",
-            "/redfish/v1/Systems",
-            vec![(200, vec![], json!({"Members": []}))],
-        )
         .on(
             "GET",
             SYSTEM,
@@ -387,9 +387,8 @@ async fn a_202_is_followed_through_its_task_monitor() {
 
 #[tokio::test]
 async fn a_failed_task_and_a_reset_not_allowed_are_named() {
-    let script = Script::default();
+    let script = Script::rooted(false);
     script
-        .on("GET", "/redfish/v1/", vec![(200, vec![], root(false))])
         .on("GET", "/redfish/v1/Systems", vec![(200, vec![], json!({"Members": []}))])
         .on("GET", SYSTEM, vec![(200, vec![], system("On", &["ForceOff", "GracefulRestart"], None))])
         .on("POST", "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset", vec![(202, vec![("Location", "/redfish/v1/TaskService/TaskMonitors/3".into())], Value::Null)])
