@@ -334,5 +334,11 @@ fn a_rack_node_writes_its_machines_addresses_without_packet_metadata() {
                 machine.public_ipv4, machine.private_ipv4
             )
         );
+        // The simulator's rack judges the kubelet with what this unit writes.
+        let metadata = sim::judge::metadata::rack_metadata(&parsed);
+        assert_eq!(metadata.len(), 3, "{host}: {metadata:?}");
+        if let Err(problems) = sim::judge::kubelet::judge_kubelet(&parsed, &metadata) {
+            panic!("{host}: {problems:?}");
+        }
     }
 }
