@@ -223,6 +223,7 @@ pub(crate) async fn wire(
             poller,
             route53,
             ssh,
+            rack: None,
         },
         timings: RunSettings {
             take_over_dns,

@@ -27,6 +27,9 @@ pub struct NodeSpec {
     pub ssh_refused_for: Duration,
     /// Real time between a valid static apiserver pod appearing and the apiserver answering.
     pub apiserver_start_delay: Duration,
+    /// A Packet device, whose metadata service serves `COREOS_PACKET_*`; false for a rack's
+    /// machine, which has none.
+    pub packet_metadata: bool,
 }
 
 impl std::fmt::Debug for NodeSpec {
@@ -43,6 +46,7 @@ impl std::fmt::Debug for NodeSpec {
             )
             .field("ssh_refused_for", &self.ssh_refused_for)
             .field("apiserver_start_delay", &self.apiserver_start_delay)
+            .field("packet_metadata", &self.packet_metadata)
             .finish()
     }
 }

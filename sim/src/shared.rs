@@ -213,6 +213,7 @@ impl Shared {
             apiserver_start_delay: self
                 .clock
                 .to_real(sim_duration(node_faults.apiserver_start_delay_secs)),
+            packet_metadata: true,
         }
     }
 

@@ -3,10 +3,10 @@
 //! [`crate::cluster`] builds the DAG as data: each step names its kind and carries its params
 //! (a device's spec, a record's sources, a hostname). [`actions`] binds every kind to the code
 //! that runs it, with what only a run has: the API clients, the waits and ports of
-//! [`RunSettings`], the asset directory and the desired cluster the run records. So
-//! `loko graph` and `loko plan` build the same DAG as `loko run` without a client or a
-//! directory. The kinds' params and outputs types ([`crate::kinds`]) are the contract between
-//! the two halves, checked by the compiler.
+//! [`RunSettings`](crate::run_context::RunSettings), the asset directory and the desired
+//! cluster the run records. So `loko graph` and `loko plan` build the same DAG as `loko run`
+//! without a client or a directory. The kinds' params and outputs types ([`crate::kinds`]) are
+//! the contract between the two halves, checked by the compiler.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,11 +23,11 @@ use crate::ignition;
 use crate::kinds::{
     BootstrapKind, ControlPlaneKind, DeleteDevicesKind, DeleteRecordsKind, DeviceKind, DnsKind,
     DrainKind, EtcdSecretsKind, IgnitionKind, IgnitionOutputs, KubeconfigsKind, KubeconfigsOutputs,
-    ManifestsKind, ManifestsOutputs, PkiKind, PkiOutputs, ReadyKind,
+    MachineKind, ManifestsKind, ManifestsOutputs, PkiKind, PkiOutputs, ReadyKind,
 };
 use crate::packet::{DeleteDeviceStep, DeviceStep};
 use crate::readiness::ReadinessStep;
-use crate::run_context::{RunContext, RunSettings};
+use crate::run_context::RunContext;
 use crate::step_name::StepName;
 
 /// `actions` with kind `K` bound to `action`, which each attempt calls with a handle on the
@@ -55,10 +55,16 @@ macro_rules! bind_step {
     };
 }
 
-/// How the SSH steps reach a controller.
-fn node_access(settings: &RunSettings, hostname: String) -> NodeAccess {
+/// How the SSH steps reach a controller: through the addresses its device or machine step
+/// published.
+fn node_access(run: &RunContext, hostname: String) -> NodeAccess {
+    let settings = &run.settings;
+    let device_step = match run.desired.node(&hostname) {
+        Some(node) => StepName::node_machine(node),
+        None => StepName::Device(hostname.clone()),
+    };
     NodeAccess {
-        device_step: StepName::Device(hostname.clone()).id(),
+        device_step: device_step.id(),
         host_key_step: StepName::Ignition(hostname.clone()).id(),
         hostname,
         port: settings.ssh_port,
@@ -173,6 +179,26 @@ pub fn actions(run: RunContext) -> Actions {
             private_network: run.desired.settings.node_private_cidr,
         }
     });
+    let actions = bind::<MachineKind, _, _>(actions, &run, |run, ctx, params| async move {
+        let hostname = params.hostname;
+        let rack = run.clients.rack.as_ref().ok_or_else(|| {
+            StepError::permanent(format!(
+                "node {hostname}: a machine step in a run without a rack's boot server"
+            ))
+        })?;
+        let path = ignition::path(&run.assets, &hostname);
+        let ignition = std::fs::read_to_string(&path).map_err(|e| {
+            StepError::permanent(format!(
+                "node {hostname}: cannot read its Ignition {}: {e}",
+                path.display()
+            ))
+        })?;
+        let provided = rack
+            .boot(&ctx, &hostname, &params.machine, ignition)
+            .await?;
+        // The provider names them as the device step does; read back as the kind's outputs.
+        engine::decode_outputs::<MachineKind>(&provided.outputs()?).map_err(local_error)
+    });
     let actions = bind_step!(actions, DeleteDevicesKind, &run, |run, params| {
         DeleteDeviceStep {
             client: Arc::clone(&run.clients.packet),
@@ -201,14 +227,14 @@ pub fn actions(run: RunContext) -> Actions {
     let actions = bind_step!(actions, EtcdSecretsKind, &run, |run, params| {
         EtcdSecretsStep {
             ssh: run.clients.ssh.clone(),
-            node: node_access(&run.settings, params.hostname),
+            node: node_access(&run, params.hostname),
             asset_dir: run.assets.root().to_owned(),
         }
     });
     let actions = bind_step!(actions, ControlPlaneKind, &run, |run, params| {
         ControlPlaneStep {
             ssh: run.clients.ssh.clone(),
-            node: node_access(&run.settings, params.hostname),
+            node: node_access(&run, params.hostname),
             asset_dir: run.assets.root().to_owned(),
             aggregation: params.aggregation,
         }

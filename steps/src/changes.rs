@@ -168,7 +168,7 @@ pub fn changes(
             changes.adopt.push(node.hostname.clone());
         } else if !history
             .recorded
-            .contains(&StepName::Device(node.hostname.to_string()).id())
+            .contains(&StepName::node_machine(node).id())
         {
             changes.create.push(node.hostname.clone());
         }

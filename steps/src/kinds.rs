@@ -44,6 +44,9 @@ kinds! {
     IgnitionKind = "ignition", NodeParams => IgnitionOutputs;
     /// A node's device.
     DeviceKind = "device", DeviceParams => DeviceOutputs;
+    /// A rack node's listed machine, booted through its BMC into the node's Ignition; it
+    /// publishes a device's outputs, so every reader of a node's addresses reads either.
+    MachineKind = "machine", MachineParams => DeviceOutputs;
     /// Every device with a tag: a node that left the spec, or the whole cluster on destroy.
     DeleteDevicesKind = "delete-devices", DeleteDevicesParams => DeleteDevicesOutputs;
     /// The cluster's DNS records.
@@ -82,6 +85,13 @@ pub struct DeviceParams {
     pub spec: DeviceSpec,
     /// Nodes whose named reservations a `next-available` create could take.
     pub named_first: Vec<String>,
+}
+
+/// A machine step's params: the node and the rack's machine that becomes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MachineParams {
+    pub hostname: String,
+    pub machine: specs::Machine,
 }
 
 /// The tag every device to delete carries.

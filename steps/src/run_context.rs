@@ -10,6 +10,7 @@ use specs::DesiredCluster;
 use crate::assets::AssetDir;
 use crate::dns::Route53;
 use crate::packet::{DevicePoller, DeviceSettings, PacketClient};
+use crate::provider::netbooted::NetbootedRack;
 use crate::ssh::Ssh;
 
 /// The clients every remote step uses.
@@ -20,6 +21,9 @@ pub struct Clients {
     pub poller: Arc<DevicePoller>,
     pub route53: Route53,
     pub ssh: Ssh,
+    /// A rack's provider and the run's boot server (`provider: redfish`); `None` on Packet.
+    /// The machine steps fail, naming the node, without it.
+    pub rack: Option<Arc<NetbootedRack>>,
 }
 
 /// Waits, deadlines, ports and access; the simulator's demo shrinks the waits with its time

@@ -26,6 +26,8 @@ pub enum StepName {
     Ignition(String),
     /// `device/<host>`.
     Device(String),
+    /// `machine/<host>`: a rack node's listed machine, booted through its BMC.
+    Machine(String),
     /// `delete-device/<host>`: a node that left the spec.
     DeleteDevice(String),
     /// `drain/<host>`: a worker drained before its device is deleted.
@@ -50,9 +52,10 @@ pub enum StepName {
 }
 
 /// The families whose steps are about one node (`<family>/<host>`).
-const NODE_FAMILIES: [fn(String) -> StepName; 6] = [
+const NODE_FAMILIES: [fn(String) -> StepName; 7] = [
     StepName::Ignition,
     StepName::Device,
+    StepName::Machine,
     StepName::DeleteDevice,
     StepName::Drain,
     StepName::EtcdSecrets,
@@ -71,6 +74,7 @@ impl StepName {
         match self {
             StepName::Ignition(h)
             | StepName::Device(h)
+            | StepName::Machine(h)
             | StepName::DeleteDevice(h)
             | StepName::Drain(h)
             | StepName::EtcdSecrets(h)
@@ -79,11 +83,21 @@ impl StepName {
         }
     }
 
-    /// The node of a `device/<host>` step; none for another step.
+    /// The node of a `device/<host>` or `machine/<host>` step (the step that gives a node its
+    /// addresses); none for another step.
     pub fn device_host(id: &StepId) -> Option<String> {
         match StepName::from(id) {
-            StepName::Device(host) => Some(host),
+            StepName::Device(host) | StepName::Machine(host) => Some(host),
             _ => None,
+        }
+    }
+
+    /// The step that gives `node` its machine and addresses: `machine/<host>` for a rack's
+    /// node, `device/<host>` on Packet. Both publish a device's outputs.
+    pub fn node_machine(node: &specs::DesiredNode) -> StepName {
+        match node.machine {
+            Some(_) => StepName::Machine(node.hostname.clone()),
+            None => StepName::Device(node.hostname.clone()),
         }
     }
 
@@ -97,6 +111,7 @@ impl StepName {
             StepName::DestroyDevices | StepName::DestroyDns => "destroy",
             StepName::Ignition(_) => "ignition",
             StepName::Device(_) => "device",
+            StepName::Machine(_) => "machine",
             StepName::DeleteDevice(_) => "delete-device",
             StepName::Drain(_) => "drain",
             StepName::EtcdSecrets(_) => "etcd-secrets",
@@ -200,6 +215,7 @@ mod tests {
                 "ignition/supernova-controller-0",
             ),
             (StepName::Device(host()), "device/supernova-controller-0"),
+            (StepName::Machine(host()), "machine/supernova-controller-0"),
             (
                 StepName::DeleteDevice(host()),
                 "delete-device/supernova-controller-0",

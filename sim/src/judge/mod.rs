@@ -25,6 +25,7 @@ pub mod flags;
 pub mod iptables;
 pub mod kubelet;
 pub mod labels;
+pub mod metadata;
 pub mod pod;
 pub mod problem;
 pub mod rbac;

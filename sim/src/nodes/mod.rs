@@ -43,6 +43,7 @@ use tokio::task::JoinHandle;
 use crate::apiserver::{Kubelet, KubeletRegistry, ObjectStores, Taint};
 use crate::ignition::{self, NodeIgnition};
 use crate::judge::kubelet::{KUBELET_UNIT, KubeletStart, judge_kubelet, packet_metadata};
+use crate::judge::metadata::rack_metadata;
 /// One node to boot: the seam's type, shared with the cloud side.
 pub use crate::lifecycle::NodeSpec;
 use crate::lifecycle::{KubeletStatus, StaticPodStatus};
@@ -291,11 +292,14 @@ impl Nodes {
                 root.journal(KUBELET_UNIT, line);
             }
         };
-        let metadata = packet_metadata(
-            &spec.hostname,
-            &spec.public_ip.to_string(),
-            &spec.private_ip.to_string(),
-        );
+        let metadata = match spec.packet_metadata {
+            true => packet_metadata(
+                &spec.hostname,
+                &spec.public_ip.to_string(),
+                &spec.private_ip.to_string(),
+            ),
+            false => rack_metadata(ignition),
+        };
         let (status, started) = match judge_kubelet(ignition, &metadata) {
             Ok(start) => {
                 self.inner.kubelets.register(Kubelet {
@@ -578,6 +582,7 @@ mod tests {
             user_data: String::new(),
             ssh_refused_for: Duration::ZERO,
             apiserver_start_delay: Duration::ZERO,
+            packet_metadata: true,
         };
         // Never polled: only its type matters (spawnable from any task).
         let future = nodes.start_node(spec);

@@ -299,6 +299,7 @@ impl RackInner {
             user_data: ignition.to_owned(),
             ssh_refused_for: self.config.ssh_refused_for,
             apiserver_start_delay: self.config.apiserver_start_delay,
+            packet_metadata: false,
         };
         let current = |inner: &Self| {
             inner

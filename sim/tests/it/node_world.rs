@@ -128,6 +128,7 @@ pub fn spec(hostname: &str, device_id: &str, ip: Ipv4Addr, user_data: String) ->
         user_data,
         ssh_refused_for: Duration::ZERO,
         apiserver_start_delay: Duration::from_millis(300),
+        packet_metadata: true,
     }
 }
 

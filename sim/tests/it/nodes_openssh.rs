@@ -27,6 +27,7 @@ async fn real_sshd_admits_ignition_keys_runs_commands_in_the_node_and_installs_t
     let node = NodeSpec {
         private_ip: Ipv4Addr::new(10, 88, 3, 1),
         apiserver_start_delay: Duration::ZERO,
+        packet_metadata: true,
         ..spec("saturn-controller-0", "dev-o1", ip, user_data)
     };
     world.start(node.clone(), "node starts").await;

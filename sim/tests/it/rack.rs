@@ -340,6 +340,33 @@ async fn rack_machine_booting_with_a_wrong_mac_gets_404_and_no_node() {
     );
 }
 
+/// A rack has no Packet metadata service: a node whose kubelet reads `COREOS_PACKET_*` from
+/// Flatcar's own `coreos-metadata.service` (afterburn, which serves them only on Packet) boots
+/// and answers SSH, but its kubelet is refused, naming the variable.
+#[tokio::test]
+async fn rack_node_relying_on_packet_metadata_gets_no_kubelet() {
+    let r = rack_world(6, Duration::from_millis(50)).await;
+    let kubeconfig = "apiVersion: v1\nkind: Config\nclusters: []\n";
+    let boot = boot_fixture(r.world.ignition(Some(kubeconfig), false), "/dev/sda").await;
+    r.rack
+        .set_boot_filename(Some(format!("{}/boot.ipxe", boot.url)));
+    r.pxe_once_and("On").await;
+    r.settled(|s| *s == MachineState::Running).await;
+    let kubelets = r.world.nodes.kubelets();
+    let status = kubelets
+        .values()
+        .next()
+        .unwrap_or_else(|| panic!("no kubelet judged: {kubelets:?}"));
+    assert!(!status.running, "{status:?}");
+    assert!(
+        status
+            .problems
+            .iter()
+            .any(|p| p.contains("COREOS_PACKET_IPV4_PRIVATE_0")),
+        "{status:?}"
+    );
+}
+
 #[tokio::test]
 async fn rack_machine_refuses_an_installer_for_a_disk_it_lacks() {
     let r = rack_world(5, Duration::from_millis(50)).await;

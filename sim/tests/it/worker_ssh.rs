@@ -19,6 +19,7 @@ fn spec(hostname: &str, ip: Ipv4Addr, user_data: &str) -> NodeSpec {
         user_data: user_data.to_owned(),
         ssh_refused_for: Duration::ZERO,
         apiserver_start_delay: Duration::ZERO,
+        packet_metadata: true,
     }
 }
 

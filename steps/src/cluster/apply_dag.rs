@@ -15,8 +15,8 @@ use crate::history::History;
 use crate::kinds::{
     ApiParams, BootstrapKind, ControlPlaneKind, ControlPlaneParams, DeleteDevicesKind,
     DeleteDevicesParams, DeviceAddress, DeviceKind, DeviceParams, DnsKind, DnsParams, DrainKind,
-    DrainParams, EtcdSecretsKind, IgnitionKind, KubeconfigsKind, KubeconfigsParams, ManifestsKind,
-    PkiKind, ReadyKind, ReadyParams, RecordSource,
+    DrainParams, EtcdSecretsKind, IgnitionKind, KubeconfigsKind, KubeconfigsParams, MachineKind,
+    MachineParams, ManifestsKind, PkiKind, ReadyKind, ReadyParams, RecordSource,
 };
 use crate::packet::{DeviceOs, DeviceSpec, Location, node_tag};
 use crate::step_name::StepName;
@@ -50,7 +50,7 @@ pub fn apply_dag(
     let nodes_to_boot = desired.nodes.iter().any(|node| {
         !history
             .recorded
-            .contains(&StepName::Device(node.hostname.clone()).id())
+            .contains(&StepName::node_machine(node).id())
     });
     let planned_at = match history.last_built_at_ms {
         Some(ms) if !nodes_to_boot => SystemTime::UNIX_EPOCH + Duration::from_millis(ms),
@@ -92,7 +92,10 @@ pub fn apply_dag(
             )?
             .after([StepName::Kubeconfigs.id()]),
         );
-        let device = device_step(desired, node)?;
+        let device = match &node.machine {
+            Some(machine) => machine_step(node, machine)?,
+            None => device_step(desired, node)?,
+        };
         // A retyped worker's device is deleted by its device step: its node is drained first.
         steps.push(match drained.contains(&node.hostname) {
             true => device.after([StepName::Drain(node.hostname.clone()).id()]),
@@ -134,7 +137,7 @@ pub fn apply_dag(
             )?
             .after([
                 StepName::Pki.id(),
-                StepName::Device(node.hostname.clone()).id(),
+                StepName::node_machine(node).id(),
                 StepName::Ignition(node.hostname.clone()).id(),
             ])
             .class(SSH)
@@ -147,7 +150,7 @@ pub fn apply_dag(
     let api_name = format!("{cluster}.{}", settings.dns_zone.as_str());
     let api_controllers: Vec<StepId> = controllers
         .iter()
-        .map(|c| StepName::Device(c.hostname.clone()).id())
+        .map(|c| StepName::node_machine(c).id())
         .collect();
     for node in &controllers {
         steps.push(
@@ -167,7 +170,7 @@ pub fn apply_dag(
                 StepName::Kubeconfigs.id(),
                 StepName::Manifests.id(),
                 StepName::EtcdSecrets(node.hostname.clone()).id(),
-                StepName::Device(node.hostname.clone()).id(),
+                StepName::node_machine(node).id(),
                 StepName::Ignition(node.hostname.clone()).id(),
             ])
             .class(SSH)
@@ -204,7 +207,7 @@ pub fn apply_dag(
     ];
     for c in &controllers {
         // Their addresses reach the API; their control planes serve it.
-        deps.push(StepName::Device(c.hostname.clone()).id());
+        deps.push(StepName::node_machine(c).id());
         deps.push(StepName::ControlPlane(c.hostname.clone()).id());
     }
     steps.push(
@@ -221,12 +224,7 @@ pub fn apply_dag(
     );
     let expected: Vec<String> = desired.nodes.iter().map(|n| n.hostname.clone()).collect();
     let mut deps = vec![StepName::Bootstrap.id()];
-    deps.extend(
-        desired
-            .nodes
-            .iter()
-            .map(|n| StepName::Device(n.hostname.clone()).id()),
-    );
+    deps.extend(desired.nodes.iter().map(|n| StepName::node_machine(n).id()));
     steps.push(
         step::<ReadyKind>(
             StepName::Ready.id(),
@@ -336,8 +334,24 @@ fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, 
     ]))
 }
 
+/// A rack node's machine step: booted once its Ignition is written. Its own inputs are the
+/// machine (a changed MAC or BMC is another machine); the Ignition is an input through the
+/// ignition step's outputs, so a changed Ignition boots the machine again.
+fn machine_step(node: &DesiredNode, machine: &specs::Machine) -> Result<StepDef, BuildError> {
+    Ok(step::<MachineKind>(
+        StepName::Machine(node.hostname.clone()).id(),
+        inputs(machine)?,
+        &MachineParams {
+            hostname: node.hostname.clone(),
+            machine: machine.clone(),
+        },
+    )?
+    .after([StepName::Ignition(node.hostname.clone()).id()])
+    .invalidates([StepName::Drain(node.hostname.clone()).id()]))
+}
+
 fn dns_step(desired: &DesiredCluster, controllers: &[&DesiredNode]) -> Result<StepDef, BuildError> {
-    let from = |node: &DesiredNode, which| (StepName::Device(node.hostname.clone()).id(), which);
+    let from = |node: &DesiredNode, which| (StepName::node_machine(node).id(), which);
     let records: Vec<RecordSource> = desired
         .dns_records
         .iter()
@@ -366,11 +380,7 @@ fn dns_step(desired: &DesiredCluster, controllers: &[&DesiredNode]) -> Result<St
     let zone_id = desired.settings.dns_zone_id.as_str().to_owned();
     Ok(
         step::<DnsKind>(StepName::Dns.id(), own, &DnsParams { zone_id, records })?
-            .after(
-                controllers
-                    .iter()
-                    .map(|c| StepName::Device(c.hostname.clone()).id()),
-            )
+            .after(controllers.iter().map(|c| StepName::node_machine(c).id()))
             .class(ROUTE53),
     )
 }

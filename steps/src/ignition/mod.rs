@@ -255,7 +255,13 @@ fn installed_config(
         enabled("iptables-restore.service"),
         enabled("ip6tables-restore.service"),
         masked("locksmithd.service"),
-        unit("coreos-metadata.service", units::coreos_metadata()),
+        unit(
+            "coreos-metadata.service",
+            match &node.machine {
+                Some(machine) => units::machine_metadata(&node.hostname, machine),
+                None => units::coreos_metadata(),
+            },
+        ),
         unit("kubelet.service", units::kubelet(cluster, node)),
     ];
     match node.role {

@@ -56,6 +56,30 @@ pub fn coreos_metadata() -> String {
     )
 }
 
+/// `coreos-metadata.service` of a rack's node: the same [`METADATA_FILE`] with the same names,
+/// written from the machine's addresses in the spec. Afterburn (`coreos-metadata`) serves
+/// `COREOS_PACKET_*` only on Packet, whose metadata service a rack does not have; Typhoon's
+/// bare-metal nodes likewise take their addresses from their own configuration, not from a
+/// metadata service. Same unit name, so the kubelet's and etcd's `Requires=`/`After=` hold.
+pub fn machine_metadata(hostname: &str, machine: &specs::Machine) -> String {
+    let (public, private) = (machine.public_ipv4, machine.private_ipv4);
+    // `echo` of validated names and addresses: nothing for systemd's `%` specifiers or the
+    // shell to expand.
+    format!(
+        "[Unit]\n\
+         Description=The node's addresses, from its machine in the spec\n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=true\n\
+         ExecStart=/usr/bin/mkdir -p /run/metadata\n\
+         ExecStart=/usr/bin/sh -c 'echo COREOS_PACKET_HOSTNAME={hostname} >{METADATA_FILE}; \
+         echo COREOS_PACKET_IPV4_PUBLIC_0={public} >>{METADATA_FILE}; \
+         echo COREOS_PACKET_IPV4_PRIVATE_0={private} >>{METADATA_FILE}'\n\
+         [Install]\n\
+         RequiredBy=metadata.target\n"
+    )
+}
+
 /// The kubelet's `--node-labels`: the role label, the spec's labels (workers) and the public IPv4.
 fn node_labels(node: &DesiredNode) -> String {
     let mut labels = Vec::new();

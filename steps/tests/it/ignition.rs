@@ -32,7 +32,7 @@ fn render_all(cluster: &DesiredCluster, dir: &AssetDir) -> Vec<(String, HostKey,
 
 #[test]
 fn ignition_validate_accepts_every_node_of_every_example() {
-    for name in ["tutorial.yaml", "hybrid.yaml", "flannel.yaml"] {
+    for name in ["tutorial.yaml", "hybrid.yaml", "flannel.yaml", "rack.yaml"] {
         let cluster = example(name);
         let tmp = tempfile::tempdir().unwrap();
         let dir = AssetDir::create(tmp.path()).unwrap();
@@ -290,4 +290,55 @@ fn nodes_survive_reprovisioning_reboots_and_failed_installs() {
         }
     }
     assert!(installers > 0, "hybrid.yaml has an iPXE node");
+}
+
+/// A rack has no Packet metadata service (afterburn serves `COREOS_PACKET_*` only on Packet):
+/// each rack node's `coreos-metadata.service` runs no `coreos-metadata`, and its command, run
+/// here by `sh`, writes the machine's addresses under the names the kubelet and etcd read.
+#[test]
+fn a_rack_node_writes_its_machines_addresses_without_packet_metadata() {
+    let cluster = example("rack.yaml");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = AssetDir::create(tmp.path()).unwrap();
+    for (host, _, text) in render_all(&cluster, &dir) {
+        let machine = cluster.node(&host).unwrap().machine.clone().unwrap();
+        let parsed = NodeIgnition::parse(&text);
+        let unit = parsed
+            .units
+            .iter()
+            .find(|u| u.name == "coreos-metadata.service")
+            .unwrap_or_else(|| panic!("{host}: no coreos-metadata.service"));
+        assert!(unit.enabled, "{host}");
+        assert!(
+            !unit.text.contains("/usr/bin/coreos-metadata"),
+            "{host}: {}",
+            unit.text
+        );
+        let out = tmp.path().join(format!("{host}.env"));
+        for line in unit.text.lines() {
+            let Some(command) = line.strip_prefix("ExecStart=/usr/bin/sh -c '") else {
+                continue;
+            };
+            let command = command
+                .trim_end_matches('\'')
+                .replace("/run/metadata/flatcar", &out.display().to_string());
+            let status = Command::new("sh").arg("-c").arg(&command).status().unwrap();
+            assert!(status.success(), "{host}: {command}");
+        }
+        let written = std::fs::read_to_string(&out)
+            .unwrap_or_else(|e| panic!("{host}: the unit wrote no metadata file: {e}"));
+        assert_eq!(
+            written,
+            format!(
+                "COREOS_PACKET_HOSTNAME={host}\nCOREOS_PACKET_IPV4_PUBLIC_0={}\nCOREOS_PACKET_IPV4_PRIVATE_0={}\n",
+                machine.public_ipv4, machine.private_ipv4
+            )
+        );
+        // The simulator's rack judges the kubelet with what this unit writes.
+        let metadata = sim::judge::metadata::rack_metadata(&parsed);
+        assert_eq!(metadata.len(), 3, "{host}: {metadata:?}");
+        if let Err(problems) = sim::judge::kubelet::judge_kubelet(&parsed, &metadata) {
+            panic!("{host}: {problems:?}");
+        }
+    }
 }

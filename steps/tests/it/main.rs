@@ -20,6 +20,7 @@ mod poller;
 mod provider_rack;
 mod rack_boot;
 mod rack_changes;
+mod rack_dag;
 mod rack_preflight;
 mod rack_support;
 mod raid_script;
