@@ -2,13 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What [`ensure_pki`] did, file by file. It goes into the journal, so it holds fingerprints and
-/// dates, never a key.
+/// What [`super::ensure_pki`] did, file by file. It goes into the journal, so it holds
+/// fingerprints and dates, never a key.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PkiReport {
     /// Every certificate and public key of the PKI, in a fixed order.
     pub files: Vec<PkiFile>,
-    /// What a user must act on: a CA that expires within [`CA_WARNING_WINDOW`].
+    /// What a user must act on: a CA that expires within [`super::CA_WARNING_WINDOW`].
     pub warnings: Vec<String>,
 }
 
