@@ -14,6 +14,7 @@ mod completion_cmd;
 mod demo_agent;
 mod failure;
 mod guard;
+mod journal_cmd;
 mod journal_location;
 mod journal_view;
 mod kubeconfig_cmd;
@@ -105,8 +106,8 @@ async fn dispatch(cli: Cli, redactor: &journal::Redactor) -> anyhow::Result<Exit
         Command::Journal(args) => {
             no_sim("journal", &args.no_sim)?;
             match &args.action {
-                Some(JournalAction::Unlock(unlock)) => journal_location::unlock(unlock),
-                Some(JournalAction::Push(push)) => journal_location::push(push),
+                Some(JournalAction::Unlock(unlock)) => journal_cmd::unlock(unlock),
+                Some(JournalAction::Push(push)) => journal_cmd::push(push),
                 Some(JournalAction::Pull(pull)) => pull_cmd::pull(pull),
                 None => journal_view::run(&args.global, &args).await,
             }

@@ -1,7 +1,11 @@
 //! What a command works on: a spec's desired cluster, where its assets and state live, its
 //! journal, the journal's history and the changes from it.
 
-use std::path::{Path, PathBuf};
+pub(crate) mod spec_target;
+
+pub(crate) use spec_target::Target;
+
+use std::path::Path;
 
 use anyhow::Context as _;
 use journal::{Journal, Location};
@@ -14,29 +18,6 @@ use crate::cli::Global;
 use crate::failure::{EXIT_USAGE, UserError};
 use crate::output::errln;
 use crate::spec_cmd::load_spec;
-
-/// A spec with its desired cluster and where its state lives.
-pub(crate) struct Target {
-    pub(crate) desired: DesiredCluster,
-    pub(crate) assets: PathBuf,
-    pub(crate) state_dir: PathBuf,
-    /// Where the journal lives: the state directory's `journal`, or etcd.
-    pub(crate) journal: Location,
-    pub(crate) endpoints: specs::Endpoints,
-    /// loko's network boot server during a run (`provider: redfish`).
-    pub(crate) boot_server: Option<specs::BootServerSettings>,
-}
-
-impl Target {
-    /// The machines of a rack (`provider: redfish`), in the nodes' order; none on Packet.
-    pub(crate) fn machines(&self) -> Vec<specs::Machine> {
-        self.desired
-            .nodes
-            .iter()
-            .filter_map(|n| n.machine.clone())
-            .collect()
-    }
-}
 
 /// The target of `loko run`, which checks a rack's setup before it says its machines cannot be
 /// provisioned yet; `--sim` moves a rack's machines to the demo's ([`crate::sim_rack::simulate`]).

@@ -14,7 +14,7 @@ use steps::assets::AssetDir;
 
 use crate::failure::{EXIT_USAGE, UserError};
 use crate::output::errln;
-use crate::target::Target;
+use crate::target::spec_target::Target;
 
 /// The identity the spec's cluster has (with a random id, kept only if it is the first).
 pub(crate) fn wanted(desired: &DesiredCluster) -> anyhow::Result<ClusterIdentity> {

@@ -14,24 +14,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::store::{EtcdStore, Store};
-use crate::{Journal, JournalError, Location, store_error};
-
-/// One asset to write with the next record: its path relative to the asset directory and its
-/// stored bytes, or `None` to delete it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssetPut {
-    /// Relative to the asset directory, e.g. `tls/ca.key`.
-    pub path: String,
-    /// As stored (the caller seals it); `None` removes the asset.
-    pub value: Option<Vec<u8>>,
-}
-
-/// Where the journal takes the assets to write with each record it appends.
-pub trait AssetOutbox: Send + Sync {
-    /// Everything handed over since the last call, in order.
-    fn take(&self) -> Vec<AssetPut>;
-}
+use crate::error::{JournalError, store_error};
+use crate::journal::Journal;
+use crate::location::Location;
+use crate::outbox::AssetOutbox;
+use crate::store::EtcdStore;
+use crate::store::seam::{AssetPut, Store};
 
 /// The stored assets, path and stored bytes, in path order.
 pub type StoredAssets = Vec<(String, Vec<u8>)>;
@@ -81,8 +69,8 @@ fn read(path: &Path, store: &dyn Store) -> Result<StoredAssets, JournalError> {
             let (k, v) = item.map_err(|e| store_error(path, e))?;
             let name = String::from_utf8(k.to_vec()).map_err(|_| JournalError::Corrupt {
                 path: path.to_owned(),
-                run: crate::RunId(0),
-                seq: crate::Seq(0),
+                run: crate::ids::RunId(0),
+                seq: crate::ids::Seq(0),
                 reason: format!("asset key {} is not a path", hex::encode(&*k)),
             })?;
             Ok((name, v.to_vec()))

@@ -7,8 +7,6 @@ use std::sync::OnceLock;
 #[cfg(feature = "testing")]
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::JournalError;
-
 /// The environment variable of the crash testing aid (see the crate docs).
 pub const CRASH_AT_APPEND_ENV: &str = "LOKO_CRASH_AT_APPEND";
 
@@ -17,15 +15,17 @@ static CRASH_AT: OnceLock<Option<u64>> = OnceLock::new();
 #[cfg(feature = "testing")]
 static DURABLE_APPENDS: AtomicU64 = AtomicU64::new(0);
 
-/// Reads `LOKO_CRASH_AT_APPEND` once per process.
+/// Reads `LOKO_CRASH_AT_APPEND` once per process; an unreadable value is returned as it is,
+/// for the caller's [`crate::JournalError::BadCrashPoint`] (which names this file's variable, so
+/// this file does not name the error).
 #[cfg(feature = "testing")]
-pub(crate) fn crash_point() -> Result<Option<u64>, JournalError> {
+pub(crate) fn crash_point() -> Result<Option<u64>, String> {
     let raw = std::env::var(CRASH_AT_APPEND_ENV).ok();
     let parsed = match raw.as_deref() {
         None | Some("") => None,
         Some(text) => match text.trim().parse::<u64>() {
             Ok(k) if k > 0 => Some(k),
-            _ => return Err(JournalError::BadCrashPoint(text.to_owned())),
+            _ => return Err(text.to_owned()),
         },
     };
     Ok(*CRASH_AT.get_or_init(|| parsed))
@@ -33,7 +33,7 @@ pub(crate) fn crash_point() -> Result<Option<u64>, JournalError> {
 
 /// Without the `testing` feature, nothing is read.
 #[cfg(not(feature = "testing"))]
-pub(crate) fn crash_point() -> Result<Option<u64>, JournalError> {
+pub(crate) fn crash_point() -> Result<Option<u64>, String> {
     Ok(None)
 }
 

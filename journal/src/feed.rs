@@ -241,7 +241,7 @@ pub fn parse_feed_line(line: &str) -> Option<FeedLine> {
 /// it returns false. A record that cannot be decoded is passed as its error.
 pub async fn follow_etcd(
     config: &crate::store::EtcdConfig,
-    mut each: impl FnMut(RunId, Seq, Result<Record, crate::DecodeError>) -> bool,
+    mut each: impl FnMut(RunId, Seq, Result<Record, crate::event::DecodeError>) -> bool,
 ) -> Result<(), crate::store::StoreError> {
     crate::store::EtcdStore::follow(config, |key, bytes| match crate::event::parse_key(&key) {
         Some((run, seq)) => each(run, seq, crate::event::decode(&bytes)),

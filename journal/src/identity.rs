@@ -6,67 +6,22 @@
 //! among them: the engine's runs and their sequence numbers stay as they are, and a journal of
 //! an earlier loko, without the slot, reads as before until its next run records it.
 
-use std::io::Read as _;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
+use crate::cluster_identity::ClusterIdentity;
+use crate::error::{JournalError, store_error};
+use crate::journal::Journal;
+use crate::location::Location;
 use crate::store::{EtcdStore, Store};
-use crate::{JournalError, Location, store_error};
 
-/// Which cluster a journal belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterIdentity {
-    /// The spec's `cluster_name`.
-    pub name: String,
-    /// The DNS zone the cluster's names are in.
-    pub zone: String,
-    /// The Packet project its devices are in.
-    pub project: String,
-    /// Random, made when the identity was first recorded: two clusters created one after the
-    /// other under the same name are told apart by it (in messages and the assets' records).
-    pub id: String,
-}
-
+// Here rather than beside the struct: the error it makes names the identity, so the
+// struct's file does not import the error.
 impl ClusterIdentity {
-    /// The identity of a cluster named by a spec, with a new random id.
-    pub fn new(name: &str, zone: &str, project: &str) -> std::io::Result<ClusterIdentity> {
-        let mut random = [0u8; 8];
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
-        Ok(ClusterIdentity {
-            name: name.to_owned(),
-            zone: zone.to_owned(),
-            project: project.to_owned(),
-            id: hex::encode(random),
-        })
-    }
-
-    /// True when both name the same cluster: same name, zone and project (the random id is the
-    /// journal's, a spec has none).
-    pub fn same_cluster(&self, other: &ClusterIdentity) -> bool {
-        (&self.name, &self.zone, &self.project) == (&other.name, &other.zone, &other.project)
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        // A struct of strings always serializes.
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
     fn decode(path: &Path, bytes: &[u8]) -> Result<ClusterIdentity, JournalError> {
         serde_json::from_slice(bytes).map_err(|e| JournalError::BadIdentity {
             path: path.to_owned(),
             reason: e.to_string(),
         })
-    }
-}
-
-impl std::fmt::Display for ClusterIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:?} (zone {}, project {})",
-            self.name, self.zone, self.project
-        )
     }
 }
 
@@ -106,7 +61,7 @@ fn read(path: &Path, store: &dyn Store) -> Result<Option<ClusterIdentity>, Journ
     }
 }
 
-impl crate::Journal {
+impl Journal {
     /// The identity this journal records, if any.
     pub fn identity(&self) -> Result<Option<ClusterIdentity>, JournalError> {
         read(self.path(), self.store())
@@ -146,7 +101,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let location = Location::Dir(tmp.path().join("journal"));
         assert_eq!(recorded_identity(&location).unwrap(), None);
-        let journal = crate::Journal::open_at(&location).unwrap();
+        let journal = Journal::open_at(&location).unwrap();
         let first = journal.bind_identity(&nova("supernova")).unwrap();
         // Binding again with a fresh random id keeps the recorded one.
         assert_eq!(journal.bind_identity(&nova("supernova")).unwrap(), first);
@@ -162,7 +117,7 @@ mod tests {
         drop(journal);
         // Read without the lock, and after a reopen.
         assert_eq!(recorded_identity(&location).unwrap(), Some(first.clone()));
-        let journal = crate::Journal::open_at(&location).unwrap();
+        let journal = Journal::open_at(&location).unwrap();
         assert_eq!(journal.identity().unwrap(), Some(first));
     }
 }

@@ -7,18 +7,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::AssetOutbox;
+use crate::clock::now_ms;
 use crate::committer::Committer;
 use crate::crash::{crash_if_asked, crash_point};
+use crate::error::{JournalError, store_error};
 use crate::event::{self, Event, Record, RecordedSpec, RunKind};
 use crate::feed;
 use crate::fold::ClusterState;
 use crate::ids::{Digest, RunId, Seq, StepId};
+use crate::location::Location;
 use crate::lock;
+use crate::outbox::AssetOutbox;
+use crate::par::par_map;
 use crate::secrets::Redactor;
 use crate::snapshot;
 use crate::store::{self, EtcdStore, Lease, SledStore, Store, StoreError};
-use crate::{JournalError, Location, par_map, store_error};
 
 /// The journal of one cluster. Cheap to share: wrap it in an `Arc`.
 pub struct Journal {
@@ -63,7 +66,7 @@ impl Journal {
         location: &Location,
         redactor: Redactor,
     ) -> Result<Journal, JournalError> {
-        crash_point()?;
+        crash_point().map_err(JournalError::BadCrashPoint)?;
         let mut journal = match location {
             Location::Dir(dir) => {
                 let store = SledStore::acquire(dir).map_err(|e| store_error(dir, e))?;
@@ -455,18 +458,11 @@ fn fold_records(
     Ok((folded, raw))
 }
 
-/// Milliseconds since the Unix epoch, as records and lock texts carry them.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Outputs, RunOutcome};
+    use crate::event::RunOutcome;
+    use crate::secrets::Outputs;
 
     fn step(name: &str) -> StepId {
         StepId::new(name).unwrap()

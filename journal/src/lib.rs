@@ -45,15 +45,21 @@
 //! correctly. Never set it outside tests.
 
 mod assets;
+mod clock;
+mod cluster_identity;
 mod committer;
 mod crash;
+mod error;
 mod event;
 mod feed;
 mod fold;
 mod identity;
 mod ids;
 mod journal;
+mod location;
 mod lock;
+mod outbox;
+mod par;
 mod push;
 mod secrets;
 mod snapshot;
@@ -62,158 +68,22 @@ pub mod store;
 pub mod testing;
 mod view;
 
-use std::path::{Path, PathBuf};
-
-pub use assets::{AssetOutbox, AssetPut, StoredAssets, stored_assets};
+pub use assets::{StoredAssets, stored_assets};
+pub use cluster_identity::ClusterIdentity;
 pub use crash::CRASH_AT_APPEND_ENV;
+pub use error::JournalError;
 pub use event::{DecodeError, Event, FORMAT_VERSION, Record, RecordedSpec, RunKind, RunOutcome};
 pub use feed::{FEED_FILE, FeedLine, follow_etcd, parse_feed_line};
 pub use fold::{
     Attempt, AttemptEnd, ClusterState, FoldError, Intent, RunState, StepHistory, StepResult,
 };
-pub use identity::{ClusterIdentity, recorded_identity};
+pub use identity::recorded_identity;
 pub use ids::{Digest, InvalidStepId, RunId, Seq, StepId};
 pub use journal::Journal;
+pub use location::Location;
 pub use lock::human_time;
+pub use outbox::AssetOutbox;
 pub use secrets::{OutputError, Outputs, REDACTED, Redactor, redact_shapes, secret_shape};
 pub use snapshot::SNAPSHOT_EVERY;
-use store::{EtcdConfig, StoreError};
+pub use store::seam::AssetPut;
 pub use view::{JournalView, read_state};
-
-/// Where a cluster's journal lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// The embedded store in a directory (by default `<asset_dir>/.loko/journal`).
-    Dir(PathBuf),
-    /// etcd v3, shared by every machine that reaches it.
-    Etcd(EtcdConfig),
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Dir(dir) => write!(f, "{}", dir.display()),
-            Location::Etcd(config) => write!(f, "{}", config.url()),
-        }
-    }
-}
-
-/// Errors of the journal. Each names the journal's path.
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    /// Another process holds the journal.
-    #[error(
-        "journal {path} is locked by another loko ({holder}); wait for it to finish or stop it"
-    )]
-    Locked { path: PathBuf, holder: String },
-    /// This process lost its lease on the journal (it was paused or cut off for longer than
-    /// the lease lasts, or its lock was broken by hand) and another may hold it now: the
-    /// append was refused and nothing more will be written by this process.
-    #[error(
-        "journal {path}: fenced: {reason}; this loko no longer holds the journal and stops (the next run resumes)"
-    )]
-    Fenced { path: PathBuf, reason: String },
-    /// The journal does not end where this process expected: someone wrote to it without
-    /// holding its lease. The append was refused.
-    #[error("journal {path}: {source}")]
-    Conflict {
-        path: PathBuf,
-        #[source]
-        source: StoreError,
-    },
-    /// A stored record cannot be trusted; nothing after it is read.
-    #[error("journal {path}: record {seq} of run {run} is unreadable: {reason}")]
-    Corrupt {
-        path: PathBuf,
-        run: RunId,
-        seq: Seq,
-        reason: String,
-    },
-    /// The store failed to read or write.
-    #[error("journal {path}: storage failed: {source}")]
-    Store {
-        path: PathBuf,
-        #[source]
-        source: StoreError,
-    },
-    /// The journal's store could not be reached when it was opened (an etcd that is not
-    /// running, or a wrong address).
-    #[error("journal {path}: {source}")]
-    Unreachable {
-        path: PathBuf,
-        #[source]
-        source: StoreError,
-    },
-    /// The journal directory could not be prepared.
-    #[error("journal {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The caller appended an event that contradicts the journal (a bug in the caller).
-    #[error("journal {path}: refused event for run {run}: {source}")]
-    Refused {
-        path: PathBuf,
-        run: RunId,
-        #[source]
-        source: FoldError,
-    },
-    /// An event could not be encoded.
-    #[error("journal {path}: cannot encode event: {source}")]
-    Encode {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The journal records another cluster than the one a command was given: nothing was
-    /// read or written for it.
-    #[error("journal {path} belongs to cluster {recorded}; the spec names {wanted}")]
-    OtherCluster {
-        path: PathBuf,
-        recorded: Box<ClusterIdentity>,
-        wanted: Box<ClusterIdentity>,
-    },
-    /// The recorded identity cannot be read.
-    #[error("journal {path}: the cluster's identity record is unreadable: {reason}")]
-    BadIdentity { path: PathBuf, reason: String },
-    /// `LOKO_CRASH_AT_APPEND` holds something other than a positive number.
-    #[error("{CRASH_AT_APPEND_ENV}={0:?} is not a positive number")]
-    BadCrashPoint(String),
-}
-
-/// The journal's error for a store's.
-pub(crate) fn store_error(path: &Path, e: StoreError) -> JournalError {
-    let path = path.to_owned();
-    match e {
-        StoreError::Held { holder } => JournalError::Locked { path, holder },
-        StoreError::Fenced(reason) => JournalError::Fenced { path, reason },
-        source @ StoreError::Conflict { .. } => JournalError::Conflict { path, source },
-        source @ StoreError::Failed(_) => JournalError::Store { path, source },
-        source @ StoreError::Unreachable(_) => JournalError::Unreachable { path, source },
-    }
-}
-
-/// `f` over `items` on every core, results in the order of `items`. For work that is a pure
-/// function of each item (decoding records, snapshot chunks) and worth a thread per core.
-pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || items.len() < 2 {
-        return items.iter().map(&f).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(part) => part,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    })
-}

@@ -72,7 +72,7 @@ impl RunLock {
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
-        let since = crate::journal::now_ms();
+        let since = crate::clock::now_ms();
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         write!(file, "{}, since {}", whoami(), human_time(since)).map_err(io)?;

@@ -3,9 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::{JournalError, store_error};
+use crate::journal::Journal;
 use crate::journal::fold_store;
+use crate::store::seam::AssetPut;
 use crate::store::{self, EtcdConfig, EtcdStore, SledStore, Store, StoreError};
-use crate::{AssetPut, Journal, JournalError, store_error};
 
 impl Journal {
     /// Copies every record of this journal into the empty etcd journal at `to`, holding its

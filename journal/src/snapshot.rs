@@ -196,7 +196,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
     let mut ledger = Vec::new();
     let mut attempts = Vec::new();
     let mut steps: BTreeMap<RunId, Vec<(StepId, StepHistory)>> = BTreeMap::new();
-    for chunk in crate::par_map(&header.chunks, |c| decode_chunk(c)) {
+    for chunk in crate::par::par_map(&header.chunks, |c| decode_chunk(c)) {
         match chunk? {
             Decoded::Steps(run, entries) => steps.entry(run).or_default().extend(entries),
             Decoded::Ledger(entries) => ledger.extend(entries),

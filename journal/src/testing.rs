@@ -2,7 +2,9 @@
 //! write a journal by hand, so that each test states only what differs (the step, the
 //! attempt, the outputs or the error).
 
-use crate::{Digest, Event, Outputs, StepId};
+use crate::event::Event;
+use crate::ids::{Digest, StepId};
+use crate::secrets::Outputs;
 
 /// The inputs digest the builders record: the step's name, so that two steps' attempts never
 /// share one by accident.

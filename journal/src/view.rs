@@ -23,10 +23,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::error::JournalError;
 use crate::feed::{self, FEED_FILE, FeedLine, parse_feed_line};
 use crate::fold::ClusterState;
+use crate::journal::Journal;
 use crate::snapshot;
-use crate::{Journal, JournalError};
 
 /// A journal's state as a reader sees it.
 #[derive(Debug, Clone)]
@@ -144,7 +145,9 @@ pub(crate) fn process_alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Digest, Event, Outputs, RunKind, StepId};
+    use crate::event::{Event, RunKind};
+    use crate::ids::{Digest, StepId};
+    use crate::secrets::Outputs;
 
     /// With snapshots every 16 events (in unit tests), the holder opens from a stored
     /// snapshot: its base is that snapshot, and the reader still sees the whole state.

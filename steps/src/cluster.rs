@@ -16,43 +16,10 @@
 //! step's recorded result. A node that leaves the spec gets a `delete-device/<hostname>` step;
 //! it and the node's `device/` step invalidate each other, so a node can come and go repeatedly.
 
-use engine::{StepDef, StepKind};
-use journal::{Digest, StepId};
-use serde::Serialize;
-
-use crate::kinds::NodeParams;
-
 mod apply_dag;
+mod build;
 mod destroy_dag;
 
 pub use apply_dag::apply_dag;
+pub use build::BuildError;
 pub use destroy_dag::destroy_dag;
-
-/// Why a DAG could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error(transparent)]
-    Dag(#[from] engine::DagError),
-    #[error("cannot digest the inputs of a step: {0}")]
-    Inputs(String),
-    #[error("the desired cluster has no controller")]
-    NoController,
-    #[error(transparent)]
-    Refused(#[from] specs::RefusedChanges),
-}
-
-/// The digest of a step's own inputs.
-fn inputs<T: Serialize + ?Sized>(value: &T) -> Result<Digest, BuildError> {
-    Digest::of_json(value).map_err(|e| BuildError::Inputs(e.to_string()))
-}
-
-/// A step of kind `K` with its own inputs digest and `params` for its action.
-fn step<K: StepKind>(id: StepId, own: Digest, params: &K::Params) -> Result<StepDef, BuildError> {
-    StepDef::of::<K>(id, params, own).map_err(|e| BuildError::Inputs(e.to_string()))
-}
-
-fn node_params(host: &str) -> NodeParams {
-    NodeParams {
-        hostname: host.to_owned(),
-    }
-}

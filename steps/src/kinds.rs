@@ -17,7 +17,7 @@ use journal::StepId;
 use serde::{Deserialize, Serialize};
 
 use crate::assets::manifests::ManifestReport;
-use crate::packet::DeviceSpec;
+use crate::packet::spec::DeviceSpec;
 
 /// Declares each kind: its marker type, its name and its params and outputs types.
 macro_rules! kinds {

@@ -28,33 +28,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Bytes, Key, Lease, Records, Store, StoreError};
-use crate::AssetPut;
-use crate::journal::now_ms;
+use super::seam::{AssetPut, Bytes, Key, Lease, Records, Store, StoreError};
+use crate::clock::now_ms;
 
 mod client;
 mod config;
 mod follow;
+mod limits;
 mod packing;
 mod slots;
 
 use client::{Client, Connection, b64, first_kv, int, prefix_end, unb64};
 pub use config::{EtcdConfig, EtcdTls, LockInfo};
-
-/// The most operations etcd admits in one transaction (`--max-txn-ops`, default 128): one is
-/// the head's put.
-const MAX_RECORDS_PER_TXN: usize = 127;
-
-/// The most record bytes in one transaction: etcd refuses requests over 1.5 MiB
-/// (`--max-request-bytes`); the rest is keys and framing.
-const MAX_TXN_BYTES: usize = 1024 * 1024;
-
-/// Records read per range request.
-const PAGE: u64 = 1000;
-
-/// The default lease: long enough to ride out a slow etcd election (a few seconds), short
-/// enough that a killed holder's journal is free again soon.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(20);
+use limits::{MAX_RECORDS_PER_TXN, MAX_TXN_BYTES};
 
 /// What has been appended and not yet flushed.
 #[derive(Default)]
@@ -296,8 +282,8 @@ impl EtcdStore {
             return Ok(found);
         }
         Err(StoreError::Conflict {
-            expected: super::describe_key(durable),
-            found: super::describe_key(found),
+            expected: super::seam::describe_key(durable),
+            found: super::seam::describe_key(found),
         })
     }
 
@@ -387,8 +373,8 @@ impl Store for EtcdStore {
         let mut pending = self.lock_pending();
         if pending.head != after {
             return Err(StoreError::Conflict {
-                expected: super::describe_key(after),
-                found: super::describe_key(pending.head),
+                expected: super::seam::describe_key(after),
+                found: super::seam::describe_key(pending.head),
             });
         }
         if let Some((first, _)) = records.first()

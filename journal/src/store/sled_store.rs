@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{Bytes, Key, Lease, Records, Store, StoreError};
+use super::seam::{Bytes, Key, Lease, Records, Store, StoreError};
 use crate::lock::{self, RunLock};
 
 /// A journal directory: `LOCK` (the OS lock naming its holder) and `events` (the sled
@@ -102,8 +102,8 @@ impl Store for SledStore {
         let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
         if *head != after {
             return Err(StoreError::Conflict {
-                expected: super::describe_key(after),
-                found: super::describe_key(*head),
+                expected: super::seam::describe_key(after),
+                found: super::seam::describe_key(*head),
             });
         }
         for (key, value) in records {

@@ -238,6 +238,8 @@ impl AssetDir {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
 
     fn mode(path: &Path) -> u32 {
@@ -274,5 +276,64 @@ mod tests {
         dir.write("k", b"other", Sensitivity::Secret).unwrap();
         assert_eq!(mode(&dir.path("k")), 0o600);
         assert_eq!(dir.read_text("k").unwrap().as_deref(), Some("other"));
+    }
+
+    // The sink's tests live with AssetDir, which calls it: cache.rs imports nothing of this file.
+    #[derive(Default)]
+    struct Told(Mutex<Vec<String>>);
+
+    impl AssetSink for Told {
+        fn written(&self, rel: &Path, contents: &[u8]) -> Result<(), String> {
+            let text = String::from_utf8_lossy(contents);
+            let mut told = self.0.lock().unwrap();
+            told.push(format!("+{} {text}", rel.display()));
+            Ok(())
+        }
+        fn removed(&self, rel: &Path) -> Result<(), String> {
+            self.0.lock().unwrap().push(format!("-{}", rel.display()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_sink_is_told_of_every_write_even_unchanged_and_every_removal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let told = Arc::new(Told::default());
+        let dir = AssetDir::create(tmp.path())
+            .unwrap()
+            .with_sink(Arc::clone(&told) as _);
+        dir.write("tls/ca.key", b"k", Sensitivity::Secret).unwrap();
+        dir.write("tls/ca.key", b"k", Sensitivity::Secret).unwrap();
+        dir.remove("tls/ca.key").unwrap();
+        assert_eq!(
+            *told.0.lock().unwrap(),
+            ["+tls/ca.key k", "+tls/ca.key k", "-tls/ca.key"]
+        );
+        assert!(!dir.path("tls/ca.key").exists());
+    }
+
+    /// A sink that refuses fails the write, before the file reaches the disk.
+    #[test]
+    fn a_refusing_sink_fails_the_write() {
+        struct No;
+        impl AssetSink for No {
+            fn written(&self, _: &Path, _: &[u8]) -> Result<(), String> {
+                Err("no recipients".into())
+            }
+            fn removed(&self, _: &Path) -> Result<(), String> {
+                Ok(())
+            }
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = AssetDir::create(tmp.path())
+            .unwrap()
+            .with_sink(Arc::new(No));
+        let err = dir.write("a", b"x", Sensitivity::Secret).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("a: cannot store it with the journal: no recipients"),
+            "{err}"
+        );
+        assert!(!dir.path("a").exists());
     }
 }

@@ -7,7 +7,7 @@ use engine::{Dag, RetryPolicy, StepDef};
 use journal::StepId;
 use specs::{DesiredCluster, DesiredNode, HardwareReservation, OsImage, RecordTarget};
 
-use super::{BuildError, inputs, node_params, step};
+use super::build::{BuildError, inputs, node_params, step};
 use crate::assets;
 use crate::changes::changes;
 use crate::classes::{PACKET_API, ROUTE53, SSH};

@@ -6,7 +6,7 @@ use engine::Dag;
 use journal::StepId;
 use specs::DesiredCluster;
 
-use super::{BuildError, inputs, step};
+use super::build::{BuildError, inputs, step};
 use crate::classes::{PACKET_API, ROUTE53};
 use crate::history::History;
 use crate::kinds::{

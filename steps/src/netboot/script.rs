@@ -1,6 +1,6 @@
 //! The iPXE scripts the boot server answers, as Matchbox renders a Typhoon install profile.
 
-use super::NetbootConfig;
+use super::config::NetbootConfig;
 
 /// Flatcar's PXE kernel in a release directory (Typhoon's `profiles.tf`).
 pub const KERNEL: &str = "flatcar_production_pxe.vmlinuz";

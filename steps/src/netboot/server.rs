@@ -14,7 +14,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{BootMachine, MacAddr, NetbootConfig, NetbootError, script};
+use super::config::{BootMachine, NetbootConfig, NetbootError};
+use super::mac::MacAddr;
+use super::script;
 use crate::ignition::netboot::{InstallerParams, render_installer};
 
 /// One request the server answered, as logged.

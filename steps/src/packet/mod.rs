@@ -5,7 +5,7 @@ mod device_step;
 mod error;
 mod model;
 mod poller;
-mod spec;
+pub(crate) mod spec;
 
 pub use client::{
     CallCounts, ClientSetupError, DEFAULT_BASE_URL, MissingToken, PacketClient, TOKEN_ENV,

@@ -70,8 +70,8 @@ fn describe(kind: &RedfishErrorKind) -> String {
     match kind {
         K::Unauthorized => format!(
             "401 Unauthorized (check {} and {})",
-            super::USERNAME_ENV,
-            super::PASSWORD_ENV
+            super::credentials::USERNAME_ENV,
+            super::credentials::PASSWORD_ENV
         ),
         K::Forbidden => "403 Forbidden (the account may not do this)".into(),
         K::NotFound => "404 Not Found".into(),

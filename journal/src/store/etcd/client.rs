@@ -11,8 +11,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
-use super::{EtcdConfig, LockInfo, PAGE};
-use crate::store::{Bytes, Records, StoreError};
+use super::config::{EtcdConfig, LockInfo};
+use super::limits::PAGE;
+use crate::store::seam::{Bytes, Records, StoreError};
 
 /// The HTTP side: every endpoint, the one that answered last first.
 #[derive(Clone)]

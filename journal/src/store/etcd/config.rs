@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::DEFAULT_TTL;
+use super::limits::DEFAULT_TTL;
 
 /// How to reach a cluster's journal in etcd: `etcd://HOST:PORT[,HOST:PORT...]/PREFIX`.
 #[derive(Debug, Clone, PartialEq, Eq)]

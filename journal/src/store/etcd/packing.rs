@@ -14,8 +14,8 @@ use flate2::Compression;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 
-use super::MAX_TXN_BYTES;
-use crate::store::StoreError;
+use super::limits::MAX_TXN_BYTES;
+use crate::store::seam::StoreError;
 
 /// Records up to this size are stored as they are.
 const PACK_ABOVE: usize = 256 * 1024;

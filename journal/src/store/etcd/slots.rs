@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 
 use super::EtcdStore;
 use super::client::{b64, first_kv, unb64};
-use crate::AssetPut;
 use crate::store::Key;
 use crate::store::StoreError;
+use crate::store::seam::AssetPut;
 
 impl EtcdStore {
     /// The value of key `name` under the prefix, if it exists.

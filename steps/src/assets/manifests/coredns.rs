@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use serde_json::{Value, json};
 
-use super::{COREDNS_IMAGE, labels, metadata, mount};
+use super::objects::{COREDNS_IMAGE, labels, metadata, mount};
 
 /// CoreDNS's ClusterRole: coredns/deployment's for Kubernetes 1.32. Typhoon's adds `get` of
 /// nodes, which CoreDNS 1.11.4 never makes (`GetNodeByName` has no caller in its plugins).

@@ -26,12 +26,12 @@ use super::{AssetDir, AssetError, Sensitivity};
 mod coredns;
 mod network;
 mod node;
+mod objects;
 
 use coredns::{coredns_cluster_role, coredns_config, coredns_deployment, coredns_service};
 use network::{calico, flannel};
-
-/// The Kubernetes release the control plane runs.
-pub const KUBERNETES_VERSION: &str = "v1.32.3";
+pub use objects::KUBERNETES_VERSION;
+use objects::{Manifest, cluster_role_binding, host_path, image, manifest, mount, service_account};
 
 /// The version of what this module renders, part of the manifests step's inputs. The step's
 /// other inputs are the spec's settings, so without it a cluster built by an older loko would
@@ -42,35 +42,10 @@ pub const KUBERNETES_VERSION: &str = "v1.32.3";
 /// Raise it with every change that existing clusters must get: their next run renders the
 /// manifests again, copies the static control plane again and applies the manifests again.
 pub const RENDERING: u32 = 2;
-const COREDNS_IMAGE: &str = "registry.k8s.io/coredns/coredns:v1.11.4";
-/// Calico's own manifest (v3.29.2 `manifests/calico.yaml`) names these.
-const CALICO_IMAGE: &str = "docker.io/calico/node:v3.29.2";
-const CALICO_CNI_IMAGE: &str = "docker.io/calico/cni:v3.29.2";
-const CALICO_KUBE_CONTROLLERS_IMAGE: &str = "docker.io/calico/kube-controllers:v3.29.2";
-const FLANNEL_IMAGE: &str = "docker.io/flannel/flannel:v0.26.4";
-const FLANNEL_CNI_IMAGE: &str = "docker.io/flannel/flannel-cni-plugin:v1.6.2-flannel1";
-
-fn image(component: &str) -> String {
-    format!("registry.k8s.io/{component}:{KUBERNETES_VERSION}")
-}
-
 /// What [`render_manifests`] wrote: each file and its SHA-256. No content, so no secret.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub struct ManifestReport {
     pub files: BTreeMap<String, String>,
-}
-
-/// One manifest file.
-struct Manifest {
-    rel: String,
-    object: Value,
-}
-
-fn manifest(rel: &str, object: Value) -> Manifest {
-    Manifest {
-        rel: rel.to_owned(),
-        object,
-    }
 }
 
 /// Renders every manifest into `dir` (Secrets 0600, the rest 0644). Files of a networking
@@ -219,87 +194,6 @@ fn build(cluster: &DesiredCluster) -> Result<Vec<Manifest>, AssetError> {
         Networking::Flannel => out.extend(flannel(cluster)),
     }
     Ok(out)
-}
-
-fn metadata(name: &str) -> Value {
-    json!({"name": name, "namespace": "kube-system"})
-}
-
-fn labels(name: &str) -> Value {
-    json!({"k8s-app": name})
-}
-
-/// A DaemonSet of kube-system named `name`, running `pod` (a PodSpec) on every node it
-/// tolerates. Its pods carry the one label that selects them, so the selector always matches
-/// the template (the apiserver refuses a DaemonSet where it does not). `max_unavailable`: the
-/// rolling update's pace, where the upstream manifest sets one.
-fn daemon_set(name: &str, max_unavailable: Option<u32>, pod: Value) -> Value {
-    let mut spec = json!({
-        "selector": {"matchLabels": labels(name)},
-        "template": {"metadata": {"labels": labels(name)}, "spec": pod},
-    });
-    if let Some(n) = max_unavailable {
-        spec["updateStrategy"] =
-            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": n}});
-    }
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": name, "namespace": "kube-system", "labels": labels(name)},
-        "spec": spec,
-    })
-}
-
-fn service_account(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(name)})
-}
-
-/// A subject that is a service account of kube-system.
-fn account(name: &str) -> Value {
-    json!({"kind": "ServiceAccount", "name": name, "namespace": "kube-system"})
-}
-
-/// A ClusterRoleBinding (`metadata` is `{"name": …}`) or a RoleBinding of kube-system (`metadata`
-/// from [`metadata`]) of `role` to `subjects`.
-fn binding(
-    kind: &str,
-    metadata: Value,
-    role_kind: &str,
-    role: &str,
-    subjects: Vec<Value>,
-) -> Value {
-    json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": kind,
-        "metadata": metadata,
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
-        "subjects": subjects,
-    })
-}
-
-fn cluster_role_binding(name: &str, role: &str, service_account: &str) -> Value {
-    binding(
-        "ClusterRoleBinding",
-        json!({"name": name}),
-        "ClusterRole",
-        role,
-        vec![account(service_account)],
-    )
-}
-
-fn host_path(name: &str, path: &str) -> Value {
-    json!({"name": name, "hostPath": {"path": path}})
-}
-
-/// The host's iptables lock (`/run/xtables.lock`, created empty if missing), for the volumes of
-/// a pod whose program writes iptables rules: mounted at the same path, it serializes them
-/// with the kubelet's, kube-proxy's and the network's writes.
-fn xtables_lock_volume() -> Value {
-    json!({"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}})
-}
-
-fn mount(name: &str, path: &str, read_only: bool) -> Value {
-    json!({"name": name, "mountPath": path, "readOnly": read_only})
 }
 
 /// Where each controller keeps the static control plane's certificates, keys and kubeconfigs

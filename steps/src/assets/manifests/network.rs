@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use serde_json::{Value, json};
 use specs::{DesiredCluster, Role};
 
-use super::{
+use super::objects::{
     CALICO_CNI_IMAGE, CALICO_IMAGE, CALICO_KUBE_CONTROLLERS_IMAGE, FLANNEL_CNI_IMAGE,
     FLANNEL_IMAGE, Manifest, cluster_role_binding, daemon_set, host_path, labels, manifest,
     metadata, mount, service_account, xtables_lock_volume,

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use specs::DesiredCluster;
 
-use super::{
+use super::objects::{
     Manifest, binding, daemon_set, host_path, image, manifest, metadata, mount, xtables_lock_volume,
 };
 use crate::assets::pki::{apiserver_names, apiserver_url};

@@ -4,13 +4,12 @@
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose};
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
-use super::cert::{distinguished_name, parse_cert, serial, sha256_hex};
+use super::cert::{distinguished_name, generate_err, parse_cert, serial, sha256_hex};
+use super::clock::{CA_MIN_VALIDITY_HOURS, CA_WARNING_WINDOW, NOT_BEFORE_SKEW, UnixTime, hours};
+use super::inputs::PkiInputs;
 use super::keys::{EcKey, key_at, read_key};
 use super::layout::CaDef;
-use super::{
-    CA_MIN_VALIDITY_HOURS, CA_WARNING_WINDOW, FileStatus, NOT_BEFORE_SKEW, PkiFile, PkiInputs,
-    PkiReport, UnixTime, generate_err, hours,
-};
+use super::report::{FileStatus, PkiFile, PkiReport};
 use crate::assets::{AssetDir, AssetError, Sensitivity};
 
 /// A CA ready to sign.

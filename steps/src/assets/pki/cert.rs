@@ -5,7 +5,8 @@ use rcgen::{DistinguishedName, DnType, SerialNumber};
 use sha2::{Digest as _, Sha256};
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
-use super::UnixTime;
+use super::clock::UnixTime;
+use crate::assets::AssetError;
 
 /// What loko needs to know about a certificate file.
 pub(super) struct CertFacts {
@@ -67,4 +68,11 @@ pub(super) fn serial(seed: &[u8]) -> SerialNumber {
     // Positive, and never shortened by DER's minimal integer encoding.
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     SerialNumber::from_slice(&bytes)
+}
+
+pub(super) fn generate_err(what: &str) -> impl FnOnce(rcgen::Error) -> AssetError + '_ {
+    move |e| AssetError::Generate {
+        what: what.into(),
+        reason: e.to_string(),
+    }
 }

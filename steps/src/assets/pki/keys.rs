@@ -6,7 +6,7 @@ use p256::ecdsa::signature::Signer as _;
 use p256::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _, LineEnding};
 use rcgen::{PublicKeyData, SignatureAlgorithm, SigningKey};
 
-use super::generate_err;
+use super::cert::generate_err;
 use crate::assets::{AssetDir, AssetError, Sensitivity};
 
 /// An ECDSA P-256 key that signs with RFC 6979 (deterministic nonces): the same key and message

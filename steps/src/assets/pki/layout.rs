@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use super::PkiInputs;
+use super::inputs::PkiInputs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum CaKind {

@@ -10,14 +10,19 @@ use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, S
 use serde::{Deserialize, Serialize};
 
 use super::ca::Ca;
+use super::cert::generate_err;
 use super::cert::{CertFacts, distinguished_name, parse_cert, serial, sha256_hex, signed_by};
+use super::clock::{NOT_BEFORE_SKEW, UnixTime, hours, renewal_window};
+use super::inputs::PkiInputs;
 use super::keys::{EcKey, key_at};
 use super::layout::{LeafDef, Usage};
-use super::{
-    FileStatus, NOT_BEFORE_SKEW, PkiFile, PkiInputs, PkiReport, RENDERING, STATE_FILE, UnixTime,
-    generate_err, hours, renewal_window,
-};
+use super::report::{FileStatus, PkiFile, PkiReport};
 use crate::assets::{AssetDir, AssetError, Sensitivity};
+
+/// Where the inputs digest of each leaf is kept, relative to the asset directory.
+pub const STATE_FILE: &str = "tls/.pki-state.json";
+/// Bumped when loko renders certificates differently on purpose, so that every leaf is reissued.
+pub(super) const RENDERING: u32 = 1;
 
 /// What a leaf's certificate is rendered from, besides `now`; its digest decides reissues.
 #[derive(Serialize)]

@@ -4,7 +4,7 @@ use rcgen::PublicKeyData as _;
 
 use super::cert::sha256_hex;
 use super::keys::key_at;
-use super::{FileStatus, PkiFile, PkiReport};
+use super::report::{FileStatus, PkiFile, PkiReport};
 use crate::assets::{AssetDir, AssetError, Sensitivity};
 
 const SERVICE_ACCOUNT_KEY: &str = "tls/service-account.key";

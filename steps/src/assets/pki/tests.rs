@@ -1,8 +1,11 @@
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::cert::{parse_cert, signed_by};
+use super::clock::hours;
 use super::*;
 use crate::assets::Sensitivity;
 
