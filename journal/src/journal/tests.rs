@@ -148,9 +148,7 @@ async fn a_snapshot_and_the_records_after_it_fold_to_the_same_state() {
     let (_, snap) = usable_snapshot(journal.store.as_ref())
         .unwrap()
         .expect("a snapshot was written");
-    assert!(
-        snap.cluster.runs.values().map(|r| r.events).sum::<u64>() > snapshot::SNAPSHOT_EVERY
-    );
+    assert!(snap.cluster.runs.values().map(|r| r.events).sum::<u64>() > snapshot::SNAPSHOT_EVERY);
     let tail = journal
         .store
         .scan_after(Some(snapshot::last_key(&snap)))
