@@ -200,6 +200,19 @@ impl EtcdStore {
         }
     }
 
+    /// Runs `ops` in one transaction guarded by [`EtcdStore::lease_compares`]: refused
+    /// (`Fenced`) when the lock changed hands since this holder took it.
+    pub(super) fn fenced_txn(&self, ops: Vec<Value>) -> Result<(), StoreError> {
+        let resp = self.conn.post(
+            "/v3/kv/txn",
+            json!({"compare": self.lease_compares(), "success": ops}),
+        )?;
+        match resp["succeeded"].as_bool() {
+            Some(true) => Ok(()),
+            _ => Err(StoreError::Fenced("the lock changed hands".to_owned())),
+        }
+    }
+
     /// The transaction's guards: the lock is still ours (same fence, same lease).
     fn lease_compares(&self) -> Vec<Value> {
         let lock = b64(&self.conn.key(b"lock"));
@@ -296,16 +309,9 @@ impl EtcdStore {
             let mut key = self.conn.key(b"s/");
             key.extend_from_slice(&generation.to_be_bytes());
             key.extend_from_slice(&(i as u32).to_be_bytes());
-            let resp = self.conn.post(
-                "/v3/kv/txn",
-                json!({
-                    "compare": self.lease_compares(),
-                    "success": [{"request_put": {"key": b64(&key), "value": b64(chunk)}}],
-                }),
-            )?;
-            if resp["succeeded"].as_bool() != Some(true) {
-                return Err(StoreError::Fenced("the lock changed hands".to_owned()));
-            }
+            self.fenced_txn(vec![
+                json!({"request_put": {"key": b64(&key), "value": b64(chunk)}}),
+            ])?;
         }
         let meta_key = b64(&self.conn.key(b"snap"));
         let mut meta = generation.to_be_bytes().to_vec();
@@ -317,14 +323,7 @@ impl EtcdStore {
             from.extend_from_slice(&old.0.to_be_bytes());
             ops.push(json!({"request_delete_range": {"key": b64(&from), "range_end": b64(&prefix_end(&from))}}));
         }
-        let resp = self.conn.post(
-            "/v3/kv/txn",
-            json!({"compare": self.lease_compares(), "success": ops}),
-        )?;
-        if resp["succeeded"].as_bool() != Some(true) {
-            return Err(StoreError::Fenced("the lock changed hands".to_owned()));
-        }
-        Ok(())
+        self.fenced_txn(ops)
     }
 
     /// The snapshot's generation, chunk count and length.

@@ -25,17 +25,9 @@ impl EtcdStore {
     /// lost the journal writes nothing.
     pub(super) fn put_slot(&self, name: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
         self.check_lease()?;
-        let resp = self.conn.post(
-            "/v3/kv/txn",
-            json!({
-                "compare": self.lease_compares(),
-                "success": [{"request_put": {"key": b64(&self.conn.key(name)), "value": b64(bytes)}}],
-            }),
-        )?;
-        match resp["succeeded"].as_bool() {
-            Some(true) => Ok(()),
-            _ => Err(StoreError::Fenced("the lock changed hands".to_owned())),
-        }
+        self.fenced_txn(vec![
+            json!({"request_put": {"key": b64(&self.conn.key(name)), "value": b64(bytes)}}),
+        ])
     }
 }
 
@@ -64,13 +56,7 @@ impl EtcdStore {
                 .iter()
                 .map(|a| self.asset_op(a))
                 .collect();
-            let resp = self.conn.post(
-                "/v3/kv/txn",
-                json!({"compare": self.lease_compares(), "success": ops}),
-            )?;
-            if resp["succeeded"].as_bool() != Some(true) {
-                return Err(StoreError::Fenced("the lock changed hands".to_owned()));
-            }
+            self.fenced_txn(ops)?;
             start = end;
         }
         Ok(())
