@@ -16,8 +16,9 @@ use sim::judge::systemd::{Unit, expand};
 use crate::pki_support::text;
 
 /// The examples whose nodes are read: calico (tutorial, hybrid), flannel with RAIDs (flannel),
-/// three controllers, arm64 and iPXE (hybrid).
-const EXAMPLES: [&str; 3] = ["tutorial.yaml", "hybrid.yaml", "flannel.yaml"];
+/// three controllers, arm64 and iPXE (hybrid), a rack's machines whose addresses the spec gives
+/// (rack).
+const EXAMPLES: [&str; 4] = ["tutorial.yaml", "hybrid.yaml", "flannel.yaml", "rack.yaml"];
 
 /// One file or unit text of a node, named for failure messages.
 pub(crate) struct Artifact {
