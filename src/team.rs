@@ -109,11 +109,12 @@ pub(crate) fn share_assets(
         return Ok((dir, None));
     }
     let recipients = recipients(desired)?;
+    let to = recipients.fingerprint();
     let stored = journal.stored_assets()?;
     let filled = assets::fill_cache(
         &dir,
         &stored,
-        &recipients.fingerprint(),
+        &to,
         vault::Identities::discover,
     )
     .map_err(refusal)?;
@@ -124,7 +125,6 @@ pub(crate) fn share_assets(
             dir.root().display()
         );
     }
-    let to = recipients.fingerprint();
     let new_keys = desired.recipients();
     let team = Arc::new(assets::TeamAssets::new(recipients, filled.index));
     let mut resealed = None;
