@@ -111,13 +111,8 @@ pub(crate) fn share_assets(
     let recipients = recipients(desired)?;
     let to = recipients.fingerprint();
     let stored = journal.stored_assets()?;
-    let filled = assets::fill_cache(
-        &dir,
-        &stored,
-        &to,
-        vault::Identities::discover,
-    )
-    .map_err(refusal)?;
+    let filled =
+        assets::fill_cache(&dir, &stored, &to, vault::Identities::discover).map_err(refusal)?;
     if !filled.replaced.is_empty() {
         errln!(
             "note: {} file(s) of {} written from the journal's store (missing or different here)",
