@@ -127,11 +127,18 @@ async fn a_scale_down_drains_each_worker_before_deleting_its_device() {
         );
         assert_eq!(events[cordon[0]].detail, "spec.unschedulable=true");
         assert_eq!(events[cordon[0]].user, "kubernetes-admin", "{events:#?}");
-        // Its web pod was evicted between the cordon and the Node's deletion.
+        // Its web pod was evicted between the cordon and the Node's deletion (the other
+        // worker drains at the same time: its eviction is told apart by the node).
         let evicted: Vec<usize> = positions(&w, "create", "pods/default/web-")
             .into_iter()
-            .filter(|i| cordon[0] < *i && *i < node_deleted[0])
+            .filter(|i| events[*i].detail == format!("nodeName={host}"))
             .collect();
+        assert!(
+            evicted
+                .iter()
+                .all(|i| cordon[0] < *i && *i < node_deleted[0]),
+            "{events:#?}"
+        );
         assert_eq!(evicted.len(), 1, "{events:#?}");
     }
     w.assert_cluster(

@@ -7,8 +7,8 @@
 //! order.
 //!
 //! Pods are derived, not stored (`pods`), so an eviction is kept as the fact that the owner's
-//! pod left that node: the owner's pods are placed again on the other schedulable nodes (a
-//! Deployment's ReplicaSet makes a new pod; a cordoned node takes none). A DaemonSet's pod
+//! pod left that node: that pod is placed again on another schedulable node (a Deployment's
+//! ReplicaSet makes a new pod; a cordoned node takes none), the owner's other pods stay bound. A DaemonSet's pod
 //! comes back, as its controller recreates it (it tolerates `unschedulable`). The changes
 //! belong to one registration of a node: a kubelet that registers again (its device rebooted
 //! or was made again) is a new Node, neither cordoned nor deleted.
@@ -54,6 +54,9 @@ pub(super) async fn patch_node(
         _ => None,
     };
     if let Some(on) = unschedulable {
+        // Pods are bound when first derived: derive them before the cordon, so the pods the
+        // scheduler bound while the node took pods stay bound to it (a cordon moves none).
+        current_pods(&state);
         let mut changes = state.store.node_changes();
         changes.set_cordoned(&kubelet, on);
         drop(changes);
@@ -160,12 +163,15 @@ pub(super) async fn evict_pod(
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    // The node goes in the log's detail: drains of several nodes run at once, and a reader
+    // tells whose pod an eviction was by it.
+    let detail = format!("nodeName={node}");
     state.store.node_changes().evict(&namespace, owner, node);
     state.store.events().record(
         "create",
         format!("pods/{namespace}/{name}/eviction"),
         &user_of(&caller),
-        String::new(),
+        detail,
     );
     json_response(
         StatusCode::CREATED,

@@ -2,6 +2,7 @@
 //! deletions, evictions), which the derived Nodes and pods read, and the log of those changes
 //! beside the Packet device deletions ([`ApiEvents`]).
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -21,7 +22,8 @@ pub struct ApiEvent {
     pub object: String,
     /// Who: the client certificate's user, or `packet` for a device deletion.
     pub user: String,
-    /// What the change was, when the verb does not say (`spec.unschedulable=true`).
+    /// What the change was, when the verb does not say (`spec.unschedulable=true`), or an
+    /// evicted pod's node (`nodeName=<n>`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
@@ -65,6 +67,12 @@ pub struct NodeChanges {
     deleted: BTreeMap<String, DateTime<Utc>>,
     /// `(namespace, owner, node)`: the owner's pod was evicted from the node.
     evicted: BTreeSet<(String, String, String)>,
+    /// `(namespace, owner, replica)` to the node the scheduler bound that pod to. Pods are
+    /// derived on every read, but a bound pod stays on its node until it is evicted or its
+    /// Node deleted, as a real pod does: placing them afresh each time would move pods that
+    /// no drain touched (a drain of another node would seem to empty this one). Written while
+    /// the pods are derived, under the lock that guards these changes, hence the cell.
+    placed: RefCell<BTreeMap<(String, String, u64), String>>,
 }
 
 impl NodeChanges {
@@ -99,19 +107,29 @@ impl NodeChanges {
         self.deleted.get(&kubelet.node_name) == Some(&kubelet.registered_at)
     }
 
-    /// Whether the pods of `owner` are kept off `kubelet`'s node: one of them was evicted from
-    /// it, or one was evicted anywhere and the node is cordoned (the replacement is a new pod,
-    /// which a cordoned node does not take).
-    pub(super) fn keeps_off(&self, namespace: &str, owner: &str, kubelet: &Kubelet) -> bool {
-        let mut evicted = self
-            .evicted
+    /// Whether a pod of `owner` was evicted from `kubelet`'s node: its ReplicaSet places none
+    /// there again.
+    pub(super) fn evicted_from(&self, namespace: &str, owner: &str, kubelet: &Kubelet) -> bool {
+        self.evicted
             .iter()
-            .filter(|(ns, name, _)| ns == namespace && name == owner);
-        let mut any = false;
-        let here = evicted.any(|(_, _, node)| {
-            any = true;
-            *node == kubelet.node_name
-        });
-        here || (any && self.cordoned(kubelet))
+            .any(|(ns, name, node)| ns == namespace && name == owner && *node == kubelet.node_name)
+    }
+
+    /// The node replica `replica` of `owner` was placed on, if it was.
+    pub(super) fn placed(&self, namespace: &str, owner: &str, replica: u64) -> Option<String> {
+        self.placed
+            .borrow()
+            .get(&(namespace.to_owned(), owner.to_owned(), replica))
+            .cloned()
+    }
+
+    /// Remembers where replica `replica` of `owner` runs (`None`: nowhere, unschedulable).
+    pub(super) fn place(&self, namespace: &str, owner: &str, replica: u64, node: Option<&str>) {
+        let key = (namespace.to_owned(), owner.to_owned(), replica);
+        let mut placed = self.placed.borrow_mut();
+        match node {
+            Some(node) => placed.insert(key, node.to_owned()),
+            None => placed.remove(&key),
+        };
     }
 }

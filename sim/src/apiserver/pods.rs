@@ -9,7 +9,7 @@
 //! tolerations its controller adds (`AddOrUpdateDaemonPodTolerations`,
 //! `pkg/controller/daemon/util/daemonset_util.go`). A Deployment's replicas go to the nodes
 //! its preferred node affinity prefers first, one per node while there are nodes (the
-//! scheduler's spreading of a ReplicaSet's pods).
+//! scheduler's spreading of a ReplicaSet's pods), and stay where they were bound until evicted.
 //!
 //! A pod's resolver follows its `dnsPolicy` as the kubelet sets it (`getPodDNSType` and
 //! `GetPodDNS`, `pkg/kubelet/network/dns/dns.go`): `ClusterFirst` (the default) names the
@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::events::NodeChanges;
 use super::kubelet::{Kubelet, Taint};
 use super::verdict::{Cluster, Verdict, config_map_data};
 use super::{coredns, network, objects};
@@ -74,13 +75,7 @@ pub(super) fn pods(cluster: &Cluster<'_>, now: DateTime<Utc>) -> Vec<Value> {
                 let mut fit: Vec<&Node<'_>> = nodes
                     .iter()
                     .filter(|node| {
-                        untolerated(node, &tolerations).is_none()
-                            && selected(node, owner.template)
-                            && !cluster.changes.keeps_off(
-                                owner.namespace,
-                                &owner.name,
-                                node.kubelet,
-                            )
+                        untolerated(node, &tolerations).is_none() && selected(node, owner.template)
                     })
                     .collect();
                 fit.sort_by_key(|node| {
@@ -90,8 +85,7 @@ pub(super) fn pods(cluster: &Cluster<'_>, now: DateTime<Utc>) -> Vec<Value> {
                     )
                 });
                 let replicas = object["spec"]["replicas"].as_u64().unwrap_or(1);
-                for replica in 0..replicas {
-                    let node = (!fit.is_empty()).then(|| fit[replica as usize % fit.len()]);
+                for (replica, node) in place(cluster.changes, &owner, &fit, replicas) {
                     let mut pod = owner.pod(cluster, node, replica, now);
                     if node.is_none() {
                         unschedulable(&mut pod, &nodes, &tolerations, owner.template);
@@ -103,6 +97,64 @@ pub(super) fn pods(cluster: &Cluster<'_>, now: DateTime<Utc>) -> Vec<Value> {
         }
     }
     pods
+}
+
+/// Where each of `replicas` pods of `owner` runs, among the nodes that `fit` it (most
+/// preferred first): a pod already bound stays on its node while the node fits and it was not
+/// evicted from there; the others go, one at a time, to the node that takes new pods (not
+/// cordoned, none of the owner's pods evicted from it) with the fewest of the owner's pods, the
+/// most preferred first (the scheduler's spreading of a ReplicaSet's pods).
+fn place<'n, 'k>(
+    changes: &NodeChanges,
+    owner: &Owner<'_>,
+    fit: &[&'n Node<'k>],
+    replicas: u64,
+) -> Vec<(u64, Option<&'n Node<'k>>)> {
+    let stays = |node: &Node<'_>| !changes.evicted_from(owner.namespace, &owner.name, node.kubelet);
+    let mut placed: Vec<(u64, Option<&'n Node<'k>>)> = (0..replicas)
+        .map(|replica| {
+            let bound = changes.placed(owner.namespace, &owner.name, replica);
+            let node = fit
+                .iter()
+                .copied()
+                .find(|node| Some(&node.kubelet.node_name) == bound.as_ref() && stays(node));
+            (replica, node)
+        })
+        .collect();
+    let takes_new: Vec<&'n Node<'k>> = fit
+        .iter()
+        .copied()
+        .filter(|node| stays(node) && !changes.cordoned(node.kubelet))
+        .collect();
+    for index in 0..placed.len() {
+        if placed[index].1.is_some() {
+            continue;
+        }
+        let load = |node: &Node<'_>| {
+            placed
+                .iter()
+                .filter(|(_, on)| {
+                    on.is_some_and(|on| on.kubelet.node_name == node.kubelet.node_name)
+                })
+                .count()
+        };
+        let choice = takes_new
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by_key(|(order, node)| (load(node), *order))
+            .map(|(_, node)| node);
+        placed[index].1 = choice;
+    }
+    for (replica, node) in &placed {
+        changes.place(
+            owner.namespace,
+            &owner.name,
+            *replica,
+            node.map(|node| node.kubelet.node_name.as_str()),
+        );
+    }
+    placed
 }
 
 /// A workload's pod template and where its pods come from.
