@@ -527,7 +527,10 @@ async fn run_once(
         journal_events: journal.records(run)?.len(),
         peak_rss_mb: peak_rss_mb(),
         phases_s: milestones.phases(),
-        polls: wiring.clients.poller.polls(),
+        polls: match &wiring.clients.machines {
+            steps::run_context::Machines::Packet { poller, .. } => poller.polls(),
+            steps::run_context::Machines::Rack(_) => 0,
+        },
     })
 }
 

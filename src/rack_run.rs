@@ -1,9 +1,6 @@
 //! A rack's run (`provider: redfish`): its setup checked before any step, as Packet's is (the
 //! BMC credentials, each BMC and its system's MAC, Route53), and the run's boot server started
 //! with the machines' provider, handed to the demo's rack under `--sim`.
-//!
-//! The machine steps are not in the DAG yet (issue 29): after the checks pass, the run stops
-//! with a usage error saying so, having changed nothing.
 
 use std::time::Duration;
 
@@ -18,18 +15,23 @@ use crate::failure::{EXIT_USAGE, UserError};
 use crate::sim_session::SimSession;
 use crate::target::Target;
 use crate::wiring::{route53, setup_error};
+use steps::dns::Route53;
+use steps::preflight::Problem;
 
 /// How long a powered machine may take to fetch its node's Ignition (a server's POST and
 /// firmware take minutes), in simulated time under `--sim`.
 const INSTALL_DEADLINE: Duration = Duration::from_secs(15 * 60);
 
-/// The rack's provider and boot server, once every check passed; every problem found is one
-/// usage error listing them all.
+/// The rack's provider and boot server, and the Route53 client, once every check passed;
+/// every problem found (with `problems`, those the caller found already) is one usage error
+/// listing them all. `time_scale` is that of a simulator started elsewhere.
 pub(crate) async fn prepare(
     target: &Target,
     sim: Option<&SimSession>,
+    time_scale: Option<f64>,
+    mut problems: Vec<Problem>,
     redactor: &Redactor,
-) -> anyhow::Result<NetbootedRack> {
+) -> anyhow::Result<(NetbootedRack, Route53)> {
     let Some(settings) = &target.boot_server else {
         anyhow::bail!("a rack's spec without boot_server passed validation");
     };
@@ -41,7 +43,7 @@ pub(crate) async fn prepare(
     let machines = target.machines();
     let timeouts = Timeouts::default();
     let (route53, route53_url) = route53(target, sim.map(|s| &s.handle), redactor).await;
-    let (mut problems, dns) = tokio::join!(
+    let (bmcs, dns) = tokio::join!(
         steps::preflight::check_rack(&credentials, &machines, &timeouts),
         steps::preflight::check(
             None,
@@ -49,6 +51,7 @@ pub(crate) async fn prepare(
             target.desired.settings.dns_zone_id.as_str(),
         ),
     );
+    problems.extend(bmcs);
     problems.extend(dns);
     let credentials = match credentials {
         Ok(credentials) if problems.is_empty() => credentials,
@@ -77,10 +80,10 @@ pub(crate) async fn prepare(
     if let Some(rack) = rack {
         rack.boot_from(server.url());
     }
-    let scale = sim.map_or(1.0, |s| s.time_scale);
+    let scale = sim.map(|s| s.time_scale).or(time_scale).unwrap_or(1.0);
     let polling = Polling::default();
     let scaled = |d: Duration, floor_ms: u64| d.mul_f64(scale).max(Duration::from_millis(floor_ms));
-    Ok(NetbootedRack {
+    let rack = NetbootedRack {
         provider: RedfishProvider {
             credentials,
             timeouts,
@@ -93,21 +96,6 @@ pub(crate) async fn prepare(
         server,
         install_deadline: scaled(INSTALL_DEADLINE, 10_000),
         poll: scaled(Duration::from_secs(2), 20),
-    })
-}
-
-/// The machine steps are not in the DAG yet: a checked rack stops here.
-pub(crate) fn not_provisioned_yet(rack: &NetbootedRack) -> UserError {
-    UserError {
-        message: format!(
-            "provider: redfish: the setup is checked ({} machine(s) answer at their BMCs, the boot server listened at {}), but the machine steps are not in the DAG yet; nothing was changed",
-            rack.provider.machines.len(),
-            rack.server.url()
-        ),
-        code: EXIT_USAGE,
-        hint: Some(
-            "run, plan, destroy and status provision Packet clusters only for now (issue 29)"
-                .into(),
-        ),
-    }
+    };
+    Ok((rack, route53))
 }

@@ -13,6 +13,7 @@ use steps::cluster;
 use steps::history::History;
 use steps::kinds::DeviceOutputs;
 use steps::refresh::{Contradictions, Recorded};
+use steps::run_context::Machines;
 use steps::step_name::StepName;
 
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs};
@@ -173,12 +174,6 @@ pub async fn run(
         true => Some(SimSession::start(&target, &args.cluster.sim, redactor).await?),
         false => None,
     };
-    if target.boot_server.is_some() {
-        let rack = crate::rack_run::prepare(&target, sim.as_ref(), redactor).await?;
-        let refused = crate::rack_run::not_provisioned_yet(&rack);
-        rack.shutdown().await;
-        return Err(refused.into());
-    }
     let login = Some(Login {
         port: args.ssh_port,
         user: args.ssh_user.clone(),
@@ -310,7 +305,12 @@ async fn refresh(
     history: &mut History,
     adoption: &crate::adopt::Adoption,
 ) -> anyhow::Result<Contradictions> {
-    let poller = &wiring.clients.poller;
+    let poller = match &wiring.clients.machines {
+        Machines::Packet { poller, .. } => poller,
+        Machines::Rack(rack) => {
+            return refresh_rack(journal, desired, rack, &wiring.clients.route53, history).await;
+        }
+    };
     // The poller retries on its own; a listing refused for a passing reason (429, 5xx) is
     // waited out as long as a device may take to provision, as the device steps would.
     let patience = wiring.timings.device.provision_deadline;
@@ -351,6 +351,44 @@ async fn refresh(
     Ok(found)
 }
 
+/// A rack's refresh: each recorded machine's power state from its BMC (an unreadable BMC is
+/// not compared, and said so: the machine step reads it again), and the records.
+async fn refresh_rack(
+    journal: &Journal,
+    desired: &DesiredCluster,
+    rack: &steps::provider::netbooted::NetbootedRack,
+    route53: &steps::dns::Route53,
+    history: &mut History,
+) -> anyhow::Result<Contradictions> {
+    let recorded = journal.with_state(Recorded::read);
+    let mut power = Vec::new();
+    for node in &desired.nodes {
+        let Some(machine) = &node.machine else {
+            continue;
+        };
+        if !recorded.devices.contains_key(&node.hostname) {
+            continue;
+        }
+        match rack.provider.power_state(machine).await {
+            Ok(state) => power.push((node.hostname.as_str(), machine.name.as_str(), state)),
+            Err(e) => errln!(
+                "note: {}: not compared with the journal: {e}",
+                node.hostname
+            ),
+        }
+    }
+    let mut drift = steps::drift::Drift::default();
+    crate::status_cmd::read_records(desired, route53, &mut drift).await?;
+    let mut found = Contradictions::find(&recorded, &drift);
+    found.of_rack(
+        &recorded,
+        power.iter().map(|(h, m, s)| (*h, *m, s.as_str())),
+    );
+    print_contradictions(&found);
+    found.apply(history);
+    Ok(found)
+}
+
 /// What the cloud contradicts in the journal, on stderr (stdout may be JSON lines).
 fn print_contradictions(found: &Contradictions) {
     if found.is_empty() {
@@ -374,7 +412,7 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
         .iter()
         .map(|node| {
             let device = ledger
-                .get(&StepName::Device(node.hostname.to_string()).id())
+                .get(&StepName::node_machine(node).id())
                 .and_then(|r| DeviceOutputs::recorded(&r.outputs));
             let field = |read: fn(DeviceOutputs) -> Option<String>| {
                 device.clone().and_then(read).unwrap_or_else(|| "-".into())
@@ -532,7 +570,7 @@ fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec
         .known_nodes
         .iter()
         // A device loko deleted (a pool scaled down) is gone: its delete is recorded.
-        .filter(|host| !ledger.contains_key(&StepName::DeleteDevice(host.to_string()).id()))
+        .filter(|host| !StepName::removal_recorded(host, |id| ledger.contains_key(id)))
         .map(|host| {
             let device = ledger
                 .get(&StepName::Device(host.to_string()).id())

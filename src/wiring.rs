@@ -13,7 +13,7 @@ use steps::classes;
 use steps::dns::Route53;
 use steps::packet::{DevicePoller, PacketClient, Timeouts, Token, cluster_tag};
 use steps::preflight::Problem;
-use steps::run_context::{Clients, RunContext, RunSettings};
+use steps::run_context::{Clients, Machines, RunContext, RunSettings};
 use steps::ssh::Ssh;
 
 use crate::failure::{EXIT_USAGE, UserError};
@@ -193,20 +193,32 @@ pub(crate) async fn wire(
     {
         problems.push(problem);
     }
-    let (packet, route53) = connect(
-        target,
-        sim.map(|s| &s.handle),
-        time_scale,
-        problems,
-        redactor,
-    )
-    .await?;
-    let packet = Arc::new(packet);
-    let poller = Arc::new(DevicePoller::spawn(
-        Arc::clone(&packet),
-        cluster_tag(target.desired.settings.cluster_name.as_str()),
-        timings.device.poll.clone(),
-    ));
+    let (machines, route53) = match target.boot_server {
+        // A rack: its BMCs, boot server and Route53 checked instead of Packet.
+        Some(_) => {
+            let (rack, route53) =
+                crate::rack_run::prepare(target, sim, time_scale, problems, redactor).await?;
+            (Machines::Rack(Arc::new(rack)), route53)
+        }
+        None => {
+            let (packet, route53) = connect(
+                target,
+                sim.map(|s| &s.handle),
+                time_scale,
+                problems,
+                redactor,
+            )
+            .await?;
+            let packet = Arc::new(packet);
+            let poller = Arc::new(DevicePoller::spawn(
+                Arc::clone(&packet),
+                cluster_tag(target.desired.settings.cluster_name.as_str()),
+                timings.device.poll.clone(),
+            ));
+            let client = packet;
+            (Machines::Packet { client, poller }, route53)
+        }
+    };
     let mut ssh = Ssh {
         agent,
         ..Ssh::default()
@@ -219,11 +231,9 @@ pub(crate) async fn wire(
     }
     Ok(Wiring {
         clients: Clients {
-            packet,
-            poller,
+            machines,
             route53,
             ssh,
-            rack: None,
         },
         timings: RunSettings {
             take_over_dns,
@@ -324,6 +334,9 @@ pub(crate) fn engine(journal: Arc<Journal>, observer: Arc<dyn engine::Observer>)
         .limit(classes::PACKET_API, 64)
         .limit(classes::ROUTE53, 4)
         .limit(classes::SSH, 8)
+        // Every machine has its own BMC; a slot is held while the machine installs, so the
+        // limit is how many machines install at once (the boot server serves them all).
+        .limit(classes::REDFISH, 32)
         .limit(engine::ResourceClass::LOCAL, 4)
         .observer(observer)
 }

@@ -24,6 +24,7 @@ use crate::kinds::{
     BootstrapKind, ControlPlaneKind, DeleteDevicesKind, DeleteRecordsKind, DeviceKind, DnsKind,
     DrainKind, EtcdSecretsKind, IgnitionKind, IgnitionOutputs, KubeconfigsKind, KubeconfigsOutputs,
     MachineKind, ManifestsKind, ManifestsOutputs, PkiKind, PkiOutputs, ReadyKind,
+    RetireMachineKind, RetireOutputs,
 };
 use crate::packet::{DeleteDeviceStep, DeviceStep};
 use crate::readiness::ReadinessStep;
@@ -170,9 +171,10 @@ pub fn actions(run: RunContext) -> Actions {
         spec.userdata_path = ignition::path(&run.assets, &spec.hostname);
         // The CA exists: the PKI step comes before every device.
         spec.cluster_id = assets::pki::cluster_id(&run.assets).map_err(local_error)?;
+        let (client, poller) = run.clients.machines.packet("device")?;
         DeviceStep {
-            client: Arc::clone(&run.clients.packet),
-            poller: Arc::clone(&run.clients.poller),
+            client: Arc::clone(client),
+            poller: Arc::clone(poller),
             spec,
             settings: run.settings.device.clone(),
             named_first: params.named_first,
@@ -181,11 +183,10 @@ pub fn actions(run: RunContext) -> Actions {
     });
     let actions = bind::<MachineKind, _, _>(actions, &run, |run, ctx, params| async move {
         let hostname = params.hostname;
-        let rack = run.clients.rack.as_ref().ok_or_else(|| {
-            StepError::permanent(format!(
-                "node {hostname}: a machine step in a run without a rack's boot server"
-            ))
-        })?;
+        let rack = run.clients.machines.rack(&hostname)?;
+        if let Some(was) = &params.replaces {
+            rack.retire(&ctx, was).await?;
+        }
         let path = ignition::path(&run.assets, &hostname);
         let ignition = std::fs::read_to_string(&path).map_err(|e| {
             StepError::permanent(format!(
@@ -199,10 +200,18 @@ pub fn actions(run: RunContext) -> Actions {
         // The provider names them as the device step does; read back as the kind's outputs.
         engine::decode_outputs::<MachineKind>(&provided.outputs()?).map_err(local_error)
     });
+    let actions = bind::<RetireMachineKind, _, _>(actions, &run, |run, ctx, params| async move {
+        let rack = run.clients.machines.rack(&params.hostname)?;
+        rack.retire(&ctx, &params.machine).await?;
+        Ok(RetireOutputs {
+            machine: params.machine.name.to_string(),
+        })
+    });
     let actions = bind_step!(actions, DeleteDevicesKind, &run, |run, params| {
+        let (client, poller) = run.clients.machines.packet("delete-devices")?;
         DeleteDeviceStep {
-            client: Arc::clone(&run.clients.packet),
-            poller: Arc::clone(&run.clients.poller),
+            client: Arc::clone(client),
+            poller: Arc::clone(poller),
             tag: params.tag,
             deadline: run.settings.device.provision_deadline,
         }

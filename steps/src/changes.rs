@@ -177,11 +177,7 @@ pub fn changes(
         .known_nodes
         .iter()
         .filter(|host| !wanted.contains(host.as_str()))
-        .filter(|host| {
-            !history
-                .recorded
-                .contains(&StepName::DeleteDevice(host.to_string()).id())
-        })
+        .filter(|host| !StepName::removal_recorded(host, |id| history.recorded.contains(id)))
         .cloned()
         .collect();
     changes.drain = changes

@@ -10,3 +10,6 @@ pub const PACKET_API: ResourceClass = ResourceClass::new("packet-api");
 pub const ROUTE53: ResourceClass = ResourceClass::new("route53");
 /// SSH sessions to the nodes.
 pub const SSH: ResourceClass = ResourceClass::new("ssh");
+/// Calls to a rack's BMCs, each machine's own (the machine step holds its slot while the
+/// machine installs, minutes).
+pub const REDFISH: ResourceClass = ResourceClass::new("redfish");

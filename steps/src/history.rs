@@ -26,6 +26,10 @@ pub struct History {
     /// Nodes whose recorded device the cloud no longer has (by the refresh,
     /// [`crate::refresh`]), with the run that recorded it: the run creates them again.
     pub gone: BTreeMap<String, journal::RunId>,
+    /// The rack machine of each node any run since the last destroy booted or planned to boot
+    /// (the latest run's word for each): what a node that left the spec powers off, though the
+    /// latest spec no longer lists it.
+    pub machines: BTreeMap<String, specs::Machine>,
     /// When the latest `loko run` that built something started or last resumed (ms since the
     /// epoch): the bootstrap token's window its kubeconfigs step was planned with.
     pub last_built_at_ms: Option<u64>,
@@ -57,12 +61,28 @@ impl History {
                     planned = None;
                     history.known_nodes.clear();
                     history.intended.clear();
+                    history.machines.clear();
                 }
                 // A run that built nothing (a typo in `project_id` answered by a 404 before any
                 // device) is no part of the cluster's identity: what exists is.
                 RunKind::Apply if !built_something(run) => {}
                 RunKind::Apply => {
                     latest = Some((id, run));
+                    // Only a rack's runs are parsed here (a Packet run plans no machine step):
+                    // a rack is tens of machines, and the desired cluster is read once.
+                    if run
+                        .plan
+                        .iter()
+                        .any(|s| matches!(StepName::from(s), StepName::Machine(_)))
+                    {
+                        let desired = desired_of(id, run)?;
+                        history.machines.extend(
+                            desired
+                                .nodes
+                                .into_iter()
+                                .filter_map(|node| Some((node.hostname, node.machine?))),
+                        );
+                    }
                     // Runs of an unchanged plan share its list: its nodes are known already.
                     if !planned.is_some_and(|p| std::sync::Arc::ptr_eq(p, &run.plan)) {
                         history
@@ -92,10 +112,7 @@ impl History {
                     .map(|(at, _)| *at)
                     .fold(run.started_at_ms, u64::max),
             );
-            let unreadable = |reason: String| HistoryError { run: *id, reason };
-            let record = run.spec.value().map_err(|e| unreadable(e.to_string()))?;
-            history.previous =
-                Some(DesiredCluster::from_record(&record).map_err(|e| unreadable(e.to_string()))?);
+            history.previous = Some(desired_of(id, run)?);
         }
         history.intended.retain(|host, _| {
             !history
@@ -104,6 +121,16 @@ impl History {
         });
         Ok(history)
     }
+}
+
+/// The desired cluster `run` recorded.
+fn desired_of(
+    id: &journal::RunId,
+    run: &journal::RunState,
+) -> Result<DesiredCluster, HistoryError> {
+    let unreadable = |reason: String| HistoryError { run: *id, reason };
+    let record = run.spec.value().map_err(|e| unreadable(e.to_string()))?;
+    DesiredCluster::from_record(&record).map_err(|e| unreadable(e.to_string()))
 }
 
 /// True when `run` may have changed the cloud: a step other than the local ones (assets,

@@ -47,6 +47,9 @@ kinds! {
     /// A rack node's listed machine, booted through its BMC into the node's Ignition; it
     /// publishes a device's outputs, so every reader of a node's addresses reads either.
     MachineKind = "machine", MachineParams => DeviceOutputs;
+    /// A rack node's machine powered off and no longer served: its node left the spec, or the
+    /// cluster is destroyed.
+    RetireMachineKind = "retire-machine", MachineParams => RetireOutputs;
     /// Every device with a tag: a node that left the spec, or the whole cluster on destroy.
     DeleteDevicesKind = "delete-devices", DeleteDevicesParams => DeleteDevicesOutputs;
     /// The cluster's DNS records.
@@ -87,11 +90,24 @@ pub struct DeviceParams {
     pub named_first: Vec<String>,
 }
 
-/// A machine step's params: the node and the rack's machine that becomes it.
+/// A machine step's params: the node and the rack's machine that becomes it (or, to a retire
+/// step, the machine that stops being it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MachineParams {
     pub hostname: String,
     pub machine: specs::Machine,
+    /// The machine the node had before, when it is another one (a new MAC, a new install
+    /// disk): powered off before this one boots, as two machines must never answer at the
+    /// node's addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<specs::Machine>,
+}
+
+/// What a retire step did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetireOutputs {
+    /// The machine's name in the spec.
+    pub machine: String,
 }
 
 /// The tag every device to delete carries.

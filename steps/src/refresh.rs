@@ -105,6 +105,29 @@ impl Contradictions {
         found
     }
 
+    /// Compares a rack's machines with what the journal `recorded`: a node whose machine step
+    /// is recorded and whose machine is off now (powered off by hand, a power cut) is booted
+    /// again. `power` is each recorded node's machine and the power state its BMC reported.
+    pub fn of_rack<'a>(
+        &mut self,
+        recorded: &Recorded,
+        power: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+    ) {
+        for (host, machine, state) in power {
+            let Some((run, _)) = recorded.devices.get(host) else {
+                continue;
+            };
+            if state != "Off" {
+                continue;
+            }
+            self.gone.insert(host.to_owned(), *run);
+            self.steps.push(StepName::Machine(host.to_owned()).id());
+            self.found.push(format!(
+                "{host}: machine {machine} (booted by run {run}) is powered off"
+            ));
+        }
+    }
+
     /// True when the cloud holds everything the journal recorded.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use engine::StepError;
 use specs::DesiredCluster;
 
 use crate::assets::AssetDir;
@@ -16,14 +17,48 @@ use crate::ssh::Ssh;
 /// The clients every remote step uses.
 #[derive(Clone)]
 pub struct Clients {
-    pub packet: Arc<PacketClient>,
-    /// The one poller serving every waiting device step.
-    pub poller: Arc<DevicePoller>,
+    pub machines: Machines,
     pub route53: Route53,
     pub ssh: Ssh,
-    /// A rack's provider and the run's boot server (`provider: redfish`); `None` on Packet.
-    /// The machine steps fail, naming the node, without it.
-    pub rack: Option<Arc<NetbootedRack>>,
+}
+
+/// Who provides the cluster's machines: the spec's `provider`.
+#[derive(Clone)]
+pub enum Machines {
+    /// Packet's devices.
+    Packet {
+        client: Arc<PacketClient>,
+        /// The one poller serving every waiting device step.
+        poller: Arc<DevicePoller>,
+    },
+    /// A rack's machines and the run's boot server (`provider: redfish`).
+    Rack(Arc<NetbootedRack>),
+}
+
+impl Machines {
+    /// The Packet client and poller, for a device step; a rack's run has none (its DAG plans
+    /// no device step, so this is a DAG and run that disagree).
+    pub fn packet(
+        &self,
+        step: &str,
+    ) -> Result<(&Arc<PacketClient>, &Arc<DevicePoller>), StepError> {
+        match self {
+            Machines::Packet { client, poller } => Ok((client, poller)),
+            Machines::Rack(_) => Err(StepError::permanent(format!(
+                "{step}: a Packet device step in the run of a rack (provider: redfish)"
+            ))),
+        }
+    }
+
+    /// The rack, for a machine step; a Packet run has none.
+    pub fn rack(&self, step: &str) -> Result<&Arc<NetbootedRack>, StepError> {
+        match self {
+            Machines::Rack(rack) => Ok(rack),
+            Machines::Packet { .. } => Err(StepError::permanent(format!(
+                "{step}: a rack's machine step in the run of a Packet cluster"
+            ))),
+        }
+    }
 }
 
 /// Waits, deadlines, ports and access; the simulator's demo shrinks the waits with its time

@@ -30,6 +30,9 @@ pub enum StepName {
     Machine(String),
     /// `delete-device/<host>`: a node that left the spec.
     DeleteDevice(String),
+    /// `retire/<host>`: a rack node's machine powered off (its node left the spec, or the
+    /// cluster is destroyed).
+    Retire(String),
     /// `drain/<host>`: a worker drained before its device is deleted.
     Drain(String),
     /// `dns`: the cluster's records.
@@ -52,11 +55,12 @@ pub enum StepName {
 }
 
 /// The families whose steps are about one node (`<family>/<host>`).
-const NODE_FAMILIES: [fn(String) -> StepName; 7] = [
+const NODE_FAMILIES: [fn(String) -> StepName; 8] = [
     StepName::Ignition,
     StepName::Device,
     StepName::Machine,
     StepName::DeleteDevice,
+    StepName::Retire,
     StepName::Drain,
     StepName::EtcdSecrets,
     StepName::ControlPlane,
@@ -76,6 +80,7 @@ impl StepName {
             | StepName::Device(h)
             | StepName::Machine(h)
             | StepName::DeleteDevice(h)
+            | StepName::Retire(h)
             | StepName::Drain(h)
             | StepName::EtcdSecrets(h)
             | StepName::ControlPlane(h) => Some(h),
@@ -101,6 +106,17 @@ impl StepName {
         }
     }
 
+    /// Whether `recorded` holds the removal of `host`'s machine: its device deleted, or its
+    /// rack machine retired.
+    pub fn removal_recorded(host: &str, recorded: impl Fn(&StepId) -> bool) -> bool {
+        [
+            StepName::DeleteDevice(host.to_owned()),
+            StepName::Retire(host.to_owned()),
+        ]
+        .iter()
+        .any(|name| recorded(&name.id()))
+    }
+
     /// The family the step belongs to (`assets`, `device`, `dns`...), as progress groups them.
     pub fn family(&self) -> &str {
         match self {
@@ -113,6 +129,7 @@ impl StepName {
             StepName::Device(_) => "device",
             StepName::Machine(_) => "machine",
             StepName::DeleteDevice(_) => "delete-device",
+            StepName::Retire(_) => "retire",
             StepName::Drain(_) => "drain",
             StepName::EtcdSecrets(_) => "etcd-secrets",
             StepName::ControlPlane(_) => "control-plane",

@@ -1,22 +1,23 @@
-//! `loko run` of a rack (`provider: redfish`): its setup checked before any step, the demo's
-//! machines behind the simulator's BMCs, every problem in one usage error. The machine steps
-//! are not in the DAG yet: a checked rack stops, having changed nothing.
+//! `loko run` of a rack (`provider: redfish`): its setup checked before any step (every problem
+//! in one usage error), then the demo's machines booted through the simulator's BMCs from
+//! loko's boot server into a cluster.
 
 use std::process::Command;
 
 use crate::binary::{LOKO, loko_expect, text};
 
 #[test]
-fn a_demo_rack_passes_its_checks_and_stops_before_any_step() {
+fn a_demo_rack_boots_its_machines_into_a_ready_cluster() {
     let (dir, spec) = loko_tests::example_copy("rack.yaml");
     let spec = spec.to_str().unwrap().to_owned();
-    let (_, err) = loko_expect(&["run", &spec, "--sim", "--yes"], 2);
-    assert!(
-        err.contains("provider: redfish: the setup is checked (5 machine(s) answer at their BMCs, the boot server listened at http://127.0.0.1:"),
-        "{err}"
-    );
-    assert!(err.contains("nothing was changed"), "{err}");
-    assert!(!err.contains("problem(s) with the setup"), "{err}");
+    let (out, err) = loko_expect(&["run", &spec, "--sim", "--yes"], 0);
+    for machine in ["rack-a1", "rack-a2", "rack-a3", "rack-b1", "rack-b2"] {
+        assert!(
+            out.contains(&format!("machine {machine}: next boot PXE, On sent")),
+            "{out}{err}"
+        );
+    }
+    assert!(out.contains("Cluster rack is ready"), "{out}{err}");
     drop(dir);
 }
 
@@ -30,6 +31,7 @@ fn a_rack_without_bmc_credentials_is_one_usage_error_naming_them() {
         .env_remove("LOKO_BMC_USERNAME")
         .env_remove("LOKO_BMC_PASSWORD")
         .env_remove("LOKO_BMC_CREDENTIALS_FILE")
+        .env_remove("SSH_AUTH_SOCK")
         // Route53 of a port nothing listens on: refused at once, and named too.
         .env("AWS_ENDPOINT_URL_ROUTE_53", "http://127.0.0.1:9")
         .env("AWS_ACCESS_KEY_ID", "AKIDLOKOTEST")
@@ -39,9 +41,11 @@ fn a_rack_without_bmc_credentials_is_one_usage_error_naming_them() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("2 problem(s) with the setup; nothing was changed"),
+        err.contains("3 problem(s) with the setup; nothing was changed"),
         "{err}"
     );
+    // The run logs into its nodes as on Packet: the agent is checked with the rack.
+    assert!(err.contains("no usable ssh-agent"), "{err}");
     assert!(
         err.contains("no BMC credentials: set LOKO_BMC_USERNAME and LOKO_BMC_PASSWORD"),
         "{err}"

@@ -10,15 +10,17 @@ use specs::{DesiredCluster, DesiredNode, HardwareReservation, OsImage, RecordTar
 use super::build::{BuildError, inputs, node_params, step};
 use crate::assets;
 use crate::changes::changes;
-use crate::classes::{PACKET_API, ROUTE53, SSH};
+use crate::classes::{PACKET_API, REDFISH, ROUTE53, SSH};
 use crate::history::History;
 use crate::kinds::{
     ApiParams, BootstrapKind, ControlPlaneKind, ControlPlaneParams, DeleteDevicesKind,
     DeleteDevicesParams, DeviceAddress, DeviceKind, DeviceParams, DnsKind, DnsParams, DrainKind,
     DrainParams, EtcdSecretsKind, IgnitionKind, KubeconfigsKind, KubeconfigsParams, MachineKind,
-    MachineParams, ManifestsKind, PkiKind, ReadyKind, ReadyParams, RecordSource,
+    MachineParams, ManifestsKind, PkiKind, ReadyKind, ReadyParams, RecordSource, RetireMachineKind,
 };
 use crate::packet::{DeviceOs, DeviceSpec, Location, node_tag};
+use crate::provider::Change;
+use crate::provider::rack::machine_change;
 use crate::step_name::StepName;
 
 /// The DAG of `loko run`: bring the cluster to `desired`. Data only: it names each step's
@@ -93,7 +95,7 @@ pub fn apply_dag(
             .after([StepName::Kubeconfigs.id()]),
         );
         let device = match &node.machine {
-            Some(machine) => machine_step(node, machine)?,
+            Some(machine) => machine_step(node, machine, history)?,
             None => device_step(desired, node)?,
         };
         // A retyped worker's device is deleted by its device step: its node is drained first.
@@ -109,15 +111,19 @@ pub fn apply_dag(
         .iter()
         .filter(|host| desired.node(host).is_none())
     {
-        let delete = step::<DeleteDevicesKind>(
-            StepName::DeleteDevice(host.clone()).id(),
-            inputs(host.as_str())?,
-            &DeleteDevicesParams {
-                tag: node_tag(host),
-            },
-        )?
-        .class(PACKET_API)
-        .invalidates([StepName::Device(host.clone()).id()]);
+        let delete = match history.machines.get(host) {
+            // A rack's node: its machine is powered off.
+            Some(machine) => retire_step(host, machine)?,
+            None => step::<DeleteDevicesKind>(
+                StepName::DeleteDevice(host.clone()).id(),
+                inputs(host.as_str())?,
+                &DeleteDevicesParams {
+                    tag: node_tag(host),
+                },
+            )?
+            .class(PACKET_API)
+            .invalidates([StepName::Device(host.clone()).id()]),
+        };
         steps.push(match drained.contains(host) {
             true => delete.after([StepName::Drain(host.clone()).id()]),
             false => delete,
@@ -336,18 +342,50 @@ fn device_step(desired: &DesiredCluster, node: &DesiredNode) -> Result<StepDef, 
 
 /// A rack node's machine step: booted once its Ignition is written. Its own inputs are the
 /// machine (a changed MAC or BMC is another machine); the Ignition is an input through the
-/// ignition step's outputs, so a changed Ignition boots the machine again.
-fn machine_step(node: &DesiredNode, machine: &specs::Machine) -> Result<StepDef, BuildError> {
+/// ignition step's outputs, so a changed Ignition boots the machine again. A node whose
+/// machine is replaced ([`machine_change`]) powers the one it had off first.
+fn machine_step(
+    node: &DesiredNode,
+    machine: &specs::Machine,
+    history: &History,
+) -> Result<StepDef, BuildError> {
+    let replaces = history
+        .machines
+        .get(&node.hostname)
+        .filter(|was| matches!(machine_change(was, machine), Change::Recreate { .. }))
+        .cloned();
     Ok(step::<MachineKind>(
         StepName::Machine(node.hostname.clone()).id(),
         inputs(machine)?,
         &MachineParams {
             hostname: node.hostname.clone(),
             machine: machine.clone(),
+            replaces,
         },
     )?
     .after([StepName::Ignition(node.hostname.clone()).id()])
-    .invalidates([StepName::Drain(node.hostname.clone()).id()]))
+    .class(REDFISH)
+    // A booted machine is a new node: when it leaves, it is drained and retired again.
+    .invalidates([
+        StepName::Drain(node.hostname.clone()).id(),
+        StepName::Retire(node.hostname.clone()).id(),
+    ]))
+}
+
+/// The step that powers off `host`'s rack machine: its node left the spec, or the cluster is
+/// destroyed.
+pub(super) fn retire_step(host: &str, machine: &specs::Machine) -> Result<StepDef, BuildError> {
+    Ok(step::<RetireMachineKind>(
+        StepName::Retire(host.to_owned()).id(),
+        inputs(&(host, machine))?,
+        &MachineParams {
+            hostname: host.to_owned(),
+            machine: machine.clone(),
+            replaces: None,
+        },
+    )?
+    .class(REDFISH)
+    .invalidates([StepName::Machine(host.to_owned()).id()]))
 }
 
 fn dns_step(desired: &DesiredCluster, controllers: &[&DesiredNode]) -> Result<StepDef, BuildError> {

@@ -66,6 +66,20 @@ impl RedfishProvider {
     }
 }
 
+impl RedfishProvider {
+    /// The machine's power state as its BMC reports it (`On`, `Off`; `unknown` when the BMC
+    /// leaves it out), after checking the system is the machine.
+    pub async fn power_state(&self, machine: &specs::Machine) -> Result<String, StepError> {
+        self.with_bmc(machine, async |client| {
+            let system = Self::system(client, machine).await?;
+            Ok(system
+                .power_state
+                .map_or_else(|| "unknown".to_owned(), |s| s.to_string()))
+        })
+        .await
+    }
+}
+
 /// A BMC's error, with the machine's name before it.
 fn named(machine: &specs::Machine, e: RedfishError) -> StepError {
     let retryable = e.is_retryable();
@@ -172,14 +186,7 @@ impl MachineProvider for RedfishProvider {
     async fn list(&self) -> Result<Vec<ListedMachine>, StepError> {
         let mut listed = Vec::with_capacity(self.machines.len());
         for machine in &self.machines {
-            let state = self
-                .with_bmc(machine, async |client| {
-                    let system = Self::system(client, machine).await?;
-                    Ok(system
-                        .power_state
-                        .map_or_else(|| "unknown".to_owned(), |s| s.to_string()))
-                })
-                .await?;
+            let state = self.power_state(machine).await?;
             listed.push(ListedMachine {
                 id: machine.name.to_string(),
                 state,
