@@ -154,6 +154,25 @@ impl AssetDir {
     ) -> Result<(), AssetError> {
         let rel = rel.as_ref();
         let path = self.path(rel);
+        self.write_here(rel, &path, contents, sensitivity)?;
+        // Told after the file is in place here, and even of an unchanged file (the sink knows
+        // whether the store has it): the store, which any step's next append fills, never holds
+        // a file that a kill left unwritten here.
+        if let Some(sink) = &self.sink {
+            sink.written(rel, contents)
+                .map_err(|reason| AssetError::Store { path, reason })?;
+        }
+        Ok(())
+    }
+
+    /// Writes `contents` to `path` (`rel` in the directory) atomically, unless it holds them.
+    fn write_here(
+        &self,
+        rel: &Path,
+        path: &Path,
+        contents: &[u8],
+        sensitivity: Sensitivity,
+    ) -> Result<(), AssetError> {
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| AssetError::Io { path, source }
@@ -161,20 +180,12 @@ impl AssetDir {
         if let Some(parent) = rel.parent() {
             self.ensure_dir(parent)?;
         }
-        // Told even of an unchanged file: the sink knows whether the store has it.
-        if let Some(sink) = &self.sink {
-            sink.written(rel, contents)
-                .map_err(|reason| AssetError::Store {
-                    path: path.clone(),
-                    reason,
-                })?;
-        }
         if let Some(existing) = self.read(rel)?
             && existing == contents
         {
             // Same bytes; still enforce the mode, a user may have loosened it.
-            return fs::set_permissions(&path, fs::Permissions::from_mode(sensitivity.mode()))
-                .map_err(io(&path));
+            return fs::set_permissions(path, fs::Permissions::from_mode(sensitivity.mode()))
+                .map_err(io(path));
         }
         let file_name = path
             .file_name()
@@ -193,7 +204,7 @@ impl AssetDir {
             .map_err(io(&tmp))?;
         file.write_all(contents).map_err(io(&tmp))?;
         file.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
+        fs::rename(&tmp, path).map_err(io(path))?;
         if let Some(parent) = path.parent() {
             fs::File::open(parent)
                 .and_then(|d| d.sync_all())
@@ -238,6 +249,7 @@ impl AssetDir {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
     use std::sync::Mutex;
 
     use super::*;
@@ -312,7 +324,35 @@ mod tests {
         assert!(!dir.path("tls/ca.key").exists());
     }
 
-    /// A sink that refuses fails the write, before the file reaches the disk.
+    /// The sink is told once the file is in place here: the store it fills (with any step's
+    /// next append) never holds a file that a kill left unwritten in this directory, which a
+    /// resumed run would have to open from the store (with an identity it may not have).
+    #[test]
+    fn the_sink_is_told_once_the_file_is_in_place() {
+        struct Checks(PathBuf);
+        impl AssetSink for Checks {
+            fn written(&self, rel: &Path, contents: &[u8]) -> Result<(), String> {
+                match fs::read(self.0.join(rel)) {
+                    Ok(here) if here == contents => Ok(()),
+                    other => Err(format!("told before the file was written: {other:?}")),
+                }
+            }
+            fn removed(&self, _: &Path) -> Result<(), String> {
+                Ok(())
+            }
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = AssetDir::create(tmp.path())
+            .unwrap()
+            .with_sink(Arc::new(Checks(tmp.path().to_owned())));
+        dir.write("manifests/a.yaml", b"one", Sensitivity::Public)
+            .unwrap();
+        dir.write("manifests/a.yaml", b"two", Sensitivity::Public)
+            .unwrap();
+    }
+
+    /// A sink that refuses fails the write (the file is here: the next run's sweep of the
+    /// directory hands it to the store).
     #[test]
     fn a_refusing_sink_fails_the_write() {
         struct No;
@@ -334,6 +374,5 @@ mod tests {
                 .ends_with("a: cannot store it with the journal: no recipients"),
             "{err}"
         );
-        assert!(!dir.path("a").exists());
     }
 }
