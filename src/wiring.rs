@@ -196,8 +196,15 @@ pub(crate) async fn wire(
     let (machines, route53) = match target.boot_server {
         // A rack: its BMCs, boot server and Route53 checked instead of Packet.
         Some(_) => {
+            let config = crate::rack_run::RackConfig {
+                sim: sim.map(|s| &s.handle),
+                rack: sim.and_then(|s| s.rack.as_ref()),
+                time_scale,
+                // A command that logs into no node (destroy) boots none: no boot server.
+                boots: login.is_some(),
+            };
             let (rack, route53) =
-                crate::rack_run::prepare(target, sim, time_scale, problems, redactor).await?;
+                crate::rack_run::prepare(target, config, problems, redactor).await?;
             (Machines::Rack(Arc::new(rack)), route53)
         }
         None => {
