@@ -13,9 +13,9 @@ use steps::provider::rack::RedfishProvider;
 use steps::redfish::{BmcCredentials, Polling};
 
 use crate::failure::{EXIT_USAGE, UserError};
+use crate::setup::{route53, setup_error};
 use crate::sim_rack::SimRack;
 use crate::target::Target;
-use crate::wiring::{route53, setup_error};
 use steps::dns::Route53;
 use steps::preflight::Problem;
 
