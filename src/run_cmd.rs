@@ -602,7 +602,7 @@ fn deletions(journal: &Journal, changes: &steps::changes::Changes) -> Vec<String
 /// What `loko destroy` deletes, as the journal knows it: one line per device and record; in a
 /// rack, one per machine it powers off.
 fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec<String> {
-    if desired.settings.packet_project().is_err() {
+    if desired.settings.provider() == specs::Provider::Redfish {
         return cluster::machines_to_retire(desired, history)
             .iter()
             .flat_map(|p| {
@@ -661,9 +661,9 @@ fn confirm(desired: &DesiredCluster, doomed: &[String]) -> anyhow::Result<bool> 
     let name = desired.settings.cluster_name.as_str();
     let list: String = doomed.iter().map(|l| format!("\n  - {l}")).collect();
     // A rack's machines stay: they are powered off.
-    let deletes = match desired.settings.packet_project() {
-        Ok(_) => "deletes",
-        Err(_) => "powers off and deletes",
+    let deletes = match desired.settings.provider() {
+        specs::Provider::Packet => "deletes",
+        specs::Provider::Redfish => "powers off and deletes",
     };
     if !std::io::stdin().is_terminal() {
         return Err(UserError {

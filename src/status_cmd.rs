@@ -128,9 +128,9 @@ async fn observe_rack(
 
 /// The header of the column of each node's machine: Packet's device, or a rack's machine.
 pub(crate) fn machine_column(desired: &DesiredCluster) -> &'static str {
-    match desired.settings.packet_project() {
-        Ok(_) => "DEVICE",
-        Err(_) => "MACHINE",
+    match desired.settings.provider() {
+        specs::Provider::Packet => "DEVICE",
+        specs::Provider::Redfish => "MACHINE",
     }
 }
 

@@ -197,8 +197,7 @@ pub fn changes(
     };
     let wanted: BTreeSet<&str> = desired.nodes.iter().map(|n| n.hostname.as_str()).collect();
     let mut changes = Changes {
-        // A rack has no Packet project.
-        rack: desired.settings.packet_project().is_err(),
+        rack: desired.settings.provider() == specs::Provider::Redfish,
         ..Changes::default()
     };
     for node in &desired.nodes {

@@ -30,9 +30,8 @@ pub fn destroy_dag(desired: &DesiredCluster, history: &History) -> Result<Dag, B
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     let mut steps = Vec::new();
-    // A rack has no Packet project: its machines are powered off instead, and no device is
-    // deleted.
-    if desired.settings.packet_project().is_ok() {
+    // A rack's machines are powered off instead: no device is deleted.
+    if desired.settings.provider() == specs::Provider::Packet {
         steps.push(
             step::<DeleteDevicesKind>(
                 StepName::DestroyDevices.id(),
