@@ -24,6 +24,7 @@ mod progress;
 mod pull_cmd;
 mod rack_run;
 mod run_cmd;
+mod setup;
 mod sim_cmd;
 mod sim_rack;
 mod sim_session;

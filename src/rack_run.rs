@@ -1,6 +1,7 @@
 //! A rack's run (`provider: redfish`): its setup checked before any step, as Packet's is (the
 //! BMC credentials, each BMC and its system's MAC, Route53), and the run's boot server started
-//! with the machines' provider, handed to the demo's rack under `--sim`.
+//! with the machines' provider, handed to the demo's rack under `--sim`. A command that boots
+//! nothing (`loko destroy`, `loko plan`, `loko status`) starts no boot server.
 
 use std::time::Duration;
 
@@ -12,9 +13,9 @@ use steps::provider::rack::RedfishProvider;
 use steps::redfish::{BmcCredentials, Polling};
 
 use crate::failure::{EXIT_USAGE, UserError};
-use crate::sim_session::SimSession;
+use crate::setup::{route53, setup_error};
+use crate::sim_rack::SimRack;
 use crate::target::Target;
-use crate::wiring::{route53, setup_error};
 use steps::dns::Route53;
 use steps::preflight::Problem;
 
@@ -22,27 +23,43 @@ use steps::preflight::Problem;
 /// firmware take minutes), in simulated time under `--sim`.
 const INSTALL_DEADLINE: Duration = Duration::from_secs(15 * 60);
 
-/// The rack's provider and boot server, and the Route53 client, once every check passed;
-/// every problem found (with `problems`, those the caller found already) is one usage error
-/// listing them all. `time_scale` is that of a simulator started elsewhere.
+/// What a command asks of [`prepare`].
+pub(crate) struct RackConfig<'a> {
+    /// The simulator of `--sim` (its Route53).
+    pub(crate) sim: Option<&'a sim::SimHandle>,
+    /// The demo's rack (`--sim`): its BMCs' account, and its network boots' server.
+    pub(crate) rack: Option<&'a SimRack>,
+    /// `--time-scale` of a simulator started elsewhere (under `--sim`, the simulator's counts).
+    pub(crate) time_scale: Option<f64>,
+    /// Whether the command boots machines: only then is the boot server started.
+    pub(crate) boots: bool,
+}
+
+/// The rack's provider and (when the command boots machines) boot server, and the Route53
+/// client, once every check passed; every problem found (with `problems`, those the caller
+/// found already) is one usage error listing them all.
 pub(crate) async fn prepare(
     target: &Target,
-    sim: Option<&SimSession>,
-    time_scale: Option<f64>,
+    config: RackConfig<'_>,
     mut problems: Vec<Problem>,
     redactor: &Redactor,
 ) -> anyhow::Result<(NetbootedRack, Route53)> {
+    let RackConfig {
+        sim,
+        rack,
+        time_scale,
+        boots,
+    } = config;
     let Some(settings) = &target.boot_server else {
         anyhow::bail!("a rack's spec without boot_server passed validation");
     };
-    let rack = sim.and_then(|s| s.rack.as_ref());
     let credentials = match rack {
         Some(rack) => Ok(rack.credentials.clone()),
         None => BmcCredentials::from_env(redactor),
     };
     let machines = target.machines();
     let timeouts = Timeouts::default();
-    let (route53, route53_url) = route53(target, sim.map(|s| &s.handle), redactor).await;
+    let (route53, route53_url) = route53(target, sim, redactor).await;
     let (bmcs, dns) = tokio::join!(
         steps::preflight::check_rack(&credentials, &machines, &timeouts),
         steps::preflight::check(
@@ -57,6 +74,37 @@ pub(crate) async fn prepare(
         Ok(credentials) if problems.is_empty() => credentials,
         _ => return Err(setup_error(&problems).into()),
     };
+    let server = match boots {
+        true => Some(boot_server(target, settings, rack).await?),
+        false => None,
+    };
+    let scale = sim.map(|s| s.time_scale()).or(time_scale).unwrap_or(1.0);
+    let polling = Polling::default();
+    let scaled = |d: Duration, floor_ms: u64| d.mul_f64(scale).max(Duration::from_millis(floor_ms));
+    let rack = NetbootedRack {
+        provider: RedfishProvider {
+            credentials,
+            timeouts,
+            polling: Polling {
+                every: scaled(polling.every, 20),
+                within: scaled(polling.within, 5_000),
+            },
+            machines,
+        },
+        server,
+        install_deadline: scaled(INSTALL_DEADLINE, 10_000),
+        poll: scaled(Duration::from_secs(2), 20),
+    };
+    Ok((rack, route53))
+}
+
+/// The run's boot server, serving the spec's `boot_server` settings (under `--sim`, on this
+/// host's loopback, handed to the demo's rack).
+async fn boot_server(
+    target: &Target,
+    settings: &specs::BootServerSettings,
+    rack: Option<&SimRack>,
+) -> anyhow::Result<BootServer> {
     let ssh_keys = target
         .desired
         .settings
@@ -80,22 +128,5 @@ pub(crate) async fn prepare(
     if let Some(rack) = rack {
         rack.boot_from(server.url());
     }
-    let scale = sim.map(|s| s.time_scale).or(time_scale).unwrap_or(1.0);
-    let polling = Polling::default();
-    let scaled = |d: Duration, floor_ms: u64| d.mul_f64(scale).max(Duration::from_millis(floor_ms));
-    let rack = NetbootedRack {
-        provider: RedfishProvider {
-            credentials,
-            timeouts,
-            polling: Polling {
-                every: scaled(polling.every, 20),
-                within: scaled(polling.within, 5_000),
-            },
-            machines,
-        },
-        server,
-        install_deadline: scaled(INSTALL_DEADLINE, 10_000),
-        poll: scaled(Duration::from_secs(2), 20),
-    };
-    Ok((rack, route53))
+    Ok(server)
 }

@@ -22,7 +22,7 @@ use crate::journal_location::open_journal;
 use crate::output::{errln, out, outln, short_id, table};
 use crate::progress::Printer;
 use crate::sim_session::SimSession;
-use crate::target::{changes, history, read_history, run_target, target};
+use crate::target::{as_demo_recorded, changes, history, read_history, sim_target, target};
 use crate::wiring::{Login, WireConfig, actions, connect, engine, request, wire};
 
 /// Exit code of an interrupted run.
@@ -158,7 +158,7 @@ pub async fn run(
     args: &RunArgs,
     redactor: &journal::Redactor,
 ) -> anyhow::Result<ExitCode> {
-    let target = run_target(global, &args.cluster.spec, args.cluster.sim.sim)?;
+    let target = sim_target(global, &args.cluster.spec, args.cluster.sim.sim)?;
     let journal = open_journal(&target.journal, redactor)?;
     let mut history = history(&journal)?;
     // Refused changes stop here, before any API is called, and so does a run that would
@@ -308,7 +308,9 @@ async fn refresh(
     let poller = match &wiring.clients.machines {
         Machines::Packet { poller, .. } => poller,
         Machines::Rack(rack) => {
-            return refresh_rack(journal, desired, rack, &wiring.clients.route53, history).await;
+            let recorded = journal.with_state(Recorded::read);
+            let route53 = &wiring.clients.route53;
+            return refresh_rack(&recorded, desired, &rack.provider, route53, history).await;
         }
     };
     // The poller retries on its own; a listing refused for a passing reason (429, 5xx) is
@@ -354,13 +356,12 @@ async fn refresh(
 /// A rack's refresh: each recorded machine's power state from its BMC (an unreadable BMC is
 /// not compared, and said so: the machine step reads it again), and the records.
 async fn refresh_rack(
-    journal: &Journal,
+    recorded: &Recorded,
     desired: &DesiredCluster,
-    rack: &steps::provider::netbooted::NetbootedRack,
+    provider: &steps::provider::rack::RedfishProvider,
     route53: &steps::dns::Route53,
     history: &mut History,
 ) -> anyhow::Result<Contradictions> {
-    let recorded = journal.with_state(Recorded::read);
     let mut power = Vec::new();
     for node in &desired.nodes {
         let Some(machine) = &node.machine else {
@@ -369,7 +370,7 @@ async fn refresh_rack(
         if !recorded.devices.contains_key(&node.hostname) {
             continue;
         }
-        match rack.provider.power_state(machine).await {
+        match provider.power_state(machine).await {
             Ok(state) => power.push((node.hostname.as_str(), machine.name.as_str(), state)),
             Err(e) => errln!(
                 "note: {}: not compared with the journal: {e}",
@@ -379,11 +380,8 @@ async fn refresh_rack(
     }
     let mut drift = steps::drift::Drift::default();
     crate::status_cmd::read_records(desired, route53, &mut drift).await?;
-    let mut found = Contradictions::find(&recorded, &drift);
-    found.of_rack(
-        &recorded,
-        power.iter().map(|(h, m, s)| (*h, *m, s.as_str())),
-    );
+    let mut found = Contradictions::find(recorded, &drift);
+    found.of_rack(recorded, power.iter().map(|(h, m, s)| (*h, *m, s.as_str())));
     print_contradictions(&found);
     found.apply(history);
     Ok(found)
@@ -433,7 +431,13 @@ fn print_nodes(journal: &Journal, desired: &DesiredCluster) {
     outln!(
         "\n{}",
         table(
-            &["NODE", "ROLE", "DEVICE", "PUBLIC IPV4", "PRIVATE IPV4"],
+            &[
+                "NODE",
+                "ROLE",
+                crate::status_cmd::machine_column(desired),
+                "PUBLIC IPV4",
+                "PRIVATE IPV4"
+            ],
             &rows
         )
     );
@@ -444,11 +448,14 @@ pub async fn plan(
     args: &PlanArgs,
     redactor: &journal::Redactor,
 ) -> anyhow::Result<ExitCode> {
-    let target = target(global, &args.spec)?;
+    let mut target = target(global, &args.spec)?;
     let (mut history, recorded) = read_history(&target)?;
+    as_demo_recorded(&mut target, &history)?;
     changes(&target.desired, &history)?;
     if args.no_refresh {
         errln!("note: not refreshed (--no-refresh): as the journal knows the cloud");
+    } else if target.boot_server.is_some() {
+        refresh_plan_of_rack(&target, &recorded, &mut history, redactor).await?;
     } else if steps::packet::Token::from_env(redactor).is_err() {
         errln!(
             "note: not refreshed: without PACKET_AUTH_TOKEN (or METAL_AUTH_TOKEN) the cloud cannot be \
@@ -486,7 +493,7 @@ pub async fn destroy(
     args: &DestroyArgs,
     redactor: &journal::Redactor,
 ) -> anyhow::Result<ExitCode> {
-    let target = target(global, &args.cluster.spec)?;
+    let target = sim_target(global, &args.cluster.spec, args.cluster.sim.sim)?;
     let journal = open_journal(&target.journal, redactor)?;
     let history = history(&journal)?;
     if !args.yes
@@ -532,12 +539,41 @@ pub async fn destroy(
     let code = outcome_code(&report.outcome, "destroy", redactor)?;
     if !args.json && report.outcome != Outcome::Interrupted {
         outln!(
-            "Cluster {} destroyed: its devices and DNS records are gone; {} keeps its CA and keys.",
+            "Cluster {} destroyed: {}; {} keeps its CA and keys.",
             target.desired.settings.cluster_name,
+            match target.boot_server {
+                Some(_) => "its machines are powered off and its DNS records gone",
+                None => "its devices and DNS records are gone",
+            },
             target.assets.display()
         );
     }
     Ok(code)
+}
+
+/// `loko plan`'s refresh of a rack: as `loko run`'s ([`refresh_rack`]), with the BMC
+/// credentials of the environment; without them, as the journal knows the rack.
+async fn refresh_plan_of_rack(
+    target: &crate::target::Target,
+    recorded: &Recorded,
+    history: &mut History,
+    redactor: &journal::Redactor,
+) -> anyhow::Result<()> {
+    if let Err(e) = steps::redfish::BmcCredentials::from_env(redactor) {
+        errln!(
+            "note: not refreshed: {e}; without them the machines' power cannot be read, so this is as the journal knows the rack"
+        );
+        return Ok(());
+    }
+    let config = crate::rack_run::RackConfig {
+        sim: None,
+        rack: None,
+        time_scale: None,
+        boots: false,
+    };
+    let (rack, route53) = crate::rack_run::prepare(target, config, Vec::new(), redactor).await?;
+    refresh_rack(recorded, &target.desired, &rack.provider, &route53, history).await?;
+    Ok(())
 }
 
 /// The devices a run of `changes` deletes, one line each, as the journal knows them.
@@ -563,8 +599,27 @@ fn deletions(journal: &Journal, changes: &steps::changes::Changes) -> Vec<String
     replaced.chain(deleted).collect()
 }
 
-/// What `loko destroy` deletes, as the journal knows it: one line per device and record.
+/// What `loko destroy` deletes, as the journal knows it: one line per device and record; in a
+/// rack, one per machine it powers off.
 fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec<String> {
+    if desired.settings.provider() == specs::Provider::Redfish {
+        return cluster::machines_to_retire(desired, history)
+            .iter()
+            .flat_map(|p| {
+                [Some(&p.machine), p.replaces.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(|m| (&p.hostname, m))
+            })
+            .map(|(host, m)| {
+                format!(
+                    "machine {} of {host} (BMC {}{})",
+                    m.name, m.bmc.url, m.bmc.system
+                )
+            })
+            .chain(records(desired))
+            .collect();
+    }
     let ledger = journal.with_state(|state| state.ledger.clone());
     let mut lines: Vec<String> = history
         .known_nodes
@@ -588,13 +643,16 @@ fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec
             "any other device tagged loko:cluster={name} in project {project}"
         ));
     }
-    lines.extend(
-        desired
-            .dns_records
-            .iter()
-            .map(|r| format!("DNS record {} (zone {})", r.name, r.zone_id)),
-    );
+    lines.extend(records(desired));
     lines
+}
+
+/// The cluster's records, as `loko destroy` lists what it deletes.
+fn records(desired: &DesiredCluster) -> impl Iterator<Item = String> {
+    desired
+        .dns_records
+        .iter()
+        .map(|r| format!("DNS record {} (zone {})", r.name, r.zone_id))
 }
 
 /// Lists what will be deleted and asks on a terminal; refuses without one (use `--yes`).
@@ -602,15 +660,20 @@ fn confirm(desired: &DesiredCluster, doomed: &[String]) -> anyhow::Result<bool> 
     use std::io::{BufRead as _, IsTerminal as _, Write as _};
     let name = desired.settings.cluster_name.as_str();
     let list: String = doomed.iter().map(|l| format!("\n  - {l}")).collect();
+    // A rack's machines stay: they are powered off.
+    let deletes = match desired.settings.provider() {
+        specs::Provider::Packet => "deletes",
+        specs::Provider::Redfish => "powers off and deletes",
+    };
     if !std::io::stdin().is_terminal() {
         return Err(UserError {
-            message: format!("destroy of cluster {name} needs confirmation; it deletes:{list}"),
+            message: format!("destroy of cluster {name} needs confirmation; it {deletes}:{list}"),
             code: EXIT_USAGE,
             hint: Some("pass --yes when not on a terminal".into()),
         }
         .into());
     }
-    outln!("Destroy cluster {name}? This deletes:{list}");
+    outln!("Destroy cluster {name}? This {deletes}:{list}");
     out!("The asset directory (CA, keys) is kept. Type the cluster name to confirm: ");
     std::io::stdout().flush()?;
     let mut answer = String::new();
@@ -619,8 +682,9 @@ fn confirm(desired: &DesiredCluster, doomed: &[String]) -> anyhow::Result<bool> 
 }
 
 pub async fn graph(global: &Global, args: &GraphArgs) -> anyhow::Result<ExitCode> {
-    let target = target(global, &args.spec)?;
+    let mut target = target(global, &args.spec)?;
     let (history, _) = read_history(&target)?;
+    as_demo_recorded(&mut target, &history)?;
     changes(&target.desired, &history)?;
     // The DAG is data: no client, no asset directory, no lock.
     let dag = cluster::apply_dag(&target.desired, &history, &[])?;

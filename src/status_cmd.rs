@@ -1,6 +1,8 @@
 //! `loko status`: the cloud as it is, compared with the spec.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use specs::DesiredCluster;
@@ -11,8 +13,10 @@ use steps::packet::{Device, PacketClient, cluster_tag};
 use crate::cli::{Global, StatusArgs};
 use crate::failure::EXIT_DIFFERS;
 use crate::output::{outln, short_id, table};
+use crate::rack_run::{RackConfig, prepare};
+use crate::sim_rack::SimRack;
 use crate::sim_session::SimView;
-use crate::target::target;
+use crate::target::{Target, sim_target};
 use crate::wiring::connect;
 
 pub async fn status(
@@ -20,22 +24,23 @@ pub async fn status(
     args: &StatusArgs,
     redactor: &journal::Redactor,
 ) -> anyhow::Result<ExitCode> {
-    let target = target(global, &args.cluster.spec)?;
+    let target = sim_target(global, &args.cluster.spec, args.cluster.sim.sim)?;
     // A read-only command: it never starts the demo's agent or nodes, nor writes its state.
     let sim = match args.cluster.sim.sim {
         true => Some(SimView::start(&target, &args.cluster.sim).await?),
         false => None,
     };
-    let (packet, route53) = connect(
-        &target,
-        sim.as_ref().map(|s| &s.handle),
-        args.cluster.sim.time_scale,
-        Vec::new(),
-        redactor,
-    )
-    .await?;
+    let handle = sim.as_ref().map(|s| &s.handle);
+    let time_scale = args.cluster.sim.time_scale;
+    let drift = match target.boot_server {
+        Some(_) => observe_rack(&target, handle, time_scale, redactor).await?,
+        None => {
+            let (packet, route53) =
+                connect(&target, handle, time_scale, Vec::new(), redactor).await?;
+            observe(&target.desired, &packet, &route53).await?.0
+        }
+    };
     let settings = &target.desired.settings;
-    let (drift, _) = observe(&target.desired, &packet, &route53).await?;
     if let Some(sim) = sim {
         sim.handle.shutdown().await?;
     }
@@ -51,7 +56,7 @@ pub async fn status(
             })
         );
     } else {
-        print_status(&drift);
+        print_status(&drift, machine_column(&target.desired));
     }
     Ok(if drift.matches() {
         ExitCode::SUCCESS
@@ -75,6 +80,58 @@ pub(crate) async fn observe(
     let mut drift = Drift::of_devices(desired, &devices);
     read_records(desired, route53, &mut drift).await?;
     Ok((drift, devices))
+}
+
+/// A rack as it is: each node's machine's power state from its BMC, and the records. Under
+/// `--sim` (`sim`, the saved cloud's view), the demo's rack answers, its machines as it has
+/// them; it boots nothing here.
+async fn observe_rack(
+    target: &Target,
+    sim: Option<&sim::SimHandle>,
+    time_scale: Option<f64>,
+    redactor: &journal::Redactor,
+) -> anyhow::Result<Drift> {
+    let rack = match sim {
+        Some(sim) => Some(
+            SimRack::start(
+                &target.desired,
+                &target.state_dir,
+                Arc::new(sim::NoNodes),
+                sim.time_scale(),
+                redactor,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let config = RackConfig {
+        sim,
+        rack: rack.as_ref(),
+        time_scale,
+        boots: false,
+    };
+    let (netbooted, route53) = prepare(target, config, Vec::new(), redactor).await?;
+    let mut power = HashMap::new();
+    for node in &target.desired.nodes {
+        if let Some(machine) = &node.machine {
+            let state = netbooted.provider.power_state(machine).await;
+            power.insert(node.hostname.clone(), state.map_err(|e| e.to_string()));
+        }
+    }
+    let mut drift = Drift::of_machines(&target.desired, &power);
+    read_records(&target.desired, &route53, &mut drift).await?;
+    if let Some(rack) = rack {
+        rack.rack.shutdown().await;
+    }
+    Ok(drift)
+}
+
+/// The header of the column of each node's machine: Packet's device, or a rack's machine.
+pub(crate) fn machine_column(desired: &DesiredCluster) -> &'static str {
+    match desired.settings.provider() {
+        specs::Provider::Packet => "DEVICE",
+        specs::Provider::Redfish => "MACHINE",
+    }
 }
 
 /// Adds the spec's records as they are to `drift`.
@@ -108,8 +165,8 @@ pub(crate) async fn read_records(
     Ok(())
 }
 
-/// The tables of `loko status`.
-fn print_status(drift: &Drift) {
+/// The tables of `loko status`; `machine` heads the column of the nodes' machines.
+fn print_status(drift: &Drift, machine: &str) {
     let text = |v: Option<&String>| v.map_or("-", String::as_str).to_owned();
     let nodes: Vec<Vec<String>> = drift
         .nodes
@@ -127,7 +184,7 @@ fn print_status(drift: &Drift) {
     outln!(
         "{}",
         table(
-            &["NODE", "DEVICE", "STATE", "PUBLIC IPV4", "PRIVATE IPV4"],
+            &["NODE", machine, "STATE", "PUBLIC IPV4", "PRIVATE IPV4"],
             &nodes
         )
     );

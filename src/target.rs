@@ -19,37 +19,46 @@ use crate::failure::{EXIT_USAGE, UserError};
 use crate::output::errln;
 use crate::spec_cmd::load_spec;
 
-/// The target of `loko run`, which checks a rack's setup before it says its machines cannot be
-/// provisioned yet; `--sim` moves a rack's machines to the demo's ([`crate::sim_rack::simulate`]).
-pub(crate) fn run_target(global: &Global, spec_path: &Path, sim: bool) -> anyhow::Result<Target> {
-    let mut target = any_target(global, spec_path)?;
+/// The target of a command that takes `--sim` (`run`, `destroy`, `status`): under `--sim`, a
+/// rack's machines move to the demo's ([`crate::sim_rack::simulate`]), as every run of the demo
+/// recorded them.
+pub(crate) fn sim_target(global: &Global, spec_path: &Path, sim: bool) -> anyhow::Result<Target> {
+    let mut target = target(global, spec_path)?;
     if sim {
         crate::sim_rack::simulate(&mut target.desired, &target.state_dir)?;
     }
     Ok(target)
 }
 
-pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target> {
-    let target = any_target(global, spec_path)?;
-    if target.boot_server.is_some() {
-        // The spec and the Redfish client exist; the steps that boot listed machines are not
-        // in the DAG yet, and a run must not pretend to provision them.
-        return Err(UserError {
-            message: format!(
-                "{}: provider: redfish is checked (loko validate) but not provisioned yet",
-                spec_path.display()
-            ),
-            code: EXIT_USAGE,
-            hint: Some(
-                "plan, destroy and status take Packet clusters only for now; loko run checks a rack's setup (issue 29)".into(),
-            ),
-        }
-        .into());
+/// For a command without `--sim` (`loko plan`, `loko graph`): when the journal is a rack demo's
+/// (its latest run's machines answer at the demo's BMC for this state directory), the spec's
+/// machines as the demo moved them, so that the demo's journal is not read as every machine's
+/// address changed.
+pub(crate) fn as_demo_recorded(target: &mut Target, history: &History) -> anyhow::Result<()> {
+    let Some(previous) = &history.previous else {
+        return Ok(());
+    };
+    if target.boot_server.is_none() {
+        return Ok(());
     }
-    Ok(target)
+    let mut demo = target.desired.clone();
+    crate::sim_rack::simulate(&mut demo, &target.state_dir)?;
+    let bmcs = |d: &DesiredCluster| -> Vec<String> {
+        d.nodes
+            .iter()
+            .filter_map(|n| Some(n.machine.as_ref()?.bmc.url.clone()))
+            .collect()
+    };
+    let demo_bmcs = bmcs(&demo);
+    if bmcs(previous).iter().any(|url| demo_bmcs.contains(url)) {
+        target.desired = demo;
+    }
+    Ok(())
 }
 
-fn any_target(global: &Global, spec_path: &Path) -> anyhow::Result<Target> {
+/// The spec's desired cluster, where its assets, state and journal live; refused when the
+/// journal is another cluster's ([`crate::team::check`]).
+pub(crate) fn target(global: &Global, spec_path: &Path) -> anyhow::Result<Target> {
     let spec = load_spec(spec_path)?;
     // Absolute paths: they are recorded, shown, and handed to the simulator's nodes.
     let absolute = |path: &Path| {

@@ -17,6 +17,7 @@ use steps::run_context::{Clients, Machines, RunContext, RunSettings};
 use steps::ssh::Ssh;
 
 use crate::failure::{EXIT_USAGE, UserError};
+use crate::setup::{route53, setup_error};
 use crate::sim_session::{SIM_SSH_PORT, SimSession};
 use crate::target::Target;
 
@@ -88,46 +89,6 @@ pub(crate) async fn connect(
     }
 }
 
-/// The Route53 client and its URL: the simulator's, or what the spec and environment name.
-pub(crate) async fn route53(
-    target: &Target,
-    sim: Option<&sim::SimHandle>,
-    redactor: &Redactor,
-) -> (Route53, String) {
-    if let Some(sim) = sim {
-        let url = sim.route53_url();
-        let client =
-            Route53::with_static_credentials(&url, "loko-sim", "loko-sim-secret", redactor).await;
-        return (client, url);
-    }
-    let endpoint = target
-        .endpoints
-        .route53_endpoint_url
-        .clone()
-        .or_else(|| std::env::var(steps::dns::ENDPOINT_ENV).ok());
-    let client = Route53::from_env(endpoint.as_deref(), redactor).await;
-    (
-        client,
-        endpoint.unwrap_or_else(|| "https://route53.amazonaws.com".into()),
-    )
-}
-
-/// The problems of the setup as one error: every one on its line with what to do.
-pub(crate) fn setup_error(problems: &[Problem]) -> UserError {
-    let list: String = problems
-        .iter()
-        .map(|p| format!("\n  - {}\n    ({})", p.what, p.hint))
-        .collect();
-    UserError {
-        message: format!(
-            "{} problem(s) with the setup; nothing was changed:{list}",
-            problems.len()
-        ),
-        code: EXIT_USAGE,
-        hint: Some("fix them and run the same command again".into()),
-    }
-}
-
 /// What a command asks of [`wire`] besides its target.
 #[derive(Default)]
 pub(crate) struct WireConfig<'a> {
@@ -196,8 +157,15 @@ pub(crate) async fn wire(
     let (machines, route53) = match target.boot_server {
         // A rack: its BMCs, boot server and Route53 checked instead of Packet.
         Some(_) => {
+            let config = crate::rack_run::RackConfig {
+                sim: sim.map(|s| &s.handle),
+                rack: sim.and_then(|s| s.rack.as_ref()),
+                time_scale,
+                // A command that logs into no node (destroy) boots none: no boot server.
+                boots: login.is_some(),
+            };
             let (rack, route53) =
-                crate::rack_run::prepare(target, sim, time_scale, problems, redactor).await?;
+                crate::rack_run::prepare(target, config, problems, redactor).await?;
             (Machines::Rack(Arc::new(rack)), route53)
         }
         None => {

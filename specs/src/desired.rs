@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::names::{
     ClusterName, DnsZone, DnsZoneId, Facility, MachinePlan, PoolName, ProjectId, SshPublicKey,
 };
-use crate::rack::{Machine, MachineRole};
+use crate::rack::{Machine, MachineRole, Provider};
 use crate::spec::{
     HardwareReservation, Networking, OsArch, OsChannel, OsSettings, Role, Spec, Taint, WorkerPool,
 };
@@ -59,6 +59,15 @@ impl ClusterSettings {
     /// The Packet project, for what only a Packet cluster does (its devices, its simulator).
     pub fn packet_project(&self) -> Result<&ProjectId, NotPacket> {
         self.project_id.as_ref().ok_or(NotPacket)
+    }
+
+    /// Who provides the machines: Packet when the cluster has a Packet project (a Packet spec
+    /// requires one, a rack's refuses it), else the rack's listed machines.
+    pub fn provider(&self) -> Provider {
+        match self.project_id {
+            Some(_) => Provider::Packet,
+            None => Provider::Redfish,
+        }
     }
 }
 

@@ -203,6 +203,10 @@ pub fn actions(run: RunContext) -> Actions {
     let actions = bind::<RetireMachineKind, _, _>(actions, &run, |run, ctx, params| async move {
         let rack = run.clients.machines.rack(&params.hostname)?;
         rack.retire(&ctx, &params.machine).await?;
+        // A destroy's node whose spec names another machine than the one booted: both off.
+        if let Some(was) = &params.replaces {
+            rack.retire(&ctx, was).await?;
+        }
         Ok(RetireOutputs {
             machine: params.machine.name.to_string(),
         })

@@ -35,6 +35,10 @@ pub struct Changes {
     pub drain_skipped: bool,
     /// DNS records written for the first time.
     pub records: Vec<String>,
+    /// The nodes are a rack's machines (`provider: redfish`): booted and powered off, not
+    /// created and deleted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rack: bool,
 }
 
 impl Changes {
@@ -53,25 +57,59 @@ impl Changes {
     }
 }
 
+/// How a plan names what happens to a node's machine: Packet's devices are created and
+/// deleted; a rack's machines exist before and after, booted and powered off.
+struct Wording {
+    create: &'static str,
+    /// The verb and what follows the node's name.
+    replace: (&'static str, &'static str),
+    delete: (&'static str, &'static str),
+    adopt: &'static str,
+    recreate: &'static str,
+    total: &'static str,
+}
+
+const DEVICES: Wording = Wording {
+    create: "create",
+    replace: ("replace", ""),
+    delete: ("delete", ""),
+    adopt: "its create was sent by an interrupted run; created if it never arrived",
+    recreate: "create",
+    total: "Devices to create",
+};
+
+const MACHINES: Wording = Wording {
+    create: "boot",
+    replace: (
+        "replace",
+        " (its old machine powered off, the new one booted)",
+    ),
+    delete: ("retire", " (its machine powered off)"),
+    adopt: "an interrupted run began booting its machine; adopted if it is on, booted if not",
+    recreate: "boot again",
+    total: "Machines to boot",
+};
+
 impl std::fmt::Display for Changes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let words = match self.rack {
+            true => &MACHINES,
+            false => &DEVICES,
+        };
         for name in &self.adopt {
-            writeln!(
-                f,
-                "  ~ adopt {name} (its create was sent by an interrupted run; created if it never arrived)"
-            )?;
+            writeln!(f, "  ~ adopt {name} ({})", words.adopt)?;
         }
         for (name, run) in &self.recreate {
-            writeln!(f, "  + create {name} (gone since run {run})")?;
+            writeln!(f, "  + {} {name} (gone since run {run})", words.recreate)?;
         }
-        for (sign, what, names) in [
-            ("+", "create", &self.create),
-            ("-/+", "replace", &self.replace),
-            ("-", "delete", &self.delete),
-            ("+", "record", &self.records),
+        for (sign, (what, note), names) in [
+            ("+", (words.create, ""), &self.create),
+            ("-/+", words.replace, &self.replace),
+            ("-", words.delete, &self.delete),
+            ("+", ("record", ""), &self.records),
         ] {
             for name in names {
-                writeln!(f, "  {sign} {what} {name}")?;
+                writeln!(f, "  {sign} {what} {name}{note}")?;
             }
         }
         for name in &self.drain {
@@ -92,7 +130,7 @@ impl std::fmt::Display for Changes {
             0 => write!(f, ".")?,
             n => write!(f, ", {n} to adopt.")?,
         }
-        write!(f, "\nDevices to create: {}.", self.devices_to_create())
+        write!(f, "\n{}: {}.", words.total, self.devices_to_create())
     }
 }
 
@@ -158,7 +196,10 @@ pub fn changes(
         None => BTreeSet::new(),
     };
     let wanted: BTreeSet<&str> = desired.nodes.iter().map(|n| n.hostname.as_str()).collect();
-    let mut changes = Changes::default();
+    let mut changes = Changes {
+        rack: desired.settings.provider() == specs::Provider::Redfish,
+        ..Changes::default()
+    };
     for node in &desired.nodes {
         if retyped.contains(&node.hostname) {
             changes.replace.push(node.hostname.clone());

@@ -22,4 +22,4 @@ mod destroy_dag;
 
 pub use apply_dag::apply_dag;
 pub use build::BuildError;
-pub use destroy_dag::destroy_dag;
+pub use destroy_dag::{destroy_dag, machines_to_retire};

@@ -17,7 +17,7 @@ use crate::packet::{Device, DeviceState, node_tag};
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NodeStatus {
     pub node: String,
-    /// The device's id; none when the node has no device.
+    /// The device's id (a rack's: its machine's name); none when the node has no device.
     pub device: Option<String>,
     /// The device's state, or `missing`.
     pub state: String,
@@ -120,6 +120,47 @@ impl Drift {
             }
         }
         drift.differences.append(&mut strangers);
+        drift
+    }
+
+    /// The nodes of a rack (`provider: redfish`) against their machines' power states as
+    /// their BMCs report them (`power`, by hostname: the state, or why the BMC did not say).
+    /// A node's device is its machine's name, its addresses the spec's (a rack's machines have
+    /// the addresses they are given); a machine not on, or whose BMC did not answer, differs.
+    pub fn of_machines(
+        desired: &DesiredCluster,
+        power: &HashMap<String, Result<String, String>>,
+    ) -> Drift {
+        let mut drift = Drift::default();
+        for node in &desired.nodes {
+            let host = &node.hostname;
+            let Some(machine) = &node.machine else {
+                continue;
+            };
+            let state = match power.get(host) {
+                Some(Ok(state)) => state.clone(),
+                Some(Err(why)) => {
+                    drift
+                        .differences
+                        .push(format!("{host}: machine {}: {why}", machine.name));
+                    "unreadable".to_owned()
+                }
+                None => "unknown".to_owned(),
+            };
+            if !matches!(state.as_str(), "On" | "unreadable") {
+                drift.differences.push(format!(
+                    "{host}: machine {} is {state}, not On",
+                    machine.name
+                ));
+            }
+            drift.nodes.push(NodeStatus {
+                node: host.clone(),
+                device: Some(machine.name.to_string()),
+                state,
+                public_ipv4: Some(machine.public_ipv4.to_string()),
+                private_ipv4: Some(machine.private_ipv4.to_string()),
+            });
+        }
         drift
     }
 
@@ -249,5 +290,35 @@ mod tests {
             (None, "missing")
         );
         assert!(!drift.matches());
+    }
+
+    #[test]
+    fn a_rack_s_machines_differ_when_off_or_unanswered() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rack.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let desired = specs::parse(&text, "rack.yaml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .desired();
+        let mut power: HashMap<String, Result<String, String>> = desired
+            .nodes
+            .iter()
+            .map(|n| (n.hostname.clone(), Ok("On".to_owned())))
+            .collect();
+        assert!(Drift::of_machines(&desired, &power).matches());
+        let (first, second) = (&desired.nodes[0].hostname, &desired.nodes[1].hostname);
+        power.insert(first.clone(), Ok("Off".to_owned()));
+        power.insert(second.clone(), Err("connection refused".to_owned()));
+        let drift = Drift::of_machines(&desired, &power);
+        assert_eq!(
+            drift.differences,
+            [
+                format!("{first}: machine rack-a1 is Off, not On"),
+                format!("{second}: machine rack-a2: connection refused"),
+            ]
+        );
+        let node = &drift.nodes[0];
+        assert_eq!(node.device.as_deref(), Some("rack-a1"));
+        assert_eq!(node.public_ipv4.as_deref(), Some("10.0.1.11"));
+        assert_eq!(drift.nodes[1].state, "unreadable");
     }
 }

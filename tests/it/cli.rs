@@ -66,10 +66,10 @@ fn validate_accepts_every_example_and_points_at_errors() {
     assert!(err.contains("hint: see docs/spec.md"), "{err}");
 }
 
-/// A rack's spec is checked, but no command provisions it until its steps are in the DAG: a
-/// run must not pretend to.
+/// A rack's spec is checked, and planned in a rack's words: its machines are booted, not
+/// created.
 #[test]
-fn a_rack_spec_is_valid_and_not_provisioned_yet() {
+fn a_rack_spec_is_valid_and_planned_as_machines_to_boot() {
     let path = format!("{}/examples/rack.yaml", env!("CARGO_MANIFEST_DIR"));
     let out = loko(&["validate", &path]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -79,13 +79,12 @@ fn a_rack_spec_is_valid_and_not_provisioned_yet() {
         "{}",
         text(&out.stdout)
     );
-    let out = loko(&["plan", &path]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("provider: redfish is checked (loko validate) but not provisioned yet"),
-        "{err}"
-    );
+    let out = loko(&["plan", &path, "--no-refresh"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("  + boot rack-controller-0\n"), "{stdout}");
+    assert!(stdout.contains("Machines to boot: 5."), "{stdout}");
+    assert!(!stdout.contains("create"), "{stdout}");
 }
 
 #[test]

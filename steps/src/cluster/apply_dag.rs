@@ -7,7 +7,7 @@ use engine::{Dag, RetryPolicy, StepDef};
 use journal::StepId;
 use specs::{DesiredCluster, DesiredNode, HardwareReservation, OsImage, RecordTarget};
 
-use super::build::{BuildError, inputs, node_params, step};
+use super::build::{BuildError, inputs, node_params, retire_step, step};
 use crate::assets;
 use crate::changes::changes;
 use crate::classes::{PACKET_API, REDFISH, ROUTE53, SSH};
@@ -16,7 +16,7 @@ use crate::kinds::{
     ApiParams, BootstrapKind, ControlPlaneKind, ControlPlaneParams, DeleteDevicesKind,
     DeleteDevicesParams, DeviceAddress, DeviceKind, DeviceParams, DnsKind, DnsParams, DrainKind,
     DrainParams, EtcdSecretsKind, IgnitionKind, KubeconfigsKind, KubeconfigsParams, MachineKind,
-    MachineParams, ManifestsKind, PkiKind, ReadyKind, ReadyParams, RecordSource, RetireMachineKind,
+    MachineParams, ManifestsKind, PkiKind, ReadyKind, ReadyParams, RecordSource,
 };
 use crate::packet::{DeviceOs, DeviceSpec, Location, node_tag};
 use crate::provider::Change;
@@ -113,7 +113,14 @@ pub fn apply_dag(
     {
         let delete = match history.machines.get(host) {
             // A rack's node: its machine is powered off.
-            Some(machine) => retire_step(host, machine)?,
+            Some(machine) => retire_step(
+                &MachineParams {
+                    hostname: host.clone(),
+                    machine: machine.clone(),
+                    replaces: None,
+                },
+                inputs(&(host.as_str(), machine))?,
+            )?,
             None => step::<DeleteDevicesKind>(
                 StepName::DeleteDevice(host.clone()).id(),
                 inputs(host.as_str())?,
@@ -370,22 +377,6 @@ fn machine_step(
         StepName::Drain(node.hostname.clone()).id(),
         StepName::Retire(node.hostname.clone()).id(),
     ]))
-}
-
-/// The step that powers off `host`'s rack machine: its node left the spec, or the cluster is
-/// destroyed.
-pub(super) fn retire_step(host: &str, machine: &specs::Machine) -> Result<StepDef, BuildError> {
-    Ok(step::<RetireMachineKind>(
-        StepName::Retire(host.to_owned()).id(),
-        inputs(&(host, machine))?,
-        &MachineParams {
-            hostname: host.to_owned(),
-            machine: machine.clone(),
-            replaces: None,
-        },
-    )?
-    .class(REDFISH)
-    .invalidates([StepName::Machine(host.to_owned()).id()]))
 }
 
 fn dns_step(desired: &DesiredCluster, controllers: &[&DesiredNode]) -> Result<StepDef, BuildError> {

@@ -5,7 +5,9 @@ use engine::{StepDef, StepKind};
 use journal::{Digest, StepId};
 use serde::Serialize;
 
-use crate::kinds::NodeParams;
+use crate::classes::REDFISH;
+use crate::kinds::{MachineParams, NodeParams, RetireMachineKind};
+use crate::step_name::StepName;
 
 /// Why a DAG could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -38,4 +40,15 @@ pub(super) fn node_params(host: &str) -> NodeParams {
     NodeParams {
         hostname: host.to_owned(),
     }
+}
+
+/// The step that powers off a rack node's machine (and the one it `replaces`, if any): its
+/// node left the spec, or the cluster is destroyed. `own` is its inputs' digest.
+pub(super) fn retire_step(params: &MachineParams, own: Digest) -> Result<StepDef, BuildError> {
+    let host = &params.hostname;
+    Ok(
+        step::<RetireMachineKind>(StepName::Retire(host.clone()).id(), own, params)?
+            .class(REDFISH)
+            .invalidates([StepName::Machine(host.clone()).id()]),
+    )
 }

@@ -21,7 +21,8 @@ const NODE_IGNITION: &str = "/node-ignition";
 /// A rack's provider and the run's boot server.
 pub struct NetbootedRack {
     pub provider: RedfishProvider,
-    pub server: BootServer,
+    /// None in a run that boots nothing (`loko destroy`): it only powers machines off.
+    pub server: Option<BootServer>,
     /// How long a machine powered on may take to fetch its node's Ignition.
     pub install_deadline: Duration,
     /// How often the server's log is read meanwhile.
@@ -57,7 +58,13 @@ impl NetbootedRack {
         ignition: String,
     ) -> Result<ProvidedMachine, StepError> {
         let mac = mac_of(machine);
-        self.server
+        let server = self.server.as_ref().ok_or_else(|| {
+            StepError::permanent(format!(
+                "machine {}: booted in a run without a boot server (one that only powers machines off)",
+                machine.name
+            ))
+        })?;
+        server
             .serve(BootMachine {
                 mac,
                 hostname: hostname.to_owned(),
@@ -65,10 +72,10 @@ impl NetbootedRack {
                 ignition,
             })
             .map_err(|e: NetbootError| StepError::permanent(e.to_string()))?;
-        let seen = self.server.requests().len();
+        let seen = server.requests().len();
         let provided = self.provider.ensure(intents, hostname, machine).await?;
         if provided.acted {
-            self.wait_for_install(machine, mac, seen).await?;
+            self.wait_for_install(server, machine, mac, seen).await?;
         }
         Ok(provided)
     }
@@ -78,13 +85,14 @@ impl NetbootedRack {
     /// NIC that booted instead: permanent, since retrying boots the same NIC.
     async fn wait_for_install(
         &self,
+        server: &BootServer,
         machine: &specs::Machine,
         mac: MacAddr,
         seen: usize,
     ) -> Result<(), StepError> {
         let deadline = Instant::now() + self.install_deadline;
         loop {
-            let requests = self.server.requests();
+            let requests = server.requests();
             let since = requests.get(seen..).unwrap_or_default();
             if since
                 .iter()
@@ -125,12 +133,16 @@ impl NetbootedRack {
         machine: &specs::Machine,
     ) -> Result<(), StepError> {
         self.provider.retire(intents, machine).await?;
-        self.server.forget(mac_of(machine));
+        if let Some(server) = &self.server {
+            server.forget(mac_of(machine));
+        }
         Ok(())
     }
 
     /// Stops the boot server at the end of the run.
     pub async fn shutdown(self) {
-        self.server.shutdown().await;
+        if let Some(server) = self.server {
+            server.shutdown().await;
+        }
     }
 }

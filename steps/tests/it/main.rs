@@ -21,6 +21,7 @@ mod provider_rack;
 mod rack_boot;
 mod rack_changes;
 mod rack_dag;
+mod rack_destroy;
 mod rack_preflight;
 mod rack_support;
 mod raid_script;

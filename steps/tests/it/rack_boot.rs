@@ -80,7 +80,7 @@ async fn world(ip: Ipv4Addr) -> World {
             polling,
             machines: vec![machine.clone()],
         },
-        server,
+        server: Some(server),
         install_deadline: Duration::from_secs(10),
         poll: Duration::from_millis(20),
     };
@@ -141,9 +141,12 @@ async fn a_machine_step_boots_lokos_node_and_retiring_forgets_its_mac() {
         .unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(retiring.effects(), [POWER_OFF_INTENT]);
     assert_eq!(w.rack.status("rack-a1").unwrap().state, MachineState::Off);
-    let answer = reqwest::get(format!("{}/boot.ipxe?mac={MAC}", w.booted.server.url()))
-        .await
-        .unwrap();
+    let answer = reqwest::get(format!(
+        "{}/boot.ipxe?mac={MAC}",
+        w.booted.server.as_ref().unwrap().url()
+    ))
+    .await
+    .unwrap();
     assert_eq!(
         answer.status().as_u16(),
         404,
