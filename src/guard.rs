@@ -37,15 +37,25 @@ pub fn new_devices(count: usize, threshold: usize, yes: bool) -> anyhow::Result<
 
 /// Whether a run that deletes `doomed` (one line per device) may go on: with none, or with
 /// `yes`, it goes on; otherwise it lists them and asks on a terminal, and refuses without one.
-pub fn deletions(doomed: &[String], yes: bool) -> anyhow::Result<()> {
+pub fn deletions(doomed: &[String], yes: bool, provider: specs::Provider) -> anyhow::Result<()> {
     if doomed.is_empty() {
         return Ok(());
     }
+    let (what, question) = match provider {
+        specs::Provider::Packet => (
+            format!("this run deletes {} device(s):", doomed.len()),
+            "Delete them?",
+        ),
+        specs::Provider::Redfish => (
+            format!("this run powers off {} machine(s):", doomed.len()),
+            "Power them off?",
+        ),
+    };
     listed(
-        &format!("this run deletes {} device(s):", doomed.len()),
+        &what,
         doomed,
         yes,
-        ("deleting", "Delete them?", "nothing was deleted"),
+        ("deleting", question, "nothing was deleted"),
         "check the spec's counts and types with loko plan; to delete them, pass --yes (or --allow-delete)",
     )
 }
@@ -115,7 +125,7 @@ mod tests {
 
     #[test]
     fn no_deletion_or_a_yes_goes_on() {
-        assert!(deletions(&[], false).is_ok());
-        assert!(deletions(&["device d-1 (w-1)".into()], true).is_ok());
+        assert!(deletions(&[], false, specs::Provider::Packet).is_ok());
+        assert!(deletions(&["device d-1 (w-1)".into()], true, specs::Provider::Packet).is_ok());
     }
 }

@@ -23,6 +23,7 @@ mod output;
 mod progress;
 mod pull_cmd;
 mod rack_run;
+mod refresh;
 mod run_cmd;
 mod setup;
 mod sim_cmd;

@@ -13,7 +13,6 @@ use steps::cluster;
 use steps::history::History;
 use steps::kinds::DeviceOutputs;
 use steps::refresh::{Contradictions, Recorded};
-use steps::run_context::Machines;
 use steps::step_name::StepName;
 
 use crate::cli::{DestroyArgs, Global, GraphArgs, PlanArgs, RunArgs};
@@ -21,6 +20,7 @@ use crate::failure::{EXIT_FAILED, EXIT_USAGE, UserError};
 use crate::journal_location::open_journal;
 use crate::output::{errln, out, outln, short_id, table};
 use crate::progress::Printer;
+use crate::refresh::{print_contradictions, refresh, refresh_plan_of_rack};
 use crate::sim_session::SimSession;
 use crate::target::{as_demo_recorded, changes, history, read_history, sim_target, target};
 use crate::wiring::{Login, WireConfig, actions, connect, engine, request, wire};
@@ -166,9 +166,11 @@ pub async fn run(
     let journal_changes = changes(&target.desired, &history)?;
     let known = journal_changes.devices_to_create();
     crate::guard::new_devices(known, args.max_new_devices, args.yes)?;
+    let provider = target.desired.settings.provider();
     crate::guard::deletions(
-        &deletions(&journal, &journal_changes),
+        &deletions(&journal, &journal_changes, provider),
         args.yes || args.allow_delete,
+        provider,
     )?;
     let sim = match args.cluster.sim.sim {
         true => Some(SimSession::start(&target, &args.cluster.sim, redactor).await?),
@@ -291,115 +293,6 @@ fn refused_port(port: u16) -> UserError {
         format!("the run stopped: no node accepts SSH on port {port}"),
         "pass the port the nodes' sshd listens on with --ssh-port (the simulator's nodes: the port `loko sim` printed, 2222 by default), then run the same command again",
     )
-}
-
-/// Refreshes `history` with what exists: the run's first device listing (its poller's, which
-/// the device steps' lookups share, so the refresh costs no call of its own) and the records,
-/// compared with the journal's ledger. Prints what contradicts the journal; the run journals
-/// it and does those steps again.
-async fn refresh(
-    journal: &Journal,
-    location: &journal::Location,
-    desired: &DesiredCluster,
-    wiring: &crate::wiring::Wiring,
-    history: &mut History,
-    adoption: &crate::adopt::Adoption,
-) -> anyhow::Result<Contradictions> {
-    let poller = match &wiring.clients.machines {
-        Machines::Packet { poller, .. } => poller,
-        Machines::Rack(rack) => {
-            let recorded = journal.with_state(Recorded::read);
-            let route53 = &wiring.clients.route53;
-            return refresh_rack(&recorded, desired, &rack.provider, route53, history).await;
-        }
-    };
-    // The poller retries on its own; a listing refused for a passing reason (429, 5xx) is
-    // waited out as long as a device may take to provision, as the device steps would.
-    let patience = wiring.timings.device.provision_deadline;
-    let listing = |since| async move {
-        let started = std::time::Instant::now();
-        loop {
-            match poller.listing_since(since).await {
-                Some(Ok(listing)) => return Ok(listing),
-                Some(Err(e)) if e.is_retryable() && started.elapsed() < patience => continue,
-                Some(Err(e)) => {
-                    return Err(anyhow::Error::from(e).context("cannot list the cluster's devices"));
-                }
-                None => return Err(anyhow::anyhow!("the device poller stopped")),
-            }
-        }
-    };
-    let first = listing(std::time::Instant::now()).await?;
-    let mut devices = (*first.devices).clone();
-    if first.may_skip() {
-        // Packet pages by offset: a device that went away between two page calls made the
-        // next page skip one. A device gone for real is missing from the next listing too.
-        let second = listing(std::time::Instant::now()).await?;
-        devices.extend(
-            second
-                .devices
-                .iter()
-                .map(|(id, d)| (id.clone(), Arc::clone(d))),
-        );
-    }
-    let recorded = journal.with_state(Recorded::read);
-    let foreign = steps::refresh::foreign(&recorded, history, devices.values().map(|d| &**d));
-    crate::adopt::admit(&foreign, desired, location, adoption)?;
-    let mut drift = steps::drift::Drift::of_devices(desired, devices.values().map(|d| &**d));
-    crate::status_cmd::read_records(desired, &wiring.clients.route53, &mut drift).await?;
-    let found = Contradictions::find(&recorded, &drift);
-    print_contradictions(&found);
-    found.apply(history);
-    Ok(found)
-}
-
-/// A rack's refresh: each recorded machine's power state from its BMC (an unreadable BMC is
-/// not compared, and said so: the machine step reads it again), and the records.
-async fn refresh_rack(
-    recorded: &Recorded,
-    desired: &DesiredCluster,
-    provider: &steps::provider::rack::RedfishProvider,
-    route53: &steps::dns::Route53,
-    history: &mut History,
-) -> anyhow::Result<Contradictions> {
-    let mut power = Vec::new();
-    for node in &desired.nodes {
-        let Some(machine) = &node.machine else {
-            continue;
-        };
-        if !recorded.devices.contains_key(&node.hostname) {
-            continue;
-        }
-        match provider.power_state(machine).await {
-            Ok(state) => power.push((node.hostname.as_str(), machine.name.as_str(), state)),
-            Err(e) => errln!(
-                "note: {}: not compared with the journal: {e}",
-                node.hostname
-            ),
-        }
-    }
-    let mut drift = steps::drift::Drift::default();
-    crate::status_cmd::read_records(desired, route53, &mut drift).await?;
-    let mut found = Contradictions::find(recorded, &drift);
-    found.of_rack(recorded, power.iter().map(|(h, m, s)| (*h, *m, s.as_str())));
-    print_contradictions(&found);
-    found.apply(history);
-    Ok(found)
-}
-
-/// What the cloud contradicts in the journal, on stderr (stdout may be JSON lines).
-fn print_contradictions(found: &Contradictions) {
-    if found.is_empty() {
-        return;
-    }
-    errln!(
-        "The cloud differs from the journal; what is gone is done again:{}",
-        found
-            .found
-            .iter()
-            .map(|f| format!("\n  - {f}"))
-            .collect::<String>()
-    );
 }
 
 /// The nodes as the journal recorded them: what a user looks for after a run.
@@ -551,51 +444,36 @@ pub async fn destroy(
     Ok(code)
 }
 
-/// `loko plan`'s refresh of a rack: as `loko run`'s ([`refresh_rack`]), with the BMC
-/// credentials of the environment; without them, as the journal knows the rack.
-async fn refresh_plan_of_rack(
-    target: &crate::target::Target,
-    recorded: &Recorded,
-    history: &mut History,
-    redactor: &journal::Redactor,
-) -> anyhow::Result<()> {
-    if let Err(e) = steps::redfish::BmcCredentials::from_env(redactor) {
-        errln!(
-            "note: not refreshed: {e}; without them the machines' power cannot be read, so this is as the journal knows the rack"
-        );
-        return Ok(());
-    }
-    let config = crate::rack_run::RackConfig {
-        sim: None,
-        rack: None,
-        time_scale: None,
-        boots: false,
-    };
-    let (rack, route53) = crate::rack_run::prepare(target, config, Vec::new(), redactor).await?;
-    refresh_rack(recorded, &target.desired, &rack.provider, &route53, history).await?;
-    Ok(())
-}
-
-/// The devices a run of `changes` deletes, one line each, as the journal knows them.
-fn deletions(journal: &Journal, changes: &steps::changes::Changes) -> Vec<String> {
+/// The devices a run of `changes` deletes (a rack's machines it powers off), one line each,
+/// as the journal knows them.
+fn deletions(
+    journal: &Journal,
+    changes: &steps::changes::Changes,
+    provider: specs::Provider,
+) -> Vec<String> {
     if changes.replace.is_empty() && changes.delete.is_empty() {
         return Vec::new();
     }
     let recorded = journal.with_state(Recorded::read);
-    let device = |host: &str| match recorded.devices.get(host) {
-        Some((_, id)) => format!("device {id} ({host})"),
-        None => format!("the device of {host}, if it was created"),
+    let rack = provider == specs::Provider::Redfish;
+    let machine = |host: &str| match (recorded.devices.get(host), rack) {
+        (Some((_, id)), false) => format!("device {id} ({host})"),
+        (None, false) => format!("the device of {host}, if it was created"),
+        (Some((_, name)), true) => format!("machine {name} ({host})"),
+        (None, true) => format!("the machine of {host}, if it was booted"),
     };
-    let replaced = changes.replace.iter().map(|h| {
-        format!(
-            "{}: its pool's type changed; a new one is created",
-            device(h)
-        )
-    });
+    let why_replaced = match rack {
+        false => "its pool's type changed; a new one is created",
+        true => "another machine is listed for it; the new one is booted",
+    };
+    let replaced = changes
+        .replace
+        .iter()
+        .map(|h| format!("{}: {why_replaced}", machine(h)));
     let deleted = changes
         .delete
         .iter()
-        .map(|h| format!("{}: its node left the spec", device(h)));
+        .map(|h| format!("{}: its node left the spec", machine(h)));
     replaced.chain(deleted).collect()
 }
 

@@ -73,6 +73,15 @@ fn a_demo_rack_is_planned_shown_and_destroyed_machine_by_machine() {
         "{stdout}"
     );
     assert!(!stdout.contains("- delete"), "{stdout}");
+    // Not on a terminal, the run lists the machine it would power off and stops.
+    let out = loko_without_bmc(&["run", &spec, "--sim"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("this run powers off 1 machine(s):")
+            && stderr.contains("machine rack-b2 (rack-helium-worker-1): its node left the spec"),
+        "{stderr}"
+    );
     std::fs::write(&spec_path, &full).unwrap();
 
     // Each node's machine, its state as its BMC reports it.
