@@ -6,8 +6,10 @@
 use std::time::Duration;
 
 use journal::Redactor;
+use steps::dns::Route53;
 use steps::netboot::BootServer;
 use steps::packet::Timeouts;
+use steps::preflight::Problem;
 use steps::provider::netbooted::{NetbootedRack, netboot_config};
 use steps::provider::rack::RedfishProvider;
 use steps::redfish::{BmcCredentials, Polling};
@@ -16,8 +18,6 @@ use crate::failure::{EXIT_USAGE, UserError};
 use crate::setup::{route53, setup_error};
 use crate::sim_rack::SimRack;
 use crate::target::Target;
-use steps::dns::Route53;
-use steps::preflight::Problem;
 
 /// How long a powered machine may take to fetch its node's Ignition (a server's POST and
 /// firmware take minutes), in simulated time under `--sim`.
