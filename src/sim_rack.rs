@@ -192,6 +192,27 @@ mod tests {
         parsed(&rack_yaml())
     }
 
+    /// The example's machines moved to the demo of `state_dir`, and its rack (without nodes).
+    async fn demo_rack(
+        state_dir: &Path,
+        redactor: &journal::Redactor,
+    ) -> (DesiredCluster, SimRack) {
+        std::fs::create_dir_all(state_dir.join("sim")).unwrap();
+        let mut desired = rack_desired();
+        simulate(&mut desired, state_dir).unwrap();
+        let rack = SimRack::start(
+            &desired,
+            state_dir,
+            Arc::new(sim::NoNodes),
+            0.01,
+            &BTreeMap::new(),
+            redactor,
+        )
+        .await
+        .unwrap();
+        (desired, rack)
+    }
+
     fn public_ip(desired: &DesiredCluster, name: &str) -> Ipv4Addr {
         desired
             .nodes
@@ -206,19 +227,7 @@ mod tests {
     async fn a_machine_keeps_its_address_when_one_before_it_leaves_and_a_new_one_takes_a_free_one()
     {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("sim")).unwrap();
-        let mut desired = rack_desired();
-        simulate(&mut desired, dir.path()).unwrap();
-        let rack = SimRack::start(
-            &desired,
-            dir.path(),
-            Arc::new(sim::NoNodes),
-            0.01,
-            &BTreeMap::new(),
-            &journal::Redactor::new(),
-        )
-        .await
-        .unwrap();
+        let (desired, rack) = demo_rack(dir.path(), &journal::Redactor::new()).await;
         rack.rack.shutdown().await;
         // rack-b1 leaves the list; rack-b3 joins at its end.
         let text = rack_yaml();
@@ -274,19 +283,8 @@ mod tests {
     #[tokio::test]
     async fn the_demo_rack_passes_the_rack_preflight_with_its_own_account() {
         let dir = tempfile::tempdir().unwrap();
-        let mut desired = rack_desired();
-        simulate(&mut desired, dir.path()).unwrap();
         let redactor = journal::Redactor::new();
-        let rack = SimRack::start(
-            &desired,
-            dir.path(),
-            Arc::new(sim::NoNodes),
-            0.01,
-            &BTreeMap::new(),
-            &redactor,
-        )
-        .await
-        .unwrap();
+        let (desired, rack) = demo_rack(dir.path(), &redactor).await;
         let machines: Vec<specs::Machine> = desired
             .nodes
             .iter()

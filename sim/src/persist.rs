@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::config::SimError;
-use crate::state_file::{StateFileError, read_json};
+use crate::state_file::{StateFileError, check_format, read_json};
 use crate::world::{SAVED_STATE_FORMAT, SavedState};
 
 impl From<StateFileError> for SimError {
@@ -23,14 +23,6 @@ pub(crate) fn load(path: &Path) -> Result<Option<SavedState>, SimError> {
     let Some(snapshot) = read_json::<SavedState>(path)? else {
         return Ok(None);
     };
-    if snapshot.format != SAVED_STATE_FORMAT {
-        return Err(SimError::StateParse {
-            path: path.to_owned(),
-            message: format!(
-                "format {} is not the supported format {SAVED_STATE_FORMAT}",
-                snapshot.format
-            ),
-        });
-    }
+    check_format(path, snapshot.format, SAVED_STATE_FORMAT, "state")?;
     Ok(Some(snapshot))
 }

@@ -116,3 +116,19 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, S
             message: e.to_string(),
         })
 }
+
+/// A file of another format than this simulator's: refused, not misread.
+pub(crate) fn check_format(
+    path: &Path,
+    found: u32,
+    supported: u32,
+    what: &str,
+) -> Result<(), StateFileError> {
+    match found == supported {
+        true => Ok(()),
+        false => Err(StateFileError::Parse {
+            path: path.to_owned(),
+            message: format!("format {found} is not the supported {what} format {supported}"),
+        }),
+    }
+}

@@ -132,18 +132,13 @@ fn a_demo_rack_persists_between_runs_retires_what_left_and_boots_what_was_powere
     );
 }
 
-/// A fault plan for the demo's rack, by machine name (`sim::rack::BmcFault`'s names).
-fn rack_faults(dir: &Path, rack: &str) -> String {
-    let path = dir.join("faults.json");
-    std::fs::write(&path, format!(r#"{{"rack": {rack}}}"#)).unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
-#[test]
-fn a_bmc_answering_503_for_a_while_is_waited_out_and_the_run_succeeds() {
+/// `loko run` of the demo's rack with `--sim-faults` of the faults `rack` (JSON, by machine
+/// name, as `sim::rack::BmcFault` names them), expecting exit `code`: the demo's directory and
+/// what it printed.
+fn run_with_rack_faults(rack: &str, code: i32) -> (tempfile::TempDir, String, String) {
     let (dir, spec) = loko_tests::example_copy("rack.yaml");
-    // One 503 for the setup's check, one for the machine step's first attempt.
-    let faults = rack_faults(dir.path(), r#"{"rack-a1": {"unavailable_requests": 2}}"#);
+    let faults = dir.path().join("faults.json");
+    std::fs::write(&faults, format!(r#"{{"rack": {rack}}}"#)).unwrap();
     let (out, err) = loko_expect(
         &[
             "run",
@@ -151,10 +146,17 @@ fn a_bmc_answering_503_for_a_while_is_waited_out_and_the_run_succeeds() {
             "--sim",
             "--yes",
             "--sim-faults",
-            &faults,
+            faults.to_str().unwrap(),
         ],
-        0,
+        code,
     );
+    (dir, out, err)
+}
+
+#[test]
+fn a_bmc_answering_503_for_a_while_is_waited_out_and_the_run_succeeds() {
+    // One 503 for the setup's check, one for the machine step's first attempt.
+    let (_dir, out, err) = run_with_rack_faults(r#"{"rack-a1": {"unavailable_requests": 2}}"#, 0);
     let retried = out
         .lines()
         .find(|l| l.contains("machine/rack-controller-0: attempt 1 failed, retrying in"))
@@ -170,20 +172,8 @@ fn a_bmc_answering_503_for_a_while_is_waited_out_and_the_run_succeeds() {
 
 #[test]
 fn a_stuck_power_state_and_a_nic_booting_another_mac_fail_their_machines_by_name() {
-    let (dir, spec) = loko_tests::example_copy("rack.yaml");
-    let faults = rack_faults(
-        dir.path(),
+    let (_dir, out, err) = run_with_rack_faults(
         r#"{"rack-a1": "power_stuck", "rack-b1": {"boots_with_mac": "52:54:00:b1:00:99"}}"#,
-    );
-    let (out, err) = loko_expect(
-        &[
-            "run",
-            spec.to_str().unwrap(),
-            "--sim",
-            "--yes",
-            "--sim-faults",
-            &faults,
-        ],
         1,
     );
     let failed = |step: &str| {
@@ -209,19 +199,7 @@ fn a_stuck_power_state_and_a_nic_booting_another_mac_fail_their_machines_by_name
 
 #[test]
 fn a_bmc_refusing_its_account_is_a_setup_error_before_any_step() {
-    let (dir, spec) = loko_tests::example_copy("rack.yaml");
-    let faults = rack_faults(dir.path(), r#"{"rack-a2": "unauthorized"}"#);
-    let (out, err) = loko_expect(
-        &[
-            "run",
-            spec.to_str().unwrap(),
-            "--sim",
-            "--yes",
-            "--sim-faults",
-            &faults,
-        ],
-        2,
-    );
+    let (dir, out, err) = run_with_rack_faults(r#"{"rack-a2": "unauthorized"}"#, 2);
     assert!(
         err.contains("1 problem(s) with the setup; nothing was changed"),
         "{err}"
@@ -239,19 +217,7 @@ fn a_bmc_refusing_its_account_is_a_setup_error_before_any_step() {
 
 #[test]
 fn a_fault_plan_naming_a_machine_the_rack_lacks_is_refused_by_name() {
-    let (dir, spec) = loko_tests::example_copy("rack.yaml");
-    let faults = rack_faults(dir.path(), r#"{"rack-z9": "power_stuck"}"#);
-    let (_out, err) = loko_expect(
-        &[
-            "run",
-            spec.to_str().unwrap(),
-            "--sim",
-            "--yes",
-            "--sim-faults",
-            &faults,
-        ],
-        1,
-    );
+    let (_dir, _out, err) = run_with_rack_faults(r#"{"rack-z9": "power_stuck"}"#, 1);
     assert!(
         err.contains("the fault plan names machine rack-z9, which the demo's rack does not have"),
         "{err}"

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::faults::BmcFault;
 use crate::ignition::NodeIgnition;
 use crate::lifecycle::{NodeLifecycle, NodeSpec};
-use crate::state_file::{Persister, StateFileError, read_json};
+use crate::state_file::{Persister, StateFileError, check_format, read_json};
 
 use super::boot::{self, Installed};
 
@@ -420,16 +420,7 @@ impl SavedRack {
         let Some(saved) = read_json::<SavedRack>(path)? else {
             return Ok(None);
         };
-        if saved.format != SAVED_RACK_FORMAT {
-            return Err(StateFileError::Parse {
-                path: path.to_owned(),
-                message: format!(
-                    "format {} is not the supported rack format {SAVED_RACK_FORMAT}",
-                    saved.format
-                ),
-            }
-            .into());
-        }
+        check_format(path, saved.format, SAVED_RACK_FORMAT, "rack")?;
         Ok(Some(saved))
     }
 }

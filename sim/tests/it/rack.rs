@@ -90,7 +90,7 @@ pub(crate) struct RackWorld {
     pub(crate) world: NodeWorld,
     pub(crate) rack: Rack,
     pub(crate) ip: Ipv4Addr,
-    pub(crate) http: reqwest::Client,
+    http: reqwest::Client,
 }
 
 /// The BMCs' account and timing, keeping the machines in `state_file` if any.
@@ -132,13 +132,19 @@ pub(crate) async fn rack_world_kept(
     let world = NodeWorld::new(ip);
     let config = rack_config(power_delay, state_file);
     assert!(!format!("{config:?}").contains(PASSWORD), "{config:?}");
-    let rack = Rack::start(
-        config,
-        vec![rack_machine(ip, octet)],
-        Arc::new(world.nodes.clone()),
-    )
-    .await
-    .unwrap();
+    rack_on(world, ip, config, vec![rack_machine(ip, octet)]).await
+}
+
+/// A rack of `machines` booting into `world`'s nodes, the test's machine's at `ip`.
+pub(crate) async fn rack_on(
+    world: NodeWorld,
+    ip: Ipv4Addr,
+    config: RackConfig,
+    machines: Vec<RackMachine>,
+) -> RackWorld {
+    let rack = Rack::start(config, machines, Arc::new(world.nodes.clone()))
+        .await
+        .unwrap();
     RackWorld {
         world,
         rack,

@@ -3,13 +3,12 @@
 //! machine that was on boots its installed disk into the same node.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use sim::rack::{MachineState, Rack};
+use sim::rack::MachineState;
 
-use crate::rack::{RackWorld, boot_fixture, rack_config, rack_world_kept};
+use crate::rack::{RackWorld, boot_fixture, rack_config, rack_on, rack_world_kept};
 
 const SYSTEM_ID: &str = "c0ffee00-0000-4000-8000-000000000001";
 const POWER_DELAY: Duration = Duration::from_millis(50);
@@ -18,10 +17,7 @@ const POWER_DELAY: Duration = Duration::from_millis(50);
 /// process. Then a rack starts on the same state file, listing no machine.
 async fn restarted(r: RackWorld, file: &Path) -> RackWorld {
     let RackWorld {
-        world,
-        rack,
-        ip,
-        http,
+        world, rack, ip, ..
     } = r;
     rack.shutdown().await;
     world.nodes.stop_node(SYSTEM_ID).await;
@@ -29,19 +25,8 @@ async fn restarted(r: RackWorld, file: &Path) -> RackWorld {
         std::net::TcpStream::connect(world.addr(ip)).is_err(),
         "the node still answers"
     );
-    let rack = Rack::start(
-        rack_config(POWER_DELAY, Some(file.to_owned())),
-        Vec::new(),
-        Arc::new(world.nodes.clone()),
-    )
-    .await
-    .unwrap();
-    RackWorld {
-        world,
-        rack,
-        ip,
-        http,
-    }
+    let config = rack_config(POWER_DELAY, Some(file.to_owned()));
+    rack_on(world, ip, config, Vec::new()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
