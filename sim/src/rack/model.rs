@@ -325,18 +325,23 @@ impl RackInner {
             self.set_state(id, generation, MachineState::NoBootableDevice);
             return;
         };
-        self.boot_node(id, generation, &spec, &installed.ignition)
+        self.boot_node(id, generation, &spec, &installed.ignition, false)
             .await;
     }
 
-    /// The installed system's boot: the node starts as a Packet device's does.
+    /// The installed system's boot: the node starts as a Packet device's does. `resumed`: the
+    /// machine was on when the rack last ran, its node up all along (the simulator only
+    /// stopped), so its SSH and apiserver answer at once, as a restarted Packet simulator's
+    /// nodes do.
     pub(super) async fn boot_node(
         &self,
         id: &str,
         generation: u64,
         spec: &RackMachine,
         ignition: &str,
+        resumed: bool,
     ) {
+        let after_boot = |delay: Duration| if resumed { Duration::ZERO } else { delay };
         // Flatcar takes its hostname from the Ignition's /etc/hostname when it has one.
         let hostname = NodeIgnition::parse(ignition)
             .file("/etc/hostname")
@@ -349,8 +354,8 @@ impl RackInner {
             public_ip: spec.public_ip,
             private_ip: spec.private_ip,
             user_data: ignition.to_owned(),
-            ssh_refused_for: self.config.ssh_refused_for,
-            apiserver_start_delay: self.config.apiserver_start_delay,
+            ssh_refused_for: after_boot(self.config.ssh_refused_for),
+            apiserver_start_delay: after_boot(self.config.apiserver_start_delay),
             packet_metadata: false,
         };
         let current = |inner: &Self| {

@@ -205,7 +205,9 @@ async fn power_on_saved(inner: &Arc<RackInner>) {
         ));
         let (inner, id, spec) = (Arc::clone(inner), id.clone(), machine.spec.clone());
         booting.spawn(async move {
-            inner.boot_node(&id, 0, &spec, &installed.ignition).await;
+            inner
+                .boot_node(&id, 0, &spec, &installed.ignition, true)
+                .await;
         });
     }
     while booting.join_next().await.is_some() {}
