@@ -117,7 +117,7 @@ async fn execute(
     let report = report?;
     printer.ended(report.run, &report.outcome);
     if let Some(sim) = sim {
-        sim.handle.shutdown().await?;
+        sim.shutdown().await?;
     }
     Ok(report)
 }

@@ -7,9 +7,15 @@
 //! (`127.a.b.0/24`, [`simulate`]), before anything reads the desired cluster, so that every run
 //! of one demo records and finds the same machines, and two demos side by side do not meet. The
 //! private addresses stay the spec's: only the emulated nodes see them.
+//!
+//! The rack persists in `<state_dir>/sim/rack.json` ([`rack_state_file`]), as the Packet
+//! simulator's cloud does in `state.json`: a machine keeps its address, its power, what it
+//! installed (its node comes back as the same node) and its place in the rack when it leaves the
+//! spec, so that the next run finds it and can retire it.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,21 +40,49 @@ fn rack_network(state_dir: &Path) -> [u8; 2] {
     [digest[0], digest[1]]
 }
 
-/// Moves the machines of `desired` to where the demo's rack has them: machine i's public
-/// address to `127.a.b.(i+1)`, every BMC to `http://127.a.b.254:8000` with the machine's name
-/// as its system id (the spec's ids repeat across BMCs, and the demo has one BMC service).
+/// Where the demo's rack keeps its machines, beside the simulator's `state.json`.
+pub(crate) fn rack_state_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("sim").join("rack.json")
+}
+
+/// Moves the machines of `desired` to where the demo's rack has them: a machine the rack
+/// already holds keeps its public address (by name: removing a machine from the list moves no
+/// other), a new one takes the lowest free `127.a.b.h`; every BMC to `http://127.a.b.254:8000`
+/// with the machine's name as its system id (the spec's ids repeat across BMCs, and the demo has
+/// one BMC service).
 pub(crate) fn simulate(desired: &mut DesiredCluster, state_dir: &Path) -> anyhow::Result<()> {
     let [a, b] = rack_network(state_dir);
     let bmc = format!("http://{}:{BMC_PORT}", Ipv4Addr::new(127, a, b, BMC_HOST));
-    for (i, node) in desired.nodes.iter_mut().enumerate() {
+    let saved_file = rack_state_file(state_dir);
+    let saved: BTreeMap<String, Ipv4Addr> = sim::rack::saved_machines(&saved_file)
+        .with_context(|| {
+            format!(
+                "cannot read the demo's rack; remove {} to start it afresh",
+                saved_file.display()
+            )
+        })?
+        .into_iter()
+        .map(|m| (m.name, m.public_ip))
+        .collect();
+    let mut taken: Vec<Ipv4Addr> = saved.values().copied().collect();
+    for node in &mut desired.nodes {
         let Some(machine) = node.machine.as_mut() else {
             continue;
         };
-        let host = u8::try_from(i + 1)
-            .ok()
-            .filter(|h| *h < BMC_HOST)
-            .with_context(|| format!("the demo's rack holds at most {} machines", BMC_HOST - 1))?;
-        machine.public_ipv4 = Ipv4Addr::new(127, a, b, host);
+        let address = match saved.get(machine.name.as_str()) {
+            Some(kept) => *kept,
+            None => {
+                let free = (1..BMC_HOST)
+                    .map(|h| Ipv4Addr::new(127, a, b, h))
+                    .find(|ip| !taken.contains(ip))
+                    .with_context(|| {
+                        format!("the demo's rack holds at most {} machines", BMC_HOST - 1)
+                    })?;
+                taken.push(free);
+                free
+            }
+        };
+        machine.public_ipv4 = address;
         machine.bmc = specs::BmcSystem {
             url: bmc.clone(),
             system: format!("/redfish/v1/Systems/{}", machine.name),
@@ -64,13 +98,15 @@ pub(crate) struct SimRack {
 }
 
 impl SimRack {
-    /// Starts the BMCs of `desired`'s machines (moved by [`simulate`] for `state_dir`); the
-    /// machines it boots start through `nodes`.
+    /// Starts the BMCs of the rack saved in `state_dir` and of `desired`'s machines (moved by
+    /// [`simulate`] for `state_dir`), each of `faults` (by machine name) set; the machines it
+    /// boots start through `nodes`, those saved on are back before this returns.
     pub(crate) async fn start(
         desired: &DesiredCluster,
         state_dir: &Path,
         nodes: Arc<dyn sim::NodeLifecycle>,
         time_scale: f64,
+        faults: &BTreeMap<String, sim::rack::BmcFault>,
         redactor: &journal::Redactor,
     ) -> anyhow::Result<SimRack> {
         let machines: Vec<&specs::Machine> = desired
@@ -108,12 +144,19 @@ impl SimRack {
                 power_delay: POWER_DELAY.mul_f64(time_scale),
                 ssh_refused_for: Duration::ZERO,
                 apiserver_start_delay: Duration::from_secs(30).mul_f64(time_scale),
+                state_file: Some(rack_state_file(state_dir)),
             },
             rack_machines,
             nodes,
         )
         .await
         .context("cannot start the demo's rack")?;
+        for (name, fault) in faults {
+            anyhow::ensure!(
+                rack.set_fault(name, Some(fault.clone())),
+                "the fault plan names machine {name}, which the demo's rack does not have"
+            );
+        }
         Ok(SimRack {
             rack,
             credentials: BmcCredentials::new(DEMO_BMC_USER, password, redactor),
@@ -134,12 +177,80 @@ impl SimRack {
 mod tests {
     use super::*;
 
-    fn rack_desired() -> DesiredCluster {
+    fn rack_yaml() -> String {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rack.yaml");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-        specs::parse(&text, "rack.yaml")
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn parsed(text: &str) -> DesiredCluster {
+        specs::parse(text, "rack.yaml")
             .unwrap_or_else(|e| panic!("{e}"))
             .desired()
+    }
+
+    fn rack_desired() -> DesiredCluster {
+        parsed(&rack_yaml())
+    }
+
+    /// The example's machines moved to the demo of `state_dir`, and its rack (without nodes).
+    async fn demo_rack(
+        state_dir: &Path,
+        redactor: &journal::Redactor,
+    ) -> (DesiredCluster, SimRack) {
+        std::fs::create_dir_all(state_dir.join("sim")).unwrap();
+        let mut desired = rack_desired();
+        simulate(&mut desired, state_dir).unwrap();
+        let rack = SimRack::start(
+            &desired,
+            state_dir,
+            Arc::new(sim::NoNodes),
+            0.01,
+            &BTreeMap::new(),
+            redactor,
+        )
+        .await
+        .unwrap();
+        (desired, rack)
+    }
+
+    fn public_ip(desired: &DesiredCluster, name: &str) -> Ipv4Addr {
+        desired
+            .nodes
+            .iter()
+            .filter_map(|n| n.machine.as_ref())
+            .find(|m| m.name.as_str() == name)
+            .unwrap_or_else(|| panic!("no machine {name}"))
+            .public_ipv4
+    }
+
+    #[tokio::test]
+    async fn a_machine_keeps_its_address_when_one_before_it_leaves_and_a_new_one_takes_a_free_one()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let (desired, rack) = demo_rack(dir.path(), &journal::Redactor::new()).await;
+        rack.rack.shutdown().await;
+        // rack-b1 leaves the list; rack-b3 joins at its end.
+        let text = rack_yaml();
+        let (b1, b2) = (
+            text.find("  - name: rack-b1").unwrap(),
+            text.find("  - name: rack-b2").unwrap(),
+        );
+        let b3 = text[b2..]
+            .replace("rack-b2", "rack-b3")
+            .replace("52:54:00:b1:00:02", "52:54:00:b1:00:03")
+            .replace("10.10.0.22", "10.10.0.23")
+            .replace("10.0.9.22", "10.0.9.23")
+            .replace("10.0.1.22", "10.0.1.23");
+        let mut next = parsed(&format!("{}{}{b3}", &text[..b1], &text[b2..]));
+        simulate(&mut next, dir.path()).unwrap();
+        let [a, b] = rack_network(dir.path());
+        assert_eq!(public_ip(&next, "rack-a1"), Ipv4Addr::new(127, a, b, 1));
+        assert_eq!(public_ip(&next, "rack-b2"), public_ip(&desired, "rack-b2"));
+        assert_eq!(
+            public_ip(&next, "rack-b3"),
+            Ipv4Addr::new(127, a, b, 6),
+            "the rack still holds rack-b1 at .4"
+        );
     }
 
     #[test]
@@ -172,18 +283,8 @@ mod tests {
     #[tokio::test]
     async fn the_demo_rack_passes_the_rack_preflight_with_its_own_account() {
         let dir = tempfile::tempdir().unwrap();
-        let mut desired = rack_desired();
-        simulate(&mut desired, dir.path()).unwrap();
         let redactor = journal::Redactor::new();
-        let rack = SimRack::start(
-            &desired,
-            dir.path(),
-            Arc::new(sim::NoNodes),
-            0.01,
-            &redactor,
-        )
-        .await
-        .unwrap();
+        let (desired, rack) = demo_rack(dir.path(), &redactor).await;
         let machines: Vec<specs::Machine> = desired
             .nodes
             .iter()

@@ -52,6 +52,9 @@ impl SimSession {
             true,
         )?;
         config.state_file = Some(dir.join("state.json"));
+        if let Some(path) = &options.sim_faults {
+            config.faults = sim::FaultPlan::from_file(path)?;
+        }
         let listed = target.desired.nodes.iter().any(|n| n.machine.is_some());
         let rack = match listed {
             true => Some(
@@ -60,6 +63,7 @@ impl SimSession {
                     &target.state_dir,
                     config.nodes.clone(),
                     time_scale,
+                    &config.faults.rack,
                     redactor,
                 )
                 .await?,
@@ -69,9 +73,6 @@ impl SimSession {
                 None
             }
         };
-        if let Some(path) = &options.sim_faults {
-            config.faults = sim::FaultPlan::from_file(path)?;
-        }
         let handle = sim::start(config)
             .await
             .context("cannot start the simulator")?;
@@ -82,6 +83,16 @@ impl SimSession {
             time_scale,
             rack,
         })
+    }
+
+    /// Stops the simulator (its nodes, its state file written) and the rack's BMCs (its
+    /// machines saved).
+    pub(crate) async fn shutdown(self) -> anyhow::Result<()> {
+        if let Some(rack) = self.rack {
+            rack.rack.shutdown().await;
+        }
+        self.handle.shutdown().await?;
+        Ok(())
     }
 }
 

@@ -55,6 +55,12 @@ pub struct FaultPlan {
     pub devices: DeviceFaults,
     /// Faults the node side (SSH, apiserver) applies; the cloud side only passes them on.
     pub nodes: NodeFaults,
+    /// Faults of a rack's BMCs and machines, by machine name: set on [`crate::rack::Rack`] by
+    /// whoever starts it (`loko run RACK_SPEC --sim --sim-faults FILE`); the Packet simulator
+    /// has no rack and ignores them. A fault with a value is a one-key map in YAML as in JSON
+    /// (`boots_with_mac: "52:54:00:00:00:99"`), not a YAML tag.
+    #[serde(with = "serde_yaml::with::singleton_map_recursive")]
+    pub rack: BTreeMap<String, BmcFault>,
 }
 
 /// Faults of one API operation. Rates are probabilities per request, in `[0, 1]`.
@@ -142,6 +148,25 @@ pub struct NodeFaults {
     pub apiserver_start_delay_secs: f64,
 }
 
+/// A BMC or machine that misbehaves. In a fault plan (`rack:` by machine name, JSON or YAML):
+/// `unauthorized`, `unavailable`, `{unavailable_requests: 2}`, `power_stuck`,
+/// `{boots_with_mac: "52:54:00:00:00:99"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BmcFault {
+    /// Every request is answered 401, whatever the credentials (a locked account).
+    Unauthorized,
+    /// Every request is answered 503 with `Retry-After` (a BMC busy or rebooting).
+    Unavailable,
+    /// The next this many requests of the machine's system are answered as
+    /// [`BmcFault::Unavailable`], then the BMC answers (one that finished rebooting).
+    UnavailableRequests(u32),
+    /// Resets are accepted (204) but `PowerState` never changes.
+    PowerStuck,
+    /// The machine network-boots with this MAC, not its listed one (a swapped NIC or cable).
+    BootsWithMac(String),
+}
+
 /// Why a fault plan was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum FaultPlanError {
@@ -175,6 +200,16 @@ pub enum FaultPlanError {
     /// The device shares add up to more than 1.
     #[error("fault plan device shares add up to {0}, more than 1")]
     SharesAboveOne(f64),
+    /// A machine's NIC would boot with something that is not a MAC.
+    #[error(
+        "fault plan field rack.{machine}.boots_with_mac is {mac:?}, expected a MAC like 52:54:00:00:00:99"
+    )]
+    NotAMac {
+        /// The machine.
+        machine: String,
+        /// The value given.
+        mac: String,
+    },
     /// A duration is negative or not a number.
     #[error("fault plan field {field} is {value}, expected a non-negative number of seconds")]
     NotADuration {
@@ -263,6 +298,16 @@ impl FaultPlan {
                 return Err(FaultPlanError::NotADuration { field, value });
             }
         }
+        for (machine, fault) in &self.rack {
+            if let BmcFault::BootsWithMac(mac) = fault
+                && !is_mac(mac)
+            {
+                return Err(FaultPlanError::NotAMac {
+                    machine: machine.clone(),
+                    mac: mac.clone(),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -287,6 +332,12 @@ impl FaultPlan {
     /// Refuses SSH on each node for `refused` (simulated time) after it boots.
     pub fn ssh_refused_for(mut self, refused: Duration) -> Self {
         self.nodes.ssh_refused_for_secs = refused.as_secs_f64();
+        self
+    }
+
+    /// Gives the rack's machine `name` a fault.
+    pub fn rack_fault(mut self, name: &str, fault: BmcFault) -> Self {
+        self.rack.insert(name.to_owned(), fault);
         self
     }
 
@@ -348,6 +399,17 @@ impl OperationFaults {
         self.truncated_json_rate = rate;
         self
     }
+}
+
+/// Six lowercase hex pairs joined by `:`, as a NIC's MAC is listed and booted with.
+fn is_mac(mac: &str) -> bool {
+    let pairs: Vec<&str> = mac.split(':').collect();
+    pairs.len() == 6
+        && pairs.iter().all(|p| {
+            p.len() == 2
+                && p.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 fn check_probability(field: &str, value: f64) -> Result<(), FaultPlanError> {
@@ -454,6 +516,7 @@ impl FaultState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use BmcFault;
 
     #[test]
     fn yaml_and_json_files_give_the_same_plan() {
@@ -461,13 +524,13 @@ mod tests {
         let yaml = dir.path().join("faults.yaml");
         std::fs::write(
             &yaml,
-            "seed: 7\noperations:\n  packet.devices.get:\n    server_error_rate: 0.5\ndevices:\n  by_hostname:\n    c-0: failed_then_forbidden\nnodes:\n  ssh_refused_for_secs: 30\n",
+            "seed: 7\noperations:\n  packet.devices.get:\n    server_error_rate: 0.5\ndevices:\n  by_hostname:\n    c-0: failed_then_forbidden\nnodes:\n  ssh_refused_for_secs: 30\nrack:\n  rack-a1: power_stuck\n  rack-a2:\n    unavailable_requests: 2\n  rack-b1:\n    boots_with_mac: \"52:54:00:b1:00:99\"\n",
         )
         .unwrap();
         let json = dir.path().join("faults.json");
         std::fs::write(
             &json,
-            r#"{"seed":7,"operations":{"packet.devices.get":{"server_error_rate":0.5}},"devices":{"by_hostname":{"c-0":"failed_then_forbidden"}},"nodes":{"ssh_refused_for_secs":30}}"#,
+            r#"{"seed":7,"operations":{"packet.devices.get":{"server_error_rate":0.5}},"devices":{"by_hostname":{"c-0":"failed_then_forbidden"}},"nodes":{"ssh_refused_for_secs":30},"rack":{"rack-a1":"power_stuck","rack-a2":{"unavailable_requests":2},"rack-b1":{"boots_with_mac":"52:54:00:b1:00:99"}}}"#,
         )
         .unwrap();
         let built = FaultPlan::seeded(7)
@@ -476,9 +539,25 @@ mod tests {
                 OperationFaults::default().server_errors(0.5),
             )
             .device_fate("c-0", DeviceFate::FailedThenForbidden)
-            .ssh_refused_for(Duration::from_secs(30));
+            .ssh_refused_for(Duration::from_secs(30))
+            .rack_fault("rack-a1", BmcFault::PowerStuck)
+            .rack_fault("rack-a2", BmcFault::UnavailableRequests(2))
+            .rack_fault(
+                "rack-b1",
+                BmcFault::BootsWithMac("52:54:00:b1:00:99".into()),
+            );
         assert_eq!(FaultPlan::from_file(&yaml).unwrap(), built);
         assert_eq!(FaultPlan::from_file(&json).unwrap(), built);
+    }
+
+    #[test]
+    fn a_rack_fault_booting_with_something_else_than_a_mac_is_refused() {
+        for mac in ["52-54-00-b1-00-99", "52:54:00:B1:00:99", "52:54:00:b1:00"] {
+            let plan =
+                FaultPlan::default().rack_fault("rack-b1", BmcFault::BootsWithMac(mac.into()));
+            let error = plan.validate().unwrap_err().to_string();
+            assert!(error.contains("rack.rack-b1.boots_with_mac"), "{error}");
+        }
     }
 
     #[test]

@@ -37,6 +37,7 @@ mod route53;
 mod server;
 mod shared;
 mod state;
+mod state_file;
 mod world;
 
 use std::net::SocketAddr;
@@ -56,6 +57,7 @@ pub use packet::catalog::Arch;
 pub use packet::model::{PrivateBlock, PrivateBlockError};
 pub use rate_limit::RateLimit;
 pub use state::{DeviceRecord, HostedZoneRecord, RecordSetRecord, SimState};
+pub use state_file::StateFileError;
 
 use clock::SimClock;
 use packet::model::PacketCloud;
@@ -263,7 +265,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         token.clone(),
         config.rate_limit.clone(),
         config.nodes.clone(),
-        config.state_file.clone().map(persist::Persister::new),
+        config.state_file.clone().map(state_file::Persister::new),
     ));
     shared.persist().await;
 

@@ -12,9 +12,9 @@ use crate::config::Token;
 use crate::faults::{FaultPlan, FaultPlanError, FaultState, NodeFaults};
 use crate::lifecycle::{NodeLifecycle, NodeSpec};
 use crate::packet::model::{Device, NodeChange};
-use crate::persist::Persister;
 use crate::rate_limit::{RateLimit, RateWindow};
 use crate::state::SimState;
+use crate::state_file::Persister;
 use crate::world::World;
 
 /// How long, in simulated time, before its device turns active a machine boots.

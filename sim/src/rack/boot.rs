@@ -18,7 +18,7 @@ const INITRD: &str = "flatcar_production_pxe_image.cpio.gz";
 const MAX_CHAIN: usize = 4;
 
 /// What a machine installed: the node's Ignition, written to its disk by `flatcar-install`.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Installed {
     /// The node's Ignition.
     pub ignition: String,

@@ -15,13 +15,18 @@
 //! through the same [`NodeLifecycle`] as the Packet simulator's devices: SSH-reachable, its
 //! kubelet judged. Without an override it boots its disk, or finds no bootable device.
 //!
-//! Faults ([`BmcFault`]): a BMC that refuses (401 or 503), a power state that never changes,
-//! a NIC that boots with another MAC than the one listed.
+//! Faults ([`BmcFault`]): a BMC that refuses (401 or 503, for good or for some requests), a
+//! power state that never changes, a NIC that boots with another MAC than the one listed.
+//!
+//! With [`RackConfig::state_file`] the rack keeps its machines (`model.rs`'s `SavedRack`): started again on
+//! it, it holds every machine it ever had, those listed now too, each powered as it was and
+//! booting its installed disk, as a real rack's machines stay where they are between runs.
 
 mod boot;
 mod model;
 mod redfish;
 mod service;
 
-pub use model::{BmcFault, MachineState, MachineStatus, RackConfig, RackError, RackMachine};
+pub use crate::faults::BmcFault;
+pub use model::{MachineState, MachineStatus, RackConfig, RackError, RackMachine, saved_machines};
 pub use service::Rack;

@@ -1,16 +1,29 @@
-//! What the rack holds: its machines as listed, their BMCs' state, and what a boot did.
+//! What the rack holds: its machines as listed, their BMCs' state, and what a boot did; and
+//! what of it the rack's state file keeps ([`SavedRack`]): every machine the rack ever had, its
+//! power, its boot override, what it installed (the node's Ignition, so that its node boots
+//! again as the same node, with its host key and kubelet) and its events. Its fault is not
+//! kept: a fault plan is the command's, not the rack's. The file is written as the simulator's
+//! own is (`crate::state_file`: atomically, owner-only, since an installed Ignition holds the
+//! node's keys).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
+use crate::faults::BmcFault;
 use crate::ignition::NodeIgnition;
 use crate::lifecycle::{NodeLifecycle, NodeSpec};
+use crate::state_file::{Persister, StateFileError, check_format, read_json};
 
-use super::boot;
+use super::boot::{self, Installed};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A machine of the rack, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RackMachine {
     /// The machine's name (its Redfish system's `Name`).
     pub name: String,
@@ -41,6 +54,10 @@ pub struct RackConfig {
     pub ssh_refused_for: Duration,
     /// Real time between a valid static apiserver pod and the apiserver answering.
     pub apiserver_start_delay: Duration,
+    /// Where the rack keeps its machines (power, boot override, installed disk, events), so
+    /// that a rack started again on it has every machine it ever had, as a real rack does;
+    /// `None`: nothing is kept.
+    pub state_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RackConfig {
@@ -53,21 +70,9 @@ impl std::fmt::Debug for RackConfig {
             .field("power_delay", &self.power_delay)
             .field("ssh_refused_for", &self.ssh_refused_for)
             .field("apiserver_start_delay", &self.apiserver_start_delay)
+            .field("state_file", &self.state_file)
             .finish()
     }
-}
-
-/// A BMC or machine that misbehaves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BmcFault {
-    /// Every request is answered 401, whatever the credentials (a locked account).
-    Unauthorized,
-    /// Every request is answered 503 with `Retry-After` (a BMC busy or rebooting).
-    Unavailable,
-    /// Resets are accepted (204) but `PowerState` never changes.
-    PowerStuck,
-    /// The machine network-boots with this MAC, not its listed one (a swapped NIC or cable).
-    BootsWithMac(String),
 }
 
 /// Where a machine is in its boot.
@@ -109,6 +114,9 @@ pub enum RackError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The rack's state file cannot be read.
+    #[error("rack: {0}")]
+    State(#[from] StateFileError),
     /// Two machines share a system id or a MAC.
     #[error("rack: machines {first} and {second} share {what}")]
     Duplicate {
@@ -126,10 +134,14 @@ pub(crate) struct RackInner {
     pub(super) lifecycle: Arc<dyn NodeLifecycle>,
     pub(super) machines: Mutex<BTreeMap<String, Machine>>,
     pub(super) boot_filename: Mutex<Option<String>>,
+    pub(super) persister: Option<Persister>,
+    /// Numbers the snapshots of the machines, so that a slower write of an older one never
+    /// replaces a newer one in the state file.
+    pub(super) snapshots: AtomicU64,
 }
 
 /// A Redfish boot override (`Boot.BootSourceOverride*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct BootOverride {
     pub target: String,
     pub enabled: String,
@@ -140,7 +152,7 @@ pub(crate) struct Machine {
     pub powered: bool,
     pub state: MachineState,
     pub boot: BootOverride,
-    pub installed: Option<boot::Installed>,
+    pub installed: Option<Installed>,
     pub fault: Option<BmcFault>,
     pub events: Vec<String>,
     /// Bumped by each reset, so that a late power change of an older one does nothing.
@@ -152,7 +164,40 @@ impl RackInner {
         self.machines.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn event(&self, system_id: &str, event: String) {
+    /// Writes the machines to the state file, if the rack keeps one; after every change a
+    /// client may see, as the Packet simulator's state file is.
+    pub(crate) async fn save(&self) {
+        let Some(persister) = &self.persister else {
+            return;
+        };
+        let (number, snapshot) = {
+            let machines = self.machines();
+            let number = self.snapshots.fetch_add(1, Ordering::SeqCst) + 1;
+            (number, SavedRack::of(&machines))
+        };
+        if let Err(e) = persister.write(number, &snapshot).await {
+            tracing::error!(error = %e, "cannot save the rack's machines");
+        }
+    }
+
+    /// The fault in force for one request of a machine's system; a request answered 503 by
+    /// [`BmcFault::UnavailableRequests`] spends one of them.
+    pub(crate) fn fault_of_request(&self, system_id: &str) -> Option<BmcFault> {
+        let mut machines = self.machines();
+        let machine = machines.get_mut(system_id)?;
+        match machine.fault.clone() {
+            Some(BmcFault::UnavailableRequests(left)) => {
+                machine.fault = left
+                    .checked_sub(1)
+                    .filter(|left| *left > 0)
+                    .map(BmcFault::UnavailableRequests);
+                (left > 0).then_some(BmcFault::Unavailable)
+            }
+            fault => fault,
+        }
+    }
+
+    pub(super) fn event(&self, system_id: &str, event: String) {
         if let Some(machine) = self.machines().get_mut(system_id) {
             tracing::info!(machine = %machine.spec.name, "{event}");
             machine.events.push(event);
@@ -215,6 +260,7 @@ impl RackInner {
                 }
                 inner.power_on(&id, generation).await;
             }
+            inner.save().await;
         });
     }
 
@@ -279,12 +325,23 @@ impl RackInner {
             self.set_state(id, generation, MachineState::NoBootableDevice);
             return;
         };
-        self.boot_node(id, generation, &spec, &installed.ignition)
+        self.boot_node(id, generation, &spec, &installed.ignition, false)
             .await;
     }
 
-    /// The installed system's boot: the node starts as a Packet device's does.
-    async fn boot_node(&self, id: &str, generation: u64, spec: &RackMachine, ignition: &str) {
+    /// The installed system's boot: the node starts as a Packet device's does. `resumed`: the
+    /// machine was on when the rack last ran, its node up all along (the simulator only
+    /// stopped), so its SSH and apiserver answer at once, as a restarted Packet simulator's
+    /// nodes do.
+    pub(super) async fn boot_node(
+        &self,
+        id: &str,
+        generation: u64,
+        spec: &RackMachine,
+        ignition: &str,
+        resumed: bool,
+    ) {
+        let after_boot = |delay: Duration| if resumed { Duration::ZERO } else { delay };
         // Flatcar takes its hostname from the Ignition's /etc/hostname when it has one.
         let hostname = NodeIgnition::parse(ignition)
             .file("/etc/hostname")
@@ -297,8 +354,8 @@ impl RackInner {
             public_ip: spec.public_ip,
             private_ip: spec.private_ip,
             user_data: ignition.to_owned(),
-            ssh_refused_for: self.config.ssh_refused_for,
-            apiserver_start_delay: self.config.apiserver_start_delay,
+            ssh_refused_for: after_boot(self.config.ssh_refused_for),
+            apiserver_start_delay: after_boot(self.config.apiserver_start_delay),
             packet_metadata: false,
         };
         let current = |inner: &Self| {
@@ -323,4 +380,60 @@ impl RackInner {
             }
         }
     }
+}
+
+/// The format of the rack's state file; another is refused, not misread.
+const SAVED_RACK_FORMAT: u32 = 1;
+
+/// What the rack's state file holds.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SavedRack {
+    format: u32,
+    pub(crate) machines: Vec<SavedMachine>,
+}
+
+/// One machine as saved. Its fault is not kept: a fault plan is the command's, not the rack's.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SavedMachine {
+    pub(crate) spec: RackMachine,
+    pub(crate) powered: bool,
+    pub(crate) boot: BootOverride,
+    pub(crate) installed: Option<Installed>,
+    pub(crate) events: Vec<String>,
+}
+
+impl SavedRack {
+    /// The machines as the state file keeps them.
+    fn of(machines: &BTreeMap<String, Machine>) -> SavedRack {
+        SavedRack {
+            format: SAVED_RACK_FORMAT,
+            machines: machines
+                .values()
+                .map(|m| SavedMachine {
+                    spec: m.spec.clone(),
+                    powered: m.powered,
+                    boot: m.boot.clone(),
+                    installed: m.installed.clone(),
+                    events: m.events.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The rack saved at `path`; `None` when there is none yet.
+    pub(crate) fn load(path: &Path) -> Result<Option<SavedRack>, RackError> {
+        let Some(saved) = read_json::<SavedRack>(path)? else {
+            return Ok(None);
+        };
+        check_format(path, saved.format, SAVED_RACK_FORMAT, "rack")?;
+        Ok(Some(saved))
+    }
+}
+
+/// The machines of the rack saved at `path` (none when there is no file yet), as listed when
+/// it last ran: what keeps a demo's machine at its address from one command to the next.
+pub fn saved_machines(path: &Path) -> Result<Vec<RackMachine>, RackError> {
+    Ok(SavedRack::load(path)?
+        .map(|saved| saved.machines.into_iter().map(|m| m.spec).collect())
+        .unwrap_or_default())
 }

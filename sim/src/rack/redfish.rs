@@ -19,7 +19,9 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::model::{BmcFault, Machine, RackInner};
+use crate::faults::BmcFault;
+
+use super::model::{Machine, RackInner};
 
 const SYSTEMS: &str = "/redfish/v1/Systems";
 const BOOT_TARGETS: [&str; 5] = ["None", "Pxe", "Hdd", "Cd", "UefiHttp"];
@@ -94,7 +96,7 @@ async fn service_root() -> Response {
 /// Checks the machine's faults, then the credentials (HTTP basic auth).
 /// `None` when the request may go on; otherwise the refusal.
 fn gate(rack: &RackInner, headers: &HeaderMap, id: Option<&str>) -> Option<Response> {
-    let fault = id.and_then(|id| rack.machines().get(id).and_then(|m| m.fault.clone()));
+    let fault = id.and_then(|id| rack.fault_of_request(id));
     match fault {
         Some(BmcFault::Unauthorized) => return Some(unauthorized()),
         Some(BmcFault::Unavailable) => {
@@ -278,9 +280,22 @@ async fn patch_boot(
             "only Boot can be patched here",
         );
     };
+    if let Err(refused) = set_boot(&rack, &id, boot) {
+        return *refused;
+    }
+    rack.save().await;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The override's properties of a `Boot` PATCH, each checked against its allowable values.
+fn set_boot(
+    rack: &RackInner,
+    id: &str,
+    boot: &serde_json::Map<String, Value>,
+) -> Result<(), Box<Response>> {
     let mut machines = rack.machines();
-    let Some(machine) = machines.get_mut(&id) else {
-        return missing(&id);
+    let Some(machine) = machines.get_mut(id) else {
+        return Err(Box::new(missing(id)));
     };
     for (property, allowed) in [
         ("BootSourceOverrideTarget", &BOOT_TARGETS[..]),
@@ -290,11 +305,11 @@ async fn patch_boot(
             continue;
         };
         let Some(value) = value.as_str().filter(|v| allowed.contains(v)) else {
-            return error(
+            return Err(Box::new(error(
                 StatusCode::BAD_REQUEST,
                 "PropertyValueNotInList",
                 &format!("{value} is not an allowable value of {property}"),
-            );
+            )));
         };
         match property {
             "BootSourceOverrideTarget" => machine.boot.target = value.to_owned(),
@@ -305,7 +320,7 @@ async fn patch_boot(
         "boot override {} {}",
         machine.boot.target, machine.boot.enabled
     ));
-    StatusCode::NO_CONTENT.into_response()
+    Ok(())
 }
 
 /// `#ComputerSystem.Reset`: accepted (204), effective after the power delay.
@@ -337,5 +352,6 @@ async fn reset(
         );
     }
     rack.reset(&id, reset_type);
+    rack.save().await;
     StatusCode::NO_CONTENT.into_response()
 }

@@ -2,17 +2,20 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::faults::BmcFault;
 use crate::lifecycle::NodeLifecycle;
+use crate::state_file::Persister;
 
 use super::model::{
-    BmcFault, BootOverride, Machine, MachineState, MachineStatus, RackConfig, RackError, RackInner,
-    RackMachine,
+    BootOverride, Machine, MachineState, MachineStatus, RackConfig, RackError, RackInner,
+    RackMachine, SavedRack,
 };
 use super::redfish;
 
@@ -26,43 +29,34 @@ pub struct Rack {
 }
 
 impl Rack {
-    /// Starts the BMCs of `machines`; booted nodes start through `lifecycle`.
+    /// Starts the BMCs of `machines`; booted nodes start through `lifecycle`. With a state
+    /// file, the machines saved there are kept too (a machine listed again keeps its state,
+    /// with the listing's NIC, disks and addresses), and each one saved powered with an
+    /// installed disk boots it before this returns: its node is back, as it was.
     pub async fn start(
         config: RackConfig,
         machines: Vec<RackMachine>,
         lifecycle: Arc<dyn NodeLifecycle>,
     ) -> Result<Rack, RackError> {
+        let saved = match &config.state_file {
+            Some(path) => SavedRack::load(path)?,
+            None => None,
+        };
         let mut by_id: BTreeMap<String, Machine> = BTreeMap::new();
         for spec in machines {
-            let clash = by_id.values().find_map(|m| {
-                (m.spec.system_id == spec.system_id)
-                    .then(|| format!("system id {}", spec.system_id))
-                    .or_else(|| (m.spec.mac == spec.mac).then(|| format!("MAC {}", spec.mac)))
-                    .map(|what| (what, m.spec.name.clone()))
-            });
-            if let Some((what, first)) = clash {
-                return Err(RackError::Duplicate {
-                    what,
-                    first,
-                    second: spec.name,
-                });
+            add(&mut by_id, spec)?;
+        }
+        for kept in saved.map(|s| s.machines).unwrap_or_default() {
+            let listed = by_id.values().any(|m| m.spec.name == kept.spec.name);
+            if !listed {
+                add(&mut by_id, kept.spec.clone())?;
             }
-            by_id.insert(
-                spec.system_id.clone(),
-                Machine {
-                    spec,
-                    powered: false,
-                    state: MachineState::Off,
-                    boot: BootOverride {
-                        target: "Hdd".to_owned(),
-                        enabled: "Disabled".to_owned(),
-                    },
-                    installed: None,
-                    fault: None,
-                    events: Vec::new(),
-                    generation: 0,
-                },
-            );
+            if let Some(machine) = by_id.values_mut().find(|m| m.spec.name == kept.spec.name) {
+                machine.powered = kept.powered;
+                machine.boot = kept.boot;
+                machine.installed = kept.installed;
+                machine.events = kept.events;
+            }
         }
         let listener =
             TcpListener::bind(config.listen)
@@ -75,12 +69,17 @@ impl Rack {
             addr: config.listen,
             source,
         })?;
+        let persister = config.state_file.clone().map(Persister::new);
         let inner = Arc::new(RackInner {
             config,
             lifecycle,
             machines: Mutex::new(by_id),
             boot_filename: Mutex::new(None),
+            persister,
+            snapshots: AtomicU64::new(0),
         });
+        power_on_saved(&inner).await;
+        inner.save().await;
         let app = redfish::router(inner.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -145,13 +144,73 @@ impl Rack {
         })
     }
 
-    /// Stops the BMCs (the nodes keep running).
+    /// Stops the BMCs (the nodes keep running) and saves the machines a last time.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let _ = (&mut self.task).await;
+        self.inner.save().await;
     }
+}
+
+/// Adds a listed machine, unless it shares its system id or MAC with one already there.
+fn add(by_id: &mut BTreeMap<String, Machine>, spec: RackMachine) -> Result<(), RackError> {
+    let clash = by_id.values().find_map(|m| {
+        (m.spec.system_id == spec.system_id)
+            .then(|| format!("system id {}", spec.system_id))
+            .or_else(|| (m.spec.mac == spec.mac).then(|| format!("MAC {}", spec.mac)))
+            .map(|what| (what, m.spec.name.clone()))
+    });
+    if let Some((what, first)) = clash {
+        return Err(RackError::Duplicate {
+            what,
+            first,
+            second: spec.name,
+        });
+    }
+    by_id.insert(
+        spec.system_id.clone(),
+        Machine {
+            spec,
+            powered: false,
+            state: MachineState::Off,
+            boot: BootOverride {
+                target: "Hdd".to_owned(),
+                enabled: "Disabled".to_owned(),
+            },
+            installed: None,
+            fault: None,
+            events: Vec::new(),
+            generation: 0,
+        },
+    );
+    Ok(())
+}
+
+/// The machines saved powered, as they were when the rack last ran: one with an installed
+/// disk boots it (its node comes back, side by side with the others, as Packet's devices'
+/// do); one without has nothing to boot (its network boot's server went with the last run).
+async fn power_on_saved(inner: &Arc<RackInner>) {
+    let mut booting = tokio::task::JoinSet::new();
+    for (id, machine) in inner.machines().iter_mut().filter(|(_, m)| m.powered) {
+        let Some(installed) = machine.installed.clone() else {
+            machine.state = MachineState::NoBootableDevice;
+            continue;
+        };
+        machine.state = MachineState::Booting;
+        machine.events.push(format!(
+            "on since the rack last ran: boots {}",
+            installed.disk
+        ));
+        let (inner, id, spec) = (Arc::clone(inner), id.clone(), machine.spec.clone());
+        booting.spawn(async move {
+            inner
+                .boot_node(&id, 0, &spec, &installed.ignition, true)
+                .await;
+        });
+    }
+    while booting.join_next().await.is_some() {}
 }
 
 impl std::fmt::Debug for Rack {

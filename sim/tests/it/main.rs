@@ -17,6 +17,7 @@ mod packet;
 mod packet_faults;
 mod packet_state;
 mod rack;
+mod rack_saved;
 mod rbac_data;
 mod route53;
 mod static_pods;

@@ -3,6 +3,7 @@
 //! SSH-reachable nodes; and the BMCs' faults.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,15 +15,15 @@ use sim::rack::{BmcFault, MachineState, Rack, RackConfig, RackMachine};
 use crate::node_world::{NodeWorld, eventually};
 use crate::nodes_support::text;
 
-const MAC: &str = "52:54:00:29:00:01";
+pub(crate) const MAC: &str = "52:54:00:29:00:01";
 const USER: &str = "admin";
 const PASSWORD: &str = "rack-secret";
 
 /// A boot server answering as Typhoon's install profile does, for one MAC; it records each
 /// request (path and MAC).
-struct BootFixture {
-    url: String,
-    seen: Arc<Mutex<Vec<String>>>,
+pub(crate) struct BootFixture {
+    pub(crate) url: String,
+    pub(crate) seen: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Clone)]
@@ -33,7 +34,7 @@ struct Served {
     seen: Arc<Mutex<Vec<String>>>,
 }
 
-async fn boot_fixture(node_ignition: String, install_disk: &str) -> BootFixture {
+pub(crate) async fn boot_fixture(node_ignition: String, install_disk: &str) -> BootFixture {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -85,39 +86,65 @@ async fn answer(
     (axum::http::StatusCode::OK, body)
 }
 
-struct RackWorld {
-    world: NodeWorld,
-    rack: Rack,
-    ip: Ipv4Addr,
+pub(crate) struct RackWorld {
+    pub(crate) world: NodeWorld,
+    pub(crate) rack: Rack,
+    pub(crate) ip: Ipv4Addr,
     http: reqwest::Client,
 }
 
-async fn rack_world(octet: u8, power_delay: Duration) -> RackWorld {
-    let ip = Ipv4Addr::new(127, 77, 29, octet);
-    let world = NodeWorld::new(ip);
-    let config = RackConfig {
+/// The BMCs' account and timing, keeping the machines in `state_file` if any.
+pub(crate) fn rack_config(power_delay: Duration, state_file: Option<PathBuf>) -> RackConfig {
+    RackConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         username: USER.to_owned(),
         password: PASSWORD.to_owned(),
         power_delay,
         ssh_refused_for: Duration::ZERO,
         apiserver_start_delay: Duration::from_millis(300),
-    };
+        state_file,
+    }
+}
+
+/// The one machine of [`rack_world`], its node at `ip`.
+fn rack_machine(ip: Ipv4Addr, octet: u8) -> RackMachine {
+    RackMachine {
+        name: "rack-controller-0".to_owned(),
+        system_id: "c0ffee00-0000-4000-8000-000000000001".to_owned(),
+        mac: MAC.to_owned(),
+        disks: vec!["/dev/sda".to_owned(), "/dev/sdb".to_owned()],
+        public_ip: ip,
+        private_ip: Ipv4Addr::new(10, 88, 29, octet),
+    }
+}
+
+async fn rack_world(octet: u8, power_delay: Duration) -> RackWorld {
+    rack_world_kept(octet, power_delay, None).await
+}
+
+/// A rack of one machine whose node answers at `127.77.29.octet`.
+pub(crate) async fn rack_world_kept(
+    octet: u8,
+    power_delay: Duration,
+    state_file: Option<PathBuf>,
+) -> RackWorld {
+    let ip = Ipv4Addr::new(127, 77, 29, octet);
+    let world = NodeWorld::new(ip);
+    let config = rack_config(power_delay, state_file);
     assert!(!format!("{config:?}").contains(PASSWORD), "{config:?}");
-    let rack = Rack::start(
-        config,
-        vec![RackMachine {
-            name: "rack-controller-0".to_owned(),
-            system_id: "c0ffee00-0000-4000-8000-000000000001".to_owned(),
-            mac: MAC.to_owned(),
-            disks: vec!["/dev/sda".to_owned(), "/dev/sdb".to_owned()],
-            public_ip: ip,
-            private_ip: Ipv4Addr::new(10, 88, 29, octet),
-        }],
-        Arc::new(world.nodes.clone()),
-    )
-    .await
-    .unwrap();
+    rack_on(world, ip, config, vec![rack_machine(ip, octet)]).await
+}
+
+/// A rack of `machines` booting into `world`'s nodes, the test's machine's at `ip`.
+pub(crate) async fn rack_on(
+    world: NodeWorld,
+    ip: Ipv4Addr,
+    config: RackConfig,
+    machines: Vec<RackMachine>,
+) -> RackWorld {
+    let rack = Rack::start(config, machines, Arc::new(world.nodes.clone()))
+        .await
+        .unwrap();
     RackWorld {
         world,
         rack,
@@ -127,11 +154,16 @@ async fn rack_world(octet: u8, power_delay: Duration) -> RackWorld {
 }
 
 impl RackWorld {
-    fn system(&self) -> String {
+    pub(crate) fn system(&self) -> String {
         self.rack.system_url("rack-controller-0").unwrap()
     }
 
-    async fn call(&self, method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, url)
@@ -145,7 +177,7 @@ impl RackWorld {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn pxe_once_and(&self, reset: &str) {
+    pub(crate) async fn pxe_once_and(&self, reset: &str) {
         let boot = json!({"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}});
         assert_eq!(
             self.call(reqwest::Method::PATCH, &self.system(), Some(boot))
@@ -156,7 +188,7 @@ impl RackWorld {
         self.reset(reset).await;
     }
 
-    async fn reset(&self, reset: &str) {
+    pub(crate) async fn reset(&self, reset: &str) {
         let url = format!("{}/Actions/ComputerSystem.Reset", self.system());
         let (status, body) = self
             .call(
@@ -168,12 +200,15 @@ impl RackWorld {
         assert_eq!(status, 204, "{body}");
     }
 
-    async fn power_state(&self) -> String {
+    pub(crate) async fn power_state(&self) -> String {
         let (_, system) = self.call(reqwest::Method::GET, &self.system(), None).await;
         system["PowerState"].as_str().unwrap_or_default().to_owned()
     }
 
-    async fn settled(&self, done: impl Fn(&MachineState) -> bool) -> sim::rack::MachineStatus {
+    pub(crate) async fn settled(
+        &self,
+        done: impl Fn(&MachineState) -> bool,
+    ) -> sim::rack::MachineStatus {
         eventually(
             Duration::from_secs(30),
             Duration::from_millis(50),

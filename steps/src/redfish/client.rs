@@ -608,11 +608,12 @@ fn redfish_messages(body: &[u8]) -> Option<String> {
         .into_iter()
         .collect();
     if let Some(extended) = error["@Message.ExtendedInfo"].as_array() {
-        messages.extend(
-            extended
-                .iter()
-                .filter_map(|m| m["Message"].as_str().map(str::to_owned)),
-        );
+        for message in extended.iter().filter_map(|m| m["Message"].as_str()) {
+            // BMCs often repeat the error's message as its first ExtendedInfo: said once.
+            if !messages.iter().any(|said| said == message) {
+                messages.push(message.to_owned());
+            }
+        }
     }
     if messages.is_empty() {
         (!body.is_empty()).then(|| body_start(body))
@@ -631,6 +632,11 @@ mod tests {
         assert_eq!(
             redfish_messages(body).as_deref(),
             Some("Fake system nope was not found; See the log")
+        );
+        let repeated = br#"{"error":{"message":"the BMC is busy; retry later","@Message.ExtendedInfo":[{"Message":"the BMC is busy; retry later"}]}}"#;
+        assert_eq!(
+            redfish_messages(repeated).as_deref(),
+            Some("the BMC is busy; retry later")
         );
         assert_eq!(redfish_messages(b""), None);
         assert_eq!(redfish_messages(b"<html>").as_deref(), Some("<html>"));

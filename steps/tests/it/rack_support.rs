@@ -22,6 +22,7 @@ pub fn rack_config(
         power_delay,
         ssh_refused_for: Duration::ZERO,
         apiserver_start_delay,
+        state_file: None,
     }
 }
 
