@@ -95,15 +95,66 @@ pub(crate) fn simulate(desired: &mut DesiredCluster, state_dir: &Path) -> anyhow
 pub(crate) struct SimRack {
     pub(crate) rack: sim::rack::Rack,
     pub(crate) credentials: BmcCredentials,
+    /// The copy of the saved rack a view works on ([`SimRack::view`]).
+    _copy: Option<tempfile::TempDir>,
 }
 
 impl SimRack {
+    /// The demo's rack as last saved, for a command that only reads it (`loko status --sim`):
+    /// its machines on a copy of the saved state, booting no node, so that what it does (a
+    /// machine that was on is booted again) is not saved over the demo's own.
+    pub(crate) async fn view(
+        desired: &DesiredCluster,
+        state_dir: &Path,
+        time_scale: f64,
+        redactor: &journal::Redactor,
+    ) -> anyhow::Result<SimRack> {
+        let copy = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let saved = rack_state_file(state_dir);
+        let state_file = copy.path().join("rack.json");
+        match std::fs::copy(&saved, &state_file) {
+            Ok(_) => {}
+            // No demo yet: every machine off.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", saved.display())),
+        }
+        let mut rack = SimRack::start_on(
+            desired,
+            state_dir,
+            state_file,
+            Arc::new(sim::NoNodes),
+            time_scale,
+            &BTreeMap::new(),
+            redactor,
+        )
+        .await?;
+        rack._copy = Some(copy);
+        Ok(rack)
+    }
+
     /// Starts the BMCs of the rack saved in `state_dir` and of `desired`'s machines (moved by
     /// [`simulate`] for `state_dir`), each of `faults` (by machine name) set; the machines it
     /// boots start through `nodes`, those saved on are back before this returns.
     pub(crate) async fn start(
         desired: &DesiredCluster,
         state_dir: &Path,
+        nodes: Arc<dyn sim::NodeLifecycle>,
+        time_scale: f64,
+        faults: &BTreeMap<String, sim::rack::BmcFault>,
+        redactor: &journal::Redactor,
+    ) -> anyhow::Result<SimRack> {
+        let state_file = rack_state_file(state_dir);
+        SimRack::start_on(
+            desired, state_dir, state_file, nodes, time_scale, faults, redactor,
+        )
+        .await
+    }
+
+    /// [`SimRack::start`] with the rack saved to `state_file`.
+    async fn start_on(
+        desired: &DesiredCluster,
+        state_dir: &Path,
+        state_file: PathBuf,
         nodes: Arc<dyn sim::NodeLifecycle>,
         time_scale: f64,
         faults: &BTreeMap<String, sim::rack::BmcFault>,
@@ -144,7 +195,7 @@ impl SimRack {
                 power_delay: POWER_DELAY.mul_f64(time_scale),
                 ssh_refused_for: Duration::ZERO,
                 apiserver_start_delay: Duration::from_secs(30).mul_f64(time_scale),
-                state_file: Some(rack_state_file(state_dir)),
+                state_file: Some(state_file),
             },
             rack_machines,
             nodes,
@@ -160,6 +211,7 @@ impl SimRack {
         Ok(SimRack {
             rack,
             credentials: BmcCredentials::new(DEMO_BMC_USER, password, redactor),
+            _copy: None,
         })
     }
 

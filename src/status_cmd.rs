@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use specs::DesiredCluster;
@@ -93,10 +92,9 @@ async fn observe_rack(
 ) -> anyhow::Result<Drift> {
     let rack = match sim {
         Some(sim) => Some(
-            SimRack::start(
+            SimRack::view(
                 &target.desired,
                 &target.state_dir,
-                Arc::new(sim::NoNodes),
                 sim.time_scale(),
                 redactor,
             )

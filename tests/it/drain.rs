@@ -146,6 +146,14 @@ async fn a_scale_down_drains_each_worker_before_deleting_its_device() {
         &[],
     );
 
+    // The deletions are done: the next run has nothing to do (no delete step planned again).
+    let out = w.loko(&["run", spec_of(&spec), "--yes"]);
+    assert!(
+        stdout(&out).contains("Nothing to do: the cluster matches the spec"),
+        "{}",
+        stdout(&out)
+    );
+
     // The pool's type changes: its worker's device is deleted by its device step, drained
     // first, and its new device registers a new Node.
     w.spec(&pool("helium", 1, "c3.small.x86"));

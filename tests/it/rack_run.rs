@@ -106,6 +106,13 @@ fn a_demo_rack_persists_between_runs_retires_what_left_and_boots_what_was_powere
     let scaled = saved_rack(dir.path());
     assert_eq!(saved_machine(&scaled, "rack-b2")["powered"], false);
     assert_eq!(saved_machine(&scaled, "rack-b1")["powered"], true);
+    // Retired is done: the next run has nothing to do (its retire step is not planned again).
+    let (out, err) = loko_expect(&["run", &spec, "--sim", "--yes"], 0);
+    assert!(
+        out.contains("Nothing to do: the cluster matches the spec"),
+        "{out}{err}"
+    );
+    assert!(!out.contains("retire/"), "{out}");
 
     // Powered off behind loko's back: the next run finds it off and boots it again.
     let mut edited = scaled.clone();

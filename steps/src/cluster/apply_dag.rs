@@ -105,12 +105,13 @@ pub fn apply_dag(
         });
     }
 
-    // Nodes that left the spec, drained first unless already deleted.
-    for host in history
-        .known_nodes
-        .iter()
-        .filter(|host| desired.node(host).is_none())
-    {
+    // Nodes that left the spec, drained first, until their removal is recorded: a step that
+    // removed one is not planned again (its drain, done, is no longer its dependency, so it
+    // would run again for nothing, and a run after a scale down would not be up to date).
+    for host in history.known_nodes.iter().filter(|host| {
+        desired.node(host).is_none()
+            && !StepName::removal_recorded(host, |id| history.recorded.contains(id))
+    }) {
         let delete = match history.machines.get(host) {
             // A rack's node: its machine is powered off.
             Some(machine) => retire_step(
