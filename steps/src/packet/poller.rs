@@ -205,10 +205,14 @@ impl DevicePoller {
         }
         let mut sub = self.subscribe();
         let mut failed = 0;
+        // What was published between the check above and the subscription (the poll this
+        // subscription woke may already be done) is looked at first: `changed` only tells of
+        // what comes after it.
+        let mut listing = Arc::clone(&sub.rx.borrow_and_update());
         loop {
-            sub.rx.changed().await.ok()?;
-            let listing = Arc::clone(&sub.rx.borrow_and_update());
-            if listing.requested_at < since {
+            if listing.generation == 0 || listing.requested_at < since {
+                sub.rx.changed().await.ok()?;
+                listing = Arc::clone(&sub.rx.borrow_and_update());
                 continue;
             }
             match &listing.error {
@@ -218,6 +222,8 @@ impl DevicePoller {
                     if !e.is_retryable() || failed >= FRESH_LISTING_TRIES {
                         return Some(Err(e.clone()));
                     }
+                    sub.rx.changed().await.ok()?;
+                    listing = Arc::clone(&sub.rx.borrow_and_update());
                 }
             }
         }
@@ -230,10 +236,12 @@ impl DevicePoller {
 
     /// Waits on the listings from now on.
     pub fn subscribe(&self) -> Subscription {
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        self.wake.notify_one();
+        // The receiver first, then the wake: a poll the wake starts publishes after the
+        // receiver marked what it holds as seen, so `changed` tells of it.
         let mut rx = self.latest.clone();
         rx.mark_unchanged();
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        self.wake.notify_one();
         Subscription {
             rx,
             waiters: Arc::clone(&self.waiters),
