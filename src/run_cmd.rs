@@ -459,6 +459,7 @@ fn deletions(
     let machine = |host: &str| match (recorded.devices.get(host), rack) {
         (Some((_, id)), false) => format!("device {id} ({host})"),
         (None, false) => format!("the device of {host}, if it was created"),
+        (Some((_, name)), true) if name == host => format!("machine {name}"),
         (Some((_, name)), true) => format!("machine {name} ({host})"),
         (None, true) => format!("the machine of {host}, if it was booted"),
     };
@@ -489,10 +490,15 @@ fn doomed(journal: &Journal, desired: &DesiredCluster, history: &History) -> Vec
                     .flatten()
                     .map(|m| (&p.hostname, m))
             })
+            // A rack's node is named by its machine: its host is said only when it differs.
             .map(|(host, m)| {
+                let of = match m.name.as_str() == host.as_str() {
+                    true => String::new(),
+                    false => format!(" of {host}"),
+                };
                 format!(
-                    "machine {} of {host} (BMC {}{})",
-                    m.name, m.bmc.url, m.bmc.system
+                    "machine {}{of} (MAC {}, BMC {}{})",
+                    m.name, m.mac, m.bmc.url, m.bmc.system
                 )
             })
             .chain(records(desired))

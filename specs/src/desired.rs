@@ -304,8 +304,10 @@ impl Spec {
         };
         let cluster = &self.cluster_name;
         let mut nodes: Vec<DesiredNode> = (0..self.controller_count)
-            .map(|index| DesiredNode {
-                hostname: controller_hostname(cluster, index),
+            .map(|index| (index, self.listed_machine(&MachineRole::Controller, index)))
+            .map(|(index, machine)| DesiredNode {
+                hostname: listed_hostname(machine.as_ref())
+                    .unwrap_or_else(|| controller_hostname(cluster, index)),
                 role: Role::Controller,
                 pool: None,
                 index,
@@ -316,7 +318,7 @@ impl Spec {
                 labels: BTreeMap::new(),
                 taints: Vec::new(),
                 raid: RaidSetup::None,
-                machine: self.listed_machine(&MachineRole::Controller, index),
+                machine,
             })
             .collect();
         let pools: Vec<DesiredPool> = self
@@ -333,19 +335,24 @@ impl Spec {
             })
             .collect();
         for (pool, spec_pool) in pools.iter().zip(&self.worker_pools) {
-            nodes.extend((0..pool.count).map(|index| DesiredNode {
-                hostname: worker_hostname(cluster, &pool.name, index),
-                role: Role::Worker,
-                pool: Some(pool.name.clone()),
-                index,
-                plan: pool.plan.clone(),
-                facility: self.facility.clone(),
-                os: pool.os.clone(),
-                reservation: spec_pool.reservations.for_node(Role::Worker, index),
-                labels: pool.labels.clone(),
-                taints: pool.taints.clone(),
-                raid: pool.raid,
-                machine: self.listed_machine(&MachineRole::Worker(pool.name.clone()), index),
+            let role = MachineRole::Worker(pool.name.clone());
+            nodes.extend((0..pool.count).map(|index| {
+                let machine = self.listed_machine(&role, index);
+                DesiredNode {
+                    hostname: listed_hostname(machine.as_ref())
+                        .unwrap_or_else(|| worker_hostname(cluster, &pool.name, index)),
+                    role: Role::Worker,
+                    pool: Some(pool.name.clone()),
+                    index,
+                    plan: pool.plan.clone(),
+                    facility: self.facility.clone(),
+                    os: pool.os.clone(),
+                    reservation: spec_pool.reservations.for_node(Role::Worker, index),
+                    labels: pool.labels.clone(),
+                    taints: pool.taints.clone(),
+                    raid: pool.raid,
+                    machine,
+                }
             }));
         }
         let record = |name: String, target: RecordTarget| DnsRecord {
@@ -389,6 +396,14 @@ fn recipients_of_ssh_keys(ssh_keys: &[SshPublicKey]) -> Vec<String> {
         .map(|key| key.as_str().to_owned())
         .filter(|key| vault::Recipients::parse(std::slice::from_ref(key)).is_ok())
         .collect()
+}
+
+/// A rack's node is named by its machine, as Typhoon's bare-metal nodes are by their `name`:
+/// a machine removed from the middle of its pool's list takes its node along, and moves no
+/// other machine to another node (which positional names would, reinstalling every machine
+/// after it). `None` on Packet.
+fn listed_hostname(machine: Option<&Machine>) -> Option<String> {
+    machine.map(|m| m.name.to_string())
 }
 
 /// `<cluster>-controller-<i>`, as Lokomotive named controllers.

@@ -143,17 +143,73 @@ fn machines_replaced(
 ) -> Result<Vec<String>, specs::RefusedChanges> {
     let mut replaced = Vec::new();
     let mut refused = Vec::new();
+    let mut refuse =
+        |is: &specs::Machine, field: &str, old: String, new: String, reason: String| {
+            refused.push(specs::RefusedChange {
+                path: format!("machines[{}].{field}", is.name),
+                old,
+                new,
+                reason,
+            });
+        };
     for node in &desired.nodes {
-        let was = previous
-            .nodes
-            .iter()
-            .find(|n| n.hostname == node.hostname)
-            .and_then(|n| n.machine.as_ref());
-        let (Some(was), Some(is)) = (was, node.machine.as_ref()) else {
+        let Some(is) = node.machine.as_ref() else {
+            continue;
+        };
+        // A machine that was another node's: two steps would act on it at once (one retiring
+        // or replacing it, one booting it), and its node's data is on its disk.
+        if let Some(other) = previous.nodes.iter().find(|n| {
+            n.hostname != node.hostname && n.machine.as_ref().is_some_and(|m| m.mac == is.mac)
+        }) {
+            refuse(
+                is,
+                "mac",
+                other.hostname.clone(),
+                node.hostname.clone(),
+                format!(
+                    "MAC {} was node {}'s machine; a machine changes nodes by leaving the spec in one run and coming back in the next",
+                    is.mac, other.hostname
+                ),
+            );
+            continue;
+        }
+        let Some(before) = previous.nodes.iter().find(|n| n.hostname == node.hostname) else {
+            continue;
+        };
+        if node.role == specs::Role::Controller && before.index != node.index {
+            refuse(
+                is,
+                "role",
+                format!("controller {}", before.index),
+                format!("controller {}", node.index),
+                "controllers are the etcd members in the order the spec lists them: keep their order".into(),
+            );
+            continue;
+        }
+        let Some(was) = before.machine.as_ref() else {
             continue;
         };
         match machine_change(was, is) {
             Change::None => {}
+            Change::Recreate { why } if node.role == specs::Role::Controller => {
+                let (field, old, new) = match was.mac != is.mac {
+                    true => ("mac", was.mac.to_string(), is.mac.to_string()),
+                    false => (
+                        "install_disk",
+                        was.install_disk.clone(),
+                        is.install_disk.clone(),
+                    ),
+                };
+                refuse(
+                    is,
+                    field,
+                    old,
+                    new,
+                    format!(
+                        "{why}; a controller is not replaced: its etcd member's data is on its disk"
+                    ),
+                );
+            }
             Change::Recreate { .. } => replaced.push(node.hostname.clone()),
             Change::Refused { field, why } => {
                 let value = |m: &specs::Machine| {
@@ -162,12 +218,7 @@ fn machines_replaced(
                         .and_then(|v| v.get(&field).map(ToString::to_string))
                         .unwrap_or_default()
                 };
-                refused.push(specs::RefusedChange {
-                    path: format!("machines[{}].{field}", is.name),
-                    old: value(was),
-                    new: value(is),
-                    reason: why,
-                });
+                refuse(is, &field, value(was), value(is), why);
             }
         }
     }

@@ -82,7 +82,7 @@ fn a_rack_spec_is_valid_and_planned_as_machines_to_boot() {
     let out = loko(&["plan", &path, "--no-refresh"]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(stdout.contains("  + boot rack-controller-0\n"), "{stdout}");
+    assert!(stdout.contains("  + boot rack-a1\n"), "{stdout}");
     assert!(stdout.contains("Machines to boot: 5."), "{stdout}");
     assert!(!stdout.contains("create"), "{stdout}");
 }

@@ -87,7 +87,7 @@ fn the_schema_knows_the_rack() {
 }
 
 #[test]
-fn each_node_carries_the_machine_listed_at_its_place_in_its_role() {
+fn each_node_is_named_by_its_machine_and_indexed_at_its_place_in_its_role() {
     let mut spec =
         specs::parse(&example("rack.yaml"), "rack.yaml").unwrap_or_else(|e| panic!("{e}"));
     // Listed out of order: a worker first, the second controller before the first.
@@ -99,22 +99,24 @@ fn each_node_carries_the_machine_listed_at_its_place_in_its_role() {
         ["rack-b1", "rack-a3", "rack-a2", "rack-a1", "rack-b2"]
     );
     let desired = spec.desired();
-    let by_node: Vec<(&str, &str)> = desired
+    let by_node: Vec<(&str, u32, &str)> = desired
         .nodes
         .iter()
         .map(|n| {
             let machine = n.machine.as_ref().map_or("none", |m| m.name.as_str());
-            (n.hostname.as_str(), machine)
+            (n.hostname.as_str(), n.index, machine)
         })
         .collect();
+    // Controller i is the i-th listed controller (etcd member i); a node is named by its
+    // machine, as Typhoon's bare-metal nodes are.
     assert_eq!(
         by_node,
         [
-            ("rack-controller-0", "rack-a3"),
-            ("rack-controller-1", "rack-a2"),
-            ("rack-controller-2", "rack-a1"),
-            ("rack-helium-worker-0", "rack-b1"),
-            ("rack-helium-worker-1", "rack-b2"),
+            ("rack-a3", 0, "rack-a3"),
+            ("rack-a2", 1, "rack-a2"),
+            ("rack-a1", 2, "rack-a1"),
+            ("rack-b1", 0, "rack-b1"),
+            ("rack-b2", 1, "rack-b2"),
         ]
     );
 }

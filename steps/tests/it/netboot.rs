@@ -17,7 +17,7 @@ use crate::node_artifacts::{check_with, shellcheck};
 const MAC: &str = "52:54:00:12:34:56";
 const OTHER_MAC: &str = "52:54:00:ab:cd:ef";
 /// Stands for the node's Ignition: never in a log, never served for another MAC.
-const NODE_IGNITION: &str = r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/etc/hostname","mode":420,"contents":{"source":"data:,rack-controller-0%0A"}}]},"x-secret":"PRIVATE-KEY-MARKER"}"#;
+const NODE_IGNITION: &str = r#"{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"/etc/hostname","mode":420,"contents":{"source":"data:,rack-a1%0A"}}]},"x-secret":"PRIVATE-KEY-MARKER"}"#;
 
 fn machine(mac: &str, hostname: &str, ignition: &str) -> BootMachine {
     BootMachine {
@@ -34,7 +34,7 @@ async fn server(config: NetbootConfig, advertise: Option<String>) -> BootServer 
         advertise,
         config,
         vec![
-            machine(MAC, "rack-controller-0", NODE_IGNITION),
+            machine(MAC, "rack-a1", NODE_IGNITION),
             machine(OTHER_MAC, "rack-worker-0", r#"{"other":"node"}"#),
         ],
     )
@@ -351,7 +351,7 @@ async fn netboot_real_ipxe_in_qemu_fetches_its_script_and_asks_for_the_kernel() 
         bind,
         Some(format!("http://10.0.2.2:{port}")),
         config,
-        vec![machine(MAC, "rack-controller-0", NODE_IGNITION)],
+        vec![machine(MAC, "rack-a1", NODE_IGNITION)],
     )
     .await
     .unwrap();

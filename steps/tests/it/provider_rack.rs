@@ -113,10 +113,7 @@ async fn a_machine_is_booted_adopted_and_retired() {
     let rack = provider(&sushy, vec![m.clone()]);
 
     let first = Recorder::default();
-    let provided = rack
-        .ensure(&first, "rack-helium-worker-0", &m)
-        .await
-        .unwrap();
+    let provided = rack.ensure(&first, "rack-b1", &m).await.unwrap();
     assert!(provided.acted);
     assert_eq!(first.effects(), [BOOT_INTENT]);
     let (_, detail) = first.recorded.lock().unwrap()[0].clone();
@@ -135,10 +132,7 @@ async fn a_machine_is_booted_adopted_and_retired() {
         earlier: vec![BOOT_INTENT.into()],
         ..Recorder::default()
     };
-    let adopted = rack
-        .ensure(&resumed, "rack-helium-worker-0", &m)
-        .await
-        .unwrap();
+    let adopted = rack.ensure(&resumed, "rack-b1", &m).await.unwrap();
     assert!(!adopted.acted);
     assert!(resumed.effects().is_empty(), "no second reset");
 
@@ -162,10 +156,7 @@ async fn a_machine_is_booted_adopted_and_retired() {
     // The system answers with another NIC: not this machine, never powered.
     let wrong = machine(&sushy, "52:54:00:b1:00:99");
     let refused = Recorder::default();
-    let err = rack
-        .ensure(&refused, "rack-helium-worker-0", &wrong)
-        .await
-        .unwrap_err();
+    let err = rack.ensure(&refused, "rack-b1", &wrong).await.unwrap_err();
     assert!(matches!(err, StepError::Permanent { .. }), "{err:?}");
     let text = format!("{err:?}");
     assert!(

@@ -42,14 +42,52 @@ fn a_new_mac_or_install_disk_replaces_the_node_and_a_moved_bmc_changes_nothing()
     swapped.machines[3].mac = specs::MacAddress::parse("52:54:00:b1:00:09").unwrap();
     swapped.machines[4].install_disk = "/dev/sdb".into();
     let changes = changes::changes(&swapped.desired(), &history).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        changes.replace,
-        ["rack-helium-worker-0", "rack-helium-worker-1"]
-    );
+    assert_eq!(changes.replace, ["rack-b1", "rack-b2"]);
     assert_eq!(
         changes.drain, changes.replace,
         "replaced workers are drained first"
     );
+}
+
+#[test]
+fn a_machine_removed_from_the_middle_of_its_pool_takes_only_its_node() {
+    let spec = rack();
+    let history = built(&spec.desired());
+    let mut fewer = spec.clone();
+    fewer.machines.remove(3);
+    let changes = changes::changes(&fewer.desired(), &history).unwrap_or_else(|e| panic!("{e}"));
+    assert!(changes.replace.is_empty(), "no machine moves: {changes:?}");
+    assert_eq!(changes.delete, ["rack-b1"]);
+}
+
+#[test]
+fn a_controller_s_machine_is_not_replaced_nor_reordered_and_a_mac_does_not_change_nodes() {
+    let spec = rack();
+    let history = built(&spec.desired());
+    let refused = |edit: &dyn Fn(&mut specs::Spec)| {
+        let mut edited = spec.clone();
+        edit(&mut edited);
+        changes::changes(&edited.desired(), &history)
+            .expect_err("refused")
+            .to_string()
+    };
+    let text =
+        refused(&|s| s.machines[0].mac = specs::MacAddress::parse("52:54:00:a1:00:09").unwrap());
+    assert!(text.contains("machines[rack-a1].mac"), "{text}");
+    assert!(text.contains("etcd member's data is on its disk"), "{text}");
+    let text = refused(&|s| s.machines.swap(0, 1));
+    assert!(text.contains("machines[rack-a1].role"), "{text}");
+    assert!(text.contains("keep their order"), "{text}");
+    // rack-b2's MAC listed under a new name: node rack-b2 would be retired while the new
+    // node boots the same machine.
+    let text = refused(&|s| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rack.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let renamed = text.replace("name: rack-b2", "name: rack-b9");
+        s.machines = specs::parse(&renamed, "rack.yaml").unwrap().machines;
+    });
+    assert!(text.contains("machines[rack-b9].mac"), "{text}");
+    assert!(text.contains("was node rack-b2's machine"), "{text}");
 }
 
 #[test]
