@@ -95,6 +95,7 @@ pub(crate) async fn prepare(
         },
         server,
         install_deadline: scaled(INSTALL_DEADLINE, 10_000),
+        retire: settings.retire,
         poll: scaled(Duration::from_secs(2), 20),
     };
     Ok((rack, route53))

@@ -23,6 +23,7 @@ mod rack_changes;
 mod rack_dag;
 mod rack_preflight;
 mod rack_support;
+mod rack_wipe;
 mod raid_script;
 mod redfish_protocol;
 mod redfish_schema;
