@@ -29,3 +29,4 @@ mod redfish_protocol;
 mod redfish_schema;
 mod redfish_sushy;
 mod ssh_openssh;
+mod wipe_script;
