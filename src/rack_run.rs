@@ -74,7 +74,9 @@ pub(crate) async fn prepare(
         Ok(credentials) if problems.is_empty() => credentials,
         _ => return Err(setup_error(&problems).into()),
     };
-    let server = match boots {
+    // A wipe is a network boot too: a command that retires machines with `retire: wipe`
+    // (a destroy) serves it.
+    let server = match boots || settings.retire == specs::RetirePolicy::Wipe {
         true => Some(boot_server(target, settings, rack).await?),
         false => None,
     };
@@ -93,6 +95,7 @@ pub(crate) async fn prepare(
         },
         server,
         install_deadline: scaled(INSTALL_DEADLINE, 10_000),
+        retire: settings.retire,
         poll: scaled(Duration::from_secs(2), 20),
     };
     Ok((rack, route53))

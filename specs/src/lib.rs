@@ -43,7 +43,7 @@ pub use names::{
 };
 pub use rack::{
     BmcSystem, BootServerSettings, DEFAULT_FLATCAR_MIRROR, MacAddress, Machine, MachineRole,
-    Provider,
+    Provider, RetirePolicy,
 };
 pub use spec::{
     Endpoints, HardwareReservation, Networking, OsArch, OsChannel, OsSettings, Reservations, Role,

@@ -221,6 +221,47 @@ pub struct BootServerSettings {
     /// More kernel arguments of the installer, like `console=ttyS0,115200n8`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel_args: Vec<String>,
+    /// What retiring a machine does: `power-off` (the default) or `wipe` (its install disk
+    /// wiped through a network boot, then off).
+    #[serde(default, skip_serializing_if = "RetirePolicy::is_power_off")]
+    pub retire: RetirePolicy,
+}
+
+/// What retiring a rack's machine does (`boot_server.retire`): a machine outlives its node,
+/// and its disk holds the node's secrets (kubelet credentials, a controller's etcd data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetirePolicy {
+    /// Powered off; its disk keeps the installed node.
+    #[default]
+    PowerOff,
+    /// Booted from the network into a wipe of its install disk, which powers it off.
+    Wipe,
+}
+
+impl RetirePolicy {
+    /// Every accepted spelling, for error messages.
+    pub(crate) const NAMES: &'static [&'static str] = &["power-off", "wipe"];
+
+    /// The spelling used in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetirePolicy::PowerOff => "power-off",
+            RetirePolicy::Wipe => "wipe",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "power-off" => Some(RetirePolicy::PowerOff),
+            "wipe" => Some(RetirePolicy::Wipe),
+            _ => None,
+        }
+    }
+
+    fn is_power_off(&self) -> bool {
+        *self == RetirePolicy::PowerOff
+    }
 }
 
 #[cfg(test)]

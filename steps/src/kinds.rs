@@ -47,8 +47,8 @@ kinds! {
     /// A rack node's listed machine, booted through its BMC into the node's Ignition; it
     /// publishes a device's outputs, so every reader of a node's addresses reads either.
     MachineKind = "machine", MachineParams => DeviceOutputs;
-    /// A rack node's machine powered off and no longer served: its node left the spec, or the
-    /// cluster is destroyed.
+    /// A rack node's machine powered off (its disk wiped first with `boot_server.retire: wipe`)
+    /// and no longer served: its node left the spec, or the cluster is destroyed.
     RetireMachineKind = "retire-machine", MachineParams => RetireOutputs;
     /// Every device with a tag: a node that left the spec, or the whole cluster on destroy.
     DeleteDevicesKind = "delete-devices", DeleteDevicesParams => DeleteDevicesOutputs;

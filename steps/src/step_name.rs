@@ -30,8 +30,8 @@ pub enum StepName {
     Machine(String),
     /// `delete-device/<host>`: a node that left the spec.
     DeleteDevice(String),
-    /// `retire/<host>`: a rack node's machine powered off (its node left the spec, or the
-    /// cluster is destroyed).
+    /// `retire/<host>`: a rack node's machine powered off, or wiped and off (its node left the
+    /// spec, or the cluster is destroyed).
     Retire(String),
     /// `drain/<host>`: a worker drained before its device is deleted.
     Drain(String),

@@ -11,6 +11,9 @@ use tokio::net::TcpStream;
 
 use crate::ignition::NodeIgnition;
 
+use super::shell::shell_commands;
+use super::wipe::{Wiped, is_wipe, judge_wipe};
+
 /// Flatcar's PXE kernel and initrd, by the names its release directories use.
 const KERNEL: &str = "flatcar_production_pxe.vmlinuz";
 const INITRD: &str = "flatcar_production_pxe_image.cpio.gz";
@@ -28,16 +31,31 @@ pub(crate) struct Installed {
     pub kernel_url: String,
 }
 
+/// What a network boot did to the machine's disks.
+pub(crate) enum NetworkBoot {
+    /// Flatcar installed with the node's Ignition; the machine reboots into it.
+    Installed(Installed),
+    /// A disk wiped (`wipe.rs`); the machine powers off.
+    Wiped(Wiped),
+}
+
 /// Boots a machine from `filename` (what DHCP hands its NIC) with the NIC's `mac`, and installs
-/// Flatcar on one of `disks`.
+/// Flatcar on one of `disks`, or wipes one.
 pub(crate) async fn network_boot(
     filename: &str,
     mac: &str,
     disks: &[String],
-) -> Result<Installed, String> {
+) -> Result<NetworkBoot, String> {
     let script = ipxe_script(filename, mac).await?;
     let ignition_url = expand(&script.ignition_url, mac);
     let installer = fetch(&ignition_url, "the kernel's ignition.config.url").await?;
+    if is_wipe(&installer) {
+        let disk = judge_wipe(&installer, disks)?;
+        return Ok(NetworkBoot::Wiped(Wiped {
+            disk,
+            kernel_url: script.kernel_url,
+        }));
+    }
     let (disk, node_ignition_url, inline) = judge_installer(&installer, disks)?;
     let ignition =
         match (node_ignition_url, inline) {
@@ -53,11 +71,11 @@ pub(crate) async fn network_boot(
             "the node's Ignition is not JSON ({error}): Ignition would fail the installed system's first boot"
         ));
     }
-    Ok(Installed {
+    Ok(NetworkBoot::Installed(Installed {
         ignition,
         disk,
         kernel_url: script.kernel_url,
-    })
+    }))
 }
 
 struct BootScript {
@@ -200,22 +218,6 @@ fn judge_installer(
         .file(&file)
         .map(|f| String::from_utf8_lossy(&f.contents).into_owned());
     Ok((disk, download, inline))
-}
-
-/// The script's simple commands, as words: continuation lines joined, single and double quotes
-/// removed. Enough for the installers that exist (Typhoon's, Lokomotive's, loko's).
-fn shell_commands(script: &str) -> Vec<Vec<String>> {
-    script
-        .replace("\\\n", " ")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            l.split_whitespace()
-                .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_owned())
-                .collect()
-        })
-        .collect()
 }
 
 /// iPXE's expansion of the NIC's MAC in a URL (`netX`: the NIC it booted from; the machine

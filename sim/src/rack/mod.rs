@@ -13,7 +13,8 @@
 //! and the node Ignition the installer downloads, judges each as the real program would, then
 //! "installs" (the disk now holds the node's Ignition) and reboots into the node, which starts
 //! through the same [`NodeLifecycle`] as the Packet simulator's devices: SSH-reachable, its
-//! kubelet judged. Without an override it boots its disk, or finds no bootable device.
+//! kubelet judged. Without an override it boots its disk, or finds no bootable device. A
+//! machine served a wipe instead (`wipe.rs`) empties the disk its script names and powers off.
 //!
 //! Faults ([`BmcFault`]): a BMC that refuses (401 or 503, for good or for some requests), a
 //! power state that never changes, a NIC that boots with another MAC than the one listed.
@@ -26,6 +27,8 @@ mod boot;
 mod model;
 mod redfish;
 mod service;
+mod shell;
+mod wipe;
 
 pub use crate::faults::BmcFault;
 pub use model::{MachineState, MachineStatus, RackConfig, RackError, RackMachine, saved_machines};

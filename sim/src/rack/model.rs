@@ -21,6 +21,7 @@ use crate::lifecycle::{NodeLifecycle, NodeSpec};
 use crate::state_file::{Persister, StateFileError, check_format, read_json};
 
 use super::boot::{self, Installed};
+use super::wipe::Wiped;
 
 /// A machine of the rack, as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -300,7 +301,11 @@ impl RackInner {
             };
             self.event(id, format!("PXE boot of {mac} from {filename}"));
             match boot::network_boot(&filename, &mac, &spec.disks).await {
-                Ok(installed) => {
+                Ok(boot::NetworkBoot::Wiped(wiped)) => {
+                    self.wiped(id, generation, wiped).await;
+                    return;
+                }
+                Ok(boot::NetworkBoot::Installed(installed)) => {
                     self.event(
                         id,
                         format!(
@@ -436,4 +441,34 @@ pub fn saved_machines(path: &Path) -> Result<Vec<RackMachine>, RackError> {
     Ok(SavedRack::load(path)?
         .map(|saved| saved.machines.into_iter().map(|m| m.spec).collect())
         .unwrap_or_default())
+}
+
+impl RackInner {
+    /// A wipe ran on the machine: its disk holds no node, so a later boot without PXE finds
+    /// nothing, and after the power delay (the wipe and shutdown take time) it is off.
+    pub(super) async fn wiped(&self, id: &str, generation: u64, wiped: Wiped) {
+        {
+            let mut machines = self.machines();
+            let Some(machine) = machines.get_mut(id).filter(|m| m.generation == generation) else {
+                return;
+            };
+            machine.installed = None;
+        }
+        self.event(
+            id,
+            format!(
+                "kernel {}; wiped {}; powering off",
+                wiped.kernel_url, wiped.disk
+            ),
+        );
+        tokio::time::sleep(self.config.power_delay).await;
+        if let Some(machine) = self.machines().get_mut(id)
+            && machine.generation == generation
+        {
+            machine.powered = false;
+            machine.state = MachineState::Off;
+            machine.events.push("powered off by the wipe".to_owned());
+        }
+        self.save().await;
+    }
 }

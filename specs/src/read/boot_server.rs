@@ -2,12 +2,13 @@
 
 use std::net::SocketAddr;
 
-use super::values::http_url;
+use super::values::{http_url, one_of};
 use crate::document::{Errors, Node};
-use crate::rack::{BootServerSettings, DEFAULT_FLATCAR_MIRROR};
+use crate::rack::{BootServerSettings, DEFAULT_FLATCAR_MIRROR, RetirePolicy};
 
 /// Reads `boot_server`: `listen` required, `url` required when `listen` is every address,
-/// `mirror` an http(s) URL (Flatcar's stable release by default), `kernel_args` strings.
+/// `mirror` an http(s) URL (Flatcar's stable release by default), `kernel_args` strings,
+/// `retire` `power-off` (the default) or `wipe`.
 pub(super) fn boot_server(n: &Node<'_, '_>, errors: &mut Errors) -> Option<BootServerSettings> {
     let mut f = n.fields(errors)?;
     let listen = f.required(errors, "listen").and_then(|at| {
@@ -52,6 +53,10 @@ pub(super) fn boot_server(n: &Node<'_, '_>, errors: &mut Errors) -> Option<BootS
         }),
         None => Some(Vec::new()),
     };
+    let retire = match f.optional("retire") {
+        Some(at) => one_of(&at, errors, RetirePolicy::NAMES, RetirePolicy::from_name),
+        None => Some(RetirePolicy::default()),
+    };
     f.finish(errors);
     let ((listen, at), url) = (listen?, url?);
     if listen.ip().is_unspecified() && url.is_none() {
@@ -66,5 +71,6 @@ pub(super) fn boot_server(n: &Node<'_, '_>, errors: &mut Errors) -> Option<BootS
         url,
         mirror: mirror?,
         kernel_args: kernel_args?,
+        retire: retire?,
     })
 }

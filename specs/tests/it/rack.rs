@@ -152,10 +152,12 @@ fn the_rack_example_names_its_boot_server_and_packet_refuses_one() {
     assert_eq!(boot.url.as_deref(), Some("http://10.0.9.1:8080"));
     assert_eq!(boot.mirror, specs::DEFAULT_FLATCAR_MIRROR);
     assert!(boot.kernel_args.is_empty());
-    let tutorial = format!(
-        "{}\nboot_server: {{ listen: \"10.0.9.1:8080\" }}\n",
-        example("tutorial.yaml")
-    );
+    packet_refuses_boot_server("{ listen: \"10.0.9.1:8080\" }");
+}
+
+/// The tutorial (Packet) with `boot_server` written as `value` is refused, naming the field.
+fn packet_refuses_boot_server(value: &str) {
+    let tutorial = format!("{}\nboot_server: {value}\n", example("tutorial.yaml"));
     let errors = specs::parse(&tutorial, "tutorial.yaml").expect_err("refused");
     assert!(
         errors
@@ -163,4 +165,32 @@ fn the_rack_example_names_its_boot_server_and_packet_refuses_one() {
             .contains("`boot_server` does not belong here"),
         "{errors}"
     );
+}
+
+#[test]
+fn boot_server_retire_is_power_off_unless_wipe_and_nothing_else() {
+    let rack = example("rack.yaml");
+    let spec = specs::parse(&rack, "rack.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let boot = spec.boot_server.unwrap_or_else(|| panic!("no boot_server"));
+    assert_eq!(boot.retire, specs::RetirePolicy::PowerOff);
+    let with = |retire: &str| {
+        rack.replace(
+            "  url: \"http://10.0.9.1:8080\"\n",
+            &format!("  url: \"http://10.0.9.1:8080\"\n  retire: {retire}\n"),
+        )
+    };
+    let wipe = specs::parse(&with("wipe"), "rack.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        wipe.boot_server.map(|b| b.retire),
+        Some(specs::RetirePolicy::Wipe)
+    );
+    let errors = specs::parse(&with("poweroff"), "rack.yaml").expect_err("refused");
+    assert!(
+        errors.to_string().contains(
+            "boot_server.retire: must be one of power-off, wipe (got \"poweroff\"); did you mean \"power-off\"?"
+        ),
+        "{errors}"
+    );
+    // Packet deletes its devices: a retire policy of a boot server is refused with the server.
+    packet_refuses_boot_server("{ listen: \"10.0.9.1:8080\", retire: wipe }");
 }

@@ -26,6 +26,7 @@ pub(crate) mod firewall;
 mod hostkey;
 pub mod netboot;
 mod units;
+pub mod wipe;
 
 use std::path::PathBuf;
 
@@ -329,17 +330,22 @@ fn install_config(
 fn installer_units() -> Vec<Unit> {
     vec![
         unit("installer.service", units::INSTALLER.to_owned()),
-        Unit {
-            name: "sshd.socket".to_owned(),
-            enabled: None,
-            mask: None,
-            contents: None,
-            dropins: Some(vec![Dropin {
-                name: "10-sshd-port.conf".to_owned(),
-                contents: units::INSTALLER_SSHD_PORT.to_owned(),
-            }]),
-        },
+        sshd_away_from_22(),
     ]
+}
+
+/// sshd on 2222 in a system booted from the network (an installer, a wipe), for an operator.
+fn sshd_away_from_22() -> Unit {
+    Unit {
+        name: "sshd.socket".to_owned(),
+        enabled: None,
+        mask: None,
+        contents: None,
+        dropins: Some(vec![Dropin {
+            name: "10-sshd-port.conf".to_owned(),
+            contents: units::INSTALLER_SSHD_PORT.to_owned(),
+        }]),
+    }
 }
 
 /// Where [`write`] puts the Ignition of `hostname`.

@@ -7,7 +7,7 @@
 //! network, so it carries no secret; the node's Ignition is fetched once, by URL, as Matchbox's
 //! `os=installed` profile is.
 
-use super::{Config, Meta, Passwd, Storage, Systemd, User, VERSION, file, installer_units};
+use super::{Config, Meta, Passwd, Storage, Systemd, Unit, User, VERSION, file, installer_units};
 use crate::assets::AssetError;
 
 /// Where the installer writes the node's Ignition before `flatcar-install` reads it.
@@ -30,24 +30,37 @@ pub struct InstallerParams<'a> {
 
 /// The installer's Ignition (JSON).
 pub fn render_installer(params: &InstallerParams<'_>) -> Result<String, AssetError> {
-    let script = installer_script(params);
+    script_ignition(
+        "the network installer's Ignition",
+        params.ssh_keys,
+        ("/opt/installer", &installer_script(params)),
+        installer_units(),
+    )
+}
+
+/// The Ignition (JSON) of a system booted from the network to run one script (`path`,
+/// `script`) through `units`, with `core`'s `ssh_keys`; `what` names it in an error.
+pub(super) fn script_ignition(
+    what: &str,
+    ssh_keys: &[String],
+    (path, script): (&str, &str),
+    units: Vec<Unit>,
+) -> Result<String, AssetError> {
     let config = Config {
         ignition: Meta { version: VERSION },
         passwd: Passwd {
             users: vec![User {
                 name: "core",
-                ssh_authorized_keys: params.ssh_keys.to_vec(),
+                ssh_authorized_keys: ssh_keys.to_vec(),
             }],
         },
         storage: Storage {
-            files: vec![file("/opt/installer", 0o500, script.as_bytes())],
+            files: vec![file(path, 0o500, script.as_bytes())],
         },
-        systemd: Systemd {
-            units: installer_units(),
-        },
+        systemd: Systemd { units },
     };
     serde_json::to_string(&config).map_err(|e| AssetError::Generate {
-        what: "the network installer's Ignition".to_owned(),
+        what: what.to_owned(),
         reason: e.to_string(),
     })
 }
@@ -69,7 +82,7 @@ pub fn installer_script(params: &InstallerParams<'_>) -> String {
     )
 }
 
-fn shell_quote(word: &str) -> String {
+pub(super) fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 

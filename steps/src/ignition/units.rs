@@ -453,6 +453,17 @@ ExecStart=/opt/installer\n\
 [Install]\n\
 WantedBy=multi-user.target\n";
 
+/// The wipe of a retired rack machine's disk (`super::wipe`): once, after which the script
+/// powers the machine off. No restart: a wipe that failed leaves the machine on, which loko
+/// reports, and an operator can read the journal over SSH (port 2222).
+pub const WIPE: &str = "[Unit]\n\
+Description=Wipe the install disk, then power off\n\
+[Service]\n\
+Type=oneshot\n\
+ExecStart=/opt/wipe\n\
+[Install]\n\
+WantedBy=multi-user.target\n";
+
 /// The installer's sshd listens on 2222, as in the templates: loko waits for the installed
 /// system's SSH on 22 (with the host key it pinned) and never mistakes the installer for it.
 pub const INSTALLER_SSHD_PORT: &str = "[Socket]\nListenStream=\nListenStream=2222\n";

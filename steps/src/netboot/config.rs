@@ -97,4 +97,12 @@ pub enum NetbootError {
         /// Why.
         source: crate::assets::AssetError,
     },
+    /// The wipe's Ignition of a retired machine could not be rendered.
+    #[error("boot server: the wipe of machine {machine}: {source}")]
+    Wipe {
+        /// The machine.
+        machine: String,
+        /// Why.
+        source: crate::assets::AssetError,
+    },
 }

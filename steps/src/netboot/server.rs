@@ -18,6 +18,7 @@ use super::config::{BootMachine, NetbootConfig, NetbootError};
 use super::mac::MacAddr;
 use super::script;
 use crate::ignition::netboot::{InstallerParams, render_installer};
+use crate::ignition::wipe::render_wipe;
 
 /// One request the server answered, as logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +53,10 @@ struct Served {
 
 struct Rendered {
     hostname: String,
+    /// What `/ignition` answers: the installer, or a wipe.
     installer: String,
-    node: String,
+    /// The node's own Ignition; `None` for a machine served a wipe, which installs nothing.
+    node: Option<String>,
 }
 
 impl BootServer {
@@ -125,6 +128,32 @@ impl BootServer {
         self.served.insert(machine)
     }
 
+    /// Serves a retired machine its wipe (`boot_server.retire: wipe`): the same script, kernel
+    /// and initrd, and at `/ignition` the wipe of `install_disk`; nothing at `/node-ignition`.
+    /// Whatever the MAC was served before is replaced. `name` (the machine's) is for logs.
+    pub fn serve_wipe(
+        &self,
+        mac: MacAddr,
+        name: &str,
+        install_disk: &str,
+    ) -> Result<(), NetbootError> {
+        let wipe = render_wipe(install_disk, &self.served.config.ssh_keys).map_err(|source| {
+            NetbootError::Wipe {
+                machine: name.to_owned(),
+                source,
+            }
+        })?;
+        self.served.machines_mut().insert(
+            mac,
+            Rendered {
+                hostname: name.to_owned(),
+                installer: wipe,
+                node: None,
+            },
+        );
+        Ok(())
+    }
+
     /// Stops serving a MAC (a machine deleted from the cluster); whether it was served.
     pub fn forget(&self, mac: MacAddr) -> bool {
         self.served.machines_mut().remove(&mac).is_some()
@@ -190,7 +219,9 @@ impl Served {
             source,
         })?;
         let mut machines = self.machines_mut();
+        // A wipe served to the MAC is the machine's past, not another node's claim on it.
         if let Some(first) = machines.get(&machine.mac)
+            && first.node.is_some()
             && first.hostname != machine.hostname
         {
             return Err(NetbootError::DuplicateMac {
@@ -205,7 +236,7 @@ impl Served {
             Rendered {
                 hostname: machine.hostname,
                 installer,
-                node: machine.ignition,
+                node: Some(machine.ignition),
             },
         );
         Ok(())
@@ -271,7 +302,7 @@ fn choose(
     match path {
         "/boot.ipxe" | "/ipxe" => Some((IPXE, script::install(&served.config, &served.url))),
         "/ignition" => Some((IGNITION, machine.installer.clone())),
-        "/node-ignition" => Some((IGNITION, machine.node.clone())),
+        "/node-ignition" => Some((IGNITION, machine.node.clone()?)),
         _ => None,
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! A listed machine exists before loko runs and after it: ensuring it means booting it into
 //! the installer (PXE once, then on or a forced restart), retiring it means powering it off.
-//! Wiping its disk when it is retired is a documented follow-up (issue 29): a retired machine
-//! keeps its installed Flatcar, which the next boot from the network overwrites.
+//! With `boot_server.retire: wipe`, `super::netbooted` boots it into a wipe of its disk
+//! instead ([`RedfishProvider::boot_to_wipe`]), which powers it off.
 
 use engine::StepError;
 use journal::Outputs;
@@ -19,6 +19,9 @@ use crate::redfish::{
 pub const BOOT_INTENT: &str = "network boot";
 /// The intent journaled before a machine is powered off.
 pub const POWER_OFF_INTENT: &str = "power off";
+/// The intent journaled before a retired machine is reset into the wipe of its disk: a resumed
+/// attempt that finds it on waits for the wipe to power it off instead of restarting it.
+pub const WIPE_INTENT: &str = "wipe";
 
 /// Machines booted and powered through Redfish, with one account for every BMC.
 pub struct RedfishProvider {
@@ -67,6 +70,85 @@ impl RedfishProvider {
 }
 
 impl RedfishProvider {
+    /// Boots the machine from the network once: PXE once, `intent` journaled, then on, or a
+    /// forced restart when it is on. With `adopt`, a machine that is on while an earlier
+    /// attempt journaled `intent` is left as it is: false.
+    async fn boot_from_network(
+        &self,
+        client: &RedfishClient,
+        intents: &impl Intents,
+        machine: &specs::Machine,
+        intent: &str,
+        adopt: bool,
+    ) -> Result<bool, StepError> {
+        let system = Self::system(client, machine).await?;
+        let on = system.power_state == Some(PowerState::On);
+        if adopt && on && intents.intended_before(intent) {
+            intents.progress(format!(
+                "machine {} is on since an earlier attempt's {intent}; adopted",
+                machine.name
+            ));
+            return Ok(false);
+        }
+        let system = client
+            .boot_pxe_once(&system, &self.polling)
+            .await
+            .map_err(|e| named(machine, e))?;
+        let reset = if on { Reset::ForceRestart } else { Reset::On };
+        intents
+            .intent(
+                intent,
+                detail(machine)?.with("reset", format!("{reset:?}"))?,
+            )
+            .await?;
+        let sent = client
+            .reset(&system, reset, &self.polling)
+            .await
+            .map_err(|e| named(machine, e))?;
+        intents.progress(format!(
+            "machine {}: next boot PXE, {sent} sent ({intent})",
+            machine.name
+        ));
+        Ok(true)
+    }
+
+    /// Boots a retired machine into the wipe its MAC is served, off or on ([`WIPE_INTENT`]);
+    /// false when an earlier attempt's wipe is adopted (see `boot_from_network`), unless
+    /// `adopt` is false. Whether it fetched the wipe and is off again is the caller's to see.
+    pub async fn boot_to_wipe(
+        &self,
+        intents: &impl Intents,
+        machine: &specs::Machine,
+        adopt: bool,
+    ) -> Result<bool, StepError> {
+        self.with_bmc(machine, async |client| {
+            self.boot_from_network(client, intents, machine, WIPE_INTENT, adopt)
+                .await
+        })
+        .await
+    }
+
+    /// Waits until the machine's BMC reports it off, reading it every `self.polling.every`
+    /// for at most `within`.
+    pub async fn wait_off(
+        &self,
+        machine: &specs::Machine,
+        within: std::time::Duration,
+    ) -> Result<(), StepError> {
+        let polling = Polling {
+            every: self.polling.every,
+            within,
+        };
+        self.with_bmc(machine, async |client| {
+            client
+                .wait_for_power(&machine.bmc.system, &PowerState::Off, &polling)
+                .await
+                .map(|_| ())
+                .map_err(|e| named(machine, e))
+        })
+        .await
+    }
+
     /// The machine's power state as its BMC reports it (`On`, `Off`; `unknown` when the BMC
     /// leaves it out), after checking the system is the machine.
     pub async fn power_state(&self, machine: &specs::Machine) -> Result<String, StepError> {
@@ -117,36 +199,14 @@ impl MachineProvider for RedfishProvider {
             acted,
         };
         self.with_bmc(machine, async |client| {
-            let system = Self::system(client, machine).await?;
-            let on = system.power_state == Some(PowerState::On);
             // An earlier attempt reset it into its network boot and it is on: it is installing
             // or installed; another restart would only start that over.
-            if on && intents.intended_before(BOOT_INTENT) {
-                intents.progress(format!(
-                    "machine {} is on since an earlier attempt booted it; adopted",
-                    machine.name
-                ));
+            if !self
+                .boot_from_network(client, intents, machine, BOOT_INTENT, true)
+                .await?
+            {
                 return Ok(provided(false));
             }
-            let system = client
-                .boot_pxe_once(&system, &self.polling)
-                .await
-                .map_err(|e| named(machine, e))?;
-            let reset = if on { Reset::ForceRestart } else { Reset::On };
-            intents
-                .intent(
-                    BOOT_INTENT,
-                    detail(machine)?.with("reset", format!("{reset:?}"))?,
-                )
-                .await?;
-            let sent = client
-                .reset(&system, reset, &self.polling)
-                .await
-                .map_err(|e| named(machine, e))?;
-            intents.progress(format!(
-                "machine {}: next boot PXE, {sent} sent",
-                machine.name
-            ));
             client
                 .wait_for_power(&machine.bmc.system, &PowerState::On, &self.polling)
                 .await

@@ -294,6 +294,20 @@ async fn netboot_refuses_two_machines_with_one_mac_and_a_url_nobody_reaches() {
     );
 }
 
+/// `ignition-validate` of an Ignition (written under `work`): its report when it fails or says
+/// anything.
+pub(crate) fn ignition_validate(ignition: &str, work: &Path) -> Option<String> {
+    let path = work.join("validated.ign");
+    std::fs::write(&path, ignition).unwrap();
+    let out = check_with(Command::new("ignition-validate").arg(&path), "ignition");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (!out.status.success() || !report.trim().is_empty()).then_some(report)
+}
+
 #[tokio::test]
 async fn netboot_installer_passes_ignition_validate_and_shellcheck() {
     let config = NetbootConfig {
@@ -303,15 +317,7 @@ async fn netboot_installer_passes_ignition_validate_and_shellcheck() {
     let server = server(config, None).await;
     let (_, installer) = get(&server, &format!("/ignition?mac={MAC}")).await;
     let work = tempfile::tempdir().unwrap();
-    let path = work.path().join("installer.ign");
-    std::fs::write(&path, &installer).unwrap();
-    let out = check_with(Command::new("ignition-validate").arg(&path), "ignition");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success() && report.trim().is_empty(), "{report}");
+    assert_eq!(ignition_validate(&installer, work.path()), None);
     let parsed = NodeIgnition::parse(&installer);
     let script =
         String::from_utf8(parsed.file("/opt/installer").unwrap().contents.clone()).unwrap();

@@ -25,6 +25,14 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
+    /// The intents of an attempt after earlier ones journaled `earlier`.
+    pub(crate) fn after(earlier: &[&str]) -> Recorder {
+        Recorder {
+            earlier: earlier.iter().map(|e| (*e).to_owned()).collect(),
+            ..Recorder::default()
+        }
+    }
+
     pub(crate) fn effects(&self) -> Vec<String> {
         self.recorded
             .lock()

@@ -10,6 +10,7 @@ use sim::nodes::Nodes;
 use sim::rack::{BmcFault, MachineState, Rack, RackMachine};
 use steps::netboot::{BootServer, NetbootConfig};
 use steps::packet::Timeouts;
+use steps::provider::ProvidedMachine;
 use steps::provider::netbooted::NetbootedRack;
 use steps::provider::rack::{BOOT_INTENT, POWER_OFF_INTENT, RedfishProvider};
 use steps::redfish::{BmcCredentials, Polling};
@@ -17,29 +18,31 @@ use steps::redfish::{BmcCredentials, Polling};
 use crate::provider_rack::Recorder;
 use crate::rack_support::{embedded_nodes, rack_config, tutorial_node_ignition};
 
-const PASSWORD: &str = "x-rack-boot-pass";
-const MAC: &str = "52:54:00:29:00:01";
+pub(crate) const PASSWORD: &str = "x-rack-boot-pass";
+pub(crate) const MAC: &str = "52:54:00:29:00:01";
 
-struct World {
-    rack: Rack,
-    booted: NetbootedRack,
-    nodes: Nodes,
-    machine: specs::Machine,
-    node: specs::DesiredNode,
-    ignition: String,
+pub(crate) struct World {
+    pub(crate) rack: Rack,
+    pub(crate) booted: NetbootedRack,
+    pub(crate) nodes: Nodes,
+    pub(crate) machine: specs::Machine,
+    pub(crate) node: specs::DesiredNode,
+    pub(crate) ignition: String,
     _tmp: tempfile::TempDir,
 }
 
 async fn world(ip: Ipv4Addr) -> World {
+    world_with(ip, Duration::from_millis(50)).await
+}
+
+/// A rack of one machine, `rack-a1` (off, disk `/dev/sda`, MAC [`MAC`]), whose BMC applies a
+/// reset after `power_delay`, and a boot server of its own; retiring powers off.
+pub(crate) async fn world_with(ip: Ipv4Addr, power_delay: Duration) -> World {
     let tmp = tempfile::tempdir().unwrap();
     let (node, ignition) = tutorial_node_ignition(tmp.path());
     let nodes = embedded_nodes(tmp.path(), loko_tests::free_port());
     let rack = Rack::start(
-        rack_config(
-            PASSWORD,
-            Duration::from_millis(50),
-            Duration::from_millis(100),
-        ),
+        rack_config(PASSWORD, power_delay, Duration::from_millis(100)),
         vec![RackMachine {
             name: "rack-a1".to_owned(),
             system_id: "a1".to_owned(),
@@ -82,6 +85,7 @@ async fn world(ip: Ipv4Addr) -> World {
         },
         server: Some(server),
         install_deadline: Duration::from_secs(10),
+        retire: specs::RetirePolicy::PowerOff,
         poll: Duration::from_millis(20),
     };
     World {
@@ -95,8 +99,8 @@ async fn world(ip: Ipv4Addr) -> World {
     }
 }
 
-/// The machine step's error when it boots the world's machine, its intents recorded and dropped.
-async fn boot_err(w: &World) -> StepError {
+/// The machine step booting the world's node on its machine, its intents recorded and dropped.
+pub(crate) async fn boot(w: &World) -> Result<ProvidedMachine, StepError> {
     w.booted
         .boot(
             &Recorder::default(),
@@ -105,7 +109,11 @@ async fn boot_err(w: &World) -> StepError {
             w.ignition.clone(),
         )
         .await
-        .unwrap_err()
+}
+
+/// The machine step's error when it boots the world's machine.
+async fn boot_err(w: &World) -> StepError {
+    boot(w).await.unwrap_err()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -282,6 +282,7 @@ async fn the_destroy_s_retire_steps_power_off_machines_that_are_on() {
         provider,
         server: None,
         install_deadline: Duration::from_secs(1),
+        retire: specs::RetirePolicy::PowerOff,
         poll: Duration::from_millis(20),
     }));
     let actions = steps::actions::actions(RunContext {
