@@ -187,6 +187,14 @@ pub fn actions(run: RunContext) -> Actions {
         if let Some(was) = &params.replaces {
             rack.retire(&ctx, was).await?;
         }
+        if params.from_disk {
+            let provided = rack
+                .provider
+                .power_on(&ctx, &hostname, &params.machine)
+                .await?;
+            return engine::decode_outputs::<MachineKind>(&provided.outputs()?)
+                .map_err(local_error);
+        }
         let path = ignition::path(&run.assets, &hostname);
         let ignition = std::fs::read_to_string(&path).map_err(|e| {
             StepError::permanent(format!(

@@ -65,7 +65,8 @@ struct Wording {
     replace: (&'static str, &'static str),
     delete: (&'static str, &'static str),
     adopt: &'static str,
-    recreate: &'static str,
+    /// The verb and what follows the node's name, before the run that made it.
+    recreate: (&'static str, &'static str),
     total: &'static str,
 }
 
@@ -74,7 +75,7 @@ const DEVICES: Wording = Wording {
     replace: ("replace", ""),
     delete: ("delete", ""),
     adopt: "its create was sent by an interrupted run; created if it never arrived",
-    recreate: "create",
+    recreate: ("create", "gone since run"),
     total: "Devices to create",
 };
 
@@ -86,7 +87,7 @@ const MACHINES: Wording = Wording {
     ),
     delete: ("retire", " (its machine powered off)"),
     adopt: "an interrupted run began booting its machine; adopted if it is on, booted if not",
-    recreate: "boot again",
+    recreate: ("power on", "found off; from its disk, as installed by run"),
     total: "Machines to boot",
 };
 
@@ -100,7 +101,8 @@ impl std::fmt::Display for Changes {
             writeln!(f, "  ~ adopt {name} ({})", words.adopt)?;
         }
         for (name, run) in &self.recreate {
-            writeln!(f, "  + {} {name} (gone since run {run})", words.recreate)?;
+            let (verb, since) = words.recreate;
+            writeln!(f, "  + {verb} {name} ({since} {run})")?;
         }
         for (sign, (what, note), names) in [
             ("+", (words.create, ""), &self.create),

@@ -101,6 +101,23 @@ pub struct MachineParams {
     /// node's addresses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<specs::Machine>,
+    /// The machine installed the node before and was found off (a power cut, powered off by
+    /// hand): powered on from its disk, not installed again, which would lose what the node
+    /// keeps there (a controller's etcd member).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_disk: bool,
+}
+
+impl MachineParams {
+    /// The params of a step that retires `machine`, `hostname`'s.
+    pub fn retiring(hostname: &str, machine: &specs::Machine) -> MachineParams {
+        MachineParams {
+            hostname: hostname.to_owned(),
+            machine: machine.clone(),
+            replaces: None,
+            from_disk: false,
+        }
+    }
 }
 
 /// What a retire step did.

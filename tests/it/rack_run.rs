@@ -126,10 +126,16 @@ fn a_demo_rack_persists_between_runs_retires_what_left_and_boots_what_was_powere
         err.contains("rack-b1: machine rack-b1 (booted by run 1) is powered off"),
         "{err}"
     );
+    // From its disk, as installed: a reinstall would lose what the node keeps there.
     assert!(
-        out.contains("machine rack-b1: next boot PXE, On sent"),
+        out.contains("+ power on rack-b1 (found off; from its disk, as installed by run 1)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("machine rack-b1 was off: powered on from its disk"),
         "{out}{err}"
     );
+    assert!(!out.contains("machine rack-b1: next boot PXE"), "{out}");
     assert!(out.contains("Cluster rack is ready"), "{out}{err}");
     assert_eq!(nodes_of_role(&out, "worker"), 1, "{out}");
     let booted = saved_rack(dir.path());

@@ -115,11 +115,7 @@ pub fn apply_dag(
         let delete = match history.machines.get(host) {
             // A rack's node: its machine is powered off.
             Some(machine) => retire_step(
-                &MachineParams {
-                    hostname: host.clone(),
-                    machine: machine.clone(),
-                    replaces: None,
-                },
+                &MachineParams::retiring(host, machine),
                 inputs(&(host.as_str(), machine))?,
             )?,
             None => step::<DeleteDevicesKind>(
@@ -368,6 +364,8 @@ fn machine_step(
         &MachineParams {
             hostname: node.hostname.clone(),
             machine: machine.clone(),
+            // The refresh found it off: it comes back from its disk.
+            from_disk: replaces.is_none() && history.gone.contains_key(&node.hostname),
             replaces,
         },
     )?

@@ -87,14 +87,7 @@ pub fn machines_to_retire(desired: &DesiredCluster, history: &History) -> Vec<Ma
         {
             continue;
         }
-        by_host.insert(
-            host,
-            MachineParams {
-                hostname: host.clone(),
-                machine: booted.clone(),
-                replaces: None,
-            },
-        );
+        by_host.insert(host, MachineParams::retiring(host, booted));
     }
     for node in &desired.nodes {
         let Some(machine) = &node.machine else {
@@ -102,11 +95,7 @@ pub fn machines_to_retire(desired: &DesiredCluster, history: &History) -> Vec<Ma
         };
         let params = by_host
             .entry(node.hostname.as_str())
-            .or_insert_with(|| MachineParams {
-                hostname: node.hostname.clone(),
-                machine: machine.clone(),
-                replaces: None,
-            });
+            .or_insert_with(|| MachineParams::retiring(&node.hostname, machine));
         // The same MAC is the same machine: the spec's BMC address is the one that answers now.
         let booted = std::mem::replace(&mut params.machine, machine.clone());
         if booted.mac != machine.mac {

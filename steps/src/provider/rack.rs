@@ -19,6 +19,8 @@ use crate::redfish::{
 pub const BOOT_INTENT: &str = "network boot";
 /// The intent journaled before a machine is powered off.
 pub const POWER_OFF_INTENT: &str = "power off";
+/// The intent journaled before a machine found off is powered on from its disk.
+pub const POWER_ON_INTENT: &str = "power on";
 /// The intent journaled before a retired machine is reset into the wipe of its disk: a resumed
 /// attempt that finds it on waits for the wipe to power it off instead of restarting it.
 pub const WIPE_INTENT: &str = "wipe";
@@ -145,6 +147,44 @@ impl RedfishProvider {
                 .await
                 .map(|_| ())
                 .map_err(|e| named(machine, e))
+        })
+        .await
+    }
+
+    /// The node `hostname`'s machine, found off, powered on from its disk as it is (no network
+    /// boot: what the node keeps on its disk, a controller's etcd member, stays).
+    pub async fn power_on(
+        &self,
+        intents: &impl Intents,
+        hostname: &str,
+        machine: &specs::Machine,
+    ) -> Result<ProvidedMachine, StepError> {
+        let provided = |acted| ProvidedMachine {
+            id: machine.name.to_string(),
+            hostname: hostname.to_owned(),
+            public_ipv4: machine.public_ipv4,
+            private_ipv4: machine.private_ipv4,
+            acted,
+        };
+        self.with_bmc(machine, async |client| {
+            let system = Self::system(client, machine).await?;
+            if system.power_state == Some(PowerState::On) {
+                return Ok(provided(false));
+            }
+            intents.intent(POWER_ON_INTENT, detail(machine)?).await?;
+            client
+                .reset(&system, Reset::On, &self.polling)
+                .await
+                .map_err(|e| named(machine, e))?;
+            client
+                .wait_for_power(&machine.bmc.system, &PowerState::On, &self.polling)
+                .await
+                .map_err(|e| named(machine, e))?;
+            intents.progress(format!(
+                "machine {} was off: powered on from its disk",
+                machine.name
+            ));
+            Ok(provided(true))
         })
         .await
     }
