@@ -270,3 +270,49 @@ fn a_rack_without_bmc_credentials_is_one_usage_error_naming_them() {
     );
     assert!(err.contains("Route53 at http://127.0.0.1:9"), "{err}");
 }
+
+#[test]
+fn with_retire_wipe_a_machine_leaving_and_a_destroy_wipe_their_disks() {
+    let (dir, spec_path) = loko_tests::example_copy("rack.yaml");
+    let spec = spec_path.to_str().unwrap().to_owned();
+    let listed = std::fs::read_to_string(&spec_path).unwrap();
+    let wiping = listed.replace(
+        "  url: \"http://10.0.9.1:8080\"\n",
+        "  url: \"http://10.0.9.1:8080\"\n  retire: wipe\n",
+    );
+    assert_ne!(
+        wiping, listed,
+        "the example's boot_server changed: adapt the test"
+    );
+    std::fs::write(&spec_path, &wiping).unwrap();
+    loko_expect(&["run", &spec, "--sim", "--yes"], 0);
+    assert!(!saved_machine(&saved_rack(dir.path()), "rack-b2")["installed"].is_null());
+
+    let at = wiping.find("  - name: rack-b2").unwrap();
+    std::fs::write(&spec_path, &wiping[..at]).unwrap();
+    let (out, err) = loko_expect(&["run", &spec, "--sim", "--yes"], 0);
+    assert!(
+        out.contains("machine rack-b2: /dev/nvme0n1 wiped; off"),
+        "{out}{err}"
+    );
+    let rack = saved_rack(dir.path());
+    let b2 = saved_machine(&rack, "rack-b2");
+    assert_eq!(b2["powered"], false, "{b2:#}");
+    assert!(
+        b2["installed"].is_null(),
+        "nothing of the node left: {b2:#}"
+    );
+    assert!(!saved_machine(&rack, "rack-b1")["installed"].is_null());
+
+    // A destroy wipes every machine the cluster has (its boot server serves the wipes).
+    let (out, err) = loko_expect(&["destroy", &spec, "--sim", "--yes"], 0);
+    for machine in ["rack-a1", "rack-a2", "rack-a3", "rack-b1"] {
+        assert!(out.contains(&format!("machine {machine}: ")), "{out}{err}");
+        let saved = saved_rack(dir.path());
+        assert!(
+            saved_machine(&saved, machine)["installed"].is_null(),
+            "{machine}: {saved:#}"
+        );
+    }
+    drop(dir);
+}
