@@ -159,27 +159,15 @@ impl RedfishProvider {
         hostname: &str,
         machine: &specs::Machine,
     ) -> Result<ProvidedMachine, StepError> {
-        let provided = |acted| ProvidedMachine {
-            id: machine.name.to_string(),
-            hostname: hostname.to_owned(),
-            public_ipv4: machine.public_ipv4,
-            private_ipv4: machine.private_ipv4,
-            acted,
-        };
+        let provided = |acted| provided(hostname, machine, acted);
         self.with_bmc(machine, async |client| {
             let system = Self::system(client, machine).await?;
             if system.power_state == Some(PowerState::On) {
                 return Ok(provided(false));
             }
             intents.intent(POWER_ON_INTENT, detail(machine)?).await?;
-            client
-                .reset(&system, Reset::On, &self.polling)
-                .await
-                .map_err(|e| named(machine, e))?;
-            client
-                .wait_for_power(&machine.bmc.system, &PowerState::On, &self.polling)
-                .await
-                .map_err(|e| named(machine, e))?;
+            self.reset_to(client, &system, machine, Reset::On, &PowerState::On)
+                .await?;
             intents.progress(format!(
                 "machine {} was off: powered on from its disk",
                 machine.name
@@ -187,6 +175,26 @@ impl RedfishProvider {
             Ok(provided(true))
         })
         .await
+    }
+
+    /// Sends `reset` to the machine's system and waits until its power state is `state`.
+    async fn reset_to(
+        &self,
+        client: &RedfishClient,
+        system: &ComputerSystem,
+        machine: &specs::Machine,
+        reset: Reset,
+        state: &PowerState,
+    ) -> Result<(), StepError> {
+        client
+            .reset(system, reset, &self.polling)
+            .await
+            .map_err(|e| named(machine, e))?;
+        client
+            .wait_for_power(&machine.bmc.system, state, &self.polling)
+            .await
+            .map_err(|e| named(machine, e))?;
+        Ok(())
     }
 
     /// The machine's power state as its BMC reports it (`On`, `Off`; `unknown` when the BMC
@@ -199,6 +207,18 @@ impl RedfishProvider {
                 .map_or_else(|| "unknown".to_owned(), |s| s.to_string()))
         })
         .await
+    }
+}
+
+/// The node `hostname`'s machine as the steps after it read it; `acted`: booted or powered
+/// by this attempt, not adopted as it was.
+fn provided(hostname: &str, machine: &specs::Machine, acted: bool) -> ProvidedMachine {
+    ProvidedMachine {
+        id: machine.name.to_string(),
+        hostname: hostname.to_owned(),
+        public_ipv4: machine.public_ipv4,
+        private_ipv4: machine.private_ipv4,
+        acted,
     }
 }
 
@@ -231,13 +251,7 @@ impl MachineProvider for RedfishProvider {
         hostname: &str,
         machine: &specs::Machine,
     ) -> Result<ProvidedMachine, StepError> {
-        let provided = |acted| ProvidedMachine {
-            id: machine.name.to_string(),
-            hostname: hostname.to_owned(),
-            public_ipv4: machine.public_ipv4,
-            private_ipv4: machine.private_ipv4,
-            acted,
-        };
+        let provided = |acted| provided(hostname, machine, acted);
         self.with_bmc(machine, async |client| {
             // An earlier attempt reset it into its network boot and it is on: it is installing
             // or installed; another restart would only start that over.
@@ -269,14 +283,8 @@ impl MachineProvider for RedfishProvider {
                 return Ok(());
             }
             intents.intent(POWER_OFF_INTENT, detail(machine)?).await?;
-            client
-                .reset(&system, Reset::ForceOff, &self.polling)
-                .await
-                .map_err(|e| named(machine, e))?;
-            client
-                .wait_for_power(&machine.bmc.system, &PowerState::Off, &self.polling)
-                .await
-                .map_err(|e| named(machine, e))?;
+            self.reset_to(client, &system, machine, Reset::ForceOff, &PowerState::Off)
+                .await?;
             intents.progress(format!("machine {} is off", machine.name));
             Ok(())
         })
