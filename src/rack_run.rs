@@ -14,7 +14,7 @@ use steps::redfish::{BmcCredentials, Polling};
 use crate::failure::{EXIT_USAGE, UserError};
 use crate::sim_session::SimSession;
 use crate::target::Target;
-use crate::wiring::{route53, setup_error};
+use crate::wiring::{route53, route53_check, setup_error};
 use steps::dns::Route53;
 use steps::preflight::Problem;
 
@@ -45,11 +45,7 @@ pub(crate) async fn prepare(
     let (route53, route53_url) = route53(target, sim.map(|s| &s.handle), redactor).await;
     let (bmcs, dns) = tokio::join!(
         steps::preflight::check_rack(&credentials, &machines, &timeouts),
-        steps::preflight::check(
-            None,
-            Some((&route53, route53_url.as_str())),
-            target.desired.settings.dns_zone_id.as_str(),
-        ),
+        steps::preflight::check(None, route53_check(target, &route53, &route53_url)),
     );
     problems.extend(bmcs);
     problems.extend(dns);

@@ -77,8 +77,7 @@ pub(crate) async fn connect(
     problems.extend(
         steps::preflight::check(
             packet.as_ref().map(|p| (p, url.as_str())),
-            Some((&route53, route53_url.as_str())),
-            target.desired.settings.dns_zone_id.as_str(),
+            route53_check(target, &route53, &route53_url),
         )
         .await,
     );
@@ -86,6 +85,18 @@ pub(crate) async fn connect(
         Some(packet) if problems.is_empty() => Ok((packet, route53)),
         _ => Err(setup_error(&problems).into()),
     }
+}
+
+/// What the preflight checks of Route53 (the client, its URL, the zone id), for a cluster with
+/// a zone; none for a spec that names its API address itself, so that no AWS credential is
+/// asked for.
+pub(crate) fn route53_check<'a>(
+    target: &'a Target,
+    route53: &'a Route53,
+    url: &'a str,
+) -> Option<(&'a Route53, &'a str, &'a str)> {
+    let (_, zone_id) = target.desired.settings.route53()?;
+    Some((route53, url, zone_id.as_str()))
 }
 
 /// The Route53 client and its URL: the simulator's, or what the spec and environment name.

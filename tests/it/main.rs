@@ -16,6 +16,7 @@ mod follow;
 mod hints;
 mod journal_cmd;
 mod journal_store;
+mod rack_no_dns;
 mod rack_run;
 mod redaction;
 mod run_e2e;

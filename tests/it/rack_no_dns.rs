@@ -1,0 +1,63 @@
+//! `loko run` of a rack whose spec names its API address (`api_address`,
+//! examples/rack-no-dns.yaml): no AWS credential, no Route53 check, no dns step, and the
+//! simulator's apiservers, serving the certificates loko issued, answer loko at that name until
+//! the cluster is ready; a changed address is refused on the next run.
+
+use std::process::{Command, Output};
+
+use crate::binary::{LOKO, text};
+
+/// `loko ARGS` without any AWS setting: a run that needed Route53 could not pass its checks.
+fn loko_without_aws(args: &[&str]) -> Output {
+    let mut command = Command::new(LOKO);
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("LOKO_JOURNAL");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    // No shared credentials file or profile either.
+    let home = tempfile::tempdir().unwrap();
+    command.env("HOME", home.path());
+    command.output().expect("run loko")
+}
+
+#[test]
+fn a_demo_rack_without_a_zone_is_ready_at_its_api_address_and_keeps_it() {
+    let (dir, spec) = loko_tests::example_copy("rack-no-dns.yaml");
+    let spec = spec.to_str().unwrap().to_owned();
+    let out = loko_without_aws(&["run", &spec, "--sim", "--yes"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("Cluster rack is ready"), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("apiserver at https://k8s.rack.example.net:6443"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        !stdout.lines().any(|l| l.contains("] dns: ")),
+        "a dns step ran: {stdout}"
+    );
+
+    // The address is in the certificates: another one is refused, naming the field.
+    let text_of_spec = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text_of_spec.replace(
+            "api_address: k8s.rack.example.net",
+            "api_address: api.rack.example.net",
+        ),
+    )
+    .unwrap();
+    let out = loko_without_aws(&["run", &spec, "--sim", "--yes"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("api_address: \"k8s.rack.example.net\" -> \"api.rack.example.net\""),
+        "{stdout}{stderr}"
+    );
+    drop(dir);
+}
