@@ -156,3 +156,83 @@ fn kubectl_reaches_the_api_address_with_the_kubeconfigs() {
         );
     }
 }
+
+/// The value of `--<flag>=` on the etcd unit's command line.
+fn unit_flag(unit: &str, flag: &str) -> String {
+    let prefix = format!("--{flag}=");
+    unit.split_whitespace()
+        .find_map(|word| word.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no --{flag} in\n{unit}"))
+        .to_owned()
+}
+
+#[test]
+fn a_real_etcd_cluster_forms_on_the_private_addresses_the_units_and_certificates_name() {
+    let rendered = loko_tests::rendered::render(rack_no_dns(|t| t));
+    let tls = |rel: &str| rendered.root.join(rel).display().to_string();
+    let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // Each member as its controller's unit starts it, in a network namespace holding the
+    // controllers' private addresses; each listens on its own address (the unit's 0.0.0.0
+    // would collide here, where the three share one namespace).
+    let mut script = String::from("set -u\nip link set lo up\n");
+    let mut endpoints = Vec::new();
+    for node in rendered.cluster.controllers() {
+        let units = rendered.units(&node.hostname);
+        let unit = units
+            .iter()
+            .find(|(name, ..)| name == "etcd-member.service")
+            .and_then(|(.., text)| text.clone())
+            .unwrap_or_else(|| panic!("no etcd on {}", node.hostname));
+        let client = unit_flag(&unit, "advertise-client-urls");
+        let peer = unit_flag(&unit, "initial-advertise-peer-urls");
+        let address = rendered.cluster.etcd_host(node.index);
+        endpoints.push(client.clone());
+        script.push_str(&format!(
+            "ip addr add {address}/32 dev lo\n\
+             etcd --name etcd{index} --data-dir {work}/etcd{index} \
+             --listen-client-urls {client} --advertise-client-urls {client} \
+             --listen-peer-urls {peer} --initial-advertise-peer-urls {peer} \
+             --initial-cluster {initial} --initial-cluster-state new \
+             --cert-file {server_crt} --key-file {server_key} --trusted-ca-file {server_ca} \
+             --client-cert-auth --peer-cert-file {peer_crt} --peer-key-file {peer_key} \
+             --peer-trusted-ca-file {peer_ca} --peer-client-cert-auth \
+             > {work}/etcd{index}.log 2>&1 &\n",
+            index = node.index,
+            work = work.path().display(),
+            initial = unit_flag(&unit, "initial-cluster"),
+            server_crt = tls("tls/etcd/server.crt"),
+            server_key = tls("tls/etcd/server.key"),
+            server_ca = tls("tls/etcd/server-ca.crt"),
+            peer_crt = tls("tls/etcd/peer.crt"),
+            peer_key = tls("tls/etcd/peer.key"),
+            peer_ca = tls("tls/etcd/peer-ca.crt"),
+        ));
+    }
+    // The apiserver's client certificate against the endpoints etcd-rejoin and the apiservers
+    // name: healthy only once the members found each other over peer TLS at those addresses.
+    script.push_str(&format!(
+        "for _ in $(seq 60); do\n\
+         if ETCDCTL_API=3 etcdctl --endpoints={endpoints} --dial-timeout=2s \
+         --command-timeout=2s --cacert={ca} --cert={cert} --key={key} endpoint health \
+         > {work}/health 2>&1; then echo HEALTHY; break; fi\n\
+         sleep 1\n\
+         done\n\
+         cat {work}/health\n\
+         kill $(jobs -p)\nwait\n\
+         tail -n 5 {work}/etcd*.log\n",
+        endpoints = endpoints.join(","),
+        ca = tls("tls/etcd-client-ca.crt"),
+        cert = tls("tls/etcd-client.crt"),
+        key = tls("tls/etcd-client.key"),
+        work = work.path().display(),
+    ));
+    let out = output(std::process::Command::new("unshare").args(["--net", "bash", "-c", &script]));
+    let report = text(&out);
+    assert!(report.contains("HEALTHY"), "{report}");
+    for endpoint in &endpoints {
+        assert!(
+            report.contains(&format!("{endpoint} is healthy")),
+            "{endpoint}: {report}"
+        );
+    }
+}
