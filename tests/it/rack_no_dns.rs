@@ -1,7 +1,8 @@
 //! `loko run` of a rack whose spec names its API address (`api_address`,
 //! examples/rack-no-dns.yaml): no AWS credential, no Route53 check, no dns step, and the
 //! simulator's apiservers, serving the certificates loko issued, answer loko at that name until
-//! the cluster is ready; a changed address is refused on the next run.
+//! the cluster is ready; a changed address is refused on the next run. Without the simulator,
+//! the setup checked before any step names no AWS credential and no Route53.
 
 use std::process::{Command, Output};
 
@@ -64,4 +65,34 @@ fn a_demo_rack_without_a_zone_is_ready_at_its_api_address_and_keeps_it() {
         "{stdout}{stderr}"
     );
     drop(dir);
+}
+
+#[test]
+fn a_rack_without_a_zone_asks_for_no_aws_credentials_and_checks_no_route53() {
+    let (_dir, spec) = loko_tests::example_copy("rack-no-dns.yaml");
+    let mut command = Command::new(LOKO);
+    command
+        .args(["run", spec.to_str().unwrap(), "--yes"])
+        .env_remove("RUST_LOG")
+        .env_remove("LOKO_JOURNAL")
+        .env_remove("LOKO_BMC_USERNAME")
+        .env_remove("LOKO_BMC_PASSWORD")
+        .env_remove("LOKO_BMC_CREDENTIALS_FILE")
+        .env_remove("SSH_AUTH_SOCK")
+        // A Route53 nothing answers, with no credentials: named if it were asked.
+        .env("AWS_ENDPOINT_URL_ROUTE_53", "http://127.0.0.1:9")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE");
+    let home = tempfile::tempdir().unwrap();
+    let out = command.env("HOME", home.path()).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    // The agent and the BMC credentials, and nothing of AWS.
+    assert!(
+        err.contains("2 problem(s) with the setup; nothing was changed"),
+        "{err}"
+    );
+    assert!(err.contains("no BMC credentials"), "{err}");
+    assert!(!err.contains("Route53") && !err.contains("AWS"), "{err}");
 }
