@@ -19,15 +19,9 @@ use crate::target::spec_target::Target;
 /// The identity the spec's cluster has (with a random id, kept only if it is the first).
 pub(crate) fn wanted(desired: &DesiredCluster) -> anyhow::Result<ClusterIdentity> {
     let s = &desired.settings;
-    // A rack whose spec names its API address has no zone: the address stands in its place, so
-    // that two such clusters of one name are still told apart.
-    let zone = match (s.route53(), &s.api_address) {
-        (None, Some(address)) => address.as_str(),
-        _ => s.dns_zone.as_str(),
-    };
     ClusterIdentity::new(
         s.cluster_name.as_str(),
-        zone,
+        s.dns_zone.as_str(),
         // A rack (`provider: redfish`) has no Packet project: its identity is its name and zone.
         s.project_id.as_ref().map_or("", |p| p.as_str()),
     )
@@ -273,21 +267,6 @@ fn refusal(e: assets::TeamAssetError) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_cluster_without_a_zone_is_told_apart_by_its_api_address() {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rack-no-dns.yaml"),
-        )
-        .unwrap();
-        let identity = |text: &str| {
-            wanted(&specs::parse(text, "rack-no-dns.yaml").unwrap().desired()).unwrap()
-        };
-        let ours = identity(&text);
-        assert_eq!(ours.zone, "k8s.rack.example.net");
-        let other = identity(&text.replace("k8s.rack.example.net", "k8s.other.example.net"));
-        assert!(!ours.same_cluster(&other));
-    }
 
     #[test]
     fn recipients_are_named_by_public_key_as_ssh_keygen_prints_it() {
