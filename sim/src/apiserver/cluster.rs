@@ -119,6 +119,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_kubelet_dialing_an_address_joins_only_a_certificate_with_that_ip_san() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["k8s.example.net".to_owned(), "10.0.1.100".to_owned()];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let path = dir.path().join("apiserver.crt");
+        std::fs::write(&path, cert.pem()).unwrap();
+        // The certificate is its own CA here: the kubeconfig trusts it.
+        let identity = ClusterIdentity::from_files(&path, &path).unwrap();
+        let ca = base64::engine::general_purpose::STANDARD.encode(cert.pem());
+        let kubeconfig = |server: &str| {
+            format!(
+                "clusters:\n- name: c\n  cluster: {{server: '{server}', certificate-authority-data: {ca}}}\n"
+            )
+        };
+        assert!(identity.admits_kubelet(&kubeconfig("https://10.0.1.100:6443")));
+        assert!(identity.admits_kubelet(&kubeconfig("https://K8s.example.net:6443")));
+        assert!(!identity.admits_kubelet(&kubeconfig("https://10.0.1.101:6443")));
+    }
+
+    #[test]
     fn kubeconfig_cluster_follows_the_current_context() {
         let kubeconfig = "
 apiVersion: v1
