@@ -1,5 +1,6 @@
 //! A rack's run (`provider: redfish`): its setup checked before any step, as Packet's is (the
-//! BMC credentials, each BMC and its system's MAC, Route53), and the run's boot server started
+//! BMC credentials, each BMC and its system's MAC, Route53 unless the spec names its API address
+//! itself), and the run's boot server started
 //! with the machines' provider, handed to the demo's rack under `--sim`.
 
 use std::time::Duration;
