@@ -1,7 +1,8 @@
 //! A rack's run (`provider: redfish`): its setup checked before any step, as Packet's is (the
-//! BMC credentials, each BMC and its system's MAC, Route53), and the run's boot server started
-//! with the machines' provider, handed to the demo's rack under `--sim`. A command that boots
-//! nothing (`loko destroy`, `loko plan`, `loko status`) starts no boot server.
+//! BMC credentials, each BMC and its system's MAC, Route53 unless the spec names its API address
+//! itself), and the run's boot server started with the machines' provider, handed to the demo's
+//! rack under `--sim`. A command that boots nothing (`loko destroy`, `loko plan`, `loko status`)
+//! starts no boot server (unless it wipes what it retires).
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use steps::provider::rack::RedfishProvider;
 use steps::redfish::{BmcCredentials, Polling};
 
 use crate::failure::{EXIT_USAGE, UserError};
-use crate::setup::{route53, setup_error};
+use crate::setup::{route53, route53_check, setup_error};
 use crate::sim_rack::SimRack;
 use crate::target::Target;
 
@@ -62,11 +63,7 @@ pub(crate) async fn prepare(
     let (route53, route53_url) = route53(target, sim, redactor).await;
     let (bmcs, dns) = tokio::join!(
         steps::preflight::check_rack(&credentials, &machines, &timeouts),
-        steps::preflight::check(
-            None,
-            Some((&route53, route53_url.as_str())),
-            target.desired.settings.dns_zone_id.as_str(),
-        ),
+        steps::preflight::check(None, route53_check(target, &route53, &route53_url)),
     );
     problems.extend(bmcs);
     problems.extend(dns);

@@ -277,10 +277,9 @@ pub async fn run(
             outln!(
                 // `loko kubeconfig` picks the kubeconfig that reaches the cluster from here
                 // (by address where the name does not resolve, as with the simulator).
-                "\nCluster {} is ready: https://{}.{}:6443\nexport KUBECONFIG=$(loko kubeconfig {spec})",
+                "\nCluster {} is ready: https://{}:6443\nexport KUBECONFIG=$(loko kubeconfig {spec})",
                 settings.cluster_name,
-                settings.cluster_name,
-                settings.dns_zone,
+                settings.apiserver_hosts().0,
             );
         }
     }

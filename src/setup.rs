@@ -48,3 +48,15 @@ pub(crate) fn setup_error(problems: &[Problem]) -> UserError {
         hint: Some("fix them and run the same command again".into()),
     }
 }
+
+/// What the preflight checks of Route53 (the client, its URL, the zone id), for a cluster with
+/// a zone; none for a spec that names its API address itself, so that no AWS credential is
+/// asked for.
+pub(crate) fn route53_check<'a>(
+    target: &'a Target,
+    route53: &'a Route53,
+    url: &'a str,
+) -> Option<(&'a Route53, &'a str, &'a str)> {
+    let (_, zone_id) = target.desired.settings.route53()?;
+    Some((route53, url, zone_id.as_str()))
+}

@@ -17,7 +17,7 @@ use steps::run_context::{Clients, Machines, RunContext, RunSettings};
 use steps::ssh::Ssh;
 
 use crate::failure::{EXIT_USAGE, UserError};
-use crate::setup::{route53, setup_error};
+use crate::setup::{route53, route53_check, setup_error};
 use crate::sim_session::{SIM_SSH_PORT, SimSession};
 use crate::target::Target;
 
@@ -78,8 +78,7 @@ pub(crate) async fn connect(
     problems.extend(
         steps::preflight::check(
             packet.as_ref().map(|p| (p, url.as_str())),
-            Some((&route53, route53_url.as_str())),
-            target.desired.settings.dns_zone_id.as_str(),
+            route53_check(target, &route53, &route53_url),
         )
         .await,
     );

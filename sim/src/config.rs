@@ -75,7 +75,8 @@ pub struct SimConfig {
     pub project_name: String,
     /// The token clients must send; `None` takes the state file's, else a random one.
     pub token: Option<Token>,
-    /// A hosted zone that exists from the start (e.g. `example.com`).
+    /// A hosted zone that exists from the start (e.g. `example.com`); empty for none (the
+    /// demo of a rack whose spec names its API address, which has no zone).
     pub hosted_zone: String,
     /// Its id; `None` makes one up. `loko run --sim` passes the spec's `dns_zone_id`.
     pub hosted_zone_id: Option<String>,

@@ -211,9 +211,15 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
             }
         }
     }
-    let zone_name = route53::model::normalize_name(&config.hosted_zone);
+    // No zone for a cluster without one (a rack whose spec names its API address): Route53
+    // still answers, with nothing in it.
+    let zone_name = match config.hosted_zone.is_empty() {
+        true => String::new(),
+        false => route53::model::normalize_name(&config.hosted_zone),
+    };
     let hosted_zone_id = match world.route53.zones.values().find(|z| z.name == zone_name) {
         Some(zone) => zone.id.clone(),
+        None if zone_name.is_empty() => String::new(),
         None => {
             let reference = format!("loko-sim-{zone_name}");
             world
@@ -336,7 +342,7 @@ impl SimHandle {
         self.project_id
     }
 
-    /// The pre-created hosted zone's bare id (`Z...`).
+    /// The pre-created hosted zone's bare id (`Z...`); empty when the simulator has none.
     pub fn hosted_zone_id(&self) -> &str {
         &self.hosted_zone_id
     }

@@ -119,6 +119,10 @@ fn cluster_reason(field: &str) -> &'static str {
         "cluster_name" | "dns_zone" | "dns_zone_id" => {
             "it names every node, DNS record and certificate of the cluster; create a new cluster instead"
         }
+        "api_address" => {
+            "the apiserver's certificate and every kubeconfig name it (and the nodes' kubelets \
+             reach the API there); create a new cluster instead"
+        }
         "project_id" | "facility" => {
             "every device of the cluster lives there; create a new cluster instead"
         }

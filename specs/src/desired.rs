@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::names::{
-    ClusterName, DnsZone, DnsZoneId, Facility, MachinePlan, PoolName, ProjectId, SshPublicKey,
+    ApiAddress, ClusterName, DnsZone, DnsZoneId, Facility, MachinePlan, PoolName, ProjectId,
+    SshPublicKey,
 };
 use crate::rack::{Machine, MachineRole, Provider};
 use crate::spec::{
@@ -30,8 +31,21 @@ const RECORD_TTL_SECONDS: u32 = 300;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterSettings {
     pub cluster_name: ClusterName,
+    /// The Route53 zone; unset (empty, and left out of the record, so that a zone's cluster
+    /// records as before) when the spec names `api_address`. Read it through
+    /// [`ClusterSettings::route53`].
+    #[serde(default = "DnsZone::unset", skip_serializing_if = "DnsZone::is_unset")]
     pub dns_zone: DnsZone,
+    /// The Route53 zone's id; unset with `dns_zone`.
+    #[serde(
+        default = "DnsZoneId::unset",
+        skip_serializing_if = "DnsZoneId::is_unset"
+    )]
     pub dns_zone_id: DnsZoneId,
+    /// The API's address as the spec names it; `None` when Route53 names it
+    /// (`<cluster>.<dns_zone>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_address: Option<ApiAddress>,
     /// The Packet project; `None` for a cluster of listed machines (`provider: redfish`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<ProjectId>,
@@ -56,6 +70,37 @@ pub struct ClusterSettings {
 }
 
 impl ClusterSettings {
+    /// The Route53 hosted zone and its id the cluster's records go to; `None` when the spec
+    /// names the API address itself: the cluster has no record and loko never calls Route53.
+    pub fn route53(&self) -> Option<(&DnsZone, &DnsZoneId)> {
+        match self.api_address {
+            Some(_) => None,
+            None => Some((&self.dns_zone, &self.dns_zone_id)),
+        }
+    }
+
+    /// `<label>.<dns_zone>`: a record's name.
+    fn in_zone(&self, label: &str) -> String {
+        format!("{label}.{}", self.dns_zone)
+    }
+
+    /// Where clients reach the apiserver: `(public, private)`, the first for kubectl and loko,
+    /// the second for the kubelets. `(<cluster>.<zone>, <cluster>-private.<zone>)`, the names of
+    /// the records [`DesiredCluster::dns_records`] holds; both the `api_address` when the spec
+    /// names it, as Typhoon's bare-metal module uses its `k8s_domain_name` for both.
+    pub fn apiserver_hosts(&self) -> (String, String) {
+        match &self.api_address {
+            Some(address) => (address.to_string(), address.to_string()),
+            None => {
+                let cluster = &self.cluster_name;
+                (
+                    self.in_zone(cluster.as_str()),
+                    self.in_zone(&format!("{cluster}-private")),
+                )
+            }
+        }
+    }
+
     /// The Packet project, for what only a Packet cluster does (its devices, its simulator).
     pub fn packet_project(&self) -> Result<&ProjectId, NotPacket> {
         self.project_id.as_ref().ok_or(NotPacket)
@@ -283,8 +328,9 @@ impl Spec {
         let controller_os = OsImage::from_settings(&self.os);
         let settings = ClusterSettings {
             cluster_name: self.cluster_name.clone(),
-            dns_zone: self.dns_zone.clone(),
-            dns_zone_id: self.dns_zone_id.clone(),
+            dns_zone: self.dns_zone.clone().unwrap_or_else(DnsZone::unset),
+            dns_zone_id: self.dns_zone_id.clone().unwrap_or_else(DnsZoneId::unset),
+            api_address: self.api_address.clone(),
             project_id: self.project_id.clone(),
             facility: self.facility.clone(),
             ssh_keys: self.ssh_keys.clone(),
@@ -355,26 +401,32 @@ impl Spec {
                 }
             }));
         }
-        let record = |name: String, target: RecordTarget| DnsRecord {
-            name: format!("{name}.{}", self.dns_zone),
-            zone: self.dns_zone.clone(),
-            zone_id: self.dns_zone_id.clone(),
-            target,
-            ttl_seconds: RECORD_TTL_SECONDS,
-        };
-        let mut dns_records = vec![
-            record(cluster.to_string(), RecordTarget::ControllersPublicIpv4),
-            record(
-                format!("{cluster}-private"),
-                RecordTarget::ControllersPrivateIpv4,
-            ),
-        ];
-        dns_records.extend((0..self.controller_count).map(|index| {
-            record(
-                format!("{cluster}-etcd{index}"),
-                RecordTarget::ControllerPrivateIpv4 { index },
-            )
-        }));
+        let dns_records = settings
+            .route53()
+            .map(|(zone, zone_id)| {
+                let record = |label: String, target: RecordTarget| DnsRecord {
+                    name: settings.in_zone(&label),
+                    zone: zone.clone(),
+                    zone_id: zone_id.clone(),
+                    target,
+                    ttl_seconds: RECORD_TTL_SECONDS,
+                };
+                let mut records = vec![
+                    record(cluster.to_string(), RecordTarget::ControllersPublicIpv4),
+                    record(
+                        format!("{cluster}-private"),
+                        RecordTarget::ControllersPrivateIpv4,
+                    ),
+                ];
+                records.extend((0..self.controller_count).map(|index| {
+                    record(
+                        etcd_label(cluster, index),
+                        RecordTarget::ControllerPrivateIpv4 { index },
+                    )
+                }));
+                records
+            })
+            .unwrap_or_default();
         DesiredCluster {
             settings,
             pools,
@@ -406,6 +458,11 @@ fn listed_hostname(machine: Option<&Machine>) -> Option<String> {
     machine.map(|m| m.name.to_string())
 }
 
+/// `<cluster>-etcd<i>`: controller i's etcd record, in the zone.
+fn etcd_label(cluster: &ClusterName, index: u32) -> String {
+    format!("{cluster}-etcd{index}")
+}
+
 /// `<cluster>-controller-<i>`, as Lokomotive named controllers.
 pub fn controller_hostname(cluster: &ClusterName, index: u32) -> String {
     format!("{cluster}-controller-{index}")
@@ -423,6 +480,24 @@ impl DesiredCluster {
         // Serializing plain structs, enums and BTreeMaps to JSON cannot fail.
         let bytes = serde_json::to_vec(self).unwrap_or_default();
         hex::encode(Sha256::digest(&bytes))
+    }
+
+    /// Where controller `index`'s etcd member is reached, by its peers, the apiservers and
+    /// its certificates: `<cluster>-etcd<i>.<zone>`, its record; without a zone (the spec names
+    /// `api_address`), its machine's private IPv4, which the spec lists, so that nothing has
+    /// to resolve (Typhoon's bare-metal module names members by `controllers[].domain`, a name
+    /// the user's DNS must serve; loko's rack has the address at hand instead).
+    pub fn etcd_host(&self, index: u32) -> String {
+        let machine = self
+            .controllers()
+            .find(|node| node.index == index)
+            .and_then(|node| node.machine.as_ref());
+        match (self.settings.route53(), machine) {
+            (None, Some(machine)) => machine.private_ipv4.to_string(),
+            _ => self
+                .settings
+                .in_zone(&etcd_label(&self.settings.cluster_name, index)),
+        }
     }
 
     /// The controllers, in index order.

@@ -259,22 +259,25 @@ impl<'a, 'i> Fields<'a, 'i> {
     ) -> Option<Node<'a, 'i>> {
         let value = self.optional(name);
         if value.is_none() {
-            let present = self.entries.iter().find(|(key, _, _)| key == name);
-            let at = match present {
-                Some((_, _, value)) => value.clone(),
-                None => Node {
-                    yaml: self.node.yaml,
-                    path: join(&self.node.path, name),
-                },
-            };
-            let message = if present.is_some() {
-                format!("`{name}` is required and must have a value")
-            } else {
-                format!("missing required field `{name}`")
-            };
-            errors.at(&at, message);
+            match self.entries.iter().find(|(key, _, _)| key == name) {
+                Some((_, _, present)) => errors.at(
+                    present,
+                    format!("`{name}` is required and must have a value"),
+                ),
+                None => self.missing(errors, name, format!("missing required field `{name}`")),
+            }
         }
         value
+    }
+
+    /// An error about field `name`, which the mapping lacks: at the mapping, under the field's
+    /// path.
+    pub(crate) fn missing(&self, errors: &mut Errors, name: &str, message: impl Into<String>) {
+        let at = Node {
+            yaml: self.node.yaml,
+            path: join(&self.node.path, name),
+        };
+        errors.at(&at, message);
     }
 
     /// A field the spec does not take here although Terraform did: reported with `why` instead

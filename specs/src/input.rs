@@ -67,6 +67,16 @@ pub fn json_schema() -> serde_json::Value {
     });
     schema["then"] = serde_json::json!({ "required": ["machines"] });
     schema["else"] = serde_json::json!({ "required": ["project_id", "facility"] });
+    // The API is named by a Route53 zone or by the spec's own api_address, one of them; only
+    // a rack's spec may name its address.
+    schema["oneOf"] = serde_json::json!([
+        { "required": ["dns_zone", "dns_zone_id"], "not": { "required": ["api_address"] } },
+        {
+            "required": ["api_address", "provider"],
+            "properties": { "provider": { "const": "redfish" } },
+            "not": { "anyOf": [{ "required": ["dns_zone"] }, { "required": ["dns_zone_id"] }] }
+        }
+    ]);
     if let Some(endpoints) = schema.pointer_mut("/$defs/Endpoints") {
         endpoints["additionalProperties"] = false.into();
     }

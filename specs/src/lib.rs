@@ -38,8 +38,8 @@ pub use desired::{
 pub use error::{SpecError, SpecErrors};
 pub use input::{json_schema, load, parse};
 pub use names::{
-    ClusterName, DnsZone, DnsZoneId, Facility, MachineName, MachinePlan, PoolName, ProjectId,
-    SshPublicKey,
+    ApiAddress, ClusterName, DnsZone, DnsZoneId, Facility, MachineName, MachinePlan, PoolName,
+    ProjectId, SshPublicKey,
 };
 pub use rack::{
     BmcSystem, BootServerSettings, DEFAULT_FLATCAR_MIRROR, MacAddress, Machine, MachineRole,

@@ -55,6 +55,46 @@ string_newtype!(
     DnsZoneId
 );
 string_newtype!(
+    /// The address every client reaches the cluster's API at when the spec names it itself
+    /// (`api_address`): a DNS name the user's own DNS serves, or an IPv4 address (a VIP, a load
+    /// balancer), lowercase, without a port.
+    ApiAddress
+);
+
+impl ApiAddress {
+    /// The address when it is an IPv4 address rather than a name: a certificate names it as an
+    /// IP address, and a client dials it as it is.
+    pub fn ipv4(&self) -> Option<std::net::Ipv4Addr> {
+        self.0.parse().ok()
+    }
+}
+
+impl DnsZone {
+    /// No zone (see [`DnsZone::is_unset`]).
+    pub(crate) fn unset() -> DnsZone {
+        DnsZone(String::new())
+    }
+
+    /// Whether this is a zone at all: a cluster whose spec names its API address itself has
+    /// none (see `ClusterSettings::route53`).
+    pub fn is_unset(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl DnsZoneId {
+    /// No zone id (see [`DnsZone::is_unset`]).
+    pub(crate) fn unset() -> DnsZoneId {
+        DnsZoneId(String::new())
+    }
+
+    /// Whether this is a zone id at all (see [`DnsZone::is_unset`]).
+    pub fn is_unset(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+string_newtype!(
     /// A Packet project id (a UUID).
     ProjectId
 );

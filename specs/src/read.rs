@@ -10,25 +10,27 @@ use std::path::Path;
 use ipnet::Ipv4Net;
 
 use crate::document::{Errors, Fields, Node};
-use crate::names::{ClusterName, DnsZoneId, Facility, MachinePlan, PoolName, ProjectId};
+use crate::names::{ClusterName, Facility, MachinePlan, PoolName, ProjectId};
 use crate::rack::Provider;
 use crate::spec::{
     Endpoints, Networking, OsArch, OsChannel, OsSettings, Role, Spec, WorkerPool, defaults,
 };
 use labels::{labels, taints};
 
+mod api_naming;
 mod boot_server;
 mod labels;
 mod machines;
 mod reservation_ids;
 mod values;
 
+use api_naming::api_naming;
 use boot_server::boot_server;
 use machines::{Listed, machines};
 use reservation_ids::{is_full_uuid, reservations};
 use values::{
-    MAX_LABEL, asset_dir, check_overlaps, cidr, cluster_cidr, dns_label, dns_zone, domain_suffix,
-    endpoints, http_url, one_of, optional_bool, plan, recipients, ssh_keys,
+    MAX_LABEL, asset_dir, check_overlaps, cidr, cluster_cidr, dns_label, domain_suffix, endpoints,
+    http_url, one_of, optional_bool, plan, recipients, ssh_keys,
 };
 
 /// Largest controller count accepted: etcd runs on every controller, and beyond this a quorum is
@@ -53,29 +55,7 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
         dns_label(&text).map_err(|m| errors.at(&n, m)).ok()?;
         Some(ClusterName(text))
     });
-    let dns_zone = f
-        .required(errors, "dns_zone")
-        .and_then(|n| dns_zone(&n, errors));
-    let dns_zone_id = f.required(errors, "dns_zone_id").and_then(|n| {
-        let text = n.string(errors)?;
-        let text = text
-            .strip_prefix("/hostedzone/")
-            .unwrap_or(&text)
-            .to_owned();
-        if text.is_empty()
-            || text.len() > 32
-            || !text
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        {
-            errors.at(
-                &n,
-                format!("{text:?} is not a Route53 hosted zone id (like Z3PAABBCFAKEC0)"),
-            );
-            return None;
-        }
-        Some(DnsZoneId(text))
-    });
+    let naming = api_naming(&mut f, redfish, errors);
     let ssh_keys = f
         .required(errors, "ssh_keys")
         .and_then(|n| ssh_keys(&n, errors));
@@ -254,8 +234,9 @@ pub(crate) fn read_spec(root: &Node<'_, '_>, base_dir: &Path, errors: &mut Error
     }
     Some(Spec {
         cluster_name: cluster_name?,
-        dns_zone: dns_zone?,
-        dns_zone_id: dns_zone_id?,
+        dns_zone: naming.dns_zone?,
+        dns_zone_id: naming.dns_zone_id?,
+        api_address: naming.api_address?,
         ssh_keys: ssh_keys?,
         recipients: recipients?,
         asset_dir: asset_dir?,

@@ -14,7 +14,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::names::{
-    ClusterName, DnsZone, DnsZoneId, Facility, MachinePlan, PoolName, ProjectId, SshPublicKey,
+    ApiAddress, ClusterName, DnsZone, DnsZoneId, Facility, MachinePlan, PoolName, ProjectId,
+    SshPublicKey,
 };
 use crate::rack::{BootServerSettings, Machine, Provider};
 
@@ -365,10 +366,16 @@ pub struct WorkerPool {
 pub struct Spec {
     /// Unique cluster name, prepended to dns_zone.
     pub cluster_name: ClusterName,
-    /// Route53 zone the cluster's records go in.
-    pub dns_zone: DnsZone,
-    /// Route53 zone id of `dns_zone`.
-    pub dns_zone_id: DnsZoneId,
+    /// Route53 zone the cluster's records go in; absent when the spec names `api_address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_zone: Option<DnsZone>,
+    /// Route53 zone id of `dns_zone`; absent with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_zone_id: Option<DnsZoneId>,
+    /// The API's address when the user's own DNS or VIP serves it (`provider: redfish` only):
+    /// no Route53 at all, and etcd's members are named by their private addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_address: Option<ApiAddress>,
     /// SSH public keys for user `core`.
     pub ssh_keys: Vec<SshPublicKey>,
     /// Who the cluster's secrets are encrypted to: age recipients (`age1...`) or SSH public keys

@@ -239,7 +239,7 @@ fn json_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Applies `manifests/` once an apiserver answers.
 pub struct BootstrapStep {
-    /// `<cluster>.<dns_zone>`, the name the apiserver certificate carries.
+    /// `<cluster>.<dns_zone>` or the spec's `api_address`, the name the apiserver certificate carries.
     pub api_name: String,
     pub port: u16,
     /// Where the controllers' public IPs come from (device step, output key).

@@ -28,7 +28,7 @@ const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// Drains one worker's node through the API.
 pub struct DrainStep {
-    /// `<cluster>.<dns_zone>`.
+    /// `<cluster>.<dns_zone>`, or the spec's `api_address`.
     pub api_name: String,
     pub port: u16,
     /// Where the controllers' public IPs come from (device step, output key).

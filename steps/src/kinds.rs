@@ -168,7 +168,7 @@ pub struct ControlPlaneParams {
 /// Where a step reaches the API.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApiParams {
-    /// `<cluster>.<dns_zone>`.
+    /// `<cluster>.<dns_zone>`, or the spec's `api_address`.
     pub api_name: String,
     /// The controllers' device steps, whose public addresses reach the apiserver.
     pub controllers: Vec<StepId>,

@@ -22,11 +22,11 @@ pub struct Problem {
 }
 
 /// Checks the Packet token and project (one call), and the AWS credentials and the hosted zone
-/// (one call), concurrently, each within [`CHECK_TIMEOUT`].
+/// (one call: `route53` is the client, its URL and the zone id; `None` for a cluster without a
+/// zone), concurrently, each within [`CHECK_TIMEOUT`].
 pub async fn check(
     packet: Option<(&PacketClient, &str)>,
-    route53: Option<(&Route53, &str)>,
-    zone_id: &str,
+    route53: Option<(&Route53, &str, &str)>,
 ) -> Vec<Problem> {
     let packet_check = async {
         let (client, url) = packet?;
@@ -42,7 +42,7 @@ pub async fn check(
         }
     };
     let route53_check = async {
-        let (client, url) = route53?;
+        let (client, url, zone_id) = route53?;
         if let Some(reason) = client.credentials_missing() {
             return Some(Problem {
                 what: format!("no AWS credentials for Route53: {}", first_line(reason)),

@@ -5,9 +5,11 @@
 //! pods of kube-system once; when the deadline passes, the error names what does not run and
 //! why (the pod's waiting reason, message and last exit).
 //!
-//! The apiserver is reached by its name (`<cluster>.<dns_zone>`, the name its certificate
-//! carries and the admin kubeconfig uses), resolved to the controllers' public IPs that the
-//! device steps reported, so waiting does not depend on DNS having propagated to this machine.
+//! The apiserver is reached by its name (`<cluster>.<dns_zone>` or the spec's `api_address`,
+//! the name its certificate carries and the admin kubeconfig uses), resolved to the
+//! controllers' public IPs that the device steps reported, so waiting does not depend on DNS
+//! having propagated to this machine (an `api_address` that is an IPv4 address is dialed as it
+//! is: nothing resolves an address).
 //! The client authenticates with the admin certificate and trusts only the cluster's CA.
 
 use std::collections::BTreeSet;
@@ -98,7 +100,7 @@ pub fn admin_client(
 
 /// Waits until the cluster is usable.
 pub struct ReadinessStep {
-    /// `<cluster>.<dns_zone>`.
+    /// `<cluster>.<dns_zone>`, or the spec's `api_address`.
     pub api_name: String,
     pub port: u16,
     /// Where the controllers' public IPs come from (device step, output key).

@@ -17,6 +17,7 @@ mod hints;
 mod journal_cmd;
 mod journal_store;
 mod rack_commands;
+mod rack_no_dns;
 mod rack_run;
 mod redaction;
 mod run_e2e;

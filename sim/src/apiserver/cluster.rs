@@ -9,13 +9,14 @@ use rustls::pki_types::pem::PemObject as _;
 use serde_yaml::Value;
 
 use super::error::ApiserverError;
+use crate::judge::x509::{ServingNames, url_host};
 
 /// The apiserver names and CA of one cluster, from the apiserver's own files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterIdentity {
-    /// Host names a kubelet may use for this apiserver: the DNS names of its serving
-    /// certificate (a client verifies the name it dialed against them).
-    hosts: Vec<String>,
+    /// What a kubelet may dial this apiserver at: the SANs of its serving certificate (a
+    /// client verifies the host it dialed against them).
+    hosts: ServingNames,
     /// DER of the cluster CA certificate.
     ca_der: Vec<u8>,
 }
@@ -27,25 +28,12 @@ impl ClusterIdentity {
             path: path.to_owned(),
             reason,
         };
-        let serving = CertificateDer::from_pem_file(serving_cert)
-            .map_err(|error| asset_error(serving_cert, format!("no PEM certificate: {error}")))?;
-        let (_, parsed) = x509_parser::parse_x509_certificate(serving.as_ref())
-            .map_err(|error| asset_error(serving_cert, format!("not X.509: {error}")))?;
-        let hosts: Vec<String> = parsed
-            .subject_alternative_name()
-            .ok()
-            .flatten()
-            .into_iter()
-            .flat_map(|san| san.value.general_names.iter())
-            .filter_map(|name| match name {
-                x509_parser::extensions::GeneralName::DNSName(dns) => Some((*dns).to_owned()),
-                _ => None,
-            })
-            .collect();
+        let hosts = ServingNames::from_pem_file(serving_cert)
+            .map_err(|reason| asset_error(serving_cert, reason))?;
         if hosts.is_empty() {
             return Err(asset_error(
                 serving_cert,
-                "names no DNS name: no client could verify it".to_owned(),
+                "names no DNS name or IP address: no client could verify it".to_owned(),
             ));
         }
         let ca = CertificateDer::from_pem_file(client_ca)
@@ -69,12 +57,8 @@ impl ClusterIdentity {
         let host_matches = cluster
             .get("server")
             .and_then(Value::as_str)
-            .and_then(server_host)
-            .is_some_and(|host| {
-                self.hosts
-                    .iter()
-                    .any(|known| known.eq_ignore_ascii_case(host))
-            });
+            .and_then(url_host)
+            .is_some_and(|host| self.hosts.covers(host));
         let ca_matches = cluster
             .get("certificate-authority-data")
             .and_then(Value::as_str)
@@ -130,29 +114,32 @@ pub(super) fn current_entry(kubeconfig: &str, list: &str, kind: &str) -> Option<
     named.or_else(|| entries.first())?.get(kind).cloned()
 }
 
-/// The host of an `https://host:port/path` URL.
-fn server_host(server: &str) -> Option<&str> {
-    let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
-    let authority = rest.split('/').next()?;
-    let host = match authority.rsplit_once(':') {
-        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
-        _ => authority,
-    };
-    (!host.is_empty()).then_some(host)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn server_host_strips_scheme_port_and_path() {
-        assert_eq!(
-            server_host("https://c.example.com:6443"),
-            Some("c.example.com")
-        );
-        assert_eq!(server_host("https://c.example.com/"), Some("c.example.com"));
-        assert_eq!(server_host("https://:6443"), None);
+    fn a_kubelet_dialing_an_address_joins_only_a_certificate_with_that_ip_san() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["k8s.example.net".to_owned(), "10.0.1.100".to_owned()];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let path = dir.path().join("apiserver.crt");
+        std::fs::write(&path, cert.pem()).unwrap();
+        // The certificate is its own CA here: the kubeconfig trusts it.
+        let identity = ClusterIdentity::from_files(&path, &path).unwrap();
+        let ca = base64::engine::general_purpose::STANDARD.encode(cert.pem());
+        let kubeconfig = |server: &str| {
+            format!(
+                "clusters:\n- name: c\n  cluster: {{server: '{server}', certificate-authority-data: {ca}}}\n"
+            )
+        };
+        assert!(identity.admits_kubelet(&kubeconfig("https://10.0.1.100:6443")));
+        assert!(identity.admits_kubelet(&kubeconfig("https://K8s.example.net:6443")));
+        assert!(!identity.admits_kubelet(&kubeconfig("https://10.0.1.101:6443")));
     }
 
     #[test]

@@ -282,6 +282,18 @@ pub fn judge_docker_unit(
     (unit, problems)
 }
 
+/// The unit of a controller's etcd member.
+pub const ETCD_UNIT: &str = "etcd-member.service";
+
+/// The host path of the certificate a node's etcd member serves its clients with: its unit's
+/// `--cert-file`, through the container's bind mounts. `None` when the node runs no etcd
+/// member that names one.
+pub fn etcd_serving_cert(ignition: &NodeIgnition) -> Option<String> {
+    let (unit, _) = judge_docker_unit(ignition, ETCD_UNIT, &BTreeMap::new());
+    let DockerUnit { run, args } = unit?;
+    run.host_path(args.value("cert-file")?)
+}
+
 /// Judges a `docker run` command line: docker accepts it, the image is known, and the
 /// container's process accepts its arguments.
 pub fn judge_docker_argv(subject: &str, argv: &[String]) -> (Option<DockerUnit>, Vec<Problem>) {

@@ -30,3 +30,4 @@ pub mod pod;
 pub mod problem;
 pub mod rbac;
 pub mod systemd;
+pub mod x509;

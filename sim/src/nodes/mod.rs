@@ -42,7 +42,9 @@ use tokio::task::JoinHandle;
 
 use crate::apiserver::{Kubelet, KubeletRegistry, ObjectStores, Taint};
 use crate::ignition::{self, NodeIgnition};
-use crate::judge::kubelet::{KUBELET_UNIT, KubeletStart, judge_kubelet, packet_metadata};
+use crate::judge::kubelet::{
+    KUBELET_UNIT, KubeletStart, etcd_serving_cert, judge_kubelet, packet_metadata,
+};
 use crate::judge::metadata::rack_metadata;
 /// One node to boot: the seam's type, shared with the cloud side.
 pub use crate::lifecycle::NodeSpec;
@@ -216,6 +218,7 @@ impl Nodes {
                 manifests,
                 hostname: spec.hostname.clone(),
                 public_ip: spec.public_ip,
+                etcd_serving_cert: etcd_serving_cert(&ignition),
                 apiserver_start_delay: spec.apiserver_start_delay,
                 stores: self.inner.stores.clone(),
                 registry: self.inner.kubelets.clone(),

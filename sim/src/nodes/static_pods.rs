@@ -13,6 +13,7 @@ use crate::apiserver::{Apiserver, ApiserverConfig, CsrController, KubeletRegistr
 use crate::judge::kubelet::KUBELET_UNIT;
 use crate::judge::pod::{StaticPod, judge_static_pod};
 use crate::judge::rbac::Authorizers;
+use crate::judge::x509::{ServingNames, refused_url};
 use crate::lifecycle::StaticPodStatus;
 
 /// How often the kubelet looks at its manifest path (the real one watches it and rescans
@@ -26,6 +27,8 @@ pub(super) struct StaticPodKubelet {
     pub(super) manifests: String,
     pub(super) hostname: String,
     pub(super) public_ip: std::net::Ipv4Addr,
+    /// The host path of the certificate the node's etcd member serves (its `--cert-file`).
+    pub(super) etcd_serving_cert: Option<String>,
     pub(super) apiserver_start_delay: Duration,
     pub(super) stores: ObjectStores,
     pub(super) registry: KubeletRegistry,
@@ -115,7 +118,9 @@ impl StaticPodKubelet {
         });
         for verdict in verdicts.values_mut() {
             let refusal = match verdict {
-                Ok(pod) => self.forbidden(pod, etcd_servers.as_deref()),
+                Ok(pod) => self
+                    .forbidden(pod, etcd_servers.as_deref())
+                    .or_else(|| self.etcd_refused(pod)),
                 Err(_) => None,
             };
             if let Some(refusal) = refusal {
@@ -206,6 +211,29 @@ impl StaticPodKubelet {
             crate::judge::rbac::refusal_message(&user, request, &decision)
                 .map(|message| format!("{subject}: {message}"))
         })
+    }
+
+    /// Why a kube-apiserver pod cannot reach etcd: a host of its `--etcd-servers` that the
+    /// certificate the etcd members serve does not name (the apiserver's etcd client checks
+    /// it as Go's TLS does, and the apiserver exits when its storage never answers), or
+    /// `None`. The members share one server certificate, so this node's stands for every
+    /// member's; before loko copied it, there is nothing to judge yet.
+    fn etcd_refused(&self, pod: &StaticPod) -> Option<String> {
+        if pod.args.component != "kube-apiserver" {
+            return None;
+        }
+        let servers = pod.args.value("etcd-servers")?;
+        let cert = self
+            .etcd_serving_cert
+            .as_ref()
+            .and_then(|host| self.root.node_path(host))
+            .filter(|path| path.is_file())?;
+        let names = match ServingNames::from_pem_file(&cert) {
+            Ok(names) => names,
+            Err(reason) => return Some(format!("etcd's --cert-file {reason}")),
+        };
+        refused_url(servers, &names)
+            .map(|refusal| format!("kube-apiserver exits: cannot reach etcd at {refusal}"))
     }
 
     /// Journals a new set of verdicts and publishes it.

@@ -2,6 +2,7 @@
 //! not once per file. A new test file is a module declared here.
 
 mod apiserver_crd;
+mod apiserver_etcd_tls;
 mod apiserver_support;
 mod cloud_nodes;
 mod drain;

@@ -386,6 +386,17 @@ async fn simulator_route53_semantics() {
     handle.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_simulator_configured_without_a_zone_starts_with_none() {
+    // The demo of a rack whose spec names its API address has no zone to seed.
+    let mut config = sim::SimConfig::new(std::env::temp_dir());
+    config.hosted_zone = String::new();
+    let handle = sim::start(config).await.unwrap();
+    assert_eq!(handle.hosted_zone_id(), "");
+    assert!(handle.state().hosted_zones.is_empty());
+    handle.shutdown().await.unwrap();
+}
+
 /// What the zone holds after the cases, in AWS's order (labels compared from the right).
 fn expected_listing(
     actual: &[(String, String, Vec<String>)],

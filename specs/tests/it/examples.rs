@@ -203,8 +203,6 @@ fn the_json_schema_describes_every_field() {
         .collect();
     for field in [
         "cluster_name",
-        "dns_zone",
-        "dns_zone_id",
         "ssh_keys",
         "asset_dir",
         "management_cidrs",
@@ -217,6 +215,15 @@ fn the_json_schema_describes_every_field() {
         );
     }
     assert!(!required.contains(&"controller_count"));
+    // A Route53 zone, or (a rack's) api_address.
+    assert_eq!(
+        schema["oneOf"][0]["required"],
+        serde_json::json!(["dns_zone", "dns_zone_id"])
+    );
+    assert_eq!(
+        schema["oneOf"][1]["required"],
+        serde_json::json!(["api_address", "provider"])
+    );
     // Packet's project and facility are required unless the provider is redfish.
     assert_eq!(
         schema["else"]["required"],

@@ -34,7 +34,6 @@ pub fn apply_dag(
     extra_keys: &[specs::SshPublicKey],
 ) -> Result<Dag, BuildError> {
     let settings = &desired.settings;
-    let cluster = settings.cluster_name.as_str().to_owned();
     let mut steps = Vec::new();
 
     // Assets: local, cheap, and their inputs are the cluster-wide settings.
@@ -135,7 +134,13 @@ pub fn apply_dag(
     }
 
     let controllers: Vec<&DesiredNode> = desired.controllers().collect();
-    steps.push(dns_step(desired, &controllers)?);
+    // A spec that names its API address itself has no record: no dns step.
+    let dns = desired
+        .settings
+        .route53()
+        .map(|_| dns_step(desired, &controllers));
+    let has_dns = dns.is_some();
+    steps.extend(dns.transpose()?);
 
     // Bootstrap over SSH.
     for node in &controllers {
@@ -157,7 +162,7 @@ pub fn apply_dag(
     if controllers.is_empty() {
         return Err(BuildError::NoController);
     }
-    let api_name = format!("{cluster}.{}", settings.dns_zone.as_str());
+    let (api_name, _) = settings.apiserver_hosts();
     let api_controllers: Vec<StepId> = controllers
         .iter()
         .map(|c| StepName::node_machine(c).id())
@@ -210,11 +215,8 @@ pub fn apply_dag(
             .after(serving.clone()),
         );
     }
-    let mut deps = vec![
-        StepName::Kubeconfigs.id(),
-        StepName::Manifests.id(),
-        StepName::Dns.id(),
-    ];
+    let mut deps = vec![StepName::Kubeconfigs.id(), StepName::Manifests.id()];
+    deps.extend(has_dns.then(|| StepName::Dns.id()));
     for c in &controllers {
         // Their addresses reach the API; their control planes serve it.
         deps.push(StepName::node_machine(c).id());

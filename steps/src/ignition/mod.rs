@@ -268,7 +268,9 @@ fn installed_config(
     match node.role {
         Role::Controller => {
             units.push(unit("etcd-member.service", units::etcd(cluster, node)));
-            units.push(unit("wait-for-dns.service", units::wait_for_dns(cluster)));
+            if units::waits_for_dns(cluster) {
+                units.push(unit("wait-for-dns.service", units::wait_for_dns(cluster)));
+            }
             files.push(file(
                 "/opt/etcd-rejoin",
                 0o755,

@@ -175,15 +175,9 @@ pub fn kubelet(cluster: &DesiredCluster, node: &DesiredNode) -> String {
     )
 }
 
-/// `<cluster>-etcd<index>.<zone>`: the DNS name of a controller's etcd member.
-pub fn etcd_name(cluster: &DesiredCluster, index: u32) -> String {
-    let s = &cluster.settings;
-    format!("{}-etcd{index}.{}", s.cluster_name, s.dns_zone)
-}
-
 fn etcd_initial_cluster(cluster: &DesiredCluster) -> String {
     (0..cluster.settings.controller_count)
-        .map(|j| format!("etcd{j}=https://{}:2380", etcd_name(cluster, j)))
+        .map(|j| format!("etcd{j}=https://{}:2380", cluster.etcd_host(j)))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -195,7 +189,7 @@ const ETCD_STATE_DROPIN: &str = "/etc/systemd/system/etcd-member.service.d/50-re
 /// certificate authentication; `/opt/etcd-rejoin` runs after it fails.
 pub fn etcd(cluster: &DesiredCluster, node: &DesiredNode) -> String {
     let i = node.index;
-    let me = etcd_name(cluster, i);
+    let me = cluster.etcd_host(i);
     let arch_env = match node.os.arch() {
         OsArch::Arm64 => "Environment=ETCD_UNSUPPORTED_ARCH=arm64\n",
         _ => "",
@@ -206,8 +200,8 @@ pub fn etcd(cluster: &DesiredCluster, node: &DesiredNode) -> String {
     format!(
         "[Unit]\n\
          Description=etcd ({ETCD_IMAGE})\n\
-         Requires=docker.service coreos-metadata.service wait-for-dns.service\n\
-         After=docker.service coreos-metadata.service wait-for-dns.service\n\
+         Requires=docker.service coreos-metadata.service{wait}\n\
+         After=docker.service coreos-metadata.service{wait}\n\
          [Service]\n\
          EnvironmentFile={METADATA_FILE}\n\
          {arch_env}\
@@ -241,6 +235,10 @@ pub fn etcd(cluster: &DesiredCluster, node: &DesiredNode) -> String {
          [Install]\n\
          WantedBy=multi-user.target\n",
         initial = etcd_initial_cluster(cluster),
+        wait = match waits_for_dns(cluster) {
+            true => " wait-for-dns.service",
+            false => "",
+        },
     )
 }
 
@@ -255,9 +253,9 @@ pub fn etcd(cluster: &DesiredCluster, node: &DesiredNode) -> String {
 /// `member list -w simple` prints `ID, status, name, peer URLs, client URLs, is learner` with an
 /// empty name for a member added but never started.
 pub fn etcd_rejoin(cluster: &DesiredCluster, node: &DesiredNode) -> String {
-    let me = etcd_name(cluster, node.index);
+    let me = cluster.etcd_host(node.index);
     let endpoints = (0..cluster.settings.controller_count)
-        .map(|j| format!("https://{}:2379", etcd_name(cluster, j)))
+        .map(|j| format!("https://{}:2379", cluster.etcd_host(j)))
         .collect::<Vec<_>>()
         .join(",");
     format!(
@@ -313,13 +311,19 @@ systemctl daemon-reload
     )
 }
 
+/// Whether the controllers run [`wait_for_dns`]: only when Route53 names etcd's members; a
+/// cluster without a zone names them by address, and nothing has to resolve.
+pub fn waits_for_dns(cluster: &DesiredCluster) -> bool {
+    cluster.settings.route53().is_some()
+}
+
 /// `wait-for-dns.service`: etcd and the kubelet start once the etcd members' names resolve.
 /// loko writes those records once the devices have their addresses, after they booted; without
 /// this wait, etcd would fail on its first peers and back off. `getent hosts` with several names
 /// exits 2 while any of them does not resolve (getent(1)).
 pub fn wait_for_dns(cluster: &DesiredCluster) -> String {
     let names: Vec<String> = (0..cluster.settings.controller_count)
-        .map(|j| etcd_name(cluster, j))
+        .map(|j| cluster.etcd_host(j))
         .collect();
     format!(
         "[Unit]\n\

@@ -32,7 +32,13 @@ fn render_all(cluster: &DesiredCluster, dir: &AssetDir) -> Vec<(String, HostKey,
 
 #[test]
 fn ignition_validate_accepts_every_node_of_every_example() {
-    for name in ["tutorial.yaml", "hybrid.yaml", "flannel.yaml", "rack.yaml"] {
+    for name in [
+        "tutorial.yaml",
+        "hybrid.yaml",
+        "flannel.yaml",
+        "rack.yaml",
+        "rack-no-dns.yaml",
+    ] {
         let cluster = example(name);
         let tmp = tempfile::tempdir().unwrap();
         let dir = AssetDir::create(tmp.path()).unwrap();

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use loko_tests::{Killed, free_port, run, wait_for_port};
 use steps::assets::kubeconfig::{self, ADMIN_KUBECONFIG, KUBELET_KUBECONFIG};
 
-fn kubectl(home: &Path) -> Command {
+pub(crate) fn kubectl(home: &Path) -> Command {
     let mut cmd = Command::new("kubectl");
     // kubectl caches discovery under $HOME/.kube; keep it in the test's directory.
     cmd.env("HOME", home).env_remove("KUBECONFIG");
@@ -133,7 +133,7 @@ fn kubectl_reads_the_admin_and_kubelet_kubeconfigs() {
 
 /// An HTTPS server with the apiserver's certificate that requires a client certificate signed by
 /// the Kubernetes CA.
-fn fake_apiserver(pki: &Pki) -> (Killed, u16) {
+pub(crate) fn fake_apiserver(pki: &Pki) -> (Killed, u16) {
     let port = free_port();
     let mut server = Command::new("openssl");
     server

@@ -1,6 +1,7 @@
 //! The integration tests of `steps`, one test binary (ripgrep's layout): the crate's tests
 //! link once, not once per file. A new test file is a module declared here.
 
+mod api_address;
 mod bootstrap_apply;
 mod dag_digests;
 mod dns_moto;

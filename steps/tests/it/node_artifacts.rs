@@ -17,8 +17,14 @@ use crate::pki_support::text;
 
 /// The examples whose nodes are read: calico (tutorial, hybrid), flannel with RAIDs (flannel),
 /// three controllers, arm64 and iPXE (hybrid), a rack's machines whose addresses the spec gives
-/// (rack).
-const EXAMPLES: [&str; 4] = ["tutorial.yaml", "hybrid.yaml", "flannel.yaml", "rack.yaml"];
+/// (rack), and a rack without a zone: etcd by address, no wait-for-dns (rack-no-dns).
+const EXAMPLES: [&str; 5] = [
+    "tutorial.yaml",
+    "hybrid.yaml",
+    "flannel.yaml",
+    "rack.yaml",
+    "rack-no-dns.yaml",
+];
 
 /// One file or unit text of a node, named for failure messages.
 pub(crate) struct Artifact {

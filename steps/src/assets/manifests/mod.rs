@@ -209,7 +209,7 @@ fn static_pods(cluster: &DesiredCluster) -> Vec<Manifest> {
     let s = &cluster.settings;
     let pki = |file: &str| format!("{PKI_DIR}/{file}");
     let etcd_servers: Vec<String> = (0..s.controller_count)
-        .map(|i| format!("https://{}-etcd{i}.{}:2379", s.cluster_name, s.dns_zone))
+        .map(|i| format!("https://{}:2379", cluster.etcd_host(i)))
         .collect();
     let mut apiserver = vec![
         // The node's private address (the kubelet's --node-ip): host-network pods have it.

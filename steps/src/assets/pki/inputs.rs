@@ -28,7 +28,8 @@ pub struct PkiInputs {
 }
 
 impl PkiInputs {
-    /// The inputs of `cluster`. The names are those of its DNS records.
+    /// The inputs of `cluster`. The names are those of its DNS records, or its `api_address`
+    /// and its controllers' private addresses when it has no zone.
     pub fn from_desired(cluster: &specs::DesiredCluster) -> Self {
         let settings = &cluster.settings;
         let (public, private) = apiserver_names(cluster);
@@ -37,7 +38,7 @@ impl PkiInputs {
             apiserver_private_name: private,
             controller_hostnames: cluster.controllers().map(|n| n.hostname.clone()).collect(),
             etcd_names: (0..settings.controller_count)
-                .map(|i| format!("{}-etcd{i}.{}", settings.cluster_name, settings.dns_zone))
+                .map(|i| cluster.etcd_host(i))
                 .collect(),
             apiserver_service_ip: cluster.apiserver_service_ip,
             cluster_domain_suffix: settings.cluster_domain_suffix.clone(),
@@ -47,14 +48,11 @@ impl PkiInputs {
     }
 }
 
-/// `(<cluster>.<zone>, <cluster>-private.<zone>)`: the names of the apiserver, as the DNS records
-/// of [`specs::DesiredCluster::dns_records`] spell them.
+/// `(public, private)`: where loko and kubectl, and where the kubelets, reach the apiserver
+/// (`<cluster>.<zone>` and `<cluster>-private.<zone>`, as the DNS records of
+/// [`specs::DesiredCluster::dns_records`] spell them, or the spec's `api_address` for both).
 pub fn apiserver_names(cluster: &specs::DesiredCluster) -> (String, String) {
-    let s = &cluster.settings;
-    (
-        format!("{}.{}", s.cluster_name, s.dns_zone),
-        format!("{}-private.{}", s.cluster_name, s.dns_zone),
-    )
+    cluster.settings.apiserver_hosts()
 }
 
 /// The URL of the apiserver at `name`.

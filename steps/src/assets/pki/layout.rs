@@ -72,6 +72,25 @@ pub(super) struct LeafDef {
     pub(super) usage: Usage,
 }
 
+/// Hosts split into DNS names and IP addresses, each kept in order: a certificate names an
+/// address as an IP address SAN, since a client that dials an address checks only those (Go's
+/// `x509.Certificate.VerifyHostname`, rustls' `ServerName::IpAddress`). Only a cluster without
+/// a zone has addresses here (its `api_address`, its etcd members).
+fn by_kind(hosts: Vec<String>) -> (Vec<String>, Vec<IpAddr>) {
+    let mut addresses = Vec::new();
+    let names = hosts
+        .into_iter()
+        .filter(|host| match host.parse::<IpAddr>() {
+            Ok(address) => {
+                addresses.push(address);
+                false
+            }
+            Err(_) => true,
+        })
+        .collect();
+    (names, addresses)
+}
+
 /// The leaves of the cluster, in the order they are issued and reported.
 pub(super) fn leaves(inputs: &PkiInputs) -> Vec<LeafDef> {
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -79,6 +98,8 @@ pub(super) fn leaves(inputs: &PkiInputs) -> Vec<LeafDef> {
         inputs.apiserver_public_name.clone(),
         inputs.apiserver_private_name.clone(),
     ];
+    // The spec's api_address is both.
+    apiserver_names.dedup();
     apiserver_names.extend(inputs.controller_hostnames.iter().cloned());
     apiserver_names
         .extend(["kubernetes", "kubernetes.default", "kubernetes.default.svc"].map(String::from));
@@ -86,8 +107,15 @@ pub(super) fn leaves(inputs: &PkiInputs) -> Vec<LeafDef> {
         "kubernetes.default.svc.{}",
         inputs.cluster_domain_suffix
     ));
-    let mut etcd_with_localhost = inputs.etcd_names.clone();
+    let (apiserver_names, apiserver_addresses) = by_kind(apiserver_names);
+    let (etcd_names, etcd_addresses) = by_kind(inputs.etcd_names.clone());
+    let mut etcd_with_localhost = etcd_names.clone();
     etcd_with_localhost.push("localhost".into());
+    let with_localhost = |addresses: &[IpAddr]| {
+        let mut ips = vec![localhost];
+        ips.extend_from_slice(addresses);
+        ips
+    };
     vec![
         LeafDef {
             cert: "tls/apiserver.crt",
@@ -96,7 +124,11 @@ pub(super) fn leaves(inputs: &PkiInputs) -> Vec<LeafDef> {
             cn: "kube-apiserver",
             org: Some("system:masters"),
             dns_names: apiserver_names,
-            ips: vec![IpAddr::V4(inputs.apiserver_service_ip), localhost],
+            ips: [
+                vec![IpAddr::V4(inputs.apiserver_service_ip), localhost],
+                apiserver_addresses,
+            ]
+            .concat(),
             usage: Usage::ServerAndClient,
         },
         LeafDef {
@@ -143,7 +175,7 @@ pub(super) fn leaves(inputs: &PkiInputs) -> Vec<LeafDef> {
             cn: "etcd-client",
             org: Some("etcd"),
             dns_names: etcd_with_localhost.clone(),
-            ips: vec![localhost],
+            ips: with_localhost(&etcd_addresses),
             usage: Usage::ServerAndClient,
         },
         LeafDef {
@@ -153,7 +185,7 @@ pub(super) fn leaves(inputs: &PkiInputs) -> Vec<LeafDef> {
             cn: "etcd-server",
             org: Some("etcd"),
             dns_names: etcd_with_localhost,
-            ips: vec![localhost],
+            ips: with_localhost(&etcd_addresses),
             usage: Usage::ServerAndClient,
         },
         // Lokomotive's peer certificate names only the etcd hosts. 127.0.0.1 is added so that
@@ -166,8 +198,8 @@ pub(super) fn leaves(inputs: &PkiInputs) -> Vec<LeafDef> {
             ca: CaKind::Etcd,
             cn: "etcd-peer",
             org: Some("etcd"),
-            dns_names: inputs.etcd_names.clone(),
-            ips: vec![localhost],
+            dns_names: etcd_names,
+            ips: with_localhost(&etcd_addresses),
             usage: Usage::ServerAndClient,
         },
         // The apiserver's `--proxy-client-cert-file`: what aggregated API servers see it as.
