@@ -40,7 +40,7 @@ fn its_dag_has_no_dns_step_and_the_bootstrap_waits_for_none() {
 #[test]
 fn etcd_members_are_named_by_their_private_addresses_and_wait_for_no_dns() {
     let rendered = loko_tests::rendered::render(rack_no_dns(|t| t));
-    let host = "rack-controller-1";
+    let host = "rack-a2";
     let units = rendered.units(host);
     let unit = |name: &str| {
         units
