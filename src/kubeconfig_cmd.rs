@@ -56,9 +56,7 @@ pub fn kubeconfig(args: &KubeconfigArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|n| n.role == specs::Role::Controller)
         .find_map(|n| {
-            let recorded = state
-                .ledger
-                .get(&StepName::Device(n.hostname.to_string()).id())?;
+            let recorded = state.ledger.get(&StepName::node_machine(n).id())?;
             DeviceOutputs::recorded(&recorded.outputs)?
                 .public_ipv4?
                 .parse::<IpAddr>()
