@@ -37,7 +37,10 @@ fn a_demo_rack_is_planned_shown_and_destroyed_machine_by_machine() {
     // A kubeconfig that reaches the first controller's machine at its address.
     let (path, _) = loko_expect(&["kubeconfig", &spec, "--by-address"], 0);
     let kubeconfig = std::fs::read_to_string(path.trim()).unwrap();
-    assert!(kubeconfig.contains("server: \"https://127."), "{kubeconfig}");
+    assert!(
+        kubeconfig.contains("server: \"https://127."),
+        "{kubeconfig}"
+    );
 
     // The demo's journal holds its machines where the demo moved them: nothing to do.
     let out = loko_without_bmc(&["plan", &spec]);
