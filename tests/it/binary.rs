@@ -20,6 +20,17 @@ fn command(args: &[&str]) -> Command {
     command
 }
 
+/// `loko ARGS` without any of the BMC credentials of the caller's environment either: a rack's
+/// command that reads them only where the test sets them.
+pub(crate) fn without_bmc(args: &[&str]) -> Command {
+    let mut command = command(args);
+    command
+        .env_remove("LOKO_BMC_USERNAME")
+        .env_remove("LOKO_BMC_PASSWORD")
+        .env_remove("LOKO_BMC_CREDENTIALS_FILE");
+    command
+}
+
 /// Runs `loko ARGS` to its end.
 pub(crate) fn loko(args: &[&str]) -> Output {
     command(args).output().expect("run loko")

@@ -5,19 +5,11 @@
 
 use std::process::{Command, Output};
 
-use crate::binary::{LOKO, loko_expect, text};
+use crate::binary::{LOKO, loko_expect, text, without_bmc};
 
 /// `loko ARGS` without any BMC credentials or journal of the caller's environment.
 fn loko_without_bmc(args: &[&str]) -> Output {
-    Command::new(LOKO)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("LOKO_JOURNAL")
-        .env_remove("LOKO_BMC_USERNAME")
-        .env_remove("LOKO_BMC_PASSWORD")
-        .env_remove("LOKO_BMC_CREDENTIALS_FILE")
-        .output()
-        .unwrap()
+    without_bmc(args).output().unwrap()
 }
 
 const MACHINES: [(&str, &str); 5] = [

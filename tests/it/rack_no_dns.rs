@@ -6,7 +6,7 @@
 
 use std::process::{Command, Output};
 
-use crate::binary::{LOKO, text};
+use crate::binary::{LOKO, text, without_bmc};
 
 /// `loko ARGS` without any AWS setting: a run that needed Route53 could not pass its checks.
 fn loko_without_aws(args: &[&str]) -> Output {
@@ -70,14 +70,8 @@ fn a_demo_rack_without_a_zone_is_ready_at_its_api_address_and_keeps_it() {
 #[test]
 fn a_rack_without_a_zone_asks_for_no_aws_credentials_and_checks_no_route53() {
     let (_dir, spec) = loko_tests::example_copy("rack-no-dns.yaml");
-    let mut command = Command::new(LOKO);
+    let mut command = without_bmc(&["run", spec.to_str().unwrap(), "--yes"]);
     command
-        .args(["run", spec.to_str().unwrap(), "--yes"])
-        .env_remove("RUST_LOG")
-        .env_remove("LOKO_JOURNAL")
-        .env_remove("LOKO_BMC_USERNAME")
-        .env_remove("LOKO_BMC_PASSWORD")
-        .env_remove("LOKO_BMC_CREDENTIALS_FILE")
         .env_remove("SSH_AUTH_SOCK")
         // A Route53 nothing answers, with no credentials: named if it were asked.
         .env("AWS_ENDPOINT_URL_ROUTE_53", "http://127.0.0.1:9")

@@ -4,11 +4,10 @@
 //! (`<state_dir>/sim/rack.json`), and its BMCs' faults from `--sim-faults`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::binary::{LOKO, loko_expect, text};
+use crate::binary::{loko_expect, text, without_bmc};
 
 const MACHINES: [&str; 5] = ["rack-a1", "rack-a2", "rack-a3", "rack-b1", "rack-b2"];
 
@@ -242,13 +241,7 @@ fn a_fault_plan_naming_a_machine_the_rack_lacks_is_refused_by_name() {
 #[test]
 fn a_rack_without_bmc_credentials_is_one_usage_error_naming_them() {
     let (_dir, spec) = loko_tests::example_copy("rack.yaml");
-    let out = Command::new(LOKO)
-        .args(["run", spec.to_str().unwrap(), "--yes"])
-        .env_remove("RUST_LOG")
-        .env_remove("LOKO_JOURNAL")
-        .env_remove("LOKO_BMC_USERNAME")
-        .env_remove("LOKO_BMC_PASSWORD")
-        .env_remove("LOKO_BMC_CREDENTIALS_FILE")
+    let out = without_bmc(&["run", spec.to_str().unwrap(), "--yes"])
         .env_remove("SSH_AUTH_SOCK")
         // Route53 of a port nothing listens on: refused at once, and named too.
         .env("AWS_ENDPOINT_URL_ROUTE_53", "http://127.0.0.1:9")
