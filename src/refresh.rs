@@ -81,20 +81,18 @@ async fn refresh_rack(
     route53: &steps::dns::Route53,
     history: &mut History,
 ) -> anyhow::Result<Contradictions> {
+    let nodes: Vec<(&str, &specs::Machine)> = desired
+        .nodes
+        .iter()
+        .filter(|node| recorded.devices.contains_key(&node.hostname))
+        .filter_map(|node| Some((node.hostname.as_str(), node.machine.as_ref()?)))
+        .collect();
+    let machines: Vec<specs::Machine> = nodes.iter().map(|(_, m)| (*m).clone()).collect();
     let mut power = Vec::new();
-    for node in &desired.nodes {
-        let Some(machine) = &node.machine else {
-            continue;
-        };
-        if !recorded.devices.contains_key(&node.hostname) {
-            continue;
-        }
-        match provider.power_state(machine).await {
-            Ok(state) => power.push((node.hostname.as_str(), machine.name.as_str(), state)),
-            Err(e) => errln!(
-                "note: {}: not compared with the journal: {e}",
-                node.hostname
-            ),
+    for ((host, machine), state) in nodes.iter().zip(provider.power_states(&machines).await) {
+        match state {
+            Ok(state) => power.push((*host, machine.name.as_str(), state)),
+            Err(e) => errln!("note: {host}: not compared with the journal: {e}"),
         }
     }
     let mut drift = steps::drift::Drift::default();

@@ -109,13 +109,19 @@ async fn observe_rack(
         boots: false,
     };
     let (netbooted, route53) = prepare(target, config, Vec::new(), redactor).await?;
-    let mut power = HashMap::new();
-    for node in &target.desired.nodes {
-        if let Some(machine) = &node.machine {
-            let state = netbooted.provider.power_state(machine).await;
-            power.insert(node.hostname.clone(), state.map_err(|e| e.to_string()));
-        }
-    }
+    let nodes: Vec<(&String, specs::Machine)> = target
+        .desired
+        .nodes
+        .iter()
+        .filter_map(|node| Some((&node.hostname, node.machine.clone()?)))
+        .collect();
+    let machines: Vec<specs::Machine> = nodes.iter().map(|(_, m)| m.clone()).collect();
+    let states = netbooted.provider.power_states(&machines).await;
+    let power: HashMap<String, Result<String, String>> = nodes
+        .iter()
+        .zip(states)
+        .map(|((host, _), state)| ((*host).clone(), state.map_err(|e| e.to_string())))
+        .collect();
     let mut drift = Drift::of_machines(&target.desired, &power);
     read_records(&target.desired, &route53, &mut drift).await?;
     if let Some(rack) = rack {

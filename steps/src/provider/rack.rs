@@ -26,6 +26,7 @@ pub const POWER_ON_INTENT: &str = "power on";
 pub const WIPE_INTENT: &str = "wipe";
 
 /// Machines booted and powered through Redfish, with one account for every BMC.
+#[derive(Clone)]
 pub struct RedfishProvider {
     pub credentials: BmcCredentials,
     pub timeouts: Timeouts,
@@ -177,6 +178,33 @@ impl RedfishProvider {
         .await
     }
 
+    /// The power state of each of `machines` ([`RedfishProvider::power_state`]), in their
+    /// order, every BMC asked at once: a rack of a hundred machines is not a hundred round
+    /// trips in a row.
+    pub async fn power_states(
+        &self,
+        machines: &[specs::Machine],
+    ) -> Vec<Result<String, StepError>> {
+        let provider = std::sync::Arc::new(self.clone());
+        let mut asked = tokio::task::JoinSet::new();
+        for (index, machine) in machines.iter().cloned().enumerate() {
+            let provider = std::sync::Arc::clone(&provider);
+            asked.spawn(async move { (index, provider.power_state(&machine).await) });
+        }
+        let mut states: Vec<Option<Result<String, StepError>>> = vec![None; machines.len()];
+        while let Some(joined) = asked.join_next().await {
+            match joined {
+                Ok((index, state)) => states[index] = Some(state),
+                // A task that panicked or was cancelled answers nothing: said as its error.
+                Err(e) => tracing::warn!("a BMC's power state was not read: {e}"),
+            }
+        }
+        states
+            .into_iter()
+            .map(|s| s.unwrap_or_else(|| Err(StepError::retryable("its power state was not read"))))
+            .collect()
+    }
+
     /// Sends `reset` to the machine's system and waits until its power state is `state`.
     async fn reset_to(
         &self,
@@ -292,15 +320,17 @@ impl MachineProvider for RedfishProvider {
     }
 
     async fn list(&self) -> Result<Vec<ListedMachine>, StepError> {
-        let mut listed = Vec::with_capacity(self.machines.len());
-        for machine in &self.machines {
-            let state = self.power_state(machine).await?;
-            listed.push(ListedMachine {
-                id: machine.name.to_string(),
-                state,
-            });
-        }
-        Ok(listed)
+        let states = self.power_states(&self.machines).await;
+        self.machines
+            .iter()
+            .zip(states)
+            .map(|(machine, state)| {
+                Ok(ListedMachine {
+                    id: machine.name.to_string(),
+                    state: state?,
+                })
+            })
+            .collect()
     }
 
     fn change(&self, was: &specs::Machine, is: &specs::Machine) -> Change {
