@@ -176,17 +176,7 @@ impl SimRack {
             let bytes: [u8; 12] = rand::rng().random();
             bytes.iter().map(|b| format!("{b:02x}")).collect()
         };
-        let rack_machines = machines
-            .iter()
-            .map(|m| sim::rack::RackMachine {
-                name: m.name.to_string(),
-                system_id: m.name.to_string(),
-                mac: m.mac.to_string(),
-                disks: vec![m.install_disk.clone()],
-                public_ip: m.public_ipv4,
-                private_ip: m.private_ipv4,
-            })
-            .collect();
+        let rack_machines = machines.iter().copied().map(rack_machine).collect();
         let rack = sim::rack::Rack::start(
             sim::rack::RackConfig {
                 listen,
@@ -222,6 +212,20 @@ impl SimRack {
             "{}/boot.ipxe",
             boot_server_url.trim_end_matches('/')
         )));
+    }
+}
+
+/// The simulator's machine for a listed one (the simulator reads no spec: its machines are
+/// told to it). Its Redfish system id is its name, as [`simulate`] points its BMC.
+fn rack_machine(machine: &specs::Machine) -> sim::rack::RackMachine {
+    let name = machine.name.to_string();
+    sim::rack::RackMachine {
+        system_id: name.clone(),
+        name,
+        mac: machine.mac.to_string(),
+        disks: vec![machine.install_disk.clone()],
+        public_ip: machine.public_ipv4,
+        private_ip: machine.private_ipv4,
     }
 }
 

@@ -295,7 +295,7 @@ impl Journal {
         // or with an earlier one.
         let assets = self.outbox().as_ref().map(|o| o.take()).unwrap_or_default();
         self.store
-            .append_with_assets(folded.head, vec![(key, bytes)], assets)
+            .append(folded.head, vec![(key, bytes)], assets)
             .map_err(|e| store_error(&self.path, e))?;
         *next += 1;
         folded.head = Some(key);

@@ -81,7 +81,7 @@ impl Journal {
                 )
             })?;
             target
-                .append(head, vec![(key, v.to_vec())])
+                .append(head, vec![(key, v.to_vec())], Vec::new())
                 .map_err(|e| store_error(dir, e))?;
             head = Some(key);
             n += 1;

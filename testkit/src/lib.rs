@@ -135,6 +135,19 @@ impl Moto {
     }
 }
 
+/// A `curl` that speaks to the cluster's apiserver as its admin: the CA, certificate and key of
+/// the asset directory's `tls/`.
+pub fn curl_as_admin(tls: &Path) -> Command {
+    let mut curl = Command::new("curl");
+    curl.arg("--cacert")
+        .arg(tls.join("ca.crt"))
+        .arg("--cert")
+        .arg(tls.join("admin.crt"))
+        .arg("--key")
+        .arg(tls.join("admin.key"));
+    curl
+}
+
 /// Generates an ed25519 key pair with `ssh-keygen` at `path` (and `path.pub`); returns the
 /// public key line.
 pub fn ssh_keygen(path: &Path) -> String {

@@ -5,7 +5,6 @@
 //! binary against a standalone simulator.
 
 use std::path::Path;
-use std::process::Command;
 
 use loko_tests::world::{World, pool, stderr, stdout};
 
@@ -56,15 +55,9 @@ fn apply(w: &World, objects: &[serde_json::Value]) {
             Some("Deployment") => "/apis/apps/v1/namespaces/default/deployments/web",
             _ => "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web",
         };
-        let out = Command::new("curl")
+        let out = loko_tests::curl_as_admin(&tls)
             .args(["-sS", "-f", "-X", "PATCH"])
             .args(["-H", "Content-Type: application/apply-patch+yaml"])
-            .arg("--cacert")
-            .arg(tls.join("ca.crt"))
-            .arg("--cert")
-            .arg(tls.join("admin.crt"))
-            .arg("--key")
-            .arg(tls.join("admin.key"))
             .args(["--resolve", &format!("{name}:6443:{controller}")])
             .args(["--data-binary", &object.to_string()])
             .arg(format!(

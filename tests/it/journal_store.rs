@@ -446,18 +446,22 @@ fn key(run: u64, seq: u64) -> [u8; 16] {
 /// nothing of it is stored.
 fn sequence_conflict(store: &dyn Store) {
     store
-        .append(None, vec![(key(1, 1), b"one".to_vec())])
+        .append(None, vec![(key(1, 1), b"one".to_vec())], Vec::new())
         .unwrap();
     store.flush().unwrap();
     let err = store
-        .append(None, vec![(key(1, 2), b"two".to_vec())])
+        .append(None, vec![(key(1, 2), b"two".to_vec())], Vec::new())
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
     assert!(err.to_string().contains("run 1 record 1"), "{err}");
     store.flush().unwrap();
     assert!(!store.contains(key(1, 2)).unwrap());
     store
-        .append(Some(key(1, 1)), vec![(key(1, 2), b"two".to_vec())])
+        .append(
+            Some(key(1, 1)),
+            vec![(key(1, 2), b"two".to_vec())],
+            Vec::new(),
+        )
         .unwrap();
     store.flush().unwrap();
     let keys: Vec<Vec<u8>> = store
@@ -484,7 +488,11 @@ fn etcd_refuses_a_sequence_conflict() {
     // A writer that bypasses the lease moves the head: the holder's next flush is refused.
     etcd.ctl(&["put", "/loko/v1/conflict/head", "elsewhere"]);
     store
-        .append(Some(key(1, 2)), vec![(key(1, 3), b"three".to_vec())])
+        .append(
+            Some(key(1, 2)),
+            vec![(key(1, 3), b"three".to_vec())],
+            Vec::new(),
+        )
         .unwrap();
     let err = store.flush().unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");

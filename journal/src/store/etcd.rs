@@ -185,7 +185,7 @@ impl EtcdStore {
 
     fn append_now(&self, records: Vec<(Key, Vec<u8>)>) -> Result<(), StoreError> {
         let head = self.lock_pending().head;
-        self.append(head, records)?;
+        self.append(head, records, Vec::new())?;
         self.flush()
     }
 
@@ -352,11 +352,7 @@ impl Store for EtcdStore {
         &self.lease
     }
 
-    fn append(&self, after: Option<Key>, records: Vec<(Key, Vec<u8>)>) -> Result<(), StoreError> {
-        self.append_with_assets(after, records, Vec::new())
-    }
-
-    fn append_with_assets(
+    fn append(
         &self,
         after: Option<Key>,
         records: Vec<(Key, Vec<u8>)>,

@@ -82,24 +82,16 @@ pub trait Store: Send + Sync {
     fn lease(&self) -> &Lease;
 
     /// Appends `records` (keys ascending, each after `after`) right after the record with key
-    /// `after` (`None`: the journal is empty). Durable only after the next [`Store::flush`].
-    /// Refused when the journal does not end at `after`.
-    fn append(&self, after: Option<Key>, records: Vec<(Key, Vec<u8>)>) -> Result<(), StoreError>;
-
-    /// [`Store::append`], with `assets` written in the same transaction as the records or in
-    /// transactions before them (see [`crate::AssetOutbox`]). A store that keeps no assets
-    /// refuses any.
-    fn append_with_assets(
+    /// `after` (`None`: the journal is empty), with `assets` written in the same transaction as
+    /// the records or in transactions before them (see [`crate::AssetOutbox`]). Durable only
+    /// after the next [`Store::flush`]. Refused when the journal does not end at `after`, and
+    /// by a store that keeps no assets ([`Store::keeps_assets`]) when `assets` is not empty.
+    fn append(
         &self,
         after: Option<Key>,
         records: Vec<(Key, Vec<u8>)>,
         assets: Vec<AssetPut>,
-    ) -> Result<(), StoreError> {
-        if !assets.is_empty() {
-            return Err(no_assets());
-        }
-        self.append(after, records)
-    }
+    ) -> Result<(), StoreError>;
 
     /// True when the store keeps the cluster's assets.
     fn keeps_assets(&self) -> bool {
@@ -151,7 +143,7 @@ pub trait Store: Send + Sync {
     fn overwrite_raw(&self, key: Key, value: &[u8]) -> Result<(), StoreError>;
 }
 
-fn no_assets() -> StoreError {
+pub(super) fn no_assets() -> StoreError {
     StoreError::Failed(
         "this journal's store keeps no assets: they stay in the asset directory".to_owned(),
     )

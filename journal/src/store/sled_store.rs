@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::seam::{Bytes, Key, Lease, Records, Store, StoreError};
+use super::seam::{AssetPut, Bytes, Key, Lease, Records, Store, StoreError};
 use crate::lock::{self, RunLock};
 
 /// A journal directory: `LOCK` (the OS lock naming its holder) and `events` (the sled
@@ -96,7 +96,15 @@ impl Store for SledStore {
         &self.lease
     }
 
-    fn append(&self, after: Option<Key>, records: Vec<(Key, Vec<u8>)>) -> Result<(), StoreError> {
+    fn append(
+        &self,
+        after: Option<Key>,
+        records: Vec<(Key, Vec<u8>)>,
+        assets: Vec<AssetPut>,
+    ) -> Result<(), StoreError> {
+        if !assets.is_empty() {
+            return Err(super::seam::no_assets());
+        }
         // The OS lock makes this process the only writer, so the head kept in memory is the
         // store's; the check catches a caller that lost track of it.
         let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -243,48 +243,68 @@ async fn interface(
     .into_response()
 }
 
-/// A write's body, once the gate let it through.
-fn authorized_json(
-    rack: &RackInner,
-    headers: &HeaderMap,
-    id: &str,
-    body: &Bytes,
-) -> Result<Value, Box<Response>> {
-    if let Some(refused) = gate(rack, headers, Some(id)) {
-        return Err(Box::new(refused));
+/// A refused request's answer, boxed as it travels through `?` (a `Response` is large).
+struct Refused(Box<Response>);
+
+impl From<Response> for Refused {
+    fn from(response: Response) -> Self {
+        Refused(Box::new(response))
     }
-    serde_json::from_slice(body).map_err(|e| {
-        Box::new(error(
-            StatusCode::BAD_REQUEST,
-            "MalformedJSON",
-            &format!("the body is not JSON: {e}"),
-        ))
-    })
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// A write's answer: done, or refused with a Redfish error.
+type Written = Result<StatusCode, Refused>;
+
+/// A write to one system (`PATCH`, an action): its id and its JSON body, once the gate let it
+/// through. The gate comes before the body is read, as a BMC checks credentials first.
+struct Write {
+    id: String,
+    body: Value,
+}
+
+impl FromRequest<Arc<RackInner>> for Write {
+    type Rejection = Refused;
+
+    async fn from_request(request: Request, rack: &Arc<RackInner>) -> Result<Self, Refused> {
+        let (mut parts, body) = request.into_parts();
+        let Path(id) = Path::<String>::from_request_parts(&mut parts, rack)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if let Some(refused) = gate(rack, &parts.headers, Some(&id)) {
+            return Err(refused.into());
+        }
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), rack)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let body = serde_json::from_slice(&bytes).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "MalformedJSON",
+                &format!("the body is not JSON: {e}"),
+            )
+        })?;
+        Ok(Write { id, body })
+    }
 }
 
 /// `PATCH` of `Boot`: the override's target and how long it holds.
-async fn patch_boot(
-    State(rack): Rack,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body = match authorized_json(&rack, &headers, &id, &body) {
-        Ok(body) => body,
-        Err(refused) => return *refused,
-    };
-    let Some(boot) = body.get("Boot").and_then(Value::as_object) else {
-        return error(
+async fn patch_boot(State(rack): Rack, Write { id, body }: Write) -> Written {
+    let boot = body.get("Boot").and_then(Value::as_object).ok_or_else(|| {
+        error(
             StatusCode::BAD_REQUEST,
             "PropertyMissing",
             "only Boot can be patched here",
-        );
-    };
-    if let Err(refused) = set_boot(&rack, &id, boot) {
-        return *refused;
-    }
+        )
+    })?;
+    set_boot(&rack, &id, boot)?;
     rack.save().await;
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The override's properties of a `Boot` PATCH, each checked against its allowable values.
@@ -292,10 +312,10 @@ fn set_boot(
     rack: &RackInner,
     id: &str,
     boot: &serde_json::Map<String, Value>,
-) -> Result<(), Box<Response>> {
+) -> Result<(), Refused> {
     let mut machines = rack.machines();
     let Some(machine) = machines.get_mut(id) else {
-        return Err(Box::new(missing(id)));
+        return Err(missing(id).into());
     };
     for (property, allowed) in [
         ("BootSourceOverrideTarget", &BOOT_TARGETS[..]),
@@ -305,11 +325,12 @@ fn set_boot(
             continue;
         };
         let Some(value) = value.as_str().filter(|v| allowed.contains(v)) else {
-            return Err(Box::new(error(
+            return Err(error(
                 StatusCode::BAD_REQUEST,
                 "PropertyValueNotInList",
                 &format!("{value} is not an allowable value of {property}"),
-            )));
+            )
+            .into());
         };
         match property {
             "BootSourceOverrideTarget" => machine.boot.target = value.to_owned(),
@@ -324,34 +345,29 @@ fn set_boot(
 }
 
 /// `#ComputerSystem.Reset`: accepted (204), effective after the power delay.
-async fn reset(
-    State(rack): Rack,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body = match authorized_json(&rack, &headers, &id, &body) {
-        Ok(body) => body,
-        Err(refused) => return *refused,
-    };
+async fn reset(State(rack): Rack, Write { id, body }: Write) -> Written {
     if !rack.machines().contains_key(&id) {
-        return missing(&id);
+        return Err(missing(&id).into());
     }
-    let Some(reset_type) = body.get("ResetType").and_then(Value::as_str) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "ActionParameterMissing",
-            "ResetType is required",
-        );
-    };
+    let reset_type = body
+        .get("ResetType")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "ActionParameterMissing",
+                "ResetType is required",
+            )
+        })?;
     if !RESET_TYPES.contains(&reset_type) {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "ActionParameterNotSupported",
             &format!("ResetType {reset_type} is not supported"),
-        );
+        )
+        .into());
     }
     rack.reset(&id, reset_type);
     rack.save().await;
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -160,11 +160,10 @@ impl RedfishProvider {
         hostname: &str,
         machine: &specs::Machine,
     ) -> Result<ProvidedMachine, StepError> {
-        let provided = |acted| provided(hostname, machine, acted);
         self.with_bmc(machine, async |client| {
             let system = Self::system(client, machine).await?;
             if system.power_state == Some(PowerState::On) {
-                return Ok(provided(false));
+                return Ok(provided(hostname, machine, false));
             }
             intents.intent(POWER_ON_INTENT, detail(machine)?).await?;
             self.reset_to(client, &system, machine, Reset::On, &PowerState::On)
@@ -173,7 +172,7 @@ impl RedfishProvider {
                 "machine {} was off: powered on from its disk",
                 machine.name
             ));
-            Ok(provided(true))
+            Ok(provided(hostname, machine, true))
         })
         .await
     }

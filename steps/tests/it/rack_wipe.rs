@@ -52,6 +52,17 @@ fn wiped_and_off(w: &World) -> MachineStatus {
     after
 }
 
+/// A first retire: its only effect the wipe's intent, and the machine wiped and off.
+async fn retire_wiping(w: &World) -> MachineStatus {
+    let retiring = Recorder::default();
+    w.booted
+        .retire(&retiring, &w.machine)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(retiring.effects(), [WIPE_INTENT]);
+    wiped_and_off(w)
+}
+
 /// The machine powered on through its BMC, its next boot left as it is (from its disk).
 async fn power_on(w: &World) {
     let client = RedfishClient::connect(
@@ -80,13 +91,7 @@ async fn until(w: &World, what: &str, done: impl Fn(&MachineStatus) -> bool) {
 async fn a_retired_machine_is_wiped_off_and_boots_nothing_after() {
     let w = wiping_world(Ipv4Addr::new(127, 77, 29, 61), Duration::from_millis(50)).await;
     install(&w).await;
-    let retiring = Recorder::default();
-    w.booted
-        .retire(&retiring, &w.machine)
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(retiring.effects(), [WIPE_INTENT]);
-    let after = wiped_and_off(&w);
+    let after = retire_wiping(&w).await;
     assert_eq!(after.installed_on, None, "the disk holds no node");
     let answer = reqwest::get(format!(
         "{}/boot.ipxe?mac={MAC}",
@@ -106,13 +111,7 @@ async fn a_retired_machine_is_wiped_off_and_boots_nothing_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_machine_already_off_is_booted_to_be_wiped() {
     let w = wiping_world(Ipv4Addr::new(127, 77, 29, 62), Duration::from_millis(50)).await;
-    let retiring = Recorder::default();
-    w.booted
-        .retire(&retiring, &w.machine)
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(retiring.effects(), [WIPE_INTENT]);
-    let after = wiped_and_off(&w);
+    let after = retire_wiping(&w).await;
     assert!(after.events.iter().any(|e| e == "reset On"), "{after:?}");
 }
 
