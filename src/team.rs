@@ -19,13 +19,18 @@ use crate::target::spec_target::Target;
 /// The identity the spec's cluster has (with a random id, kept only if it is the first).
 pub(crate) fn wanted(desired: &DesiredCluster) -> anyhow::Result<ClusterIdentity> {
     let s = &desired.settings;
-    ClusterIdentity::new(
+    let identity = ClusterIdentity::new(
         s.cluster_name.as_str(),
         s.dns_zone.as_str(),
-        // A rack (`provider: redfish`) has no Packet project: its identity is its name and zone.
+        // A rack (`provider: redfish`) has no Packet project: its identity is its name and zone,
+        // or its name and API address when it has no zone.
         s.project_id.as_ref().map_or("", |p| p.as_str()),
     )
-    .map_err(|e| anyhow::anyhow!("cannot make the cluster's random id: {e}"))
+    .map_err(|e| anyhow::anyhow!("cannot make the cluster's random id: {e}"))?;
+    Ok(match &s.api_address {
+        Some(address) => identity.at_api_address(&address.to_string()),
+        None => identity,
+    })
 }
 
 /// Refuses `target` when its journal records another cluster than its spec names. Reads the
@@ -76,7 +81,7 @@ fn other_cluster(
             "journal {journal} belongs to cluster {recorded}; {} names {wanted}",
             spec.display()
         ),
-        "a journal holds one cluster: give this spec its own --journal (another etcd prefix) or asset_dir, or use the spec of the cluster the journal holds",
+        "a journal holds one cluster, and a cluster's name, zone, project and API address cannot change (its certificates and records carry them): use the spec of the cluster the journal holds, or give another cluster's spec its own --journal (another etcd prefix) or asset_dir",
     )
     .into()
 }

@@ -47,7 +47,8 @@ fn a_demo_rack_without_a_zone_is_ready_at_its_api_address_and_keeps_it() {
         "a dns step ran: {stdout}"
     );
 
-    // The address is in the certificates: another one is refused, naming the field.
+    // The address is in the certificates, and it tells this cluster from another rack of the
+    // same name: another one is refused before anything else, naming both.
     let text_of_spec = std::fs::read_to_string(&spec).unwrap();
     std::fs::write(
         &spec,
@@ -61,7 +62,9 @@ fn a_demo_rack_without_a_zone_is_ready_at_its_api_address_and_keeps_it() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_ne!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(
-        stderr.contains("api_address: \"k8s.rack.example.net\" -> \"api.rack.example.net\""),
+        stderr.contains("belongs to cluster \"rack\" (API k8s.rack.example.net)")
+            && stderr.contains("names \"rack\" (API api.rack.example.net)")
+            && stderr.contains("API address cannot change"),
         "{stdout}{stderr}"
     );
     drop(dir);
