@@ -70,6 +70,9 @@ impl Attempts {
         let began = Instant::now();
         let mut attempt = self.first_attempt;
         let mut counted = 0;
+        // Answers that asked to wait (Retry-After): said when the step gives up, as a server that
+        // paced it until `max_elapsed` is not a step that failed.
+        let mut paced = 0;
         loop {
             let permit = tokio::select! {
                 permit = self.class_limit.acquire(self.priority) => permit,
@@ -146,14 +149,22 @@ impl Attempts {
             };
             // A Retry-After is the server pacing us, not the step failing: it does not use up
             // max_attempts (a burst of 429s would), only max_elapsed.
-            if after.is_none() {
-                counted += 1;
+            match after {
+                None => counted += 1,
+                Some(_) => paced += 1,
             }
             let tries = counted;
             let out_of_time = policy.max_elapsed.is_some_and(|max| began.elapsed() >= max);
             if tries >= policy.max_attempts || out_of_time {
                 let why = if out_of_time {
-                    format!("gave up after {:.0?} ({tries} attempts)", began.elapsed())
+                    let waits = match paced {
+                        0 => String::new(),
+                        n => format!(", {n} more answered \"retry later\""),
+                    };
+                    format!(
+                        "gave up after {:.0?} ({tries} attempts failed{waits})",
+                        began.elapsed()
+                    )
                 } else {
                     format!("gave up after {tries} attempts")
                 };

@@ -128,6 +128,37 @@ async fn retry_after_answers_do_not_use_up_attempts() {
     assert_eq!(calls.load(Ordering::SeqCst), 8);
 }
 
+/// A server that answers "retry after" for ever (a BMC stuck busy) is waited for until the
+/// step's `max_elapsed`, then the step fails saying so.
+#[tokio::test]
+async fn a_server_pacing_for_ever_is_given_up_at_max_elapsed() {
+    let (_dir, journal) = temp_journal();
+    let step = toy(id("busy"), Digest::of(b"x"), |_ctx: StepContext| async {
+        Err(StepError::retry_after(
+            "503 busy",
+            Duration::from_millis(10),
+        ))
+    })
+    .retry(RetryPolicy {
+        max_elapsed: Some(Duration::from_millis(150)),
+        ..fast_retry(2)
+    });
+    let plan = dag(vec![step]).unwrap();
+    let report = run_to_end(&Engine::new(journal), &plan, "s").await;
+    let Outcome::Failed { failed, .. } = &report.outcome else {
+        panic!("{:?}", report.outcome);
+    };
+    let (_, message) = &failed[0];
+    assert!(
+        message.contains("503 busy (gave up after") && message.contains("(0 attempts failed, "),
+        "{message}"
+    );
+    assert!(
+        message.contains("more answered \"retry later\")"),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn a_permanent_failure_skips_only_its_dependents() {
     // a -> b -> c, a -> d -> e; b fails for good.
