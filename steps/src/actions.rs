@@ -192,8 +192,7 @@ pub fn actions(run: RunContext) -> Actions {
                 .provider
                 .power_on(&ctx, &hostname, &params.machine)
                 .await?;
-            return engine::decode_outputs::<MachineKind>(&provided.outputs()?)
-                .map_err(local_error);
+            return Ok(provided.into());
         }
         let path = ignition::path(&run.assets, &hostname);
         let ignition = std::fs::read_to_string(&path).map_err(|e| {
@@ -205,8 +204,7 @@ pub fn actions(run: RunContext) -> Actions {
         let provided = rack
             .boot(&ctx, &hostname, &params.machine, ignition)
             .await?;
-        // The provider names them as the device step does; read back as the kind's outputs.
-        engine::decode_outputs::<MachineKind>(&provided.outputs()?).map_err(local_error)
+        Ok(provided.into())
     });
     let actions = bind::<RetireMachineKind, _, _>(actions, &run, |run, ctx, params| async move {
         let rack = run.clients.machines.rack(&params.hostname)?;

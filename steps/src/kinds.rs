@@ -242,6 +242,21 @@ pub struct DeviceOutputs {
     pub replaced_failed_devices: Vec<String>,
 }
 
+/// A machine's outputs under the device step's names, so that what reads them (DNS, SSH, the
+/// bootstrap) does not ask which provider made it.
+impl From<crate::provider::ProvidedMachine> for DeviceOutputs {
+    fn from(machine: crate::provider::ProvidedMachine) -> Self {
+        DeviceOutputs {
+            device_id: machine.id,
+            hostname: machine.hostname,
+            public_ipv4: Some(machine.public_ipv4.to_string()),
+            private_ipv4: Some(machine.private_ipv4.to_string()),
+            reservation_id: None,
+            replaced_failed_devices: Vec::new(),
+        }
+    }
+}
+
 /// Which address of a device a dependent reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

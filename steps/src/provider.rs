@@ -75,7 +75,7 @@ impl Intents for StepContext {
 }
 
 /// A node's machine once it is provided: what the steps after it (DNS, SSH, the bootstrap)
-/// read, as the device step's outputs.
+/// read, as the device step's outputs (`From<ProvidedMachine> for DeviceOutputs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProvidedMachine {
     /// The provider's id of the machine: a Packet device's UUID, a rack machine's name.
@@ -85,18 +85,6 @@ pub struct ProvidedMachine {
     pub private_ipv4: Ipv4Addr,
     /// False when an earlier attempt's machine was adopted as it was.
     pub acted: bool,
-}
-
-impl ProvidedMachine {
-    /// The step's outputs, under the device step's names (`device_id`, `hostname`,
-    /// `public_ipv4`, `private_ipv4`), so that what reads them does not ask which provider.
-    pub fn outputs(&self) -> Result<Outputs, StepError> {
-        Ok(Outputs::new()
-            .with("device_id", &self.id)?
-            .with("hostname", &self.hostname)?
-            .with("public_ipv4", self.public_ipv4.to_string())?
-            .with("private_ipv4", self.private_ipv4.to_string())?)
-    }
 }
 
 /// A machine of the cluster as the provider lists it.

@@ -312,6 +312,8 @@ async fn two_operators_run_one_cluster_from_their_own_machines() {
     assert!(b.files().is_empty());
     let plan = b.ok(&w, &url, &["plan", "cluster.yaml"]);
     assert!(plan.contains("Devices to create: 0."), "{plan}");
+    let status = b.ok(&w, &url, &["status", "cluster.yaml"]);
+    assert!(status.contains("The cluster matches the spec."), "{status}");
 
     let follower = {
         let mut command = w.command(&["journal", "cluster.yaml", "--follow", "--json"]);

@@ -127,7 +127,8 @@ async fn a_machine_is_booted_adopted_and_retired() {
     let (_, detail) = first.recorded.lock().unwrap()[0].clone();
     assert_eq!(detail.get::<String>("mac").unwrap(), MAC);
     assert_eq!(detail.get::<String>("reset").unwrap(), "On");
-    let outputs = serde_json::to_string(&provided.outputs().unwrap()).unwrap();
+    let outputs =
+        serde_json::to_string(&steps::kinds::DeviceOutputs::from(provided.clone())).unwrap();
     assert!(
         outputs.contains("10.10.0.21") && outputs.contains("rack-b1"),
         "{outputs}"
