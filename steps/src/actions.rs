@@ -21,12 +21,13 @@ use crate::dns::{DnsDeleteStep, DnsStep};
 use crate::drain::DrainStep;
 use crate::ignition;
 use crate::kinds::{
-    BootstrapKind, ControlPlaneKind, DeleteDevicesKind, DeleteRecordsKind, DeviceKind, DnsKind,
-    DrainKind, EtcdSecretsKind, IgnitionKind, IgnitionOutputs, KubeconfigsKind, KubeconfigsOutputs,
-    MachineKind, ManifestsKind, ManifestsOutputs, PkiKind, PkiOutputs, ReadyKind,
-    RetireMachineKind, RetireOutputs,
+    BootstrapKind, ControlPlaneKind, DeleteDevicesKind, DeleteDevicesOutputs, DeleteRecordsKind,
+    DeviceKind, DnsKind, DrainKind, EtcdSecretsKind, IgnitionKind, IgnitionOutputs,
+    KubeconfigsKind, KubeconfigsOutputs, MachineKind, ManifestsKind, ManifestsOutputs, PkiKind,
+    PkiOutputs, ReadyKind, RetireMachineKind, RetireOutputs,
 };
-use crate::packet::{DeleteDeviceStep, DeviceStep};
+use crate::provider::MachineProvider as _;
+use crate::provider::packet::PacketMachine;
 use crate::readiness::ReadinessStep;
 use crate::run_context::RunContext;
 use crate::step_name::StepName;
@@ -166,20 +167,21 @@ pub fn actions(run: RunContext) -> Actions {
             })
         }
     });
-    let actions = bind_step!(actions, DeviceKind, &run, |run, params| {
+    let actions = bind::<DeviceKind, _, _>(actions, &run, |run, ctx, params| async move {
         let mut spec = params.spec;
         spec.userdata_path = ignition::path(&run.assets, &spec.hostname);
         // The CA exists: the PKI step comes before every device.
         spec.cluster_id = assets::pki::cluster_id(&run.assets).map_err(local_error)?;
-        let (client, poller) = run.clients.machines.packet("device")?;
-        DeviceStep {
-            client: Arc::clone(client),
-            poller: Arc::clone(poller),
+        let hostname = spec.hostname.clone();
+        let machine = PacketMachine {
             spec,
-            settings: run.settings.device.clone(),
             named_first: params.named_first,
-            private_network: run.desired.settings.node_private_cidr,
-        }
+        };
+        let provided = run
+            .packet("device")?
+            .ensure(&ctx, &hostname, &machine)
+            .await?;
+        Ok(provided.into())
     });
     let actions = bind::<MachineKind, _, _>(actions, &run, |run, ctx, params| async move {
         let hostname = params.hostname;
@@ -217,14 +219,15 @@ pub fn actions(run: RunContext) -> Actions {
             machine: params.machine.name.to_string(),
         })
     });
-    let actions = bind_step!(actions, DeleteDevicesKind, &run, |run, params| {
-        let (client, poller) = run.clients.machines.packet("delete-devices")?;
-        DeleteDeviceStep {
-            client: Arc::clone(client),
-            poller: Arc::clone(poller),
+    let actions = bind::<DeleteDevicesKind, _, _>(actions, &run, |run, ctx, params| async move {
+        let deleted = run
+            .packet("delete-devices")?
+            .delete_tagged(&ctx, &params.tag)
+            .await?;
+        Ok(DeleteDevicesOutputs {
             tag: params.tag,
-            deadline: run.settings.device.provision_deadline,
-        }
+            deleted_devices: deleted,
+        })
     });
     let actions = bind_step!(actions, DnsKind, &run, |run, params| DnsStep {
         route53: run.clients.route53.clone(),

@@ -251,8 +251,8 @@ impl From<crate::provider::ProvidedMachine> for DeviceOutputs {
             hostname: machine.hostname,
             public_ipv4: Some(machine.public_ipv4.to_string()),
             private_ipv4: Some(machine.private_ipv4.to_string()),
-            reservation_id: None,
-            replaced_failed_devices: Vec::new(),
+            reservation_id: machine.reservation_id,
+            replaced_failed_devices: machine.replaced,
         }
     }
 }

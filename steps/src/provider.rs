@@ -4,23 +4,15 @@
 //! steps' and the engine's; a provider only says how a machine comes to be, goes, is listed,
 //! and what about it can change.
 //!
-//! # Packet, as the existing code does it
+//! # Packet
 //!
-//! The Packet implementation is not moved here yet; its methods would be the existing pieces
-//! of `crate::packet`:
-//!
-//! - [`MachineProvider::ensure`]: `packet::DeviceStep::run` (find the node's device by its
-//!   `loko:node=` tag in the shared `DevicePoller`'s listing, adopt it, or journal
-//!   `CREATE_INTENT` and `PacketClient::create_device`; then wait until active, replacing a
-//!   failed or stuck device a bounded number of times; the outputs `device_id`, `hostname`,
-//!   `public_ipv4`, `private_ipv4` checked against `node_private_cidr`).
-//! - [`MachineProvider::retire`]: `packet::DeleteDeviceStep::run` (the devices by tag, a
-//!   `delete device` intent each, `PacketClient::delete_device`, waiting until unlisted).
-//! - [`MachineProvider::list`]: `PacketClient::list_devices` with `packet::cluster_tag` (the
-//!   poller's listing; `drift::Drift::of_devices` compares it with the spec).
-//! - [`MachineProvider::change`]: a pool's plan changed is [`Change::Recreate`] (the device
-//!   step's `retire` then create, the tutorial's "recreate"); everything else Ignition or the
-//!   certificates hold is refused by `specs::classify` before any step.
+//! [`packet::PacketProvider`]: ensuring a node's machine finds its device by its
+//! `loko:node=` tag in the shared `DevicePoller`'s listing and adopts it, or journals
+//! `CREATE_INTENT` and creates it; then waits until it is active, replacing a failed or stuck
+//! device a bounded number of times, and checks its private address against
+//! `node_private_cidr`. Retiring deletes the devices of the node's tag and waits until they are
+//! unlisted. A changed plan (machine type) is [`Change::Recreate`]; everything else Ignition or
+//! the certificates hold is refused by `specs::classify` before any step.
 //!
 //! # Redfish
 //!
@@ -31,15 +23,18 @@
 
 use std::future::Future;
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
-use engine::{StepContext, StepError};
+use engine::{Milestone, StepContext, StepError};
 use journal::Outputs;
 
 pub mod netbooted;
+pub mod packet;
 pub mod rack;
 
-/// Where a provider journals what it is about to do, and says what it does: a step's
-/// [`StepContext`] in a run.
+/// What a provider's attempt may ask of the step it runs in: journal an intent before an
+/// effect, say what it does, and wait without holding the step's place. A step's
+/// [`StepContext`] in a run; a recorder in tests (the waiting methods' defaults just wait).
 pub trait Intents: Send + Sync {
     /// Journals the intent to perform `effect`; returns once it is durable.
     fn intent(
@@ -54,6 +49,28 @@ pub trait Intents: Send + Sync {
 
     /// A progress line for the user.
     fn progress(&self, message: String);
+
+    /// A change made to an outside resource, typed for observers that count them (`loko
+    /// bench`); said as progress where nobody counts.
+    fn milestone(&self, milestone: Milestone, message: String) {
+        let _ = milestone;
+        self.progress(message);
+    }
+
+    /// Runs `wait` (a machine provisioning, the next listing) without holding the step's
+    /// place in its class; [`StepError::Interrupted`] when the run is cancelled meanwhile.
+    fn wait<F>(&self, wait: F) -> impl Future<Output = Result<F::Output, StepError>> + Send
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        async move { Ok(wait.await) }
+    }
+
+    /// Sleeps for `duration` through [`Intents::wait`].
+    fn sleep(&self, duration: Duration) -> impl Future<Output = Result<(), StepError>> + Send {
+        self.wait(tokio::time::sleep(duration))
+    }
 }
 
 impl Intents for StepContext {
@@ -72,6 +89,22 @@ impl Intents for StepContext {
     fn progress(&self, message: String) {
         StepContext::progress(self, message);
     }
+
+    fn milestone(&self, milestone: Milestone, message: String) {
+        StepContext::milestone(self, milestone, message);
+    }
+
+    fn wait<F>(&self, wait: F) -> impl Future<Output = Result<F::Output, StepError>> + Send
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        StepContext::wait(self, wait)
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = Result<(), StepError>> + Send {
+        StepContext::sleep(self, duration)
+    }
 }
 
 /// A node's machine once it is provided: what the steps after it (DNS, SSH, the bootstrap)
@@ -85,6 +118,11 @@ pub struct ProvidedMachine {
     pub private_ipv4: Ipv4Addr,
     /// False when an earlier attempt's machine was adopted as it was.
     pub acted: bool,
+    /// The hardware reservation the machine was provisioned on (Packet's; none in a rack).
+    pub reservation_id: Option<String>,
+    /// Machines of this node that failed to come up and were deleted in this attempt
+    /// (Packet's failed devices; none in a rack).
+    pub replaced: Vec<String>,
 }
 
 /// A machine of the cluster as the provider lists it.

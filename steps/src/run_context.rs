@@ -12,6 +12,7 @@ use crate::assets::AssetDir;
 use crate::dns::Route53;
 use crate::packet::{DevicePoller, DeviceSettings, PacketClient};
 use crate::provider::netbooted::NetbootedRack;
+use crate::provider::packet::PacketProvider;
 use crate::ssh::Ssh;
 
 /// The clients every remote step uses.
@@ -118,4 +119,19 @@ pub struct RunContext {
     pub assets: AssetDir,
     pub clients: Clients,
     pub settings: RunSettings,
+}
+
+impl RunContext {
+    /// The cluster's Packet devices behind the provider seam, for a device step (`step`); a
+    /// rack's run has none (see [`Machines::packet`]).
+    pub fn packet(&self, step: &str) -> Result<PacketProvider, StepError> {
+        let (client, poller) = self.clients.machines.packet(step)?;
+        Ok(PacketProvider {
+            client: Arc::clone(client),
+            poller: Arc::clone(poller),
+            settings: self.settings.device.clone(),
+            private_network: self.desired.settings.node_private_cidr,
+            cluster: self.desired.settings.cluster_name.to_string(),
+        })
+    }
 }

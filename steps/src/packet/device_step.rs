@@ -11,10 +11,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::{Milestone, StepContext, StepError};
+use engine::{Milestone, StepError};
 use journal::Outputs;
 
-use crate::kinds::{DeleteDevicesOutputs, DeviceOutputs};
+use crate::provider::{Intents, ProvidedMachine};
 
 use super::client::PacketClient;
 use super::error::{PacketError, PacketErrorKind};
@@ -57,7 +57,7 @@ const MAX_PACED_WAIT: Duration = Duration::from_secs(300);
 /// attempt would cost the step a fresh listing before it could send again (and, in the
 /// engine's backoff, up to a poll interval more), which put the last of a thousand creates or
 /// deletes seconds behind the rate limit's own pace. The wait holds no place.
-async fn paced<T, F, Fut>(ctx: &StepContext, send: F) -> Result<T, StepError>
+async fn paced<T, F, Fut>(ctx: &impl Intents, send: F) -> Result<T, StepError>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<T, PacketError>>,
@@ -122,9 +122,11 @@ const NAMED_FIRST_POLLS: u32 = 3;
 
 impl DeviceStep {
     /// One attempt; see the module docs.
-    pub async fn run(&self, ctx: StepContext) -> Result<DeviceOutputs, StepError> {
+    pub(crate) async fn run(&self, ctx: &impl Intents) -> Result<ProvidedMachine, StepError> {
         let hostname = &self.spec.hostname;
         let mut replaced: Vec<String> = Vec::new();
+        // False while the node's device is one an earlier attempt or run made, as it was.
+        let mut acted = false;
         // The first lookup may read a listing requested since the attempt began; after a
         // replacement, only one requested after it.
         let mut since = Instant::now();
@@ -132,12 +134,13 @@ impl DeviceStep {
         // these live for minutes (5,000 in a type change), most of it waiting in one phase.
         // With every phase inline, each step's future was 3.3 KB; boxed, 2.2 KB.
         loop {
-            let found = Box::pin(self.find(&ctx, since)).await?;
+            let found = Box::pin(self.find(ctx, since)).await?;
             since = Instant::now();
             let device = match found {
                 Some(device) if device.state == DeviceState::Failed => {
-                    Box::pin(self.replace(&ctx, &device, &mut replaced, "failed provisioning"))
+                    Box::pin(self.replace(ctx, &device, &mut replaced, "failed provisioning"))
                         .await?;
+                    acted = true;
                     continue;
                 }
                 Some(device)
@@ -147,31 +150,35 @@ impl DeviceStep {
                 {
                     // The pool's type changed: delete, then create (the tutorial's "recreate",
                     // with the downtime it warns about).
-                    Box::pin(self.retire(&ctx, &device, "plan changed")).await?;
+                    Box::pin(self.retire(ctx, &device, "plan changed")).await?;
+                    acted = true;
                     continue;
                 }
                 Some(device) => {
                     ctx.progress(format!("adopted device {} ({})", device.id, device.state));
                     device
                 }
-                None => Box::pin(self.create(&ctx)).await?,
+                None => {
+                    acted = true;
+                    Box::pin(self.create(ctx)).await?
+                }
             };
             // Waiting holds no place among the packet-api steps: the shared poller makes one
             // list call for all waiting devices, so a thousand can provision at once.
-            match Box::pin(ctx.wait(self.wait_active(&ctx, &device))).await?? {
+            match Box::pin(ctx.wait(self.wait_active(ctx, &device))).await?? {
                 Waited::Active(device) => {
                     check_private_network(&device, self.private_network)?;
-                    return outputs(&device, &replaced);
+                    return provided(&device, replaced, acted);
                 }
                 Waited::Failed(device) => {
-                    Box::pin(self.replace(&ctx, &device, &mut replaced, "failed provisioning"))
+                    Box::pin(self.replace(ctx, &device, &mut replaced, "failed provisioning"))
                         .await?
                 }
                 // Hardware that has not come up in the deadline rarely does: as with a failed
                 // device, a bounded number of replacements, each journaled.
                 Waited::Stuck(device) => {
                     Box::pin(self.replace(
-                        &ctx,
+                        ctx,
                         &device,
                         &mut replaced,
                         "stuck past the provisioning deadline",
@@ -197,7 +204,7 @@ impl DeviceStep {
     /// The node's device, by tag, from the shared poller's next listing of the cluster (the
     /// devices loko creates carry both tags). More than one is a conflict loko will not guess
     /// about.
-    async fn find(&self, ctx: &StepContext, since: Instant) -> Result<Option<Device>, StepError> {
+    async fn find(&self, ctx: &impl Intents, since: Instant) -> Result<Option<Device>, StepError> {
         let tag = node_tag(&self.spec.hostname);
         let listing = listing_since(ctx, &self.poller, since).await?;
         let mut found: Vec<Device> = listing
@@ -217,7 +224,7 @@ impl DeviceStep {
         Ok(found.pop())
     }
 
-    async fn create(&self, ctx: &StepContext) -> Result<Device, StepError> {
+    async fn create(&self, ctx: &impl Intents) -> Result<Device, StepError> {
         let spec = &self.spec;
         let userdata = std::fs::read_to_string(&spec.userdata_path).map_err(|e| {
             StepError::permanent(format!(
@@ -286,7 +293,7 @@ impl DeviceStep {
     /// Deletes a failed device (journaled) so that the loop creates its replacement.
     async fn replace(
         &self,
-        ctx: &StepContext,
+        ctx: &impl Intents,
         device: &Device,
         replaced: &mut Vec<String>,
         why: &str,
@@ -304,7 +311,12 @@ impl DeviceStep {
     /// lists it, so that its replacement never coexists with it under the same tag. The wait
     /// reads the shared poller and holds no place: a pool's type change deletes all its
     /// devices at once.
-    async fn retire(&self, ctx: &StepContext, device: &Device, why: &str) -> Result<(), StepError> {
+    async fn retire(
+        &self,
+        ctx: &impl Intents,
+        device: &Device,
+        why: &str,
+    ) -> Result<(), StepError> {
         let mut detail = Outputs::new()
             .with("device_id", &device.id)?
             .with("reason", why)?;
@@ -334,7 +346,7 @@ impl DeviceStep {
         }
     }
 
-    async fn wait_active(&self, ctx: &StepContext, device: &Device) -> Result<Waited, StepError> {
+    async fn wait_active(&self, ctx: &impl Intents, device: &Device) -> Result<Waited, StepError> {
         let hostname = &self.spec.hostname;
         let deadline = Instant::now() + self.settings.provision_deadline;
         let since = Instant::now();
@@ -407,7 +419,7 @@ impl DeviceStep {
 /// [`DevicePoller::listing_since`]), waited for without a place (it is no call of the step's
 /// own) and given up on when the run is cancelled.
 async fn listing_since(
-    ctx: &StepContext,
+    ctx: &impl Intents,
     poller: &DevicePoller,
     since: Instant,
 ) -> Result<Arc<Listing>, StepError> {
@@ -476,14 +488,28 @@ fn note_replacement(
     Ok(())
 }
 
-fn outputs(device: &Device, replaced: &[String]) -> Result<DeviceOutputs, StepError> {
-    Ok(DeviceOutputs {
-        device_id: device.id.clone(),
+/// The node's active device as the provider seam hands it to the steps after it. An active
+/// device has both addresses ([`settled`] waits for them).
+fn provided(
+    device: &Device,
+    replaced: Vec<String>,
+    acted: bool,
+) -> Result<ProvidedMachine, StepError> {
+    let (Some(public_ipv4), Some(private_ipv4)) = (device.public_ipv4(), device.private_ipv4())
+    else {
+        return Err(StepError::retryable(format!(
+            "device {} is active without its addresses",
+            device.id
+        )));
+    };
+    Ok(ProvidedMachine {
+        id: device.id.clone(),
         hostname: device.hostname.clone(),
-        public_ipv4: device.public_ipv4().map(|ip| ip.to_string()),
-        private_ipv4: device.private_ipv4().map(|ip| ip.to_string()),
+        public_ipv4,
+        private_ipv4,
+        acted,
         reservation_id: device.reservation_id().map(str::to_owned),
-        replaced_failed_devices: replaced.to_vec(),
+        replaced,
     })
 }
 
@@ -502,8 +528,8 @@ pub struct DeleteDeviceStep {
 }
 
 impl DeleteDeviceStep {
-    /// One attempt.
-    pub async fn run(&self, ctx: StepContext) -> Result<DeleteDevicesOutputs, StepError> {
+    /// One attempt: the ids of the devices it deleted.
+    pub(crate) async fn run(&self, ctx: &impl Intents) -> Result<Vec<String>, StepError> {
         let tag = &self.tag;
         let start = Instant::now();
         let mut deleted: Vec<String> = Vec::new();
@@ -511,7 +537,7 @@ impl DeleteDeviceStep {
         // be requested after the deletes it checks.
         let mut since = start;
         loop {
-            let listing = listing_since(&ctx, &self.poller, since).await?;
+            let listing = listing_since(ctx, &self.poller, since).await?;
             let mut remaining = 0;
             for device in listing.devices.values().filter(|d| d.has_tag(tag)) {
                 remaining += 1;
@@ -523,7 +549,7 @@ impl DeleteDeviceStep {
                     Outputs::new().with("device_id", &device.id)?,
                 )
                 .await?;
-                paced(&ctx, || self.client.delete_device(&device.id)).await?;
+                paced(ctx, || self.client.delete_device(&device.id)).await?;
                 ctx.milestone(
                     Milestone::delete_sent(DEVICE),
                     format!("deleting device {} ({})", device.id, device.hostname),
@@ -531,10 +557,7 @@ impl DeleteDeviceStep {
                 deleted.push(device.id.clone());
             }
             if remaining == 0 {
-                return Ok(DeleteDevicesOutputs {
-                    tag: tag.clone(),
-                    deleted_devices: deleted,
-                });
+                return Ok(deleted);
             }
             since = Instant::now();
             if start.elapsed() >= self.deadline {

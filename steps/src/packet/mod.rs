@@ -11,7 +11,8 @@ pub use client::{
     CallCounts, ClientSetupError, DEFAULT_BASE_URL, MissingToken, PacketClient, TOKEN_ENV,
     Timeouts, Token,
 };
-pub use device_step::{CREATE_INTENT, DeleteDeviceStep, DeviceSettings, DeviceStep, step_error};
+pub use device_step::{CREATE_INTENT, DeviceSettings, step_error};
+pub(crate) use device_step::{DeleteDeviceStep, DeviceStep};
 pub use error::{PacketError, PacketErrorKind};
 pub use model::{CreateDevice, Device, DeviceState, HardwareReservation, IpAssignment, Reference};
 pub use poller::{DevicePoller, Listing, PollPace, Subscription};

@@ -246,6 +246,8 @@ fn provided(hostname: &str, machine: &specs::Machine, acted: bool) -> ProvidedMa
         public_ipv4: machine.public_ipv4,
         private_ipv4: machine.private_ipv4,
         acted,
+        reservation_id: None,
+        replaced: Vec::new(),
     }
 }
 

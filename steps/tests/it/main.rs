@@ -18,6 +18,7 @@ mod pki_golden;
 mod pki_openssl;
 mod pki_support;
 mod poller;
+mod provider_packet;
 mod provider_rack;
 mod rack_boot;
 mod rack_changes;
