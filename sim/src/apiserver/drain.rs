@@ -56,7 +56,7 @@ pub(super) async fn patch_node(
     if let Some(on) = unschedulable {
         // Pods are bound when first derived: derive them before the cordon, so the pods the
         // scheduler bound while the node took pods stay bound to it (a cordon moves none).
-        current_pods(&state);
+        current_pods(&state, Some(&name));
         let mut changes = state.store.node_changes();
         changes.set_cordoned(&kubelet, on);
         drop(changes);
@@ -95,7 +95,7 @@ pub(super) async fn get_pod(
     State(state): State<Arc<ApiState>>,
     UrlPath((namespace, name)): UrlPath<(String, String)>,
 ) -> Response {
-    match find_pod(current_pods(&state), &namespace, &name) {
+    match find_pod(current_pods(&state, None), &namespace, &name) {
         Some(pod) => json_response(StatusCode::OK, pod),
         None => json_response(
             StatusCode::NOT_FOUND,
@@ -116,7 +116,7 @@ pub(super) async fn evict_pod(
     axum::Extension(caller): axum::Extension<Caller>,
     UrlPath((namespace, name)): UrlPath<(String, String)>,
 ) -> Response {
-    let pods = current_pods(&state);
+    let pods = current_pods(&state, None);
     let Some(pod) = find_pod(pods.clone(), &namespace, &name) else {
         return json_response(
             StatusCode::NOT_FOUND,

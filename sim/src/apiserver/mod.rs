@@ -401,10 +401,9 @@ fn pods_response(
             .find_map(|f| f.strip_prefix("spec.nodeName="))
     });
     let now = Utc::now();
-    let pods: Vec<Value> = current_pods(state)
+    let pods: Vec<Value> = current_pods(state, on_node)
         .into_iter()
         .filter(|pod| namespace.is_none_or(|ns| pod["metadata"]["namespace"] == ns))
-        .filter(|pod| on_node.is_none_or(|node| pod["spec"]["nodeName"] == node))
         .filter(|pod| {
             let labels: BTreeMap<String, String> = pod["metadata"]["labels"]
                 .as_object()

@@ -35,8 +35,14 @@ struct Node<'a> {
     taints: Vec<Taint>,
 }
 
-/// The pods of `cluster` on the registered `kubelets`, as the apiserver lists them at `now`.
-pub(super) fn pods(cluster: &Cluster<'_>, now: DateTime<Utc>) -> Vec<Value> {
+/// The pods of `cluster` on the registered `kubelets`, as the apiserver lists them at `now`;
+/// with `on`, only those bound to that node (a drain's `fieldSelector`). Every Deployment's
+/// pods are placed either way, as placing binds them; only the pods asked for are built, so
+/// that a thousand drains do not build a thousand clusters' pods each.
+pub(super) fn pods(cluster: &Cluster<'_>, now: DateTime<Utc>, on: Option<&str>) -> Vec<Value> {
+    let wanted = |node: Option<&Node<'_>>| {
+        on.is_none_or(|name| node.is_some_and(|n| n.kubelet.node_name == name))
+    };
     let ready = cluster.network_problem.is_none();
     let nodes: Vec<Node<'_>> = cluster
         .kubelets
@@ -64,7 +70,7 @@ pub(super) fn pods(cluster: &Cluster<'_>, now: DateTime<Utc>) -> Vec<Value> {
             Some("DaemonSet") => {
                 let mut tolerations = tolerations(owner.template);
                 tolerations.extend(daemon_tolerations(owner.template));
-                for node in &nodes {
+                for node in nodes.iter().filter(|n| wanted(Some(n))) {
                     if untolerated(node, &tolerations).is_none() && selected(node, owner.template) {
                         pods.push(owner.pod(cluster, Some(node), 0, now));
                     }
@@ -86,6 +92,9 @@ pub(super) fn pods(cluster: &Cluster<'_>, now: DateTime<Utc>) -> Vec<Value> {
                 });
                 let replicas = object["spec"]["replicas"].as_u64().unwrap_or(1);
                 for (replica, node) in place(cluster.changes, &owner, &fit, replicas) {
+                    if !wanted(node) {
+                        continue;
+                    }
                     let mut pod = owner.pod(cluster, node, replica, now);
                     if node.is_none() {
                         unschedulable(&mut pod, &nodes, &tolerations, owner.template);

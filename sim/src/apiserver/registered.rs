@@ -32,8 +32,8 @@ pub(super) fn node_with_changes(
     node
 }
 
-/// Every pod the cluster runs now.
-pub(super) fn current_pods(state: &ApiState) -> Vec<Value> {
+/// Every pod the cluster runs now; with `on`, those bound to that node.
+pub(super) fn current_pods(state: &ApiState, on: Option<&str>) -> Vec<Value> {
     let derived = state.store.derived();
     let kubelets = ready_kubelets(state);
     let changes = state.store.node_changes();
@@ -45,7 +45,7 @@ pub(super) fn current_pods(state: &ApiState) -> Vec<Value> {
         kubelets: &kubelets,
         changes: &changes,
     };
-    pods::pods(&cluster, Utc::now())
+    pods::pods(&cluster, Utc::now(), on)
 }
 
 /// The kubelets that registered their Node: configured for this cluster, and allowed to, and
