@@ -48,14 +48,9 @@ impl ClusterIdentity {
     /// True when both name the same cluster: same name, zone, project and API address (the
     /// random id is the journal's, a spec has none).
     pub fn same_cluster(&self, other: &ClusterIdentity) -> bool {
-        let key = |c: &ClusterIdentity| {
-            (
-                c.name.clone(),
-                c.zone.clone(),
-                c.project.clone(),
-                c.api_address.clone(),
-            )
-        };
+        fn key(c: &ClusterIdentity) -> (&str, &str, &str, Option<&str>) {
+            (&c.name, &c.zone, &c.project, c.api_address.as_deref())
+        }
         key(self) == key(other)
     }
 
